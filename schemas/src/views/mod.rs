@@ -1,0 +1,7 @@
+//! Read-model DTOs: what projectors write and the query API serves.
+
+mod consistency;
+mod tracking;
+
+pub use consistency::ConsistencyToken;
+pub use tracking::{TimelineEntry, TrackingLine, TrackingStatus, TrackingTotals, TrackingView};
