@@ -1,0 +1,37 @@
+//! Waybill's projectors: the middle box of ARCHITECTURE.md's diagram. They consume the events
+//! the outbox relay publishes to JetStream and keep the read models the query API serves.
+//!
+//! [`runtime`] is the consumer runtime, written once: a durable pull consumer per view, batched
+//! idempotent and gap-filling apply, ack after the view write, dead letters, lag metrics.
+//! [`views`] holds the read models (today: [`views::tracking`], in Redis), each plugged into the
+//! runtime through [`runtime::View`]. [`rebuild`] replays the event log into a fresh copy of a
+//! view and swaps it in.
+
+pub mod rebuild;
+pub mod runtime;
+pub mod views;
+
+#[cfg(test)]
+mod testing;
+
+use std::future::Future;
+
+use async_nats::jetstream;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+pub use rebuild::{rebuild_tracking, RebuildError, RebuildReport};
+pub use runtime::{run_projector, ProjectorConfig, View};
+pub use views::tracking::{TrackingProjection, TrackingStore};
+
+/// Runs the tracking projector (durable consumer `tracking`) until `shutdown` completes.
+pub async fn run_tracking_projector(
+    config: ProjectorConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    redis: ConnectionManager,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let view = TrackingProjection::new(TrackingStore::new(redis, config.redis_prefix.clone()));
+    run_projector(config, pool, js, view, shutdown).await
+}

@@ -1,0 +1,414 @@
+//! One fetched batch through one view: group by stream, load, apply in version order with gap
+//! filling, compare-and-set write, then ack (or retry / dead-letter what failed).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use async_nats::jetstream::{self, AckKind};
+use chrono::{DateTime, Utc};
+use waybill_schemas::EventEnvelope;
+use waybill_write_side::event_store::{EventStore, EventStoreError};
+use waybill_write_side::trace_context::{set_parent_from_traceparent, TRACEPARENT};
+
+use super::{backoff, dead_letter, ProjectorConfig, View, ViewWrite};
+
+/// Compare-and-set rounds before a stream's messages are handed back for redelivery.
+const CAS_ROUNDS: usize = 3;
+
+pub(crate) struct Processor<V: View> {
+    pub view: V,
+    pub events: EventStore,
+    pub js: jetstream::Context,
+    pub config: ProjectorConfig,
+}
+
+/// What happens to one message once the batch is settled.
+#[derive(Debug, Clone)]
+enum Fate {
+    /// Applied (and written) or a duplicate: acknowledge.
+    Ack,
+    /// Could not be applied: redeliver later, or dead-letter after the last attempt.
+    Fail(String),
+}
+
+/// Failures of the view's store or the event store: retried in process, never poison.
+#[derive(Debug, thiserror::Error)]
+enum Outage<E: std::error::Error> {
+    #[error("view store: {0}")]
+    View(E),
+    #[error("event store: {0}")]
+    Events(#[from] EventStoreError),
+}
+
+#[derive(Default)]
+struct Counts {
+    applied: u64,
+    duplicates: u64,
+    gaps_filled: u64,
+    newest_recorded: Option<DateTime<Utc>>,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.gaps_filled += other.gaps_filled;
+        self.newest_recorded = self.newest_recorded.max(other.newest_recorded);
+    }
+}
+
+/// One stream's outcome within a round.
+struct StreamPlan<S> {
+    write: Option<ViewWrite<S>>,
+    fates: Vec<(usize, Fate)>,
+    counts: Counts,
+}
+
+impl<V: View> Processor<V> {
+    /// Settles every message of the batch. Returns `true` if `shutdown` fired while the view or
+    /// event store was unavailable (the unsettled messages are then redelivered later).
+    pub async fn process<S>(&self, messages: Vec<jetstream::Message>, shutdown: &mut S) -> bool
+    where
+        S: Future<Output = ()> + Unpin,
+    {
+        let mut fates: Vec<Option<Fate>> = vec![None; messages.len()];
+        let mut envelopes: Vec<Option<EventEnvelope>> = Vec::with_capacity(messages.len());
+        let mut by_stream: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, message) in messages.iter().enumerate() {
+            match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+                Ok(envelope) => {
+                    if self.view.handles(&envelope.stream_id) {
+                        by_stream
+                            .entry(envelope.stream_id.clone())
+                            .or_default()
+                            .push(i);
+                    } else {
+                        fates[i] = Some(Fate::Ack);
+                    }
+                    envelopes.push(Some(envelope));
+                }
+                Err(err) => {
+                    fates[i] = Some(Fate::Fail(format!("not an event envelope: {err}")));
+                    envelopes.push(None);
+                }
+            }
+        }
+        for indexes in by_stream.values_mut() {
+            indexes.sort_by_key(|&i| envelopes[i].as_ref().map_or(0, |e| e.stream_version));
+        }
+
+        let mut totals = Counts::default();
+        let mut pending: Vec<String> = by_stream.keys().cloned().collect();
+        let mut rounds = 0;
+        let mut outages: u32 = 0;
+        while !pending.is_empty() {
+            if rounds == CAS_ROUNDS {
+                for stream in &pending {
+                    for &i in &by_stream[stream] {
+                        fates[i] = Some(Fate::Fail(format!("{stream} kept changing under us")));
+                    }
+                }
+                metrics::counter!("waybill_projector_conflicts_total", "view" => self.view.name().to_owned())
+                    .increment(pending.len() as u64);
+                break;
+            }
+            match self
+                .round(&pending, &by_stream, &envelopes, &messages)
+                .await
+            {
+                Ok((settled, conflicted, counts)) => {
+                    for (i, fate) in settled {
+                        fates[i] = Some(fate);
+                    }
+                    totals.add(&counts);
+                    pending = conflicted;
+                    rounds += 1;
+                    outages = 0;
+                }
+                Err(err) => {
+                    outages += 1;
+                    tracing::warn!(view = self.view.name(), error = %err, "view update postponed");
+                    for stream in &pending {
+                        for &i in &by_stream[stream] {
+                            // Keeps the server from redelivering while we wait.
+                            let _ = messages[i].ack_with(AckKind::Progress).await;
+                        }
+                    }
+                    tokio::select! {
+                        () = &mut *shutdown => return true,
+                        () = tokio::time::sleep(backoff(outages)) => {}
+                    }
+                }
+            }
+        }
+
+        for (message, fate) in messages.iter().zip(fates) {
+            match fate.unwrap_or(Fate::Fail("not settled".to_owned())) {
+                Fate::Ack => {
+                    if let Err(err) = message.ack().await {
+                        tracing::warn!(view = self.view.name(), error = %err, "ack failed");
+                    }
+                }
+                Fate::Fail(reason) => self.fail(message, &reason).await,
+            }
+        }
+        self.record(&totals);
+        false
+    }
+
+    /// Loads, plans and writes the pending streams once. Returns the settled messages, the
+    /// streams whose compare-and-set lost (to plan again), and what was done.
+    #[allow(clippy::type_complexity)]
+    async fn round(
+        &self,
+        pending: &[String],
+        by_stream: &BTreeMap<String, Vec<usize>>,
+        envelopes: &[Option<EventEnvelope>],
+        messages: &[jetstream::Message],
+    ) -> Result<(Vec<(usize, Fate)>, Vec<String>, Counts), Outage<V::Error>> {
+        let states = self.view.load(pending).await.map_err(Outage::View)?;
+        let mut plans = Vec::with_capacity(pending.len());
+        for (stream_id, state) in pending.iter().zip(states) {
+            plans.push(
+                self.plan_stream(stream_id, state, &by_stream[stream_id], envelopes, messages)
+                    .await?,
+            );
+        }
+
+        let mut settled = Vec::new();
+        let mut counts = Counts::default();
+        let mut writes = Vec::new();
+        let mut written_plans = Vec::new();
+        for plan in plans {
+            match plan.write {
+                Some(write) => {
+                    writes.push(write);
+                    written_plans.push((plan.fates, plan.counts));
+                }
+                None => {
+                    counts.add(&plan.counts);
+                    settled.extend(plan.fates);
+                }
+            }
+        }
+        let stream_ids: Vec<String> = writes.iter().map(|w| w.stream_id.clone()).collect();
+        let results = if writes.is_empty() {
+            Vec::new()
+        } else {
+            self.view.store(writes).await.map_err(Outage::View)?
+        };
+        let mut conflicted = Vec::new();
+        for ((stream_id, (fates, plan_counts)), written) in
+            stream_ids.into_iter().zip(written_plans).zip(results)
+        {
+            if written {
+                counts.add(&plan_counts);
+                settled.extend(fates);
+            } else {
+                conflicted.push(stream_id);
+            }
+        }
+        Ok((settled, conflicted, counts))
+    }
+
+    /// Applies one stream's messages, in version order, to its current state.
+    async fn plan_stream(
+        &self,
+        stream_id: &str,
+        state: Option<V::State>,
+        indexes: &[usize],
+        envelopes: &[Option<EventEnvelope>],
+        messages: &[jetstream::Message],
+    ) -> Result<StreamPlan<V::State>, Outage<V::Error>> {
+        let original = state.as_ref().map_or(0, V::version_of);
+        let mut state = state;
+        let mut last = original;
+        let mut fates = Vec::with_capacity(indexes.len());
+        let mut counts = Counts::default();
+        let mut blocked: Option<String> = None;
+
+        for &i in indexes {
+            let Some(event) = envelopes[i].as_ref() else {
+                continue;
+            };
+            if let Some(reason) = &blocked {
+                fates.push((i, Fate::Fail(format!("behind a failed event: {reason}"))));
+                continue;
+            }
+            let version = event.stream_version;
+            if version <= last {
+                counts.duplicates += 1;
+                fates.push((i, Fate::Ack));
+                continue;
+            }
+            if version > last + 1 {
+                match self
+                    .fill_gap(stream_id, last, version, state.as_ref())
+                    .await?
+                {
+                    Ok((filled, filled_count)) => {
+                        state = Some(filled);
+                        last = version - 1;
+                        counts.gaps_filled += filled_count;
+                    }
+                    Err(reason) => {
+                        fates.push((i, Fate::Fail(reason.clone())));
+                        blocked = Some(reason);
+                        continue;
+                    }
+                }
+            }
+            let traceparent = messages[i]
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(TRACEPARENT))
+                .map(|v| v.as_str());
+            match self.apply_one(state.as_ref(), event, traceparent) {
+                Ok(next) => {
+                    state = Some(next);
+                    last = version;
+                    counts.applied += 1;
+                    counts.newest_recorded = counts.newest_recorded.max(Some(event.recorded_at));
+                    fates.push((i, Fate::Ack));
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    fates.push((i, Fate::Fail(reason.clone())));
+                    blocked = Some(reason);
+                }
+            }
+        }
+
+        let write = match state {
+            Some(state) if last > original => Some(ViewWrite {
+                stream_id: stream_id.to_owned(),
+                expected_version: original,
+                state,
+            }),
+            _ => None,
+        };
+        Ok(StreamPlan {
+            write,
+            fates,
+            counts,
+        })
+    }
+
+    /// Reads versions `last + 1 .. version - 1` from the event store and applies them. The inner
+    /// `Err` is a reason to retry the message later (the events are missing or do not apply).
+    async fn fill_gap(
+        &self,
+        stream_id: &str,
+        last: i64,
+        version: i64,
+        state: Option<&V::State>,
+    ) -> Result<Result<(V::State, u64), String>, Outage<V::Error>> {
+        let missing = self
+            .events
+            .read_stream(stream_id, last + 1, Some(version - 1))
+            .await?;
+        let contiguous = missing
+            .iter()
+            .zip(last + 1..)
+            .all(|(e, expected)| e.stream_version == expected);
+        if !contiguous || missing.len() as i64 != version - 1 - last {
+            return Ok(Err(format!(
+                "versions {}..={} of {stream_id} are not in the event store",
+                last + 1,
+                version - 1
+            )));
+        }
+        let mut current: Option<V::State> = state.cloned();
+        for event in &missing {
+            match self.apply_one(current.as_ref(), event, event.traceparent.as_deref()) {
+                Ok(next) => current = Some(next),
+                Err(err) => {
+                    return Ok(Err(format!(
+                        "{stream_id} v{} from the event store does not apply: {err}",
+                        event.stream_version
+                    )))
+                }
+            }
+        }
+        match current {
+            Some(filled) => Ok(Ok((filled, missing.len() as u64))),
+            None => Ok(Err(format!("{stream_id}: nothing to fill"))),
+        }
+    }
+
+    /// Applies one event inside its `projector.apply` span, continuing the event's trace.
+    fn apply_one(
+        &self,
+        state: Option<&V::State>,
+        event: &EventEnvelope,
+        traceparent: Option<&str>,
+    ) -> Result<V::State, V::Error> {
+        let span = tracing::info_span!(
+            "projector.apply",
+            view = self.view.name(),
+            order_id = %event.stream_id,
+            event_type = %event.event_type,
+            stream_version = event.stream_version,
+        );
+        if let Some(parent) = traceparent {
+            set_parent_from_traceparent(&span, parent);
+        }
+        let _entered = span.enter();
+        self.view.apply(state, event)
+    }
+
+    /// Redelivers later, or after the last attempt dead-letters and terminates the message.
+    async fn fail(&self, message: &jetstream::Message, reason: &str) {
+        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        if delivered < self.config.max_deliver {
+            tracing::debug!(view = self.view.name(), delivered, reason, "will retry");
+            metrics::counter!("waybill_projector_retries_total", "view" => self.view.name().to_owned())
+                .increment(1);
+            let factor = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
+            let delay = self.config.retry_delay.saturating_mul(factor);
+            if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                tracing::warn!(view = self.view.name(), error = %err, "nak failed");
+            }
+            return;
+        }
+        let subject = waybill_schemas::subject::dead_letter_subject(
+            &self.config.subject_root,
+            self.view.name(),
+        );
+        match dead_letter::publish(&self.js, &subject, message, reason, delivered).await {
+            Ok(()) => {
+                tracing::warn!(
+                    view = self.view.name(),
+                    subject,
+                    reason,
+                    "event dead-lettered"
+                );
+                metrics::counter!("waybill_projector_dead_lettered_total", "view" => self.view.name().to_owned())
+                    .increment(1);
+            }
+            Err(err) => tracing::error!(
+                view = self.view.name(),
+                error = %err,
+                reason,
+                "event could not be dead-lettered; it stays in the event log for a rebuild"
+            ),
+        }
+        if let Err(err) = message.ack_with(AckKind::Term).await {
+            tracing::warn!(view = self.view.name(), error = %err, "term failed");
+        }
+    }
+
+    fn record(&self, counts: &Counts) {
+        let view = self.view.name().to_owned();
+        metrics::counter!("waybill_projector_applied_total", "view" => view.clone())
+            .increment(counts.applied);
+        metrics::counter!("waybill_projector_duplicates_total", "view" => view.clone())
+            .increment(counts.duplicates);
+        metrics::counter!("waybill_projector_gaps_filled_total", "view" => view.clone())
+            .increment(counts.gaps_filled);
+        if let Some(recorded) = counts.newest_recorded {
+            let lag = (Utc::now() - recorded).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!("waybill_projector_lag_seconds", "view" => view).set(lag);
+        }
+    }
+}

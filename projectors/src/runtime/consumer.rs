@@ -1,0 +1,73 @@
+//! The JetStream side of a projector: its durable pull consumer and the dead-letter stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use waybill_schemas::subject::{dead_letter_subject, stream_subjects};
+
+use super::{ProjectorConfig, RuntimeError};
+
+/// How long dead letters are kept.
+const DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// `<stream>_DLQ`: the stream that keeps a root's dead letters.
+pub fn dead_letter_stream_name(stream_name: &str) -> String {
+    format!("{stream_name}_DLQ")
+}
+
+/// Creates the dead-letter stream for `root` (subjects `waybill.dlq.<root>.>`) unless it exists.
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    subject_root: &str,
+    stream_name: &str,
+) -> Result<stream::Stream, RuntimeError> {
+    let name = dead_letter_stream_name(stream_name);
+    js.get_or_create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![dead_letter_subject(subject_root, ">")],
+        max_age: DEAD_LETTER_MAX_AGE,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|err| RuntimeError::Stream {
+        stream: name,
+        detail: err.to_string(),
+    })
+}
+
+/// The view's durable pull consumer on the event stream (created if absent): explicit acks,
+/// `max_deliver` attempts, one subject filter (multi-filter is ignored by nats-server 2.9).
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    config: &ProjectorConfig,
+    view: &str,
+) -> Result<consumer::PullConsumer, RuntimeError> {
+    let stream = js
+        .get_stream(&config.stream_name)
+        .await
+        .map_err(|err| RuntimeError::Stream {
+            stream: config.stream_name.clone(),
+            detail: err.to_string(),
+        })?;
+    stream
+        .get_or_create_consumer(
+            view,
+            consumer::pull::Config {
+                durable_name: Some(view.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_deliver: config.max_deliver,
+                filter_subject: stream_subjects(&config.subject_root),
+                max_ack_pending: i64::try_from(config.batch.saturating_mul(4)).unwrap_or(2_000),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| RuntimeError::Consumer {
+            stream: config.stream_name.clone(),
+            consumer: view.to_owned(),
+            detail: err.to_string(),
+        })
+}

@@ -1,0 +1,230 @@
+//! The consumer runtime, written once for every view: a durable pull consumer per view
+//! (explicit ack), batches of up to `batch` messages, idempotent and gap-filling apply, acks only
+//! after the view write succeeded, dead-lettering after `max_deliver` attempts, and lag metrics.
+//!
+//! Per fetched batch: messages are grouped by stream, the views' current states are read with one
+//! call, each stream's events are applied in version order (`version <= last` is a duplicate
+//! and is dropped, `last + 1` is applied, anything further first pulls the missing versions from
+//! the event store), the new states are written with one compare-and-set call, and only then
+//! are the messages acknowledged. A view that cannot be written (store down) is retried in
+//! process, keeping its messages in progress, so outages do not burn delivery attempts.
+
+mod batch;
+mod consumer;
+mod dead_letter;
+mod lag;
+
+pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_stream};
+pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use sqlx::PgPool;
+use waybill_schemas::EventEnvelope;
+use waybill_write_side::event_store::EventStore;
+
+/// Where a projector reads from and how patiently.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// JetStream stream name (`ORDERS`).
+    pub stream_name: String,
+    /// Subject root; the consumer filters `<root>.v1.>` and dead letters go to
+    /// `waybill.dlq.<root>.<view>`.
+    pub subject_root: String,
+    /// Redis key prefix (`waybill`).
+    pub redis_prefix: String,
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_deliver: i64,
+    /// Messages per fetch.
+    pub batch: usize,
+    /// How long one pull request waits for messages before the next is sent.
+    pub fetch_expiry: Duration,
+    /// Redelivery after no ack for this long (a crashed projector's messages come back).
+    pub ack_wait: Duration,
+    /// A failed message is redelivered after `retry_delay × delivery count`.
+    pub retry_delay: Duration,
+    /// How often consumer lag is read from the server.
+    pub lag_interval: Duration,
+    /// Events per page when a rebuild reads the whole log.
+    pub rebuild_page: i64,
+}
+
+impl ProjectorConfig {
+    pub fn new(
+        stream_name: impl Into<String>,
+        subject_root: impl Into<String>,
+        redis_prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            stream_name: stream_name.into(),
+            subject_root: subject_root.into(),
+            redis_prefix: redis_prefix.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: waybill_schemas::subject::STREAM.to_owned(),
+            subject_root: waybill_schemas::subject::DEFAULT_ROOT.to_owned(),
+            redis_prefix: "waybill".to_owned(),
+            max_deliver: 5,
+            batch: 500,
+            fetch_expiry: Duration::from_secs(1),
+            ack_wait: Duration::from_secs(30),
+            retry_delay: Duration::from_millis(500),
+            lag_interval: Duration::from_secs(1),
+            rebuild_page: 1_000,
+        }
+    }
+}
+
+/// A state that must be written only if its stored version is still `expected_version`.
+#[derive(Debug, Clone)]
+pub struct ViewWrite<S> {
+    pub stream_id: String,
+    pub expected_version: i64,
+    pub state: S,
+}
+
+/// A read model the runtime feeds. `load` and `store` do the I/O for a whole batch at once;
+/// `apply` is pure.
+pub trait View: Send + Sync + 'static {
+    /// One stream's state in this view.
+    type State: Clone + Send + Sync + 'static;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Consumer durable name, dead-letter subject suffix and metric label.
+    fn name(&self) -> &str;
+    /// Whether this view cares about the stream; other streams' events are acked and skipped.
+    fn handles(&self, stream_id: &str) -> bool;
+    /// The last stream version applied to `state`.
+    fn version_of(state: &Self::State) -> i64;
+    /// Current states of these streams, in the same order (`None`: nothing applied yet).
+    fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Self::State>>, Self::Error>> + Send;
+    /// The state after `event`, which is exactly the next version of its stream. An error makes
+    /// the event poison: it is retried and then dead-lettered.
+    fn apply(
+        &self,
+        state: Option<&Self::State>,
+        event: &EventEnvelope,
+    ) -> Result<Self::State, Self::Error>;
+    /// Compare-and-set writes; `true` per write that happened, `false` where the stored version
+    /// was no longer the expected one.
+    fn store(
+        &self,
+        writes: Vec<ViewWrite<Self::State>>,
+    ) -> impl Future<Output = Result<Vec<bool>, Self::Error>> + Send;
+}
+
+/// Why a projector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("JetStream stream {stream} is not available: {detail}")]
+    Stream { stream: String, detail: String },
+    #[error("consumer {consumer} on {stream} cannot be created: {detail}")]
+    Consumer {
+        stream: String,
+        consumer: String,
+        detail: String,
+    },
+}
+
+/// Runs `view`'s projector until `shutdown` completes. A batch in progress is finished first.
+/// The stream must exist (the relay creates it); until it does the projector waits.
+pub async fn run_projector<V: View>(
+    config: ProjectorConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    view: V,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let view_name = view.name().to_owned();
+
+    let consumer = loop {
+        let ready = async {
+            ensure_dead_letter_stream(&js, &config.subject_root, &config.stream_name).await?;
+            ensure_consumer(&js, &config, &view_name).await
+        };
+        match ready.await {
+            Ok(consumer) => break consumer,
+            Err(err) => tracing::warn!(view = %view_name, error = %err, "projector waiting"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    };
+
+    let lag = tokio::spawn(lag::report_lag(
+        consumer.clone(),
+        view_name.clone(),
+        config.lag_interval,
+    ));
+    let processor = batch::Processor {
+        view,
+        events: EventStore::new(pool),
+        js: js.clone(),
+        config: config.clone(),
+    };
+
+    let mut failures: u32 = 0;
+    'fetching: loop {
+        let messages = match consumer
+            .batch()
+            .max_messages(config.batch)
+            .expires(config.fetch_expiry)
+            .messages()
+            .await
+        {
+            Ok(messages) => messages,
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(view = %view_name, error = %err, "fetch failed");
+                tokio::select! {
+                    () = &mut shutdown => break 'fetching,
+                    () = tokio::time::sleep(backoff(failures)) => continue 'fetching,
+                }
+            }
+        };
+        failures = 0;
+        // Whatever has arrived is processed at once; the rest of the pull keeps coming.
+        let mut chunks = messages.ready_chunks(config.batch);
+        loop {
+            let chunk = tokio::select! {
+                () = &mut shutdown => break 'fetching,
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut received = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(message) => received.push(message),
+                    // Missed heartbeats, leader elections: the next pull recovers.
+                    Err(err) => tracing::debug!(view = %view_name, error = %err, "pull error"),
+                }
+            }
+            if !received.is_empty() && processor.process(received, &mut shutdown).await {
+                break 'fetching;
+            }
+        }
+    }
+    lag.abort();
+    tracing::info!(view = %view_name, "projector stopped");
+    Ok(())
+}
+
+/// 100 ms doubling to 5 s.
+pub(crate) fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100 * (1u64 << exp)).min(Duration::from_secs(5))
+}

@@ -1,0 +1,6 @@
+//! The read models. Each view has the same rooms: `mod.rs` (what it stores where, its error),
+//! `apply.rs` (pure: how an event changes it), `store.rs` (reading and compare-and-set writing
+//! its store) and `tests.rs` (against the real store). The consumer runtime in
+//! [`crate::runtime`] feeds every view through the [`crate::runtime::View`] trait.
+
+pub mod tracking;

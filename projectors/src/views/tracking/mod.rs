@@ -1,0 +1,112 @@
+//! The customer tracking view: one Redis hash per order at `<prefix>:tracking:<order uuid>` with
+//! the fields `version` (the last stream version applied) and `view` (the
+//! [`waybill_schemas::views::TrackingView`] JSON). The query API reads it; only this projector
+//! writes it, through a compare-and-set script so a stale or duplicate write never regresses it.
+
+mod apply;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use apply::apply;
+pub use store::{TrackingStore, TrackingWrite};
+
+use std::future::Future;
+
+use waybill_schemas::events::DecodeError;
+use waybill_schemas::views::TrackingView;
+use waybill_schemas::{EventEnvelope, OrderId};
+
+use crate::runtime::{View, ViewWrite};
+
+/// The durable consumer and dead-letter name of this view.
+pub const VIEW_NAME: &str = "tracking";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    #[error("event {event_type} v{version} of {stream_id} cannot be decoded: {source}")]
+    Decode {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+        source: DecodeError,
+    },
+    #[error("{stream_id} v{version}: {event_type} before the order was placed")]
+    NotPlaced {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+    },
+    #[error("{stream_id} v{version}: OrderPlaced for an order that is already placed")]
+    AlreadyPlaced { stream_id: String, version: i64 },
+    #[error("{stream_id} is not an order stream")]
+    NotAnOrder { stream_id: String },
+    #[error("stored tracking view {key} is unreadable: {source}")]
+    CorruptView {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The tracking view plugged into the consumer runtime.
+#[derive(Clone)]
+pub struct TrackingProjection {
+    store: TrackingStore,
+}
+
+impl TrackingProjection {
+    pub fn new(store: TrackingStore) -> Self {
+        Self { store }
+    }
+    pub fn store(&self) -> &TrackingStore {
+        &self.store
+    }
+}
+
+impl View for TrackingProjection {
+    type State = TrackingView;
+    type Error = TrackingError;
+
+    fn name(&self) -> &str {
+        VIEW_NAME
+    }
+
+    fn handles(&self, stream_id: &str) -> bool {
+        OrderId::from_stream_id(stream_id).is_some()
+    }
+
+    fn version_of(state: &TrackingView) -> i64 {
+        state.version
+    }
+
+    fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<TrackingView>>, TrackingError>> + Send {
+        self.store.load_streams(stream_ids)
+    }
+
+    fn apply(
+        &self,
+        state: Option<&TrackingView>,
+        event: &EventEnvelope,
+    ) -> Result<TrackingView, TrackingError> {
+        apply(state, event)
+    }
+
+    async fn store(
+        &self,
+        writes: Vec<ViewWrite<TrackingView>>,
+    ) -> Result<Vec<bool>, TrackingError> {
+        let writes: Vec<TrackingWrite> = writes
+            .into_iter()
+            .map(|w| TrackingWrite {
+                expected_version: w.expected_version,
+                view: w.state,
+            })
+            .collect();
+        self.store.compare_and_set(&writes).await
+    }
+}

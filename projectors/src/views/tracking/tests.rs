@@ -1,0 +1,448 @@
+//! The tracking view against the real Redis, and the whole projector path against the real NATS
+//! and Postgres: each test has its own database, stream, subject root and Redis prefix.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use waybill_schemas::subject::subject_for;
+use waybill_schemas::views::{TrackingStatus, TrackingView};
+use waybill_schemas::{EventEnvelope, OrderId};
+use waybill_write_side::outbox::relay::{
+    ensure_stream, relay_jetstream, run_relay, RelayConfig, HEADER_STREAM_VERSION,
+};
+use waybill_write_side::trace_context::TRACEPARENT;
+
+use super::*;
+use crate::runtime::{dead_letter_stream_name, ProjectorConfig, HEADER_ERROR};
+use crate::testing::{
+    cancelled_event, fresh_database, isolated_config, placed_event, redis, seed, seed_with_outbox,
+};
+use crate::{rebuild_tracking, run_tracking_projector};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("projector task")
+            .expect("projector result");
+    }
+}
+
+struct Env {
+    config: ProjectorConfig,
+    js: jetstream::Context,
+    store: TrackingStore,
+    pool: sqlx::PgPool,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let config = isolated_config();
+        let client = async_nats::connect("nats://127.0.0.1:4222")
+            .await
+            .expect("nats up");
+        let js = jetstream::new(client);
+        ensure_stream(&js, &config.stream_name, &config.subject_root)
+            .await
+            .expect("event stream");
+        let store = TrackingStore::new(redis().await, config.redis_prefix.clone());
+        Self {
+            config,
+            js,
+            store,
+            pool: fresh_database().await,
+        }
+    }
+
+    fn start(&self) -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_tracking_projector(
+            self.config.clone(),
+            self.pool.clone(),
+            self.js.clone(),
+            self.store.connection(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Running { stop, task }
+    }
+
+    /// Publishes like the relay but without `Nats-Msg-Id`, so repeats reach the consumer.
+    async fn publish(&self, event: &EventEnvelope) {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, event.traceparent.clone().unwrap_or_default());
+        headers.insert(HEADER_STREAM_VERSION, event.stream_version.to_string());
+        let subject = subject_for(
+            &self.config.subject_root,
+            &event.stream_id,
+            &event.event_type,
+            8,
+        );
+        self.publish_raw(subject, headers, serde_json::to_vec(event).expect("encode"))
+            .await;
+    }
+
+    async fn publish_raw(&self, subject: String, headers: HeaderMap, body: Vec<u8>) {
+        self.js
+            .publish_with_headers(subject, headers, body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stream ack");
+    }
+
+    async fn wait_for_version(&self, order: OrderId, version: i64) -> TrackingView {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(view) = self.store.get(&order.to_string()).await.expect("read view") {
+                if view.version >= version {
+                    return view;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "view of {order} did not reach v{version}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the consumer has nothing pending and nothing unacknowledged.
+    async fn wait_until_all_acked(&self) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let stream = self
+                .js
+                .get_stream(&self.config.stream_name)
+                .await
+                .expect("stream");
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer(VIEW_NAME).await.expect("consumer");
+            let info = consumer.info().await.expect("consumer info");
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "messages left unacknowledged"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn cleanup(self) {
+        let _ = self.js.delete_stream(&self.config.stream_name).await;
+        let _ = self
+            .js
+            .delete_stream(dead_letter_stream_name(&self.config.stream_name))
+            .await;
+        let _ = self.store.delete_all().await;
+    }
+}
+
+#[tokio::test]
+async fn compare_and_set_never_regresses_a_view() {
+    let store = TrackingStore::new(redis().await, isolated_config().redis_prefix);
+    let order = OrderId::new_v7();
+    let v1 = apply(None, &placed_event(order, 1)).expect("placed");
+    let v2 = apply(Some(&v1), &cancelled_event(order, 2)).expect("cancelled");
+    let write = |expected_version, view: &TrackingView| TrackingWrite {
+        expected_version,
+        view: view.clone(),
+    };
+
+    assert_eq!(
+        store.compare_and_set(&[write(0, &v1)]).await.expect("cas"),
+        [true]
+    );
+    assert_eq!(
+        store.compare_and_set(&[write(0, &v1)]).await.expect("cas"),
+        [false],
+        "a duplicate first write loses"
+    );
+    assert_eq!(
+        store.compare_and_set(&[write(1, &v2)]).await.expect("cas"),
+        [true]
+    );
+    assert_eq!(
+        store.compare_and_set(&[write(0, &v1)]).await.expect("cas"),
+        [false],
+        "a stale write loses"
+    );
+    assert_eq!(
+        store
+            .replace_unless_newer(std::slice::from_ref(&v1))
+            .await
+            .expect("replace"),
+        [false]
+    );
+    assert_eq!(store.get(&order.to_string()).await.expect("get"), Some(v2));
+    store.delete_all().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn duplicates_reordering_and_gaps_still_end_in_the_right_views() {
+    let env = Env::new().await;
+    let orders: Vec<OrderId> = (0..6).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    for order in &orders {
+        log.push(placed_event(*order, 1));
+        log.push(cancelled_event(*order, 2));
+    }
+    seed(&env.pool, &log).await;
+    let placed = |i: usize| &log[2 * i];
+    let cancelled = |i: usize| &log[2 * i + 1];
+
+    // Order 0: in order. 1: cancelled before placed. 2: placed three times, then cancelled.
+    // 3: only the cancellation is published (placed must come from the event store).
+    // 4: cancelled, placed, cancelled again. 5: only placed, twice.
+    let scrambled = [
+        cancelled(1),
+        placed(2),
+        placed(0),
+        cancelled(3),
+        placed(2),
+        cancelled(4),
+        placed(5),
+        cancelled(0),
+        placed(1),
+        placed(4),
+        placed(2),
+        cancelled(2),
+        cancelled(4),
+        placed(5),
+    ];
+    for event in scrambled {
+        env.publish(event).await;
+    }
+    let running = env.start();
+
+    for (i, order) in orders.iter().enumerate() {
+        let expected = if i == 5 { 1 } else { 2 };
+        let view = env.wait_for_version(*order, expected).await;
+        assert_eq!(view.version, expected, "order {i}");
+        assert_eq!(view.timeline.len() as i64, expected, "order {i} timeline");
+        let versions: Vec<i64> = view.timeline.iter().map(|t| t.version).collect();
+        assert_eq!(versions, (1..=expected).collect::<Vec<_>>(), "order {i}");
+        let status = if i == 5 {
+            TrackingStatus::Placed
+        } else {
+            TrackingStatus::Cancelled
+        };
+        assert_eq!(view.status, status, "order {i}");
+        assert_eq!(view.totals.grand_total_minor, 3240);
+    }
+    env.wait_until_all_acked().await;
+
+    // A late redelivery of an old event changes nothing.
+    env.publish(placed(0)).await;
+    env.wait_until_all_acked().await;
+    let view = env.store.get(&orders[0].to_string()).await.expect("view");
+    assert_eq!(view.map(|v| v.version), Some(2));
+
+    running.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn poison_events_go_to_the_dead_letter_subject_and_the_projector_keeps_going() {
+    let env = Env::new().await;
+    let poisoned = OrderId::new_v7();
+    let healthy = OrderId::new_v7();
+    let mut bad = placed_event(poisoned, 1);
+    bad.payload = serde_json::json!({"order_id": poisoned.to_string(), "lines": "not a list"});
+    let good = [placed_event(healthy, 1), cancelled_event(healthy, 2)];
+    seed(&env.pool, &good).await;
+
+    let dlq = env
+        .js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: dead_letter_stream_name(&env.config.stream_name),
+            subjects: vec![waybill_schemas::subject::dead_letter_subject(
+                &env.config.subject_root,
+                ">",
+            )],
+            ..Default::default()
+        })
+        .await
+        .expect("dead-letter stream");
+
+    env.publish(&bad).await;
+    env.publish_raw(
+        format!("{}.v1.0.OrderPlaced", env.config.subject_root),
+        HeaderMap::new(),
+        b"{not json".to_vec(),
+    )
+    .await;
+    env.publish(&good[0]).await;
+    let running = env.start();
+    env.publish(&good[1]).await;
+
+    let view = env.wait_for_version(healthy, 2).await;
+    assert_eq!(view.status, TrackingStatus::Cancelled);
+
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut dlq = dlq;
+    while dlq.info().await.expect("dlq info").state.messages < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "poison events not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dead_letter_subject =
+        waybill_schemas::subject::dead_letter_subject(&env.config.subject_root, VIEW_NAME);
+    let mut errors = Vec::new();
+    for seq in 1..=2 {
+        let message = dlq.get_raw_message(seq).await.expect("dead letter");
+        assert_eq!(message.subject.as_str(), dead_letter_subject);
+        errors.push(
+            message
+                .headers
+                .get(HEADER_ERROR)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        );
+    }
+    errors.sort();
+    assert!(errors[0].contains("cannot be decoded"), "{errors:?}");
+    assert!(errors[1].contains("not an event envelope"), "{errors:?}");
+    assert_eq!(
+        env.store.get(&poisoned.to_string()).await.expect("read"),
+        None
+    );
+    env.wait_until_all_acked().await;
+
+    running.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn rebuild_replays_the_log_into_fresh_views_and_swaps_them_in() {
+    let env = Env::new().await;
+    let orders: Vec<OrderId> = (0..10).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        log.push(placed_event(*order, 1));
+        if i % 2 == 0 {
+            log.push(cancelled_event(*order, 2));
+        }
+    }
+    seed(&env.pool, &log).await;
+
+    // Live views as a buggy projector left them: one wrong at the right version, one behind.
+    let mut wrong = apply(None, &placed_event(orders[1], 1)).expect("placed");
+    wrong.shipping_method = "teleport".into();
+    let behind = apply(None, &placed_event(orders[0], 1)).expect("placed");
+    env.store
+        .compare_and_set(&[
+            TrackingWrite {
+                expected_version: 0,
+                view: wrong,
+            },
+            TrackingWrite {
+                expected_version: 0,
+                view: behind,
+            },
+        ])
+        .await
+        .expect("seed live views");
+
+    let mut progress = Vec::new();
+    let report = rebuild_tracking(&env.config, env.pool.clone(), env.store.connection(), |n| {
+        progress.push(n)
+    })
+    .await
+    .expect("rebuild");
+
+    assert_eq!(report.events, 15);
+    assert_eq!(report.views, 10);
+    assert_eq!(report.swapped, 10);
+    assert_eq!(progress.last(), Some(&15));
+    assert!(
+        progress.len() >= 3,
+        "progress after every page: {progress:?}"
+    );
+    for (i, order) in orders.iter().enumerate() {
+        let view = env
+            .store
+            .get(&order.to_string())
+            .await
+            .expect("read")
+            .expect("rebuilt view");
+        assert_eq!(view.version, if i % 2 == 0 { 2 } else { 1 }, "order {i}");
+        assert_eq!(view.shipping_method, "standard");
+    }
+    let staging = TrackingStore::new(
+        env.store.connection(),
+        format!("{}:rebuild-*", env.config.redis_prefix),
+    );
+    let (mut cursor, mut left) = (0, Vec::new());
+    loop {
+        let (next, keys) = staging.scan_keys(cursor).await.expect("scan");
+        left.extend(keys);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(left, Vec::<String>::new(), "staging copy removed");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn committed_events_flow_through_the_relay_into_tracking_views() {
+    let env = Env::new().await;
+    let orders: Vec<OrderId> = (0..25).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    for order in &orders {
+        log.push(placed_event(*order, 1));
+        log.push(cancelled_event(*order, 2));
+    }
+    seed_with_outbox(&env.pool, &log).await;
+
+    let projector = env.start();
+    let client = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("nats up");
+    let (stop_relay, relay_stopped) = oneshot::channel::<()>();
+    let relay = tokio::spawn(run_relay(
+        RelayConfig {
+            batch_size: 16,
+            ..RelayConfig::new(&env.config.stream_name, &env.config.subject_root)
+        },
+        env.pool.clone(),
+        relay_jetstream(client),
+        async {
+            let _ = relay_stopped.await;
+        },
+    ));
+
+    for order in &orders {
+        let view = env.wait_for_version(*order, 2).await;
+        assert_eq!(view.status, TrackingStatus::Cancelled);
+    }
+    env.wait_until_all_acked().await;
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&env.pool)
+        .await
+        .expect("outbox count");
+    assert_eq!(outbox, 0);
+
+    let _ = stop_relay.send(());
+    relay.await.expect("relay task").expect("relay result");
+    projector.stop().await;
+    env.cleanup().await;
+}

@@ -1,0 +1,144 @@
+//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, plus
+//! `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
+//! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
+
+pub mod auth;
+mod handlers;
+pub mod openapi;
+pub mod problem;
+mod request;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+pub use auth::{ApiKeys, ApiKeysError, Principal, Role};
+pub use handlers::REPLAYED_HEADER;
+pub use problem::Problem;
+pub use request::{CORRELATION_ID_HEADER, IDEMPOTENCY_KEY_HEADER};
+
+use crate::commands::CommandServices;
+use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
+use crate::event_store::EventStore;
+
+/// Renders the process's metrics in Prometheus text format (installed by the binary).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Default request body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything the command API is configured with (the listen address is the binary's).
+pub struct CommandApiConfig {
+    /// Group commit: most commands per transaction (1 = one transaction per command).
+    pub batch_max: usize,
+    /// Group commit: how long the first command of a batch waits for others.
+    pub batch_linger: Duration,
+    /// Group commit: batches committed concurrently.
+    pub batch_workers: usize,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    pub api_keys: ApiKeys,
+    /// HMAC secret for customer tracking tokens (shared with the query API).
+    pub tracking_secret: Vec<u8>,
+    pub metrics_render: MetricsRender,
+}
+
+impl CommandApiConfig {
+    /// Defaults: batches of up to 256 lingering 1 ms on 2 workers, 64 KiB bodies.
+    pub fn new(api_keys: ApiKeys, tracking_secret: Vec<u8>, metrics_render: MetricsRender) -> Self {
+        let batch = CommitBatcherConfig::default();
+        Self {
+            batch_max: batch.max_batch,
+            batch_linger: batch.linger,
+            batch_workers: batch.workers,
+            body_limit: DEFAULT_BODY_LIMIT,
+            api_keys,
+            tracking_secret,
+            metrics_render,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    services: CommandServices,
+    api_keys: Arc<ApiKeys>,
+    body_limit: usize,
+    metrics_render: MetricsRender,
+}
+
+/// The running command API's background work: the commit batcher's workers. They finish once
+/// the router (and every clone of its state) is dropped and the queue is drained.
+pub struct CommandApiWorkers {
+    pub handles: Vec<JoinHandle<()>>,
+}
+
+impl CommandApiWorkers {
+    /// Waits for the batcher to drain its queue and stop.
+    pub async fn join(self) {
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Builds the router and starts the commit batcher on the current runtime.
+pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWorkers) {
+    let (batcher, handles) = CommitBatcher::spawn(
+        pool.clone(),
+        CommitBatcherConfig {
+            max_batch: config.batch_max.max(1),
+            linger: config.batch_linger,
+            workers: config.batch_workers.max(1),
+            ..CommitBatcherConfig::default()
+        },
+    );
+    let state = AppState {
+        services: CommandServices {
+            store: EventStore::new(pool.clone()),
+            pool,
+            batcher,
+            tracking_secret: config.tracking_secret.into(),
+        },
+        api_keys: Arc::new(config.api_keys),
+        body_limit: config.body_limit,
+        metrics_render: config.metrics_render,
+    };
+    let openapi = openapi::document();
+    let router = Router::new()
+        .route("/v1/orders", post(handlers::place_order))
+        .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(openapi.clone()) }),
+        )
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics_text))
+        .fallback(handlers::not_found)
+        .with_state(state);
+    (router, CommandApiWorkers { handles })
+}
+
+/// Serves the command API on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish and the commit batcher drain.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: CommandApiConfig,
+    pool: PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (router, workers) = router(config, pool);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    workers.join().await;
+    Ok(())
+}

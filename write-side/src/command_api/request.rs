@@ -1,0 +1,110 @@
+//! Turning an HTTP request into a command's inputs, refusing early what is not one: no or an
+//! unknown API key (401/403), no `Idempotency-Key` (400), not JSON (415), over the body limit
+//! (413, the limit itself is a layer), unparsable JSON (400). Nothing is stored for any of these.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+use waybill_schemas::IdempotencyKey;
+
+use super::problem::Problem;
+use super::AppState;
+use crate::commands::CommandContext;
+use crate::idempotency::request_hash;
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+/// An authenticated, keyed command request with its body parsed as JSON.
+pub struct CommandInput {
+    pub ctx: CommandContext,
+    pub body: Value,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// `X-Correlation-Id` when it is a UUID, else a new UUIDv7.
+fn correlation_id(headers: &HeaderMap) -> Uuid {
+    headers
+        .get(CORRELATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
+impl FromRequest<AppState> for CommandInput {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let headers = request.headers();
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = state
+            .api_keys
+            .authenticate_header(authorization)
+            .ok_or_else(Problem::unauthorized)?;
+        if !principal.role.may_command() {
+            return Err(Problem::forbidden());
+        }
+        let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+            None => {
+                return Err(Problem::missing_idempotency_key(
+                    "send an Idempotency-Key header (1-255 visible ASCII characters)",
+                ))
+            }
+            Some(raw) => raw
+                .to_str()
+                .ok()
+                .and_then(|raw| IdempotencyKey::parse(raw).ok())
+                .ok_or_else(|| {
+                    Problem::missing_idempotency_key(
+                        "the Idempotency-Key must be 1-255 visible ASCII characters",
+                    )
+                })?,
+        };
+        if !is_json(headers) {
+            return Err(Problem::unsupported_media_type());
+        }
+        let correlation_id = correlation_id(headers);
+        let method = request.method().as_str().to_owned();
+        let path = request.uri().path().to_owned();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::payload_too_large(state.body_limit)
+                } else {
+                    Problem::malformed_json("the body could not be read")
+                }
+            })?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+        Ok(Self {
+            ctx: CommandContext {
+                actor: principal.actor(),
+                client_id: principal.client_id,
+                idempotency_key: key.as_str().to_owned(),
+                request_hash: request_hash(&method, &path, &body),
+                correlation_id,
+            },
+            body: value,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The command handlers behind the HTTP API: each takes a parsed request and the caller's
+//! context, runs the idempotency pre-check, asks the pure domain for a decision, renders the
+//! response, and commits everything through the [`CommitBatcher`]. They return either a
+//! response to send (fresh or replayed) or a typed [`CommandError`]; HTTP mapping is the API's.
+
+mod cancel;
+mod place;
+mod responses;
+
+pub use cancel::cancel_order;
+pub use place::place_order;
+pub use responses::{CancelOrderResponse, PlaceOrderResponse, TotalsResponse};
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
+use waybill_schemas::{Actor, Channel, NewEvent, OrderEvent, OrderId};
+
+use crate::commit_batcher::{CommitBatcher, CommitOutcome, CommitRequest};
+use crate::domain::{Order, ValidationErrors};
+use crate::event_store::{EventMeta, EventStore, EventStoreError};
+use crate::idempotency::{self, IdempotencyRecord, StoredResponse};
+use crate::trace_context;
+
+/// How many times a cancel re-reads the order and decides again after losing a race.
+pub const CONFLICT_RETRIES: usize = 3;
+
+/// What the command handlers need.
+#[derive(Clone)]
+pub struct CommandServices {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub batcher: CommitBatcher,
+    pub tracking_secret: Arc<[u8]>,
+}
+
+/// Who is asking, under which idempotency key, for which exact request.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    /// The client id from the API key: the idempotency scope and the events' actor id.
+    pub client_id: String,
+    pub actor: Actor,
+    pub idempotency_key: String,
+    pub request_hash: Vec<u8>,
+    pub correlation_id: Uuid,
+}
+
+/// A response to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Produced by this request (and stored under its key).
+    Fresh(StoredResponse),
+    /// Stored by an earlier request with the same key and body.
+    Replayed(StoredResponse),
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    #[error("idempotency key {0} was used for a different request")]
+    KeyReused(String),
+    #[error("order {0} not found")]
+    NotFound(String),
+    #[error("order {0} is already cancelled")]
+    AlreadyCancelled(OrderId),
+    #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
+    Conflict(OrderId),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<EventStoreError> for CommandError {
+    fn from(e: EventStoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl CommandContext {
+    fn meta(&self, channel: Option<Channel>) -> EventMeta {
+        EventMeta {
+            correlation_id: self.correlation_id,
+            causation_id: None,
+            traceparent: trace_context::current_traceparent(),
+            actor: self.actor.clone(),
+            channel,
+        }
+    }
+
+    fn record(&self, response: &StoredResponse) -> IdempotencyRecord {
+        IdempotencyRecord {
+            scope: self.client_id.clone(),
+            key: self.idempotency_key.clone(),
+            request_hash: self.request_hash.clone(),
+            response: response.clone(),
+        }
+    }
+
+    /// The stored record answers this request: replay it, or refuse a different request.
+    fn answer_from(&self, record: IdempotencyRecord) -> Result<Reply, CommandError> {
+        if record.request_hash == self.request_hash {
+            Ok(Reply::Replayed(record.response))
+        } else {
+            Err(CommandError::KeyReused(self.idempotency_key.clone()))
+        }
+    }
+}
+
+/// Gives each decided event its id and time.
+fn new_events(events: Vec<OrderEvent>, now: DateTime<Utc>) -> Vec<NewEvent> {
+    events
+        .into_iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event,
+            occurred_at: now,
+        })
+        .collect()
+}
+
+impl CommandServices {
+    /// The order's current state, folded from its stream.
+    async fn load(&self, order_id: OrderId) -> Result<Order, CommandError> {
+        let envelopes = self
+            .store
+            .read_stream(&order_id.stream_id(), 1, None)
+            .await?;
+        let events = envelopes
+            .iter()
+            .map(|e| e.decode())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        Ok(Order::from_events(&events))
+    }
+
+    /// Commits through the batcher inside an `event_store.append` span.
+    async fn commit(
+        &self,
+        ctx: &CommandContext,
+        order_id: OrderId,
+        request: CommitRequest,
+    ) -> CommitOutcome {
+        let span = tracing::info_span!(
+            "event_store.append",
+            order_id = %order_id,
+            correlation_id = %ctx.correlation_id,
+            events = request.events.len()
+        );
+        self.batcher.commit(request).instrument(span).await
+    }
+
+    /// Another request committed under this key first: answer from its record.
+    async fn answer_from_stored(&self, ctx: &CommandContext) -> Result<Reply, CommandError> {
+        match idempotency::find(&self.pool, &ctx.client_id, &ctx.idempotency_key).await? {
+            Some(record) => ctx.answer_from(record),
+            None => Err(CommandError::Internal(
+                "idempotency key taken but no record found".to_owned(),
+            )),
+        }
+    }
+
+    /// Stores `response` under the request's key alone (no events) and answers with it.
+    async fn store_response_only(
+        &self,
+        ctx: &CommandContext,
+        order_id: OrderId,
+        response: StoredResponse,
+    ) -> Result<Reply, CommandError> {
+        let request = CommitRequest {
+            idempotency: ctx.record(&response),
+            channel_order: None,
+            events: Vec::new(),
+        };
+        match self.commit(ctx, order_id, request).await {
+            CommitOutcome::Committed => Ok(Reply::Fresh(response)),
+            CommitOutcome::IdempotencyKeyTaken => self.answer_from_stored(ctx).await,
+            other => Err(CommandError::Internal(format!("{other:?}"))),
+        }
+    }
+}

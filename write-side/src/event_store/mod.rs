@@ -1,0 +1,222 @@
+//! The event store: the append-only `events` table in Postgres (CockroachDB at scale).
+//!
+//! The primary key `(stream_id, stream_version)` is the optimistic concurrency check: an append
+//! carries the version it expects the stream to be at, and a second writer of the same version
+//! collides on the key and gets [`EventStoreError::Conflict`]. Every append writes the outbox
+//! rows in the same SERIALIZABLE transaction, retried on SQLSTATE 40001. The command API appends
+//! through the [`crate::commit_batcher`], which writes many commands' rows per transaction with
+//! the same statements.
+
+pub mod retry;
+pub(crate) mod rows;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
+use waybill_schemas::{Actor, Channel, EventEnvelope, NewEvent};
+
+use crate::outbox;
+use rows::{EventRow, COLUMNS};
+
+/// Why the event store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EventStoreError {
+    #[error("stream {stream_id} was expected at version {expected} but is at {actual:?}")]
+    Conflict {
+        stream_id: String,
+        expected: i64,
+        actual: Option<i64>,
+    },
+    #[error("stored event {stream_id} v{stream_version} is unreadable: {detail}")]
+    Corrupt {
+        stream_id: String,
+        stream_version: i64,
+        detail: String,
+    },
+    #[error("event store database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Metadata shared by the events one command produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub traceparent: Option<String>,
+    pub actor: Actor,
+    pub channel: Option<Channel>,
+}
+
+/// Gives `events` their places after `expected_version` in `stream_id`, with `meta`.
+pub fn stamp(
+    stream_id: &str,
+    expected_version: i64,
+    events: Vec<NewEvent>,
+    meta: &EventMeta,
+    recorded_at: DateTime<Utc>,
+) -> Vec<EventEnvelope> {
+    events
+        .into_iter()
+        .zip(expected_version + 1..)
+        .map(|(new, stream_version)| EventEnvelope {
+            event_id: new.event_id,
+            stream_id: stream_id.to_owned(),
+            stream_version,
+            event_type: new.event.event_type().to_owned(),
+            schema_version: new.event.schema_version(),
+            occurred_at: new.occurred_at,
+            recorded_at,
+            correlation_id: meta.correlation_id,
+            causation_id: meta.causation_id,
+            traceparent: meta.traceparent.clone(),
+            actor: meta.actor.clone(),
+            channel: meta.channel,
+            payload: new.event.to_payload(),
+        })
+        .collect()
+}
+
+/// Keyset position in the whole log for [`EventStore::read_all_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadAllCursor {
+    pub recorded_at: DateTime<Utc>,
+    pub stream_id: String,
+    pub stream_version: i64,
+}
+
+/// Reads and appends events.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Events of one stream with `from <= version <= to` (`to = None`: to the end), in order.
+    pub async fn read_stream(
+        &self,
+        stream_id: &str,
+        from: i64,
+        to: Option<i64>,
+    ) -> Result<Vec<EventEnvelope>, EventStoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+             AND ($3::bigint IS NULL OR stream_version <= $3) ORDER BY stream_version"
+        );
+        let rows: Vec<EventRow> = retry::serializable(|| {
+            sqlx::query_as(&sql)
+                .bind(stream_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+        })
+        .await?;
+        rows.into_iter().map(EventEnvelope::try_from).collect()
+    }
+
+    /// Pages over all events for rebuilds, ordered by `(recorded_at, stream_id, stream_version)`.
+    /// Returns the page and the cursor to pass for the next one (`None` at the end).
+    pub async fn read_all_page(
+        &self,
+        after: Option<ReadAllCursor>,
+        limit: i64,
+    ) -> Result<(Vec<EventEnvelope>, Option<ReadAllCursor>), EventStoreError> {
+        let (at, stream, version) = match &after {
+            Some(c) => (
+                Some(c.recorded_at),
+                Some(c.stream_id.as_str()),
+                Some(c.stream_version),
+            ),
+            None => (None, None, None),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE $1::timestamptz IS NULL \
+             OR (recorded_at, stream_id, stream_version) > ($1, $2::text, $3::bigint) \
+             ORDER BY recorded_at, stream_id, stream_version LIMIT $4"
+        );
+        let rows: Vec<EventRow> = retry::serializable(|| {
+            sqlx::query_as(&sql)
+                .bind(at)
+                .bind(stream)
+                .bind(version)
+                .bind(limit.max(1))
+                .fetch_all(&self.pool)
+        })
+        .await?;
+        let events = rows
+            .into_iter()
+            .map(EventEnvelope::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if (events.len() as i64) < limit.max(1) {
+            None
+        } else {
+            events.last().map(|e| ReadAllCursor {
+                recorded_at: e.recorded_at,
+                stream_id: e.stream_id.clone(),
+                stream_version: e.stream_version,
+            })
+        };
+        Ok((events, next))
+    }
+
+    /// The stream's current version (0 when it has no events).
+    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, EventStoreError> {
+        let version: Option<i64> = retry::serializable(|| {
+            sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_one(&self.pool)
+        })
+        .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Appends `events` after `expected_version`, with their outbox rows, in one SERIALIZABLE
+    /// transaction. Returns the stored envelopes. A stream not at `expected_version` →
+    /// [`EventStoreError::Conflict`]; nothing is written then.
+    pub async fn append(
+        &self,
+        stream_id: &str,
+        expected_version: i64,
+        events: Vec<NewEvent>,
+        meta: &EventMeta,
+    ) -> Result<Vec<EventEnvelope>, EventStoreError> {
+        let span = tracing::info_span!(
+            "event_store.append",
+            stream_id,
+            expected_version,
+            correlation_id = %meta.correlation_id
+        );
+        let envelopes = stamp(stream_id, expected_version, events, meta, Utc::now());
+        let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
+        let written = retry::serializable(|| async {
+            let mut tx = retry::begin(&self.pool).await?;
+            rows::insert_events(&mut tx, &refs).await?;
+            outbox::insert(&mut tx, &refs, Utc::now()).await?;
+            tx.commit().await
+        })
+        .instrument(span)
+        .await;
+        match written {
+            Ok(()) => Ok(envelopes),
+            Err(e) if is_stream_conflict(&e) => Err(EventStoreError::Conflict {
+                stream_id: stream_id.to_owned(),
+                expected: expected_version,
+                actual: self.stream_version(stream_id).await.ok(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// True when `error` is the `(stream_id, stream_version)` key refusing a second writer.
+pub fn is_stream_conflict(error: &sqlx::Error) -> bool {
+    retry::unique_violation(error).is_some_and(|c| c == "events_pkey" || c == "primary")
+}

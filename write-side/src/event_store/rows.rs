@@ -1,0 +1,152 @@
+//! The `events` table's SQL: the multi-row insert and the row ↔ envelope mapping.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use waybill_schemas::envelope::ActorKind;
+use waybill_schemas::{Actor, Channel, EventEnvelope};
+
+use super::EventStoreError;
+
+pub(crate) const COLUMNS: &str =
+    "stream_id, stream_version, event_id, event_type, schema_version, \
+    occurred_at, recorded_at, correlation_id, causation_id, traceparent, actor_kind, actor_id, \
+    channel, payload";
+
+/// Inserts `events` with one statement. A duplicate `(stream_id, stream_version)` fails the
+/// statement with a unique violation on `events_pkey`: that is the concurrency check.
+pub async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[&EventEnvelope],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let mut stream_ids = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut schema_versions = Vec::with_capacity(n);
+    let mut occurred = Vec::with_capacity(n);
+    let mut recorded = Vec::with_capacity(n);
+    let mut correlations = Vec::with_capacity(n);
+    let mut causations: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut actor_kinds = Vec::with_capacity(n);
+    let mut actor_ids = Vec::with_capacity(n);
+    let mut channels: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    for e in events {
+        stream_ids.push(e.stream_id.clone());
+        versions.push(e.stream_version);
+        event_ids.push(e.event_id);
+        types.push(e.event_type.clone());
+        schema_versions.push(e.schema_version);
+        occurred.push(e.occurred_at);
+        recorded.push(e.recorded_at);
+        correlations.push(e.correlation_id);
+        causations.push(e.causation_id);
+        traceparents.push(e.traceparent.clone());
+        actor_kinds.push(actor_kind_str(e.actor.kind).to_owned());
+        actor_ids.push(e.actor.id.clone());
+        channels.push(e.channel.map(|c| c.as_str().to_owned()));
+        payloads.push(e.payload.to_string());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO events ({COLUMNS}) \
+         SELECT s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p::jsonb FROM UNNEST(\
+           $1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], \
+           $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
+           $13::text[], $14::text[]) AS x(s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p)"
+    ))
+    .bind(stream_ids)
+    .bind(versions)
+    .bind(event_ids)
+    .bind(types)
+    .bind(schema_versions)
+    .bind(occurred)
+    .bind(recorded)
+    .bind(correlations)
+    .bind(causations)
+    .bind(traceparents)
+    .bind(actor_kinds)
+    .bind(actor_ids)
+    .bind(channels)
+    .bind(payloads)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) fn actor_kind_str(kind: ActorKind) -> &'static str {
+    match kind {
+        ActorKind::Customer => "customer",
+        ActorKind::Agent => "agent",
+        ActorKind::Service => "service",
+        ActorKind::System => "system",
+    }
+}
+
+fn actor_kind(raw: &str) -> Option<ActorKind> {
+    Some(match raw {
+        "customer" => ActorKind::Customer,
+        "agent" => ActorKind::Agent,
+        "service" => ActorKind::Service,
+        "system" => ActorKind::System,
+        _ => return None,
+    })
+}
+
+/// One row of `events`, as selected with [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    stream_id: String,
+    stream_version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    traceparent: Option<String>,
+    actor_kind: String,
+    actor_id: String,
+    channel: Option<String>,
+    payload: serde_json::Value,
+}
+
+impl TryFrom<EventRow> for EventEnvelope {
+    type Error = EventStoreError;
+    fn try_from(row: EventRow) -> Result<Self, EventStoreError> {
+        let corrupt = |what: &str| EventStoreError::Corrupt {
+            stream_id: row.stream_id.clone(),
+            stream_version: row.stream_version,
+            detail: what.to_owned(),
+        };
+        let kind = actor_kind(&row.actor_kind).ok_or_else(|| corrupt("unknown actor_kind"))?;
+        let channel = match &row.channel {
+            Some(raw) => Some(Channel::parse(raw).map_err(|_| corrupt("unknown channel"))?),
+            None => None,
+        };
+        Ok(EventEnvelope {
+            event_id: row.event_id,
+            stream_version: row.stream_version,
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+            traceparent: row.traceparent,
+            actor: Actor {
+                kind,
+                id: row.actor_id,
+            },
+            channel,
+            payload: row.payload,
+            stream_id: row.stream_id,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Waybill's write side: the box at the top of ARCHITECTURE.md's diagram.
+//!
+//! Commands arrive over HTTP ([`command_api`]), are parsed into validated values and decided by
+//! the pure order aggregate ([`domain`]), and are committed — events, idempotency record,
+//! channel reference and outbox rows in one SERIALIZABLE transaction — by the [`commit_batcher`],
+//! which groups many commands per transaction. The [`event_store`] owns the `events` table and
+//! serves reads to the projectors; the [`outbox`] relay publishes committed events to
+//! JetStream with `Nats-Msg-Id = event_id`. [`trace_context`] carries the W3C trace from the
+//! command into the envelope.
+
+pub mod channel_orders;
+pub mod command_api;
+pub mod commands;
+pub mod commit_batcher;
+pub mod domain;
+pub mod event_store;
+pub mod idempotency;
+pub mod outbox;
+pub mod trace_context;
+
+/// The write side's migrations (the event store, idempotency records, channel orders, outbox).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}

@@ -1,0 +1,499 @@
+//! The command API against a real Postgres: placing, replaying, cancelling, refusing.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{app, get, order_body, post, post_with, TestDb, FINANCE_KEY, KEY, SECRET};
+use waybill_schemas::access::verify_tracking_token;
+use waybill_schemas::OrderId;
+
+const PROBLEM: &str = "application/problem+json";
+
+fn body(v: &Value) -> String {
+    v.to_string()
+}
+
+#[tokio::test]
+async fn placing_an_order_returns_its_tokens_and_stores_one_event_with_its_outbox_row() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let reply = post(&app, "/v1/orders", Some("k-1"), body(&order_body("WEB-1"))).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let json = reply.json();
+    let order_id = OrderId::parse(json["order_id"].as_str().expect("id")).expect("uuid");
+    assert_eq!(json["status"], "placed");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["consistency_token"], format!("{order_id}.1"));
+    assert_eq!(
+        reply.header("x-consistency-token"),
+        Some(format!("{order_id}.1").as_str())
+    );
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/v1/orders/{order_id}").as_str())
+    );
+    assert_eq!(json["totals"]["grand_total_minor"], 3240);
+    assert!(verify_tracking_token(
+        SECRET,
+        order_id,
+        json["tracking_token"].as_str().expect("token")
+    ));
+    assert_eq!(db.count("events").await, 1);
+    assert_eq!(db.count("outbox").await, 1);
+    let (actor_kind, actor_id, channel): (String, String, Option<String>) =
+        sqlx::query_as("SELECT actor_kind, actor_id, channel FROM events")
+            .fetch_one(&db.pool)
+            .await
+            .expect("event row");
+    assert_eq!(
+        (actor_kind.as_str(), actor_id.as_str(), channel.as_deref()),
+        ("service", "shop-1", Some("web"))
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn duplicate_idempotency_key_returns_the_first_response_byte_for_byte_and_appends_nothing() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let request = body(&order_body("WEB-2"));
+    let first = post(&app, "/v1/orders", Some("k-2"), request.clone()).await;
+    assert_eq!(first.status, 201);
+    let again = post(&app, "/v1/orders", Some("k-2"), request).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body, "byte for byte");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    for name in ["content-type", "location", "x-consistency-token"] {
+        assert_eq!(again.header(name), first.header(name), "{name}");
+    }
+    assert_eq!(first.header("idempotent-replayed"), None);
+    assert_eq!(db.count("events").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_requests_with_one_key_append_once() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let request = body(&order_body("WEB-3"));
+    let replies = futures::future::join_all((0..20).map(|_| {
+        let app = app.clone();
+        let request = request.clone();
+        async move { post(&app, "/v1/orders", Some("k-3"), request).await }
+    }))
+    .await;
+    let first = &replies[0];
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        assert_eq!(reply.body, first.body);
+    }
+    assert_eq!(db.count("events").await, 1);
+    assert_eq!(db.count("idempotency_records").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn reusing_a_key_with_another_body_is_refused_with_422() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    assert_eq!(
+        post(&app, "/v1/orders", Some("k-4"), body(&order_body("WEB-4")))
+            .await
+            .status,
+        201
+    );
+    let reused = post(&app, "/v1/orders", Some("k-4"), body(&order_body("WEB-5"))).await;
+    assert_eq!(reused.status, 422);
+    assert_eq!(reused.header("content-type"), Some(PROBLEM));
+    assert_eq!(
+        reused.json()["type"],
+        "https://waybill.dev/problems/idempotency-key-reused"
+    );
+    assert_eq!(db.count("events").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_same_key_from_another_client_is_another_request() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    assert_eq!(
+        post(&app, "/v1/orders", Some("k-9"), body(&order_body("WEB-9")))
+            .await
+            .status,
+        201
+    );
+    let other = post_with(
+        &app,
+        "/v1/orders",
+        Some("k-9"),
+        Some("other-client-key"),
+        "application/json",
+        body(&order_body("WEB-10")),
+    )
+    .await;
+    assert_eq!(other.status, 201);
+    assert_eq!(db.count("events").await, 2);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_same_channel_reference_twice_yields_one_order_id() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let first = post(&app, "/v1/orders", Some("k-5"), body(&order_body("WEB-6"))).await;
+    assert_eq!(first.status, 201);
+    let second = post(&app, "/v1/orders", Some("k-6"), body(&order_body("WEB-6"))).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["order_id"], first.json()["order_id"]);
+    assert_eq!(second.json()["existing"], true);
+    assert_eq!(second.json()["version"], 1);
+    // The 200 is what k-6 stored: a replay gives it back.
+    let replay = post(&app, "/v1/orders", Some("k-6"), body(&order_body("WEB-6"))).await;
+    assert_eq!((replay.status, &replay.body), (200, &second.body));
+    assert_eq!(db.count("events").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_captures_of_one_channel_reference_agree_on_the_order() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let request = body(&order_body("WEB-7"));
+    let replies = futures::future::join_all((0..8).map(|i| {
+        let app = app.clone();
+        let request = request.clone();
+        async move { post(&app, "/v1/orders", Some(&format!("k-7-{i}")), request).await }
+    }))
+    .await;
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| r.json()["order_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one order id for one channel reference");
+    assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 1);
+    assert_eq!(db.count("events").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn cancel_returns_version_2_then_409_and_unknown_orders_are_404() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let placed = post(&app, "/v1/orders", Some("k-8"), body(&order_body("WEB-8")))
+        .await
+        .json();
+    let id = placed["order_id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/orders/{id}/cancel");
+    let cancel = json!({"reason":"customer_request","note":null}).to_string();
+    let cancelled = post(&app, &path, Some("c-1"), cancel.clone()).await;
+    assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert_eq!(cancelled.json()["version"], 2);
+    assert_eq!(
+        cancelled.header("x-consistency-token"),
+        Some(format!("{id}.2").as_str())
+    );
+    let replay = post(&app, &path, Some("c-1"), cancel.clone()).await;
+    assert_eq!((replay.status, &replay.body), (200, &cancelled.body));
+    let again = post(&app, &path, Some("c-2"), cancel.clone()).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(
+        again.json()["type"],
+        "https://waybill.dev/problems/order-already-cancelled"
+    );
+    let unknown = post(
+        &app,
+        &format!("/v1/orders/{}/cancel", OrderId::new_v7()),
+        Some("c-3"),
+        cancel.clone(),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.json()["type"],
+        "https://waybill.dev/problems/order-not-found"
+    );
+    let garbage = post(&app, "/v1/orders/not-a-uuid/cancel", Some("c-4"), cancel).await;
+    assert_eq!(garbage.status, 404);
+    assert_eq!(db.count("events").await, 2);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_cancels_of_one_order_cancel_it_once() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let placed = post(
+        &app,
+        "/v1/orders",
+        Some("k-10"),
+        body(&order_body("WEB-11")),
+    )
+    .await
+    .json();
+    let path = format!(
+        "/v1/orders/{}/cancel",
+        placed["order_id"].as_str().expect("id")
+    );
+    let replies = futures::future::join_all((0..6).map(|i| {
+        let app = app.clone();
+        let path = path.clone();
+        async move {
+            post(
+                &app,
+                &path,
+                Some(&format!("c-{i}")),
+                json!({"reason":"fraud"}).to_string(),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 1);
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 409));
+    assert_eq!(db.count("events").await, 2);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_problem_json_and_nothing_is_stored() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let with = |pointer: &str, value: Value| {
+        let mut b = order_body("BAD-1");
+        *b.pointer_mut(pointer).expect("pointer") = value;
+        b.to_string()
+    };
+    let mut missing = order_body("BAD-1");
+    missing.as_object_mut().expect("object").remove("customer");
+    let cases: Vec<(&str, String, u16, &str, Option<&str>)> = vec![
+        (
+            "malformed json",
+            "{\"channel\":".into(),
+            400,
+            "malformed-json",
+            None,
+        ),
+        (
+            "missing field",
+            missing.to_string(),
+            422,
+            "validation-failed",
+            Some("customer"),
+        ),
+        (
+            "zero quantity",
+            with("/lines/0/quantity", json!(0)),
+            422,
+            "validation-failed",
+            Some("lines[0].quantity"),
+        ),
+        (
+            "negative quantity",
+            with("/lines/0/quantity", json!(-2)),
+            422,
+            "validation-failed",
+            Some("lines[0].quantity"),
+        ),
+        (
+            "wrong type",
+            with("/lines/0/quantity", json!("2")),
+            422,
+            "validation-failed",
+            Some("lines[0].quantity"),
+        ),
+        (
+            "negative price",
+            with("/lines/0/unit_price_minor", json!(-1)),
+            422,
+            "validation-failed",
+            Some("lines[0].unit_price_minor"),
+        ),
+        (
+            "unknown currency",
+            with("/currency", json!("XYZ")),
+            422,
+            "validation-failed",
+            Some("currency"),
+        ),
+        (
+            "unknown channel",
+            with("/channel", json!("fax")),
+            422,
+            "validation-failed",
+            Some("channel"),
+        ),
+        (
+            "bad email",
+            with("/customer/email", json!("nope")),
+            422,
+            "validation-failed",
+            Some("customer.email"),
+        ),
+        (
+            "country",
+            with("/shipping_address/country", json!("USA")),
+            422,
+            "validation-failed",
+            Some("shipping_address.country"),
+        ),
+        (
+            "discount",
+            with("/discounts/0/amount_minor", json!(999_999)),
+            422,
+            "validation-failed",
+            Some("discounts"),
+        ),
+        (
+            "too large",
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024)),
+            413,
+            "payload-too-large",
+            None,
+        ),
+    ];
+    for (name, request, status, slug, field) in cases {
+        let reply = post(&app, "/v1/orders", Some("bad-key"), request).await;
+        assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
+        assert_eq!(reply.header("content-type"), Some(PROBLEM), "{name}");
+        let json = reply.json();
+        assert_eq!(
+            json["type"],
+            format!("https://waybill.dev/problems/{slug}"),
+            "{name}"
+        );
+        assert_eq!(json["status"], status, "{name}");
+        assert_eq!(json["field"].as_str(), field, "{name}");
+    }
+    let valid = order_body("BAD-1").to_string();
+    let no_key = post(&app, "/v1/orders", None, valid.clone()).await;
+    assert_eq!(
+        (no_key.status, no_key.json()["type"].as_str()),
+        (
+            400,
+            Some("https://waybill.dev/problems/missing-idempotency-key")
+        )
+    );
+    let text = post_with(
+        &app,
+        "/v1/orders",
+        Some("bad-key"),
+        Some(KEY),
+        "text/plain",
+        valid.clone(),
+    )
+    .await;
+    assert_eq!(
+        (text.status, text.header("content-type")),
+        (415, Some(PROBLEM))
+    );
+    let anonymous = post_with(
+        &app,
+        "/v1/orders",
+        Some("bad-key"),
+        None,
+        "application/json",
+        valid.clone(),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    let wrong_key = post_with(
+        &app,
+        "/v1/orders",
+        Some("bad-key"),
+        Some("nope"),
+        "application/json",
+        valid.clone(),
+    )
+    .await;
+    assert_eq!(wrong_key.status, 401);
+    let finance = post_with(
+        &app,
+        "/v1/orders",
+        Some("bad-key"),
+        Some(FINANCE_KEY),
+        "application/json",
+        valid.clone(),
+    )
+    .await;
+    assert_eq!(finance.status, 403);
+    for table in ["events", "outbox", "idempotency_records", "channel_orders"] {
+        assert_eq!(db.count(table).await, 0, "{table}");
+    }
+    // The key was never used, so the valid request still goes through.
+    assert_eq!(
+        post(&app, "/v1/orders", Some("bad-key"), valid)
+            .await
+            .status,
+        201
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn several_field_errors_are_listed_together() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let mut b = order_body("BAD-2");
+    b["lines"][0]["quantity"] = json!(0);
+    b["customer"]["email"] = json!("nope");
+    let reply = post(&app, "/v1/orders", Some("k"), b.to_string()).await;
+    assert_eq!(reply.status, 422);
+    let json = reply.json();
+    let fields: Vec<&str> = json["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(fields, vec!["customer.email", "lines[0].quantity"]);
+    assert_eq!(json["field"], "customer.email");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn unbatched_mode_places_orders_too() {
+    let db = TestDb::new().await;
+    let app = app(&db, 1);
+    let replies = futures::future::join_all((0..10).map(|i| {
+        let app = app.clone();
+        async move {
+            post(
+                &app,
+                "/v1/orders",
+                Some(&format!("u-{i}")),
+                order_body(&format!("U-{i}")).to_string(),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    assert_eq!(db.count("events").await, 10);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn openapi_health_and_metrics_are_served() {
+    let db = TestDb::new().await;
+    let app = app(&db, 64);
+    let doc = get(&app, "/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert!(doc["paths"]["/v1/orders"]["post"].is_object());
+    assert!(
+        doc["paths"]["/v1/orders/{id}/cancel"]["post"]["description"]
+            .as_str()
+            .expect("description")
+            .contains("concurrency-conflict")
+    );
+    assert_eq!(get(&app, "/health").await.status, 200);
+    assert_eq!(get(&app, "/metrics").await.body.as_ref(), b"# metrics\n");
+    let missing = get(&app, "/nope").await;
+    assert_eq!(
+        (missing.status, missing.header("content-type")),
+        (404, Some(PROBLEM))
+    );
+    db.drop().await;
+}

@@ -1,0 +1,339 @@
+//! The event store and the commit batcher against a real, serializable Postgres.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::json;
+use support::{order_body, TestDb};
+use uuid::Uuid;
+use waybill_schemas::events::CancelReason;
+use waybill_schemas::{Actor, EventEnvelope, NewEvent, OrderId};
+use waybill_write_side::channel_orders::ChannelOrder;
+use waybill_write_side::commit_batcher::{
+    CommitBatcher, CommitBatcherConfig, CommitOutcome, CommitRequest,
+};
+use waybill_write_side::domain::{parse_cancel_order, parse_place_order, Order, OrderCommand};
+use waybill_write_side::event_store::{stamp, EventMeta, EventStore, EventStoreError};
+use waybill_write_side::idempotency::{IdempotencyRecord, StoredResponse};
+
+fn meta() -> EventMeta {
+    EventMeta {
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        actor: Actor::service("test"),
+        channel: None,
+    }
+}
+
+fn placed(order_id: OrderId, channel_ref: &str) -> Vec<NewEvent> {
+    let order = parse_place_order(&order_body(channel_ref)).expect("valid order");
+    let now = Utc::now();
+    Order::default()
+        .handle(
+            &OrderCommand::Place {
+                order_id,
+                order: Box::new(order),
+            },
+            now,
+        )
+        .expect("placed")
+        .into_iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event,
+            occurred_at: now,
+        })
+        .collect()
+}
+
+fn cancelled(order_id: OrderId) -> Vec<NewEvent> {
+    let cancel = parse_cancel_order(&json!({"reason":"fraud"})).expect("valid");
+    let mut order = Order::default();
+    for e in placed(order_id, "X") {
+        order.apply(&e.event);
+    }
+    order
+        .handle(&OrderCommand::Cancel { order_id, cancel }, Utc::now())
+        .expect("cancellable")
+        .into_iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event,
+            occurred_at: Utc::now(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_concurrent_appends_at_one_expected_version_one_wins_one_conflicts() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let id = OrderId::new_v7();
+    let stream = id.stream_id();
+    store
+        .append(&stream, 0, placed(id, "A-1"), &meta())
+        .await
+        .expect("placed");
+    let (meta_a, meta_b) = (meta(), meta());
+    let (a, b) = tokio::join!(
+        store.append(&stream, 1, cancelled(id), &meta_a),
+        store.append(&stream, 1, cancelled(id), &meta_b),
+    );
+    let (wins, conflicts): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!(wins.len(), 1);
+    match conflicts.into_iter().next().expect("one loser") {
+        Err(EventStoreError::Conflict {
+            stream_id,
+            expected,
+            actual,
+        }) => {
+            assert_eq!((stream_id, expected, actual), (stream.clone(), 1, Some(2)));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let events = store.read_stream(&stream, 1, None).await.expect("read");
+    assert_eq!(
+        events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(db.count("outbox").await, 2);
+    let decoded = events[1].decode().expect("decodes");
+    assert!(
+        matches!(decoded, waybill_schemas::OrderEvent::OrderCancelled(c) if c.reason == CancelReason::Fraud)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn read_stream_and_read_all_page_return_what_was_appended_in_order() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let mut appended: Vec<EventEnvelope> = Vec::new();
+    for i in 0..5 {
+        let id = OrderId::new_v7();
+        appended.extend(
+            store
+                .append(&id.stream_id(), 0, placed(id, &format!("R-{i}")), &meta())
+                .await
+                .expect("append"),
+        );
+    }
+    let one = store
+        .read_stream(&appended[2].stream_id, 1, Some(1))
+        .await
+        .expect("read");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].event_id, appended[2].event_id);
+    assert_eq!(one[0].traceparent, appended[2].traceparent);
+    assert_eq!(one[0].payload, appended[2].payload);
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = store.read_all_page(cursor, 2).await.expect("page");
+        seen.extend(page.into_iter().map(|e| e.event_id));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut expected: Vec<Uuid> = appended.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+    db.drop().await;
+}
+
+fn request(key: &str, channel_ref: Option<&str>, events: Vec<EventEnvelope>) -> CommitRequest {
+    let order_id = events
+        .first()
+        .and_then(|e| OrderId::from_stream_id(&e.stream_id))
+        .unwrap_or_else(OrderId::new_v7);
+    CommitRequest {
+        idempotency: IdempotencyRecord {
+            scope: "shop".into(),
+            key: key.into(),
+            request_hash: vec![1, 2, 3],
+            response: StoredResponse {
+                status: 201,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Bytes::from_static(b"{}"),
+            },
+        },
+        channel_order: channel_ref.map(|r| ChannelOrder {
+            channel: waybill_schemas::Channel::Web,
+            channel_order_ref: r.into(),
+            order_id,
+        }),
+        events,
+    }
+}
+
+#[tokio::test]
+async fn a_refused_batch_falls_back_to_per_command_outcomes() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let (batcher, workers) = CommitBatcher::spawn(
+        db.pool.clone(),
+        CommitBatcherConfig {
+            max_batch: 5,
+            linger: Duration::from_secs(2),
+            workers: 1,
+            queue_capacity: 16,
+        },
+    );
+    // Already stored: an order (its channel ref WEB-TAKEN) under key "taken".
+    let existing = OrderId::new_v7();
+    let first = stamp(
+        &existing.stream_id(),
+        0,
+        placed(existing, "WEB-TAKEN"),
+        &meta(),
+        Utc::now(),
+    );
+    assert_eq!(
+        batcher
+            .commit(request("taken", Some("WEB-TAKEN"), first))
+            .await,
+        CommitOutcome::Committed
+    );
+
+    let good = OrderId::new_v7();
+    let fresh = OrderId::new_v7();
+    let outcomes = futures::future::join_all(
+        [
+            // good
+            request(
+                "k-good",
+                Some("WEB-GOOD"),
+                stamp(
+                    &good.stream_id(),
+                    0,
+                    placed(good, "WEB-GOOD"),
+                    &meta(),
+                    Utc::now(),
+                ),
+            ),
+            // conflicting: version 1 of the existing stream is taken
+            request(
+                "k-conflict",
+                None,
+                stamp(
+                    &existing.stream_id(),
+                    0,
+                    cancelled(existing),
+                    &meta(),
+                    Utc::now(),
+                ),
+            ),
+            // idempotency key already used
+            request("taken", None, Vec::new()),
+            // channel reference already captured
+            request(
+                "k-channel",
+                Some("WEB-TAKEN"),
+                stamp(
+                    &fresh.stream_id(),
+                    0,
+                    placed(fresh, "WEB-TAKEN"),
+                    &meta(),
+                    Utc::now(),
+                ),
+            ),
+            // good, after the failures
+            request(
+                "k-good-2",
+                None,
+                stamp(
+                    &existing.stream_id(),
+                    1,
+                    cancelled(existing),
+                    &meta(),
+                    Utc::now(),
+                ),
+            ),
+        ]
+        .map(|r| batcher.commit(r)),
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            CommitOutcome::Committed,
+            CommitOutcome::StreamConflict {
+                stream_id: existing.stream_id()
+            },
+            CommitOutcome::IdempotencyKeyTaken,
+            CommitOutcome::ChannelRefTaken { order_id: existing },
+            CommitOutcome::Committed,
+        ]
+    );
+    assert_eq!(
+        store
+            .read_stream(&good.stream_id(), 1, None)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .read_stream(&existing.stream_id(), 1, None)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    assert!(store
+        .read_stream(&fresh.stream_id(), 1, None)
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(db.count("idempotency_records").await, 3);
+    assert_eq!(db.count("outbox").await, 3);
+    drop(batcher);
+    for worker in workers {
+        worker
+            .await
+            .expect("worker stops when the batcher is dropped");
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_clean_batch_commits_all_its_commands_in_one_transaction() {
+    let db = TestDb::new().await;
+    let (batcher, _workers) = CommitBatcher::spawn(
+        db.pool.clone(),
+        CommitBatcherConfig {
+            max_batch: 50,
+            linger: Duration::from_millis(50),
+            workers: 1,
+            queue_capacity: 64,
+        },
+    );
+    let requests: Vec<CommitRequest> = (0..50)
+        .map(|i| {
+            let id = OrderId::new_v7();
+            let r = format!("B-{i}");
+            request(
+                &format!("k-{i}"),
+                Some(&r),
+                stamp(&id.stream_id(), 0, placed(id, &r), &meta(), Utc::now()),
+            )
+        })
+        .collect();
+    let outcomes = futures::future::join_all(requests.into_iter().map(|r| batcher.commit(r))).await;
+    assert!(outcomes.iter().all(|o| *o == CommitOutcome::Committed));
+    // One transaction: every row carries the same created_at.
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT created_at) FROM outbox")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(distinct, 1);
+    assert_eq!(db.count("events").await, 50);
+    db.drop().await;
+}

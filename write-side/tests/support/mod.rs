@@ -1,0 +1,178 @@
+//! Test support: a fresh serializable Postgres database per test, and an in-process command API.
+
+#![allow(dead_code)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tower::ServiceExt;
+use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
+
+pub const KEY: &str = "test-service-key";
+pub const FINANCE_KEY: &str = "test-finance-key";
+pub const SECRET: &[u8] = b"test-tracking-secret";
+
+fn server_options() -> PgConnectOptions {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/waybill".to_owned());
+    PgConnectOptions::from_str(&url)
+        .expect("DATABASE_URL is a Postgres URL")
+        .disable_statement_logging()
+}
+
+/// A database of its own, serializable by default, migrated.
+pub struct TestDb {
+    pub pool: PgPool,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("waybill_t_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = server_options()
+            .database("postgres")
+            .connect()
+            .await
+            .expect("connect to the postgres database");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        sqlx::query(&format!(
+            "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("make it serializable");
+        admin.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .acquire_timeout(Duration::from_secs(20))
+            .connect_with(server_options().database(&name))
+            .await
+            .expect("connect to the test database");
+        waybill_write_side::migrator()
+            .run(&pool)
+            .await
+            .expect("migrations run");
+        Self { pool, name }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count rows")
+    }
+
+    /// Drops the database, best effort.
+    pub async fn drop(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = server_options().database("postgres").connect().await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// The command API on `db`, with batches of up to `batch_max`.
+pub fn app(db: &TestDb, batch_max: usize) -> Router {
+    let mut keys = ApiKeys::parse(&format!("{KEY}:shop-1:service,{FINANCE_KEY}:fin:finance"))
+        .expect("test keys");
+    keys.add("other-client-key", "shop-2", command_api::Role::Service);
+    let mut config =
+        CommandApiConfig::new(keys, SECRET.to_vec(), Arc::new(|| "# metrics\n".into()));
+    config.batch_max = batch_max;
+    config.batch_linger = Duration::from_millis(2);
+    let (router, _workers) = command_api::router(config, db.pool.clone());
+    router
+}
+
+pub fn order_body(channel_ref: &str) -> Value {
+    json!({"channel":"web","channel_order_ref":channel_ref,"currency":"USD",
+        "customer":{"customer_id":"c-42","name":"Ada","email":"ada@example.com","phone":null},
+        "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
+                  "discount_minor":0,"tax_minor":240}],
+        "discounts":[{"code":"WELCOME5","amount_minor":500}],
+        "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
+                            "region":"IL","postal_code":"62701","country":"US"},
+        "billing_address":null,
+        "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
+}
+
+/// A response with its body read.
+pub struct Reply {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn read(response: Response<Body>) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Sends a POST with the test service key.
+pub async fn post(app: &Router, path: &str, key: Option<&str>, body: impl Into<Body>) -> Reply {
+    post_with(app, path, key, Some(KEY), "application/json", body).await
+}
+
+pub async fn post_with(
+    app: &Router,
+    path: &str,
+    idempotency_key: Option<&str>,
+    api_key: Option<&str>,
+    content_type: &str,
+    body: impl Into<Body>,
+) -> Reply {
+    let mut request = Request::post(path).header("content-type", content_type);
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    if let Some(api_key) = api_key {
+        request = request.header("authorization", format!("Bearer {api_key}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(body.into()).expect("request"))
+        .await
+        .expect("infallible");
+    read(response).await
+}
+
+pub async fn get(app: &Router, path: &str) -> Reply {
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    read(response).await
+}
