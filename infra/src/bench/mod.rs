@@ -1,0 +1,228 @@
+//! `waybill bench place`: N concurrent HTTP clients place a fixed number of orders while the
+//! relay and the tracking projector run; measures throughput, command latency and projection lag
+//! (201 received → view visible in Redis), then inserts the same number of events with plain
+//! multi-row INSERTs as a baseline of what Postgres alone does here. Prints a table and writes
+//! a JSON report with an SVG chart beside it.
+//!
+//! By default everything runs in this process against a scratch database, JetStream stream and
+//! Redis prefix that are removed afterwards; `--external` measures services already running.
+
+mod baseline;
+mod lag;
+mod load;
+pub mod report;
+pub mod svg;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::RngCore;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::client::ApiClient;
+use crate::config::{BenchPlaceArgs, Settings};
+use crate::migrate::quote_ident;
+use crate::secrets::Secrets;
+use crate::services::{self, Addresses, Part};
+use crate::shutdown::Shutdown;
+use report::{BenchReport, Goals};
+
+pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.orders > 0 && args.clients > 0,
+        "--orders and --clients must be positive"
+    );
+    let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
+    let render = crate::metrics::install()?;
+
+    let (settings, secrets, scratch) = if args.external {
+        (settings.clone(), Secrets::resolve(settings)?, None)
+    } else {
+        let scratch = Scratch::new(settings, &run);
+        let mut s = settings.clone();
+        s.database_url = scratch.database_url.clone();
+        s.nats_stream = scratch.stream.clone();
+        s.subject_root = scratch.subject_root.clone();
+        s.redis_prefix = scratch.redis_prefix.clone();
+        s.query_rate_limit = 0;
+        let mut key = [0u8; 16];
+        rand::rng().fill_bytes(&mut key);
+        let key = hex::encode(key);
+        let secrets = Secrets {
+            api_keys: format!("{key}:bench:service"),
+            client_key: Some(key),
+            tracking_secret: run.as_bytes().to_vec(),
+        };
+        (s, secrets, Some(scratch))
+    };
+
+    let outcome = run_bench(&settings, &secrets, args, &run, render, scratch.is_some()).await;
+    if let Some(scratch) = scratch {
+        if args.keep {
+            eprintln!(
+                "kept database {}, stream {}, redis prefix {}",
+                scratch.database, scratch.stream, scratch.redis_prefix
+            );
+        } else if let Err(error) = scratch.remove(&settings).await {
+            eprintln!("cleaning up the scratch environment failed: {error:#}");
+        }
+    }
+    let report = outcome?;
+
+    println!("{}", report.table());
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let svg_path = args.out.with_extension("svg");
+    std::fs::write(&svg_path, svg::chart(&report))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    Ok(())
+}
+
+async fn run_bench(
+    settings: &Settings,
+    secrets: &Secrets,
+    args: &BenchPlaceArgs,
+    run: &str,
+    render: waybill_query_api::MetricsRender,
+    in_process: bool,
+) -> anyhow::Result<BenchReport> {
+    let shutdown = Shutdown::new();
+    let (command_addr, query_addr, running) = if in_process {
+        crate::migrate::migrate(&settings.database_url).await?;
+        let addresses = Addresses {
+            command: SocketAddr::from(([127, 0, 0, 1], 0)),
+            query: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let running =
+            services::start(settings, secrets, &Part::ALL, addresses, render, &shutdown).await?;
+        let command = running.command_addr.context("command API did not start")?;
+        let query = running.query_addr.context("query API did not start")?;
+        (command, query, Some(running))
+    } else {
+        (settings.command_addr, settings.query_addr, None)
+    };
+    let key = secrets
+        .client_key
+        .clone()
+        .context("WAYBILL_API_KEYS has no key with role service, agent or admin for the bench")?;
+    let client = ApiClient::new(command_addr, query_addr, key, args.clients)?;
+    client.wait_ready(Duration::from_secs(30)).await?;
+    let redis = services::connect_redis(&settings.redis_url).await?;
+
+    eprintln!(
+        "bench place: {} orders, {} clients, {} (run {run})",
+        args.orders,
+        args.clients,
+        if in_process {
+            "services in-process on a scratch database"
+        } else {
+            "external services"
+        }
+    );
+    let (lag_tx, lag_task) = lag::spawn(redis, settings.redis_prefix.clone());
+    let load = load::run(&client, args.orders, args.clients, run, lag_tx).await?;
+    eprintln!("load done; waiting for the last views to appear in Redis");
+    let lag = lag_task.await.context("lag sampler panicked")?;
+
+    let baseline = if args.no_baseline {
+        None
+    } else {
+        eprintln!("baseline: {} events by multi-row INSERT", load.accepted);
+        Some(
+            baseline::run(
+                &settings.database_url,
+                load.accepted.max(1) as usize,
+                args.baseline_batch,
+                args.baseline_connections,
+            )
+            .await?,
+        )
+    };
+
+    if let Some(running) = running {
+        shutdown.trigger();
+        running.wait().await?;
+    }
+    Ok(BenchReport::new(
+        args,
+        &load,
+        &lag,
+        baseline,
+        Goals::issue_2(),
+    ))
+}
+
+/// Names of the throwaway database, stream and Redis prefix of an in-process run.
+struct Scratch {
+    database: String,
+    database_url: String,
+    stream: String,
+    subject_root: String,
+    redis_prefix: String,
+}
+
+impl Scratch {
+    fn new(settings: &Settings, run: &str) -> Self {
+        let database = format!("waybill_bench_{run}");
+        let database_url = match settings.database_url.parse::<PgConnectOptions>() {
+            Ok(options) => options.database(&database).to_url_lossy().to_string(),
+            Err(_) => settings.database_url.clone(),
+        };
+        Self {
+            database_url,
+            database,
+            stream: format!("BENCH_{}", run.to_uppercase()),
+            subject_root: format!("bench_{run}"),
+            redis_prefix: format!("bench:{run}"),
+        }
+    }
+
+    async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
+        let options: PgConnectOptions = self.database_url.parse()?;
+        let mut admin = options.database("postgres").connect().await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&self.database)
+        ))
+        .execute(&mut admin)
+        .await?;
+        let _ = admin.close().await;
+
+        let nats = async_nats::connect(&settings.nats_url).await?;
+        let js = async_nats::jetstream::new(nats);
+        let _ = js.delete_stream(&self.stream).await;
+        let dead_letters = waybill_projectors::runtime::dead_letter_stream_name(&self.stream);
+        let _ = js.delete_stream(&dead_letters).await;
+
+        let mut redis = services::connect_redis(&settings.redis_url).await?;
+        let pattern = format!("{}:*", self.redis_prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut redis)
+                .await?;
+            if !keys.is_empty() {
+                let _: i64 = redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async(&mut redis)
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,341 @@
+//! The binary's one typed configuration: every setting is a flag and an environment variable,
+//! with defaults that work on a developer machine with the services from `infra/scripts`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "waybill",
+    version,
+    about = "Waybill order management: run the services, migrate, demo and benchmark",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection and service settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Postgres event store (the database is created by `migrate` if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/waybill"
+    )]
+    pub database_url: String,
+    /// Most Postgres connections per process.
+    #[arg(
+        long,
+        env = "WAYBILL_DB_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = 16
+    )]
+    pub db_max_connections: u32,
+
+    #[arg(
+        long,
+        env = "NATS_URL",
+        global = true,
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// JetStream stream the relay publishes to and the projectors consume.
+    #[arg(
+        long,
+        env = "WAYBILL_NATS_STREAM",
+        global = true,
+        default_value = "ORDERS"
+    )]
+    pub nats_stream: String,
+    /// Subject root: events go to `<root>.v1.<partition>.<event_type>`.
+    #[arg(
+        long,
+        env = "WAYBILL_SUBJECT_ROOT",
+        global = true,
+        default_value = "orders"
+    )]
+    pub subject_root: String,
+    #[arg(long, env = "WAYBILL_PARTITIONS", global = true, default_value_t = 8)]
+    pub partitions: u32,
+
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key (`<prefix>:tracking:<order id>`).
+    #[arg(
+        long,
+        env = "WAYBILL_REDIS_PREFIX",
+        global = true,
+        default_value = "waybill"
+    )]
+    pub redis_prefix: String,
+
+    #[arg(
+        long,
+        env = "WAYBILL_COMMAND_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8080"
+    )]
+    pub command_addr: SocketAddr,
+    #[arg(
+        long,
+        env = "WAYBILL_QUERY_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8081"
+    )]
+    pub query_addr: SocketAddr,
+    /// `/metrics` + `/health` listener of worker processes (`serve relay|projector`).
+    #[arg(
+        long,
+        env = "WAYBILL_METRICS_ADDR",
+        global = true,
+        default_value = "127.0.0.1:9100"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Comma-separated `key:client_id:role` (roles: service, agent, finance, admin). Unset: a
+    /// dev admin key is generated into `<secrets dir>/dev-api-key`.
+    #[arg(long, env = "WAYBILL_API_KEYS", global = true, hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// HMAC secret of customer tracking tokens. Unset: generated into `<secrets dir>/tracking-secret`.
+    #[arg(
+        long,
+        env = "WAYBILL_TRACKING_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub tracking_secret: Option<String>,
+    /// Where generated development secrets are kept (gitignored).
+    #[arg(
+        long,
+        env = "WAYBILL_SECRETS_DIR",
+        global = true,
+        default_value = ".waybill"
+    )]
+    pub secrets_dir: PathBuf,
+
+    /// How long a tracking query with `min_version` waits for the view, in milliseconds.
+    #[arg(
+        long,
+        env = "WAYBILL_QUERY_MAX_WAIT_MS",
+        global = true,
+        default_value_t = 2_000
+    )]
+    pub query_max_wait_ms: u64,
+    /// Tracking requests per second per client IP (burst twice that); 0 disables the limit.
+    #[arg(
+        long,
+        env = "WAYBILL_QUERY_RATE_LIMIT",
+        global = true,
+        default_value_t = 50
+    )]
+    pub query_rate_limit: u32,
+
+    /// Command API group commit: most commands per transaction (1 = one per command).
+    #[arg(long, env = "WAYBILL_COMMIT_BATCH_MAX", global = true)]
+    pub commit_batch_max: Option<usize>,
+    /// Command API group commit: how long a batch's first command waits for others (µs).
+    #[arg(long, env = "WAYBILL_COMMIT_LINGER_US", global = true)]
+    pub commit_linger_us: Option<u64>,
+    /// Command API group commit: batches committed concurrently.
+    #[arg(long, env = "WAYBILL_COMMIT_WORKERS", global = true)]
+    pub commit_workers: Option<usize>,
+
+    /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Log lines as human-readable text or JSON. Filter with RUST_LOG.
+    #[arg(long, env = "WAYBILL_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn query_max_wait(&self) -> Duration {
+        Duration::from_millis(self.query_max_wait_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if missing and apply the migrations.
+    Migrate,
+    /// Run services: `all` in one process, or one part for multi-process deploys.
+    Serve {
+        #[arg(value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+    /// Rebuild a read model from the event log.
+    Rebuild {
+        #[arg(value_enum)]
+        view: View,
+    },
+    /// Place a realistic mix of orders over the public HTTP API and print where to see them.
+    Demo(DemoArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Migrate, then command API, relay, tracking projector and query API in one process.
+    All,
+    /// The command API.
+    Commands,
+    /// The outbox relay.
+    Relay,
+    /// The tracking projector.
+    Projector,
+    /// The query API.
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum View {
+    Tracking,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Start all services in this process first (on the configured addresses) and keep them
+    /// running after the demo until Ctrl-C.
+    #[arg(long)]
+    pub start: bool,
+    /// Orders to place (besides the duplicate and the replay).
+    #[arg(long, default_value_t = 12)]
+    pub orders: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Place orders over HTTP with relay and projector running; compare with plain INSERTs.
+    Place(BenchPlaceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchPlaceArgs {
+    /// Orders to place.
+    #[arg(long, default_value_t = 20_000)]
+    pub orders: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/place.json")]
+    pub out: PathBuf,
+    /// Use services already running at the configured addresses instead of starting them
+    /// in-process on a scratch database, stream and Redis prefix.
+    #[arg(long)]
+    pub external: bool,
+    /// Keep the scratch database, stream and Redis keys afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Skip the plain-INSERT baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Rows per multi-row INSERT in the baseline.
+    #[arg(long, default_value_t = 1_000)]
+    pub baseline_batch: usize,
+    /// Concurrent connections of the baseline's pool.
+    #[arg(long, default_value_t = 2)]
+    pub baseline_connections: u32,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_point_at_this_machine() {
+        // Only meaningful when the environment does not override; skip any var that is set.
+        let cli = Cli::try_parse_from(["waybill", "serve"]).unwrap();
+        let s = cli.settings;
+        if std::env::var_os("DATABASE_URL").is_none() {
+            assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/waybill");
+        }
+        if std::env::var_os("WAYBILL_COMMAND_ADDR").is_none() {
+            assert_eq!(s.command_addr.to_string(), "127.0.0.1:8080");
+        }
+        if std::env::var_os("WAYBILL_QUERY_ADDR").is_none() {
+            assert_eq!(s.query_addr.to_string(), "127.0.0.1:8081");
+        }
+        if std::env::var_os("WAYBILL_PARTITIONS").is_none() {
+            assert_eq!(s.partitions, 8);
+        }
+        if std::env::var_os("WAYBILL_LOG_FORMAT").is_none() {
+            assert_eq!(s.log_format, LogFormat::Text);
+        }
+        assert!(matches!(cli.command, Command::Serve { role: Role::All }));
+    }
+
+    #[test]
+    fn subcommands_parse_their_arguments() {
+        let cli = Cli::try_parse_from([
+            "waybill",
+            "bench",
+            "place",
+            "--orders",
+            "100",
+            "--clients",
+            "4",
+            "--out",
+            "x.json",
+        ])
+        .unwrap();
+        let Command::Bench {
+            bench: Bench::Place(args),
+        } = cli.command
+        else {
+            panic!("not bench place");
+        };
+        assert_eq!((args.orders, args.clients), (100, 4));
+        assert_eq!(args.out, PathBuf::from("x.json"));
+
+        let cli =
+            Cli::try_parse_from(["waybill", "serve", "projector", "--partitions", "4"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                role: Role::Projector
+            }
+        ));
+        assert_eq!(cli.settings.partitions, 4);
+        assert!(Cli::try_parse_from(["waybill", "serve", "everything"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["waybill", "rebuild", "tracking"])
+                .unwrap()
+                .command,
+            Command::Rebuild {
+                view: View::Tracking
+            }
+        ));
+    }
+}

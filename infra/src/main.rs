@@ -1,0 +1,154 @@
+//! `waybill`: the one binary that runs Waybill. `serve all` runs the command API, the outbox
+//! relay, the tracking projector and the query API in one process; `serve <part>` runs one of
+//! them for multi-process deploys. `migrate`, `rebuild tracking`, `demo` and `bench place` are
+//! the operational and developer commands. See `waybill --help`.
+
+mod bench;
+mod client;
+mod config;
+mod demo;
+mod metrics;
+mod migrate;
+mod orders;
+mod rebuild;
+mod secrets;
+mod services;
+mod shutdown;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use config::{Bench, Cli, Command, Role, Settings, View};
+use secrets::Secrets;
+use services::{Addresses, Part};
+use shutdown::Shutdown;
+use telemetry::Telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let service = match &cli.command {
+        Command::Serve { role } => match role {
+            Role::All => "waybill",
+            Role::Commands => "waybill-commands",
+            Role::Relay => "waybill-relay",
+            Role::Projector => "waybill-projector",
+            Role::Query => "waybill-query",
+        },
+        _ => "waybill-cli",
+    };
+    let filter = match &cli.command {
+        Command::Demo(_) | Command::Bench { .. } => telemetry::QUIET_FILTER,
+        _ => telemetry::SERVICE_FILTER,
+    };
+    let telemetry = match Telemetry::init(
+        service,
+        cli.settings.log_format,
+        filter,
+        cli.settings.otlp_endpoint.as_deref(),
+    ) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("waybill: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|runtime| {
+            let result = runtime.block_on(run(cli));
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            result
+        });
+    telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("waybill: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Migrate => migrate::migrate(&settings.database_url).await.map(drop),
+        Command::Serve { role } => serve(&settings, role).await,
+        Command::Rebuild {
+            view: View::Tracking,
+        } => rebuild::tracking(&settings).await,
+        Command::Demo(args) => demo::run(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Place(args),
+        } => bench::place(&settings, &args).await,
+    }
+}
+
+async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    let parts: &[Part] = match role {
+        Role::All => &Part::ALL,
+        Role::Commands => &[Part::Commands],
+        Role::Relay => &[Part::Relay],
+        Role::Projector => &[Part::Projector],
+        Role::Query => &[Part::Query],
+    };
+    if role == Role::All {
+        migrate::migrate(&settings.database_url).await?;
+    }
+    let secrets = if parts
+        .iter()
+        .any(|p| matches!(p, Part::Commands | Part::Query))
+    {
+        Secrets::resolve(settings)?
+    } else {
+        Secrets {
+            api_keys: String::new(),
+            client_key: None,
+            tracking_secret: Vec::new(),
+        }
+    };
+    let render = metrics::install()?;
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    let addresses = Addresses {
+        command: settings.command_addr,
+        query: settings.query_addr,
+    };
+    let running = services::start(
+        settings,
+        &secrets,
+        parts,
+        addresses,
+        render.clone(),
+        &shutdown,
+    )
+    .await?;
+    let worker_metrics = matches!(role, Role::Relay | Role::Projector).then(|| {
+        let stop = shutdown.wait();
+        let addr = settings.metrics_addr;
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = metrics::serve_worker_metrics(addr, render, stop).await;
+            if result.is_err() {
+                shutdown.trigger();
+            }
+            result
+        })
+    });
+    tracing::info!(
+        parts = ?parts.iter().map(Part::name).collect::<Vec<_>>(),
+        command = ?running.command_addr,
+        query = ?running.query_addr,
+        "waybill running; SIGINT/SIGTERM to stop"
+    );
+    let result = running.wait().await;
+    if let Some(task) = worker_metrics {
+        task.await.context("metrics listener panicked")??;
+    }
+    result
+}

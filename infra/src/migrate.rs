@@ -1,0 +1,91 @@
+//! `waybill migrate`: creates the database if it does not exist (with SERIALIZABLE as its
+//! default isolation, as production runs) and applies the write side's migrations.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+/// Creates the database named in `database_url` if it is missing.
+pub async fn ensure_database(database_url: &str) -> anyhow::Result<()> {
+    let options: PgConnectOptions = database_url
+        .parse()
+        .context("DATABASE_URL is not a Postgres URL")?;
+    let name = options
+        .get_database()
+        .map(str::to_owned)
+        .context("DATABASE_URL names no database")?;
+    if options.connect().await.is_ok() {
+        return Ok(());
+    }
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("connecting to Postgres (is it running? infra/scripts)")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = quote_ident(&name);
+        match sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it in the meantime.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).with_context(|| format!("creating database {name}")),
+        }
+        sqlx::query(&format!(
+            "ALTER DATABASE {quoted} SET default_transaction_isolation = 'serializable'"
+        ))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("making SERIALIZABLE the default of {name}"))?;
+    }
+    let _ = admin.close().await;
+    Ok(())
+}
+
+/// A pool over the event store database.
+pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await
+        .context("connecting to the event store database")
+}
+
+/// Ensures the database and applies every migration.
+pub async fn migrate(database_url: &str) -> anyhow::Result<PgPool> {
+    ensure_database(database_url).await?;
+    let pool = connect(database_url, 4).await?;
+    waybill_write_side::migrator()
+        .run(&pool)
+        .await
+        .context("applying migrations")?;
+    tracing::info!("database migrated");
+    Ok(pool)
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("waybill"), "\"waybill\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

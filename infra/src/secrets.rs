@@ -1,0 +1,138 @@
+//! API keys and the tracking-token secret. Production passes them in (`WAYBILL_API_KEYS`,
+//! `WAYBILL_TRACKING_SECRET`); on a developer machine they are generated once into the secrets
+//! directory (`.waybill/`, gitignored) and reused, so separately started processes and the demo
+//! agree on them. Secrets are never printed, only the path of the file that holds them.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::RngCore;
+
+use crate::config::Settings;
+
+pub const DEV_API_KEY_FILE: &str = "dev-api-key";
+pub const TRACKING_SECRET_FILE: &str = "tracking-secret";
+
+/// The keys and secret a process runs with.
+#[derive(Clone)]
+pub struct Secrets {
+    /// `key:client_id:role,...` as the services parse it.
+    pub api_keys: String,
+    /// A key this process may use as a client (the first service/agent/admin key).
+    pub client_key: Option<String>,
+    pub tracking_secret: Vec<u8>,
+}
+
+impl Secrets {
+    /// From the settings, generating whatever is unset into the secrets directory.
+    pub fn resolve(settings: &Settings) -> anyhow::Result<Self> {
+        let dir = &settings.secrets_dir;
+        let api_keys = match settings.api_keys.as_deref().map(str::trim) {
+            Some(keys) if !keys.is_empty() => keys.to_owned(),
+            _ => {
+                let (key, path, created) = read_or_create(dir, DEV_API_KEY_FILE)?;
+                if created {
+                    tracing::info!(path = %path.display(), "WAYBILL_API_KEYS unset: generated a dev admin key");
+                } else {
+                    tracing::info!(path = %path.display(), "WAYBILL_API_KEYS unset: using the dev admin key");
+                }
+                format!("{key}:dev:admin")
+            }
+        };
+        let tracking_secret = match settings.tracking_secret.as_deref() {
+            Some(secret) if !secret.is_empty() => secret.as_bytes().to_vec(),
+            _ => {
+                let (secret, path, _) = read_or_create(dir, TRACKING_SECRET_FILE)?;
+                tracing::info!(path = %path.display(), "WAYBILL_TRACKING_SECRET unset: using the dev secret");
+                secret.into_bytes()
+            }
+        };
+        Ok(Self {
+            client_key: client_key(&api_keys),
+            api_keys,
+            tracking_secret,
+        })
+    }
+}
+
+/// The first key whose role may place orders and read tracking.
+pub fn client_key(api_keys: &str) -> Option<String> {
+    api_keys.split(',').map(str::trim).find_map(|entry| {
+        let mut parts = entry.splitn(3, ':');
+        let (key, _client, role) = (parts.next()?, parts.next()?, parts.next()?);
+        matches!(role, "admin" | "service" | "agent").then(|| key.to_owned())
+    })
+}
+
+/// The secret in `dir/name`, created with 32 random bytes (hex) if absent. `true` if created.
+fn read_or_create(dir: &Path, name: &str) -> anyhow::Result<(String, PathBuf, bool)> {
+    let path = dir.join(name);
+    if let Ok(existing) = fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            return Ok((existing.to_owned(), path, false));
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    // Write a private temp file, then link it into place: linking fails if another process
+    // got there first, and then everyone uses that one.
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&temp)
+        .with_context(|| format!("writing {}", temp.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    let linked = fs::hard_link(&temp, &path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok((secret, path, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok((existing.trim().to_owned(), path, false))
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_key_is_the_first_key_that_may_place_orders() {
+        assert_eq!(
+            client_key("f:fin:finance, s:shop:service,a:ann:admin").as_deref(),
+            Some("s")
+        );
+        assert_eq!(client_key("f:fin:finance"), None);
+        assert_eq!(client_key(""), None);
+    }
+
+    #[test]
+    fn generated_secrets_are_created_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("waybill-secrets-{}", uuid::Uuid::now_v7()));
+        let (first, path, created) = read_or_create(&dir, "s").unwrap();
+        assert!(created);
+        assert_eq!(first.len(), 64);
+        let (again, _, created_again) = read_or_create(&dir, "s").unwrap();
+        assert!(!created_again);
+        assert_eq!(first, again);
+        assert!(path.starts_with(&dir));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

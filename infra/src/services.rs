@@ -1,0 +1,291 @@
+//! Starting the services: each part (command API, relay, tracking projector, query API) gets its
+//! connections, its listener and the shared shutdown signal, and runs as a task. `serve all`
+//! runs every part in one process; `serve <part>` one of them. A part that fails brings the
+//! process down (after the others drained) so a supervisor restarts it.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use waybill_query_api::{ApiKeys, MetricsRender, QueryApiConfig};
+use waybill_write_side::outbox::relay::{self, RelayConfig};
+
+use crate::config::Settings;
+use crate::secrets::Secrets;
+use crate::shutdown::Shutdown;
+
+/// One part of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Commands,
+    Relay,
+    Projector,
+    Query,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Commands, Part::Relay, Part::Projector, Part::Query];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Part::Commands => "command API",
+            Part::Relay => "outbox relay",
+            Part::Projector => "tracking projector",
+            Part::Query => "query API",
+        }
+    }
+}
+
+/// Where the HTTP parts listen; `port 0` addresses are resolved when bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub command: SocketAddr,
+    pub query: SocketAddr,
+}
+
+/// Services running in this process.
+pub struct Running {
+    pub command_addr: Option<SocketAddr>,
+    pub query_addr: Option<SocketAddr>,
+    tasks: JoinSet<(Part, anyhow::Result<()>)>,
+    shutdown: Shutdown,
+}
+
+impl Running {
+    /// Waits until every part stopped. The first part to stop on its own (with an error or
+    /// not) triggers shutdown of the rest. Returns the first error.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error: Option<anyhow::Error> = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (part, result) = match joined {
+                Ok(done) => done,
+                Err(join_error) => {
+                    self.shutdown.trigger();
+                    first_error
+                        .get_or_insert(anyhow::anyhow!("a service task panicked: {join_error}"));
+                    continue;
+                }
+            };
+            match result {
+                Ok(()) => tracing::info!(part = part.name(), "stopped"),
+                Err(error) => {
+                    tracing::error!(part = part.name(), error = format!("{error:#}"), "failed");
+                    first_error.get_or_insert(error.context(format!("{} failed", part.name())));
+                }
+            }
+            self.shutdown.trigger();
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Connects what `parts` need and starts them.
+pub async fn start(
+    settings: &Settings,
+    secrets: &Secrets,
+    parts: &[Part],
+    addresses: Addresses,
+    render: MetricsRender,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Running> {
+    let needs_db = parts
+        .iter()
+        .any(|p| matches!(p, Part::Commands | Part::Relay | Part::Projector));
+    let pool = if needs_db {
+        Some(crate::migrate::connect(&settings.database_url, settings.db_max_connections).await?)
+    } else {
+        None
+    };
+    let needs_nats = parts
+        .iter()
+        .any(|p| matches!(p, Part::Relay | Part::Projector));
+    let nats = if needs_nats {
+        Some(
+            async_nats::connect(&settings.nats_url)
+                .await
+                .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?,
+        )
+    } else {
+        None
+    };
+    let needs_redis = parts
+        .iter()
+        .any(|p| matches!(p, Part::Projector | Part::Query));
+    let redis = if needs_redis {
+        Some(connect_redis(&settings.redis_url).await?)
+    } else {
+        None
+    };
+
+    let mut running = Running {
+        command_addr: None,
+        query_addr: None,
+        tasks: JoinSet::new(),
+        shutdown: shutdown.clone(),
+    };
+    for part in parts {
+        match part {
+            Part::Commands => {
+                let listener = bind(addresses.command, "command API").await?;
+                running.command_addr = Some(listener.local_addr()?);
+                let pool = require(&pool)?;
+                let future =
+                    commands::serve(listener, settings, secrets, pool, render.clone(), shutdown);
+                running
+                    .tasks
+                    .spawn(async move { (Part::Commands, future.await) });
+            }
+            Part::Relay => {
+                let mut config = RelayConfig::new(&settings.nats_stream, &settings.subject_root);
+                config.partitions = settings.partitions;
+                let js = relay::relay_jetstream(require(&nats)?);
+                let pool = require(&pool)?;
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    tracing::info!(stream = %config.stream_name, "outbox relay starting");
+                    (Part::Relay, relay::run_relay(config, pool, js, stop).await)
+                });
+            }
+            Part::Projector => {
+                let future = projector::run(
+                    settings,
+                    require(&pool)?,
+                    require(&nats)?,
+                    require(&redis)?,
+                    shutdown,
+                );
+                running
+                    .tasks
+                    .spawn(async move { (Part::Projector, future.await) });
+            }
+            Part::Query => {
+                let listener = bind(addresses.query, "query API").await?;
+                running.query_addr = Some(listener.local_addr()?);
+                let config = query_config(settings, secrets, render.clone())?;
+                let redis = require(&redis)?;
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    (
+                        Part::Query,
+                        waybill_query_api::serve(listener, config, redis, stop).await,
+                    )
+                });
+            }
+        }
+    }
+    Ok(running)
+}
+
+pub fn query_config(
+    settings: &Settings,
+    secrets: &Secrets,
+    render: MetricsRender,
+) -> anyhow::Result<QueryApiConfig> {
+    let mut config = QueryApiConfig::new(
+        settings.redis_prefix.clone(),
+        secrets.tracking_secret.clone(),
+    );
+    config.api_keys = ApiKeys::parse(&secrets.api_keys).context("WAYBILL_API_KEYS")?;
+    config.max_wait = settings.query_max_wait();
+    config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
+    config.rate_limit = (settings.query_rate_limit > 0)
+        .then(|| waybill_query_api::rate_limit::RateLimit::per_second(settings.query_rate_limit));
+    config.metrics_render = Some(render);
+    Ok(config)
+}
+
+pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    redis::Client::open(url)
+        .with_context(|| format!("REDIS_URL {url} is not a Redis URL"))?
+        .get_connection_manager()
+        .await
+        .with_context(|| format!("connecting to Redis at {url}"))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} on {addr}"))
+}
+
+fn require<T: Clone>(connection: &Option<T>) -> anyhow::Result<T> {
+    connection
+        .clone()
+        .context("internal: a part started without its connection")
+}
+
+/// The command API from the write side.
+mod commands {
+    use super::*;
+    use waybill_write_side::command_api::{self, CommandApiConfig};
+
+    pub fn serve(
+        listener: TcpListener,
+        settings: &Settings,
+        secrets: &Secrets,
+        pool: PgPool,
+        render: MetricsRender,
+        shutdown: &Shutdown,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+        let config = command_api::ApiKeys::parse(&secrets.api_keys)
+            .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
+            .map(|keys| {
+                let mut config =
+                    CommandApiConfig::new(keys, secrets.tracking_secret.clone(), render);
+                if let Some(max) = settings.commit_batch_max {
+                    config.batch_max = max;
+                }
+                if let Some(linger) = settings.commit_linger_us {
+                    config.batch_linger = std::time::Duration::from_micros(linger);
+                }
+                if let Some(workers) = settings.commit_workers {
+                    config.batch_workers = workers;
+                }
+                config
+            });
+        let stop = shutdown.wait();
+        async move {
+            let config = config?;
+            tracing::info!(addr = %listener.local_addr()?, "command API listening");
+            command_api::serve(listener, config, pool, stop).await
+        }
+    }
+}
+
+/// The tracking projector.
+mod projector {
+    use super::*;
+    use waybill_projectors::ProjectorConfig;
+
+    pub fn config(settings: &Settings) -> ProjectorConfig {
+        ProjectorConfig::new(
+            &settings.nats_stream,
+            &settings.subject_root,
+            &settings.redis_prefix,
+        )
+    }
+
+    pub fn run(
+        settings: &Settings,
+        pool: PgPool,
+        nats: async_nats::Client,
+        redis: ConnectionManager,
+        shutdown: &Shutdown,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+        let config = config(settings);
+        let js = async_nats::jetstream::new(nats);
+        let stop = shutdown.wait();
+        async move {
+            tracing::info!(stream = %config.stream_name, "tracking projector starting");
+            waybill_projectors::run_tracking_projector(config, pool, js, redis, stop).await
+        }
+    }
+}
+
+pub use projector::config as projector_config;

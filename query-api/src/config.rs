@@ -1,0 +1,50 @@
+//! The query API's configuration, built by the binary from its typed CLI/env config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::ApiKeys;
+use crate::rate_limit::RateLimit;
+
+/// Renders the process's Prometheus metrics as text; installed by the binary.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+pub struct QueryApiConfig {
+    /// Redis key prefix; the tracking view of an order lives at `<prefix>:tracking:<uuid>`.
+    pub redis_prefix: String,
+    /// HMAC secret of customer tracking tokens (the command API signs with the same one).
+    pub tracking_secret: Arc<[u8]>,
+    /// Bearer keys of staff and services (`WAYBILL_API_KEYS`).
+    pub api_keys: ApiKeys,
+    /// How long a query with `min_version`/`consistency_token` waits for the view to catch up.
+    pub max_wait: Duration,
+    /// How often Redis is polled while waiting.
+    pub poll_interval: Duration,
+    /// Per-client-IP limit on the public tracking endpoint; `None` disables it.
+    pub rate_limit: Option<RateLimit>,
+    /// Whole-request timeout (must exceed `max_wait`).
+    pub request_timeout: Duration,
+    /// `GET /metrics` body; `None` serves an empty exposition.
+    pub metrics_render: Option<MetricsRender>,
+}
+
+impl QueryApiConfig {
+    /// A config with the documented defaults (2 s bounded wait, 5 ms polling, 50 req/s per IP).
+    pub fn new(redis_prefix: impl Into<String>, tracking_secret: impl Into<Arc<[u8]>>) -> Self {
+        Self {
+            redis_prefix: redis_prefix.into(),
+            tracking_secret: tracking_secret.into(),
+            api_keys: ApiKeys::default(),
+            max_wait: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(5),
+            rate_limit: Some(RateLimit::per_second(50)),
+            request_timeout: Duration::from_secs(10),
+            metrics_render: None,
+        }
+    }
+
+    pub(crate) fn tracking_key(&self, order: uuid::Uuid) -> String {
+        format!("{}:tracking:{}", self.redis_prefix, order)
+    }
+}

@@ -1,0 +1,112 @@
+//! The query API's axum router and server: routes, shared state, and the request-level layers
+//! (timeout, tracing). Handlers live with what they serve (`tracking`, `openapi`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use redis::aio::ConnectionManager;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::QueryApiConfig;
+use crate::problem::Problem;
+use crate::rate_limit::RateLimiter;
+use crate::{openapi, tracking};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: QueryApiConfig,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) rate_limiter: Option<RateLimiter>,
+}
+
+/// The query API's routes. Serve it with connect info (as [`serve`] does) for the per-IP limit.
+pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
+    let request_timeout = config.request_timeout;
+    let state = AppState {
+        rate_limiter: config.rate_limit.map(RateLimiter::new),
+        config,
+        redis,
+    };
+    Router::new()
+        .route("/v1/orders/{id}/tracking", get(tracking::get_tracking))
+        .route("/openapi.json", get(openapi::serve_document))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves the query API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: QueryApiConfig,
+    redis: ConnectionManager,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(config, redis);
+    tracing::info!(addr = %listener.local_addr()?, "query API listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Redis answers PING", body = Object),
+              (status = 503, description = "Redis does not answer", body = Object)))]
+pub(crate) async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Response {
+    let mut redis = state.redis.clone();
+    let ping: Result<String, _> = redis::cmd("PING").query_async(&mut redis).await;
+    match ping {
+        Ok(_) => Json(serde_json::json!({"status": "ok", "redis": "ok"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "health check: Redis does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "degraded", "redis": "unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Response {
+    let body = state
+        .config
+        .metrics_render
+        .as_ref()
+        .map(|render| render())
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::NotFound
+}

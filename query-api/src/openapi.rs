@@ -1,0 +1,73 @@
+//! The query API's OpenAPI 3.1 document, generated from the handlers and DTOs with utoipa and
+//! served at `GET /openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::problem::ProblemBody;
+use crate::tracking::{Consistency, TrackingResponse};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Waybill query API",
+        description = "Read models of Waybill orders. Customer tracking with read-your-writes: pass `min_version` or the `consistency_token` of a command response and the query waits (bounded) for the view to catch up, or says it is stale."
+    ),
+    paths(crate::tracking::get_tracking, crate::http::health, crate::http::metrics),
+    components(schemas(
+        TrackingResponse,
+        Consistency,
+        ProblemBody,
+        waybill_schemas::views::TrackingView,
+        waybill_schemas::views::TrackingStatus,
+        waybill_schemas::views::TrackingLine,
+        waybill_schemas::views::TrackingTotals,
+        waybill_schemas::views::TimelineEntry,
+        waybill_schemas::Channel,
+    )),
+    modifiers(&ApiKeyScheme),
+    tags((name = "tracking", description = "Customer order tracking"),
+         (name = "operations", description = "Health and metrics"))
+)]
+pub struct QueryApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub(crate) async fn serve_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(QueryApiDoc::openapi())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_describes_the_tracking_endpoint_and_its_schemas() {
+        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        let op = &doc["paths"]["/v1/orders/{id}/tracking"]["get"];
+        assert!(op.is_object(), "tracking path missing");
+        let params: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["id", "token", "min_version", "consistency_token"] {
+            assert!(params.contains(&name), "parameter {name} missing");
+        }
+        assert!(doc["components"]["schemas"]["TrackingView"].is_object());
+        assert!(doc["components"]["schemas"]["Consistency"].is_object());
+    }
+}

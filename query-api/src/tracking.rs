@@ -1,0 +1,324 @@
+//! `GET /v1/orders/{id}/tracking`: one order's tracking view from Redis, for its customer or a
+//! staff client. With `min_version` (or a `consistency_token` from a command response) the query
+//! waits, polling Redis, until the view has reached that version or the bound runs out; then it
+//! answers with what it has and `"stale": true`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use waybill_schemas::views::{ConsistencyToken, TrackingView};
+use waybill_schemas::OrderId;
+
+use crate::auth::{authorize, Denied, Reader};
+use crate::http::AppState;
+use crate::problem::Problem;
+
+/// Query string of the tracking endpoint.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrackingParams {
+    /// The customer's tracking token from the order confirmation.
+    pub token: Option<String>,
+    /// Wait (bounded) until the view has reached this stream version.
+    pub min_version: Option<String>,
+    /// `<order id>.<version>` from a command response; same effect as `min_version`.
+    pub consistency_token: Option<String>,
+}
+
+/// Whether the view answered is as new as the request asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Consistency {
+    /// True when a version was requested and the view had not reached it within the bound.
+    pub stale: bool,
+    /// The version asked for through `min_version`/`consistency_token`, if any.
+    pub requested_version: Option<i64>,
+    /// The version of the view returned.
+    pub view_version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrackingResponse {
+    pub view: TrackingView,
+    pub consistency: Consistency,
+}
+
+/// The caller's address when the server was started with connect info.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/tracking",
+    tag = "tracking",
+    params(("id" = String, Path, description = "Order id (UUID)"), TrackingParams),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The tracking view; `consistency.stale` says whether it reached the requested version (header `X-Waybill-Stale: true` when stale)", body = TrackingResponse),
+        (status = 400, description = "Bad order id, min_version or consistency_token", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No token and no valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "API key role may not read tracking", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(name = "query.tracking", skip_all, fields(order_id = %raw_id))]
+pub async fn get_tracking(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    params: Result<Query<TrackingParams>, QueryRejection>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let Query(params) = params.map_err(|_| Problem::BadParameter {
+        field: "query",
+        detail: "is not a valid query string".into(),
+    })?;
+    let order = OrderId::parse(&raw_id).map_err(|_| Problem::BadParameter {
+        field: "id",
+        detail: "must be an order id (a UUID)".into(),
+    })?;
+    let requested = requested_version(order, &params)?;
+
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str().map_err(|_| Problem::Unauthorized {
+                detail: "the Authorization header is not a valid Bearer API key",
+            })
+        })
+        .transpose()?;
+    if authorization.is_none() {
+        // Only anonymous (token-holding) callers are limited; staff keys are trusted clients.
+        if let (Some(limiter), Some(ip)) = (&state.rate_limiter, client_ip) {
+            limiter
+                .check(ip, Instant::now())
+                .map_err(|wait| Problem::RateLimited {
+                    retry_after_secs: wait.as_secs().max(1),
+                })?;
+        }
+    }
+    let reader = authorize(
+        &state.config.api_keys,
+        &state.config.tracking_secret,
+        order,
+        authorization,
+        params.token.as_deref(),
+    )
+    .map_err(|denied| match denied {
+        Denied::NoCredentials => Problem::Unauthorized {
+            detail: "pass the order's tracking token as ?token= or a Bearer API key",
+        },
+        Denied::BadApiKey => Problem::Unauthorized {
+            detail: "the Authorization header is not a valid Bearer API key",
+        },
+        Denied::RoleNotAllowed(role) => Problem::Forbidden {
+            role: role.to_string(),
+        },
+        Denied::WrongToken => Problem::OrderNotFound,
+    })?;
+    let reader_kind = match &reader {
+        Reader::Customer => "customer",
+        Reader::Client { .. } => "client",
+    };
+    tracing::debug!(order_id = %order, reader = reader_kind, ?requested, "tracking query");
+
+    let mut redis = state.redis.clone();
+    let started = Instant::now();
+    let outcome = read_until(&state, &mut redis, order, requested).await?;
+    metrics::histogram!("waybill_query_tracking_wait_seconds")
+        .record(started.elapsed().as_secs_f64());
+    let Some(view) = outcome else {
+        metrics::counter!("waybill_query_tracking_total", "outcome" => "not_found").increment(1);
+        return Err(Problem::OrderNotFound);
+    };
+    let stale = requested.is_some_and(|wanted| view.version < wanted);
+    metrics::counter!("waybill_query_tracking_total",
+        "outcome" => if stale { "stale" } else { "fresh" })
+    .increment(1);
+    let consistency = Consistency {
+        stale,
+        requested_version: requested,
+        view_version: view.version,
+    };
+    let token = ConsistencyToken {
+        order_id: order,
+        version: view.version,
+    };
+    let mut response = Json(TrackingResponse { view, consistency }).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
+        headers.insert("x-consistency-token", value);
+    }
+    headers.insert(
+        "x-waybill-stale",
+        HeaderValue::from_static(if stale { "true" } else { "false" }),
+    );
+    Ok(response)
+}
+
+/// The version the caller needs: the larger of `min_version` and the consistency token's.
+fn requested_version(order: OrderId, params: &TrackingParams) -> Result<Option<i64>, Problem> {
+    let from_min = params
+        .min_version
+        .as_deref()
+        .map(|raw| {
+            raw.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| Problem::BadParameter {
+                    field: "min_version",
+                    detail: "must be a positive integer".into(),
+                })
+        })
+        .transpose()?;
+    let from_token = params
+        .consistency_token
+        .as_deref()
+        .map(|raw| {
+            let token =
+                ConsistencyToken::parse(raw.trim()).ok_or_else(|| Problem::BadParameter {
+                    field: "consistency_token",
+                    detail: "must be `<order id>.<version>`".into(),
+                })?;
+            if token.order_id != order {
+                return Err(Problem::BadParameter {
+                    field: "consistency_token",
+                    detail: "belongs to another order".into(),
+                });
+            }
+            Ok(token.version)
+        })
+        .transpose()?;
+    Ok(from_min.max(from_token))
+}
+
+/// Reads the view, and while a requested version is not reached, polls until the bound.
+async fn read_until(
+    state: &AppState,
+    redis: &mut ConnectionManager,
+    order: OrderId,
+    requested: Option<i64>,
+) -> Result<Option<TrackingView>, Problem> {
+    let key = state.config.tracking_key(order.as_uuid());
+    let deadline = tokio::time::Instant::now() + state.config.max_wait;
+    loop {
+        let view = read_view(redis, &key).await?;
+        let satisfied = match (&view, requested) {
+            (_, None) => true,
+            (Some(view), Some(wanted)) => view.version >= wanted,
+            (None, Some(_)) => false,
+        };
+        if satisfied || tokio::time::Instant::now() >= deadline {
+            return Ok(view);
+        }
+        tokio::time::sleep_until(
+            (tokio::time::Instant::now() + state.config.poll_interval).min(deadline),
+        )
+        .await;
+    }
+}
+
+async fn read_view(
+    redis: &mut ConnectionManager,
+    key: &str,
+) -> Result<Option<TrackingView>, Problem> {
+    let (version, view): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+        .arg(key)
+        .arg("version")
+        .arg("view")
+        .query_async(redis)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, key, "reading the tracking view from Redis failed");
+            Problem::Internal
+        })?;
+    let Some(raw) = view else {
+        return Ok(None);
+    };
+    let mut view: TrackingView = serde_json::from_str(&raw).map_err(|error| {
+        tracing::error!(%error, key, "tracking view in Redis does not decode");
+        Problem::Internal
+    })?;
+    // The hash's `version` field is what the projector compares-and-sets; trust it over the JSON.
+    if let Some(version) = version {
+        view.version = version;
+    }
+    Ok(Some(view))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn params(min: Option<&str>, token: Option<&str>) -> TrackingParams {
+        TrackingParams {
+            token: None,
+            min_version: min.map(str::to_owned),
+            consistency_token: token.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn requested_version_takes_the_larger_of_min_version_and_token() {
+        let order = OrderId::new_v7();
+        let token = format!("{order}.3");
+        assert_eq!(
+            requested_version(order, &params(Some("2"), Some(&token))).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            requested_version(order, &params(Some("5"), None)).unwrap(),
+            Some(5)
+        );
+        assert_eq!(requested_version(order, &params(None, None)).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_min_version_and_foreign_tokens_name_their_field() {
+        let order = OrderId::new_v7();
+        for bad in ["0", "-1", "x", ""] {
+            let err = requested_version(order, &params(Some(bad), None)).unwrap_err();
+            assert!(matches!(
+                err,
+                Problem::BadParameter {
+                    field: "min_version",
+                    ..
+                }
+            ));
+        }
+        let foreign = format!("{}.1", OrderId::new_v7());
+        for bad in [foreign.as_str(), "nope"] {
+            let err = requested_version(order, &params(None, Some(bad))).unwrap_err();
+            assert!(matches!(
+                err,
+                Problem::BadParameter {
+                    field: "consistency_token",
+                    ..
+                }
+            ));
+        }
+    }
+}
