@@ -15,7 +15,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod tracking;
 
-pub use auth::{ApiKey, ApiKeyError, ApiKeys, Role};
+pub use auth::{ApiKeyError, ApiKeys, Principal, Role};
 pub use config::{MetricsRender, QueryApiConfig};
 pub use http::{router, serve};
 pub use problem::Problem;

@@ -8,6 +8,7 @@
 //! It does no I/O.
 
 pub mod access;
+pub mod api_keys;
 pub mod envelope;
 pub mod events;
 pub mod subject;

@@ -59,6 +59,7 @@ impl FromRequest<AppState> for CommandInput {
         let principal = state
             .api_keys
             .authenticate_header(authorization)
+            .cloned()
             .ok_or_else(Problem::unauthorized)?;
         if !principal.role.may_command() {
             return Err(Problem::forbidden());

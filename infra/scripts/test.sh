@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# README command 2 (and CI): the whole test suite.
+# Ensures toolchain, services and databases, then: formatting, clippy with warnings denied, and
+# every test of the workspace (unit, property, integration and the end-to-end tests that run the
+# real binary), with cargo-nextest when installed. Dev profile only: nothing is built in release.
+set -euo pipefail
+
+say() { printf '\n[test] %s\n' "$*"; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+started=$SECONDS
+
+infra/scripts/ensure-toolchain.sh
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+infra/scripts/ensure-services.sh
+infra/scripts/ensure-databases.sh
+
+say "cargo fmt --all --check"
+cargo fmt --all --check
+
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo build -p waybill (the binary the end-to-end tests start)"
+cargo build -p waybill
+export WAYBILL_BIN=$root/target/debug/waybill
+
+if cargo nextest --version >/dev/null 2>&1; then
+  say "cargo nextest run --workspace"
+  cargo nextest run --workspace --no-fail-fast
+  say "cargo test --workspace --doc"
+  cargo test --workspace --doc
+else
+  say "cargo test --workspace"
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  status=0
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+  awk '/^test result:/ { p += $4; f += $6; i += $8 }
+       END { printf "\n[test] Summary: %d passed, %d failed, %d ignored\n", p, f, i }' \
+    "${log}"
+  [ "$status" = 0 ] || exit "$status"
+fi
+
+say "all checks passed in $((SECONDS - started))s"

@@ -1,0 +1,58 @@
+# Everyday commands. Each recipe is a thin wrapper: the scripts in infra/scripts work without just.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Start Postgres/NATS/Redis if needed, build, run `waybill serve all` in the background and place demo orders.
+up:
+    infra/scripts/demo.sh
+
+# Same as `up`.
+demo: up
+
+# Stop the services `up` started (Postgres, NATS and Redis keep running).
+down:
+    infra/scripts/stop.sh
+
+# The whole suite, as CI runs it: fmt check, clippy -D warnings, every test incl. end-to-end.
+test:
+    infra/scripts/test.sh
+
+# Only the end-to-end tests (real binary against real services).
+e2e:
+    infra/scripts/ensure-services.sh
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p waybill-e2e; else cargo test -p waybill-e2e; fi
+
+# Placement benchmark with relay and projector running (release build); writes bench-results/place.json.
+bench orders="20000" clients="32":
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run --release -p waybill -- bench place --orders {{orders}} --clients {{clients}}
+
+# Format everything.
+fmt:
+    cargo fmt --all
+
+# Clippy over the workspace with warnings denied.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Create the database if missing and apply the migrations (DATABASE_URL, default the local `waybill`).
+migrate:
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run -p waybill -- migrate
+
+# Rebuild a read model from the event log (blue/green).
+rebuild view="tracking":
+    cargo run --release -p waybill -- rebuild {{view}}
+
+# Make sure services, databases and toolchain are in place.
+setup:
+    infra/scripts/ensure-toolchain.sh
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh

@@ -1,0 +1,293 @@
+//! One test's private slice of the shared services: a database created from scratch (with
+//! SERIALIZABLE as its default isolation, migrated by `waybill migrate`), a JetStream stream name
+//! and subject root nobody else uses, a Redis key prefix, a tracking secret and a log directory.
+//! Dropping it deletes the database, the stream (and the streams named after it, like its dead
+//! letters) and the keys (set `WAYBILL_E2E_KEEP=1` to keep them for a post-mortem).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::binary::waybill_binary;
+use crate::process::{Role, WaybillProcess};
+
+const DEFAULT_PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+pub struct TestEnv {
+    /// Short random hex shared by every name below.
+    pub id: String,
+    pub database: String,
+    pub database_url: String,
+    pub nats_url: String,
+    pub stream: String,
+    pub subject_root: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub tracking_secret: String,
+    pub log_dir: PathBuf,
+    pg_server: String,
+    pool: PgPool,
+}
+
+/// `WAYBILL_E2E_PG_SERVER` (no database path), `NATS_URL`, `REDIS_URL`, or this machine's defaults.
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+impl TestEnv {
+    /// Creates and migrates a fresh database for the test called `test_name`.
+    pub async fn new(test_name: &str) -> TestEnv {
+        let simple = uuid::Uuid::now_v7().simple().to_string();
+        // The tail of a UUIDv7 is random; its head is the clock.
+        let id = simple[simple.len() - 12..].to_owned();
+        let pg_server = setting("WAYBILL_E2E_PG_SERVER", DEFAULT_PG_SERVER)
+            .trim_end_matches('/')
+            .to_owned();
+        let database = format!("waybill_e2e_{id}");
+        let database_url = format!("{pg_server}/{database}");
+
+        let mut admin = PgConnection::connect(&format!("{pg_server}/postgres"))
+            .await
+            .expect("connect to Postgres (is it running? infra/scripts/ensure-services.sh)");
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        sqlx::query(&format!(
+            "ALTER DATABASE {database} SET default_transaction_isolation = 'serializable'"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("make SERIALIZABLE the test database's default");
+        let _ = admin.close().await;
+
+        let log_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("target")
+            .join("e2e-logs")
+            .join(format!("{test_name}-{id}"));
+        std::fs::create_dir_all(&log_dir).expect("create the test's log directory");
+
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&database_url)
+            .await
+            .expect("connect to the test database");
+
+        let env = TestEnv {
+            database,
+            database_url,
+            nats_url: setting("NATS_URL", DEFAULT_NATS_URL),
+            stream: format!("E2E_{}", id.to_uppercase()),
+            subject_root: format!("e2e_{id}"),
+            redis_url: setting("REDIS_URL", DEFAULT_REDIS_URL),
+            redis_prefix: format!("e2e:{id}"),
+            tracking_secret: format!("e2e-tracking-secret-{simple}"),
+            log_dir,
+            pg_server,
+            pool,
+            id,
+        };
+        env.migrate().await;
+        env
+    }
+
+    /// Runs `waybill migrate` against the test database.
+    async fn migrate(&self) {
+        let log = self.log_dir.join("migrate.log");
+        let mut command = tokio::process::Command::new(waybill_binary());
+        command.arg("migrate");
+        self.apply_env(&mut command, &[]);
+        let output = command
+            .current_dir(&self.log_dir)
+            .output()
+            .await
+            .expect("run waybill migrate");
+        let _ = std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat());
+        assert!(
+            output.status.success(),
+            "waybill migrate failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The environment every process of this test runs with (on top of a cleared environment),
+    /// plus `extra` (later entries win).
+    pub fn process_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = [
+            ("DATABASE_URL", self.database_url.as_str()),
+            ("NATS_URL", self.nats_url.as_str()),
+            ("WAYBILL_NATS_STREAM", self.stream.as_str()),
+            ("WAYBILL_SUBJECT_ROOT", self.subject_root.as_str()),
+            ("REDIS_URL", self.redis_url.as_str()),
+            ("WAYBILL_REDIS_PREFIX", self.redis_prefix.as_str()),
+            ("WAYBILL_API_KEYS", crate::api::API_KEYS_SETTING),
+            ("WAYBILL_TRACKING_SECRET", self.tracking_secret.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for name in ["PATH", "HOME", "RUST_BACKTRACE"] {
+            if let Ok(value) = std::env::var(name) {
+                vars.push((name.to_owned(), value));
+            }
+        }
+        // The binary's own default filter unless the developer asks for another one: spans the
+        // tracing test looks for must not be filtered out by the harness.
+        if let Ok(filter) = std::env::var("WAYBILL_E2E_RUST_LOG") {
+            vars.push(("RUST_LOG".to_owned(), filter));
+        }
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        vars
+    }
+
+    fn apply_env(&self, command: &mut tokio::process::Command, extra: &[(&str, &str)]) {
+        command.env_clear();
+        for (key, value) in self.process_env(extra) {
+            command.env(key, value);
+        }
+    }
+
+    /// Starts `waybill serve <role>` for this test and waits until it answers.
+    pub async fn start(&self, role: Role) -> WaybillProcess {
+        self.start_with(role, &[]).await
+    }
+
+    /// Like [`TestEnv::start`], with extra environment variables.
+    pub async fn start_with(&self, role: Role, extra: &[(&str, &str)]) -> WaybillProcess {
+        let mut process = WaybillProcess::spawn(role, self.process_env(extra), &self.log_dir);
+        process.wait_ready().await;
+        process
+    }
+
+    /// The test database.
+    pub fn db(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Rows in one table of the test database (`events`, `outbox`, `idempotency_records`, ...).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("count rows of {table}: {e}"))
+    }
+
+    /// Events stored for one order.
+    pub async fn events_of_order(&self, order_id: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE stream_id = $1")
+            .bind(format!("order-{order_id}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events of an order")
+    }
+
+    /// Messages in this test's JetStream stream (0 if the stream does not exist yet).
+    pub async fn stream_message_count(&self) -> u64 {
+        let client = async_nats::connect(&self.nats_url)
+            .await
+            .expect("connect to NATS");
+        let jetstream = async_nats::jetstream::new(client);
+        match jetstream.get_stream(&self.stream).await {
+            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// The tracking hash of one order in Redis: (`version`, `view` JSON), if written.
+    pub async fn tracking_hash(&self, order_id: &str) -> Option<(i64, serde_json::Value)> {
+        let client = redis::Client::open(self.redis_url.as_str()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        let key = format!("{}:tracking:{order_id}", self.redis_prefix);
+        let (version, view): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("version")
+            .arg("view")
+            .query_async(&mut conn)
+            .await
+            .expect("HMGET tracking hash");
+        let view = serde_json::from_str(&view?).expect("tracking view is JSON");
+        Some((version?, view))
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::env::var_os("WAYBILL_E2E_KEEP").is_some() {
+            eprintln!(
+                "WAYBILL_E2E_KEEP: kept database {}, stream {}, redis prefix {}",
+                self.database, self.stream, self.redis_prefix
+            );
+            return;
+        }
+        let pg_server = self.pg_server.clone();
+        let database = self.database.clone();
+        let nats_url = self.nats_url.clone();
+        let stream = self.stream.clone();
+        let redis_url = self.redis_url.clone();
+        let redis_prefix = self.redis_prefix.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: clean up on a thread
+        // with its own small runtime.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&format!("{pg_server}/postgres")).await
+                {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
+                }
+                if let Ok(client) = async_nats::connect(&nats_url).await {
+                    // The stream and any the services derived from its name (dead letters).
+                    let jetstream = async_nats::jetstream::new(client);
+                    let names: Vec<String> = jetstream
+                        .stream_names()
+                        .filter_map(|name| async move { name.ok() })
+                        .collect()
+                        .await;
+                    for name in names.iter().filter(|n| n.starts_with(&stream)) {
+                        let _ = jetstream.delete_stream(name).await;
+                    }
+                }
+                if let Ok(client) = redis::Client::open(redis_url.as_str()) {
+                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg(format!("{redis_prefix}:*"))
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                        if !keys.is_empty() {
+                            let _: Result<i64, _> =
+                                redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                        }
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

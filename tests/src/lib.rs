@@ -1,0 +1,29 @@
+//! The end-to-end harness: everything a test in `tests/tests/` needs to run the real `waybill`
+//! binary against the real Postgres, NATS JetStream and Redis of this machine, isolated from every
+//! other test running at the same time.
+//!
+//! A test builds a [`TestEnv`] (its own database created from scratch with SERIALIZABLE as the
+//! default isolation, its own JetStream stream name and subject root, its own Redis key prefix),
+//! starts one or more [`WaybillProcess`]es from it (`serve all`, or `serve commands`/`relay`/
+//! `projector`/`query` as separate processes it can kill -9 and restart), talks to them through
+//! [`Api`], and inspects the stores directly (events in the database, messages in the stream).
+//! Everything is torn down when the values are dropped.
+//!
+//! In the ARCHITECTURE.md diagram this crate stands outside all three boxes, where the channels
+//! and the customers are.
+
+mod api;
+mod binary;
+mod env;
+mod orders;
+mod otlp;
+mod poll;
+mod process;
+
+pub use api::{Api, HttpResponse, ADMIN_KEY, SERVICE_KEY};
+pub use binary::waybill_binary;
+pub use env::TestEnv;
+pub use orders::{sample_cancel, sample_order, SampleTotals, SAMPLE_TOTALS};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use poll::{eventually, DEFAULT_DEADLINE};
+pub use process::{Role, WaybillProcess};

@@ -1,0 +1,236 @@
+//! One running `waybill serve <role>` process: spawned with a test's environment on free ports,
+//! its output appended to `<log dir>/<role>.log`, ready once it answers over HTTP, killed (-9)
+//! when dropped. Tests that prove crash safety kill it themselves and start it again on the
+//! same ports.
+
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::binary::waybill_binary;
+
+/// What a process runs: `waybill serve <role>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Command API, relay, projector and query API in one process.
+    All,
+    Commands,
+    Relay,
+    Projector,
+    Query,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Commands => "commands",
+            Role::Relay => "relay",
+            Role::Projector => "projector",
+            Role::Query => "query",
+        }
+    }
+}
+
+/// How long a freshly started (debug build) process may take to answer.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct WaybillProcess {
+    role: Role,
+    env: Vec<(String, String)>,
+    log_path: PathBuf,
+    child: Option<Child>,
+    pub command_addr: SocketAddr,
+    pub query_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("ephemeral port address")
+}
+
+impl WaybillProcess {
+    /// Starts the process without waiting for it; see [`WaybillProcess::wait_ready`].
+    pub fn spawn(role: Role, env: Vec<(String, String)>, log_dir: &Path) -> WaybillProcess {
+        let (command_addr, query_addr, metrics_addr) = (free_port(), free_port(), free_port());
+        let mut env = env;
+        env.push(("WAYBILL_COMMAND_ADDR".into(), command_addr.to_string()));
+        env.push(("WAYBILL_QUERY_ADDR".into(), query_addr.to_string()));
+        env.push(("WAYBILL_METRICS_ADDR".into(), metrics_addr.to_string()));
+        let mut process = WaybillProcess {
+            role,
+            env,
+            log_path: log_dir.join(format!("{}.log", role.name())),
+            child: None,
+            command_addr,
+            query_addr,
+            metrics_addr,
+        };
+        process.spawn_child();
+        process
+    }
+
+    fn spawn_child(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open the process log");
+        let log_err = log.try_clone().expect("clone the log handle");
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let child = Command::new(waybill_binary())
+            .args(["serve", self.role.name()])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .expect("spawn waybill");
+        self.child = Some(child);
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn command_url(&self) -> String {
+        format!("http://{}", self.command_addr)
+    }
+
+    pub fn query_url(&self) -> String {
+        format!("http://{}", self.query_addr)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}", self.metrics_addr)
+    }
+
+    /// A client for this process's command and query APIs (for `serve all`).
+    pub fn api(&self) -> Api {
+        Api::new(&self.command_url(), &self.query_url())
+    }
+
+    /// The URLs whose 200 means "up": `/health` of the HTTP services this role runs; workers
+    /// (relay, projector) only have their metrics listener, where `/health` or `/metrics` count.
+    fn readiness_urls(&self) -> Vec<String> {
+        match self.role {
+            Role::All => vec![
+                format!("{}/health", self.command_url()),
+                format!("{}/health", self.query_url()),
+            ],
+            Role::Commands => vec![format!("{}/health", self.command_url())],
+            Role::Query => vec![format!("{}/health", self.query_url())],
+            Role::Relay | Role::Projector => vec![format!("{}/health", self.metrics_url())],
+        }
+    }
+
+    /// Waits until every HTTP listener of this role answers 200; panics with the log if the
+    /// process exits or the deadline passes.
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        let worker = matches!(self.role, Role::Relay | Role::Projector);
+        let until = tokio::time::Instant::now() + READY_DEADLINE;
+        for url in self.readiness_urls() {
+            loop {
+                if let Some(status) = self.exit_status() {
+                    panic!(
+                        "waybill serve {} exited ({status}) before answering {url}\n{}",
+                        self.role.name(),
+                        self.log_tail()
+                    );
+                }
+                let mut ok =
+                    matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+                if !ok && worker {
+                    let metrics = format!("{}/metrics", self.metrics_url());
+                    ok = matches!(client.get(&metrics).send().await, Ok(r) if r.status().is_success());
+                }
+                if ok {
+                    break;
+                }
+                if tokio::time::Instant::now() >= until {
+                    panic!(
+                        "waybill serve {} did not answer {url} within {READY_DEADLINE:?}\n{}",
+                        self.role.name(),
+                        self.log_tail()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL: the process gets no chance to finish anything (crash tests).
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after 10 s.
+    pub async fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < until {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the process again on the same ports and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill_hard();
+        self.spawn_child();
+        self.wait_ready().await;
+    }
+
+    /// The last lines this process wrote, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(60);
+        format!(
+            "--- last lines of {} ---\n{}",
+            self.log_path.display(),
+            lines[start..].join("\n")
+        )
+    }
+}
+
+impl Drop for WaybillProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! End-to-end tests: each starts the real `waybill` binary against the real Postgres, NATS
+//! JetStream and Redis, in an environment of its own (see the `waybill_e2e` harness), and checks
+//! what a channel, a customer or an operator would see over HTTP.
+
+mod bad_input;
+mod cancel;
+mod idempotency;
+mod relay_crash;
+mod service_endpoints;
+mod tracing_chain;
+mod tracking;
+
+use serde_json::Value;
+use waybill_e2e::{eventually, Api, HttpResponse, DEFAULT_DEADLINE};
+
+/// A 201 from `POST /v1/orders`, read into its parts.
+pub struct Placed {
+    pub order_id: String,
+    pub tracking_token: String,
+    pub consistency_token: String,
+    pub response: HttpResponse,
+}
+
+/// Places `body` and insists on 201.
+pub async fn place(api: &Api, key: &str, body: &Value) -> Placed {
+    let response = api.place_order(key, body).await;
+    assert_eq!(response.status, 201, "place order: {}", response.describe());
+    let json = response.json();
+    let text = |field: &str| {
+        json[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("201 body has no {field}: {json}"))
+            .to_owned()
+    };
+    Placed {
+        order_id: text("order_id"),
+        tracking_token: text("tracking_token"),
+        consistency_token: text("consistency_token"),
+        response,
+    }
+}
+
+/// Polls the tracking endpoint with `min_version` until it answers 200 and not stale; returns
+/// the body (`{"view": .., "consistency": ..}`).
+pub async fn tracking_at(api: &Api, order_id: &str, token: &str, min_version: i64) -> Value {
+    let min_version = min_version.to_string();
+    eventually(
+        &format!("tracking of {order_id} at version {min_version}"),
+        DEFAULT_DEADLINE,
+        || async {
+            let response = api
+                .tracking(
+                    order_id,
+                    &[("token", token), ("min_version", &min_version)],
+                    None,
+                )
+                .await;
+            if response.status != 200 {
+                return Err(response.describe());
+            }
+            let body = response.json();
+            if body["consistency"]["stale"] == Value::Bool(false) {
+                Ok(body)
+            } else {
+                Err(response.describe())
+            }
+        },
+    )
+    .await
+}
