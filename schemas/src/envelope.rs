@@ -66,7 +66,7 @@ pub struct EventEnvelope {
 impl EventEnvelope {
     /// The typed event, with old payload versions upcast to the current one.
     pub fn decode(&self) -> Result<OrderEvent, DecodeError> {
-        OrderEvent::decode(&self.event_type, self.schema_version, self.payload.clone())
+        OrderEvent::decode_ref(&self.event_type, self.schema_version, &self.payload)
     }
 }
 

@@ -32,23 +32,53 @@ pub async fn find(
     Ok(id.map(OrderId::from_uuid))
 }
 
-/// Inserts `rows` with one statement; a reference already captured fails it with a unique
-/// violation on `channel_orders_pkey`.
-pub async fn insert(conn: &mut PgConnection, rows: &[&ChannelOrder]) -> Result<(), sqlx::Error> {
+/// Inserts `rows` with one statement, skipping every reference already captured, and returns
+/// the `(channel, channel_order_ref)` pairs it inserted. `rows` must not repeat a reference.
+pub async fn insert_new(
+    conn: &mut PgConnection,
+    rows: &[&ChannelOrder],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let channels: Vec<&str> = rows.iter().map(|r| r.channel.as_str()).collect();
     let refs: Vec<&str> = rows.iter().map(|r| r.channel_order_ref.as_str()).collect();
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.order_id.as_uuid()).collect();
-    sqlx::query(
+    sqlx::query_as(
         "INSERT INTO channel_orders (channel, channel_order_ref, order_id) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[])",
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[]) \
+         ON CONFLICT DO NOTHING \
+         RETURNING channel, channel_order_ref",
     )
     .bind(channels)
     .bind(refs)
     .bind(ids)
-    .execute(conn)
+    .fetch_all(conn)
+    .await
+}
+
+/// The orders captured for each of `refs` (`(channel, channel_order_ref)` pairs), read in the
+/// caller's transaction; references not captured are absent from the answer.
+pub async fn find_many(
+    conn: &mut PgConnection,
+    refs: &[(Channel, &str)],
+) -> Result<Vec<(String, String, OrderId)>, sqlx::Error> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let channels: Vec<&str> = refs.iter().map(|r| r.0.as_str()).collect();
+    let order_refs: Vec<&str> = refs.iter().map(|r| r.1).collect();
+    let rows: Vec<(String, String, uuid::Uuid)> = sqlx::query_as(
+        "SELECT c.channel, c.channel_order_ref, c.order_id \
+         FROM channel_orders c JOIN UNNEST($1::text[], $2::text[]) AS x(ch, r) \
+           ON c.channel = x.ch AND c.channel_order_ref = x.r",
+    )
+    .bind(channels)
+    .bind(order_refs)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .map(|(channel, r, id)| (channel, r, OrderId::from_uuid(id)))
+        .collect())
 }

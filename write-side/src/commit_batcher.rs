@@ -1,25 +1,30 @@
 //! Group commit: many commands' rows in one SERIALIZABLE transaction.
 //!
 //! One transaction per command tops out near 2.6k tx/s on the reference machine, so handlers
-//! do everything that needs no write (validation, idempotency pre-check, the domain decision,
-//! rendering the response) and then hand a [`CommitRequest`] to the batcher. A worker takes
-//! what is queued (up to `max_batch`, waiting at most `linger` after the first for more) and
-//! writes the idempotency records, channel references, events and outbox rows of all of them
-//! with one multi-row statement per table.
+//! do everything that needs no write (validation, the domain decision, rendering the response)
+//! and then hand a [`CommitRequest`] to the batcher. A worker takes what is queued (up to
+//! `max_batch`, waiting at most `linger` after the first for more) and writes the idempotency
+//! records, channel references, events and outbox rows of all of them with one multi-row
+//! statement per table.
 //!
-//! If the batch fails for anything but a serialization failure (retried as a whole), every
-//! command of it is committed alone in its own transaction so each gets its own exact outcome:
-//! a taken idempotency key, a taken channel reference, or a stream conflict. A caller is only
-//! answered after its rows committed (or definitely did not).
+//! The idempotency and channel-reference checks happen inside that transaction (`ON CONFLICT DO
+//! NOTHING RETURNING`): a command whose key is already stored gets
+//! [`CommitOutcome::IdempotencyKeyTaken`], one whose channel reference is already captured gets
+//! [`CommitOutcome::ChannelRefTaken`], and neither writes anything, while the rest of the batch
+//! commits. If the batch fails for anything but a serialization failure (retried as a whole),
+//! e.g. a stream conflict, every command of it is committed alone in its own transaction so
+//! each gets its own exact outcome. A caller is only answered after its rows committed (or
+//! definitely did not).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
-use waybill_schemas::{EventEnvelope, OrderId};
+use waybill_schemas::{Channel, EventEnvelope, OrderId};
 
 use crate::channel_orders::{self, ChannelOrder};
 use crate::event_store::{self, retry};
@@ -158,9 +163,9 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
     if batch.len() > 1 {
         let requests: Vec<&CommitRequest> = batch.iter().map(|p| &p.request).collect();
         match write(pool, &requests).await {
-            Ok(()) => {
-                for pending in batch {
-                    let _ = pending.reply.send(CommitOutcome::Committed);
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(outcome);
                 }
                 metrics::histogram!("waybill_commit_batch_duration_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -180,54 +185,165 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
         .record(started.elapsed().as_secs_f64());
 }
 
-/// Commits one command alone and classifies a refusal by the key it hit.
+/// Commits one command alone; a refusal the statements do not sort out themselves (a stream
+/// conflict) is classified by the key it hit.
 async fn commit_one(pool: &PgPool, request: &CommitRequest) -> CommitOutcome {
     let error = match write(pool, &[request]).await {
-        Ok(()) => return CommitOutcome::Committed,
+        Ok(mut outcomes) => {
+            return outcomes
+                .pop()
+                .unwrap_or_else(|| CommitOutcome::Failed("no outcome for the command".into()))
+        }
         Err(e) => e,
     };
-    match retry::unique_violation(&error).as_deref() {
-        Some("idempotency_records_pkey") => CommitOutcome::IdempotencyKeyTaken,
-        Some("channel_orders_pkey") => {
-            let Some(row) = &request.channel_order else {
-                return CommitOutcome::Failed(error.to_string());
-            };
-            match channel_orders::find(pool, row.channel, &row.channel_order_ref).await {
-                Ok(Some(order_id)) => CommitOutcome::ChannelRefTaken { order_id },
-                Ok(None) => CommitOutcome::Failed("channel reference vanished".to_owned()),
-                Err(e) => CommitOutcome::Failed(e.to_string()),
-            }
-        }
-        _ if event_store::is_stream_conflict(&error) => CommitOutcome::StreamConflict {
+    if event_store::is_stream_conflict(&error) {
+        return CommitOutcome::StreamConflict {
             stream_id: request
                 .events
                 .first()
                 .map(|e| e.stream_id.clone())
                 .unwrap_or_default(),
-        },
-        _ => {
-            tracing::error!(error = %error, "command commit failed");
-            CommitOutcome::Failed(error.to_string())
-        }
+        };
     }
+    tracing::error!(error = %error, "command commit failed");
+    CommitOutcome::Failed(error.to_string())
 }
 
-/// Writes all rows of `requests` in one SERIALIZABLE transaction, retried on 40001.
-async fn write(pool: &PgPool, requests: &[&CommitRequest]) -> Result<(), sqlx::Error> {
-    let records: Vec<&IdempotencyRecord> = requests.iter().map(|r| &r.idempotency).collect();
-    let channel_rows: Vec<&ChannelOrder> = requests
-        .iter()
-        .filter_map(|r| r.channel_order.as_ref())
-        .collect();
-    let events: Vec<&EventEnvelope> = requests.iter().flat_map(|r| r.events.iter()).collect();
+/// Writes the rows of `requests` in one SERIALIZABLE transaction, retried on 40001, and says
+/// what became of each. A stream conflict (or any database error) fails the whole call.
+async fn write(
+    pool: &PgPool,
+    requests: &[&CommitRequest],
+) -> Result<Vec<CommitOutcome>, sqlx::Error> {
     retry::serializable(|| async {
-        let now = Utc::now();
         let mut tx = retry::begin(pool).await?;
-        idempotency::insert(&mut tx, &records, now).await?;
-        channel_orders::insert(&mut tx, &channel_rows).await?;
-        event_store::rows::insert_events(&mut tx, &events).await?;
-        outbox::insert(&mut tx, &events, now).await?;
-        tx.commit().await
+        let outcomes = write_rows(&mut tx, requests, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     })
     .await
+}
+
+/// The statements of one group commit, in the caller's transaction:
+///
+/// 1. the idempotency records, skipping keys already stored (those commands get
+///    [`CommitOutcome::IdempotencyKeyTaken`]; a key repeated inside the batch goes to its first
+///    command);
+/// 2. the channel references of the commands that got their key, skipping references already
+///    captured (in the database or by an earlier command of the batch): those commands get
+///    [`CommitOutcome::ChannelRefTaken`] with the capturing order and their idempotency record
+///    is deleted again, so nothing of theirs is written;
+/// 3. the events and outbox rows of every command still standing.
+async fn write_rows(
+    conn: &mut PgConnection,
+    requests: &[&CommitRequest],
+    now: DateTime<Utc>,
+) -> Result<Vec<CommitOutcome>, sqlx::Error> {
+    let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; requests.len()];
+
+    let mut first_of_key: HashSet<(&str, &str)> = HashSet::with_capacity(requests.len());
+    let mut keyed: Vec<usize> = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        let key = (
+            request.idempotency.scope.as_str(),
+            request.idempotency.key.as_str(),
+        );
+        if first_of_key.insert(key) {
+            keyed.push(i);
+        } else {
+            outcomes[i] = Some(CommitOutcome::IdempotencyKeyTaken);
+        }
+    }
+    let records: Vec<&IdempotencyRecord> =
+        keyed.iter().map(|&i| &requests[i].idempotency).collect();
+    let stored = idempotency::insert_new(conn, &records, now).await?;
+    if stored.len() < keyed.len() {
+        let stored: HashSet<(&str, &str)> = stored
+            .iter()
+            .map(|(scope, key)| (scope.as_str(), key.as_str()))
+            .collect();
+        keyed.retain(|&i| {
+            let record = &requests[i].idempotency;
+            let won = stored.contains(&(record.scope.as_str(), record.key.as_str()));
+            if !won {
+                outcomes[i] = Some(CommitOutcome::IdempotencyKeyTaken);
+            }
+            won
+        });
+    }
+
+    let mut first_of_ref: HashSet<(&str, &str)> = HashSet::with_capacity(keyed.len());
+    let mut capturing: Vec<usize> = Vec::with_capacity(keyed.len());
+    let mut refused: Vec<usize> = Vec::new();
+    for &i in &keyed {
+        if let Some(row) = &requests[i].channel_order {
+            if first_of_ref.insert((row.channel.as_str(), row.channel_order_ref.as_str())) {
+                capturing.push(i);
+            } else {
+                refused.push(i);
+            }
+        }
+    }
+    let rows: Vec<&ChannelOrder> = capturing
+        .iter()
+        .filter_map(|&i| requests[i].channel_order.as_ref())
+        .collect();
+    let captured = channel_orders::insert_new(conn, &rows).await?;
+    if captured.len() < rows.len() {
+        let captured: HashSet<(&str, &str)> = captured
+            .iter()
+            .map(|(channel, r)| (channel.as_str(), r.as_str()))
+            .collect();
+        refused.extend(capturing.iter().copied().filter(|&i| {
+            requests[i].channel_order.as_ref().is_some_and(|row| {
+                !captured.contains(&(row.channel.as_str(), row.channel_order_ref.as_str()))
+            })
+        }));
+    }
+    if !refused.is_empty() {
+        let refs: Vec<(Channel, &str)> = refused
+            .iter()
+            .filter_map(|&i| requests[i].channel_order.as_ref())
+            .map(|row| (row.channel, row.channel_order_ref.as_str()))
+            .collect();
+        let owners: HashMap<(String, String), OrderId> = channel_orders::find_many(conn, &refs)
+            .await?
+            .into_iter()
+            .map(|(channel, r, order_id)| ((channel, r), order_id))
+            .collect();
+        for &i in &refused {
+            let Some(row) = &requests[i].channel_order else {
+                continue;
+            };
+            let owner = owners.get(&(
+                row.channel.as_str().to_owned(),
+                row.channel_order_ref.clone(),
+            ));
+            outcomes[i] = Some(match owner {
+                Some(&order_id) => CommitOutcome::ChannelRefTaken { order_id },
+                None => CommitOutcome::Failed("channel reference vanished".to_owned()),
+            });
+        }
+        let keys: Vec<(&str, &str)> = refused
+            .iter()
+            .map(|&i| {
+                let record = &requests[i].idempotency;
+                (record.scope.as_str(), record.key.as_str())
+            })
+            .collect();
+        idempotency::delete(conn, &keys).await?;
+    }
+
+    let events: Vec<&EventEnvelope> = requests
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .flat_map(|(request, _)| request.events.iter())
+        .collect();
+    event_store::rows::insert_events(conn, &events).await?;
+    outbox::insert(conn, &events, now).await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or(CommitOutcome::Committed))
+        .collect())
 }

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
-use waybill_schemas::{Channel, OrderId};
 
 use crate::event_store::retry;
 
@@ -77,55 +76,15 @@ pub async fn find(
     Ok(row.map(|row| record_from(scope, key, row)))
 }
 
-/// The pre-check of a placement in one round trip: the record under `(scope, key)` and the
-/// order already captured for `(channel, channel_order_ref)`.
-pub async fn find_with_channel_ref(
-    pool: &PgPool,
-    scope: &str,
-    key: &str,
-    channel: Channel,
-    channel_order_ref: &str,
-) -> Result<(Option<IdempotencyRecord>, Option<OrderId>), sqlx::Error> {
-    type Row = (
-        Option<Vec<u8>>,
-        Option<i16>,
-        Option<serde_json::Value>,
-        Option<Vec<u8>>,
-        Option<uuid::Uuid>,
-    );
-    let row: Row = retry::serializable(|| {
-        sqlx::query_as(
-            "SELECT i.request_hash, i.response_status, i.response_headers, i.response_body, \
-                    c.order_id \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN idempotency_records i ON i.scope = $1 AND i.idempotency_key = $2 \
-             LEFT JOIN channel_orders c ON c.channel = $3 AND c.channel_order_ref = $4",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(channel.as_str())
-        .bind(channel_order_ref)
-        .fetch_one(pool)
-    })
-    .await?;
-    let record = match row {
-        (Some(hash), Some(status), Some(headers), Some(body), _) => {
-            Some(record_from(scope, key, (hash, status, headers, body)))
-        }
-        _ => None,
-    };
-    Ok((record, row.4.map(OrderId::from_uuid)))
-}
-
-/// Inserts `records` with one statement; a key already stored fails it with a unique
-/// violation on `idempotency_records_pkey`.
-pub async fn insert(
+/// Inserts `records` with one statement, skipping every key already stored, and returns the
+/// `(scope, key)` pairs it inserted. `records` must not repeat a key.
+pub async fn insert_new(
     conn: &mut PgConnection,
     records: &[&IdempotencyRecord],
     created_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(String, String)>, sqlx::Error> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let scopes: Vec<&str> = records.iter().map(|r| r.scope.as_str()).collect();
     let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
@@ -139,11 +98,13 @@ pub async fn insert(
         .map(|r| serde_json::to_string(&r.response.headers).unwrap_or_else(|_| "[]".into()))
         .collect();
     let bodies: Vec<&[u8]> = records.iter().map(|r| r.response.body.as_ref()).collect();
-    sqlx::query(
+    sqlx::query_as(
         "INSERT INTO idempotency_records (scope, idempotency_key, request_hash, response_status, \
                                           response_headers, response_body, created_at) \
          SELECT s, k, h, st, hd::jsonb, b, $7 FROM UNNEST($1::text[], $2::text[], $3::bytea[], \
-                $4::smallint[], $5::text[], $6::bytea[]) AS x(s, k, h, st, hd, b)",
+                $4::smallint[], $5::text[], $6::bytea[]) AS x(s, k, h, st, hd, b) \
+         ON CONFLICT DO NOTHING \
+         RETURNING scope, idempotency_key",
     )
     .bind(scopes)
     .bind(keys)
@@ -152,6 +113,24 @@ pub async fn insert(
     .bind(headers)
     .bind(bodies)
     .bind(created_at)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes the records of `keys` (`(scope, key)` pairs) inserted earlier in the same transaction
+/// by commands that turned out not to be carried out.
+pub async fn delete(conn: &mut PgConnection, keys: &[(&str, &str)]) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let scopes: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    sqlx::query(
+        "DELETE FROM idempotency_records r USING UNNEST($1::text[], $2::text[]) AS x(s, k) \
+         WHERE r.scope = x.s AND r.idempotency_key = x.k",
+    )
+    .bind(scopes)
+    .bind(keys)
     .execute(conn)
     .await?;
     Ok(())

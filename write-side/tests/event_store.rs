@@ -337,3 +337,68 @@ async fn a_clean_batch_commits_all_its_commands_in_one_transaction() {
     assert_eq!(db.count("events").await, 50);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_batch_repeating_a_key_or_a_channel_reference_commits_only_the_first_of_each() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let (batcher, _workers) = CommitBatcher::spawn(
+        db.pool.clone(),
+        CommitBatcherConfig {
+            max_batch: 4,
+            linger: Duration::from_secs(2),
+            workers: 1,
+            queue_capacity: 16,
+        },
+    );
+    let [first, same_key, same_ref, other] = [(); 4].map(|()| OrderId::new_v7());
+    let placing = |key: &str, id: OrderId, channel_ref: &str| {
+        request(
+            key,
+            Some(channel_ref),
+            stamp(
+                &id.stream_id(),
+                0,
+                placed(id, channel_ref),
+                &meta(),
+                Utc::now(),
+            ),
+        )
+    };
+    let outcomes = futures::future::join_all(
+        [
+            placing("k-1", first, "WEB-1"),
+            // the same key again, for another reference: the key is taken
+            placing("k-1", same_key, "WEB-2"),
+            // another key for the first command's reference: answered with the first order
+            placing("k-3", same_ref, "WEB-1"),
+            placing("k-4", other, "WEB-4"),
+        ]
+        .map(|r| batcher.commit(r)),
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            CommitOutcome::Committed,
+            CommitOutcome::IdempotencyKeyTaken,
+            CommitOutcome::ChannelRefTaken { order_id: first },
+            CommitOutcome::Committed,
+        ]
+    );
+    for (id, events) in [(first, 1), (same_key, 0), (same_ref, 0), (other, 1)] {
+        assert_eq!(
+            store
+                .read_stream(&id.stream_id(), 1, None)
+                .await
+                .expect("read")
+                .len(),
+            events
+        );
+    }
+    // The refused commands left nothing behind: no record under "k-3", no "WEB-2" capture.
+    assert_eq!(db.count("idempotency_records").await, 2);
+    assert_eq!(db.count("channel_orders").await, 2);
+    assert_eq!(db.count("outbox").await, 2);
+    db.drop().await;
+}

@@ -85,6 +85,34 @@ impl OrderEvent {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Like [`OrderEvent::decode`] for a borrowed payload: one already at the current version is
+    /// read in place, without copying its tree first; older ones are copied and upcast.
+    pub fn decode_ref(
+        event_type: &str,
+        schema_version: i32,
+        payload: &serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        let kind = OrderEventKind::from_name(event_type)
+            .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
+        let version = kind.current_version();
+        if schema_version != version {
+            return Self::decode(event_type, schema_version, payload.clone());
+        }
+        let wrap = |source| DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            version,
+            source,
+        };
+        Ok(match kind {
+            OrderEventKind::OrderPlaced => {
+                Self::OrderPlaced(serde::Deserialize::deserialize(payload).map_err(wrap)?)
+            }
+            OrderEventKind::OrderCancelled => {
+                Self::OrderCancelled(serde::Deserialize::deserialize(payload).map_err(wrap)?)
+            }
+        })
+    }
+
     /// Decodes a stored payload of any known version into the current event type.
     pub fn decode(
         event_type: &str,

@@ -2,7 +2,6 @@
 //! `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
-pub mod auth;
 mod handlers;
 pub mod openapi;
 pub mod problem;
@@ -18,10 +17,10 @@ use axum::Router;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-pub use auth::{ApiKeys, ApiKeysError, Principal, Role};
 pub use handlers::REPLAYED_HEADER;
 pub use problem::Problem;
 pub use request::{CORRELATION_ID_HEADER, IDEMPOTENCY_KEY_HEADER};
+pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};

@@ -1,6 +1,7 @@
 //! The command handlers behind the HTTP API: each takes a parsed request and the caller's
-//! context, runs the idempotency pre-check, asks the pure domain for a decision, renders the
-//! response, and commits everything through the [`CommitBatcher`]. They return either a
+//! context, asks the pure domain for a decision, renders the response, and commits everything
+//! through the [`CommitBatcher`], whose transaction also checks the idempotency key (a cancel
+//! additionally looks its key up first, since its decision depends on the order's state). They return either a
 //! response to send (fresh or replayed) or a typed [`CommandError`]; HTTP mapping is the API's.
 
 mod cancel;

@@ -10,7 +10,6 @@ use crate::channel_orders::ChannelOrder;
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
 use crate::domain::{parse_place_order, Order, OrderCommand};
 use crate::event_store::stamp;
-use crate::idempotency;
 
 /// `POST /v1/orders`.
 pub async fn place_order(
@@ -19,21 +18,8 @@ pub async fn place_order(
     body: &Value,
 ) -> Result<Reply, CommandError> {
     let order = parse_place_order(body)?;
-    let (record, existing) = idempotency::find_with_channel_ref(
-        &services.pool,
-        &ctx.client_id,
-        &ctx.idempotency_key,
-        order.channel,
-        &order.channel_order_ref,
-    )
-    .await?;
-    if let Some(record) = record {
-        return ctx.answer_from(record);
-    }
-    if let Some(order_id) = existing {
-        return existing_order(services, ctx, order_id).await;
-    }
-
+    // No pre-check: the commit itself finds a stored key or a captured channel reference
+    // (see `commit_batcher`), and the outcomes below answer those from what is stored.
     let order_id = OrderId::new_v7();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let now = Utc::now();

@@ -1,7 +1,8 @@
 //! The `events` table's SQL: the multi-row insert and the row ↔ envelope mapping.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 use waybill_schemas::envelope::ActorKind;
 use waybill_schemas::{Actor, Channel, EventEnvelope};
@@ -13,6 +14,13 @@ pub(crate) const COLUMNS: &str =
     occurred_at, recorded_at, correlation_id, causation_id, traceparent, actor_kind, actor_id, \
     channel, payload";
 
+/// `SELECT` of the `events` columns from the 14 arrays [`bind_events`] binds as `$1..$14`.
+const UNNEST_EVENTS: &str =
+    "SELECT s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p::jsonb FROM UNNEST(\
+       $1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], \
+       $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
+       $13::text[], $14::text[]) AS x(s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p)";
+
 /// Inserts `events` with one statement. A duplicate `(stream_id, stream_version)` fails the
 /// statement with a unique violation on `events_pkey`: that is the concurrency check.
 pub async fn insert_events(
@@ -22,6 +30,16 @@ pub async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
+    let sql = format!("INSERT INTO events ({COLUMNS}) {UNNEST_EVENTS}");
+    bind_events(sqlx::query(&sql), events).execute(conn).await?;
+    Ok(())
+}
+
+/// Binds the columns of `events` as the 14 arrays of [`UNNEST_EVENTS`].
+fn bind_events<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    events: &[&EventEnvelope],
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
     let n = events.len();
     let mut stream_ids = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
@@ -51,32 +69,24 @@ pub async fn insert_events(
         actor_kinds.push(actor_kind_str(e.actor.kind).to_owned());
         actor_ids.push(e.actor.id.clone());
         channels.push(e.channel.map(|c| c.as_str().to_owned()));
-        payloads.push(e.payload.to_string());
+        // `to_string` straight through serde, not the `Display` adapter.
+        payloads.push(serde_json::to_string(&e.payload).unwrap_or_else(|_| "null".into()));
     }
-    sqlx::query(&format!(
-        "INSERT INTO events ({COLUMNS}) \
-         SELECT s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p::jsonb FROM UNNEST(\
-           $1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], \
-           $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
-           $13::text[], $14::text[]) AS x(s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p)"
-    ))
-    .bind(stream_ids)
-    .bind(versions)
-    .bind(event_ids)
-    .bind(types)
-    .bind(schema_versions)
-    .bind(occurred)
-    .bind(recorded)
-    .bind(correlations)
-    .bind(causations)
-    .bind(traceparents)
-    .bind(actor_kinds)
-    .bind(actor_ids)
-    .bind(channels)
-    .bind(payloads)
-    .execute(conn)
-    .await?;
-    Ok(())
+    query
+        .bind(stream_ids)
+        .bind(versions)
+        .bind(event_ids)
+        .bind(types)
+        .bind(schema_versions)
+        .bind(occurred)
+        .bind(recorded)
+        .bind(correlations)
+        .bind(causations)
+        .bind(traceparents)
+        .bind(actor_kinds)
+        .bind(actor_ids)
+        .bind(channels)
+        .bind(payloads)
 }
 
 pub(crate) fn actor_kind_str(kind: ActorKind) -> &'static str {
@@ -88,7 +98,7 @@ pub(crate) fn actor_kind_str(kind: ActorKind) -> &'static str {
     }
 }
 
-fn actor_kind(raw: &str) -> Option<ActorKind> {
+pub(crate) fn actor_kind(raw: &str) -> Option<ActorKind> {
     Some(match raw {
         "customer" => ActorKind::Customer,
         "agent" => ActorKind::Agent,

@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgPool, Postgres, Transaction};
 use tracing::Instrument;
 use uuid::Uuid;
 use waybill_schemas::subject::{stream_subjects, subject_for};
-use waybill_schemas::EventEnvelope;
+use waybill_schemas::{Actor, Channel};
 
 use crate::event_store::retry;
-use crate::event_store::rows::EventRow;
+use crate::event_store::rows;
 use crate::event_store::EventStoreError;
 use crate::trace_context::{self, TRACEPARENT};
 
@@ -348,7 +349,7 @@ pub async fn relay_round(
 async fn publish(
     config: &RelayConfig,
     js: &jetstream::Context,
-    envelope: &EventEnvelope,
+    envelope: &Outgoing,
 ) -> Result<PublishAckFuture, RelayError> {
     let span = tracing::info_span!(
         "relay.publish",
@@ -360,7 +361,7 @@ async fn publish(
     if let Some(parent) = &envelope.traceparent {
         trace_context::set_parent_from_traceparent(&span, parent);
     }
-    let body = serde_json::to_vec(envelope).map_err(|source| RelayError::Encode {
+    let body = envelope.body().map_err(|source| RelayError::Encode {
         event_id: envelope.event_id,
         source,
     })?;
@@ -394,13 +395,17 @@ async fn publish(
 }
 
 /// Locks up to `limit` of the oldest unpublished events; rows another relay holds are skipped.
-/// Within a stream, versions come out in order.
+/// Within a stream, versions come out in order. Payloads stay JSON text: the relay only
+/// forwards them.
 async fn claim(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
-) -> Result<Vec<EventEnvelope>, RelayError> {
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT e.* FROM outbox o JOIN events e ON e.event_id = o.event_id \
+) -> Result<Vec<Outgoing>, RelayError> {
+    let rows: Vec<OutgoingRow> = sqlx::query_as(
+        "SELECT e.stream_id, e.stream_version, e.event_id, e.event_type, e.schema_version, \
+                e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent, \
+                e.actor_kind, e.actor_id, e.channel, e.payload::text AS payload \
+         FROM outbox o JOIN events e ON e.event_id = o.event_id \
          ORDER BY o.created_at, o.stream_id, o.stream_version \
          LIMIT $1 \
          FOR UPDATE OF o SKIP LOCKED",
@@ -408,10 +413,127 @@ async fn claim(
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(EventEnvelope::try_from)
-        .collect::<Result<_, _>>()?)
+    rows.into_iter().map(Outgoing::try_from).collect()
+}
+
+/// One claimed event as selected by [`claim`], its payload as stored JSON text.
+#[derive(sqlx::FromRow)]
+struct OutgoingRow {
+    stream_id: String,
+    stream_version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    traceparent: Option<String>,
+    actor_kind: String,
+    actor_id: String,
+    channel: Option<String>,
+    payload: String,
+}
+
+/// An event on its way to JetStream: the envelope's fields and the payload's JSON text, which
+/// is spliced into the message body as is (never parsed into a tree and printed again).
+struct Outgoing {
+    event_id: Uuid,
+    stream_id: String,
+    stream_version: i64,
+    event_type: String,
+    schema_version: i32,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    traceparent: Option<String>,
+    actor: Actor,
+    channel: Option<Channel>,
+    payload: String,
+}
+
+impl TryFrom<OutgoingRow> for Outgoing {
+    type Error = RelayError;
+    fn try_from(row: OutgoingRow) -> Result<Self, RelayError> {
+        let corrupt = |detail: &str| {
+            RelayError::Unreadable(EventStoreError::Corrupt {
+                stream_id: row.stream_id.clone(),
+                stream_version: row.stream_version,
+                detail: detail.to_owned(),
+            })
+        };
+        let kind =
+            rows::actor_kind(&row.actor_kind).ok_or_else(|| corrupt("unknown actor_kind"))?;
+        let channel = match &row.channel {
+            Some(raw) => Some(Channel::parse(raw).map_err(|_| corrupt("unknown channel"))?),
+            None => None,
+        };
+        Ok(Self {
+            event_id: row.event_id,
+            stream_version: row.stream_version,
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+            traceparent: row.traceparent,
+            actor: Actor {
+                kind,
+                id: row.actor_id,
+            },
+            channel,
+            payload: row.payload,
+            stream_id: row.stream_id,
+        })
+    }
+}
+
+/// Every [`EventEnvelope`](waybill_schemas::EventEnvelope) field but the payload, serialized the way the envelope serializes
+/// them (same names, same value encodings).
+#[derive(Serialize)]
+struct EnvelopeHead<'a> {
+    event_id: Uuid,
+    stream_id: &'a str,
+    stream_version: i64,
+    event_type: &'a str,
+    schema_version: i32,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    traceparent: Option<&'a str>,
+    actor: &'a Actor,
+    channel: Option<Channel>,
+}
+
+impl Outgoing {
+    /// The message body: the [`EventEnvelope`](waybill_schemas::EventEnvelope) JSON, with the payload text spliced in.
+    fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let head = EnvelopeHead {
+            event_id: self.event_id,
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            traceparent: self.traceparent.as_deref(),
+            actor: &self.actor,
+            channel: self.channel,
+        };
+        let mut body = Vec::with_capacity(self.payload.len() + 512);
+        serde_json::to_writer(&mut body, &head)?;
+        // `head` is a non-empty object: drop its closing brace and append the payload member.
+        body.pop();
+        body.extend_from_slice(b",\"payload\":");
+        body.extend_from_slice(self.payload.as_bytes());
+        body.push(b'}');
+        Ok(body)
+    }
 }
 
 async fn record_outbox_depth(pool: &PgPool) {

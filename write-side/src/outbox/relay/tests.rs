@@ -8,6 +8,7 @@ use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
+use waybill_schemas::EventEnvelope;
 
 use super::*;
 
