@@ -16,6 +16,16 @@ infra/scripts/ensure-toolchain.sh
 infra/scripts/ensure-services.sh
 infra/scripts/ensure-databases.sh
 
+# Tests drop their databases; one that failed midway leaves its database behind. Remove those
+# (names: waybill_<suite>_<32 hex>) so they do not pile up on a developer machine.
+say "removing databases left by earlier failed test runs"
+psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -d postgres -Atc \
+  "SELECT datname FROM pg_database WHERE datname ~ '^waybill_[a-z0-9]+_[0-9a-f]{12,32}$'" |
+  while read -r db; do
+    psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    echo "  dropped $db"
+  done
+
 say "cargo fmt --all --check"
 cargo fmt --all --check
 
@@ -27,10 +37,10 @@ cargo build -p waybill
 export WAYBILL_BIN=$root/target/debug/waybill
 
 if cargo nextest --version >/dev/null 2>&1; then
-  say "cargo nextest run --workspace"
-  cargo nextest run --workspace --no-fail-fast
   say "cargo test --workspace --doc"
   cargo test --workspace --doc
+  say "cargo nextest run --workspace"
+  cargo nextest run --workspace --no-fail-fast
 else
   say "cargo test --workspace"
   log=$(mktemp)

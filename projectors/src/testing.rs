@@ -2,8 +2,8 @@
 //! and subject root, and Redis prefix.
 
 use chrono::{TimeZone, Utc};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+use sqlx::PgPool;
 use uuid::Uuid;
 use waybill_schemas::envelope::ActorKind;
 use waybill_schemas::events::{
@@ -111,31 +111,9 @@ pub fn cancelled_event(order: OrderId, version: i64) -> EventEnvelope {
 
 /// A fresh database with the write side's migrations and SERIALIZABLE as its default.
 pub async fn fresh_database() -> PgPool {
-    let name = format!("waybill_projectors_{}", Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+    waybill_write_side::testing::TestDatabase::create("projectors")
         .await
-        .expect("postgres up");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    admin
-        .execute(
-            format!("ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'")
-                .as_str(),
-        )
-        .await
-        .expect("serializable default");
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .expect("connect test database");
-    waybill_write_side::migrator()
-        .run(&pool)
-        .await
-        .expect("migrate");
-    pool
+        .pool
 }
 
 /// Stores events as the event store would (plain SQL: the projectors only read the table).

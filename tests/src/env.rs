@@ -11,6 +11,8 @@ use futures::StreamExt;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use waybill_write_side::testing::create_serializable_database;
+
 use crate::binary::waybill_binary;
 use crate::process::{Role, WaybillProcess};
 
@@ -57,16 +59,9 @@ impl TestEnv {
         let mut admin = PgConnection::connect(&format!("{pg_server}/postgres"))
             .await
             .expect("connect to Postgres (is it running? infra/scripts/ensure-services.sh)");
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
+        create_serializable_database(&mut admin, &database)
             .await
-            .expect("create the test database");
-        sqlx::query(&format!(
-            "ALTER DATABASE {database} SET default_transaction_isolation = 'serializable'"
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("make SERIALIZABLE the test database's default");
+            .expect("create the test database, SERIALIZABLE by default");
         let _ = admin.close().await;
 
         let log_dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -16,6 +16,8 @@ pub mod domain;
 pub mod event_store;
 pub mod idempotency;
 pub mod outbox;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace_context;
 
 /// The write side's migrations (the event store, idempotency records, channel orders, outbox).

@@ -15,7 +15,7 @@ fn body(v: &Value) -> String {
 
 #[tokio::test]
 async fn placing_an_order_returns_its_tokens_and_stores_one_event_with_its_outbox_row() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let reply = post(&app, "/v1/orders", Some("k-1"), body(&order_body("WEB-1"))).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -54,7 +54,7 @@ async fn placing_an_order_returns_its_tokens_and_stores_one_event_with_its_outbo
 
 #[tokio::test]
 async fn duplicate_idempotency_key_returns_the_first_response_byte_for_byte_and_appends_nothing() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let request = body(&order_body("WEB-2"));
     let first = post(&app, "/v1/orders", Some("k-2"), request.clone()).await;
@@ -73,7 +73,7 @@ async fn duplicate_idempotency_key_returns_the_first_response_byte_for_byte_and_
 
 #[tokio::test]
 async fn twenty_concurrent_requests_with_one_key_append_once() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let request = body(&order_body("WEB-3"));
     let replies = futures::future::join_all((0..20).map(|_| {
@@ -94,7 +94,7 @@ async fn twenty_concurrent_requests_with_one_key_append_once() {
 
 #[tokio::test]
 async fn reusing_a_key_with_another_body_is_refused_with_422() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     assert_eq!(
         post(&app, "/v1/orders", Some("k-4"), body(&order_body("WEB-4")))
@@ -115,7 +115,7 @@ async fn reusing_a_key_with_another_body_is_refused_with_422() {
 
 #[tokio::test]
 async fn the_same_key_from_another_client_is_another_request() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     assert_eq!(
         post(&app, "/v1/orders", Some("k-9"), body(&order_body("WEB-9")))
@@ -139,7 +139,7 @@ async fn the_same_key_from_another_client_is_another_request() {
 
 #[tokio::test]
 async fn the_same_channel_reference_twice_yields_one_order_id() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let first = post(&app, "/v1/orders", Some("k-5"), body(&order_body("WEB-6"))).await;
     assert_eq!(first.status, 201);
@@ -157,7 +157,7 @@ async fn the_same_channel_reference_twice_yields_one_order_id() {
 
 #[tokio::test]
 async fn concurrent_captures_of_one_channel_reference_agree_on_the_order() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let request = body(&order_body("WEB-7"));
     let replies = futures::future::join_all((0..8).map(|i| {
@@ -178,7 +178,7 @@ async fn concurrent_captures_of_one_channel_reference_agree_on_the_order() {
 
 #[tokio::test]
 async fn cancel_returns_version_2_then_409_and_unknown_orders_are_404() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let placed = post(&app, "/v1/orders", Some("k-8"), body(&order_body("WEB-8")))
         .await
@@ -222,7 +222,7 @@ async fn cancel_returns_version_2_then_409_and_unknown_orders_are_404() {
 
 #[tokio::test]
 async fn concurrent_cancels_of_one_order_cancel_it_once() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let placed = post(
         &app,
@@ -258,7 +258,7 @@ async fn concurrent_cancels_of_one_order_cancel_it_once() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_problem_json_and_nothing_is_stored() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let with = |pointer: &str, value: Value| {
         let mut b = order_body("BAD-1");
@@ -433,7 +433,7 @@ async fn bad_input_is_refused_with_problem_json_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn several_field_errors_are_listed_together() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let mut b = order_body("BAD-2");
     b["lines"][0]["quantity"] = json!(0);
@@ -454,7 +454,7 @@ async fn several_field_errors_are_listed_together() {
 
 #[tokio::test]
 async fn unbatched_mode_places_orders_too() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 1);
     let replies = futures::future::join_all((0..10).map(|i| {
         let app = app.clone();
@@ -476,7 +476,7 @@ async fn unbatched_mode_places_orders_too() {
 
 #[tokio::test]
 async fn openapi_health_and_metrics_are_served() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let app = app(&db, 64);
     let doc = get(&app, "/openapi.json").await;
     assert_eq!(doc.status, 200);

@@ -70,7 +70,7 @@ fn cancelled(order_id: OrderId) -> Vec<NewEvent> {
 
 #[tokio::test]
 async fn two_concurrent_appends_at_one_expected_version_one_wins_one_conflicts() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let store = EventStore::new(db.pool.clone());
     let id = OrderId::new_v7();
     let stream = id.stream_id();
@@ -110,7 +110,7 @@ async fn two_concurrent_appends_at_one_expected_version_one_wins_one_conflicts()
 
 #[tokio::test]
 async fn read_stream_and_read_all_page_return_what_was_appended_in_order() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let store = EventStore::new(db.pool.clone());
     let mut appended: Vec<EventEnvelope> = Vec::new();
     for i in 0..5 {
@@ -174,7 +174,7 @@ fn request(key: &str, channel_ref: Option<&str>, events: Vec<EventEnvelope>) -> 
 
 #[tokio::test]
 async fn a_refused_batch_falls_back_to_per_command_outcomes() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let store = EventStore::new(db.pool.clone());
     let (batcher, workers) = CommitBatcher::spawn(
         db.pool.clone(),
@@ -305,7 +305,7 @@ async fn a_refused_batch_falls_back_to_per_command_outcomes() {
 
 #[tokio::test]
 async fn a_clean_batch_commits_all_its_commands_in_one_transaction() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let (batcher, _workers) = CommitBatcher::spawn(
         db.pool.clone(),
         CommitBatcherConfig {
@@ -340,7 +340,7 @@ async fn a_clean_batch_commits_all_its_commands_in_one_transaction() {
 
 #[tokio::test]
 async fn a_batch_repeating_a_key_or_a_channel_reference_commits_only_the_first_of_each() {
-    let db = TestDb::new().await;
+    let db = TestDb::create("write").await;
     let store = EventStore::new(db.pool.clone());
     let (batcher, _workers) = CommitBatcher::spawn(
         db.pool.clone(),

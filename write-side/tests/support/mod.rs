@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +9,6 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::Router;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
 use tower::ServiceExt;
 use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
 
@@ -19,72 +16,8 @@ pub const KEY: &str = "test-service-key";
 pub const FINANCE_KEY: &str = "test-finance-key";
 pub const SECRET: &[u8] = b"test-tracking-secret";
 
-fn server_options() -> PgConnectOptions {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/waybill".to_owned());
-    PgConnectOptions::from_str(&url)
-        .expect("DATABASE_URL is a Postgres URL")
-        .disable_statement_logging()
-}
-
-/// A database of its own, serializable by default, migrated.
-pub struct TestDb {
-    pub pool: PgPool,
-    name: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let name = format!("waybill_t_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = server_options()
-            .database("postgres")
-            .connect()
-            .await
-            .expect("connect to the postgres database");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        sqlx::query(&format!(
-            "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("make it serializable");
-        admin.close().await.ok();
-        let pool = PgPoolOptions::new()
-            .max_connections(12)
-            .acquire_timeout(Duration::from_secs(20))
-            .connect_with(server_options().database(&name))
-            .await
-            .expect("connect to the test database");
-        waybill_write_side::migrator()
-            .run(&pool)
-            .await
-            .expect("migrations run");
-        Self { pool, name }
-    }
-
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count rows")
-    }
-
-    /// Drops the database, best effort.
-    pub async fn drop(self) {
-        self.pool.close().await;
-        if let Ok(mut admin) = server_options().database("postgres").connect().await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .await;
-        }
-    }
-}
+/// A fresh serializable, migrated database per test.
+pub type TestDb = waybill_write_side::testing::TestDatabase;
 
 /// The command API on `db`, with batches of up to `batch_max`.
 pub fn app(db: &TestDb, batch_max: usize) -> Router {

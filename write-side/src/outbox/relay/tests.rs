@@ -5,38 +5,17 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::Utc;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 use waybill_schemas::EventEnvelope;
 
 use super::*;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A fresh database with the migrations applied and SERIALIZABLE as its default.
 async fn fresh_database() -> PgPool {
-    let name = format!("waybill_relay_{}", Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect(ADMIN_URL).await.expect("postgres up");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    admin
-        .execute(
-            format!("ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'")
-                .as_str(),
-        )
-        .await
-        .expect("serializable default");
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .expect("connect test database");
-    crate::migrator().run(&pool).await.expect("migrate");
-    pool
+    crate::testing::TestDatabase::create("relay").await.pool
 }
 
 struct Nats {

@@ -1,0 +1,84 @@
+//! Test support for every crate whose tests need a real event store: a database of its own per
+//! test, SERIALIZABLE by default (as the non-negotiables ask of tests), with the migrations
+//! applied. Enabled by the `testing` feature (and in this crate's own unit tests).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
+
+/// The Postgres server tests use: `DATABASE_URL`'s server, else the local default.
+pub fn server_options() -> PgConnectOptions {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/waybill".to_owned());
+    PgConnectOptions::from_str(&url)
+        .expect("DATABASE_URL is a Postgres URL")
+        .disable_statement_logging()
+}
+
+/// Creates database `name` with SERIALIZABLE as its default isolation level.
+pub async fn create_serializable_database(
+    admin: &mut PgConnection,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut *admin)
+        .await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
+    ))
+    .execute(&mut *admin)
+    .await?;
+    Ok(())
+}
+
+/// A migrated database of its own. Call [`TestDatabase::drop`] at the end of the test; one
+/// left behind by a failed test is removed by `infra/scripts/test.sh` on its next run.
+pub struct TestDatabase {
+    pub pool: PgPool,
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// `waybill_<label>_<uuid>`; `label` names the suite, so leftovers say where they came from.
+    pub async fn create(label: &str) -> Self {
+        let name = format!("waybill_{label}_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = server_options()
+            .database("postgres")
+            .connect()
+            .await
+            .expect("connect to Postgres (infra/scripts/ensure-services.sh starts it)");
+        create_serializable_database(&mut admin, &name)
+            .await
+            .expect("create the test database");
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .acquire_timeout(Duration::from_secs(20))
+            .connect_with(server_options().database(&name))
+            .await
+            .expect("connect to the test database");
+        crate::migrator().run(&pool).await.expect("migrations run");
+        Self { pool, name }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count rows")
+    }
+
+    /// Drops the database, best effort.
+    pub async fn drop(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = server_options().database("postgres").connect().await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
