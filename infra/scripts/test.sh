@@ -17,12 +17,13 @@ infra/scripts/ensure-services.sh
 infra/scripts/ensure-databases.sh
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those
-# (names: waybill_<suite>_<32 hex>) so they do not pile up on a developer machine.
+# (names: waybill_<suite>_<hex>, nobody connected) so they do not pile up on a developer machine.
 say "removing databases left by earlier failed test runs"
 psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -d postgres -Atc \
-  "SELECT datname FROM pg_database WHERE datname ~ '^waybill_[a-z0-9]+_[0-9a-f]{12,32}$'" |
+  "SELECT d.datname FROM pg_database d WHERE d.datname ~ '^waybill_[a-z0-9]+_[0-9a-f]{12,32}$'
+     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" |
   while read -r db; do
-    psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || continue
     echo "  dropped $db"
   done
 

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::problem::Problem;
-use super::request::CommandInput;
+use super::request::{CommandInput, PlaceOrderBody, PlaceOrderInput};
 use super::AppState;
-use crate::commands::{self, CommandError, Reply};
+use crate::commands::{self, CommandContext, CommandError, Reply};
 use crate::idempotency::StoredResponse;
 
 /// Header set on a response replayed from an idempotency record.
@@ -44,12 +44,21 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
     ),
     security(("api_key" = []))
 )]
-pub async fn place_order(State(state): State<AppState>, input: CommandInput) -> Response {
-    let span = command_span("place_order", &input);
+pub async fn place_order(State(state): State<AppState>, input: PlaceOrderInput) -> Response {
+    let span = command_span("place_order", &input.ctx);
     let started = Instant::now();
-    let result = commands::place_order(&state.services, &input.ctx, &input.body)
-        .instrument(span)
-        .await;
+    let result = match input.body {
+        PlaceOrderBody::Parsed(order) => {
+            commands::place_parsed_order(&state.services, &input.ctx, *order)
+                .instrument(span)
+                .await
+        }
+        PlaceOrderBody::Json(body) => {
+            commands::place_order(&state.services, &input.ctx, &body)
+                .instrument(span)
+                .await
+        }
+    };
     finish("place_order", started, result)
 }
 
@@ -82,7 +91,7 @@ pub async fn cancel_order(
     Path(id): Path<String>,
     input: CommandInput,
 ) -> Response {
-    let span = command_span("cancel_order", &input);
+    let span = command_span("cancel_order", &input.ctx);
     let started = Instant::now();
     let result = commands::cancel_order(&state.services, &input.ctx, &id, &input.body)
         .instrument(span)
@@ -90,13 +99,13 @@ pub async fn cancel_order(
     finish("cancel_order", started, result)
 }
 
-fn command_span(command: &'static str, input: &CommandInput) -> tracing::Span {
+fn command_span(command: &'static str, ctx: &CommandContext) -> tracing::Span {
     tracing::info_span!(
         "command",
         command,
         order_id = tracing::field::Empty,
-        correlation_id = %input.ctx.correlation_id,
-        idempotency_key = %input.ctx.idempotency_key,
+        correlation_id = %ctx.correlation_id,
+        idempotency_key = %ctx.idempotency_key,
     )
 }
 

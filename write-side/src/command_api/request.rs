@@ -12,6 +12,7 @@ use waybill_schemas::IdempotencyKey;
 use super::problem::Problem;
 use super::AppState;
 use crate::commands::CommandContext;
+use crate::domain::{parse_place_order_bytes, PlaceOrder};
 use crate::idempotency::request_hash;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -21,6 +22,18 @@ pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 pub struct CommandInput {
     pub ctx: CommandContext,
     pub body: Value,
+}
+
+/// A place-order request: the body already read into an order on the typed fast path, or, when
+/// that path defers, parsed as JSON for the field walker (which reports the errors).
+pub struct PlaceOrderInput {
+    pub ctx: CommandContext,
+    pub body: PlaceOrderBody,
+}
+
+pub enum PlaceOrderBody {
+    Parsed(Box<PlaceOrder>),
+    Json(Value),
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -48,64 +61,84 @@ fn correlation_id(headers: &HeaderMap) -> Uuid {
         .unwrap_or_else(Uuid::now_v7)
 }
 
+fn malformed(e: serde_json::Error) -> Problem {
+    Problem::malformed_json(format!("the body is not valid JSON: {e}"))
+}
+
 impl FromRequest<AppState> for CommandInput {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
-        let headers = request.headers();
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let principal = state
-            .api_keys
-            .authenticate_header(authorization)
-            .cloned()
-            .ok_or_else(Problem::unauthorized)?;
-        if !principal.role.may_command() {
-            return Err(Problem::forbidden());
-        }
-        let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-            None => {
-                return Err(Problem::missing_idempotency_key(
-                    "send an Idempotency-Key header (1-255 visible ASCII characters)",
-                ))
-            }
-            Some(raw) => raw
-                .to_str()
-                .ok()
-                .and_then(|raw| IdempotencyKey::parse(raw).ok())
-                .ok_or_else(|| {
-                    Problem::missing_idempotency_key(
-                        "the Idempotency-Key must be 1-255 visible ASCII characters",
-                    )
-                })?,
-        };
-        if !is_json(headers) {
-            return Err(Problem::unsupported_media_type());
-        }
-        let correlation_id = correlation_id(headers);
-        let method = request.method().as_str().to_owned();
-        let path = request.uri().path().to_owned();
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::payload_too_large(state.body_limit)
-                } else {
-                    Problem::malformed_json("the body could not be read")
-                }
-            })?;
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-        Ok(Self {
-            ctx: CommandContext {
-                actor: principal.actor(),
-                client_id: principal.client_id,
-                idempotency_key: key.as_str().to_owned(),
-                request_hash: request_hash(&method, &path, &body),
-                correlation_id,
-            },
-            body: value,
-        })
+        let (ctx, body) = read(request, state).await?;
+        let body = serde_json::from_slice(&body).map_err(malformed)?;
+        Ok(Self { ctx, body })
     }
+}
+
+impl FromRequest<AppState> for PlaceOrderInput {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let (ctx, body) = read(request, state).await?;
+        let body = match parse_place_order_bytes(&body) {
+            Some(order) => PlaceOrderBody::Parsed(Box::new(order)),
+            None => PlaceOrderBody::Json(serde_json::from_slice(&body).map_err(malformed)?),
+        };
+        Ok(Self { ctx, body })
+    }
+}
+
+/// The checks every command request passes, then its context and raw body.
+async fn read(request: Request, state: &AppState) -> Result<(CommandContext, Bytes), Problem> {
+    let headers = request.headers();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state
+        .api_keys
+        .authenticate_header(authorization)
+        .cloned()
+        .ok_or_else(Problem::unauthorized)?;
+    if !principal.role.may_command() {
+        return Err(Problem::forbidden());
+    }
+    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => {
+            return Err(Problem::missing_idempotency_key(
+                "send an Idempotency-Key header (1-255 visible ASCII characters)",
+            ))
+        }
+        Some(raw) => raw
+            .to_str()
+            .ok()
+            .and_then(|raw| IdempotencyKey::parse(raw).ok())
+            .ok_or_else(|| {
+                Problem::missing_idempotency_key(
+                    "the Idempotency-Key must be 1-255 visible ASCII characters",
+                )
+            })?,
+    };
+    if !is_json(headers) {
+        return Err(Problem::unsupported_media_type());
+    }
+    let correlation_id = correlation_id(headers);
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::payload_too_large(state.body_limit)
+            } else {
+                Problem::malformed_json("the body could not be read")
+            }
+        })?;
+    let ctx = CommandContext {
+        actor: principal.actor(),
+        client_id: principal.client_id,
+        idempotency_key: key.as_str().to_owned(),
+        request_hash: request_hash(&method, &path, &body),
+        correlation_id,
+    };
+    Ok((ctx, body))
 }

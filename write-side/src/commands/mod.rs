@@ -9,7 +9,7 @@ mod place;
 mod responses;
 
 pub use cancel::cancel_order;
-pub use place::place_order;
+pub use place::{place_order, place_parsed_order};
 pub use responses::{CancelOrderResponse, PlaceOrderResponse, TotalsResponse};
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use waybill_schemas::OrderId;
 use super::{new_events, responses, CommandContext, CommandError, CommandServices, Reply};
 use crate::channel_orders::ChannelOrder;
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
-use crate::domain::{parse_place_order, Order, OrderCommand};
+use crate::domain::{parse_place_order, Order, OrderCommand, PlaceOrder};
 use crate::event_store::stamp;
 
 /// `POST /v1/orders`.
@@ -18,6 +18,15 @@ pub async fn place_order(
     body: &Value,
 ) -> Result<Reply, CommandError> {
     let order = parse_place_order(body)?;
+    place_parsed_order(services, ctx, order).await
+}
+
+/// `POST /v1/orders` for a body already parsed and validated (the typed fast path).
+pub async fn place_parsed_order(
+    services: &CommandServices,
+    ctx: &CommandContext,
+    order: PlaceOrder,
+) -> Result<Reply, CommandError> {
     // No pre-check: the commit itself finds a stored key or a captured channel reference
     // (see `commit_batcher`), and the outcomes below answer those from what is stored.
     let order_id = OrderId::new_v7();

@@ -71,6 +71,33 @@ pub fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 
+/// A present string field, trimmed: non-empty, at most `max` characters, no control
+/// characters. The error is the field error's detail.
+pub fn check_str(raw: &str, max: usize) -> Result<&str, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if s.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(s)
+}
+
+/// A present integer field in `min..=max`. The error is the field error's detail.
+pub fn check_int(i: i64, min: i64, max: i64) -> Result<i64, String> {
+    if i < min {
+        Err(format!("must be at least {min}"))
+    } else if i > max {
+        Err(format!("must be at most {max}"))
+    } else {
+        Ok(i)
+    }
+}
+
 /// A present field was refused; the reason is already recorded in [`Errors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused;
@@ -133,23 +160,13 @@ impl<'a> Obj<'a> {
             errors.push(self.path_of(key), "must be a string");
             return Err(Refused);
         };
-        let s = raw.trim();
-        if s.is_empty() {
-            errors.push(self.path_of(key), "must not be empty");
-            return Err(Refused);
+        match check_str(raw, max) {
+            Ok(s) => Ok(Some(s.to_owned())),
+            Err(detail) => {
+                errors.push(self.path_of(key), detail);
+                Err(Refused)
+            }
         }
-        if s.chars().count() > max {
-            errors.push(
-                self.path_of(key),
-                format!("must be at most {max} characters"),
-            );
-            return Err(Refused);
-        }
-        if s.chars().any(char::is_control) {
-            errors.push(self.path_of(key), "must not contain control characters");
-            return Err(Refused);
-        }
-        Ok(Some(s.to_owned()))
     }
 
     /// A required integer in `min..=max`.
@@ -192,9 +209,10 @@ impl<'a> Obj<'a> {
             }
         };
         match n.as_i64() {
-            Some(i) if i < min => errors.push(self.path_of(key), format!("must be at least {min}")),
-            Some(i) if i > max => errors.push(self.path_of(key), format!("must be at most {max}")),
-            Some(i) => return Some(i),
+            Some(i) => match check_int(i, min, max) {
+                Ok(i) => return Some(i),
+                Err(detail) => errors.push(self.path_of(key), detail),
+            },
             None if n.as_u64().is_some() => {
                 errors.push(self.path_of(key), format!("must be at most {max}"))
             }

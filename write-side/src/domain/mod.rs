@@ -6,8 +6,10 @@ pub mod cancel;
 pub mod fields;
 pub mod order;
 pub mod place;
+pub mod place_typed;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
 pub use fields::{FieldError, ValidationErrors};
 pub use order::{Order, OrderCommand, OrderError, OrderStatus};
 pub use place::{parse_place_order, PlaceOrder};
+pub use place_typed::parse_place_order_bytes;

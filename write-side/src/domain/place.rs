@@ -16,13 +16,13 @@ pub const MAX_LINES: usize = 200;
 pub const MAX_DISCOUNTS: usize = 20;
 /// Largest single amount accepted, in minor units (10^15: ten trillion dollars).
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
-const MAX_NAME: usize = 200;
-const MAX_REF: usize = 128;
-const MAX_ID: usize = 64;
-const MAX_PHONE: usize = 32;
-const MAX_CITY: usize = 100;
-const MAX_POSTAL: usize = 16;
-const MAX_METHOD: usize = 64;
+pub(super) const MAX_NAME: usize = 200;
+pub(super) const MAX_REF: usize = 128;
+pub(super) const MAX_ID: usize = 64;
+pub(super) const MAX_PHONE: usize = 32;
+pub(super) const MAX_CITY: usize = 100;
+pub(super) const MAX_POSTAL: usize = 16;
+pub(super) const MAX_METHOD: usize = 64;
 
 /// A validated and priced order, everything `OrderPlaced` carries except the order id and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,26 +196,15 @@ fn parse_line(
     let tax = amount(&l, "tax_minor", false, currency, errors);
     let (quantity, unit_price, discount, tax) = (quantity?, unit_price?, discount?, tax?);
 
-    let Ok(gross) = unit_price.checked_mul(quantity.get()) else {
-        errors.push(l.path.clone(), "quantity × unit price overflows");
-        return None;
-    };
-    if discount.minor > gross.minor {
-        errors.push(
-            l.path_of("discount_minor"),
-            format!(
-                "exceeds the line amount (quantity × unit price = {})",
-                gross.minor
-            ),
-        );
-        return None;
-    }
-    let Ok(total) = gross
-        .checked_sub(discount)
-        .and_then(|net| net.checked_add(tax))
-    else {
-        errors.push(l.path.clone(), "line total overflows");
-        return None;
+    let total = match line_total(quantity, unit_price, discount, tax) {
+        Ok(total) => total,
+        Err((field, detail)) => {
+            errors.push(
+                field.map_or_else(|| l.path.clone(), |f| l.path_of(f)),
+                detail,
+            );
+            return None;
+        }
     };
     Some(OrderLine {
         line_no: u32::try_from(i + 1).ok()?,
@@ -256,6 +245,32 @@ fn parse_shipping(s: &Obj<'_>, currency: Currency, errors: &mut Errors) -> Optio
     })
 }
 
+/// A line's total: quantity × unit price − discount + tax, all checked. The error names the
+/// refused field of the line (`None`: the line itself) and why.
+pub(super) fn line_total(
+    quantity: Quantity,
+    unit_price: Money,
+    discount: Money,
+    tax: Money,
+) -> Result<Money, (Option<&'static str>, String)> {
+    let Ok(gross) = unit_price.checked_mul(quantity.get()) else {
+        return Err((None, "quantity × unit price overflows".to_owned()));
+    };
+    if discount.minor > gross.minor {
+        return Err((
+            Some("discount_minor"),
+            format!(
+                "exceeds the line amount (quantity × unit price = {})",
+                gross.minor
+            ),
+        ));
+    }
+    gross
+        .checked_sub(discount)
+        .and_then(|net| net.checked_add(tax))
+        .map_err(|_| (None, "line total overflows".to_owned()))
+}
+
 /// The order's totals: grand = subtotal − discounts + taxes + shipping, all checked.
 pub fn price(
     lines: &[OrderLine],
@@ -265,31 +280,37 @@ pub fn price(
     o: &Obj<'_>,
     errors: &mut Errors,
 ) -> Option<Totals> {
-    let totals = compute_totals(lines, discounts, shipping, currency);
-    match totals {
+    check_totals(lines, discounts, shipping, currency)
+        .map_err(|(field, detail)| errors.push(o.path_of(field), detail))
+        .ok()
+}
+
+/// [`price`] without a request: the error names the refused top-level field and why.
+pub(super) fn check_totals(
+    lines: &[OrderLine],
+    discounts: &[Discount],
+    shipping: &Shipping,
+    currency: Currency,
+) -> Result<Totals, (&'static str, String)> {
+    match compute_totals(lines, discounts, shipping, currency) {
         Ok(totals) if totals.grand_total.minor < 0 => {
-            errors.push(o.path_of("discounts"), "discounts exceed the order total");
-            None
+            Err(("discounts", "discounts exceed the order total".to_owned()))
         }
         Ok(totals) => {
             let line_discounts: i64 = lines.iter().map(|l| l.discount.minor).sum();
             let order_discounts = totals.discount_total.minor - line_discounts;
             if order_discounts > totals.subtotal.minor - line_discounts {
-                errors.push(
-                    o.path_of("discounts"),
+                return Err((
+                    "discounts",
                     format!(
                         "order discounts ({order_discounts}) exceed the subtotal after line discounts ({})",
                         totals.subtotal.minor - line_discounts
                     ),
-                );
-                return None;
+                ));
             }
-            Some(totals)
+            Ok(totals)
         }
-        Err(_) => {
-            errors.push(o.path_of("lines"), "order total overflows");
-            None
-        }
+        Err(_) => Err(("lines", "order total overflows".to_owned())),
     }
 }
 
