@@ -73,8 +73,13 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
     let raw_discounts = o.array("discounts", false, MAX_DISCOUNTS, errors);
     let shipping = o.required_obj("shipping", errors);
 
-    // Amounts need the currency; without it the field errors above say why.
-    let currency = currency?;
+    // Amounts are checked even when the currency was refused, so one response lists every
+    // problem; a stand-in currency carries them, and the order is refused below regardless.
+    let order_currency = currency;
+    let currency = match order_currency {
+        Some(currency) => currency,
+        None => Currency::parse("USD").ok()?,
+    };
     let lines: Option<Vec<OrderLine>> = raw_lines.and_then(|raw| {
         let parsed: Vec<Option<OrderLine>> = raw
             .iter()
@@ -93,7 +98,7 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
     });
     let shipping = shipping.and_then(|s| parse_shipping(&s, currency, errors));
 
-    let (lines, discounts, shipping) = (lines?, discounts?, shipping?);
+    let (lines, discounts, shipping, currency) = (lines?, discounts?, shipping?, order_currency?);
     if lines.is_empty() {
         return None;
     }
@@ -481,7 +486,7 @@ mod tests {
         body["customer"]["email"] = json!("nope");
         body["channel"] = json!("fax");
         let fields = fields_of(&body);
-        for field in ["channel", "currency", "customer.email"] {
+        for field in ["channel", "currency", "customer.email", "lines[0].quantity"] {
             assert!(
                 fields.contains(&field.to_owned()),
                 "{field} missing from {fields:?}"
