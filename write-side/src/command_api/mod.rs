@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
 
 pub use handlers::REPLAYED_HEADER;
 pub use problem::Problem;
@@ -42,6 +44,9 @@ pub struct CommandApiConfig {
     pub batch_workers: usize,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// Whole-request timeout; past it the client gets 503 and may retry with the same
+    /// Idempotency-Key (a commit that still lands is then replayed, never applied twice).
+    pub request_timeout: Duration,
     pub api_keys: ApiKeys,
     /// HMAC secret for customer tracking tokens (shared with the query API).
     pub tracking_secret: Vec<u8>,
@@ -57,6 +62,7 @@ impl CommandApiConfig {
             batch_linger: batch.linger,
             batch_workers: batch.workers,
             body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: Duration::from_secs(10),
             api_keys,
             tracking_secret,
             metrics_render,
@@ -122,7 +128,11 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics_text))
         .fallback(handlers::not_found)
-        .with_state(state);
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ));
     (router, CommandApiWorkers { handles })
 }
 
