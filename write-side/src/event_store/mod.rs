@@ -111,7 +111,7 @@ impl EventStore {
             "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
              AND ($3::bigint IS NULL OR stream_version <= $3) ORDER BY stream_version"
         );
-        let rows: Vec<EventRow> = retry::serializable(|| {
+        let rows: Vec<EventRow<serde_json::Value>> = retry::serializable(|| {
             sqlx::query_as(&sql)
                 .bind(stream_id)
                 .bind(from)
@@ -142,7 +142,7 @@ impl EventStore {
              OR (recorded_at, stream_id, stream_version) > ($1, $2::text, $3::bigint) \
              ORDER BY recorded_at, stream_id, stream_version LIMIT $4"
         );
-        let rows: Vec<EventRow> = retry::serializable(|| {
+        let rows: Vec<EventRow<serde_json::Value>> = retry::serializable(|| {
             sqlx::query_as(&sql)
                 .bind(at)
                 .bind(stream)

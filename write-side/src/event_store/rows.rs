@@ -1,6 +1,7 @@
 //! The `events` table's SQL: the multi-row insert and the row ↔ envelope mapping.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::postgres::PgArguments;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
@@ -108,9 +109,10 @@ pub(crate) fn actor_kind(raw: &str) -> Option<ActorKind> {
     })
 }
 
-/// One row of `events`, as selected with [`COLUMNS`].
+/// One row of `events`, as selected with [`COLUMNS`], the payload as `P`: a JSON tree for
+/// readers that decode it, the stored text for the relay that passes it on untouched.
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow {
+pub(crate) struct EventRow<P> {
     stream_id: String,
     stream_version: i64,
     event_id: Uuid,
@@ -124,39 +126,79 @@ pub(crate) struct EventRow {
     actor_kind: String,
     actor_id: String,
     channel: Option<String>,
-    payload: serde_json::Value,
+    payload: P,
 }
 
-impl TryFrom<EventRow> for EventEnvelope {
-    type Error = EventStoreError;
-    fn try_from(row: EventRow) -> Result<Self, EventStoreError> {
+/// Every [`EventEnvelope`] field but the payload, decoded from its columns. Serializes with the
+/// envelope's own names and encodings, so a message body can be this object plus the payload.
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvelopeHead {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub traceparent: Option<String>,
+    pub actor: Actor,
+    pub channel: Option<Channel>,
+}
+
+impl<P> EventRow<P> {
+    /// The decoded envelope fields and the payload as selected.
+    pub(crate) fn split(self) -> Result<(EnvelopeHead, P), EventStoreError> {
         let corrupt = |what: &str| EventStoreError::Corrupt {
-            stream_id: row.stream_id.clone(),
-            stream_version: row.stream_version,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
             detail: what.to_owned(),
         };
-        let kind = actor_kind(&row.actor_kind).ok_or_else(|| corrupt("unknown actor_kind"))?;
-        let channel = match &row.channel {
+        let kind = actor_kind(&self.actor_kind).ok_or_else(|| corrupt("unknown actor_kind"))?;
+        let channel = match &self.channel {
             Some(raw) => Some(Channel::parse(raw).map_err(|_| corrupt("unknown channel"))?),
             None => None,
         };
-        Ok(EventEnvelope {
-            event_id: row.event_id,
-            stream_version: row.stream_version,
-            event_type: row.event_type,
-            schema_version: row.schema_version,
-            occurred_at: row.occurred_at,
-            recorded_at: row.recorded_at,
-            correlation_id: row.correlation_id,
-            causation_id: row.causation_id,
-            traceparent: row.traceparent,
+        let head = EnvelopeHead {
+            event_id: self.event_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            traceparent: self.traceparent,
             actor: Actor {
                 kind,
-                id: row.actor_id,
+                id: self.actor_id,
             },
             channel,
-            payload: row.payload,
-            stream_id: row.stream_id,
+            stream_id: self.stream_id,
+        };
+        Ok((head, self.payload))
+    }
+}
+
+impl TryFrom<EventRow<serde_json::Value>> for EventEnvelope {
+    type Error = EventStoreError;
+    fn try_from(row: EventRow<serde_json::Value>) -> Result<Self, EventStoreError> {
+        let (head, payload) = row.split()?;
+        Ok(EventEnvelope {
+            event_id: head.event_id,
+            stream_id: head.stream_id,
+            stream_version: head.stream_version,
+            event_type: head.event_type,
+            schema_version: head.schema_version,
+            occurred_at: head.occurred_at,
+            recorded_at: head.recorded_at,
+            correlation_id: head.correlation_id,
+            causation_id: head.causation_id,
+            traceparent: head.traceparent,
+            actor: head.actor,
+            channel: head.channel,
+            payload,
         })
     }
 }

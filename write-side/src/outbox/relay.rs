@@ -16,16 +16,14 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};
 use tracing::Instrument;
 use uuid::Uuid;
 use waybill_schemas::subject::{stream_subjects, subject_for};
-use waybill_schemas::{Actor, Channel};
 
 use crate::event_store::retry;
-use crate::event_store::rows;
+use crate::event_store::rows::{EnvelopeHead, EventRow};
 use crate::event_store::EventStoreError;
 use crate::trace_context::{self, TRACEPARENT};
 
@@ -283,7 +281,7 @@ pub async fn relay_round(
     let mut pending: Vec<(Uuid, PublishAckFuture)> = Vec::with_capacity(envelopes.len());
     for envelope in &envelopes {
         let ack = publish(config, js, envelope).await?;
-        pending.push((envelope.event_id, ack));
+        pending.push((envelope.head.event_id, ack));
     }
     // The acks are already on their way; awaiting them in order costs no extra round trips.
     let mut results = Vec::with_capacity(pending.len());
@@ -314,7 +312,7 @@ pub async fn relay_round(
     outcome.acked = acked.len();
     metrics::counter!("waybill_relay_published_total").increment(acked.len() as u64);
     metrics::counter!("waybill_relay_duplicates_total").increment(outcome.duplicates as u64);
-    if let Some(oldest) = envelopes.iter().map(|e| e.recorded_at).min() {
+    if let Some(oldest) = envelopes.iter().map(|e| e.head.recorded_at).min() {
         let age = (Utc::now() - oldest).to_std().unwrap_or_default();
         metrics::histogram!("waybill_relay_outbox_age_seconds").record(age.as_secs_f64());
     }
@@ -353,43 +351,46 @@ async fn publish(
 ) -> Result<PublishAckFuture, RelayError> {
     let span = tracing::info_span!(
         "relay.publish",
-        order_id = %envelope.stream_id,
-        event_id = %envelope.event_id,
-        event_type = %envelope.event_type,
-        stream_version = envelope.stream_version,
+        order_id = %envelope.head.stream_id,
+        event_id = %envelope.head.event_id,
+        event_type = %envelope.head.event_type,
+        stream_version = envelope.head.stream_version,
     );
-    if let Some(parent) = &envelope.traceparent {
+    if let Some(parent) = &envelope.head.traceparent {
         trace_context::set_parent_from_traceparent(&span, parent);
     }
     let body = envelope.body().map_err(|source| RelayError::Encode {
-        event_id: envelope.event_id,
+        event_id: envelope.head.event_id,
         source,
     })?;
     let mut headers = HeaderMap::new();
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
-        envelope.event_id.to_string(),
+        envelope.head.event_id.to_string(),
     );
     // Our own span when an OpenTelemetry layer is installed, else the command's context as is.
     if let Some(traceparent) =
-        trace_context::traceparent_of(&span).or_else(|| envelope.traceparent.clone())
+        trace_context::traceparent_of(&span).or_else(|| envelope.head.traceparent.clone())
     {
         headers.insert(TRACEPARENT, traceparent);
     }
-    headers.insert(HEADER_STREAM_ID, envelope.stream_id.as_str());
-    headers.insert(HEADER_STREAM_VERSION, envelope.stream_version.to_string());
-    headers.insert(HEADER_EVENT_TYPE, envelope.event_type.as_str());
+    headers.insert(HEADER_STREAM_ID, envelope.head.stream_id.as_str());
+    headers.insert(
+        HEADER_STREAM_VERSION,
+        envelope.head.stream_version.to_string(),
+    );
+    headers.insert(HEADER_EVENT_TYPE, envelope.head.event_type.as_str());
     let subject = subject_for(
         &config.subject_root,
-        &envelope.stream_id,
-        &envelope.event_type,
+        &envelope.head.stream_id,
+        &envelope.head.event_type,
         config.partitions,
     );
     js.publish_with_headers(subject, headers, body.into())
         .instrument(span)
         .await
         .map_err(|source| RelayError::Publish {
-            event_id: envelope.event_id,
+            event_id: envelope.head.event_id,
             source,
         })
 }
@@ -401,7 +402,7 @@ async fn claim(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
 ) -> Result<Vec<Outgoing>, RelayError> {
-    let rows: Vec<OutgoingRow> = sqlx::query_as(
+    let rows: Vec<EventRow<String>> = sqlx::query_as(
         "SELECT e.stream_id, e.stream_version, e.event_id, e.event_type, e.schema_version, \
                 e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent, \
                 e.actor_kind, e.actor_id, e.channel, e.payload::text AS payload \
@@ -416,118 +417,27 @@ async fn claim(
     rows.into_iter().map(Outgoing::try_from).collect()
 }
 
-/// One claimed event as selected by [`claim`], its payload as stored JSON text.
-#[derive(sqlx::FromRow)]
-struct OutgoingRow {
-    stream_id: String,
-    stream_version: i64,
-    event_id: Uuid,
-    event_type: String,
-    schema_version: i32,
-    occurred_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    correlation_id: Uuid,
-    causation_id: Option<Uuid>,
-    traceparent: Option<String>,
-    actor_kind: String,
-    actor_id: String,
-    channel: Option<String>,
-    payload: String,
-}
-
 /// An event on its way to JetStream: the envelope's fields and the payload's JSON text, which
 /// is spliced into the message body as is (never parsed into a tree and printed again).
 struct Outgoing {
-    event_id: Uuid,
-    stream_id: String,
-    stream_version: i64,
-    event_type: String,
-    schema_version: i32,
-    occurred_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    correlation_id: Uuid,
-    causation_id: Option<Uuid>,
-    traceparent: Option<String>,
-    actor: Actor,
-    channel: Option<Channel>,
+    head: EnvelopeHead,
     payload: String,
 }
 
-impl TryFrom<OutgoingRow> for Outgoing {
+impl TryFrom<EventRow<String>> for Outgoing {
     type Error = RelayError;
-    fn try_from(row: OutgoingRow) -> Result<Self, RelayError> {
-        let corrupt = |detail: &str| {
-            RelayError::Unreadable(EventStoreError::Corrupt {
-                stream_id: row.stream_id.clone(),
-                stream_version: row.stream_version,
-                detail: detail.to_owned(),
-            })
-        };
-        let kind =
-            rows::actor_kind(&row.actor_kind).ok_or_else(|| corrupt("unknown actor_kind"))?;
-        let channel = match &row.channel {
-            Some(raw) => Some(Channel::parse(raw).map_err(|_| corrupt("unknown channel"))?),
-            None => None,
-        };
-        Ok(Self {
-            event_id: row.event_id,
-            stream_version: row.stream_version,
-            event_type: row.event_type,
-            schema_version: row.schema_version,
-            occurred_at: row.occurred_at,
-            recorded_at: row.recorded_at,
-            correlation_id: row.correlation_id,
-            causation_id: row.causation_id,
-            traceparent: row.traceparent,
-            actor: Actor {
-                kind,
-                id: row.actor_id,
-            },
-            channel,
-            payload: row.payload,
-            stream_id: row.stream_id,
-        })
+    fn try_from(row: EventRow<String>) -> Result<Self, RelayError> {
+        let (head, payload) = row.split().map_err(RelayError::Unreadable)?;
+        Ok(Self { head, payload })
     }
-}
-
-/// Every [`EventEnvelope`](waybill_schemas::EventEnvelope) field but the payload, serialized the way the envelope serializes
-/// them (same names, same value encodings).
-#[derive(Serialize)]
-struct EnvelopeHead<'a> {
-    event_id: Uuid,
-    stream_id: &'a str,
-    stream_version: i64,
-    event_type: &'a str,
-    schema_version: i32,
-    occurred_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    correlation_id: Uuid,
-    causation_id: Option<Uuid>,
-    traceparent: Option<&'a str>,
-    actor: &'a Actor,
-    channel: Option<Channel>,
 }
 
 impl Outgoing {
     /// The message body: the [`EventEnvelope`](waybill_schemas::EventEnvelope) JSON, with the payload text spliced in.
     fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let head = EnvelopeHead {
-            event_id: self.event_id,
-            stream_id: &self.stream_id,
-            stream_version: self.stream_version,
-            event_type: &self.event_type,
-            schema_version: self.schema_version,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            traceparent: self.traceparent.as_deref(),
-            actor: &self.actor,
-            channel: self.channel,
-        };
         let mut body = Vec::with_capacity(self.payload.len() + 512);
-        serde_json::to_writer(&mut body, &head)?;
-        // `head` is a non-empty object: drop its closing brace and append the payload member.
+        serde_json::to_writer(&mut body, &self.head)?;
+        // The head is a non-empty object: drop its closing brace and append the payload member.
         body.pop();
         body.extend_from_slice(b",\"payload\":");
         body.extend_from_slice(self.payload.as_bytes());
