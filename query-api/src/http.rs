@@ -3,13 +3,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use redis::aio::ConnectionManager;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::QueryApiConfig;
@@ -40,11 +42,16 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Answers 503 problem+json when a request runs past `limit`.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::Timeout.into_response(),
+    }
 }
 
 /// Serves the query API on `listener` until `shutdown` resolves, then drains in-flight requests.

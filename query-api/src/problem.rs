@@ -23,6 +23,9 @@ pub enum Problem {
     RateLimited { retry_after_secs: u64 },
     #[error("no such resource")]
     NotFound,
+    /// The request ran past the configured request timeout.
+    #[error("request timed out")]
+    Timeout,
     /// Something on our side failed; the cause is logged, never returned.
     #[error("internal error")]
     Internal,
@@ -49,6 +52,7 @@ impl Problem {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +65,7 @@ impl Problem {
             Self::Forbidden { .. } => "forbidden",
             Self::RateLimited { .. } => "rate-limited",
             Self::NotFound => "not-found",
+            Self::Timeout => "timeout",
             Self::Internal => "internal",
         }
     }
@@ -92,6 +97,11 @@ impl Problem {
                 None,
             ),
             Self::NotFound => ("Not found", "no such resource".to_owned(), None),
+            Self::Timeout => (
+                "Request timed out",
+                "the request took too long; it is safe to retry".to_owned(),
+                None,
+            ),
             Self::Internal => (
                 "Internal error",
                 "the request could not be completed; it is safe to retry".to_owned(),

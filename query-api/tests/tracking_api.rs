@@ -351,3 +351,38 @@ async fn openapi_health_and_metrics_are_served() {
         .unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_request_past_the_timeout_gets_503_problem_json() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = redis::Client::open(url)
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let prefix = format!("test-query-{}", uuid::Uuid::now_v7());
+    let mut config = QueryApiConfig::new(prefix.clone(), SECRET.to_vec());
+    // A read-your-writes wait longer than the whole-request limit: the limit wins.
+    config.max_wait = Duration::from_secs(5);
+    config.request_timeout = Duration::from_millis(200);
+    let app = waybill_query_api::router(config, redis.clone());
+    let mut redis = redis;
+    let order = OrderId::new_v7();
+    write_view(&mut redis, &prefix, order, 1).await;
+    let token = tracking_token(SECRET, order);
+
+    let answer = get(
+        &app,
+        &tracking_uri(order, &format!("token={token}&min_version=9")),
+        None,
+    )
+    .await;
+
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert_eq!(
+        answer.body["type"], "https://waybill.dev/problems/timeout",
+        "{:?}",
+        answer.body
+    );
+}

@@ -2,8 +2,10 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
-use support::{app, get, order_body, post, post_with, TestDb, FINANCE_KEY, KEY, SECRET};
+use support::{app, app_with, get, order_body, post, post_with, TestDb, FINANCE_KEY, KEY, SECRET};
 use waybill_schemas::access::verify_tracking_token;
 use waybill_schemas::OrderId;
 
@@ -495,5 +497,31 @@ async fn openapi_health_and_metrics_are_served() {
         (missing.status, missing.header("content-type")),
         (404, Some(PROBLEM))
     );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_command_past_the_request_timeout_gets_503_problem_json_and_its_retry_applies_once() {
+    let db = TestDb::create("write").await;
+    let hasty = app_with(&db, |config| {
+        config.batch_max = 64;
+        config.request_timeout = Duration::ZERO;
+    });
+    let order = body(&order_body("WEB-SLOW"));
+    let reply = post(&hasty, "/v1/orders", Some("k-slow"), order.clone()).await;
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(reply.json()["type"], "https://waybill.dev/problems/timeout");
+
+    // The client retries with the same key: whether or not the first commit landed, the order
+    // exists exactly once afterwards.
+    let patient = app(&db, 64);
+    let retry = post(&patient, "/v1/orders", Some("k-slow"), order).await;
+    assert_eq!(retry.status, 201, "{:?}", retry.body);
+    assert_eq!(db.count("events").await, 1);
+    assert_eq!(db.count("channel_orders").await, 1);
     db.drop().await;
 }

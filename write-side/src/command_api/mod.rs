@@ -11,13 +11,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
-use tower_http::timeout::TimeoutLayer;
 
 pub use handlers::REPLAYED_HEADER;
 pub use problem::Problem;
@@ -94,6 +95,21 @@ impl CommandApiWorkers {
     }
 }
 
+/// Answers 503 problem+json when a request runs past `limit`. A command whose commit still
+/// lands is replayed to the client's retry with the same Idempotency-Key, never applied twice.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+            "the request took too long; retry it with the same Idempotency-Key",
+        )
+        .into_response(),
+    }
+}
+
 /// Builds the router and starts the commit batcher on the current runtime.
 pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWorkers) {
     let (batcher, handles) = CommitBatcher::spawn(
@@ -129,9 +145,9 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/metrics", get(handlers::metrics_text))
         .fallback(handlers::not_found)
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(middleware::from_fn_with_state(
             config.request_timeout,
+            time_limit,
         ));
     (router, CommandApiWorkers { handles })
 }

@@ -21,13 +21,18 @@ pub type TestDb = waybill_write_side::testing::TestDatabase;
 
 /// The command API on `db`, with batches of up to `batch_max`.
 pub fn app(db: &TestDb, batch_max: usize) -> Router {
+    app_with(db, |config| config.batch_max = batch_max)
+}
+
+/// The command API on `db`, with `configure` applied to the test configuration.
+pub fn app_with(db: &TestDb, configure: impl FnOnce(&mut CommandApiConfig)) -> Router {
     let mut keys = ApiKeys::parse(&format!("{KEY}:shop-1:service,{FINANCE_KEY}:fin:finance"))
         .expect("test keys");
     keys.add("other-client-key", "shop-2", command_api::Role::Service);
     let mut config =
         CommandApiConfig::new(keys, SECRET.to_vec(), Arc::new(|| "# metrics\n".into()));
-    config.batch_max = batch_max;
     config.batch_linger = Duration::from_millis(2);
+    configure(&mut config);
     let (router, _workers) = command_api::router(config, db.pool.clone());
     router
 }
