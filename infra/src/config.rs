@@ -154,6 +154,15 @@ pub struct Settings {
     #[arg(long, env = "WAYBILL_COMMIT_WORKERS", global = true)]
     pub commit_workers: Option<usize>,
 
+    /// Hours an idempotency record is kept; a retry after that is treated as a new request.
+    #[arg(
+        long,
+        env = "WAYBILL_IDEMPOTENCY_RETENTION_HOURS",
+        global = true,
+        default_value_t = 24
+    )]
+    pub idempotency_retention_hours: u64,
+
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

@@ -238,6 +238,9 @@ mod commands {
             .map(|keys| {
                 let mut config =
                     CommandApiConfig::new(keys, secrets.tracking_secret.clone(), render);
+                config.idempotency_retention = std::time::Duration::from_secs(
+                    settings.idempotency_retention_hours.saturating_mul(3600),
+                );
                 if let Some(max) = settings.commit_batch_max {
                     config.batch_max = max;
                 }

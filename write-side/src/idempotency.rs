@@ -136,6 +136,61 @@ pub async fn delete(conn: &mut PgConnection, keys: &[(&str, &str)]) -> Result<()
     Ok(())
 }
 
+/// Deletes up to `batch` records created before `before`; returns how many went. Small batches
+/// keep each serializable transaction short next to live traffic.
+pub async fn delete_expired(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    crate::event_store::retry::serializable(|| async {
+        let done = sqlx::query(
+            "DELETE FROM idempotency_records WHERE (scope, idempotency_key) IN \
+             (SELECT scope, idempotency_key FROM idempotency_records \
+              WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
+}
+
+/// Keeps idempotency records for `retention`, then deletes them, checking every `every` until
+/// `shutdown`. A retry later than the retention is treated as a new request.
+pub async fn sweep_expired(
+    pool: PgPool,
+    retention: std::time::Duration,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+    loop {
+        let mut removed = 0_u64;
+        loop {
+            match delete_expired(&pool, Utc::now() - retention, 1_000).await {
+                Ok(0) => break,
+                Ok(n) => removed += n,
+                Err(err) => {
+                    tracing::warn!(error = %err, "idempotency sweep failed; retrying later");
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            metrics::counter!("waybill_idempotency_records_expired_total").increment(removed);
+            tracing::info!(removed, "expired idempotency records deleted");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

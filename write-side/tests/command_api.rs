@@ -525,3 +525,54 @@ async fn a_command_past_the_request_timeout_gets_503_problem_json_and_its_retry_
     assert_eq!(db.count("channel_orders").await, 1);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn expired_idempotency_records_are_deleted_and_a_late_retry_still_finds_the_one_order() {
+    let db = TestDb::create("write").await;
+    let app = app(&db, 64);
+    let first = post(
+        &app,
+        "/v1/orders",
+        Some("k-old"),
+        body(&order_body("WEB-OLD")),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let second = post(
+        &app,
+        "/v1/orders",
+        Some("k-new"),
+        body(&order_body("WEB-NEW")),
+    )
+    .await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    sqlx::query(
+        "UPDATE idempotency_records SET created_at = now() - interval '2 days' \
+         WHERE idempotency_key = 'k-old'",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("age one record");
+
+    let cutoff = chrono::Utc::now() - chrono::Duration::hours(24);
+    let removed = waybill_write_side::idempotency::delete_expired(&db.pool, cutoff, 1_000)
+        .await
+        .expect("sweep");
+    assert_eq!(removed, 1);
+    assert_eq!(db.count("idempotency_records").await, 1);
+
+    // A retry after the retention is a new request, and the channel reference still maps it
+    // to the order it already created.
+    let late = post(
+        &app,
+        "/v1/orders",
+        Some("k-old"),
+        body(&order_body("WEB-OLD")),
+    )
+    .await;
+    assert_eq!(late.status, 200, "{:?}", late.body);
+    assert_eq!(late.json()["existing"], true);
+    assert_eq!(late.json()["order_id"], first.json()["order_id"]);
+    assert_eq!(db.count("events").await, 2);
+    db.drop().await;
+}

@@ -48,6 +48,8 @@ pub struct CommandApiConfig {
     /// Whole-request timeout; past it the client gets 503 and may retry with the same
     /// Idempotency-Key (a commit that still lands is then replayed, never applied twice).
     pub request_timeout: Duration,
+    /// How long idempotency records are kept; a retry after that counts as a new request.
+    pub idempotency_retention: Duration,
     pub api_keys: ApiKeys,
     /// HMAC secret for customer tracking tokens (shared with the query API).
     pub tracking_secret: Vec<u8>,
@@ -64,6 +66,7 @@ impl CommandApiConfig {
             batch_workers: batch.workers,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(10),
+            idempotency_retention: Duration::from_secs(24 * 60 * 60),
             api_keys,
             tracking_secret,
             metrics_render,
@@ -94,6 +97,9 @@ impl CommandApiWorkers {
         }
     }
 }
+
+/// How often expired idempotency records are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Answers 503 problem+json when a request runs past `limit`. A command whose commit still
 /// lands is replayed to the client's retry with the same Idempotency-Key, never applied twice.
@@ -160,10 +166,25 @@ pub async fn serve(
     pool: PgPool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let retention = config.idempotency_retention;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(crate::idempotency::sweep_expired(
+        pool.clone(),
+        retention,
+        SWEEP_EVERY,
+        async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        },
+    ));
     let (router, workers) = router(config, pool);
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await?;
     workers.join().await;
+    let _ = sweeper.await;
     Ok(())
 }
