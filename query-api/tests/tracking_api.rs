@@ -28,6 +28,10 @@ struct Harness {
 }
 
 async fn harness(max_wait: Duration) -> Harness {
+    harness_with(|config| config.max_wait = max_wait).await
+}
+
+async fn harness_with(configure: impl FnOnce(&mut QueryApiConfig)) -> Harness {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let redis = redis::Client::open(url)
         .unwrap()
@@ -37,7 +41,7 @@ async fn harness(max_wait: Duration) -> Harness {
     let prefix = format!("test-query-{}", uuid::Uuid::now_v7());
     let mut config = QueryApiConfig::new(prefix.clone(), SECRET.to_vec());
     config.api_keys = ApiKeys::parse("agent-key:ann:agent,fin-key:fred:finance").unwrap();
-    config.max_wait = max_wait;
+    configure(&mut config);
     Harness {
         app: waybill_query_api::router(config, redis.clone()),
         redis,
@@ -354,25 +358,18 @@ async fn openapi_health_and_metrics_are_served() {
 
 #[tokio::test]
 async fn a_request_past_the_timeout_gets_503_problem_json() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let redis = redis::Client::open(url)
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
-    let prefix = format!("test-query-{}", uuid::Uuid::now_v7());
-    let mut config = QueryApiConfig::new(prefix.clone(), SECRET.to_vec());
     // A read-your-writes wait longer than the whole-request limit: the limit wins.
-    config.max_wait = Duration::from_secs(5);
-    config.request_timeout = Duration::from_millis(200);
-    let app = waybill_query_api::router(config, redis.clone());
-    let mut redis = redis;
+    let mut h = harness_with(|config| {
+        config.max_wait = Duration::from_secs(5);
+        config.request_timeout = Duration::from_millis(200);
+    })
+    .await;
     let order = OrderId::new_v7();
-    write_view(&mut redis, &prefix, order, 1).await;
+    write_view(&mut h.redis, &h.prefix, order, 1).await;
     let token = tracking_token(SECRET, order);
 
     let answer = get(
-        &app,
+        &h.app,
         &tracking_uri(order, &format!("token={token}&min_version=9")),
         None,
     )
