@@ -82,3 +82,17 @@ impl TestDatabase {
         }
     }
 }
+
+/// A valid `POST /v1/orders` body: one line of 2 × 15.00 USD with 2.40 tax, a 5.00 discount and
+/// 5.00 shipping (grand total 32.40 USD), under `channel_ref`.
+pub fn order_body(channel_ref: &str) -> serde_json::Value {
+    serde_json::json!({"channel":"web","channel_order_ref":channel_ref,"currency":"USD",
+        "customer":{"customer_id":"c-42","name":"Ada","email":"ada@example.com","phone":null},
+        "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
+                  "discount_minor":0,"tax_minor":240}],
+        "discounts":[{"code":"WELCOME5","amount_minor":500}],
+        "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
+                            "region":"IL","postal_code":"62701","country":"US"},
+        "billing_address":null,
+        "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
+}

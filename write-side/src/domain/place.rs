@@ -357,15 +357,7 @@ mod tests {
     use serde_json::json;
 
     pub(crate) fn valid() -> Value {
-        json!({"channel":"web","channel_order_ref":"WEB-1001","currency":"USD",
-            "customer":{"customer_id":"c-42","name":"Ada","email":"ada@example.com","phone":null},
-            "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
-                      "discount_minor":0,"tax_minor":240}],
-            "discounts":[{"code":"WELCOME5","amount_minor":500}],
-            "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
-                                "region":"IL","postal_code":"62701","country":"US"},
-            "billing_address":null,
-            "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
+        crate::testing::order_body("WEB-1001")
     }
 
     fn with(pointer: &str, value: Value) -> Value {

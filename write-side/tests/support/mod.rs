@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tower::ServiceExt;
 use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
 
@@ -37,17 +37,7 @@ pub fn app_with(db: &TestDb, configure: impl FnOnce(&mut CommandApiConfig)) -> R
     router
 }
 
-pub fn order_body(channel_ref: &str) -> Value {
-    json!({"channel":"web","channel_order_ref":channel_ref,"currency":"USD",
-        "customer":{"customer_id":"c-42","name":"Ada","email":"ada@example.com","phone":null},
-        "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
-                  "discount_minor":0,"tax_minor":240}],
-        "discounts":[{"code":"WELCOME5","amount_minor":500}],
-        "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
-                            "region":"IL","postal_code":"62701","country":"US"},
-        "billing_address":null,
-        "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
-}
+pub use waybill_write_side::testing::order_body;
 
 /// A response with its body read.
 pub struct Reply {
