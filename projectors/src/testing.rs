@@ -87,6 +87,8 @@ pub fn placed_event(order: OrderId, version: i64) -> EventEnvelope {
             shipping_total: usd(0),
             grand_total: usd(3240),
         },
+        payment: None,
+        risk_context: None,
         placed_at: Utc
             .timestamp_opt(1_764_000_000, 0)
             .single()

@@ -31,6 +31,7 @@ pub fn to_current(
 fn step(kind: OrderEventKind, from: i32, payload: Value) -> Result<Value, serde_json::Error> {
     match (kind, from) {
         (OrderEventKind::OrderPlaced, 1) => order_placed_v1_to_v2(payload),
+        (OrderEventKind::OrderPlaced, 2) => order_placed_v2_to_v3(payload),
         // `to_current` only asks for steps below the current version, and every kind's
         // steps are listed above.
         _ => Ok(payload),
@@ -52,6 +53,42 @@ fn order_placed_v1_to_v2(payload: Value) -> Result<Value, serde_json::Error> {
     customer.insert("phone".into(), phone);
     obj.insert("customer".into(), Value::Object(customer));
     Ok(Value::Object(obj))
+}
+
+/// v3 added the payment method and the buyer's risk context; orders captured before that have
+/// neither (null).
+fn order_placed_v2_to_v3(payload: Value) -> Result<Value, serde_json::Error> {
+    let mut obj: Map<String, Value> = serde_json::from_value(payload)?;
+    obj.insert("payment".into(), Value::Null);
+    obj.insert("risk_context".into(), Value::Null);
+    Ok(Value::Object(obj))
+}
+
+/// `OrderPlaced` v2 as it was written, kept so its JSON Schema stays generated from a type.
+pub mod v2 {
+    use chrono::{DateTime, Utc};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    use crate::events::{Address, Customer, Discount, OrderLine, Shipping, Totals};
+    use crate::values::{Channel, Currency, OrderId};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct OrderPlacedV2 {
+        pub order_id: OrderId,
+        pub channel: Channel,
+        pub channel_order_ref: String,
+        pub customer: Customer,
+        pub currency: Currency,
+        pub lines: Vec<OrderLine>,
+        pub discounts: Vec<Discount>,
+        pub shipping_address: Address,
+        pub billing_address: Option<Address>,
+        pub shipping: Shipping,
+        pub totals: Totals,
+        pub placed_at: DateTime<Utc>,
+    }
 }
 
 /// `OrderPlaced` v1 as it was written, kept so its JSON Schema stays generated from a type.

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::OrderId;
 
-/// `OrderCancelled` v1: the whole order was cancelled before fulfilment.
+/// `OrderCancelled` v1: the whole order was cancelled before fulfilment. (`reservation_expired`
+/// and `timeout` were added to `reason` later: additive, so still v1.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
@@ -21,6 +22,10 @@ pub enum CancelReason {
     Fraud,
     OutOfStock,
     PaymentFailed,
+    /// The stock reservation lapsed before the order was confirmed.
+    ReservationExpired,
+    /// A step waited past its deadline (3-D Secure challenge, fraud review).
+    Timeout,
     Other,
 }
 
@@ -31,6 +36,8 @@ impl CancelReason {
             Self::Fraud => "fraud",
             Self::OutOfStock => "out_of_stock",
             Self::PaymentFailed => "payment_failed",
+            Self::ReservationExpired => "reservation_expired",
+            Self::Timeout => "timeout",
             Self::Other => "other",
         }
     }

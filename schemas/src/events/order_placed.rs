@@ -2,9 +2,10 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::payment::PaymentMethod;
 use crate::values::{Channel, Currency, Email, Money, OrderId, Quantity, Sku};
 
-/// `OrderPlaced` v2: an order was captured from a channel. Carries everything the order was
+/// `OrderPlaced` v3: an order was captured from a channel. Carries everything the order was
 /// priced with, so no consumer has to look anything up to understand it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +23,21 @@ pub struct OrderPlaced {
     pub billing_address: Option<Address>,
     pub shipping: Shipping,
     pub totals: Totals,
+    /// New in v3: how the customer pays (`None` only for orders captured before v3).
+    pub payment: Option<PaymentMethod>,
+    /// New in v3: what the channel knows about the buyer's session, for risk scoring.
+    pub risk_context: Option<RiskContext>,
     pub placed_at: DateTime<Utc>,
+}
+
+/// The buyer's session as the channel saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RiskContext {
+    /// The buyer's IP address (v4 or v6), as text.
+    pub ip: Option<String>,
+    /// The channel's device fingerprint, if any.
+    pub device_id: Option<String>,
 }
 
 /// New in v2: the customer is one object (v1 had flat `customer_name`/`customer_email`).

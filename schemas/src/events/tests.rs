@@ -5,6 +5,7 @@ use schemars::schema_for;
 
 use super::*;
 use crate::upcast::v1::OrderPlacedV1;
+use crate::upcast::v2::OrderPlacedV2;
 use crate::values::{Channel, Currency, Email, Money, OrderId, Quantity, Sku};
 
 fn json_dir() -> PathBuf {
@@ -18,8 +19,52 @@ fn json_dir() -> PathBuf {
 fn checked_in_json_schemas_match_the_rust_types() {
     let generated = [
         ("OrderPlaced.v1.schema.json", schema_for!(OrderPlacedV1)),
-        ("OrderPlaced.v2.schema.json", schema_for!(OrderPlaced)),
+        ("OrderPlaced.v2.schema.json", schema_for!(OrderPlacedV2)),
+        ("OrderPlaced.v3.schema.json", schema_for!(OrderPlaced)),
         ("OrderCancelled.v1.schema.json", schema_for!(OrderCancelled)),
+        ("RiskAssessed.v1.schema.json", schema_for!(RiskAssessed)),
+        (
+            "RiskReviewResolved.v1.schema.json",
+            schema_for!(RiskReviewResolved),
+        ),
+        (
+            "InventoryReserved.v1.schema.json",
+            schema_for!(InventoryReserved),
+        ),
+        (
+            "InventoryReservationFailed.v1.schema.json",
+            schema_for!(InventoryReservationFailed),
+        ),
+        (
+            "InventoryAllocated.v1.schema.json",
+            schema_for!(InventoryAllocated),
+        ),
+        (
+            "InventoryReleased.v1.schema.json",
+            schema_for!(InventoryReleased),
+        ),
+        (
+            "PaymentChallengeRequired.v1.schema.json",
+            schema_for!(PaymentChallengeRequired),
+        ),
+        (
+            "PaymentAuthorized.v1.schema.json",
+            schema_for!(PaymentAuthorized),
+        ),
+        (
+            "PaymentDeclined.v1.schema.json",
+            schema_for!(PaymentDeclined),
+        ),
+        (
+            "PaymentCaptured.v1.schema.json",
+            schema_for!(PaymentCaptured),
+        ),
+        ("PaymentVoided.v1.schema.json", schema_for!(PaymentVoided)),
+        (
+            "PaymentAuthorizationExpired.v1.schema.json",
+            schema_for!(PaymentAuthorizationExpired),
+        ),
+        ("OrderConfirmed.v1.schema.json", schema_for!(OrderConfirmed)),
         (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
@@ -105,6 +150,13 @@ fn sample_placed() -> OrderPlaced {
             shipping_total: usd(500),
             grand_total: usd(3416),
         },
+        payment: Some(PaymentMethod::Card {
+            token: "tok_4242424242424242".into(),
+        }),
+        risk_context: Some(RiskContext {
+            ip: Some("203.0.113.7".into()),
+            device_id: None,
+        }),
         placed_at: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
     }
 }
@@ -140,6 +192,43 @@ fn order_placed_v1_is_upcast_to_v2_on_read() {
 }
 
 #[test]
+fn order_placed_v2_is_upcast_to_v3_without_a_payment_method() {
+    let mut v2 = OrderEvent::OrderPlaced(sample_placed()).to_payload();
+    let obj = v2.as_object_mut().unwrap();
+    obj.remove("payment");
+    obj.remove("risk_context");
+    let _: OrderPlacedV2 = serde_json::from_value(v2.clone()).unwrap();
+    let OrderEvent::OrderPlaced(placed) = OrderEvent::decode("OrderPlaced", 2, v2).unwrap() else {
+        panic!("decoded to another kind");
+    };
+    assert_eq!(placed.payment, None);
+    assert_eq!(placed.risk_context, None);
+    assert_eq!(placed.lines, sample_placed().lines);
+}
+
+#[test]
+fn payment_methods_are_tagged_by_method() {
+    let card = serde_json::to_value(PaymentMethod::Card {
+        token: "tok_x".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        card,
+        serde_json::json!({"method": "card", "token": "tok_x"})
+    );
+    let prepaid: PaymentMethod =
+        serde_json::from_value(serde_json::json!({"method": "prepaid", "reference": "AMZ-1"}))
+            .unwrap();
+    assert_eq!(
+        prepaid,
+        PaymentMethod::Prepaid {
+            reference: "AMZ-1".into()
+        }
+    );
+    assert!(serde_json::from_value::<PaymentMethod>(serde_json::json!({"method": "iou"})).is_err());
+}
+
+#[test]
 fn unknown_types_and_versions_are_typed_errors() {
     assert!(matches!(
         OrderEvent::decode("OrderTeleported", 1, serde_json::json!({})),
@@ -164,7 +253,7 @@ fn validator(file: &str) -> jsonschema::Validator {
 /// thinks: real payloads validate, and payloads serde refuses are refused by the schema too.
 #[test]
 fn stored_payloads_validate_against_their_schema_files() {
-    let v2 = validator("OrderPlaced.v2.schema.json");
+    let v2 = validator("OrderPlaced.v3.schema.json");
     let placed = OrderEvent::OrderPlaced(sample_placed()).to_payload();
     assert!(
         v2.is_valid(&placed),
@@ -178,7 +267,7 @@ fn stored_payloads_validate_against_their_schema_files() {
     let raw = std::fs::read_to_string(json_dir().join("examples/OrderPlaced.v1.json")).unwrap();
     let fixture: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert!(v1.is_valid(&fixture));
-    assert!(!v2.is_valid(&fixture), "a v1 payload must not pass as v2");
+    assert!(!v2.is_valid(&fixture), "a v1 payload must not pass as v3");
 
     let mut bad = placed.clone();
     bad["lines"][0]["quantity"] = serde_json::json!(0);
@@ -195,4 +284,139 @@ fn stored_payloads_validate_against_their_schema_files() {
         cancelled_at: Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap(),
     });
     assert!(cancelled.is_valid(&event.to_payload()));
+}
+
+/// One of each lifecycle event after placement, as the flow writes them.
+fn sample_lifecycle() -> Vec<OrderEvent> {
+    let order_id = OrderId::new_v7();
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 1).unwrap();
+    let sku = Sku::parse("TEE-RED-M").unwrap();
+    let reserved = ReservedLine {
+        line_no: 1,
+        sku: sku.clone(),
+        location_id: "wh-east".into(),
+        quantity: Quantity::parse(2).unwrap(),
+    };
+    vec![
+        OrderEvent::RiskAssessed(RiskAssessed {
+            order_id,
+            decision: RiskDecision::Review,
+            score: 60,
+            reasons: vec![RiskReason {
+                rule: "amount_threshold".into(),
+                points: 60,
+                detail: "grand total 6,000.00 USD is at least 5,000.00 USD".into(),
+            }],
+            assessed_at: at,
+        }),
+        OrderEvent::RiskReviewResolved(RiskReviewResolved {
+            order_id,
+            decision: ReviewDecision::Approve,
+            reviewer: "agent-7".into(),
+            note: None,
+            resolved_at: at,
+        }),
+        OrderEvent::InventoryReserved(InventoryReserved {
+            order_id,
+            lines: vec![reserved.clone()],
+            backordered: vec![BackorderedLine {
+                line_no: 2,
+                sku: sku.clone(),
+                quantity: Quantity::parse(1).unwrap(),
+            }],
+            expires_at: at + chrono::Duration::minutes(15),
+            reserved_at: at,
+        }),
+        OrderEvent::InventoryReservationFailed(InventoryReservationFailed {
+            order_id,
+            shortages: vec![Shortage {
+                line_no: 1,
+                sku,
+                requested: 2,
+                available: 0,
+            }],
+            failed_at: at,
+        }),
+        OrderEvent::InventoryAllocated(InventoryAllocated {
+            order_id,
+            lines: vec![reserved],
+            allocated_at: at,
+        }),
+        OrderEvent::InventoryReleased(InventoryReleased {
+            order_id,
+            reason: ReleaseReason::PaymentDeclined,
+            released_at: at,
+        }),
+        OrderEvent::PaymentChallengeRequired(PaymentChallengeRequired {
+            order_id,
+            authorization_id: "auth_1".into(),
+            challenge_url: "http://127.0.0.1:8090/challenge/auth_1".into(),
+            expires_at: at,
+        }),
+        OrderEvent::PaymentAuthorized(PaymentAuthorized {
+            order_id,
+            authorization_id: "auth_1".into(),
+            amount: usd(3416),
+            three_ds: true,
+            expires_at: at + chrono::Duration::days(7),
+            authorized_at: at,
+        }),
+        OrderEvent::PaymentDeclined(PaymentDeclined {
+            order_id,
+            authorization_id: None,
+            code: "insufficient_funds".into(),
+            message: "The card has insufficient funds.".into(),
+            declined_at: at,
+        }),
+        OrderEvent::PaymentCaptured(PaymentCaptured {
+            order_id,
+            authorization_id: "auth_1".into(),
+            capture_id: "cap_1".into(),
+            amount: usd(3416),
+            captured_at: at,
+        }),
+        OrderEvent::PaymentVoided(PaymentVoided {
+            order_id,
+            authorization_id: "auth_1".into(),
+            reason: "order_cancelled".into(),
+            voided_at: at,
+        }),
+        OrderEvent::PaymentAuthorizationExpired(PaymentAuthorizationExpired {
+            order_id,
+            authorization_id: "auth_1".into(),
+            expired_at: at,
+        }),
+        OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            capture_mode: CaptureMode::Immediate,
+            confirmed_at: at,
+        }),
+    ]
+}
+
+#[test]
+fn lifecycle_events_round_trip_and_validate_against_their_schema_files() {
+    let events = sample_lifecycle();
+    // Every kind but the two covered above appears once.
+    assert_eq!(events.len() + 2, OrderEventKind::ALL.len());
+    for event in events {
+        let payload = event.to_payload();
+        let schema = validator(&format!(
+            "{}.v{}.schema.json",
+            event.event_type(),
+            event.schema_version()
+        ));
+        assert!(
+            schema.is_valid(&payload),
+            "{}: {:?}",
+            event.event_type(),
+            schema
+                .iter_errors(&payload)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        let back =
+            OrderEvent::decode_ref(event.event_type(), event.schema_version(), &payload).unwrap();
+        assert_eq!(back, event);
+    }
 }

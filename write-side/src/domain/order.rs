@@ -111,6 +111,8 @@ impl Order {
                     billing_address: order.billing_address,
                     shipping: order.shipping,
                     totals: order.totals,
+                    payment: order.payment,
+                    risk_context: order.risk_context,
                     placed_at: now,
                 })])
             }
@@ -150,6 +152,7 @@ impl Order {
                     state.cancel_reason = Some(cancelled.reason);
                 }
             }
+            _ => {}
         }
     }
 }

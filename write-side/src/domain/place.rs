@@ -5,7 +5,9 @@
 //! rather than wrapped.
 
 use serde_json::Value;
-use waybill_schemas::events::{Address, Customer, Discount, OrderLine, Shipping, Totals};
+use waybill_schemas::events::{
+    Address, Customer, Discount, OrderLine, PaymentMethod, RiskContext, Shipping, Totals,
+};
 use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku, ValueError};
 
 use super::fields::{index, object, Errors, Obj, ValidationErrors, BODY};
@@ -37,6 +39,10 @@ pub struct PlaceOrder {
     pub billing_address: Option<Address>,
     pub shipping: Shipping,
     pub totals: Totals,
+    /// How the customer pays.
+    pub payment: Option<PaymentMethod>,
+    /// The buyer's session, for risk scoring.
+    pub risk_context: Option<RiskContext>,
 }
 
 /// Parses a place-order request body, collecting every field error.
@@ -114,6 +120,8 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
         billing_address: billing_address?,
         shipping,
         totals,
+        payment: None,
+        risk_context: None,
     })
 }
 

@@ -179,6 +179,8 @@ fn order(raw: RawOrder) -> Option<PlaceOrder> {
         billing_address,
         shipping,
         totals,
+        payment: None,
+        risk_context: None,
     })
 }
 

@@ -34,6 +34,14 @@ pub fn apply(
         (Some(view), OrderEvent::OrderCancelled(cancelled)) => {
             Ok(cancelled_view(view, event, &cancelled))
         }
+        (Some(view), other) => {
+            let mut next = view.clone();
+            next.version = event.stream_version;
+            next.updated_at = event.occurred_at;
+            next.timeline
+                .push(timeline_entry(event, other.event_type().to_owned()));
+            Ok(next)
+        }
     }
 }
 
@@ -111,6 +119,8 @@ fn reason_words(reason: CancelReason) -> &'static str {
         CancelReason::Fraud => "flagged as fraudulent",
         CancelReason::OutOfStock => "items out of stock",
         CancelReason::PaymentFailed => "payment failed",
+        CancelReason::ReservationExpired => "the items were held too long without payment",
+        CancelReason::Timeout => "a step was not completed in time",
         CancelReason::Other => "other reason",
     }
 }
