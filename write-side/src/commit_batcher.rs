@@ -1,4 +1,5 @@
-//! Group commit: many commands' rows in one SERIALIZABLE transaction.
+//! Group commit: many commands' rows in one SERIALIZABLE transaction (events, outbox rows,
+//! idempotency records, channel references and checkout-flow wake-ups).
 //!
 //! One transaction per command tops out near 2.6k tx/s on the reference machine, so handlers
 //! do everything that needs no write (validation, the domain decision, rendering the response)
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use waybill_schemas::{Channel, EventEnvelope, OrderId};
 
 use crate::channel_orders::{self, ChannelOrder};
+use crate::checkout;
 use crate::event_store::{self, retry};
 use crate::idempotency::{self, IdempotencyRecord};
 use crate::outbox;
@@ -61,6 +63,8 @@ pub struct CommitRequest {
     pub idempotency: IdempotencyRecord,
     pub channel_order: Option<ChannelOrder>,
     pub events: Vec<EventEnvelope>,
+    /// The order whose checkout flow these events need (made due now, in the same transaction).
+    pub wake_flow: Option<OrderId>,
 }
 
 /// What became of one command's rows.
@@ -342,6 +346,13 @@ async fn write_rows(
         .collect();
     event_store::rows::insert_events(conn, &events).await?;
     outbox::insert(conn, &events, now).await?;
+    let woken: Vec<OrderId> = requests
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .filter_map(|(request, _)| request.wake_flow)
+        .collect();
+    checkout::flows::wake(conn, &woken, now).await?;
     Ok(outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or(CommitOutcome::Committed))

@@ -9,6 +9,7 @@
 //! command into the envelope.
 
 pub mod channel_orders;
+pub mod checkout;
 pub mod command_api;
 pub mod commands;
 pub mod commit_batcher;

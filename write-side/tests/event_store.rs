@@ -169,6 +169,7 @@ fn request(key: &str, channel_ref: Option<&str>, events: Vec<EventEnvelope>) -> 
             order_id,
         }),
         events,
+        wake_flow: None,
     }
 }
 

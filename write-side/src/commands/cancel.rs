@@ -50,6 +50,7 @@ pub async fn cancel_order(
             idempotency: ctx.record(&response),
             channel_order: None,
             events: envelopes,
+            wake_flow: Some(order_id),
         };
         match services.commit(ctx, order_id, request).await {
             CommitOutcome::Committed => return Ok(Reply::Fresh(response)),

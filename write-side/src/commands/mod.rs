@@ -181,6 +181,7 @@ impl CommandServices {
             idempotency: ctx.record(&response),
             channel_order: None,
             events: Vec::new(),
+            wake_flow: None,
         };
         match self.commit(ctx, order_id, request).await {
             CommitOutcome::Committed => Ok(Reply::Fresh(response)),

@@ -66,6 +66,7 @@ pub async fn place_parsed_order(
         idempotency: ctx.record(&response),
         channel_order: Some(channel_order),
         events: envelopes,
+        wake_flow: Some(order_id),
     };
     match services.commit(ctx, order_id, request).await {
         CommitOutcome::Committed => Ok(Reply::Fresh(response)),

@@ -122,6 +122,30 @@ impl EventStore {
         rows.into_iter().map(EventEnvelope::try_from).collect()
     }
 
+    /// Every event of each of `stream_ids`, grouped by stream in version order (one query).
+    pub async fn read_streams(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<EventEnvelope>>, EventStoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1) \
+             ORDER BY stream_id, stream_version"
+        );
+        let rows: Vec<EventRow<serde_json::Value>> =
+            retry::serializable(|| sqlx::query_as(&sql).bind(stream_ids).fetch_all(&self.pool))
+                .await?;
+        let mut streams: std::collections::HashMap<String, Vec<EventEnvelope>> =
+            std::collections::HashMap::with_capacity(stream_ids.len());
+        for row in rows {
+            let envelope = EventEnvelope::try_from(row)?;
+            streams
+                .entry(envelope.stream_id.clone())
+                .or_default()
+                .push(envelope);
+        }
+        Ok(streams)
+    }
+
     /// Pages over all events for rebuilds, ordered by `(recorded_at, stream_id, stream_version)`.
     /// Returns the page and the cursor to pass for the next one (`None` at the end).
     pub async fn read_all_page(

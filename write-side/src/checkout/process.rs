@@ -1,0 +1,457 @@
+//! One pass of the checkout process manager over a batch of due orders.
+//!
+//! The orders advance in lock-step rounds: each round asks the pure [`next_step`] what every
+//! order needs, runs the steps of one kind together (one risk-signal transaction for all, the
+//! inventory's batching writer for reservations, concurrent gateway calls), records each outcome
+//! with the aggregate's commands, and stores the round's events of all orders in one
+//! transaction. An order leaves the rounds when it must wait (review, 3-D Secure, capture on
+//! shipment) or is done. Every external call carries a deterministic idempotency key
+//! (`<order_id>:<step>`), so rerunning a pass after a crash repeats nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use sqlx::PgPool;
+use waybill_schemas::events::{PaymentMethod, ReleaseReason};
+use waybill_schemas::OrderId;
+
+use crate::domain::checkout_flow::{next_step, FlowPolicy, Step};
+use crate::domain::risk::{self, RiskRules, RiskSignals};
+use crate::domain::{OrderCommand, OrderStatus};
+use crate::event_store::EventStore;
+use crate::inventory::{
+    AllocateOutcome, Inventory, ReserveOutcome, ReserveRequest, RequestedLine, ShipTo,
+};
+use crate::payment::{
+    AuthorizeOutcome, AuthorizeRequest, CaptureOutcome, CaptureRequest, GatewayError,
+    PaymentGateway, VoidOutcome, VoidRequest,
+};
+use crate::risk_signals;
+
+use super::append::{self, FlowOrder};
+use super::flows::{self, Claimed, Release};
+use super::CheckoutError;
+
+/// Most rounds one pass runs before handing the rest back (a safety net: a flow needs ~8).
+const MAX_ROUNDS: usize = 16;
+
+/// What the process manager works with.
+#[derive(Clone)]
+pub struct CheckoutServices {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub inventory: Inventory,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub risk_rules: Arc<RiskRules>,
+    pub policy: FlowPolicy,
+    /// Velocity window for the risk signals.
+    pub risk_window: chrono::Duration,
+    /// How long a claimed flow stays invisible to other workers.
+    pub lease: chrono::Duration,
+    /// Most orders claimed per pass.
+    pub batch: i64,
+}
+
+/// An order in a pass, with where it stands.
+struct InFlight {
+    claimed: Claimed,
+    flow: FlowOrder,
+    /// `Some` once the order leaves the rounds.
+    release: Option<Release>,
+}
+
+/// Claims due flows and advances them as far as they go. Returns how many were claimed.
+pub async fn run_pass(services: &CheckoutServices, now: DateTime<Utc>) -> Result<usize, CheckoutError> {
+    let claimed = flows::claim(&services.pool, now, services.lease, services.batch).await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let count = claimed.len();
+    let stream_ids: Vec<String> = claimed.iter().map(|c| c.order_id.stream_id()).collect();
+    let mut streams = services.store.read_streams(&stream_ids).await?;
+    let mut orders: Vec<InFlight> = Vec::with_capacity(count);
+    let mut broken: Vec<(Claimed, Release)> = Vec::new();
+    for claimed in claimed {
+        let envelopes = streams.remove(&claimed.order_id.stream_id()).unwrap_or_default();
+        match FlowOrder::from_stream(claimed.order_id, &envelopes) {
+            Ok(flow) => orders.push(InFlight {
+                claimed,
+                flow,
+                release: None,
+            }),
+            Err(error) => {
+                tracing::error!(order_id = %claimed.order_id, %error, "order stream unreadable; flow parked");
+                broken.push((
+                    claimed,
+                    Release::Retry {
+                        due_at: now + chrono::Duration::minutes(5),
+                        error,
+                    },
+                ));
+            }
+        }
+    }
+
+    for _ in 0..MAX_ROUNDS {
+        let now = Utc::now();
+        let mut groups: HashMap<&'static str, Vec<(usize, Step)>> = HashMap::new();
+        for (i, order) in orders.iter_mut().enumerate() {
+            if order.release.is_some() {
+                continue;
+            }
+            let step = next_step(&order.flow.order, &services.policy, now);
+            match step {
+                Step::Done => order.release = Some(Release::Finish),
+                Step::Wait { until } => {
+                    order.release = Some(Release::Park {
+                        due_at: until.unwrap_or(now + chrono::Duration::hours(24)),
+                        stage: waiting_stage(&order.flow),
+                    });
+                }
+                Step::Confirm | Step::Cancel { .. } | Step::ExpireAuthorization => {
+                    let command = pure_command(&order.flow, step, services);
+                    decide(order, command, now);
+                }
+                other => groups.entry(step_name(&other)).or_default().push((i, other)),
+            }
+        }
+        for (_, steps) in groups {
+            run_group(services, &mut orders, steps, now).await;
+        }
+        let mut dirty: Vec<&mut FlowOrder> = orders.iter_mut().map(|o| &mut o.flow).collect();
+        append::store_all(&services.pool, &services.store, &mut dirty, Utc::now()).await?;
+        if orders.iter().all(|o| o.release.is_some()) {
+            break;
+        }
+    }
+
+    let now = Utc::now();
+    let mut releases = broken;
+    for order in orders {
+        let release = if !order.flow.unsaved.is_empty() {
+            Release::Retry {
+                due_at: now + chrono::Duration::seconds(1),
+                error: "events not stored".into(),
+            }
+        } else {
+            order.release.unwrap_or(Release::Retry {
+                due_at: now + chrono::Duration::seconds(30),
+                error: format!("flow did not settle in {MAX_ROUNDS} rounds"),
+            })
+        };
+        releases.push((order.claimed, release));
+    }
+    flows::release(&services.pool, &releases, now).await?;
+    Ok(count)
+}
+
+fn decide(order: &mut InFlight, command: OrderCommand, now: DateTime<Utc>) {
+    if let Err(refused) = order.flow.decide(command, now) {
+        tracing::warn!(order_id = %order.flow.order_id, %refused, "flow decision refused");
+        order.release = Some(Release::Retry {
+            due_at: now + chrono::Duration::seconds(30),
+            error: refused,
+        });
+    }
+}
+
+/// The stage a waiting order is parked in (the review queue lists `review`).
+fn waiting_stage(flow: &FlowOrder) -> &'static str {
+    match flow.order.status() {
+        Some(OrderStatus::InReview) => "review",
+        Some(OrderStatus::AwaitingPayment) => "payment_challenge",
+        Some(OrderStatus::Confirmed) => "awaiting_capture",
+        _ => "waiting",
+    }
+}
+
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::AssessRisk => "assess_risk",
+        Step::Reserve => "reserve",
+        Step::Authorize => "authorize",
+        Step::Allocate => "allocate",
+        Step::Capture { .. } => "capture",
+        Step::Release { .. } => "release",
+        Step::Void { .. } => "void",
+        Step::Confirm => "confirm",
+        Step::Cancel { .. } => "cancel",
+        Step::ExpireAuthorization => "expire_authorization",
+        Step::Wait { .. } => "wait",
+        Step::Done => "done",
+    }
+}
+
+fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> OrderCommand {
+    let order_id = flow.order_id;
+    match step {
+        Step::Confirm => OrderCommand::Confirm {
+            order_id,
+            capture_mode: services.policy.capture_mode,
+        },
+        Step::Cancel { reason } => OrderCommand::flow_cancel(order_id, reason),
+        _ => OrderCommand::ExpireAuthorization { order_id },
+    }
+}
+
+/// The idempotency key of `step` for `order_id`: the same on every rerun.
+fn step_key(order_id: OrderId, step: &str) -> String {
+    format!("{order_id}:{step}")
+}
+
+async fn run_group(
+    services: &CheckoutServices,
+    orders: &mut [InFlight],
+    steps: Vec<(usize, Step)>,
+    now: DateTime<Utc>,
+) {
+    let Some((_, first)) = steps.first() else {
+        return;
+    };
+    match first {
+        Step::AssessRisk => assess_risk(services, orders, &steps, now).await,
+        _ => {
+            let calls = steps.iter().map(|(i, step)| {
+                let flow = &orders[*i].flow;
+                run_external(services, flow, step.clone(), now)
+            });
+            let results = join_all(calls).await;
+            for ((i, _), result) in steps.iter().zip(results) {
+                let order = &mut orders[*i];
+                match result {
+                    Ok(Some(command)) => decide(order, command, now),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(order_id = %order.flow.order_id, %error, "flow step failed; will retry");
+                        order.release = Some(Release::Retry {
+                            due_at: now + backoff(order.claimed),
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Retry delay after a failed step: 1 s doubling per consecutive failure, at most 5 minutes.
+fn backoff(claimed: Claimed) -> chrono::Duration {
+    let exponent = claimed.attempts.clamp(1, 9) - 1;
+    chrono::Duration::seconds((1_i64 << exponent).min(300))
+}
+
+async fn assess_risk(
+    services: &CheckoutServices,
+    orders: &mut [InFlight],
+    steps: &[(usize, Step)],
+    now: DateTime<Utc>,
+) {
+    let batch: Vec<(OrderId, Vec<String>)> = steps
+        .iter()
+        .filter_map(|(i, _)| {
+            let flow = &orders[*i].flow;
+            flow.order
+                .placed()
+                .map(|placed| (flow.order_id, risk_signals::signals_of(placed)))
+        })
+        .collect();
+    let counts = match risk_signals::record_and_count(&services.pool, &batch, services.risk_window, now).await {
+        Ok(counts) => counts,
+        Err(e) => {
+            for (i, _) in steps {
+                orders[*i].release = Some(Release::Retry {
+                    due_at: now + chrono::Duration::seconds(2),
+                    error: format!("risk signals: {e}"),
+                });
+            }
+            return;
+        }
+    };
+    for (i, _) in steps {
+        let order = &mut orders[*i];
+        let Some(placed) = order.flow.order.placed() else {
+            continue;
+        };
+        let signals: RiskSignals = counts.get(&order.flow.order_id).cloned().unwrap_or_default();
+        let assessment = risk::assess(placed, &signals, &services.risk_rules);
+        let command = OrderCommand::RecordRisk {
+            order_id: order.flow.order_id,
+            decision: assessment.decision,
+            score: assessment.score,
+            reasons: assessment.reasons,
+        };
+        decide(order, command, now);
+    }
+}
+
+/// Runs one external step; `Ok(None)` when there is nothing to record, `Err` to retry later.
+async fn run_external(
+    services: &CheckoutServices,
+    flow: &FlowOrder,
+    step: Step,
+    now: DateTime<Utc>,
+) -> Result<Option<OrderCommand>, String> {
+    let order_id = flow.order_id;
+    let placed = flow
+        .order
+        .placed()
+        .ok_or_else(|| "order has no OrderPlaced".to_owned())?;
+    match step {
+        Step::Reserve => {
+            let request = ReserveRequest {
+                order_id,
+                ship_to: ShipTo {
+                    country: placed.shipping_address.country.clone(),
+                    postal_code: placed.shipping_address.postal_code.clone(),
+                },
+                lines: placed
+                    .lines
+                    .iter()
+                    .map(|l| RequestedLine {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect(),
+                now,
+            };
+            match services.inventory.reserve(request).await.map_err(|e| e.to_string())? {
+                ReserveOutcome::Reserved {
+                    lines,
+                    backordered,
+                    expires_at,
+                } => Ok(Some(OrderCommand::RecordReservation {
+                    order_id,
+                    lines,
+                    backordered,
+                    expires_at,
+                })),
+                ReserveOutcome::Insufficient { shortages } => {
+                    Ok(Some(OrderCommand::RecordReservationFailure { order_id, shortages }))
+                }
+            }
+        }
+        Step::Authorize => {
+            let token = match &placed.payment {
+                Some(PaymentMethod::Card { token }) => token.clone(),
+                _ => return Err("authorize asked for an order without a card".into()),
+            };
+            let request = AuthorizeRequest {
+                idempotency_key: step_key(order_id, "authorize"),
+                order_id,
+                amount: placed.totals.grand_total,
+                token,
+            };
+            match services.gateway.authorize(request).await {
+                Ok(AuthorizeOutcome::Authorized {
+                    authorization_id,
+                    amount,
+                    expires_at,
+                }) => Ok(Some(OrderCommand::RecordAuthorization {
+                    order_id,
+                    authorization_id,
+                    amount,
+                    three_ds: false,
+                    expires_at,
+                })),
+                Ok(AuthorizeOutcome::ChallengeRequired {
+                    authorization_id,
+                    challenge_url,
+                    expires_at,
+                }) => Ok(Some(OrderCommand::RecordChallenge {
+                    order_id,
+                    authorization_id,
+                    challenge_url,
+                    expires_at,
+                })),
+                Ok(AuthorizeOutcome::Declined {
+                    authorization_id,
+                    code,
+                    message,
+                }) => Ok(Some(OrderCommand::RecordDecline {
+                    order_id,
+                    authorization_id,
+                    code,
+                    message,
+                })),
+                Err(e) => Err(gateway_error("authorize", &e)),
+            }
+        }
+        Step::Allocate => match services.inventory.allocate(order_id, now).await.map_err(|e| e.to_string())? {
+            AllocateOutcome::Allocated { lines } => {
+                Ok(Some(OrderCommand::RecordAllocation { order_id, lines }))
+            }
+            AllocateOutcome::Insufficient { .. } => {
+                services
+                    .inventory
+                    .release(order_id, ReleaseReason::AllocationFailed, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(OrderCommand::RecordRelease {
+                    order_id,
+                    reason: ReleaseReason::AllocationFailed,
+                }))
+            }
+        },
+        Step::Capture { amount } => {
+            let authorization_id = flow
+                .order
+                .authorization_id()
+                .ok_or_else(|| "capture asked for an order without an authorization".to_owned())?;
+            let request = CaptureRequest {
+                idempotency_key: step_key(order_id, "capture"),
+                authorization_id: authorization_id.clone(),
+                amount,
+            };
+            match services.gateway.capture(request).await {
+                Ok(CaptureOutcome::Captured { capture_id, amount }) => {
+                    Ok(Some(OrderCommand::RecordCapture {
+                        order_id,
+                        authorization_id,
+                        capture_id,
+                        amount,
+                    }))
+                }
+                Ok(CaptureOutcome::Refused { code, message }) => {
+                    Err(format!("capture refused: {code}: {message}"))
+                }
+                Err(e) => Err(gateway_error("capture", &e)),
+            }
+        }
+        Step::Release { reason } => {
+            services
+                .inventory
+                .release(order_id, reason, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Some(OrderCommand::RecordRelease { order_id, reason }))
+        }
+        Step::Void {
+            authorization_id,
+            reason,
+        } => {
+            let request = VoidRequest {
+                idempotency_key: step_key(order_id, "void"),
+                authorization_id: authorization_id.clone(),
+            };
+            match services.gateway.void(request).await {
+                Ok(VoidOutcome::Voided) => Ok(Some(OrderCommand::RecordVoid {
+                    order_id,
+                    authorization_id,
+                    reason,
+                })),
+                Ok(VoidOutcome::Refused { code, message }) => {
+                    Err(format!("void refused: {code}: {message}"))
+                }
+                Err(e) => Err(gateway_error("void", &e)),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+fn gateway_error(call: &str, error: &GatewayError) -> String {
+    format!("gateway {call}: {error}")
+}

@@ -1,0 +1,112 @@
+//! Applying the payment gateway's webhooks: each verified event id is applied once (its receipt
+//! is stored in the same transaction as the events it causes), duplicates change nothing, and an
+//! event that no longer fits the order (a failure reported after a success) is recorded as
+//! ignored, not applied.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use waybill_schemas::OrderId;
+
+use crate::domain::OrderCommand;
+use crate::event_store::EventStore;
+use crate::payment::{GatewayEvent, GatewayEventKind};
+
+use super::append::{self, FlowOrder};
+use super::CheckoutError;
+
+/// The provider name receipts are stored under.
+pub const PROVIDER: &str = "payment_gateway";
+
+/// What became of one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// Its events were stored and the order's flow woken.
+    Applied,
+    /// This event id was applied before: nothing changed.
+    Duplicate,
+    /// Acknowledged but not applied, with why (unknown order, stale or conflicting outcome).
+    Ignored(String),
+}
+
+/// Applies one verified gateway event.
+pub async fn apply_gateway_event(
+    pool: &PgPool,
+    store: &EventStore,
+    event: &GatewayEvent,
+    now: DateTime<Utc>,
+) -> Result<WebhookOutcome, CheckoutError> {
+    let Some((order_id, command)) = command_for(&event.kind) else {
+        return Ok(WebhookOutcome::Ignored(format!(
+            "event type {} needs no action",
+            event.kind.name()
+        )));
+    };
+    let envelopes = store.read_stream(&order_id.stream_id(), 1, None).await?;
+    if envelopes.is_empty() {
+        return Ok(WebhookOutcome::Ignored(format!("order {order_id} is unknown")));
+    }
+    let mut flow = FlowOrder::from_stream(order_id, &envelopes).map_err(|detail| {
+        crate::event_store::EventStoreError::Corrupt {
+            stream_id: order_id.stream_id(),
+            stream_version: 0,
+            detail,
+        }
+    })?;
+    flow.meta.actor = waybill_schemas::Actor::service("payment-gateway");
+    let (outcome, label) = match flow.decide(command, now) {
+        Ok(()) if flow.unsaved.is_empty() => (
+            WebhookOutcome::Ignored("already recorded".into()),
+            "already_recorded".to_owned(),
+        ),
+        Ok(()) => (WebhookOutcome::Applied, "applied".to_owned()),
+        Err(refused) => (
+            WebhookOutcome::Ignored(refused.clone()),
+            format!("ignored: {refused}"),
+        ),
+    };
+    let stored = append::store_with_receipt(
+        pool,
+        store,
+        &mut flow,
+        (PROVIDER, event.id.as_str(), label.as_str()),
+        now,
+    )
+    .await?;
+    Ok(if stored { outcome } else { WebhookOutcome::Duplicate })
+}
+
+/// The order command a gateway event asks for, if any.
+fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
+    match kind {
+        GatewayEventKind::AuthorizationSucceeded {
+            order_id,
+            authorization_id,
+            amount,
+            expires_at,
+        } => Some((
+            *order_id,
+            OrderCommand::RecordAuthorization {
+                order_id: *order_id,
+                authorization_id: authorization_id.clone(),
+                amount: *amount,
+                three_ds: true,
+                expires_at: *expires_at,
+            },
+        )),
+        GatewayEventKind::AuthorizationFailed {
+            order_id,
+            authorization_id,
+            code,
+            message,
+        } => Some((
+            *order_id,
+            OrderCommand::RecordDecline {
+                order_id: *order_id,
+                authorization_id: Some(authorization_id.clone()),
+                code: code.clone(),
+                message: message.clone(),
+            },
+        )),
+        _ => None,
+    }
+}
