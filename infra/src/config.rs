@@ -163,12 +163,158 @@ pub struct Settings {
     )]
     pub idempotency_retention_hours: u64,
 
+    #[command(flatten)]
+    pub checkout: CheckoutSettings,
+
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,
     /// Log lines as human-readable text or JSON. Filter with RUST_LOG.
     #[arg(long, env = "WAYBILL_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The checkout flow, the payment gateway and customer notifications.
+#[derive(Debug, Clone, Args)]
+pub struct CheckoutSettings {
+    /// Base URL of the payment gateway's HTTP API (the sandbox: `waybill serve payment-sandbox`).
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_GATEWAY_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8090"
+    )]
+    pub payment_gateway_url: String,
+    /// API key for the gateway. Unset: generated into `<secrets dir>/payment-api-key`.
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub payment_api_key: Option<String>,
+    /// HMAC secret of the gateway's webhooks. Unset: generated into
+    /// `<secrets dir>/payment-webhook-secret`.
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub payment_webhook_secret: Option<String>,
+    /// Timeout of one gateway call, in milliseconds; the step is retried with the same key.
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_TIMEOUT_MS",
+        global = true,
+        default_value_t = 2_000
+    )]
+    pub payment_timeout_ms: u64,
+
+    /// Where `serve payment-sandbox` listens.
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_SANDBOX_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8090"
+    )]
+    pub payment_sandbox_addr: SocketAddr,
+    /// Where the sandbox sends its webhooks. Default: the command API's
+    /// `/v1/webhooks/payments`.
+    #[arg(long, env = "WAYBILL_PAYMENT_WEBHOOK_URL", global = true)]
+    pub payment_webhook_url: Option<String>,
+    /// How long the sandbox's slow test card (tok_4000000000006975) takes, in milliseconds.
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_SLOW_MS",
+        global = true,
+        default_value_t = 3_000
+    )]
+    pub payment_slow_ms: u64,
+
+    /// When an authorized payment is captured.
+    #[arg(long, env = "WAYBILL_CAPTURE_MODE", global = true, value_enum, default_value_t = CaptureModeSetting::Immediate)]
+    pub capture_mode: CaptureModeSetting,
+    /// How long stock stays reserved for an unconfirmed order, in seconds.
+    #[arg(
+        long,
+        env = "WAYBILL_RESERVATION_TTL_SECS",
+        global = true,
+        default_value_t = 900
+    )]
+    pub reservation_ttl_secs: u64,
+    /// How long the customer has for a 3-D Secure challenge, in seconds.
+    #[arg(
+        long,
+        env = "WAYBILL_CHALLENGE_TIMEOUT_SECS",
+        global = true,
+        default_value_t = 600
+    )]
+    pub challenge_timeout_secs: u64,
+    /// How long an order may wait in the fraud review queue, in seconds.
+    #[arg(
+        long,
+        env = "WAYBILL_REVIEW_TIMEOUT_SECS",
+        global = true,
+        default_value_t = 172_800
+    )]
+    pub review_timeout_secs: u64,
+    /// What happens to units no location has.
+    #[arg(long, env = "WAYBILL_OUT_OF_STOCK", global = true, value_enum, default_value_t = OutOfStockSetting::Reject)]
+    pub out_of_stock: OutOfStockSetting,
+    /// Orders one checkout pass claims.
+    #[arg(
+        long,
+        env = "WAYBILL_CHECKOUT_BATCH",
+        global = true,
+        default_value_t = 200
+    )]
+    pub checkout_batch: i64,
+    /// Checkout worker poll interval when idle, in milliseconds.
+    #[arg(
+        long,
+        env = "WAYBILL_CHECKOUT_POLL_MS",
+        global = true,
+        default_value_t = 10
+    )]
+    pub checkout_poll_ms: u64,
+    /// Risk velocity window, in minutes.
+    #[arg(
+        long,
+        env = "WAYBILL_RISK_WINDOW_MINUTES",
+        global = true,
+        default_value_t = 60
+    )]
+    pub risk_window_minutes: i64,
+
+    /// Where the development notification sink writes customer messages (open its index.html).
+    #[arg(
+        long,
+        env = "WAYBILL_NOTIFICATIONS_DIR",
+        global = true,
+        default_value = ".waybill/notifications"
+    )]
+    pub notifications_dir: PathBuf,
+    /// Public base URL of the tracking pages, used in links sent to customers.
+    #[arg(
+        long,
+        env = "WAYBILL_PUBLIC_TRACKING_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub public_tracking_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureModeSetting {
+    Immediate,
+    OnShipment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutOfStockSetting {
+    Reject,
+    Backorder,
 }
 
 impl Settings {
@@ -208,16 +354,21 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
-    /// Migrate, then command API, relay, tracking projector and query API in one process.
+    /// Migrate, then command API, checkout worker, relay, projectors and query API in one
+    /// process.
     All,
     /// The command API.
     Commands,
     /// The outbox relay.
     Relay,
-    /// The tracking projector.
+    /// The projectors (tracking view, customer notifications).
     Projector,
     /// The query API.
     Query,
+    /// The checkout process manager (risk, stock, payment, confirmation, capture).
+    Checkout,
+    /// Our simulated payment gateway (for development, demos and tests; moves no money).
+    PaymentSandbox,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

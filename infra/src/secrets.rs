@@ -14,6 +14,8 @@ use crate::config::Settings;
 
 pub const DEV_API_KEY_FILE: &str = "dev-api-key";
 pub const TRACKING_SECRET_FILE: &str = "tracking-secret";
+pub const PAYMENT_API_KEY_FILE: &str = "payment-api-key";
+pub const PAYMENT_WEBHOOK_SECRET_FILE: &str = "payment-webhook-secret";
 
 /// The keys and secret a process runs with.
 #[derive(Clone)]
@@ -23,6 +25,10 @@ pub struct Secrets {
     /// A key this process may use as a client (the first service/agent/admin key).
     pub client_key: Option<String>,
     pub tracking_secret: Vec<u8>,
+    /// The key Waybill presents to the payment gateway (and the sandbox expects).
+    pub payment_api_key: String,
+    /// The HMAC secret of the gateway's webhooks.
+    pub payment_webhook_secret: Vec<u8>,
 }
 
 impl Secrets {
@@ -49,11 +55,34 @@ impl Secrets {
                 secret.into_bytes()
             }
         };
+        let checkout = &settings.checkout;
+        let payment_api_key =
+            configured_or_generated(checkout.payment_api_key.as_deref(), dir, PAYMENT_API_KEY_FILE)?;
+        let payment_webhook_secret = configured_or_generated(
+            checkout.payment_webhook_secret.as_deref(),
+            dir,
+            PAYMENT_WEBHOOK_SECRET_FILE,
+        )?
+        .into_bytes();
         Ok(Self {
             client_key: client_key(&api_keys),
             api_keys,
             tracking_secret,
+            payment_api_key,
+            payment_webhook_secret,
         })
+    }
+}
+
+/// The configured value, or the dev secret `name` in `dir` (generated once).
+fn configured_or_generated(
+    configured: Option<&str>,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<String> {
+    match configured.map(str::trim) {
+        Some(value) if !value.is_empty() => Ok(value.to_owned()),
+        _ => Ok(read_or_create(dir, name)?.0),
     }
 }
 

@@ -11,8 +11,13 @@ use serde_json::Value;
 pub const ADMIN_KEY: &str = "e2e-admin-key";
 /// Service (checkout) key every test process accepts.
 pub const SERVICE_KEY: &str = "e2e-service-key";
-pub(crate) const API_KEYS_SETTING: &str =
-    "e2e-admin-key:e2e-admin:admin,e2e-service-key:e2e-checkout:service";
+/// Support agent key every test process accepts.
+pub const AGENT_KEY: &str = "e2e-agent-key";
+/// Finance key every test process accepts.
+pub const FINANCE_KEY: &str = "e2e-finance-key";
+pub(crate) const API_KEYS_SETTING: &str = "e2e-admin-key:e2e-admin:admin,\
+     e2e-service-key:e2e-checkout:service,e2e-agent-key:e2e-agent:agent,\
+     e2e-finance-key:e2e-finance:finance";
 
 /// One HTTP response, read to the end.
 #[derive(Debug, Clone)]
@@ -185,6 +190,69 @@ impl Api {
             request = request.bearer_auth(key);
         }
         Self::read(request.send().await.expect("send a tracking request")).await
+    }
+
+    /// `POST <command API><path>` with a JSON body, a bearer key and an Idempotency-Key.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        bearer: &str,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> HttpResponse {
+        self.send_json(reqwest::Method::POST, path, bearer, idempotency_key, body)
+            .await
+    }
+
+    /// `PUT <command API><path>` with a JSON body, a bearer key and an Idempotency-Key.
+    pub async fn put_json(
+        &self,
+        path: &str,
+        bearer: &str,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> HttpResponse {
+        self.send_json(reqwest::Method::PUT, path, bearer, idempotency_key, body)
+            .await
+    }
+
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> HttpResponse {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.command_url))
+            .bearer_auth(bearer)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body);
+        Self::read(request.send().await.expect("send a command request")).await
+    }
+
+    /// `GET <command API><path>` with a bearer key.
+    pub async fn command_get(&self, path: &str, bearer: &str) -> HttpResponse {
+        let request = self
+            .client
+            .get(format!("{}{path}", self.command_url))
+            .bearer_auth(bearer);
+        Self::read(request.send().await.expect("send a GET")).await
+    }
+
+    /// `POST <url>` with a JSON body and no credentials (the payment sandbox's test controls).
+    pub async fn post_plain(&self, url: &str, body: &Value) -> HttpResponse {
+        Self::read(
+            self.client
+                .post(url)
+                .json(body)
+                .send()
+                .await
+                .expect("send a POST"),
+        )
+        .await
     }
 
     /// `GET <url>` (health, metrics, openapi).

@@ -32,6 +32,12 @@ pub struct TestEnv {
     pub redis_prefix: String,
     pub tracking_secret: String,
     pub log_dir: PathBuf,
+    /// Where this test's payment sandbox listens (chosen up front so every process agrees).
+    pub payment_sandbox_addr: std::net::SocketAddr,
+    pub payment_api_key: String,
+    pub payment_webhook_secret: String,
+    /// Where the notification sink of this test's processes writes.
+    pub notifications_dir: PathBuf,
     pg_server: String,
     pool: PgPool,
 }
@@ -87,6 +93,10 @@ impl TestEnv {
             redis_url: setting("REDIS_URL", DEFAULT_REDIS_URL),
             redis_prefix: format!("e2e:{id}"),
             tracking_secret: format!("e2e-tracking-secret-{simple}"),
+            payment_sandbox_addr: crate::process::free_port(),
+            payment_api_key: format!("e2e-gateway-key-{simple}"),
+            payment_webhook_secret: format!("e2e-webhook-secret-{simple}"),
+            notifications_dir: log_dir.join("notifications"),
             log_dir,
             pg_server,
             pool,
@@ -129,10 +139,29 @@ impl TestEnv {
             ("WAYBILL_REDIS_PREFIX", self.redis_prefix.as_str()),
             ("WAYBILL_API_KEYS", crate::api::API_KEYS_SETTING),
             ("WAYBILL_TRACKING_SECRET", self.tracking_secret.as_str()),
+            ("WAYBILL_PAYMENT_API_KEY", self.payment_api_key.as_str()),
+            (
+                "WAYBILL_PAYMENT_WEBHOOK_SECRET",
+                self.payment_webhook_secret.as_str(),
+            ),
+            // Debug builds on a busy 2-core box: leave the gateway time to answer.
+            ("WAYBILL_PAYMENT_TIMEOUT_MS", "5000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        vars.push((
+            "WAYBILL_PAYMENT_SANDBOX_ADDR".to_owned(),
+            self.payment_sandbox_addr.to_string(),
+        ));
+        vars.push((
+            "WAYBILL_PAYMENT_GATEWAY_URL".to_owned(),
+            format!("http://{}", self.payment_sandbox_addr),
+        ));
+        vars.push((
+            "WAYBILL_NOTIFICATIONS_DIR".to_owned(),
+            self.notifications_dir.display().to_string(),
+        ));
         for name in ["PATH", "HOME", "RUST_BACKTRACE"] {
             if let Ok(value) = std::env::var(name) {
                 vars.push((name.to_owned(), value));
@@ -168,6 +197,39 @@ impl TestEnv {
         let mut process = WaybillProcess::spawn(role, self.process_env(extra), &self.log_dir);
         process.wait_ready().await;
         process
+    }
+
+    /// Starts this test's payment sandbox, sending its webhooks to `command_url`'s
+    /// `/v1/webhooks/payments`.
+    pub async fn start_sandbox(&self, command_url: &str, extra: &[(&str, &str)]) -> WaybillProcess {
+        let webhook_url = format!("{command_url}/v1/webhooks/payments");
+        let mut vars: Vec<(&str, &str)> = vec![("WAYBILL_PAYMENT_WEBHOOK_URL", &webhook_url)];
+        vars.extend_from_slice(extra);
+        self.start_with(Role::PaymentSandbox, &vars).await
+    }
+
+    /// The event types of one order's stream, in order.
+    pub async fn event_types_of_order(&self, order_id: &str) -> Vec<String> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT event_type FROM events WHERE stream_id = $1 ORDER BY stream_version",
+        )
+        .bind(format!("order-{order_id}"))
+        .fetch_all(&self.pool)
+        .await
+        .expect("read the event types of an order")
+    }
+
+    /// The payloads of one order's events of type `event_type`, in stream order.
+    pub async fn payloads_of(&self, order_id: &str, event_type: &str) -> Vec<serde_json::Value> {
+        sqlx::query_scalar::<_, serde_json::Value>(
+            "SELECT payload FROM events WHERE stream_id = $1 AND event_type = $2 \
+             ORDER BY stream_version",
+        )
+        .bind(format!("order-{order_id}"))
+        .bind(event_type)
+        .fetch_all(&self.pool)
+        .await
+        .expect("read payloads of an order")
     }
 
     /// The test database.

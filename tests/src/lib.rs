@@ -20,7 +20,7 @@ mod otlp;
 mod poll;
 mod process;
 
-pub use api::{Api, HttpResponse, ADMIN_KEY, SERVICE_KEY};
+pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 pub use binary::waybill_binary;
 pub use env::TestEnv;
 pub use orders::{sample_cancel, sample_order, SampleTotals, SAMPLE_TOTALS};

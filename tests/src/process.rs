@@ -21,6 +21,10 @@ pub enum Role {
     Relay,
     Projector,
     Query,
+    /// The checkout process manager.
+    Checkout,
+    /// The simulated payment gateway.
+    PaymentSandbox,
 }
 
 impl Role {
@@ -31,6 +35,8 @@ impl Role {
             Role::Relay => "relay",
             Role::Projector => "projector",
             Role::Query => "query",
+            Role::Checkout => "checkout",
+            Role::PaymentSandbox => "payment-sandbox",
         }
     }
 }
@@ -48,7 +54,7 @@ pub struct WaybillProcess {
     pub metrics_addr: SocketAddr,
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("ephemeral port address")
 }
@@ -111,6 +117,18 @@ impl WaybillProcess {
         format!("http://{}", self.query_addr)
     }
 
+    /// The payment sandbox this process runs or talks to (`WAYBILL_PAYMENT_SANDBOX_ADDR`).
+    pub fn sandbox_url(&self) -> String {
+        let addr = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "WAYBILL_PAYMENT_SANDBOX_ADDR")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("127.0.0.1:8090");
+        format!("http://{addr}")
+    }
+
     pub fn metrics_url(&self) -> String {
         format!("http://{}", self.metrics_addr)
     }
@@ -130,7 +148,10 @@ impl WaybillProcess {
             ],
             Role::Commands => vec![format!("{}/health", self.command_url())],
             Role::Query => vec![format!("{}/health", self.query_url())],
-            Role::Relay | Role::Projector => vec![format!("{}/health", self.metrics_url())],
+            Role::Relay | Role::Projector | Role::Checkout => {
+                vec![format!("{}/health", self.metrics_url())]
+            }
+            Role::PaymentSandbox => vec![format!("{}/health", self.sandbox_url())],
         }
     }
 

@@ -99,7 +99,7 @@ pub async fn cancel_order(
     finish("cancel_order", started, result)
 }
 
-fn command_span(command: &'static str, ctx: &CommandContext) -> tracing::Span {
+pub(super) fn command_span(command: &'static str, ctx: &CommandContext) -> tracing::Span {
     tracing::info_span!(
         "command",
         command,
@@ -109,7 +109,7 @@ fn command_span(command: &'static str, ctx: &CommandContext) -> tracing::Span {
     )
 }
 
-fn finish(
+pub(super) fn finish(
     command: &'static str,
     started: Instant,
     result: Result<Reply, CommandError>,

@@ -2,6 +2,7 @@
 //! `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
+mod checkout;
 mod handlers;
 pub mod openapi;
 pub mod problem;
@@ -53,6 +54,8 @@ pub struct CommandApiConfig {
     pub api_keys: ApiKeys,
     /// HMAC secret for customer tracking tokens (shared with the query API).
     pub tracking_secret: Vec<u8>,
+    /// HMAC secret of the payment gateway's webhooks (empty: webhooks are refused with 503).
+    pub payment_webhook_secret: Vec<u8>,
     pub metrics_render: MetricsRender,
 }
 
@@ -69,6 +72,7 @@ impl CommandApiConfig {
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
             api_keys,
             tracking_secret,
+            payment_webhook_secret: Vec::new(),
             metrics_render,
         }
     }
@@ -81,6 +85,7 @@ pub struct AppState {
     api_keys: Arc<ApiKeys>,
     body_limit: usize,
     metrics_render: MetricsRender,
+    webhook_secret: Option<Arc<[u8]>>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -137,11 +142,16 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,
         metrics_render: config.metrics_render,
+        webhook_secret: (!config.payment_webhook_secret.is_empty())
+            .then(|| config.payment_webhook_secret.into()),
     };
     let openapi = openapi::document();
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
+        .route("/v1/orders/{id}/review", post(checkout::review_order))
+        .route("/v1/reviews", get(checkout::review_queue))
+        .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",

@@ -5,7 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::problem::Problem;
-use crate::commands::{CancelOrderResponse, PlaceOrderResponse, TotalsResponse};
+use crate::commands::{
+    CancelOrderResponse, PlaceOrderResponse, ReviewOrderResponse, TotalsResponse,
+};
 use crate::domain::FieldError;
 
 /// `POST /v1/orders` body. Money is integer minor units of `currency`.
@@ -91,6 +93,16 @@ pub struct CancelOrderRequest {
     note: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/review` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ReviewOrderRequest {
+    /// approve or reject.
+    decision: String,
+    /// Why, for the order's history (at most 1,000 characters).
+    note: Option<String>,
+}
+
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -106,11 +118,19 @@ impl Modify for ApiKeyAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill command API", description = "Commands that change orders. Errors are application/problem+json."),
-    paths(super::handlers::place_order, super::handlers::cancel_order),
+    paths(
+        super::handlers::place_order,
+        super::handlers::cancel_order,
+        super::checkout::review_order,
+        super::checkout::review_queue,
+        super::checkout::payment_webhook
+    ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
         ShippingRequest, CancelOrderRequest, PlaceOrderResponse, CancelOrderResponse,
-        TotalsResponse, Problem, FieldError
+        TotalsResponse, Problem, FieldError, ReviewOrderRequest, ReviewOrderResponse,
+        super::checkout::ReviewQueue, super::checkout::ReviewItem,
+        super::checkout::WebhookResponse
     )),
     modifiers(&ApiKeyAuth)
 )]

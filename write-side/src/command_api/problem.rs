@@ -63,6 +63,20 @@ impl Problem {
         }
     }
 
+    /// A validation problem about one field (query parameters, single values).
+    pub fn field(field: &str, detail: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError {
+            field: field.to_owned(),
+            detail: detail.into(),
+        }])
+    }
+
+    /// Names the field a problem is about.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     pub fn malformed_json(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -158,6 +172,13 @@ impl From<CommandError> for Problem {
                 "Order already cancelled",
                 format!("order {id} is already cancelled"),
             ),
+            CommandError::Refused(detail) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid-transition",
+                "The order cannot do that now",
+                detail,
+            ),
+            CommandError::Forbidden => Self::forbidden(),
             CommandError::Conflict(id) => Self::new(
                 StatusCode::CONFLICT,
                 "concurrency-conflict",

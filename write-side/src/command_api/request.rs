@@ -135,6 +135,7 @@ async fn read(request: Request, state: &AppState) -> Result<(CommandContext, Byt
         })?;
     let ctx = CommandContext {
         actor: principal.actor(),
+        role: principal.role,
         client_id: principal.client_id,
         idempotency_key: key.as_str().to_owned(),
         request_hash: request_hash(&method, &path, &body),

@@ -5,12 +5,16 @@
 //! response to send (fresh or replayed) or a typed [`CommandError`]; HTTP mapping is the API's.
 
 mod cancel;
+mod decide;
 mod place;
 mod responses;
+mod review;
 
 pub use cancel::cancel_order;
+pub use decide::{decide_and_commit, refusal};
+pub use review::review_order;
 pub use place::{place_order, place_parsed_order};
-pub use responses::{CancelOrderResponse, PlaceOrderResponse, TotalsResponse};
+pub use responses::{CancelOrderResponse, PlaceOrderResponse, ReviewOrderResponse, TotalsResponse};
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
+use waybill_schemas::api_keys::Role;
 use waybill_schemas::{Actor, Channel, NewEvent, OrderEvent, OrderId};
 
 use crate::commit_batcher::{CommitBatcher, CommitOutcome, CommitRequest};
@@ -43,6 +48,8 @@ pub struct CommandServices {
 pub struct CommandContext {
     /// The client id from the API key: the idempotency scope and the events' actor id.
     pub client_id: String,
+    /// The caller's role (from its API key).
+    pub role: Role,
     pub actor: Actor,
     pub idempotency_key: String,
     pub request_hash: Vec<u8>,
@@ -69,6 +76,10 @@ pub enum CommandError {
     NotFound(String),
     #[error("order {0} is already cancelled")]
     AlreadyCancelled(OrderId),
+    #[error("{0}")]
+    Refused(String),
+    #[error("this role may not do that")]
+    Forbidden,
     #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
     Conflict(OrderId),
     #[error("internal error: {0}")]

@@ -1,6 +1,7 @@
 //! The bodies and headers of successful command responses, rendered once to the exact bytes
 //! that are sent and stored for replays.
 
+use waybill_schemas::events::ReviewDecision;
 use bytes::Bytes;
 use serde::Serialize;
 use waybill_schemas::events::Totals;
@@ -62,6 +63,36 @@ pub struct CancelOrderResponse {
     pub status: String,
     pub version: i64,
     pub consistency_token: String,
+}
+
+/// 200 for a recorded review decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReviewOrderResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: OrderId,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// The order's status after the decision (the checkout flow then moves it on).
+    pub status: String,
+    pub version: i64,
+    pub consistency_token: String,
+}
+
+pub(super) fn reviewed(
+    order_id: OrderId,
+    decision: ReviewDecision,
+    status: &str,
+    version: i64,
+) -> StoredResponse {
+    let consistency_token = token(order_id, version);
+    let body = ReviewOrderResponse {
+        order_id,
+        decision: decision.as_str().to_owned(),
+        status: status.to_owned(),
+        version,
+        consistency_token: consistency_token.clone(),
+    };
+    json_response(200, order_id, &consistency_token, &body)
 }
 
 pub(super) fn token(order_id: OrderId, version: i64) -> String {

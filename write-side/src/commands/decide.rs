@@ -1,0 +1,74 @@
+//! The shared shape of a command on an existing order: answer a stored key, read the order,
+//! let the aggregate decide, commit with the key (waking the order's checkout flow), and on a
+//! lost race re-read and decide again.
+
+use chrono::Utc;
+use waybill_schemas::OrderId;
+
+use super::{new_events, CommandContext, CommandError, CommandServices, Reply, CONFLICT_RETRIES};
+use crate::commit_batcher::{CommitOutcome, CommitRequest};
+use crate::domain::{Order, OrderCommand, OrderError};
+use crate::event_store::stamp;
+use crate::idempotency::{self, StoredResponse};
+
+/// Decides `command` on the order and commits it; `respond` renders the response from the order
+/// after the command and its new version.
+pub async fn decide_and_commit(
+    services: &CommandServices,
+    ctx: &CommandContext,
+    order_id: OrderId,
+    command: OrderCommand,
+    respond: impl Fn(&Order, i64) -> StoredResponse,
+) -> Result<Reply, CommandError> {
+    if let Some(record) =
+        idempotency::find(&services.pool, &ctx.client_id, &ctx.idempotency_key).await?
+    {
+        return ctx.answer_from(record);
+    }
+    for _ in 0..CONFLICT_RETRIES {
+        let mut order = services.load(order_id).await?;
+        let now = Utc::now();
+        let events = order.handle(&command, now).map_err(refusal)?;
+        let channel = order.state().map(|s| s.channel);
+        let envelopes = stamp(
+            &order_id.stream_id(),
+            order.version(),
+            new_events(events, now),
+            &ctx.meta(channel),
+            now,
+        );
+        for envelope in &envelopes {
+            if let Ok(event) = envelope.decode() {
+                order.apply(&event);
+            }
+        }
+        let response = respond(&order, order.version());
+        let request = CommitRequest {
+            idempotency: ctx.record(&response),
+            channel_order: None,
+            events: envelopes,
+            wake_flow: Some(order_id),
+        };
+        match services.commit(ctx, order_id, request).await {
+            CommitOutcome::Committed => return Ok(Reply::Fresh(response)),
+            CommitOutcome::IdempotencyKeyTaken => return services.answer_from_stored(ctx).await,
+            CommitOutcome::StreamConflict { .. } => continue,
+            CommitOutcome::ChannelRefTaken { .. } => {
+                return Err(CommandError::Internal(
+                    "an order command hit a channel reference".into(),
+                ))
+            }
+            CommitOutcome::Failed(e) => return Err(CommandError::Internal(e)),
+        }
+    }
+    Err(CommandError::Conflict(order_id))
+}
+
+/// The aggregate's refusal as a command error.
+pub fn refusal(error: OrderError) -> CommandError {
+    match error {
+        OrderError::NotFound(id) => CommandError::NotFound(id.to_string()),
+        OrderError::AlreadyCancelled(id) => CommandError::AlreadyCancelled(id),
+        other => CommandError::Refused(other.to_string()),
+    }
+}
