@@ -154,6 +154,10 @@ fn after_confirmation(state: &OrderState, capture_mode: CaptureMode, now: DateTi
         // Prepaid, captured (in full or in part) or lapsed: nothing more for checkout to do.
         return Step::Done;
     };
+    if expires_at <= now {
+        // Too late to capture against this hold, whatever the mode.
+        return Step::ExpireAuthorization;
+    }
     match capture_mode {
         CaptureMode::Immediate => {
             let amount = state.capturable();
@@ -163,7 +167,6 @@ fn after_confirmation(state: &OrderState, capture_mode: CaptureMode, now: DateTi
                 Step::Done
             }
         }
-        CaptureMode::OnShipment if expires_at <= now => Step::ExpireAuthorization,
         CaptureMode::OnShipment => Step::Wait {
             until: Some(expires_at),
         },
