@@ -29,7 +29,7 @@ pub enum OutOfStockPolicy {
 /// executors: `capture_mode` goes into `Confirm`, `reservation_ttl` and `out_of_stock` into the
 /// reservation request, `challenge_timeout` into the authorization request (the challenge's
 /// recorded `expires_at` is what the flow then waits for).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowPolicy {
     pub capture_mode: CaptureMode,
     pub reservation_ttl: Duration,
