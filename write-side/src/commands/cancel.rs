@@ -35,9 +35,9 @@ pub async fn cancel_order(
         let events = order.handle(&command, now).map_err(|e| match e {
             OrderError::NotFound(id) => CommandError::NotFound(id.to_string()),
             OrderError::AlreadyCancelled(id) => CommandError::AlreadyCancelled(id),
-            OrderError::AlreadyPlaced(_) => CommandError::Internal(e.to_string()),
+            other => CommandError::Internal(other.to_string()),
         })?;
-        let channel = order.state().map(|s| s.channel);
+        let channel = order.state().map(|s| s.channel());
         let envelopes = stamp(
             &order_id.stream_id(),
             order.version(),

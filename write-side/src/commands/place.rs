@@ -94,9 +94,9 @@ async fn existing_order(
     };
     let response = responses::placed(
         order_id,
-        state.status,
+        state.status(),
         order.version(),
-        &state.totals,
+        state.totals(),
         tracking_token(&services.tracking_secret, order_id),
         true,
     );

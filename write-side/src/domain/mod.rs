@@ -1,15 +1,20 @@
-//! The pure order domain: parsing raw requests into validated commands, pricing, and the order
-//! aggregate's state machine. No async, no SQL, no clock reads: time and ids come in as data, so
+//! The pure order domain: parsing raw requests into validated commands, pricing, the order
+//! aggregate's state machine, and the checkout flow's next-step decision. No async, no SQL, no clock reads: time and ids come in as data, so
 //! the same code runs in unit tests, property tests and production.
 
 pub mod cancel;
+pub mod checkout_flow;
 pub mod fields;
 pub mod order;
 pub mod place;
 pub mod place_typed;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
+pub use checkout_flow::{next_step, FlowPolicy, OutOfStockPolicy, Step};
 pub use fields::{FieldError, ValidationErrors};
-pub use order::{Order, OrderCommand, OrderError, OrderStatus};
+pub use order::{
+    Order, OrderCommand, OrderError, OrderState, OrderStatus, PaymentState, ReservationState,
+    RiskState,
+};
 pub use place::{parse_place_order, PlaceOrder};
 pub use place_typed::parse_place_order_bytes;

@@ -1,0 +1,104 @@
+//! What callers ask of an order. `Place` and `Cancel` come from the API; the `Record*` commands
+//! come from the checkout process manager and gateway webhooks, which record outcomes that
+//! happened elsewhere (an answer from the risk rules, the inventory, the payment gateway).
+//! Ids and answers are chosen by the caller; time is the `now` given to `handle`.
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::events::{
+    BackorderedLine, CaptureMode, ReleaseReason, ReservedLine, ReviewDecision, RiskDecision,
+    RiskReason, Shortage,
+};
+use waybill_schemas::{Money, OrderId};
+
+use crate::domain::cancel::CancelOrder;
+use crate::domain::place::PlaceOrder;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderCommand {
+    Place {
+        order_id: OrderId,
+        order: Box<PlaceOrder>,
+    },
+    /// A customer, agent or the checkout flow cancels the order (allowed until a capture).
+    Cancel {
+        order_id: OrderId,
+        cancel: CancelOrder,
+    },
+    RecordRisk {
+        decision: RiskDecision,
+        score: u32,
+        reasons: Vec<RiskReason>,
+    },
+    ResolveReview {
+        decision: ReviewDecision,
+        reviewer: String,
+        note: Option<String>,
+    },
+    RecordReservation {
+        lines: Vec<ReservedLine>,
+        backordered: Vec<BackorderedLine>,
+        expires_at: DateTime<Utc>,
+    },
+    RecordReservationFailure {
+        shortages: Vec<Shortage>,
+    },
+    RecordAllocation {
+        lines: Vec<ReservedLine>,
+    },
+    RecordRelease {
+        reason: ReleaseReason,
+    },
+    RecordChallenge {
+        authorization_id: String,
+        challenge_url: String,
+        expires_at: DateTime<Utc>,
+    },
+    RecordAuthorization {
+        authorization_id: String,
+        amount: Money,
+        three_ds: bool,
+        expires_at: DateTime<Utc>,
+    },
+    RecordDecline {
+        authorization_id: Option<String>,
+        code: String,
+        message: String,
+    },
+    Confirm {
+        capture_mode: CaptureMode,
+    },
+    RecordCapture {
+        authorization_id: String,
+        capture_id: String,
+        amount: Money,
+    },
+    RecordVoid {
+        authorization_id: String,
+        reason: String,
+    },
+    /// The authorization's hold lapsed (only at or after its `expires_at`).
+    ExpireAuthorization,
+}
+
+impl OrderCommand {
+    /// What the command does, as a verb phrase for error messages ("it cannot …").
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Place { .. } => "be placed",
+            Self::Cancel { .. } => "be cancelled",
+            Self::RecordRisk { .. } => "record a risk assessment",
+            Self::ResolveReview { .. } => "resolve a review",
+            Self::RecordReservation { .. } => "reserve stock",
+            Self::RecordReservationFailure { .. } => "record a reservation failure",
+            Self::RecordAllocation { .. } => "allocate stock",
+            Self::RecordRelease { .. } => "release stock",
+            Self::RecordChallenge { .. } => "record a 3-D Secure challenge",
+            Self::RecordAuthorization { .. } => "record an authorization",
+            Self::RecordDecline { .. } => "record a decline",
+            Self::Confirm { .. } => "be confirmed",
+            Self::RecordCapture { .. } => "capture payment",
+            Self::RecordVoid { .. } => "void its authorization",
+            Self::ExpireAuthorization => "expire its authorization",
+        }
+    }
+}

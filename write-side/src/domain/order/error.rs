@@ -1,0 +1,111 @@
+//! Why the order aggregate refused a command. Every message names the order and says what
+//! stood in the way.
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::{Currency, Money, OrderId};
+
+use super::state::{PaymentState, ReservationState, RiskState};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("order {0} does not exist")]
+    NotFound(OrderId),
+    /// An outcome was recorded on a stream without an `OrderPlaced`.
+    #[error("no order has been placed in this stream; it cannot {action}")]
+    NotPlaced { action: &'static str },
+    #[error("order {0} already exists")]
+    AlreadyPlaced(OrderId),
+    #[error("order {0} is already cancelled")]
+    AlreadyCancelled(OrderId),
+    #[error("order {order_id} is cancelled; it cannot {action}")]
+    Cancelled {
+        order_id: OrderId,
+        action: &'static str,
+    },
+    #[error("order {order_id} has captured {captured}; it cannot be cancelled (refunds come with returns)")]
+    CancelAfterCapture { order_id: OrderId, captured: Money },
+    /// Releasing stock or voiding the payment of a confirmed order needs a cancellation first.
+    #[error("order {order_id} is confirmed; it cannot {action} unless it is cancelled first")]
+    ConfirmedNotCancelled {
+        order_id: OrderId,
+        action: &'static str,
+    },
+    #[error("order {order_id} is not confirmed; it cannot {action}")]
+    NotConfirmed {
+        order_id: OrderId,
+        action: &'static str,
+    },
+    /// A different outcome of the same step is already recorded (a second authorization, a
+    /// decline after an authorization, another review decision, ...).
+    #[error("order {order_id} already recorded {recorded}; {attempted} conflicts with it")]
+    ConflictingOutcome {
+        order_id: OrderId,
+        recorded: String,
+        attempted: String,
+    },
+    #[error("order {order_id} cannot {action} while its risk is {risk}")]
+    BlockedByRisk {
+        order_id: OrderId,
+        action: &'static str,
+        risk: RiskState,
+    },
+    #[error("order {order_id} cannot {action} while its stock is {reservation}")]
+    BlockedByStock {
+        order_id: OrderId,
+        action: &'static str,
+        reservation: ReservationState,
+    },
+    #[error("order {order_id} cannot {action} while its payment is {payment}")]
+    BlockedByPayment {
+        order_id: OrderId,
+        action: &'static str,
+        payment: PaymentState,
+    },
+    /// Reserved (or allocated) plus back-ordered units must equal what was ordered (reserved).
+    #[error("order {order_id}: the {what} covers {covered} units of line {line_no}, expected {expected}")]
+    StockDoesNotCover {
+        order_id: OrderId,
+        what: &'static str,
+        line_no: u32,
+        expected: u32,
+        covered: u32,
+    },
+    #[error("order {order_id} is prepaid; it takes no card authorization, so it cannot {action}")]
+    PaymentNotRequired {
+        order_id: OrderId,
+        action: &'static str,
+    },
+    #[error("order {order_id} is in {expected}; {found} cannot be used for it")]
+    CurrencyMismatch {
+        order_id: OrderId,
+        expected: Currency,
+        found: Currency,
+    },
+    #[error("authorization of {found} does not match the {expected} total of order {order_id}")]
+    AmountMismatch {
+        order_id: OrderId,
+        expected: Money,
+        found: Money,
+    },
+    #[error("order {order_id} has no authorization {authorization_id}")]
+    UnknownAuthorization {
+        order_id: OrderId,
+        authorization_id: String,
+    },
+    #[error(
+        "capture of {amount} exceeds the {remaining} left on authorization {authorization_id}"
+    )]
+    CaptureExceedsAuthorization {
+        authorization_id: String,
+        amount: Money,
+        remaining: Money,
+    },
+    #[error("capture of {amount} on order {order_id} must be more than zero")]
+    NonPositiveCapture { order_id: OrderId, amount: Money },
+    #[error("authorization {authorization_id} of order {order_id} holds until {expires_at}; it has not expired")]
+    AuthorizationNotExpired {
+        order_id: OrderId,
+        authorization_id: String,
+        expires_at: DateTime<Utc>,
+    },
+}

@@ -1,0 +1,255 @@
+//! The order aggregate: a state machine from placement to confirmation or cancellation.
+//!
+//! ```text
+//! placed ─risk─▶ accepted ──────────────────┐         (rejected ─▶ cancelled)
+//!         └────▶ in_review ─approve─────────┤
+//!                                           ▼
+//!        reserve stock ─▶ authorize payment (─▶ awaiting_payment: 3-D Secure) ─▶ allocate
+//!                                           ─▶ confirmed ─▶ captured (now or on shipment)
+//! any step before a capture ─cancel─▶ cancelled ─▶ only compensations: release, void
+//! ```
+//!
+//! [`Order::handle`] decides which events a command produces, or why it is refused, without
+//! changing anything; [`Order::apply`] folds an event into the state and never fails. An order's
+//! state is the fold of its stream, so `version` is the number of events applied.
+//!
+//! Outcomes recorded from outside (risk rules, inventory, gateway, webhooks) are idempotent:
+//! recording the same outcome again is `Ok(vec![])`, a different outcome of the same step is
+//! [`OrderError::ConflictingOutcome`]. The rules live in one file per idea: `lifecycle`
+//! (place, cancel, confirm), `risk`, `stock`, `payment`.
+
+mod commands;
+mod error;
+mod lifecycle;
+mod payment;
+mod risk;
+mod state;
+mod stock;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod properties;
+
+pub use commands::OrderCommand;
+pub use error::OrderError;
+pub use state::{
+    Authorization, Capture, Challenge, Decline, OrderState, OrderStatus, PaymentState, Reservation,
+    ReservationState, Review, RiskAssessment, RiskState, Void,
+};
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::OrderEvent;
+
+/// An order's state: no state until its `OrderPlaced` is applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Order {
+    state: Option<OrderState>,
+    version: i64,
+}
+
+impl Order {
+    /// The state after applying `events` in order.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a OrderEvent>) -> Self {
+        let mut order = Self::default();
+        for event in events {
+            order.apply(event);
+        }
+        order
+    }
+
+    /// Number of events applied: the stream version the next event must follow.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    pub fn state(&self) -> Option<&OrderState> {
+        self.state.as_ref()
+    }
+
+    /// Decides the events `command` produces at time `now`, or why it is refused.
+    pub fn handle(
+        &self,
+        command: &OrderCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        use OrderCommand as C;
+        let state = match (command, &self.state) {
+            (C::Place { order_id, order }, None) => {
+                return Ok(lifecycle::place(*order_id, order, now))
+            }
+            (C::Place { order_id, .. }, Some(_)) => {
+                return Err(OrderError::AlreadyPlaced(*order_id))
+            }
+            (C::Cancel { order_id, .. }, None) => return Err(OrderError::NotFound(*order_id)),
+            (command, None) => {
+                return Err(OrderError::NotPlaced {
+                    action: command.action(),
+                })
+            }
+            (_, Some(state)) => state,
+        };
+        let action = command.action();
+        match command {
+            C::Place { .. } => Err(OrderError::AlreadyPlaced(state.order_id())),
+            C::Cancel { cancel, .. } => state.cancel(cancel, now),
+            C::Confirm { capture_mode } => state.confirm(*capture_mode, now),
+            C::RecordRisk {
+                decision,
+                score,
+                reasons,
+            } => state.record_risk(*decision, *score, reasons, action, now),
+            C::ResolveReview {
+                decision,
+                reviewer,
+                note,
+            } => state.resolve_review(*decision, reviewer, note, action, now),
+            C::RecordReservation {
+                lines,
+                backordered,
+                expires_at,
+            } => state.record_reservation(lines, backordered, *expires_at, action, now),
+            C::RecordReservationFailure { shortages } => {
+                state.record_reservation_failure(shortages, action, now)
+            }
+            C::RecordAllocation { lines } => state.record_allocation(lines, action, now),
+            C::RecordRelease { reason } => state.record_release(*reason, action, now),
+            C::RecordChallenge {
+                authorization_id,
+                challenge_url,
+                expires_at,
+            } => state.record_challenge(authorization_id, challenge_url, *expires_at, action),
+            C::RecordAuthorization {
+                authorization_id,
+                amount,
+                three_ds,
+                expires_at,
+            } => state.record_authorization(
+                authorization_id,
+                *amount,
+                *three_ds,
+                *expires_at,
+                action,
+                now,
+            ),
+            C::RecordDecline {
+                authorization_id,
+                code,
+                message,
+            } => state.record_decline(authorization_id, code, message, action, now),
+            C::RecordCapture {
+                authorization_id,
+                capture_id,
+                amount,
+            } => state.record_capture(authorization_id, capture_id, *amount, action, now),
+            C::RecordVoid {
+                authorization_id,
+                reason,
+            } => state.record_void(authorization_id, reason, action, now),
+            C::ExpireAuthorization => state.expire_authorization(action, now),
+        }
+    }
+
+    /// Folds one event into the state. Never fails: events are facts. Events before an
+    /// `OrderPlaced` only count towards the version.
+    pub fn apply(&mut self, event: &OrderEvent) {
+        self.version += 1;
+        if let OrderEvent::OrderPlaced(placed) = event {
+            self.state = Some(OrderState::new(placed.clone()));
+            return;
+        }
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        match event {
+            OrderEvent::OrderPlaced(_) => {}
+            OrderEvent::OrderCancelled(e) => state.cancel_reason = Some(e.reason),
+            OrderEvent::OrderConfirmed(e) => state.confirmed = Some(e.capture_mode),
+            OrderEvent::RiskAssessed(e) => {
+                state.assessment = Some(RiskAssessment {
+                    decision: e.decision,
+                    score: e.score,
+                    reasons: e.reasons.clone(),
+                })
+            }
+            OrderEvent::RiskReviewResolved(e) => {
+                state.review = Some(Review {
+                    decision: e.decision,
+                    reviewer: e.reviewer.clone(),
+                    note: e.note.clone(),
+                })
+            }
+            OrderEvent::InventoryReserved(e) => {
+                state.reserved = Some(Reservation {
+                    lines: e.lines.clone(),
+                    backordered: e.backordered.clone(),
+                    expires_at: e.expires_at,
+                })
+            }
+            OrderEvent::InventoryReservationFailed(e) => {
+                state.shortages = Some(e.shortages.clone())
+            }
+            OrderEvent::InventoryAllocated(e) => state.allocated = Some(e.lines.clone()),
+            OrderEvent::InventoryReleased(e) => state.released = Some(e.reason),
+            OrderEvent::PaymentChallengeRequired(e) => {
+                state.challenge = Some(Challenge {
+                    authorization_id: e.authorization_id.clone(),
+                    challenge_url: e.challenge_url.clone(),
+                    expires_at: e.expires_at,
+                })
+            }
+            OrderEvent::PaymentAuthorized(e) => {
+                state.authorization = Some(Authorization {
+                    authorization_id: e.authorization_id.clone(),
+                    amount: e.amount,
+                    three_ds: e.three_ds,
+                    expires_at: e.expires_at,
+                })
+            }
+            OrderEvent::PaymentDeclined(e) => {
+                state.decline = Some(Decline {
+                    authorization_id: e.authorization_id.clone(),
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                })
+            }
+            OrderEvent::PaymentCaptured(e) => state.captures.push(Capture {
+                capture_id: e.capture_id.clone(),
+                amount: e.amount,
+            }),
+            OrderEvent::PaymentVoided(e) => {
+                state.void = Some(Void {
+                    authorization_id: e.authorization_id.clone(),
+                    reason: e.reason.clone(),
+                })
+            }
+            OrderEvent::PaymentAuthorizationExpired(_) => state.authorization_expired = true,
+        }
+    }
+}
+
+impl OrderState {
+    /// A refusal because the same step already has a different outcome.
+    fn conflict(
+        &self,
+        recorded: impl std::fmt::Display,
+        attempted: impl std::fmt::Display,
+    ) -> OrderError {
+        OrderError::ConflictingOutcome {
+            order_id: self.order_id(),
+            recorded: recorded.to_string(),
+            attempted: attempted.to_string(),
+        }
+    }
+
+    /// Refuses `action` on a cancelled order.
+    fn ensure_not_cancelled(&self, action: &'static str) -> Result<(), OrderError> {
+        if self.is_cancelled() {
+            return Err(OrderError::Cancelled {
+                order_id: self.order_id(),
+                action,
+            });
+        }
+        Ok(())
+    }
+}
