@@ -17,9 +17,9 @@ use sqlx::PgPool;
 use waybill_schemas::events::{PaymentMethod, ReleaseReason};
 use waybill_schemas::OrderId;
 
-use crate::domain::checkout_flow::{next_step, FlowPolicy, Step};
+use crate::domain::{next_step, FlowPolicy, Step};
 use crate::domain::risk::{self, RiskRules, RiskSignals};
-use crate::domain::{OrderCommand, OrderStatus};
+use crate::domain::{CancelOrder, OrderCommand, OrderState, OrderStatus};
 use crate::event_store::EventStore;
 use crate::inventory::{
     AllocateOutcome, Inventory, ReserveOutcome, ReserveRequest, RequestedLine, ShipTo,
@@ -114,7 +114,7 @@ pub async fn run_pass(services: &CheckoutServices, now: DateTime<Utc>) -> Result
                     let command = pure_command(&order.flow, step, services);
                     decide(order, command, now);
                 }
-                other => groups.entry(step_name(&other)).or_default().push((i, other)),
+                other => groups.entry(other.name()).or_default().push((i, other)),
             }
         }
         for (_, steps) in groups {
@@ -159,7 +159,7 @@ fn decide(order: &mut InFlight, command: OrderCommand, now: DateTime<Utc>) {
 
 /// The stage a waiting order is parked in (the review queue lists `review`).
 fn waiting_stage(flow: &FlowOrder) -> &'static str {
-    match flow.order.status() {
+    match flow.order.state().map(OrderState::status) {
         Some(OrderStatus::InReview) => "review",
         Some(OrderStatus::AwaitingPayment) => "payment_challenge",
         Some(OrderStatus::Confirmed) => "awaiting_capture",
@@ -167,39 +167,20 @@ fn waiting_stage(flow: &FlowOrder) -> &'static str {
     }
 }
 
-fn step_name(step: &Step) -> &'static str {
-    match step {
-        Step::AssessRisk => "assess_risk",
-        Step::Reserve => "reserve",
-        Step::Authorize => "authorize",
-        Step::Allocate => "allocate",
-        Step::Capture { .. } => "capture",
-        Step::Release { .. } => "release",
-        Step::Void { .. } => "void",
-        Step::Confirm => "confirm",
-        Step::Cancel { .. } => "cancel",
-        Step::ExpireAuthorization => "expire_authorization",
-        Step::Wait { .. } => "wait",
-        Step::Done => "done",
-    }
-}
-
 fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> OrderCommand {
     let order_id = flow.order_id;
     match step {
         Step::Confirm => OrderCommand::Confirm {
-            order_id,
             capture_mode: services.policy.capture_mode,
         },
-        Step::Cancel { reason } => OrderCommand::flow_cancel(order_id, reason),
-        _ => OrderCommand::ExpireAuthorization { order_id },
+        Step::Cancel { reason } => OrderCommand::Cancel {
+            order_id,
+            cancel: CancelOrder { reason, note: None },
+        },
+        _ => OrderCommand::ExpireAuthorization,
     }
 }
 
-/// The idempotency key of `step` for `order_id`: the same on every rerun.
-fn step_key(order_id: OrderId, step: &str) -> String {
-    format!("{order_id}:{step}")
-}
 
 async fn run_group(
     services: &CheckoutServices,
@@ -253,8 +234,8 @@ async fn assess_risk(
         .filter_map(|(i, _)| {
             let flow = &orders[*i].flow;
             flow.order
-                .placed()
-                .map(|placed| (flow.order_id, risk_signals::signals_of(placed)))
+                .state()
+                .map(|state| (flow.order_id, risk_signals::signals_of(state.placed())))
         })
         .collect();
     let counts = match risk_signals::record_and_count(&services.pool, &batch, services.risk_window, now).await {
@@ -271,13 +252,13 @@ async fn assess_risk(
     };
     for (i, _) in steps {
         let order = &mut orders[*i];
-        let Some(placed) = order.flow.order.placed() else {
+        let Some(state) = order.flow.order.state() else {
             continue;
         };
+        let placed = state.placed();
         let signals: RiskSignals = counts.get(&order.flow.order_id).cloned().unwrap_or_default();
         let assessment = risk::assess(placed, &signals, &services.risk_rules);
         let command = OrderCommand::RecordRisk {
-            order_id: order.flow.order_id,
             decision: assessment.decision,
             score: assessment.score,
             reasons: assessment.reasons,
@@ -294,10 +275,11 @@ async fn run_external(
     now: DateTime<Utc>,
 ) -> Result<Option<OrderCommand>, String> {
     let order_id = flow.order_id;
-    let placed = flow
+    let state = flow
         .order
-        .placed()
+        .state()
         .ok_or_else(|| "order has no OrderPlaced".to_owned())?;
+    let placed = state.placed();
     match step {
         Step::Reserve => {
             let request = ReserveRequest {
@@ -323,23 +305,23 @@ async fn run_external(
                     backordered,
                     expires_at,
                 } => Ok(Some(OrderCommand::RecordReservation {
-                    order_id,
                     lines,
                     backordered,
                     expires_at,
                 })),
                 ReserveOutcome::Insufficient { shortages } => {
-                    Ok(Some(OrderCommand::RecordReservationFailure { order_id, shortages }))
+                    Ok(Some(OrderCommand::RecordReservationFailure { shortages }))
                 }
             }
         }
         Step::Authorize => {
+            let idempotency_key = step.idempotency_key(order_id);
             let token = match &placed.payment {
                 Some(PaymentMethod::Card { token }) => token.clone(),
                 _ => return Err("authorize asked for an order without a card".into()),
             };
             let request = AuthorizeRequest {
-                idempotency_key: step_key(order_id, "authorize"),
+                idempotency_key,
                 order_id,
                 amount: placed.totals.grand_total,
                 token,
@@ -350,7 +332,6 @@ async fn run_external(
                     amount,
                     expires_at,
                 }) => Ok(Some(OrderCommand::RecordAuthorization {
-                    order_id,
                     authorization_id,
                     amount,
                     three_ds: false,
@@ -361,7 +342,6 @@ async fn run_external(
                     challenge_url,
                     expires_at,
                 }) => Ok(Some(OrderCommand::RecordChallenge {
-                    order_id,
                     authorization_id,
                     challenge_url,
                     expires_at,
@@ -371,7 +351,6 @@ async fn run_external(
                     code,
                     message,
                 }) => Ok(Some(OrderCommand::RecordDecline {
-                    order_id,
                     authorization_id,
                     code,
                     message,
@@ -381,7 +360,7 @@ async fn run_external(
         }
         Step::Allocate => match services.inventory.allocate(order_id, now).await.map_err(|e| e.to_string())? {
             AllocateOutcome::Allocated { lines } => {
-                Ok(Some(OrderCommand::RecordAllocation { order_id, lines }))
+                Ok(Some(OrderCommand::RecordAllocation { lines }))
             }
             AllocateOutcome::Insufficient { .. } => {
                 services
@@ -390,25 +369,24 @@ async fn run_external(
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Some(OrderCommand::RecordRelease {
-                    order_id,
                     reason: ReleaseReason::AllocationFailed,
                 }))
             }
         },
         Step::Capture { amount } => {
-            let authorization_id = flow
-                .order
-                .authorization_id()
+            let idempotency_key = Step::Capture { amount }.idempotency_key(order_id);
+            let authorization_id = state
+                .authorization()
+                .map(|a| a.authorization_id.clone())
                 .ok_or_else(|| "capture asked for an order without an authorization".to_owned())?;
             let request = CaptureRequest {
-                idempotency_key: step_key(order_id, "capture"),
+                idempotency_key,
                 authorization_id: authorization_id.clone(),
                 amount,
             };
             match services.gateway.capture(request).await {
                 Ok(CaptureOutcome::Captured { capture_id, amount }) => {
                     Ok(Some(OrderCommand::RecordCapture {
-                        order_id,
                         authorization_id,
                         capture_id,
                         amount,
@@ -426,19 +404,18 @@ async fn run_external(
                 .release(order_id, reason, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Some(OrderCommand::RecordRelease { order_id, reason }))
+            Ok(Some(OrderCommand::RecordRelease { reason }))
         }
         Step::Void {
             authorization_id,
             reason,
         } => {
             let request = VoidRequest {
-                idempotency_key: step_key(order_id, "void"),
+                idempotency_key: format!("{order_id}:void"),
                 authorization_id: authorization_id.clone(),
             };
             match services.gateway.void(request).await {
                 Ok(VoidOutcome::Voided) => Ok(Some(OrderCommand::RecordVoid {
-                    order_id,
                     authorization_id,
                     reason,
                 })),

@@ -86,7 +86,6 @@ fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
         } => Some((
             *order_id,
             OrderCommand::RecordAuthorization {
-                order_id: *order_id,
                 authorization_id: authorization_id.clone(),
                 amount: *amount,
                 three_ds: true,
@@ -101,7 +100,6 @@ fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
         } => Some((
             *order_id,
             OrderCommand::RecordDecline {
-                order_id: *order_id,
                 authorization_id: Some(authorization_id.clone()),
                 code: code.clone(),
                 message: message.clone(),

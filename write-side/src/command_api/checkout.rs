@@ -264,7 +264,10 @@ async fn list_reviews(
         let Ok(flow) = FlowOrder::from_stream(*order_id, &envelopes) else {
             continue;
         };
-        let (Some(placed), Some(risk)) = (flow.order.placed(), flow.order.risk()) else {
+        let Some(state) = flow.order.state() else {
+            continue;
+        };
+        let (placed, Some(risk)) = (state.placed(), state.risk_assessment()) else {
             continue;
         };
         items.push(ReviewItem {

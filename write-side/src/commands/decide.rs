@@ -29,7 +29,7 @@ pub async fn decide_and_commit(
         let mut order = services.load(order_id).await?;
         let now = Utc::now();
         let events = order.handle(&command, now).map_err(refusal)?;
-        let channel = order.state().map(|s| s.channel);
+        let channel = order.state().map(|s| s.channel());
         let envelopes = stamp(
             &order_id.stream_id(),
             order.version(),

@@ -45,13 +45,12 @@ pub async fn review_order(
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let (decision, note) = parse_review(body)?;
     let command = OrderCommand::ResolveReview {
-        order_id,
         decision,
         reviewer: ctx.client_id.clone(),
         note,
     };
     decide_and_commit(services, ctx, order_id, command, |order, version| {
-        let status = order.status().map_or("placed", |s| s.as_str());
+        let status = order.state().map_or("placed", |s| s.status().as_str());
         responses::reviewed(order_id, decision, status, version)
     })
     .await
