@@ -5,9 +5,11 @@
 //! Delivery is at least once (the projector may hand the same message over again after a crash
 //! or a lost compare-and-set), so a sink must treat [`Notification::id`] as an idempotency key.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -40,14 +42,39 @@ pub trait NotificationSink: Send + Sync + 'static {
 /// message (To, Subject, body) and `<dir>/index.html`. Files are written to a temporary name
 /// and renamed, so a reader never sees half a message and a redelivered event replaces its own
 /// file instead of adding one.
+///
+/// The index lists the newest [`INDEX_LIMIT`] messages. The sink reads the directory once, on
+/// its first delivery, and then keeps the listing itself, so a delivery costs the same however
+/// many messages the directory holds. (A second process writing the same directory is only
+/// seen after a restart.)
 #[derive(Debug, Clone)]
 pub struct FileSink {
     dir: PathBuf,
+    listing: Arc<Mutex<Option<Listing>>>,
+}
+
+/// What the index shows: the newest file names, and how many message files there are.
+#[derive(Debug, Default)]
+struct Listing {
+    newest: BTreeSet<String>,
+    total: usize,
+}
+
+impl Listing {
+    fn add(&mut self, file: String) {
+        self.newest.insert(file);
+        if self.newest.len() > INDEX_LIMIT {
+            self.newest.pop_first();
+        }
+    }
 }
 
 impl FileSink {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            listing: Arc::default(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -67,36 +94,48 @@ impl FileSink {
     }
 
     fn write_all(&self, messages: &[Notification]) -> Result<(), SinkError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| SinkError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
-        for message in messages {
-            write_replacing(
-                &self.dir.join(Self::file_name(message)),
-                file_text(message).as_bytes(),
-            )?;
-        }
-        self.write_index()
-    }
-
-    /// Regenerates `index.html` from the files in the directory.
-    fn write_index(&self) -> Result<(), SinkError> {
         let io = |source| SinkError::Io {
             path: self.dir.clone(),
             source,
         };
-        let mut entries = Vec::new();
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let mut guard = self
+            .listing
+            .lock()
+            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))?;
+        let listing = match guard.as_mut() {
+            Some(listing) => listing,
+            None => guard.insert(self.read_listing()?),
+        };
+        for message in messages {
+            let name = Self::file_name(message);
+            let path = self.dir.join(&name);
+            let existed = path.exists();
+            write_replacing(&path, file_text(message).as_bytes())?;
+            if !existed {
+                listing.total += 1;
+            }
+            listing.add(name);
+        }
+        let html = index_html(listing);
+        write_replacing(&self.dir.join("index.html"), html.as_bytes())
+    }
+
+    /// The message files already in the directory.
+    fn read_listing(&self) -> Result<Listing, SinkError> {
+        let io = |source| SinkError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut listing = Listing::default();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
             let name = entry.map_err(io)?.file_name();
-            if let Some(listed) = name.to_str().and_then(IndexEntry::parse) {
-                entries.push(listed);
+            if let Some(name) = name.to_str().filter(|n| IndexEntry::parse(n).is_some()) {
+                listing.total += 1;
+                listing.add(name.to_owned());
             }
         }
-        // The file names start with the time, so the newest sort last.
-        entries.sort_by(|a, b| b.file.cmp(&a.file));
-        let html = index_html(&entries);
-        write_replacing(&self.dir.join("index.html"), html.as_bytes())
+        Ok(listing)
     }
 }
 
@@ -176,7 +215,7 @@ impl IndexEntry {
     }
 }
 
-fn index_html(entries: &[IndexEntry]) -> String {
+fn index_html(listing: &Listing) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
          <title>Waybill notifications</title>\
@@ -187,7 +226,13 @@ fn index_html(entries: &[IndexEntry]) -> String {
          message is the text file it links to.</p>\n\
          <table><tr><th>time (UTC)</th><th>order</th><th>message</th><th>medium</th></tr>\n",
     );
-    for entry in entries.iter().take(INDEX_LIMIT) {
+    // The file names start with the time, so the newest sort last.
+    for entry in listing
+        .newest
+        .iter()
+        .rev()
+        .filter_map(|file| IndexEntry::parse(file))
+    {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td></tr>\n",
             escape(&entry.time),
@@ -198,10 +243,10 @@ fn index_html(entries: &[IndexEntry]) -> String {
         ));
     }
     html.push_str("</table>\n");
-    if entries.len() > INDEX_LIMIT {
+    let older = listing.total.saturating_sub(listing.newest.len());
+    if older > 0 {
         html.push_str(&format!(
-            "<p>{} older messages are in this directory.</p>\n",
-            entries.len() - INDEX_LIMIT
+            "<p>{older} older messages are in this directory.</p>\n"
         ));
     }
     html.push_str("</body></html>\n");
@@ -326,6 +371,42 @@ mod tests {
         assert!(index.contains(">Order cancelled</a>"));
         assert!(!index.contains("notes.txt"));
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_sink_keeps_listing_the_messages_already_written() {
+        let dir = scratch_dir();
+        let before = message(1, NotificationKind::OrderReceived, Medium::Email);
+        FileSink::new(&dir)
+            .deliver(vec![before.clone()])
+            .await
+            .expect("deliver");
+
+        let restarted = FileSink::new(&dir);
+        let after = message(2, NotificationKind::OrderConfirmed, Medium::Email);
+        restarted
+            .deliver(vec![after.clone(), before.clone()])
+            .await
+            .expect("deliver");
+
+        let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
+        assert_eq!(index.matches("<tr><td>").count(), 2);
+        assert!(index.contains(&FileSink::file_name(&before)));
+        assert!(index.contains(&FileSink::file_name(&after)));
+        assert!(!index.contains("older messages"));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn the_listing_keeps_the_newest_names_and_counts_the_rest() {
+        let mut listing = Listing::default();
+        for i in 0..INDEX_LIMIT + 3 {
+            listing.total += 1;
+            listing.add(format!("{i:06}"));
+        }
+        assert_eq!(listing.newest.len(), INDEX_LIMIT);
+        assert_eq!(listing.newest.first().map(String::as_str), Some("000003"));
+        assert!(index_html(&listing).contains("<p>3 older messages are in this directory.</p>"));
     }
 
     #[test]
