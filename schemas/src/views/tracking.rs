@@ -38,9 +38,14 @@ pub struct TrackingView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackingStatus {
+    /// Received and going through checkout (stock, payment).
     Placed,
+    /// Held for a manual check.
     InReview,
+    /// Waiting for the customer: their bank asks them to confirm the payment
+    /// (`payment.action_url`).
     AwaitingPayment,
+    /// Stock allocated and payment secured; the order will be fulfilled.
     Confirmed,
     Cancelled,
 }

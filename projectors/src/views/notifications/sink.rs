@@ -235,7 +235,7 @@ fn index_html(listing: &Listing) -> String {
     {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td></tr>\n",
-            escape(&entry.time),
+            escape(&readable_time(&entry.time)),
             escape(&entry.order_id),
             escape(&entry.file),
             entry.kind.title(),
@@ -251,6 +251,13 @@ fn index_html(listing: &Listing) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// `20251124T160006.000Z` as `2025-11-24 16:00:06`; anything else as it is.
+fn readable_time(stamp: &str) -> String {
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| stamp.to_owned())
 }
 
 fn escape(text: &str) -> String {
@@ -417,6 +424,7 @@ mod tests {
         assert_eq!(entry.kind, NotificationKind::PaymentFailed);
         assert_eq!(entry.medium, Medium::Sms);
         assert_eq!(entry.time, "20251124T160003.000Z");
+        assert_eq!(readable_time(&entry.time), "2025-11-24 16:00:03");
         assert_eq!(IndexEntry::parse("index.html"), None);
         assert_eq!(IndexEntry::parse("x-y-z.email.txt"), None);
         assert_eq!(
