@@ -3,8 +3,9 @@
 //!
 //! [`runtime`] is the consumer runtime, written once: a durable pull consumer per view, batched
 //! idempotent and gap-filling apply, ack after the view write, dead letters, lag metrics.
-//! [`views`] holds the read models (today: [`views::tracking`], in Redis), each plugged into the
-//! runtime through [`runtime::View`]. [`rebuild`] replays the event log into a fresh copy of a
+//! [`views`] holds the read models ([`views::tracking`] in Redis, and [`views::notifications`],
+//! which turns events into customer messages for a sink), each plugged into the runtime through
+//! [`runtime::View`]. [`rebuild`] replays the event log into a fresh copy of a
 //! view and swaps it in.
 
 pub mod rebuild;
@@ -22,6 +23,9 @@ use sqlx::PgPool;
 
 pub use rebuild::{rebuild_tracking, RebuildError, RebuildReport};
 pub use runtime::{run_projector, ProjectorConfig, View};
+pub use views::notifications::{
+    FileSink, NotificationSink, NotificationStore, NotificationsConfig, NotificationsProjection,
+};
 pub use views::tracking::{TrackingProjection, TrackingStore};
 
 /// Runs the tracking projector (durable consumer `tracking`) until `shutdown` completes.
@@ -33,5 +37,23 @@ pub async fn run_tracking_projector(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let view = TrackingProjection::new(TrackingStore::new(redis, config.redis_prefix.clone()));
+    run_projector(config, pool, js, view, shutdown).await
+}
+
+/// Runs the notifications projector (durable consumer `notifications`) until `shutdown`
+/// completes, writing messages with the development [`FileSink`] into `notifications.dir`.
+pub async fn run_notifications_projector(
+    config: ProjectorConfig,
+    notifications: NotificationsConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    redis: ConnectionManager,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let view = NotificationsProjection::new(
+        NotificationStore::new(redis, config.redis_prefix.clone()),
+        FileSink::new(notifications.dir.clone()),
+        &notifications,
+    );
     run_projector(config, pool, js, view, shutdown).await
 }

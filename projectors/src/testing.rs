@@ -1,13 +1,18 @@
 //! Test fixtures and isolated real services: each test gets its own database, JetStream stream
 //! and subject root, and Redis prefix.
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 use sqlx::PgPool;
 use uuid::Uuid;
 use waybill_schemas::envelope::ActorKind;
 use waybill_schemas::events::{
-    Address, CancelReason, Customer, OrderCancelled, OrderLine, OrderPlaced, Shipping, Totals,
+    Address, BackorderedLine, CancelReason, CaptureMode, Customer, InventoryAllocated,
+    InventoryReleased, InventoryReservationFailed, InventoryReserved, OrderCancelled,
+    OrderConfirmed, OrderLine, OrderPlaced, PaymentAuthorizationExpired, PaymentAuthorized,
+    PaymentCaptured, PaymentChallengeRequired, PaymentDeclined, PaymentVoided, ReleaseReason,
+    ReservedLine, ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskReviewResolved,
+    Shipping, Shortage, Totals,
 };
 use waybill_schemas::{
     Actor, Channel, Currency, Email, EventEnvelope, Money, OrderEvent, OrderId, Quantity, Sku,
@@ -19,11 +24,17 @@ fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::parse("USD").expect("USD"))
 }
 
-fn envelope(order: OrderId, version: i64, event: OrderEvent) -> EventEnvelope {
-    let at = Utc
-        .timestamp_opt(1_764_000_000 + version, 0)
+/// 2025-11-24 16:00:00 UTC plus `seconds`: fixture times are fixed so texts can be asserted.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_764_000_000 + seconds, 0)
         .single()
-        .expect("valid time");
+        .expect("valid time")
+}
+
+/// `event` as version `version` of `order`'s stream, occurring `version` seconds after the
+/// fixture epoch.
+pub fn envelope(order: OrderId, version: i64, event: OrderEvent) -> EventEnvelope {
+    let at = at(version);
     EventEnvelope {
         event_id: Uuid::now_v7(),
         stream_id: order.stream_id(),
@@ -41,9 +52,21 @@ fn envelope(order: OrderId, version: i64, event: OrderEvent) -> EventEnvelope {
     }
 }
 
-/// `OrderPlaced`: one line of 2 × 15.00 USD with 2.40 tax, total 32.40 USD.
+/// `OrderPlaced`: one line of 2 × 15.00 USD with 2.40 tax, total 32.40 USD; the customer has
+/// an email address and no phone.
 pub fn placed_event(order: OrderId, version: i64) -> EventEnvelope {
-    let placed = OrderPlaced {
+    envelope(order, version, OrderEvent::OrderPlaced(placed(order)))
+}
+
+/// Like [`placed_event`], with a phone number for text messages.
+pub fn placed_event_with_phone(order: OrderId, version: i64) -> EventEnvelope {
+    let mut placed = placed(order);
+    placed.customer.phone = Some("+1 217 555 0142".into());
+    envelope(order, version, OrderEvent::OrderPlaced(placed))
+}
+
+fn placed(order: OrderId) -> OrderPlaced {
+    OrderPlaced {
         order_id: order,
         channel: Channel::Web,
         channel_order_ref: format!("WEB-{}", &order.to_string()[..8]),
@@ -89,26 +112,218 @@ pub fn placed_event(order: OrderId, version: i64) -> EventEnvelope {
         },
         payment: None,
         risk_context: None,
-        placed_at: Utc
-            .timestamp_opt(1_764_000_000, 0)
-            .single()
-            .expect("valid time"),
-    };
-    envelope(order, version, OrderEvent::OrderPlaced(placed))
+        placed_at: at(0),
+    }
 }
 
 /// `OrderCancelled` at the customer's request.
 pub fn cancelled_event(order: OrderId, version: i64) -> EventEnvelope {
+    cancelled_for(order, version, CancelReason::CustomerRequest)
+}
+
+/// `OrderCancelled` for `reason`.
+pub fn cancelled_for(order: OrderId, version: i64, reason: CancelReason) -> EventEnvelope {
     let cancelled = OrderCancelled {
         order_id: order,
-        reason: CancelReason::CustomerRequest,
+        reason,
         note: None,
-        cancelled_at: Utc
-            .timestamp_opt(1_764_000_100, 0)
-            .single()
-            .expect("valid time"),
+        cancelled_at: at(100),
     };
     envelope(order, version, OrderEvent::OrderCancelled(cancelled))
+}
+
+/// `RiskAssessed` with `decision`; the reasons name a rule a customer must never see.
+pub fn risk_assessed(order: OrderId, version: i64, decision: RiskDecision) -> EventEnvelope {
+    let assessed = RiskAssessed {
+        order_id: order,
+        decision,
+        score: 70,
+        reasons: vec![RiskReason {
+            rule: "velocity_email".into(),
+            points: 70,
+            detail: "4 orders from this email in the last hour (limit 3)".into(),
+        }],
+        assessed_at: at(version),
+    };
+    envelope(order, version, OrderEvent::RiskAssessed(assessed))
+}
+
+/// `RiskReviewResolved` by agent `ann`.
+pub fn review_resolved(order: OrderId, version: i64, decision: ReviewDecision) -> EventEnvelope {
+    let resolved = RiskReviewResolved {
+        order_id: order,
+        decision,
+        reviewer: "ann".into(),
+        note: Some("called the customer".into()),
+        resolved_at: at(version),
+    };
+    envelope(order, version, OrderEvent::RiskReviewResolved(resolved))
+}
+
+fn tee_at(location: &str, quantity: i64) -> ReservedLine {
+    ReservedLine {
+        line_no: 1,
+        sku: Sku::parse("TEE-RED-M").expect("sku"),
+        location_id: location.into(),
+        quantity: Quantity::parse(quantity).expect("quantity"),
+    }
+}
+
+/// `InventoryReserved`: both tees at `wh-east`, held until 16:15 UTC (15 minutes).
+pub fn reserved_event(order: OrderId, version: i64) -> EventEnvelope {
+    let reserved = InventoryReserved {
+        order_id: order,
+        lines: vec![tee_at("wh-east", 2)],
+        backordered: vec![],
+        expires_at: at(900),
+        reserved_at: at(version),
+    };
+    envelope(order, version, OrderEvent::InventoryReserved(reserved))
+}
+
+/// `InventoryReserved`: one tee held, one on back-order.
+pub fn reserved_with_backorder(order: OrderId, version: i64) -> EventEnvelope {
+    let reserved = InventoryReserved {
+        order_id: order,
+        lines: vec![tee_at("wh-east", 1)],
+        backordered: vec![BackorderedLine {
+            line_no: 1,
+            sku: Sku::parse("TEE-RED-M").expect("sku"),
+            quantity: Quantity::parse(1).expect("quantity"),
+        }],
+        expires_at: at(900),
+        reserved_at: at(version),
+    };
+    envelope(order, version, OrderEvent::InventoryReserved(reserved))
+}
+
+/// `InventoryReservationFailed`: 2 tees wanted, 1 available.
+pub fn reservation_failed(order: OrderId, version: i64) -> EventEnvelope {
+    let failed = InventoryReservationFailed {
+        order_id: order,
+        shortages: vec![Shortage {
+            line_no: 1,
+            sku: Sku::parse("TEE-RED-M").expect("sku"),
+            requested: 2,
+            available: 1,
+        }],
+        failed_at: at(version),
+    };
+    envelope(
+        order,
+        version,
+        OrderEvent::InventoryReservationFailed(failed),
+    )
+}
+
+/// `InventoryAllocated`: the reserved tees, now allocated.
+pub fn allocated_event(order: OrderId, version: i64) -> EventEnvelope {
+    let allocated = InventoryAllocated {
+        order_id: order,
+        lines: vec![tee_at("wh-east", 2)],
+        allocated_at: at(version),
+    };
+    envelope(order, version, OrderEvent::InventoryAllocated(allocated))
+}
+
+/// `InventoryReleased` for `reason`.
+pub fn released_event(order: OrderId, version: i64, reason: ReleaseReason) -> EventEnvelope {
+    let released = InventoryReleased {
+        order_id: order,
+        reason,
+        released_at: at(version),
+    };
+    envelope(order, version, OrderEvent::InventoryReleased(released))
+}
+
+/// The 3-D Secure challenge link of the fixtures.
+pub const CHALLENGE_URL: &str = "http://127.0.0.1:8090/challenge/auth_1";
+
+/// `PaymentChallengeRequired` with [`CHALLENGE_URL`].
+pub fn challenge_event(order: OrderId, version: i64) -> EventEnvelope {
+    let challenge = PaymentChallengeRequired {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        challenge_url: CHALLENGE_URL.into(),
+        expires_at: at(600),
+    };
+    envelope(
+        order,
+        version,
+        OrderEvent::PaymentChallengeRequired(challenge),
+    )
+}
+
+/// `PaymentAuthorized` for the whole 32.40 USD.
+pub fn authorized_event(order: OrderId, version: i64) -> EventEnvelope {
+    let authorized = PaymentAuthorized {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        amount: usd(3240),
+        three_ds: false,
+        expires_at: at(7 * 24 * 3600),
+        authorized_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentAuthorized(authorized))
+}
+
+/// `PaymentDeclined` with the gateway's `code`.
+pub fn declined_event(order: OrderId, version: i64, code: &str) -> EventEnvelope {
+    let declined = PaymentDeclined {
+        order_id: order,
+        authorization_id: Some("auth_1".into()),
+        code: code.into(),
+        message: format!("gateway says {code} (ref 8841)"),
+        declined_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentDeclined(declined))
+}
+
+/// `PaymentCaptured` of `minor` cents.
+pub fn captured_event(order: OrderId, version: i64, minor: i64) -> EventEnvelope {
+    let captured = PaymentCaptured {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        capture_id: format!("cap_{version}"),
+        amount: usd(minor),
+        captured_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentCaptured(captured))
+}
+
+/// `PaymentVoided` after a cancellation.
+pub fn voided_event(order: OrderId, version: i64) -> EventEnvelope {
+    let voided = PaymentVoided {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        reason: "order_cancelled".into(),
+        voided_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentVoided(voided))
+}
+
+/// `PaymentAuthorizationExpired`.
+pub fn authorization_expired(order: OrderId, version: i64) -> EventEnvelope {
+    let expired = PaymentAuthorizationExpired {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        expired_at: at(version),
+    };
+    envelope(
+        order,
+        version,
+        OrderEvent::PaymentAuthorizationExpired(expired),
+    )
+}
+
+/// `OrderConfirmed`, capturing immediately.
+pub fn confirmed_event(order: OrderId, version: i64) -> EventEnvelope {
+    let confirmed = OrderConfirmed {
+        order_id: order,
+        capture_mode: CaptureMode::Immediate,
+        confirmed_at: at(version),
+    };
+    envelope(order, version, OrderEvent::OrderConfirmed(confirmed))
 }
 
 /// A fresh database with the write side's migrations and SERIALIZABLE as its default.

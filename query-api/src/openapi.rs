@@ -21,6 +21,11 @@ use crate::tracking::{Consistency, TrackingResponse};
         ProblemBody,
         waybill_schemas::views::TrackingView,
         waybill_schemas::views::TrackingStatus,
+        waybill_schemas::views::TrackingPayment,
+        waybill_schemas::views::PaymentState,
+        waybill_schemas::views::TrackingStock,
+        waybill_schemas::views::StockState,
+        waybill_schemas::views::TrackingBackorder,
         waybill_schemas::views::TrackingLine,
         waybill_schemas::views::TrackingTotals,
         waybill_schemas::views::TimelineEntry,
@@ -68,6 +73,20 @@ mod tests {
             assert!(params.contains(&name), "parameter {name} missing");
         }
         assert!(doc["components"]["schemas"]["TrackingView"].is_object());
+        let statuses = &doc["components"]["schemas"]["TrackingStatus"]["enum"];
+        assert!(statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "awaiting_payment"));
+        for schema in [
+            "TrackingPayment",
+            "PaymentState",
+            "TrackingStock",
+            "StockState",
+        ] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+        }
         assert!(doc["components"]["schemas"]["Consistency"].is_object());
     }
 }

@@ -81,6 +81,9 @@ fn view(order: OrderId, version: i64) -> TrackingView {
         placed_at: now,
         updated_at: now,
         cancellation_reason: None,
+        payment: Default::default(),
+        stock: Default::default(),
+        confirmed_at: None,
         timeline: vec![TimelineEntry {
             version: 1,
             event_type: "OrderPlaced".into(),

@@ -3,4 +3,5 @@
 //! its store) and `tests.rs` (against the real store). The consumer runtime in
 //! [`crate::runtime`] feeds every view through the [`crate::runtime::View`] trait.
 
+pub mod notifications;
 pub mod tracking;

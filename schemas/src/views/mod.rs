@@ -4,4 +4,7 @@ mod consistency;
 mod tracking;
 
 pub use consistency::ConsistencyToken;
-pub use tracking::{TimelineEntry, TrackingLine, TrackingStatus, TrackingTotals, TrackingView};
+pub use tracking::{
+    PaymentState, StockState, TimelineEntry, TrackingBackorder, TrackingLine, TrackingPayment,
+    TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+};

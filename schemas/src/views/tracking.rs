@@ -5,6 +5,9 @@ use utoipa::ToSchema;
 use crate::values::Channel;
 
 /// The customer-facing tracking view of one order, kept in Redis by the tracking projector.
+///
+/// Fields added after the first version (`payment`, `stock`, `confirmed_at`) have serde
+/// defaults, so views written before them still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrackingView {
     #[schema(value_type = String, format = Uuid)]
@@ -21,14 +24,92 @@ pub struct TrackingView {
     pub placed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub cancellation_reason: Option<String>,
+    #[serde(default)]
+    pub payment: TrackingPayment,
+    #[serde(default)]
+    pub stock: TrackingStock,
+    #[serde(default)]
+    pub confirmed_at: Option<DateTime<Utc>>,
     pub timeline: Vec<TimelineEntry>,
 }
 
+/// Where the order stands, as a customer may see it. `in_review` reads "We're checking your
+/// order": the view never carries risk scores or the rules that fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackingStatus {
+    /// Received and going through checkout (stock, payment).
     Placed,
+    /// Held for a manual check.
+    InReview,
+    /// Waiting for the customer: their bank asks them to confirm the payment
+    /// (`payment.action_url`).
+    AwaitingPayment,
+    /// Stock allocated and payment secured; the order will be fulfilled.
+    Confirmed,
     Cancelled,
+}
+
+/// The order's payment as the customer sees it. Amounts in minor units of the order currency.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct TrackingPayment {
+    pub state: PaymentState,
+    /// The amount held on the card (0 until authorized).
+    #[serde(default)]
+    pub authorized_minor: i64,
+    /// The amount taken so far (partial captures add up).
+    #[serde(default)]
+    pub captured_minor: i64,
+    /// The 3-D Secure challenge link while the customer's action is required, else null.
+    #[serde(default)]
+    pub action_url: Option<String>,
+    /// Why the payment was refused, in words for the customer ("insufficient funds").
+    #[serde(default)]
+    pub decline_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    #[default]
+    None,
+    ActionRequired,
+    Authorized,
+    Declined,
+    Captured,
+    Voided,
+    Expired,
+}
+
+/// The order's stock as the customer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct TrackingStock {
+    pub state: StockState,
+    /// When held items go back to stock unless the order is confirmed first.
+    #[serde(default)]
+    pub reserved_until: Option<DateTime<Utc>>,
+    /// Units no location had, kept on back-order.
+    #[serde(default)]
+    pub backordered: Vec<TrackingBackorder>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockState {
+    #[default]
+    None,
+    Reserved,
+    Allocated,
+    Released,
+    Unavailable,
+}
+
+/// Units of one order line on back-order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingBackorder {
+    pub line_no: u32,
+    pub sku: String,
+    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -57,6 +138,53 @@ pub struct TimelineEntry {
     pub version: i64,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
-    /// One line a customer can read ("Order placed", "Order cancelled: customer request").
+    /// One line a customer can read ("Payment authorized", "Order cancelled: requested by the
+    /// customer").
     pub summary: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_stored_before_payment_and_stock_existed_still_reads() {
+        let stored = serde_json::json!({
+            "order_id": "0190f0c4-0000-7000-8000-000000000001",
+            "version": 2,
+            "status": "cancelled",
+            "channel": "web",
+            "channel_order_ref": "WEB-1",
+            "currency": "USD",
+            "lines": [],
+            "totals": {"subtotal_minor": 0, "discount_minor": 0, "tax_minor": 0,
+                       "shipping_minor": 0, "grand_total_minor": 0},
+            "shipping_method": "standard",
+            "placed_at": "2026-11-25T10:00:00Z",
+            "updated_at": "2026-11-25T10:01:00Z",
+            "cancellation_reason": "customer_request",
+            "timeline": []
+        });
+        let view: TrackingView = serde_json::from_value(stored).expect("old view reads");
+        assert_eq!(view.status, TrackingStatus::Cancelled);
+        assert_eq!(view.payment, TrackingPayment::default());
+        assert_eq!(view.payment.state, PaymentState::None);
+        assert_eq!(view.stock.state, StockState::None);
+        assert_eq!(view.stock.backordered, Vec::new());
+        assert_eq!(view.confirmed_at, None);
+    }
+
+    #[test]
+    fn new_states_serialize_in_snake_case() {
+        let json = serde_json::to_value((
+            TrackingStatus::AwaitingPayment,
+            PaymentState::ActionRequired,
+            StockState::Unavailable,
+        ))
+        .expect("encode");
+        assert_eq!(
+            json,
+            serde_json::json!(["awaiting_payment", "action_required", "unavailable"])
+        );
+    }
 }

@@ -1,9 +1,17 @@
 //! How one event changes an order's tracking view. Pure: no I/O, no clock; the consumer runtime
 //! has already made sure events arrive here once each and in stream order.
+//!
+//! Every event advances the view's `version`. Most add one customer-readable line to the
+//! timeline; internal steps (a risk check that passed, stock turned from reserved to allocated)
+//! change the view without one. Risk scores and the rules that fired never reach this view.
 
-use waybill_schemas::events::{CancelReason, OrderCancelled, OrderPlaced};
+use waybill_schemas::events::{
+    CancelReason, InventoryReservationFailed, InventoryReserved, OrderPlaced, ReleaseReason,
+    ReviewDecision, RiskDecision,
+};
 use waybill_schemas::views::{
-    TimelineEntry, TrackingLine, TrackingStatus, TrackingTotals, TrackingView,
+    PaymentState, StockState, TimelineEntry, TrackingBackorder, TrackingLine, TrackingPayment,
+    TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -31,15 +39,13 @@ pub fn apply(
             event_type: other.event_type().to_owned(),
             version: event.stream_version,
         }),
-        (Some(view), OrderEvent::OrderCancelled(cancelled)) => {
-            Ok(cancelled_view(view, event, &cancelled))
-        }
         (Some(view), other) => {
             let mut next = view.clone();
             next.version = event.stream_version;
             next.updated_at = event.occurred_at;
-            next.timeline
-                .push(timeline_entry(event, other.event_type().to_owned()));
+            if let Some(summary) = change(&mut next, &other) {
+                next.timeline.push(timeline_entry(event, summary));
+            }
             Ok(next)
         }
     }
@@ -83,25 +89,172 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
         placed_at: placed.placed_at,
         updated_at: event.occurred_at,
         cancellation_reason: None,
+        payment: TrackingPayment::default(),
+        stock: TrackingStock::default(),
+        confirmed_at: None,
         timeline: vec![timeline_entry(event, summary)],
     }
 }
 
-fn cancelled_view(
-    view: &TrackingView,
-    event: &EventEnvelope,
-    cancelled: &OrderCancelled,
-) -> TrackingView {
-    let mut next = view.clone();
-    next.version = event.stream_version;
-    next.status = TrackingStatus::Cancelled;
-    next.cancellation_reason = Some(cancelled.reason.as_str().to_owned());
-    next.updated_at = event.occurred_at;
-    next.timeline.push(timeline_entry(
-        event,
-        format!("Order cancelled: {}", reason_words(cancelled.reason)),
-    ));
-    next
+/// Applies an event after placement to `view`; returns the timeline line for the customer, if
+/// the event is one they should hear about.
+fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
+    match event {
+        // Refused in `apply` before we get here.
+        OrderEvent::OrderPlaced(_) => None,
+        OrderEvent::RiskAssessed(assessed) => match assessed.decision {
+            RiskDecision::Accept | RiskDecision::Reject => None,
+            RiskDecision::Review => {
+                move_status(view, TrackingStatus::Placed, TrackingStatus::InReview);
+                Some("We're checking your order".to_owned())
+            }
+        },
+        OrderEvent::RiskReviewResolved(resolved) => match resolved.decision {
+            ReviewDecision::Approve => {
+                move_status(view, TrackingStatus::InReview, TrackingStatus::Placed);
+                Some("Our checks are done and your order is going ahead".to_owned())
+            }
+            // The cancellation that follows tells the customer.
+            ReviewDecision::Reject => None,
+        },
+        OrderEvent::InventoryReserved(reserved) => Some(stock_reserved(view, reserved)),
+        OrderEvent::InventoryReservationFailed(failed) => Some(stock_unavailable(view, failed)),
+        OrderEvent::InventoryAllocated(_) => {
+            view.stock.state = StockState::Allocated;
+            view.stock.reserved_until = None;
+            None
+        }
+        OrderEvent::InventoryReleased(released) => {
+            view.stock.state = StockState::Released;
+            view.stock.reserved_until = None;
+            // Released for any other reason, the customer hears about the cause instead.
+            (released.reason == ReleaseReason::Expired)
+                .then(|| "The items held for you went back to stock".to_owned())
+        }
+        OrderEvent::PaymentChallengeRequired(challenge) => {
+            view.payment.state = PaymentState::ActionRequired;
+            view.payment.action_url = Some(challenge.challenge_url.clone());
+            move_status(
+                view,
+                TrackingStatus::Placed,
+                TrackingStatus::AwaitingPayment,
+            );
+            move_status(
+                view,
+                TrackingStatus::InReview,
+                TrackingStatus::AwaitingPayment,
+            );
+            Some("Your bank asks you to confirm this payment".to_owned())
+        }
+        OrderEvent::PaymentAuthorized(authorized) => {
+            view.payment.state = PaymentState::Authorized;
+            view.payment.authorized_minor = authorized.amount.minor;
+            view.payment.action_url = None;
+            view.payment.decline_message = None;
+            move_status(
+                view,
+                TrackingStatus::AwaitingPayment,
+                TrackingStatus::Placed,
+            );
+            Some("Payment authorized".to_owned())
+        }
+        OrderEvent::PaymentDeclined(declined) => {
+            let words = decline_words(&declined.code);
+            view.payment.state = PaymentState::Declined;
+            view.payment.action_url = None;
+            view.payment.decline_message = Some(words.to_owned());
+            move_status(
+                view,
+                TrackingStatus::AwaitingPayment,
+                TrackingStatus::Placed,
+            );
+            Some(format!("We couldn't take payment: {words}"))
+        }
+        OrderEvent::PaymentCaptured(captured) => {
+            view.payment.state = PaymentState::Captured;
+            view.payment.captured_minor = view
+                .payment
+                .captured_minor
+                .saturating_add(captured.amount.minor);
+            Some(format!("Payment of {} taken", captured.amount))
+        }
+        OrderEvent::PaymentVoided(_) => {
+            view.payment.state = PaymentState::Voided;
+            view.payment.action_url = None;
+            Some("The hold on your card was released".to_owned())
+        }
+        OrderEvent::PaymentAuthorizationExpired(_) => {
+            view.payment.state = PaymentState::Expired;
+            view.payment.action_url = None;
+            Some("The hold on your card expired".to_owned())
+        }
+        OrderEvent::OrderConfirmed(confirmed) => {
+            if view.status != TrackingStatus::Cancelled {
+                view.status = TrackingStatus::Confirmed;
+            }
+            view.confirmed_at = Some(confirmed.confirmed_at);
+            Some("Order confirmed".to_owned())
+        }
+        OrderEvent::OrderCancelled(cancelled) => {
+            view.status = TrackingStatus::Cancelled;
+            view.cancellation_reason = Some(cancelled.reason.as_str().to_owned());
+            // Nothing left to confirm.
+            view.payment.action_url = None;
+            Some(format!(
+                "Order cancelled: {}",
+                cancel_reason_words(cancelled.reason)
+            ))
+        }
+    }
+}
+
+/// Moves the status from `from` to `to`; any other status stays (a confirmed or cancelled order
+/// is never moved back by a late step).
+fn move_status(view: &mut TrackingView, from: TrackingStatus, to: TrackingStatus) {
+    if view.status == from {
+        view.status = to;
+    }
+}
+
+fn stock_reserved(view: &mut TrackingView, reserved: &InventoryReserved) -> String {
+    view.stock.state = StockState::Reserved;
+    view.stock.reserved_until = Some(reserved.expires_at);
+    view.stock.backordered = reserved
+        .backordered
+        .iter()
+        .map(|line| TrackingBackorder {
+            line_no: line.line_no,
+            sku: line.sku.as_str().to_owned(),
+            quantity: line.quantity.get(),
+        })
+        .collect();
+    let until = reserved.expires_at.format("%H:%M UTC");
+    let backordered: u32 = view.stock.backordered.iter().map(|b| b.quantity).sum();
+    match backordered {
+        0 => format!("Items reserved for you until {until}"),
+        1 => format!("Items reserved for you until {until}; 1 item is on back-order"),
+        n => format!("Items reserved for you until {until}; {n} items are on back-order"),
+    }
+}
+
+fn stock_unavailable(view: &mut TrackingView, failed: &InventoryReservationFailed) -> String {
+    view.stock.state = StockState::Unavailable;
+    view.stock.reserved_until = None;
+    let names: Vec<&str> = failed
+        .shortages
+        .iter()
+        .map(|shortage| {
+            view.lines
+                .iter()
+                .find(|line| line.line_no == shortage.line_no)
+                .map_or(shortage.sku.as_str(), |line| line.name.as_str())
+        })
+        .collect();
+    if names.is_empty() {
+        "Some items are out of stock".to_owned()
+    } else {
+        format!("Not enough stock of {}", names.join(", "))
+    }
 }
 
 fn timeline_entry(event: &EventEnvelope, summary: String) -> TimelineEntry {
@@ -113,10 +266,12 @@ fn timeline_entry(event: &EventEnvelope, summary: String) -> TimelineEntry {
     }
 }
 
-fn reason_words(reason: CancelReason) -> &'static str {
+/// Why an order was cancelled, in words a customer reads (shared with the notifications).
+pub fn cancel_reason_words(reason: CancelReason) -> &'static str {
     match reason {
         CancelReason::CustomerRequest => "requested by the customer",
-        CancelReason::Fraud => "flagged as fraudulent",
+        // Never says why: the risk rules are not the customer's to see.
+        CancelReason::Fraud => "we could not verify this order",
         CancelReason::OutOfStock => "items out of stock",
         CancelReason::PaymentFailed => "payment failed",
         CancelReason::ReservationExpired => "the items were held too long without payment",
@@ -125,11 +280,41 @@ fn reason_words(reason: CancelReason) -> &'static str {
     }
 }
 
+/// A gateway decline code in words a customer reads (shared with the notifications). Codes
+/// that would say too much (a card reported stolen) or that we do not know read as a plain
+/// decline.
+pub fn decline_words(code: &str) -> &'static str {
+    match code {
+        "insufficient_funds" => "insufficient funds",
+        "expired_card" => "the card has expired",
+        "incorrect_cvc" => "the card's security code was wrong",
+        "authentication_failed" | "three_ds_failed" | "challenge_failed" | "challenge_expired" => {
+            "the payment was not confirmed with your bank"
+        }
+        "processing_error" | "gateway_unavailable" => "the payment could not be processed",
+        "invalid_token" => "the card details could not be used",
+        _ => "your card was declined",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{cancelled_event, placed_event};
+    use crate::testing::*;
     use waybill_schemas::OrderId;
+
+    /// Applies `events` in order, starting from nothing.
+    fn fold(events: &[EventEnvelope]) -> TrackingView {
+        let mut view: Option<TrackingView> = None;
+        for event in events {
+            view = Some(apply(view.as_ref(), event).expect("event applies"));
+        }
+        view.expect("at least one event")
+    }
+
+    fn summaries(view: &TrackingView) -> Vec<&str> {
+        view.timeline.iter().map(|t| t.summary.as_str()).collect()
+    }
 
     #[test]
     fn placing_an_order_starts_its_view_with_lines_totals_and_a_timeline() {
@@ -141,11 +326,10 @@ mod tests {
         assert_eq!(view.lines.len(), 1);
         assert_eq!(view.lines[0].quantity, 2);
         assert_eq!(view.totals.grand_total_minor, 3240);
-        assert_eq!(view.timeline.len(), 1);
-        assert_eq!(
-            view.timeline[0].summary,
-            "Order placed: 2 items for 32.40 USD"
-        );
+        assert_eq!(view.payment.state, PaymentState::None);
+        assert_eq!(view.stock.state, StockState::None);
+        assert_eq!(view.confirmed_at, None);
+        assert_eq!(summaries(&view), ["Order placed: 2 items for 32.40 USD"]);
     }
 
     #[test]
@@ -165,6 +349,362 @@ mod tests {
             view.timeline[1].summary,
             "Order cancelled: requested by the customer"
         );
+    }
+
+    #[test]
+    fn the_happy_path_ends_confirmed_with_stock_allocated_and_payment_captured() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Accept),
+            reserved_event(order, 3),
+            authorized_event(order, 4),
+            allocated_event(order, 5),
+            confirmed_event(order, 6),
+            captured_event(order, 7, 3240),
+        ]);
+        assert_eq!(view.version, 7);
+        assert_eq!(view.status, TrackingStatus::Confirmed);
+        assert_eq!(view.confirmed_at, Some(at(6)));
+        assert_eq!(view.updated_at, at(7));
+        assert_eq!(view.stock.state, StockState::Allocated);
+        assert_eq!(view.stock.reserved_until, None);
+        assert_eq!(view.payment.state, PaymentState::Captured);
+        assert_eq!(view.payment.authorized_minor, 3240);
+        assert_eq!(view.payment.captured_minor, 3240);
+        assert_eq!(
+            summaries(&view),
+            [
+                "Order placed: 2 items for 32.40 USD",
+                "Items reserved for you until 16:15 UTC",
+                "Payment authorized",
+                "Order confirmed",
+                "Payment of 32.40 USD taken",
+            ]
+        );
+        let versions: Vec<i64> = view.timeline.iter().map(|t| t.version).collect();
+        assert_eq!(versions, [1, 3, 4, 6, 7]);
+    }
+
+    #[test]
+    fn an_accepted_risk_check_advances_the_version_without_telling_the_customer() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Accept),
+        ]);
+        assert_eq!(view.version, 2);
+        assert_eq!(view.status, TrackingStatus::Placed);
+        assert_eq!(view.timeline.len(), 1);
+    }
+
+    #[test]
+    fn a_review_shows_in_review_and_never_the_score_or_rules() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Review),
+        ]);
+        assert_eq!(view.status, TrackingStatus::InReview);
+        assert_eq!(view.timeline[1].summary, "We're checking your order");
+        let json = serde_json::to_string(&view).expect("encode");
+        for secret in ["velocity", "orders from this email", "score", "points"] {
+            assert!(!json.contains(secret), "{secret} leaked into {json}");
+        }
+    }
+
+    #[test]
+    fn an_approved_review_puts_the_order_back_on_its_way() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Review),
+            review_resolved(order, 3, ReviewDecision::Approve),
+        ]);
+        assert_eq!(view.status, TrackingStatus::Placed);
+        assert_eq!(
+            view.timeline[2].summary,
+            "Our checks are done and your order is going ahead"
+        );
+    }
+
+    #[test]
+    fn a_rejected_review_is_told_by_the_cancellation_without_the_rules() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Review),
+            review_resolved(order, 3, ReviewDecision::Reject),
+        ]);
+        assert_eq!(view.version, 3);
+        assert_eq!(view.status, TrackingStatus::InReview);
+        assert_eq!(view.timeline.len(), 2);
+
+        let cancelled =
+            apply(Some(&view), &cancelled_for(order, 4, CancelReason::Fraud)).expect("cancelled");
+        assert_eq!(cancelled.status, TrackingStatus::Cancelled);
+        assert_eq!(
+            cancelled.timeline[2].summary,
+            "Order cancelled: we could not verify this order"
+        );
+    }
+
+    #[test]
+    fn a_rejected_risk_check_adds_no_line_of_its_own() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Reject),
+        ]);
+        assert_eq!(view.version, 2);
+        assert_eq!(view.status, TrackingStatus::Placed);
+        assert_eq!(view.timeline.len(), 1);
+    }
+
+    #[test]
+    fn a_reservation_shows_until_when_items_are_held_and_what_is_backordered() {
+        let order = OrderId::new_v7();
+        let view = fold(&[placed_event(order, 1), reserved_with_backorder(order, 2)]);
+        assert_eq!(view.stock.state, StockState::Reserved);
+        assert_eq!(view.stock.reserved_until, Some(at(900)));
+        assert_eq!(
+            view.stock.backordered,
+            [TrackingBackorder {
+                line_no: 1,
+                sku: "TEE-RED-M".into(),
+                quantity: 1
+            }]
+        );
+        assert_eq!(view.status, TrackingStatus::Placed);
+        assert_eq!(
+            view.timeline[1].summary,
+            "Items reserved for you until 16:15 UTC; 1 item is on back-order"
+        );
+    }
+
+    #[test]
+    fn a_failed_reservation_names_the_items_out_of_stock() {
+        let order = OrderId::new_v7();
+        let view = fold(&[placed_event(order, 1), reservation_failed(order, 2)]);
+        assert_eq!(view.stock.state, StockState::Unavailable);
+        assert_eq!(view.timeline[1].summary, "Not enough stock of Red tee");
+        let view = apply(
+            Some(&view),
+            &cancelled_for(order, 3, CancelReason::OutOfStock),
+        )
+        .expect("cancelled");
+        assert_eq!(
+            view.timeline[2].summary,
+            "Order cancelled: items out of stock"
+        );
+    }
+
+    #[test]
+    fn allocation_is_internal_and_clears_the_hold_deadline() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            reserved_event(order, 2),
+            allocated_event(order, 3),
+        ]);
+        assert_eq!(view.version, 3);
+        assert_eq!(view.stock.state, StockState::Allocated);
+        assert_eq!(view.stock.reserved_until, None);
+        assert_eq!(view.timeline.len(), 2);
+    }
+
+    #[test]
+    fn an_expired_reservation_tells_the_customer_and_the_cancellation_says_why() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            reserved_event(order, 2),
+            challenge_event(order, 3),
+            released_event(order, 4, ReleaseReason::Expired),
+            cancelled_for(order, 5, CancelReason::ReservationExpired),
+        ]);
+        assert_eq!(view.stock.state, StockState::Released);
+        assert_eq!(view.stock.reserved_until, None);
+        assert_eq!(view.status, TrackingStatus::Cancelled);
+        assert_eq!(view.payment.action_url, None, "nothing left to confirm");
+        assert_eq!(
+            summaries(&view)[3..],
+            [
+                "The items held for you went back to stock",
+                "Order cancelled: the items were held too long without payment",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_release_for_another_reason_adds_no_line_of_its_own() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            reserved_event(order, 2),
+            released_event(order, 3, ReleaseReason::PaymentDeclined),
+        ]);
+        assert_eq!(view.version, 3);
+        assert_eq!(view.stock.state, StockState::Released);
+        assert_eq!(view.timeline.len(), 2);
+    }
+
+    #[test]
+    fn a_challenge_waits_for_the_customer_with_the_link_until_authorized() {
+        let order = OrderId::new_v7();
+        let waiting = fold(&[
+            placed_event(order, 1),
+            reserved_event(order, 2),
+            challenge_event(order, 3),
+        ]);
+        assert_eq!(waiting.status, TrackingStatus::AwaitingPayment);
+        assert_eq!(waiting.payment.state, PaymentState::ActionRequired);
+        assert_eq!(waiting.payment.action_url.as_deref(), Some(CHALLENGE_URL));
+        assert_eq!(
+            waiting.timeline[2].summary,
+            "Your bank asks you to confirm this payment"
+        );
+
+        let authorized = apply(Some(&waiting), &authorized_event(order, 4)).expect("authorized");
+        assert_eq!(authorized.status, TrackingStatus::Placed);
+        assert_eq!(authorized.payment.state, PaymentState::Authorized);
+        assert_eq!(authorized.payment.action_url, None);
+        assert_eq!(authorized.payment.authorized_minor, 3240);
+        assert_eq!(authorized.timeline[3].summary, "Payment authorized");
+    }
+
+    #[test]
+    fn a_decline_says_why_in_words_and_never_the_gateway_message() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            reserved_event(order, 2),
+            declined_event(order, 3, "insufficient_funds"),
+        ]);
+        assert_eq!(view.payment.state, PaymentState::Declined);
+        assert_eq!(
+            view.payment.decline_message.as_deref(),
+            Some("insufficient funds")
+        );
+        assert_eq!(
+            view.timeline[2].summary,
+            "We couldn't take payment: insufficient funds"
+        );
+        assert!(!serde_json::to_string(&view)
+            .expect("encode")
+            .contains("ref 8841"));
+    }
+
+    #[test]
+    fn a_failed_challenge_leaves_the_wait_and_drops_the_link() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            challenge_event(order, 2),
+            declined_event(order, 3, "authentication_failed"),
+        ]);
+        assert_eq!(view.status, TrackingStatus::Placed);
+        assert_eq!(view.payment.action_url, None);
+        assert_eq!(
+            view.timeline[2].summary,
+            "We couldn't take payment: the payment was not confirmed with your bank"
+        );
+    }
+
+    #[test]
+    fn unknown_or_revealing_decline_codes_read_as_a_plain_decline() {
+        assert_eq!(decline_words("stolen_card"), "your card was declined");
+        assert_eq!(decline_words("something_new"), "your card was declined");
+        assert_eq!(decline_words("expired_card"), "the card has expired");
+    }
+
+    #[test]
+    fn partial_captures_add_up() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            authorized_event(order, 2),
+            captured_event(order, 3, 2000),
+            captured_event(order, 4, 1240),
+        ]);
+        assert_eq!(view.payment.captured_minor, 3240);
+        assert_eq!(view.timeline[2].summary, "Payment of 20.00 USD taken");
+        assert_eq!(view.timeline[3].summary, "Payment of 12.40 USD taken");
+    }
+
+    #[test]
+    fn a_void_and_an_expired_hold_are_told_to_the_customer() {
+        let order = OrderId::new_v7();
+        let voided = fold(&[
+            placed_event(order, 1),
+            authorized_event(order, 2),
+            cancelled_event(order, 3),
+            voided_event(order, 4),
+        ]);
+        assert_eq!(voided.payment.state, PaymentState::Voided);
+        assert_eq!(voided.status, TrackingStatus::Cancelled);
+        assert_eq!(
+            voided.timeline[3].summary,
+            "The hold on your card was released"
+        );
+
+        let other = OrderId::new_v7();
+        let expired = fold(&[
+            placed_event(other, 1),
+            authorized_event(other, 2),
+            authorization_expired(other, 3),
+        ]);
+        assert_eq!(expired.payment.state, PaymentState::Expired);
+        assert_eq!(expired.timeline[2].summary, "The hold on your card expired");
+    }
+
+    #[test]
+    fn a_late_confirmation_never_revives_a_cancelled_order() {
+        let order = OrderId::new_v7();
+        let view = fold(&[
+            placed_event(order, 1),
+            cancelled_event(order, 2),
+            confirmed_event(order, 3),
+        ]);
+        assert_eq!(view.status, TrackingStatus::Cancelled);
+        assert_eq!(view.version, 3);
+    }
+
+    #[test]
+    fn every_event_after_placement_advances_the_version() {
+        let order = OrderId::new_v7();
+        let later: Vec<EventEnvelope> = vec![
+            risk_assessed(order, 2, RiskDecision::Accept),
+            risk_assessed(order, 2, RiskDecision::Review),
+            risk_assessed(order, 2, RiskDecision::Reject),
+            review_resolved(order, 2, ReviewDecision::Approve),
+            review_resolved(order, 2, ReviewDecision::Reject),
+            reserved_event(order, 2),
+            reservation_failed(order, 2),
+            allocated_event(order, 2),
+            released_event(order, 2, ReleaseReason::OrderCancelled),
+            challenge_event(order, 2),
+            authorized_event(order, 2),
+            declined_event(order, 2, "card_declined"),
+            captured_event(order, 2, 100),
+            voided_event(order, 2),
+            authorization_expired(order, 2),
+            confirmed_event(order, 2),
+            cancelled_event(order, 2),
+        ];
+        let kinds: std::collections::HashSet<&str> =
+            later.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            kinds.len() + 1,
+            waybill_schemas::events::OrderEventKind::ALL.len(),
+            "every event kind is covered"
+        );
+        let placed = apply(None, &placed_event(order, 1)).expect("placed");
+        for event in &later {
+            let view = apply(Some(&placed), event).expect("applies");
+            assert_eq!(view.version, 2, "{}", event.event_type);
+            assert_eq!(view.updated_at, event.occurred_at, "{}", event.event_type);
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use apply::apply;
+pub use apply::{apply, cancel_reason_words, decline_words};
+pub(crate) use store::COMPARE_AND_SET;
 pub use store::{TrackingStore, TrackingWrite};
 
 use std::future::Future;

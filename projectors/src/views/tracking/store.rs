@@ -10,7 +10,7 @@ use waybill_schemas::OrderId;
 use super::TrackingError;
 
 /// Writes `view` only if the stored version equals the expected one (missing counts as 0).
-const COMPARE_AND_SET: &str = r"
+pub(crate) const COMPARE_AND_SET: &str = r"
 local current = redis.call('HGET', KEYS[1], 'version')
 if (current == false and ARGV[1] == '0') or current == ARGV[1] then
   redis.call('HSET', KEYS[1], 'version', ARGV[2], 'view', ARGV[3])

@@ -446,3 +446,66 @@ async fn committed_events_flow_through_the_relay_into_tracking_views() {
     projector.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_checkout_lifecycle_reaches_redis_as_the_customer_sees_it() {
+    use crate::testing::{
+        allocated_event, authorized_event, captured_event, challenge_event, confirmed_event,
+        reserved_event, risk_assessed,
+    };
+    use waybill_schemas::events::RiskDecision;
+    use waybill_schemas::views::{PaymentState, StockState};
+
+    let env = Env::new().await;
+    let order = OrderId::new_v7();
+    let log = [
+        placed_event(order, 1),
+        risk_assessed(order, 2, RiskDecision::Accept),
+        reserved_event(order, 3),
+        challenge_event(order, 4),
+        authorized_event(order, 5),
+        allocated_event(order, 6),
+        confirmed_event(order, 7),
+        captured_event(order, 8, 3240),
+    ];
+    seed(&env.pool, &log).await;
+    let running = env.start();
+
+    // Up to the 3-D Secure challenge: the customer must act, the link is in the view.
+    for event in &log[..4] {
+        env.publish(event).await;
+    }
+    let waiting = env.wait_for_version(order, 4).await;
+    assert_eq!(waiting.status, TrackingStatus::AwaitingPayment);
+    assert_eq!(waiting.payment.state, PaymentState::ActionRequired);
+    assert!(waiting.payment.action_url.is_some());
+    assert_eq!(waiting.stock.state, StockState::Reserved);
+
+    // The rest, with the allocation lost in transit (filled from the event store).
+    for event in [&log[4], &log[6], &log[7]] {
+        env.publish(event).await;
+    }
+    let done = env.wait_for_version(order, 8).await;
+    assert_eq!(done.status, TrackingStatus::Confirmed);
+    assert_eq!(done.stock.state, StockState::Allocated);
+    assert_eq!(done.payment.state, PaymentState::Captured);
+    assert_eq!(done.payment.captured_minor, 3240);
+    assert_eq!(done.payment.action_url, None);
+    assert!(done.confirmed_at.is_some());
+    let summaries: Vec<&str> = done.timeline.iter().map(|t| t.summary.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "Order placed: 2 items for 32.40 USD",
+            "Items reserved for you until 16:15 UTC",
+            "Your bank asks you to confirm this payment",
+            "Payment authorized",
+            "Order confirmed",
+            "Payment of 32.40 USD taken",
+        ]
+    );
+    env.wait_until_all_acked().await;
+
+    running.stop().await;
+    env.cleanup().await;
+}

@@ -1,0 +1,231 @@
+//! Customer notifications: a view on the shared consumer runtime (durable consumer
+//! `notifications`) that turns order events into messages for the customer and hands them to a
+//! [`NotificationSink`]: order received, action required (3-D Secure, with the challenge link),
+//! order confirmed (with the signed tracking link), payment failed, order cancelled. Email always;
+//! a short text message too when the customer gave a phone number.
+//!
+//! The view keeps, per order, the contact details from `OrderPlaced` and the last version applied,
+//! in Redis at `<prefix>:notifications:<order uuid>`, so later events need no event-store lookup
+//! (after a lost state, the runtime's gap filling replays the order from the event store).
+//! Messages are decided in the pure [`apply`] and delivered by [`View::store`] before the state is
+//! written with a compare-and-set, and the events are acknowledged only after that: delivery is
+//! at least once, and the sink de-duplicates by [`Notification::id`]. Events older than
+//! [`NotificationsConfig::stale_after`] when first seen (a new consumer reading the whole
+//! history) update the state but send nothing.
+//!
+//! In development the sink is [`FileSink`]: messages become files in a directory with an
+//! `index.html`; nothing is sent anywhere.
+
+mod apply;
+mod render;
+mod sink;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{apply, NotificationState};
+pub use render::{render, Links, Medium, Notification, NotificationKind, OrderContact};
+pub use sink::{FileSink, NotificationSink, SinkError};
+pub use store::NotificationStore;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::events::DecodeError;
+use waybill_schemas::{EventEnvelope, OrderId};
+
+use crate::runtime::{View, ViewWrite};
+
+/// The durable consumer and dead-letter name of this view.
+pub const VIEW_NAME: &str = "notifications";
+
+/// Notification settings; the tracking secret is the one the query API checks tokens with.
+#[derive(Clone)]
+pub struct NotificationsConfig {
+    /// Where [`FileSink`] writes messages (development).
+    pub dir: PathBuf,
+    /// Public base URL of the customer tracking page; links are `<base>/track/<id>?token=..`.
+    pub public_tracking_base_url: String,
+    pub tracking_secret: Arc<[u8]>,
+    /// Messages for events older than this when first processed are not delivered; `None`
+    /// delivers everything.
+    pub stale_after: Option<Duration>,
+}
+
+impl NotificationsConfig {
+    /// Messages in `dir`, no message for events more than a day old.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        public_tracking_base_url: impl Into<String>,
+        tracking_secret: impl Into<Arc<[u8]>>,
+    ) -> Self {
+        Self {
+            dir: dir.into(),
+            public_tracking_base_url: public_tracking_base_url.into(),
+            tracking_secret: tracking_secret.into(),
+            stale_after: Some(Duration::from_secs(24 * 3600)),
+        }
+    }
+
+    pub fn links(&self) -> Links {
+        Links {
+            public_tracking_base_url: self.public_tracking_base_url.clone(),
+            tracking_secret: self.tracking_secret.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for NotificationsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationsConfig")
+            .field("dir", &self.dir)
+            .field("public_tracking_base_url", &self.public_tracking_base_url)
+            .field("tracking_secret", &"<redacted>")
+            .field("stale_after", &self.stale_after)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("event {event_type} v{version} of {stream_id} cannot be decoded: {source}")]
+    Decode {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+        source: DecodeError,
+    },
+    #[error("{stream_id} v{version}: {event_type} before the order was placed")]
+    NotPlaced {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+    },
+    #[error("{stream_id} v{version}: OrderPlaced for an order that is already placed")]
+    AlreadyPlaced { stream_id: String, version: i64 },
+    #[error("{stream_id} is not an order stream")]
+    NotAnOrder { stream_id: String },
+    #[error("stored notification state {key} is unreadable: {source}")]
+    CorruptState {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// The notifications view plugged into the consumer runtime, delivering to `S`.
+#[derive(Clone)]
+pub struct NotificationsProjection<S> {
+    store: NotificationStore,
+    sink: S,
+    links: Links,
+    stale_after: Option<Duration>,
+}
+
+impl<S: NotificationSink> NotificationsProjection<S> {
+    pub fn new(store: NotificationStore, sink: S, config: &NotificationsConfig) -> Self {
+        Self {
+            store,
+            sink,
+            links: config.links(),
+            stale_after: config.stale_after,
+        }
+    }
+
+    pub fn store(&self) -> &NotificationStore {
+        &self.store
+    }
+}
+
+impl<S: NotificationSink> View for NotificationsProjection<S> {
+    type State = NotificationState;
+    type Error = NotificationError;
+
+    fn name(&self) -> &str {
+        VIEW_NAME
+    }
+
+    fn handles(&self, stream_id: &str) -> bool {
+        OrderId::from_stream_id(stream_id).is_some()
+    }
+
+    fn version_of(state: &NotificationState) -> i64 {
+        state.version
+    }
+
+    fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<NotificationState>>, NotificationError>> + Send
+    {
+        self.store.load_streams(stream_ids)
+    }
+
+    fn apply(
+        &self,
+        state: Option<&NotificationState>,
+        event: &EventEnvelope,
+    ) -> Result<NotificationState, NotificationError> {
+        apply(state, event, &self.links)
+    }
+
+    async fn store(
+        &self,
+        writes: Vec<ViewWrite<NotificationState>>,
+    ) -> Result<Vec<bool>, NotificationError> {
+        let mut outgoing = Vec::new();
+        let mut states = Vec::with_capacity(writes.len());
+        for mut write in writes {
+            outgoing.append(&mut write.state.outgoing);
+            states.push((write.expected_version, write.state));
+        }
+        let (fresh, stale) = split_stale(outgoing, Utc::now(), self.stale_after);
+        if stale > 0 {
+            tracing::info!(stale, "notifications for old events not delivered");
+            metrics::counter!("waybill_notifications_stale_total").increment(stale as u64);
+        }
+        for message in &fresh {
+            tracing::debug!(
+                order_id = %message.order_id,
+                kind = message.kind.as_str(),
+                medium = message.medium.as_str(),
+                "notification delivered to the sink"
+            );
+            metrics::counter!(
+                "waybill_notifications_delivered_total",
+                "kind" => message.kind.as_str(),
+                "medium" => message.medium.as_str()
+            )
+            .increment(1);
+        }
+        // Delivered before the state moves on: a crash in between re-delivers (the sink
+        // de-duplicates), it never loses a message.
+        self.sink.deliver(fresh).await?;
+        self.store.compare_and_set(&states).await
+    }
+}
+
+/// Splits off messages whose event is older than `stale_after` at `now`; returns the ones to
+/// deliver and how many were dropped.
+pub fn split_stale(
+    messages: Vec<Notification>,
+    now: DateTime<Utc>,
+    stale_after: Option<Duration>,
+) -> (Vec<Notification>, usize) {
+    let Some(limit) = stale_after.and_then(|d| chrono::Duration::from_std(d).ok()) else {
+        return (messages, 0);
+    };
+    let total = messages.len();
+    let fresh: Vec<Notification> = messages
+        .into_iter()
+        .filter(|m| now - m.occurred_at <= limit)
+        .collect();
+    let stale = total - fresh.len();
+    (fresh, stale)
+}

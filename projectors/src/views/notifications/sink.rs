@@ -1,0 +1,435 @@
+//! Where notifications go. [`NotificationSink`] is the seam a mail or SMS provider plugs into;
+//! [`FileSink`] is the development sink: it sends nothing, it writes every message as a text
+//! file a person can read, and keeps an `index.html` listing them newest first.
+//!
+//! Delivery is at least once (the projector may hand the same message over again after a crash
+//! or a lost compare-and-set), so a sink must treat [`Notification::id`] as an idempotency key.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use uuid::Uuid;
+
+use super::render::{Medium, Notification, NotificationKind};
+
+/// Newest messages listed in `index.html`; older ones stay in the directory.
+const INDEX_LIMIT: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("notification file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("notification sink task failed: {0}")]
+    Task(String),
+}
+
+/// Takes messages for delivery. Idempotent per [`Notification::id`]: handing over a message
+/// again must not send it twice.
+pub trait NotificationSink: Send + Sync + 'static {
+    fn deliver(
+        &self,
+        messages: Vec<Notification>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Development sink: `<dir>/<occurred_at>-<order_id>-<kind>-<event_id>.<medium>.txt` per
+/// message (To, Subject, body) and `<dir>/index.html`. Files are written to a temporary name
+/// and renamed, so a reader never sees half a message and a redelivered event replaces its own
+/// file instead of adding one.
+///
+/// The index lists the newest [`INDEX_LIMIT`] messages. The sink reads the directory once, on
+/// its first delivery, and then keeps the listing itself, so a delivery costs the same however
+/// many messages the directory holds. (A second process writing the same directory is only
+/// seen after a restart.)
+#[derive(Debug, Clone)]
+pub struct FileSink {
+    dir: PathBuf,
+    listing: Arc<Mutex<Option<Listing>>>,
+}
+
+/// What the index shows: the newest file names, and how many message files there are.
+#[derive(Debug, Default)]
+struct Listing {
+    newest: BTreeSet<String>,
+    total: usize,
+}
+
+impl Listing {
+    fn add(&mut self, file: String) {
+        self.newest.insert(file);
+        if self.newest.len() > INDEX_LIMIT {
+            self.newest.pop_first();
+        }
+    }
+}
+
+impl FileSink {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            listing: Arc::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file a message is written to.
+    pub fn file_name(message: &Notification) -> String {
+        format!(
+            "{}-{}-{}-{}.{}.txt",
+            message.occurred_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            message.order_id,
+            message.kind.as_str(),
+            message.event_id,
+            message.medium.as_str()
+        )
+    }
+
+    fn write_all(&self, messages: &[Notification]) -> Result<(), SinkError> {
+        let io = |source| SinkError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let mut guard = self
+            .listing
+            .lock()
+            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))?;
+        let listing = match guard.as_mut() {
+            Some(listing) => listing,
+            None => guard.insert(self.read_listing()?),
+        };
+        for message in messages {
+            let name = Self::file_name(message);
+            let path = self.dir.join(&name);
+            let existed = path.exists();
+            write_replacing(&path, file_text(message).as_bytes())?;
+            if !existed {
+                listing.total += 1;
+            }
+            listing.add(name);
+        }
+        let html = index_html(listing);
+        write_replacing(&self.dir.join("index.html"), html.as_bytes())
+    }
+
+    /// The message files already in the directory.
+    fn read_listing(&self) -> Result<Listing, SinkError> {
+        let io = |source| SinkError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut listing = Listing::default();
+        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if let Some(name) = name.to_str().filter(|n| IndexEntry::parse(n).is_some()) {
+                listing.total += 1;
+                listing.add(name.to_owned());
+            }
+        }
+        Ok(listing)
+    }
+}
+
+impl NotificationSink for FileSink {
+    async fn deliver(&self, messages: Vec<Notification>) -> Result<(), SinkError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let sink = self.clone();
+        tokio::task::spawn_blocking(move || sink.write_all(&messages))
+            .await
+            .map_err(|err| SinkError::Task(err.to_string()))?
+    }
+}
+
+fn file_text(message: &Notification) -> String {
+    let mut text = format!("To: {}\n", message.to);
+    if let Some(subject) = &message.subject {
+        text.push_str(&format!("Subject: {subject}\n"));
+    }
+    text.push_str(&format!(
+        "Date: {}\nMedium: {}\nOrder: {}\nEvent: {}\n\n{}\n",
+        message.occurred_at.to_rfc3339(),
+        message.medium.as_str(),
+        message.order_id,
+        message.event_id,
+        message.body.trim_end()
+    ));
+    text
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let temp = path.with_file_name(format!(".{}.tmp", Uuid::now_v7().simple()));
+    let io = |source| SinkError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(err));
+    }
+    Ok(())
+}
+
+/// A message file as the index lists it, read back from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexEntry {
+    file: String,
+    time: String,
+    order_id: String,
+    kind: NotificationKind,
+    medium: Medium,
+}
+
+impl IndexEntry {
+    /// `<time>-<order uuid>-<kind>-<event uuid>.<medium>.txt`; anything else is not ours.
+    fn parse(file: &str) -> Option<Self> {
+        let stem = file.strip_suffix(".txt")?;
+        let (rest, medium) = stem.rsplit_once('.')?;
+        let (time, rest) = rest.split_once('-')?;
+        let order_id = rest.get(..36)?;
+        let rest = rest.get(36..)?.strip_prefix('-')?;
+        let (kind, event_id) = rest.split_once('-')?;
+        Uuid::parse_str(order_id).ok()?;
+        Uuid::parse_str(event_id).ok()?;
+        Some(Self {
+            file: file.to_owned(),
+            time: time.to_owned(),
+            order_id: order_id.to_owned(),
+            kind: NotificationKind::from_name(kind)?,
+            medium: Medium::from_name(medium)?,
+        })
+    }
+}
+
+fn index_html(listing: &Listing) -> String {
+    let mut html = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
+         <title>Waybill notifications</title>\
+         <style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}\
+         tr:nth-child(even){background:#f4f4f4}</style></head><body>\n\
+         <h1>Waybill notifications</h1>\n\
+         <p>Messages the development sink received, newest first. Nothing was sent: each \
+         message is the text file it links to.</p>\n\
+         <table><tr><th>time (UTC)</th><th>order</th><th>message</th><th>medium</th></tr>\n",
+    );
+    // The file names start with the time, so the newest sort last.
+    for entry in listing
+        .newest
+        .iter()
+        .rev()
+        .filter_map(|file| IndexEntry::parse(file))
+    {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td></tr>\n",
+            escape(&readable_time(&entry.time)),
+            escape(&entry.order_id),
+            escape(&entry.file),
+            entry.kind.title(),
+            entry.medium.as_str(),
+        ));
+    }
+    html.push_str("</table>\n");
+    let older = listing.total.saturating_sub(listing.newest.len());
+    if older > 0 {
+        html.push_str(&format!(
+            "<p>{older} older messages are in this directory.</p>\n"
+        ));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// `20251124T160006.000Z` as `2025-11-24 16:00:06`; anything else as it is.
+fn readable_time(stamp: &str) -> String {
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| stamp.to_owned())
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::at;
+    use waybill_schemas::OrderId;
+
+    fn scratch_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("waybill-sink-{}", Uuid::now_v7().simple()))
+    }
+
+    fn message(seconds: i64, kind: NotificationKind, medium: Medium) -> Notification {
+        Notification {
+            event_id: Uuid::now_v7(),
+            order_id: OrderId::new_v7(),
+            kind,
+            medium,
+            to: "ada@example.com".into(),
+            subject: Some("Your order WEB-1 is confirmed".into()),
+            body: "Hello Ada,\n\nIt is confirmed.\n".into(),
+            occurred_at: at(seconds),
+        }
+    }
+
+    fn txt_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".txt"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn each_message_becomes_a_readable_file_named_by_time_order_kind_and_event() {
+        let dir = scratch_dir();
+        let sink = FileSink::new(&dir);
+        let msg = message(6, NotificationKind::OrderConfirmed, Medium::Email);
+        sink.deliver(vec![msg.clone()]).await.expect("deliver");
+
+        let name = format!(
+            "20251124T160006.000Z-{}-order_confirmed-{}.email.txt",
+            msg.order_id, msg.event_id
+        );
+        assert_eq!(txt_files(&dir), std::slice::from_ref(&name));
+        let text = std::fs::read_to_string(dir.join(&name)).expect("read message");
+        assert!(text.starts_with(
+            "To: ada@example.com\nSubject: Your order WEB-1 is confirmed\nDate: 2025-11-24T16:00:06+00:00\n"
+        ));
+        assert!(text.ends_with("\n\nHello Ada,\n\nIt is confirmed.\n"));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_replaces_its_file_instead_of_adding_one() {
+        let dir = scratch_dir();
+        let sink = FileSink::new(&dir);
+        let first = message(1, NotificationKind::OrderReceived, Medium::Email);
+        let sms = Notification {
+            medium: Medium::Sms,
+            subject: None,
+            to: "+1 217 555 0142".into(),
+            ..first.clone()
+        };
+        sink.deliver(vec![first.clone(), sms.clone()])
+            .await
+            .expect("deliver");
+        sink.deliver(vec![first.clone()]).await.expect("redeliver");
+        sink.deliver(vec![sms, first])
+            .await
+            .expect("redeliver both");
+
+        let files = txt_files(&dir);
+        assert_eq!(files.len(), 2, "{files:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left behind");
+        let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
+        assert_eq!(index.matches("<tr><td>").count(), 2);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn the_index_lists_messages_newest_first_with_links_to_their_files() {
+        let dir = scratch_dir();
+        let sink = FileSink::new(&dir);
+        let old = message(1, NotificationKind::OrderReceived, Medium::Email);
+        let new = message(9, NotificationKind::OrderCancelled, Medium::Sms);
+        sink.deliver(vec![old.clone()]).await.expect("deliver");
+        sink.deliver(vec![new.clone()]).await.expect("deliver");
+        std::fs::write(dir.join("notes.txt"), "not a message").expect("stray file");
+        sink.deliver(vec![old.clone()]).await.expect("redeliver");
+
+        let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
+        let new_at = index.find(&FileSink::file_name(&new)).expect("new listed");
+        let old_at = index.find(&FileSink::file_name(&old)).expect("old listed");
+        assert!(new_at < old_at, "newest first");
+        assert!(index.contains(">Order cancelled</a>"));
+        assert!(!index.contains("notes.txt"));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_sink_keeps_listing_the_messages_already_written() {
+        let dir = scratch_dir();
+        let before = message(1, NotificationKind::OrderReceived, Medium::Email);
+        FileSink::new(&dir)
+            .deliver(vec![before.clone()])
+            .await
+            .expect("deliver");
+
+        let restarted = FileSink::new(&dir);
+        let after = message(2, NotificationKind::OrderConfirmed, Medium::Email);
+        restarted
+            .deliver(vec![after.clone(), before.clone()])
+            .await
+            .expect("deliver");
+
+        let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
+        assert_eq!(index.matches("<tr><td>").count(), 2);
+        assert!(index.contains(&FileSink::file_name(&before)));
+        assert!(index.contains(&FileSink::file_name(&after)));
+        assert!(!index.contains("older messages"));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn the_listing_keeps_the_newest_names_and_counts_the_rest() {
+        let mut listing = Listing::default();
+        for i in 0..INDEX_LIMIT + 3 {
+            listing.total += 1;
+            listing.add(format!("{i:06}"));
+        }
+        assert_eq!(listing.newest.len(), INDEX_LIMIT);
+        assert_eq!(listing.newest.first().map(String::as_str), Some("000003"));
+        assert!(index_html(&listing).contains("<p>3 older messages are in this directory.</p>"));
+    }
+
+    #[test]
+    fn index_entries_parse_only_our_file_names() {
+        let msg = message(3, NotificationKind::PaymentFailed, Medium::Sms);
+        let entry = IndexEntry::parse(&FileSink::file_name(&msg)).expect("ours");
+        assert_eq!(entry.order_id, msg.order_id.to_string());
+        assert_eq!(entry.kind, NotificationKind::PaymentFailed);
+        assert_eq!(entry.medium, Medium::Sms);
+        assert_eq!(entry.time, "20251124T160003.000Z");
+        assert_eq!(readable_time(&entry.time), "2025-11-24 16:00:03");
+        assert_eq!(IndexEntry::parse("index.html"), None);
+        assert_eq!(IndexEntry::parse("x-y-z.email.txt"), None);
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
