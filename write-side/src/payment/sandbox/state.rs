@@ -568,3 +568,205 @@ fn capture_view(capture: &CaptureRecord) -> wire::Capture {
         created_at: capture.created_at,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use waybill_schemas::Currency;
+
+    const APPROVE: &str = "tok_4242424242424242";
+    const THREE_DS: &str = "tok_4000000000003220";
+
+    fn eur(minor: i64) -> Money {
+        Money::new(minor, Currency::parse("EUR").expect("EUR"))
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn ledger() -> Ledger {
+        Ledger::new(Policy {
+            public_url: "http://gw.test".into(),
+            auth_validity: Duration::days(7),
+            challenge_validity: Duration::minutes(10),
+        })
+    }
+
+    fn authorized(ledger: &mut Ledger, minor: i64) -> String {
+        let auth = ledger
+            .authorize(OrderId::new_v7(), eur(minor), APPROVE, t0())
+            .expect("authorizes");
+        assert_eq!(auth.status, AuthorizationStatus::Authorized);
+        auth.id
+    }
+
+    fn refused_code<T: std::fmt::Debug>(result: Result<T, Refusal>) -> &'static str {
+        match result {
+            Err(Refusal::Refused { code, .. }) => code,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_test_card_behaves_as_documented() {
+        assert_eq!(card_behaviour(APPROVE), CardBehaviour::Approve);
+        assert_eq!(card_behaviour(THREE_DS), CardBehaviour::ThreeDSecure);
+        assert_eq!(
+            card_behaviour("tok_4000000000000119"),
+            CardBehaviour::ProcessingError
+        );
+        assert_eq!(card_behaviour("tok_4000000000006975"), CardBehaviour::Slow);
+        assert!(matches!(
+            card_behaviour("4242424242424242"),
+            CardBehaviour::Decline {
+                code: "invalid_token",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn partial_captures_never_add_up_past_the_authorized_amount() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        ledger.capture(&id, eur(600), t0()).expect("first part");
+        let over = ledger.capture(&id, eur(401), t0());
+        assert_eq!(refused_code(over), "amount_exceeds_authorized");
+        ledger.capture(&id, eur(400), t0()).expect("the rest");
+        let view = ledger.authorization(&id, t0()).expect("exists");
+        assert_eq!(view.captured, eur(1000));
+    }
+
+    #[test]
+    fn an_expired_authorization_cannot_be_captured() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        let later = t0() + Duration::days(7);
+        assert_eq!(
+            refused_code(ledger.capture(&id, eur(1000), later)),
+            "authorization_expired"
+        );
+        assert_eq!(
+            ledger.authorization(&id, later).expect("exists").status,
+            AuthorizationStatus::Expired
+        );
+    }
+
+    #[test]
+    fn voiding_twice_answers_voided_with_one_event() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        let (first, event) = ledger.void(&id, t0()).expect("voids");
+        assert_eq!(first.status, AuthorizationStatus::Voided);
+        assert!(event.is_some());
+        let (again, event) = ledger.void(&id, t0()).expect("still voided");
+        assert_eq!(again.status, AuthorizationStatus::Voided);
+        assert!(event.is_none());
+        assert_eq!(
+            refused_code(ledger.capture(&id, eur(1), t0())),
+            "authorization_voided"
+        );
+    }
+
+    #[test]
+    fn refunds_never_exceed_captured_minus_refunded() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        let (capture, _) = ledger.capture(&id, eur(700), t0()).expect("captures");
+        ledger.refund(&capture.id, eur(500), t0()).expect("refunds");
+        assert_eq!(
+            refused_code(ledger.refund(&capture.id, eur(201), t0())),
+            "amount_exceeds_refundable"
+        );
+        ledger
+            .refund(&capture.id, eur(200), t0())
+            .expect("the rest");
+    }
+
+    #[test]
+    fn a_capture_in_another_currency_names_the_field() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        let usd = Money::new(100, Currency::parse("USD").expect("USD"));
+        assert!(matches!(
+            ledger.capture(&id, usd, t0()),
+            Err(Refusal::Invalid {
+                field: "amount.currency",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_passed_challenge_authorizes_once_and_cannot_then_fail() {
+        let mut ledger = ledger();
+        let auth = ledger
+            .authorize(OrderId::new_v7(), eur(900), THREE_DS, t0())
+            .expect("answers");
+        assert_eq!(auth.status, AuthorizationStatus::ChallengeRequired);
+        assert_eq!(
+            auth.challenge_url.as_deref(),
+            Some(format!("http://gw.test/challenge/{}", auth.id).as_str())
+        );
+        let (view, event) = ledger
+            .complete_challenge(&auth.id, ChallengeResult::Pass, t0())
+            .expect("passes");
+        assert_eq!(view.status, AuthorizationStatus::Authorized);
+        assert!(view.three_ds);
+        assert!(matches!(
+            event,
+            Some(GatewayEventKind::AuthorizationSucceeded(_))
+        ));
+        let (_, again) = ledger
+            .complete_challenge(&auth.id, ChallengeResult::Pass, t0())
+            .expect("same answer");
+        assert!(again.is_none());
+        assert!(matches!(
+            ledger.complete_challenge(&auth.id, ChallengeResult::Fail, t0()),
+            Err(Refusal::AlreadySettled { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unanswered_challenge_fails_at_its_deadline() {
+        let mut ledger = ledger();
+        let auth = ledger
+            .authorize(OrderId::new_v7(), eur(900), THREE_DS, t0())
+            .expect("answers");
+        assert!(ledger
+            .expire_challenges(t0() + Duration::minutes(9))
+            .is_empty());
+        let deadline = t0() + Duration::minutes(10);
+        let events = ledger.expire_challenges(deadline);
+        assert!(matches!(
+            events.as_slice(),
+            [GatewayEventKind::AuthorizationFailed(AuthorizationFailed { code, .. })]
+                if code == CHALLENGE_EXPIRED
+        ));
+        assert!(ledger.expire_challenges(deadline).is_empty());
+        assert!(matches!(
+            ledger.complete_challenge(&auth.id, ChallengeResult::Pass, deadline),
+            Err(Refusal::AlreadySettled {
+                status: AuthorizationStatus::Declined,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_frictionless_authorization_has_no_challenge() {
+        let mut ledger = ledger();
+        let id = authorized(&mut ledger, 1000);
+        assert!(matches!(
+            ledger.complete_challenge(&id, ChallengeResult::Pass, t0()),
+            Err(Refusal::NotFound {
+                what: "challenge",
+                ..
+            })
+        ));
+    }
+}
