@@ -153,23 +153,26 @@ fn refuse(problem: &Problem) -> Response {
     respond(problem_response(problem), false)
 }
 
-fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Result<(), Response> {
+fn authenticated(sandbox: &Sandbox, headers: &HeaderMap) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or("");
-    let expected = sandbox.config.api_key.as_bytes();
-    if bool::from(presented.as_bytes().ct_eq(expected)) {
-        Ok(())
-    } else {
-        Err(refuse(&Problem::new(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "send Authorization: Bearer <api key>",
-        )))
-    }
+    bool::from(
+        presented
+            .as_bytes()
+            .ct_eq(sandbox.config.api_key.as_bytes()),
+    )
+}
+
+fn unauthorized() -> Response {
+    refuse(&Problem::new(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "send Authorization: Bearer <api key>",
+    ))
 }
 
 /// Runs `operation` once per idempotency key: replays a finished answer byte for byte, answers
@@ -184,8 +187,8 @@ async fn idempotent(
     delay: Duration,
     operation: impl FnOnce(&Sandbox, DateTime<Utc>) -> Outcome + Send + 'static,
 ) -> Response {
-    if let Err(response) = authenticate(&sandbox, headers) {
-        return response;
+    if !authenticated(&sandbox, headers) {
+        return unauthorized();
     }
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_KEY_LEN => key.to_owned(),
@@ -255,54 +258,78 @@ async fn idempotent(
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, Problem> {
-    serde_json::from_slice::<Value>(body)
-        .map_err(|e| Problem::new(400, "malformed_json", "Malformed JSON", e.to_string()))
-        .and_then(|value| {
-            if value.is_object() {
-                Ok(value)
-            } else {
-                Err(Problem::new(
-                    400,
-                    "malformed_json",
-                    "Malformed JSON",
-                    "the body must be a JSON object",
-                ))
-            }
-        })
+/// A request body that is not what the route expects.
+#[derive(Debug)]
+enum BadInput {
+    Malformed(String),
+    Field { field: &'static str, detail: String },
 }
 
-fn string_field<'a>(body: &'a Value, field: &str) -> Result<&'a str, Problem> {
-    match body.get(field) {
-        Some(Value::String(value)) if !value.is_empty() => Ok(value),
-        Some(Value::String(_)) => Err(invalid(field, "must not be empty")),
-        Some(_) => Err(invalid(field, "must be a string")),
-        None => Err(invalid(field, "is required")),
+impl BadInput {
+    fn field(field: &'static str, detail: impl Into<String>) -> Self {
+        BadInput::Field {
+            field,
+            detail: detail.into(),
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        match self {
+            BadInput::Malformed(detail) => {
+                Problem::new(400, "malformed_json", "Malformed JSON", detail.clone())
+            }
+            BadInput::Field { field, detail } => invalid(field, detail.clone()),
+        }
     }
 }
 
-fn money_field(body: &Value) -> Result<Money, Problem> {
+fn parse_json(body: &[u8]) -> Result<Value, BadInput> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(BadInput::Malformed("the body must be a JSON object".into())),
+        Err(error) => Err(BadInput::Malformed(error.to_string())),
+    }
+}
+
+fn string_field<'a>(body: &'a Value, field: &'static str) -> Result<&'a str, BadInput> {
+    match body.get(field) {
+        Some(Value::String(value)) if !value.is_empty() => Ok(value),
+        Some(Value::String(_)) => Err(BadInput::field(field, "must not be empty")),
+        Some(_) => Err(BadInput::field(field, "must be a string")),
+        None => Err(BadInput::field(field, "is required")),
+    }
+}
+
+fn money_field(body: &Value) -> Result<Money, BadInput> {
     let amount = match body.get("amount") {
         Some(amount @ Value::Object(_)) => amount,
-        Some(_) => return Err(invalid("amount", "must be an object {minor, currency}")),
-        None => return Err(invalid("amount", "is required")),
+        Some(_) => {
+            return Err(BadInput::field(
+                "amount",
+                "must be an object {minor, currency}",
+            ))
+        }
+        None => return Err(BadInput::field("amount", "is required")),
     };
     let minor = match amount.get("minor") {
         Some(minor) => minor
             .as_i64()
-            .ok_or_else(|| invalid("amount.minor", "must be an integer (minor units)"))?,
-        None => return Err(invalid("amount.minor", "is required")),
+            .ok_or_else(|| BadInput::field("amount.minor", "must be an integer (minor units)"))?,
+        None => return Err(BadInput::field("amount.minor", "is required")),
     };
     if minor <= 0 {
-        return Err(invalid(
+        return Err(BadInput::field(
             "amount.minor",
             format!("must be positive, got {minor}"),
         ));
     }
-    let currency = string_field(amount, "currency")
-        .map_err(|p| invalid("amount.currency", p.detail.trim_start_matches("currency ")))?;
-    let currency =
-        Currency::parse(currency).map_err(|e| invalid("amount.currency", e.to_string()))?;
+    let currency = match amount.get("currency") {
+        Some(Value::String(code)) => {
+            Currency::parse(code).map_err(|e| BadInput::field("amount.currency", e.to_string()))?
+        }
+        Some(_) => return Err(BadInput::field("amount.currency", "must be a string")),
+        None => return Err(BadInput::field("amount.currency", "is required")),
+    };
     Ok(Money::new(minor, currency))
 }
 
@@ -312,10 +339,10 @@ struct AuthorizeCommand {
     token: String,
 }
 
-fn parse_authorize(body: &[u8]) -> Result<AuthorizeCommand, Problem> {
+fn parse_authorize(body: &[u8]) -> Result<AuthorizeCommand, BadInput> {
     let body = parse_json(body)?;
     let order_id = OrderId::parse(string_field(&body, "order_id")?)
-        .map_err(|e| invalid("order_id", e.to_string()))?;
+        .map_err(|e| BadInput::field("order_id", e.to_string()))?;
     let amount = money_field(&body)?;
     let token = string_field(&body, "token")?.to_owned();
     Ok(AuthorizeCommand {
@@ -345,7 +372,7 @@ async fn authorize(
         move |sandbox, now| {
             let command = match command {
                 Ok(command) => command,
-                Err(problem) => return Outcome::problem(&problem),
+                Err(bad) => return Outcome::problem(&bad.problem()),
             };
             let _span =
                 tracing::debug_span!("sandbox_authorize", order_id = %command.order_id).entered();
@@ -364,8 +391,8 @@ async fn show_authorization(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = authenticate(&sandbox, &headers) {
-        return response;
+    if !authenticated(&sandbox, &headers) {
+        return unauthorized();
     }
     let found = sandbox.ledger().authorization(&id, Utc::now());
     match found {
@@ -391,7 +418,7 @@ async fn capture(
         move |sandbox, now| {
             let amount = match amount {
                 Ok(amount) => amount,
-                Err(problem) => return Outcome::problem(&problem),
+                Err(bad) => return Outcome::problem(&bad.problem()),
             };
             let result = sandbox
                 .ledger()
@@ -444,7 +471,7 @@ async fn refund(
         move |sandbox, now| {
             let amount = match amount {
                 Ok(amount) => amount,
-                Err(problem) => return Outcome::problem(&problem),
+                Err(bad) => return Outcome::problem(&bad.problem()),
             };
             let result = sandbox
                 .ledger()
@@ -514,8 +541,8 @@ async fn challenge_page_answer(
 }
 
 async fn list_webhooks(State(sandbox): State<Arc<Sandbox>>, headers: HeaderMap) -> Response {
-    if let Err(response) = authenticate(&sandbox, &headers) {
-        return response;
+    if !authenticated(&sandbox, &headers) {
+        return unauthorized();
     }
     Json(sandbox.webhooks.list()).into_response()
 }
@@ -525,8 +552,8 @@ async fn resend_webhook(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = authenticate(&sandbox, &headers) {
-        return response;
+    if !authenticated(&sandbox, &headers) {
+        return unauthorized();
     }
     if sandbox.webhooks.resend(&id) {
         (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))).into_response()
