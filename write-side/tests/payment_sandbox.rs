@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use waybill_schemas::{Currency, Money, OrderId};
 use waybill_write_side::payment::sandbox::{self, SandboxConfig};
 use waybill_write_side::payment::webhook::{self, GatewayEventKind, SIGNATURE_HEADER};
+use waybill_write_side::payment::wire::AuthorizationStatus;
 use waybill_write_side::payment::{
     AuthorizeOutcome, AuthorizeRequest, CaptureOutcome, CaptureRequest, GatewayError, HttpGateway,
     PaymentGateway, RefundOutcome, RefundRequest, VoidOutcome, VoidRequest,
@@ -368,19 +369,14 @@ async fn a_capture_after_the_authorization_expired_is_refused() {
     let id = authorized(&gateway, "exp-auth", 1000).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status: Value = reqwest::Client::new()
-            .get(format!("{url}/v1/authorizations/{id}"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
-        if status["status"] == "expired" {
+        let authorization = gateway.authorization(&id).await.expect("found");
+        if authorization.status == AuthorizationStatus::Expired {
             break;
         }
-        assert!(Instant::now() < deadline, "never expired: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "never expired: {authorization:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let refused = capture(&gateway, "exp-cap", &id, 1000).await;

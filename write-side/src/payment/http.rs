@@ -65,6 +65,31 @@ impl HttpGateway {
         })
     }
 
+    /// The authorization as the gateway sees it now: for reconciling after a lost webhook or a
+    /// restart (not part of [`PaymentGateway`], which only moves money).
+    pub async fn authorization(
+        &self,
+        authorization_id: &str,
+    ) -> Result<wire::Authorization, GatewayError> {
+        let url = format!("{}/{authorization_id}", self.authorizations_url);
+        let response = self
+            .client
+            .get(url)
+            .header(AUTHORIZATION, self.api_key.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return decode(&body);
+        }
+        let (code, message) = refusal(status, &body)?;
+        Err(GatewayError::Protocol(format!(
+            "{status} {code}: {message}"
+        )))
+    }
+
     /// POSTs `body` with the key and the idempotency key; returns the status and raw body.
     async fn post(
         &self,
