@@ -38,7 +38,7 @@ pub async fn apply_gateway_event(
     let Some((order_id, command)) = command_for(&event.kind) else {
         return Ok(WebhookOutcome::Ignored(format!(
             "event type {} needs no action",
-            event.kind.name()
+            event.kind.type_name()
         )));
     };
     let envelopes = store.read_stream(&order_id.stream_id(), 1, None).await?;
@@ -75,34 +75,25 @@ pub async fn apply_gateway_event(
     Ok(if stored { outcome } else { WebhookOutcome::Duplicate })
 }
 
-/// The order command a gateway event asks for, if any.
+/// The order command a gateway event asks for, if any. Captures, voids and refunds are answered
+/// synchronously to the calls the flow makes, so their webhooks only confirm what is recorded.
 fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
     match kind {
-        GatewayEventKind::AuthorizationSucceeded {
-            order_id,
-            authorization_id,
-            amount,
-            expires_at,
-        } => Some((
-            *order_id,
+        GatewayEventKind::AuthorizationSucceeded(succeeded) => Some((
+            succeeded.order_id,
             OrderCommand::RecordAuthorization {
-                authorization_id: authorization_id.clone(),
-                amount: *amount,
-                three_ds: true,
-                expires_at: *expires_at,
+                authorization_id: succeeded.authorization_id.clone(),
+                amount: succeeded.amount,
+                three_ds: succeeded.three_ds,
+                expires_at: succeeded.expires_at,
             },
         )),
-        GatewayEventKind::AuthorizationFailed {
-            order_id,
-            authorization_id,
-            code,
-            message,
-        } => Some((
-            *order_id,
+        GatewayEventKind::AuthorizationFailed(failed) => Some((
+            failed.order_id,
             OrderCommand::RecordDecline {
-                authorization_id: Some(authorization_id.clone()),
-                code: code.clone(),
-                message: message.clone(),
+                authorization_id: Some(failed.authorization_id.clone()),
+                code: failed.code.clone(),
+                message: failed.message.clone(),
             },
         )),
         _ => None,

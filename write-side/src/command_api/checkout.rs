@@ -27,7 +27,7 @@ use crate::payment::webhook as signature;
 /// Header carrying the gateway's webhook signature.
 pub const SIGNATURE_HEADER: &str = "waybill-gateway-signature";
 /// Oldest webhook timestamp accepted, against replays of captured requests.
-const SIGNATURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+const SIGNATURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
 /// Most orders one page of the review queue lists.
 const MAX_PAGE: i64 = 100;
 
@@ -98,7 +98,7 @@ pub async fn payment_webhook(
             .into_response()
         }
     };
-    let span = tracing::info_span!("payment_webhook", event_id = %event.id, kind = event.kind.name());
+    let span = tracing::info_span!("payment_webhook", event_id = %event.id, kind = event.kind.type_name());
     let result = webhooks::apply_gateway_event(
         &state.services.pool,
         &state.services.store,
