@@ -419,6 +419,10 @@ async fn run_external(
                     authorization_id,
                     reason,
                 })),
+                // The hold lapsed at the gateway: nothing left to release.
+                Ok(VoidOutcome::Refused { code, .. }) if code == "authorization_expired" => {
+                    Ok(Some(OrderCommand::ExpireAuthorization))
+                }
                 Ok(VoidOutcome::Refused { code, message }) => {
                     Err(format!("void refused: {code}: {message}"))
                 }
