@@ -15,6 +15,7 @@ pub mod commit_batcher;
 pub mod domain;
 pub mod event_store;
 pub mod idempotency;
+pub mod inventory;
 pub mod outbox;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

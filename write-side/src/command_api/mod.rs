@@ -1,8 +1,9 @@
-//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, plus
-//! `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
+//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, the inventory
+//! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
 mod handlers;
+mod inventory;
 pub mod openapi;
 pub mod problem;
 mod request;
@@ -28,6 +29,7 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
 use crate::event_store::EventStore;
+use crate::inventory::{Inventory, InventoryConfig};
 
 /// Renders the process's metrics in Prometheus text format (installed by the binary).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -54,6 +56,8 @@ pub struct CommandApiConfig {
     /// HMAC secret for customer tracking tokens (shared with the query API).
     pub tracking_secret: Vec<u8>,
     pub metrics_render: MetricsRender,
+    /// The inventory writer behind `/v1/inventory/...`.
+    pub inventory: InventoryConfig,
 }
 
 impl CommandApiConfig {
@@ -70,6 +74,7 @@ impl CommandApiConfig {
             api_keys,
             tracking_secret,
             metrics_render,
+            inventory: InventoryConfig::default(),
         }
     }
 }
@@ -78,6 +83,7 @@ impl CommandApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     services: CommandServices,
+    inventory: Inventory,
     api_keys: Arc<ApiKeys>,
     body_limit: usize,
     metrics_render: MetricsRender,
@@ -87,6 +93,8 @@ pub struct AppState {
 /// the router (and every clone of its state) is dropped and the queue is drained.
 pub struct CommandApiWorkers {
     pub handles: Vec<JoinHandle<()>>,
+    /// The inventory service the API writes through (one writer per process: share it).
+    pub inventory: Inventory,
 }
 
 impl CommandApiWorkers {
@@ -127,7 +135,9 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             ..CommitBatcherConfig::default()
         },
     );
+    let inventory = Inventory::spawn(pool.clone(), config.inventory);
     let state = AppState {
+        inventory: inventory.clone(),
         services: CommandServices {
             store: EventStore::new(pool.clone()),
             pool,
@@ -142,6 +152,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
+        .merge(inventory::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",
@@ -155,7 +166,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             config.request_timeout,
             time_limit,
         ));
-    (router, CommandApiWorkers { handles })
+    (router, CommandApiWorkers { handles, inventory })
 }
 
 /// Serves the command API on `listener` until `shutdown` completes, then lets in-flight

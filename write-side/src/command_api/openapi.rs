@@ -106,11 +106,17 @@ impl Modify for ApiKeyAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill command API", description = "Commands that change orders. Errors are application/problem+json."),
-    paths(super::handlers::place_order, super::handlers::cancel_order),
+    paths(
+        super::handlers::place_order, super::handlers::cancel_order,
+        super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
+        super::inventory::get_stock
+    ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
         ShippingRequest, CancelOrderRequest, PlaceOrderResponse, CancelOrderResponse,
-        TotalsResponse, Problem, FieldError
+        TotalsResponse, Problem, FieldError, super::inventory::LocationRequest,
+        super::inventory::RestockRequest, super::inventory::AdjustRequest,
+        super::inventory::StockResponse, crate::inventory::StockLevel
     )),
     modifiers(&ApiKeyAuth)
 )]
