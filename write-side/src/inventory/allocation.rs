@@ -360,7 +360,11 @@ mod tests {
     const SKUS: [&str; 3] = ["A", "B", "C"];
     const LOCATIONS: [&str; 4] = ["L0", "L1", "L2", "L3"];
 
-    fn scenario() -> impl Strategy<Value = (Vec<i32>, Vec<u32>, Vec<(usize, i64)>, u8, bool)> {
+    /// Location zones, units per (location, SKU), requested (SKU index, quantity) lines, the
+    /// ship-to zone, and whether the policy is back-order.
+    type Scenario = (Vec<i32>, Vec<u32>, Vec<(usize, i64)>, u8, bool);
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
         (
             proptest::collection::vec(0..10_i32, 1..=4),
             proptest::collection::vec(0..8_u32, 12),
