@@ -391,6 +391,28 @@ pub struct DemoArgs {
 pub enum Bench {
     /// Place orders over HTTP with relay and projector running; compare with plain INSERTs.
     Place(BenchPlaceArgs),
+    /// Many one-unit orders race for one hot SKU: the inventory's batching writer against one
+    /// conditional-UPDATE transaction per reservation, on a scratch database.
+    FlashSale(BenchFlashSaleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchFlashSaleArgs {
+    /// Orders (one unit each), all sent at once.
+    #[arg(long, default_value_t = 5_000)]
+    pub orders: usize,
+    /// Units of the hot SKU on hand.
+    #[arg(long, default_value_t = 1_000)]
+    pub stock: u32,
+    /// Concurrent connections of the one-transaction-per-reservation baseline.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Most reservations decided in one transaction by the batching writer.
+    #[arg(long, default_value_t = 500)]
+    pub batch_max: usize,
+    /// JSON report path.
+    #[arg(long, default_value = "bench-results/flash-sale.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

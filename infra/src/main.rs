@@ -92,6 +92,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Place(args),
         } => bench::place(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::FlashSale(args),
+        } => bench::flash_sale(&settings, &args).await,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod commit_batcher;
 pub mod domain;
 pub mod event_store;
 pub mod idempotency;
+pub mod inventory;
 pub mod outbox;
 pub mod payment;
 #[cfg(any(test, feature = "testing"))]

@@ -8,10 +8,13 @@
 //! Redis prefix that are removed afterwards; `--external` measures services already running.
 
 mod baseline;
+mod flash_sale;
 mod lag;
 mod load;
 pub mod report;
 pub mod svg;
+
+pub use flash_sale::flash_sale;
 
 use std::net::SocketAddr;
 use std::time::Duration;

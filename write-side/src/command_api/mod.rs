@@ -1,9 +1,10 @@
-//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, plus
-//! `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
+//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, the inventory
+//! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
 mod checkout;
 mod handlers;
+mod inventory;
 pub mod openapi;
 pub mod problem;
 mod request;
@@ -29,6 +30,7 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
 use crate::event_store::EventStore;
+use crate::inventory::{Inventory, InventoryConfig};
 
 /// Renders the process's metrics in Prometheus text format (installed by the binary).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -57,6 +59,8 @@ pub struct CommandApiConfig {
     /// HMAC secret of the payment gateway's webhooks (empty: webhooks are refused with 503).
     pub payment_webhook_secret: Vec<u8>,
     pub metrics_render: MetricsRender,
+    /// The inventory writer behind `/v1/inventory/...`.
+    pub inventory: InventoryConfig,
 }
 
 impl CommandApiConfig {
@@ -74,6 +78,7 @@ impl CommandApiConfig {
             tracking_secret,
             payment_webhook_secret: Vec::new(),
             metrics_render,
+            inventory: InventoryConfig::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl CommandApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     services: CommandServices,
+    inventory: Inventory,
     api_keys: Arc<ApiKeys>,
     body_limit: usize,
     metrics_render: MetricsRender,
@@ -92,6 +98,8 @@ pub struct AppState {
 /// the router (and every clone of its state) is dropped and the queue is drained.
 pub struct CommandApiWorkers {
     pub handles: Vec<JoinHandle<()>>,
+    /// The inventory service the API writes through (one writer per process: share it).
+    pub inventory: Inventory,
 }
 
 impl CommandApiWorkers {
@@ -132,7 +140,9 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             ..CommitBatcherConfig::default()
         },
     );
+    let inventory = Inventory::spawn(pool.clone(), config.inventory);
     let state = AppState {
+        inventory: inventory.clone(),
         services: CommandServices {
             store: EventStore::new(pool.clone()),
             pool,
@@ -152,6 +162,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
+        .merge(inventory::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",
@@ -165,7 +176,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             config.request_timeout,
             time_limit,
         ));
-    (router, CommandApiWorkers { handles })
+    (router, CommandApiWorkers { handles, inventory })
 }
 
 /// Serves the command API on `listener` until `shutdown` completes, then lets in-flight

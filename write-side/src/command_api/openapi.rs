@@ -123,14 +123,19 @@ impl Modify for ApiKeyAuth {
         super::handlers::cancel_order,
         super::checkout::review_order,
         super::checkout::review_queue,
-        super::checkout::payment_webhook
+        super::checkout::payment_webhook,
+        super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
+        super::inventory::get_stock
     ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
         ShippingRequest, CancelOrderRequest, PlaceOrderResponse, CancelOrderResponse,
         TotalsResponse, Problem, FieldError, ReviewOrderRequest, ReviewOrderResponse,
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
-        super::checkout::WebhookResponse
+        super::checkout::WebhookResponse,
+        super::inventory::LocationRequest,
+        super::inventory::RestockRequest, super::inventory::AdjustRequest,
+        super::inventory::StockResponse, crate::inventory::StockLevel
     )),
     modifiers(&ApiKeyAuth)
 )]

@@ -1,6 +1,6 @@
 //! Test support: a fresh serializable Postgres database per test, and an in-process command API.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
