@@ -16,6 +16,7 @@ pub mod domain;
 pub mod event_store;
 pub mod idempotency;
 pub mod outbox;
+pub mod risk_signals;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;

@@ -1,12 +1,14 @@
-//! The pure order domain: parsing raw requests into validated commands, pricing, and the order
-//! aggregate's state machine. No async, no SQL, no clock reads: time and ids come in as data, so
-//! the same code runs in unit tests, property tests and production.
+//! The pure order domain: parsing raw requests into validated commands, enrichment and pricing,
+//! risk scoring, and the order aggregate's state machine. No async, no SQL, no clock reads: time
+//! and ids come in as data, so the same code runs in unit tests, property tests and production.
 
 pub mod cancel;
 pub mod fields;
 pub mod order;
 pub mod place;
 pub mod place_typed;
+pub mod pricing;
+pub mod risk;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
 pub use fields::{FieldError, ValidationErrors};

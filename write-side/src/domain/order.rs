@@ -169,8 +169,9 @@ mod tests {
             "customer":{"name":"Ada","email":"ada@example.com"},
             "lines":[{"sku":"S","name":"s","quantity":3,"unit_price_minor":999,"discount_minor":99,"tax_minor":180}],
             "discounts":[{"code":"X","amount_minor":100}],
-            "shipping_address":{"name":"Ada","line1":"1","city":"c","postal_code":"1","country":"DE"},
-            "shipping":{"method":"std","price_minor":450,"tax_minor":50}}))
+            "shipping_address":{"name":"Ada","line1":"1","city":"c","postal_code":"10115","country":"DE"},
+            "shipping":{"method":"std","price_minor":450,"tax_minor":50},
+            "payment":{"method":"prepaid","reference":"R-1"}}))
         .expect("valid sample")
     }
 
