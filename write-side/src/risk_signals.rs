@@ -19,7 +19,7 @@ use uuid::Uuid;
 use waybill_schemas::events::{OrderPlaced, PaymentMethod};
 use waybill_schemas::OrderId;
 
-use crate::domain::risk::RiskSignals;
+use crate::domain::risk::{RiskSignals, MAX_COUNTED};
 use crate::event_store::retry;
 
 /// Rows deleted per statement by [`purge_before`].
@@ -43,7 +43,8 @@ pub fn signals_of(order: &OrderPlaced) -> Vec<String> {
 ///
 /// An order counts itself, the orders recorded by earlier calls within the window, and the
 /// orders before it in `orders` (so the first of five orders from one email in a batch sees 1,
-/// the fifth 5). An order given twice counts once.
+/// the fifth 5). An order given twice counts once. Counts stop at [`MAX_COUNTED`], so a hot
+/// identifier (one sandbox card for a whole benchmark) costs a bounded index scan.
 pub async fn record_and_count(
     pool: &PgPool,
     orders: &[(OrderId, Vec<String>)],
@@ -80,14 +81,17 @@ pub async fn record_and_count(
                 .execute(&mut *tx)
                 .await?;
                 let rows = sqlx::query_as(
-                    "SELECT t.s, (SELECT count(*) FROM risk_signals r
-                                   WHERE r.signal = t.s AND r.recorded_at >= $2
-                                     AND r.order_id <> ALL($3::uuid[]))
+                    "SELECT t.s, (SELECT count(*) FROM (
+                                      SELECT 1 FROM risk_signals r
+                                       WHERE r.signal = t.s AND r.recorded_at >= $2
+                                         AND r.order_id <> ALL($3::uuid[])
+                                       LIMIT $4) AS capped)
                      FROM (SELECT DISTINCT s FROM UNNEST($1::text[]) AS u(s)) AS t",
                 )
                 .bind(signals)
                 .bind(cutoff)
                 .bind(batch_ids)
+                .bind(i64::from(MAX_COUNTED))
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -110,7 +114,7 @@ pub async fn record_and_count(
             .map(|signal| {
                 let n = seen.entry(signal.as_str()).or_insert(0);
                 *n = n.saturating_add(1);
-                *n
+                (*n).min(MAX_COUNTED)
             })
             .collect();
         counts.insert(*order_id, per_signal);
@@ -207,16 +211,16 @@ mod tests {
         let a = order(&["email:ada@example.com", "ip:203.0.113.7"]);
         let b = order(&["email:ada@example.com", "card:tok_1"]);
         let c = order(&["email:ada@example.com"]);
-        let first = record_and_count(&db.pool, &[a.clone()], hour(), at(0))
+        let first = record_and_count(&db.pool, std::slice::from_ref(&a), hour(), at(0))
             .await
             .expect("record");
         assert_eq!(first[&a.0], vec![1, 1]);
-        let second = record_and_count(&db.pool, &[b.clone()], hour(), at(10))
+        let second = record_and_count(&db.pool, std::slice::from_ref(&b), hour(), at(10))
             .await
             .expect("record");
         assert_eq!(second[&b.0], vec![2, 1]);
         // Seventy minutes after the first: it has left the window, the second has not.
-        let third = record_and_count(&db.pool, &[c.clone()], hour(), at(70))
+        let third = record_and_count(&db.pool, std::slice::from_ref(&c), hour(), at(70))
             .await
             .expect("record");
         assert_eq!(third[&c.0], vec![2]);
@@ -228,7 +232,7 @@ mod tests {
         let db = TestDatabase::create("risk_signals").await;
         let a = order(&["email:ada@example.com"]);
         let b = order(&["email:ada@example.com"]);
-        record_and_count(&db.pool, &[a.clone()], hour(), at(0))
+        record_and_count(&db.pool, std::slice::from_ref(&a), hour(), at(0))
             .await
             .expect("record");
         let again = record_and_count(&db.pool, &[a.clone(), a.clone()], hour(), at(5))
@@ -236,11 +240,11 @@ mod tests {
             .expect("rerun");
         assert_eq!(again[&a.0], vec![1]);
         // Rerun after its window: it still counts itself, once.
-        let late = record_and_count(&db.pool, &[a.clone()], hour(), at(120))
+        let late = record_and_count(&db.pool, std::slice::from_ref(&a), hour(), at(120))
             .await
             .expect("late rerun");
         assert_eq!(late[&a.0], vec![1]);
-        let other = record_and_count(&db.pool, &[b.clone()], hour(), at(6))
+        let other = record_and_count(&db.pool, std::slice::from_ref(&b), hour(), at(6))
             .await
             .expect("record");
         assert_eq!(other[&b.0], vec![2]);
@@ -274,6 +278,22 @@ mod tests {
         assert_eq!(counts[&batch[98].0], vec![51, 99]);
         assert_eq!(counts[&batch[99].0], vec![1, 100]);
         assert_eq!(db.count("risk_signals").await, 1 + 200);
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn counts_stop_at_the_cap() {
+        let db = TestDatabase::create("risk_signals").await;
+        let n = usize::try_from(MAX_COUNTED).expect("small") + 5;
+        let batch: Vec<(OrderId, Vec<String>)> = (0..n).map(|_| order(&["card:tok_hot"])).collect();
+        record_and_count(&db.pool, &batch, hour(), at(0))
+            .await
+            .expect("record");
+        let next = order(&["card:tok_hot"]);
+        let counts = record_and_count(&db.pool, std::slice::from_ref(&next), hour(), at(1))
+            .await
+            .expect("record");
+        assert_eq!(counts[&next.0], vec![MAX_COUNTED]);
         db.drop().await;
     }
 

@@ -32,7 +32,12 @@ use std::time::Duration;
 use waybill_schemas::events::{OrderPlaced, PaymentMethod, RiskDecision, RiskReason};
 use waybill_schemas::Currency;
 
-/// How often this order's identifiers were seen in the velocity window, this order included.
+/// Velocity counts stop here: every limit is far below, and counting further would only cost
+/// index scans on hot identifiers.
+pub const MAX_COUNTED: u32 = 1_000;
+
+/// How often this order's identifiers were seen in the velocity window, this order included
+/// (at most [`MAX_COUNTED`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RiskSignals {
     pub orders_by_email: u32,
@@ -151,10 +156,17 @@ pub fn assess(order: &OrderPlaced, signals: &RiskSignals, rules: &RiskRules) -> 
     ];
     for (rule, what, count, limit) in velocity {
         if count > limit {
+            let at_least = if count >= MAX_COUNTED {
+                "at least "
+            } else {
+                ""
+            };
             fire(
                 rule,
                 rules.velocity_points,
-                format!("{count} orders from {what} in the last {window} (limit {limit})"),
+                format!(
+                    "{at_least}{count} orders from {what} in the last {window} (limit {limit})"
+                ),
             );
         }
     }
@@ -271,9 +283,9 @@ pub fn assess(order: &OrderPlaced, signals: &RiskSignals, rules: &RiskRules) -> 
 /// "hour", "15 minutes", "90 seconds": what follows "in the last".
 fn window_text(window: Duration) -> String {
     let secs = window.as_secs();
-    let (n, unit) = if secs % 3600 == 0 && secs > 0 {
+    let (n, unit) = if secs.is_multiple_of(3600) && secs > 0 {
         (secs / 3600, "hour")
-    } else if secs % 60 == 0 && secs > 0 {
+    } else if secs.is_multiple_of(60) && secs > 0 {
         (secs / 60, "minute")
     } else {
         (secs, "second")
@@ -356,6 +368,19 @@ mod tests {
         assert_eq!(
             (rules_fired(&a), a.score, a.decision),
             (vec!["velocity_card"], 30, RiskDecision::Accept)
+        );
+    }
+
+    #[test]
+    fn a_count_at_the_cap_is_reported_as_at_least() {
+        let signals = RiskSignals {
+            orders_by_card: MAX_COUNTED,
+            ..quiet()
+        };
+        let a = assess(&placed(|_| {}), &signals, &RiskRules::default());
+        assert_eq!(
+            a.reasons[0].detail,
+            "at least 1000 orders from this card in the last hour (limit 3)"
         );
     }
 
