@@ -44,7 +44,9 @@ pub fn sample_order(channel_order_ref: &str) -> Value {
                              "city": "Springfield", "region": "IL", "postal_code": "62701",
                              "country": "US"},
         "billing_address": null,
-        "shipping": {"method": "standard", "price_minor": 500, "tax_minor": 0}
+        "shipping": {"method": "standard", "price_minor": 500, "tax_minor": 0},
+        "payment": {"method": "card", "token": "tok_4242424242424242"},
+        "risk_context": {"ip": "203.0.113.7", "device_id": "e2e-device"}
     })
 }
 

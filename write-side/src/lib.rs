@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod outbox;
 pub mod payment;
+pub mod risk_signals;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;

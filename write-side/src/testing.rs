@@ -83,16 +83,42 @@ impl TestDatabase {
     }
 }
 
-/// A valid `POST /v1/orders` body: one line of 2 × 15.00 USD with 2.40 tax, a 5.00 discount and
-/// 5.00 shipping (grand total 32.40 USD), under `channel_ref`.
+/// A valid `POST /v1/orders` body: one line of 2 × 15.00 USD with 2.40 tax, the promotion
+/// code WELCOME5 (5.00 off) and 5.00 shipping (grand total 32.40 USD), paid by a sandbox card
+/// token that authorizes, under `channel_ref`. Taxes and shipping are sent explicitly, so the
+/// totals do not move when the rule tables change.
 pub fn order_body(channel_ref: &str) -> serde_json::Value {
     serde_json::json!({"channel":"web","channel_order_ref":channel_ref,"currency":"USD",
         "customer":{"customer_id":"c-42","name":"Ada","email":"ada@example.com","phone":null},
         "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
                   "discount_minor":0,"tax_minor":240}],
-        "discounts":[{"code":"WELCOME5","amount_minor":500}],
+        "promo_codes":["WELCOME5"],
         "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
                             "region":"IL","postal_code":"62701","country":"US"},
         "billing_address":null,
-        "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
+        "shipping":{"method":"standard","price_minor":500,"tax_minor":0},
+        "payment":{"method":"card","token":"tok_4242424242424242"},
+        "risk_context":{"ip":"203.0.113.7","device_id":"dev-1"}})
+}
+
+/// The `OrderPlaced` event a valid request body becomes (a fresh order id, placed at
+/// 2023-11-14T22:13:20Z), for tests of what consumes placed orders.
+pub fn order_placed(body: &serde_json::Value) -> waybill_schemas::events::OrderPlaced {
+    let o = crate::domain::parse_place_order(body).expect("a valid order body");
+    waybill_schemas::events::OrderPlaced {
+        order_id: waybill_schemas::OrderId::new_v7(),
+        channel: o.channel,
+        channel_order_ref: o.channel_order_ref,
+        customer: o.customer,
+        currency: o.currency,
+        lines: o.lines,
+        discounts: o.discounts,
+        shipping_address: o.shipping_address,
+        billing_address: o.billing_address,
+        shipping: o.shipping,
+        totals: o.totals,
+        payment: o.payment,
+        risk_context: o.risk_context,
+        placed_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time"),
+    }
 }

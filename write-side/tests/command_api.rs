@@ -55,6 +55,47 @@ async fn placing_an_order_returns_its_tokens_and_stores_one_event_with_its_outbo
 }
 
 #[tokio::test]
+async fn an_order_without_taxes_or_shipping_price_is_enriched_and_the_event_carries_it() {
+    let db = TestDb::create("write").await;
+    let app = app(&db, 64);
+    let mut order = order_body("WEB-ENRICH");
+    order["lines"][0]
+        .as_object_mut()
+        .expect("line")
+        .remove("tax_minor");
+    order["shipping"] = json!({"method": "express"});
+    order["promo_codes"] = json!(["welcome5", "FREESHIP"]);
+    order["shipping_address"]["postal_code"] = json!(" 62701-1234 ");
+    let reply = post(&app, "/v1/orders", Some("k-enrich"), body(&order)).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    // Illinois 6.25 % of 30.00 = 1.875 → 1.88; express 15.00, taken off again by FREESHIP.
+    let totals = &reply.json()["totals"];
+    assert_eq!(totals["tax_minor"], 188);
+    assert_eq!(totals["shipping_minor"], 1500);
+    assert_eq!(totals["discount_minor"], 500 + 1500);
+    assert_eq!(totals["grand_total_minor"], 3000 - 2000 + 188 + 1500);
+    let (payload,): (Value,) = sqlx::query_as("SELECT payload FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .expect("event row");
+    assert_eq!(
+        payload["discounts"],
+        json!([{"code": "WELCOME5", "amount": {"minor": 500, "currency": "USD"}},
+               {"code": "FREESHIP", "amount": {"minor": 1500, "currency": "USD"}}])
+    );
+    assert_eq!(payload["shipping_address"]["postal_code"], "62701-1234");
+    assert_eq!(
+        payload["payment"],
+        json!({"method": "card", "token": "tok_4242424242424242"})
+    );
+    assert_eq!(
+        payload["risk_context"],
+        json!({"ip": "203.0.113.7", "device_id": "dev-1"})
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn duplicate_idempotency_key_returns_the_first_response_byte_for_byte_and_appends_nothing() {
     let db = TestDb::create("write").await;
     let app = app(&db, 64);
@@ -264,7 +305,11 @@ async fn bad_input_is_refused_with_problem_json_and_nothing_is_stored() {
     let app = app(&db, 64);
     let with = |pointer: &str, value: Value| {
         let mut b = order_body("BAD-1");
-        *b.pointer_mut(pointer).expect("pointer") = value;
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        match b.pointer_mut(parent).expect("parent") {
+            Value::Array(items) => items[key.parse::<usize>().expect("index")] = value,
+            parent => parent[key] = value,
+        }
         b.to_string()
     };
     let mut missing = order_body("BAD-1");
@@ -342,10 +387,48 @@ async fn bad_input_is_refused_with_problem_json_and_nothing_is_stored() {
         ),
         (
             "discount",
-            with("/discounts/0/amount_minor", json!(999_999)),
+            with(
+                "/discounts",
+                json!([{"code": "MKT-1", "amount_minor": 999_999}]),
+            ),
             422,
             "validation-failed",
             Some("discounts"),
+        ),
+        (
+            "no payment",
+            with("/payment", Value::Null),
+            422,
+            "validation-failed",
+            Some("payment"),
+        ),
+        (
+            "unknown payment method",
+            with("/payment/method", json!("cash")),
+            422,
+            "validation-failed",
+            Some("payment.method"),
+        ),
+        (
+            "unknown promotion code",
+            with("/promo_codes/0", json!("FREE4ALL")),
+            422,
+            "validation-failed",
+            Some("promo_codes[0]"),
+        ),
+        (
+            "postal code",
+            with("/shipping_address/postal_code", json!("ABC")),
+            422,
+            "validation-failed",
+            Some("shipping_address.postal_code"),
+        ),
+        (
+            "ip address",
+            with("/risk_context/ip", json!("localhost")),
+            422,
+            "validation-failed",
+            Some("risk_context.ip"),
         ),
         (
             "too large",

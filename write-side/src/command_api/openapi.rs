@@ -10,7 +10,9 @@ use crate::commands::{
 };
 use crate::domain::FieldError;
 
-/// `POST /v1/orders` body. Money is integer minor units of `currency`.
+/// `POST /v1/orders` body. Money is integer minor units of `currency`. Amounts left out (line
+/// tax, shipping price and tax) are filled in by the built-in rules (tax per destination, rounded
+/// half up per line; shipping rate per method and zone); amounts sent are kept.
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct PlaceOrderRequest {
@@ -26,11 +28,44 @@ pub struct PlaceOrderRequest {
     customer: CustomerRequest,
     /// 1 to 200 lines.
     lines: Vec<LineRequest>,
+    /// The channel's own order-level discounts (already granted by the channel).
     #[schema(nullable = false)]
     discounts: Option<Vec<DiscountRequest>>,
+    /// Up to 5 promotion codes (SAVE10, WELCOME5, FREESHIP; any case), each applied as an
+    /// order-level discount. An unknown code, a repeated one, or one whose conditions the order
+    /// does not meet (minimum subtotal, currency) is refused at `promo_codes[i]`.
+    #[schema(nullable = false, example = json!(["WELCOME5"]))]
+    promo_codes: Option<Vec<String>>,
     shipping_address: AddressRequest,
     billing_address: Option<AddressRequest>,
     shipping: ShippingRequest,
+    payment: PaymentRequest,
+    risk_context: Option<RiskContextRequest>,
+}
+
+/// How the customer pays. `method` is `card` (with `token`) or `prepaid` (with `reference`).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct PaymentRequest {
+    /// card or prepaid.
+    #[schema(example = "card")]
+    method: String,
+    /// For `card`: the gateway token, 1 to 128 characters of A-Z a-z 0-9 _ -.
+    #[schema(example = "tok_4242424242424242")]
+    token: Option<String>,
+    /// For `prepaid`: the channel's payment reference, at most 128 characters.
+    reference: Option<String>,
+}
+
+/// The buyer's session as the channel saw it, used by risk scoring.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RiskContextRequest {
+    /// IPv4 or IPv6 address.
+    #[schema(example = "203.0.113.7")]
+    ip: Option<String>,
+    /// Device fingerprint, at most 128 characters.
+    device_id: Option<String>,
 }
 
 #[allow(dead_code)]
@@ -52,7 +87,8 @@ pub struct LineRequest {
     unit_price_minor: i64,
     /// Discount on the whole line; at most quantity × unit price. Default 0.
     discount_minor: Option<i64>,
-    /// Tax on the whole line. Default 0.
+    /// Tax on the whole line. Absent: computed from the shipping address's rate on the line
+    /// after its discount, rounded half up to the minor unit.
     tax_minor: Option<i64>,
 }
 
@@ -63,6 +99,9 @@ pub struct DiscountRequest {
     amount_minor: i64,
 }
 
+/// Country must be an assigned ISO-3166 alpha-2 code; postal codes are checked for US, CA, GB,
+/// DE, FR, NL, AU, JP, IT, ES, AT, BE, CH, DK, SE, PL and PT. Stored trimmed with spaces
+/// collapsed, country and postal code upper-cased and in the country's canonical form.
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct AddressRequest {
@@ -79,8 +118,13 @@ pub struct AddressRequest {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct ShippingRequest {
+    /// standard, express or pickup have rates; any other method needs `price_minor`.
+    #[schema(example = "standard")]
     method: String,
-    price_minor: i64,
+    /// Absent: the rate table's price for the method and zone (domestic = US), free standard
+    /// domestic shipping from a merchandise subtotal of 50 (USD/EUR).
+    price_minor: Option<i64>,
+    /// Absent: the destination's rate where it taxes shipping, else 0.
     tax_minor: Option<i64>,
 }
 
@@ -129,7 +173,7 @@ impl Modify for ApiKeyAuth {
     ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
-        ShippingRequest, CancelOrderRequest, PlaceOrderResponse, CancelOrderResponse,
+        ShippingRequest, PaymentRequest, RiskContextRequest, CancelOrderRequest, PlaceOrderResponse, CancelOrderResponse,
         TotalsResponse, Problem, FieldError, ReviewOrderRequest, ReviewOrderResponse,
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,

@@ -193,6 +193,23 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// An optional integer in `min..=max`; `Err(Refused)` when present but refused.
+    pub fn optional_int(
+        &self,
+        key: &str,
+        min: i64,
+        max: i64,
+        errors: &mut Errors,
+    ) -> Result<Option<i64>, Refused> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => self
+                .int_value(key, value, min, max, errors)
+                .map(Some)
+                .ok_or(Refused),
+        }
+    }
+
     fn int_value(
         &self,
         key: &str,

@@ -1,6 +1,7 @@
-//! The pure order domain: parsing raw requests into validated commands, pricing, the order
-//! aggregate's state machine, and the checkout flow's next-step decision. No async, no SQL, no clock reads: time and ids come in as data, so
-//! the same code runs in unit tests, property tests and production.
+//! The pure order domain: parsing raw requests into validated commands, enrichment and pricing,
+//! risk scoring, the order aggregate's state machine and the checkout flow's next-step decision.
+//! No async, no SQL, no clock reads: time and ids come in as data, so the same code runs in unit
+//! tests, property tests and production.
 
 pub mod cancel;
 pub mod checkout_flow;
@@ -8,6 +9,8 @@ pub mod fields;
 pub mod order;
 pub mod place;
 pub mod place_typed;
+pub mod pricing;
+pub mod risk;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
 pub use checkout_flow::{next_step, FlowPolicy, OutOfStockPolicy, Step};

@@ -1,8 +1,13 @@
-//! `POST /v1/orders`: the raw JSON request parsed into a validated, priced [`PlaceOrder`].
+//! `POST /v1/orders`: the raw JSON request parsed into a validated, enriched and priced
+//! [`PlaceOrder`].
 //!
 //! Every field is checked and every problem is reported with its path, not just the first one.
-//! Pricing uses checked integer arithmetic on minor units, so an overflowing order is refused
-//! rather than wrapped.
+//! What the request leaves out (line and shipping tax, the shipping price) and its promotion
+//! codes are filled in by the rule sets of [`super::pricing`]; addresses are checked and
+//! normalized by [`super::pricing::address`]. Pricing uses checked integer arithmetic on minor
+//! units, so an overflowing order is refused rather than wrapped.
+
+use std::net::IpAddr;
 
 use serde_json::Value;
 use waybill_schemas::events::{
@@ -10,12 +15,16 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku, ValueError};
 
-use super::fields::{index, object, Errors, Obj, ValidationErrors, BODY};
+use super::fields::{check_str, index, object, Errors, Obj, Refused, ValidationErrors, BODY};
+use super::pricing::promotions::{self, Promotion};
+use super::pricing::{self, address, line_net, LineDraft, OrderDraft, ShippingDraft};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 200;
 /// Most order-level discounts one order may have.
 pub const MAX_DISCOUNTS: usize = 20;
+/// Most promotion codes one order may name.
+pub const MAX_PROMO_CODES: usize = 5;
 /// Largest single amount accepted, in minor units (10^15: ten trillion dollars).
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
 pub(super) const MAX_NAME: usize = 200;
@@ -25,6 +34,13 @@ pub(super) const MAX_PHONE: usize = 32;
 pub(super) const MAX_CITY: usize = 100;
 pub(super) const MAX_POSTAL: usize = 16;
 pub(super) const MAX_METHOD: usize = 64;
+pub(super) const MAX_PROMO_CODE: usize = 32;
+pub(super) const MAX_TOKEN: usize = 128;
+pub(super) const MAX_DEVICE_ID: usize = 128;
+/// Longest IP address text accepted (an IPv6 address with an embedded IPv4 part is 45).
+pub(super) const MAX_IP: usize = 64;
+/// The payment methods a request may name.
+pub(super) const PAYMENT_METHODS: &str = "card, prepaid";
 
 /// A validated and priced order, everything `OrderPlaced` carries except the order id and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,12 +50,13 @@ pub struct PlaceOrder {
     pub currency: Currency,
     pub customer: Customer,
     pub lines: Vec<OrderLine>,
+    /// The channel's order discounts, then one per promotion code.
     pub discounts: Vec<Discount>,
     pub shipping_address: Address,
     pub billing_address: Option<Address>,
     pub shipping: Shipping,
     pub totals: Totals,
-    /// How the customer pays.
+    /// How the customer pays (always present for orders parsed here).
     pub payment: Option<PaymentMethod>,
     /// The buyer's session, for risk scoring.
     pub risk_context: Option<RiskContext>,
@@ -77,7 +94,18 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
         errors.push(o.path_of("lines"), "must have at least 1 line");
     }
     let raw_discounts = o.array("discounts", false, MAX_DISCOUNTS, errors);
+    let promotions = o
+        .array("promo_codes", false, MAX_PROMO_CODES, errors)
+        .and_then(|raw| parse_promo_codes(raw, &o.path_of("promo_codes"), errors));
     let shipping = o.required_obj("shipping", errors);
+    let payment = o
+        .required_obj("payment", errors)
+        .and_then(|p| parse_payment(&p, errors));
+    let risk_context = match o.optional_obj("risk_context", errors) {
+        Ok(Some(r)) => parse_risk_context(&r, errors).map(Some),
+        Ok(None) => Some(None),
+        Err(_) => None,
+    };
 
     // Amounts are checked even when the currency was refused, so one response lists every
     // problem; a stand-in currency carries them, and the order is refused below regardless.
@@ -86,8 +114,8 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
         Some(currency) => currency,
         None => Currency::parse("USD").ok()?,
     };
-    let lines: Option<Vec<OrderLine>> = raw_lines.and_then(|raw| {
-        let parsed: Vec<Option<OrderLine>> = raw
+    let lines: Option<Vec<LineDraft>> = raw_lines.and_then(|raw| {
+        let parsed: Vec<Option<LineDraft>> = raw
             .iter()
             .enumerate()
             .map(|(i, line)| parse_line(line, i, &o.path_of("lines"), currency, errors))
@@ -108,20 +136,34 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
     if lines.is_empty() {
         return None;
     }
-    let totals = price(&lines, &discounts, &shipping, currency, o, errors)?;
+    let shipping_address = shipping_address?;
+    let priced = pricing::price_order(&OrderDraft {
+        currency,
+        lines,
+        discounts,
+        promotions: promotions?,
+        shipping,
+        ship_to: &shipping_address,
+    })
+    .map_err(|refused| {
+        for e in refused {
+            errors.push(e.field, e.detail);
+        }
+    })
+    .ok()?;
     Some(PlaceOrder {
         channel: channel?,
         channel_order_ref: channel_order_ref?,
         currency,
         customer: customer?,
-        lines,
-        discounts,
-        shipping_address: shipping_address?,
+        lines: priced.lines,
+        discounts: priced.discounts,
+        shipping_address,
         billing_address: billing_address?,
-        shipping,
-        totals,
-        payment: None,
-        risk_context: None,
+        shipping: priced.shipping,
+        totals: priced.totals,
+        payment: Some(payment?),
+        risk_context: risk_context?,
     })
 }
 
@@ -130,6 +172,7 @@ fn refuse<T>(result: Result<T, ValueError>, field: String, errors: &mut Errors) 
     result.map_err(|e| errors.push(field, e.to_string())).ok()
 }
 
+/// A required amount, or an optional one that is 0 when absent.
 fn amount(
     o: &Obj<'_>,
     key: &str,
@@ -143,6 +186,17 @@ fn amount(
         o.int_or(key, 0, 0, MAX_AMOUNT_MINOR, errors)
     };
     minor.map(|m| Money::new(m, currency))
+}
+
+/// An optional amount whose absence means "compute it".
+fn optional_amount(
+    o: &Obj<'_>,
+    key: &str,
+    currency: Currency,
+    errors: &mut Errors,
+) -> Result<Option<Money>, Refused> {
+    o.optional_int(key, 0, MAX_AMOUNT_MINOR, errors)
+        .map(|m| m.map(|m| Money::new(m, currency)))
 }
 
 fn parse_customer(c: &Obj<'_>, errors: &mut Errors) -> Option<Customer> {
@@ -161,22 +215,27 @@ fn parse_customer(c: &Obj<'_>, errors: &mut Errors) -> Option<Customer> {
 }
 
 fn parse_address(a: &Obj<'_>, errors: &mut Errors) -> Option<Address> {
-    let name = a.required_str("name", MAX_NAME, errors);
-    let line1 = a.required_str("line1", MAX_NAME, errors);
-    let line2 = a.optional_str("line2", MAX_NAME, errors);
-    let city = a.required_str("city", MAX_CITY, errors);
-    let region = a.optional_str("region", MAX_CITY, errors);
+    let text = |s: String| address::collapse_spaces(&s);
+    let name = a.required_str("name", MAX_NAME, errors).map(text);
+    let line1 = a.required_str("line1", MAX_NAME, errors).map(text);
+    let line2 = a
+        .optional_str("line2", MAX_NAME, errors)
+        .map(|s| s.map(text));
+    let city = a.required_str("city", MAX_CITY, errors).map(text);
+    let region = a
+        .optional_str("region", MAX_CITY, errors)
+        .map(|s| s.map(text));
     let postal_code = a.required_str("postal_code", MAX_POSTAL, errors);
     let country = a.required_str("country", 2, errors).and_then(|raw| {
-        if raw.len() == 2 && raw.chars().all(|c| c.is_ascii_alphabetic()) {
-            Some(raw.to_ascii_uppercase())
-        } else {
-            errors.push(
-                a.path_of("country"),
-                "must be an ISO-3166 alpha-2 country code (2 letters)",
-            );
-            None
-        }
+        address::country(&raw)
+            .map_err(|detail| errors.push(a.path_of("country"), detail))
+            .ok()
+    });
+    let postal_code = postal_code.and_then(|raw| {
+        let country = country.as_deref()?;
+        address::postal_code(country, &raw)
+            .map_err(|detail| errors.push(a.path_of("postal_code"), detail))
+            .ok()
     });
     Some(Address {
         name: name?,
@@ -195,7 +254,7 @@ fn parse_line(
     parent: &str,
     currency: Currency,
     errors: &mut Errors,
-) -> Option<OrderLine> {
+) -> Option<LineDraft> {
     let l = object(value, index(parent, i), errors)?;
     let sku = l
         .required_str("sku", Sku::MAX_LEN, errors)
@@ -206,11 +265,11 @@ fn parse_line(
         .and_then(|q| refuse(Quantity::parse(q), l.path_of("quantity"), errors));
     let unit_price = amount(&l, "unit_price_minor", true, currency, errors);
     let discount = amount(&l, "discount_minor", false, currency, errors);
-    let tax = amount(&l, "tax_minor", false, currency, errors);
-    let (quantity, unit_price, discount, tax) = (quantity?, unit_price?, discount?, tax?);
+    let tax = optional_amount(&l, "tax_minor", currency, errors);
+    let (quantity, unit_price, discount, tax) = (quantity?, unit_price?, discount?, tax.ok()?);
 
-    let total = match line_total(quantity, unit_price, discount, tax) {
-        Ok(total) => total,
+    let net = match line_net(quantity, unit_price, discount) {
+        Ok(net) => net,
         Err((field, detail)) => {
             errors.push(
                 field.map_or_else(|| l.path.clone(), |f| l.path_of(f)),
@@ -219,15 +278,15 @@ fn parse_line(
             return None;
         }
     };
-    Some(OrderLine {
+    Some(LineDraft {
         line_no: u32::try_from(i + 1).ok()?,
         sku: sku?,
         name: name?,
         quantity,
         unit_price,
         discount,
+        net,
         tax,
-        total,
     })
 }
 
@@ -247,115 +306,116 @@ fn parse_discount(
     })
 }
 
-fn parse_shipping(s: &Obj<'_>, currency: Currency, errors: &mut Errors) -> Option<Shipping> {
+fn parse_shipping(s: &Obj<'_>, currency: Currency, errors: &mut Errors) -> Option<ShippingDraft> {
     let method = s.required_str("method", MAX_METHOD, errors);
-    let price = amount(s, "price_minor", true, currency, errors);
-    let tax = amount(s, "tax_minor", false, currency, errors);
-    Some(Shipping {
+    let price = optional_amount(s, "price_minor", currency, errors);
+    let tax = optional_amount(s, "tax_minor", currency, errors);
+    if let (Some(method), Ok(None)) = (&method, &price) {
+        if pricing::shipping::Method::parse(method).is_none() {
+            errors.push(s.path_of("method"), pricing::unknown_method_detail());
+            return None;
+        }
+    }
+    Some(ShippingDraft {
         method: method?,
-        price: price?,
-        tax: tax?,
+        price: price.ok()?,
+        tax: tax.ok()?,
     })
 }
 
-/// A line's total: quantity × unit price − discount + tax, all checked. The error names the
-/// refused field of the line (`None`: the line itself) and why.
-pub(super) fn line_total(
-    quantity: Quantity,
-    unit_price: Money,
-    discount: Money,
-    tax: Money,
-) -> Result<Money, (Option<&'static str>, String)> {
-    let Ok(gross) = unit_price.checked_mul(quantity.get()) else {
-        return Err((None, "quantity × unit price overflows".to_owned()));
-    };
-    if discount.minor > gross.minor {
-        return Err((
-            Some("discount_minor"),
-            format!(
-                "exceeds the line amount (quantity × unit price = {})",
-                gross.minor
-            ),
-        ));
-    }
-    gross
-        .checked_sub(discount)
-        .and_then(|net| net.checked_add(tax))
-        .map_err(|_| (None, "line total overflows".to_owned()))
-}
-
-/// The order's totals: grand = subtotal − discounts + taxes + shipping, all checked.
-pub fn price(
-    lines: &[OrderLine],
-    discounts: &[Discount],
-    shipping: &Shipping,
-    currency: Currency,
-    o: &Obj<'_>,
+/// The promotions named by `promo_codes`, each with its index; unknown and repeated codes are
+/// refused at their index.
+fn parse_promo_codes(
+    raw: &[Value],
+    parent: &str,
     errors: &mut Errors,
-) -> Option<Totals> {
-    check_totals(lines, discounts, shipping, currency)
-        .map_err(|(field, detail)| errors.push(o.path_of(field), detail))
-        .ok()
-}
-
-/// [`price`] without a request: the error names the refused top-level field and why.
-pub(super) fn check_totals(
-    lines: &[OrderLine],
-    discounts: &[Discount],
-    shipping: &Shipping,
-    currency: Currency,
-) -> Result<Totals, (&'static str, String)> {
-    match compute_totals(lines, discounts, shipping, currency) {
-        Ok(totals) if totals.grand_total.minor < 0 => {
-            Err(("discounts", "discounts exceed the order total".to_owned()))
-        }
-        Ok(totals) => {
-            let line_discounts: i64 = lines.iter().map(|l| l.discount.minor).sum();
-            let order_discounts = totals.discount_total.minor - line_discounts;
-            if order_discounts > totals.subtotal.minor - line_discounts {
-                return Err((
-                    "discounts",
-                    format!(
-                        "order discounts ({order_discounts}) exceed the subtotal after line discounts ({})",
-                        totals.subtotal.minor - line_discounts
-                    ),
-                ));
+) -> Option<Vec<(usize, &'static Promotion)>> {
+    let mut found: Vec<(usize, &'static Promotion)> = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (i, value) in raw.iter().enumerate() {
+        match promo_code(value.as_str()) {
+            Ok(promotion) if found.iter().any(|(_, p)| *p == promotion) => {
+                errors.push(index(parent, i), format!("repeats {}", promotion.code));
+                ok = false;
             }
-            Ok(totals)
+            Ok(promotion) => found.push((i, promotion)),
+            Err(detail) => {
+                errors.push(index(parent, i), detail);
+                ok = false;
+            }
         }
-        Err(_) => Err(("lines", "order total overflows".to_owned())),
+    }
+    ok.then_some(found)
+}
+
+/// The promotion a `promo_codes` item names, or why it is refused.
+pub(super) fn promo_code(raw: Option<&str>) -> Result<&'static Promotion, String> {
+    let raw = raw.ok_or_else(|| "must be a string".to_owned())?;
+    let code = check_str(raw, MAX_PROMO_CODE)?;
+    promotions::lookup(code).ok_or_else(|| "is not a known promotion code".to_owned())
+}
+
+fn parse_payment(p: &Obj<'_>, errors: &mut Errors) -> Option<PaymentMethod> {
+    let method = p.required_str("method", 32, errors)?;
+    match method.as_str() {
+        "card" => {
+            let token = p.required_str("token", MAX_TOKEN, errors)?;
+            check_token(&token)
+                .map_err(|detail| errors.push(p.path_of("token"), detail))
+                .ok()?;
+            Some(PaymentMethod::Card { token })
+        }
+        "prepaid" => {
+            let reference = p.required_str("reference", MAX_REF, errors)?;
+            Some(PaymentMethod::Prepaid { reference })
+        }
+        _ => {
+            errors.push(
+                p.path_of("method"),
+                format!("must be one of: {PAYMENT_METHODS}"),
+            );
+            None
+        }
     }
 }
 
-fn compute_totals(
-    lines: &[OrderLine],
-    discounts: &[Discount],
-    shipping: &Shipping,
-    currency: Currency,
-) -> Result<Totals, ValueError> {
-    let zero = Money::zero(currency);
-    let mut subtotal = zero;
-    let mut discount_total = zero;
-    let mut tax_total = shipping.tax;
-    for line in lines {
-        subtotal = subtotal.checked_add(line.unit_price.checked_mul(line.quantity.get())?)?;
-        discount_total = discount_total.checked_add(line.discount)?;
-        tax_total = tax_total.checked_add(line.tax)?;
+/// A card token: 1 to 128 characters of `A-Z a-z 0-9 _ -`.
+pub(super) fn check_token(token: &str) -> Result<(), String> {
+    let ok = !token.is_empty()
+        && token.len() <= MAX_TOKEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be 1 to {MAX_TOKEN} characters of letters, digits, _ and -"
+        ))
     }
-    for d in discounts {
-        discount_total = discount_total.checked_add(d.amount)?;
-    }
-    let grand_total = subtotal
-        .checked_sub(discount_total)?
-        .checked_add(tax_total)?
-        .checked_add(shipping.price)?;
-    Ok(Totals {
-        subtotal,
-        discount_total,
-        tax_total,
-        shipping_total: shipping.price,
-        grand_total,
+}
+
+fn parse_risk_context(r: &Obj<'_>, errors: &mut Errors) -> Option<RiskContext> {
+    let ip = match r.optional_str("ip", MAX_IP, errors) {
+        Ok(Some(raw)) => normalize_ip(&raw)
+            .map(Some)
+            .map_err(|detail| errors.push(r.path_of("ip"), detail))
+            .ok(),
+        Ok(None) => Some(None),
+        Err(Refused) => None,
+    };
+    let device_id = r.optional_str("device_id", MAX_DEVICE_ID, errors);
+    Some(RiskContext {
+        ip: ip?,
+        device_id: device_id.ok()?,
     })
+}
+
+/// An IP address in its canonical text form (`::ffff:1.2.3.4`, compressed IPv6), or why not.
+pub(super) fn normalize_ip(raw: &str) -> Result<String, String> {
+    raw.parse::<IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| "must be an IPv4 or IPv6 address".to_owned())
 }
 
 #[cfg(test)]
@@ -374,6 +434,17 @@ mod tests {
             .pointer_mut(pointer)
             .expect("pointer exists in the sample") = value;
         body
+    }
+
+    /// Sets a top-level key of a request body.
+    trait Tap {
+        fn tap(self, key: &str, value: Value) -> Value;
+    }
+    impl Tap for Value {
+        fn tap(mut self, key: &str, value: Value) -> Value {
+            self[key] = value;
+            self
+        }
     }
 
     fn without(parent: &str, key: &str) -> Value {
@@ -451,7 +522,13 @@ mod tests {
                 "shipping_address.country",
                 with("/shipping_address/country", json!("1A")),
             ),
-            ("discounts", with("/discounts/0/amount_minor", json!(3001))),
+            (
+                "discounts",
+                with("/promo_codes", json!([])).tap(
+                    "discounts",
+                    json!([{"code": "MKT-1", "amount_minor": 3001}]),
+                ),
+            ),
             ("lines", with("/lines", json!([]))),
             ("lines", with("/lines", json!({}))),
             (
@@ -502,25 +579,198 @@ mod tests {
 
     #[test]
     fn amounts_that_overflow_are_refused_not_wrapped() {
-        let line =
-            json!({"sku":"A","name":"a","quantity":10000,"unit_price_minor":MAX_AMOUNT_MINOR});
+        let line = json!({"sku":"A","name":"a","quantity":10000,"unit_price_minor":MAX_AMOUNT_MINOR,
+                          "tax_minor":0});
         let body = with("/lines", Value::Array(vec![line; 200]));
         let fields = fields_of(&body);
         assert_eq!(fields.len(), 200);
         assert_eq!(fields[0], "lines[0]");
-        let line =
-            json!({"sku":"A","name":"a","quantity":9000,"unit_price_minor":MAX_AMOUNT_MINOR});
+        let line = json!({"sku":"A","name":"a","quantity":9000,"unit_price_minor":MAX_AMOUNT_MINOR,
+                          "tax_minor":0});
         let body = with("/lines", Value::Array(vec![line; 2]));
         assert_eq!(fields_of(&body), vec!["lines".to_owned()]);
     }
 
     #[test]
-    fn optional_amounts_default_to_zero_and_country_is_upper_cased() {
+    fn absent_taxes_and_shipping_price_come_from_the_rules() {
+        // Illinois: 6.25 % on the line (3000 → 187.5 → 188), shipping not taxed; standard
+        // domestic shipping 5.00 below the 50.00 threshold.
         let mut body = without("/lines/0", "tax_minor");
-        body["shipping_address"]["country"] = json!("us");
+        body["shipping"] = json!({"method": "standard"});
         let order = parse_place_order(&body).expect("valid");
-        assert_eq!(order.lines[0].tax.minor, 0);
-        assert_eq!(order.shipping_address.country, "US");
+        assert_eq!(order.lines[0].tax.minor, 188);
+        assert_eq!(order.lines[0].total.minor, 3188);
+        assert_eq!(order.shipping.price.minor, 500);
+        assert_eq!(order.shipping.tax.minor, 0);
+        assert_eq!(order.totals.grand_total.minor, 3000 - 500 + 188 + 500);
+
+        // Germany: 19 % VAT on the line and on shipping; international express 40.00.
+        body["shipping_address"]["country"] = json!("de");
+        body["shipping_address"]["postal_code"] = json!("10115");
+        body["shipping"] = json!({"method": "Express"});
+        let order = parse_place_order(&body).expect("valid");
+        assert_eq!(order.lines[0].tax.minor, 570);
+        assert_eq!(order.shipping.price.minor, 4000);
+        assert_eq!(order.shipping.tax.minor, 760);
+        assert_eq!(order.shipping.method, "Express");
+    }
+
+    #[test]
+    fn present_taxes_and_shipping_price_are_kept() {
+        let order = parse_place_order(&valid()).expect("valid");
+        assert_eq!(order.lines[0].tax.minor, 240);
+        assert_eq!(order.shipping.price.minor, 500);
+        assert_eq!(order.shipping.tax.minor, 0);
+    }
+
+    #[test]
+    fn promotion_codes_become_order_discounts() {
+        let mut body = valid();
+        body["lines"][0]["quantity"] = json!(4); // 60.00 of merchandise
+        body["shipping"] = json!({"method": "express"});
+        body["promo_codes"] = json!(["freeship", "SAVE10", "welcome5"]);
+        let order = parse_place_order(&body).expect("valid");
+        let discounts: Vec<(&str, i64)> = order
+            .discounts
+            .iter()
+            .map(|d| (d.code.as_str(), d.amount.minor))
+            .collect();
+        assert_eq!(
+            discounts,
+            vec![("SAVE10", 600), ("WELCOME5", 500), ("FREESHIP", 1500)]
+        );
+        let t = &order.totals;
+        assert_eq!(t.discount_total.minor, 2600);
+        assert_eq!(t.grand_total.minor, 6000 - 2600 + 240 + 1500);
+    }
+
+    #[test]
+    fn addresses_are_normalized() {
+        let mut body = valid();
+        body["shipping_address"] = json!({"name": "  Ada   Lovelace ", "line1": "1  Main St",
+            "city": " Springfield ", "region": "il", "postal_code": " 62701 ", "country": " us"});
+        body["billing_address"] = json!({"name": "Ada", "line1": "10 Downing St", "city": "London",
+            "postal_code": "sw1a2aa", "country": "gb"});
+        let order = parse_place_order(&body).expect("valid");
+        let a = &order.shipping_address;
+        assert_eq!(
+            (a.name.as_str(), a.line1.as_str(), a.city.as_str()),
+            ("Ada Lovelace", "1 Main St", "Springfield")
+        );
+        assert_eq!(
+            (a.postal_code.as_str(), a.country.as_str()),
+            ("62701", "US")
+        );
+        let b = order.billing_address.expect("billing address");
+        assert_eq!(
+            (b.postal_code.as_str(), b.country.as_str()),
+            ("SW1A 2AA", "GB")
+        );
+    }
+
+    #[test]
+    fn payment_and_risk_context_are_carried() {
+        let order = parse_place_order(&valid()).expect("valid");
+        assert_eq!(
+            order.payment,
+            Some(PaymentMethod::Card {
+                token: "tok_4242424242424242".to_owned()
+            })
+        );
+        let mut body = valid();
+        body["payment"] = json!({"method": "prepaid", "reference": "AMZ-1"});
+        body["risk_context"] = json!({"ip": "2001:DB8:0:0::1"});
+        let order = parse_place_order(&body).expect("valid");
+        assert_eq!(
+            order.payment,
+            Some(PaymentMethod::Prepaid {
+                reference: "AMZ-1".to_owned()
+            })
+        );
+        let ctx = order.risk_context.expect("risk context");
+        assert_eq!(ctx.ip.as_deref(), Some("2001:db8::1"));
+        assert_eq!(ctx.device_id, None);
+        let order = parse_place_order(&without("", "risk_context")).expect("valid");
+        assert_eq!(order.risk_context, None);
+    }
+
+    /// The one error a body gets: (path, detail).
+    fn error_of(body: &Value) -> (String, String) {
+        match parse_place_order(body) {
+            Ok(_) => panic!("accepted: {body}"),
+            Err(ValidationErrors(mut errors)) => {
+                assert_eq!(errors.len(), 1, "{errors:?}");
+                let e = errors.remove(0);
+                (e.field, e.detail)
+            }
+        }
+    }
+
+    #[test]
+    fn each_new_field_error_names_its_path_and_reason() {
+        let too_many = json!(["SAVE10", "WELCOME5", "FREESHIP", "A", "B", "C"]);
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (without("", "payment"), "payment", "is required"),
+            (with("/payment", json!("card")), "payment", "must be an object"),
+            (with("/payment/method", json!("cash")), "payment.method", "must be one of: card, prepaid"),
+            (without("/payment", "method"), "payment.method", "is required"),
+            (without("/payment", "token"), "payment.token", "is required"),
+            (with("/payment/token", json!("tok 1")), "payment.token", "must be 1 to 128 characters of letters, digits, _ and -"),
+            (with("/payment/token", json!("t".repeat(129))), "payment.token", "must be at most 128 characters"),
+            (with("/payment", json!({"method": "prepaid"})), "payment.reference", "is required"),
+            (with("/promo_codes", too_many), "promo_codes", "must have at most 5 items, got 6"),
+            (with("/promo_codes", json!("SAVE10")), "promo_codes", "must be an array"),
+            (with("/promo_codes/0", json!("BOGUS")), "promo_codes[0]", "is not a known promotion code"),
+            (with("/promo_codes/0", json!(5)), "promo_codes[0]", "must be a string"),
+            (with("/promo_codes", json!(["WELCOME5", "welcome5"])), "promo_codes[1]", "repeats WELCOME5"),
+            (with("/promo_codes/0", json!("SAVE10")), "promo_codes[0]",
+                "SAVE10 needs a subtotal of at least 50.00 USD (this order's is 30.00 USD)"),
+            (with("/currency", json!("JPY")).tap("shipping", json!({"method": "pickup"})), "promo_codes[0]",
+                "WELCOME5 is valid only for orders in USD, EUR, GBP (this order is in JPY)"),
+            (with("/risk_context/ip", json!("300.1.1.1")), "risk_context.ip", "must be an IPv4 or IPv6 address"),
+            (with("/risk_context/device_id", json!("d".repeat(129))), "risk_context.device_id", "must be at most 128 characters"),
+            (with("/risk_context", json!([])), "risk_context", "must be an object"),
+            (with("/lines/0/tax_minor", json!(-1)), "lines[0].tax_minor", "must be at least 0"),
+            (with("/shipping/price_minor", json!("5")), "shipping.price_minor", "must be an integer"),
+            (with("/shipping", json!({"method": "drone"})), "shipping.method",
+                "has no shipping rate (methods with rates: standard, express, pickup); send price_minor to use another method"),
+            (with("/currency", json!("SEK")).tap("promo_codes", json!([])).tap("shipping", json!({"method": "standard"})),
+                "shipping.price_minor",
+                "is required for orders in SEK: the shipping rate table has rates in USD, EUR, GBP, CAD, AUD, JPY"),
+            (with("/shipping_address/postal_code", json!("6270")), "shipping_address.postal_code",
+                "not a valid US ZIP code (expected 99999 or 99999-9999)"),
+            (with("/shipping_address/country", json!("XX")), "shipping_address.country",
+                "XX is not an assigned ISO-3166 alpha-2 country code"),
+            (with("/billing_address", json!({"name": "A", "line1": "1", "city": "Toronto",
+                "postal_code": "12345", "country": "CA"})), "billing_address.postal_code",
+                "not a valid Canadian postal code (expected A9A 9A9)"),
+        ];
+        for (body, field, detail) in cases {
+            assert_eq!(
+                error_of(&body),
+                (field.to_owned(), detail.to_owned()),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_field_errors_are_reported_with_the_others() {
+        let mut body = with("/lines/0/quantity", json!(0));
+        body["payment"] = json!({"method": "cash"});
+        body["promo_codes"] = json!(["NOPE"]);
+        body["risk_context"] = json!({"ip": "nope"});
+        body["shipping_address"]["postal_code"] = json!("1");
+        assert_eq!(
+            fields_of(&body),
+            vec![
+                "shipping_address.postal_code",
+                "promo_codes[0]",
+                "payment.method",
+                "risk_context.ip",
+                "lines[0].quantity",
+            ]
+        );
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -578,7 +828,9 @@ mod tests {
         #[test]
         fn mutated_valid_orders_never_panic(pointer in prop_oneof![
             Just("/lines/0/quantity"), Just("/currency"), Just("/customer"), Just("/lines"),
-            Just("/shipping/price_minor"), Just("/discounts/0"), Just("/shipping_address/country")],
+            Just("/shipping/price_minor"), Just("/promo_codes/0"), Just("/shipping_address/country"),
+            Just("/payment"), Just("/payment/token"), Just("/risk_context/ip"), Just("/shipping/method"),
+            Just("/shipping_address/postal_code")],
             value in arb_json()) {
             let _ = parse_place_order(&with(pointer, value));
         }
@@ -588,7 +840,7 @@ mod tests {
                          ship in 0i64..100_000, ship_tax in 0i64..10_000) {
             let mut body = valid();
             body["lines"] = Value::Array(lines);
-            body["discounts"] = json!([]);
+            body["promo_codes"] = json!([]);
             body["shipping"] = json!({"method":"std","price_minor":ship,"tax_minor":ship_tax});
             let order = parse_place_order(&body).expect("valid lines");
             let t = &order.totals;
@@ -596,6 +848,47 @@ mod tests {
             prop_assert_eq!(t.grand_total.minor, line_sum + ship + ship_tax);
             prop_assert_eq!(t.grand_total.minor,
                 t.subtotal.minor - t.discount_total.minor + t.tax_total.minor + t.shipping_total.minor);
+        }
+
+        #[test]
+        fn computed_totals_are_the_sum_of_their_parts(
+            lines in prop::collection::vec((1i64..=50, 0i64..=100_000, proptest::option::of(0i64..10_000)), 1..10),
+            country in prop_oneof![Just(("US", "IL", "62701")), Just(("US", "NY", "10001")),
+                                   Just(("DE", "", "10115")), Just(("BR", "", "01001-000"))],
+            method in prop_oneof![Just("standard"), Just("express"), Just("pickup")],
+            promos in prop::sample::subsequence(vec!["SAVE10", "WELCOME5", "FREESHIP"], 0..=3)) {
+            let mut body = valid();
+            body["lines"] = Value::Array(lines.iter().map(|(q, p, tax)| {
+                let mut line = json!({"sku":"S-1","name":"n","quantity":q,"unit_price_minor":p});
+                if let Some(tax) = tax { line["tax_minor"] = json!(tax); }
+                line
+            }).collect());
+            body["shipping_address"]["country"] = json!(country.0);
+            body["shipping_address"]["region"] = if country.1.is_empty() { Value::Null } else { json!(country.1) };
+            body["shipping_address"]["postal_code"] = json!(country.2);
+            body["shipping"] = json!({"method": method});
+            body["promo_codes"] = json!(promos);
+            let Ok(order) = parse_place_order(&body) else {
+                // Only SAVE10's minimum may refuse these orders.
+                let merchandise: i64 = lines.iter().map(|(q, p, _)| q * p).sum();
+                prop_assert!(promos.contains(&"SAVE10") && merchandise < 5_000);
+                return Ok(());
+            };
+            let t = &order.totals;
+            for line in &order.lines {
+                prop_assert!(line.tax.minor >= 0);
+                prop_assert_eq!(line.total.minor,
+                    line.unit_price.minor * i64::from(line.quantity.get()) - line.discount.minor + line.tax.minor);
+            }
+            let line_taxes: i64 = order.lines.iter().map(|l| l.tax.minor).sum();
+            prop_assert_eq!(t.tax_total.minor, line_taxes + order.shipping.tax.minor);
+            let discounts: i64 = order.discounts.iter().map(|d| d.amount.minor).sum();
+            prop_assert_eq!(t.discount_total.minor, discounts);
+            prop_assert!(discounts <= t.subtotal.minor + t.shipping_total.minor);
+            prop_assert!(order.discounts.iter().all(|d| d.amount.minor >= 0));
+            prop_assert_eq!(t.grand_total.minor,
+                t.subtotal.minor - t.discount_total.minor + t.tax_total.minor + t.shipping_total.minor);
+            prop_assert!(t.grand_total.minor >= 0);
         }
     }
 }

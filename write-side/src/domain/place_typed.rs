@@ -9,14 +9,17 @@
 use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use waybill_schemas::events::{Address, Customer, Discount, OrderLine, Shipping};
+use waybill_schemas::events::{Address, Customer, Discount, PaymentMethod, RiskContext};
 use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku};
 
 use super::fields::{check_int, check_str};
 use super::place::{
-    check_totals, line_total, PlaceOrder, MAX_AMOUNT_MINOR, MAX_CITY, MAX_DISCOUNTS, MAX_ID,
-    MAX_LINES, MAX_METHOD, MAX_NAME, MAX_PHONE, MAX_POSTAL, MAX_REF,
+    check_token, normalize_ip, promo_code, PlaceOrder, MAX_AMOUNT_MINOR, MAX_CITY, MAX_DEVICE_ID,
+    MAX_DISCOUNTS, MAX_ID, MAX_IP, MAX_LINES, MAX_METHOD, MAX_NAME, MAX_PHONE, MAX_POSTAL,
+    MAX_PROMO_CODES, MAX_REF, MAX_TOKEN,
 };
+use super::pricing::promotions::Promotion;
+use super::pricing::{self, address, line_net, LineDraft, OrderDraft, ShippingDraft};
 
 /// A JSON object only: unlike a derived struct, a JSON array is refused.
 struct Obj<T>(T);
@@ -49,6 +52,24 @@ struct RawOrder {
     shipping_address: Option<Obj<RawAddress>>,
     billing_address: Option<Obj<RawAddress>>,
     shipping: Option<Obj<RawShipping>>,
+    promo_codes: Option<Vec<String>>,
+    payment: Option<Obj<RawPayment>>,
+    risk_context: Option<Obj<RawRiskContext>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayment {
+    method: Option<String>,
+    token: Option<String>,
+    reference: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRiskContext {
+    ip: Option<String>,
+    device_id: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -129,6 +150,16 @@ fn amount(raw: Option<i64>, required: bool, currency: Currency) -> Option<Money>
     Some(Money::new(minor, currency))
 }
 
+/// An optional amount whose absence means "compute it".
+fn optional_amount(raw: Option<i64>, currency: Currency) -> Result<Option<Money>, ()> {
+    match raw {
+        Some(i) => check_int(i, 0, MAX_AMOUNT_MINOR)
+            .map(|m| Some(Money::new(m, currency)))
+            .map_err(|_| ()),
+        None => Ok(None),
+    }
+}
+
 fn order(raw: RawOrder) -> Option<PlaceOrder> {
     let channel = Channel::parse(&req(raw.channel, 32)?).ok()?;
     let channel_order_ref = req(raw.channel_order_ref, MAX_REF)?;
@@ -147,6 +178,12 @@ fn order(raw: RawOrder) -> Option<PlaceOrder> {
     if raw_discounts.len() > MAX_DISCOUNTS {
         return None;
     }
+    let promotions = promotions(raw.promo_codes.unwrap_or_default())?;
+    let payment = payment(raw.payment?.0)?;
+    let risk_context = match raw.risk_context {
+        Some(Obj(r)) => Some(risk_context(r)?),
+        None => None,
+    };
     let shipping = raw.shipping?.0;
     let lines = raw_lines
         .into_iter()
@@ -162,25 +199,73 @@ fn order(raw: RawOrder) -> Option<PlaceOrder> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    let shipping = Shipping {
+    let shipping = ShippingDraft {
         method: req(shipping.method, MAX_METHOD)?,
-        price: amount(shipping.price_minor, true, currency)?,
-        tax: amount(shipping.tax_minor, false, currency)?,
+        price: optional_amount(shipping.price_minor, currency).ok()?,
+        tax: optional_amount(shipping.tax_minor, currency).ok()?,
     };
-    let totals = check_totals(&lines, &discounts, &shipping, currency).ok()?;
+    let priced = pricing::price_order(&OrderDraft {
+        currency,
+        lines,
+        discounts,
+        promotions,
+        shipping,
+        ship_to: &shipping_address,
+    })
+    .ok()?;
     Some(PlaceOrder {
         channel,
         channel_order_ref,
         currency,
         customer,
-        lines,
-        discounts,
+        lines: priced.lines,
+        discounts: priced.discounts,
         shipping_address,
         billing_address,
-        shipping,
-        totals,
-        payment: None,
-        risk_context: None,
+        shipping: priced.shipping,
+        totals: priced.totals,
+        payment: Some(payment),
+        risk_context,
+    })
+}
+
+fn promotions(codes: Vec<String>) -> Option<Vec<(usize, &'static Promotion)>> {
+    if codes.len() > MAX_PROMO_CODES {
+        return None;
+    }
+    let mut found: Vec<(usize, &'static Promotion)> = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        let promotion = promo_code(Some(code)).ok()?;
+        if found.iter().any(|(_, p)| *p == promotion) {
+            return None;
+        }
+        found.push((i, promotion));
+    }
+    Some(found)
+}
+
+fn payment(p: RawPayment) -> Option<PaymentMethod> {
+    match req(p.method, 32)?.as_str() {
+        "card" => {
+            let token = req(p.token, MAX_TOKEN)?;
+            check_token(&token).ok()?;
+            Some(PaymentMethod::Card { token })
+        }
+        "prepaid" => Some(PaymentMethod::Prepaid {
+            reference: req(p.reference, MAX_REF)?,
+        }),
+        _ => None,
+    }
+}
+
+fn risk_context(r: RawRiskContext) -> Option<RiskContext> {
+    let ip = match opt(r.ip, MAX_IP).ok()? {
+        Some(raw) => Some(normalize_ip(&raw).ok()?),
+        None => None,
+    };
+    Some(RiskContext {
+        ip,
+        device_id: opt(r.device_id, MAX_DEVICE_ID).ok()?,
     })
 }
 
@@ -194,39 +279,38 @@ fn customer(c: RawCustomer) -> Option<Customer> {
 }
 
 fn address(a: RawAddress) -> Option<Address> {
-    let country = req(a.country, 2)?;
-    if !(country.len() == 2 && country.chars().all(|c| c.is_ascii_alphabetic())) {
-        return None;
-    }
+    let text = |s: String| address::collapse_spaces(&s);
+    let country = address::country(&req(a.country, 2)?).ok()?;
+    let postal_code = address::postal_code(&country, &req(a.postal_code, MAX_POSTAL)?).ok()?;
     Some(Address {
-        name: req(a.name, MAX_NAME)?,
-        line1: req(a.line1, MAX_NAME)?,
-        line2: opt(a.line2, MAX_NAME).ok()?,
-        city: req(a.city, MAX_CITY)?,
-        region: opt(a.region, MAX_CITY).ok()?,
-        postal_code: req(a.postal_code, MAX_POSTAL)?,
-        country: country.to_ascii_uppercase(),
+        name: text(req(a.name, MAX_NAME)?),
+        line1: text(req(a.line1, MAX_NAME)?),
+        line2: opt(a.line2, MAX_NAME).ok()?.map(text),
+        city: text(req(a.city, MAX_CITY)?),
+        region: opt(a.region, MAX_CITY).ok()?.map(text),
+        postal_code,
+        country,
     })
 }
 
-fn line(l: RawLine, i: usize, currency: Currency) -> Option<OrderLine> {
+fn line(l: RawLine, i: usize, currency: Currency) -> Option<LineDraft> {
     let sku = Sku::parse(&req(l.sku, Sku::MAX_LEN)?).ok()?;
     let name = req(l.name, MAX_NAME)?;
     let quantity = check_int(l.quantity?, 1, i64::from(Quantity::MAX)).ok()?;
     let quantity = Quantity::parse(quantity).ok()?;
     let unit_price = amount(l.unit_price_minor, true, currency)?;
     let discount = amount(l.discount_minor, false, currency)?;
-    let tax = amount(l.tax_minor, false, currency)?;
-    let total = line_total(quantity, unit_price, discount, tax).ok()?;
-    Some(OrderLine {
+    let tax = optional_amount(l.tax_minor, currency).ok()?;
+    let net = line_net(quantity, unit_price, discount).ok()?;
+    Some(LineDraft {
         line_no: u32::try_from(i + 1).ok()?,
         sku,
         name,
         quantity,
         unit_price,
         discount,
+        net,
         tax,
-        total,
     })
 }
 
@@ -243,12 +327,15 @@ mod tests {
             "customer":{"customer_id":"c-42","name":"Ada \u{e9}","email":"ada@example.com","phone":null},
             "lines":[{"sku":"TEE-RED-M","name":"Red tee","quantity":2,"unit_price_minor":1500,
                       "discount_minor":0,"tax_minor":240},
-                     {"sku":"MUG","name":"Mug","quantity":1,"unit_price_minor":900}],
-            "discounts":[{"code":"WELCOME5","amount_minor":500}],
-            "shipping_address":{"name":"Ada","line1":"1 Main St","line2":null,"city":"Springfield",
+                     {"sku":"MUG","name":"Mug","quantity":3,"unit_price_minor":900}],
+            "discounts":[{"code":"MKT-5","amount_minor":500}],
+            "promo_codes":["save10","FREESHIP"],
+            "shipping_address":{"name":"Ada","line1":"1  Main St","line2":null,"city":"Springfield",
                                 "region":"IL","postal_code":"62701","country":"us"},
-            "billing_address":null,
-            "shipping":{"method":"standard","price_minor":500,"tax_minor":0}})
+            "billing_address":{"name":"Ada","line1":"1 Rue","city":"Paris","postal_code":"75001","country":"FR"},
+            "shipping":{"method":"express"},
+            "payment":{"method":"card","token":"tok_4242424242424242"},
+            "risk_context":{"ip":"203.0.113.7","device_id":"dev-1"}})
     }
 
     /// The fast path accepts exactly what the walker accepts, with the same result, or defers.
@@ -264,6 +351,7 @@ mod tests {
 
     #[test]
     fn a_valid_order_takes_the_fast_path_with_the_walkers_result() {
+        parse_place_order(&valid()).expect("the walker accepts the sample");
         assert!(agrees(&valid()).expect("agrees"));
         let mut body = valid();
         body.as_object_mut().expect("object").remove("discounts");
@@ -295,17 +383,31 @@ mod tests {
             Just("/lines/0/quantity"), Just("/currency"), Just("/channel"), Just("/lines/1/quantity"),
             Just("/shipping/price_minor"), Just("/discounts/0/amount_minor"), Just("/shipping_address/country"),
             Just("/customer/email"), Just("/customer/phone"), Just("/lines/0/unit_price_minor"),
-            Just("/billing_address"), Just("/shipping/tax_minor"), Just("/lines/1/sku")],
+            Just("/billing_address"), Just("/shipping/tax_minor"), Just("/lines/1/sku"),
+            Just("/lines/1/tax_minor"), Just("/shipping/method"), Just("/promo_codes/0"), Just("/promo_codes/1"),
+            Just("/payment"), Just("/payment/method"), Just("/payment/token"), Just("/risk_context"),
+            Just("/risk_context/ip"), Just("/risk_context/device_id"), Just("/shipping_address/postal_code"),
+            Just("/billing_address/country"), Just("/billing_address/postal_code"), Just("/promo_codes")],
             value in prop_oneof![
                 Just(Value::Null),
                 any::<i64>().prop_map(Value::from),
                 (0i64..5000).prop_map(Value::from),
                 any::<f64>().prop_map(Value::from),
                 "[a-zA-Z0-9 @.\\t-]{0,5}".prop_map(Value::String),
-                prop_oneof![Just("EUR"), Just("app"), Just("gb"), Just("x@y.z")].prop_map(|s| Value::String(s.to_owned())),
+                prop_oneof![Just("EUR"), Just("app"), Just("gb"), Just("x@y.z"), Just("JPY"), Just("pickup"),
+                    Just("welcome5"), Just("SAVE10"), Just("prepaid"), Just("card"), Just("::1"), Just("k1a 0b1"),
+                    Just("10115"), Just("DE"), Just("tok_1")].prop_map(|s| Value::String(s.to_owned())),
+                Just(json!({"method": "prepaid", "reference": "R-1"})),
+                Just(json!({"method": "card", "token": "tok_1", "reference": "R-1"})),
+                Just(json!(["WELCOME5"])),
+                Just(json!({"ip": "10.0.0.1"})),
             ]) {
             let mut body = valid();
-            *body.pointer_mut(pointer).expect("pointer exists") = value;
+            let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+            match body.pointer_mut(parent).expect("parent exists") {
+                Value::Array(items) => items[key.parse::<usize>().expect("index")] = value,
+                parent => parent[key] = value,
+            }
             agrees(&body)?;
         }
     }
