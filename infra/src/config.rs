@@ -177,6 +177,10 @@ pub struct Settings {
 /// The checkout flow, the payment gateway and customer notifications.
 #[derive(Debug, Clone, Args)]
 pub struct CheckoutSettings {
+    /// Whether `serve all` runs the checkout worker (turn off when it runs as its own process,
+    /// `serve checkout`).
+    #[arg(long, env = "WAYBILL_CHECKOUT_WORKER", global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub checkout_worker: bool,
     /// Base URL of the payment gateway's HTTP API (the sandbox: `waybill serve payment-sandbox`).
     #[arg(
         long,

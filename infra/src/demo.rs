@@ -38,6 +38,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
         let addresses = Addresses {
             command: settings.command_addr,
             query: settings.query_addr,
+            payment_sandbox: settings.checkout.payment_sandbox_addr,
         };
         Some(services::start(settings, &secrets, &Part::ALL, addresses, render, &shutdown).await?)
     } else {

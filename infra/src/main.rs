@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             Role::Relay => "waybill-relay",
             Role::Projector => "waybill-projector",
             Role::Query => "waybill-query",
+            Role::Checkout => "waybill-checkout",
+            Role::PaymentSandbox => "waybill-payment-sandbox",
         },
         _ => "waybill-cli",
     };
@@ -99,34 +101,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    let all: Vec<Part> = Part::ALL
+        .into_iter()
+        .filter(|p| *p != Part::Checkout || settings.checkout.checkout_worker)
+        .collect();
     let parts: &[Part] = match role {
-        Role::All => &Part::ALL,
+        Role::All => &all,
         Role::Commands => &[Part::Commands],
         Role::Relay => &[Part::Relay],
         Role::Projector => &[Part::Projector],
         Role::Query => &[Part::Query],
+        Role::Checkout => &[Part::Checkout],
+        Role::PaymentSandbox => &[Part::PaymentSandbox],
     };
     if role == Role::All {
         migrate::migrate(&settings.database_url).await?;
     }
-    let secrets = if parts
-        .iter()
-        .any(|p| matches!(p, Part::Commands | Part::Query))
-    {
-        Secrets::resolve(settings)?
-    } else {
-        Secrets {
-            api_keys: String::new(),
-            client_key: None,
-            tracking_secret: Vec::new(),
-        }
-    };
+    let secrets = Secrets::resolve(settings)?;
     let render = metrics::install()?;
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     let addresses = Addresses {
         command: settings.command_addr,
         query: settings.query_addr,
+        payment_sandbox: settings.checkout.payment_sandbox_addr,
     };
     let running = services::start(
         settings,
@@ -137,18 +135,19 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         &shutdown,
     )
     .await?;
-    let worker_metrics = matches!(role, Role::Relay | Role::Projector).then(|| {
-        let stop = shutdown.wait();
-        let addr = settings.metrics_addr;
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let result = metrics::serve_worker_metrics(addr, render, stop).await;
-            if result.is_err() {
-                shutdown.trigger();
-            }
-            result
-        })
-    });
+    let worker_metrics =
+        matches!(role, Role::Relay | Role::Projector | Role::Checkout).then(|| {
+            let stop = shutdown.wait();
+            let addr = settings.metrics_addr;
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let result = metrics::serve_worker_metrics(addr, render, stop).await;
+                if result.is_err() {
+                    shutdown.trigger();
+                }
+                result
+            })
+        });
     tracing::info!(
         parts = ?parts.iter().map(Part::name).collect::<Vec<_>>(),
         command = ?running.command_addr,

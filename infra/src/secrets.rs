@@ -56,8 +56,11 @@ impl Secrets {
             }
         };
         let checkout = &settings.checkout;
-        let payment_api_key =
-            configured_or_generated(checkout.payment_api_key.as_deref(), dir, PAYMENT_API_KEY_FILE)?;
+        let payment_api_key = configured_or_generated(
+            checkout.payment_api_key.as_deref(),
+            dir,
+            PAYMENT_API_KEY_FILE,
+        )?;
         let payment_webhook_secret = configured_or_generated(
             checkout.payment_webhook_secret.as_deref(),
             dir,

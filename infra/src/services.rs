@@ -1,4 +1,5 @@
-//! Starting the services: each part (command API, relay, tracking projector, query API) gets its
+//! Starting the services: each part (command API, checkout worker, relay, projectors, query API,
+//! and the payment sandbox for development) gets its
 //! connections, its listener and the shared shutdown signal, and runs as a task. `serve all`
 //! runs every part in one process; `serve <part>` one of them. A part that fails brings the
 //! process down (after the others drained) so a supervisor restarts it.
@@ -21,20 +22,32 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Commands,
+    Checkout,
     Relay,
     Projector,
     Query,
+    /// Our simulated payment gateway; never part of `all` (a real deploy talks to a real one).
+    PaymentSandbox,
 }
 
 impl Part {
-    pub const ALL: [Part; 4] = [Part::Commands, Part::Relay, Part::Projector, Part::Query];
+    /// What `serve all` runs.
+    pub const ALL: [Part; 5] = [
+        Part::Commands,
+        Part::Checkout,
+        Part::Relay,
+        Part::Projector,
+        Part::Query,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
             Part::Commands => "command API",
             Part::Relay => "outbox relay",
-            Part::Projector => "tracking projector",
+            Part::Projector => "projectors",
             Part::Query => "query API",
+            Part::Checkout => "checkout worker",
+            Part::PaymentSandbox => "payment sandbox",
         }
     }
 }
@@ -44,12 +57,14 @@ impl Part {
 pub struct Addresses {
     pub command: SocketAddr,
     pub query: SocketAddr,
+    pub payment_sandbox: SocketAddr,
 }
 
 /// Services running in this process.
 pub struct Running {
     pub command_addr: Option<SocketAddr>,
     pub query_addr: Option<SocketAddr>,
+    pub payment_sandbox_addr: Option<SocketAddr>,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
     shutdown: Shutdown,
 }
@@ -94,9 +109,12 @@ pub async fn start(
     render: MetricsRender,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
-    let needs_db = parts
-        .iter()
-        .any(|p| matches!(p, Part::Commands | Part::Relay | Part::Projector));
+    let needs_db = parts.iter().any(|p| {
+        matches!(
+            p,
+            Part::Commands | Part::Checkout | Part::Relay | Part::Projector
+        )
+    });
     let pool = if needs_db {
         Some(crate::migrate::connect(&settings.database_url, settings.db_max_connections).await?)
     } else {
@@ -126,6 +144,7 @@ pub async fn start(
     let mut running = Running {
         command_addr: None,
         query_addr: None,
+        payment_sandbox_addr: None,
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -152,9 +171,31 @@ pub async fn start(
                     (Part::Relay, relay::run_relay(config, pool, js, stop).await)
                 });
             }
+            Part::Checkout => {
+                let future = checkout::run(settings, secrets, require(&pool)?, shutdown)?;
+                running
+                    .tasks
+                    .spawn(async move { (Part::Checkout, future.await) });
+            }
+            Part::PaymentSandbox => {
+                let listener = bind(addresses.payment_sandbox, "payment sandbox").await?;
+                let addr = listener.local_addr()?;
+                running.payment_sandbox_addr = Some(addr);
+                let config = sandbox::config(settings, secrets, addr);
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    tracing::info!(%addr, "payment sandbox (simulated gateway) listening");
+                    let result =
+                        waybill_write_side::payment::sandbox::serve(listener, config, stop)
+                            .await
+                            .context("payment sandbox");
+                    (Part::PaymentSandbox, result)
+                });
+            }
             Part::Projector => {
                 let future = projector::run(
                     settings,
+                    secrets,
                     require(&pool)?,
                     require(&nats)?,
                     require(&redis)?,
@@ -250,6 +291,9 @@ mod commands {
                 if let Some(workers) = settings.commit_workers {
                     config.batch_workers = workers;
                 }
+                config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
+                config.inventory.reservation_ttl =
+                    std::time::Duration::from_secs(settings.checkout.reservation_ttl_secs);
                 config
             });
         let stop = shutdown.wait();
@@ -264,7 +308,7 @@ mod commands {
 /// The tracking projector.
 mod projector {
     use super::*;
-    use waybill_projectors::ProjectorConfig;
+    use waybill_projectors::{NotificationsConfig, ProjectorConfig};
 
     pub fn config(settings: &Settings) -> ProjectorConfig {
         ProjectorConfig::new(
@@ -276,18 +320,151 @@ mod projector {
 
     pub fn run(
         settings: &Settings,
+        secrets: &Secrets,
         pool: PgPool,
         nats: async_nats::Client,
         redis: ConnectionManager,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let config = config(settings);
+        let notifications = NotificationsConfig::new(
+            settings.checkout.notifications_dir.clone(),
+            settings.checkout.public_tracking_url.clone(),
+            secrets.tracking_secret.clone(),
+        );
         let js = async_nats::jetstream::new(nats);
-        let stop = shutdown.wait();
+        let tracking_stop = shutdown.wait();
+        let notifications_stop = shutdown.wait();
         async move {
-            tracing::info!(stream = %config.stream_name, "tracking projector starting");
-            waybill_projectors::run_tracking_projector(config, pool, js, redis, stop).await
+            tracing::info!(
+                stream = %config.stream_name,
+                notifications = %notifications.dir.display(),
+                "projectors starting: tracking, notifications"
+            );
+            let tracking = waybill_projectors::run_tracking_projector(
+                config.clone(),
+                pool.clone(),
+                js.clone(),
+                redis.clone(),
+                tracking_stop,
+            );
+            let messages = waybill_projectors::run_notifications_projector(
+                config,
+                notifications,
+                pool,
+                js,
+                redis,
+                notifications_stop,
+            );
+            tokio::try_join!(tracking, messages).map(drop)
         }
+    }
+}
+
+/// The checkout process manager.
+mod checkout {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use waybill_schemas::events::CaptureMode;
+    use waybill_write_side::checkout::{CheckoutServices, WorkerConfig};
+    use waybill_write_side::domain::risk::RiskRules;
+    use waybill_write_side::domain::{FlowPolicy, OutOfStockPolicy};
+    use waybill_write_side::event_store::EventStore;
+    use waybill_write_side::inventory::{Inventory, InventoryConfig, OutOfStock};
+    use waybill_write_side::payment::HttpGateway;
+
+    use crate::config::{CaptureModeSetting, OutOfStockSetting};
+
+    /// The flow policy the settings describe.
+    pub fn policy(settings: &Settings) -> FlowPolicy {
+        let c = &settings.checkout;
+        FlowPolicy {
+            capture_mode: match c.capture_mode {
+                CaptureModeSetting::Immediate => CaptureMode::Immediate,
+                CaptureModeSetting::OnShipment => CaptureMode::OnShipment,
+            },
+            reservation_ttl: chrono::Duration::seconds(c.reservation_ttl_secs as i64),
+            challenge_timeout: chrono::Duration::seconds(c.challenge_timeout_secs as i64),
+            review_timeout: chrono::Duration::seconds(c.review_timeout_secs as i64),
+            out_of_stock: match c.out_of_stock {
+                OutOfStockSetting::Reject => OutOfStockPolicy::Reject,
+                OutOfStockSetting::Backorder => OutOfStockPolicy::Backorder,
+            },
+        }
+    }
+
+    pub fn run(
+        settings: &Settings,
+        secrets: &Secrets,
+        pool: PgPool,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
+    {
+        let c = settings.checkout.clone();
+        let policy = policy(settings);
+        let gateway = HttpGateway::new(
+            &c.payment_gateway_url,
+            &secrets.payment_api_key,
+            Duration::from_millis(c.payment_timeout_ms),
+        )
+        .map_err(|e| anyhow::anyhow!("payment gateway settings: {e}"))?;
+        let stop = shutdown.wait();
+        Ok(async move {
+            let inventory = Inventory::spawn(
+                pool.clone(),
+                InventoryConfig {
+                    reservation_ttl: Duration::from_secs(c.reservation_ttl_secs),
+                    out_of_stock: match c.out_of_stock {
+                        OutOfStockSetting::Reject => OutOfStock::Reject,
+                        OutOfStockSetting::Backorder => OutOfStock::Backorder,
+                    },
+                    ..InventoryConfig::default()
+                },
+            );
+            let services = CheckoutServices {
+                store: EventStore::new(pool.clone()),
+                pool,
+                inventory,
+                gateway: Arc::new(gateway),
+                risk_rules: Arc::new(RiskRules::default()),
+                policy,
+                risk_window: chrono::Duration::minutes(c.risk_window_minutes),
+                lease: chrono::Duration::seconds(30),
+                batch: c.checkout_batch.max(1),
+            };
+            tracing::info!(gateway = %c.payment_gateway_url, capture = policy.capture_mode.as_str(), "checkout worker starting");
+            let config = WorkerConfig {
+                poll_interval: Duration::from_millis(c.checkout_poll_ms.max(1)),
+                ..WorkerConfig::default()
+            };
+            waybill_write_side::checkout::run_worker(services, config, stop).await;
+            Ok(())
+        })
+    }
+}
+
+/// Our simulated payment gateway.
+mod sandbox {
+    use super::*;
+    use std::time::Duration;
+    use waybill_write_side::payment::sandbox::SandboxConfig;
+
+    pub fn config(settings: &Settings, secrets: &Secrets, addr: SocketAddr) -> SandboxConfig {
+        let c = &settings.checkout;
+        let mut config = SandboxConfig::new(
+            secrets.payment_api_key.clone(),
+            secrets.payment_webhook_secret.clone(),
+            format!("http://{addr}"),
+        );
+        config.webhook_url =
+            Some(c.payment_webhook_url.clone().unwrap_or_else(|| {
+                format!("http://{}/v1/webhooks/payments", settings.command_addr)
+            }));
+        config.challenge_validity = Duration::from_secs(c.challenge_timeout_secs);
+        config.slow_response = Duration::from_millis(c.payment_slow_ms);
+        config
     }
 }
 

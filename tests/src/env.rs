@@ -146,6 +146,8 @@ impl TestEnv {
             ),
             // Debug builds on a busy 2-core box: leave the gateway time to answer.
             ("WAYBILL_PAYMENT_TIMEOUT_MS", "5000"),
+            // Tests of the checkout flow turn it on; the rest see placement alone.
+            ("WAYBILL_CHECKOUT_WORKER", "false"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

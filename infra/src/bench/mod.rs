@@ -32,6 +32,10 @@ use crate::services::{self, Addresses, Part};
 use crate::shutdown::Shutdown;
 use report::{BenchReport, Goals};
 
+/// What `bench place` runs: placement and its read path, without the checkout worker (measured
+/// on its own by `bench checkout`).
+const PLACEMENT_PARTS: &[Part] = &[Part::Commands, Part::Relay, Part::Projector, Part::Query];
+
 pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.orders > 0 && args.clients > 0,
@@ -57,6 +61,8 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
             api_keys: format!("{key}:bench:service"),
             client_key: Some(key),
             tracking_secret: run.as_bytes().to_vec(),
+            payment_api_key: format!("bench-gateway-{run}"),
+            payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
         };
         (s, secrets, Some(scratch))
     };
@@ -101,9 +107,17 @@ async fn run_bench(
         let addresses = Addresses {
             command: SocketAddr::from(([127, 0, 0, 1], 0)),
             query: SocketAddr::from(([127, 0, 0, 1], 0)),
+            payment_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let running =
-            services::start(settings, secrets, &Part::ALL, addresses, render, &shutdown).await?;
+        let running = services::start(
+            settings,
+            secrets,
+            PLACEMENT_PARTS,
+            addresses,
+            render,
+            &shutdown,
+        )
+        .await?;
         let command = running.command_addr.context("command API did not start")?;
         let query = running.query_addr.context("query API did not start")?;
         (command, query, Some(running))

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cancel;
+mod checkout;
 mod idempotency;
 mod relay_crash;
 mod service_endpoints;

@@ -10,6 +10,12 @@
 
 pub mod append;
 pub mod flows;
+pub mod process;
+pub mod webhooks;
+pub mod worker;
+
+pub use process::{run_pass, CheckoutServices};
+pub use worker::{run_worker, WorkerConfig};
 
 use crate::event_store::EventStoreError;
 

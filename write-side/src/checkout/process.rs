@@ -14,15 +14,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use sqlx::PgPool;
-use waybill_schemas::events::{PaymentMethod, ReleaseReason};
-use waybill_schemas::OrderId;
+use waybill_schemas::events::{OrderPlaced, PaymentMethod, ReleaseReason};
 
-use crate::domain::{next_step, FlowPolicy, Step};
 use crate::domain::risk::{self, RiskRules, RiskSignals};
+use crate::domain::{next_step, FlowPolicy, Step};
 use crate::domain::{CancelOrder, OrderCommand, OrderState, OrderStatus};
 use crate::event_store::EventStore;
 use crate::inventory::{
-    AllocateOutcome, Inventory, ReserveOutcome, ReserveRequest, RequestedLine, ShipTo,
+    AllocateOutcome, Inventory, InventoryError, RequestedLine, ReserveOutcome, ReserveRequest,
+    ShipTo,
 };
 use crate::payment::{
     AuthorizeOutcome, AuthorizeRequest, CaptureOutcome, CaptureRequest, GatewayError,
@@ -63,7 +63,10 @@ struct InFlight {
 }
 
 /// Claims due flows and advances them as far as they go. Returns how many were claimed.
-pub async fn run_pass(services: &CheckoutServices, now: DateTime<Utc>) -> Result<usize, CheckoutError> {
+pub async fn run_pass(
+    services: &CheckoutServices,
+    now: DateTime<Utc>,
+) -> Result<usize, CheckoutError> {
     let claimed = flows::claim(&services.pool, now, services.lease, services.batch).await?;
     if claimed.is_empty() {
         return Ok(0);
@@ -74,7 +77,9 @@ pub async fn run_pass(services: &CheckoutServices, now: DateTime<Utc>) -> Result
     let mut orders: Vec<InFlight> = Vec::with_capacity(count);
     let mut broken: Vec<(Claimed, Release)> = Vec::new();
     for claimed in claimed {
-        let envelopes = streams.remove(&claimed.order_id.stream_id()).unwrap_or_default();
+        let envelopes = streams
+            .remove(&claimed.order_id.stream_id())
+            .unwrap_or_default();
         match FlowOrder::from_stream(claimed.order_id, &envelopes) {
             Ok(flow) => orders.push(InFlight {
                 claimed,
@@ -181,7 +186,6 @@ fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> Or
     }
 }
 
-
 async fn run_group(
     services: &CheckoutServices,
     orders: &mut [InFlight],
@@ -229,34 +233,34 @@ async fn assess_risk(
     steps: &[(usize, Step)],
     now: DateTime<Utc>,
 ) {
-    let batch: Vec<(OrderId, Vec<String>)> = steps
+    let placed: Vec<&OrderPlaced> = steps
         .iter()
-        .filter_map(|(i, _)| {
-            let flow = &orders[*i].flow;
-            flow.order
-                .state()
-                .map(|state| (flow.order_id, risk_signals::signals_of(state.placed())))
-        })
+        .filter_map(|(i, _)| orders[*i].flow.order.state().map(OrderState::placed))
         .collect();
-    let counts = match risk_signals::record_and_count(&services.pool, &batch, services.risk_window, now).await {
-        Ok(counts) => counts,
-        Err(e) => {
-            for (i, _) in steps {
-                orders[*i].release = Some(Release::Retry {
-                    due_at: now + chrono::Duration::seconds(2),
-                    error: format!("risk signals: {e}"),
-                });
+    let counts =
+        match risk_signals::record_orders(&services.pool, &placed, services.risk_window, now).await
+        {
+            Ok(counts) => counts,
+            Err(e) => {
+                for (i, _) in steps {
+                    orders[*i].release = Some(Release::Retry {
+                        due_at: now + chrono::Duration::seconds(2),
+                        error: format!("risk signals: {e}"),
+                    });
+                }
+                return;
             }
-            return;
-        }
-    };
+        };
     for (i, _) in steps {
         let order = &mut orders[*i];
         let Some(state) = order.flow.order.state() else {
             continue;
         };
         let placed = state.placed();
-        let signals: RiskSignals = counts.get(&order.flow.order_id).cloned().unwrap_or_default();
+        let signals: RiskSignals = counts
+            .get(&order.flow.order_id)
+            .cloned()
+            .unwrap_or_default();
         let assessment = risk::assess(placed, &signals, &services.risk_rules);
         let command = OrderCommand::RecordRisk {
             decision: assessment.decision,
@@ -284,10 +288,11 @@ async fn run_external(
         Step::Reserve => {
             let request = ReserveRequest {
                 order_id,
-                ship_to: ShipTo {
-                    country: placed.shipping_address.country.clone(),
-                    postal_code: placed.shipping_address.postal_code.clone(),
-                },
+                ship_to: ShipTo::new(
+                    &placed.shipping_address.country,
+                    &placed.shipping_address.postal_code,
+                )
+                .map_err(|e| e.to_string())?,
                 lines: placed
                     .lines
                     .iter()
@@ -299,7 +304,12 @@ async fn run_external(
                     .collect(),
                 now,
             };
-            match services.inventory.reserve(request).await.map_err(|e| e.to_string())? {
+            match services
+                .inventory
+                .reserve(request)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 ReserveOutcome::Reserved {
                     lines,
                     backordered,
@@ -358,11 +368,16 @@ async fn run_external(
                 Err(e) => Err(gateway_error("authorize", &e)),
             }
         }
-        Step::Allocate => match services.inventory.allocate(order_id, now).await.map_err(|e| e.to_string())? {
-            AllocateOutcome::Allocated { lines } => {
+        Step::Allocate => match services.inventory.allocate(order_id, now).await {
+            // Every unit was back-ordered: there is nothing to allocate now.
+            Err(InventoryError::NothingReserved(_)) => {
+                Ok(Some(OrderCommand::RecordAllocation { lines: Vec::new() }))
+            }
+            Err(e) => Err(e.to_string()),
+            Ok(AllocateOutcome::Allocated { lines }) => {
                 Ok(Some(OrderCommand::RecordAllocation { lines }))
             }
-            AllocateOutcome::Insufficient { .. } => {
+            Ok(AllocateOutcome::Insufficient { .. }) => {
                 services
                     .inventory
                     .release(order_id, ReleaseReason::AllocationFailed, now)

@@ -9,7 +9,7 @@ use waybill_schemas::OrderId;
 
 use crate::domain::OrderCommand;
 use crate::event_store::EventStore;
-use crate::payment::{GatewayEvent, GatewayEventKind};
+use crate::payment::webhook::{GatewayEvent, GatewayEventKind};
 
 use super::append::{self, FlowOrder};
 use super::CheckoutError;
@@ -43,7 +43,9 @@ pub async fn apply_gateway_event(
     };
     let envelopes = store.read_stream(&order_id.stream_id(), 1, None).await?;
     if envelopes.is_empty() {
-        return Ok(WebhookOutcome::Ignored(format!("order {order_id} is unknown")));
+        return Ok(WebhookOutcome::Ignored(format!(
+            "order {order_id} is unknown"
+        )));
     }
     let mut flow = FlowOrder::from_stream(order_id, &envelopes).map_err(|detail| {
         crate::event_store::EventStoreError::Corrupt {
@@ -72,7 +74,11 @@ pub async fn apply_gateway_event(
         now,
     )
     .await?;
-    Ok(if stored { outcome } else { WebhookOutcome::Duplicate })
+    Ok(if stored {
+        outcome
+    } else {
+        WebhookOutcome::Duplicate
+    })
 }
 
 /// The order command a gateway event asks for, if any. Captures, voids and refunds are answered

@@ -98,15 +98,12 @@ pub async fn payment_webhook(
             .into_response()
         }
     };
-    let span = tracing::info_span!("payment_webhook", event_id = %event.id, kind = event.kind.type_name());
-    let result = webhooks::apply_gateway_event(
-        &state.services.pool,
-        &state.services.store,
-        &event,
-        now,
-    )
-    .instrument(span)
-    .await;
+    let span =
+        tracing::info_span!("payment_webhook", event_id = %event.id, kind = event.kind.type_name());
+    let result =
+        webhooks::apply_gateway_event(&state.services.pool, &state.services.store, &event, now)
+            .instrument(span)
+            .await;
     metrics::histogram!("waybill_webhook_duration_seconds").record(started.elapsed());
     match result {
         Ok(outcome) => {
@@ -238,7 +235,10 @@ async fn list_reviews(
     }
     let limit = params.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::field("limit", format!("must be between 1 and {MAX_PAGE}")));
+        return Err(Problem::field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
     }
     let after = match params.cursor.as_deref() {
         None | Some("") => None,

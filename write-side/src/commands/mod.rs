@@ -12,9 +12,9 @@ mod review;
 
 pub use cancel::cancel_order;
 pub use decide::{decide_and_commit, refusal};
-pub use review::review_order;
 pub use place::{place_order, place_parsed_order};
 pub use responses::{CancelOrderResponse, PlaceOrderResponse, ReviewOrderResponse, TotalsResponse};
+pub use review::review_order;
 
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! The bodies and headers of successful command responses, rendered once to the exact bytes
 //! that are sent and stored for replays.
 
-use waybill_schemas::events::ReviewDecision;
 use bytes::Bytes;
 use serde::Serialize;
+use waybill_schemas::events::ReviewDecision;
 use waybill_schemas::events::Totals;
 use waybill_schemas::views::ConsistencyToken;
 use waybill_schemas::OrderId;

@@ -17,16 +17,16 @@ const MAX_NOTE: usize = 1000;
 fn parse_review(body: &Value) -> Result<(ReviewDecision, Option<String>), CommandError> {
     let mut errors = Errors::default();
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
-        let decision = o.required_str("decision", 16, &mut errors).and_then(|raw| {
-            match raw.as_str() {
-                "approve" => Some(ReviewDecision::Approve),
-                "reject" => Some(ReviewDecision::Reject),
-                _ => {
-                    errors.push(o.path_of("decision"), "must be one of: approve, reject");
-                    None
-                }
-            }
-        });
+        let decision =
+            o.required_str("decision", 16, &mut errors)
+                .and_then(|raw| match raw.as_str() {
+                    "approve" => Some(ReviewDecision::Approve),
+                    "reject" => Some(ReviewDecision::Reject),
+                    _ => {
+                        errors.push(o.path_of("decision"), "must be one of: approve, reject");
+                        None
+                    }
+                });
         let note = o.optional_str("note", MAX_NOTE, &mut errors);
         Some((decision?, note.ok()?))
     });

@@ -265,7 +265,7 @@ fn sum(amounts: impl Iterator<Item = i64>, currency: Currency) -> Option<Money> 
 }
 
 /// grand = subtotal − discounts + taxes + shipping, all checked.
-fn totals(
+pub(crate) fn totals(
     lines: &[OrderLine],
     discounts: &[Discount],
     shipping: &Shipping,
