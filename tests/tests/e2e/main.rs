@@ -5,6 +5,7 @@
 mod bad_input;
 mod cancel;
 mod checkout;
+mod checkout_resilience;
 mod idempotency;
 mod relay_crash;
 mod service_endpoints;

@@ -24,6 +24,10 @@ pub enum OrderError {
     },
     #[error("order {order_id} has captured {captured}; it cannot be cancelled (refunds come with returns)")]
     CancelAfterCapture { order_id: OrderId, captured: Money },
+    /// Confirmed for immediate capture: the capture may already be under way at the gateway, so
+    /// a cancel could race it; from here on undoing the order is a refund.
+    #[error("order {order_id} is confirmed and its payment is being captured; it cannot be cancelled (refunds come with returns)")]
+    CaptureUnderWay { order_id: OrderId },
     /// Releasing stock or voiding the payment of a confirmed order needs a cancellation first.
     #[error("order {order_id} is confirmed; it cannot {action} unless it is cancelled first")]
     ConfirmedNotCancelled {

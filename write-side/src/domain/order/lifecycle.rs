@@ -46,6 +46,9 @@ impl OrderState {
                 captured: self.captured_total(),
             });
         }
+        if self.confirmed == Some(CaptureMode::Immediate) && !self.is_prepaid() {
+            return Err(OrderError::CaptureUnderWay { order_id });
+        }
         Ok(vec![OrderEvent::OrderCancelled(OrderCancelled {
             order_id,
             reason: cancel.reason,
@@ -193,8 +196,11 @@ mod tests {
     }
 
     #[test]
-    fn a_confirmed_order_can_still_be_cancelled_before_capture() {
-        let mut order = with(ready_to_confirm(), &[IMMEDIATE], t0());
+    fn an_order_confirmed_for_capture_on_shipment_can_still_be_cancelled_before_capture() {
+        let on_shipment = OrderCommand::Confirm {
+            capture_mode: CaptureMode::OnShipment,
+        };
+        let mut order = with(ready_to_confirm(), &[on_shipment], t0());
         let id = order_id(&order);
         order
             .record(&cancel_command(id, CancelReason::CustomerRequest), t0())
@@ -203,6 +209,16 @@ mod tests {
             order.state().map(OrderState::status),
             Some(OrderStatus::Cancelled)
         );
+    }
+
+    #[test]
+    fn cancelling_an_order_confirmed_for_immediate_capture_is_refused() {
+        let order = with(ready_to_confirm(), &[IMMEDIATE], t0());
+        let id = order_id(&order);
+        let err = order
+            .handle(&cancel_command(id, CancelReason::CustomerRequest), t0())
+            .expect_err("capture under way");
+        assert_eq!(err, OrderError::CaptureUnderWay { order_id: id });
     }
 
     #[test]

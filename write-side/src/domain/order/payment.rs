@@ -57,7 +57,8 @@ impl OrderState {
                 format_args!("a challenge on {authorization_id}"),
             ));
         }
-        self.ensure_not_cancelled(action)?;
+        // A hold taken at the gateway is a fact even on an order cancelled meanwhile (the
+        // flow's call raced the cancel): recorded, so the flow voids it.
         if self.payment() != PaymentState::None {
             return Err(self.blocked_by_payment(action));
         }
@@ -100,7 +101,8 @@ impl OrderState {
                 format_args!("authorization {authorization_id}"),
             ));
         }
-        self.ensure_not_cancelled(action)?;
+        // A hold taken at the gateway is a fact even on an order cancelled meanwhile (the
+        // flow's call raced the cancel): recorded, so the flow voids it.
         match self.payment() {
             PaymentState::None => {}
             PaymentState::Challenge {
@@ -345,11 +347,12 @@ mod tests {
         with(reserved(card()), &[authorize("auth_1", week())], t0())
     }
 
+    /// Confirmed for capture on shipment, so it can still be cancelled before the capture.
     fn confirmed() -> Order {
         with(
             ready_to_confirm(),
             &[OrderCommand::Confirm {
-                capture_mode: CaptureMode::Immediate,
+                capture_mode: CaptureMode::OnShipment,
             }],
             t0(),
         )
@@ -482,15 +485,25 @@ mod tests {
     }
 
     #[test]
-    fn a_cancelled_order_is_not_authorized() {
-        let err = cancelled(reserved(card()))
-            .handle(&authorize("auth_1", week()), t0())
-            .expect_err("cancelled");
-        assert!(matches!(err, OrderError::Cancelled { .. }), "{err}");
-        let err = cancelled(reserved(card()))
-            .handle(&challenge("auth_1"), t0())
-            .expect_err("cancelled");
-        assert!(matches!(err, OrderError::Cancelled { .. }), "{err}");
+    fn a_hold_taken_while_the_order_was_cancelled_is_recorded_and_then_voidable() {
+        let order = with(
+            cancelled(reserved(card())),
+            &[authorize("auth_1", week())],
+            t0(),
+        );
+        let state = order.state().expect("placed");
+        assert_eq!(
+            state.status(),
+            OrderStatus::Cancelled,
+            "a fact does not un-cancel"
+        );
+        assert!(order
+            .handle(&void("auth_1"), t0())
+            .is_ok_and(|e| e.len() == 1));
+        let pending = with(cancelled(reserved(card())), &[challenge("auth_2")], t0());
+        assert!(pending
+            .handle(&void("auth_2"), t0())
+            .is_ok_and(|e| e.len() == 1));
     }
 
     #[test]

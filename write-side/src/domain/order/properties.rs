@@ -305,10 +305,16 @@ fn resolve(
 }
 
 /// Facts after cancellation may only close what is still held.
+/// After a cancellation only facts may still be recorded: compensations (release, void, expiry,
+/// a failed challenge) and holds a racing flow step took (stock, an authorization, a challenge),
+/// which the flow then compensates. Never a confirmation or a capture.
 fn allowed_after_cancellation(event: &OrderEvent) -> bool {
     matches!(
         event,
-        OrderEvent::InventoryReleased(_)
+        OrderEvent::InventoryReserved(_)
+            | OrderEvent::PaymentAuthorized(_)
+            | OrderEvent::PaymentChallengeRequired(_)
+            | OrderEvent::InventoryReleased(_)
             | OrderEvent::PaymentVoided(_)
             | OrderEvent::PaymentAuthorizationExpired(_)
             | OrderEvent::PaymentDeclined(_)

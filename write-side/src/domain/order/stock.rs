@@ -37,7 +37,9 @@ impl OrderState {
         if self.shortages.is_some() {
             return Err(self.conflict("a reservation failure", "a reservation"));
         }
-        self.ensure_not_cancelled(action)?;
+        // Stock held by the inventory is a fact even on an order cancelled meanwhile (the flow's
+        // reservation raced the cancel): recorded, so the flow releases it.
+        let _ = action;
         let ordered = units_by_line(
             self.placed
                 .lines
@@ -342,13 +344,26 @@ mod tests {
     }
 
     #[test]
-    fn a_cancelled_order_reserves_nothing() {
-        for command in [reserve_all(t0() + minutes(15)), shortage()] {
-            let err = cancelled(accepted())
-                .handle(&command, t0())
-                .expect_err("cancelled");
-            assert!(matches!(err, OrderError::Cancelled { .. }), "{err}");
-        }
+    fn a_cancelled_order_records_stock_it_was_given_but_allocates_nothing() {
+        // The inventory reserved while the cancel landed: the fact is recorded so the flow
+        // can release it.
+        let reserved_late = with(
+            cancelled(accepted()),
+            &[reserve_all(t0() + minutes(15))],
+            t0(),
+        );
+        assert_eq!(
+            reserved_late.state().map(|s| s.status()),
+            Some(OrderStatus::Cancelled)
+        );
+        assert!(reserved_late
+            .handle(
+                &OrderCommand::RecordRelease {
+                    reason: ReleaseReason::OrderCancelled
+                },
+                t0()
+            )
+            .is_ok_and(|e| e.len() == 1));
         let err = cancelled(reserved())
             .handle(&allocate(), t0())
             .expect_err("cancelled");
