@@ -236,6 +236,16 @@ pub struct CheckoutSettings {
     )]
     pub payment_slow_ms: u64,
 
+    /// How long the sandbox's authorizations can be captured, in seconds (7 days like real
+    /// gateways; tests shorten it to see the expiry deadline fire).
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_AUTH_VALIDITY_SECS",
+        global = true,
+        default_value_t = 604_800
+    )]
+    pub payment_auth_validity_secs: u64,
+
     /// When an authorized payment is captured.
     #[arg(long, env = "WAYBILL_CAPTURE_MODE", global = true, value_enum, default_value_t = CaptureModeSetting::Immediate)]
     pub capture_mode: CaptureModeSetting,

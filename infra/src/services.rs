@@ -464,6 +464,7 @@ mod sandbox {
             }));
         config.challenge_validity = Duration::from_secs(c.challenge_timeout_secs);
         config.slow_response = Duration::from_millis(c.payment_slow_ms);
+        config.auth_validity = Duration::from_secs(c.payment_auth_validity_secs);
         config
     }
 }

@@ -181,6 +181,33 @@ impl CheckoutWorld {
     }
 }
 
+impl CheckoutWorld {
+    /// The text of the customer message of `kind` (`order_confirmed`, ...) for `order_id` sent
+    /// by `medium` (`email`, `sms`), once the development sink has written it.
+    pub async fn notification(&self, order_id: &str, kind: &str, medium: &str) -> String {
+        let dir = self.env.notifications_dir.clone();
+        let needle = format!("-{order_id}-{kind}-");
+        let suffix = format!(".{medium}.txt");
+        eventually(&format!("a {kind} {medium} for {order_id}"), SETTLE, || {
+            let dir = dir.clone();
+            let needle = needle.clone();
+            let suffix = suffix.clone();
+            async move {
+                let entries =
+                    std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.contains(&needle) && name.ends_with(&suffix) {
+                        return std::fs::read_to_string(entry.path()).map_err(|e| e.to_string());
+                    }
+                }
+                Err("not written yet".to_owned())
+            }
+        })
+        .await
+    }
+}
+
 /// A one-line order for `units` of `sku` at 25.00 USD each, paid with `token`, from a customer
 /// of its own (so velocity rules see one order per customer).
 pub fn order(reference: &str, sku: &str, units: u32, token: &str) -> Value {

@@ -45,6 +45,50 @@ async fn a_card_order_is_checked_reserved_authorized_confirmed_and_captured() {
     assert_eq!(view["status"], "confirmed");
     assert_eq!(view["payment"]["state"], "captured");
     assert_eq!(view["stock"]["state"], "allocated");
+
+    // The customer is told, with a signed link that opens their tracking view and no other.
+    let email = world.notification(id, "order_confirmed", "email").await;
+    assert!(email.contains("To: happy-1@example.com"), "{email}");
+    let token = email
+        .split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a tracking link with a token");
+    let opened = world.api.tracking(id, &[("token", token)], None).await;
+    assert_eq!(opened.status, 200, "{}", opened.describe());
+    let sms = world.notification(id, "order_confirmed", "sms").await;
+    assert!(sms.contains("token="), "{sms}");
+}
+
+#[tokio::test]
+async fn capture_on_shipment_keeps_the_hold_until_it_lapses_then_records_the_expiry() {
+    let world = CheckoutWorld::start(
+        "checkout_on_shipment",
+        &[
+            ("WAYBILL_CAPTURE_MODE", "on-shipment"),
+            // The sandbox's holds last 3 s here, so the durable deadline comes due in the test.
+            ("WAYBILL_PAYMENT_AUTH_VALIDITY_SECS", "3"),
+        ],
+        &[("TEE-S", 5)],
+    )
+    .await;
+    let placed = world
+        .place(&order("SHIP-1", "TEE-S", 1, cards::APPROVED))
+        .await;
+    let id = placed["order_id"].as_str().expect("id");
+    let waiting = world.settled(id, Some("awaiting_capture")).await;
+    assert_eq!(waiting.last().map(String::as_str), Some("OrderConfirmed"));
+    assert_eq!(
+        world.env.payloads_of(id, "OrderConfirmed").await[0]["capture_mode"],
+        "on_shipment"
+    );
+    let events = world.settled(id, None).await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("PaymentAuthorizationExpired"),
+        "{events:?}"
+    );
+    assert!(!events.contains(&"PaymentCaptured".to_owned()));
 }
 
 #[tokio::test]

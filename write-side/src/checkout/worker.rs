@@ -1,5 +1,6 @@
-//! The process manager's loop: run passes while there is due work, poll when idle, and sweep
-//! expired stock reservations as a safety net behind the flows' own deadlines.
+//! The process manager's loop: run passes while there is due work, poll when idle, sweep expired
+//! stock reservations as a safety net behind the flows' own deadlines, and purge old risk
+//! signals.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -7,6 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::{flows, run_pass, CheckoutServices};
+
+/// How often risk signals older than a few velocity windows are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// How the loop paces itself.
 #[derive(Debug, Clone)]
@@ -35,6 +39,7 @@ pub async fn run_worker(
     tokio::pin!(shutdown);
     let mut last_sweep = Instant::now();
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
+    let mut last_purge = Instant::now();
     loop {
         let started = Instant::now();
         let claimed = match run_pass(&services, Utc::now()).await {
@@ -57,6 +62,14 @@ pub async fn run_worker(
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "reservation sweep failed"),
+            }
+        }
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = Instant::now();
+            // Velocity counts only look back one window; keep a few for the record.
+            let cutoff = Utc::now() - services.risk_window * 4;
+            if let Err(error) = crate::risk_signals::purge_before(&services.pool, cutoff).await {
+                tracing::warn!(%error, "purging old risk signals failed");
             }
         }
         if last_gauge.elapsed() >= Duration::from_secs(2) {
