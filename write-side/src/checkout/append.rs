@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-use waybill_schemas::{Actor, EventEnvelope, NewEvent, OrderEvent, OrderId};
+use waybill_schemas::{Actor, EventEnvelope, NewEvent, OrderId};
 
 use crate::domain::{Order, OrderCommand};
 use crate::event_store::{self, retry, EventMeta, EventStore, EventStoreError};
@@ -72,7 +72,8 @@ impl FlowOrder {
         for event in &events {
             self.order.apply(event);
         }
-        self.unsaved.push((command, new_events(events, now)));
+        self.unsaved
+            .push((command, event_store::new_events(events, now)));
         Ok(())
     }
 
@@ -102,17 +103,6 @@ impl FlowOrder {
             self.last_event_id = Some(last.event_id);
         }
     }
-}
-
-fn new_events(events: Vec<OrderEvent>, now: DateTime<Utc>) -> Vec<NewEvent> {
-    events
-        .into_iter()
-        .map(|event| NewEvent {
-            event_id: Uuid::now_v7(),
-            event,
-            occurred_at: now,
-        })
-        .collect()
 }
 
 /// Stores the unsaved events of every order in `orders`: one transaction for all, or, when a
@@ -164,23 +154,62 @@ pub async fn store_one(
     flow: &mut FlowOrder,
     now: DateTime<Utc>,
 ) -> Result<(), EventStoreError> {
+    store_retrying(pool, store, flow, None, now).await.map(drop)
+}
+
+/// A webhook receipt stored with the events it caused: (provider, event id, outcome).
+type Receipt<'a> = (&'a str, &'a str, &'a str);
+
+/// Writes `flow`'s unsaved events (and `receipt` with a wake-up of the flow, if given) in one
+/// transaction, re-reading and re-deciding after each lost race. `Ok(false)`: the receipt was
+/// already stored, so nothing was written.
+async fn store_retrying(
+    pool: &PgPool,
+    store: &EventStore,
+    flow: &mut FlowOrder,
+    receipt: Option<Receipt<'_>>,
+    now: DateTime<Utc>,
+) -> Result<bool, EventStoreError> {
     for _ in 0..CONFLICT_RETRIES {
-        if flow.unsaved.is_empty() {
-            return Ok(());
+        if flow.unsaved.is_empty() && receipt.is_none() {
+            return Ok(true);
         }
         let envelopes = flow.envelopes(now);
         let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
+        let order_id = flow.order_id;
         let written = retry::serializable(|| async {
             let mut tx = retry::begin(pool).await?;
+            if let Some((provider, event_id, outcome)) = receipt {
+                let inserted = sqlx::query(
+                    "INSERT INTO webhook_receipts \
+                     (provider, event_id, order_id, outcome, received_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(provider)
+                .bind(event_id)
+                .bind(order_id.as_uuid())
+                .bind(outcome)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                flows::wake(&mut tx, &[order_id], now).await?;
+            }
             event_store::rows::insert_events(&mut tx, &refs).await?;
             outbox::insert(&mut tx, &refs, now).await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok(true)
         })
         .await;
         match written {
-            Ok(()) => {
-                flow.mark_stored(&envelopes);
-                return Ok(());
+            Ok(applied) => {
+                if applied {
+                    flow.mark_stored(&envelopes);
+                }
+                return Ok(applied);
             }
             Err(e) if event_store::is_stream_conflict(&e) => {
                 reload_and_redecide(store, flow, now).await?;
@@ -228,54 +257,8 @@ pub async fn store_with_receipt(
     pool: &PgPool,
     store: &EventStore,
     flow: &mut FlowOrder,
-    receipt: (&str, &str, &str),
+    receipt: Receipt<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, EventStoreError> {
-    let (provider, event_id, outcome) = receipt;
-    for _ in 0..CONFLICT_RETRIES {
-        let envelopes = flow.envelopes(now);
-        let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
-        let order_id = flow.order_id;
-        let written = retry::serializable(|| async {
-            let mut tx = retry::begin(pool).await?;
-            let inserted = sqlx::query(
-                "INSERT INTO webhook_receipts (provider, event_id, order_id, outcome, received_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(provider)
-            .bind(event_id)
-            .bind(order_id.as_uuid())
-            .bind(outcome)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                return Ok(false);
-            }
-            event_store::rows::insert_events(&mut tx, &refs).await?;
-            outbox::insert(&mut tx, &refs, now).await?;
-            flows::wake(&mut tx, &[order_id], now).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await;
-        match written {
-            Ok(applied) => {
-                if applied {
-                    flow.mark_stored(&envelopes);
-                }
-                return Ok(applied);
-            }
-            Err(e) if event_store::is_stream_conflict(&e) => {
-                reload_and_redecide(store, flow, now).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(EventStoreError::Conflict {
-        stream_id: flow.order_id.stream_id(),
-        expected: flow.stored_version,
-        actual: None,
-    })
+    store_retrying(pool, store, flow, Some(receipt), now).await
 }

@@ -5,10 +5,10 @@
 use chrono::Utc;
 use waybill_schemas::OrderId;
 
-use super::{new_events, CommandContext, CommandError, CommandServices, Reply, CONFLICT_RETRIES};
+use super::{CommandContext, CommandError, CommandServices, Reply, CONFLICT_RETRIES};
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
 use crate::domain::{Order, OrderCommand, OrderError};
-use crate::event_store::stamp;
+use crate::event_store::{new_events, stamp};
 use crate::idempotency::{self, StoredResponse};
 
 /// Decides `command` on the order and commits it; `respond` renders the response from the order

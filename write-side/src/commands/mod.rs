@@ -18,12 +18,11 @@ pub use review::review_order;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
 use waybill_schemas::api_keys::Role;
-use waybill_schemas::{Actor, Channel, NewEvent, OrderEvent, OrderId};
+use waybill_schemas::{Actor, Channel, OrderId};
 
 use crate::commit_batcher::{CommitBatcher, CommitOutcome, CommitRequest};
 use crate::domain::{Order, ValidationErrors};
@@ -126,18 +125,6 @@ impl CommandContext {
             Err(CommandError::KeyReused(self.idempotency_key.clone()))
         }
     }
-}
-
-/// Gives each decided event its id and time.
-fn new_events(events: Vec<OrderEvent>, now: DateTime<Utc>) -> Vec<NewEvent> {
-    events
-        .into_iter()
-        .map(|event| NewEvent {
-            event_id: Uuid::now_v7(),
-            event,
-            occurred_at: now,
-        })
-        .collect()
 }
 
 impl CommandServices {

@@ -5,11 +5,11 @@ use serde_json::Value;
 use waybill_schemas::access::tracking_token;
 use waybill_schemas::OrderId;
 
-use super::{new_events, responses, CommandContext, CommandError, CommandServices, Reply};
+use super::{responses, CommandContext, CommandError, CommandServices, Reply};
 use crate::channel_orders::ChannelOrder;
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
 use crate::domain::{parse_place_order, Order, OrderCommand, PlaceOrder};
-use crate::event_store::stamp;
+use crate::event_store::{new_events, stamp};
 
 /// `POST /v1/orders`.
 pub async fn place_order(

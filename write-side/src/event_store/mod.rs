@@ -48,6 +48,18 @@ pub struct EventMeta {
     pub channel: Option<Channel>,
 }
 
+/// Gives each decided event its id (UUIDv7) and time.
+pub fn new_events(events: Vec<waybill_schemas::OrderEvent>, now: DateTime<Utc>) -> Vec<NewEvent> {
+    events
+        .into_iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event,
+            occurred_at: now,
+        })
+        .collect()
+}
+
 /// Gives `events` their places after `expected_version` in `stream_id`, with `meta`.
 pub fn stamp(
     stream_id: &str,
