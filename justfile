@@ -32,6 +32,13 @@ bench orders="20000" clients="32":
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench place --orders {{orders}} --clients {{clients}}
 
+# Flash sale on one hot SKU: the batching reservation writer vs one transaction per reservation;
+# writes bench-results/flash-sale.json.
+bench-flash-sale orders="5000" stock="1000":
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run --release -p waybill -- bench flash-sale --orders {{orders}} --stock {{stock}}
+
 # Format everything.
 fmt:
     cargo fmt --all
