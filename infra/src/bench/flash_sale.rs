@@ -104,7 +104,30 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
     }
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {}", args.out.display());
+    let chart_path = args.out.with_extension("svg");
+    let bar = |r: &Run, label, color| super::svg::Bar {
+        label,
+        value: r.decisions_per_s,
+        note: format!(
+            "p99 {:.1} ms, oversold {}, retries {}",
+            r.p99_ms, r.oversold, r.serialization_retries
+        ),
+        color,
+    };
+    let chart = super::svg::bars(
+        &format!(
+            "Flash sale: {} reservations on one SKU with {} units",
+            args.orders, args.stock
+        ),
+        "decisions/s",
+        &[
+            bar(&report.batching, "batching writer", "#1f77b4"),
+            bar(&report.baseline, "tx per request", "#ff7f0e"),
+        ],
+    );
+    std::fs::write(&chart_path, chart)
+        .with_context(|| format!("writing {}", chart_path.display()))?;
+    println!("wrote {} and {}", args.out.display(), chart_path.display());
     Ok(())
 }
 

@@ -306,3 +306,85 @@ mod tests {
         assert!(!svg.contains("NaN"));
     }
 }
+
+/// One bar of [`bars`]: a label, its value and a note printed beside it.
+pub struct Bar<'a> {
+    pub label: &'a str,
+    pub value: f64,
+    pub note: String,
+    pub color: &'a str,
+}
+
+/// A horizontal bar chart comparing a few designs measured in one run (e.g. decisions/s).
+pub fn bars(title: &str, unit: &str, bars: &[Bar<'_>]) -> String {
+    const ROW: f64 = 46.0;
+    const LABEL: f64 = 130.0;
+    const BAR_WIDTH: f64 = 520.0;
+    let height = TOP + ROW * bars.len() as f64 + 40.0;
+    let max = bars
+        .iter()
+        .map(|b| b.value)
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="13">"#
+    );
+    let _ = write!(
+        svg,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{LEFT}" y="28" font-size="16">{}</text>"#,
+        escape(title)
+    );
+    for (i, bar) in bars.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let width = (bar.value / max * BAR_WIDTH).max(1.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{:.1}" y="{y:.1}" width="{width:.1}" height="28" fill="{}"/><text x="{:.1}" y="{:.1}">{:.0} {}  {}</text>"#,
+            LEFT + LABEL - 8.0,
+            y + 19.0,
+            escape(bar.label),
+            LEFT + LABEL,
+            bar.color,
+            LEFT + LABEL + width + 8.0,
+            y + 19.0,
+            bar.value,
+            escape(unit),
+            escape(&bar.note)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_scaled_to_the_largest_and_labels_are_escaped() {
+        let svg = bars(
+            "a <b> c",
+            "decisions/s",
+            &[
+                Bar {
+                    label: "batching",
+                    value: 1000.0,
+                    note: "p99 4 ms".into(),
+                    color: "#1f77b4",
+                },
+                Bar {
+                    label: "baseline",
+                    value: 250.0,
+                    note: String::new(),
+                    color: "#ff7f0e",
+                },
+            ],
+        );
+        assert!(svg.contains(r#"width="520.0""#), "{svg}");
+        assert!(svg.contains(r#"width="130.0""#), "{svg}");
+        assert!(svg.contains("a &lt;b&gt; c"));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+    }
+}
