@@ -214,6 +214,36 @@ async fn fraud_review_waits_for_an_agent_who_approves_or_rejects() {
         let api = &world.api;
         async move { api.post_json(&path, AGENT_KEY, &key, &body).await }
     };
+    let unknown_decision = world
+        .api
+        .post_json(
+            &format!("/v1/orders/{approve_id}/review"),
+            AGENT_KEY,
+            "review-bad",
+            &json!({"decision": "maybe"}),
+        )
+        .await;
+    assert_eq!(
+        unknown_decision.status,
+        422,
+        "{}",
+        unknown_decision.describe()
+    );
+    assert!(unknown_decision
+        .problem_fields()
+        .iter()
+        .all(|f| f == "decision"));
+    let unknown_order = world
+        .api
+        .post_json(
+            "/v1/orders/01a214fd-0000-7000-8000-000000000000/review",
+            AGENT_KEY,
+            "review-nobody",
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(unknown_order.status, 404, "{}", unknown_order.describe());
+
     let approved = decide(approve_id, "approve").await;
     assert_eq!(approved.status, 200, "{}", approved.describe());
     let rejected = decide(reject_id, "reject").await;
