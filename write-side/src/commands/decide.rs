@@ -28,7 +28,7 @@ pub async fn decide_and_commit(
     for _ in 0..CONFLICT_RETRIES {
         let mut order = services.load(order_id).await?;
         let now = Utc::now();
-        let events = order.handle(&command, now).map_err(refusal)?;
+        let events = order.handle(&command, now).map_err(|e| refusal(order_id, e))?;
         let channel = order.state().map(|s| s.channel());
         let envelopes = stamp(
             &order_id.stream_id(),
@@ -64,10 +64,12 @@ pub async fn decide_and_commit(
     Err(CommandError::Conflict(order_id))
 }
 
-/// The aggregate's refusal as a command error.
-pub fn refusal(error: OrderError) -> CommandError {
+/// The aggregate's refusal as a command error; an order with no events is not found (404), the
+/// same answer as an id that was never issued.
+pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
     match error {
         OrderError::NotFound(id) => CommandError::NotFound(id.to_string()),
+        OrderError::NotPlaced { .. } => CommandError::NotFound(order_id.to_string()),
         OrderError::AlreadyCancelled(id) => CommandError::AlreadyCancelled(id),
         other => CommandError::Refused(other.to_string()),
     }
