@@ -140,10 +140,34 @@ fn sku_of(raw: &str) -> Result<Sku, Problem> {
     Sku::parse(raw).map_err(|e| field("sku", e.to_string()))
 }
 
-/// The movement id: the caller's key, scoped to its client so two clients never collide.
-fn movement_id(principal: &Principal, key: Option<IdempotencyKey>) -> String {
-    let key = key.map(|k| k.as_str().to_owned()).unwrap_or_default();
-    format!("{}:{key}", principal.client_id)
+/// What every stock movement request carries, checked in this order: a caller allowed to manage
+/// inventory with an idempotency key, a JSON object body, the SKU and the location from the path.
+struct Movement {
+    sku: Sku,
+    location: LocationId,
+    body: Value,
+    /// The caller's idempotency key scoped to its client, so two clients never collide.
+    id: String,
+}
+
+impl Movement {
+    fn parse(
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &Bytes,
+        sku: &str,
+        location: &str,
+    ) -> Result<Self, Problem> {
+        let (principal, key) = authorize(state, headers, true)?;
+        let body = json_body(headers, body)?;
+        let key = key.map(|k| k.as_str().to_owned()).unwrap_or_default();
+        Ok(Self {
+            sku: sku_of(sku)?,
+            location: LocationId::parse(location).map_err(Problem::from)?,
+            body,
+            id: format!("{}:{key}", principal.client_id),
+        })
+    }
 }
 
 fn moved(outcome: Result<MovementOutcome, InventoryError>) -> Response {
@@ -288,17 +312,18 @@ pub async fn restock(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (principal, key) = authorize(&state, &headers, true)?;
-        let body = json_body(&headers, &body)?;
-        let sku = sku_of(&sku)?;
-        let location = LocationId::parse(&location).map_err(Problem::from)?;
+        let Movement {
+            sku,
+            location,
+            body,
+            id,
+        } = Movement::parse(&state, &headers, &body, &sku, &location)?;
         let quantity = body
             .get("quantity")
             .and_then(Value::as_i64)
             .filter(|q| (1..=MAX_RESTOCK).contains(q))
             .and_then(|q| u32::try_from(q).ok())
             .ok_or_else(|| field("quantity", "must be an integer from 1 to 1000000"))?;
-        let id = movement_id(&principal, key);
         Ok::<_, Problem>(moved(
             state
                 .inventory
@@ -335,10 +360,12 @@ pub async fn adjust(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (principal, key) = authorize(&state, &headers, true)?;
-        let body = json_body(&headers, &body)?;
-        let sku = sku_of(&sku)?;
-        let location = LocationId::parse(&location).map_err(Problem::from)?;
+        let Movement {
+            sku,
+            location,
+            body,
+            id,
+        } = Movement::parse(&state, &headers, &body, &sku, &location)?;
         let delta = body
             .get("delta")
             .and_then(Value::as_i64)
@@ -353,7 +380,6 @@ pub async fn adjust(
             .get("reason")
             .and_then(Value::as_str)
             .ok_or_else(|| field("reason", "must be a string of 1-200 characters"))?;
-        let id = movement_id(&principal, key);
         Ok::<_, Problem>(moved(
             state
                 .inventory

@@ -9,7 +9,6 @@ mod store;
 mod tests;
 
 pub use apply::{apply, cancel_reason_words, decline_words};
-pub(crate) use store::COMPARE_AND_SET;
 pub use store::{TrackingStore, TrackingWrite};
 
 use std::future::Future;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Form, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use waybill_schemas::{Currency, Money, OrderId};
 
 use super::challenge;
 use super::idempotency::{fingerprint, Begin, StoredResponse};
-use super::state::{card_behaviour, CardBehaviour, Refusal};
+use super::state::{card_behaviour, CardBehaviour, Ledger, Refusal};
 use super::Sandbox;
 use crate::payment::webhook::GatewayEventKind;
 use crate::payment::wire::{
@@ -35,9 +35,12 @@ pub(super) fn routes(sandbox: Arc<Sandbox>) -> Router {
     Router::new()
         .route("/v1/authorizations", post(authorize))
         .route("/v1/authorizations/{id}", get(show_authorization))
-        .route("/v1/authorizations/{id}/capture", post(capture))
+        .route(
+            "/v1/authorizations/{id}/capture",
+            amount_route(Ledger::capture),
+        )
         .route("/v1/authorizations/{id}/void", post(void))
-        .route("/v1/captures/{id}/refunds", post(refund))
+        .route("/v1/captures/{id}/refunds", amount_route(Ledger::refund))
         .route("/v1/challenges/{id}/complete", post(complete_challenge))
         .route(
             "/challenge/{id}",
@@ -401,35 +404,6 @@ async fn show_authorization(
     }
 }
 
-async fn capture(
-    State(sandbox): State<Arc<Sandbox>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let amount = parse_json(&body).and_then(|body| money_field(&body));
-    idempotent(
-        sandbox,
-        &headers,
-        &uri,
-        &body,
-        Duration::ZERO,
-        move |sandbox, now| {
-            let amount = match amount {
-                Ok(amount) => amount,
-                Err(bad) => return Outcome::problem(&bad.problem()),
-            };
-            let result = sandbox
-                .ledger()
-                .capture(&id, amount, now)
-                .map(|(capture, event)| (capture, vec![event]));
-            Outcome::from_result(StatusCode::CREATED, result)
-        },
-    )
-    .await
-}
-
 async fn void(
     State(sandbox): State<Arc<Sandbox>>,
     headers: HeaderMap,
@@ -454,33 +428,42 @@ async fn void(
     .await
 }
 
-async fn refund(
-    State(sandbox): State<Arc<Sandbox>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let amount = parse_json(&body).and_then(|body| money_field(&body));
-    idempotent(
-        sandbox,
-        &headers,
-        &uri,
-        &body,
-        Duration::ZERO,
-        move |sandbox, now| {
-            let amount = match amount {
-                Ok(amount) => amount,
-                Err(bad) => return Outcome::problem(&bad.problem()),
-            };
-            let result = sandbox
-                .ledger()
-                .refund(&id, amount, now)
-                .map(|(refund, event)| (refund, vec![event]));
-            Outcome::from_result(StatusCode::CREATED, result)
+/// A ledger operation that moves an amount on a resource: [`Ledger::capture`], [`Ledger::refund`].
+type AmountOperation<T> =
+    fn(&mut Ledger, &str, Money, DateTime<Utc>) -> Result<(T, GatewayEventKind), Refusal>;
+
+/// A `POST` route that runs `operation` (capture, refund) once per idempotency key on the `{id}`
+/// in the path with the `amount` in the body, and answers 201 with what it created. A body
+/// without a valid amount is answered, and remembered under the key, as the problem it is.
+fn amount_route<T: Serialize + Send + 'static>(
+    operation: AmountOperation<T>,
+) -> MethodRouter<Arc<Sandbox>> {
+    post(
+        move |State(sandbox): State<Arc<Sandbox>>,
+              headers: HeaderMap,
+              uri: Uri,
+              Path(id): Path<String>,
+              body: Bytes| async move {
+            let amount = parse_json(&body).and_then(|body| money_field(&body));
+            idempotent(
+                sandbox,
+                &headers,
+                &uri,
+                &body,
+                Duration::ZERO,
+                move |sandbox, now| {
+                    let amount = match amount {
+                        Ok(amount) => amount,
+                        Err(bad) => return Outcome::problem(&bad.problem()),
+                    };
+                    let result = operation(&mut sandbox.ledger(), &id, amount, now)
+                        .map(|(created, event)| (created, vec![event]));
+                    Outcome::from_result(StatusCode::CREATED, result)
+                },
+            )
+            .await
         },
     )
-    .await
 }
 
 /// Settles a challenge and queues its webhook; shared by the JSON route and the HTML page.
