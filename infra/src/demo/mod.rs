@@ -51,8 +51,10 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             query: settings.query_addr,
             payment_sandbox: settings.checkout.payment_sandbox_addr,
         };
+        // What `serve all` runs, plus our simulated gateway the checkout worker talks to.
         let parts: Vec<Part> = Part::ALL
             .into_iter()
+            .filter(|p| *p != Part::Checkout || settings.checkout.checkout_worker)
             .chain([Part::PaymentSandbox])
             .collect();
         Some(services::start(settings, &secrets, &parts, addresses, render, &shutdown).await?)
