@@ -163,19 +163,7 @@ async fn complete_challenge(
 
 /// Decides a review as an agent, naming the rules that held the order.
 async fn decide_review(agent: &ApiClient, order_id: &str, approve: bool) -> anyhow::Result<String> {
-    let (status, queue) = agent.command_get("/v1/reviews?limit=100").await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "GET /v1/reviews answered {status}: {queue}"
-    );
-    let rules: Vec<String> = queue["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|item| item["order_id"] == order_id)
-        .flat_map(|item| item["reasons"].as_array().cloned().unwrap_or_default())
-        .filter_map(|reason| reason["rule"].as_str().map(str::to_owned))
-        .collect();
+    let rules = queued_rules(agent, order_id).await?;
     let decision = if approve { "approve" } else { "reject" };
     let response = agent
         .review(
@@ -200,6 +188,33 @@ async fn decide_review(agent: &ApiClient, order_id: &str, approve: bool) -> anyh
             rules.join(", ")
         }
     ))
+}
+
+/// The rules that held `order_id`, from the review queue as an agent sees it. The view can
+/// show the review a moment before the queue lists the order, so this looks a few times.
+async fn queued_rules(agent: &ApiClient, order_id: &str) -> anyhow::Result<Vec<String>> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, queue) = agent.command_get("/v1/reviews?limit=100").await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "GET /v1/reviews answered {status}: {queue}"
+        );
+        let item = queue["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["order_id"] == order_id));
+        if let Some(item) = item {
+            let reasons = item["reasons"].as_array().cloned().unwrap_or_default();
+            return Ok(reasons
+                .iter()
+                .filter_map(|reason| reason["rule"].as_str().map(str::to_owned))
+                .collect());
+        }
+        if tokio::time::Instant::now() >= until {
+            return Ok(Vec::new());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]
