@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # README command 1: start everything and place real orders.
 # Ensures the toolchain, services (Postgres, NATS JetStream, Redis) and databases, builds the
-# release binary, starts `waybill serve all` in the background (replacing one this script started
-# before), runs `waybill demo` against it, and prints where to look. The services keep running;
-# stop them with infra/scripts/stop.sh.
+# release binary, starts `waybill serve all` and our simulated payment gateway (`waybill serve
+# payment-sandbox`, webhooks to the command API) in the background (replacing ones this script
+# started before), runs `waybill demo` against them, and prints where to look. The services keep
+# running; stop them with infra/scripts/stop.sh.
 set -euo pipefail
 
 say() { printf '[demo] %s\n' "$*"; }
@@ -24,43 +25,61 @@ bin=$root/target/release/waybill
 
 command_addr=${WAYBILL_COMMAND_ADDR:-127.0.0.1:8080}
 query_addr=${WAYBILL_QUERY_ADDR:-127.0.0.1:8081}
+sandbox_addr=${WAYBILL_PAYMENT_SANDBOX_ADDR:-127.0.0.1:8090}
 state=.waybill
 pid_file=$state/serve.pid
 log_file=$state/serve.log
+sandbox_pid_file=$state/payment-sandbox.pid
+sandbox_log_file=$state/payment-sandbox.log
 mkdir -p "$state"
 
 "$scripts/stop.sh" --quiet
-for addr in "$command_addr" "$query_addr"; do
+for addr in "$command_addr" "$query_addr" "$sandbox_addr"; do
   if timeout 1 bash -c "exec 3<>/dev/tcp/${addr%:*}/${addr##*:}" 2>/dev/null; then
-    die "something else listens on $addr; stop it or set WAYBILL_COMMAND_ADDR / WAYBILL_QUERY_ADDR"
+    die "something else listens on $addr; stop it or set WAYBILL_COMMAND_ADDR / WAYBILL_QUERY_ADDR / WAYBILL_PAYMENT_SANDBOX_ADDR"
   fi
 done
 
+# The sandbox resolves the same generated payment key and webhook secret from $state as
+# `serve all` does, and posts its webhooks to the command API.
+say "starting: waybill serve payment-sandbox (simulated gateway; log: $sandbox_log_file)"
+WAYBILL_PAYMENT_SANDBOX_ADDR=$sandbox_addr \
+  WAYBILL_PAYMENT_WEBHOOK_URL=${WAYBILL_PAYMENT_WEBHOOK_URL:-http://$command_addr/v1/webhooks/payments} \
+  setsid nohup "$bin" serve payment-sandbox >>"$sandbox_log_file" 2>&1 </dev/null &
+echo $! >"$sandbox_pid_file"
+
 say "starting: waybill serve all (log: $log_file)"
-setsid nohup "$bin" serve all >>"$log_file" 2>&1 </dev/null &
+WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr} \
+  setsid nohup "$bin" serve all >>"$log_file" 2>&1 </dev/null &
 echo $! >"$pid_file"
 
 deadline=$((SECONDS + 60))
-for addr in "$command_addr" "$query_addr"; do
-  until "$scripts/http-probe.sh" "$addr" /health; do
-    kill -0 "$(cat "$pid_file")" 2>/dev/null || { tail -n 30 "$log_file" >&2; die "waybill serve all exited"; }
-    ((SECONDS < deadline)) || { tail -n 30 "$log_file" >&2; die "no answer on $addr/health after 60s"; }
+for probe in "$command_addr:$pid_file:$log_file" "$query_addr:$pid_file:$log_file" \
+  "$sandbox_addr:$sandbox_pid_file:$sandbox_log_file"; do
+  IFS=: read -r host port pids log <<<"$probe"
+  until "$scripts/http-probe.sh" "$host:$port" /health; do
+    kill -0 "$(cat "$pids")" 2>/dev/null || { tail -n 30 "$log" >&2; die "$(basename "$pids" .pid) exited (log: $log)"; }
+    ((SECONDS < deadline)) || { tail -n 30 "$log" >&2; die "no answer on $host:$port/health after 60s"; }
     sleep 0.2
   done
 done
-say "services are up (pid $(cat "$pid_file"))"
+say "services are up (serve all pid $(cat "$pid_file"), payment sandbox pid $(cat "$sandbox_pid_file"))"
 
 say "running: waybill demo"
-"$bin" demo
+export WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr}
+status=0
+"$bin" demo || status=$?
 
 cat <<INFO
 
 [demo] Waybill is running (pid $(cat "$pid_file")). Where to look:
   command API   http://$command_addr   (POST /v1/orders, /openapi.json, /metrics)
   query API     http://$query_addr   (GET /v1/orders/{id}/tracking, /openapi.json, /metrics)
+  payment       http://$sandbox_addr   (simulated gateway, pid $(cat "$sandbox_pid_file"), log $sandbox_log_file)
   API key       $state/dev-api-key   (use as: Authorization: Bearer \$(cat $state/dev-api-key))
   log           $log_file
   events        psql -h 127.0.0.1 -U postgres waybill -c 'SELECT stream_id, stream_version, event_type FROM events'
   views         redis-cli --scan --pattern '${WAYBILL_REDIS_PREFIX:-waybill}:tracking:*'
-Stop it with: infra/scripts/stop.sh   (or: kill \$(cat $pid_file))
+Stop it with: infra/scripts/stop.sh
 INFO
+exit "$status"

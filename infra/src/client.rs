@@ -1,4 +1,5 @@
-//! A small HTTP client for Waybill's public APIs, used by the demo and the benchmark.
+//! A small HTTP client for Waybill's public APIs (and the payment sandbox's customer-facing
+//! challenge route), used by the demo and the benchmark.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -90,21 +91,145 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /v1/orders/{id}/review` (agent or admin key): `approve` or `reject`.
+    pub async fn review(
+        &self,
+        order_id: &str,
+        decision: &str,
+        note: &str,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        let body = serde_json::json!({"decision": decision, "note": note});
+        self.command(
+            &format!("{}/v1/orders/{order_id}/review", self.command_base),
+            &body,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `PUT /v1/inventory/locations/{id}` (admin or service key).
+    pub async fn put_location(
+        &self,
+        id: &str,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        let url = format!("{}/v1/inventory/locations/{id}", self.command_base);
+        self.send(self.http.put(&url), &url, body, idempotency_key)
+            .await
+    }
+
+    /// `POST /v1/inventory/stock/{sku}/{location}/{movement}` with `movement` `restock`
+    /// (`{"quantity"}`) or `adjust` (`{"delta", "reason"}`).
+    pub async fn move_stock(
+        &self,
+        sku: &str,
+        location: &str,
+        movement: &str,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        self.command(
+            &format!(
+                "{}/v1/inventory/stock/{sku}/{location}/{movement}",
+                self.command_base
+            ),
+            body,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `GET` a command-API path with this client's key; status and JSON body (null if none).
+    pub async fn command_get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.command_base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The tracking view read with this client's key (staff reads are not rate limited).
+    pub async fn staff_tracking(&self, order_id: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}/v1/orders/{order_id}/tracking", self.query_base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// POSTs JSON without a key, as a customer's browser would (the sandbox's challenge route).
+    pub async fn post_as_customer(
+        &self,
+        url: &str,
+        body: &Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `GET` any URL without a key; the status (`/health` of a service this client does not
+    /// otherwise talk to).
+    pub async fn get_plain(&self, url: &str) -> anyhow::Result<StatusCode> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(response.status())
+    }
+
+    /// The same client with another API key.
+    pub fn with_key(&self, key: String) -> Self {
+        Self {
+            key,
+            ..self.clone()
+        }
+    }
+
     async fn command(
         &self,
         url: &str,
         body: &Value,
         idempotency_key: &str,
     ) -> anyhow::Result<CommandResponse> {
-        let response = self
-            .http
-            .post(url)
+        self.send(self.http.post(url), url, body, idempotency_key)
+            .await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        let response = request
             .bearer_auth(&self.key)
             .header("Idempotency-Key", idempotency_key)
             .json(body)
             .send()
             .await
-            .with_context(|| format!("POST {url}"))?;
+            .with_context(|| format!("request to {url}"))?;
         let status = response.status();
         let replayed = response
             .headers()
@@ -113,7 +238,7 @@ impl ApiClient {
         let raw = response
             .bytes()
             .await
-            .with_context(|| format!("reading the answer of POST {url}"))?;
+            .with_context(|| format!("reading the answer of {url}"))?;
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         Ok(CommandResponse {
             status,
@@ -121,25 +246,6 @@ impl ApiClient {
             body,
             raw,
         })
-    }
-
-    /// `GET /v1/orders/{id}/tracking?token=..&min_version=..` as the customer.
-    pub async fn tracking(
-        &self,
-        order_id: &str,
-        token: &str,
-        min_version: i64,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let url = self.tracking_url(order_id, token);
-        let response = self
-            .http
-            .get(format!("{url}&min_version={min_version}"))
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
     }
 
     pub fn tracking_url(&self, order_id: &str, token: &str) -> String {

@@ -392,13 +392,16 @@ pub enum View {
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Start all services in this process first (on the configured addresses) and keep them
-    /// running after the demo until Ctrl-C.
+    /// Start all services and the payment sandbox in this process first (on the configured
+    /// addresses) and keep them running after the demo until Ctrl-C.
     #[arg(long)]
     pub start: bool,
-    /// Orders to place (besides the duplicate and the replay).
-    #[arg(long, default_value_t = 12)]
+    /// Orders to place (besides the duplicate and the replay); 14 or more show every outcome.
+    #[arg(long, default_value_t = 20)]
     pub orders: usize,
+    /// How long to follow the orders through checkout before reporting, in seconds.
+    #[arg(long, default_value_t = 90)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

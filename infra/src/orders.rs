@@ -1,19 +1,20 @@
 //! Realistic place-order requests for the demo and the benchmark: several channels and
 //! currencies, one to four lines from a small catalogue, line and order discounts, taxes at the
-//! destination's rate, and shipping. Deterministic for a given seed.
+//! destination's rate, and shipping. Deterministic for a given seed. [`OrderShape`] fixes what
+//! the demo needs fixed (channel, payment, lines, who prices the order, promotion codes).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-struct Product {
-    sku: &'static str,
-    name: &'static str,
+pub struct Product {
+    pub sku: &'static str,
+    pub name: &'static str,
     /// Price in minor units of USD; scaled for other currencies.
-    usd_minor: i64,
+    pub usd_minor: i64,
 }
 
-const CATALOGUE: &[Product] = &[
+pub const CATALOGUE: &[Product] = &[
     Product {
         sku: "TEE-RED-M",
         name: "Red tee, M",
@@ -53,6 +54,21 @@ const CATALOGUE: &[Product] = &[
         sku: "JKT-RAIN-S",
         name: "Rain jacket, S",
         usd_minor: 12_900,
+    },
+];
+
+/// Products the demo orders on purpose and random orders never draw: one expensive enough for
+/// the fraud review, one stocked with a single unit.
+pub const SPECIALS: &[Product] = &[
+    Product {
+        sku: "WATCH-GOLD",
+        name: "Gold watch",
+        usd_minor: 250_000,
+    },
+    Product {
+        sku: "PRINT-LTD",
+        name: "Signed print, limited",
+        usd_minor: 6_500,
     },
 ];
 
@@ -132,32 +148,133 @@ const NAMES: &[&str] = &[
     "Donald Knuth",
 ];
 
-/// Generates order requests; `run` makes channel refs unique across runs.
+/// The sandbox card that authorizes (write-side/PAYMENT-SANDBOX.md).
+pub const APPROVED_CARD: &str = "tok_4242424242424242";
+
+/// How an order pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payment {
+    /// A sandbox card token; see write-side/PAYMENT-SANDBOX.md for what each one does.
+    Card(&'static str),
+    /// Paid on the channel (marketplace, till): nothing to authorize.
+    Prepaid,
+}
+
+/// Who sets tax and shipping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pricing {
+    /// The request carries line taxes, the shipping price and its tax (as channels that price
+    /// their own orders do), sometimes with a channel discount.
+    Sent,
+    /// The request leaves them out; the enrichment rules at capture fill them in.
+    ByRules,
+}
+
+/// The shape of one order. What is not fixed here (market, customer name, lines when `lines`
+/// is empty) is drawn from the factory's seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderShape {
+    /// `web`, `app`, `pos` or `marketplace`.
+    pub channel: &'static str,
+    pub payment: Payment,
+    /// `(sku, quantity)`; empty: one to four catalogue lines.
+    pub lines: Vec<(&'static str, u32)>,
+    /// The market's currency (`USD`, `EUR`, `GBP`, `JPY`, `CAD`); `None`: drawn.
+    pub currency: Option<&'static str>,
+    pub pricing: Pricing,
+    pub promo_codes: Vec<&'static str>,
+    /// Replaces the generated customer email (one of its own per order and run).
+    pub email: Option<String>,
+}
+
+impl OrderShape {
+    /// A web order paid by `payment`, everything else drawn.
+    pub fn web(payment: Payment) -> Self {
+        Self {
+            channel: "web",
+            payment,
+            lines: Vec::new(),
+            currency: None,
+            pricing: Pricing::Sent,
+            promo_codes: Vec::new(),
+            email: None,
+        }
+    }
+}
+
+/// Generates order requests; `run` makes channel refs, emails and IPs unique across runs (so
+/// repeated runs never trip the risk rules' velocity limits).
 pub struct OrderFactory {
     rng: StdRng,
     run: String,
+    /// Second octet of the generated IPs, from `run`.
+    ip_octet: u8,
 }
 
 impl OrderFactory {
     pub fn new(seed: u64, run: impl Into<String>) -> Self {
+        let run = run.into();
+        let ip_octet = run
+            .bytes()
+            .fold(7u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b));
         Self {
             rng: StdRng::seed_from_u64(seed),
-            run: run.into(),
+            run,
+            ip_octet,
         }
     }
 
-    /// The `n`-th order of this run.
+    /// The `n`-th order of this run: channels in turn, marketplace and till orders prepaid,
+    /// web and app orders paid by the card that authorizes.
     pub fn order(&mut self, n: usize) -> Value {
+        let (channel, _) = CHANNELS[n % CHANNELS.len()];
+        let payment = match channel {
+            "marketplace" | "pos" => Payment::Prepaid,
+            _ => Payment::Card(APPROVED_CARD),
+        };
+        self.shaped(
+            n,
+            &OrderShape {
+                channel,
+                ..OrderShape::web(payment)
+            },
+        )
+    }
+
+    /// The `n`-th order of this run, shaped by `shape`.
+    pub fn shaped(&mut self, n: usize, shape: &OrderShape) -> Value {
         let rng = &mut self.rng;
-        let (channel, prefix) = CHANNELS[n % CHANNELS.len()];
-        let market = &MARKETS[rng.random_range(0..MARKETS.len())];
+        let prefix = CHANNELS
+            .iter()
+            .find(|(channel, _)| *channel == shape.channel)
+            .map_or("ORD", |(_, prefix)| *prefix);
+        let drawn_market = &MARKETS[rng.random_range(0..MARKETS.len())];
+        let market = shape
+            .currency
+            .and_then(|code| MARKETS.iter().find(|m| m.currency == code))
+            .unwrap_or(drawn_market);
         let name = NAMES[rng.random_range(0..NAMES.len())];
-        let line_count = rng.random_range(1..=4);
-        let mut lines = Vec::with_capacity(line_count);
+        let chosen: Vec<(&Product, i64)> = if shape.lines.is_empty() {
+            let line_count = rng.random_range(1..=4);
+            (0..line_count)
+                .map(|i| {
+                    (
+                        &CATALOGUE[(n + i * 3) % CATALOGUE.len()],
+                        rng.random_range(1..=3),
+                    )
+                })
+                .collect()
+        } else {
+            shape
+                .lines
+                .iter()
+                .filter_map(|(sku, quantity)| Some((product(sku)?, i64::from(*quantity))))
+                .collect()
+        };
+        let sent = shape.pricing == Pricing::Sent;
+        let mut lines = Vec::with_capacity(chosen.len());
         let mut subtotal_after_line_discounts = 0i64;
-        for i in 0..line_count {
-            let product = &CATALOGUE[(n + i * 3) % CATALOGUE.len()];
-            let quantity: i64 = rng.random_range(1..=3);
+        for (product, quantity) in chosen {
             let unit = price(product.usd_minor, market);
             let gross = unit * quantity;
             // One line in five is on sale: 10 % off the line.
@@ -166,15 +283,19 @@ impl OrderFactory {
             } else {
                 0
             };
-            let tax = (gross - discount) * market.tax_bp / 10_000;
             subtotal_after_line_discounts += gross - discount;
-            lines.push(json!({
+            let mut line = json!({
                 "sku": product.sku, "name": product.name, "quantity": quantity,
-                "unit_price_minor": unit, "discount_minor": discount, "tax_minor": tax,
-            }));
+                "unit_price_minor": unit, "discount_minor": discount,
+            });
+            if sent {
+                line["tax_minor"] = json!((gross - discount) * market.tax_bp / 10_000);
+            }
+            lines.push(line);
         }
-        // One order in four uses a code worth 5 (or the local equivalent), never above the subtotal.
-        let discounts = if rng.random_ratio(1, 4) {
+        // One order in four that prices itself and names no promotion code carries a channel
+        // discount worth 5 (or the local equivalent), never above the subtotal.
+        let discounts = if sent && shape.promo_codes.is_empty() && rng.random_ratio(1, 4) {
             let amount = price(500, market).min(subtotal_after_line_discounts / 2);
             vec![json!({"code": "WELCOME5", "amount_minor": amount})]
         } else {
@@ -185,43 +306,55 @@ impl OrderFactory {
             1 => ("express", 1_500),
             _ => ("pickup", 0),
         };
-        let shipping = price(shipping_usd, market);
+        let shipping = if sent {
+            let price = price(shipping_usd, market);
+            json!({"method": method, "price_minor": price, "tax_minor": price * market.tax_bp / 10_000})
+        } else {
+            json!({"method": method})
+        };
         let address = json!({
             "name": name, "line1": format!("{} Main St", 1 + n % 200), "line2": null,
             "city": market.city, "region": market.region, "postal_code": market.postal,
             "country": market.country,
         });
-        let email = format!(
-            "{}+{}@example.com",
-            name.split(' ').next().unwrap_or("customer").to_lowercase(),
-            n
-        );
-        // Marketplaces and tills take the money themselves; web and app orders pay by the
-        // sandbox card that authorizes, from an address of their own (no velocity hits).
-        let (payment, risk_context) = match channel {
-            "marketplace" | "pos" => (
+        let email = shape.email.clone().unwrap_or_else(|| {
+            format!(
+                "{}+{}-{n}@example.com",
+                name.split(' ').next().unwrap_or("customer").to_lowercase(),
+                self.run
+            )
+        });
+        // Card orders come from an address of their own (no velocity hits).
+        let (payment, risk_context) = match shape.payment {
+            Payment::Prepaid => (
                 json!({"method": "prepaid", "reference": format!("PAY-{}-{n}", self.run)}),
                 Value::Null,
             ),
-            _ => (
-                json!({"method": "card", "token": "tok_4242424242424242"}),
-                json!({"ip": format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)}),
+            Payment::Card(token) => (
+                json!({"method": "card", "token": token}),
+                json!({"ip": format!("10.{}.{}.{}", self.ip_octet, (n >> 8) & 255, n & 255)}),
             ),
         };
         json!({
-            "channel": channel,
+            "channel": shape.channel,
             "channel_order_ref": format!("{prefix}-{}-{n}", self.run),
             "currency": market.currency,
             "customer": {"customer_id": format!("c-{}", n % 997), "name": name, "email": email, "phone": null},
             "lines": lines,
             "discounts": discounts,
+            "promo_codes": shape.promo_codes,
             "shipping_address": address,
             "billing_address": null,
-            "shipping": {"method": method, "price_minor": shipping, "tax_minor": shipping * market.tax_bp / 10_000},
+            "shipping": shipping,
             "payment": payment,
             "risk_context": risk_context,
         })
     }
+}
+
+/// A product of the catalogue or of the specials.
+fn product(sku: &str) -> Option<&'static Product> {
+    CATALOGUE.iter().chain(SPECIALS).find(|p| p.sku == sku)
 }
 
 fn price(usd_minor: i64, market: &Market) -> i64 {
@@ -269,5 +402,59 @@ mod tests {
                 .unwrap_or_else(|e| panic!("order {n} refused: {e}"));
             assert!(parsed.payment.is_some());
         }
+    }
+
+    #[test]
+    fn shaped_orders_keep_what_the_shape_fixes() {
+        let mut factory = OrderFactory::new(3, "r");
+        let shape = OrderShape {
+            lines: vec![("WATCH-GOLD", 1)],
+            currency: Some("USD"),
+            promo_codes: vec!["SAVE10"],
+            email: Some("blocked@example.com".to_owned()),
+            ..OrderShape::web(Payment::Card("tok_4000000000003220"))
+        };
+        let order = factory.shaped(5, &shape);
+        assert_eq!(order["channel_order_ref"], "WEB-r-5");
+        assert_eq!(order["currency"], "USD");
+        assert_eq!(order["lines"].as_array().unwrap().len(), 1);
+        assert_eq!(order["lines"][0]["sku"], "WATCH-GOLD");
+        assert_eq!(order["lines"][0]["unit_price_minor"], 250_000);
+        assert_eq!(order["promo_codes"], serde_json::json!(["SAVE10"]));
+        assert_eq!(order["customer"]["email"], "blocked@example.com");
+        assert_eq!(order["payment"]["token"], "tok_4000000000003220");
+        let parsed = waybill_write_side::domain::parse_place_order(&order).unwrap();
+        assert_eq!(parsed.discounts.len(), 1, "SAVE10 became a discount");
+        assert_eq!(parsed.discounts[0].code, "SAVE10");
+        assert!(parsed.discounts[0].amount.minor >= 22_500);
+    }
+
+    #[test]
+    fn orders_priced_by_rules_leave_tax_and_shipping_price_out() {
+        let mut factory = OrderFactory::new(4, "r");
+        for n in 0..50 {
+            let order = factory.shaped(
+                n,
+                &OrderShape {
+                    pricing: Pricing::ByRules,
+                    ..OrderShape::web(Payment::Prepaid)
+                },
+            );
+            for line in order["lines"].as_array().unwrap() {
+                assert!(line.get("tax_minor").is_none(), "{line}");
+            }
+            assert!(order["shipping"].get("price_minor").is_none());
+            assert!(order["discounts"].as_array().unwrap().is_empty());
+            waybill_write_side::domain::parse_place_order(&order)
+                .unwrap_or_else(|e| panic!("order {n} refused: {e}"));
+        }
+    }
+
+    #[test]
+    fn runs_differ_in_emails_and_ips() {
+        let a = OrderFactory::new(1, "run-a").order(0);
+        let b = OrderFactory::new(1, "run-b").order(0);
+        assert_ne!(a["customer"]["email"], b["customer"]["email"]);
+        assert_ne!(a["risk_context"]["ip"], b["risk_context"]["ip"]);
     }
 }
