@@ -170,6 +170,8 @@ struct Scratch {
     stream: String,
     subject_root: String,
     redis_prefix: String,
+    /// Where the notifications projector writes its messages during the run.
+    notifications_dir: std::path::PathBuf,
 }
 
 impl Scratch {
@@ -185,6 +187,7 @@ impl Scratch {
             stream: format!("BENCH_{}", run.to_uppercase()),
             subject_root: format!("bench_{run}"),
             redis_prefix: format!("bench:{run}"),
+            notifications_dir: std::env::temp_dir().join(format!("waybill-bench-{run}")),
         }
     }
 
@@ -196,6 +199,7 @@ impl Scratch {
         s.subject_root = self.subject_root.clone();
         s.redis_prefix = self.redis_prefix.clone();
         s.query_rate_limit = 0;
+        s.checkout.notifications_dir = self.notifications_dir.clone();
         let mut key = [0u8; 16];
         rand::rng().fill_bytes(&mut key);
         let key = hex::encode(key);
@@ -210,6 +214,14 @@ impl Scratch {
     }
 
     async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
+        if let Err(error) = std::fs::remove_dir_all(&self.notifications_dir) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "removing {} failed: {error}",
+                    self.notifications_dir.display()
+                );
+            }
+        }
         let options: PgConnectOptions = self.database_url.parse()?;
         let mut admin = options.database("postgres").connect().await?;
         sqlx::query(&format!(
