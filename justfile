@@ -39,6 +39,13 @@ bench-flash-sale orders="5000" stock="1000":
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench flash-sale --orders {{orders}} --stock {{stock}}
 
+# Checkout benchmark: card orders through the whole flow to confirmation and capture, beside
+# placement alone (release build); writes bench-results/checkout.json and .svg.
+bench-checkout orders="10000" clients="32":
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run --release -p waybill -- bench checkout --orders {{orders}} --clients {{clients}}
+
 # Format everything.
 fmt:
     cargo fmt --all

@@ -411,6 +411,32 @@ pub enum Bench {
     /// Many one-unit orders race for one hot SKU: the inventory's batching writer against one
     /// conditional-UPDATE transaction per reservation, on a scratch database.
     FlashSale(BenchFlashSaleArgs),
+    /// Card orders through the whole checkout flow (risk, stock, sandbox payment, confirmation,
+    /// capture) on a scratch environment, beside placement alone for the same orders.
+    Checkout(BenchCheckoutArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchCheckoutArgs {
+    /// Orders to place (each paid by the sandbox's approving test card).
+    #[arg(long, default_value_t = 10_000)]
+    pub orders: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/checkout.json")]
+    pub out: PathBuf,
+    /// How long after the last placement every order may take to reach OrderConfirmed and
+    /// PaymentCaptured, in seconds; orders not there by then are reported as missing.
+    #[arg(long, default_value_t = 120)]
+    pub deadline_secs: u64,
+    /// Skip the placement-only baseline (checkout worker off) on its own scratch environment.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Keep the scratch databases, streams and Redis keys afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Args)]

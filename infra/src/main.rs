@@ -1,7 +1,7 @@
 //! `waybill`: the one binary that runs Waybill. `serve all` runs the command API, the outbox
 //! relay, the tracking projector and the query API in one process; `serve <part>` runs one of
-//! them for multi-process deploys. `migrate`, `rebuild tracking`, `demo` and `bench place` are
-//! the operational and developer commands. See `waybill --help`.
+//! them for multi-process deploys. `migrate`, `rebuild tracking`, `demo` and `bench` (place,
+//! flash-sale, checkout) are the operational and developer commands. See `waybill --help`.
 
 mod bench;
 mod client;
@@ -97,6 +97,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::FlashSale(args),
         } => bench::flash_sale(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Checkout(args),
+        } => bench::checkout(&settings, &args).await,
     }
 }
 

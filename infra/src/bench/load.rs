@@ -45,17 +45,31 @@ pub async fn run(
     lag: mpsc::UnboundedSender<Accepted>,
 ) -> anyhow::Result<LoadResult> {
     let mut factory = OrderFactory::new(0x5eed, run.to_owned());
-    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
-        (0..orders)
-            .map(|n| serde_json::to_vec(&factory.order(n)).map(bytes::Bytes::from))
-            .collect::<Result<_, _>>()?,
-    );
+    let bodies = (0..orders)
+        .map(|n| serde_json::to_vec(&factory.order(n)).map(bytes::Bytes::from))
+        .collect::<Result<_, _>>()?;
+    let done = Arc::new(AtomicU64::new(0));
+    run_bodies(client, bodies, clients, run, lag, done, true).await
+}
+
+/// Places the given request `bodies` with `clients` concurrent clients, counting answered
+/// requests in `done`; prints a progress line every second when `progress` is set.
+pub async fn run_bodies(
+    client: &ApiClient,
+    bodies: Vec<bytes::Bytes>,
+    clients: usize,
+    run: &str,
+    lag: mpsc::UnboundedSender<Accepted>,
+    done: Arc<AtomicU64>,
+    progress: bool,
+) -> anyhow::Result<LoadResult> {
+    let orders = bodies.len();
+    let bodies = Arc::new(bodies);
     let url = format!("{}/v1/orders", client.command_base);
     let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let progress = {
+    let progress = progress.then(|| {
         let done = done.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -75,7 +89,7 @@ pub async fn run(
                 }
             }
         })
-    };
+    });
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
@@ -182,7 +196,9 @@ pub async fn run(
     }
     total.elapsed = started.elapsed();
     total.attempted = total.latency_us.len();
-    progress.abort();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     if let Some(error) = &total.first_error {
         eprintln!("first failed request: {error}");
     }

@@ -8,12 +8,15 @@
 //! Redis prefix that are removed afterwards; `--external` measures services already running.
 
 mod baseline;
+mod checkout;
+mod checkout_report;
 mod flash_sale;
 mod lag;
 mod load;
 pub mod report;
 pub mod svg;
 
+pub use checkout::checkout;
 pub use flash_sale::flash_sale;
 
 use std::net::SocketAddr;
@@ -48,22 +51,7 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
         (settings.clone(), Secrets::resolve(settings)?, None)
     } else {
         let scratch = Scratch::new(settings, &run);
-        let mut s = settings.clone();
-        s.database_url = scratch.database_url.clone();
-        s.nats_stream = scratch.stream.clone();
-        s.subject_root = scratch.subject_root.clone();
-        s.redis_prefix = scratch.redis_prefix.clone();
-        s.query_rate_limit = 0;
-        let mut key = [0u8; 16];
-        rand::rng().fill_bytes(&mut key);
-        let key = hex::encode(key);
-        let secrets = Secrets {
-            api_keys: format!("{key}:bench:service"),
-            client_key: Some(key),
-            tracking_secret: run.as_bytes().to_vec(),
-            payment_api_key: format!("bench-gateway-{run}"),
-            payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
-        };
+        let (s, secrets) = scratch.settings(settings, &run);
         (s, secrets, Some(scratch))
     };
 
@@ -182,6 +170,8 @@ struct Scratch {
     stream: String,
     subject_root: String,
     redis_prefix: String,
+    /// Where the notifications projector writes its messages during the run.
+    notifications_dir: std::path::PathBuf,
 }
 
 impl Scratch {
@@ -197,10 +187,41 @@ impl Scratch {
             stream: format!("BENCH_{}", run.to_uppercase()),
             subject_root: format!("bench_{run}"),
             redis_prefix: format!("bench:{run}"),
+            notifications_dir: std::env::temp_dir().join(format!("waybill-bench-{run}")),
         }
     }
 
+    /// `settings` pointed at this scratch environment, with fresh secrets for one run.
+    fn settings(&self, settings: &Settings, run: &str) -> (Settings, Secrets) {
+        let mut s = settings.clone();
+        s.database_url = self.database_url.clone();
+        s.nats_stream = self.stream.clone();
+        s.subject_root = self.subject_root.clone();
+        s.redis_prefix = self.redis_prefix.clone();
+        s.query_rate_limit = 0;
+        s.checkout.notifications_dir = self.notifications_dir.clone();
+        let mut key = [0u8; 16];
+        rand::rng().fill_bytes(&mut key);
+        let key = hex::encode(key);
+        let secrets = Secrets {
+            api_keys: format!("{key}:bench:service"),
+            client_key: Some(key),
+            tracking_secret: run.as_bytes().to_vec(),
+            payment_api_key: format!("bench-gateway-{run}"),
+            payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
+        };
+        (s, secrets)
+    }
+
     async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
+        if let Err(error) = std::fs::remove_dir_all(&self.notifications_dir) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "removing {} failed: {error}",
+                    self.notifications_dir.display()
+                );
+            }
+        }
         let options: PgConnectOptions = self.database_url.parse()?;
         let mut admin = options.database("postgres").connect().await?;
         sqlx::query(&format!(

@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 
 use super::report::BenchReport;
 
-const WIDTH: f64 = 900.0;
-const PANEL_HEIGHT: f64 = 260.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 150.0;
-const TOP: f64 = 50.0;
-const GAP: f64 = 60.0;
+pub const WIDTH: f64 = 900.0;
+pub const PANEL_HEIGHT: f64 = 260.0;
+pub const LEFT: f64 = 70.0;
+pub const RIGHT: f64 = 150.0;
+pub const TOP: f64 = 50.0;
+pub const GAP: f64 = 60.0;
 
 /// One line of a panel: a name, a colour and (x, y) points; `None` breaks the line.
 pub struct Series<'a> {
@@ -209,7 +209,7 @@ fn label(v: f64) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
