@@ -281,9 +281,17 @@ pub struct CheckoutSettings {
         long,
         env = "WAYBILL_CHECKOUT_BATCH",
         global = true,
-        default_value_t = 200
+        default_value_t = 50
     )]
     pub checkout_batch: i64,
+    /// Checkout passes running at once in one process.
+    #[arg(
+        long,
+        env = "WAYBILL_CHECKOUT_CONCURRENCY",
+        global = true,
+        default_value_t = 4
+    )]
+    pub checkout_concurrency: usize,
     /// Checkout worker poll interval when idle, in milliseconds.
     #[arg(
         long,

@@ -433,10 +433,12 @@ mod checkout {
                 risk_window: chrono::Duration::minutes(c.risk_window_minutes),
                 lease: chrono::Duration::seconds(30),
                 batch: c.checkout_batch.max(1),
+                risk_lock: Arc::default(),
             };
             tracing::info!(gateway = %c.payment_gateway_url, capture = policy.capture_mode.as_str(), "checkout worker starting");
             let config = WorkerConfig {
                 poll_interval: Duration::from_millis(c.checkout_poll_ms.max(1)),
+                concurrency: c.checkout_concurrency.max(1),
                 ..WorkerConfig::default()
             };
             waybill_write_side::checkout::run_worker(services, config, stop).await;

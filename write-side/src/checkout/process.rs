@@ -52,6 +52,9 @@ pub struct CheckoutServices {
     pub lease: chrono::Duration,
     /// Most orders claimed per pass.
     pub batch: i64,
+    /// Passes of this process record risk signals one at a time: concurrent batches counting
+    /// the same hot identifier would only abort each other under SERIALIZABLE.
+    pub risk_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// An order in a pass, with where it stands.

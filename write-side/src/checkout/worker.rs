@@ -19,6 +19,9 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How often expired reservations are swept directly in the inventory.
     pub sweep_interval: Duration,
+    /// Passes running at once. Several small passes keep an order from waiting behind a whole
+    /// batch (latency), while each pass still batches its transactions (throughput).
+    pub concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -26,20 +29,50 @@ impl Default for WorkerConfig {
         Self {
             poll_interval: Duration::from_millis(10),
             sweep_interval: Duration::from_secs(5),
+            concurrency: 4,
         }
     }
 }
 
-/// Runs passes until `shutdown` resolves.
+/// Runs `config.concurrency` pass loops until `shutdown` resolves; the first also does the
+/// housekeeping (reservation sweep, risk-signal purge, the due-flows gauge).
 pub async fn run_worker(
     services: CheckoutServices,
     config: WorkerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> = (0..config.concurrency.max(1))
+        .map(|index| {
+            let services = services.clone();
+            let config = config.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                run_loop(services, config, index == 0, shutdown).await;
+            })
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for handle in loops {
+        let _ = handle.await;
+    }
+}
+
+async fn run_loop(
+    services: CheckoutServices,
+    config: WorkerConfig,
+    housekeeping: bool,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     let mut last_sweep = Instant::now();
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
     let mut last_purge = Instant::now();
+    let mut idle_polls: u32 = 0;
     loop {
         let started = Instant::now();
         let claimed = match run_pass(&services, Utc::now()).await {
@@ -53,7 +86,7 @@ pub async fn run_worker(
             metrics::histogram!("waybill_checkout_pass_seconds").record(started.elapsed());
             metrics::counter!("waybill_checkout_flows_advanced_total").increment(claimed as u64);
         }
-        if last_sweep.elapsed() >= config.sweep_interval {
+        if housekeeping && last_sweep.elapsed() >= config.sweep_interval {
             last_sweep = Instant::now();
             match services.inventory.release_expired(Utc::now(), 500).await {
                 Ok(released) if !released.is_empty() => {
@@ -64,7 +97,7 @@ pub async fn run_worker(
                 Err(error) => tracing::warn!(%error, "reservation sweep failed"),
             }
         }
-        if last_purge.elapsed() >= PURGE_EVERY {
+        if housekeeping && last_purge.elapsed() >= PURGE_EVERY {
             last_purge = Instant::now();
             // Velocity counts only look back one window; keep a few for the record.
             let cutoff = Utc::now() - services.risk_window * 4;
@@ -72,16 +105,20 @@ pub async fn run_worker(
                 tracing::warn!(%error, "purging old risk signals failed");
             }
         }
-        if last_gauge.elapsed() >= Duration::from_secs(2) {
+        if housekeeping && last_gauge.elapsed() >= Duration::from_secs(2) {
             last_gauge = Instant::now();
             if let Ok(due) = flows::due_count(&services.pool, Utc::now()).await {
                 metrics::gauge!("waybill_checkout_flows_due").set(due as f64);
             }
         }
+        // Idle polls back off (×2 per empty claim, up to 4 × the interval) so idle loops do
+        // not keep Postgres busy; any claimed work resets the pace.
+        idle_polls = if claimed == 0 { (idle_polls + 1).min(3) } else { 0 };
         if (claimed as i64) < services.batch {
+            let pause = config.poll_interval * (1 << idle_polls.saturating_sub(1)).min(4);
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(config.poll_interval) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         } else if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
             return;

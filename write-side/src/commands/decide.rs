@@ -28,7 +28,9 @@ pub async fn decide_and_commit(
     for _ in 0..CONFLICT_RETRIES {
         let mut order = services.load(order_id).await?;
         let now = Utc::now();
-        let events = order.handle(&command, now).map_err(|e| refusal(order_id, e))?;
+        let events = order
+            .handle(&command, now)
+            .map_err(|e| refusal(order_id, e))?;
         let channel = order.state().map(|s| s.channel());
         let envelopes = stamp(
             &order_id.stream_id(),
