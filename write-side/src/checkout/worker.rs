@@ -113,7 +113,11 @@ async fn run_loop(
         }
         // Idle polls back off (×2 per empty claim, up to 4 × the interval) so idle loops do
         // not keep Postgres busy; any claimed work resets the pace.
-        idle_polls = if claimed == 0 { (idle_polls + 1).min(3) } else { 0 };
+        idle_polls = if claimed == 0 {
+            (idle_polls + 1).min(3)
+        } else {
+            0
+        };
         if (claimed as i64) < services.batch {
             let pause = config.poll_interval * (1 << idle_polls.saturating_sub(1)).min(4);
             tokio::select! {
