@@ -6,7 +6,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Start Postgres/NATS/Redis if needed, build, run `waybill serve all` in the background and place demo orders.
+# Start Postgres/NATS/Redis if needed, build, run `waybill serve all` and the payment sandbox in
+# the background, and push demo orders through checkout.
 up:
     infra/scripts/demo.sh
 
