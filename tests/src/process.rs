@@ -54,9 +54,24 @@ pub struct WaybillProcess {
     pub metrics_addr: SocketAddr,
 }
 
+/// Ports tests pick from: below the kernel's ephemeral range (32768–60999 here), so a port
+/// picked now and bound by a child process later cannot meanwhile be handed out by the kernel to
+/// some other connection or `bind(0)`; tests running in parallel pick at random, so they
+/// rarely try the same one, and a taken port is skipped.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 pub(crate) fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("ephemeral port address")
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        // A fresh RandomState is randomly keyed: a cheap random number without another crate.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+        let port = TEST_PORTS.start + (hasher.finish() % span) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("bound port address");
+        }
+    }
 }
 
 impl WaybillProcess {
