@@ -108,7 +108,7 @@ impl Order {
                 lines,
                 backordered,
                 expires_at,
-            } => state.record_reservation(lines, backordered, *expires_at, action, now),
+            } => state.record_reservation(lines, backordered, *expires_at, now),
             C::RecordReservationFailure { shortages } => {
                 state.record_reservation_failure(shortages, action, now)
             }

@@ -19,7 +19,6 @@ impl OrderState {
         lines: &[ReservedLine],
         backordered: &[BackorderedLine],
         expires_at: DateTime<Utc>,
-        action: &'static str,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderEvent>, OrderError> {
         if let Some(recorded) = &self.reserved {
@@ -39,7 +38,6 @@ impl OrderState {
         }
         // Stock held by the inventory is a fact even on an order cancelled meanwhile (the flow's
         // reservation raced the cancel): recorded, so the flow releases it.
-        let _ = action;
         let ordered = units_by_line(
             self.placed
                 .lines
