@@ -11,6 +11,9 @@ use waybill_schemas::OrderId;
 
 use crate::event_store::retry;
 
+/// The stage of orders held for a fraud review: the agents' queue lists it.
+pub const REVIEW_STAGE: &str = "review";
+
 /// A row a worker claimed: the order and the wake-up count it saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {

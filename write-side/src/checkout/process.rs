@@ -168,7 +168,7 @@ fn decide(order: &mut InFlight, command: OrderCommand, now: DateTime<Utc>) {
 /// The stage a waiting order is parked in (the review queue lists `review`).
 fn waiting_stage(flow: &FlowOrder) -> &'static str {
     match flow.order.state().map(OrderState::status) {
-        Some(OrderStatus::InReview) => "review",
+        Some(OrderStatus::InReview) => flows::REVIEW_STAGE,
         Some(OrderStatus::AwaitingPayment) => "payment_challenge",
         Some(OrderStatus::Confirmed) => "awaiting_capture",
         _ => "waiting",

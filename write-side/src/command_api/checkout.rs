@@ -251,7 +251,7 @@ async fn list_reviews(
         ),
     };
     let pool = &state.services.pool;
-    let waiting = flows::waiting_in(pool, "review", after, limit)
+    let waiting = flows::waiting_in(pool, flows::REVIEW_STAGE, after, limit)
         .await
         .map_err(|_| Problem::internal())?;
     let stream_ids: Vec<String> = waiting.iter().map(|(id, _)| id.stream_id()).collect();
