@@ -35,10 +35,18 @@ pub struct FlowOrder {
 
 impl FlowOrder {
     /// Folds the stored stream of one order.
-    pub fn from_stream(order_id: OrderId, envelopes: &[EventEnvelope]) -> Result<Self, String> {
+    /// An event that cannot be decoded is [`EventStoreError::Corrupt`], naming it.
+    pub fn from_stream(
+        order_id: OrderId,
+        envelopes: &[EventEnvelope],
+    ) -> Result<Self, EventStoreError> {
         let mut order = Order::default();
         for envelope in envelopes {
-            let event = envelope.decode().map_err(|e| e.to_string())?;
+            let event = envelope.decode().map_err(|e| EventStoreError::Corrupt {
+                stream_id: envelope.stream_id.clone(),
+                stream_version: envelope.stream_version,
+                detail: e.to_string(),
+            })?;
             order.apply(&event);
         }
         let first = envelopes.first();
@@ -233,13 +241,7 @@ async fn reload_and_redecide(
     let envelopes = store
         .read_stream(&flow.order_id.stream_id(), 1, None)
         .await?;
-    let mut fresh = FlowOrder::from_stream(flow.order_id, &envelopes).map_err(|detail| {
-        EventStoreError::Corrupt {
-            stream_id: flow.order_id.stream_id(),
-            stream_version: 0,
-            detail,
-        }
-    })?;
+    let mut fresh = FlowOrder::from_stream(flow.order_id, &envelopes)?;
     fresh.meta.traceparent = flow.meta.traceparent.clone().or(fresh.meta.traceparent);
     for (command, _) in std::mem::take(&mut flow.unsaved) {
         if let Err(refused) = fresh.decide(command, now) {

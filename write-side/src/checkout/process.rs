@@ -95,7 +95,7 @@ pub async fn run_pass(
                     claimed,
                     Release::Retry {
                         due_at: now + chrono::Duration::minutes(5),
-                        error,
+                        error: error.to_string(),
                     },
                 ));
             }

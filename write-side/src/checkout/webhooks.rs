@@ -47,13 +47,7 @@ pub async fn apply_gateway_event(
             "order {order_id} is unknown"
         )));
     }
-    let mut flow = FlowOrder::from_stream(order_id, &envelopes).map_err(|detail| {
-        crate::event_store::EventStoreError::Corrupt {
-            stream_id: order_id.stream_id(),
-            stream_version: 0,
-            detail,
-        }
-    })?;
+    let mut flow = FlowOrder::from_stream(order_id, &envelopes)?;
     flow.meta.actor = waybill_schemas::Actor::service("payment-gateway");
     let (outcome, label) = match flow.decide(command, now) {
         Ok(()) if flow.unsaved.is_empty() => (
