@@ -14,6 +14,7 @@ use crate::config::Settings;
 
 pub const DEV_API_KEY_FILE: &str = "dev-api-key";
 pub const TRACKING_SECRET_FILE: &str = "tracking-secret";
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
 pub const PAYMENT_API_KEY_FILE: &str = "payment-api-key";
 pub const PAYMENT_WEBHOOK_SECRET_FILE: &str = "payment-webhook-secret";
 
@@ -25,6 +26,8 @@ pub struct Secrets {
     /// A key this process may use as a client (the first service/agent/admin key).
     pub client_key: Option<String>,
     pub tracking_secret: Vec<u8>,
+    /// HMAC secret of Bearer JWTs (both APIs).
+    pub jwt_secret: Vec<u8>,
     /// The key Waybill presents to the payment gateway (and the sandbox expects).
     pub payment_api_key: String,
     /// The HMAC secret of the gateway's webhooks.
@@ -55,6 +58,9 @@ impl Secrets {
                 secret.into_bytes()
             }
         };
+        let jwt_secret =
+            configured_or_generated(settings.jwt_secret.as_deref(), dir, JWT_SECRET_FILE)?
+                .into_bytes();
         let checkout = &settings.checkout;
         let payment_api_key = configured_or_generated(
             checkout.payment_api_key.as_deref(),
@@ -71,6 +77,7 @@ impl Secrets {
             client_key: client_key(&api_keys),
             api_keys,
             tracking_secret,
+            jwt_secret,
             payment_api_key,
             payment_webhook_secret,
         })

@@ -232,7 +232,9 @@ pub fn query_config(
         settings.redis_prefix.clone(),
         secrets.tracking_secret.clone(),
     );
-    config.api_keys = ApiKeys::parse(&secrets.api_keys).context("WAYBILL_API_KEYS")?;
+    config.api_keys = ApiKeys::parse(&secrets.api_keys)
+        .context("WAYBILL_API_KEYS")?
+        .with_jwt(&secrets.jwt_secret);
     config.max_wait = settings.query_max_wait();
     config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
     config.rate_limit = (settings.query_rate_limit > 0)
@@ -277,6 +279,7 @@ mod commands {
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
+                let keys = keys.with_jwt(&secrets.jwt_secret);
                 let mut config =
                     CommandApiConfig::new(keys, secrets.tracking_secret.clone(), render);
                 config.idempotency_retention = std::time::Duration::from_secs(

@@ -182,6 +182,8 @@ async fn swap(
             .into_iter()
             .flatten()
             .collect();
+        // The customer and lookup indexes are idempotent: (re)write them for every rebuilt view.
+        live.index(&views.iter().collect::<Vec<_>>()).await?;
         for _ in 0..CATCH_UP_ROUNDS {
             if views.is_empty() {
                 break;

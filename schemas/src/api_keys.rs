@@ -3,6 +3,10 @@
 //! `WAYBILL_API_KEYS` format). Only SHA-256 digests of the keys are kept, and a presented key is
 //! compared in constant time against every configured one, so neither the comparison nor the
 //! search leaks how much of a key was right. Shared by the command API and the query API.
+//!
+//! When a JWT secret is configured ([`ApiKeys::with_jwt`]), a Bearer credential shaped like a
+//! JWT is verified as one instead ([`crate::jwt`]); that is how customers (role `customer`, only
+//! their own orders) and staff signed in elsewhere authenticate.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,10 +15,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::envelope::{Actor, ActorKind};
+use crate::jwt::{looks_like_jwt, JwtKey};
 
 /// What a key's holder may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// A shopper signed in with a JWT whose `sub` is their customer id: their own orders only.
+    Customer,
     Service,
     Agent,
     Finance,
@@ -24,6 +31,7 @@ pub enum Role {
 impl Role {
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
+            "customer" => Some(Self::Customer),
             "service" => Some(Self::Service),
             "agent" => Some(Self::Agent),
             "finance" => Some(Self::Finance),
@@ -33,6 +41,7 @@ impl Role {
     }
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::Customer => "customer",
             Self::Service => "service",
             Self::Agent => "agent",
             Self::Finance => "finance",
@@ -66,6 +75,7 @@ impl Principal {
     /// The actor recorded on events this caller causes.
     pub fn actor(&self) -> Actor {
         let kind = match self.role {
+            Role::Customer => ActorKind::Customer,
             Role::Service => ActorKind::Service,
             Role::Agent | Role::Finance | Role::Admin => ActorKind::Agent,
         };
@@ -83,7 +93,7 @@ pub enum ApiKeyError {
     Malformed { index: usize },
     #[error("API key entry #{index} has an empty key or client id")]
     Empty { index: usize },
-    #[error("API key entry #{index} has unknown role '{role}' (service, agent, finance, admin)")]
+    #[error("API key entry #{index} has unknown role '{role}' (customer, service, agent, finance, admin)")]
     UnknownRole { index: usize, role: String },
 }
 
@@ -93,14 +103,15 @@ struct Entry {
     principal: Principal,
 }
 
-/// The configured keys. Cheap to clone.
+/// The configured keys, and the JWT key if one is configured. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct ApiKeys(Arc<Vec<Entry>>);
+pub struct ApiKeys(Arc<Vec<Entry>>, Option<JwtKey>);
 
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeys")
             .field("count", &self.0.len())
+            .field("jwt", &self.1.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -166,13 +177,32 @@ impl ApiKeys {
         found
     }
 
-    /// The principal of an `Authorization: Bearer <key>` header value.
-    pub fn authenticate_header(&self, authorization: Option<&str>) -> Option<&Principal> {
-        let (scheme, key) = authorization?.trim().split_once(' ')?;
+    /// Also accepts HS256 JWTs signed with `secret` (an empty secret leaves JWTs off).
+    pub fn with_jwt(mut self, secret: &[u8]) -> Self {
+        self.1 = (!secret.is_empty()).then(|| JwtKey::new(secret));
+        self
+    }
+
+    /// The JWT key, when JWTs are accepted.
+    pub fn jwt(&self) -> Option<&JwtKey> {
+        self.1.as_ref()
+    }
+
+    /// The principal of an `Authorization: Bearer <credential>` header value: a JWT when JWTs
+    /// are configured and the credential has a JWT's shape (checked against the clock), else an
+    /// API key.
+    pub fn authenticate_header(&self, authorization: Option<&str>) -> Option<Principal> {
+        let (scheme, credential) = authorization?.trim().split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        self.authenticate(key.trim())
+        let credential = credential.trim();
+        match &self.1 {
+            Some(jwt) if looks_like_jwt(credential) => {
+                jwt.verify(credential, chrono::Utc::now().timestamp()).ok()
+            }
+            _ => self.authenticate(credential).cloned(),
+        }
     }
 }
 
@@ -186,8 +216,8 @@ mod tests {
         assert_eq!(keys.len(), 3);
         assert_eq!(
             keys.authenticate_header(Some("Bearer k1"))
-                .map(|p| p.client_id.as_str()),
-            Some("shop")
+                .map(|p| p.client_id),
+            Some("shop".to_owned())
         );
         assert_eq!(keys.authenticate("k2").map(|p| p.role), Some(Role::Agent));
         assert_eq!(keys.authenticate("k4"), None);
@@ -222,5 +252,32 @@ mod tests {
         assert_eq!(more.authenticate("k2").map(|p| p.role), Some(Role::Admin));
         assert!(!Role::Finance.may_command());
         assert!(!Role::Finance.may_read_tracking());
+        assert!(!Role::Customer.may_command());
+        assert!(!Role::Customer.may_read_tracking());
+    }
+
+    #[test]
+    fn jwts_authenticate_only_when_a_secret_is_configured() {
+        let key = JwtKey::new(b"jwt-secret");
+        let token = key.issue(&crate::jwt::Claims {
+            sub: "cust-1".into(),
+            role: "customer".into(),
+            exp: chrono::Utc::now().timestamp() + 60,
+        });
+        let header = format!("Bearer {token}");
+        let keys = ApiKeys::parse("k1:shop:service").unwrap();
+        assert_eq!(keys.authenticate_header(Some(&header)), None);
+        let keys = keys.with_jwt(b"jwt-secret");
+        let principal = keys.authenticate_header(Some(&header)).unwrap();
+        assert_eq!(
+            (principal.client_id.as_str(), principal.role),
+            ("cust-1", Role::Customer)
+        );
+        assert_eq!(
+            keys.authenticate_header(Some("Bearer k1")).map(|p| p.role),
+            Some(Role::Service)
+        );
+        let other = ApiKeys::default().with_jwt(b"another");
+        assert_eq!(other.authenticate_header(Some(&header)), None);
     }
 }

@@ -31,6 +31,8 @@ pub struct TestEnv {
     pub redis_url: String,
     pub redis_prefix: String,
     pub tracking_secret: String,
+    /// HMAC secret of Bearer JWTs (`WAYBILL_JWT_SECRET`); tests mint tokens with it.
+    pub jwt_secret: String,
     pub log_dir: PathBuf,
     /// Where this test's payment sandbox listens (chosen up front so every process agrees).
     pub payment_sandbox_addr: std::net::SocketAddr,
@@ -93,6 +95,7 @@ impl TestEnv {
             redis_url: setting("REDIS_URL", DEFAULT_REDIS_URL),
             redis_prefix: format!("e2e:{id}"),
             tracking_secret: format!("e2e-tracking-secret-{simple}"),
+            jwt_secret: format!("e2e-jwt-secret-{simple}"),
             payment_sandbox_addr: crate::process::free_port(),
             payment_api_key: format!("e2e-gateway-key-{simple}"),
             payment_webhook_secret: format!("e2e-webhook-secret-{simple}"),
@@ -139,6 +142,7 @@ impl TestEnv {
             ("WAYBILL_REDIS_PREFIX", self.redis_prefix.as_str()),
             ("WAYBILL_API_KEYS", crate::api::API_KEYS_SETTING),
             ("WAYBILL_TRACKING_SECRET", self.tracking_secret.as_str()),
+            ("WAYBILL_JWT_SECRET", self.jwt_secret.as_str()),
             ("WAYBILL_PAYMENT_API_KEY", self.payment_api_key.as_str()),
             (
                 "WAYBILL_PAYMENT_WEBHOOK_SECRET",

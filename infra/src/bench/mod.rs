@@ -207,6 +207,7 @@ impl Scratch {
             api_keys: format!("{key}:bench:service"),
             client_key: Some(key),
             tracking_secret: run.as_bytes().to_vec(),
+            jwt_secret: format!("bench-jwt-{run}").into_bytes(),
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
         };

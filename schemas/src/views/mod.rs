@@ -5,6 +5,8 @@ mod tracking;
 
 pub use consistency::ConsistencyToken;
 pub use tracking::{
-    PaymentState, StockState, TimelineEntry, TrackingBackorder, TrackingLine, TrackingPayment,
-    TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+    PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState, TimelineEntry,
+    TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingPickup,
+    TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus, TrackingStock,
+    TrackingTotals, TrackingView,
 };

@@ -31,6 +31,117 @@ pub struct TrackingView {
     #[serde(default)]
     pub confirmed_at: Option<DateTime<Utc>>,
     pub timeline: Vec<TimelineEntry>,
+    /// Parcels on their way (filled by fulfillment, a later issue; empty until then).
+    #[serde(default)]
+    pub shipments: Vec<TrackingShipment>,
+    /// Where and how to collect a buy-online-pick-up-in-store order (later issue; null until
+    /// then).
+    #[serde(default)]
+    pub pickup: Option<TrackingPickup>,
+    /// Returns the customer started (later issue; empty until then).
+    #[serde(default)]
+    pub returns: Vec<TrackingReturn>,
+    /// Who may find this order, as digests (see `waybill_schemas::access`). Kept in Redis for the
+    /// projector's indexes; the query API never serves it.
+    #[serde(default, skip_serializing_if = "TrackingAccess::is_empty")]
+    #[schema(ignore)]
+    pub access: TrackingAccess,
+}
+
+/// Digests the tracking projector indexes an order by. Never personal data in plain.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TrackingAccess {
+    /// `customer_digest` of the order's customer id (absent for guest checkouts).
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// `lookup_digest`s of order number + email and order number + postcode.
+    #[serde(default)]
+    pub lookup: Vec<String>,
+}
+
+impl TrackingAccess {
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_none() && self.lookup.is_empty()
+    }
+}
+
+/// One parcel. Times UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingShipment {
+    pub shipment_id: String,
+    pub carrier: String,
+    pub tracking_number: Option<String>,
+    /// The carrier's tracking page for this parcel.
+    pub tracking_url: Option<String>,
+    pub status: ShipmentStatus,
+    /// Estimated delivery.
+    pub eta: Option<DateTime<Utc>>,
+    /// Order lines (and units) in this parcel.
+    #[serde(default)]
+    pub lines: Vec<TrackingShipmentLine>,
+    /// Carrier scans, oldest first.
+    #[serde(default)]
+    pub progress: Vec<ShipmentProgress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentStatus {
+    LabelCreated,
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    Exception,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingShipmentLine {
+    pub line_no: u32,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShipmentProgress {
+    pub at: DateTime<Utc>,
+    /// "Departed Leeds hub".
+    pub description: String,
+    pub location: Option<String>,
+}
+
+/// Buy online, pick up in store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingPickup {
+    pub store_name: String,
+    pub address: String,
+    /// What to bring and where to go, in words for the customer.
+    pub instructions: String,
+    pub ready: bool,
+    pub ready_at: Option<DateTime<Utc>>,
+    /// Until when the order is held.
+    pub collect_by: Option<DateTime<Utc>>,
+}
+
+/// One return (RMA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingReturn {
+    pub rma: String,
+    pub status: ReturnStatus,
+    #[serde(default)]
+    pub lines: Vec<TrackingShipmentLine>,
+    /// Refunded so far, minor units of the order currency.
+    #[serde(default)]
+    pub refunded_minor: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnStatus {
+    Requested,
+    Approved,
+    Received,
+    Refunded,
+    Rejected,
 }
 
 /// Where the order stands, as a customer may see it. `in_review` reads "We're checking your
@@ -172,6 +283,13 @@ mod tests {
         assert_eq!(view.stock.state, StockState::None);
         assert_eq!(view.stock.backordered, Vec::new());
         assert_eq!(view.confirmed_at, None);
+        assert!(view.shipments.is_empty() && view.returns.is_empty() && view.pickup.is_none());
+        assert!(view.access.is_empty());
+        let served = serde_json::to_value(&view).expect("encode");
+        assert!(
+            served.get("access").is_none(),
+            "empty access is not written"
+        );
     }
 
     #[test]

@@ -299,6 +299,5 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Prob
     state
         .api_keys
         .authenticate_header(authorization)
-        .cloned()
         .ok_or_else(Problem::unauthorized)
 }

@@ -91,7 +91,6 @@ fn authorize(
     let principal = state
         .api_keys
         .authenticate_header(authorization)
-        .cloned()
         .ok_or_else(Problem::unauthorized)?;
     if !matches!(principal.role, Role::Admin | Role::Service) {
         return Err(Problem::new(

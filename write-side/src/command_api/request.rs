@@ -97,7 +97,6 @@ async fn read(request: Request, state: &AppState) -> Result<(CommandContext, Byt
     let principal = state
         .api_keys
         .authenticate_header(authorization)
-        .cloned()
         .ok_or_else(Problem::unauthorized)?;
     if !principal.role.may_command() {
         return Err(Problem::forbidden());

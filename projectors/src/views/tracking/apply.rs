@@ -9,9 +9,10 @@ use waybill_schemas::events::{
     CancelReason, InventoryReservationFailed, InventoryReserved, OrderPlaced, ReleaseReason,
     ReviewDecision, RiskDecision,
 };
+use waybill_schemas::access::{customer_digest, lookup_digest, LookupProof};
 use waybill_schemas::views::{
-    PaymentState, StockState, TimelineEntry, TrackingBackorder, TrackingLine, TrackingPayment,
-    TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+    PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine,
+    TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -93,6 +94,39 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
         stock: TrackingStock::default(),
         confirmed_at: None,
         timeline: vec![timeline_entry(event, summary)],
+        shipments: Vec::new(),
+        pickup: None,
+        returns: Vec::new(),
+        access: access_of(placed),
+    }
+}
+
+/// The digests the order is indexed by: its customer id, and its order number with the
+/// customer's email or a delivery/billing postcode (the `/track` lookup form).
+fn access_of(placed: &OrderPlaced) -> TrackingAccess {
+    let number = &placed.channel_order_ref;
+    let mut lookup: Vec<String> = [
+        LookupProof::Email(placed.customer.email.as_str()),
+        LookupProof::Postcode(&placed.shipping_address.postal_code),
+    ]
+    .into_iter()
+    .chain(
+        placed
+            .billing_address
+            .iter()
+            .map(|billing| LookupProof::Postcode(&billing.postal_code)),
+    )
+    .filter_map(|proof| lookup_digest(number, proof))
+    .collect();
+    lookup.dedup();
+    TrackingAccess {
+        customer: placed
+            .customer
+            .customer_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .map(customer_digest),
+        lookup,
     }
 }
 

@@ -9,7 +9,7 @@ mod store;
 mod tests;
 
 pub use apply::{apply, cancel_reason_words, decline_words};
-pub use store::{TrackingStore, TrackingWrite};
+pub use store::{customer_orders_key, lookup_key, TrackingStore, TrackingWrite};
 
 use std::future::Future;
 
@@ -100,6 +100,14 @@ impl View for TrackingProjection {
         &self,
         writes: Vec<ViewWrite<TrackingView>>,
     ) -> Result<Vec<bool>, TrackingError> {
+        // A view written for the first time carries its OrderPlaced: index it first, so a crash
+        // before the view write is repaired by the redelivery that writes both again.
+        let new: Vec<&TrackingView> = writes
+            .iter()
+            .filter(|w| w.expected_version == 0)
+            .map(|w| &w.state)
+            .collect();
+        self.store.index(&new).await?;
         let writes: Vec<TrackingWrite> = writes
             .into_iter()
             .map(|w| TrackingWrite {

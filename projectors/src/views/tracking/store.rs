@@ -1,5 +1,14 @@
 //! Reading and writing tracking views in Redis, in the layout of [`crate::views::order_hashes`]
-//! under `<prefix>:tracking:<order uuid>`, plus the rebuild's replace-unless-newer write.
+//! under `<prefix>:tracking:<order uuid>`, plus the rebuild's replace-unless-newer write, and
+//! the two indexes customers reach their orders through:
+//! - `<prefix>:customer-orders:<customer digest>`: sorted set of order ids scored by placement
+//!   time in milliseconds (`GET /v1/me/orders`);
+//! - `<prefix>:tracking-lookup:<lookup digest>`: the order id found by order number + email or
+//!   postcode (the `/track` form).
+//!
+//! Keys hold only SHA-256 digests (`waybill_schemas::access`), never an email or postcode. Index
+//! writes are idempotent (SET / ZADD of the same member), so they are written before the view's
+//! compare-and-set and simply repeated on redelivery.
 
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -124,6 +133,37 @@ impl TrackingStore {
         Ok(written.into_iter().map(|w| w == 1).collect())
     }
 
+    /// `<prefix>:customer-orders:<customer digest>`.
+    pub fn customer_orders_key(&self, customer_digest: &str) -> String {
+        customer_orders_key(self.prefix(), customer_digest)
+    }
+
+    /// Writes the index entries of these views (idempotent), one round trip.
+    pub async fn index(&self, views: &[&TrackingView]) -> Result<(), TrackingError> {
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for view in views {
+            if let Some(customer) = &view.access.customer {
+                pipe.zadd(
+                    self.customer_orders_key(customer),
+                    &view.order_id,
+                    view.placed_at.timestamp_millis(),
+                )
+                .ignore();
+                any = true;
+            }
+            for digest in &view.access.lookup {
+                pipe.set(lookup_key(self.prefix(), digest), &view.order_id)
+                    .ignore();
+                any = true;
+            }
+        }
+        if any {
+            pipe.query_async::<()>(&mut self.connection()).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every tracking key under this prefix (used to drop a rebuild's staging copy).
     pub async fn delete_all(&self) -> Result<u64, TrackingError> {
         Ok(self.hashes.delete_all().await?)
@@ -133,4 +173,14 @@ impl TrackingStore {
     pub async fn scan_keys(&self, cursor: u64) -> Result<(u64, Vec<String>), TrackingError> {
         Ok(self.hashes.scan_keys(cursor).await?)
     }
+}
+
+/// `<prefix>:customer-orders:<customer digest>`: a customer's orders by placement time.
+pub fn customer_orders_key(prefix: &str, customer_digest: &str) -> String {
+    format!("{prefix}:customer-orders:{customer_digest}")
+}
+
+/// `<prefix>:tracking-lookup:<lookup digest>`: the order an order number + email/postcode finds.
+pub fn lookup_key(prefix: &str, lookup_digest: &str) -> String {
+    format!("{prefix}:tracking-lookup:{lookup_digest}")
 }
