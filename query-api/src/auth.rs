@@ -1,9 +1,11 @@
 //! Who may read a tracking view: the customer holding the order's tracking token (an HMAC the
-//! command API handed out), or a staff/service client presenting a Bearer API key with a role
-//! that may read orders (`agent`, `admin`, `service`).
+//! command API handed out), a signed-in customer (Bearer JWT with role `customer`) reading an
+//! order placed under their customer id, or a staff/service client presenting a Bearer API key
+//! or JWT with a role that may read orders (`agent`, `admin`, `service`).
 //!
 //! API keys come from `WAYBILL_API_KEYS` as comma-separated `key:client_id:role`. Keys are kept
-//! only as SHA-256 digests and compared in constant time against every configured key.
+//! only as SHA-256 digests and compared in constant time against every configured key; JWTs are
+//! HS256 under `WAYBILL_JWT_SECRET` (`waybill_schemas::jwt`).
 
 pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
@@ -11,7 +13,10 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reader {
     /// The customer, proven by the order's tracking token.
-    Customer,
+    TokenHolder,
+    /// A signed-in customer: may read the order only if it was placed under their customer id
+    /// (checked against the view, answered 404 otherwise).
+    SignedIn { customer_digest: String },
     /// A staff or service client by API key.
     Client { client_id: String, role: Role },
 }
@@ -30,6 +35,24 @@ pub enum Denied {
     WrongToken,
 }
 
+impl Reader {
+    /// Whether this reader may see `view`: staff and token holders were checked already; a
+    /// signed-in customer only sees orders placed under their own customer id.
+    pub fn may_see(&self, view: &waybill_schemas::views::TrackingView) -> bool {
+        match self {
+            Self::TokenHolder | Self::Client { .. } => true,
+            Self::SignedIn { customer_digest } => {
+                view.access.customer.as_deref() == Some(customer_digest.as_str())
+            }
+        }
+    }
+
+    /// Public callers (customers) are rate limited; staff and service clients are not.
+    pub fn is_public(&self) -> bool {
+        !matches!(self, Self::Client { .. })
+    }
+}
+
 /// Decides who is reading. An API key takes precedence over a token when both are given.
 pub fn authorize(
     keys: &ApiKeys,
@@ -42,6 +65,11 @@ pub fn authorize(
         let key = keys
             .authenticate_header(Some(header))
             .ok_or(Denied::BadApiKey)?;
+        if key.role == Role::Customer {
+            return Ok(Reader::SignedIn {
+                customer_digest: waybill_schemas::access::customer_digest(&key.client_id),
+            });
+        }
         if !key.role.may_read_tracking() {
             return Err(Denied::RoleNotAllowed(key.role));
         }
@@ -53,7 +81,7 @@ pub fn authorize(
     match token {
         None => Err(Denied::NoCredentials),
         Some(token) if waybill_schemas::access::verify_tracking_token(secret, order, token) => {
-            Ok(Reader::Customer)
+            Ok(Reader::TokenHolder)
         }
         Some(_) => Err(Denied::WrongToken),
     }
@@ -83,6 +111,35 @@ mod tests {
         assert_eq!(auth(None, None), Err(Denied::NoCredentials));
         assert_eq!(auth(None, Some("00")), Err(Denied::WrongToken));
         let token = tracking_token(b"s", order);
-        assert_eq!(auth(None, Some(&token)), Ok(Reader::Customer));
+        assert_eq!(auth(None, Some(&token)), Ok(Reader::TokenHolder));
+    }
+
+    #[test]
+    fn a_signed_in_customer_sees_only_orders_placed_under_their_id() {
+        let keys = ApiKeys::default().with_jwt(b"j");
+        let jwt = waybill_schemas::jwt::JwtKey::new(b"j").issue(&waybill_schemas::jwt::Claims {
+            sub: "cust-1".into(),
+            role: "customer".into(),
+            exp: chrono::Utc::now().timestamp() + 60,
+        });
+        let order = OrderId::new_v7();
+        let reader = authorize(&keys, b"s", order, Some(&format!("Bearer {jwt}")), None).unwrap();
+        let mut view: waybill_schemas::views::TrackingView =
+            serde_json::from_value(serde_json::json!({
+                "order_id": order.to_string(), "version": 1, "status": "placed",
+                "channel": "web", "channel_order_ref": "W-1", "currency": "EUR", "lines": [],
+                "totals": {"subtotal_minor": 0, "discount_minor": 0, "tax_minor": 0,
+                           "shipping_minor": 0, "grand_total_minor": 0},
+                "shipping_method": "standard", "placed_at": "2026-11-25T10:00:00Z",
+                "updated_at": "2026-11-25T10:00:00Z", "cancellation_reason": null,
+                "timeline": []
+            }))
+            .unwrap();
+        assert!(!reader.may_see(&view), "a guest order is nobody's");
+        view.access.customer = Some(waybill_schemas::access::customer_digest("cust-2"));
+        assert!(!reader.may_see(&view), "another customer's order");
+        view.access.customer = Some(waybill_schemas::access::customer_digest("cust-1"));
+        assert!(reader.may_see(&view));
+        assert!(reader.is_public());
     }
 }

@@ -23,6 +23,11 @@ pub struct QueryApiConfig {
     pub poll_interval: Duration,
     /// Per-client-IP limit on the public tracking endpoint; `None` disables it.
     pub rate_limit: Option<RateLimit>,
+    /// Per-client-IP limit on the `/track` lookup form (guessing order number + email);
+    /// `None` disables it.
+    pub lookup_rate_limit: Option<RateLimit>,
+    /// How often an open tracking page's event stream checks its order for changes.
+    pub live_poll_interval: Duration,
     /// Whole-request timeout (must exceed `max_wait`).
     pub request_timeout: Duration,
     /// `GET /metrics` body; `None` serves an empty exposition.
@@ -30,7 +35,8 @@ pub struct QueryApiConfig {
 }
 
 impl QueryApiConfig {
-    /// A config with the documented defaults (2 s bounded wait, 5 ms polling, 50 req/s per IP).
+    /// A config with the documented defaults (2 s bounded wait, 5 ms polling, 50 req/s per IP,
+    /// 10 lookups then one per 6 s per IP, open pages polled every 250 ms).
     pub fn new(redis_prefix: impl Into<String>, tracking_secret: impl Into<Arc<[u8]>>) -> Self {
         Self {
             redis_prefix: redis_prefix.into(),
@@ -39,6 +45,12 @@ impl QueryApiConfig {
             max_wait: Duration::from_secs(2),
             poll_interval: Duration::from_millis(5),
             rate_limit: Some(RateLimit::per_second(50)),
+            // Ten tries, then one every 6 seconds.
+            lookup_rate_limit: Some(RateLimit {
+                per_second: 1.0 / 6.0,
+                burst: 10.0,
+            }),
+            live_poll_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
             metrics_render: None,
         }
@@ -46,5 +58,15 @@ impl QueryApiConfig {
 
     pub(crate) fn tracking_key(&self, order: uuid::Uuid) -> String {
         format!("{}:tracking:{}", self.redis_prefix, order)
+    }
+
+    /// Written by the tracking projector (`projectors::views::tracking::store`).
+    pub(crate) fn customer_orders_key(&self, customer_digest: &str) -> String {
+        format!("{}:customer-orders:{customer_digest}", self.redis_prefix)
+    }
+
+    /// Written by the tracking projector (`projectors::views::tracking::store`).
+    pub(crate) fn lookup_key(&self, lookup_digest: &str) -> String {
+        format!("{}:tracking-lookup:{lookup_digest}", self.redis_prefix)
     }
 }

@@ -1,5 +1,5 @@
 //! The query API's axum router and server: routes, shared state, and the request-level layers
-//! (timeout, tracing). Handlers live with what they serve (`tracking`, `openapi`).
+//! (timeout, tracing). Handlers live with what they serve (`tracking`, `me`, `page`, `openapi`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{openapi, tracking};
+use crate::{me, openapi, page, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -25,6 +25,7 @@ pub struct AppState {
     pub(crate) config: QueryApiConfig,
     pub(crate) redis: ConnectionManager,
     pub(crate) rate_limiter: Option<RateLimiter>,
+    pub(crate) lookup_limiter: Option<RateLimiter>,
 }
 
 /// The query API's routes. Serve it with connect info (as [`serve`] does) for the per-IP limit.
@@ -32,11 +33,16 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     let request_timeout = config.request_timeout;
     let state = AppState {
         rate_limiter: config.rate_limit.map(RateLimiter::new),
+        lookup_limiter: config.lookup_rate_limit.map(RateLimiter::new),
         config,
         redis,
     };
     Router::new()
         .route("/v1/orders/{id}/tracking", get(tracking::get_tracking))
+        .route("/v1/me/orders", get(me::my_orders))
+        .route("/track", get(page::lookup_form).post(page::lookup))
+        .route("/track/{id}", get(page::tracking_page))
+        .route("/track/{id}/events", get(page::tracking_events))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

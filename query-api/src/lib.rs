@@ -2,7 +2,9 @@
 //! read models the projectors keep, never the event store. Today that is customer tracking
 //! (`GET /v1/orders/{id}/tracking`) from the Redis hash the tracking projector writes, with
 //! read-your-writes through consistency tokens: a query that names the version it needs waits,
-//! bounded, until the view has caught up, or answers with an explicit stale marker.
+//! bounded, until the view has caught up, or answers with an explicit stale marker; a signed-in
+//! customer's order list (`GET /v1/me/orders`); and the server-rendered tracking page with live
+//! updates and the order-number lookup form (`/track`, [`page`]).
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.
@@ -10,7 +12,9 @@
 pub mod auth;
 mod config;
 mod http;
+pub mod me;
 pub mod openapi;
+pub mod page;
 pub mod problem;
 pub mod rate_limit;
 pub mod tracking;

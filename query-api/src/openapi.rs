@@ -14,10 +14,28 @@ use crate::tracking::{Consistency, TrackingResponse};
         title = "Waybill query API",
         description = "Read models of Waybill orders. Customer tracking with read-your-writes: pass `min_version` or the `consistency_token` of a command response and the query waits (bounded) for the view to catch up, or says it is stale."
     ),
-    paths(crate::tracking::get_tracking, crate::http::health, crate::http::metrics),
+    paths(
+        crate::tracking::get_tracking,
+        crate::me::my_orders,
+        crate::page::tracking_page,
+        crate::page::tracking_events,
+        crate::page::lookup_form,
+        crate::page::lookup,
+        crate::http::health,
+        crate::http::metrics
+    ),
     components(schemas(
         TrackingResponse,
         Consistency,
+        crate::me::MyOrders,
+        crate::me::MyOrder,
+        waybill_schemas::views::TrackingShipment,
+        waybill_schemas::views::TrackingShipmentLine,
+        waybill_schemas::views::ShipmentStatus,
+        waybill_schemas::views::ShipmentProgress,
+        waybill_schemas::views::TrackingPickup,
+        waybill_schemas::views::TrackingReturn,
+        waybill_schemas::views::ReturnStatus,
         ProblemBody,
         waybill_schemas::views::TrackingView,
         waybill_schemas::views::TrackingStatus,
@@ -33,6 +51,8 @@ use crate::tracking::{Consistency, TrackingResponse};
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "tracking", description = "Customer order tracking"),
+         (name = "tracking page", description = "The customer tracking web page, its live updates and the order lookup form"),
+         (name = "customers", description = "A signed-in customer's own orders (Bearer JWT, role customer)"),
          (name = "operations", description = "Health and metrics"))
 )]
 pub struct QueryApiDoc;

@@ -107,29 +107,24 @@ pub async fn get_tracking(
             })
         })
         .transpose()?;
-    if authorization.is_none() {
-        // Only anonymous (token-holding) callers are limited; staff keys are trusted clients.
-        if let (Some(limiter), Some(ip)) = (&state.rate_limiter, client_ip) {
-            limiter
-                .check(ip, Instant::now())
-                .map_err(|wait| Problem::RateLimited {
-                    retry_after_secs: wait.as_secs().max(1),
-                })?;
-        }
-    }
     let reader = authorize(
         &state.config.api_keys,
         &state.config.tracking_secret,
         order,
         authorization,
         params.token.as_deref(),
-    )
-    .map_err(|denied| match denied {
+    );
+    // Customers (token holders, signed-in shoppers) and failed attempts are limited per client
+    // address; staff and service clients are trusted.
+    if reader.as_ref().map_or(true, Reader::is_public) {
+        check_rate(&state, client_ip)?;
+    }
+    let reader = reader.map_err(|denied| match denied {
         Denied::NoCredentials => Problem::Unauthorized {
-            detail: "pass the order's tracking token as ?token= or a Bearer API key",
+            detail: "pass the order's tracking token as ?token= or a Bearer API key or JWT",
         },
         Denied::BadApiKey => Problem::Unauthorized {
-            detail: "the Authorization header is not a valid Bearer API key",
+            detail: "the Authorization header is not a valid Bearer API key or JWT",
         },
         Denied::RoleNotAllowed(role) => Problem::Forbidden {
             role: role.to_string(),
@@ -137,7 +132,8 @@ pub async fn get_tracking(
         Denied::WrongToken => Problem::OrderNotFound,
     })?;
     let reader_kind = match &reader {
-        Reader::Customer => "customer",
+        Reader::TokenHolder => "token",
+        Reader::SignedIn { .. } => "customer",
         Reader::Client { .. } => "client",
     };
     tracing::debug!(order_id = %order, reader = reader_kind, ?requested, "tracking query");
@@ -147,10 +143,12 @@ pub async fn get_tracking(
     let outcome = read_until(&state, &mut redis, order, requested).await?;
     metrics::histogram!("waybill_query_tracking_wait_seconds")
         .record(started.elapsed().as_secs_f64());
-    let Some(view) = outcome else {
+    // Another customer's order is answered exactly like a missing one.
+    let Some(mut view) = outcome.filter(|view| reader.may_see(view)) else {
         metrics::counter!("waybill_query_tracking_total", "outcome" => "not_found").increment(1);
         return Err(Problem::OrderNotFound);
     };
+    view.access = Default::default();
     let stale = requested.is_some_and(|wanted| view.version < wanted);
     metrics::counter!("waybill_query_tracking_total",
         "outcome" => if stale { "stale" } else { "fresh" })
@@ -177,8 +175,23 @@ pub async fn get_tracking(
     Ok(response)
 }
 
+/// Takes one request from `client`'s bucket, or answers 429.
+pub(crate) fn check_rate(state: &AppState, client_ip: Option<IpAddr>) -> Result<(), Problem> {
+    if let (Some(limiter), Some(ip)) = (&state.rate_limiter, client_ip) {
+        limiter
+            .check(ip, Instant::now())
+            .map_err(|wait| Problem::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
+    }
+    Ok(())
+}
+
 /// The version the caller needs: the larger of `min_version` and the consistency token's.
-fn requested_version(order: OrderId, params: &TrackingParams) -> Result<Option<i64>, Problem> {
+pub(crate) fn requested_version(
+    order: OrderId,
+    params: &TrackingParams,
+) -> Result<Option<i64>, Problem> {
     let from_min = params
         .min_version
         .as_deref()
@@ -215,7 +228,7 @@ fn requested_version(order: OrderId, params: &TrackingParams) -> Result<Option<i
 }
 
 /// Reads the view, and while a requested version is not reached, polls until the bound.
-async fn read_until(
+pub(crate) async fn read_until(
     state: &AppState,
     redis: &mut ConnectionManager,
     order: OrderId,
@@ -240,7 +253,7 @@ async fn read_until(
     }
 }
 
-async fn read_view(
+pub(crate) async fn read_view(
     redis: &mut ConnectionManager,
     key: &str,
 ) -> Result<Option<TrackingView>, Problem> {

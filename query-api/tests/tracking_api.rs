@@ -90,6 +90,10 @@ fn view(order: OrderId, version: i64) -> TrackingView {
             occurred_at: now,
             summary: "Order placed".into(),
         }],
+        shipments: Vec::new(),
+        pickup: None,
+        returns: Vec::new(),
+        access: Default::default(),
     }
 }
 

@@ -1,0 +1,305 @@
+//! The customer tracking page, server-rendered:
+//! - `GET /track/{id}?token=` the page of one order (the link in the confirmation email);
+//!   `consistency_token` (or `min_version`) from a command response waits, bounded, for the view
+//!   to show that change (read-your-writes) and says so on the page when it is still on its way;
+//! - `GET /track/{id}/events?token=&after=` server-sent events: a `view` event carrying the new
+//!   `<main>` HTML (event id = view version) whenever the order moves past `after` (or the
+//!   `Last-Event-ID` a reconnecting browser sends);
+//! - `GET /track` a form, `POST /track` order number + email or postcode → 303 to the signed link.
+//!
+//! A wrong token, an unknown order and a failed lookup all get the same friendly 404 page. Every
+//! route is rate limited per client address; the lookup form has its own, stricter bucket.
+
+pub mod render;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use waybill_schemas::access::{lookup_digest, tracking_token, verify_tracking_token, LookupProof};
+use waybill_schemas::OrderId;
+
+use crate::http::AppState;
+use crate::problem::Problem;
+use crate::tracking::{
+    check_rate, read_until, read_view, requested_version, ClientIp, TrackingParams,
+};
+
+/// How long one event stream stays open; the browser then reconnects with `Last-Event-ID`.
+const STREAM_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// Query string of the live-update stream.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// The order's tracking token.
+    pub token: Option<String>,
+    /// The view version the page shows; events start after it.
+    pub after: Option<i64>,
+}
+
+/// The lookup form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LookupForm {
+    pub order_number: String,
+    /// An email address (contains `@`) or a postcode.
+    pub contact: String,
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The token is in the URL: never hand it to another site.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
+fn not_found() -> Response {
+    html(StatusCode::NOT_FOUND, render::not_found_page())
+}
+
+fn rate_limited(problem: Problem) -> Response {
+    let retry = match problem {
+        Problem::RateLimited { retry_after_secs } => retry_after_secs,
+        _ => 1,
+    };
+    let mut response = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        render::rate_limited_page(retry),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    response
+}
+
+/// The order `raw_id` names if `token` is its tracking token; `None` for anything else.
+fn authorized_order(state: &AppState, raw_id: &str, token: Option<&str>) -> Option<OrderId> {
+    let order = OrderId::parse(raw_id).ok()?;
+    verify_tracking_token(&state.config.tracking_secret, order, token?).then_some(order)
+}
+
+#[utoipa::path(get, path = "/track/{id}", tag = "tracking page",
+    params(("id" = String, Path, description = "Order id (UUID)"), TrackingParams),
+    responses(
+        (status = 200, description = "The tracking page (HTML)", content_type = "text/html"),
+        (status = 404, description = "Friendly page: no such order, or the token does not belong to it (indistinguishable)", content_type = "text/html"),
+        (status = 429, description = "Rate limited", content_type = "text/html"),
+    ))]
+#[tracing::instrument(name = "query.tracking_page", skip_all, fields(order_id = %raw_id))]
+pub async fn tracking_page(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    params: Result<Query<TrackingParams>, QueryRejection>,
+    ClientIp(client_ip): ClientIp,
+) -> Response {
+    if let Err(problem) = check_rate(&state, client_ip) {
+        return rate_limited(problem);
+    }
+    let Ok(Query(params)) = params else {
+        return not_found();
+    };
+    let Some(order) = authorized_order(&state, &raw_id, params.token.as_deref()) else {
+        return not_found();
+    };
+    // A malformed consistency token is ignored here: the page still shows the order.
+    let requested = requested_version(order, &params).unwrap_or(None);
+    let mut redis = state.redis.clone();
+    let view = match read_until(&state, &mut redis, order, requested).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return not_found(),
+        Err(problem) => return problem.into_response(),
+    };
+    let stale = requested.is_some_and(|wanted| view.version < wanted);
+    metrics::counter!("waybill_query_tracking_page_total").increment(1);
+    let events_url = format!(
+        "/track/{order}/events?token={}",
+        tracking_token(&state.config.tracking_secret, order)
+    );
+    html(
+        StatusCode::OK,
+        render::tracking_page(&view, &events_url, stale),
+    )
+}
+
+#[utoipa::path(get, path = "/track/{id}/events", tag = "tracking page",
+    params(("id" = String, Path, description = "Order id (UUID)"), EventsParams),
+    responses(
+        (status = 200, description = "text/event-stream: `view` events (id = view version, data = the page's `<main>` HTML) whenever the order moves", content_type = "text/event-stream"),
+        (status = 404, description = "No such order, or the token does not belong to it", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(name = "query.tracking_events", skip_all, fields(order_id = %raw_id))]
+pub async fn tracking_events(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    params: Result<Query<EventsParams>, QueryRejection>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    check_rate(&state, client_ip)?;
+    let Query(params) = params.map_err(|_| Problem::BadParameter {
+        field: "after",
+        detail: "must be a view version (an integer)".into(),
+    })?;
+    let order =
+        authorized_order(&state, &raw_id, params.token.as_deref()).ok_or(Problem::OrderNotFound)?;
+    let mut redis = state.redis.clone();
+    let key = state.config.tracking_key(order.as_uuid());
+    if read_view(&mut redis, &key).await?.is_none() {
+        return Err(Problem::OrderNotFound);
+    }
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let after = resume.or(params.after).unwrap_or(0);
+    let poll = state.config.live_poll_interval;
+    let opened = Instant::now();
+    metrics::gauge!("waybill_query_tracking_streams").increment(1.0);
+    let stream = futures::stream::unfold(
+        (redis, key, after, StreamGuard),
+        move |(mut redis, key, mut after, guard)| async move {
+            loop {
+                if opened.elapsed() >= STREAM_LIFETIME {
+                    return None;
+                }
+                match read_view(&mut redis, &key).await {
+                    Ok(Some(view)) if view.version > after => {
+                        after = view.version;
+                        let event = Event::default()
+                            .event("view")
+                            .id(view.version.to_string())
+                            .data(render::tracking_main(&view, false));
+                        return Some((Ok(event), (redis, key, after, guard)));
+                    }
+                    // Errors are logged by read_view; keep the stream and try again.
+                    Ok(_) | Err(_) => tokio::time::sleep(poll).await,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Counts open streams down when one ends.
+struct StreamGuard;
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        metrics::gauge!("waybill_query_tracking_streams").decrement(1.0);
+    }
+}
+
+#[utoipa::path(get, path = "/track", tag = "tracking page",
+    responses((status = 200, description = "The lookup form (HTML)", content_type = "text/html")))]
+pub async fn lookup_form(State(state): State<AppState>, ClientIp(client_ip): ClientIp) -> Response {
+    if let Err(problem) = check_rate(&state, client_ip) {
+        return rate_limited(problem);
+    }
+    html(StatusCode::OK, render::lookup_page(None, ""))
+}
+
+#[utoipa::path(post, path = "/track", tag = "tracking page",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`order_number` and `contact` (email address or delivery/billing postcode)"),
+    responses(
+        (status = 303, description = "Found: redirect to the order's signed tracking link"),
+        (status = 404, description = "No order matches (the form again, with a message)", content_type = "text/html"),
+        (status = 429, description = "Too many lookups from this client", content_type = "text/html"),
+    ))]
+#[tracing::instrument(name = "query.tracking_lookup", skip_all)]
+pub async fn lookup(
+    State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
+    form: Result<Form<LookupForm>, FormRejection>,
+) -> Response {
+    if let (Some(limiter), Some(ip)) = (&state.lookup_limiter, client_ip) {
+        if let Err(wait) = limiter.check(ip, Instant::now()) {
+            return rate_limited(Problem::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+    }
+    let failed = |number: &str| {
+        metrics::counter!("waybill_query_tracking_lookup_total", "outcome" => "not_found")
+            .increment(1);
+        html(
+            StatusCode::NOT_FOUND,
+            render::lookup_page(
+                Some("We couldn't find an order with those details. Check the order number and use the email address or postcode you ordered with."),
+                number,
+            ),
+        )
+    };
+    let Ok(Form(form)) = form else {
+        return failed("");
+    };
+    let contact = form.contact.trim();
+    let proof = if contact.contains('@') {
+        LookupProof::Email(contact)
+    } else {
+        LookupProof::Postcode(contact)
+    };
+    let Some(digest) = lookup_digest(&form.order_number, proof) else {
+        return failed(&form.order_number);
+    };
+    let key = state.config.lookup_key(&digest);
+    let mut redis = state.redis.clone();
+    let found: Result<Option<String>, _> =
+        redis::cmd("GET").arg(&key).query_async(&mut redis).await;
+    let order = match found {
+        Ok(Some(raw)) => OrderId::parse(&raw).ok(),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(%error, "reading the tracking lookup index failed");
+            return Problem::Internal.into_response();
+        }
+    };
+    let Some(order) = order else {
+        return failed(&form.order_number);
+    };
+    metrics::counter!("waybill_query_tracking_lookup_total", "outcome" => "found").increment(1);
+    let location = format!(
+        "/track/{order}?token={}",
+        tracking_token(&state.config.tracking_secret, order)
+    );
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}

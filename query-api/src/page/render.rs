@@ -1,0 +1,426 @@
+//! The tracking page as HTML: one document for the first load, and the `<main>` fragment the
+//! live-update stream sends when the order moves. Pure functions of the view; every value from
+//! the view is escaped. Accessible by construction: `lang`, landmarks (header, main, footer),
+//! headings per section, labelled form fields, text colours at WCAG AA contrast or better, and a
+//! polite live region so screen readers hear status changes.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::views::{
+    PaymentState, ReturnStatus, ShipmentStatus, StockState, TrackingStatus, TrackingView,
+};
+use waybill_schemas::{Currency, Money};
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+:root{color-scheme:light;--ink:#1a1a1a;--muted:#4a4a4a;--line:#d0d0d0;--accent:#0b5394;--ok:#1e6b2f;--bad:#a4161a;--warn:#7a4b00}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--ink);background:#fff}
+header,footer{padding:.75rem 1rem;background:#f3f5f8;border-bottom:1px solid var(--line)}
+footer{border-top:1px solid var(--line);border-bottom:0;color:var(--muted);font-size:.875rem}
+header a{color:var(--accent);font-weight:600;text-decoration:none}
+main{max-width:42rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
+.status{display:inline-block;padding:.25rem .75rem;border-radius:1rem;font-weight:600;background:#e8eef7;color:var(--accent)}
+.status[data-status=confirmed]{background:#e3f1e6;color:var(--ok)}
+.status[data-status=cancelled]{background:#fbe6e6;color:var(--bad)}
+.status[data-status=awaiting_payment],.status[data-status=in_review]{background:#fdf1dc;color:var(--warn)}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}
+.facts dt{color:var(--muted)}.facts dd{margin:0}
+table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .25rem;border-bottom:1px solid var(--line)}
+td.num,th.num{text-align:right}
+ol.timeline{list-style:none;padding:0;margin:0;border-left:3px solid var(--line)}
+ol.timeline li{padding:.25rem 0 .5rem 1rem}
+time{color:var(--muted);font-size:.875rem;display:block}
+.card{border:1px solid var(--line);border-radius:.5rem;padding:.75rem 1rem;margin:.5rem 0}
+a.button,button{display:inline-block;background:var(--accent);color:#fff;border:0;border-radius:.375rem;padding:.6rem 1rem;font:inherit;font-weight:600;text-decoration:none;cursor:pointer}
+label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+input{width:100%;padding:.6rem;font:inherit;border:1px solid #767676;border-radius:.375rem}
+.error{color:var(--bad);font-weight:600}
+.live{color:var(--muted);font-size:.875rem}
+@media (max-width:30rem){main{padding:.75rem}.facts{grid-template-columns:1fr}.facts dd{margin-bottom:.5rem}}
+";
+
+/// A whole page around `main_html`.
+fn document(title: &str, main_attrs: &str, main_html: &str, script: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\">\
+<title>{title}</title><style>{STYLE}</style></head><body>\
+<header><a href=\"/track\">Waybill · Order tracking</a></header>\
+<main id=\"main\"{main_attrs}>{main_html}</main>\
+<footer><p>Questions about your order? Reply to your confirmation email.</p>\
+<p id=\"live-note\" class=\"live\" aria-live=\"polite\"></p></footer>{script}</body></html>",
+        title = escape(title),
+    )
+}
+
+/// The tracking page of one order. `events_url` is where the page listens for updates.
+pub fn tracking_page(view: &TrackingView, events_url: &str, stale: bool) -> String {
+    let script = format!(
+        "<script>(function(){{\
+var main=document.getElementById('main'),note=document.getElementById('live-note');\
+if(!window.EventSource){{return;}}\
+var url={url};var version=main.getAttribute('data-version');\
+var source=new EventSource(url+'&after='+encodeURIComponent(version));\
+source.addEventListener('view',function(e){{main.innerHTML=e.data;\
+main.setAttribute('data-version',e.lastEventId);\
+note.textContent='Updated '+new Date().toLocaleTimeString();}});\
+source.onopen=function(){{note.textContent='This page updates itself while open.';}};\
+}})();</script>",
+        url = serde_json::to_string(events_url).unwrap_or_else(|_| "\"\"".into()),
+    );
+    document(
+        &format!("Order {} · Waybill", view.channel_order_ref),
+        &format!(" data-version=\"{}\"", view.version),
+        &tracking_main(view, stale),
+        &script,
+    )
+}
+
+/// The content of `<main>` for one order (also the live-update fragment).
+pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
+    let mut html = String::with_capacity(4096);
+    let currency = Currency::parse(&view.currency).ok();
+    let money = |minor: i64| match currency {
+        Some(currency) => Money { minor, currency }.to_string(),
+        None => format!("{minor} (minor units) {}", view.currency),
+    };
+    let status = status_slug(view.status);
+    let _ = write!(
+        html,
+        "<h1>Order {number}</h1>\
+<p><span id=\"status\" class=\"status\" role=\"status\" data-status=\"{status}\">{label}</span></p>\
+<p id=\"status-detail\">{detail}</p>",
+        number = escape(&view.channel_order_ref),
+        label = status_label(view.status),
+        detail = escape(&status_detail(view)),
+    );
+    if stale {
+        html.push_str(
+            "<p class=\"live\" id=\"stale\">Your latest change is still on its way; this page \
+             shows it as soon as it arrives.</p>",
+        );
+    }
+    if let Some(url) = &view.payment.action_url {
+        if view.payment.state == PaymentState::ActionRequired {
+            let _ = write!(
+                html,
+                "<p><a class=\"button\" href=\"{}\">Confirm your payment with your bank</a></p>",
+                escape(url)
+            );
+        }
+    }
+
+    html.push_str("<section aria-labelledby=\"h-summary\"><h2 id=\"h-summary\">Summary</h2><dl class=\"facts\">");
+    let _ = write!(
+        html,
+        "<dt>Placed</dt><dd>{placed}</dd><dt>Payment</dt><dd id=\"payment\">{payment}</dd>\
+<dt>Items</dt><dd id=\"stock\">{stock}</dd><dt>Delivery</dt><dd>{method}</dd>\
+<dt>Total</dt><dd>{total}</dd>",
+        placed = when(view.placed_at),
+        payment = escape(&payment_words(view, &money)),
+        stock = stock_words(view.stock.state),
+        method = escape(&view.shipping_method),
+        total = escape(&money(view.totals.grand_total_minor)),
+    );
+    html.push_str("</dl></section>");
+
+    if !view.shipments.is_empty() {
+        html.push_str(
+            "<section aria-labelledby=\"h-shipments\" id=\"shipments\"><h2 id=\"h-shipments\">Shipments</h2>",
+        );
+        for (n, shipment) in view.shipments.iter().enumerate() {
+            let _ = write!(
+                html,
+                "<div class=\"card\"><h3>Parcel {n} · {carrier}</h3><p>{status}</p>",
+                n = n + 1,
+                carrier = escape(&shipment.carrier),
+                status = shipment_words(shipment.status),
+            );
+            if let Some(eta) = shipment.eta {
+                let _ = write!(html, "<p>Expected {}</p>", when(eta));
+            }
+            match (&shipment.tracking_url, &shipment.tracking_number) {
+                (Some(url), number) => {
+                    let _ = write!(
+                        html,
+                        "<p><a href=\"{}\">Track with {} {}</a></p>",
+                        escape(url),
+                        escape(&shipment.carrier),
+                        escape(number.as_deref().unwrap_or_default())
+                    );
+                }
+                (None, Some(number)) => {
+                    let _ = write!(html, "<p>Tracking number {}</p>", escape(number));
+                }
+                (None, None) => {}
+            }
+            if !shipment.progress.is_empty() {
+                html.push_str("<ol class=\"timeline\">");
+                for step in &shipment.progress {
+                    let _ = write!(
+                        html,
+                        "<li>{}{}{}</li>",
+                        when(step.at),
+                        escape(&step.description),
+                        step.location
+                            .as_deref()
+                            .map(|l| format!(" · {}", escape(l)))
+                            .unwrap_or_default()
+                    );
+                }
+                html.push_str("</ol>");
+            }
+            html.push_str("</div>");
+        }
+        html.push_str("</section>");
+    }
+
+    if let Some(pickup) = &view.pickup {
+        let _ = write!(
+            html,
+            "<section aria-labelledby=\"h-pickup\" id=\"pickup\"><h2 id=\"h-pickup\">Pick up in store</h2>\
+<div class=\"card\"><p><strong>{store}</strong><br>{address}</p><p>{ready}</p><p>{instructions}</p>{collect}</div></section>",
+            store = escape(&pickup.store_name),
+            address = escape(&pickup.address),
+            ready = if pickup.ready {
+                "Ready for collection".to_owned()
+            } else {
+                "We'll tell you when it's ready".to_owned()
+            },
+            instructions = escape(&pickup.instructions),
+            collect = pickup
+                .collect_by
+                .map(|t| format!("<p>Collect by {}</p>", when(t)))
+                .unwrap_or_default(),
+        );
+    }
+
+    if !view.returns.is_empty() {
+        html.push_str(
+            "<section aria-labelledby=\"h-returns\" id=\"returns\"><h2 id=\"h-returns\">Returns</h2>",
+        );
+        for ret in &view.returns {
+            let _ = write!(
+                html,
+                "<div class=\"card\"><h3>Return {rma}</h3><p>{status}</p>{refund}</div>",
+                rma = escape(&ret.rma),
+                status = return_words(ret.status),
+                refund = if ret.refunded_minor > 0 {
+                    format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
+                } else {
+                    String::new()
+                },
+            );
+        }
+        html.push_str("</section>");
+    }
+
+    html.push_str("<section aria-labelledby=\"h-items\"><h2 id=\"h-items\">Items</h2><table><caption class=\"live\">Items in this order</caption><thead><tr><th scope=\"col\">Item</th><th scope=\"col\" class=\"num\">Qty</th><th scope=\"col\" class=\"num\">Price</th></tr></thead><tbody>");
+    for line in &view.lines {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&line.name),
+            line.quantity,
+            escape(&money(line.total_minor))
+        );
+    }
+    let _ = write!(
+        html,
+        "</tbody><tfoot><tr><th scope=\"row\" colspan=\"2\">Total</th><td class=\"num\">{}</td></tr></tfoot></table></section>",
+        escape(&money(view.totals.grand_total_minor))
+    );
+
+    html.push_str("<section aria-labelledby=\"h-timeline\"><h2 id=\"h-timeline\">What happened</h2><ol class=\"timeline\" id=\"timeline\">");
+    for entry in view.timeline.iter().rev() {
+        let _ = write!(
+            html,
+            "<li>{}{}</li>",
+            when(entry.occurred_at),
+            escape(&entry.summary)
+        );
+    }
+    html.push_str("</ol></section>");
+    html
+}
+
+/// The `/track` form, with an error line after a failed lookup.
+pub fn lookup_page(error: Option<&str>, order_number: &str) -> String {
+    let error_html = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" id=\"lookup-error\" role=\"alert\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    let main = format!(
+        "<h1>Track your order</h1>{error_html}\
+<form method=\"post\" action=\"/track\">\
+<label for=\"order_number\">Order number</label>\
+<input id=\"order_number\" name=\"order_number\" required autocomplete=\"off\" value=\"{number}\">\
+<label for=\"contact\">Email address or delivery postcode</label>\
+<input id=\"contact\" name=\"contact\" required autocomplete=\"email\">\
+<p><button type=\"submit\">Find my order</button></p></form>\
+<p>Your order number is in your confirmation email. The link in that email opens your order directly.</p>",
+        number = escape(order_number),
+    );
+    document("Track your order · Waybill", "", &main, "")
+}
+
+/// The friendly page for a link that does not open an order: one text for "no such order" and
+/// "not yours", so it tells a guesser nothing.
+pub fn not_found_page() -> String {
+    document(
+        "Order not found · Waybill",
+        "",
+        "<h1>We couldn't open this order</h1>\
+<p id=\"not-found\">The link may be incomplete or out of date. Check that you copied the whole \
+link from your email, or find your order with its number and your email address.</p>\
+<p><a class=\"button\" href=\"/track\">Find my order</a></p>",
+        "",
+    )
+}
+
+/// The page for a client that sent too many requests.
+pub fn rate_limited_page(retry_after_secs: u64) -> String {
+    document(
+        "Please wait · Waybill",
+        "",
+        &format!(
+            "<h1>Please wait a moment</h1><p>Too many requests from your connection. Try again in \
+             {retry_after_secs} seconds.</p>"
+        ),
+        "",
+    )
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    format!(
+        "<time datetime=\"{}\">{}</time>",
+        at.to_rfc3339(),
+        at.format("%d %b %Y, %H:%M UTC")
+    )
+}
+
+pub fn status_slug(status: TrackingStatus) -> &'static str {
+    match status {
+        TrackingStatus::Placed => "placed",
+        TrackingStatus::InReview => "in_review",
+        TrackingStatus::AwaitingPayment => "awaiting_payment",
+        TrackingStatus::Confirmed => "confirmed",
+        TrackingStatus::Cancelled => "cancelled",
+    }
+}
+
+fn status_label(status: TrackingStatus) -> &'static str {
+    match status {
+        TrackingStatus::Placed => "Received",
+        TrackingStatus::InReview => "Being checked",
+        TrackingStatus::AwaitingPayment => "Waiting for your payment",
+        TrackingStatus::Confirmed => "Confirmed",
+        TrackingStatus::Cancelled => "Cancelled",
+    }
+}
+
+fn status_detail(view: &TrackingView) -> String {
+    match view.status {
+        TrackingStatus::Placed => "We have your order and are getting it ready.".into(),
+        TrackingStatus::InReview => {
+            "We're checking your order. This usually takes a few hours.".into()
+        }
+        TrackingStatus::AwaitingPayment => "Your bank asks you to confirm the payment.".into(),
+        TrackingStatus::Confirmed => {
+            "Payment secured and your items are set aside. We'll send it soon.".into()
+        }
+        TrackingStatus::Cancelled => match &view.cancellation_reason {
+            Some(reason) => format!("This order was cancelled ({}).", reason.replace('_', " ")),
+            None => "This order was cancelled.".into(),
+        },
+    }
+}
+
+fn payment_words(view: &TrackingView, money: &dyn Fn(i64) -> String) -> String {
+    let payment = &view.payment;
+    match payment.state {
+        PaymentState::None => "Not taken yet".into(),
+        PaymentState::ActionRequired => "Waiting for you to confirm with your bank".into(),
+        PaymentState::Authorized => {
+            format!("{} held on your card", money(payment.authorized_minor))
+        }
+        PaymentState::Captured => format!("{} paid", money(payment.captured_minor)),
+        PaymentState::Declined => match &payment.decline_message {
+            Some(why) => format!("Declined: {why}"),
+            None => "Declined".into(),
+        },
+        PaymentState::Voided => "Released, nothing was charged".into(),
+        PaymentState::Expired => "Hold expired, nothing was charged".into(),
+    }
+}
+
+fn stock_words(state: StockState) -> &'static str {
+    match state {
+        StockState::None => "Checking availability",
+        StockState::Reserved => "Set aside for you",
+        StockState::Allocated => "Set aside at the warehouse",
+        StockState::Released => "Released",
+        StockState::Unavailable => "Not available",
+    }
+}
+
+fn shipment_words(status: ShipmentStatus) -> &'static str {
+    match status {
+        ShipmentStatus::LabelCreated => "Label created",
+        ShipmentStatus::InTransit => "On its way",
+        ShipmentStatus::OutForDelivery => "Out for delivery",
+        ShipmentStatus::Delivered => "Delivered",
+        ShipmentStatus::Exception => "Delayed: the carrier reported a problem",
+    }
+}
+
+fn return_words(status: ReturnStatus) -> &'static str {
+    match status {
+        ReturnStatus::Requested => "Requested",
+        ReturnStatus::Approved => "Approved: send the items back",
+        ReturnStatus::Received => "Received, checking the items",
+        ReturnStatus::Refunded => "Refunded",
+        ReturnStatus::Rejected => "Not accepted",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_view_values_is_escaped() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        let page = lookup_page(Some("<b>"), "\"><img src=x>");
+        assert!(!page.contains("<img"));
+        assert!(page.contains("lang=\"en\""));
+        assert!(page.contains("<label for=\"order_number\">"));
+    }
+}
