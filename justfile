@@ -25,6 +25,7 @@ test:
 # Only the end-to-end tests (real binary against real services).
 e2e:
     infra/scripts/ensure-services.sh
+    infra/scripts/ensure-browser.sh
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p waybill-e2e; else cargo test -p waybill-e2e; fi
 
 # Placement benchmark with relay and projector running (release build); writes bench-results/place.json.
@@ -46,6 +47,13 @@ bench-checkout orders="10000" clients="32":
     infra/scripts/ensure-services.sh
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench checkout --orders {{orders}} --clients {{clients}}
+
+# Tracking read path at a fixed rate (open loop): JSON endpoint and page beside /health; writes
+# bench-results/tracking.json and .svg.
+bench-tracking rate="2000" seconds="10":
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run --release -p waybill -- bench tracking --rate {{rate}} --seconds {{seconds}}
 
 # Format everything.
 fmt:

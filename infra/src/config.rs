@@ -431,6 +431,25 @@ pub enum Bench {
     /// Card orders through the whole checkout flow (risk, stock, sandbox payment, confirmation,
     /// capture) on a scratch environment, beside placement alone for the same orders.
     Checkout(BenchCheckoutArgs),
+    /// The customer read path at a fixed request rate (open loop): the JSON tracking endpoint
+    /// and the tracking page, beside `/health` as a baseline, on a scratch environment.
+    Tracking(BenchTrackingArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchTrackingArgs {
+    /// Requests per second sent to each target.
+    #[arg(long, default_value_t = 2_000)]
+    pub rate: u32,
+    /// Seconds of load per target.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Orders placed (and tracked in turn).
+    #[arg(long, default_value_t = 200)]
+    pub orders: usize,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/tracking.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

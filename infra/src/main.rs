@@ -100,6 +100,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Checkout(args),
         } => bench::checkout(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Tracking(args),
+        } => bench::tracking(&settings, &args).await,
     }
 }
 

@@ -255,6 +255,38 @@ impl Api {
         .await
     }
 
+    /// Any request: `bearer`, `Idempotency-Key` and a JSON body only when given. Redirects are
+    /// followed (use your own client to see a 303).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        bearer: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: Option<&Value>,
+    ) -> HttpResponse {
+        let mut request = self.client.request(method, url);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Self::read(request.send().await.expect("send a request")).await
+    }
+
+    /// The status of `GET <url>` without reading the body (event streams stay open).
+    pub async fn status_only(&self, url: &str, bearer: Option<&str>) -> u16 {
+        let mut request = self.client.get(url);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send().await.expect("send a GET").status().as_u16()
+    }
+
     /// `GET <url>` (health, metrics, openapi).
     pub async fn get(&self, url: &str) -> HttpResponse {
         Self::read(self.client.get(url).send().await.expect("send a GET")).await

@@ -53,6 +53,22 @@ fn setting(name: &str, default: &str) -> String {
 }
 
 impl TestEnv {
+    /// A Bearer JWT signed with this test's `WAYBILL_JWT_SECRET`, valid for an hour.
+    pub fn jwt(&self, subject: &str, role: &str) -> String {
+        self.jwt_expiring(subject, role, chrono::Utc::now().timestamp() + 3600)
+    }
+
+    /// A Bearer JWT with the given expiry (seconds since the epoch).
+    pub fn jwt_expiring(&self, subject: &str, role: &str, exp: i64) -> String {
+        waybill_schemas::jwt::JwtKey::new(self.jwt_secret.as_bytes()).issue(
+            &waybill_schemas::jwt::Claims {
+                sub: subject.to_owned(),
+                role: role.to_owned(),
+                exp,
+            },
+        )
+    }
+
     /// Creates and migrates a fresh database for the test called `test_name`.
     pub async fn new(test_name: &str) -> TestEnv {
         let simple = uuid::Uuid::now_v7().simple().to_string();

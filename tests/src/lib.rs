@@ -14,6 +14,7 @@
 
 mod api;
 mod binary;
+pub mod browser;
 pub mod checkout;
 mod env;
 mod orders;

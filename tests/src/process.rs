@@ -82,6 +82,13 @@ impl WaybillProcess {
         env.push(("WAYBILL_COMMAND_ADDR".into(), command_addr.to_string()));
         env.push(("WAYBILL_QUERY_ADDR".into(), query_addr.to_string()));
         env.push(("WAYBILL_METRICS_ADDR".into(), metrics_addr.to_string()));
+        // Links in customer messages open this process's tracking page (`serve all`).
+        if !env.iter().any(|(k, _)| k == "WAYBILL_PUBLIC_TRACKING_URL") {
+            env.push((
+                "WAYBILL_PUBLIC_TRACKING_URL".into(),
+                format!("http://{query_addr}"),
+            ));
+        }
         let mut process = WaybillProcess {
             role,
             env,

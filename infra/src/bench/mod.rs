@@ -15,9 +15,11 @@ mod lag;
 mod load;
 pub mod report;
 pub mod svg;
+mod tracking;
 
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
+pub use tracking::tracking;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,12 +5,14 @@
 //! out-of-stock order, a customer cancel, a promotion code, an order priced by the rules), shows
 //! the idempotent replay and the channel duplicate, follows every order until its flow is over
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
-//! prints the outcome table ([`report`]) and where to look.
+//! prints the outcome table ([`report`]), the customer's side ([`tracking_page`]: tracking-page
+//! links, the lookup form, a signed-in customer's order list) and where to look.
 
 mod follow;
 mod report;
 mod scenario;
 mod seed;
+mod tracking_page;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -70,7 +72,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             client: &client.with_key(inventory_key),
             agent: &client.with_key(agent_key),
         };
-        demo(settings, args, &client, &actors).await
+        demo(settings, args, &client, &actors, &secrets.jwt_secret).await
     }
     .await;
     if let Err(error) = &outcome {
@@ -123,6 +125,7 @@ async fn demo(
     args: &DemoArgs,
     client: &ApiClient,
     actors: &Actors<'_>,
+    jwt_secret: &[u8],
 ) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
     seed::seed(actors.client, &run).await?;
@@ -138,6 +141,7 @@ async fn demo(
         client.command_base
     );
     let mut followed = Vec::with_capacity(mix.len());
+    let mut pages = Vec::new();
     let mut first_request: Option<(Value, String, bytes::Bytes)> = None;
     for (n, scenario) in mix.iter().enumerate() {
         let body = factory.shaped(n, &scenario.shape());
@@ -170,6 +174,9 @@ async fn demo(
         );
         if n == 0 {
             first_request = Some((body.clone(), key.clone(), response.raw.clone()));
+        }
+        if pages.len() < 4 {
+            pages.push(tracking_page::PageOrder::new(&id, &token, &body));
         }
         if scenario.action() == Action::CancelAtOnce {
             let cancelled = client
@@ -225,7 +232,7 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     anyhow::ensure!(all_as_labelled, "{summary}");
-    Ok(())
+    tracking_page::show(client, jwt_secret, &pages).await
 }
 
 /// The idempotent replay of the first request and the same channel order under a new key.

@@ -2,6 +2,7 @@
 //! JetStream and Redis, in an environment of its own (see the `waybill_e2e` harness), and checks
 //! what a channel, a customer or an operator would see over HTTP.
 
+mod access_control;
 mod bad_input;
 mod cancel;
 mod checkout;
@@ -11,6 +12,7 @@ mod relay_crash;
 mod service_endpoints;
 mod tracing_chain;
 mod tracking;
+mod tracking_page;
 
 use serde_json::Value;
 use waybill_e2e::{eventually, Api, HttpResponse, DEFAULT_DEADLINE};
@@ -63,6 +65,25 @@ pub async fn tracking_at(api: &Api, order_id: &str, token: &str, min_version: i6
             let body = response.json();
             if body["consistency"]["stale"] == Value::Bool(false) {
                 Ok(body)
+            } else {
+                Err(response.describe())
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the tracking view of `order_id` exists (read as the service); returns it.
+pub async fn tracking_at_as_service(api: &Api, order_id: &str) -> Value {
+    eventually(
+        &format!("tracking view of {order_id}"),
+        DEFAULT_DEADLINE,
+        || async {
+            let response = api
+                .tracking(order_id, &[], Some(waybill_e2e::SERVICE_KEY))
+                .await;
+            if response.status == 200 {
+                Ok(response.json()["view"].clone())
             } else {
                 Err(response.describe())
             }

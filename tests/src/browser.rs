@@ -1,0 +1,265 @@
+//! Headless Chromium driven over the DevTools protocol (CDP), for the tracking-page test: launch
+//! Debian's `chromium` (installed by `infra/scripts/ensure-browser.sh`), open the page target's
+//! websocket and send commands (navigate, evaluate JavaScript, screenshot). A dozen lines of
+//! protocol instead of a CDP crate: the test needs four commands.
+//!
+//! A missing browser fails the test (with the command that installs it) instead of skipping it,
+//! so CI cannot go green without having run it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::poll::eventually;
+
+/// The Chromium binary: `WAYBILL_CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
+pub fn chromium_binary() -> PathBuf {
+    let candidates = std::env::var("WAYBILL_CHROMIUM")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .into_iter()
+        .chain(["chromium".to_owned(), "chromium-browser".to_owned()]);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for candidate in candidates {
+        let candidate = PathBuf::from(candidate);
+        if candidate.is_absolute() && candidate.exists() {
+            return candidate;
+        }
+        for dir in std::env::split_paths(&path) {
+            let full = dir.join(&candidate);
+            if full.is_file() {
+                return full;
+            }
+        }
+    }
+    panic!(
+        "no chromium binary (CI={}): run infra/scripts/ensure-browser.sh (apt-get install chromium) \
+         or set WAYBILL_CHROMIUM; the tracking-page browser test does not skip",
+        std::env::var("CI").unwrap_or_default()
+    );
+}
+
+/// One headless browser with one page, killed on drop.
+pub struct Browser {
+    child: tokio::process::Child,
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    _profile: TempDir,
+}
+
+/// A directory removed on drop (the browser profile).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Browser {
+    /// Starts headless Chromium and attaches to its first page. Its stderr goes to
+    /// `log_dir/chromium.log` once the DevTools address has been read from it.
+    pub async fn launch(log_dir: &Path) -> Browser {
+        let profile = std::env::temp_dir().join(format!(
+            "waybill-chromium-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&profile).expect("create the browser profile directory");
+        let mut child = tokio::process::Command::new(chromium_binary())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "--window-size=412,915",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().expect("chromium stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let browser_ws = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push_str(&line);
+                seen.push('\n');
+                if let Some(at) = line.find("ws://") {
+                    return Some(line[at..].trim().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("chromium printed no DevTools address:\n{seen}"));
+        // Keep draining stderr into a log so the browser never blocks on a full pipe.
+        let log_path = log_dir.join("chromium.log");
+        tokio::spawn(async move {
+            let mut log = seen;
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.push_str(&line);
+                log.push('\n');
+                let _ = std::fs::write(&log_path, &log);
+            }
+        });
+        let http_base = browser_ws
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .expect("host:port")
+            .to_owned();
+        let page_ws = eventually("chromium lists its page", Duration::from_secs(20), || {
+            let url = format!("http://{http_base}/json/list");
+            async move {
+                let targets: Value = reqwest::get(&url)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                targets
+                    .as_array()
+                    .and_then(|list| {
+                        list.iter()
+                            .find(|t| t["type"] == "page")
+                            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                            .map(str::to_owned)
+                    })
+                    .ok_or_else(|| format!("no page target yet: {targets}"))
+            }
+        })
+        .await;
+        let (socket, _) = tokio_tungstenite::connect_async(page_ws.as_str())
+            .await
+            .expect("connect to the page's DevTools websocket");
+        Browser {
+            child,
+            socket,
+            next_id: 0,
+            _profile: TempDir(profile),
+        }
+    }
+
+    /// Sends one CDP command and returns its `result` (events in between are ignored).
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"id": id, "method": method, "params": params});
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("send a DevTools command");
+        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(frame) = self.socket.next().await {
+                let Ok(Message::Text(text)) = frame else {
+                    continue;
+                };
+                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
+                if value["id"] == json!(id) {
+                    return Some(value);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no answer to {method}"));
+        if let Some(error) = answer.get("error") {
+            panic!("{method} failed: {error}");
+        }
+        answer["result"].clone()
+    }
+
+    /// Opens `url` in the page and waits until the document has loaded.
+    pub async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+        self.wait_for("document loaded", "document.readyState === 'complete'")
+            .await;
+    }
+
+    /// Evaluates `expression` in the page and returns its value.
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        if let Some(exception) = result.get("exceptionDetails") {
+            panic!("{expression} threw: {exception}");
+        }
+        result["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until it is `true` (or the deadline panics with `what`).
+    pub async fn wait_for(&mut self, what: &str, expression: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let value = self.eval(expression).await;
+            if value == json!(true) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let body = self
+                    .eval("document.body ? document.body.innerText : ''")
+                    .await;
+                panic!("gave up waiting for {what}; page text:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&mut self, path: &Path) {
+        let result = self
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await;
+        let data = result["data"].as_str().expect("screenshot data");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("screenshot is base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the artifacts directory");
+        }
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// `target/e2e-artifacts/<name>`: where tests keep what a person may want to look at.
+pub fn artifact_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("e2e-artifacts")
+        .join(name)
+}

@@ -1,0 +1,258 @@
+//! Who may call what, over HTTP against the real binary: one table of endpoint × caller →
+//! expected status, covering every endpoint of the command API and the query API. A new endpoint
+//! is one more row in [`MATRIX`].
+//!
+//! Callers (columns): nobody, the customer who placed order A (JWT, role customer), another
+//! customer (JWT), and the staff/service roles by API key; plus an agent by JWT, an expired JWT
+//! and a JWT signed with another key (both must be worth nothing).
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use waybill_e2e::{
+    sample_order, Api, Role, TestEnv, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY,
+};
+
+/// Column order of [`MATRIX`].
+const CALLERS: [&str; 10] = [
+    "anonymous",
+    "owner (customer JWT)",
+    "other customer (JWT)",
+    "agent key",
+    "finance key",
+    "admin key",
+    "service key",
+    "agent JWT",
+    "expired admin JWT",
+    "admin JWT signed with another key",
+];
+
+/// 2xx: any success status (200 or 201: the table is about access, not about which success).
+const OK: u16 = 200;
+
+/// `(service, method, path, expected status per caller in CALLERS order)`. In paths `{A}` is
+/// order A (placed by the owner), `{B}` order B (the other customer's), `{missing}` an order id
+/// nobody placed, `{tokenA}` order A's tracking token, `{n}` a number unique to the cell.
+#[rustfmt::skip]
+const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
+    //                                                                    anon own  oth  agt  fin  adm  svc  aJWT exp  forged
+    (Q, "GET",  "/v1/orders/{A}/tracking",                               [401, OK,  404, OK,  403, OK,  OK,  OK,  401, 401]),
+    (Q, "GET",  "/v1/orders/{B}/tracking",                               [401, 404, OK,  OK,  403, OK,  OK,  OK,  401, 401]),
+    (Q, "GET",  "/v1/orders/{missing}/tracking",                         [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
+    (Q, "GET",  "/v1/orders/{B}/tracking?token={tokenA}",                [404, 404, OK,  OK,  403, OK,  OK,  OK,  401, 401]),
+    (Q, "GET",  "/v1/me/orders",                                         [401, OK,  OK,  403, 403, 403, 403, 403, 401, 401]),
+    (Q, "GET",  "/track/{A}?token={tokenA}",                             [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/track/{B}?token={tokenA}",                             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    (Q, "GET",  "/track/{missing}?token={tokenA}",                       [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    (Q, "GET",  "/track/{A}/events?token={tokenB}",                      [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    (Q, "GET",  "/track",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
+    (C, "POST", "/v1/orders/{missing}/cancel",                           [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/review",                           [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
+    (C, "GET",  "/v1/reviews",                                           [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (C, "POST", "/v1/webhooks/payments",                                 [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+    (C, "PUT",  "/v1/inventory/locations/acl-{n}",                       [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
+    (C, "GET",  "/v1/inventory/stock/ACL-SKU",                           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
+    (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/restock",          [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
+    (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/adjust",           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
+    (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Command,
+    Query,
+}
+use Service::{Command as C, Query as Q};
+
+/// A body each endpoint accepts when the caller is allowed.
+fn body_for(path: &str, n: usize) -> Option<Value> {
+    if path == "/v1/orders" {
+        let mut order = sample_order(&format!("ACL-{n}"));
+        order["customer"]["customer_id"] = json!("acl-staff-order");
+        return Some(order);
+    }
+    if path.ends_with("/cancel") {
+        return Some(json!({"reason": "customer_request", "note": null}));
+    }
+    if path.ends_with("/review") {
+        return Some(json!({"decision": "approve", "note": "acl"}));
+    }
+    if path.starts_with("/v1/inventory/locations/") {
+        return Some(json!({"kind": "warehouse", "name": "ACL", "country": "US", "zone": 1}));
+    }
+    if path.ends_with("/restock") {
+        return Some(json!({"quantity": 5}));
+    }
+    if path.ends_with("/adjust") {
+        return Some(json!({"delta": 1, "reason": "count"}));
+    }
+    if path == "/v1/webhooks/payments" {
+        return Some(json!({"id": "evt-acl", "type": "authorization.succeeded"}));
+    }
+    None
+}
+
+fn placed_as(reference: &str, customer_id: &str, postcode: &str) -> Value {
+    let mut order = sample_order(reference);
+    order["customer"]["customer_id"] = json!(customer_id);
+    order["customer"]["email"] = json!(format!("{}@example.com", reference.to_lowercase()));
+    order["shipping_address"]["postal_code"] = json!(postcode);
+    order
+}
+
+async fn place(api: &Api, body: &Value) -> (String, String) {
+    let key = format!(
+        "place-{}",
+        body["channel_order_ref"].as_str().unwrap_or("x")
+    );
+    let response = api.place_order(&key, body).await;
+    assert_eq!(response.status, 201, "{}", response.describe());
+    let json = response.json();
+    (
+        json["order_id"].as_str().expect("order id").to_owned(),
+        json["tracking_token"].as_str().expect("token").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_reaches_exactly_the_endpoints_it_may() {
+    let env = TestEnv::new("access_control").await;
+    let waybill = env
+        .start_with(Role::All, &[("WAYBILL_QUERY_RATE_LIMIT", "0")])
+        .await;
+    let api = waybill.api();
+
+    let (order_a, token_a) = place(&api, &placed_as("ACL-A", "cust-a", "10115")).await;
+    let (order_b, token_b) = place(&api, &placed_as("ACL-B", "cust-b", "75001")).await;
+    let missing = "01a214fd-0000-7000-8000-0000000000aa";
+    // Both views exist before the table runs (read as the service).
+    for order in [&order_a, &order_b] {
+        crate::tracking_at_as_service(&api, order).await;
+    }
+    // The home location for the inventory rows.
+    let home = api
+        .put_json(
+            "/v1/inventory/locations/acl-home",
+            ADMIN_KEY,
+            "acl-home",
+            &json!({"kind": "warehouse", "name": "home", "country": "US", "zone": 1}),
+        )
+        .await;
+    assert!(home.status < 300, "{}", home.describe());
+    let stocked = api
+        .post_json(
+            "/v1/inventory/stock/ACL-SKU/acl-home/restock",
+            ADMIN_KEY,
+            "acl-stock",
+            &json!({"quantity": 100}),
+        )
+        .await;
+    assert!(stocked.status < 300, "{}", stocked.describe());
+
+    let hour = chrono::Utc::now().timestamp() + 3600;
+    let forged = waybill_schemas::jwt::JwtKey::new(b"not-the-configured-secret").issue(
+        &waybill_schemas::jwt::Claims {
+            sub: "mallory".into(),
+            role: "admin".into(),
+            exp: hour,
+        },
+    );
+    let callers: [Option<String>; 10] = [
+        None,
+        Some(env.jwt("cust-a", "customer")),
+        Some(env.jwt("cust-b", "customer")),
+        Some(AGENT_KEY.to_owned()),
+        Some(FINANCE_KEY.to_owned()),
+        Some(ADMIN_KEY.to_owned()),
+        Some(SERVICE_KEY.to_owned()),
+        Some(env.jwt("agent-jo", "agent")),
+        Some(env.jwt_expiring("ops", "admin", chrono::Utc::now().timestamp() - 5)),
+        Some(forged),
+    ];
+
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (service, method, template, expected) in MATRIX {
+        for (column, (caller, expected)) in callers.iter().zip(expected).enumerate() {
+            n += 1;
+            let path = template
+                .replace("{A}", &order_a)
+                .replace("{B}", &order_b)
+                .replace("{missing}", missing)
+                .replace("{tokenA}", &token_a)
+                .replace("{tokenB}", &token_b)
+                .replace("{n}", &n.to_string());
+            let base = match service {
+                Service::Command => &api.command_url,
+                Service::Query => &api.query_url,
+            };
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let body = body_for(template, n);
+            let key = format!("acl-{n}");
+            let idempotency = (method != Method::GET).then_some(key.as_str());
+            let url = format!("{base}{path}");
+            let response = if path.contains("/events") {
+                // An event stream stays open: read only the status line and headers.
+                api.status_only(&url, caller.as_deref()).await
+            } else {
+                api.send(
+                    method.clone(),
+                    &url,
+                    caller.as_deref(),
+                    idempotency,
+                    body.as_ref(),
+                )
+                .await
+                .status
+            };
+            let matches = if *expected == OK {
+                (200..300).contains(&response)
+            } else {
+                response == *expected
+            };
+            if !matches {
+                failures.push(format!(
+                    "{method} {template} as {}: expected {expected}, got {response}",
+                    CALLERS[column]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "access matrix violations:\n{}",
+        failures.join("\n")
+    );
+
+    // "Not yours" and "not there" are the same answer, byte for byte apart from nothing.
+    let owner = env.jwt("cust-a", "customer");
+    let not_yours = api.tracking(&order_b, &[], Some(&owner)).await;
+    let not_there = api.tracking(missing, &[], Some(&owner)).await;
+    assert_eq!(not_yours.status, 404);
+    assert_eq!(
+        not_yours.body, not_there.body,
+        "same 404 body for not yours and not there"
+    );
+
+    // The owner's list holds their order and not the other customer's.
+    let mine = api
+        .send(
+            Method::GET,
+            &format!("{}/v1/me/orders", api.query_url),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let ids: Vec<&str> = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["order_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![order_a.as_str()], "{mine}");
+}
