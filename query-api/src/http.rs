@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{openapi, tracking};
+use crate::{openapi, search, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     };
     Router::new()
         .route("/v1/orders/{id}/tracking", get(tracking::get_tracking))
+        .route("/v1/search/orders", get(search::search_orders))
+        .route("/v1/agent/orders/{id}", get(search::agent_order))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

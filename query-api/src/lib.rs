@@ -13,6 +13,7 @@ mod http;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
+pub mod search;
 pub mod tracking;
 
 pub use auth::{ApiKeyError, ApiKeys, Principal, Role};
