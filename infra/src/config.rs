@@ -83,6 +83,19 @@ pub struct Settings {
     )]
     pub redis_prefix: String,
 
+    /// Directory of the embedded (Tantivy) search index; used unless ELASTICSEARCH_URL is set.
+    #[arg(
+        long,
+        env = "WAYBILL_SEARCH_DIR",
+        global = true,
+        default_value = ".waybill/search"
+    )]
+    pub search_dir: PathBuf,
+    /// Elasticsearch / OpenSearch base URL; when set the search view lives there (alias
+    /// `<WAYBILL_REDIS_PREFIX>-orders`) instead of in WAYBILL_SEARCH_DIR.
+    #[arg(long, env = "ELASTICSEARCH_URL", global = true)]
+    pub elasticsearch_url: Option<String>,
+
     #[arg(
         long,
         env = "WAYBILL_COMMAND_ADDR",
@@ -349,6 +362,15 @@ pub enum OutOfStockSetting {
 }
 
 impl Settings {
+    /// Where the search view lives.
+    pub fn search(&self) -> waybill_projectors::views::search::SearchConfig {
+        waybill_projectors::views::search::SearchConfig {
+            dir: self.search_dir.clone(),
+            elasticsearch_url: self.elasticsearch_url.clone(),
+            prefix: self.redis_prefix.clone(),
+        }
+    }
+
     pub fn query_max_wait(&self) -> Duration {
         Duration::from_millis(self.query_max_wait_ms)
     }

@@ -112,7 +112,7 @@ pub async fn start(
     let needs_db = parts.iter().any(|p| {
         matches!(
             p,
-            Part::Commands | Part::Checkout | Part::Relay | Part::Projector
+            Part::Commands | Part::Checkout | Part::Relay | Part::Projector | Part::Query
         )
     });
     let pool = if needs_db {
@@ -137,6 +137,28 @@ pub async fn start(
         .any(|p| matches!(p, Part::Projector | Part::Query));
     let redis = if needs_redis {
         Some(connect_redis(&settings.redis_url).await?)
+    } else {
+        None
+    };
+
+    // The projector holds the search index's single writer; a query API in the same process
+    // shares it, one on its own opens a reader.
+    let search = if parts.contains(&Part::Projector) {
+        Some(
+            settings
+                .search()
+                .open_writer()
+                .await
+                .context("opening the search index")?,
+        )
+    } else if parts.contains(&Part::Query) {
+        Some(
+            settings
+                .search()
+                .open_reader()
+                .await
+                .context("opening the search index")?,
+        )
     } else {
         None
     };
@@ -199,6 +221,7 @@ pub async fn start(
                     require(&pool)?,
                     require(&nats)?,
                     require(&redis)?,
+                    require(&search)?,
                     shutdown,
                 );
                 running
@@ -208,7 +231,11 @@ pub async fn start(
             Part::Query => {
                 let listener = bind(addresses.query, "query API").await?;
                 running.query_addr = Some(listener.local_addr()?);
-                let config = query_config(settings, secrets, render.clone())?;
+                let mut config = query_config(settings, secrets, render.clone())?;
+                config.search = search.clone();
+                config.events = Some(waybill_write_side::event_store::EventStore::new(require(
+                    &pool,
+                )?));
                 let redis = require(&redis)?;
                 let stop = shutdown.wait();
                 running.tasks.spawn(async move {
@@ -311,6 +338,7 @@ mod commands {
 /// The tracking projector.
 mod projector {
     use super::*;
+    use waybill_projectors::views::search::SearchIndex;
     use waybill_projectors::{NotificationsConfig, ProjectorConfig};
 
     pub fn config(settings: &Settings) -> ProjectorConfig {
@@ -327,9 +355,11 @@ mod projector {
         pool: PgPool,
         nats: async_nats::Client,
         redis: ConnectionManager,
+        search: waybill_projectors::views::search::SearchBackend,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let config = config(settings);
+        let search_stop = shutdown.wait();
         let notifications = NotificationsConfig::new(
             settings.checkout.notifications_dir.clone(),
             settings.checkout.public_tracking_url.clone(),
@@ -342,7 +372,15 @@ mod projector {
             tracing::info!(
                 stream = %config.stream_name,
                 notifications = %notifications.dir.display(),
-                "projectors starting: tracking, notifications"
+                search = search.backend(),
+                "projectors starting: tracking, notifications, search"
+            );
+            let search = waybill_projectors::run_projector(
+                config.clone(),
+                pool.clone(),
+                js.clone(),
+                waybill_projectors::views::search::SearchProjection::new(search),
+                search_stop,
             );
             let tracking = waybill_projectors::run_tracking_projector(
                 config.clone(),
@@ -359,7 +397,7 @@ mod projector {
                 redis,
                 notifications_stop,
             );
-            tokio::try_join!(tracking, messages).map(drop)
+            tokio::try_join!(tracking, messages, search).map(drop)
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct QueryApiConfig {
     pub request_timeout: Duration,
     /// `GET /metrics` body; `None` serves an empty exposition.
     pub metrics_render: Option<MetricsRender>,
+    /// The search index agents query (`None`: search endpoints answer 500).
+    pub search: Option<waybill_projectors::views::search::SearchBackend>,
+    /// The event store, for the agents' full order timeline.
+    pub events: Option<waybill_write_side::event_store::EventStore>,
 }
 
 impl QueryApiConfig {
@@ -53,6 +57,8 @@ impl QueryApiConfig {
             live_poll_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
             metrics_render: None,
+            search: None,
+            events: None,
         }
     }
 

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{me, openapi, page, tracking};
+use crate::{me, openapi, page, search, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -43,6 +43,8 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/track", get(page::lookup_form).post(page::lookup))
         .route("/track/{id}", get(page::tracking_page))
         .route("/track/{id}/events", get(page::tracking_events))
+        .route("/v1/search/orders", get(search::search_orders))
+        .route("/v1/agent/orders/{id}", get(search::agent_order))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod page;
 pub mod problem;
 pub mod rate_limit;
+pub mod search;
 pub mod tracking;
 
 pub use auth::{ApiKeyError, ApiKeys, Principal, Role};

@@ -21,6 +21,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::page::tracking_events,
         crate::page::lookup_form,
         crate::page::lookup,
+        crate::search::search_orders,
+        crate::search::agent_order,
         crate::http::health,
         crate::http::metrics
     ),
@@ -48,11 +50,23 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::TrackingTotals,
         waybill_schemas::views::TimelineEntry,
         waybill_schemas::Channel,
+        crate::search::SearchResponse,
+        crate::search::AgentOrderResponse,
+        crate::search::InternalTimelineEntry,
+        waybill_schemas::views::OrderDocument,
+        waybill_schemas::views::SearchCustomer,
+        waybill_schemas::views::SearchAddress,
+        waybill_schemas::views::SearchLine,
+        waybill_schemas::views::SearchHit,
+        waybill_schemas::views::Highlight,
+        waybill_schemas::views::SearchFacets,
+        waybill_schemas::views::FacetCount,
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "tracking", description = "Customer order tracking"),
          (name = "tracking page", description = "The customer tracking web page, its live updates and the order lookup form"),
          (name = "customers", description = "A signed-in customer's own orders (Bearer JWT, role customer)"),
+         (name = "agents", description = "Support agents: order search and order detail (roles agent, admin)"),
          (name = "operations", description = "Health and metrics"))
 )]
 pub struct QueryApiDoc;
@@ -108,5 +122,33 @@ mod tests {
             assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }
         assert!(doc["components"]["schemas"]["Consistency"].is_object());
+    }
+
+    #[test]
+    fn document_describes_the_agent_endpoints() {
+        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        let search = &doc["paths"]["/v1/search/orders"]["get"];
+        let params: Vec<&str> = search["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in [
+            "q",
+            "status",
+            "channel",
+            "created_from",
+            "total_max",
+            "has_exception",
+            "sort",
+            "cursor",
+            "consistency_token",
+        ] {
+            assert!(params.contains(&name), "search parameter {name} missing");
+        }
+        assert!(doc["paths"]["/v1/agent/orders/{id}"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["OrderDocument"].is_object());
+        assert!(doc["components"]["schemas"]["SearchResponse"].is_object());
     }
 }

@@ -287,6 +287,23 @@ impl Api {
         request.send().await.expect("send a GET").status().as_u16()
     }
 
+    /// `GET <query API><path>` with query parameters and an optional bearer key.
+    pub async fn query_get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        bearer: Option<&str>,
+    ) -> HttpResponse {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.query_url))
+            .query(query);
+        if let Some(key) = bearer {
+            request = request.bearer_auth(key);
+        }
+        Self::read(request.send().await.expect("send a query API request")).await
+    }
+
     /// `GET <url>` (health, metrics, openapi).
     pub async fn get(&self, url: &str) -> HttpResponse {
         Self::read(self.client.get(url).send().await.expect("send a GET")).await

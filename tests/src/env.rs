@@ -184,6 +184,12 @@ impl TestEnv {
             "WAYBILL_NOTIFICATIONS_DIR".to_owned(),
             self.notifications_dir.display().to_string(),
         ));
+        // The embedded search index of this test's processes (Tantivy allows one writer per
+        // directory, so concurrent tests must not share it).
+        vars.push((
+            "WAYBILL_SEARCH_DIR".to_owned(),
+            self.log_dir.join("search").display().to_string(),
+        ));
         for name in ["PATH", "HOME", "RUST_BACKTRACE"] {
             if let Ok(value) = std::env::var(name) {
                 vars.push((name.to_owned(), value));

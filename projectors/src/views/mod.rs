@@ -6,4 +6,5 @@
 
 pub mod notifications;
 pub mod order_hashes;
+pub mod search;
 pub mod tracking;

@@ -1,9 +1,14 @@
 //! Read-model DTOs: what projectors write and the query API serves.
 
 mod consistency;
+mod search;
 mod tracking;
 
 pub use consistency::ConsistencyToken;
+pub use search::{
+    FacetCount, Highlight, OrderDocument, SearchAddress, SearchCustomer, SearchFacets, SearchHit,
+    SearchLine,
+};
 pub use tracking::{
     PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState, TimelineEntry,
     TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingPickup,

@@ -9,6 +9,7 @@ mod checkout;
 mod checkout_resilience;
 mod idempotency;
 mod relay_crash;
+mod search;
 mod service_endpoints;
 mod tracing_chain;
 mod tracking;

@@ -1,0 +1,413 @@
+//! The Elasticsearch / OpenSearch API backend (used when `ELASTICSEARCH_URL` is set), over plain
+//! HTTP with reqwest and serde_json.
+//!
+//! Documents live in a versioned index (`<prefix>-orders-<stamp>`, mappings in
+//! `elastic_index.json`) reached through the alias `<prefix>-orders`, so a rebuild fills a new
+//! index and swaps the alias in one `_aliases` call. Writes are `_bulk` index actions with
+//! `version_type=external` and `version` = the order's stream version: the server refuses a
+//! stale or duplicate write with 409, which counts as done. Each batch ends with an explicit
+//! `_refresh` so searches see it.
+
+use serde_json::{json, Value};
+use waybill_schemas::views::{OrderDocument, SearchFacets, SearchHit};
+
+use super::fields::{enum_word, fuzziness, query_terms, IndexFields, QueryTerm};
+use super::highlight::highlight;
+use super::index::SearchIndex;
+use super::query::{Cursor, SearchPage, SearchQuery};
+use super::tantivy_index::buckets;
+use super::SearchError;
+
+/// The index settings and mappings every versioned index is created with.
+pub const INDEX_DEFINITION: &str = include_str!("elastic_index.json");
+
+/// A client for one alias (or, during a rebuild, one concrete index). Cheap to clone.
+#[derive(Clone)]
+pub struct ElasticIndex {
+    http: reqwest::Client,
+    base: String,
+    alias: String,
+    /// Where reads and writes go: the alias, or the index a rebuild is filling.
+    target: String,
+}
+
+/// The `_source` of one indexed order.
+#[derive(serde::Serialize)]
+struct Source<'a> {
+    document: &'a OrderDocument,
+    order_id: String,
+    #[serde(flatten)]
+    fields: IndexFields,
+}
+
+impl ElasticIndex {
+    /// A client for `<prefix>-orders` at `url`; the alias and its first index are created if
+    /// missing.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, SearchError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| SearchError::Elastic {
+                status: 0,
+                detail: e.to_string(),
+            })?;
+        let alias = format!("{prefix}-orders");
+        let index = Self {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+            target: alias.clone(),
+            alias,
+        };
+        if index.alias_indices().await?.is_empty() {
+            let name = index.create_index().await?;
+            index.swap_alias(&name).await?;
+        }
+        Ok(index)
+    }
+
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The same client writing to and reading from `index` instead of the alias.
+    pub fn on_index(&self, index: &str) -> Self {
+        Self {
+            target: index.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), SearchError> {
+        let response = request.send().await.map_err(|e| SearchError::Elastic {
+            status: 0,
+            detail: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| SearchError::Elastic {
+            status,
+            detail: e.to_string(),
+        })?;
+        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    fn check((status, body): (u16, Value)) -> Result<Value, SearchError> {
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(SearchError::Elastic {
+                status,
+                detail: body.to_string().chars().take(500).collect(),
+            })
+        }
+    }
+
+    /// The concrete indices the alias points at (none before the first start).
+    pub async fn alias_indices(&self) -> Result<Vec<String>, SearchError> {
+        let (status, body) = self
+            .send(
+                self.http
+                    .get(format!("{}/_alias/{}", self.base, self.alias)),
+            )
+            .await?;
+        if status == 404 {
+            return Ok(Vec::new());
+        }
+        let body = Self::check((status, body))?;
+        Ok(body
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Creates a new, empty versioned index for this alias and returns its name.
+    pub async fn create_index(&self) -> Result<String, SearchError> {
+        let definition: Value = serde_json::from_str(INDEX_DEFINITION).map_err(|source| {
+            SearchError::CorruptDocument {
+                backend: "elasticsearch",
+                source,
+            }
+        })?;
+        let name = format!(
+            "{}-{}",
+            self.alias,
+            chrono::Utc::now().format("%Y%m%d%H%M%S%6f")
+        );
+        Self::check(
+            self.send(
+                self.http
+                    .put(format!("{}/{}", self.base, name))
+                    .json(&definition),
+            )
+            .await?,
+        )?;
+        Ok(name)
+    }
+
+    /// Points the alias at `index` alone (one atomic `_aliases` call) and deletes the indices
+    /// it pointed at before.
+    pub async fn swap_alias(&self, index: &str) -> Result<(), SearchError> {
+        let old = self.alias_indices().await?;
+        let mut actions: Vec<Value> = old
+            .iter()
+            .filter(|name| name.as_str() != index)
+            .map(|name| json!({"remove": {"index": name, "alias": self.alias}}))
+            .collect();
+        actions.push(json!({"add": {"index": index, "alias": self.alias}}));
+        Self::check(
+            self.send(
+                self.http
+                    .post(format!("{}/_aliases", self.base))
+                    .json(&json!({ "actions": actions })),
+            )
+            .await?,
+        )?;
+        for name in old.iter().filter(|name| name.as_str() != index) {
+            Self::check(
+                self.send(self.http.delete(format!("{}/{}", self.base, name)))
+                    .await?,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn term_query(term: &QueryTerm) -> Value {
+        let mut any = vec![
+            json!({"term": {"keys": term.raw}}),
+            json!({"prefix": {"email": term.raw}}),
+        ];
+        if let Some(digits) = &term.phone {
+            any.push(json!({"prefix": {"phone_keys": digits}}));
+        }
+        if !term.words.is_empty() {
+            let words: Vec<Value> = term
+                .words
+                .iter()
+                .map(|w| match fuzziness(w) {
+                    0 => json!({"term": {"text": w}}),
+                    d => json!({"fuzzy": {"text": {"value": w, "fuzziness": d, "transpositions": true}}}),
+                })
+                .collect();
+            any.push(json!({"bool": {"must": words}}));
+        }
+        json!({"bool": {"should": any, "minimum_should_match": 1}})
+    }
+
+    fn search_body(query: &SearchQuery) -> Value {
+        let mut must: Vec<Value> = query_terms(&query.text)
+            .iter()
+            .map(Self::term_query)
+            .collect();
+        let mut must_not: Vec<Value> = Vec::new();
+        if !query.status.is_empty() {
+            let values: Vec<String> = query.status.iter().map(enum_word).collect();
+            must.push(json!({"terms": {"status": values}}));
+        }
+        if !query.channel.is_empty() {
+            let values: Vec<&str> = query.channel.iter().map(|c| c.as_str()).collect();
+            must.push(json!({"terms": {"channel": values}}));
+        }
+        if query.created_from.is_some() || query.created_to.is_some() {
+            let mut range = serde_json::Map::new();
+            if let Some(from) = query.created_from {
+                range.insert("gte".into(), json!(from.timestamp_micros()));
+            }
+            if let Some(to) = query.created_to {
+                range.insert("lt".into(), json!(to.timestamp_micros()));
+            }
+            must.push(json!({"range": {"created_at": range}}));
+        }
+        if query.total_min.is_some() || query.total_max.is_some() {
+            let mut range = serde_json::Map::new();
+            if let Some(min) = query.total_min {
+                range.insert("gte".into(), json!(min));
+            }
+            if let Some(max) = query.total_max {
+                range.insert("lte".into(), json!(max));
+            }
+            must.push(json!({"range": {"total": range}}));
+        }
+        for (flag, tag) in [
+            (query.has_return, "return"),
+            (query.has_exception, "exception"),
+        ] {
+            match flag {
+                Some(true) => must.push(json!({"term": {"tags": tag}})),
+                Some(false) => must_not.push(json!({"term": {"tags": tag}})),
+                None => {}
+            }
+        }
+        let direction = if query.sort.descending { "desc" } else { "asc" };
+        let mut body = json!({
+            "size": query.limit.max(1),
+            "track_total_hits": true,
+            "query": {"bool": {"must": must, "must_not": must_not}},
+            "sort": [
+                {query.sort.field.field(): {"order": direction}},
+                {"order_id": {"order": direction}},
+            ],
+            "aggs": {
+                "status": {"terms": {"field": "status", "size": 20}},
+                "channel": {"terms": {"field": "channel", "size": 20}},
+            },
+            "_source": ["document"],
+        });
+        if let Some(after) = &query.after {
+            body["search_after"] = json!([after.value, after.order_id.to_lowercase()]);
+        }
+        body
+    }
+}
+
+fn corrupt(source: serde_json::Error) -> SearchError {
+    SearchError::CorruptDocument {
+        backend: "elasticsearch",
+        source,
+    }
+}
+
+impl SearchIndex for ElasticIndex {
+    fn backend(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        if order_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = order_ids.iter().map(|id| id.to_lowercase()).collect();
+        let body = Self::check(
+            self.send(
+                self.http
+                    .post(format!("{}/{}/_mget", self.base, self.target))
+                    .json(&json!({ "ids": ids })),
+            )
+            .await?,
+        )?;
+        let docs = body["docs"].as_array().cloned().unwrap_or_default();
+        let mut by_id = std::collections::HashMap::new();
+        for doc in docs {
+            if doc["found"].as_bool() == Some(true) {
+                let document: OrderDocument =
+                    serde_json::from_value(doc["_source"]["document"].clone()).map_err(corrupt)?;
+                by_id.insert(doc["_id"].as_str().unwrap_or_default().to_owned(), document);
+            }
+        }
+        Ok(ids.iter().map(|id| by_id.remove(id)).collect())
+    }
+
+    async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        if documents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut body = String::new();
+        for document in &documents {
+            let id = document.order_id.to_lowercase();
+            let action = json!({"index": {
+                "_index": self.target,
+                "_id": id,
+                "version": document.version,
+                "version_type": "external",
+            }});
+            let source = Source {
+                document,
+                order_id: id,
+                fields: IndexFields::of(document),
+            };
+            body.push_str(&action.to_string());
+            body.push('\n');
+            body.push_str(&serde_json::to_string(&source).map_err(corrupt)?);
+            body.push('\n');
+        }
+        let response = Self::check(
+            self.send(
+                self.http
+                    .post(format!("{}/_bulk", self.base))
+                    .header("content-type", "application/x-ndjson")
+                    .body(body),
+            )
+            .await?,
+        )?;
+        let items = response["items"].as_array().cloned().unwrap_or_default();
+        if items.len() != documents.len() {
+            return Err(SearchError::Elastic {
+                status: 200,
+                detail: format!(
+                    "_bulk answered {} items for {} documents",
+                    items.len(),
+                    documents.len()
+                ),
+            });
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for item in &items {
+            let status = item["index"]["status"].as_u64().unwrap_or(0);
+            match status {
+                200 | 201 => results.push(true),
+                // version_conflict_engine_exception: the index holds this version or a newer one.
+                409 => results.push(false),
+                _ => {
+                    return Err(SearchError::Elastic {
+                        status: u16::try_from(status).unwrap_or(0),
+                        detail: item["index"]["error"].to_string(),
+                    })
+                }
+            }
+        }
+        Self::check(
+            self.send(
+                self.http
+                    .post(format!("{}/{}/_refresh", self.base, self.target)),
+            )
+            .await?,
+        )?;
+        Ok(results)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        let body = Self::check(
+            self.send(
+                self.http
+                    .post(format!("{}/{}/_search", self.base, self.target))
+                    .json(&Self::search_body(query)),
+            )
+            .await?,
+        )?;
+        let terms = query_terms(&query.text);
+        let raw_hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let mut hits = Vec::with_capacity(raw_hits.len());
+        let mut last = None;
+        for hit in &raw_hits {
+            let document: OrderDocument =
+                serde_json::from_value(hit["_source"]["document"].clone()).map_err(corrupt)?;
+            last = Some(Cursor {
+                sort: query.sort,
+                value: hit["sort"][0].as_i64().unwrap_or_default(),
+                order_id: hit["sort"][1]
+                    .as_str()
+                    .map_or_else(|| document.order_id.clone(), str::to_owned),
+            });
+            hits.push(SearchHit {
+                highlights: highlight(&document, &terms),
+                document,
+            });
+        }
+        let total = body["hits"]["total"]["value"]
+            .as_u64()
+            .or_else(|| body["hits"]["total"].as_u64())
+            .unwrap_or(0);
+        Ok(SearchPage {
+            next: if hits.len() == query.limit.max(1) {
+                last
+            } else {
+                None
+            },
+            hits,
+            total,
+            facets: SearchFacets {
+                status: buckets(&body["aggregations"]["status"]),
+                channel: buckets(&body["aggregations"]["channel"]),
+            },
+        })
+    }
+}

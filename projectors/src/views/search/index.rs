@@ -1,0 +1,73 @@
+//! The one search-index trait both backends implement, and the enum the projector and the
+//! query API hold (chosen at startup: Tantivy unless `ELASTICSEARCH_URL` is set).
+
+use std::future::Future;
+
+use waybill_schemas::views::OrderDocument;
+
+use super::elastic::ElasticIndex;
+use super::query::{SearchPage, SearchQuery};
+use super::tantivy_index::TantivyIndex;
+use super::SearchError;
+
+/// An index of [`OrderDocument`]s keyed by order id.
+pub trait SearchIndex: Clone + Send + Sync + 'static {
+    /// `tantivy` or `elasticsearch` (logs and metrics).
+    fn backend(&self) -> &'static str;
+
+    /// The stored documents of these orders (order uuid text), in the same order.
+    fn get(
+        &self,
+        order_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<OrderDocument>>, SearchError>> + Send;
+
+    /// Writes each document unless the index already holds its order at the same or a newer
+    /// version (`false` then: a stale or duplicate write, never a regression), and makes the
+    /// batch visible to searches (one commit / refresh per call).
+    fn upsert(
+        &self,
+        documents: Vec<OrderDocument>,
+    ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send;
+
+    fn search(
+        &self,
+        query: &SearchQuery,
+    ) -> impl Future<Output = Result<SearchPage, SearchError>> + Send;
+}
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum SearchBackend {
+    Tantivy(TantivyIndex),
+    Elastic(ElasticIndex),
+}
+
+impl SearchIndex for SearchBackend {
+    fn backend(&self) -> &'static str {
+        match self {
+            Self::Tantivy(index) => index.backend(),
+            Self::Elastic(index) => index.backend(),
+        }
+    }
+
+    async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.get(order_ids).await,
+            Self::Elastic(index) => index.get(order_ids).await,
+        }
+    }
+
+    async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.upsert(documents).await,
+            Self::Elastic(index) => index.upsert(documents).await,
+        }
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.search(query).await,
+            Self::Elastic(index) => index.search(query).await,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The support search view: one [`OrderDocument`] per order (ids, channel ref, the customer's
+//! name, email and phone, addresses, SKUs and product names, status and stage, totals, payment
+//! state, tracking and RMA numbers, dates, tags) in a search index agents query through the
+//! query API. Personal data is in it, so only agent and admin roles may search it.
+//!
+//! Rooms: `apply.rs` (pure: how an event changes a document), `fields.rs` (what both backends
+//! index and how free text is read), `query.rs` (the search request and page), `highlight.rs`,
+//! `index.rs` (the [`SearchIndex`] trait), the backends `tantivy_index.rs` (embedded, default)
+//! and `elastic.rs` (Elasticsearch/OpenSearch API), and `tests.rs` (one suite run against
+//! both). Every write carries the order's stream version and never regresses a document.
+
+mod apply;
+mod elastic;
+pub mod fields;
+mod highlight;
+mod index;
+#[cfg(test)]
+pub(crate) mod osmem;
+mod query;
+mod tantivy_index;
+#[cfg(test)]
+mod tests;
+
+pub use apply::apply;
+pub use elastic::{ElasticIndex, INDEX_DEFINITION};
+pub use highlight::highlight;
+pub use index::{SearchBackend, SearchIndex};
+pub use query::{Cursor, SearchPage, SearchQuery, Sort, SortField, MAX_LIMIT};
+pub use tantivy_index::TantivyIndex;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use waybill_schemas::events::DecodeError;
+use waybill_schemas::views::OrderDocument;
+use waybill_schemas::{EventEnvelope, OrderId};
+
+use crate::runtime::{View, ViewWrite};
+
+/// The durable consumer and dead-letter name of this view.
+pub const VIEW_NAME: &str = "search";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("event {event_type} v{version} of {stream_id} cannot be decoded: {source}")]
+    Decode {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+        source: DecodeError,
+    },
+    #[error("{stream_id} v{version}: {event_type} before the order was placed")]
+    NotPlaced {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+    },
+    #[error("{stream_id} v{version}: OrderPlaced for an order that is already placed")]
+    AlreadyPlaced { stream_id: String, version: i64 },
+    #[error("search index in {dir}: {detail}")]
+    Tantivy { dir: String, detail: String },
+    #[error("search index directory {dir}: {source}")]
+    Io { dir: String, source: std::io::Error },
+    #[error("this search index was opened read-only")]
+    ReadOnly,
+    #[error("the search index writer panicked earlier")]
+    WriterPoisoned,
+    #[error("search worker: {0}")]
+    Worker(String),
+    #[error("elasticsearch answered {status}: {detail}")]
+    Elastic { status: u16, detail: String },
+    #[error("a stored {backend} document is unreadable: {source}")]
+    CorruptDocument {
+        backend: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// Which backend to use: Elasticsearch/OpenSearch when `elasticsearch_url` is set, else
+/// Tantivy in `dir`.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    pub dir: PathBuf,
+    pub elasticsearch_url: Option<String>,
+    /// Alias prefix (`<prefix>-orders`).
+    pub prefix: String,
+}
+
+impl SearchConfig {
+    /// The backend for the process that writes the index (the projector, a rebuild).
+    pub async fn open_writer(&self) -> Result<SearchBackend, SearchError> {
+        match &self.elasticsearch_url {
+            Some(url) => Ok(SearchBackend::Elastic(
+                ElasticIndex::connect(url, &self.prefix).await?,
+            )),
+            None => Ok(SearchBackend::Tantivy(TantivyIndex::open_writer(
+                self.dir.clone(),
+            )?)),
+        }
+    }
+    /// The backend for a process that only searches (the query API on its own).
+    pub async fn open_reader(&self) -> Result<SearchBackend, SearchError> {
+        match &self.elasticsearch_url {
+            Some(url) => Ok(SearchBackend::Elastic(
+                ElasticIndex::connect(url, &self.prefix).await?,
+            )),
+            None => Ok(SearchBackend::Tantivy(TantivyIndex::open_reader(
+                self.dir.clone(),
+            )?)),
+        }
+    }
+}
+
+/// The search view plugged into the consumer runtime.
+#[derive(Clone)]
+pub struct SearchProjection<I: SearchIndex> {
+    index: I,
+}
+
+impl<I: SearchIndex> SearchProjection<I> {
+    pub fn new(index: I) -> Self {
+        Self { index }
+    }
+    pub fn index(&self) -> &I {
+        &self.index
+    }
+}
+
+fn order_uuid(stream_id: &str) -> String {
+    OrderId::from_stream_id(stream_id).map_or_else(|| stream_id.to_owned(), |id| id.to_string())
+}
+
+impl<I: SearchIndex> View for SearchProjection<I> {
+    type State = OrderDocument;
+    type Error = SearchError;
+
+    fn name(&self) -> &str {
+        VIEW_NAME
+    }
+
+    fn handles(&self, stream_id: &str) -> bool {
+        OrderId::from_stream_id(stream_id).is_some()
+    }
+
+    fn version_of(state: &OrderDocument) -> i64 {
+        state.version
+    }
+
+    fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<OrderDocument>>, SearchError>> + Send {
+        let ids: Vec<String> = stream_ids.iter().map(|s| order_uuid(s)).collect();
+        let index = self.index.clone();
+        async move { index.get(&ids).await }
+    }
+
+    fn apply(
+        &self,
+        state: Option<&OrderDocument>,
+        event: &EventEnvelope,
+    ) -> Result<OrderDocument, SearchError> {
+        apply(state, event)
+    }
+
+    /// One upsert (one commit / refresh) for the whole batch. A document the index already
+    /// holds at the same or a newer version reports `false`: the runtime reloads it and finds
+    /// its events to be duplicates.
+    async fn store(&self, writes: Vec<ViewWrite<OrderDocument>>) -> Result<Vec<bool>, SearchError> {
+        self.index
+            .upsert(writes.into_iter().map(|w| w.state).collect())
+            .await
+    }
+}

@@ -1,0 +1,573 @@
+//! The embedded backend: a Tantivy index in a directory on disk (`WAYBILL_SEARCH_DIR`).
+//!
+//! One process holds the writer (the search projector; Tantivy's lock file refuses a second)
+//! and commits once per [`SearchIndex::upsert`] call, i.e. once per runtime batch. Each
+//! document stores its order's stream version; the writer reads it before every update and
+//! skips a document whose stored version is the same or newer. Other processes (the query API
+//! when run on its own) open the directory with a reader that reloads when a commit lands.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{
+    AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
+};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term,
+};
+use waybill_schemas::views::{FacetCount, OrderDocument, SearchFacets, SearchHit};
+
+use super::fields::{enum_word, query_terms, IndexFields, QueryTerm};
+use super::highlight::highlight;
+use super::index::SearchIndex;
+use super::query::{Cursor, SearchPage, SearchQuery};
+use super::SearchError;
+
+/// Writer memory budget (Tantivy flushes a segment when it is used up).
+const WRITER_HEAP: usize = 64_000_000;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    order_id: Field,
+    document: Field,
+    text: Field,
+    keys: Field,
+    email: Field,
+    phone_keys: Field,
+    status: Field,
+    channel: Field,
+    tags: Field,
+    created_at: Field,
+    updated_at: Field,
+    total: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        order_id: b.add_text_field("order_id", STRING | STORED | FAST),
+        document: b.add_bytes_field("document", STORED),
+        text: b.add_text_field("text", TEXT),
+        keys: b.add_text_field("keys", STRING),
+        email: b.add_text_field("email", STRING),
+        phone_keys: b.add_text_field("phone_keys", STRING),
+        status: b.add_text_field("status", STRING | FAST),
+        channel: b.add_text_field("channel", STRING | FAST),
+        tags: b.add_text_field("tags", STRING | FAST),
+        created_at: b.add_i64_field("created_at", INDEXED | FAST),
+        updated_at: b.add_i64_field("updated_at", INDEXED | FAST),
+        total: b.add_i64_field("total", INDEXED | FAST),
+    };
+    (b.build(), fields)
+}
+
+struct Inner {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    writer: Option<Mutex<IndexWriter>>,
+    fields: Fields,
+}
+
+/// A Tantivy index directory, opened for writing (the projector) or reading. Cheap to clone.
+#[derive(Clone)]
+pub struct TantivyIndex(Arc<Inner>);
+
+fn tantivy_err(dir: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
+    move |source| SearchError::Tantivy {
+        dir: dir.display().to_string(),
+        detail: source.to_string(),
+    }
+}
+
+fn open_index(dir: &Path) -> Result<(Index, Fields), SearchError> {
+    std::fs::create_dir_all(dir).map_err(|source| SearchError::Io {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    let directory = MmapDirectory::open(dir).map_err(|e| SearchError::Tantivy {
+        dir: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let (schema, fields) = schema();
+    let index = Index::open_or_create(directory, schema).map_err(tantivy_err(dir))?;
+    Ok((index, fields))
+}
+
+impl TantivyIndex {
+    /// Opens (creating if needed) the index in `dir` with its single writer. Fails while
+    /// another process holds the writer.
+    pub fn open_writer(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let dir = dir.into();
+        let (index, fields) = open_index(&dir)?;
+        let writer: IndexWriter = index
+            .writer_with_num_threads(1, WRITER_HEAP)
+            .map_err(tantivy_err(&dir))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err(&dir))?;
+        Ok(Self(Arc::new(Inner {
+            dir,
+            index,
+            reader,
+            writer: Some(Mutex::new(writer)),
+            fields,
+        })))
+    }
+
+    /// Opens (creating if needed) the index in `dir` for searching only; the reader picks up
+    /// the writer's commits by itself.
+    pub fn open_reader(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let dir = dir.into();
+        let (index, fields) = open_index(&dir)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(tantivy_err(&dir))?;
+        Ok(Self(Arc::new(Inner {
+            dir,
+            index,
+            reader,
+            writer: None,
+            fields,
+        })))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0.dir
+    }
+
+    /// Removes every document (a rebuild starts from nothing), committed.
+    pub async fn clear(&self) -> Result<(), SearchError> {
+        let inner = self.0.clone();
+        blocking(move || {
+            let writer = inner.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+            let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+            writer
+                .delete_all_documents()
+                .map_err(tantivy_err(&inner.dir))?;
+            writer.commit().map_err(tantivy_err(&inner.dir))?;
+            inner.reader.reload().map_err(tantivy_err(&inner.dir))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes the latest commit visible now (instead of when the reload thread notices it).
+    pub fn reload(&self) -> Result<(), SearchError> {
+        self.0.reader.reload().map_err(tantivy_err(&self.0.dir))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, SearchError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SearchError::Worker(e.to_string()))?
+}
+
+impl Inner {
+    fn load(
+        &self,
+        searcher: &Searcher,
+        order_id: &str,
+    ) -> Result<Option<OrderDocument>, SearchError> {
+        let term = Term::from_field_text(self.fields.order_id, &order_id.to_lowercase());
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let found = searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())
+            .map_err(tantivy_err(&self.dir))?;
+        match found.first() {
+            Some((_, address)) => self.document_at(searcher, *address).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn document_at(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> Result<OrderDocument, SearchError> {
+        let stored: TantivyDocument = searcher.doc(address).map_err(tantivy_err(&self.dir))?;
+        let bytes = stored
+            .get_first(self.fields.document)
+            .and_then(|v| v.as_bytes())
+            .unwrap_or_default();
+        serde_json::from_slice(bytes).map_err(|source| SearchError::CorruptDocument {
+            backend: "tantivy",
+            source,
+        })
+    }
+
+    fn tantivy_document(&self, document: &OrderDocument) -> Result<TantivyDocument, SearchError> {
+        let f = &self.fields;
+        let derived = IndexFields::of(document);
+        let json = serde_json::to_vec(document).map_err(|source| SearchError::CorruptDocument {
+            backend: "tantivy",
+            source,
+        })?;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.order_id, document.order_id.to_lowercase());
+        doc.add_bytes(f.document, &json);
+        doc.add_text(f.text, &derived.text);
+        for key in &derived.keys {
+            doc.add_text(f.keys, key);
+        }
+        doc.add_text(f.email, &derived.email);
+        for key in &derived.phone_keys {
+            doc.add_text(f.phone_keys, key);
+        }
+        doc.add_text(f.status, &derived.status);
+        doc.add_text(f.channel, &derived.channel);
+        for tag in &derived.tags {
+            doc.add_text(f.tags, tag);
+        }
+        doc.add_i64(f.created_at, derived.created_at);
+        doc.add_i64(f.updated_at, derived.updated_at);
+        doc.add_i64(f.total, derived.total);
+        Ok(doc)
+    }
+
+    fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+        let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+        let searcher = self.reader.searcher();
+        let mut written_now: HashMap<String, i64> = HashMap::new();
+        let mut results = Vec::with_capacity(documents.len());
+        for document in &documents {
+            let id = document.order_id.to_lowercase();
+            let stored = match written_now.get(&id) {
+                Some(version) => Some(*version),
+                None => self.load(&searcher, &id)?.map(|d| d.version),
+            };
+            if stored.is_some_and(|v| v >= document.version) {
+                results.push(false);
+                continue;
+            }
+            writer.delete_term(Term::from_field_text(self.fields.order_id, &id));
+            writer
+                .add_document(self.tantivy_document(document)?)
+                .map_err(tantivy_err(&self.dir))?;
+            written_now.insert(id, document.version);
+            results.push(true);
+        }
+        if !written_now.is_empty() {
+            writer.commit().map_err(tantivy_err(&self.dir))?;
+            self.reader.reload().map_err(tantivy_err(&self.dir))?;
+        }
+        Ok(results)
+    }
+
+    fn term_query(&self, term: QueryTerm) -> Result<Box<dyn Query>, SearchError> {
+        let f = &self.fields;
+        let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
+            (
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.keys, &term.raw),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+            (
+                Occur::Should,
+                Box::new(
+                    RegexQuery::from_pattern(&format!("{}.*", regex_escape(&term.raw)), f.email)
+                        .map_err(tantivy_err(&self.dir))?,
+                ),
+            ),
+        ];
+        if let Some(digits) = &term.phone {
+            any.push((
+                Occur::Should,
+                Box::new(
+                    RegexQuery::from_pattern(&format!("{digits}.*"), f.phone_keys)
+                        .map_err(tantivy_err(&self.dir))?,
+                ),
+            ));
+        }
+        if !term.words.is_empty() {
+            let words: Vec<(Occur, Box<dyn Query>)> = term
+                .words
+                .iter()
+                .map(|word| {
+                    let t = Term::from_field_text(f.text, word);
+                    let distance = super::fields::fuzziness(word);
+                    let q: Box<dyn Query> = if distance == 0 {
+                        Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs))
+                    } else {
+                        Box::new(FuzzyTermQuery::new(t, distance, true))
+                    };
+                    (Occur::Must, q)
+                })
+                .collect();
+            any.push((Occur::Should, Box::new(BooleanQuery::new(words))));
+        }
+        Ok(Box::new(BooleanQuery::new(any)))
+    }
+
+    fn build_query(&self, query: &SearchQuery) -> Result<BooleanQuery, SearchError> {
+        let f = &self.fields;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+        for term in query_terms(&query.text) {
+            must.push((Occur::Must, self.term_query(term)?));
+        }
+        let any_of = |field: Field, values: Vec<String>| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                values
+                    .iter()
+                    .map(|v| {
+                        let q: Box<dyn Query> = Box::new(TermQuery::new(
+                            Term::from_field_text(field, v),
+                            IndexRecordOption::Basic,
+                        ));
+                        (Occur::Should, q)
+                    })
+                    .collect(),
+            ))
+        };
+        if !query.status.is_empty() {
+            let values = query.status.iter().map(enum_word).collect();
+            must.push((Occur::Must, any_of(f.status, values)));
+        }
+        if !query.channel.is_empty() {
+            let values = query
+                .channel
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect();
+            must.push((Occur::Must, any_of(f.channel, values)));
+        }
+        let range = |field: Field, from: Option<i64>, to: Bound<i64>| -> Box<dyn Query> {
+            let lower = from.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_i64(field, v))
+            });
+            let upper = match to {
+                Bound::Included(v) => Bound::Included(Term::from_field_i64(field, v)),
+                Bound::Excluded(v) => Bound::Excluded(Term::from_field_i64(field, v)),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            Box::new(RangeQuery::new(lower, upper))
+        };
+        if query.created_from.is_some() || query.created_to.is_some() {
+            must.push((
+                Occur::Must,
+                range(
+                    f.created_at,
+                    query.created_from.map(|t| t.timestamp_micros()),
+                    query
+                        .created_to
+                        .map_or(Bound::Unbounded, |t| Bound::Excluded(t.timestamp_micros())),
+                ),
+            ));
+        }
+        if query.total_min.is_some() || query.total_max.is_some() {
+            must.push((
+                Occur::Must,
+                range(
+                    f.total,
+                    query.total_min,
+                    query.total_max.map_or(Bound::Unbounded, Bound::Included),
+                ),
+            ));
+        }
+        for (flag, tag) in [
+            (query.has_return, "return"),
+            (query.has_exception, "exception"),
+        ] {
+            if let Some(wanted) = flag {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.tags, tag),
+                    IndexRecordOption::Basic,
+                ));
+                must.push((if wanted { Occur::Must } else { Occur::MustNot }, q));
+            }
+        }
+        Ok(BooleanQuery::new(must))
+    }
+
+    /// Orders strictly after `after` in the query's sort: a smaller (descending) or larger
+    /// (ascending) sort value, or the same value and an order id further along.
+    fn after_query(&self, query: &SearchQuery, after: &Cursor) -> Box<dyn Query> {
+        let f = &self.fields;
+        let field = match query.sort.field.field() {
+            "updated_at" => f.updated_at,
+            "total" => f.total,
+            _ => f.created_at,
+        };
+        let value = Term::from_field_i64(field, after.value);
+        let id = Term::from_field_text(f.order_id, &after.order_id.to_lowercase());
+        let (beyond_value, beyond_id) = if query.sort.descending {
+            (
+                RangeQuery::new(Bound::Unbounded, Bound::Excluded(value.clone())),
+                RangeQuery::new(Bound::Unbounded, Bound::Excluded(id)),
+            )
+        } else {
+            (
+                RangeQuery::new(Bound::Excluded(value.clone()), Bound::Unbounded),
+                RangeQuery::new(Bound::Excluded(id), Bound::Unbounded),
+            )
+        };
+        let same_value: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(value, IndexRecordOption::Basic)) as Box<dyn Query>,
+            ),
+            (Occur::Must, Box::new(beyond_id)),
+        ]));
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Should, Box::new(beyond_value) as Box<dyn Query>),
+            (Occur::Should, same_value),
+        ]))
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        let searcher = self.reader.searcher();
+        let built = self.build_query(query)?;
+        let order = if query.sort.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        let limit = query.limit.max(1);
+        let top = TopDocs::with_limit(limit).order_by((
+            (
+                SortByStaticFastValue::<i64>::for_field(query.sort.field.field()),
+                order,
+            ),
+            (SortByString::for_field("order_id"), order),
+        ));
+        let aggs: Aggregations = serde_json::from_value(serde_json::json!({
+            "status": {"terms": {"field": "status", "size": 20}},
+            "channel": {"terms": {"field": "channel", "size": 20}},
+        }))
+        .map_err(|source| SearchError::CorruptDocument {
+            backend: "tantivy",
+            source,
+        })?;
+        let facets = AggregationCollector::from_aggs(
+            aggs,
+            AggContextParams::new(
+                AggregationLimitsGuard::default(),
+                self.index.tokenizers().clone(),
+            ),
+        );
+        // Like `search_after` elsewhere, the cursor limits the page, not the total or facets.
+        let (top, total, facets) = match &query.after {
+            None => searcher
+                .search(&built, &(top, Count, facets))
+                .map_err(tantivy_err(&self.dir))?,
+            Some(after) => {
+                let (total, facets) = searcher
+                    .search(&built, &(Count, facets))
+                    .map_err(tantivy_err(&self.dir))?;
+                let page = BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(built) as Box<dyn Query>),
+                    (Occur::Must, self.after_query(query, after)),
+                ]);
+                let top = searcher
+                    .search(&page, &top)
+                    .map_err(tantivy_err(&self.dir))?;
+                (top, total, facets)
+            }
+        };
+        let terms = query_terms(&query.text);
+        let mut hits = Vec::with_capacity(top.len());
+        let mut last = None;
+        for ((value, order_id), address) in top {
+            let document = self.document_at(&searcher, address)?;
+            last = Some(Cursor {
+                sort: query.sort,
+                value: value.unwrap_or_default(),
+                order_id: order_id.unwrap_or_else(|| document.order_id.clone()),
+            });
+            hits.push(SearchHit {
+                highlights: highlight(&document, &terms),
+                document,
+            });
+        }
+        let facets = serde_json::to_value(&facets).unwrap_or_default();
+        Ok(SearchPage {
+            next: if hits.len() == limit { last } else { None },
+            hits,
+            total: total as u64,
+            facets: SearchFacets {
+                status: buckets(&facets["status"]),
+                channel: buckets(&facets["channel"]),
+            },
+        })
+    }
+}
+
+/// Facet counts from an Elasticsearch-style `terms` aggregation result (Tantivy writes the
+/// same JSON shape), largest first, then by value.
+pub(super) fn buckets(aggregation: &serde_json::Value) -> Vec<FacetCount> {
+    let mut counts: Vec<FacetCount> = aggregation["buckets"]
+        .as_array()
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter_map(|b| {
+                    Some(FacetCount {
+                        value: b["key"].as_str()?.to_owned(),
+                        count: b["doc_count"].as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    counts
+}
+
+fn regex_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 8);
+    for c in raw.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SearchIndex for TantivyIndex {
+    fn backend(&self) -> &'static str {
+        "tantivy"
+    }
+
+    async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        let inner = self.0.clone();
+        let ids = order_ids.to_vec();
+        blocking(move || {
+            let searcher = inner.reader.searcher();
+            ids.iter().map(|id| inner.load(&searcher, id)).collect()
+        })
+        .await
+    }
+
+    async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        let inner = self.0.clone();
+        blocking(move || inner.upsert(documents)).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        let inner = self.0.clone();
+        let query = query.clone();
+        blocking(move || inner.search(&query)).await
+    }
+}

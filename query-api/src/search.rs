@@ -1,0 +1,601 @@
+//! Agent search and order detail:
+//! - `GET /v1/search/orders`: free text, filters, sort, cursor pages, facets, highlights, over
+//!   the search index the search projector keeps (Tantivy or Elasticsearch/OpenSearch API);
+//! - `GET /v1/agent/orders/{id}`: the tracking view, the search document (personal data) and
+//!   the full internal timeline, read from the event store (see ARCHITECTURE.md).
+//!
+//! Both need a Bearer API key with role `agent` or `admin` (others 403, none 401). Both take a
+//! `consistency_token` (and the detail also `min_version`): the request waits, bounded, until
+//! the order's search document has reached that version, else answers with `stale: true`.
+
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use waybill_projectors::views::search::{
+    Cursor, SearchBackend, SearchIndex, SearchQuery, Sort, MAX_LIMIT,
+};
+use waybill_schemas::api_keys::Role;
+use waybill_schemas::views::{
+    ConsistencyToken, OrderDocument, SearchFacets, SearchHit, TrackingStatus, TrackingView,
+};
+use waybill_schemas::{Channel, OrderId};
+
+use crate::http::AppState;
+use crate::problem::Problem;
+use crate::tracking::Consistency;
+
+/// Default page size.
+const DEFAULT_LIMIT: usize = 20;
+
+/// Query string of `GET /v1/search/orders`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Free text: names (typos tolerated), email (exact or prefix), phone (any format, or its
+    /// last 7+ digits), order id, channel order ref, SKU, product name, tracking/RMA number.
+    pub q: Option<String>,
+    /// Comma-separated statuses: placed, in_review, awaiting_payment, confirmed, cancelled.
+    pub status: Option<String>,
+    /// Comma-separated channels: web, app, pos, marketplace.
+    pub channel: Option<String>,
+    /// Placed at or after (RFC 3339).
+    pub created_from: Option<String>,
+    /// Placed before (RFC 3339).
+    pub created_to: Option<String>,
+    /// Grand total at least, in minor units.
+    pub total_min: Option<String>,
+    /// Grand total at most, in minor units.
+    pub total_max: Option<String>,
+    /// `true` or `false`.
+    pub has_return: Option<String>,
+    /// `true` or `false`.
+    pub has_exception: Option<String>,
+    /// `-created_at` (default), `created_at`, `-updated_at`, `updated_at`, `-total`, `total`.
+    pub sort: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page (same sort).
+    pub cursor: Option<String>,
+    /// `<order id>.<version>` from a command response: wait (bounded) until that order's
+    /// document has reached the version before searching.
+    pub consistency_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResponse {
+    pub hits: Vec<SearchHit>,
+    /// All matching orders, not only this page.
+    pub total: u64,
+    pub facets: SearchFacets,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// Present when a `consistency_token` was given.
+    pub consistency: Option<Consistency>,
+}
+
+/// Query string of `GET /v1/agent/orders/{id}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetailParams {
+    /// Wait (bounded) until the order's search document has reached this stream version.
+    pub min_version: Option<String>,
+    /// `<order id>.<version>` from a command response; same effect as `min_version`.
+    pub consistency_token: Option<String>,
+}
+
+/// One event of the order's stream, as recorded (internal: risk scores, decline codes…).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InternalTimelineEntry {
+    pub version: i64,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    /// `customer`, `agent`, `service` or `system`, and its id.
+    pub actor: String,
+    /// The event payload in its current schema version.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentOrderResponse {
+    /// The customer-facing tracking view (null if the tracking projector has not seen it yet).
+    pub tracking: Option<TrackingView>,
+    /// The search document, with the customer's personal data.
+    pub document: Option<OrderDocument>,
+    /// Every event of the order, from the event store.
+    pub timeline: Vec<InternalTimelineEntry>,
+    pub consistency: Consistency,
+}
+
+fn bad(field: &'static str, detail: impl Into<String>) -> Problem {
+    Problem::BadParameter {
+        field,
+        detail: detail.into(),
+    }
+}
+
+/// The caller must present an agent or admin key.
+fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(raw) = headers.get(header::AUTHORIZATION) else {
+        return Err(Problem::Unauthorized {
+            detail: "pass a Bearer API key with role agent or admin",
+        });
+    };
+    let principal = raw
+        .to_str()
+        .ok()
+        .and_then(|h| state.config.api_keys.authenticate_header(Some(h)))
+        .ok_or(Problem::Unauthorized {
+            detail: "the Authorization header is not a valid Bearer API key",
+        })?;
+    match principal.role {
+        Role::Agent | Role::Admin => Ok(()),
+        other => Err(Problem::Forbidden {
+            role: other.to_string(),
+        }),
+    }
+}
+
+fn search_backend(state: &AppState) -> Result<&SearchBackend, Problem> {
+    state.config.search.as_ref().ok_or_else(|| {
+        tracing::error!("search requested but no search index is configured");
+        Problem::Internal
+    })
+}
+
+fn list<T>(
+    field: &'static str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Vec<T>, Problem> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            parse(s).ok_or_else(|| {
+                bad(
+                    field,
+                    format!(
+                        "has unknown value '{}' ({allowed})",
+                        s.chars().take(40).collect::<String>()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+    raw.map(|r| {
+        DateTime::parse_from_rfc3339(r.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| bad(field, "must be an RFC 3339 time (2026-11-26T10:00:00Z)"))
+    })
+    .transpose()
+}
+
+fn integer(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, Problem> {
+    raw.map(|r| {
+        r.trim()
+            .parse::<i64>()
+            .map_err(|_| bad(field, "must be an integer (minor units)"))
+    })
+    .transpose()
+}
+
+fn flag(field: &'static str, raw: Option<&str>) -> Result<Option<bool>, Problem> {
+    raw.map(|r| match r.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(field, "must be true or false")),
+    })
+    .transpose()
+}
+
+fn status(raw: &str) -> Option<TrackingStatus> {
+    serde_json::from_value(serde_json::Value::String(raw.to_owned())).ok()
+}
+
+/// Reads the search parameters into a query; every error names its parameter.
+pub fn parse_search(params: &SearchParams) -> Result<SearchQuery, Problem> {
+    let sort = match params.sort.as_deref() {
+        None => Sort::newest_first(),
+        Some(raw) => Sort::parse(raw.trim()).ok_or_else(|| {
+            bad(
+                "sort",
+                "must be one of created_at, updated_at, total, optionally prefixed with -",
+            )
+        })?,
+    };
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| bad("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?,
+    };
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            let cursor = Cursor::decode(raw.trim())
+                .ok_or_else(|| bad("cursor", "is not a cursor returned by this API"))?;
+            if cursor.sort != sort {
+                return Err(bad("cursor", "was made for another sort order"));
+            }
+            Ok(cursor)
+        })
+        .transpose()?;
+    let q = params.q.clone().unwrap_or_default();
+    if q.chars().count() > 200 {
+        return Err(bad("q", "must be at most 200 characters"));
+    }
+    let query = SearchQuery {
+        text: q,
+        status: list(
+            "status",
+            params.status.as_deref(),
+            status,
+            "placed, in_review, awaiting_payment, confirmed, cancelled",
+        )?,
+        channel: list(
+            "channel",
+            params.channel.as_deref(),
+            |s| Channel::parse(s).ok(),
+            "web, app, pos, marketplace",
+        )?,
+        created_from: time("created_from", params.created_from.as_deref())?,
+        created_to: time("created_to", params.created_to.as_deref())?,
+        total_min: integer("total_min", params.total_min.as_deref())?,
+        total_max: integer("total_max", params.total_max.as_deref())?,
+        has_return: flag("has_return", params.has_return.as_deref())?,
+        has_exception: flag("has_exception", params.has_exception.as_deref())?,
+        sort,
+        limit,
+        after,
+    };
+    if let (Some(from), Some(to)) = (query.created_from, query.created_to) {
+        if from >= to {
+            return Err(bad("created_to", "must be after created_from"));
+        }
+    }
+    if let (Some(min), Some(max)) = (query.total_min, query.total_max) {
+        if min > max {
+            return Err(bad("total_max", "must not be below total_min"));
+        }
+    }
+    Ok(query)
+}
+
+fn token(field: &'static str, raw: Option<&str>) -> Result<Option<ConsistencyToken>, Problem> {
+    raw.map(|r| {
+        ConsistencyToken::parse(r.trim())
+            .ok_or_else(|| bad(field, "must be `<order id>.<version>`"))
+    })
+    .transpose()
+}
+
+/// Polls the order's search document until it reaches `wanted` or the bound runs out.
+async fn wait_for_document(
+    state: &AppState,
+    index: &SearchBackend,
+    order: OrderId,
+    wanted: Option<i64>,
+) -> Result<Option<OrderDocument>, Problem> {
+    let deadline = tokio::time::Instant::now() + state.config.max_wait;
+    let ids = [order.to_string()];
+    loop {
+        let document = index
+            .get(&ids)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, order_id = %order, "reading the search index failed");
+                Problem::Internal
+            })?
+            .pop()
+            .flatten();
+        let reached = match (&document, wanted) {
+            (_, None) => true,
+            (Some(d), Some(v)) => d.version >= v,
+            (None, Some(_)) => false,
+        };
+        if reached || tokio::time::Instant::now() >= deadline {
+            return Ok(document);
+        }
+        tokio::time::sleep_until(
+            (tokio::time::Instant::now()
+                + state
+                    .config
+                    .poll_interval
+                    .max(std::time::Duration::from_millis(10)))
+            .min(deadline),
+        )
+        .await;
+    }
+}
+
+fn with_stale_header(mut response: Response, stale: bool) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "x-waybill-stale",
+        HeaderValue::from_static(if stale { "true" } else { "false" }),
+    );
+    response
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/search/orders",
+    tag = "agents",
+    params(SearchParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "One page of matching orders, newest first unless sorted otherwise, with facet counts (status, channel) and highlighted matches", body = SearchResponse),
+        (status = 400, description = "A parameter is invalid (`field` names it)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not agent or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(name = "query.search", skip_all)]
+pub async fn search_orders(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require_agent(&state, &headers)?;
+    let Query(params) = params.map_err(|_| bad("query", "is not a valid query string"))?;
+    let query = parse_search(&params)?;
+    let wanted = token("consistency_token", params.consistency_token.as_deref())?;
+    let index = search_backend(&state)?;
+    let started = Instant::now();
+    let consistency = match wanted {
+        Some(wanted) => {
+            let document =
+                wait_for_document(&state, index, wanted.order_id, Some(wanted.version)).await?;
+            let version = document.map_or(0, |d| d.version);
+            Some(Consistency {
+                stale: version < wanted.version,
+                requested_version: Some(wanted.version),
+                view_version: version,
+            })
+        }
+        None => None,
+    };
+    let page = index.search(&query).await.map_err(|error| {
+        tracing::error!(%error, "search failed");
+        Problem::Internal
+    })?;
+    metrics::histogram!("waybill_query_search_seconds", "backend" => index.backend())
+        .record(started.elapsed().as_secs_f64());
+    let stale = consistency.as_ref().is_some_and(|c| c.stale);
+    let body = SearchResponse {
+        hits: page.hits,
+        total: page.total,
+        facets: page.facets,
+        next_cursor: page.next.map(|c| c.encode()),
+        consistency,
+    };
+    Ok(with_stale_header(Json(body).into_response(), stale))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agent/orders/{id}",
+    tag = "agents",
+    params(("id" = String, Path, description = "Order id (UUID)"), DetailParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Tracking view, search document and full internal timeline; `consistency.stale` when the requested version was not reached in time", body = AgentOrderResponse),
+        (status = 400, description = "Bad id, min_version or consistency_token", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not agent or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(name = "query.agent_order", skip_all, fields(order_id = %raw_id))]
+pub async fn agent_order(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    params: Result<Query<DetailParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require_agent(&state, &headers)?;
+    let Query(params) = params.map_err(|_| bad("query", "is not a valid query string"))?;
+    let order = OrderId::parse(&raw_id).map_err(|_| bad("id", "must be an order id (a UUID)"))?;
+    let min_version = params
+        .min_version
+        .as_deref()
+        .map(|raw| {
+            raw.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| bad("min_version", "must be a positive integer"))
+        })
+        .transpose()?;
+    let from_token = match token("consistency_token", params.consistency_token.as_deref())? {
+        Some(t) if t.order_id != order => {
+            return Err(bad("consistency_token", "belongs to another order"))
+        }
+        Some(t) => Some(t.version),
+        None => None,
+    };
+    let wanted = min_version.max(from_token);
+    let index = search_backend(&state)?;
+    let document = wait_for_document(&state, index, order, wanted).await?;
+
+    let events = state.config.events.as_ref().ok_or_else(|| {
+        tracing::error!("agent order detail requested but no event store is configured");
+        Problem::Internal
+    })?;
+    let stream = events
+        .read_stream(&order.stream_id(), 1, None)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, order_id = %order, "reading the order's events failed");
+            Problem::Internal
+        })?;
+    if stream.is_empty() && document.is_none() {
+        return Err(Problem::OrderNotFound);
+    }
+    let timeline = stream
+        .iter()
+        .map(|event| InternalTimelineEntry {
+            version: event.stream_version,
+            event_type: event.event_type.clone(),
+            occurred_at: event.occurred_at,
+            recorded_at: event.recorded_at,
+            actor: format!(
+                "{}:{}",
+                waybill_projectors::views::search::fields::enum_word(&event.actor.kind),
+                event.actor.id
+            ),
+            payload: event
+                .decode()
+                .map(|e| e.to_payload())
+                .unwrap_or_else(|_| event.payload.clone()),
+        })
+        .collect();
+    let tracking = crate::tracking::read_tracking(&state, order).await?;
+    let version = document.as_ref().map_or(0, |d| d.version);
+    let stale = wanted.is_some_and(|w| version < w);
+    let body = AgentOrderResponse {
+        tracking,
+        document,
+        timeline,
+        consistency: Consistency {
+            stale,
+            requested_version: wanted,
+            view_version: version,
+        },
+    };
+    Ok(with_stale_header(Json(body).into_response(), stale))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn field_of(params: SearchParams) -> &'static str {
+        match parse_search(&params).unwrap_err() {
+            Problem::BadParameter { field, .. } => field,
+            other => panic!("expected a bad parameter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_search_parameter_is_named() {
+        let p = || SearchParams::default();
+        assert_eq!(
+            field_of(SearchParams {
+                status: Some("shipped".into()),
+                ..p()
+            }),
+            "status"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                channel: Some("fax".into()),
+                ..p()
+            }),
+            "channel"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                created_from: Some("yesterday".into()),
+                ..p()
+            }),
+            "created_from"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                total_min: Some("1.5".into()),
+                ..p()
+            }),
+            "total_min"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                total_min: Some("5".into()),
+                total_max: Some("1".into()),
+                ..p()
+            }),
+            "total_max"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                has_return: Some("yes".into()),
+                ..p()
+            }),
+            "has_return"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                sort: Some("name".into()),
+                ..p()
+            }),
+            "sort"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                limit: Some("0".into()),
+                ..p()
+            }),
+            "limit"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                limit: Some("101".into()),
+                ..p()
+            }),
+            "limit"
+        );
+        assert_eq!(
+            field_of(SearchParams {
+                cursor: Some("abc".into()),
+                ..p()
+            }),
+            "cursor"
+        );
+    }
+
+    #[test]
+    fn good_parameters_become_a_query() {
+        let query = parse_search(&SearchParams {
+            q: Some("ada".into()),
+            status: Some("placed,cancelled".into()),
+            channel: Some("web".into()),
+            total_min: Some("100".into()),
+            has_exception: Some("false".into()),
+            sort: Some("-total".into()),
+            limit: Some("5".into()),
+            ..SearchParams::default()
+        })
+        .unwrap();
+        assert_eq!(
+            query.status,
+            vec![TrackingStatus::Placed, TrackingStatus::Cancelled]
+        );
+        assert_eq!(query.channel, vec![Channel::Web]);
+        assert_eq!(query.total_min, Some(100));
+        assert_eq!(query.has_exception, Some(false));
+        assert_eq!(query.limit, 5);
+        assert_eq!(query.sort, Sort::parse("-total").unwrap());
+    }
+}
