@@ -8,6 +8,7 @@ mod cancel;
 mod checkout;
 mod checkout_resilience;
 mod idempotency;
+mod ledger;
 mod relay_crash;
 mod search;
 mod service_endpoints;
