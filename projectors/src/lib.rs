@@ -11,6 +11,7 @@
 pub mod rebuild;
 pub mod runtime;
 pub mod views;
+pub mod warehouse;
 
 #[cfg(test)]
 mod testing;

@@ -407,3 +407,27 @@ pub async fn redis() -> redis::aio::ConnectionManager {
         .await
         .expect("redis up")
 }
+
+/// A fresh, migrated ClickHouse database (`waybill_test_<hex>`) on the server at
+/// `WAYBILL_CLICKHOUSE_URL` (default `http://127.0.0.1:8124`, what
+/// `infra/scripts/ensure-clickhouse.sh` starts). Fails, never skips, when ClickHouse is down.
+pub async fn fresh_warehouse() -> crate::warehouse::WarehouseConfig {
+    let url = std::env::var("WAYBILL_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8124".to_owned());
+    let database = format!("waybill_test_{}", Uuid::now_v7().simple());
+    let config = crate::warehouse::WarehouseConfig::new(url, database);
+    crate::warehouse::migrate(&config)
+        .await
+        .expect("ClickHouse must be running (infra/scripts/ensure-clickhouse.sh)");
+    config
+}
+
+/// Drops a database made by [`fresh_warehouse`].
+pub async fn drop_warehouse(config: &crate::warehouse::WarehouseConfig) {
+    config
+        .server_client()
+        .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+        .execute()
+        .await
+        .expect("drop test database");
+}
