@@ -1,0 +1,125 @@
+//! The analytics view: order facts, line facts and ledger entries in the ClickHouse warehouse
+//! ([`crate::warehouse`]), for the finance API and reconciliation. It runs on the shared consumer
+//! runtime (durable consumer `analytics`) with large batches (1,000 messages or a 250 ms linger,
+//! whichever first), because ClickHouse wants few large inserts.
+//!
+//! The view's state per order is its `order_facts` row (its `version` is the stream version
+//! applied last) plus the rows the current batch adds. ClickHouse has no compare-and-set: the
+//! runtime's duplicate and gap handling keeps each event applied once in order, and every table
+//! is a ReplacingMergeTree keyed by its natural key, so a redelivered batch rewrites identical
+//! rows instead of adding to them.
+
+mod apply;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{apply, entry_kind, status};
+pub use store::AnalyticsStore;
+
+use waybill_schemas::events::DecodeError;
+use waybill_schemas::{EventEnvelope, OrderId};
+
+use crate::runtime::{View, ViewWrite};
+use crate::warehouse::rows::{LedgerEntryRow, LineFactRow, OrderFactRow};
+use crate::warehouse::WarehouseError;
+
+/// The durable consumer and dead-letter name of this view.
+pub const VIEW_NAME: &str = "analytics";
+
+/// Messages per batch of this view.
+pub const BATCH: usize = 1_000;
+
+/// How long a batch waits to fill up.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("event {event_type} v{version} of {stream_id} cannot be decoded: {source}")]
+    Decode {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+        source: DecodeError,
+    },
+    #[error("{stream_id} v{version}: {event_type} before the order was placed")]
+    NotPlaced {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+    },
+    #[error("{stream_id} v{version}: OrderPlaced for an order that is already placed")]
+    AlreadyPlaced { stream_id: String, version: i64 },
+    #[error("{stream_id} is not an order stream")]
+    NotAnOrder { stream_id: String },
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+}
+
+/// One order's analytics: its fact row, and the rows the batch being applied adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAnalytics {
+    pub fact: OrderFactRow,
+    pub lines: Vec<LineFactRow>,
+    pub ledger: Vec<LedgerEntryRow>,
+}
+
+/// The analytics view plugged into the consumer runtime.
+#[derive(Clone)]
+pub struct AnalyticsProjection {
+    store: AnalyticsStore,
+}
+
+impl AnalyticsProjection {
+    pub fn new(store: AnalyticsStore) -> Self {
+        Self { store }
+    }
+    pub fn store(&self) -> &AnalyticsStore {
+        &self.store
+    }
+}
+
+impl View for AnalyticsProjection {
+    type State = OrderAnalytics;
+    type Error = AnalyticsError;
+
+    fn name(&self) -> &str {
+        VIEW_NAME
+    }
+
+    fn handles(&self, stream_id: &str) -> bool {
+        OrderId::from_stream_id(stream_id).is_some()
+    }
+
+    fn version_of(state: &OrderAnalytics) -> i64 {
+        i64::try_from(state.fact.version).unwrap_or(i64::MAX)
+    }
+
+    async fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<Vec<Option<OrderAnalytics>>, AnalyticsError> {
+        self.store.load_streams(stream_ids).await
+    }
+
+    fn apply(
+        &self,
+        state: Option<&OrderAnalytics>,
+        event: &EventEnvelope,
+    ) -> Result<OrderAnalytics, AnalyticsError> {
+        apply(state, event)
+    }
+
+    /// Writes every state; ClickHouse cannot compare-and-set, and needs not: a stale or repeated
+    /// write is replaced by (or equal to) the newest version of each row.
+    async fn store(
+        &self,
+        writes: Vec<ViewWrite<OrderAnalytics>>,
+    ) -> Result<Vec<bool>, AnalyticsError> {
+        let count = writes.len();
+        let states: Vec<OrderAnalytics> = writes.into_iter().map(|w| w.state).collect();
+        let rows = self.store.write(&states).await?;
+        metrics::counter!("waybill_analytics_rows_written_total").increment(rows as u64);
+        Ok(vec![true; count])
+    }
+}
