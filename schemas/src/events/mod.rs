@@ -2,17 +2,25 @@
 //! `tests` below checks the checked-in files against these types.
 //!
 //! Every event of the order lifecycle lives in the order's stream (`order-<uuid>`): the order,
-//! its risk decision, its stock and its payment, so one fold gives the whole picture.
+//! its risk decision, its stock and its payment (captures, refunds, chargebacks), so one fold
+//! gives the whole picture. What the gateway reports it settled and paid out lives in streams of
+//! its own (`settlement-…`, `payout-…`, see [`settlement`]).
 
+mod chargeback;
 mod inventory;
 mod order_cancelled;
 mod order_confirmed;
 mod order_placed;
 mod payment;
+mod refund;
 mod risk;
+pub mod settlement;
 
 use serde::Serialize;
 
+pub use chargeback::{
+    ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
+};
 pub use inventory::{
     BackorderedLine, InventoryAllocated, InventoryReleased, InventoryReservationFailed,
     InventoryReserved, ReleaseReason, ReservedLine, Shortage,
@@ -26,7 +34,11 @@ pub use payment::{
     PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,
     PaymentDeclined, PaymentMethod, PaymentVoided,
 };
+pub use refund::{PaymentRefunded, RefundFailed, RefundKind, RefundRequested};
 pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskReviewResolved};
+pub use settlement::{
+    PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
+};
 
 use crate::upcast;
 
@@ -104,6 +116,15 @@ order_events! {
     PaymentVoided = 1,
     PaymentAuthorizationExpired = 1,
     OrderConfirmed = 1,
+    RefundRequested = 1,
+    PaymentRefunded = 1,
+    RefundFailed = 1,
+    ChargebackOpened = 1,
+    ChargebackEvidenceSubmitted = 1,
+    ChargebackWon = 1,
+    ChargebackLost = 1,
+    SettlementReportImported = 1,
+    PayoutRecorded = 1,
 }
 
 impl OrderEventKind {

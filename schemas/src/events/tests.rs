@@ -66,6 +66,30 @@ fn checked_in_json_schemas_match_the_rust_types() {
         ),
         ("OrderConfirmed.v1.schema.json", schema_for!(OrderConfirmed)),
         (
+            "RefundRequested.v1.schema.json",
+            schema_for!(RefundRequested),
+        ),
+        (
+            "PaymentRefunded.v1.schema.json",
+            schema_for!(PaymentRefunded),
+        ),
+        ("RefundFailed.v1.schema.json", schema_for!(RefundFailed)),
+        (
+            "ChargebackOpened.v1.schema.json",
+            schema_for!(ChargebackOpened),
+        ),
+        (
+            "ChargebackEvidenceSubmitted.v1.schema.json",
+            schema_for!(ChargebackEvidenceSubmitted),
+        ),
+        ("ChargebackWon.v1.schema.json", schema_for!(ChargebackWon)),
+        ("ChargebackLost.v1.schema.json", schema_for!(ChargebackLost)),
+        (
+            "SettlementReportImported.v1.schema.json",
+            schema_for!(SettlementReportImported),
+        ),
+        ("PayoutRecorded.v1.schema.json", schema_for!(PayoutRecorded)),
+        (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
         ),
@@ -392,6 +416,175 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
             confirmed_at: at,
         }),
     ]
+    .into_iter()
+    .chain(money_events(order_id))
+    .collect()
+}
+
+/// One of each money event (refunds, chargebacks, settlement), with fixed ids so their payloads
+/// can be compared with the golden examples in `schemas/json/examples/`.
+fn money_events(order_id: OrderId) -> Vec<OrderEvent> {
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 1).unwrap();
+    let refund_id = uuid::Uuid::parse_str("0193a1b2-0000-7000-8000-00000000000f").unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    let eur = Currency::parse("EUR").unwrap();
+    vec![
+        OrderEvent::RefundRequested(RefundRequested {
+            order_id,
+            refund_id,
+            amount: usd(1000),
+            kind: RefundKind::Goodwill,
+            reason: "late delivery".into(),
+            requested_by: "agent-7".into(),
+            requested_at: at,
+        }),
+        OrderEvent::PaymentRefunded(PaymentRefunded {
+            order_id,
+            refund_id,
+            capture_id: "cap_1".into(),
+            gateway_refund_id: "re_1".into(),
+            amount: usd(1000),
+            refunded_at: at,
+        }),
+        OrderEvent::RefundFailed(RefundFailed {
+            order_id,
+            refund_id,
+            code: "refund_failed".into(),
+            message: "The card account is closed.".into(),
+            failed_at: at,
+        }),
+        OrderEvent::ChargebackOpened(ChargebackOpened {
+            order_id,
+            dispute_id: "dp_1".into(),
+            capture_id: "cap_1".into(),
+            amount: usd(3416),
+            reason_code: "fraudulent".into(),
+            evidence_due_by: at + chrono::Duration::days(7),
+            opened_at: at,
+        }),
+        OrderEvent::ChargebackEvidenceSubmitted(ChargebackEvidenceSubmitted {
+            order_id,
+            dispute_id: "dp_1".into(),
+            evidence_id: refund_id,
+            text: "Signed proof of delivery attached.".into(),
+            submitted_by: "finance-1".into(),
+            submitted_at: at,
+        }),
+        OrderEvent::ChargebackWon(ChargebackWon {
+            order_id,
+            dispute_id: "dp_1".into(),
+            decided_at: at,
+        }),
+        OrderEvent::ChargebackLost(ChargebackLost {
+            order_id,
+            dispute_id: "dp_1".into(),
+            amount: usd(3416),
+            decided_at: at,
+        }),
+        OrderEvent::SettlementReportImported(SettlementReportImported {
+            report_id: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            gateway: "sandbox".into(),
+            report_date: day,
+            lines: vec![
+                SettlementLine {
+                    line_no: 1,
+                    transaction_id: "cap_1".into(),
+                    kind: SettlementLineKind::Capture,
+                    order_id: Some(order_id),
+                    gross: usd(3416),
+                    fee: usd(129),
+                    net: usd(3287),
+                    original: Some(Money::new(3150, eur)),
+                    payout_id: Some("po_20261125_USD".into()),
+                    transaction_date: day,
+                    settled_on: day,
+                },
+                SettlementLine {
+                    line_no: 2,
+                    transaction_id: "fee_1".into(),
+                    kind: SettlementLineKind::Fee,
+                    order_id: None,
+                    gross: usd(0),
+                    fee: usd(1500),
+                    net: usd(-1500),
+                    original: None,
+                    payout_id: Some("po_20261125_USD".into()),
+                    transaction_date: day,
+                    settled_on: day,
+                },
+            ],
+            imported_by: "finance-1".into(),
+            imported_at: at,
+        }),
+        OrderEvent::PayoutRecorded(PayoutRecorded {
+            payout_id: "po_20261125_USD".into(),
+            gateway: "sandbox".into(),
+            amount: usd(1787),
+            paid_on: day,
+            report_id: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            transaction_ids: vec!["cap_1".into(), "fee_1".into()],
+            recorded_at: at,
+        }),
+    ]
+}
+
+/// The exact stored JSON of each money event, checked in as `examples/<Event>.v1.json` so
+/// consumers (the ClickHouse projector, reconciliation) can read what they will receive.
+/// `WAYBILL_BLESS=1` rewrites them.
+#[test]
+fn money_event_payloads_match_their_golden_examples() {
+    let order_id = OrderId::parse("0193a1b2-0000-7000-8000-000000000001").unwrap();
+    let bless = std::env::var("WAYBILL_BLESS").is_ok_and(|v| v == "1");
+    for event in money_events(order_id) {
+        let file = format!(
+            "examples/{}.v{}.json",
+            event.event_type(),
+            event.schema_version()
+        );
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&event.to_payload()).unwrap()
+        );
+        let path = json_dir().join(&file);
+        if bless {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{file} missing ({e}); run with WAYBILL_BLESS=1"));
+        assert_eq!(on_disk, text, "{file} differs from the event's payload");
+        let stored: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+        let back = OrderEvent::decode(event.event_type(), event.schema_version(), stored).unwrap();
+        assert_eq!(back, event);
+    }
+}
+
+#[test]
+fn settlement_payloads_refuse_an_unknown_line_kind() {
+    let order_id = OrderId::new_v7();
+    let report = money_events(order_id)
+        .into_iter()
+        .find(|e| e.kind() == OrderEventKind::SettlementReportImported)
+        .unwrap();
+    let mut payload = report.to_payload();
+    payload["lines"][0]["kind"] = serde_json::json!("bonus");
+    assert!(matches!(
+        OrderEvent::decode("SettlementReportImported", 1, payload.clone()),
+        Err(DecodeError::Payload { .. })
+    ));
+    let schema = validator("SettlementReportImported.v1.schema.json");
+    assert!(!schema.is_valid(&payload));
+    for kind in SettlementLineKind::ALL {
+        assert_eq!(SettlementLineKind::parse(kind.as_str()), Some(*kind));
+    }
+    assert_eq!(
+        settlement::settlement_stream_id("abc"),
+        "settlement-abc".to_owned()
+    );
+    assert_eq!(
+        OrderId::from_stream_id(&settlement::payout_stream_id("sandbox", "po_1")),
+        None
+    );
 }
 
 #[test]

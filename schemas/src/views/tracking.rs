@@ -60,6 +60,12 @@ pub struct TrackingPayment {
     /// The amount taken so far (partial captures add up).
     #[serde(default)]
     pub captured_minor: i64,
+    /// The amount refunded to the card so far (partial refunds add up).
+    #[serde(default)]
+    pub refunded_minor: i64,
+    /// The amount taken back by the card holder's bank after a lost card dispute.
+    #[serde(default)]
+    pub reversed_minor: i64,
     /// The 3-D Secure challenge link while the customer's action is required, else null.
     #[serde(default)]
     pub action_url: Option<String>,

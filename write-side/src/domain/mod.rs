@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod checkout_flow;
 pub mod fields;
+pub mod ledger;
 pub mod order;
 pub mod place;
 pub mod place_typed;

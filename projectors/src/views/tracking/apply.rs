@@ -188,6 +188,32 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
             view.payment.action_url = None;
             Some("The hold on your card expired".to_owned())
         }
+        OrderEvent::PaymentRefunded(refunded) => {
+            view.payment.refunded_minor = view
+                .payment
+                .refunded_minor
+                .saturating_add(refunded.amount.minor);
+            Some(format!("Refund of {} sent to your card", refunded.amount))
+        }
+        OrderEvent::ChargebackLost(lost) => {
+            view.payment.reversed_minor = view
+                .payment
+                .reversed_minor
+                .saturating_add(lost.amount.minor);
+            Some(format!(
+                "Payment of {} reversed after a dispute with your bank",
+                lost.amount
+            ))
+        }
+        // Internal until money moves: requests, gateway failures, disputes in progress and
+        // their reasons stay with agents and finance.
+        OrderEvent::RefundRequested(_)
+        | OrderEvent::RefundFailed(_)
+        | OrderEvent::ChargebackOpened(_)
+        | OrderEvent::ChargebackEvidenceSubmitted(_)
+        | OrderEvent::ChargebackWon(_) => None,
+        // Not order events (settlement streams); the view never handles those streams.
+        OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => None,
         OrderEvent::OrderConfirmed(confirmed) => {
             if view.status != TrackingStatus::Cancelled {
                 view.status = TrackingStatus::Confirmed;

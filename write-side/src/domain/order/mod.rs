@@ -161,6 +161,7 @@ impl Order {
         let Some(state) = &mut self.state else {
             return;
         };
+        state.ledger.apply(event);
         match event {
             OrderEvent::OrderPlaced(_) => {}
             OrderEvent::OrderCancelled(e) => state.cancel_reason = Some(e.reason),
@@ -224,6 +225,16 @@ impl Order {
                 })
             }
             OrderEvent::PaymentAuthorizationExpired(_) => state.authorization_expired = true,
+            // Money after capture: folded by the ledger above.
+            OrderEvent::RefundRequested(_)
+            | OrderEvent::PaymentRefunded(_)
+            | OrderEvent::RefundFailed(_)
+            | OrderEvent::ChargebackOpened(_)
+            | OrderEvent::ChargebackEvidenceSubmitted(_)
+            | OrderEvent::ChargebackWon(_)
+            | OrderEvent::ChargebackLost(_) => {}
+            // Not order events; never in an order stream.
+            OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
         }
     }
 }

@@ -14,6 +14,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{Channel, Money, OrderId};
 
+use crate::domain::ledger::Ledger;
+
 /// Where an order is in its lifecycle, as shown to customers and agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -257,6 +259,8 @@ pub struct OrderState {
     pub(super) authorization_expired: bool,
     pub(super) confirmed: Option<CaptureMode>,
     pub(super) cancel_reason: Option<CancelReason>,
+    /// Captures, refunds and chargebacks as money movements.
+    pub(super) ledger: Ledger,
 }
 
 impl OrderState {
@@ -277,7 +281,13 @@ impl OrderState {
             authorization_expired: false,
             confirmed: None,
             cancel_reason: None,
+            ledger: Ledger::default(),
         }
+    }
+
+    /// The order's money: captured, refunded, disputed, lost, refundable.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.
