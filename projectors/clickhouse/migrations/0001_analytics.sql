@@ -22,7 +22,6 @@ CREATE TABLE IF NOT EXISTS order_facts (
     captured Int64,
     refunded Int64,
     chargebacks_lost Int64,
-    fees Int64,
     placed_at DateTime('UTC'),
     risk_assessed_at Nullable(DateTime('UTC')),
     reserved_at Nullable(DateTime('UTC')),
@@ -52,9 +51,10 @@ CREATE TABLE IF NOT EXISTS line_facts (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (order_id, line_no);
 
--- Every money movement of an order (capture, refund, fee, chargeback, ...), positive amounts in
--- minor units; `kind` gives the direction. `entry_id` is the event id (plus a suffix when one
--- event books several entries); `gateway_txn_id` is what settlement reports name.
+-- Every money movement (authorization, capture, void, refund, chargeback opened/won/lost, fee),
+-- positive amounts in minor units; `kind` gives the direction. `entry_id` is the event id for
+-- order events and `<report id>:<line no>` for fees, which only settlement reports tell (their
+-- `channel` is empty: it is the order's). `gateway_txn_id` is what settlement reports name.
 CREATE TABLE IF NOT EXISTS ledger_entries (
     entry_id String,
     order_id String,

@@ -1,16 +1,22 @@
-//! How one event changes an order's analytics rows. Pure: no I/O, no clock. The consumer
-//! runtime hands events over once each and in stream order; the result is the order's new fact
-//! row plus the line and ledger rows this event adds (written with it by the store).
+//! How one event changes the analytics rows. Pure: no I/O, no clock. The consumer runtime hands
+//! events over once each and in stream order. An order event gives the order's new fact row plus
+//! the line and ledger rows it adds; a settlement report gives its lines and a fee entry per line
+//! with a fee; a payout gives its row. The store writes them together.
 //!
 //! Ledger entries carry positive amounts; `kind` says which way the money went. Their id is the
-//! event id, so an event applied again (redelivery, rebuild) rewrites the same row.
+//! event id (or report and line), so an event applied again (redelivery, rebuild) rewrites the
+//! same row.
 
-use chrono::{DateTime, Utc};
-use waybill_schemas::events::{OrderPlaced, RiskDecision};
-use waybill_schemas::{EventEnvelope, Money, OrderEvent};
+use chrono::{DateTime, NaiveDate, Utc};
+use waybill_schemas::events::{
+    OrderPlaced, PayoutRecorded, RiskDecision, SettlementReportImported,
+};
+use waybill_schemas::{EventEnvelope, Money, OrderEvent, OrderId};
 
-use super::{AnalyticsError, OrderAnalytics};
-use crate::warehouse::rows::{days, seconds, LedgerEntryRow, LineFactRow, OrderFactRow};
+use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
+use crate::warehouse::rows::{
+    days, seconds, LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow,
+};
 
 /// Order status in `order_facts.status`: the furthest stage reached, or `cancelled`.
 pub mod status {
@@ -36,13 +42,13 @@ pub mod entry_kind {
     pub const CHARGEBACK_LOST: &str = "chargeback_lost";
 }
 
-/// The order's analytics after `event`, given them before it (`None` before its first event).
-/// The returned value's `lines` and `ledger` hold the rows of this and the earlier events of
-/// the same batch (`state`'s), not yet written.
+/// The state after `event`, given the state before it (`None` before the stream's first
+/// event). The returned value holds the rows of this and the earlier events of the same batch
+/// (`state`'s), not yet written.
 pub fn apply(
-    state: Option<&OrderAnalytics>,
+    state: Option<&AnalyticsState>,
     event: &EventEnvelope,
-) -> Result<OrderAnalytics, AnalyticsError> {
+) -> Result<AnalyticsState, AnalyticsError> {
     let decoded = event.decode().map_err(|source| AnalyticsError::Decode {
         stream_id: event.stream_id.clone(),
         event_type: event.event_type.clone(),
@@ -50,6 +56,45 @@ pub fn apply(
         source,
     })?;
     let version = u64::try_from(event.stream_version).unwrap_or(0);
+    if OrderId::from_stream_id(&event.stream_id).is_some() {
+        let order = match state {
+            None => None,
+            Some(AnalyticsState::Order(order)) => Some(order),
+            Some(AnalyticsState::Settlement(_)) => return Err(wrong_stream(event)),
+        };
+        return apply_order(order, event, decoded, version).map(AnalyticsState::Order);
+    }
+    let mut next = match state {
+        None => SettlementAnalytics {
+            stream_id: event.stream_id.clone(),
+            ..SettlementAnalytics::default()
+        },
+        Some(AnalyticsState::Settlement(settlement)) => settlement.clone(),
+        Some(AnalyticsState::Order(_)) => return Err(wrong_stream(event)),
+    };
+    next.version = version;
+    match decoded {
+        OrderEvent::SettlementReportImported(report) => report_rows(&mut next, &report, version),
+        OrderEvent::PayoutRecorded(payout) => next.payouts.push(payout_row(&payout, version)),
+        _ => return Err(wrong_stream(event)),
+    }
+    Ok(AnalyticsState::Settlement(next))
+}
+
+fn wrong_stream(event: &EventEnvelope) -> AnalyticsError {
+    AnalyticsError::WrongStream {
+        stream_id: event.stream_id.clone(),
+        event_type: event.event_type.clone(),
+        version: event.stream_version,
+    }
+}
+
+fn apply_order(
+    state: Option<&OrderAnalytics>,
+    event: &EventEnvelope,
+    decoded: OrderEvent,
+    version: u64,
+) -> Result<OrderAnalytics, AnalyticsError> {
     match (state, decoded) {
         (None, OrderEvent::OrderPlaced(placed)) => Ok(placed_state(&placed, version)),
         (Some(_), OrderEvent::OrderPlaced(_)) => Err(AnalyticsError::AlreadyPlaced {
@@ -61,12 +106,72 @@ pub fn apply(
             event_type: other.event_type().to_owned(),
             version: event.stream_version,
         }),
+        (Some(_), OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_)) => {
+            Err(wrong_stream(event))
+        }
         (Some(state), other) => {
             let mut next = state.clone();
             next.fact.version = version;
             change(&mut next, event, &other);
             Ok(next)
         }
+    }
+}
+
+/// A report's lines, and a fee entry for every line with a fee (fees are known only from the
+/// gateway's report).
+fn report_rows(state: &mut SettlementAnalytics, report: &SettlementReportImported, version: u64) {
+    for line in &report.lines {
+        let order_id = line.order_id.map(|id| id.to_string()).unwrap_or_default();
+        state.lines.push(SettlementLineRow {
+            report_id: report.report_id.clone(),
+            line_no: line.line_no,
+            gateway_txn_id: line.transaction_id.clone(),
+            kind: line.kind.as_str().to_owned(),
+            order_id: order_id.clone(),
+            currency: line.gross.currency.code().to_owned(),
+            gross: line.gross.minor,
+            fee: line.fee.minor,
+            net: line.net.minor,
+            original_currency: line
+                .original
+                .map(|m| m.currency.code().to_owned())
+                .unwrap_or_default(),
+            original_amount: line.original.map_or(0, |m| m.minor),
+            payout_id: line.payout_id.clone().unwrap_or_default(),
+            transaction_date: days(line.transaction_date),
+            settled_date: days(line.settled_on),
+            version,
+        });
+        if line.fee.minor != 0 {
+            state.fees.push(LedgerEntryRow {
+                entry_id: format!("{}:{}", report.report_id, line.line_no),
+                order_id,
+                kind: entry_kind::FEE.to_owned(),
+                gateway_txn_id: line.transaction_id.clone(),
+                channel: String::new(),
+                currency: line.fee.currency.code().to_owned(),
+                amount: line.fee.minor,
+                occurred_at: midnight(line.transaction_date),
+                day: days(line.transaction_date),
+                version,
+            });
+        }
+    }
+}
+
+fn midnight(date: NaiveDate) -> u32 {
+    seconds(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+fn payout_row(payout: &PayoutRecorded, version: u64) -> PayoutRow {
+    PayoutRow {
+        payout_id: payout.payout_id.clone(),
+        currency: payout.amount.currency.code().to_owned(),
+        amount: payout.amount.minor,
+        paid_on: days(payout.paid_on),
+        transaction_count: u32::try_from(payout.transaction_ids.len()).unwrap_or(u32::MAX),
+        version,
     }
 }
 
@@ -111,7 +216,6 @@ fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
             captured: 0,
             refunded: 0,
             chargebacks_lost: 0,
-            fees: 0,
             placed_at,
             risk_assessed_at: None,
             reserved_at: None,
@@ -203,7 +307,59 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
             fact.cancel_reason = cancelled.reason.as_str().to_owned();
             fact.status = status::CANCELLED.to_owned();
         }
+        OrderEvent::PaymentRefunded(refund) => {
+            fact.refunded += refund.amount.minor;
+            let entry = entry(
+                fact,
+                event,
+                entry_kind::REFUND,
+                &refund.gateway_refund_id,
+                money(refund.amount),
+                refund.refunded_at,
+            );
+            state.ledger.push(entry);
+        }
+        OrderEvent::ChargebackOpened(opened) => {
+            let entry = entry(
+                fact,
+                event,
+                entry_kind::CHARGEBACK_OPENED,
+                &opened.dispute_id,
+                money(opened.amount),
+                opened.opened_at,
+            );
+            state.ledger.push(entry);
+        }
+        OrderEvent::ChargebackWon(won) => {
+            // Nothing moves in the ledger; the report's reversal line matches the opening.
+            let entry = entry(
+                fact,
+                event,
+                entry_kind::CHARGEBACK_WON,
+                &won.dispute_id,
+                (0, fact.currency.clone()),
+                won.decided_at,
+            );
+            state.ledger.push(entry);
+        }
+        OrderEvent::ChargebackLost(lost) => {
+            fact.chargebacks_lost += lost.amount.minor;
+            let entry = entry(
+                fact,
+                event,
+                entry_kind::CHARGEBACK_LOST,
+                &lost.dispute_id,
+                money(lost.amount),
+                lost.decided_at,
+            );
+            state.ledger.push(entry);
+        }
         OrderEvent::OrderPlaced(_)
+        | OrderEvent::RefundRequested(_)
+        | OrderEvent::RefundFailed(_)
+        | OrderEvent::ChargebackEvidenceSubmitted(_)
+        | OrderEvent::SettlementReportImported(_)
+        | OrderEvent::PayoutRecorded(_)
         | OrderEvent::InventoryReservationFailed(_)
         | OrderEvent::InventoryAllocated(_)
         | OrderEvent::InventoryReleased(_)

@@ -4,7 +4,9 @@
 //! whichever first), because ClickHouse wants few large inserts.
 //!
 //! The view's state per order is its `order_facts` row (its `version` is the stream version
-//! applied last) plus the rows the current batch adds. ClickHouse has no compare-and-set: the
+//! applied last) plus the rows the current batch adds; per settlement report or payout stream
+//! (`settlement-…`, `payout-…`) it is the version in `stream_positions` plus the report lines,
+//! fee entries and payout rows the batch adds. ClickHouse has no compare-and-set: the
 //! runtime's duplicate and gap handling keeps each event applied once in order, and every table
 //! is a ReplacingMergeTree keyed by its natural key, so a redelivered batch rewrites identical
 //! rows instead of adding to them.
@@ -17,11 +19,14 @@ mod tests;
 pub use apply::{apply, entry_kind, status};
 pub use store::AnalyticsStore;
 
+use waybill_schemas::events::settlement::{PAYOUT_STREAM_PREFIX, SETTLEMENT_STREAM_PREFIX};
 use waybill_schemas::events::DecodeError;
 use waybill_schemas::{EventEnvelope, OrderId};
 
 use crate::runtime::{View, ViewWrite};
-use crate::warehouse::rows::{LedgerEntryRow, LineFactRow, OrderFactRow};
+use crate::warehouse::rows::{
+    LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow,
+};
 use crate::warehouse::WarehouseError;
 
 /// The durable consumer and dead-letter name of this view.
@@ -50,10 +55,31 @@ pub enum AnalyticsError {
     },
     #[error("{stream_id} v{version}: OrderPlaced for an order that is already placed")]
     AlreadyPlaced { stream_id: String, version: i64 },
-    #[error("{stream_id} is not an order stream")]
-    NotAnOrder { stream_id: String },
+    #[error("{stream_id} v{version}: {event_type} does not belong in this stream")]
+    WrongStream {
+        stream_id: String,
+        event_type: String,
+        version: i64,
+    },
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+}
+
+/// One stream's state in this view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyticsState {
+    Order(OrderAnalytics),
+    Settlement(SettlementAnalytics),
+}
+
+/// A settlement report's or payout's stream: its position and the rows the batch adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettlementAnalytics {
+    pub stream_id: String,
+    pub version: u64,
+    pub lines: Vec<SettlementLineRow>,
+    pub fees: Vec<LedgerEntryRow>,
+    pub payouts: Vec<PayoutRow>,
 }
 
 /// One order's analytics: its fact row, and the rows the batch being applied adds.
@@ -80,7 +106,7 @@ impl AnalyticsProjection {
 }
 
 impl View for AnalyticsProjection {
-    type State = OrderAnalytics;
+    type State = AnalyticsState;
     type Error = AnalyticsError;
 
     fn name(&self) -> &str {
@@ -89,24 +115,30 @@ impl View for AnalyticsProjection {
 
     fn handles(&self, stream_id: &str) -> bool {
         OrderId::from_stream_id(stream_id).is_some()
+            || stream_id.starts_with(SETTLEMENT_STREAM_PREFIX)
+            || stream_id.starts_with(PAYOUT_STREAM_PREFIX)
     }
 
-    fn version_of(state: &OrderAnalytics) -> i64 {
-        i64::try_from(state.fact.version).unwrap_or(i64::MAX)
+    fn version_of(state: &AnalyticsState) -> i64 {
+        let version = match state {
+            AnalyticsState::Order(order) => order.fact.version,
+            AnalyticsState::Settlement(settlement) => settlement.version,
+        };
+        i64::try_from(version).unwrap_or(i64::MAX)
     }
 
     async fn load(
         &self,
         stream_ids: &[String],
-    ) -> Result<Vec<Option<OrderAnalytics>>, AnalyticsError> {
+    ) -> Result<Vec<Option<AnalyticsState>>, AnalyticsError> {
         self.store.load_streams(stream_ids).await
     }
 
     fn apply(
         &self,
-        state: Option<&OrderAnalytics>,
+        state: Option<&AnalyticsState>,
         event: &EventEnvelope,
-    ) -> Result<OrderAnalytics, AnalyticsError> {
+    ) -> Result<AnalyticsState, AnalyticsError> {
         apply(state, event)
     }
 
@@ -114,10 +146,10 @@ impl View for AnalyticsProjection {
     /// write is replaced by (or equal to) the newest version of each row.
     async fn store(
         &self,
-        writes: Vec<ViewWrite<OrderAnalytics>>,
+        writes: Vec<ViewWrite<AnalyticsState>>,
     ) -> Result<Vec<bool>, AnalyticsError> {
         let count = writes.len();
-        let states: Vec<OrderAnalytics> = writes.into_iter().map(|w| w.state).collect();
+        let states: Vec<AnalyticsState> = writes.into_iter().map(|w| w.state).collect();
         let rows = self.store.write(&states).await?;
         metrics::counter!("waybill_analytics_rows_written_total").increment(rows as u64);
         Ok(vec![true; count])

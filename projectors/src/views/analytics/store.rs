@@ -1,15 +1,17 @@
-//! Reading order facts from and writing a batch's rows to the ClickHouse warehouse.
+//! Reading positions from and writing a batch's rows to the ClickHouse warehouse.
 //!
-//! A batch is written table by table: line facts, ledger entries, positions, and the order facts
-//! last. The fact's `version` is the view's position, so a crash before the facts are written
-//! leaves the old position: the events come again and rewrite the same rows (every table is a
-//! ReplacingMergeTree on its natural key), which is what makes redelivery harmless.
+//! A batch is written table by table: line facts, settlement lines, payouts, ledger entries,
+//! and last the rows that hold the positions (order facts, stream positions). A crash before
+//! those leaves the old positions: the events come again and rewrite the same rows (every table
+//! is a ReplacingMergeTree on its natural key), which is what makes redelivery harmless.
+
+use std::collections::HashMap;
 
 use clickhouse::Client;
 use waybill_schemas::OrderId;
 
-use super::{AnalyticsError, OrderAnalytics};
-use crate::warehouse::rows::{insert_rows, LedgerEntryRow, LineFactRow, OrderFactRow};
+use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
+use crate::warehouse::rows::{insert_rows, OrderFactRow, StreamPositionRow};
 use crate::warehouse::WarehouseError;
 
 /// The analytics tables of one warehouse database.
@@ -27,64 +29,115 @@ impl AnalyticsStore {
         &self.client
     }
 
-    /// The stored analytics of these order streams, in order (`None`: nothing applied yet).
-    /// Only the fact row is read; rows already written are not needed to apply further events.
+    /// The stored states of these streams, in order (`None`: nothing applied yet). Only
+    /// positions are read (an order's fact row is its position); rows already written are not
+    /// needed to apply further events.
     pub async fn load_streams(
         &self,
         stream_ids: &[String],
-    ) -> Result<Vec<Option<OrderAnalytics>>, AnalyticsError> {
-        let ids: Vec<String> = stream_ids
-            .iter()
-            .map(|stream_id| {
-                OrderId::from_stream_id(stream_id)
-                    .map(|id| id.to_string())
-                    .ok_or_else(|| AnalyticsError::NotAnOrder {
-                        stream_id: stream_id.clone(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<Vec<Option<AnalyticsState>>, AnalyticsError> {
+        let mut order_ids = Vec::new();
+        let mut others = Vec::new();
+        for stream_id in stream_ids {
+            match OrderId::from_stream_id(stream_id) {
+                Some(id) => order_ids.push(id.to_string()),
+                None => others.push(stream_id.clone()),
+            }
         }
-        // Order ids are parsed UUIDs (hex digits and dashes), safe to inline; ClickHouse 18.16
-        // has no server-side parameters and does not take an array after IN.
-        let list = ids
+        let mut facts: HashMap<String, OrderFactRow> = HashMap::new();
+        if !order_ids.is_empty() {
+            let rows: Vec<OrderFactRow> = self
+                .client
+                .query(&format!(
+                    "SELECT ?fields FROM order_facts FINAL WHERE order_id IN ({})",
+                    string_list(&order_ids)
+                ))
+                .fetch_all()
+                .await
+                .map_err(WarehouseError::clickhouse("reading order facts"))?;
+            facts = rows.into_iter().map(|f| (f.order_id.clone(), f)).collect();
+        }
+        let mut positions: HashMap<String, u64> = HashMap::new();
+        if !others.is_empty() {
+            let rows: Vec<StreamPositionRow> = self
+                .client
+                .query(&format!(
+                    "SELECT ?fields FROM stream_positions FINAL WHERE stream_id IN ({})",
+                    string_list(&others)
+                ))
+                .fetch_all()
+                .await
+                .map_err(WarehouseError::clickhouse("reading stream positions"))?;
+            positions = rows.into_iter().map(|p| (p.stream_id, p.version)).collect();
+        }
+        Ok(stream_ids
             .iter()
-            .map(|id| format!("'{id}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let facts: Vec<OrderFactRow> = self
-            .client
-            .query(&format!(
-                "SELECT ?fields FROM order_facts FINAL WHERE order_id IN ({list})"
-            ))
-            .fetch_all()
-            .await
-            .map_err(WarehouseError::clickhouse("reading order facts"))?;
-        let mut by_id: std::collections::HashMap<String, OrderFactRow> = facts
-            .into_iter()
-            .map(|fact| (fact.order_id.clone(), fact))
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|id| {
-                by_id.remove(id).map(|fact| OrderAnalytics {
-                    fact,
-                    lines: Vec::new(),
-                    ledger: Vec::new(),
-                })
+            .map(|stream_id| match OrderId::from_stream_id(stream_id) {
+                Some(id) => facts.remove(&id.to_string()).map(|fact| {
+                    AnalyticsState::Order(OrderAnalytics {
+                        fact,
+                        lines: Vec::new(),
+                        ledger: Vec::new(),
+                    })
+                }),
+                None => positions.remove(stream_id).map(|version| {
+                    AnalyticsState::Settlement(SettlementAnalytics {
+                        stream_id: stream_id.clone(),
+                        version,
+                        ..SettlementAnalytics::default()
+                    })
+                }),
             })
             .collect())
     }
 
-    /// Writes the batch's rows, the order facts last. Returns the number of rows written.
-    pub async fn write(&self, states: &[OrderAnalytics]) -> Result<usize, AnalyticsError> {
-        let lines: Vec<LineFactRow> = states.iter().flat_map(|s| s.lines.clone()).collect();
-        let ledger: Vec<LedgerEntryRow> = states.iter().flat_map(|s| s.ledger.clone()).collect();
-        let facts: Vec<OrderFactRow> = states.iter().map(|s| s.fact.clone()).collect();
+    /// Writes the batch's rows, positions last. Returns the number of rows written.
+    pub async fn write(&self, states: &[AnalyticsState]) -> Result<usize, AnalyticsError> {
+        let mut lines = Vec::new();
+        let mut ledger = Vec::new();
+        let mut facts = Vec::new();
+        let mut settlement_lines = Vec::new();
+        let mut payouts = Vec::new();
+        let mut positions = Vec::new();
+        for state in states {
+            match state {
+                AnalyticsState::Order(order) => {
+                    lines.extend(order.lines.iter().cloned());
+                    ledger.extend(order.ledger.iter().cloned());
+                    facts.push(order.fact.clone());
+                }
+                AnalyticsState::Settlement(settlement) => {
+                    settlement_lines.extend(settlement.lines.iter().cloned());
+                    ledger.extend(settlement.fees.iter().cloned());
+                    payouts.extend(settlement.payouts.iter().cloned());
+                    positions.push(StreamPositionRow {
+                        stream_id: settlement.stream_id.clone(),
+                        version: settlement.version,
+                    });
+                }
+            }
+        }
         insert_rows(&self.client, "line_facts", &lines).await?;
+        insert_rows(&self.client, "settlement_lines", &settlement_lines).await?;
+        insert_rows(&self.client, "payouts", &payouts).await?;
         insert_rows(&self.client, "ledger_entries", &ledger).await?;
         insert_rows(&self.client, "order_facts", &facts).await?;
-        Ok(lines.len() + ledger.len() + facts.len())
+        insert_rows(&self.client, "stream_positions", &positions).await?;
+        Ok(lines.len()
+            + settlement_lines.len()
+            + payouts.len()
+            + ledger.len()
+            + facts.len()
+            + positions.len())
     }
+}
+
+/// `'a','b'` for an `IN (…)` list: ClickHouse 18.16 has no server-side parameters and takes no
+/// array after `IN`, so the values are quoted here (backslash and quote escaped).
+pub(crate) fn string_list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -19,12 +19,14 @@ use super::*;
 use crate::run_analytics_projector;
 use crate::runtime::{dead_letter_stream_name, ProjectorConfig};
 use crate::testing::{
-    at, authorized_event, cancelled_event, captured_event, confirmed_event, drop_warehouse,
-    fresh_database, fresh_warehouse, isolated_config, placed_event, reserved_event, risk_assessed,
-    seed, voided_event,
+    at, authorized_event, cancelled_event, captured_event, chargeback_lost, chargeback_opened,
+    confirmed_event, drop_warehouse, fresh_database, fresh_warehouse, isolated_config,
+    payout_event, placed_event, refunded_event, report_event, reserved_event, risk_assessed, seed,
+    settlement_line, voided_event,
 };
 use crate::warehouse::rows::seconds;
 use crate::warehouse::WarehouseConfig;
+use waybill_schemas::events::SettlementLineKind;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -40,12 +42,19 @@ fn lifecycle(order: OrderId) -> Vec<EventEnvelope> {
     ]
 }
 
-fn fold(events: &[EventEnvelope]) -> OrderAnalytics {
-    let mut state: Option<OrderAnalytics> = None;
+fn fold_state(events: &[EventEnvelope]) -> AnalyticsState {
+    let mut state: Option<AnalyticsState> = None;
     for event in events {
         state = Some(apply(state.as_ref(), event).expect("applies"));
     }
     state.expect("at least one event")
+}
+
+fn fold(events: &[EventEnvelope]) -> OrderAnalytics {
+    match fold_state(events) {
+        AnalyticsState::Order(order) => order,
+        other => panic!("not an order: {other:?}"),
+    }
 }
 
 #[test]
@@ -115,7 +124,7 @@ fn events_before_placement_and_a_second_placement_are_refused() {
         apply(None, &captured_event(order, 1, 5)),
         Err(AnalyticsError::NotPlaced { .. })
     ));
-    let placed = fold(&[placed_event(order, 1)]);
+    let placed = fold_state(&[placed_event(order, 1)]);
     assert!(matches!(
         apply(Some(&placed), &placed_event(order, 2)),
         Err(AnalyticsError::AlreadyPlaced { .. })
@@ -152,7 +161,7 @@ async fn writing_the_same_batch_twice_leaves_one_row_each() {
     let warehouse = fresh_warehouse().await;
     let store = AnalyticsStore::new(warehouse.client());
     let order = OrderId::new_v7();
-    let state = fold(&lifecycle(order));
+    let state = fold_state(&lifecycle(order));
     store
         .write(std::slice::from_ref(&state))
         .await
@@ -165,7 +174,17 @@ async fn writing_the_same_batch_twice_leaves_one_row_each() {
         .load_streams(&[order.stream_id(), OrderId::new_v7().stream_id()])
         .await
         .expect("load");
-    assert_eq!(loaded[0].as_ref().map(|s| &s.fact), Some(&state.fact));
+    let AnalyticsState::Order(written) = &state else {
+        panic!("order state")
+    };
+    assert_eq!(
+        loaded[0],
+        Some(AnalyticsState::Order(OrderAnalytics {
+            fact: written.fact.clone(),
+            lines: Vec::new(),
+            ledger: Vec::new()
+        }))
+    );
     assert_eq!(loaded[1], None);
     let seen = totals(&warehouse).await;
     drop_warehouse(&warehouse).await;
@@ -331,4 +350,194 @@ async fn duplicates_reordering_and_gaps_end_in_the_event_logs_totals() {
     };
     env.cleanup().await;
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn refunds_and_lost_chargebacks_move_the_order_and_its_ledger() {
+    let order = OrderId::new_v7();
+    let mut events = lifecycle(order);
+    events.push(refunded_event(order, 7, 500));
+    events.push(refunded_event(order, 8, 240));
+    events.push(chargeback_opened(order, 9, 2500));
+    events.push(chargeback_lost(order, 10, 2500));
+    let state = fold(&events);
+    assert_eq!(
+        (
+            state.fact.captured,
+            state.fact.refunded,
+            state.fact.chargebacks_lost
+        ),
+        (3240, 740, 2500)
+    );
+    let kinds: Vec<(&str, i64, &str)> = state.ledger[2..]
+        .iter()
+        .map(|e| (e.kind.as_str(), e.amount, e.gateway_txn_id.as_str()))
+        .collect();
+    let dispute = format!("dp_{}", order.as_uuid().simple());
+    assert_eq!(
+        kinds,
+        vec![
+            (entry_kind::REFUND, 500, "re_7"),
+            (entry_kind::REFUND, 240, "re_8"),
+            (entry_kind::CHARGEBACK_OPENED, 2500, dispute.as_str()),
+            (entry_kind::CHARGEBACK_LOST, 2500, dispute.as_str()),
+        ]
+    );
+}
+
+#[test]
+fn a_settlement_report_gives_its_lines_and_a_fee_entry_per_line_with_a_fee() {
+    let order = OrderId::new_v7();
+    let report = report_event(
+        "r1",
+        vec![
+            settlement_line(
+                1,
+                "cap_6",
+                SettlementLineKind::Capture,
+                Some(order),
+                3240,
+                124,
+            ),
+            settlement_line(2, "re_7", SettlementLineKind::Refund, Some(order), -500, 0),
+            settlement_line(3, "fee_x", SettlementLineKind::Fee, None, 0, 99),
+        ],
+    );
+    let AnalyticsState::Settlement(state) = fold_state(&[report]) else {
+        panic!("settlement state")
+    };
+    assert_eq!(state.version, 1);
+    assert_eq!(state.stream_id, "settlement-r1");
+    assert_eq!(state.lines.len(), 3);
+    assert_eq!((state.lines[1].gross, state.lines[1].net), (-500, -500));
+    let fees: Vec<(&str, &str, i64)> = state
+        .fees
+        .iter()
+        .map(|f| (f.entry_id.as_str(), f.gateway_txn_id.as_str(), f.amount))
+        .collect();
+    assert_eq!(fees, vec![("r1:1", "cap_6", 124), ("r1:3", "fee_x", 99)]);
+    assert_eq!(state.fees[0].order_id, order.to_string());
+    let AnalyticsState::Settlement(payout) = fold_state(&[payout_event(2615, &["cap_6", "re_7"])])
+    else {
+        panic!("payout state")
+    };
+    assert_eq!(
+        (
+            payout.payouts[0].amount,
+            payout.payouts[0].transaction_count
+        ),
+        (2615, 2)
+    );
+}
+
+#[derive(Debug, Row, Deserialize, PartialEq)]
+struct KindSum {
+    kind: String,
+    total: i64,
+    entries: u64,
+}
+
+/// Money events and a settlement report through the projector, each published twice: the
+/// warehouse's ledger sums per kind equal the sums computed from the event log.
+#[tokio::test]
+async fn money_events_and_reports_reach_the_ledger_once_with_the_logs_sums() {
+    let env = Env::new().await;
+    let orders: Vec<OrderId> = (0..12).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    let mut lines = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        log.extend(lifecycle(*order));
+        let refund = 100 + i as i64;
+        log.push(refunded_event(*order, 7, refund));
+        if i % 4 == 0 {
+            log.push(chargeback_opened(*order, 8, 1000));
+            log.push(chargeback_lost(*order, 9, 1000));
+        }
+        lines.push(settlement_line(
+            u32::try_from(i + 1).expect("small"),
+            &format!("cap_{i}"),
+            SettlementLineKind::Capture,
+            Some(*order),
+            3240,
+            30 + i as i64,
+        ));
+    }
+    log.push(report_event("r-money", lines));
+    log.push(payout_event(12_345, &["cap_0"]));
+    seed(&env.pool, &log).await;
+
+    let running = env.start();
+    for event in log.iter().chain(log.iter()) {
+        env.publish(event).await;
+    }
+    env.wait_until_all_acked().await;
+    running.stop().await;
+
+    let mut expected: std::collections::BTreeMap<String, (i64, u64)> = Default::default();
+    for event in &log {
+        let booked: Vec<(&str, i64)> = match event.decode().expect("decodes") {
+            waybill_schemas::OrderEvent::PaymentAuthorized(e) => {
+                vec![(entry_kind::AUTHORIZATION, e.amount.minor)]
+            }
+            waybill_schemas::OrderEvent::PaymentCaptured(e) => {
+                vec![(entry_kind::CAPTURE, e.amount.minor)]
+            }
+            waybill_schemas::OrderEvent::PaymentRefunded(e) => {
+                vec![(entry_kind::REFUND, e.amount.minor)]
+            }
+            waybill_schemas::OrderEvent::ChargebackOpened(e) => {
+                vec![(entry_kind::CHARGEBACK_OPENED, e.amount.minor)]
+            }
+            waybill_schemas::OrderEvent::ChargebackLost(e) => {
+                vec![(entry_kind::CHARGEBACK_LOST, e.amount.minor)]
+            }
+            waybill_schemas::OrderEvent::SettlementReportImported(r) => r
+                .lines
+                .iter()
+                .filter(|l| l.fee.minor != 0)
+                .map(|l| (entry_kind::FEE, l.fee.minor))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (kind, amount) in booked {
+            let slot = expected.entry(kind.to_owned()).or_default();
+            slot.0 += amount;
+            slot.1 += 1;
+        }
+    }
+    let seen: Vec<KindSum> = env
+        .warehouse
+        .client()
+        .query(
+            "SELECT kind, sum(amount) AS total, count() AS entries FROM ledger_entries FINAL \
+             GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all()
+        .await
+        .expect("sums");
+    let payouts: u64 = env
+        .warehouse
+        .client()
+        .query("SELECT count() FROM payouts FINAL")
+        .fetch_one()
+        .await
+        .expect("payouts");
+    let report_lines: u64 = env
+        .warehouse
+        .client()
+        .query("SELECT count() FROM settlement_lines FINAL")
+        .fetch_one()
+        .await
+        .expect("report lines");
+    env.cleanup().await;
+    let expected: Vec<KindSum> = expected
+        .into_iter()
+        .map(|(kind, (total, entries))| KindSum {
+            kind,
+            total,
+            entries,
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!((payouts, report_lines), (1, 12));
 }

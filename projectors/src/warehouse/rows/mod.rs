@@ -26,7 +26,6 @@ pub struct OrderFactRow {
     pub captured: i64,
     pub refunded: i64,
     pub chargebacks_lost: i64,
-    pub fees: i64,
     pub placed_at: u32,
     pub risk_assessed_at: Option<u32>,
     pub reserved_at: Option<u32>,

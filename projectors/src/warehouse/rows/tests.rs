@@ -52,7 +52,6 @@ async fn order_fact_rows_read_back_exactly() {
         captured: 12_000,
         refunded: 1_500,
         chargebacks_lost: 700,
-        fees: 321,
         placed_at: t("2026-11-25T23:59:59Z"),
         risk_assessed_at: Some(t("2026-11-26T00:00:01Z")),
         reserved_at: Some(t("2026-11-26T00:00:02Z")),
