@@ -9,6 +9,7 @@
 //! [`rebuild`] replays the event log into a fresh copy of a view and swaps it in.
 
 pub mod rebuild;
+pub mod reconciliation;
 pub mod runtime;
 pub mod views;
 pub mod warehouse;
