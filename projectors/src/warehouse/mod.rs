@@ -8,6 +8,7 @@
 //! that does not match its table then reads wrong values without an error, so every row type has
 //! a write-and-read-back test with exact values ([`rows`]' tests).
 
+pub mod finance;
 mod migrate;
 pub mod rows;
 
