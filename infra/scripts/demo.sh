@@ -18,6 +18,7 @@ scripts=infra/scripts
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 "$scripts/ensure-services.sh"
 "$scripts/ensure-databases.sh"
+"$scripts/ensure-clickhouse.sh"
 
 say "building the release binary (cargo build --release -p waybill; the first build takes a few minutes)"
 cargo build --release -p waybill

@@ -16,6 +16,7 @@ infra/scripts/ensure-toolchain.sh
 infra/scripts/ensure-services.sh
 infra/scripts/ensure-databases.sh
 infra/scripts/ensure-browser.sh   # headless Chromium for the tracking-page browser test
+infra/scripts/ensure-clickhouse.sh
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those
 # (names: waybill_<suite>_<hex>, nobody connected) so they do not pile up on a developer machine.

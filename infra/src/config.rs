@@ -188,12 +188,65 @@ pub struct Settings {
     #[command(flatten)]
     pub checkout: CheckoutSettings,
 
+    #[command(flatten)]
+    pub warehouse: WarehouseSettings,
+
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,
     /// Log lines as human-readable text or JSON. Filter with RUST_LOG.
     #[arg(long, env = "WAYBILL_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The ClickHouse analytics warehouse (analytics projector, reconciliation, finance API) and
+/// the gateway fee contract reconciliation checks report lines against.
+#[derive(Debug, Clone, Args)]
+pub struct WarehouseSettings {
+    /// HTTP URL of ClickHouse (`infra/scripts/ensure-clickhouse.sh` starts one on 8124).
+    #[arg(
+        long,
+        env = "WAYBILL_CLICKHOUSE_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8124"
+    )]
+    pub clickhouse_url: String,
+    /// ClickHouse database of Waybill's tables (created by `migrate`).
+    #[arg(
+        long,
+        env = "WAYBILL_CLICKHOUSE_DATABASE",
+        global = true,
+        default_value = "waybill"
+    )]
+    pub clickhouse_database: String,
+    /// Gateway fee per capture, basis points of the gross.
+    #[arg(
+        long,
+        env = "WAYBILL_GATEWAY_FEE_BASIS_POINTS",
+        global = true,
+        default_value_t = 290
+    )]
+    pub gateway_fee_basis_points: i64,
+    /// Gateway fee per capture, fixed part in minor units.
+    #[arg(
+        long,
+        env = "WAYBILL_GATEWAY_FEE_FIXED_MINOR",
+        global = true,
+        default_value_t = 30
+    )]
+    pub gateway_fee_fixed_minor: i64,
+}
+
+impl WarehouseSettings {
+    pub fn config(&self) -> waybill_projectors::WarehouseConfig {
+        waybill_projectors::WarehouseConfig::new(&self.clickhouse_url, &self.clickhouse_database)
+    }
+    pub fn fees(&self) -> waybill_projectors::reconciliation::FeeSchedule {
+        waybill_projectors::reconciliation::FeeSchedule {
+            basis_points: self.gateway_fee_basis_points,
+            fixed: self.gateway_fee_fixed_minor,
+        }
+    }
 }
 
 /// The checkout flow, the payment gateway and customer notifications.
@@ -384,8 +437,11 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the database if missing and apply the migrations.
+    /// Create the databases if missing and apply the migrations (Postgres and ClickHouse).
     Migrate,
+    /// Reconcile the ledger against imported settlement reports for a date range (UTC days,
+    /// inclusive) and write the results to the warehouse; prints the discrepancies.
+    Reconcile(ReconcileArgs),
     /// Run services: `all` in one process, or one part for multi-process deploys.
     Serve {
         #[arg(value_enum, default_value_t = Role::All)]
@@ -414,7 +470,7 @@ pub enum Role {
     Commands,
     /// The outbox relay.
     Relay,
-    /// The projectors (tracking view, customer notifications).
+    /// The projectors (tracking view, customer notifications, ClickHouse analytics).
     Projector,
     /// The query API.
     Query,
@@ -427,6 +483,16 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum View {
     Tracking,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: chrono::NaiveDate,
+    /// Last day, YYYY-MM-DD (default: `--from`).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,7 @@ mod metrics;
 mod migrate;
 mod orders;
 mod rebuild;
+mod reconcile;
 mod secrets;
 mod services;
 mod shutdown;
@@ -85,7 +86,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     match cli.command {
-        Command::Migrate => migrate::migrate(&settings.database_url).await.map(drop),
+        Command::Migrate => {
+            migrate::migrate(&settings.database_url).await?;
+            migrate::migrate_warehouse(&settings.warehouse.config()).await
+        }
+        Command::Reconcile(args) => reconcile::run(&settings, &args).await,
         Command::Serve { role } => serve(&settings, role).await,
         Command::Rebuild {
             view: View::Tracking,

@@ -77,6 +77,22 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// Creates the ClickHouse database if missing and applies its migrations.
+pub async fn migrate_warehouse(
+    warehouse: &waybill_projectors::WarehouseConfig,
+) -> anyhow::Result<()> {
+    waybill_projectors::warehouse::migrate(warehouse)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating ClickHouse database {} at {} (is it running? infra/scripts/ensure-clickhouse.sh)",
+                warehouse.database, warehouse.url
+            )
+        })?;
+    tracing::info!(database = %warehouse.database, "warehouse migrated");
+    Ok(())
+}
+
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

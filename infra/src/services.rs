@@ -368,12 +368,15 @@ mod projector {
         let js = async_nats::jetstream::new(nats);
         let tracking_stop = shutdown.wait();
         let notifications_stop = shutdown.wait();
+        let analytics_stop = shutdown.wait();
+        let warehouse = settings.warehouse.config();
         async move {
             tracing::info!(
                 stream = %config.stream_name,
                 notifications = %notifications.dir.display(),
                 search = search.backend(),
-                "projectors starting: tracking, notifications, search"
+                clickhouse = %warehouse.url,
+                "projectors starting: tracking, notifications, search, analytics"
             );
             let search = waybill_projectors::run_projector(
                 config.clone(),
@@ -390,15 +393,41 @@ mod projector {
                 tracking_stop,
             );
             let messages = waybill_projectors::run_notifications_projector(
-                config,
+                config.clone(),
                 notifications,
-                pool,
-                js,
+                pool.clone(),
+                js.clone(),
                 redis,
                 notifications_stop,
             );
-            tokio::try_join!(tracking, messages, search).map(drop)
+            let analytics = run_analytics(config, warehouse, pool, js, analytics_stop);
+            tokio::try_join!(tracking, messages, search, analytics).map(drop)
         }
+    }
+
+    /// The analytics projector, once the warehouse is migrated. ClickHouse being down delays
+    /// only this view (retried every 2 s); the others run meanwhile.
+    async fn run_analytics(
+        config: ProjectorConfig,
+        warehouse: waybill_projectors::WarehouseConfig,
+        pool: PgPool,
+        js: async_nats::jetstream::Context,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            match crate::migrate::migrate_warehouse(&warehouse).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "analytics projector waiting")
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            }
+        }
+        waybill_projectors::run_analytics_projector(config, warehouse, pool, js, shutdown).await
     }
 }
 

@@ -3,14 +3,16 @@
 //!
 //! [`runtime`] is the consumer runtime, written once: a durable pull consumer per view, batched
 //! idempotent and gap-filling apply, ack after the view write, dead letters, lag metrics.
-//! [`views`] holds the read models ([`views::tracking`] in Redis, and [`views::notifications`],
-//! which turns events into customer messages for a sink), each plugged into the runtime through
-//! [`runtime::View`]. [`rebuild`] replays the event log into a fresh copy of a
-//! view and swaps it in.
+//! [`views`] holds the read models ([`views::tracking`] in Redis, [`views::notifications`],
+//! which turns events into customer messages for a sink, and [`views::analytics`] in the
+//! ClickHouse [`warehouse`]), each plugged into the runtime through [`runtime::View`].
+//! [`rebuild`] replays the event log into a fresh copy of a view and swaps it in.
 
 pub mod rebuild;
+pub mod reconciliation;
 pub mod runtime;
 pub mod views;
+pub mod warehouse;
 
 #[cfg(test)]
 mod testing;
@@ -23,10 +25,12 @@ use sqlx::PgPool;
 
 pub use rebuild::{rebuild_tracking, RebuildError, RebuildReport};
 pub use runtime::{run_projector, ProjectorConfig, View};
+pub use views::analytics::{AnalyticsProjection, AnalyticsStore};
 pub use views::notifications::{
     FileSink, NotificationSink, NotificationStore, NotificationsConfig, NotificationsProjection,
 };
 pub use views::tracking::{TrackingProjection, TrackingStore};
+pub use warehouse::WarehouseConfig;
 
 /// Runs the tracking projector (durable consumer `tracking`) until `shutdown` completes.
 pub async fn run_tracking_projector(
@@ -55,5 +59,24 @@ pub async fn run_notifications_projector(
         FileSink::new(notifications.dir.clone()),
         &notifications,
     );
+    run_projector(config, pool, js, view, shutdown).await
+}
+
+/// Runs the analytics projector (durable consumer `analytics`, batches of
+/// [`views::analytics::BATCH`] with a [`views::analytics::LINGER`]) into the warehouse until
+/// `shutdown` completes. The warehouse must be migrated ([`warehouse::migrate`]).
+pub async fn run_analytics_projector(
+    config: ProjectorConfig,
+    warehouse: WarehouseConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = ProjectorConfig {
+        batch: views::analytics::BATCH,
+        linger: views::analytics::LINGER,
+        ..config
+    };
+    let view = AnalyticsProjection::new(AnalyticsStore::new(warehouse.client()));
     run_projector(config, pool, js, view, shutdown).await
 }

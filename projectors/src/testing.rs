@@ -407,3 +407,135 @@ pub async fn redis() -> redis::aio::ConnectionManager {
         .await
         .expect("redis up")
 }
+
+/// A fresh, migrated ClickHouse database (`waybill_test_<hex>`) on the server at
+/// `WAYBILL_CLICKHOUSE_URL` (default `http://127.0.0.1:8124`, what
+/// `infra/scripts/ensure-clickhouse.sh` starts). Fails, never skips, when ClickHouse is down.
+pub async fn fresh_warehouse() -> crate::warehouse::WarehouseConfig {
+    let url = std::env::var("WAYBILL_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8124".to_owned());
+    let database = format!("waybill_test_{}", Uuid::now_v7().simple());
+    let config = crate::warehouse::WarehouseConfig::new(url, database);
+    crate::warehouse::migrate(&config)
+        .await
+        .expect("ClickHouse must be running (infra/scripts/ensure-clickhouse.sh)");
+    config
+}
+
+/// Drops a database made by [`fresh_warehouse`].
+pub async fn drop_warehouse(config: &crate::warehouse::WarehouseConfig) {
+    config
+        .server_client()
+        .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+        .execute()
+        .await
+        .expect("drop test database");
+}
+
+/// `PaymentRefunded` of `minor` cents as gateway refund `re_<version>` of capture `cap_6`.
+pub fn refunded_event(order: OrderId, version: i64, minor: i64) -> EventEnvelope {
+    let refunded = waybill_schemas::events::PaymentRefunded {
+        order_id: order,
+        refund_id: Uuid::now_v7(),
+        capture_id: "cap_6".into(),
+        gateway_refund_id: format!("re_{version}"),
+        amount: usd(minor),
+        refunded_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentRefunded(refunded))
+}
+
+/// `ChargebackOpened` of `minor` cents as dispute `dp_<order>`.
+pub fn chargeback_opened(order: OrderId, version: i64, minor: i64) -> EventEnvelope {
+    let opened = waybill_schemas::events::ChargebackOpened {
+        order_id: order,
+        dispute_id: format!("dp_{}", order.as_uuid().simple()),
+        capture_id: "cap_6".into(),
+        amount: usd(minor),
+        reason_code: "10.4".into(),
+        evidence_due_by: at(14 * 24 * 3600),
+        opened_at: at(version),
+    };
+    envelope(order, version, OrderEvent::ChargebackOpened(opened))
+}
+
+/// `ChargebackLost` of `minor` cents on dispute `dp_<order>`.
+pub fn chargeback_lost(order: OrderId, version: i64, minor: i64) -> EventEnvelope {
+    let lost = waybill_schemas::events::ChargebackLost {
+        order_id: order,
+        dispute_id: format!("dp_{}", order.as_uuid().simple()),
+        amount: usd(minor),
+        decided_at: at(version),
+    };
+    envelope(order, version, OrderEvent::ChargebackLost(lost))
+}
+
+/// `event` as version 1 of `stream_id` (a settlement or payout stream).
+pub fn stream_event(stream_id: &str, event: OrderEvent) -> EventEnvelope {
+    EventEnvelope {
+        stream_id: stream_id.to_owned(),
+        channel: None,
+        ..envelope(OrderId::new_v7(), 1, event)
+    }
+}
+
+/// A settlement line in USD: `gross` and `fee` in cents, net = gross − fee.
+pub fn settlement_line(
+    line_no: u32,
+    transaction_id: &str,
+    kind: waybill_schemas::events::SettlementLineKind,
+    order: Option<OrderId>,
+    gross: i64,
+    fee: i64,
+) -> waybill_schemas::events::SettlementLine {
+    let day = at(0).date_naive();
+    waybill_schemas::events::SettlementLine {
+        line_no,
+        transaction_id: transaction_id.to_owned(),
+        kind,
+        order_id: order,
+        gross: usd(gross),
+        fee: usd(fee),
+        net: usd(gross - fee),
+        original: None,
+        payout_id: Some("po_1".into()),
+        transaction_date: day,
+        settled_on: day.succ_opt().expect("next day"),
+    }
+}
+
+/// `SettlementReportImported` of `lines` in stream `settlement-<report_id>`.
+pub fn report_event(
+    report_id: &str,
+    lines: Vec<waybill_schemas::events::SettlementLine>,
+) -> EventEnvelope {
+    let report = waybill_schemas::events::SettlementReportImported {
+        report_id: report_id.to_owned(),
+        gateway: "sandbox".into(),
+        report_date: at(0).date_naive(),
+        lines,
+        imported_by: "finance-test".into(),
+        imported_at: at(86_400),
+    };
+    stream_event(
+        &waybill_schemas::events::settlement::settlement_stream_id(report_id),
+        OrderEvent::SettlementReportImported(report),
+    )
+}
+
+/// `PayoutRecorded` `po_1` of `minor` cents settling `transaction_ids`.
+pub fn payout_event(minor: i64, transaction_ids: &[&str]) -> EventEnvelope {
+    let payout = waybill_schemas::events::PayoutRecorded {
+        payout_id: "po_1".into(),
+        gateway: "sandbox".into(),
+        amount: usd(minor),
+        paid_on: at(2 * 86_400).date_naive(),
+        report_id: "r1".into(),
+        transaction_ids: transaction_ids.iter().map(|t| (*t).to_owned()).collect(),
+        recorded_at: at(86_400),
+    };
+    stream_event(
+        &waybill_schemas::events::settlement::payout_stream_id("sandbox", "po_1"),
+        OrderEvent::PayoutRecorded(payout),
+    )
+}

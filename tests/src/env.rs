@@ -1,8 +1,9 @@
 //! One test's private slice of the shared services: a database created from scratch (with
 //! SERIALIZABLE as its default isolation, migrated by `waybill migrate`), a JetStream stream name
 //! and subject root nobody else uses, a Redis key prefix, a tracking secret and a log directory.
-//! Dropping it deletes the database, the stream (and the streams named after it, like its dead
-//! letters) and the keys (set `WAYBILL_E2E_KEEP=1` to keep them for a post-mortem).
+//! It also gets a ClickHouse database of its own (`WAYBILL_CLICKHOUSE_URL`, default
+//! `http://127.0.0.1:8124`). Dropping it deletes the databases, the stream (and the streams named
+//! after it, like its dead letters) and the keys (set `WAYBILL_E2E_KEEP=1` to keep them for a post-mortem).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::process::{Role, WaybillProcess};
 const DEFAULT_PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8124";
 
 pub struct TestEnv {
     /// Short random hex shared by every name below.
@@ -30,6 +32,9 @@ pub struct TestEnv {
     pub subject_root: String,
     pub redis_url: String,
     pub redis_prefix: String,
+    /// ClickHouse HTTP URL and this test's database there.
+    pub clickhouse_url: String,
+    pub clickhouse_database: String,
     pub tracking_secret: String,
     /// HMAC secret of Bearer JWTs (`WAYBILL_JWT_SECRET`); tests mint tokens with it.
     pub jwt_secret: String,
@@ -110,6 +115,8 @@ impl TestEnv {
             subject_root: format!("e2e_{id}"),
             redis_url: setting("REDIS_URL", DEFAULT_REDIS_URL),
             redis_prefix: format!("e2e:{id}"),
+            clickhouse_url: setting("WAYBILL_CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL),
+            clickhouse_database: format!("waybill_e2e_{id}"),
             tracking_secret: format!("e2e-tracking-secret-{simple}"),
             jwt_secret: format!("e2e-jwt-secret-{simple}"),
             payment_sandbox_addr: crate::process::free_port(),
@@ -156,6 +163,11 @@ impl TestEnv {
             ("WAYBILL_SUBJECT_ROOT", self.subject_root.as_str()),
             ("REDIS_URL", self.redis_url.as_str()),
             ("WAYBILL_REDIS_PREFIX", self.redis_prefix.as_str()),
+            ("WAYBILL_CLICKHOUSE_URL", self.clickhouse_url.as_str()),
+            (
+                "WAYBILL_CLICKHOUSE_DATABASE",
+                self.clickhouse_database.as_str(),
+            ),
             ("WAYBILL_API_KEYS", crate::api::API_KEYS_SETTING),
             ("WAYBILL_TRACKING_SECRET", self.tracking_secret.as_str()),
             ("WAYBILL_JWT_SECRET", self.jwt_secret.as_str()),
@@ -329,6 +341,8 @@ impl Drop for TestEnv {
         let stream = self.stream.clone();
         let redis_url = self.redis_url.clone();
         let redis_prefix = self.redis_prefix.clone();
+        let clickhouse_url = self.clickhouse_url.clone();
+        let clickhouse_database = self.clickhouse_database.clone();
         // Drop cannot await, and the test's runtime may be shutting down: clean up on a thread
         // with its own small runtime.
         let cleanup = std::thread::spawn(move || {
@@ -358,6 +372,11 @@ impl Drop for TestEnv {
                         let _ = jetstream.delete_stream(name).await;
                     }
                 }
+                let _ = reqwest::Client::new()
+                    .post(&clickhouse_url)
+                    .body(format!("DROP DATABASE IF EXISTS {clickhouse_database}"))
+                    .send()
+                    .await;
                 if let Ok(client) = redis::Client::open(redis_url.as_str()) {
                     if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
                         let keys: Vec<String> = redis::cmd("KEYS")

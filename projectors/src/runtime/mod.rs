@@ -50,6 +50,10 @@ pub struct ProjectorConfig {
     pub lag_interval: Duration,
     /// Events per page when a rebuild reads the whole log.
     pub rebuild_page: i64,
+    /// How long the first messages of a batch wait for more before the batch is processed (up
+    /// to `batch` messages). Zero processes whatever has arrived at once; a view whose store
+    /// prefers large writes (ClickHouse) sets a short linger.
+    pub linger: Duration,
 }
 
 impl ProjectorConfig {
@@ -80,6 +84,7 @@ impl Default for ProjectorConfig {
             retry_delay: Duration::from_millis(500),
             lag_interval: Duration::from_secs(1),
             rebuild_page: 1_000,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -206,11 +211,16 @@ pub async fn run_projector<V: View>(
             };
             let Some(chunk) = chunk else { break };
             let mut received = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                match item {
-                    Ok(message) => received.push(message),
-                    // Missed heartbeats, leader elections: the next pull recovers.
-                    Err(err) => tracing::debug!(view = %view_name, error = %err, "pull error"),
+            keep_messages(&view_name, chunk, &mut received);
+            if !config.linger.is_zero() {
+                // Gather up to a full batch, for at most `linger` (the pull ends by itself
+                // after `batch` messages or `fetch_expiry`).
+                let deadline = tokio::time::Instant::now() + config.linger;
+                while received.len() < config.batch {
+                    match tokio::time::timeout_at(deadline, chunks.next()).await {
+                        Ok(Some(more)) => keep_messages(&view_name, more, &mut received),
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
             if !received.is_empty() && processor.process(received, &mut shutdown).await {
@@ -221,6 +231,21 @@ pub async fn run_projector<V: View>(
     lag.abort();
     tracing::info!(view = %view_name, "projector stopped");
     Ok(())
+}
+
+/// Moves the messages of a pulled chunk into `received`, logging pull errors.
+fn keep_messages<E: std::fmt::Display>(
+    view_name: &str,
+    chunk: Vec<Result<jetstream::Message, E>>,
+    received: &mut Vec<jetstream::Message>,
+) {
+    for item in chunk {
+        match item {
+            Ok(message) => received.push(message),
+            // Missed heartbeats, leader elections: the next pull recovers.
+            Err(err) => tracing::debug!(view = %view_name, error = %err, "pull error"),
+        }
+    }
 }
 
 /// 100 ms doubling to 5 s.

@@ -4,6 +4,7 @@
 //! out and compare-and-set written by [`order_hashes`]. The consumer runtime in
 //! [`crate::runtime`] feeds every view through the [`crate::runtime::View`] trait.
 
+pub mod analytics;
 pub mod notifications;
 pub mod order_hashes;
 pub mod search;
