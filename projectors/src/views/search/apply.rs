@@ -192,6 +192,17 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
                 document.status = TrackingStatus::Confirmed;
             }
         }
+        OrderEvent::RefundRequested(_) | OrderEvent::RefundFailed(_) => {}
+        OrderEvent::PaymentRefunded(_) => add_tag(document, "refunded"),
+        OrderEvent::ChargebackOpened(_) => add_tag(document, "dispute"),
+        OrderEvent::ChargebackEvidenceSubmitted(_) => {}
+        OrderEvent::ChargebackWon(_) => remove_tag(document, "dispute"),
+        OrderEvent::ChargebackLost(_) => {
+            remove_tag(document, "dispute");
+            add_tag(document, "chargeback_lost");
+        }
+        // Settlement and payout events live in streams of their own, never an order's.
+        OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
         OrderEvent::OrderCancelled(cancelled) => {
             document.status = TrackingStatus::Cancelled;
             remove_tag(document, "payment_action_required");
