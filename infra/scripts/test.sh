@@ -17,6 +17,7 @@ infra/scripts/ensure-services.sh
 infra/scripts/ensure-databases.sh
 infra/scripts/ensure-browser.sh   # headless Chromium for the tracking-page browser test
 infra/scripts/ensure-clickhouse.sh
+infra/scripts/ensure-search.sh     # osmem-server (OpenSearch API) for the search backend suite
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those
 # (names: waybill_<suite>_<hex>, nobody connected) so they do not pile up on a developer machine.
