@@ -228,6 +228,23 @@ async fn the_lookup_form_redirects_to_the_signed_link_only_for_matching_details(
         "refused only at extra attempt {refused_at}"
     );
 
+    // The page, its stream, the form and the customer's list are in the OpenAPI document.
+    let document = api
+        .get(&format!("{}/openapi.json", api.query_url))
+        .await
+        .json();
+    for path in [
+        "/track",
+        "/track/{id}",
+        "/track/{id}/events",
+        "/v1/me/orders",
+    ] {
+        assert!(
+            document["paths"].get(path).is_some(),
+            "openapi lacks {path}"
+        );
+    }
+
     // Nothing in Redis names the customer's email or postcode in a key.
     let mut redis = redis::Client::open(env.redis_url.as_str())
         .expect("redis url")
