@@ -423,4 +423,65 @@ mod tests {
         assert!(page.contains("lang=\"en\""));
         assert!(page.contains("<label for=\"order_number\">"));
     }
+
+    fn view(extra: serde_json::Value) -> TrackingView {
+        let mut base = serde_json::json!({
+            "order_id": "0190f0c4-0000-7000-8000-000000000001", "version": 3,
+            "status": "confirmed", "channel": "web", "channel_order_ref": "WEB-<7>",
+            "currency": "EUR",
+            "lines": [{"line_no": 1, "sku": "MUG", "name": "Mug <b>", "quantity": 2,
+                       "unit_price_minor": 1250, "total_minor": 2500}],
+            "totals": {"subtotal_minor": 2500, "discount_minor": 0, "tax_minor": 0,
+                       "shipping_minor": 0, "grand_total_minor": 2500},
+            "shipping_method": "standard", "placed_at": "2026-11-25T10:00:00Z",
+            "updated_at": "2026-11-25T10:05:00Z", "cancellation_reason": null,
+            "timeline": [{"version": 1, "event_type": "OrderPlaced",
+                          "occurred_at": "2026-11-25T10:00:00Z", "summary": "Order placed"}]
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn optional_sections_render_only_when_the_view_has_them() {
+        let plain = tracking_main(&view(serde_json::json!({})), false);
+        assert!(plain.contains("data-status=\"confirmed\""));
+        assert!(plain.contains("25.00 EUR"));
+        assert!(plain.contains("Order WEB-&lt;7&gt;") && plain.contains("Mug &lt;b&gt;"));
+        for id in [
+            "id=\"shipments\"",
+            "id=\"pickup\"",
+            "id=\"returns\"",
+            "id=\"stale\"",
+        ] {
+            assert!(!plain.contains(id), "{id} without data");
+        }
+        let full = tracking_main(
+            &view(serde_json::json!({
+                "shipments": [{"shipment_id": "s1", "carrier": "DHL", "tracking_number": "JD01",
+                    "tracking_url": "https://carrier.example/t?n=JD01&x=1", "status": "in_transit",
+                    "eta": "2026-11-28T12:00:00Z", "lines": [{"line_no": 1, "quantity": 2}],
+                    "progress": [{"at": "2026-11-26T08:00:00Z", "description": "Departed hub",
+                                  "location": "Leeds"}]}],
+                "pickup": {"store_name": "Soho", "address": "1 Old St", "instructions": "Bring ID",
+                           "ready": true, "ready_at": null, "collect_by": "2026-11-30T18:00:00Z"},
+                "returns": [{"rma": "RMA-9", "status": "refunded", "lines": [],
+                             "refunded_minor": 1250, "updated_at": "2026-11-27T09:00:00Z"}]
+            })),
+            true,
+        );
+        assert!(full.contains("id=\"shipments\"") && full.contains("On its way"));
+        assert!(full.contains("href=\"https://carrier.example/t?n=JD01&amp;x=1\""));
+        assert!(full.contains("Expected <time datetime=\"2026-11-28T12:00:00+00:00\""));
+        assert!(full.contains("Departed hub · Leeds"));
+        assert!(
+            full.contains("id=\"pickup\"")
+                && full.contains("Bring ID")
+                && full.contains("Ready for collection")
+        );
+        assert!(full.contains("Return RMA-9") && full.contains("Refunded 12.50 EUR"));
+        assert!(full.contains("id=\"stale\""));
+    }
 }

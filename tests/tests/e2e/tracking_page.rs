@@ -211,6 +211,40 @@ async fn the_lookup_form_redirects_to_the_signed_link_only_for_matching_details(
         .expect("POST /track");
     assert_eq!(response.status(), 404);
 
+    // Guessing is rate limited per client: ten tries in a burst (nine were used above), then 429.
+    let mut refused_at = None;
+    for attempt in 1..=5 {
+        let response = lookup("LOOK-1001", "guess@example.com").await;
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            refused_at = Some(attempt);
+            break;
+        }
+        assert_eq!(response.status(), 404);
+    }
+    let refused_at = refused_at.expect("the lookup form refuses a client that keeps guessing");
+    assert!(
+        refused_at <= 3,
+        "refused only at extra attempt {refused_at}"
+    );
+
+    // The page, its stream, the form and the customer's list are in the OpenAPI document.
+    let document = api
+        .get(&format!("{}/openapi.json", api.query_url))
+        .await
+        .json();
+    for path in [
+        "/track",
+        "/track/{id}",
+        "/track/{id}/events",
+        "/v1/me/orders",
+    ] {
+        assert!(
+            document["paths"].get(path).is_some(),
+            "openapi lacks {path}"
+        );
+    }
+
     // Nothing in Redis names the customer's email or postcode in a key.
     let mut redis = redis::Client::open(env.redis_url.as_str())
         .expect("redis url")

@@ -358,6 +358,7 @@ pub fn decline_words(code: &str) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::testing::*;
@@ -409,6 +410,28 @@ mod tests {
             view.timeline[1].summary,
             "Order cancelled: requested by the customer"
         );
+    }
+
+    #[test]
+    fn placement_indexes_the_customer_and_the_lookup_by_digests_only() {
+        use waybill_schemas::access::{customer_digest, lookup_digest, LookupProof};
+        let order = OrderId::new_v7();
+        let view = fold(&[placed_event(order, 1)]);
+        let number = view.channel_order_ref.clone();
+        assert_eq!(view.access.customer, Some(customer_digest("c-42")));
+        assert_eq!(
+            view.access.lookup,
+            vec![
+                lookup_digest(&number, LookupProof::Email("ada@example.com")).unwrap(),
+                lookup_digest(&number, LookupProof::Postcode("62701")).unwrap(),
+            ]
+        );
+        let stored = serde_json::to_string(&view).unwrap();
+        assert!(!stored.contains("ada@example.com") && !stored.contains("\"c-42\""));
+        // Later events keep the index data.
+        let later = fold(&[placed_event(order, 1), confirmed_event(order, 2)]);
+        assert_eq!(later.access, view.access);
+        assert!(later.shipments.is_empty() && later.pickup.is_none() && later.returns.is_empty());
     }
 
     #[test]
