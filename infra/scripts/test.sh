@@ -15,6 +15,7 @@ infra/scripts/ensure-toolchain.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 infra/scripts/ensure-services.sh
 infra/scripts/ensure-databases.sh
+infra/scripts/ensure-search.sh
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those
 # (names: waybill_<suite>_<hex>, nobody connected) so they do not pile up on a developer machine.

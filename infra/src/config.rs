@@ -418,6 +418,8 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum View {
     Tracking,
+    /// The agents' search index (Tantivy: stop the projector first).
+    Search,
 }
 
 #[derive(Debug, Clone, Args)]

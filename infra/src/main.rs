@@ -90,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild {
             view: View::Tracking,
         } => rebuild::tracking(&settings).await,
+        Command::Rebuild { view: View::Search } => rebuild::search(&settings).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
         Command::Bench {
             bench: Bench::Place(args),
