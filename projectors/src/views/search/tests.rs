@@ -515,7 +515,7 @@ where
     if let SearchBackend::Elastic(alias) = &backend {
         assert_eq!(
             alias.alias_indices().await.expect("alias"),
-            [report.target.clone()]
+            [report.target.as_str()]
         );
     }
 }
