@@ -5,11 +5,13 @@
 //! out-of-stock order, a customer cancel, a promotion code, an order priced by the rules), shows
 //! the idempotent replay and the channel duplicate, follows every order until its flow is over
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
-//! prints the outcome table ([`report`]) and where to look.
+//! prints the outcome table ([`report`]), the agent searches that find every order
+//! ([`search`]) and where to look.
 
 mod follow;
 mod report;
 mod scenario;
+mod search;
 mod seed;
 
 use std::collections::HashMap;
@@ -138,6 +140,7 @@ async fn demo(
         client.command_base
     );
     let mut followed = Vec::with_capacity(mix.len());
+    let mut placed = Vec::with_capacity(mix.len());
     let mut first_request: Option<(Value, String, bytes::Bytes)> = None;
     for (n, scenario) in mix.iter().enumerate() {
         let body = factory.shaped(n, &scenario.shape());
@@ -183,6 +186,10 @@ async fn demo(
             );
             println!("          the customer cancelled it straight away (HTTP 200)");
         }
+        placed.push(search::Placed {
+            id: id.clone(),
+            body: body.clone(),
+        });
         followed.push(Followed {
             scenario: *scenario,
             id,
@@ -224,6 +231,7 @@ async fn demo(
     print!("{}", report::render(&rows));
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
+    search::show(actors.agent, &placed).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     Ok(())
 }
