@@ -25,6 +25,9 @@ fn hit_ids(body: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// What an agent would type to find an order by one field (`None`: the order has no such field).
+type FieldOf = fn(&Placed) -> Option<String>;
+
 /// `word` with its two middle letters swapped: a typo an agent makes.
 fn with_typo(word: &str) -> String {
     let mut chars: Vec<char> = word.chars().collect();
@@ -108,7 +111,7 @@ pub async fn show(agent: &ApiClient, placed: &[Placed]) -> anyhow::Result<()> {
     caught_up(agent, last).await?;
     println!("\nAgent search (GET /v1/search/orders, agent key):");
 
-    let fields: [(&str, fn(&Placed) -> Option<String>); 6] = [
+    let fields: [(&str, FieldOf); 6] = [
         ("order id", |p| Some(p.id.clone())),
         ("channel ref", |p| {
             p.body["channel_order_ref"].as_str().map(str::to_owned)
