@@ -446,6 +446,28 @@ pub enum Bench {
     /// Card orders through the whole checkout flow (risk, stock, sandbox payment, confirmation,
     /// capture) on a scratch environment, beside placement alone for the same orders.
     Checkout(BenchCheckoutArgs),
+    /// Index synthetic orders into a scratch Tantivy index, then time agent queries (filtered
+    /// free text against an exact-id baseline, at 10 % and at the full size).
+    Search(BenchSearchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchSearchArgs {
+    /// Synthetic orders to index.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub orders: usize,
+    /// Documents per upsert (one commit each, as one projector batch).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Queries of each kind per measurement.
+    #[arg(long, default_value_t = 2_000)]
+    pub queries: usize,
+    /// Index directory (kept); default: a scratch directory removed afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/search.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

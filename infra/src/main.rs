@@ -101,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Checkout(args),
         } => bench::checkout(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Search(args),
+        } => bench::search(&args).await,
     }
 }
 

@@ -14,10 +14,12 @@ mod flash_sale;
 mod lag;
 mod load;
 pub mod report;
+mod search;
 pub mod svg;
 
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
+pub use search::search;
 
 use std::net::SocketAddr;
 use std::time::Duration;
