@@ -47,6 +47,11 @@ bench-checkout orders="10000" clients="32":
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench checkout --orders {{orders}} --clients {{clients}}
 
+# Search benchmark: 1M synthetic orders into a scratch Tantivy index, then filtered free-text
+# queries against an exact-id baseline (release build); writes bench-results/search.json and .svg.
+bench-search orders="1000000":
+    cargo run --release -p waybill -- bench search --orders {{orders}}
+
 # Format everything.
 fmt:
     cargo fmt --all
