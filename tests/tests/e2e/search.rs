@@ -308,3 +308,35 @@ async fn a_cancel_is_visible_to_the_next_search_and_detail_with_its_consistency_
 fn uuid_like() -> String {
     "01900000-0000-7000-8000-000000000001".to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_process_of_its_own_reads_the_projectors_index_and_a_killed_projector_comes_back() {
+    let env = TestEnv::new("search_processes").await;
+    let commands = env.start(Role::Commands).await;
+    let _relay = env.start(Role::Relay).await;
+    let mut projector = env.start(Role::Projector).await;
+    let query = env.start(Role::Query).await;
+    let api = Api::new(&commands.command_url(), &query.query_url());
+
+    // The query process opened the directory the projector writes; the token makes it wait
+    // until the projector's commit has reached its reader.
+    let first = place(&api, "proc-1", &sample_order("WEB-PROC-1")).await;
+    let body = search(
+        &api,
+        &[
+            ("q", "WEB-PROC-1"),
+            ("consistency_token", &first.consistency_token),
+        ],
+    )
+    .await;
+    assert_eq!(body["consistency"]["stale"], false, "{body}");
+    assert_eq!(hit_ids(&body), [first.order_id.as_str()], "{body}");
+
+    // kill -9 leaves Tantivy's writer lock to the kernel: the restarted projector takes it.
+    projector.kill_hard();
+    let second = place(&api, "proc-2", &sample_order("WEB-PROC-2")).await;
+    projector.restart().await;
+    indexed(&api, &second).await;
+    let body = search(&api, &[("q", "web-proc")]).await;
+    assert_eq!(body["total"], 2, "{body}");
+}
