@@ -23,7 +23,7 @@ mod tantivy_index;
 mod tests;
 
 pub use apply::apply;
-pub use elastic::{ElasticIndex, INDEX_DEFINITION};
+pub use elastic::{alias_name, ElasticIndex, INDEX_DEFINITION};
 pub use highlight::highlight;
 pub use index::{SearchBackend, SearchIndex};
 pub use query::{Cursor, SearchPage, SearchQuery, Sort, SortField, MAX_LIMIT};

@@ -519,3 +519,10 @@ where
         );
     }
 }
+
+#[test]
+fn alias_names_are_valid_index_names() {
+    assert_eq!(alias_name("waybill"), "waybill-orders");
+    assert_eq!(alias_name("bench:01AB"), "bench-01ab-orders");
+    assert_eq!(alias_name("_x y"), "x-y-orders");
+}
