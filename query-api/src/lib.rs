@@ -1,8 +1,10 @@
 //! Waybill's read API. In the ARCHITECTURE.md diagram this is the `query-api` box: it serves the
-//! read models the projectors keep, never the event store. Today that is customer tracking
-//! (`GET /v1/orders/{id}/tracking`) from the Redis hash the tracking projector writes, with
-//! read-your-writes through consistency tokens: a query that names the version it needs waits,
-//! bounded, until the view has caught up, or answers with an explicit stale marker.
+//! read models the projectors keep, and reads the event store only for the agents' full order
+//! timeline. Customer tracking (`GET /v1/orders/{id}/tracking`) comes from the Redis hash the
+//! tracking projector writes, with read-your-writes through consistency tokens: a query that
+//! names the version it needs waits, bounded, until the view has caught up, or answers with an
+//! explicit stale marker. Agents search orders (`GET /v1/search/orders`) in the index the search
+//! projector keeps and read one order's detail (`GET /v1/agent/orders/{id}`).
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.
