@@ -55,6 +55,11 @@ bench-tracking rate="2000" seconds="10":
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench tracking --rate {{rate}} --seconds {{seconds}}
 
+# Search benchmark: 1M synthetic orders into a scratch Tantivy index, then filtered free-text
+# queries against an exact-id baseline (release build); writes bench-results/search.json and .svg.
+bench-search orders="1000000":
+    cargo run --release -p waybill -- bench search --orders {{orders}}
+
 # Format everything.
 fmt:
     cargo fmt --all

@@ -169,6 +169,24 @@ impl ApiClient {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// `GET /v1/search/orders` with this client's key (an agent's or admin's).
+    pub async fn search_orders(
+        &self,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}/v1/search/orders", self.query_base);
+        let response = self
+            .http
+            .get(&url)
+            .query(query)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
     /// POSTs JSON without a key, as a customer's browser would (the sandbox's challenge route).
     pub async fn post_as_customer(
         &self,

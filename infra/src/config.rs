@@ -483,6 +483,8 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum View {
     Tracking,
+    /// The agents' search index (Tantivy: stop the projector first).
+    Search,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -522,6 +524,9 @@ pub enum Bench {
     /// The customer read path at a fixed request rate (open loop): the JSON tracking endpoint
     /// and the tracking page, beside `/health` as a baseline, on a scratch environment.
     Tracking(BenchTrackingArgs),
+    /// Index synthetic orders into a scratch Tantivy index, then time agent queries (filtered
+    /// free text against an exact-id baseline, at 10 % and at the full size).
+    Search(BenchSearchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -537,6 +542,25 @@ pub struct BenchTrackingArgs {
     pub orders: usize,
     /// JSON report path; the SVG chart is written next to it.
     #[arg(long, default_value = "bench-results/tracking.json")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchSearchArgs {
+    /// Synthetic orders to index.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub orders: usize,
+    /// Documents per upsert (one commit each, as one projector batch).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Queries of each kind per measurement.
+    #[arg(long, default_value_t = 2_000)]
+    pub queries: usize,
+    /// Index directory (kept); default: a scratch directory removed afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/search.json")]
     pub out: PathBuf,
 }
 

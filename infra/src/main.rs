@@ -95,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild {
             view: View::Tracking,
         } => rebuild::tracking(&settings).await,
+        Command::Rebuild { view: View::Search } => rebuild::search(&settings).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
         Command::Bench {
             bench: Bench::Place(args),
@@ -108,6 +109,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Tracking(args),
         } => bench::tracking(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Search(args),
+        } => bench::search(&args).await,
     }
 }
 

@@ -1,5 +1,6 @@
-//! `waybill rebuild tracking`: replays the event log into a fresh copy of the tracking view and
-//! swaps it in, printing progress. The live projector may keep running meanwhile.
+//! `waybill rebuild tracking` and `waybill rebuild search`: replay the event log into a fresh
+//! copy of the view and swap it in, printing progress. The live projector may keep running,
+//! except for a Tantivy search index (one writer per directory: stop the projector first).
 
 use std::time::Instant;
 
@@ -38,6 +39,51 @@ pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
         report.events,
         report.views,
         report.swapped,
+        report.unappliable
+    );
+    Ok(())
+}
+
+/// `waybill rebuild search`: replays the event log into the search index (a new index behind
+/// the alias for Elasticsearch, in place for Tantivy, which needs the search projector stopped).
+pub async fn search(settings: &Settings) -> anyhow::Result<()> {
+    let pool = crate::migrate::connect(&settings.database_url, 4).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .context("counting events")?;
+    let search = settings.search();
+    let backend = waybill_projectors::views::search::open_for_rebuild(&search)
+        .await
+        .context("opening the search index for writing (with Tantivy, stop `serve projector` / `serve all` first)")?;
+    eprintln!(
+        "rebuilding the search view ({}) from {total} events",
+        match &search.elasticsearch_url {
+            Some(url) => format!("alias {}-orders at {url}", search.prefix),
+            None => format!("Tantivy index in {}", search.dir.display()),
+        }
+    );
+    let started = Instant::now();
+    let events = waybill_write_side::event_store::EventStore::new(pool);
+    let page = services::projector_config(settings).rebuild_page;
+    let report =
+        waybill_projectors::views::search::rebuild_search(&events, backend, page, |done| {
+            let percent = if total > 0 {
+                (done as f64 * 100.0 / total as f64).min(100.0)
+            } else {
+                100.0
+            };
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprintln!("  {done:>10}/{total} events  {percent:5.1} %  {rate:>8.0} events/s");
+        })
+        .await
+        .context("rebuilding the search view")?;
+    println!(
+        "rebuilt search in {:.1}s into {}: {} events, {} documents, {} orders left out (unappliable)",
+        started.elapsed().as_secs_f64(),
+        report.target,
+        report.events,
+        report.documents,
         report.unappliable
     );
     Ok(())

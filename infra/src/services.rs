@@ -65,6 +65,8 @@ pub struct Running {
     pub command_addr: Option<SocketAddr>,
     pub query_addr: Option<SocketAddr>,
     pub payment_sandbox_addr: Option<SocketAddr>,
+    /// The search index this process writes or reads (benchmarks sample it directly).
+    pub search: Option<waybill_projectors::views::search::SearchBackend>,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
     shutdown: Shutdown,
 }
@@ -167,6 +169,7 @@ pub async fn start(
         command_addr: None,
         query_addr: None,
         payment_sandbox_addr: None,
+        search: search.clone(),
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };

@@ -4,7 +4,8 @@
 //! [`runtime`] is the consumer runtime, written once: a durable pull consumer per view, batched
 //! idempotent and gap-filling apply, ack after the view write, dead letters, lag metrics.
 //! [`views`] holds the read models ([`views::tracking`] in Redis, [`views::notifications`],
-//! which turns events into customer messages for a sink, and [`views::analytics`] in the
+//! which turns events into customer messages for a sink, [`views::search`], the agents'
+//! search index in Tantivy or Elasticsearch/OpenSearch, and [`views::analytics`] in the
 //! ClickHouse [`warehouse`]), each plugged into the runtime through [`runtime::View`].
 //! [`rebuild`] replays the event log into a fresh copy of a view and swaps it in.
 

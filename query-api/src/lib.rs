@@ -1,10 +1,13 @@
 //! Waybill's read API. In the ARCHITECTURE.md diagram this is the `query-api` box: it serves the
-//! read models the projectors keep, never the event store. Today that is customer tracking
-//! (`GET /v1/orders/{id}/tracking`) from the Redis hash the tracking projector writes, with
-//! read-your-writes through consistency tokens: a query that names the version it needs waits,
-//! bounded, until the view has caught up, or answers with an explicit stale marker; a signed-in
-//! customer's order list (`GET /v1/me/orders`); and the server-rendered tracking page with live
-//! updates and the order-number lookup form (`/track`, [`page`]).
+//! read models the projectors keep, and reads the event store only for the agents' full order
+//! timeline. Customer tracking (`GET /v1/orders/{id}/tracking`) comes from the Redis hash the
+//! tracking projector writes, with read-your-writes through consistency tokens: a query that
+//! names the version it needs waits, bounded, until the view has caught up, or answers with an
+//! explicit stale marker. A signed-in customer lists their orders (`GET /v1/me/orders`); the
+//! server-rendered tracking page has live updates and an order-number lookup form (`/track`,
+//! [`page`]). Agents search orders (`GET /v1/search/orders`) in the index the search projector
+//! keeps and read one order's detail (`GET /v1/agent/orders/{id}`). Finance reads the ClickHouse
+//! warehouse (`/v1/finance/...`).
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.

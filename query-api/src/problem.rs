@@ -17,7 +17,7 @@ pub enum Problem {
     OrderNotFound,
     #[error("no credentials")]
     Unauthorized { detail: &'static str },
-    #[error("role {role} may not read tracking")]
+    #[error("role {role} may not use this endpoint")]
     Forbidden { role: String },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
@@ -88,7 +88,7 @@ impl Problem {
             }
             Self::Forbidden { role } => (
                 "Forbidden",
-                format!("role {role} may not read order tracking"),
+                format!("role {role} may not use this endpoint"),
                 None,
             ),
             Self::RateLimited { retry_after_secs } => (

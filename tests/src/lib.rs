@@ -18,6 +18,7 @@ pub mod browser;
 pub mod checkout;
 mod env;
 mod orders;
+mod osmem;
 mod otlp;
 mod poll;
 mod process;
@@ -26,6 +27,7 @@ pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY}
 pub use binary::waybill_binary;
 pub use env::TestEnv;
 pub use orders::{sample_cancel, sample_order, SampleTotals, SAMPLE_TOTALS};
+pub use osmem::Osmem;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use poll::{eventually, DEFAULT_DEADLINE};
 pub use process::{Role, WaybillProcess};

@@ -14,12 +14,15 @@ mod flash_sale;
 mod lag;
 mod load;
 pub mod report;
+mod search;
+mod search_lag;
 pub mod svg;
 mod tracking;
 
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
 pub use tracking::tracking;
+pub use search::search;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -133,9 +136,22 @@ async fn run_bench(
         }
     );
     let (lag_tx, lag_task) = lag::spawn(redis, settings.redis_prefix.clone());
-    let load = load::run(&client, args.orders, args.clients, run, lag_tx).await?;
+    // In-process runs also time each order's arrival in the search index.
+    let search_index = running.as_ref().and_then(|r| r.search.clone());
+    let (accepted_tx, search_task) = match search_index {
+        Some(index) => {
+            let (tx, task) = search_lag::spawn(index, lag_tx);
+            (tx, Some(task))
+        }
+        None => (lag_tx, None),
+    };
+    let load = load::run(&client, args.orders, args.clients, run, accepted_tx).await?;
     eprintln!("load done; waiting for the last views to appear in Redis");
     let lag = lag_task.await.context("lag sampler panicked")?;
+    let search_lag = match search_task {
+        Some(task) => Some(task.await.context("search lag sampler panicked")?),
+        None => None,
+    };
 
     let baseline = if args.no_baseline {
         None
@@ -156,13 +172,12 @@ async fn run_bench(
         shutdown.trigger();
         running.wait().await?;
     }
-    Ok(BenchReport::new(
-        args,
-        &load,
-        &lag,
-        baseline,
-        Goals::issue_2(),
-    ))
+    let mut report = BenchReport::new(args, &load, &lag, baseline, Goals::issue_2());
+    if let Some(search_lag) = search_lag {
+        report.search_lag_ms = Some(report::Percentiles::ms_of(&search_lag.lag_us));
+        report.search_missing = Some(search_lag.missing);
+    }
+    Ok(report)
 }
 
 /// Names of the throwaway database, stream and Redis prefix of an in-process run.
@@ -174,6 +189,8 @@ struct Scratch {
     redis_prefix: String,
     /// Where the notifications projector writes its messages during the run.
     notifications_dir: std::path::PathBuf,
+    /// The run's embedded search index.
+    search_dir: std::path::PathBuf,
 }
 
 impl Scratch {
@@ -190,6 +207,7 @@ impl Scratch {
             subject_root: format!("bench_{run}"),
             redis_prefix: format!("bench:{run}"),
             notifications_dir: std::env::temp_dir().join(format!("waybill-bench-{run}")),
+            search_dir: std::env::temp_dir().join(format!("waybill-bench-search-{run}")),
         }
     }
 
@@ -202,6 +220,7 @@ impl Scratch {
         s.redis_prefix = self.redis_prefix.clone();
         s.query_rate_limit = 0;
         s.checkout.notifications_dir = self.notifications_dir.clone();
+        s.search_dir = self.search_dir.clone();
         let mut key = [0u8; 16];
         rand::rng().fill_bytes(&mut key);
         let key = hex::encode(key);
@@ -217,12 +236,11 @@ impl Scratch {
     }
 
     async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
-        if let Err(error) = std::fs::remove_dir_all(&self.notifications_dir) {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                eprintln!(
-                    "removing {} failed: {error}",
-                    self.notifications_dir.display()
-                );
+        for dir in [&self.notifications_dir, &self.search_dir] {
+            if let Err(error) = std::fs::remove_dir_all(dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("removing {} failed: {error}", dir.display());
+                }
             }
         }
         let options: PgConnectOptions = self.database_url.parse()?;

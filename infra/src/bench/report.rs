@@ -87,6 +87,9 @@ pub struct BenchReport {
     pub projection_lag_ms: Percentiles,
     pub projection_observed: u64,
     pub projection_missing: u64,
+    /// 201 received → the order's document in the search index (in-process runs).
+    pub search_lag_ms: Option<Percentiles>,
+    pub search_missing: Option<u64>,
     pub baseline: Option<BaselineResult>,
     /// Pipeline events/s divided by the plain-INSERT baseline's events/s.
     pub ratio_to_baseline: Option<f64>,
@@ -142,6 +145,8 @@ impl BenchReport {
             projection_lag_ms,
             projection_observed: lag.lag_us.len(),
             projection_missing: lag.missing,
+            search_lag_ms: None,
+            search_missing: None,
             baseline,
             ratio_to_baseline,
             goals,
@@ -207,6 +212,22 @@ impl BenchReport {
             "views seen / missing",
             format!("{}/{}", self.projection_observed, self.projection_missing)
         );
+        if let Some(s) = &self.search_lag_ms {
+            let _ = writeln!(out, "{:<34} {:>12.2}", "search view lag p50 (ms)", s.p50);
+            let _ = writeln!(
+                out,
+                "{:<34} {:>12.2}  < 1000 {}",
+                "search view lag p99 (ms)",
+                s.p99,
+                mark(s.p99 < 1_000.0 && self.search_missing == Some(0))
+            );
+            let _ = writeln!(
+                out,
+                "{:<34} {:>12}",
+                "search documents missing",
+                self.search_missing.unwrap_or(0)
+            );
+        }
         if let Some(b) = &self.baseline {
             let _ = writeln!(
                 out,

@@ -244,6 +244,8 @@ mod tests {
             projection_lag_ms: p,
             projection_observed: 300,
             projection_missing: 0,
+            search_lag_ms: None,
+            search_missing: None,
             baseline: None,
             ratio_to_baseline: None,
             goals: Goals::issue_2(),

@@ -6,11 +6,13 @@
 //! the idempotent replay and the channel duplicate, follows every order until its flow is over
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
 //! prints the outcome table ([`report`]), the customer's side ([`tracking_page`]: tracking-page
-//! links, the lookup form, a signed-in customer's order list) and where to look.
+//! links, the lookup form, a signed-in customer's order list), the agent searches that find every
+//! order ([`search`]) and where to look.
 
 mod follow;
 mod report;
 mod scenario;
+mod search;
 mod seed;
 mod tracking_page;
 
@@ -142,6 +144,7 @@ async fn demo(
     );
     let mut followed = Vec::with_capacity(mix.len());
     let mut pages = Vec::new();
+    let mut placed = Vec::with_capacity(mix.len());
     let mut first_request: Option<(Value, String, bytes::Bytes)> = None;
     for (n, scenario) in mix.iter().enumerate() {
         let body = factory.shaped(n, &scenario.shape());
@@ -190,6 +193,10 @@ async fn demo(
             );
             println!("          the customer cancelled it straight away (HTTP 200)");
         }
+        placed.push(search::Placed {
+            id: id.clone(),
+            body: body.clone(),
+        });
         followed.push(Followed {
             scenario: *scenario,
             id,
@@ -231,6 +238,7 @@ async fn demo(
     print!("{}", report::render(&rows));
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
+    search::show(actors.agent, &placed).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await
 }

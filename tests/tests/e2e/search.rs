@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use waybill_e2e::{
-    eventually, sample_cancel, sample_order, Api, Role, TestEnv, AGENT_KEY, DEFAULT_DEADLINE,
-    FINANCE_KEY, SERVICE_KEY,
+    eventually, sample_cancel, sample_order, Api, Osmem, Role, TestEnv, AGENT_KEY,
+    DEFAULT_DEADLINE, FINANCE_KEY, SERVICE_KEY,
 };
 
 use crate::{place, Placed};
@@ -307,4 +307,86 @@ async fn a_cancel_is_visible_to_the_next_search_and_detail_with_its_consistency_
 
 fn uuid_like() -> String {
     "01900000-0000-7000-8000-000000000001".to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_process_of_its_own_reads_the_projectors_index_and_a_killed_projector_comes_back() {
+    let env = TestEnv::new("search_processes").await;
+    let commands = env.start(Role::Commands).await;
+    let _relay = env.start(Role::Relay).await;
+    let mut projector = env.start(Role::Projector).await;
+    let query = env.start(Role::Query).await;
+    let api = Api::new(&commands.command_url(), &query.query_url());
+
+    // The query process opened the directory the projector writes; the token makes it wait
+    // until the projector's commit has reached its reader.
+    let first = place(&api, "proc-1", &sample_order("WEB-PROC-1")).await;
+    let body = search(
+        &api,
+        &[
+            ("q", "WEB-PROC-1"),
+            ("consistency_token", &first.consistency_token),
+        ],
+    )
+    .await;
+    assert_eq!(body["consistency"]["stale"], false, "{body}");
+    assert_eq!(hit_ids(&body), [first.order_id.as_str()], "{body}");
+
+    // kill -9 leaves Tantivy's writer lock to the kernel: the restarted projector takes it.
+    projector.kill_hard();
+    let second = place(&api, "proc-2", &sample_order("WEB-PROC-2")).await;
+    projector.restart().await;
+    indexed(&api, &second).await;
+    let body = search(&api, &[("q", "web-proc")]).await;
+    assert_eq!(body["total"], 2, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_elasticsearch_url_the_binary_indexes_and_searches_through_the_opensearch_api() {
+    let Some(server) = Osmem::start() else { return };
+    let env = TestEnv::new("search_opensearch").await;
+    let waybill = env
+        .start_with(Role::All, &[("ELASTICSEARCH_URL", server.url.as_str())])
+        .await;
+    let api = waybill.api();
+
+    let placed = place(&api, "os-1", &sample_order("WEB-OS-1")).await;
+    let cancelled = api
+        .cancel_order(
+            &placed.order_id,
+            "os-cancel-1",
+            &sample_cancel("customer_request"),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
+    let token = cancelled.json()["consistency_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let body = search(
+        &api,
+        &[
+            ("q", "lovlace"),
+            ("status", "cancelled"),
+            ("consistency_token", &token),
+        ],
+    )
+    .await;
+    assert_eq!(body["consistency"]["stale"], false, "{body}");
+    assert_eq!(hit_ids(&body), [placed.order_id.as_str()], "{body}");
+
+    // The documents are in the server, behind the alias the binary created.
+    // `<prefix>-orders` with the prefix's `:` made `-` (index names may not hold it).
+    let alias = format!(
+        "{}/{}-orders/_count",
+        server.url,
+        env.redis_prefix.replace(':', "-")
+    );
+    let count: Value = reqwest::get(&alias)
+        .await
+        .expect("count request")
+        .json()
+        .await
+        .expect("count body");
+    assert_eq!(count["count"], 1, "{count}");
 }

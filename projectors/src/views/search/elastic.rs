@@ -51,7 +51,7 @@ impl ElasticIndex {
                 status: 0,
                 detail: e.to_string(),
             })?;
-        let alias = format!("{prefix}-orders");
+        let alias = alias_name(prefix);
         let index = Self {
             http,
             base: url.trim_end_matches('/').to_owned(),
@@ -257,6 +257,23 @@ impl ElasticIndex {
         }
         body
     }
+}
+
+/// `<prefix>-orders`, lowercased, with every character an index name may not hold (`:` in
+/// `bench:<run>`, say) replaced by `-`.
+pub fn alias_name(prefix: &str) -> String {
+    let clean: String = prefix
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{}-orders", clean.trim_start_matches(['-', '_']))
 }
 
 fn corrupt(source: serde_json::Error) -> SearchError {

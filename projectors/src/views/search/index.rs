@@ -71,3 +71,15 @@ impl SearchIndex for SearchBackend {
         }
     }
 }
+
+impl From<TantivyIndex> for SearchBackend {
+    fn from(index: TantivyIndex) -> Self {
+        Self::Tantivy(index)
+    }
+}
+
+impl From<ElasticIndex> for SearchBackend {
+    fn from(index: ElasticIndex) -> Self {
+        Self::Elastic(index)
+    }
+}

@@ -17,15 +17,17 @@ mod index;
 #[cfg(test)]
 pub(crate) mod osmem;
 mod query;
+mod rebuild;
 mod tantivy_index;
 #[cfg(test)]
 mod tests;
 
 pub use apply::apply;
-pub use elastic::{ElasticIndex, INDEX_DEFINITION};
+pub use elastic::{alias_name, ElasticIndex, INDEX_DEFINITION};
 pub use highlight::highlight;
 pub use index::{SearchBackend, SearchIndex};
 pub use query::{Cursor, SearchPage, SearchQuery, Sort, SortField, MAX_LIMIT};
+pub use rebuild::{open_for_rebuild, rebuild_search, SearchRebuildError, SearchRebuildReport};
 pub use tantivy_index::TantivyIndex;
 
 use std::future::Future;

@@ -16,9 +16,7 @@ use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLi
 use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{
-    AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
-};
+use tantivy::query::{AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -283,22 +281,10 @@ impl Inner {
                     IndexRecordOption::Basic,
                 )),
             ),
-            (
-                Occur::Should,
-                Box::new(
-                    RegexQuery::from_pattern(&format!("{}.*", regex_escape(&term.raw)), f.email)
-                        .map_err(tantivy_err(&self.dir))?,
-                ),
-            ),
+            (Occur::Should, prefix_query(f.email, &term.raw)),
         ];
         if let Some(digits) = &term.phone {
-            any.push((
-                Occur::Should,
-                Box::new(
-                    RegexQuery::from_pattern(&format!("{digits}.*"), f.phone_keys)
-                        .map_err(tantivy_err(&self.dir))?,
-                ),
-            ));
+            any.push((Occur::Should, prefix_query(f.phone_keys, digits)));
         }
         if !term.words.is_empty() {
             let words: Vec<(Occur, Box<dyn Query>)> = term
@@ -322,7 +308,7 @@ impl Inner {
 
     fn build_query(&self, query: &SearchQuery) -> Result<BooleanQuery, SearchError> {
         let f = &self.fields;
-        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for term in query_terms(&query.text) {
             must.push((Occur::Must, self.term_query(term)?));
         }
@@ -396,6 +382,10 @@ impl Inner {
                 ));
                 must.push((if wanted { Occur::Must } else { Occur::MustNot }, q));
             }
+        }
+        // Only exclusions (or nothing) left: they need something to exclude from.
+        if !must.iter().any(|(occur, _)| *occur == Occur::Must) {
+            must.push((Occur::Must, Box::new(AllQuery)));
         }
         Ok(BooleanQuery::new(must))
     }
@@ -534,15 +524,14 @@ pub(super) fn buckets(aggregation: &serde_json::Value) -> Vec<FacetCount> {
     counts
 }
 
-fn regex_escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() + 8);
-    for c in raw.chars() {
-        if c.is_ascii_punctuation() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+/// Terms of a raw (untokenized) field that start with `prefix`: a range over the term
+/// dictionary, no automaton to build.
+fn prefix_query(field: Field, prefix: &str) -> Box<dyn Query> {
+    let upper = format!("{prefix}{}", char::MAX);
+    Box::new(RangeQuery::new(
+        Bound::Included(Term::from_field_text(field, prefix)),
+        Bound::Excluded(Term::from_field_text(field, &upper)),
+    ))
 }
 
 impl SearchIndex for TantivyIndex {

@@ -56,6 +56,7 @@ on_both_backends!(
     an_agent_finds_an_order_by_each_field,
     filters_narrow_and_facets_count,
     cursor_pages_cover_every_match_once_in_order,
+    rebuild_replays_the_log_over_whatever_the_index_held,
 );
 
 /// Order `n` of the fixture set: distinct names, emails, phones, refs, SKUs, channels, dates
@@ -440,4 +441,88 @@ fn events_before_placement_are_refused() {
         apply(None, &cancelled_event(order, 1)),
         Err(SearchError::NotPlaced { .. })
     ));
+}
+
+async fn rebuild_replays_the_log_over_whatever_the_index_held<I>(index: I)
+where
+    I: SearchIndex + Into<SearchBackend>,
+{
+    let pool = fresh_database().await;
+    let (a, b, c) = (OrderId::new_v7(), OrderId::new_v7(), OrderId::new_v7());
+    seed(
+        &pool,
+        &[
+            placed_event(a, 1),
+            placed_event_with_phone(b, 1),
+            cancelled_event(b, 2),
+            placed_event(c, 1),
+            risk_assessed(c, 2, RiskDecision::Review),
+            declined_event(c, 3, "insufficient_funds"),
+        ],
+    )
+    .await;
+    // What the index held before: a document with a wrong name at the current version (say an
+    // earlier apply rule), and an order that is not in the log at all.
+    let mut wrong = apply(None, &placed_event(a, 1)).expect("a");
+    wrong.customer.name = "Wrong Name".into();
+    let stray = apply(None, &placed_event(OrderId::new_v7(), 1)).expect("stray");
+    index
+        .upsert(vec![wrong, stray.clone()])
+        .await
+        .expect("seed index");
+
+    let backend: SearchBackend = index.into();
+    let mut pages = Vec::new();
+    let report = rebuild_search(
+        &waybill_write_side::event_store::EventStore::new(pool),
+        backend.clone(),
+        2,
+        |done| pages.push(done),
+    )
+    .await
+    .expect("rebuild");
+    assert!(report.events >= 6, "{report:?}");
+    assert_eq!(report.documents, 3, "{report:?}");
+    assert_eq!(report.unappliable, 0);
+    assert!(
+        pages.len() >= 3 && pages.windows(2).all(|w| w[0] <= w[1]),
+        "{pages:?}"
+    );
+
+    let ids = [
+        a.to_string(),
+        b.to_string(),
+        c.to_string(),
+        stray.order_id.clone(),
+    ];
+    let docs = backend.get(&ids).await.expect("get");
+    let a_doc = docs[0].as_ref().expect("a rebuilt");
+    assert_eq!(a_doc.customer.name, "Ada Lovelace");
+    let b_doc = docs[1].as_ref().expect("b rebuilt");
+    assert_eq!(
+        (b_doc.version, b_doc.status),
+        (2, TrackingStatus::Cancelled)
+    );
+    let c_doc = docs[2].as_ref().expect("c rebuilt");
+    assert_eq!(c_doc.version, 3);
+    assert!(c_doc.has_tag("fraud_review") && c_doc.has_tag("exception"));
+    assert_eq!(
+        docs[3], None,
+        "the rebuilt index holds only what the log says"
+    );
+    let page = backend.search(&query("lovelace")).await.expect("search");
+    assert_eq!(page.total, 3);
+    if let SearchBackend::Elastic(alias) = &backend {
+        assert_eq!(
+            alias.alias_indices().await.expect("alias"),
+            [report.target.as_str()]
+        );
+    }
+}
+
+#[test]
+fn alias_names_are_valid_index_names() {
+    assert_eq!(alias_name("waybill"), "waybill-orders");
+    assert_eq!(alias_name("bench:01AB"), "bench-01ab-orders");
+    assert_eq!(alias_name("_x y"), "x-y-orders");
 }
