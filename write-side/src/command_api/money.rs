@@ -1,4 +1,5 @@
-//! Endpoints that move money after checkout: refunds (`POST /v1/orders/{id}/refunds`).
+//! Endpoints that move money after checkout: refunds (`POST /v1/orders/{id}/refunds`) and
+//! evidence for card disputes (`POST /v1/orders/{id}/disputes/{dispute_id}/evidence`).
 
 use std::time::Instant;
 
@@ -55,4 +56,52 @@ pub async fn refund_order(
         Err(CommandError::Forbidden)
     };
     finish("refund_order", started, result)
+}
+
+/// Send evidence for a card dispute.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/disputes/{dispute_id}/evidence",
+    tag = "payments",
+    description = "Agents, finance and admins answer a card dispute (opened by the gateway's \
+        `dispute.opened` webhook) with evidence while it is open. Requires `Idempotency-Key`. \
+        The gateway takes the evidence first, then `ChargebackEvidenceSubmitted` is recorded; \
+        the gateway's decision arrives later as `dispute.won` / `dispute.lost`.",
+    params(
+        ("id" = String, Path, description = "Order id"),
+        ("dispute_id" = String, Path, description = "The gateway's dispute id"),
+        ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
+    ),
+    request_body(content = super::openapi::EvidenceRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Evidence sent and recorded", body = commands::EvidenceResponse),
+        (status = 403, description = "forbidden (role service)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "order-not-found or dispute-not-found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid-transition (dispute decided, or the gateway refused)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (text) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn submit_evidence(
+    State(state): State<AppState>,
+    Path((id, dispute_id)): Path<(String, String)>,
+    input: MoneyCommandInput,
+) -> Response {
+    let span = command_span("submit_evidence", &input.ctx);
+    let started = Instant::now();
+    let result = if matches!(input.ctx.role, Role::Agent | Role::Finance | Role::Admin) {
+        commands::submit_evidence(
+            &state.services,
+            state.gateway.as_deref(),
+            &input.ctx,
+            &id,
+            &dispute_id,
+            &input.body,
+        )
+        .instrument(span)
+        .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
+    finish("submit_evidence", started, result)
 }

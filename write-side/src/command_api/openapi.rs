@@ -161,6 +161,14 @@ pub struct RefundRequestBody {
     kind: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/disputes/{dispute_id}/evidence` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct EvidenceRequestBody {
+    /// What answers the dispute (proof of delivery, correspondence); at most 5,000 characters.
+    text: String,
+}
+
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -183,6 +191,7 @@ impl Modify for ApiKeyAuth {
         super::checkout::review_queue,
         super::checkout::payment_webhook,
         super::money::refund_order,
+        super::money::submit_evidence,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),
@@ -193,6 +202,7 @@ impl Modify for ApiKeyAuth {
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,
         RefundRequestBody, crate::commands::RefundResponse,
+        EvidenceRequestBody, crate::commands::EvidenceResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel

@@ -179,6 +179,13 @@ impl From<CommandError> for Problem {
                 detail,
             ),
             CommandError::Forbidden => Self::forbidden(),
+            CommandError::DisputeNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "dispute-not-found",
+                "Dispute not found",
+                format!("the order has no dispute {id}"),
+            )
+            .with_field("dispute_id"),
             CommandError::Conflict(id) => Self::new(
                 StatusCode::CONFLICT,
                 "concurrency-conflict",

@@ -6,6 +6,7 @@
 
 mod cancel;
 mod decide;
+mod dispute;
 mod place;
 mod refund;
 mod responses;
@@ -13,6 +14,7 @@ mod review;
 
 pub use cancel::cancel_order;
 pub use decide::{decide_and_commit, refusal};
+pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody};
 pub use responses::{
@@ -83,6 +85,8 @@ pub enum CommandError {
     Refused(String),
     #[error("this role may not do that")]
     Forbidden,
+    #[error("dispute {0} not found")]
+    DisputeNotFound(String),
     #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
     Conflict(OrderId),
     #[error("internal error: {0}")]
