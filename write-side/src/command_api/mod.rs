@@ -1,5 +1,5 @@
 //! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, refunds
-//! and dispute evidence ([`money`]), the inventory
+//! dispute evidence and settlement imports ([`money`]), the inventory
 //! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
@@ -174,6 +174,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             "/v1/orders/{id}/disputes/{dispute_id}/evidence",
             post(money::submit_evidence),
         )
+        .route("/v1/settlement/imports", post(money::import_settlement))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .merge(inventory::routes())

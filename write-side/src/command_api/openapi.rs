@@ -169,6 +169,18 @@ pub struct EvidenceRequestBody {
     text: String,
 }
 
+/// `POST /v1/settlement/imports` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ImportRequestBody {
+    /// Which gateway's report (lower-case name; `sandbox` for ours).
+    gateway: String,
+    /// The report's day, YYYY-MM-DD.
+    date: String,
+    /// The report itself; absent: fetched from the gateway.
+    csv: Option<String>,
+}
+
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -192,6 +204,7 @@ impl Modify for ApiKeyAuth {
         super::checkout::payment_webhook,
         super::money::refund_order,
         super::money::submit_evidence,
+        super::money::import_settlement,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),
@@ -203,6 +216,7 @@ impl Modify for ApiKeyAuth {
         super::checkout::WebhookResponse,
         RefundRequestBody, crate::commands::RefundResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
+        ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel

@@ -192,6 +192,15 @@ impl From<CommandError> for Problem {
                 "Concurrency conflict",
                 format!("order {id} kept changing while this command was decided; retry it"),
             ),
+            CommandError::Upstream(detail) => {
+                tracing::warn!(%detail, "upstream failed");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "gateway-unavailable",
+                    "The payment gateway did not answer",
+                    "the payment gateway could not be reached; retry with the same Idempotency-Key",
+                )
+            }
             CommandError::Internal(detail) => {
                 tracing::error!(%detail, "command failed");
                 Self::internal()

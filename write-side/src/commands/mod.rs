@@ -11,6 +11,7 @@ mod place;
 mod refund;
 mod responses;
 mod review;
+mod settlement;
 
 pub use cancel::cancel_order;
 pub use decide::{decide_and_commit, refusal};
@@ -21,6 +22,7 @@ pub use responses::{
     CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
 };
 pub use review::review_order;
+pub use settlement::{import_settlement, parse_import, ImportBody, ImportResponse, PayoutResponse};
 
 use std::sync::Arc;
 
@@ -87,6 +89,9 @@ pub enum CommandError {
     Forbidden,
     #[error("dispute {0} not found")]
     DisputeNotFound(String),
+    /// A system Waybill depends on (the payment gateway) failed; retrying may work.
+    #[error("upstream failure: {0}")]
+    Upstream(String),
     #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
     Conflict(OrderId),
     #[error("internal error: {0}")]
