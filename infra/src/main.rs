@@ -13,6 +13,7 @@ mod orders;
 mod rebuild;
 mod secrets;
 mod services;
+mod settlement;
 mod shutdown;
 mod telemetry;
 
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use config::{Bench, Cli, Command, Role, Settings, View};
+use config::{Bench, Cli, Command, Role, Settings, Settlement, View};
 use secrets::Secrets;
 use services::{Addresses, Part};
 use shutdown::Shutdown;
@@ -48,7 +49,9 @@ fn main() -> ExitCode {
         _ => "waybill-cli",
     };
     let filter = match &cli.command {
-        Command::Demo(_) | Command::Bench { .. } => telemetry::QUIET_FILTER,
+        Command::Demo(_) | Command::Bench { .. } | Command::Settlement { .. } => {
+            telemetry::QUIET_FILTER
+        }
         _ => telemetry::SERVICE_FILTER,
     };
     let telemetry = match Telemetry::init(
@@ -100,6 +103,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Checkout(args),
         } => bench::checkout(&settings, &args).await,
+        Command::Settlement {
+            settlement: Settlement::Import(args),
+        } => settlement::import(&settings, &args).await,
     }
 }
 

@@ -5,9 +5,11 @@
 //! out-of-stock order, a customer cancel, a promotion code, an order priced by the rules), shows
 //! the idempotent replay and the channel duplicate, follows every order until its flow is over
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
-//! prints the outcome table ([`report`]) and where to look.
+//! prints the outcome table ([`report`]) and where to look. Then [`money`] refunds some of the
+//! captured orders, loses a card dispute on one, and imports the day's settlement report.
 
 mod follow;
+mod money;
 mod report;
 mod scenario;
 mod seed;
@@ -225,7 +227,7 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     anyhow::ensure!(all_as_labelled, "{summary}");
-    Ok(())
+    money::after_checkout(settings, client, actors, &followed).await
 }
 
 /// The idempotent replay of the first request and the same channel order under a new key.
