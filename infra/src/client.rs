@@ -295,3 +295,41 @@ impl ApiClient {
         Ok((status, response.bytes().await?))
     }
 }
+
+impl ApiClient {
+    /// `POST <command API><path>` with this client's key and an Idempotency-Key.
+    pub async fn post_command(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        self.command(
+            &format!("{}{path}", self.command_base),
+            body,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// A call to the payment sandbox's operator routes with the gateway's API key.
+    pub async fn gateway_call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        gateway_key: &str,
+        body: &Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let response = self
+            .http
+            .request(method, url)
+            .bearer_auth(gateway_key)
+            .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("calling {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+}

@@ -459,6 +459,30 @@ pub enum Command {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// Gateway settlement reports.
+    Settlement {
+        #[command(subcommand)]
+        settlement: Settlement,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Settlement {
+    /// Import a day's settlement report through the command API (finance or admin key).
+    Import(SettlementImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SettlementImportArgs {
+    /// The report's day, YYYY-MM-DD.
+    #[arg(long)]
+    pub date: String,
+    /// Which gateway's report.
+    #[arg(long, default_value = "sandbox")]
+    pub gateway: String,
+    /// Send this CSV file instead of letting Waybill fetch the report from the gateway.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

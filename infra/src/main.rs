@@ -14,6 +14,7 @@ mod rebuild;
 mod reconcile;
 mod secrets;
 mod services;
+mod settlement;
 mod shutdown;
 mod telemetry;
 
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use config::{Bench, Cli, Command, Role, Settings, View};
+use config::{Bench, Cli, Command, Role, Settings, Settlement, View};
 use secrets::Secrets;
 use services::{Addresses, Part};
 use shutdown::Shutdown;
@@ -49,7 +50,9 @@ fn main() -> ExitCode {
         _ => "waybill-cli",
     };
     let filter = match &cli.command {
-        Command::Demo(_) | Command::Bench { .. } => telemetry::QUIET_FILTER,
+        Command::Demo(_) | Command::Bench { .. } | Command::Settlement { .. } => {
+            telemetry::QUIET_FILTER
+        }
         _ => telemetry::SERVICE_FILTER,
     };
     let telemetry = match Telemetry::init(
@@ -112,6 +115,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Search(args),
         } => bench::search(&args).await,
+        Command::Settlement {
+            settlement: Settlement::Import(args),
+        } => settlement::import(&settings, &args).await,
     }
 }
 

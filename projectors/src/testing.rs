@@ -539,3 +539,71 @@ pub fn payout_event(minor: i64, transaction_ids: &[&str]) -> EventEnvelope {
         OrderEvent::PayoutRecorded(payout),
     )
 }
+
+/// One of each money event after capture (refund requested/refunded/failed, chargeback
+/// opened/evidence/won/lost), all at `version`, for tests that need every kind.
+pub fn money_events(order: OrderId, version: i64) -> Vec<EventEnvelope> {
+    use waybill_schemas::events::{
+        ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
+        PaymentRefunded, RefundFailed, RefundKind, RefundRequested,
+    };
+    let refund_id = uuid::Uuid::now_v7();
+    let dispute = || "dp_1".to_owned();
+    [
+        OrderEvent::RefundRequested(RefundRequested {
+            order_id: order,
+            refund_id,
+            amount: usd(100),
+            kind: RefundKind::Goodwill,
+            reason: "test".into(),
+            requested_by: "agent".into(),
+            requested_at: at(version),
+        }),
+        OrderEvent::PaymentRefunded(PaymentRefunded {
+            order_id: order,
+            refund_id,
+            capture_id: "cap_1".into(),
+            gateway_refund_id: "re_1".into(),
+            amount: usd(100),
+            refunded_at: at(version),
+        }),
+        OrderEvent::RefundFailed(RefundFailed {
+            order_id: order,
+            refund_id,
+            code: "refund_failed".into(),
+            message: "no".into(),
+            failed_at: at(version),
+        }),
+        OrderEvent::ChargebackOpened(ChargebackOpened {
+            order_id: order,
+            dispute_id: dispute(),
+            capture_id: "cap_1".into(),
+            amount: usd(100),
+            reason_code: "fraudulent".into(),
+            evidence_due_by: at(version),
+            opened_at: at(version),
+        }),
+        OrderEvent::ChargebackEvidenceSubmitted(ChargebackEvidenceSubmitted {
+            order_id: order,
+            dispute_id: dispute(),
+            evidence_id: refund_id,
+            text: "proof".into(),
+            submitted_by: "agent".into(),
+            submitted_at: at(version),
+        }),
+        OrderEvent::ChargebackWon(ChargebackWon {
+            order_id: order,
+            dispute_id: dispute(),
+            decided_at: at(version),
+        }),
+        OrderEvent::ChargebackLost(ChargebackLost {
+            order_id: order,
+            dispute_id: dispute(),
+            amount: usd(100),
+            decided_at: at(version),
+        }),
+    ]
+    .into_iter()
+    .map(|event| envelope(order, version, event))
+    .collect()
+}

@@ -7,9 +7,11 @@
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
 //! prints the outcome table ([`report`]), the customer's side ([`tracking_page`]: tracking-page
 //! links, the lookup form, a signed-in customer's order list), the agent searches that find every
-//! order ([`search`]) and where to look.
+//! order ([`search`]) and where to look. Then [`money`] refunds some of the captured orders,
+//! loses a card dispute on one, and imports the day's settlement report.
 
 mod follow;
+mod money;
 mod report;
 mod scenario;
 mod search;
@@ -240,7 +242,8 @@ async fn demo(
     println!("{summary}");
     search::show(actors.agent, &placed).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
-    tracking_page::show(client, jwt_secret, &pages).await
+    tracking_page::show(client, jwt_secret, &pages).await?;
+    money::after_checkout(settings, client, actors, &followed).await
 }
 
 /// The idempotent replay of the first request and the same channel order under a new key.

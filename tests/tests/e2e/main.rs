@@ -12,6 +12,7 @@ mod ledger;
 mod relay_crash;
 mod search;
 mod service_endpoints;
+mod settlement;
 mod tracing_chain;
 mod tracking;
 mod tracking_page;

@@ -470,6 +470,80 @@ mod tests {
     }
 
     #[test]
+    fn refunds_and_a_lost_dispute_show_as_amounts_without_reasons() {
+        use waybill_schemas::events::{
+            ChargebackLost, ChargebackOpened, PaymentRefunded, RefundKind, RefundRequested,
+        };
+        use waybill_schemas::{Currency, Money};
+        let order = OrderId::new_v7();
+        let usd = |minor| Money::new(minor, Currency::parse("USD").expect("USD"));
+        let refund_id = uuid::Uuid::now_v7();
+        let money = [
+            OrderEvent::RefundRequested(RefundRequested {
+                order_id: order,
+                refund_id,
+                amount: usd(500),
+                kind: RefundKind::Goodwill,
+                reason: "courier was rude".into(),
+                requested_by: "agent-1".into(),
+                requested_at: at(8),
+            }),
+            OrderEvent::PaymentRefunded(PaymentRefunded {
+                order_id: order,
+                refund_id,
+                capture_id: "cap_1".into(),
+                gateway_refund_id: "re_1".into(),
+                amount: usd(500),
+                refunded_at: at(9),
+            }),
+            OrderEvent::ChargebackOpened(ChargebackOpened {
+                order_id: order,
+                dispute_id: "dp_1".into(),
+                capture_id: "cap_1".into(),
+                amount: usd(2740),
+                reason_code: "fraudulent".into(),
+                evidence_due_by: at(100),
+                opened_at: at(10),
+            }),
+            OrderEvent::ChargebackLost(ChargebackLost {
+                order_id: order,
+                dispute_id: "dp_1".into(),
+                amount: usd(2740),
+                decided_at: at(11),
+            }),
+        ];
+        let mut events = vec![
+            placed_event(order, 1),
+            risk_assessed(order, 2, RiskDecision::Accept),
+            reserved_event(order, 3),
+            authorized_event(order, 4),
+            allocated_event(order, 5),
+            confirmed_event(order, 6),
+            captured_event(order, 7, 3240),
+        ];
+        for (i, event) in money.into_iter().enumerate() {
+            events.push(envelope(order, 8 + i as i64, event));
+        }
+        let view = fold(&events);
+        assert_eq!(view.version, 11);
+        assert_eq!(view.payment.refunded_minor, 500);
+        assert_eq!(view.payment.reversed_minor, 2740);
+        let lines = summaries(&view);
+        assert_eq!(
+            &lines[lines.len() - 2..],
+            [
+                "Refund of 5.00 USD sent to your card",
+                "Payment of 27.40 USD reversed after a dispute with your bank",
+            ]
+        );
+        let text = serde_json::to_string(&view).expect("view serializes");
+        assert!(
+            !text.contains("rude") && !text.contains("fraudulent"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_accepted_risk_check_advances_the_version_without_telling_the_customer() {
         let order = OrderId::new_v7();
         let view = fold(&[
@@ -774,11 +848,15 @@ mod tests {
             authorization_expired(order, 2),
             confirmed_event(order, 2),
             cancelled_event(order, 2),
-        ];
+        ]
+        .into_iter()
+        .chain(money_events(order, 2))
+        .collect();
         let kinds: std::collections::HashSet<&str> =
             later.iter().map(|e| e.event_type.as_str()).collect();
+        // Placement, plus the two settlement events that never reach an order stream.
         assert_eq!(
-            kinds.len() + 1,
+            kinds.len() + 3,
             waybill_schemas::events::OrderEventKind::ALL.len(),
             "every event kind is covered"
         );

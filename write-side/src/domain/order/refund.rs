@@ -266,4 +266,86 @@ mod tests {
             submitted_by: "finance".into(),
         }
     }
+
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Act {
+        Request(i64),
+        Answer { succeeds: bool },
+        Dispute { lost: bool },
+    }
+
+    fn arb_act() -> impl Strategy<Value = Act> {
+        prop_oneof![
+            4 => (-100i64..4_000).prop_map(Act::Request),
+            4 => any::<bool>().prop_map(|succeeds| Act::Answer { succeeds }),
+            1 => any::<bool>().prop_map(|lost| Act::Dispute { lost }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Through the aggregate's commands, in any order: refunds never exceed the capture,
+        /// `net = captured − refunded − lost`, and every refused request is refused by the
+        /// ledger with a typed error.
+        #[test]
+        fn no_command_sequence_refunds_more_than_was_captured(acts in prop::collection::vec(arb_act(), 1..30)) {
+            let mut order = captured();
+            let mut disputes = 0;
+            for act in acts {
+                let state = order.state().unwrap().clone();
+                let command = match act {
+                    Act::Request(minor) => request(Uuid::now_v7(), minor),
+                    Act::Answer { succeeds } => {
+                        let Some(pending) = state.ledger().pending_refunds().next().cloned() else { continue };
+                        if succeeds {
+                            OrderCommand::RecordRefund {
+                                refund_id: pending.refund_id,
+                                capture_id: "cap_1".into(),
+                                gateway_refund_id: format!("re_{}", pending.refund_id),
+                                amount: pending.amount,
+                            }
+                        } else {
+                            OrderCommand::RecordRefundFailure {
+                                refund_id: pending.refund_id,
+                                code: "declined".into(),
+                                message: "no".into(),
+                            }
+                        }
+                    }
+                    Act::Dispute { lost } => {
+                        let left = state.ledger().refundable_minor();
+                        if left == 0 { continue }
+                        disputes += 1;
+                        let dispute_id = format!("dp_{disputes}");
+                        order.record(&OrderCommand::RecordChargebackOpened {
+                            dispute_id: dispute_id.clone(),
+                            capture_id: "cap_1".into(),
+                            amount: usd(left),
+                            reason_code: "fraudulent".into(),
+                            evidence_due_by: t0(),
+                        }, t0()).unwrap();
+                        OrderCommand::RecordChargebackDecision { dispute_id, won: !lost, amount: usd(left) }
+                    }
+                };
+                match order.record(&command, t0()) {
+                    Ok(_) => {}
+                    Err(OrderError::RefundRefused { .. }) => {
+                        let is_request = matches!(command, OrderCommand::RequestRefund { .. });
+                        prop_assert!(is_request, "only a request is refused by the ledger");
+                    }
+                    Err(other) => return Err(TestCaseError::fail(format!("{command:?}: {other}"))),
+                }
+                let ledger = order.state().unwrap().ledger();
+                prop_assert!(ledger.refunded_minor() + ledger.pending_refund_minor() <= ledger.captured_minor());
+                prop_assert_eq!(
+                    ledger.net_minor(),
+                    ledger.captured_minor() - ledger.refunded_minor() - ledger.chargebacks_lost_minor()
+                );
+                prop_assert!(ledger.net_minor() >= 0);
+            }
+        }
+    }
 }
