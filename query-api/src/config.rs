@@ -27,6 +27,8 @@ pub struct QueryApiConfig {
     pub request_timeout: Duration,
     /// `GET /metrics` body; `None` serves an empty exposition.
     pub metrics_render: Option<MetricsRender>,
+    /// The ClickHouse warehouse the finance endpoints read; `None` answers them 503.
+    pub warehouse: Option<waybill_projectors::WarehouseConfig>,
 }
 
 impl QueryApiConfig {
@@ -41,6 +43,7 @@ impl QueryApiConfig {
             rate_limit: Some(RateLimit::per_second(50)),
             request_timeout: Duration::from_secs(10),
             metrics_render: None,
+            warehouse: None,
         }
     }
 

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{openapi, tracking};
+use crate::{finance, openapi, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,6 +37,17 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     };
     Router::new()
         .route("/v1/orders/{id}/tracking", get(tracking::get_tracking))
+        .route("/v1/finance/summary", get(finance::get_summary))
+        .route("/v1/finance/payouts", get(finance::get_payouts))
+        .route(
+            "/v1/finance/payouts/{payout_id}/lines",
+            get(finance::get_payout_lines),
+        )
+        .route(
+            "/v1/finance/reconciliation",
+            get(finance::get_reconciliation),
+        )
+        .route("/v1/finance/metrics", get(finance::get_metrics))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

@@ -2,13 +2,15 @@
 //! read models the projectors keep, never the event store. Today that is customer tracking
 //! (`GET /v1/orders/{id}/tracking`) from the Redis hash the tracking projector writes, with
 //! read-your-writes through consistency tokens: a query that names the version it needs waits,
-//! bounded, until the view has caught up, or answers with an explicit stale marker.
+//! bounded, until the view has caught up, or answers with an explicit stale marker. The finance
+//! endpoints (`/v1/finance/...`, role finance) read the ClickHouse warehouse.
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.
 
 pub mod auth;
 mod config;
+pub mod finance;
 mod http;
 pub mod openapi;
 pub mod problem;

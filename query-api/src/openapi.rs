@@ -14,7 +14,16 @@ use crate::tracking::{Consistency, TrackingResponse};
         title = "Waybill query API",
         description = "Read models of Waybill orders. Customer tracking with read-your-writes: pass `min_version` or the `consistency_token` of a command response and the query waits (bounded) for the view to catch up, or says it is stale."
     ),
-    paths(crate::tracking::get_tracking, crate::http::health, crate::http::metrics),
+    paths(
+        crate::tracking::get_tracking,
+        crate::finance::handlers::get_summary,
+        crate::finance::handlers::get_payouts,
+        crate::finance::handlers::get_payout_lines,
+        crate::finance::handlers::get_reconciliation,
+        crate::finance::handlers::get_metrics,
+        crate::http::health,
+        crate::http::metrics
+    ),
     components(schemas(
         TrackingResponse,
         Consistency,
@@ -30,9 +39,24 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::TrackingTotals,
         waybill_schemas::views::TimelineEntry,
         waybill_schemas::Channel,
+        crate::finance::SummaryResponse,
+        crate::finance::SummaryRow,
+        crate::finance::PayoutsResponse,
+        crate::finance::Payout,
+        crate::finance::PayoutLinesResponse,
+        crate::finance::PayoutLine,
+        crate::finance::ReconciliationResponse,
+        crate::finance::ReconciledItem,
+        crate::finance::ReconciliationTotal,
+        crate::finance::MetricsResponse,
+        crate::finance::StageCount,
+        crate::finance::StageTime,
+        crate::finance::Cancellations,
+        crate::finance::ReturnRate,
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "tracking", description = "Customer order tracking"),
+         (name = "finance", description = "Money summary, payouts, reconciliation and operational metrics (role finance or admin)"),
          (name = "operations", description = "Health and metrics"))
 )]
 pub struct QueryApiDoc;
@@ -88,5 +112,33 @@ mod tests {
             assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }
         assert!(doc["components"]["schemas"]["Consistency"].is_object());
+    }
+
+    #[test]
+    fn document_describes_every_finance_endpoint() {
+        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        for path in [
+            "/v1/finance/summary",
+            "/v1/finance/payouts",
+            "/v1/finance/payouts/{payout_id}/lines",
+            "/v1/finance/reconciliation",
+            "/v1/finance/metrics",
+        ] {
+            let op = &doc["paths"][path]["get"];
+            assert!(op.is_object(), "{path} missing");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for name in ["limit", "offset", "format"] {
+                assert!(params.contains(&name), "{path}: parameter {name} missing");
+            }
+            assert!(op["responses"]["403"].is_object(), "{path}: 403 missing");
+        }
+        for schema in ["SummaryRow", "ReconciledItem", "Payout", "MetricsResponse"] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+        }
     }
 }
