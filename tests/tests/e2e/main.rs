@@ -7,6 +7,7 @@ mod cancel;
 mod checkout;
 mod checkout_resilience;
 mod idempotency;
+mod ledger;
 mod relay_crash;
 mod service_endpoints;
 mod tracing_chain;

@@ -26,7 +26,7 @@ use crate::inventory::{
 };
 use crate::payment::{
     AuthorizeOutcome, AuthorizeRequest, CaptureOutcome, CaptureRequest, GatewayError,
-    PaymentGateway, VoidOutcome, VoidRequest,
+    PaymentGateway, RefundOutcome, RefundRequest, VoidOutcome, VoidRequest,
 };
 use crate::risk_signals;
 
@@ -445,6 +445,43 @@ async fn run_external(
                     Err(format!("void refused: {code}: {message}"))
                 }
                 Err(e) => Err(gateway_error("void", &e)),
+            }
+        }
+        Step::Refund {
+            refund_id,
+            amount,
+            capture_id,
+        } => {
+            let Some(capture_id) = capture_id else {
+                return Ok(Some(OrderCommand::RecordRefundFailure {
+                    refund_id,
+                    code: "no_capture_covers_amount".into(),
+                    message: format!("no single capture has {amount} left to refund"),
+                }));
+            };
+            let request = RefundRequest {
+                idempotency_key: format!("{order_id}:refund:{refund_id}"),
+                capture_id: capture_id.clone(),
+                amount,
+            };
+            match services.gateway.refund(request).await {
+                Ok(RefundOutcome::Refunded {
+                    refund_id: gateway_refund_id,
+                    amount,
+                }) => Ok(Some(OrderCommand::RecordRefund {
+                    refund_id,
+                    capture_id,
+                    gateway_refund_id,
+                    amount,
+                })),
+                Ok(RefundOutcome::Refused { code, message }) => {
+                    Ok(Some(OrderCommand::RecordRefundFailure {
+                        refund_id,
+                        code,
+                        message,
+                    }))
+                }
+                Err(e) => Err(gateway_error("refund", &e)),
             }
         }
         _ => Ok(None),

@@ -77,6 +77,7 @@ pub async fn apply_gateway_event(
 
 /// The order command a gateway event asks for, if any. Captures, voids and refunds are answered
 /// synchronously to the calls the flow makes, so their webhooks only confirm what is recorded.
+/// Disputes start at the gateway, so their webhooks are the only news of them.
 fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
     match kind {
         GatewayEventKind::AuthorizationSucceeded(succeeded) => Some((
@@ -94,6 +95,24 @@ fn command_for(kind: &GatewayEventKind) -> Option<(OrderId, OrderCommand)> {
                 authorization_id: Some(failed.authorization_id.clone()),
                 code: failed.code.clone(),
                 message: failed.message.clone(),
+            },
+        )),
+        GatewayEventKind::DisputeOpened(opened) => Some((
+            opened.order_id,
+            OrderCommand::RecordChargebackOpened {
+                dispute_id: opened.dispute_id.clone(),
+                capture_id: opened.capture_id.clone(),
+                amount: opened.amount,
+                reason_code: opened.reason.clone(),
+                evidence_due_by: opened.evidence_due_by,
+            },
+        )),
+        GatewayEventKind::DisputeWon(decided) | GatewayEventKind::DisputeLost(decided) => Some((
+            decided.order_id,
+            OrderCommand::RecordChargebackDecision {
+                dispute_id: decided.dispute_id.clone(),
+                won: matches!(kind, GatewayEventKind::DisputeWon(_)),
+                amount: decided.amount,
             },
         )),
         _ => None,

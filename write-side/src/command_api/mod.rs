@@ -1,10 +1,12 @@
-//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, the inventory
+//! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, refunds
+//! (`POST /v1/orders/{id}/refunds`, [`money`]), the inventory
 //! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
 mod checkout;
 mod handlers;
 mod inventory;
+mod money;
 pub mod openapi;
 pub mod problem;
 mod request;
@@ -160,6 +162,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
         .route("/v1/orders/{id}/review", post(checkout::review_order))
+        .route("/v1/orders/{id}/refunds", post(money::refund_order))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .merge(inventory::routes())

@@ -147,6 +147,20 @@ pub struct ReviewOrderRequest {
     note: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/refunds` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RefundRequestBody {
+    /// More than 0, in minor units of `currency`.
+    amount_minor: i64,
+    /// The order's currency.
+    currency: String,
+    /// Why (internal: agents and finance see it, the customer does not); at most 500 characters.
+    reason: String,
+    /// goodwill (default), return or cancellation.
+    kind: Option<String>,
+}
+
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -168,6 +182,7 @@ impl Modify for ApiKeyAuth {
         super::checkout::review_order,
         super::checkout::review_queue,
         super::checkout::payment_webhook,
+        super::money::refund_order,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),
@@ -177,6 +192,7 @@ impl Modify for ApiKeyAuth {
         TotalsResponse, Problem, FieldError, ReviewOrderRequest, ReviewOrderResponse,
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,
+        RefundRequestBody, crate::commands::RefundResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel

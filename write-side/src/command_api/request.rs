@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
+use waybill_schemas::api_keys::Role;
 use waybill_schemas::IdempotencyKey;
 
 use super::problem::Problem;
@@ -69,7 +70,7 @@ impl FromRequest<AppState> for CommandInput {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
-        let (ctx, body) = read(request, state).await?;
+        let (ctx, body) = read(request, state, Role::may_command).await?;
         let body = serde_json::from_slice(&body).map_err(malformed)?;
         Ok(Self { ctx, body })
     }
@@ -79,7 +80,7 @@ impl FromRequest<AppState> for PlaceOrderInput {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
-        let (ctx, body) = read(request, state).await?;
+        let (ctx, body) = read(request, state, Role::may_command).await?;
         let body = match parse_place_order_bytes(&body) {
             Some(order) => PlaceOrderBody::Parsed(Box::new(order)),
             None => PlaceOrderBody::Json(serde_json::from_slice(&body).map_err(malformed)?),
@@ -88,8 +89,30 @@ impl FromRequest<AppState> for PlaceOrderInput {
     }
 }
 
+/// A keyed JSON command on money (refunds, dispute evidence, settlement imports): like
+/// [`CommandInput`], but the `finance` role gets through too; each handler then names exactly
+/// which roles it serves.
+pub struct MoneyCommandInput {
+    pub ctx: CommandContext,
+    pub body: Value,
+}
+
+impl FromRequest<AppState> for MoneyCommandInput {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let (ctx, body) = read(request, state, |_| true).await?;
+        let body = serde_json::from_slice(&body).map_err(malformed)?;
+        Ok(Self { ctx, body })
+    }
+}
+
 /// The checks every command request passes, then its context and raw body.
-async fn read(request: Request, state: &AppState) -> Result<(CommandContext, Bytes), Problem> {
+async fn read(
+    request: Request,
+    state: &AppState,
+    allowed: fn(Role) -> bool,
+) -> Result<(CommandContext, Bytes), Problem> {
     let headers = request.headers();
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -99,7 +122,7 @@ async fn read(request: Request, state: &AppState) -> Result<(CommandContext, Byt
         .authenticate_header(authorization)
         .cloned()
         .ok_or_else(Problem::unauthorized)?;
-    if !principal.role.may_command() {
+    if !allowed(principal.role) {
         return Err(Problem::forbidden());
     }
     let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {

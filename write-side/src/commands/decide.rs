@@ -7,7 +7,8 @@ use waybill_schemas::OrderId;
 
 use super::{CommandContext, CommandError, CommandServices, Reply, CONFLICT_RETRIES};
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
-use crate::domain::{Order, OrderCommand, OrderError};
+use crate::domain::ledger::LedgerError;
+use crate::domain::{FieldError, Order, OrderCommand, OrderError, ValidationErrors};
 use crate::event_store::{new_events, stamp};
 use crate::idempotency::{self, StoredResponse};
 
@@ -73,6 +74,21 @@ pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
         OrderError::NotFound(id) => CommandError::NotFound(id.to_string()),
         OrderError::NotPlaced { .. } => CommandError::NotFound(order_id.to_string()),
         OrderError::AlreadyCancelled(id) => CommandError::AlreadyCancelled(id),
+        // A refund the ledger refuses is the request's fault: name the field.
+        OrderError::RefundRefused { source, .. } => match &source {
+            LedgerError::NothingCaptured => CommandError::Refused(source.to_string()),
+            LedgerError::CurrencyMismatch { .. } => field_error("currency", &source),
+            LedgerError::NonPositiveRefund(_) | LedgerError::AboveRefundable { .. } => {
+                field_error("amount_minor", &source)
+            }
+        },
         other => CommandError::Refused(other.to_string()),
     }
+}
+
+fn field_error(field: &str, error: &LedgerError) -> CommandError {
+    CommandError::Validation(ValidationErrors(vec![FieldError {
+        field: field.to_owned(),
+        detail: error.to_string(),
+    }]))
 }

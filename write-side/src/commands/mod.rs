@@ -7,13 +7,17 @@
 mod cancel;
 mod decide;
 mod place;
+mod refund;
 mod responses;
 mod review;
 
 pub use cancel::cancel_order;
 pub use decide::{decide_and_commit, refusal};
 pub use place::{place_order, place_parsed_order};
-pub use responses::{CancelOrderResponse, PlaceOrderResponse, ReviewOrderResponse, TotalsResponse};
+pub use refund::{parse_refund, refund_order, RefundBody};
+pub use responses::{
+    CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
+};
 pub use review::review_order;
 
 use std::sync::Arc;

@@ -154,3 +154,42 @@ pub(super) fn cancelled(order_id: OrderId, version: i64) -> StoredResponse {
     };
     json_response(200, order_id, &consistency_token, &body)
 }
+
+/// 202 for an accepted refund request: the gateway is asked next, and the outcome shows on the
+/// order (`PaymentRefunded` or `RefundFailed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RefundResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: OrderId,
+    #[schema(value_type = String, format = Uuid)]
+    pub refund_id: uuid::Uuid,
+    /// `pending` until the gateway answers.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// What may still be refunded after this request.
+    pub refundable_minor: i64,
+    pub version: i64,
+    pub consistency_token: String,
+}
+
+pub(super) fn refund_requested(
+    order_id: OrderId,
+    refund_id: uuid::Uuid,
+    amount: waybill_schemas::Money,
+    refundable: waybill_schemas::Money,
+    version: i64,
+) -> StoredResponse {
+    let consistency_token = token(order_id, version);
+    let body = RefundResponse {
+        order_id,
+        refund_id,
+        status: "pending".to_owned(),
+        amount_minor: amount.minor,
+        currency: amount.currency.code().to_owned(),
+        refundable_minor: refundable.minor,
+        version,
+        consistency_token: consistency_token.clone(),
+    };
+    json_response(202, order_id, &consistency_token, &body)
+}

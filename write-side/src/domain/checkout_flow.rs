@@ -5,12 +5,14 @@
 //! assess risk ─▶ reserve stock ─▶ authorize payment (─▶ wait for 3-D Secure) ─▶ allocate
 //!             ─▶ confirm ─▶ capture now, or wait for the hold to lapse (capture on shipment)
 //! ```
+//! A requested refund comes first, whatever the stage: the gateway is asked once per refund.
 //! Every way out of that line is a cancellation, and a cancelled order is compensated: its
 //! live reservation released, its live authorization voided, before the flow is done. The
 //! process manager executes the step (with the idempotency key [`Step::idempotency_key`]),
 //! records the outcome with the aggregate's commands, and asks again.
 
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 use waybill_schemas::events::{CancelReason, CaptureMode, ReleaseReason};
 use waybill_schemas::{Money, OrderId};
 
@@ -74,6 +76,13 @@ pub enum Step {
         reason: CancelReason,
     },
     ExpireAuthorization,
+    /// Ask the gateway to refund a requested refund from `capture_id`; `None` when no single
+    /// capture has enough left (the refund is then recorded as failed without a call).
+    Refund {
+        refund_id: Uuid,
+        amount: Money,
+        capture_id: Option<String>,
+    },
     /// Nothing to do until an outside event (review decision, 3-D Secure result) or `until`,
     /// when the flow decides again.
     Wait {
@@ -97,15 +106,20 @@ impl Step {
             Self::Void { .. } => "void",
             Self::Cancel { .. } => "cancel",
             Self::ExpireAuthorization => "expire_authorization",
+            Self::Refund { .. } => "refund",
             Self::Wait { .. } => "wait",
             Self::Done => "done",
         }
     }
 
     /// `<order_id>:<step>`: each step happens at most once per order, so a rerun after a
-    /// crash sends the external service the same key and gets the first answer back.
+    /// crash sends the external service the same key and gets the first answer back. Refunds
+    /// happen once per refund: `<order_id>:refund:<refund_id>`.
     pub fn idempotency_key(&self, order_id: OrderId) -> String {
-        format!("{order_id}:{}", self.name())
+        match self {
+            Self::Refund { refund_id, .. } => format!("{order_id}:refund:{refund_id}"),
+            _ => format!("{order_id}:{}", self.name()),
+        }
     }
 }
 
@@ -114,6 +128,16 @@ pub fn next_step(order: &Order, policy: &FlowPolicy, now: DateTime<Utc>) -> Step
     let Some(state) = order.state() else {
         return Step::Done;
     };
+    if let Some(refund) = state.ledger().pending_refunds().next() {
+        return Step::Refund {
+            refund_id: refund.refund_id,
+            amount: refund.amount,
+            capture_id: state
+                .ledger()
+                .capture_for_refund(refund.amount)
+                .map(str::to_owned),
+        };
+    }
     if let Some(reason) = state.cancel_reason() {
         return compensate(state, reason);
     }

@@ -117,6 +117,9 @@ pub enum GatewayEventKind {
     CaptureSucceeded(CaptureSucceeded),
     AuthorizationVoided(AuthorizationVoided),
     RefundSucceeded(RefundSucceeded),
+    DisputeOpened(DisputeOpened),
+    DisputeWon(DisputeDecided),
+    DisputeLost(DisputeDecided),
     Unknown(String),
 }
 
@@ -129,6 +132,9 @@ impl GatewayEventKind {
             GatewayEventKind::CaptureSucceeded(_) => "capture.succeeded",
             GatewayEventKind::AuthorizationVoided(_) => "authorization.voided",
             GatewayEventKind::RefundSucceeded(_) => "refund.succeeded",
+            GatewayEventKind::DisputeOpened(_) => "dispute.opened",
+            GatewayEventKind::DisputeWon(_) => "dispute.won",
+            GatewayEventKind::DisputeLost(_) => "dispute.lost",
             GatewayEventKind::Unknown(name) => name,
         }
     }
@@ -141,6 +147,10 @@ impl GatewayEventKind {
             GatewayEventKind::CaptureSucceeded(d) => serde_json::to_value(d),
             GatewayEventKind::AuthorizationVoided(d) => serde_json::to_value(d),
             GatewayEventKind::RefundSucceeded(d) => serde_json::to_value(d),
+            GatewayEventKind::DisputeOpened(d) => serde_json::to_value(d),
+            GatewayEventKind::DisputeWon(d) | GatewayEventKind::DisputeLost(d) => {
+                serde_json::to_value(d)
+            }
             GatewayEventKind::Unknown(_) => Ok(serde_json::Value::Object(Default::default())),
         };
         data.unwrap_or_default()
@@ -194,6 +204,27 @@ pub struct RefundSucceeded {
     pub amount: Money,
 }
 
+/// `dispute.opened`: the card holder disputed `amount` of a capture; evidence is due by
+/// `evidence_due_by`. `reason` is the card network's reason code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeOpened {
+    pub dispute_id: String,
+    pub capture_id: String,
+    pub order_id: OrderId,
+    pub amount: Money,
+    pub reason: String,
+    pub evidence_due_by: DateTime<Utc>,
+}
+
+/// `dispute.won` / `dispute.lost`: the bank's decision; on a loss `amount` is taken back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeDecided {
+    pub dispute_id: String,
+    pub capture_id: String,
+    pub order_id: OrderId,
+    pub amount: Money,
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     id: String,
@@ -237,6 +268,9 @@ pub fn parse(body: &[u8]) -> Result<GatewayEvent, WebhookError> {
             envelope.data,
             GatewayEventKind::RefundSucceeded as fn(_) -> _,
         )?,
+        "dispute.opened" => data(envelope.data, GatewayEventKind::DisputeOpened as fn(_) -> _)?,
+        "dispute.won" => data(envelope.data, GatewayEventKind::DisputeWon as fn(_) -> _)?,
+        "dispute.lost" => data(envelope.data, GatewayEventKind::DisputeLost as fn(_) -> _)?,
         _ => GatewayEventKind::Unknown(envelope.type_name),
     };
     Ok(GatewayEvent {

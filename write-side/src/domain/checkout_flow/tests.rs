@@ -518,6 +518,14 @@ fn answer(
         },
         Step::Cancel { reason } => cancel_command(state.order_id(), *reason),
         Step::ExpireAuthorization => OrderCommand::ExpireAuthorization,
+        Step::Refund {
+            refund_id, amount, ..
+        } => OrderCommand::RecordRefund {
+            refund_id: *refund_id,
+            capture_id: "cap_1".into(),
+            gateway_refund_id: format!("re_{refund_id}"),
+            amount: *amount,
+        },
         Step::Wait { .. } | Step::Done => unreachable!("not an action"),
     }
 }
@@ -662,4 +670,57 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_requested_refund_is_the_next_step_with_a_key_of_its_own_until_answered() {
+    let captured = with(
+        ready_to_confirm(),
+        &[
+            OrderCommand::Confirm {
+                capture_mode: CaptureMode::Immediate,
+            },
+            OrderCommand::RecordCapture {
+                authorization_id: "auth_1".into(),
+                capture_id: "cap_1".into(),
+                amount: grand_total(),
+            },
+        ],
+        t0(),
+    );
+    assert_eq!(step(&captured, t0()), Step::Done);
+    let refund_id = uuid::Uuid::now_v7();
+    let requested = with(
+        captured,
+        &[OrderCommand::RequestRefund {
+            refund_id,
+            amount: usd(700),
+            kind: waybill_schemas::events::RefundKind::Goodwill,
+            reason: "sorry".into(),
+            requested_by: "agent".into(),
+        }],
+        t0(),
+    );
+    let next = step(&requested, t0());
+    assert_eq!(
+        next,
+        Step::Refund {
+            refund_id,
+            amount: usd(700),
+            capture_id: Some("cap_1".into()),
+        }
+    );
+    let id = order_id(&requested);
+    assert_eq!(next.idempotency_key(id), format!("{id}:refund:{refund_id}"));
+    let answered = with(
+        requested,
+        &[OrderCommand::RecordRefund {
+            refund_id,
+            capture_id: "cap_1".into(),
+            gateway_refund_id: "re_1".into(),
+            amount: usd(700),
+        }],
+        t0(),
+    );
+    assert_eq!(step(&answered, t0()), Step::Done);
 }

@@ -4,9 +4,10 @@
 //! Ids and answers are chosen by the caller; time is the `now` given to `handle`.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 use waybill_schemas::events::{
-    BackorderedLine, CaptureMode, ReleaseReason, ReservedLine, ReviewDecision, RiskDecision,
-    RiskReason, Shortage,
+    BackorderedLine, CaptureMode, RefundKind, ReleaseReason, ReservedLine, ReviewDecision,
+    RiskDecision, RiskReason, Shortage,
 };
 use waybill_schemas::{Money, OrderId};
 
@@ -78,6 +79,47 @@ pub enum OrderCommand {
     },
     /// The authorization's hold lapsed (only at or after its `expires_at`).
     ExpireAuthorization,
+    /// An agent, finance or a service (returns) gives money back; refused above what is still
+    /// refundable. The process manager then asks the gateway.
+    RequestRefund {
+        refund_id: Uuid,
+        amount: Money,
+        kind: RefundKind,
+        reason: String,
+        requested_by: String,
+    },
+    RecordRefund {
+        refund_id: Uuid,
+        capture_id: String,
+        gateway_refund_id: String,
+        amount: Money,
+    },
+    RecordRefundFailure {
+        refund_id: Uuid,
+        code: String,
+        message: String,
+    },
+    /// The gateway reported a card holder's dispute.
+    RecordChargebackOpened {
+        dispute_id: String,
+        capture_id: String,
+        amount: Money,
+        reason_code: String,
+        evidence_due_by: DateTime<Utc>,
+    },
+    /// Evidence the gateway accepted for an open dispute.
+    RecordChargebackEvidence {
+        dispute_id: String,
+        evidence_id: Uuid,
+        text: String,
+        submitted_by: String,
+    },
+    /// The bank's decision on a dispute.
+    RecordChargebackDecision {
+        dispute_id: String,
+        won: bool,
+        amount: Money,
+    },
 }
 
 impl OrderCommand {
@@ -99,6 +141,12 @@ impl OrderCommand {
             Self::RecordCapture { .. } => "capture payment",
             Self::RecordVoid { .. } => "void its authorization",
             Self::ExpireAuthorization => "expire its authorization",
+            Self::RequestRefund { .. } => "refund",
+            Self::RecordRefund { .. } => "record a refund",
+            Self::RecordRefundFailure { .. } => "record a failed refund",
+            Self::RecordChargebackOpened { .. } => "record a chargeback",
+            Self::RecordChargebackEvidence { .. } => "record chargeback evidence",
+            Self::RecordChargebackDecision { .. } => "record a chargeback decision",
         }
     }
 }

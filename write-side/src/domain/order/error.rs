@@ -2,7 +2,10 @@
 //! stood in the way.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 use waybill_schemas::{Currency, Money, OrderId};
+
+use crate::domain::ledger::LedgerError;
 
 use super::state::{PaymentState, ReservationState, RiskState};
 
@@ -111,5 +114,29 @@ pub enum OrderError {
         order_id: OrderId,
         authorization_id: String,
         expires_at: DateTime<Utc>,
+    },
+    #[error("order {order_id} cannot be refunded: {source}")]
+    RefundRefused {
+        order_id: OrderId,
+        source: LedgerError,
+    },
+    #[error("order {order_id} has no refund {refund_id}")]
+    UnknownRefund { order_id: OrderId, refund_id: Uuid },
+    #[error("order {order_id} has no capture {capture_id}")]
+    UnknownCapture {
+        order_id: OrderId,
+        capture_id: String,
+    },
+    #[error("order {order_id} has no dispute {dispute_id}")]
+    UnknownDispute {
+        order_id: OrderId,
+        dispute_id: String,
+    },
+    #[error("dispute {dispute_id} of order {order_id} is already {status}; it cannot {action}")]
+    DisputeClosed {
+        order_id: OrderId,
+        dispute_id: String,
+        status: &'static str,
+        action: &'static str,
     },
 }

@@ -18,10 +18,12 @@
 //! [`OrderError::ConflictingOutcome`]. The rules live in one file per idea: `lifecycle`
 //! (place, cancel, confirm), `risk`, `stock`, `payment`.
 
+mod chargeback;
 mod commands;
 mod error;
 mod lifecycle;
 mod payment;
+mod refund;
 mod risk;
 mod state;
 mod stock;
@@ -147,6 +149,51 @@ impl Order {
                 reason,
             } => state.record_void(authorization_id, reason, action, now),
             C::ExpireAuthorization => state.expire_authorization(action, now),
+            C::RequestRefund {
+                refund_id,
+                amount,
+                kind,
+                reason,
+                requested_by,
+            } => state.request_refund(*refund_id, *amount, *kind, reason, requested_by, now),
+            C::RecordRefund {
+                refund_id,
+                capture_id,
+                gateway_refund_id,
+                amount,
+            } => state.record_refund(*refund_id, capture_id, gateway_refund_id, *amount, now),
+            C::RecordRefundFailure {
+                refund_id,
+                code,
+                message,
+            } => state.record_refund_failure(*refund_id, code, message, now),
+            C::RecordChargebackOpened {
+                dispute_id,
+                capture_id,
+                amount,
+                reason_code,
+                evidence_due_by,
+            } => state.record_chargeback_opened(
+                dispute_id,
+                capture_id,
+                *amount,
+                reason_code,
+                *evidence_due_by,
+                now,
+            ),
+            C::RecordChargebackEvidence {
+                dispute_id,
+                evidence_id,
+                text,
+                submitted_by,
+            } => {
+                state.record_chargeback_evidence(dispute_id, *evidence_id, text, submitted_by, now)
+            }
+            C::RecordChargebackDecision {
+                dispute_id,
+                won,
+                amount,
+            } => state.record_chargeback_decision(dispute_id, *won, *amount, now),
         }
     }
 

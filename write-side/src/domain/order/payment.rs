@@ -29,7 +29,7 @@ impl OrderState {
         }
     }
 
-    fn ensure_currency(&self, amount: Money) -> Result<(), OrderError> {
+    pub(super) fn ensure_currency(&self, amount: Money) -> Result<(), OrderError> {
         if amount.currency != self.placed.currency {
             return Err(OrderError::CurrencyMismatch {
                 order_id: self.order_id(),

@@ -5,12 +5,16 @@
 //! [`state`] is the ledger (what each test card does, what may be captured, voided, refunded),
 //! [`idempotency`] replays answers per `Idempotency-Key`, [`routes`] is the HTTP shell,
 //! [`challenge`] renders the 3-D Secure page a person can click, and [`delivery`] sends the
-//! signed webhooks. `write-side/PAYMENT-SANDBOX.md` documents the protocol and the test cards.
+//! signed webhooks. [`disputes`] simulates card holders' chargebacks and [`settlement`] writes
+//! the daily settlement report (with switchable awkward cases). `write-side/PAYMENT-SANDBOX.md` documents the protocol and the test cards.
 
 pub mod challenge;
 pub mod delivery;
+pub mod disputes;
 pub mod idempotency;
+mod operator;
 pub mod routes;
+pub mod settlement;
 pub mod state;
 
 use std::future::Future;
@@ -79,11 +83,17 @@ pub struct Sandbox {
     ledger: Mutex<Ledger>,
     idempotency: Mutex<IdempotencyStore>,
     webhooks: Arc<Webhooks>,
+    /// The awkward cases settlement reports contain (switched by an operator endpoint).
+    quirks: Mutex<Vec<settlement::Quirk>>,
 }
 
 impl Sandbox {
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn quirks(&self) -> MutexGuard<'_, Vec<settlement::Quirk>> {
+        self.quirks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn idempotency(&self) -> MutexGuard<'_, IdempotencyStore> {
@@ -119,6 +129,7 @@ pub fn router(config: SandboxConfig) -> Router {
         ledger: Mutex::new(Ledger::new(policy)),
         idempotency: Mutex::new(IdempotencyStore::default()),
         webhooks,
+        quirks: Mutex::new(Vec::new()),
     });
     tokio::spawn(expire_challenges(Arc::downgrade(&sandbox), sweep_every));
     routes::routes(sandbox)

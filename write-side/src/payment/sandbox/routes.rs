@@ -49,12 +49,13 @@ pub(super) fn routes(sandbox: Arc<Sandbox>) -> Router {
         .route("/v1/_sandbox/webhooks", get(list_webhooks))
         .route("/v1/_sandbox/webhooks/{id}/resend", post(resend_webhook))
         .route("/health", get(|| async { "ok" }))
+        .merge(super::operator::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(sandbox)
 }
 
 /// What an operation produced: the answer to store and send, and the events it caused.
-struct Outcome {
+pub(super) struct Outcome {
     response: StoredResponse,
     events: Vec<GatewayEventKind>,
 }
@@ -79,14 +80,14 @@ impl Outcome {
         }
     }
 
-    fn problem(problem: &Problem) -> Self {
+    pub(super) fn problem(problem: &Problem) -> Self {
         Self {
             response: problem_response(problem),
             events: Vec::new(),
         }
     }
 
-    fn from_result<T: Serialize>(
+    pub(super) fn from_result<T: Serialize>(
         status: StatusCode,
         result: Result<(T, Vec<GatewayEventKind>), Refusal>,
     ) -> Self {
@@ -105,7 +106,7 @@ fn problem_response(problem: &Problem) -> StoredResponse {
     }
 }
 
-fn problem_for(refusal: &Refusal) -> Problem {
+pub(super) fn problem_for(refusal: &Refusal) -> Problem {
     let detail = refusal.to_string();
     match refusal {
         Refusal::NotFound { what, .. } => {
@@ -152,11 +153,11 @@ fn respond(stored: StoredResponse, replayed: bool) -> Response {
     response
 }
 
-fn refuse(problem: &Problem) -> Response {
+pub(super) fn refuse(problem: &Problem) -> Response {
     respond(problem_response(problem), false)
 }
 
-fn authenticated(sandbox: &Sandbox, headers: &HeaderMap) -> bool {
+pub(super) fn authenticated(sandbox: &Sandbox, headers: &HeaderMap) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -169,7 +170,7 @@ fn authenticated(sandbox: &Sandbox, headers: &HeaderMap) -> bool {
     )
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     refuse(&Problem::new(
         401,
         "unauthorized",
@@ -182,7 +183,7 @@ fn unauthorized() -> Response {
 /// 409 while the first request is still running and 422 when the key came with another request.
 /// The operation runs in its own task, so a caller that gives up does not cancel it. Answers
 /// of 5xx are not stored (nothing happened), so a retry runs again.
-async fn idempotent(
+pub(super) async fn idempotent(
     sandbox: Arc<Sandbox>,
     headers: &HeaderMap,
     uri: &Uri,

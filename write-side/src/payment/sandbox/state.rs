@@ -100,7 +100,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn refused(code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn refused(code: &'static str, message: impl Into<String>) -> Self {
         Refusal::Refused {
             code,
             message: message.into(),
@@ -138,13 +138,21 @@ struct AuthorizationRecord {
 }
 
 #[derive(Debug, Clone)]
-struct CaptureRecord {
-    id: String,
-    authorization_id: String,
-    order_id: OrderId,
-    amount: Money,
-    refunded: Money,
-    created_at: DateTime<Utc>,
+pub(super) struct CaptureRecord {
+    pub(super) id: String,
+    pub(super) authorization_id: String,
+    pub(super) order_id: OrderId,
+    pub(super) amount: Money,
+    pub(super) refunded: Money,
+    pub(super) created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RefundRecord {
+    pub(super) id: String,
+    pub(super) order_id: OrderId,
+    pub(super) amount: Money,
+    pub(super) created_at: DateTime<Utc>,
 }
 
 /// The in-memory ledger.
@@ -152,11 +160,14 @@ struct CaptureRecord {
 pub struct Ledger {
     policy: Policy,
     authorizations: HashMap<String, AuthorizationRecord>,
-    captures: HashMap<String, CaptureRecord>,
+    pub(super) captures: HashMap<String, CaptureRecord>,
+    /// Every refund, in the order they were made.
+    pub(super) refunds: Vec<RefundRecord>,
+    pub(super) disputes: HashMap<String, super::disputes::DisputeRecord>,
     pending_challenges: HashSet<String>,
 }
 
-fn new_id(prefix: &str) -> String {
+pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", Uuid::now_v7().simple())
 }
 
@@ -166,6 +177,8 @@ impl Ledger {
             policy,
             authorizations: HashMap::new(),
             captures: HashMap::new(),
+            refunds: Vec::new(),
+            disputes: HashMap::new(),
             pending_challenges: HashSet::new(),
         }
     }
@@ -375,6 +388,12 @@ impl Ledger {
             authorization_id: capture.authorization_id.clone(),
             order_id: capture.order_id,
             amount,
+        });
+        self.refunds.push(RefundRecord {
+            id: refund.id.clone(),
+            order_id: capture.order_id,
+            amount,
+            created_at: now,
         });
         Ok((refund, event))
     }

@@ -1,0 +1,197 @@
+//! Money after checkout over the public API: refunds (partial, repeated, capped at what was
+//! captured) and card disputes, against the real binary and our payment sandbox.
+
+use serde_json::json;
+use waybill_e2e::checkout::{cards, order, CheckoutWorld, SETTLE};
+use waybill_e2e::{eventually, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
+
+/// A captured order of `units` × 25.00 USD; returns its id and grand total in minor units.
+async fn captured_order(
+    world: &CheckoutWorld,
+    reference: &str,
+    sku: &str,
+    units: u32,
+) -> (String, i64) {
+    let placed = world
+        .place(&order(reference, sku, units, cards::APPROVED))
+        .await;
+    let id = placed["order_id"].as_str().expect("order id").to_owned();
+    let events = world.settled(&id, None).await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("PaymentCaptured"),
+        "{events:?}"
+    );
+    let total = placed["totals"]["grand_total_minor"]
+        .as_i64()
+        .expect("total");
+    (id, total)
+}
+
+async fn refund(
+    world: &CheckoutWorld,
+    id: &str,
+    key: &str,
+    bearer: &str,
+    minor: i64,
+) -> waybill_e2e::HttpResponse {
+    world
+        .api
+        .post_json(
+            &format!("/v1/orders/{id}/refunds"),
+            bearer,
+            key,
+            &json!({"amount_minor": minor, "currency": "USD", "reason": "parcel arrived late"}),
+        )
+        .await
+}
+
+/// Waits until `count` refunds of the order were answered by the gateway.
+async fn refunded(world: &CheckoutWorld, id: &str, count: usize) -> Vec<serde_json::Value> {
+    let env = &world.env;
+    eventually(&format!("{count} refunds of {id}"), SETTLE, || async {
+        let payloads = env.payloads_of(id, "PaymentRefunded").await;
+        if payloads.len() >= count {
+            Ok(payloads)
+        } else {
+            Err(format!("{} so far", payloads.len()))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn partial_refunds_add_up_and_a_refund_above_what_is_left_is_refused() {
+    let world = CheckoutWorld::start("ledger_refunds", &[], &[("TEE-R", 10)]).await;
+    let (id, total) = captured_order(&world, "REFUND-1", "TEE-R", 2).await;
+
+    let first = refund(&world, &id, "refund-1-a", AGENT_KEY, 1000).await;
+    assert_eq!(first.status, 202, "{}", first.describe());
+    assert_eq!(first.json()["refundable_minor"], total - 1000);
+    // The same key again: the same answer, nothing new.
+    let replay = refund(&world, &id, "refund-1-a", AGENT_KEY, 1000).await;
+    assert_eq!(replay.status, 202);
+    assert_eq!(replay.json()["refund_id"], first.json()["refund_id"]);
+
+    let second = refund(&world, &id, "refund-1-b", SERVICE_KEY, 1500).await;
+    assert_eq!(second.status, 202, "{}", second.describe());
+    let refunds = refunded(&world, &id, 2).await;
+    let amounts: Vec<i64> = refunds
+        .iter()
+        .map(|r| r["amount"]["minor"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(amounts, vec![1000, 1500]);
+    assert_eq!(
+        world.env.payloads_of(&id, "RefundRequested").await.len(),
+        2,
+        "the replay requested nothing"
+    );
+
+    // More than is left: 422 naming the amount, and nothing recorded.
+    let left = total - 2500;
+    let above = refund(&world, &id, "refund-1-c", AGENT_KEY, left + 1).await;
+    assert_eq!(above.status, 422, "{}", above.describe());
+    assert_eq!(
+        above.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(above.json()["field"], "amount_minor");
+    assert!(
+        above.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still refundable"),
+        "{}",
+        above.describe()
+    );
+
+    // The rest is refundable exactly.
+    let rest = refund(&world, &id, "refund-1-d", ADMIN_KEY, left).await;
+    assert_eq!(rest.status, 202, "{}", rest.describe());
+    assert_eq!(rest.json()["refundable_minor"], 0);
+    refunded(&world, &id, 3).await;
+    let events = world.settled(&id, None).await;
+    assert_eq!(events.iter().filter(|e| *e == "PaymentRefunded").count(), 3);
+
+    // The customer sees each refund; the reason stays internal.
+    let view = world.view_at(&id, events.len()).await;
+    assert_eq!(view["payment"]["refunded_minor"], total);
+    let timeline = view["timeline"].to_string();
+    assert!(
+        timeline.contains("Refund of 10.00 USD sent to your card"),
+        "{timeline}"
+    );
+    assert!(
+        !timeline.contains("late"),
+        "reasons stay internal: {timeline}"
+    );
+}
+
+#[tokio::test]
+async fn bad_refund_requests_are_problems_naming_the_field() {
+    let world = CheckoutWorld::start("ledger_refund_input", &[], &[("TEE-B", 10)]).await;
+    let (id, _) = captured_order(&world, "REFUND-BAD", "TEE-B", 1).await;
+    let cases = [
+        (
+            json!({"amount_minor": 0, "currency": "USD", "reason": "x"}),
+            "amount_minor",
+        ),
+        (
+            json!({"amount_minor": -100, "currency": "USD", "reason": "x"}),
+            "amount_minor",
+        ),
+        (
+            json!({"amount_minor": 100, "currency": "EUR", "reason": "x"}),
+            "currency",
+        ),
+        (json!({"amount_minor": 100, "currency": "USD"}), "reason"),
+        (
+            json!({"amount_minor": "ten", "currency": "USD", "reason": "x"}),
+            "amount_minor",
+        ),
+    ];
+    for (i, (body, field)) in cases.iter().enumerate() {
+        let response = world
+            .api
+            .post_json(
+                &format!("/v1/orders/{id}/refunds"),
+                AGENT_KEY,
+                &format!("bad-{i}"),
+                body,
+            )
+            .await;
+        assert_eq!(response.status, 422, "{body}: {}", response.describe());
+        assert_eq!(
+            response.json()["field"],
+            *field,
+            "{body}: {}",
+            response.describe()
+        );
+    }
+    // Finance may not refund; an unknown order is 404.
+    let finance = world
+        .api
+        .post_json(
+            &format!("/v1/orders/{id}/refunds"),
+            FINANCE_KEY,
+            "fin-1",
+            &cases[0].0,
+        )
+        .await;
+    assert_eq!(finance.status, 403, "{}", finance.describe());
+    let unknown = world
+        .api
+        .post_json(
+            "/v1/orders/0193a1b2-0000-7000-8000-000000000099/refunds",
+            AGENT_KEY,
+            "unknown-1",
+            &json!({"amount_minor": 100, "currency": "USD", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.describe());
+    assert!(world
+        .env
+        .payloads_of(&id, "RefundRequested")
+        .await
+        .is_empty());
+}
