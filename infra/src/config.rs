@@ -213,6 +213,14 @@ pub struct WarehouseSettings {
         default_value_t = 30
     )]
     pub gateway_fee_fixed_minor: i64,
+    /// Gateway fee per lost dispute, in minor units.
+    #[arg(
+        long,
+        env = "WAYBILL_GATEWAY_DISPUTE_FEE_MINOR",
+        global = true,
+        default_value_t = 1_500
+    )]
+    pub gateway_dispute_fee_minor: i64,
 }
 
 impl WarehouseSettings {
@@ -223,6 +231,7 @@ impl WarehouseSettings {
         waybill_projectors::reconciliation::FeeSchedule {
             basis_points: self.gateway_fee_basis_points,
             fixed: self.gateway_fee_fixed_minor,
+            dispute: self.gateway_dispute_fee_minor,
         }
     }
 }
