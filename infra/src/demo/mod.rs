@@ -5,8 +5,10 @@
 //! out-of-stock order, a customer cancel, a promotion code, an order priced by the rules), shows
 //! the idempotent replay and the channel duplicate, follows every order until its flow is over
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
-//! prints the outcome table ([`report`]) and where to look.
+//! prints the outcome table ([`report`]), the day's finance summary and reconciliation
+//! discrepancies ([`finance`]) and where to look.
 
+mod finance;
 mod follow;
 mod report;
 mod scenario;
@@ -224,6 +226,8 @@ async fn demo(
     print!("{}", report::render(&rows));
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
+    let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
+    finance::show(settings, client, &order_ids).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     Ok(())
 }
