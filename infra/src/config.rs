@@ -497,6 +497,35 @@ pub enum Bench {
     /// Card orders through the whole checkout flow (risk, stock, sandbox payment, confirmation,
     /// capture) on a scratch environment, beside placement alone for the same orders.
     Checkout(BenchCheckoutArgs),
+    /// The ClickHouse analytics path: view lag at a paced order rate, projector ingest rows/s
+    /// against a direct bulk insert, and finance/reconciliation query latency over synthetic
+    /// orders (against the same query without FINAL).
+    Analytics(BenchAnalyticsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchAnalyticsArgs {
+    /// Orders placed over HTTP at `--rate` for the lag measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub orders: usize,
+    /// Orders per second offered (paced, not closed-loop).
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Synthetic orders bulk-inserted for the query latency part.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub synthetic_orders: usize,
+    /// Repetitions of each timed query.
+    #[arg(long, default_value_t = 10)]
+    pub repetitions: usize,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/analytics.json")]
+    pub out: PathBuf,
+    /// Keep the scratch databases and stream afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Args)]

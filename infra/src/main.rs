@@ -105,6 +105,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Checkout(args),
         } => bench::checkout(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Analytics(args),
+        } => bench::analytics(&settings, &args).await,
     }
 }
 
