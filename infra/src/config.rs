@@ -197,6 +197,17 @@ pub struct WarehouseSettings {
         default_value = "waybill"
     )]
     pub clickhouse_database: String,
+    /// ClickHouse user (unset: the server's default user without a password).
+    #[arg(long, env = "WAYBILL_CLICKHOUSE_USER", global = true)]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password of `WAYBILL_CLICKHOUSE_USER`.
+    #[arg(
+        long,
+        env = "WAYBILL_CLICKHOUSE_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub clickhouse_password: Option<String>,
     /// Gateway fee per capture, basis points of the gross.
     #[arg(
         long,
@@ -225,7 +236,16 @@ pub struct WarehouseSettings {
 
 impl WarehouseSettings {
     pub fn config(&self) -> waybill_projectors::WarehouseConfig {
-        waybill_projectors::WarehouseConfig::new(&self.clickhouse_url, &self.clickhouse_database)
+        let config = waybill_projectors::WarehouseConfig::new(
+            &self.clickhouse_url,
+            &self.clickhouse_database,
+        );
+        match &self.clickhouse_user {
+            Some(user) => {
+                config.with_credentials(user, self.clickhouse_password.clone().unwrap_or_default())
+            }
+            None => config,
+        }
     }
     pub fn fees(&self) -> waybill_projectors::reconciliation::FeeSchedule {
         waybill_projectors::reconciliation::FeeSchedule {
