@@ -295,6 +295,13 @@ mod commands {
                 config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
                 config.inventory.reservation_ttl =
                     std::time::Duration::from_secs(settings.checkout.reservation_ttl_secs);
+                config.gateway = waybill_write_side::payment::HttpGateway::new(
+                    &settings.checkout.payment_gateway_url,
+                    &secrets.payment_api_key,
+                    std::time::Duration::from_millis(settings.checkout.payment_timeout_ms),
+                )
+                .map_err(|e| tracing::warn!(error = %e, "no payment gateway for evidence and settlement imports"))
+                .ok();
                 config
             });
         let stop = shutdown.wait();

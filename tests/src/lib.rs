@@ -16,6 +16,7 @@ mod api;
 mod binary;
 pub mod checkout;
 mod env;
+mod money;
 mod orders;
 mod otlp;
 mod poll;

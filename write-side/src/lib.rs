@@ -6,7 +6,8 @@
 //! which groups many commands per transaction. The [`event_store`] owns the `events` table and
 //! serves reads to the projectors; the [`outbox`] relay publishes committed events to
 //! JetStream with `Nats-Msg-Id = event_id`. [`trace_context`] carries the W3C trace from the
-//! command into the envelope.
+//! command into the envelope. [`settlement`] reads gateway settlement reports into their own
+//! streams (reports, payouts).
 
 pub mod channel_orders;
 pub mod checkout;
@@ -20,6 +21,7 @@ pub mod inventory;
 pub mod outbox;
 pub mod payment;
 pub mod risk_signals;
+pub mod settlement;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;

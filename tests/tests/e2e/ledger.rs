@@ -2,8 +2,8 @@
 //! captured) and card disputes, against the real binary and our payment sandbox.
 
 use serde_json::json;
-use waybill_e2e::checkout::{cards, order, CheckoutWorld, SETTLE};
-use waybill_e2e::{eventually, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
+use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+use waybill_e2e::{ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 
 /// A captured order of `units` × 25.00 USD; returns its id and grand total in minor units.
 async fn captured_order(
@@ -48,16 +48,7 @@ async fn refund(
 
 /// Waits until `count` refunds of the order were answered by the gateway.
 async fn refunded(world: &CheckoutWorld, id: &str, count: usize) -> Vec<serde_json::Value> {
-    let env = &world.env;
-    eventually(&format!("{count} refunds of {id}"), SETTLE, || async {
-        let payloads = env.payloads_of(id, "PaymentRefunded").await;
-        if payloads.len() >= count {
-            Ok(payloads)
-        } else {
-            Err(format!("{} so far", payloads.len()))
-        }
-    })
-    .await
+    world.wait_for_event(id, "PaymentRefunded", count).await
 }
 
 #[tokio::test]
@@ -194,4 +185,123 @@ async fn bad_refund_requests_are_problems_naming_the_field() {
         .payloads_of(&id, "RefundRequested")
         .await
         .is_empty());
+}
+
+async fn evidence(
+    world: &CheckoutWorld,
+    id: &str,
+    dispute: &str,
+    key: &str,
+    bearer: &str,
+) -> waybill_e2e::HttpResponse {
+    world
+        .api
+        .post_json(
+            &format!("/v1/orders/{id}/disputes/{dispute}/evidence"),
+            bearer,
+            key,
+            &json!({"text": "Signed proof of delivery to the billing address."}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_lost_dispute_reverses_the_money_and_shows_on_the_order() {
+    let world = CheckoutWorld::start("ledger_dispute_lost", &[], &[("TEE-D", 10)]).await;
+    let (id, total) = captured_order(&world, "DISPUTE-LOST", "TEE-D", 2).await;
+    let refund_response = refund(&world, &id, "dispute-refund", AGENT_KEY, 500).await;
+    assert_eq!(
+        refund_response.status,
+        202,
+        "{}",
+        refund_response.describe()
+    );
+    world.wait_for_event(&id, "PaymentRefunded", 1).await;
+
+    let dispute = world.open_dispute(&id).await;
+    let opened = world.env.payloads_of(&id, "ChargebackOpened").await;
+    assert_eq!(opened[0]["dispute_id"], dispute.as_str());
+    assert_eq!(
+        opened[0]["amount"]["minor"],
+        total - 500,
+        "what was not refunded"
+    );
+    assert_eq!(opened[0]["reason_code"], "product_not_received");
+    // Disputed money cannot be refunded as well.
+    let blocked = refund(&world, &id, "dispute-refund-2", AGENT_KEY, 100).await;
+    assert_eq!(blocked.status, 422, "{}", blocked.describe());
+
+    let sent = evidence(&world, &id, &dispute, "evidence-1", FINANCE_KEY).await;
+    assert_eq!(sent.status, 200, "{}", sent.describe());
+    let replay = evidence(&world, &id, &dispute, "evidence-1", FINANCE_KEY).await;
+    assert_eq!(replay.body, sent.body, "a retry is answered from the first");
+    assert_eq!(
+        world
+            .env
+            .payloads_of(&id, "ChargebackEvidenceSubmitted")
+            .await
+            .len(),
+        1
+    );
+    let service = evidence(&world, &id, &dispute, "evidence-2", SERVICE_KEY).await;
+    assert_eq!(service.status, 403, "{}", service.describe());
+    let unknown = evidence(&world, &id, "dp_unknown", "evidence-3", AGENT_KEY).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.describe());
+    assert_eq!(
+        unknown.json()["type"],
+        "https://waybill.dev/problems/dispute-not-found"
+    );
+
+    world.decide_dispute(&dispute, "lost").await;
+    let lost = world.wait_for_event(&id, "ChargebackLost", 1).await;
+    assert_eq!(lost[0]["amount"]["minor"], total - 500);
+    // Evidence after the decision is refused.
+    let late = evidence(&world, &id, &dispute, "evidence-4", AGENT_KEY).await;
+    assert_eq!(late.status, 409, "{}", late.describe());
+
+    let events = world.env.event_types_of_order(&id).await;
+    let view = world.view_at(&id, events.len()).await;
+    assert_eq!(view["payment"]["reversed_minor"], total - 500);
+    assert_eq!(view["payment"]["refunded_minor"], 500);
+    let timeline = view["timeline"].to_string();
+    assert!(
+        timeline.contains("reversed after a dispute with your bank"),
+        "{timeline}"
+    );
+    assert!(
+        !timeline.contains("product_not_received"),
+        "reason codes stay internal: {timeline}"
+    );
+    assert!(
+        !timeline.contains("proof of delivery"),
+        "evidence stays internal: {timeline}"
+    );
+}
+
+#[tokio::test]
+async fn a_won_dispute_moves_no_money() {
+    let world = CheckoutWorld::start("ledger_dispute_won", &[], &[("TEE-W", 10)]).await;
+    let (id, total) = captured_order(&world, "DISPUTE-WON", "TEE-W", 1).await;
+    let dispute = world.open_dispute(&id).await;
+    let sent = evidence(&world, &id, &dispute, "won-evidence", AGENT_KEY).await;
+    assert_eq!(sent.status, 200, "{}", sent.describe());
+    world.decide_dispute(&dispute, "won").await;
+    world.wait_for_event(&id, "ChargebackWon", 1).await;
+    assert!(world
+        .env
+        .payloads_of(&id, "ChargebackLost")
+        .await
+        .is_empty());
+    let events = world.env.event_types_of_order(&id).await;
+    let view = world.view_at(&id, events.len()).await;
+    assert_eq!(view["payment"]["reversed_minor"], 0);
+    assert_eq!(view["payment"]["captured_minor"], total);
+    // Once won, the money is refundable again.
+    let refund_response = refund(&world, &id, "after-won", AGENT_KEY, total).await;
+    assert_eq!(
+        refund_response.status,
+        202,
+        "{}",
+        refund_response.describe()
+    );
 }

@@ -11,6 +11,7 @@ mod idempotency;
 mod ledger;
 mod relay_crash;
 mod service_endpoints;
+mod settlement;
 mod tracing_chain;
 mod tracking;
 

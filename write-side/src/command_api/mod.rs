@@ -1,5 +1,5 @@
 //! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, refunds
-//! (`POST /v1/orders/{id}/refunds`, [`money`]), the inventory
+//! dispute evidence and settlement imports ([`money`]), the inventory
 //! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
@@ -33,6 +33,7 @@ use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
 use crate::event_store::EventStore;
 use crate::inventory::{Inventory, InventoryConfig};
+use crate::payment::HttpGateway;
 
 /// Renders the process's metrics in Prometheus text format (installed by the binary).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -63,6 +64,9 @@ pub struct CommandApiConfig {
     pub metrics_render: MetricsRender,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
+    /// The payment gateway evidence for disputes is sent to and settlement reports are fetched
+    /// from (`None`: those endpoints answer 500 and log why).
+    pub gateway: Option<HttpGateway>,
 }
 
 impl CommandApiConfig {
@@ -81,6 +85,7 @@ impl CommandApiConfig {
             payment_webhook_secret: Vec::new(),
             metrics_render,
             inventory: InventoryConfig::default(),
+            gateway: None,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct AppState {
     body_limit: usize,
     metrics_render: MetricsRender,
     webhook_secret: Option<Arc<[u8]>>,
+    gateway: Option<Arc<HttpGateway>>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -156,6 +162,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         metrics_render: config.metrics_render,
         webhook_secret: (!config.payment_webhook_secret.is_empty())
             .then(|| config.payment_webhook_secret.into()),
+        gateway: config.gateway.map(Arc::new),
     };
     let openapi = openapi::document();
     let router = Router::new()
@@ -163,6 +170,11 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/orders/{id}/refunds", post(money::refund_order))
+        .route(
+            "/v1/orders/{id}/disputes/{dispute_id}/evidence",
+            post(money::submit_evidence),
+        )
+        .route("/v1/settlement/imports", post(money::import_settlement))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .merge(inventory::routes())

@@ -1,4 +1,6 @@
-//! Endpoints that move money after checkout: refunds (`POST /v1/orders/{id}/refunds`).
+//! Endpoints that move money after checkout: refunds (`POST /v1/orders/{id}/refunds`) and
+//! evidence for card disputes (`POST /v1/orders/{id}/disputes/{dispute_id}/evidence`), and
+//! gateway settlement report imports (`POST /v1/settlement/imports`).
 
 use std::time::Instant;
 
@@ -55,4 +57,103 @@ pub async fn refund_order(
         Err(CommandError::Forbidden)
     };
     finish("refund_order", started, result)
+}
+
+/// Send evidence for a card dispute.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/disputes/{dispute_id}/evidence",
+    tag = "payments",
+    description = "Agents, finance and admins answer a card dispute (opened by the gateway's \
+        `dispute.opened` webhook) with evidence while it is open. Requires `Idempotency-Key`. \
+        The gateway takes the evidence first, then `ChargebackEvidenceSubmitted` is recorded; \
+        the gateway's decision arrives later as `dispute.won` / `dispute.lost`.",
+    params(
+        ("id" = String, Path, description = "Order id"),
+        ("dispute_id" = String, Path, description = "The gateway's dispute id"),
+        ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
+    ),
+    request_body(content = super::openapi::EvidenceRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Evidence sent and recorded", body = commands::EvidenceResponse),
+        (status = 403, description = "forbidden (role service)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "order-not-found or dispute-not-found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid-transition (dispute decided, or the gateway refused)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (text) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn submit_evidence(
+    State(state): State<AppState>,
+    Path((id, dispute_id)): Path<(String, String)>,
+    input: MoneyCommandInput,
+) -> Response {
+    let span = command_span("submit_evidence", &input.ctx);
+    let started = Instant::now();
+    let result = if matches!(input.ctx.role, Role::Agent | Role::Finance | Role::Admin) {
+        commands::submit_evidence(
+            &state.services,
+            state.gateway.as_deref(),
+            &input.ctx,
+            &id,
+            &dispute_id,
+            &input.body,
+        )
+        .instrument(span)
+        .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
+    finish("submit_evidence", started, result)
+}
+
+/// Import a gateway settlement report.
+#[utoipa::path(
+    post,
+    path = "/v1/settlement/imports",
+    tag = "settlement",
+    description = "Finance and admins import a gateway's settlement report for a day: fetched \
+        through the gateway adapter (`{\"gateway\": \"sandbox\", \"date\": \"2026-11-25\"}`) or \
+        sent inline (`\"csv\"`, at most 48 KiB). Requires `Idempotency-Key`. The report is \
+        recorded as `SettlementReportImported` (identified by the SHA-256 of its bytes) with a \
+        `PayoutRecorded` per payout not recorded before; importing the same report again changes \
+        nothing and answers 200 `already_imported`. A malformed report is 422 with one error \
+        per bad cell, `field` = `csv[<line>].<column>` (the header is line 1).",
+    params(
+        ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
+    ),
+    request_body(content = super::openapi::ImportRequestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Imported", body = commands::ImportResponse),
+        (status = 200, description = "This report was imported before; nothing changed", body = commands::ImportResponse),
+        (status = 403, description = "forbidden (not finance or admin)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (gateway, date, csv[<line>].<column>) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "gateway-unavailable (the report could not be fetched)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn import_settlement(
+    State(state): State<AppState>,
+    input: MoneyCommandInput,
+) -> Response {
+    let span = tracing::info_span!(
+        "command",
+        command = "import_settlement",
+        correlation_id = %input.ctx.correlation_id,
+        idempotency_key = %input.ctx.idempotency_key,
+    );
+    let started = Instant::now();
+    let result = if matches!(input.ctx.role, Role::Finance | Role::Admin) {
+        commands::import_settlement(
+            &state.services,
+            state.gateway.as_deref(),
+            &input.ctx,
+            &input.body,
+        )
+        .instrument(span)
+        .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
+    finish("import_settlement", started, result)
 }

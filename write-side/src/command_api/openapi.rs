@@ -161,6 +161,26 @@ pub struct RefundRequestBody {
     kind: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/disputes/{dispute_id}/evidence` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct EvidenceRequestBody {
+    /// What answers the dispute (proof of delivery, correspondence); at most 5,000 characters.
+    text: String,
+}
+
+/// `POST /v1/settlement/imports` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ImportRequestBody {
+    /// Which gateway's report (lower-case name; `sandbox` for ours).
+    gateway: String,
+    /// The report's day, YYYY-MM-DD.
+    date: String,
+    /// The report itself; absent: fetched from the gateway.
+    csv: Option<String>,
+}
+
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -183,6 +203,8 @@ impl Modify for ApiKeyAuth {
         super::checkout::review_queue,
         super::checkout::payment_webhook,
         super::money::refund_order,
+        super::money::submit_evidence,
+        super::money::import_settlement,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),
@@ -193,6 +215,8 @@ impl Modify for ApiKeyAuth {
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,
         RefundRequestBody, crate::commands::RefundResponse,
+        EvidenceRequestBody, crate::commands::EvidenceResponse,
+        ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel

@@ -179,12 +179,28 @@ impl From<CommandError> for Problem {
                 detail,
             ),
             CommandError::Forbidden => Self::forbidden(),
+            CommandError::DisputeNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "dispute-not-found",
+                "Dispute not found",
+                format!("the order has no dispute {id}"),
+            )
+            .with_field("dispute_id"),
             CommandError::Conflict(id) => Self::new(
                 StatusCode::CONFLICT,
                 "concurrency-conflict",
                 "Concurrency conflict",
                 format!("order {id} kept changing while this command was decided; retry it"),
             ),
+            CommandError::Upstream(detail) => {
+                tracing::warn!(%detail, "upstream failed");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "gateway-unavailable",
+                    "The payment gateway did not answer",
+                    "the payment gateway could not be reached; retry with the same Idempotency-Key",
+                )
+            }
             CommandError::Internal(detail) => {
                 tracing::error!(%detail, "command failed");
                 Self::internal()

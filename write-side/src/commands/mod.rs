@@ -6,19 +6,23 @@
 
 mod cancel;
 mod decide;
+mod dispute;
 mod place;
 mod refund;
 mod responses;
 mod review;
+mod settlement;
 
 pub use cancel::cancel_order;
 pub use decide::{decide_and_commit, refusal};
+pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody};
 pub use responses::{
     CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
 };
 pub use review::review_order;
+pub use settlement::{import_settlement, parse_import, ImportBody, ImportResponse, PayoutResponse};
 
 use std::sync::Arc;
 
@@ -83,6 +87,11 @@ pub enum CommandError {
     Refused(String),
     #[error("this role may not do that")]
     Forbidden,
+    #[error("dispute {0} not found")]
+    DisputeNotFound(String),
+    /// A system Waybill depends on (the payment gateway) failed; retrying may work.
+    #[error("upstream failure: {0}")]
+    Upstream(String),
     #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
     Conflict(OrderId),
     #[error("internal error: {0}")]

@@ -95,7 +95,7 @@ pub(super) fn reviewed(
     json_response(200, order_id, &consistency_token, &body)
 }
 
-pub(super) fn token(order_id: OrderId, version: i64) -> String {
+pub(crate) fn token(order_id: OrderId, version: i64) -> String {
     ConsistencyToken { order_id, version }.to_string()
 }
 
@@ -192,4 +192,9 @@ pub(super) fn refund_requested(
         consistency_token: consistency_token.clone(),
     };
     json_response(202, order_id, &consistency_token, &body)
+}
+
+pub(super) fn evidence_submitted(body: super::dispute::EvidenceResponse) -> StoredResponse {
+    let token = body.consistency_token.clone();
+    json_response(200, body.order_id, &token, &body)
 }

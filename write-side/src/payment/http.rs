@@ -27,6 +27,7 @@ pub struct HttpGateway {
     client: reqwest::Client,
     authorizations_url: String,
     captures_url: String,
+    base_url: String,
     api_key: HeaderValue,
 }
 
@@ -61,8 +62,47 @@ impl HttpGateway {
             client,
             authorizations_url: format!("{base}/v1/authorizations"),
             captures_url: format!("{base}/v1/captures"),
+            base_url: base.to_owned(),
             api_key,
         })
+    }
+
+    /// Sends evidence for a dispute, once per `idempotency_key`. `Ok(Err((code, message)))` when
+    /// the gateway refuses it (dispute decided, deadline passed, unknown dispute).
+    pub async fn submit_dispute_evidence(
+        &self,
+        dispute_id: &str,
+        idempotency_key: &str,
+        text: &str,
+    ) -> Result<Result<(), (String, String)>, GatewayError> {
+        let url = format!("{}/v1/disputes/{dispute_id}/evidence", self.base_url);
+        let body = encode(&serde_json::json!({ "text": text }))?;
+        let (status, answer) = self.post(&url, idempotency_key, body).await?;
+        if status.is_success() {
+            return Ok(Ok(()));
+        }
+        refusal(status, &answer).map(Err)
+    }
+
+    /// The gateway's settlement report for `date` (CSV bytes, as sent).
+    pub async fn settlement_report(&self, date: chrono::NaiveDate) -> Result<Bytes, GatewayError> {
+        let url = format!("{}/v1/settlement-reports?date={date}", self.base_url);
+        let response = self
+            .client
+            .get(url)
+            .header(AUTHORIZATION, self.api_key.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let (code, message) = refusal(status, &body)?;
+        Err(GatewayError::Protocol(format!(
+            "{status} {code}: {message}"
+        )))
     }
 
     /// The authorization as the gateway sees it now: for reconciling after a lost webhook or a

@@ -39,7 +39,7 @@ pub enum Quirk {
     LateRefund,
     /// The day's third capture settles in EUR at 0.92, with the original amount given.
     Conversion,
-    /// The last line appears twice.
+    /// The day's last transaction line appears twice.
     Duplicate,
 }
 
@@ -195,6 +195,11 @@ impl Ledger {
             .chain(chargebacks)
             .collect();
         lines.sort_by(|a, b| (a.at, &a.transaction_id).cmp(&(b.at, &b.transaction_id)));
+        if has(Quirk::Duplicate) {
+            if let Some(last) = lines.last().cloned() {
+                lines.push(last);
+            }
+        }
         if has(Quirk::UnexpectedFee) {
             if let Some(currency) = lines.first().map(|l| l.currency) {
                 lines.push(ReportLine {
@@ -212,11 +217,6 @@ impl Ledger {
                         .map(|t| t.and_utc())
                         .unwrap_or_default(),
                 });
-            }
-        }
-        if has(Quirk::Duplicate) {
-            if let Some(last) = lines.last().cloned() {
-                lines.push(last);
             }
         }
         let mut csv = String::from(HEADER);
@@ -318,7 +318,12 @@ mod tests {
         );
         let fee = rows.iter().find(|r| r[1] == "fee").expect("unexpected fee");
         assert_eq!(fee[5], "-250");
-        assert_eq!(rows[rows.len() - 1], rows[rows.len() - 2], "duplicate");
+        let last_capture = &ids[3];
+        assert_eq!(
+            rows.iter().filter(|r| &r[0] == last_capture).count(),
+            2,
+            "duplicate"
+        );
         let tomorrow = ledger.settlement_report(day().succ_opt().unwrap(), &[Quirk::LateRefund]);
         assert_eq!(rows_of_kind(&tomorrow, "refund"), 1);
     }

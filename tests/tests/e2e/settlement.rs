@@ -1,0 +1,268 @@
+//! Settlement reports end to end: the sandbox's daily report imported over the public API,
+//! idempotently, with its awkward cases recorded as the gateway wrote them, and bad reports
+//! refused naming the line and column.
+
+use serde_json::{json, Value};
+use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+use waybill_e2e::{AGENT_KEY, FINANCE_KEY};
+
+fn today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+async fn import(world: &CheckoutWorld, key: &str, body: &Value) -> waybill_e2e::HttpResponse {
+    world
+        .api
+        .post_json("/v1/settlement/imports", FINANCE_KEY, key, body)
+        .await
+}
+
+/// `(stream_id, event_type, payload)` of every settlement and payout event.
+async fn settlement_events(world: &CheckoutWorld) -> Vec<(String, String, Value)> {
+    sqlx::query_as(
+        "SELECT stream_id, event_type, payload FROM events \
+         WHERE stream_id LIKE 'settlement-%' OR stream_id LIKE 'payout-%' \
+         ORDER BY stream_id, stream_version",
+    )
+    .fetch_all(world.env.db())
+    .await
+    .expect("read settlement events")
+}
+
+/// Places and captures `n` orders of 1 × 25.00 USD (+ tax and shipping); returns their ids.
+async fn captured_orders(world: &CheckoutWorld, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let placed = world
+            .place(&order(
+                &format!("{prefix}-{i}"),
+                "TEE-S",
+                1,
+                cards::APPROVED,
+            ))
+            .await;
+        let id = placed["order_id"].as_str().expect("id").to_owned();
+        let events = world.settled(&id, None).await;
+        assert_eq!(events.last().map(String::as_str), Some("PaymentCaptured"));
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn importing_the_days_report_twice_records_it_once_with_its_payout() {
+    let world = CheckoutWorld::start("settlement_twice", &[], &[("TEE-S", 10)]).await;
+    let ids = captured_orders(&world, "SETTLE", 2).await;
+    let refund = world
+        .api
+        .post_json(
+            &format!("/v1/orders/{}/refunds", ids[0]),
+            AGENT_KEY,
+            "settle-refund",
+            &json!({"amount_minor": 700, "currency": "USD", "reason": "scuffed"}),
+        )
+        .await;
+    assert_eq!(refund.status, 202, "{}", refund.describe());
+    world.wait_for_event(&ids[0], "PaymentRefunded", 1).await;
+
+    let body = json!({"gateway": "sandbox", "date": today()});
+    let first = import(&world, "import-1", &body).await;
+    assert_eq!(first.status, 201, "{}", first.describe());
+    let answer = first.json();
+    assert_eq!(answer["status"], "imported");
+    assert_eq!(answer["lines"], 3, "two captures and a refund: {answer}");
+    let payouts = answer["payouts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(payouts.len(), 1, "{answer}");
+    assert_eq!(payouts[0]["transactions"].as_array().map(Vec::len), Some(3));
+
+    // The payout is the sum of the lines' net amounts, which the test recomputes from the report.
+    let events = settlement_events(&world).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let report = events
+        .iter()
+        .find(|(_, t, _)| t == "SettlementReportImported")
+        .expect("report recorded");
+    assert_eq!(
+        report.0,
+        format!("settlement-{}", answer["report_id"].as_str().unwrap_or(""))
+    );
+    let lines = report.2["lines"].as_array().cloned().unwrap_or_default();
+    let net: i64 = lines
+        .iter()
+        .map(|l| l["net"]["minor"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(payouts[0]["amount_minor"], net);
+    let refund_line = lines
+        .iter()
+        .find(|l| l["kind"] == "refund")
+        .expect("refund line");
+    assert_eq!(refund_line["gross"]["minor"], -700);
+    assert_eq!(refund_line["order_id"], ids[0].as_str());
+    let capture_line = lines
+        .iter()
+        .find(|l| l["kind"] == "capture")
+        .expect("capture line");
+    assert!(
+        capture_line["fee"]["minor"].as_i64().unwrap_or(0) > 0,
+        "fees are recorded: {capture_line}"
+    );
+
+    // Again under another key: nothing new. Under the same key: the first answer replayed.
+    let again = import(&world, "import-2", &body).await;
+    assert_eq!(again.status, 200, "{}", again.describe());
+    assert_eq!(again.json()["status"], "already_imported");
+    let replay = import(&world, "import-1", &body).await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(settlement_events(&world).await.len(), 2);
+
+    // Agents may not import.
+    let agent = world
+        .api
+        .post_json("/v1/settlement/imports", AGENT_KEY, "agent-import", &body)
+        .await;
+    assert_eq!(agent.status, 403, "{}", agent.describe());
+}
+
+#[tokio::test]
+async fn awkward_reports_are_recorded_as_the_gateway_wrote_them() {
+    let world = CheckoutWorld::start("settlement_awkward", &[], &[("TEE-S", 10)]).await;
+    let ids = captured_orders(&world, "AWK", 4).await;
+    let refund = world
+        .api
+        .post_json(
+            &format!("/v1/orders/{}/refunds", ids[3]),
+            AGENT_KEY,
+            "awk-refund",
+            &json!({"amount_minor": 300, "currency": "USD", "reason": "late"}),
+        )
+        .await;
+    assert_eq!(refund.status, 202, "{}", refund.describe());
+    world.wait_for_event(&ids[3], "PaymentRefunded", 1).await;
+    let (status, set) = world
+        .sandbox_call(
+            reqwest::Method::PUT,
+            "/v1/_sandbox/settlement-quirks",
+            &json!({"quirks": ["missing", "off_by_one_cent", "unexpected_fee", "late_refund", "conversion", "duplicate"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+
+    let first = import(
+        &world,
+        "awk-1",
+        &json!({"gateway": "sandbox", "date": today()}),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.describe());
+    let events = settlement_events(&world).await;
+    let report = events
+        .iter()
+        .find(|(_, t, _)| t == "SettlementReportImported")
+        .expect("report");
+    let lines = report.2["lines"].as_array().cloned().unwrap_or_default();
+    let ids_in: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["transaction_id"].as_str())
+        .collect();
+    let captures: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "capture").collect();
+    // 4 captures, the first missing; none of them refunded today (the refund settles tomorrow);
+    // one unexpected fee; the last line twice.
+    assert_eq!(
+        captures.len(),
+        4,
+        "3 captures + the duplicate of the last: {ids_in:?}"
+    );
+    assert!(!lines.iter().any(|l| l["kind"] == "refund"), "{ids_in:?}");
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "fee").count(), 1);
+    let ledger = world.env.payloads_of(&ids[1], "PaymentCaptured").await;
+    let off = captures
+        .iter()
+        .find(|l| l["order_id"] == ids[1].as_str())
+        .expect("2nd capture");
+    assert_eq!(
+        off["gross"]["minor"].as_i64(),
+        ledger[0]["amount"]["minor"].as_i64().map(|m| m + 1),
+        "one cent more than captured"
+    );
+    let converted = captures
+        .iter()
+        .find(|l| l["order_id"] == ids[2].as_str())
+        .expect("3rd capture");
+    assert_eq!(converted["gross"]["currency"], "EUR");
+    assert_eq!(converted["original"]["currency"], "USD");
+    let payout_ids: Vec<&str> = events
+        .iter()
+        .filter(|(_, t, _)| t == "PayoutRecorded")
+        .filter_map(|(_, _, p)| p["payout_id"].as_str())
+        .collect();
+    assert_eq!(
+        payout_ids.len(),
+        2,
+        "a USD and an EUR payout: {payout_ids:?}"
+    );
+
+    // Tomorrow's report (late refunds only) has the refund.
+    let (status, set) = world
+        .sandbox_call(
+            reqwest::Method::PUT,
+            "/v1/_sandbox/settlement-quirks",
+            &json!({"quirks": ["late_refund"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+    let next = import(
+        &world,
+        "awk-2",
+        &json!({"gateway": "sandbox", "date": tomorrow}),
+    )
+    .await;
+    assert_eq!(next.status, 201, "{}", next.describe());
+    assert_eq!(next.json()["lines"], 1, "{}", next.describe());
+}
+
+#[tokio::test]
+async fn a_bad_report_is_refused_naming_line_and_column_and_nothing_is_recorded() {
+    let world = CheckoutWorld::start("settlement_bad_csv", &[], &[]).await;
+    let csv = "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date\n\
+cap_1,capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-25\n\
+cap_2,capture,,1O00,30,970,USD,,,po_1,2026-11-25,2026-11-25\n\
+cap_3,bonus,,100,0,100,USD,,,po_1,2026-11-25,2026-11-25\n";
+    let response = import(
+        &world,
+        "bad-csv",
+        &json!({"gateway": "sandbox", "date": "2026-11-25", "csv": csv}),
+    )
+    .await;
+    assert_eq!(response.status, 422, "{}", response.describe());
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json")
+    );
+    let problem = response.json();
+    assert_eq!(problem["field"], "csv[3].gross_minor", "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, vec!["csv[3].gross_minor", "csv[4].type"]);
+    assert!(settlement_events(&world).await.is_empty());
+
+    let no_header = import(
+        &world,
+        "no-header",
+        &json!({"gateway": "sandbox", "date": "2026-11-25", "csv": "id,amount\n1,2\n"}),
+    )
+    .await;
+    assert_eq!(no_header.status, 422, "{}", no_header.describe());
+    assert_eq!(no_header.json()["field"], "csv[1].transaction_id");
+    let bad_date = import(
+        &world,
+        "bad-date",
+        &json!({"gateway": "sandbox", "date": "yesterday"}),
+    )
+    .await;
+    assert_eq!(bad_date.status, 422);
+    assert_eq!(bad_date.json()["field"], "date");
+}
