@@ -273,3 +273,189 @@ async fn a_projector_killed_mid_stream_catches_up_to_the_event_logs_totals() {
     })
     .await;
 }
+
+/// Runs `waybill reconcile --from <day>` in the test's environment; returns its output.
+async fn reconcile(env: &TestEnv, day: &str) -> String {
+    let mut command = tokio::process::Command::new(waybill_e2e::waybill_binary());
+    command.env_clear();
+    for (key, value) in env.process_env(&[]) {
+        command.env(key, value);
+    }
+    let output = command
+        .args(["reconcile", "--from", day])
+        .current_dir(&env.log_dir)
+        .output()
+        .await
+        .expect("run waybill reconcile");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "waybill reconcile failed: {text}");
+    text
+}
+
+/// `(item_key, outcome)` of the reconciliation report's discrepancies, once the analytics view
+/// has the report lines.
+async fn discrepancies(query_url: &str, day: &str) -> Vec<(String, String)> {
+    let response = finance_get(
+        query_url,
+        &format!("/v1/finance/reconciliation?from={day}&to={day}"),
+        Some(FINANCE_KEY),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.describe());
+    let mut items: Vec<(String, String)> = response.json()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["item_key"].as_str().unwrap_or("").to_owned(),
+                i["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn an_awkward_settlement_report_yields_exactly_its_discrepancies_and_a_late_refund_matches_later(
+) {
+    let world = CheckoutWorld::start("finance_reconcile", &[], &[("REC-1", 10)]).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let placed = world
+            .place(&order(&format!("REC-{i}"), "REC-1", 1, cards::APPROVED))
+            .await;
+        let id = placed["order_id"].as_str().expect("id").to_owned();
+        let events = world.settled(&id, None).await;
+        assert_eq!(events.last().map(String::as_str), Some("PaymentCaptured"));
+        ids.push(id);
+    }
+    let refund = world
+        .api
+        .post_json(
+            &format!("/v1/orders/{}/refunds", ids[3]),
+            AGENT_KEY,
+            "rec-refund",
+            &json!({"amount_minor": 300, "currency": "USD", "reason": "late"}),
+        )
+        .await;
+    assert_eq!(refund.status, 202, "{}", refund.describe());
+    world.wait_for_event(&ids[3], "PaymentRefunded", 1).await;
+    let (status, set) = world
+        .sandbox_call(
+            reqwest::Method::PUT,
+            "/v1/_sandbox/settlement-quirks",
+            &json!({"quirks": ["missing", "off_by_one_cent", "unexpected_fee", "late_refund", "conversion", "duplicate"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let body = json!({"gateway": "sandbox", "date": today});
+    for key in ["rec-import-1", "rec-import-2"] {
+        // The second is a new request for the same report: recorded once all the same.
+        let imported = world
+            .api
+            .post_json("/v1/settlement/imports", FINANCE_KEY, key, &body)
+            .await;
+        assert!(
+            imported.status == 201 || imported.status == 200,
+            "{}",
+            imported.describe()
+        );
+    }
+
+    let capture_of = |i: usize| {
+        let env = &world.env;
+        let id = ids[i].clone();
+        async move {
+            env.payloads_of(&id, "PaymentCaptured").await[0]["capture_id"]
+                .as_str()
+                .expect("capture id")
+                .to_owned()
+        }
+    };
+    let (c1, c2, c4) = (
+        capture_of(0).await,
+        capture_of(1).await,
+        capture_of(3).await,
+    );
+    let refund_id = world.env.payloads_of(&ids[3], "PaymentRefunded").await[0]["gateway_refund_id"]
+        .as_str()
+        .expect("refund id")
+        .to_owned();
+    let fee_id = format!("fee_{}_account", today.replace('-', ""));
+    let query_url = world.waybill.query_url();
+    let mut expected = vec![
+        (format!("capture:{c1}"), "missing_in_report".to_owned()),
+        (format!("capture:{c2}"), "amount_mismatch".to_owned()),
+        (format!("fee:{fee_id}"), "fee_mismatch".to_owned()),
+        (
+            format!("refund:{refund_id}"),
+            "missing_in_report".to_owned(),
+        ),
+    ];
+    // Wait for the analytics view to hold the report, then reconcile.
+    let found = eventually("the awkward report reconciled", SETTLE, || async {
+        reconcile(&world.env, &today).await;
+        let found = discrepancies(&query_url, &today).await;
+        if found.len() == expected.len() + 1 {
+            Ok(found)
+        } else {
+            Err(format!("{found:?}"))
+        }
+    })
+    .await;
+    // The report's last transaction line (the 4th capture) appears twice: the fifth.
+    let duplicate = found
+        .iter()
+        .find(|(_, outcome)| outcome == "duplicate")
+        .expect("a duplicate")
+        .0
+        .clone();
+    assert!(
+        duplicate.starts_with(&format!("capture:{c4}:line")),
+        "{found:?}"
+    );
+    let mut with_duplicate = expected.clone();
+    with_duplicate.push((duplicate, "duplicate".to_owned()));
+    with_duplicate.sort();
+    assert_eq!(found, with_duplicate);
+
+    // Tomorrow's report carries the refund: reconciling today again, it matches.
+    let (status, set) = world
+        .sandbox_call(
+            reqwest::Method::PUT,
+            "/v1/_sandbox/settlement-quirks",
+            &json!({"quirks": ["late_refund"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+    let next = world
+        .api
+        .post_json(
+            "/v1/settlement/imports",
+            FINANCE_KEY,
+            "rec-import-tomorrow",
+            &json!({"gateway": "sandbox", "date": tomorrow}),
+        )
+        .await;
+    assert_eq!(next.status, 201, "{}", next.describe());
+    expected.retain(|(key, _)| !key.starts_with("refund:"));
+    eventually("the late refund matched", SETTLE, || async {
+        reconcile(&world.env, &today).await;
+        let found = discrepancies(&query_url, &today).await;
+        let refund_open = found.iter().any(|(key, _)| key.starts_with("refund:"));
+        if !refund_open && found.len() == expected.len() + 1 {
+            Ok(())
+        } else {
+            Err(format!("{found:?}"))
+        }
+    })
+    .await;
+}
