@@ -155,6 +155,20 @@ impl ApiClient {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// `GET <query API><path>` with this client's key (the finance endpoints).
+    pub async fn query_get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.query_base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
     /// The tracking view read with this client's key (staff reads are not rate limited).
     pub async fn staff_tracking(&self, order_id: &str) -> anyhow::Result<(StatusCode, Value)> {
         let url = format!("{}/v1/orders/{order_id}/tracking", self.query_base);

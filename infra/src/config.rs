@@ -219,6 +219,17 @@ pub struct WarehouseSettings {
         default_value = "waybill"
     )]
     pub clickhouse_database: String,
+    /// ClickHouse user (unset: the server's default user without a password).
+    #[arg(long, env = "WAYBILL_CLICKHOUSE_USER", global = true)]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password of `WAYBILL_CLICKHOUSE_USER`.
+    #[arg(
+        long,
+        env = "WAYBILL_CLICKHOUSE_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub clickhouse_password: Option<String>,
     /// Gateway fee per capture, basis points of the gross.
     #[arg(
         long,
@@ -235,16 +246,34 @@ pub struct WarehouseSettings {
         default_value_t = 30
     )]
     pub gateway_fee_fixed_minor: i64,
+    /// Gateway fee per lost dispute, in minor units.
+    #[arg(
+        long,
+        env = "WAYBILL_GATEWAY_DISPUTE_FEE_MINOR",
+        global = true,
+        default_value_t = 1_500
+    )]
+    pub gateway_dispute_fee_minor: i64,
 }
 
 impl WarehouseSettings {
     pub fn config(&self) -> waybill_projectors::WarehouseConfig {
-        waybill_projectors::WarehouseConfig::new(&self.clickhouse_url, &self.clickhouse_database)
+        let config = waybill_projectors::WarehouseConfig::new(
+            &self.clickhouse_url,
+            &self.clickhouse_database,
+        );
+        match &self.clickhouse_user {
+            Some(user) => {
+                config.with_credentials(user, self.clickhouse_password.clone().unwrap_or_default())
+            }
+            None => config,
+        }
     }
     pub fn fees(&self) -> waybill_projectors::reconciliation::FeeSchedule {
         waybill_projectors::reconciliation::FeeSchedule {
             basis_points: self.gateway_fee_basis_points,
             fixed: self.gateway_fee_fixed_minor,
+            dispute: self.gateway_dispute_fee_minor,
         }
     }
 }
@@ -551,6 +580,10 @@ pub enum Bench {
     /// Index synthetic orders into a scratch Tantivy index, then time agent queries (filtered
     /// free text against an exact-id baseline, at 10 % and at the full size).
     Search(BenchSearchArgs),
+    /// The ClickHouse analytics path: view lag at a paced order rate, projector ingest rows/s
+    /// against a direct bulk insert, and finance/reconciliation query latency over synthetic
+    /// orders (against the same query without FINAL).
+    Analytics(BenchAnalyticsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -586,6 +619,31 @@ pub struct BenchSearchArgs {
     /// JSON report path; the SVG chart is written next to it.
     #[arg(long, default_value = "bench-results/search.json")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchAnalyticsArgs {
+    /// Orders placed over HTTP at `--rate` for the lag measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub orders: usize,
+    /// Orders per second offered (paced, not closed-loop).
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Synthetic orders bulk-inserted for the query latency part.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub synthetic_orders: usize,
+    /// Repetitions of each timed query.
+    #[arg(long, default_value_t = 10)]
+    pub repetitions: usize,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/analytics.json")]
+    pub out: PathBuf,
+    /// Keep the scratch databases and stream afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Args)]

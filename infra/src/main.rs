@@ -118,6 +118,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Settlement {
             settlement: Settlement::Import(args),
         } => settlement::import(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Analytics(args),
+        } => bench::analytics(&settings, &args).await,
     }
 }
 

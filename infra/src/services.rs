@@ -270,6 +270,7 @@ pub fn query_config(
     config.rate_limit = (settings.query_rate_limit > 0)
         .then(|| waybill_query_api::rate_limit::RateLimit::per_second(settings.query_rate_limit));
     config.metrics_render = Some(render);
+    config.warehouse = Some(settings.warehouse.config());
     Ok(config)
 }
 

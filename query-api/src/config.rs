@@ -36,6 +36,8 @@ pub struct QueryApiConfig {
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
     /// The event store, for the agents' full order timeline.
     pub events: Option<waybill_write_side::event_store::EventStore>,
+    /// The ClickHouse warehouse the finance endpoints read; `None` answers them 503.
+    pub warehouse: Option<waybill_projectors::WarehouseConfig>,
 }
 
 impl QueryApiConfig {
@@ -59,6 +61,7 @@ impl QueryApiConfig {
             metrics_render: None,
             search: None,
             events: None,
+            warehouse: None,
         }
     }
 

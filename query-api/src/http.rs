@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{me, openapi, page, search, tracking};
+use crate::{finance, me, openapi, page, search, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -45,6 +45,17 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/track/{id}/events", get(page::tracking_events))
         .route("/v1/search/orders", get(search::search_orders))
         .route("/v1/agent/orders/{id}", get(search::agent_order))
+        .route("/v1/finance/summary", get(finance::get_summary))
+        .route("/v1/finance/payouts", get(finance::get_payouts))
+        .route(
+            "/v1/finance/payouts/{payout_id}/lines",
+            get(finance::get_payout_lines),
+        )
+        .route(
+            "/v1/finance/reconciliation",
+            get(finance::get_reconciliation),
+        )
+        .route("/v1/finance/metrics", get(finance::get_metrics))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

@@ -6,14 +6,15 @@
 //! explicit stale marker. A signed-in customer lists their orders (`GET /v1/me/orders`); the
 //! server-rendered tracking page has live updates and an order-number lookup form (`/track`,
 //! [`page`]). Agents search orders (`GET /v1/search/orders`) in the index the search projector
-//! keeps and read one order's detail (`GET /v1/agent/orders/{id}`). Finance reads the ClickHouse
-//! warehouse (`/v1/finance/...`).
+//! keeps and read one order's detail (`GET /v1/agent/orders/{id}`). The finance endpoints
+//! (`/v1/finance/...`, role finance) read the ClickHouse warehouse.
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.
 
 pub mod auth;
 mod config;
+pub mod finance;
 mod http;
 pub mod me;
 pub mod openapi;

@@ -23,6 +23,11 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::page::lookup,
         crate::search::search_orders,
         crate::search::agent_order,
+        crate::finance::handlers::get_summary,
+        crate::finance::handlers::get_payouts,
+        crate::finance::handlers::get_payout_lines,
+        crate::finance::handlers::get_reconciliation,
+        crate::finance::handlers::get_metrics,
         crate::http::health,
         crate::http::metrics
     ),
@@ -61,12 +66,27 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::Highlight,
         waybill_schemas::views::SearchFacets,
         waybill_schemas::views::FacetCount,
+        crate::finance::SummaryResponse,
+        crate::finance::SummaryRow,
+        crate::finance::PayoutsResponse,
+        crate::finance::Payout,
+        crate::finance::PayoutLinesResponse,
+        crate::finance::PayoutLine,
+        crate::finance::ReconciliationResponse,
+        crate::finance::ReconciledItem,
+        crate::finance::ReconciliationTotal,
+        crate::finance::MetricsResponse,
+        crate::finance::StageCount,
+        crate::finance::StageTime,
+        crate::finance::Cancellations,
+        crate::finance::ReturnRate,
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "tracking", description = "Customer order tracking"),
          (name = "tracking page", description = "The customer tracking web page, its live updates and the order lookup form"),
          (name = "customers", description = "A signed-in customer's own orders (Bearer JWT, role customer)"),
          (name = "agents", description = "Support agents: order search and order detail (roles agent, admin)"),
+         (name = "finance", description = "Money summary, payouts, reconciliation and operational metrics (role finance or admin)"),
          (name = "operations", description = "Health and metrics"))
 )]
 pub struct QueryApiDoc;
@@ -150,5 +170,33 @@ mod tests {
         assert!(doc["paths"]["/v1/agent/orders/{id}"]["get"].is_object());
         assert!(doc["components"]["schemas"]["OrderDocument"].is_object());
         assert!(doc["components"]["schemas"]["SearchResponse"].is_object());
+    }
+
+    #[test]
+    fn document_describes_every_finance_endpoint() {
+        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        for path in [
+            "/v1/finance/summary",
+            "/v1/finance/payouts",
+            "/v1/finance/payouts/{payout_id}/lines",
+            "/v1/finance/reconciliation",
+            "/v1/finance/metrics",
+        ] {
+            let op = &doc["paths"][path]["get"];
+            assert!(op.is_object(), "{path} missing");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for name in ["limit", "offset", "format"] {
+                assert!(params.contains(&name), "{path}: parameter {name} missing");
+            }
+            assert!(op["responses"]["403"].is_object(), "{path}: 403 missing");
+        }
+        for schema in ["SummaryRow", "ReconciledItem", "Payout", "MetricsResponse"] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+        }
     }
 }

@@ -29,6 +29,12 @@ pub enum Problem {
     /// Something on our side failed; the cause is logged, never returned.
     #[error("internal error")]
     Internal,
+    /// A valid key whose role may not use this part of the API.
+    #[error("role {role} may not read {what}")]
+    RoleForbidden { role: String, what: &'static str },
+    /// A store this endpoint reads is down; the cause is logged, never returned.
+    #[error("{what} unavailable")]
+    Unavailable { what: &'static str },
 }
 
 /// The problem+json body.
@@ -54,6 +60,8 @@ impl Problem {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RoleForbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -67,6 +75,8 @@ impl Problem {
             Self::NotFound => "not-found",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
+            Self::RoleForbidden { .. } => "forbidden",
+            Self::Unavailable { .. } => "unavailable",
         }
     }
 
@@ -105,6 +115,16 @@ impl Problem {
             Self::Internal => (
                 "Internal error",
                 "the request could not be completed; it is safe to retry".to_owned(),
+                None,
+            ),
+            Self::RoleForbidden { role, what } => (
+                "Forbidden",
+                format!("role {role} may not read {what}"),
+                None,
+            ),
+            Self::Unavailable { what } => (
+                "Service unavailable",
+                format!("{what} cannot be read right now; retry later"),
                 None,
             ),
         };

@@ -7,6 +7,7 @@
 //! By default everything runs in this process against a scratch database, JetStream stream and
 //! Redis prefix that are removed afterwards; `--external` measures services already running.
 
+mod analytics;
 mod baseline;
 mod checkout;
 mod checkout_report;
@@ -19,6 +20,7 @@ mod search_lag;
 pub mod svg;
 mod tracking;
 
+pub use analytics::analytics;
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
 pub use tracking::tracking;
@@ -42,7 +44,8 @@ use report::{BenchReport, Goals};
 
 /// What `bench place` runs: placement and its read path, without the checkout worker (measured
 /// on its own by `bench checkout`).
-const PLACEMENT_PARTS: &[Part] = &[Part::Commands, Part::Relay, Part::Projector, Part::Query];
+pub(crate) const PLACEMENT_PARTS: &[Part] =
+    &[Part::Commands, Part::Relay, Part::Projector, Part::Query];
 
 pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -181,7 +184,7 @@ async fn run_bench(
 }
 
 /// Names of the throwaway database, stream and Redis prefix of an in-process run.
-struct Scratch {
+pub(crate) struct Scratch {
     database: String,
     database_url: String,
     stream: String,
@@ -194,7 +197,11 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(settings: &Settings, run: &str) -> Self {
+    pub(crate) fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    pub(crate) fn new(settings: &Settings, run: &str) -> Self {
         let database = format!("waybill_bench_{run}");
         let database_url = match settings.database_url.parse::<PgConnectOptions>() {
             Ok(options) => options.database(&database).to_url_lossy().to_string(),
@@ -212,7 +219,7 @@ impl Scratch {
     }
 
     /// `settings` pointed at this scratch environment, with fresh secrets for one run.
-    fn settings(&self, settings: &Settings, run: &str) -> (Settings, Secrets) {
+    pub(crate) fn settings(&self, settings: &Settings, run: &str) -> (Settings, Secrets) {
         let mut s = settings.clone();
         s.database_url = self.database_url.clone();
         s.nats_stream = self.stream.clone();
@@ -221,6 +228,7 @@ impl Scratch {
         s.query_rate_limit = 0;
         s.checkout.notifications_dir = self.notifications_dir.clone();
         s.search_dir = self.search_dir.clone();
+        s.warehouse.clickhouse_database = self.database.clone();
         let mut key = [0u8; 16];
         rand::rng().fill_bytes(&mut key);
         let key = hex::encode(key);
@@ -235,7 +243,7 @@ impl Scratch {
         (s, secrets)
     }
 
-    async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
+    pub(crate) async fn remove(&self, settings: &Settings) -> anyhow::Result<()> {
         for dir in [&self.notifications_dir, &self.search_dir] {
             if let Err(error) = std::fs::remove_dir_all(dir) {
                 if error.kind() != std::io::ErrorKind::NotFound {
@@ -252,6 +260,14 @@ impl Scratch {
         .execute(&mut admin)
         .await?;
         let _ = admin.close().await;
+
+        let _ = settings
+            .warehouse
+            .config()
+            .server_client()
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .execute()
+            .await;
 
         let nats = async_nats::connect(&settings.nats_url).await?;
         let js = async_nats::jetstream::new(nats);

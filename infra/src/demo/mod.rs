@@ -7,9 +7,11 @@
 //! while acting as the customer or the agent where the flow waits for one ([`follow`]), and
 //! prints the outcome table ([`report`]), the customer's side ([`tracking_page`]: tracking-page
 //! links, the lookup form, a signed-in customer's order list), the agent searches that find every
-//! order ([`search`]) and where to look. Then [`money`] refunds some of the captured orders,
+//! order ([`search`]), the day's finance summary and reconciliation discrepancies ([`finance`])
+//! and where to look. Then [`money`] refunds some of the captured orders,
 //! loses a card dispute on one, and imports the day's settlement report.
 
+mod finance;
 mod follow;
 mod money;
 mod report;
@@ -241,6 +243,8 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     search::show(actors.agent, &placed).await?;
+    let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
+    finance::show(settings, client, &order_ids).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
     money::after_checkout(settings, client, actors, &followed).await

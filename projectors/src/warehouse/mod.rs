@@ -23,6 +23,9 @@ pub struct WarehouseConfig {
     pub url: String,
     /// Database holding Waybill's tables (created by [`migrate`]).
     pub database: String,
+    /// User and password, when the server wants them (the Debian 18.16 server here does not;
+    /// a current ClickHouse image does for network access).
+    pub credentials: Option<(String, String)>,
 }
 
 impl WarehouseConfig {
@@ -30,7 +33,18 @@ impl WarehouseConfig {
         Self {
             url: url.into(),
             database: database.into(),
+            credentials: None,
         }
+    }
+
+    /// The same warehouse, logging in as `user` with `password`.
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some((user.into(), password.into()));
+        self
     }
 
     /// A client bound to the database (which must exist: run [`migrate`] first).

@@ -6,15 +6,15 @@
 //! |---|---|---|
 //! | `capture` | `capture` | `|gross|` = captured amount |
 //! | `refund` | `refund` | `|gross|` = refunded amount |
-//! | `chargeback` | `chargeback_opened` | `|gross|` = disputed amount |
+//! | `chargeback` | `chargeback_lost` | `|gross|` = the amount reversed |
 //! | `chargeback_reversal` | `chargeback_won` | `|gross|` = the dispute's opened amount |
 //! | `fee` | none: a fee the schedule does not know is a fee mismatch |
 //! | `adjustment` | none: missing in ledger |
 //!
 //! A line converted by the gateway (`original_currency` set) is compared in the ledger's
 //! currency through its `original_amount`; its fee is checked in the settlement currency.
-//! Expected fees come from the gateway's contract ([`FeeSchedule`]): captures pay it, nothing
-//! else does. One outcome per item, the first that applies: duplicate (a second line for the
+//! Expected fees come from the gateway's contract ([`FeeSchedule`]): a card fee on captures, a
+//! dispute fee on lost chargebacks, nothing on anything else. One outcome per item, the first that applies: duplicate (a second line for the
 //! same transaction), missing in ledger, missing in report, amount mismatch, fee mismatch,
 //! matched.
 
@@ -60,20 +60,23 @@ impl Outcome {
     }
 }
 
-/// The gateway's fee on a capture: `basis_points` of the gross (rounded half up) plus `fixed`
-/// minor units.
+/// The gateway's fees: on a capture `basis_points` of the gross (rounded half up) plus `fixed`
+/// minor units; `dispute` minor units on a lost chargeback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeeSchedule {
     pub basis_points: i64,
     pub fixed: i64,
+    pub dispute: i64,
 }
 
 impl Default for FeeSchedule {
-    /// 2.9 % + 30 minor units, the sandbox gateway's contract.
+    /// 2.9 % + 30 minor units per capture and 15.00 per lost dispute: the sandbox gateway's
+    /// contract (`write-side/src/payment/sandbox/settlement.rs`).
     fn default() -> Self {
         Self {
             basis_points: 290,
             fixed: 30,
+            dispute: 1_500,
         }
     }
 }
@@ -83,10 +86,19 @@ impl FeeSchedule {
     pub fn capture_fee(&self, gross: i64) -> i64 {
         (gross.abs() * self.basis_points + 5_000) / 10_000 + self.fixed
     }
+
+    /// The fee expected on a report line of `kind` and `gross`.
+    pub fn expected(&self, kind: &str, gross: i64) -> i64 {
+        match kind {
+            "capture" => self.capture_fee(gross),
+            "chargeback" => self.dispute,
+            _ => 0,
+        }
+    }
 }
 
-/// A ledger entry to reconcile (kinds `capture`, `refund`, `chargeback_opened`,
-/// `chargeback_won`).
+/// A ledger entry to reconcile (kinds `capture`, `refund`, `chargeback_lost`,
+/// `chargeback_won`; `chargeback_opened` entries only lend a won dispute its amount).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerItem {
     pub kind: String,
@@ -144,7 +156,7 @@ fn report_kind(ledger_kind: &str) -> Option<&'static str> {
     match ledger_kind {
         "capture" => Some("capture"),
         "refund" => Some("refund"),
-        "chargeback_opened" => Some("chargeback"),
+        "chargeback_lost" => Some("chargeback"),
         "chargeback_won" => Some("chargeback_reversal"),
         _ => None,
     }
@@ -257,11 +269,7 @@ fn judge(
     fees: FeeSchedule,
 ) -> Finding {
     let mut finding = from_line(key, line, entry);
-    let expected_fee = if line.kind == "capture" {
-        fees.capture_fee(line.gross)
-    } else {
-        0
-    };
+    let expected_fee = fees.expected(&line.kind, line.gross);
     finding.expected_fee = expected_fee;
     let Some(entry) = entry else {
         if line.kind == "fee" {

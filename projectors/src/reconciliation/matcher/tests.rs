@@ -60,6 +60,7 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
         entry("refund", "re_1", 500),
         entry("chargeback_opened", "dp_1", 3_000),
         entry("chargeback_won", "dp_1", 0),
+        entry("chargeback_opened", "dp_2", 100),
         entry("chargeback_lost", "dp_2", 100),
         entry("authorization", "auth_1", 10_000),
     ];
@@ -75,7 +76,7 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
         line(6, "capture", "cap_dup", 1_000, 59),
         line(7, "capture", "cap_dup", 1_000, 59),
         line(8, "refund", "re_1", -500, 0),
-        line(9, "chargeback", "dp_1", -3_000, 0),
+        line(9, "chargeback", "dp_2", -100, 1_500),
         line(10, "chargeback_reversal", "dp_1", 3_000, 0),
         line(11, "fee", "fee_monthly", 0, 1_500),
         line(12, "capture", "cap_unknown", 800, 53),
@@ -92,7 +93,7 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
             ("capture:cap_missing", Outcome::MissingInReport),
             ("capture:cap_ok", Outcome::Matched),
             ("capture:cap_unknown", Outcome::MissingInLedger),
-            ("chargeback:dp_1", Outcome::Matched),
+            ("chargeback:dp_2", Outcome::Matched),
             ("chargeback_reversal:dp_1", Outcome::Matched),
             ("fee:fee_monthly", Outcome::FeeMismatch),
             ("refund:re_1", Outcome::Matched),
@@ -122,6 +123,7 @@ fn a_converted_line_in_the_wrong_original_currency_is_an_amount_mismatch() {
         FeeSchedule {
             basis_points: 0,
             fixed: 0,
+            dispute: 0,
         },
     );
     assert_eq!(

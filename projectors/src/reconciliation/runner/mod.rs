@@ -41,7 +41,8 @@ pub async fn run_reconciliation(
     let ledger: Vec<LedgerEntryRow> = client
         .query(&format!(
             "SELECT ?fields FROM ledger_entries FINAL \
-             WHERE kind IN ('capture', 'refund', 'chargeback_opened', 'chargeback_won') \
+             WHERE kind IN ('capture', 'refund', 'chargeback_opened', 'chargeback_lost', \
+               'chargeback_won') \
              AND day BETWEEN toDate('{from}') AND toDate('{to}')"
         ))
         .fetch_all()

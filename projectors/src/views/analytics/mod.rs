@@ -96,11 +96,19 @@ pub struct OrderAnalytics {
 #[derive(Clone)]
 pub struct AnalyticsProjection {
     store: AnalyticsStore,
+    name: String,
 }
 
 impl AnalyticsProjection {
     pub fn new(store: AnalyticsStore) -> Self {
-        Self { store }
+        Self::named(store, VIEW_NAME)
+    }
+    /// The view under another consumer name (a second copy, e.g. a benchmark's).
+    pub fn named(store: AnalyticsStore, name: impl Into<String>) -> Self {
+        Self {
+            store,
+            name: name.into(),
+        }
     }
     pub fn store(&self) -> &AnalyticsStore {
         &self.store
@@ -112,7 +120,7 @@ impl View for AnalyticsProjection {
     type Error = AnalyticsError;
 
     fn name(&self) -> &str {
-        VIEW_NAME
+        &self.name
     }
 
     fn handles(&self, stream_id: &str) -> bool {

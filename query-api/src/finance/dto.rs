@@ -1,0 +1,606 @@
+//! What the finance endpoints answer: JSON bodies (amounts in integer minor units with their
+//! currency, days as `YYYY-MM-DD`) and the same rows as CSV.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use waybill_projectors::warehouse::finance::{
+    CancellationRow, DailySummaryRow, PayoutSummaryRow, ReconciliationTotalRow, ReturnRateRow,
+    StageCountRow, StageTimeRow,
+};
+use waybill_projectors::warehouse::rows::{from_days, ReconciliationRow, SettlementLineRow};
+
+fn day(days: u16) -> String {
+    from_days(days).to_string()
+}
+
+/// A row that can be written as CSV.
+pub trait CsvRow {
+    const HEADER: &'static [&'static str];
+    fn cells(&self) -> Vec<String>;
+}
+
+fn escape(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_owned()
+    }
+}
+
+/// `rows` as a `text/csv` attachment named `name.csv`.
+pub fn csv<R: CsvRow>(name: &str, rows: &[R]) -> Response {
+    let mut body = R::HEADER.join(",");
+    body.push('\n');
+    for row in rows {
+        let cells: Vec<String> = row.cells().iter().map(|c| escape(c)).collect();
+        body.push_str(&cells.join(","));
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// Money of one day, channel and currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SummaryRow {
+    pub day: String,
+    pub channel: String,
+    pub currency: String,
+    /// Orders placed that day.
+    pub orders: u64,
+    /// Σ grand total of the orders placed that day.
+    pub gross_sales: i64,
+    pub captures: i64,
+    pub refunds: i64,
+    /// Gateway fees from the settlement reports (by transaction date).
+    pub fees: i64,
+    /// Chargebacks lost.
+    pub chargebacks: i64,
+    /// captures − refunds − chargebacks − fees.
+    pub net: i64,
+}
+
+impl From<DailySummaryRow> for SummaryRow {
+    fn from(r: DailySummaryRow) -> Self {
+        Self {
+            day: day(r.day),
+            channel: r.channel,
+            currency: r.currency,
+            orders: r.orders,
+            gross_sales: r.gross_sales,
+            captures: r.captures,
+            refunds: r.refunds,
+            fees: r.fees,
+            chargebacks: r.chargebacks,
+            net: r.net,
+        }
+    }
+}
+
+impl CsvRow for SummaryRow {
+    const HEADER: &'static [&'static str] = &[
+        "day",
+        "channel",
+        "currency",
+        "orders",
+        "gross_sales",
+        "captures",
+        "refunds",
+        "fees",
+        "chargebacks",
+        "net",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.day.clone(),
+            self.channel.clone(),
+            self.currency.clone(),
+            self.orders.to_string(),
+            self.gross_sales.to_string(),
+            self.captures.to_string(),
+            self.refunds.to_string(),
+            self.fees.to_string(),
+            self.chargebacks.to_string(),
+            self.net.to_string(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SummaryResponse {
+    pub from: String,
+    pub to: String,
+    pub items: Vec<SummaryRow>,
+    /// Offset of the next page; absent on the last page.
+    pub next_offset: Option<u64>,
+}
+
+/// A payout and the sums of the report lines it settles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Payout {
+    pub payout_id: String,
+    pub currency: String,
+    pub amount: i64,
+    pub paid_on: String,
+    /// Transactions the payout says it settles.
+    pub transaction_count: u32,
+    /// Report lines naming this payout, and their sums.
+    pub lines: u64,
+    pub gross: i64,
+    pub fees: i64,
+    pub net: i64,
+}
+
+impl From<PayoutSummaryRow> for Payout {
+    fn from(r: PayoutSummaryRow) -> Self {
+        Self {
+            payout_id: r.payout_id,
+            currency: r.currency,
+            amount: r.amount,
+            paid_on: day(r.paid_on),
+            transaction_count: r.transaction_count,
+            lines: r.lines,
+            gross: r.gross,
+            fees: r.fees,
+            net: r.net,
+        }
+    }
+}
+
+impl CsvRow for Payout {
+    const HEADER: &'static [&'static str] = &[
+        "payout_id",
+        "currency",
+        "amount",
+        "paid_on",
+        "transaction_count",
+        "lines",
+        "gross",
+        "fees",
+        "net",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.payout_id.clone(),
+            self.currency.clone(),
+            self.amount.to_string(),
+            self.paid_on.clone(),
+            self.transaction_count.to_string(),
+            self.lines.to_string(),
+            self.gross.to_string(),
+            self.fees.to_string(),
+            self.net.to_string(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PayoutsResponse {
+    pub from: String,
+    pub to: String,
+    pub items: Vec<Payout>,
+    pub next_offset: Option<u64>,
+}
+
+/// One settlement report line a payout settles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PayoutLine {
+    pub report_id: String,
+    pub line_no: u32,
+    pub transaction_id: String,
+    pub kind: String,
+    /// Empty when the gateway did not name the order.
+    pub order_id: String,
+    pub currency: String,
+    pub gross: i64,
+    pub fee: i64,
+    pub net: i64,
+    /// The amount before the gateway converted it, when it did.
+    pub original_currency: Option<String>,
+    pub original_amount: Option<i64>,
+    pub transaction_date: String,
+    pub settled_on: String,
+}
+
+impl From<SettlementLineRow> for PayoutLine {
+    fn from(r: SettlementLineRow) -> Self {
+        let converted = !r.original_currency.is_empty();
+        Self {
+            report_id: r.report_id,
+            line_no: r.line_no,
+            transaction_id: r.gateway_txn_id,
+            kind: r.kind,
+            order_id: r.order_id,
+            currency: r.currency,
+            gross: r.gross,
+            fee: r.fee,
+            net: r.net,
+            original_amount: converted.then_some(r.original_amount),
+            original_currency: converted.then_some(r.original_currency),
+            transaction_date: day(r.transaction_date),
+            settled_on: day(r.settled_date),
+        }
+    }
+}
+
+impl CsvRow for PayoutLine {
+    const HEADER: &'static [&'static str] = &[
+        "report_id",
+        "line_no",
+        "transaction_id",
+        "kind",
+        "order_id",
+        "currency",
+        "gross",
+        "fee",
+        "net",
+        "original_currency",
+        "original_amount",
+        "transaction_date",
+        "settled_on",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.report_id.clone(),
+            self.line_no.to_string(),
+            self.transaction_id.clone(),
+            self.kind.clone(),
+            self.order_id.clone(),
+            self.currency.clone(),
+            self.gross.to_string(),
+            self.fee.to_string(),
+            self.net.to_string(),
+            self.original_currency.clone().unwrap_or_default(),
+            self.original_amount
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            self.transaction_date.clone(),
+            self.settled_on.clone(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PayoutLinesResponse {
+    pub payout_id: String,
+    pub items: Vec<PayoutLine>,
+    pub next_offset: Option<u64>,
+}
+
+/// One reconciled item of the latest run of its day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconciledItem {
+    pub day: String,
+    /// `<report kind>:<transaction id>` (`:line<no>` for a duplicate line).
+    pub item_key: String,
+    /// matched, missing_in_report, missing_in_ledger, amount_mismatch, fee_mismatch, duplicate
+    pub outcome: String,
+    pub transaction_id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub currency: String,
+    pub payout_id: String,
+    pub ledger_amount: i64,
+    pub report_amount: i64,
+    /// The fee the gateway's schedule gives for this item.
+    pub expected_fee: i64,
+    pub report_fee: i64,
+    pub detail: String,
+}
+
+impl From<ReconciliationRow> for ReconciledItem {
+    fn from(r: ReconciliationRow) -> Self {
+        Self {
+            day: day(r.day),
+            item_key: r.item_key,
+            outcome: r.outcome,
+            transaction_id: r.gateway_txn_id,
+            order_id: r.order_id,
+            kind: r.kind,
+            channel: r.channel,
+            currency: r.currency,
+            payout_id: r.payout_id,
+            ledger_amount: r.ledger_amount,
+            report_amount: r.report_amount,
+            expected_fee: r.ledger_fee,
+            report_fee: r.report_fee,
+            detail: r.detail,
+        }
+    }
+}
+
+impl CsvRow for ReconciledItem {
+    const HEADER: &'static [&'static str] = &[
+        "day",
+        "item_key",
+        "outcome",
+        "transaction_id",
+        "order_id",
+        "kind",
+        "channel",
+        "currency",
+        "payout_id",
+        "ledger_amount",
+        "report_amount",
+        "expected_fee",
+        "report_fee",
+        "detail",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.day.clone(),
+            self.item_key.clone(),
+            self.outcome.clone(),
+            self.transaction_id.clone(),
+            self.order_id.clone(),
+            self.kind.clone(),
+            self.channel.clone(),
+            self.currency.clone(),
+            self.payout_id.clone(),
+            self.ledger_amount.to_string(),
+            self.report_amount.to_string(),
+            self.expected_fee.to_string(),
+            self.report_fee.to_string(),
+            self.detail.clone(),
+        ]
+    }
+}
+
+/// Items and amounts per day, channel, currency, payout and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconciliationTotal {
+    pub day: String,
+    pub channel: String,
+    pub currency: String,
+    pub payout_id: String,
+    pub outcome: String,
+    pub items: u64,
+    pub ledger_amount: i64,
+    pub report_amount: i64,
+}
+
+impl From<ReconciliationTotalRow> for ReconciliationTotal {
+    fn from(r: ReconciliationTotalRow) -> Self {
+        Self {
+            day: day(r.day),
+            channel: r.channel,
+            currency: r.currency,
+            payout_id: r.payout_id,
+            outcome: r.outcome,
+            items: r.items,
+            ledger_amount: r.ledger_amount,
+            report_amount: r.report_amount,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReconciliationResponse {
+    pub from: String,
+    pub to: String,
+    /// The items of the requested outcomes (default: the discrepancies), paginated.
+    pub items: Vec<ReconciledItem>,
+    pub next_offset: Option<u64>,
+    /// Totals over every outcome of the range (not paginated).
+    pub totals: Vec<ReconciliationTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StageCount {
+    pub status: String,
+    pub orders: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StageTime {
+    /// `placed_to_reserved`, `placed_to_authorized`, `authorized_to_confirmed`,
+    /// `confirmed_to_captured`, `placed_to_cancelled`
+    pub stage: String,
+    pub orders: u64,
+    pub p50_seconds: u32,
+    pub p95_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ReturnRate {
+    pub sku: String,
+    pub reason: String,
+    pub returned: u64,
+    pub sold: u64,
+    /// returned / sold (0 when nothing was sold in the range).
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Cancellations {
+    pub orders: u64,
+    pub cancelled: u64,
+    /// cancelled / orders (0 without orders).
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MetricsResponse {
+    pub from: String,
+    pub to: String,
+    pub orders_per_stage: Vec<StageCount>,
+    pub time_in_stage: Vec<StageTime>,
+    pub cancellations: Cancellations,
+    pub return_rates: Vec<ReturnRate>,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl MetricsResponse {
+    pub fn new(
+        from: String,
+        to: String,
+        stages: Vec<StageCountRow>,
+        times: Vec<StageTimeRow>,
+        cancellations: CancellationRow,
+        returns: Vec<ReturnRateRow>,
+    ) -> Self {
+        Self {
+            from,
+            to,
+            orders_per_stage: stages
+                .into_iter()
+                .map(|s| StageCount {
+                    status: s.status,
+                    orders: s.orders,
+                })
+                .collect(),
+            time_in_stage: times
+                .into_iter()
+                .map(|t| StageTime {
+                    stage: t.stage,
+                    orders: t.orders,
+                    p50_seconds: t.p50_seconds,
+                    p95_seconds: t.p95_seconds,
+                })
+                .collect(),
+            cancellations: Cancellations {
+                orders: cancellations.orders,
+                cancelled: cancellations.cancelled,
+                rate: ratio(cancellations.cancelled, cancellations.orders),
+            },
+            return_rates: returns
+                .into_iter()
+                .map(|r| ReturnRate {
+                    rate: ratio(r.returned, r.sold),
+                    sku: r.sku,
+                    reason: r.reason,
+                    returned: r.returned,
+                    sold: r.sold,
+                })
+                .collect(),
+        }
+    }
+
+    /// The metrics as long-format CSV rows.
+    pub fn csv_rows(&self) -> Vec<MetricLine> {
+        let mut rows = Vec::new();
+        for s in &self.orders_per_stage {
+            rows.push(MetricLine::new(
+                "orders_per_stage",
+                &s.status,
+                "orders",
+                s.orders as f64,
+            ));
+        }
+        for t in &self.time_in_stage {
+            rows.push(MetricLine::new(
+                "time_in_stage",
+                &t.stage,
+                "orders",
+                t.orders as f64,
+            ));
+            rows.push(MetricLine::new(
+                "time_in_stage",
+                &t.stage,
+                "p50_seconds",
+                f64::from(t.p50_seconds),
+            ));
+            rows.push(MetricLine::new(
+                "time_in_stage",
+                &t.stage,
+                "p95_seconds",
+                f64::from(t.p95_seconds),
+            ));
+        }
+        let c = &self.cancellations;
+        rows.push(MetricLine::new(
+            "cancellations",
+            "all",
+            "orders",
+            c.orders as f64,
+        ));
+        rows.push(MetricLine::new(
+            "cancellations",
+            "all",
+            "cancelled",
+            c.cancelled as f64,
+        ));
+        rows.push(MetricLine::new("cancellations", "all", "rate", c.rate));
+        for r in &self.return_rates {
+            let key = format!("{}/{}", r.sku, r.reason);
+            rows.push(MetricLine::new(
+                "return_rate",
+                &key,
+                "returned",
+                r.returned as f64,
+            ));
+            rows.push(MetricLine::new("return_rate", &key, "sold", r.sold as f64));
+            rows.push(MetricLine::new("return_rate", &key, "rate", r.rate));
+        }
+        rows
+    }
+}
+
+/// One metric value in the CSV export.
+pub struct MetricLine {
+    metric: &'static str,
+    key: String,
+    measure: &'static str,
+    value: f64,
+}
+
+impl MetricLine {
+    fn new(metric: &'static str, key: &str, measure: &'static str, value: f64) -> Self {
+        Self {
+            metric,
+            key: key.to_owned(),
+            measure,
+            value,
+        }
+    }
+}
+
+impl CsvRow for MetricLine {
+    const HEADER: &'static [&'static str] = &["metric", "key", "measure", "value"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.metric.to_owned(),
+            self.key.clone(),
+            self.measure.to_owned(),
+            self.value.to_string(),
+        ]
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_with_commas_quotes_or_newlines_are_quoted() {
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a,b"), "\"a,b\"");
+        assert_eq!(escape("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(escape("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn ratios_never_divide_by_zero() {
+        assert_eq!(ratio(1, 0), 0.0);
+        assert_eq!(ratio(1, 4), 0.25);
+    }
+}
