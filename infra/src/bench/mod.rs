@@ -23,8 +23,8 @@ mod tracking;
 pub use analytics::analytics;
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
-pub use tracking::tracking;
 pub use search::search;
+pub use tracking::tracking;
 
 use std::net::SocketAddr;
 use std::time::Duration;
