@@ -305,3 +305,154 @@ async fn a_won_dispute_moves_no_money() {
         refund_response.describe()
     );
 }
+
+/// Refund lines per order in the sandbox's settlement report for today: what the gateway did.
+async fn gateway_refunds(
+    sandbox: &waybill_e2e::WaybillProcess,
+    key: &str,
+) -> std::collections::HashMap<String, Vec<i64>> {
+    let today = chrono::Utc::now().date_naive().to_string();
+    let csv = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/settlement-reports?date={today}",
+            sandbox.sandbox_url()
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("report")
+        .text()
+        .await
+        .expect("report text");
+    let mut out: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.get(1) == Some(&"refund") {
+            out.entry(cells[2].to_owned())
+                .or_default()
+                .push(-cells[3].parse::<i64>().unwrap_or(0));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_checkout_worker_killed_mid_refunds_refunds_each_exactly_once() {
+    use waybill_e2e::{eventually, Role, TestEnv};
+    let env = TestEnv::new("ledger_refund_crash").await;
+    let commands = env.start(Role::Commands).await;
+    let sandbox = env.start_sandbox(&commands.command_url(), &[]).await;
+    let mut worker = env
+        .start_with(Role::Checkout, &[("WAYBILL_CHECKOUT_BATCH", "2")])
+        .await;
+    let api = commands.api();
+    let put = api
+        .put_json(
+            "/v1/inventory/locations/wh-east",
+            ADMIN_KEY,
+            "loc",
+            &json!({"kind": "warehouse", "name": "East", "country": "US", "zone": 1}),
+        )
+        .await;
+    assert!(put.status < 300, "{}", put.describe());
+    let restock = api
+        .post_json(
+            "/v1/inventory/stock/RF-1/wh-east/restock",
+            ADMIN_KEY,
+            "restock",
+            &json!({"quantity": 100}),
+        )
+        .await;
+    assert!(restock.status < 300, "{}", restock.describe());
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let body = order(&format!("RF-{n}"), "RF-1", 1, cards::APPROVED);
+        let response = api.place_order(&format!("rf-{n}"), &body).await;
+        assert_eq!(response.status, 201, "{}", response.describe());
+        ids.push(
+            response.json()["order_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let pool = env.db().clone();
+    let count = |event_type: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = $1")
+                .bind(event_type)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    eventually(
+        "every order captured",
+        waybill_e2e::checkout::SETTLE,
+        || async {
+            let n = count("PaymentCaptured").await?;
+            if n == 20 {
+                Ok(())
+            } else {
+                Err(format!("{n} captured"))
+            }
+        },
+    )
+    .await;
+    // Two partial refunds per order: 40 gateway calls for the worker.
+    for id in &ids {
+        for (i, minor) in [300, 200].into_iter().enumerate() {
+            let response = api
+                .post_json(
+                    &format!("/v1/orders/{id}/refunds"),
+                    AGENT_KEY,
+                    &format!("rf-{id}-{i}"),
+                    &json!({"amount_minor": minor, "currency": "USD", "reason": "crash test"}),
+                )
+                .await;
+            assert_eq!(response.status, 202, "{}", response.describe());
+        }
+    }
+    eventually("a few refunds", waybill_e2e::checkout::SETTLE, || async {
+        let n = count("PaymentRefunded").await?;
+        if n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} refunded"))
+        }
+    })
+    .await;
+    worker.kill_hard();
+    let at_kill = count("PaymentRefunded").await.unwrap_or(0);
+    assert!(
+        at_kill < 40,
+        "the kill landed mid-refunds ({at_kill} of 40 done)"
+    );
+    worker.restart().await;
+    eventually(
+        "every refund answered",
+        std::time::Duration::from_secs(90),
+        || async {
+            let n = count("PaymentRefunded").await?;
+            if n == 40 {
+                Ok(())
+            } else {
+                Err(format!("{n} refunded"))
+            }
+        },
+    )
+    .await;
+    let at_gateway = gateway_refunds(&sandbox, &env.payment_api_key).await;
+    for id in &ids {
+        let mut amounts = at_gateway.get(id).cloned().unwrap_or_default();
+        amounts.sort_unstable();
+        assert_eq!(
+            amounts,
+            vec![200, 300],
+            "the gateway refunded {id} once per refund"
+        );
+        let recorded = env.payloads_of(id, "PaymentRefunded").await;
+        assert_eq!(recorded.len(), 2, "{id}");
+    }
+}

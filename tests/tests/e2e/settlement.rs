@@ -266,3 +266,53 @@ cap_3,bonus,,100,0,100,USD,,,po_1,2026-11-25,2026-11-25\n";
     assert_eq!(bad_date.status, 422);
     assert_eq!(bad_date.json()["field"], "date");
 }
+
+/// Runs `waybill settlement import` against the test's command API; returns (success, stdout).
+async fn cli_import(world: &CheckoutWorld, date: &str) -> (bool, String) {
+    let command_addr = world
+        .waybill
+        .command_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut command = tokio::process::Command::new(waybill_e2e::waybill_binary());
+    command.env_clear();
+    for (key, value) in world
+        .env
+        .process_env(&[("WAYBILL_COMMAND_ADDR", command_addr.as_str())])
+    {
+        command.env(key, value);
+    }
+    let output = command
+        .args(["settlement", "import", "--date", date])
+        .output()
+        .await
+        .expect("run waybill settlement import");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_imports_the_days_report_once_and_prints_its_payouts() {
+    let world = CheckoutWorld::start("settlement_cli", &[], &[("TEE-S", 10)]).await;
+    captured_orders(&world, "CLI", 1).await;
+    let (ok, first) = cli_import(&world, &today()).await;
+    assert!(ok, "{first}");
+    assert!(first.contains(": imported (1 lines)"), "{first}");
+    assert!(first.contains("payout po_"), "{first}");
+    assert!(first.contains("settles 1 transaction(s)"), "{first}");
+    let (ok, again) = cli_import(&world, &today()).await;
+    assert!(ok, "{again}");
+    assert!(again.contains("already_imported"), "{again}");
+    assert_eq!(
+        settlement_events(&world).await.len(),
+        2,
+        "one report, one payout"
+    );
+    let (ok, bad) = cli_import(&world, "26/11/2026").await;
+    assert!(!ok, "{bad}");
+    assert!(bad.contains("422"), "{bad}");
+}

@@ -1,5 +1,6 @@
 //! The pure order domain: parsing raw requests into validated commands, enrichment and pricing,
-//! risk scoring, the order aggregate's state machine and the checkout flow's next-step decision.
+//! risk scoring, the order aggregate's state machine (with its money [`ledger`]: captures,
+//! refunds, chargebacks) and the checkout flow's next-step decision.
 //! No async, no SQL, no clock reads: time and ids come in as data, so the same code runs in unit
 //! tests, property tests and production.
 
