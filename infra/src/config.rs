@@ -594,6 +594,9 @@ pub struct BenchTrackingArgs {
     /// Seconds of load per target.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Seconds of the same load before each target, not recorded.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_seconds: u64,
     /// Orders placed (and tracked in turn).
     #[arg(long, default_value_t = 200)]
     pub orders: usize,

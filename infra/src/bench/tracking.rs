@@ -5,6 +5,9 @@
 //! 2. `GET /v1/orders/{id}/tracking?token=` (the JSON endpoint),
 //! 3. `GET /track/{id}?token=` (the HTML page).
 //!
+//! Each target first gets `--warmup-seconds` of the same load, not recorded (connection pool,
+//! caches).
+//!
 //! Open loop: request i is due at start + i/rate and its latency counts from then, so a slow
 //! server is not hidden by a client that waits (no coordinated omission). Writes a JSON report
 //! and an SVG of p50/p99 per second per target.
@@ -34,6 +37,7 @@ pub struct TrackingBenchReport {
     pub bench: &'static str,
     pub rate_per_sec: u32,
     pub seconds: u64,
+    pub warmup_seconds: u64,
     pub orders: usize,
     pub note: &'static str,
     pub goal_json_p99_ms: f64,
@@ -200,7 +204,17 @@ async fn run_bench(
             args.rate,
             args.seconds
         );
-        targets.push(open_loop(&http, &base, &orders, target, args).await?);
+        // Same rate, not recorded: opens the connection pool and warms caches first.
+        open_loop(
+            &http,
+            &base,
+            &orders,
+            target,
+            args.rate,
+            args.warmup_seconds,
+        )
+        .await?;
+        targets.push(open_loop(&http, &base, &orders, target, args.rate, args.seconds).await?);
     }
     shutdown.trigger();
     running.wait().await?;
@@ -212,6 +226,7 @@ async fn run_bench(
         bench: "tracking",
         rate_per_sec: args.rate,
         seconds: args.seconds,
+        warmup_seconds: args.warmup_seconds,
         orders: args.orders,
         note: "load generator, query API, Redis and the idle pipeline share the machine's cores; \
                latency counts from each request's scheduled send time (open loop)",
@@ -227,10 +242,11 @@ async fn open_loop(
     base: &str,
     orders: &[(String, String)],
     target: Target,
-    args: &BenchTrackingArgs,
+    rate: u32,
+    seconds: u64,
 ) -> anyhow::Result<TargetReport> {
-    let total = u64::from(args.rate) * args.seconds;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, u64, bool)>();
     let start = Instant::now();
     let tokio_start = tokio::time::Instant::now();
