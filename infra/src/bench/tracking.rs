@@ -48,6 +48,7 @@ pub struct TrackingBenchReport {
 #[derive(Debug, Serialize)]
 pub struct TargetReport {
     pub name: &'static str,
+    pub label: &'static str,
     pub path: &'static str,
     pub sent: u64,
     pub ok: u64,
@@ -87,6 +88,14 @@ impl Target {
             Self::Health => "baseline GET /health",
             Self::Json => "GET /v1/orders/{id}/tracking",
             Self::Page => "GET /track/{id} (HTML)",
+        }
+    }
+    /// Legend label in the chart.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Health => "/health baseline",
+            Self::Json => "JSON tracking",
+            Self::Page => "HTML page",
         }
     }
     fn path(self) -> &'static str {
@@ -295,6 +304,7 @@ async fn open_loop(
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Ok(TargetReport {
         name: target.name(),
+        label: target.label(),
         path: target.path(),
         sent: total,
         ok,
@@ -329,7 +339,7 @@ fn chart(report: &TrackingBenchReport) -> String {
             .iter()
             .zip(COLORS)
             .map(|(target, color)| Series {
-                name: target.name,
+                name: target.label,
                 color,
                 points: target
                     .per_second
