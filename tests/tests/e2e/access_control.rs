@@ -45,6 +45,12 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/track/{missing}?token={tokenA}",                       [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (Q, "GET",  "/track/{A}/events?token={tokenB}",                      [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (Q, "GET",  "/track",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/v1/search/orders?q=ACL",                              [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (Q, "GET",  "/v1/agent/orders/{A}",                                  [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (Q, "GET",  "/v1/finance/summary",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
+    (Q, "GET",  "/v1/finance/payouts",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
+    (Q, "GET",  "/v1/finance/reconciliation",                            [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
+    (Q, "GET",  "/v1/finance/metrics",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
     (Q, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
@@ -56,6 +62,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "GET",  "/v1/inventory/stock/ACL-SKU",                           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/restock",          [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/adjust",           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/refunds",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/disputes/dp_acl/evidence",         [401, 403, 403, 404, 404, 404, 403, 404, 401, 401]),
+    (C, "POST", "/v1/settlement/imports",                                [401, 403, 403, 403, 422, 422, 403, 403, 401, 401]),
     (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
 ];
@@ -88,6 +97,16 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     }
     if path.ends_with("/adjust") {
         return Some(json!({"delta": 1, "reason": "count"}));
+    }
+    if path.ends_with("/refunds") {
+        return Some(json!({"amount_minor": 100, "currency": "USD", "reason": "acl"}));
+    }
+    if path.ends_with("/evidence") {
+        return Some(json!({"text": "acl"}));
+    }
+    if path == "/v1/settlement/imports" {
+        // Past authorization, an unreadable report is refused naming its line: 422.
+        return Some(json!({"gateway": "sandbox", "date": "2026-11-25", "csv": "not,a,report"}));
     }
     if path == "/v1/webhooks/payments" {
         return Some(json!({"id": "evt-acl", "type": "authorization.succeeded"}));
