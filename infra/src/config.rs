@@ -120,7 +120,12 @@ pub struct Settings {
     pub tracking_secret: Option<String>,
     /// HMAC secret of HS256 Bearer JWTs (claims sub, role, exp) accepted by both APIs next to
     /// API keys. Unset: generated into `<secrets dir>/jwt-secret`.
-    #[arg(long, env = "WAYBILL_JWT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WAYBILL_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Where generated development secrets are kept (gitignored).
     #[arg(

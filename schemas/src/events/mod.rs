@@ -4,6 +4,7 @@
 //! Every event of the order lifecycle lives in the order's stream (`order-<uuid>`): the order,
 //! its risk decision, its stock and its payment, so one fold gives the whole picture.
 
+mod fulfillment;
 mod inventory;
 mod order_cancelled;
 mod order_confirmed;
@@ -13,6 +14,13 @@ mod risk;
 
 use serde::Serialize;
 
+pub use fulfillment::{
+    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
+    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
+    NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint, PickupReady,
+    ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
+    ShipmentTracked,
+};
 pub use inventory::{
     BackorderedLine, InventoryAllocated, InventoryReleased, InventoryReservationFailed,
     InventoryReserved, ReleaseReason, ReservedLine, Shortage,
@@ -104,6 +112,17 @@ order_events! {
     PaymentVoided = 1,
     PaymentAuthorizationExpired = 1,
     OrderConfirmed = 1,
+    FulfillmentRouted = 1,
+    FulfillmentSubmitted = 1,
+    FulfillmentProgressed = 1,
+    FulfillmentShortPicked = 1,
+    FulfillmentLinesCancelled = 1,
+    PickupReady = 1,
+    PickupCompleted = 1,
+    ShipmentCreated = 1,
+    ShipmentTracked = 1,
+    ShipmentExceptionHandled = 1,
+    OrderClosed = 1,
 }
 
 impl OrderEventKind {

@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod checkout_flow;
 pub mod fields;
+pub mod fulfillment;
 pub mod order;
 pub mod place;
 pub mod place_typed;

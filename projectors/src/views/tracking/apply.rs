@@ -5,11 +5,11 @@
 //! timeline; internal steps (a risk check that passed, stock turned from reserved to allocated)
 //! change the view without one. Risk scores and the rules that fired never reach this view.
 
+use waybill_schemas::access::{customer_digest, lookup_digest, LookupProof};
 use waybill_schemas::events::{
     CancelReason, InventoryReservationFailed, InventoryReserved, OrderPlaced, ReleaseReason,
     ReviewDecision, RiskDecision,
 };
-use waybill_schemas::access::{customer_digest, lookup_digest, LookupProof};
 use waybill_schemas::views::{
     PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine,
     TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,

@@ -224,6 +224,18 @@ impl Order {
                 })
             }
             OrderEvent::PaymentAuthorizationExpired(_) => state.authorization_expired = true,
+            // Fulfillment has its own fold (`domain::fulfillment`); checkout only needs to know
+            // that something shipped, for capture on shipment.
+            OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => state.shipped = true,
+            OrderEvent::FulfillmentRouted(_)
+            | OrderEvent::FulfillmentSubmitted(_)
+            | OrderEvent::FulfillmentProgressed(_)
+            | OrderEvent::FulfillmentShortPicked(_)
+            | OrderEvent::FulfillmentLinesCancelled(_)
+            | OrderEvent::PickupReady(_)
+            | OrderEvent::ShipmentTracked(_)
+            | OrderEvent::ShipmentExceptionHandled(_)
+            | OrderEvent::OrderClosed(_) => {}
         }
     }
 }

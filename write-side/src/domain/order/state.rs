@@ -257,6 +257,8 @@ pub struct OrderState {
     pub(super) authorization_expired: bool,
     pub(super) confirmed: Option<CaptureMode>,
     pub(super) cancel_reason: Option<CancelReason>,
+    /// A parcel left (or a BOPIS order was collected): capture on shipment may run.
+    pub(super) shipped: bool,
 }
 
 impl OrderState {
@@ -277,7 +279,13 @@ impl OrderState {
             authorization_expired: false,
             confirmed: None,
             cancel_reason: None,
+            shipped: false,
         }
+    }
+
+    /// Whether the first parcel shipped (or a BOPIS order was collected).
+    pub fn has_shipped(&self) -> bool {
+        self.shipped
     }
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.
