@@ -5,8 +5,8 @@ mod tracking;
 
 pub use consistency::ConsistencyToken;
 pub use tracking::{
-    PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState, TimelineEntry,
-    TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingPickup,
-    TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus, TrackingStock,
-    TrackingTotals, TrackingView,
+    DeliveryState, PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState,
+    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment,
+    TrackingPickup, TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus,
+    TrackingStock, TrackingTotals, TrackingView,
 };
