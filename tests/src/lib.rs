@@ -16,6 +16,7 @@ mod api;
 mod binary;
 pub mod checkout;
 mod env;
+pub mod fulfillment;
 mod orders;
 mod otlp;
 mod poll;

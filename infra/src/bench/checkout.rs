@@ -400,6 +400,7 @@ async fn start(
         command: any_port,
         query: any_port,
         payment_sandbox: any_port,
+        logistics_sandbox: any_port,
     };
     services::start(
         settings,

@@ -96,6 +96,7 @@ async fn run_bench(
             command: SocketAddr::from(([127, 0, 0, 1], 0)),
             query: SocketAddr::from(([127, 0, 0, 1], 0)),
             payment_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logistics_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let running = services::start(
             settings,
@@ -210,6 +211,7 @@ impl Scratch {
             jwt_secret: format!("bench-jwt-{run}").into_bytes(),
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
+            logistics_webhook_secret: format!("bench-logistics-{run}").into_bytes(),
         };
         (s, secrets)
     }

@@ -8,6 +8,7 @@
 //! prints the outcome table ([`report`]) and where to look.
 
 mod follow;
+mod fulfillment;
 mod report;
 mod scenario;
 mod seed;
@@ -50,12 +51,14 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             command: settings.command_addr,
             query: settings.query_addr,
             payment_sandbox: settings.checkout.payment_sandbox_addr,
+            logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
         };
         // What `serve all` runs, plus our simulated gateway the checkout worker talks to.
         let parts: Vec<Part> = Part::ALL
             .into_iter()
             .filter(|p| *p != Part::Checkout || settings.checkout.checkout_worker)
-            .chain([Part::PaymentSandbox])
+            .filter(|p| *p != Part::Fulfillment || settings.fulfillment.fulfillment_worker)
+            .chain([Part::PaymentSandbox, Part::LogisticsSandbox])
             .collect();
         Some(services::start(settings, &secrets, &parts, addresses, render, &shutdown).await?)
     } else {
@@ -225,6 +228,8 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     anyhow::ensure!(all_as_labelled, "{summary}");
+    let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
+    fulfillment::run(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

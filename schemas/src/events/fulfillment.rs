@@ -82,6 +82,8 @@ pub struct FulfillmentRouted {
     pub node_id: String,
     pub node_kind: NodeKind,
     pub carrier: String,
+    /// Zone distance from the node to the customer (what transit times are learned by).
+    pub zone_distance: u32,
     pub lines: Vec<FulfillmentLine>,
     /// The routing rule (by name, from the routing config) that chose this node.
     pub rule: String,

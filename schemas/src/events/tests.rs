@@ -450,6 +450,7 @@ fn sample_fulfillment(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<Order
             node_id: "store-soho".into(),
             node_kind: NodeKind::PickupStore,
             carrier: "none".into(),
+            zone_distance: 0,
             lines: vec![line.clone()],
             rule: "pickup_in_store".into(),
             score: vec![ScorePart {

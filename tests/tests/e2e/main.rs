@@ -6,6 +6,7 @@ mod bad_input;
 mod cancel;
 mod checkout;
 mod checkout_resilience;
+mod fulfillment;
 mod idempotency;
 mod relay_crash;
 mod service_endpoints;

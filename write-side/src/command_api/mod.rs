@@ -3,6 +3,7 @@
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
 mod checkout;
+mod fulfillment;
 mod handlers;
 mod inventory;
 pub mod openapi;
@@ -58,6 +59,8 @@ pub struct CommandApiConfig {
     pub tracking_secret: Vec<u8>,
     /// HMAC secret of the payment gateway's webhooks (empty: webhooks are refused with 503).
     pub payment_webhook_secret: Vec<u8>,
+    /// HMAC secret of node (WMS) and carrier webhooks (empty: refused with 503).
+    pub logistics_webhook_secret: Vec<u8>,
     pub metrics_render: MetricsRender,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
@@ -77,6 +80,7 @@ impl CommandApiConfig {
             api_keys,
             tracking_secret,
             payment_webhook_secret: Vec::new(),
+            logistics_webhook_secret: Vec::new(),
             metrics_render,
             inventory: InventoryConfig::default(),
         }
@@ -92,6 +96,7 @@ pub struct AppState {
     body_limit: usize,
     metrics_render: MetricsRender,
     webhook_secret: Option<Arc<[u8]>>,
+    logistics_secret: Option<Arc<[u8]>>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -154,6 +159,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         metrics_render: config.metrics_render,
         webhook_secret: (!config.payment_webhook_secret.is_empty())
             .then(|| config.payment_webhook_secret.into()),
+        logistics_secret: (!config.logistics_webhook_secret.is_empty())
+            .then(|| config.logistics_webhook_secret.into()),
     };
     let openapi = openapi::document();
     let router = Router::new()
@@ -162,6 +169,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
+        .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
+        .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))
         .merge(inventory::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(

@@ -168,6 +168,8 @@ impl Modify for ApiKeyAuth {
         super::checkout::review_order,
         super::checkout::review_queue,
         super::checkout::payment_webhook,
+        super::fulfillment::wms_webhook,
+        super::fulfillment::carrier_webhook,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),

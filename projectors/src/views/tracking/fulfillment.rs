@@ -246,6 +246,7 @@ pub(super) mod tests {
             node_id: format!("node-{n}"),
             node_kind: kind,
             carrier: "parcelco".into(),
+            zone_distance: 1,
             lines,
             rule: "ship_to_customer".into(),
             score: vec![],

@@ -82,7 +82,7 @@ pub fn next_step(
     if state.closed || state.order_id.is_none() || state.confirmed.is_none() {
         return FulfillmentStep::Done;
     }
-    if state.orders.is_empty() {
+    if !state.is_routed() {
         if state.cancelled {
             return FulfillmentStep::Done;
         }

@@ -13,6 +13,7 @@
 //! folds. No I/O: routing inputs, carrier labels, codes and the clock come in as data.
 //! [`flow::next_step`] is the fulfillment process manager's decision.
 
+pub mod carrier;
 pub mod flow;
 pub mod routing;
 mod state;
@@ -390,7 +391,7 @@ impl Fulfillment {
     ) -> Result<Vec<OrderEvent>, FulfillmentError> {
         let from = match cause {
             RouteCause::Confirmation => {
-                if !self.orders.is_empty() {
+                if self.is_routed() {
                     return Err(FulfillmentError::AlreadyRouted(order_id));
                 }
                 let asked: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
@@ -441,6 +442,7 @@ impl Fulfillment {
                     node_id: r.node_id.clone(),
                     node_kind: r.node_kind,
                     carrier: r.carrier.clone(),
+                    zone_distance: r.zone_distance,
                     lines: r.lines.clone(),
                     rule: r.rule.clone(),
                     score: r.score.clone(),

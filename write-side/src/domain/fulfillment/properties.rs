@@ -251,8 +251,14 @@ proptest! {
                     prop_assert!(events.is_empty() && before == state, "a wrong code collected");
                 }
             }
-            if !state.orders.is_empty() {
+            if state.is_routed() {
                 check_units(&state)?;
+            }
+            // The flow never loops: a step that changes nothing is never asked for twice.
+            if let Some(again) = run_step(&state, &config, pickup, &cands, n) {
+                if let Ok(events) = state.handle(&again, now) {
+                    prop_assert!(!events.is_empty(), "next_step asked for {:?}, which records nothing", again);
+                }
             }
         }
     }

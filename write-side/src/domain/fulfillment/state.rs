@@ -263,11 +263,16 @@ impl Fulfillment {
         b
     }
 
+    /// Whether the order was routed (to nodes, or cancelled because no node had it).
+    pub fn is_routed(&self) -> bool {
+        !self.orders.is_empty() || !self.cancelled_lines.is_empty()
+    }
+
     /// Whether every unit is delivered, collected, returned to sender or cancelled.
     pub fn is_settled(&self) -> bool {
         let b = self.units();
         let open = [&b.unrouted, &b.at_node, &b.shipped, &b.awaiting_reroute];
-        !self.orders.is_empty() && open.iter().all(|l| total(l) == 0)
+        self.is_routed() && open.iter().all(|l| total(l) == 0)
     }
 
     /// When every unit is delivered, collected or cancelled and at least one was handed over:
