@@ -428,3 +428,59 @@ async fn unsigned_or_malformed_logistics_webhooks_are_refused_with_problem_json(
         "names the field: {problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
+    let f = FulfillmentWorld::start(
+        "capture_on_shipment",
+        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 2).await;
+    f.world.restock("MUG-BLK", "wh-west", 2).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CAPSHIP-1",
+            &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let tasks = f.tasks(&order_id, 2).await;
+    let view = f
+        .view_when(&order_id, "confirmed", |v| {
+            v["status"] == json!("confirmed")
+        })
+        .await;
+    assert_eq!(
+        view["payment"]["state"],
+        json!("authorized"),
+        "nothing captured before shipping"
+    );
+    assert!(f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentCaptured")
+        .await
+        .is_empty());
+
+    // Only the first node packs: one parcel ships, the order is partially shipped and paid.
+    let first = tasks[0]["fulfillment_id"].as_str().unwrap();
+    f.node(first, json!({"type": "packed"})).await;
+    f.parcels(&order_id, 1).await;
+    let view = f
+        .view_when(&order_id, "captured on shipment", |v| {
+            v["payment"]["state"] == json!("captured")
+        })
+        .await;
+    assert_eq!(view["delivery"], json!("partially_shipped"));
+    assert_eq!(
+        f.world
+            .env
+            .payloads_of(&order_id, "PaymentCaptured")
+            .await
+            .len(),
+        1
+    );
+}
