@@ -512,6 +512,31 @@ pub enum Bench {
     /// Card orders through the whole checkout flow (risk, stock, sandbox payment, confirmation,
     /// capture) on a scratch environment, beside placement alone for the same orders.
     Checkout(BenchCheckoutArgs),
+    /// Card orders from placement through fulfillment to delivery and close (the logistics
+    /// sandbox acting as nodes and carrier), beside the checkout flow alone.
+    Lifecycle(BenchLifecycleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchLifecycleArgs {
+    /// Orders to place.
+    #[arg(long, default_value_t = 2_000)]
+    pub orders: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// JSON report path.
+    #[arg(long, default_value = "bench-results/lifecycle.json")]
+    pub out: PathBuf,
+    /// How long after the last placement orders may take to close, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub deadline_secs: u64,
+    /// Skip the checkout-only baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Keep the scratch databases, streams and Redis keys afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Args)]

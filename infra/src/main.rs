@@ -102,6 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Checkout(args),
         } => bench::checkout(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Lifecycle(args),
+        } => bench::lifecycle(&settings, &args).await,
     }
 }
 

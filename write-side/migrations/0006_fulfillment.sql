@@ -16,12 +16,16 @@ CREATE TABLE IF NOT EXISTS fulfillment_flows (
 );
 CREATE INDEX IF NOT EXISTS fulfillment_flows_due_at ON fulfillment_flows (due_at);
 
--- Transit times learned per carrier and zone distance (routing's ETA), one row per pair,
--- updated in the same transaction as the `ShipmentTracked` delivered event that taught it.
-CREATE TABLE IF NOT EXISTS carrier_transit_stats (
-    carrier      TEXT   NOT NULL,
-    distance     INT    NOT NULL,
-    deliveries   BIGINT NOT NULL,
-    total_hours  BIGINT NOT NULL,
-    PRIMARY KEY (carrier, distance)
+-- Transit times learned from deliveries (routing's ETA): one row per delivered parcel, written
+-- in the transaction of its `ShipmentTracked` delivered event. Insert-only (no hot counter row
+-- that every delivery would update under SERIALIZABLE); routing averages the last 90 days per
+-- carrier and zone distance.
+CREATE TABLE IF NOT EXISTS carrier_transit_samples (
+    shipment_id   TEXT        PRIMARY KEY,
+    carrier       TEXT        NOT NULL,
+    distance      INT         NOT NULL,
+    hours         BIGINT      NOT NULL,
+    delivered_at  TIMESTAMPTZ NOT NULL
 );
+CREATE INDEX IF NOT EXISTS carrier_transit_samples_recent
+    ON carrier_transit_samples (delivered_at);

@@ -12,12 +12,14 @@ mod checkout;
 mod checkout_report;
 mod flash_sale;
 mod lag;
+mod lifecycle;
 mod load;
 pub mod report;
 pub mod svg;
 
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
+pub use lifecycle::lifecycle;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -75,7 +75,7 @@ pub async fn store(
             OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_)
         )
     });
-    let learned: Vec<(String, i32, i64)> = events
+    let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events
         .iter()
         .filter_map(|e| match e {
             OrderEvent::ShipmentTracked(t) if t.status == CarrierStatus::Delivered => {
@@ -85,9 +85,11 @@ pub async fn store(
                     .num_hours()
                     .max(0);
                 Some((
+                    t.shipment_id.clone(),
                     routed.carrier.clone(),
                     i32::try_from(routed.zone_distance).unwrap_or(i32::MAX),
                     hours,
+                    t.carrier_time,
                 ))
             }
             _ => None,
@@ -128,16 +130,17 @@ pub async fn store(
         if ships {
             crate::checkout::flows::wake(&mut tx, &[order_id], now).await?;
         }
-        for (carrier, distance, hours) in &learned {
+        for (shipment, carrier, distance, hours, at) in &learned {
             sqlx::query(
-                "INSERT INTO carrier_transit_stats (carrier, distance, deliveries, total_hours) \
-                 VALUES ($1, $2, 1, $3) ON CONFLICT (carrier, distance) DO UPDATE SET \
-                 deliveries = carrier_transit_stats.deliveries + 1, \
-                 total_hours = carrier_transit_stats.total_hours + EXCLUDED.total_hours",
+                "INSERT INTO carrier_transit_samples \
+                 (shipment_id, carrier, distance, hours, delivered_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (shipment_id) DO NOTHING",
             )
+            .bind(shipment)
             .bind(carrier)
             .bind(distance)
             .bind(hours)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
         }
@@ -152,13 +155,14 @@ pub async fn store(
     }
 }
 
-/// The learned transit times, for routing.
+/// The learned transit times (last 90 days), for routing.
 pub async fn transit_history(
     pool: &PgPool,
 ) -> Result<crate::domain::fulfillment::routing::TransitHistory, sqlx::Error> {
     let rows: Vec<(String, i32, i64, i64)> = retry::serializable(|| {
         sqlx::query_as(
-            "SELECT carrier, distance, deliveries, total_hours FROM carrier_transit_stats",
+            "SELECT carrier, distance, count(*), sum(hours)::bigint FROM carrier_transit_samples \
+             WHERE delivered_at > now() - interval '90 days' GROUP BY carrier, distance",
         )
         .fetch_all(pool)
     })
