@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Start Postgres/NATS/Redis if needed, build, run `waybill serve all` and the payment sandbox in
+# Start Postgres/NATS/Redis if needed, build, run `waybill serve all` and the payment and logistics sandboxes in
 # the background, and push demo orders through checkout.
 up:
     infra/scripts/demo.sh

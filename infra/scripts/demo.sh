@@ -49,6 +49,8 @@ WAYBILL_PAYMENT_SANDBOX_ADDR=$sandbox_addr \
   setsid nohup "$bin" serve payment-sandbox >>"$sandbox_log_file" 2>&1 </dev/null &
 echo $! >"$sandbox_pid_file"
 
+# Our simulated WMS + carrier (write-side/FULFILLMENT.md); webhooks go to the command API.
+WAYBILL_LOGISTICS_WEBHOOK_BASE=http://$command_addr setsid nohup "$bin" serve logistics-sandbox >>"$state/logistics-sandbox.log" 2>&1 </dev/null & echo $! >"$state/logistics-sandbox.pid"
 say "starting: waybill serve all (log: $log_file)"
 WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr} \
   setsid nohup "$bin" serve all >>"$log_file" 2>&1 </dev/null &

@@ -36,3 +36,4 @@ stop_one() {
 
 stop_one "waybill serve all" "$root/.waybill/serve.pid"
 stop_one "payment sandbox" "$root/.waybill/payment-sandbox.pid"
+stop_one "logistics sandbox" "$root/.waybill/logistics-sandbox.pid"

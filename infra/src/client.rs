@@ -218,6 +218,29 @@ impl ApiClient {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// `GET` any URL without a key; the JSON body (null if none).
+    pub async fn get_json(&self, url: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST` JSON to any URL without a key (the logistics sandbox's driver endpoints).
+    pub async fn post_json_plain(&self, url: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET` any URL without a key; the status (`/health` of a service this client does not
     /// otherwise talk to).
     pub async fn get_plain(&self, url: &str) -> anyhow::Result<StatusCode> {

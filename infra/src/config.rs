@@ -191,6 +191,9 @@ pub struct Settings {
     #[command(flatten)]
     pub warehouse: WarehouseSettings,
 
+    #[command(flatten)]
+    pub fulfillment: FulfillmentSettings,
+
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,
@@ -276,6 +279,80 @@ impl WarehouseSettings {
             dispute: self.gateway_dispute_fee_minor,
         }
     }
+}
+
+/// The fulfillment flow, its routing rules, WMS and carrier (issue 4).
+#[derive(Debug, Clone, Args)]
+pub struct FulfillmentSettings {
+    /// Whether `serve all` runs the fulfillment worker (off when it runs as its own process,
+    /// `serve fulfillment`).
+    #[arg(long, env = "WAYBILL_FULFILLMENT_WORKER", global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub fulfillment_worker: bool,
+    /// Base URL of the nodes' WMS API (the sandbox: `waybill serve logistics-sandbox`).
+    #[arg(
+        long,
+        env = "WAYBILL_WMS_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8092"
+    )]
+    pub wms_url: String,
+    /// Base URL of the carrier API (the same sandbox by default).
+    #[arg(
+        long,
+        env = "WAYBILL_CARRIER_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8092"
+    )]
+    pub carrier_url: String,
+    /// HMAC secret of node and carrier webhooks. Unset: generated into
+    /// `<secrets dir>/logistics-webhook-secret`.
+    #[arg(
+        long,
+        env = "WAYBILL_LOGISTICS_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub logistics_webhook_secret: Option<String>,
+    /// Where `serve logistics-sandbox` listens.
+    #[arg(
+        long,
+        env = "WAYBILL_LOGISTICS_SANDBOX_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8092"
+    )]
+    pub logistics_sandbox_addr: SocketAddr,
+    /// Base URL of the command API the logistics sandbox sends webhooks to. Default: the
+    /// command API's address.
+    #[arg(long, env = "WAYBILL_LOGISTICS_WEBHOOK_BASE", global = true)]
+    pub logistics_webhook_base: Option<String>,
+    /// Days after the last delivery an order closes (fractions allowed: tests use seconds).
+    #[arg(
+        long,
+        env = "WAYBILL_AUTO_CLOSE_DAYS",
+        global = true,
+        default_value_t = 14.0
+    )]
+    pub auto_close_days: f64,
+    /// Handoff retries after a carrier exception before an agent is alerted.
+    #[arg(
+        long,
+        env = "WAYBILL_MAX_HANDOFF_RETRIES",
+        global = true,
+        default_value_t = 2
+    )]
+    pub max_handoff_retries: u32,
+    /// Routing rules (JSON, see write-side/FULFILLMENT.md). Unset: the bundled
+    /// `write-side/fulfillment-routing.json`.
+    #[arg(long, env = "WAYBILL_ROUTING_CONFIG", global = true)]
+    pub routing_config: Option<std::path::PathBuf>,
+    /// How long the fulfillment worker sleeps when nothing is due, in milliseconds.
+    #[arg(
+        long,
+        env = "WAYBILL_FULFILLMENT_POLL_MS",
+        global = true,
+        default_value_t = 20
+    )]
+    pub fulfillment_poll_ms: u64,
 }
 
 /// The checkout flow, the payment gateway and customer notifications.
@@ -531,6 +608,10 @@ pub enum Role {
     Checkout,
     /// Our simulated payment gateway (for development, demos and tests; moves no money).
     PaymentSandbox,
+    /// The fulfillment process manager (routing, WMS tasks, labels, delivery, auto-close).
+    Fulfillment,
+    /// Our simulated WMS and carrier (for development, demos and tests; moves no parcels).
+    LogisticsSandbox,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -584,6 +665,9 @@ pub enum Bench {
     /// against a direct bulk insert, and finance/reconciliation query latency over synthetic
     /// orders (against the same query without FINAL).
     Analytics(BenchAnalyticsArgs),
+    /// Card orders from placement through fulfillment to delivery and close (the logistics
+    /// sandbox acting as nodes and carrier), beside the checkout flow alone.
+    Lifecycle(BenchLifecycleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -645,6 +729,28 @@ pub struct BenchAnalyticsArgs {
     #[arg(long, default_value = "bench-results/analytics.json")]
     pub out: PathBuf,
     /// Keep the scratch databases and stream afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchLifecycleArgs {
+    /// Orders to place.
+    #[arg(long, default_value_t = 2_000)]
+    pub orders: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// JSON report path.
+    #[arg(long, default_value = "bench-results/lifecycle.json")]
+    pub out: PathBuf,
+    /// How long after the last placement orders may take to close, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub deadline_secs: u64,
+    /// Skip the checkout-only baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Keep the scratch databases, streams and Redis keys afterwards.
     #[arg(long)]
     pub keep: bool,
 }

@@ -46,6 +46,8 @@ fn main() -> ExitCode {
             Role::Query => "waybill-query",
             Role::Checkout => "waybill-checkout",
             Role::PaymentSandbox => "waybill-payment-sandbox",
+            Role::Fulfillment => "waybill-fulfillment",
+            Role::LogisticsSandbox => "waybill-logistics-sandbox",
         },
         _ => "waybill-cli",
     };
@@ -121,6 +123,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Analytics(args),
         } => bench::analytics(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Lifecycle(args),
+        } => bench::lifecycle(&settings, &args).await,
     }
 }
 
@@ -128,6 +133,7 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let all: Vec<Part> = Part::ALL
         .into_iter()
         .filter(|p| *p != Part::Checkout || settings.checkout.checkout_worker)
+        .filter(|p| *p != Part::Fulfillment || settings.fulfillment.fulfillment_worker)
         .collect();
     let parts: &[Part] = match role {
         Role::All => &all,
@@ -137,6 +143,8 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         Role::Query => &[Part::Query],
         Role::Checkout => &[Part::Checkout],
         Role::PaymentSandbox => &[Part::PaymentSandbox],
+        Role::Fulfillment => &[Part::Fulfillment],
+        Role::LogisticsSandbox => &[Part::LogisticsSandbox],
     };
     if role == Role::All {
         migrate::migrate(&settings.database_url).await?;
@@ -149,6 +157,7 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         command: settings.command_addr,
         query: settings.query_addr,
         payment_sandbox: settings.checkout.payment_sandbox_addr,
+        logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
     };
     let running = services::start(
         settings,
@@ -159,19 +168,22 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         &shutdown,
     )
     .await?;
-    let worker_metrics =
-        matches!(role, Role::Relay | Role::Projector | Role::Checkout).then(|| {
-            let stop = shutdown.wait();
-            let addr = settings.metrics_addr;
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let result = metrics::serve_worker_metrics(addr, render, stop).await;
-                if result.is_err() {
-                    shutdown.trigger();
-                }
-                result
-            })
-        });
+    let worker_metrics = matches!(
+        role,
+        Role::Relay | Role::Projector | Role::Checkout | Role::Fulfillment
+    )
+    .then(|| {
+        let stop = shutdown.wait();
+        let addr = settings.metrics_addr;
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = metrics::serve_worker_metrics(addr, render, stop).await;
+            if result.is_err() {
+                shutdown.trigger();
+            }
+            result
+        })
+    });
     tracing::info!(
         parts = ?parts.iter().map(Part::name).collect::<Vec<_>>(),
         command = ?running.command_addr,

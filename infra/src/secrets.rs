@@ -17,6 +17,7 @@ pub const TRACKING_SECRET_FILE: &str = "tracking-secret";
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 pub const PAYMENT_API_KEY_FILE: &str = "payment-api-key";
 pub const PAYMENT_WEBHOOK_SECRET_FILE: &str = "payment-webhook-secret";
+pub const LOGISTICS_WEBHOOK_SECRET_FILE: &str = "logistics-webhook-secret";
 
 /// The keys and secret a process runs with.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct Secrets {
     pub payment_api_key: String,
     /// The HMAC secret of the gateway's webhooks.
     pub payment_webhook_secret: Vec<u8>,
+    /// The HMAC secret of node (WMS) and carrier webhooks.
+    pub logistics_webhook_secret: Vec<u8>,
 }
 
 impl Secrets {
@@ -73,6 +76,12 @@ impl Secrets {
             PAYMENT_WEBHOOK_SECRET_FILE,
         )?
         .into_bytes();
+        let logistics_webhook_secret = configured_or_generated(
+            settings.fulfillment.logistics_webhook_secret.as_deref(),
+            dir,
+            LOGISTICS_WEBHOOK_SECRET_FILE,
+        )?
+        .into_bytes();
         Ok(Self {
             client_key: client_key(&api_keys),
             api_keys,
@@ -80,6 +89,7 @@ impl Secrets {
             jwt_secret,
             payment_api_key,
             payment_webhook_secret,
+            logistics_webhook_secret,
         })
     }
 }

@@ -28,13 +28,17 @@ pub enum Part {
     Query,
     /// Our simulated payment gateway; never part of `all` (a real deploy talks to a real one).
     PaymentSandbox,
+    Fulfillment,
+    /// Our simulated WMS + carrier; never part of `all`.
+    LogisticsSandbox,
 }
 
 impl Part {
     /// What `serve all` runs.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::Commands,
         Part::Checkout,
+        Part::Fulfillment,
         Part::Relay,
         Part::Projector,
         Part::Query,
@@ -48,6 +52,8 @@ impl Part {
             Part::Query => "query API",
             Part::Checkout => "checkout worker",
             Part::PaymentSandbox => "payment sandbox",
+            Part::Fulfillment => "fulfillment worker",
+            Part::LogisticsSandbox => "logistics sandbox",
         }
     }
 }
@@ -58,6 +64,7 @@ pub struct Addresses {
     pub command: SocketAddr,
     pub query: SocketAddr,
     pub payment_sandbox: SocketAddr,
+    pub logistics_sandbox: SocketAddr,
 }
 
 /// Services running in this process.
@@ -67,6 +74,7 @@ pub struct Running {
     pub payment_sandbox_addr: Option<SocketAddr>,
     /// The search index this process writes or reads (benchmarks sample it directly).
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
+    pub logistics_sandbox_addr: Option<SocketAddr>,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
     shutdown: Shutdown,
 }
@@ -114,7 +122,12 @@ pub async fn start(
     let needs_db = parts.iter().any(|p| {
         matches!(
             p,
-            Part::Commands | Part::Checkout | Part::Relay | Part::Projector | Part::Query
+            Part::Commands
+                | Part::Checkout
+                | Part::Fulfillment
+                | Part::Relay
+                | Part::Projector
+                | Part::Query
         )
     });
     let pool = if needs_db {
@@ -170,6 +183,7 @@ pub async fn start(
         query_addr: None,
         payment_sandbox_addr: None,
         search: search.clone(),
+        logistics_sandbox_addr: None,
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -215,6 +229,26 @@ pub async fn start(
                             .await
                             .context("payment sandbox");
                     (Part::PaymentSandbox, result)
+                });
+            }
+            Part::Fulfillment => {
+                let future = fulfillment::run(settings, require(&pool)?, shutdown)?;
+                running
+                    .tasks
+                    .spawn(async move { (Part::Fulfillment, future.await) });
+            }
+            Part::LogisticsSandbox => {
+                let listener = bind(addresses.logistics_sandbox, "logistics sandbox").await?;
+                let addr = listener.local_addr()?;
+                running.logistics_sandbox_addr = Some(addr);
+                let config = fulfillment::sandbox_config(settings, secrets, addr);
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    let result =
+                        waybill_write_side::fulfillment::sandbox::serve(listener, config, stop)
+                            .await
+                            .context("logistics sandbox");
+                    (Part::LogisticsSandbox, result)
                 });
             }
             Part::Projector => {
@@ -326,6 +360,7 @@ mod commands {
                     config.batch_workers = workers;
                 }
                 config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
+                config.logistics_webhook_secret = secrets.logistics_webhook_secret.clone();
                 config.inventory.reservation_ttl =
                     std::time::Duration::from_secs(settings.checkout.reservation_ttl_secs);
                 config.gateway = waybill_write_side::payment::HttpGateway::new(
@@ -525,6 +560,81 @@ mod checkout {
             waybill_write_side::checkout::run_worker(services, config, stop).await;
             Ok(())
         })
+    }
+}
+
+/// The fulfillment worker and our simulated WMS + carrier.
+mod fulfillment {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use waybill_write_side::domain::fulfillment::flow::FulfillmentPolicy;
+    use waybill_write_side::domain::fulfillment::RoutingConfig;
+    use waybill_write_side::event_store::EventStore;
+    use waybill_write_side::fulfillment::logistics::LogisticsClient;
+    use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
+    use waybill_write_side::fulfillment::FulfillmentServices;
+
+    pub fn run(
+        settings: &Settings,
+        pool: PgPool,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
+    {
+        let f = settings.fulfillment.clone();
+        let routing = match &f.routing_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading routing config {}", path.display()))?;
+                RoutingConfig::parse(&text)
+            }
+            None => RoutingConfig::bundled(),
+        }
+        .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
+        let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
+            .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
+        let auto_close_ms = (f.auto_close_days * 86_400_000.0).max(0.0) as i64;
+        let services = FulfillmentServices {
+            store: EventStore::new(pool.clone()),
+            pool,
+            logistics,
+            routing: Arc::new(routing),
+            policy: FulfillmentPolicy {
+                auto_close_after: chrono::Duration::milliseconds(auto_close_ms),
+                max_handoff_retries: f.max_handoff_retries,
+            },
+            lease: chrono::Duration::seconds(30),
+            batch: 64,
+            concurrency: 8,
+            idle_poll: Duration::from_millis(f.fulfillment_poll_ms.max(1)),
+        };
+        let stop = shutdown.wait();
+        Ok(async move {
+            tracing::info!(wms = %f.wms_url, carrier = %f.carrier_url, auto_close_days = f.auto_close_days, "fulfillment worker starting");
+            waybill_write_side::fulfillment::run_worker(services, stop).await;
+            Ok(())
+        })
+    }
+
+    pub fn sandbox_config(
+        settings: &Settings,
+        secrets: &Secrets,
+        addr: SocketAddr,
+    ) -> LogisticsSandboxConfig {
+        let base = settings
+            .fulfillment
+            .logistics_webhook_base
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.command_addr));
+        let base = base.trim_end_matches('/').to_owned();
+        LogisticsSandboxConfig {
+            webhook_secret: secrets.logistics_webhook_secret.clone(),
+            wms_webhook_url: format!("{base}/v1/webhooks/wms"),
+            carrier_webhook_url: format!("{base}/v1/webhooks/carrier"),
+            public_url: format!("http://{addr}"),
+            transit_hours_per_zone: 24,
+        }
     }
 }
 

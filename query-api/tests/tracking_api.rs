@@ -69,6 +69,7 @@ fn view(order: OrderId, version: i64) -> TrackingView {
             quantity: 2,
             unit_price_minor: 1500,
             total_minor: 3000,
+            cancelled_quantity: 0,
         }],
         totals: TrackingTotals {
             subtotal_minor: 3000,
@@ -90,6 +91,7 @@ fn view(order: OrderId, version: i64) -> TrackingView {
             occurred_at: now,
             summary: "Order placed".into(),
         }],
+        delivery: Default::default(),
         shipments: Vec::new(),
         pickup: None,
         returns: Vec::new(),

@@ -43,6 +43,9 @@ pub struct TestEnv {
     pub payment_sandbox_addr: std::net::SocketAddr,
     pub payment_api_key: String,
     pub payment_webhook_secret: String,
+    /// Where this test's logistics sandbox (WMS + carrier) listens.
+    pub logistics_sandbox_addr: std::net::SocketAddr,
+    pub logistics_webhook_secret: String,
     /// Where the notification sink of this test's processes writes.
     pub notifications_dir: PathBuf,
     pg_server: String,
@@ -122,6 +125,8 @@ impl TestEnv {
             payment_sandbox_addr: crate::process::free_port(),
             payment_api_key: format!("e2e-gateway-key-{simple}"),
             payment_webhook_secret: format!("e2e-webhook-secret-{simple}"),
+            logistics_sandbox_addr: crate::process::free_port(),
+            logistics_webhook_secret: format!("e2e-logistics-secret-{simple}"),
             notifications_dir: log_dir.join("notifications"),
             log_dir,
             pg_server,
@@ -180,6 +185,12 @@ impl TestEnv {
             ("WAYBILL_PAYMENT_TIMEOUT_MS", "5000"),
             // Tests of the checkout flow turn it on; the rest see placement alone.
             ("WAYBILL_CHECKOUT_WORKER", "false"),
+            // Likewise for fulfillment.
+            ("WAYBILL_FULFILLMENT_WORKER", "false"),
+            (
+                "WAYBILL_LOGISTICS_WEBHOOK_SECRET",
+                self.logistics_webhook_secret.as_str(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -192,6 +203,13 @@ impl TestEnv {
             "WAYBILL_PAYMENT_GATEWAY_URL".to_owned(),
             format!("http://{}", self.payment_sandbox_addr),
         ));
+        let logistics = format!("http://{}", self.logistics_sandbox_addr);
+        vars.push((
+            "WAYBILL_LOGISTICS_SANDBOX_ADDR".to_owned(),
+            self.logistics_sandbox_addr.to_string(),
+        ));
+        vars.push(("WAYBILL_WMS_URL".to_owned(), logistics.clone()));
+        vars.push(("WAYBILL_CARRIER_URL".to_owned(), logistics));
         vars.push((
             "WAYBILL_NOTIFICATIONS_DIR".to_owned(),
             self.notifications_dir.display().to_string(),
@@ -249,6 +267,16 @@ impl TestEnv {
     }
 
     /// The event types of one order's stream, in order.
+    /// Starts this test's logistics sandbox, sending node and carrier webhooks to
+    /// `command_url`.
+    pub async fn start_logistics(&self, command_url: &str) -> WaybillProcess {
+        self.start_with(
+            Role::LogisticsSandbox,
+            &[("WAYBILL_LOGISTICS_WEBHOOK_BASE", command_url)],
+        )
+        .await
+    }
+
     pub async fn event_types_of_order(&self, order_id: &str) -> Vec<String> {
         sqlx::query_scalar::<_, String>(
             "SELECT event_type FROM events WHERE stream_id = $1 ORDER BY stream_version",

@@ -17,6 +17,7 @@ mod binary;
 pub mod browser;
 pub mod checkout;
 mod env;
+pub mod fulfillment;
 mod money;
 mod orders;
 mod osmem;

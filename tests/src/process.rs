@@ -25,6 +25,8 @@ pub enum Role {
     Checkout,
     /// The simulated payment gateway.
     PaymentSandbox,
+    /// The simulated WMS + carrier.
+    LogisticsSandbox,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
             Role::Query => "query",
             Role::Checkout => "checkout",
             Role::PaymentSandbox => "payment-sandbox",
+            Role::LogisticsSandbox => "logistics-sandbox",
         }
     }
 }
@@ -151,6 +154,18 @@ impl WaybillProcess {
         format!("http://{addr}")
     }
 
+    /// The logistics sandbox this process runs or talks to (`WAYBILL_LOGISTICS_SANDBOX_ADDR`).
+    pub fn logistics_url(&self) -> String {
+        let addr = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "WAYBILL_LOGISTICS_SANDBOX_ADDR")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("127.0.0.1:8092");
+        format!("http://{addr}")
+    }
+
     pub fn metrics_url(&self) -> String {
         format!("http://{}", self.metrics_addr)
     }
@@ -174,6 +189,7 @@ impl WaybillProcess {
                 vec![format!("{}/health", self.metrics_url())]
             }
             Role::PaymentSandbox => vec![format!("{}/health", self.sandbox_url())],
+            Role::LogisticsSandbox => vec![format!("{}/health", self.logistics_url())],
         }
     }
 

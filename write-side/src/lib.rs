@@ -16,6 +16,7 @@ pub mod commands;
 pub mod commit_batcher;
 pub mod domain;
 pub mod event_store;
+pub mod fulfillment;
 pub mod idempotency;
 pub mod inventory;
 pub mod outbox;

@@ -157,6 +157,7 @@ async fn run_all(
         command: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         query: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         payment_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        logistics_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let running = services::start(
         settings,

@@ -92,7 +92,7 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     Ok(())
 }
 
-async fn finish_scratch(settings: &Settings, scratch: &Scratch, keep: bool) {
+pub(super) async fn finish_scratch(settings: &Settings, scratch: &Scratch, keep: bool) {
     if keep {
         eprintln!(
             "kept database {}, stream {}, redis prefix {}",
@@ -135,7 +135,7 @@ async fn placement_only(
 }
 
 /// Phase 2: the orders placed and driven through the flow.
-async fn whole_flow(
+pub(super) async fn whole_flow(
     settings: &Settings,
     scratch: &Scratch,
     run: &str,
@@ -360,7 +360,7 @@ async fn order_times(pool: &PgPool) -> anyhow::Result<Vec<OrderTimes>> {
 }
 
 /// One US warehouse with ten units per order of every SKU (an order takes at most 3 × 3).
-async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<()> {
+pub(super) async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<()> {
     let inventory = Inventory::spawn(pool.clone(), InventoryConfig::default());
     let location = LocationId::parse(LOCATION)?;
     inventory
@@ -388,7 +388,7 @@ async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start(
+pub(super) async fn start(
     settings: &Settings,
     secrets: &Secrets,
     parts: &[Part],
@@ -400,6 +400,7 @@ async fn start(
         command: any_port,
         query: any_port,
         payment_sandbox: any_port,
+        logistics_sandbox: any_port,
     };
     services::start(
         settings,
@@ -412,7 +413,11 @@ async fn start(
     .await
 }
 
-fn api_client(running: &Running, secrets: &Secrets, clients: usize) -> anyhow::Result<ApiClient> {
+pub(super) fn api_client(
+    running: &Running,
+    secrets: &Secrets,
+    clients: usize,
+) -> anyhow::Result<ApiClient> {
     let command = running.command_addr.context("command API did not start")?;
     let query = running.query_addr.context("query API did not start")?;
     let key = secrets
@@ -423,7 +428,7 @@ fn api_client(running: &Running, secrets: &Secrets, clients: usize) -> anyhow::R
 }
 
 /// The `orders` request bodies of this run, serialised before any clock starts.
-fn order_bodies(run: &str, orders: usize) -> anyhow::Result<Vec<bytes::Bytes>> {
+pub(super) fn order_bodies(run: &str, orders: usize) -> anyhow::Result<Vec<bytes::Bytes>> {
     (0..orders)
         .map(|n| {
             serde_json::to_vec(&order_body(run, n))

@@ -13,6 +13,7 @@ mod checkout;
 mod checkout_report;
 mod flash_sale;
 mod lag;
+mod lifecycle;
 mod load;
 pub mod report;
 mod search;
@@ -23,6 +24,7 @@ mod tracking;
 pub use analytics::analytics;
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
+pub use lifecycle::lifecycle;
 pub use search::search;
 pub use tracking::tracking;
 
@@ -104,6 +106,7 @@ async fn run_bench(
             command: SocketAddr::from(([127, 0, 0, 1], 0)),
             query: SocketAddr::from(([127, 0, 0, 1], 0)),
             payment_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logistics_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let running = services::start(
             settings,
@@ -239,6 +242,7 @@ impl Scratch {
             jwt_secret: format!("bench-jwt-{run}").into_bytes(),
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
+            logistics_webhook_secret: format!("bench-logistics-{run}").into_bytes(),
         };
         (s, secrets)
     }

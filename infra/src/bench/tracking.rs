@@ -166,6 +166,7 @@ async fn run_bench(
         command: any,
         query: any,
         payment_sandbox: any,
+        logistics_sandbox: any,
     };
     let running = services::start(settings, secrets, PARTS, addresses, render, &shutdown).await?;
     let command = running.command_addr.context("command API did not start")?;

@@ -13,6 +13,7 @@
 
 mod finance;
 mod follow;
+mod fulfillment;
 mod money;
 mod report;
 mod scenario;
@@ -58,12 +59,14 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             command: settings.command_addr,
             query: settings.query_addr,
             payment_sandbox: settings.checkout.payment_sandbox_addr,
+            logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
         };
         // What `serve all` runs, plus our simulated gateway the checkout worker talks to.
         let parts: Vec<Part> = Part::ALL
             .into_iter()
             .filter(|p| *p != Part::Checkout || settings.checkout.checkout_worker)
-            .chain([Part::PaymentSandbox])
+            .filter(|p| *p != Part::Fulfillment || settings.fulfillment.fulfillment_worker)
+            .chain([Part::PaymentSandbox, Part::LogisticsSandbox])
             .collect();
         Some(services::start(settings, &secrets, &parts, addresses, render, &shutdown).await?)
     } else {
@@ -247,7 +250,10 @@ async fn demo(
     finance::show(settings, client, &order_ids).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
-    money::after_checkout(settings, client, actors, &followed).await
+    money::after_checkout(settings, client, actors, &followed).await?;
+    let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
+    fulfillment::run(actors.client, &logistics, &run).await?;
+    Ok(())
 }
 
 /// The idempotent replay of the first request and the same channel order under a new key.

@@ -390,10 +390,12 @@ fn stock_words(state: StockState) -> &'static str {
 fn shipment_words(status: ShipmentStatus) -> &'static str {
     match status {
         ShipmentStatus::LabelCreated => "Label created",
+        ShipmentStatus::PickedUp => "Picked up by the carrier",
         ShipmentStatus::InTransit => "On its way",
         ShipmentStatus::OutForDelivery => "Out for delivery",
         ShipmentStatus::Delivered => "Delivered",
         ShipmentStatus::Exception => "Delayed: the carrier reported a problem",
+        ShipmentStatus::ReturnedToSender => "Returned to us by the carrier",
     }
 }
 

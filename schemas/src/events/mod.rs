@@ -7,6 +7,7 @@
 //! its own (`settlement-…`, `payout-…`, see [`settlement`]).
 
 mod chargeback;
+mod fulfillment;
 mod inventory;
 mod order_cancelled;
 mod order_confirmed;
@@ -20,6 +21,13 @@ use serde::Serialize;
 
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
+};
+pub use fulfillment::{
+    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
+    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
+    NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint, PickupReady,
+    ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
+    ShipmentTracked,
 };
 pub use inventory::{
     BackorderedLine, InventoryAllocated, InventoryReleased, InventoryReservationFailed,
@@ -125,6 +133,17 @@ order_events! {
     ChargebackLost = 1,
     SettlementReportImported = 1,
     PayoutRecorded = 1,
+    FulfillmentRouted = 1,
+    FulfillmentSubmitted = 1,
+    FulfillmentProgressed = 1,
+    FulfillmentShortPicked = 1,
+    FulfillmentLinesCancelled = 1,
+    PickupReady = 1,
+    PickupCompleted = 1,
+    ShipmentCreated = 1,
+    ShipmentTracked = 1,
+    ShipmentExceptionHandled = 1,
+    OrderClosed = 1,
 }
 
 impl OrderEventKind {

@@ -90,6 +90,44 @@ fn checked_in_json_schemas_match_the_rust_types() {
         ),
         ("PayoutRecorded.v1.schema.json", schema_for!(PayoutRecorded)),
         (
+            "FulfillmentRouted.v1.schema.json",
+            schema_for!(FulfillmentRouted),
+        ),
+        (
+            "FulfillmentSubmitted.v1.schema.json",
+            schema_for!(FulfillmentSubmitted),
+        ),
+        (
+            "FulfillmentProgressed.v1.schema.json",
+            schema_for!(FulfillmentProgressed),
+        ),
+        (
+            "FulfillmentShortPicked.v1.schema.json",
+            schema_for!(FulfillmentShortPicked),
+        ),
+        (
+            "FulfillmentLinesCancelled.v1.schema.json",
+            schema_for!(FulfillmentLinesCancelled),
+        ),
+        ("PickupReady.v1.schema.json", schema_for!(PickupReady)),
+        (
+            "PickupCompleted.v1.schema.json",
+            schema_for!(PickupCompleted),
+        ),
+        (
+            "ShipmentCreated.v1.schema.json",
+            schema_for!(ShipmentCreated),
+        ),
+        (
+            "ShipmentTracked.v1.schema.json",
+            schema_for!(ShipmentTracked),
+        ),
+        (
+            "ShipmentExceptionHandled.v1.schema.json",
+            schema_for!(ShipmentExceptionHandled),
+        ),
+        ("OrderClosed.v1.schema.json", schema_for!(OrderClosed)),
+        (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
         ),
@@ -418,6 +456,7 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
     ]
     .into_iter()
     .chain(money_events(order_id))
+    .chain(sample_fulfillment(order_id, at))
     .collect()
 }
 
@@ -585,6 +624,121 @@ fn settlement_payloads_refuse_an_unknown_line_kind() {
         OrderId::from_stream_id(&settlement::payout_stream_id("sandbox", "po_1")),
         None
     );
+}
+
+/// One of each fulfillment event.
+fn sample_fulfillment(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<OrderEvent> {
+    let line = FulfillmentLine {
+        line_no: 1,
+        sku: Sku::parse("TEE-RED-M").unwrap(),
+        quantity: Quantity::parse(2).unwrap(),
+    };
+    let fulfillment_id = format!("{order_id}-F1");
+    vec![
+        OrderEvent::FulfillmentRouted(FulfillmentRouted {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            node_id: "store-soho".into(),
+            node_kind: NodeKind::PickupStore,
+            carrier: "none".into(),
+            zone_distance: 0,
+            lines: vec![line.clone()],
+            rule: "pickup_in_store".into(),
+            score: vec![ScorePart {
+                factor: "distance".into(),
+                input: "zone distance 0".into(),
+                points: 0,
+            }],
+            total_score: 0,
+            eta: at,
+            cause: RouteCause::ShortPick {
+                from_fulfillment_id: format!("{order_id}-F0"),
+            },
+            pickup: Some(PickupPoint {
+                store_name: "Soho".into(),
+                address: "1 Main St".into(),
+                instructions: "Desk at the back".into(),
+            }),
+            routed_at: at,
+        }),
+        OrderEvent::FulfillmentSubmitted(FulfillmentSubmitted {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            wms_task_id: "task_1".into(),
+            submitted_at: at,
+        }),
+        OrderEvent::FulfillmentProgressed(FulfillmentProgressed {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            progress: NodeProgress::Packed,
+            reported_at: at,
+        }),
+        OrderEvent::FulfillmentShortPicked(FulfillmentShortPicked {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            missing: vec![line.clone()],
+            reported_at: at,
+        }),
+        OrderEvent::FulfillmentLinesCancelled(FulfillmentLinesCancelled {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            lines: vec![line.clone()],
+            reason: "no other node has the item".into(),
+            cancelled_at: at,
+        }),
+        OrderEvent::PickupReady(PickupReady {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            code_sha256: "00".repeat(32),
+            code_hint: "42".into(),
+            collect_by: at,
+            ready_at: at,
+        }),
+        OrderEvent::PickupCompleted(PickupCompleted {
+            order_id,
+            fulfillment_id: fulfillment_id.clone(),
+            picked_up_at: at,
+        }),
+        OrderEvent::ShipmentCreated(ShipmentCreated {
+            order_id,
+            shipment_id: format!("{fulfillment_id}-S1"),
+            fulfillment_id,
+            carrier: "parcelco".into(),
+            tracking_number: "PC123".into(),
+            tracking_url: "http://127.0.0.1:8091/track/PC123".into(),
+            label_url: "http://127.0.0.1:8091/labels/PC123".into(),
+            lines: vec![line],
+            eta: at,
+            created_at: at,
+        }),
+        OrderEvent::ShipmentTracked(ShipmentTracked {
+            order_id,
+            shipment_id: "S1".into(),
+            carrier_event_id: "ev_1".into(),
+            status: CarrierStatus::Delivered,
+            carrier_time: at,
+            description: "Delivered".into(),
+            location: Some("Leeds".into()),
+            proof: Some(ProofOfDelivery {
+                received_by: "front door".into(),
+                photo_url: None,
+            }),
+            recorded_at: at,
+        }),
+        OrderEvent::ShipmentExceptionHandled(ShipmentExceptionHandled {
+            order_id,
+            shipment_id: "S1".into(),
+            action: ExceptionAction::RetryHandoff,
+            carrier_event_id: "ev_2".into(),
+            detail: "second delivery attempt requested".into(),
+            handled_at: at,
+        }),
+        OrderEvent::OrderClosed(OrderClosed {
+            order_id,
+            last_delivery_at: at,
+            closed_at: at,
+        }),
+    ]
 }
 
 #[test]

@@ -10,8 +10,8 @@ pub use search::{
     SearchLine,
 };
 pub use tracking::{
-    PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState, TimelineEntry,
-    TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingPickup,
-    TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus, TrackingStock,
-    TrackingTotals, TrackingView,
+    DeliveryState, PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState,
+    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment,
+    TrackingPickup, TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus,
+    TrackingStock, TrackingTotals, TrackingView,
 };

@@ -31,11 +31,14 @@ pub struct TrackingView {
     #[serde(default)]
     pub confirmed_at: Option<DateTime<Utc>>,
     pub timeline: Vec<TimelineEntry>,
-    /// Parcels on their way (filled by fulfillment, a later issue; empty until then).
+    /// How far the goods got, across all parcels and pickups (`none` until a parcel ships or
+    /// a pickup is collected).
+    #[serde(default)]
+    pub delivery: DeliveryState,
+    /// Parcels, one per node that ships part of the order.
     #[serde(default)]
     pub shipments: Vec<TrackingShipment>,
-    /// Where and how to collect a buy-online-pick-up-in-store order (later issue; null until
-    /// then).
+    /// Where and how to collect a buy-online-pick-up-in-store order (null for shipped orders).
     #[serde(default)]
     pub pickup: Option<TrackingPickup>,
     /// Returns the customer started (later issue; empty until then).
@@ -82,16 +85,35 @@ pub struct TrackingShipment {
     /// Carrier scans, oldest first.
     #[serde(default)]
     pub progress: Vec<ShipmentProgress>,
+    /// Proof of delivery: who received the parcel or where it was left.
+    #[serde(default)]
+    pub delivered_to: Option<String>,
+}
+
+/// The goods of the whole order: partially shipped/delivered until every unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    #[default]
+    None,
+    PartiallyShipped,
+    Shipped,
+    PartiallyDelivered,
+    Delivered,
+    /// Delivered and closed after the auto-close period.
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShipmentStatus {
     LabelCreated,
+    PickedUp,
     InTransit,
     OutForDelivery,
     Delivered,
     Exception,
+    ReturnedToSender,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,6 +141,14 @@ pub struct TrackingPickup {
     pub ready_at: Option<DateTime<Utc>>,
     /// Until when the order is held.
     pub collect_by: Option<DateTime<Utc>>,
+    /// The pickup code's last characters ("••••42"); the code itself is sent to the customer.
+    #[serde(default)]
+    pub code_hint: Option<String>,
+    #[serde(default)]
+    pub picked_up_at: Option<DateTime<Utc>>,
+    /// Order lines (and units) to collect.
+    #[serde(default)]
+    pub lines: Vec<TrackingShipmentLine>,
 }
 
 /// One return (RMA).
@@ -238,6 +268,9 @@ pub struct TrackingLine {
     /// Minor units of the order currency.
     pub unit_price_minor: i64,
     pub total_minor: i64,
+    /// Units of this line cancelled during fulfillment (no node could supply them).
+    #[serde(default)]
+    pub cancelled_quantity: u32,
 }
 
 /// All amounts in minor units of the order currency.

@@ -8,6 +8,7 @@ mod cancel;
 mod checkout;
 mod checkout_resilience;
 mod finance;
+mod fulfillment;
 mod idempotency;
 mod ledger;
 mod relay_crash;

@@ -135,6 +135,7 @@ pub async fn store_all(
         let mut tx = retry::begin(pool).await?;
         event_store::rows::insert_events(&mut tx, &refs).await?;
         outbox::insert(&mut tx, &refs, now).await?;
+        crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
         tx.commit().await
     })
     .await;
@@ -208,6 +209,7 @@ async fn store_retrying(
             }
             event_store::rows::insert_events(&mut tx, &refs).await?;
             outbox::insert(&mut tx, &refs, now).await?;
+            crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
             tx.commit().await?;
             Ok(true)
         })

@@ -4,6 +4,7 @@
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
 mod checkout;
+mod fulfillment;
 mod handlers;
 mod inventory;
 mod money;
@@ -61,6 +62,8 @@ pub struct CommandApiConfig {
     pub tracking_secret: Vec<u8>,
     /// HMAC secret of the payment gateway's webhooks (empty: webhooks are refused with 503).
     pub payment_webhook_secret: Vec<u8>,
+    /// HMAC secret of node (WMS) and carrier webhooks (empty: refused with 503).
+    pub logistics_webhook_secret: Vec<u8>,
     pub metrics_render: MetricsRender,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
@@ -83,6 +86,7 @@ impl CommandApiConfig {
             api_keys,
             tracking_secret,
             payment_webhook_secret: Vec::new(),
+            logistics_webhook_secret: Vec::new(),
             metrics_render,
             inventory: InventoryConfig::default(),
             gateway: None,
@@ -100,6 +104,7 @@ pub struct AppState {
     metrics_render: MetricsRender,
     webhook_secret: Option<Arc<[u8]>>,
     gateway: Option<Arc<HttpGateway>>,
+    logistics_secret: Option<Arc<[u8]>>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -163,6 +168,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         webhook_secret: (!config.payment_webhook_secret.is_empty())
             .then(|| config.payment_webhook_secret.into()),
         gateway: config.gateway.map(Arc::new),
+        logistics_secret: (!config.logistics_webhook_secret.is_empty())
+            .then(|| config.logistics_webhook_secret.into()),
     };
     let openapi = openapi::document();
     let router = Router::new()
@@ -177,6 +184,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/settlement/imports", post(money::import_settlement))
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
+        .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
+        .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))
         .merge(inventory::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(

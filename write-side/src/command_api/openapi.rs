@@ -205,6 +205,8 @@ impl Modify for ApiKeyAuth {
         super::money::refund_order,
         super::money::submit_evidence,
         super::money::import_settlement,
+        super::fulfillment::wms_webhook,
+        super::fulfillment::carrier_webhook,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),

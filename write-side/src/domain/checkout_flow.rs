@@ -191,6 +191,15 @@ fn after_confirmation(state: &OrderState, capture_mode: CaptureMode, now: DateTi
                 Step::Done
             }
         }
+        CaptureMode::OnShipment if state.has_shipped() => {
+            // The first parcel left: take the whole authorized amount now.
+            let amount = state.capturable();
+            if amount.minor > 0 {
+                Step::Capture { amount }
+            } else {
+                Step::Done
+            }
+        }
         CaptureMode::OnShipment => Step::Wait {
             until: Some(expires_at),
         },

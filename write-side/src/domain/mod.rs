@@ -7,6 +7,7 @@
 pub mod cancel;
 pub mod checkout_flow;
 pub mod fields;
+pub mod fulfillment;
 pub mod ledger;
 pub mod order;
 pub mod place;

@@ -455,6 +455,16 @@ impl Inventory {
     }
 }
 
+/// Every location, read without the writer (for fulfillment routing).
+pub async fn read_locations(pool: &PgPool) -> Result<Vec<Location>, InventoryError> {
+    Ok(store::locations(pool).await?)
+}
+
+/// Stock of `sku` at every location, read without the writer (for re-routing a short pick).
+pub async fn read_stock(pool: &PgPool, sku: &Sku) -> Result<Vec<StockLevel>, InventoryError> {
+    Ok(store::stock_levels(pool, sku.as_str()).await?)
+}
+
 fn unexpected(answer: Answer) -> InventoryError {
     InventoryError::Database(Arc::new(sqlx::Error::Protocol(format!(
         "the inventory writer answered {answer:?} to another question"

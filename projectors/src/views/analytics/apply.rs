@@ -28,6 +28,8 @@ pub mod status {
     pub const CONFIRMED: &str = "confirmed";
     pub const CAPTURED: &str = "captured";
     pub const CANCELLED: &str = "cancelled";
+    pub const SHIPPED: &str = "shipped";
+    pub const CLOSED: &str = "closed";
 }
 
 /// `ledger_entries.kind` values.
@@ -354,6 +356,19 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
             );
             state.ledger.push(entry);
         }
+        // Fulfillment: the stage only (per-shipment rows are not written yet).
+        OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => {
+            advance(fact, status::SHIPPED)
+        }
+        OrderEvent::OrderClosed(_) => advance(fact, status::CLOSED),
+        OrderEvent::FulfillmentRouted(_)
+        | OrderEvent::FulfillmentSubmitted(_)
+        | OrderEvent::FulfillmentProgressed(_)
+        | OrderEvent::FulfillmentShortPicked(_)
+        | OrderEvent::FulfillmentLinesCancelled(_)
+        | OrderEvent::PickupReady(_)
+        | OrderEvent::ShipmentTracked(_)
+        | OrderEvent::ShipmentExceptionHandled(_) => {}
         OrderEvent::OrderPlaced(_)
         | OrderEvent::RefundRequested(_)
         | OrderEvent::RefundFailed(_)

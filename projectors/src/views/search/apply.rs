@@ -201,6 +201,27 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
             remove_tag(document, "dispute");
             add_tag(document, "chargeback_lost");
         }
+        OrderEvent::ShipmentCreated(shipment) => {
+            if !document
+                .tracking_numbers
+                .contains(&shipment.tracking_number)
+            {
+                document
+                    .tracking_numbers
+                    .push(shipment.tracking_number.clone());
+            }
+            add_tag(document, "shipped");
+        }
+        OrderEvent::ShipmentExceptionHandled(_) => add_tag(document, "exception"),
+        OrderEvent::FulfillmentShortPicked(_) => add_tag(document, "short_picked"),
+        OrderEvent::OrderClosed(_) => add_tag(document, "closed"),
+        OrderEvent::FulfillmentRouted(_)
+        | OrderEvent::FulfillmentSubmitted(_)
+        | OrderEvent::FulfillmentProgressed(_)
+        | OrderEvent::FulfillmentLinesCancelled(_)
+        | OrderEvent::PickupReady(_)
+        | OrderEvent::PickupCompleted(_)
+        | OrderEvent::ShipmentTracked(_) => {}
         // Settlement and payout events live in streams of their own, never an order's.
         OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
         OrderEvent::OrderCancelled(cancelled) => {

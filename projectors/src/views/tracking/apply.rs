@@ -11,11 +11,12 @@ use waybill_schemas::events::{
     ReviewDecision, RiskDecision,
 };
 use waybill_schemas::views::{
-    PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine,
-    TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+    DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
+    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
+use super::fulfillment;
 use super::TrackingError;
 
 /// The view after `event`, given the view before it (`None` before the order's first event).
@@ -63,6 +64,7 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
             quantity: line.quantity.get(),
             unit_price_minor: line.unit_price.minor,
             total_minor: line.total.minor,
+            cancelled_quantity: 0,
         })
         .collect();
     let items: u32 = lines.iter().map(|l| l.quantity).sum();
@@ -94,6 +96,7 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
         stock: TrackingStock::default(),
         confirmed_at: None,
         timeline: vec![timeline_entry(event, summary)],
+        delivery: DeliveryState::None,
         shipments: Vec::new(),
         pickup: None,
         returns: Vec::new(),
@@ -265,6 +268,17 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
                 cancel_reason_words(cancelled.reason)
             ))
         }
+        OrderEvent::FulfillmentRouted(_)
+        | OrderEvent::FulfillmentSubmitted(_)
+        | OrderEvent::FulfillmentProgressed(_)
+        | OrderEvent::FulfillmentShortPicked(_)
+        | OrderEvent::FulfillmentLinesCancelled(_)
+        | OrderEvent::PickupReady(_)
+        | OrderEvent::PickupCompleted(_)
+        | OrderEvent::ShipmentCreated(_)
+        | OrderEvent::ShipmentTracked(_)
+        | OrderEvent::ShipmentExceptionHandled(_)
+        | OrderEvent::OrderClosed(_) => fulfillment::change(view, event),
     }
 }
 
@@ -851,6 +865,11 @@ mod tests {
         ]
         .into_iter()
         .chain(money_events(order, 2))
+        .chain(
+            super::super::fulfillment::tests::one_of_each(order)
+                .into_iter()
+                .map(|e| envelope(order, 2, e)),
+        )
         .collect();
         let kinds: std::collections::HashSet<&str> =
             later.iter().map(|e| e.event_type.as_str()).collect();

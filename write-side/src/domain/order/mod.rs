@@ -282,6 +282,18 @@ impl Order {
             | OrderEvent::ChargebackLost(_) => {}
             // Not order events; never in an order stream.
             OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
+            // Fulfillment has its own fold (`domain::fulfillment`); checkout only needs to know
+            // that something shipped, for capture on shipment.
+            OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => state.shipped = true,
+            OrderEvent::FulfillmentRouted(_)
+            | OrderEvent::FulfillmentSubmitted(_)
+            | OrderEvent::FulfillmentProgressed(_)
+            | OrderEvent::FulfillmentShortPicked(_)
+            | OrderEvent::FulfillmentLinesCancelled(_)
+            | OrderEvent::PickupReady(_)
+            | OrderEvent::ShipmentTracked(_)
+            | OrderEvent::ShipmentExceptionHandled(_)
+            | OrderEvent::OrderClosed(_) => {}
         }
     }
 }

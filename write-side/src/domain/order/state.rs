@@ -261,6 +261,8 @@ pub struct OrderState {
     pub(super) cancel_reason: Option<CancelReason>,
     /// Captures, refunds and chargebacks as money movements.
     pub(super) ledger: Ledger,
+    /// A parcel left (or a BOPIS order was collected): capture on shipment may run.
+    pub(super) shipped: bool,
 }
 
 impl OrderState {
@@ -282,12 +284,18 @@ impl OrderState {
             confirmed: None,
             cancel_reason: None,
             ledger: Ledger::default(),
+            shipped: false,
         }
     }
 
     /// The order's money: captured, refunded, disputed, lost, refundable.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Whether the first parcel shipped (or a BOPIS order was collected).
+    pub fn has_shipped(&self) -> bool {
+        self.shipped
     }
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.

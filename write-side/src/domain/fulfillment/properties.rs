@@ -1,0 +1,344 @@
+//! Property tests: whatever nodes and carriers report, in whatever order, every ordered unit is
+//! in exactly one place, and the flow never ships what was not packed.
+
+use chrono::Duration;
+use proptest::prelude::*;
+use waybill_schemas::events::{
+    CaptureMode, CarrierStatus, FulfillmentLine, NodeProgress, OrderConfirmed, RouteCause,
+};
+use waybill_schemas::{OrderEvent, OrderId, Quantity};
+
+use super::flow::{next_step, FulfillmentPolicy, FulfillmentStep};
+use super::routing::{Candidate, LocationType, RouteRequest, RoutingConfig, TransitHistory};
+use super::*;
+use crate::domain::order::fixtures::{placed_event, t0};
+
+/// One thing a node, a carrier or the process manager may do, by index into what exists.
+#[derive(Debug, Clone)]
+enum Act {
+    Step,
+    Progress(usize, bool),
+    Short(usize, u32),
+    Ready(usize),
+    Collect(usize, bool),
+    Scan(usize, u8, i64, u8),
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        3 => Just(Act::Step),
+        3 => (0..4usize, any::<bool>()).prop_map(|(i, p)| Act::Progress(i, p)),
+        1 => (0..4usize, 1..3u32).prop_map(|(i, n)| Act::Short(i, n)),
+        1 => (0..4usize).prop_map(Act::Ready),
+        1 => (0..4usize, any::<bool>()).prop_map(|(i, ok)| Act::Collect(i, ok)),
+        3 => (0..4usize, 0..6u8, 0..100i64, 0..3u8).prop_map(|(i, s, t, e)| Act::Scan(i, s, t, e)),
+    ]
+}
+
+fn statuses(i: u8) -> CarrierStatus {
+    [
+        CarrierStatus::PickedUp,
+        CarrierStatus::InTransit,
+        CarrierStatus::OutForDelivery,
+        CarrierStatus::Delivered,
+        CarrierStatus::Exception,
+        CarrierStatus::ReturnedToSender,
+    ][usize::from(i) % 6]
+}
+
+fn candidates(stock: &[(u32, u32, u32)]) -> Vec<Candidate> {
+    ["wh-east", "store-soho", "3pl-north"]
+        .iter()
+        .zip([
+            LocationType::Warehouse,
+            LocationType::Store,
+            LocationType::ThirdParty,
+        ])
+        .zip(stock)
+        .map(|((id, location), (a, b, d))| Candidate {
+            node_id: (*id).into(),
+            location,
+            distance: *d,
+            units: [(1, *a), (2, *b)].into_iter().collect(),
+        })
+        .collect()
+}
+
+/// Runs the process manager's step the way the worker does, with fake but valid outside answers.
+fn run_step(
+    state: &Fulfillment,
+    config: &RoutingConfig,
+    pickup: bool,
+    cands: &[Candidate],
+    n: i64,
+) -> Option<FulfillmentCommand> {
+    let now = t0() + Duration::minutes(n);
+    let method = if pickup { "pickup" } else { "standard" };
+    match next_step(state, &FulfillmentPolicy::default(), now) {
+        FulfillmentStep::Route => {
+            let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
+            let plan = config.route(&RouteRequest {
+                shipping_method: method,
+                lines: &lines,
+                candidates: cands,
+                history: &TransitHistory::default(),
+                now,
+            });
+            Some(FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::Confirmation,
+            })
+        }
+        FulfillmentStep::Reroute {
+            fulfillment_id,
+            node_id,
+            missing,
+        } => {
+            let others: Vec<Candidate> = cands
+                .iter()
+                .filter(|c| c.node_id != node_id)
+                .cloned()
+                .collect();
+            let plan = config.route(&RouteRequest {
+                shipping_method: method,
+                lines: &missing,
+                candidates: &others,
+                history: &TransitHistory::default(),
+                now,
+            });
+            Some(FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::ShortPick {
+                    from_fulfillment_id: fulfillment_id,
+                },
+            })
+        }
+        FulfillmentStep::Submit { fulfillment_id } => Some(FulfillmentCommand::RecordSubmission {
+            wms_task_id: format!("task-{fulfillment_id}"),
+            fulfillment_id,
+        }),
+        FulfillmentStep::Ship { fulfillment_id } => Some(FulfillmentCommand::CreateShipment {
+            fulfillment_id,
+            label: Label {
+                tracking_number: "T".into(),
+                tracking_url: "u".into(),
+                label_url: "l".into(),
+                eta: now,
+            },
+        }),
+        FulfillmentStep::HandleException {
+            shipment_id,
+            carrier_event_id,
+            action,
+        } => Some(FulfillmentCommand::HandleException {
+            shipment_id,
+            carrier_event_id,
+            action,
+            detail: "x".into(),
+        }),
+        FulfillmentStep::Close => Some(FulfillmentCommand::Close),
+        FulfillmentStep::Wait { .. } | FulfillmentStep::Done => None,
+    }
+}
+
+fn check_units(state: &Fulfillment) -> Result<(), TestCaseError> {
+    let b = state.units();
+    let all = [
+        &b.unrouted,
+        &b.at_node,
+        &b.shipped,
+        &b.delivered,
+        &b.collected,
+        &b.returned_to_sender,
+        &b.awaiting_reroute,
+        &b.cancelled,
+    ];
+    for (no, line) in &state.ordered {
+        let placed_in: u32 = all
+            .iter()
+            .flat_map(|l| l.iter())
+            .filter(|l| l.line_no == *no)
+            .map(|l| l.quantity.get())
+            .sum();
+        prop_assert_eq!(
+            placed_in,
+            line.quantity.get(),
+            "line {} buckets {:?}",
+            no,
+            b
+        );
+    }
+    for s in &state.shipments {
+        let o = state
+            .order(&s.created.fulfillment_id)
+            .expect("shipment of a known order");
+        prop_assert!(
+            o.packed && !o.is_pickup(),
+            "shipped before packing: {:?}",
+            o
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    #[test]
+    fn every_unit_is_in_exactly_one_place(
+        pickup in any::<bool>(),
+        stock in proptest::collection::vec((0..3u32, 0..2u32, 0..5u32), 3),
+        acts in proptest::collection::vec(act(), 1..60),
+    ) {
+        let order_id = OrderId::new_v7();
+        let mut placed = placed_event(order_id, None);
+        if pickup {
+            placed.shipping.method = "pickup".into();
+        }
+        let mut state = Fulfillment::from_events(&[
+            OrderEvent::OrderPlaced(placed),
+            OrderEvent::OrderConfirmed(OrderConfirmed { order_id, capture_mode: CaptureMode::Immediate, confirmed_at: t0() }),
+        ]);
+        let config = RoutingConfig::bundled().expect("config");
+        let cands = candidates(&stock);
+        for (n, a) in acts.into_iter().enumerate() {
+            let n = n as i64;
+            let pick = |i: usize| state.orders.get(i % state.orders.len().max(1)).map(|o| o.id().to_owned());
+            let command = match a {
+                Act::Step => run_step(&state, &config, pickup, &cands, n),
+                Act::Progress(i, packed) => pick(i).map(|fulfillment_id| FulfillmentCommand::RecordProgress {
+                    fulfillment_id,
+                    progress: if packed { NodeProgress::Packed } else { NodeProgress::Picked },
+                }),
+                Act::Short(i, k) => pick(i).and_then(|fulfillment_id| {
+                    let line = state.order(&fulfillment_id)?.effective_lines().first()?.clone();
+                    Some(FulfillmentCommand::RecordShortPick {
+                        fulfillment_id,
+                        missing: vec![FulfillmentLine { quantity: Quantity::parse(i64::from(k)).ok()?, ..line }],
+                    })
+                }),
+                Act::Ready(i) => pick(i).map(|fulfillment_id| FulfillmentCommand::ReadyForPickup {
+                    fulfillment_id,
+                    code: "123456".into(),
+                    collect_by: t0() + Duration::days(7),
+                }),
+                Act::Collect(i, right) => pick(i).map(|fulfillment_id| FulfillmentCommand::CompletePickup {
+                    fulfillment_id,
+                    code: if right { "123456".into() } else { "000000".into() },
+                }),
+                Act::Scan(i, status, minute, event) => state
+                    .shipments
+                    .get(i % state.shipments.len().max(1))
+                    .map(|s| FulfillmentCommand::RecordScan {
+                        shipment_id: s.created.shipment_id.clone(),
+                        scan: Scan {
+                            carrier_event_id: format!("ev-{status}-{minute}-{event}"),
+                            status: statuses(status),
+                            carrier_time: t0() + Duration::minutes(minute),
+                            description: "scan".into(),
+                            location: None,
+                            proof: None,
+                        },
+                    }),
+            };
+            let Some(command) = command else { continue };
+            let now = t0() + Duration::days(30) + Duration::minutes(n);
+            let before = state.clone();
+            if let Ok(events) = state.handle(&command, now) {
+                for e in &events {
+                    state.apply(e);
+                }
+                if matches!(command, FulfillmentCommand::CompletePickup { ref code, .. } if code != "123456") {
+                    prop_assert!(events.is_empty() && before == state, "a wrong code collected");
+                }
+            }
+            if state.is_routed() {
+                check_units(&state)?;
+            }
+            // The flow never loops: a step that changes nothing is never asked for twice.
+            if let Some(again) = run_step(&state, &config, pickup, &cands, n) {
+                if let Ok(events) = state.handle(&again, now) {
+                    prop_assert!(!events.is_empty(), "next_step asked for {:?}, which records nothing", again);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stale_or_repeated_carrier_scan_changes_nothing() {
+    let order_id = OrderId::new_v7();
+    let mut state = Fulfillment::from_events(&[
+        OrderEvent::OrderPlaced(placed_event(order_id, None)),
+        OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            capture_mode: CaptureMode::Immediate,
+            confirmed_at: t0(),
+        }),
+    ]);
+    let config = RoutingConfig::bundled().unwrap();
+    let cands = candidates(&[(2, 1, 1), (0, 0, 0), (0, 0, 0)]);
+    for _ in 0..2 {
+        let command = run_step(&state, &config, false, &cands, 0).expect("route, then submit");
+        for e in state.handle(&command, t0()).unwrap() {
+            state.apply(&e);
+        }
+    }
+    let fid = state.orders[0].id().to_owned();
+    for progress in [NodeProgress::Picked, NodeProgress::Packed] {
+        let c = FulfillmentCommand::RecordProgress {
+            fulfillment_id: fid.clone(),
+            progress,
+        };
+        for e in state.handle(&c, t0()).unwrap() {
+            state.apply(&e);
+        }
+    }
+    let ship = run_step(&state, &config, false, &cands, 0).expect("ship step");
+    for e in state.handle(&ship, t0()).unwrap() {
+        state.apply(&e);
+    }
+    let sid = state.shipments[0].created.shipment_id.clone();
+    let scan = |id: &str, status, minute| FulfillmentCommand::RecordScan {
+        shipment_id: sid.clone(),
+        scan: Scan {
+            carrier_event_id: id.into(),
+            status,
+            carrier_time: t0() + Duration::minutes(minute),
+            description: "x".into(),
+            location: None,
+            proof: None,
+        },
+    };
+    let delivered = state
+        .handle(&scan("e2", CarrierStatus::Delivered, 20), t0())
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    state.apply(&delivered[0]);
+    assert!(
+        state
+            .handle(&scan("e2", CarrierStatus::Delivered, 20), t0())
+            .unwrap()
+            .is_empty(),
+        "duplicate"
+    );
+    assert!(
+        state
+            .handle(&scan("e1", CarrierStatus::InTransit, 10), t0())
+            .unwrap()
+            .is_empty(),
+        "older scan"
+    );
+    assert_eq!(state.shipments[0].current(), Some(CarrierStatus::Delivered));
+    let policy = FulfillmentPolicy::default();
+    let last = t0() + Duration::minutes(20);
+    assert_eq!(
+        next_step(&state, &policy, last + Duration::days(1)),
+        FulfillmentStep::Wait {
+            until: Some(last + policy.auto_close_after)
+        }
+    );
+    assert_eq!(
+        next_step(&state, &policy, last + policy.auto_close_after),
+        FulfillmentStep::Close
+    );
+}

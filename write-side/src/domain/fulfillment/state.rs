@@ -1,0 +1,356 @@
+//! The fulfillment side of an order, folded from its stream: what was ordered and allocated,
+//! the fulfillment orders and their progress, the parcels and their latest carrier scan.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use waybill_schemas::events::{
+    CaptureMode, CarrierStatus, FulfillmentLine, FulfillmentRouted, NodeKind, ProofOfDelivery,
+    ReservedLine, RouteCause, ShipmentCreated,
+};
+use waybill_schemas::{OrderEvent, OrderId};
+
+/// One fulfillment order: what one node does for the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulfillmentOrder {
+    pub routed: FulfillmentRouted,
+    pub wms_task_id: Option<String>,
+    pub picked: bool,
+    pub packed: bool,
+    /// Units the node reported it could not find.
+    pub missing: Vec<FulfillmentLine>,
+    /// Missing units neither re-routed nor cancelled yet.
+    pub pending_missing: Vec<FulfillmentLine>,
+    /// BOPIS: the SHA-256 of the pickup code, once ready.
+    pub pickup_code_sha256: Option<String>,
+    pub collect_by: Option<DateTime<Utc>>,
+    pub picked_up_at: Option<DateTime<Utc>>,
+    pub shipment_id: Option<String>,
+}
+
+impl FulfillmentOrder {
+    pub fn id(&self) -> &str {
+        &self.routed.fulfillment_id
+    }
+    pub fn is_pickup(&self) -> bool {
+        self.routed.node_kind == NodeKind::PickupStore
+    }
+    /// Units this node is to hand over: routed minus missing.
+    pub fn effective_lines(&self) -> Vec<FulfillmentLine> {
+        subtract(&self.routed.lines, &self.missing)
+    }
+}
+
+/// One parcel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub created: ShipmentCreated,
+    /// The latest scan by carrier time, with its id.
+    pub status: Option<(CarrierStatus, DateTime<Utc>, String)>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub proof: Option<ProofOfDelivery>,
+    /// Exception scans already answered (retry or alert), by carrier event id.
+    pub handled_exceptions: Vec<String>,
+    pub retries: u32,
+    /// Carrier event ids recorded.
+    pub seen: Vec<String>,
+}
+
+impl Shipment {
+    pub fn current(&self) -> Option<CarrierStatus> {
+        self.status.as_ref().map(|(s, _, _)| *s)
+    }
+}
+
+/// The fulfillment state of one order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fulfillment {
+    pub order_id: Option<OrderId>,
+    pub shipping_method: String,
+    /// Units ordered, by line number, with the SKU.
+    pub ordered: BTreeMap<u32, FulfillmentLine>,
+    pub allocated: Vec<ReservedLine>,
+    pub confirmed: Option<CaptureMode>,
+    pub cancelled: bool,
+    pub orders: Vec<FulfillmentOrder>,
+    pub shipments: Vec<Shipment>,
+    pub cancelled_lines: Vec<FulfillmentLine>,
+    pub closed: bool,
+    pub version: i64,
+}
+
+impl Fulfillment {
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a OrderEvent>) -> Self {
+        let mut state = Self::default();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    pub fn order(&self, fulfillment_id: &str) -> Option<&FulfillmentOrder> {
+        self.orders.iter().find(|o| o.id() == fulfillment_id)
+    }
+    fn order_mut(&mut self, fulfillment_id: &str) -> Option<&mut FulfillmentOrder> {
+        self.orders.iter_mut().find(|o| o.id() == fulfillment_id)
+    }
+    pub fn shipment(&self, shipment_id: &str) -> Option<&Shipment> {
+        self.shipments
+            .iter()
+            .find(|s| s.created.shipment_id == shipment_id)
+    }
+    fn shipment_mut(&mut self, shipment_id: &str) -> Option<&mut Shipment> {
+        self.shipments
+            .iter_mut()
+            .find(|s| s.created.shipment_id == shipment_id)
+    }
+
+    /// Folds one event. Never fails; events that are not about fulfillment only count.
+    pub fn apply(&mut self, event: &OrderEvent) {
+        self.version += 1;
+        match event {
+            OrderEvent::OrderPlaced(placed) => {
+                self.order_id = Some(placed.order_id);
+                self.shipping_method = placed.shipping.method.trim().to_ascii_lowercase();
+                self.ordered = placed
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.line_no,
+                            FulfillmentLine {
+                                line_no: l.line_no,
+                                sku: l.sku.clone(),
+                                quantity: l.quantity,
+                            },
+                        )
+                    })
+                    .collect();
+            }
+            OrderEvent::OrderCancelled(_) => self.cancelled = true,
+            OrderEvent::InventoryAllocated(e) => self.allocated = e.lines.clone(),
+            OrderEvent::OrderConfirmed(e) => self.confirmed = Some(e.capture_mode),
+            OrderEvent::FulfillmentRouted(e) => {
+                if let RouteCause::ShortPick {
+                    from_fulfillment_id,
+                } = &e.cause
+                {
+                    if let Some(from) = self.order_mut(from_fulfillment_id) {
+                        from.pending_missing = subtract(&from.pending_missing, &e.lines);
+                    }
+                }
+                self.orders.push(FulfillmentOrder {
+                    routed: e.clone(),
+                    wms_task_id: None,
+                    picked: false,
+                    packed: false,
+                    missing: Vec::new(),
+                    pending_missing: Vec::new(),
+                    pickup_code_sha256: None,
+                    collect_by: None,
+                    picked_up_at: None,
+                    shipment_id: None,
+                })
+            }
+            OrderEvent::FulfillmentSubmitted(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.wms_task_id = Some(e.wms_task_id.clone());
+                }
+            }
+            OrderEvent::FulfillmentProgressed(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.picked = true;
+                    o.packed |= e.progress == waybill_schemas::events::NodeProgress::Packed;
+                }
+            }
+            OrderEvent::FulfillmentShortPicked(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.missing = add(&o.missing, &e.missing);
+                    o.pending_missing = add(&o.pending_missing, &e.missing);
+                }
+            }
+            OrderEvent::FulfillmentLinesCancelled(e) => {
+                self.cancelled_lines = add(&self.cancelled_lines, &e.lines);
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.pending_missing = subtract(&o.pending_missing, &e.lines);
+                }
+            }
+            OrderEvent::PickupReady(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.picked = true;
+                    o.packed = true;
+                    o.pickup_code_sha256 = Some(e.code_sha256.clone());
+                    o.collect_by = Some(e.collect_by);
+                }
+            }
+            OrderEvent::PickupCompleted(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.picked_up_at = Some(e.picked_up_at);
+                }
+            }
+            OrderEvent::ShipmentCreated(e) => {
+                if let Some(o) = self.order_mut(&e.fulfillment_id) {
+                    o.shipment_id = Some(e.shipment_id.clone());
+                }
+                self.shipments.push(Shipment {
+                    created: e.clone(),
+                    status: None,
+                    delivered_at: None,
+                    proof: None,
+                    handled_exceptions: Vec::new(),
+                    retries: 0,
+                    seen: Vec::new(),
+                });
+            }
+            OrderEvent::ShipmentTracked(e) => {
+                if let Some(s) = self.shipment_mut(&e.shipment_id) {
+                    s.seen.push(e.carrier_event_id.clone());
+                    s.status = Some((e.status, e.carrier_time, e.carrier_event_id.clone()));
+                    if e.status == CarrierStatus::Delivered {
+                        s.delivered_at = Some(e.carrier_time);
+                        s.proof = e.proof.clone();
+                    }
+                }
+            }
+            OrderEvent::ShipmentExceptionHandled(e) => {
+                if let Some(s) = self.shipment_mut(&e.shipment_id) {
+                    s.handled_exceptions.push(e.carrier_event_id.clone());
+                    if e.action == waybill_schemas::events::ExceptionAction::RetryHandoff {
+                        s.retries += 1;
+                    }
+                }
+            }
+            OrderEvent::OrderClosed(_) => self.closed = true,
+            _ => {}
+        }
+    }
+
+    /// Units of each line in each place. Every ordered unit of a routed order is in exactly
+    /// one bucket (the property tests check it).
+    pub fn units(&self) -> UnitBuckets {
+        let mut b = UnitBuckets::default();
+        for o in &self.orders {
+            let effective = o.effective_lines();
+            if o.picked_up_at.is_some() {
+                b.collected = add(&b.collected, &effective);
+            } else if let Some(s) = o.shipment_id.as_deref().and_then(|id| self.shipment(id)) {
+                match s.current() {
+                    Some(CarrierStatus::Delivered) => b.delivered = add(&b.delivered, &effective),
+                    Some(CarrierStatus::ReturnedToSender) => {
+                        b.returned_to_sender = add(&b.returned_to_sender, &effective)
+                    }
+                    _ => b.shipped = add(&b.shipped, &effective),
+                }
+            } else {
+                b.at_node = add(&b.at_node, &effective);
+            }
+            b.awaiting_reroute = add(&b.awaiting_reroute, &o.pending_missing);
+        }
+        b.cancelled = self.cancelled_lines.clone();
+        let placed: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
+        let routed: Vec<FulfillmentLine> = [
+            &b.at_node,
+            &b.shipped,
+            &b.delivered,
+            &b.collected,
+            &b.returned_to_sender,
+            &b.awaiting_reroute,
+            &b.cancelled,
+        ]
+        .into_iter()
+        .fold(Vec::new(), |acc, l| add(&acc, l));
+        b.unrouted = subtract(&placed, &routed);
+        b
+    }
+
+    /// Whether the order was routed (to nodes, or cancelled because no node had it).
+    pub fn is_routed(&self) -> bool {
+        !self.orders.is_empty() || !self.cancelled_lines.is_empty()
+    }
+
+    /// Whether every unit is delivered, collected, returned to sender or cancelled.
+    pub fn is_settled(&self) -> bool {
+        let b = self.units();
+        let open = [&b.unrouted, &b.at_node, &b.shipped, &b.awaiting_reroute];
+        self.is_routed() && open.iter().all(|l| total(l) == 0)
+    }
+
+    /// When every unit is delivered, collected or cancelled and at least one was handed over:
+    /// the time of the last handover.
+    pub fn fully_delivered(&self) -> Option<DateTime<Utc>> {
+        let b = self.units();
+        if !self.is_settled() || total(&b.returned_to_sender) > 0 {
+            return None;
+        }
+        let pickups = self.orders.iter().filter_map(|o| o.picked_up_at);
+        let deliveries = self.shipments.iter().filter_map(|s| s.delivered_at);
+        pickups.chain(deliveries).max()
+    }
+}
+
+/// Where the units of an order are, line by line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitBuckets {
+    /// Confirmed but not yet given to a node.
+    pub unrouted: Vec<FulfillmentLine>,
+    /// Allocated at a node: waiting, picked or packed.
+    pub at_node: Vec<FulfillmentLine>,
+    /// In a parcel on its way.
+    pub shipped: Vec<FulfillmentLine>,
+    pub delivered: Vec<FulfillmentLine>,
+    /// BOPIS units collected in store.
+    pub collected: Vec<FulfillmentLine>,
+    pub returned_to_sender: Vec<FulfillmentLine>,
+    /// Short-picked, neither re-routed nor cancelled yet.
+    pub awaiting_reroute: Vec<FulfillmentLine>,
+    pub cancelled: Vec<FulfillmentLine>,
+}
+
+/// Total units in `lines`.
+pub fn total(lines: &[FulfillmentLine]) -> u32 {
+    lines.iter().map(|l| l.quantity.get()).sum()
+}
+
+fn per_line(lines: &[FulfillmentLine]) -> BTreeMap<u32, (FulfillmentLine, i64)> {
+    let mut map: BTreeMap<u32, (FulfillmentLine, i64)> = BTreeMap::new();
+    for l in lines {
+        map.entry(l.line_no)
+            .and_modify(|(_, n)| *n += i64::from(l.quantity.get()))
+            .or_insert((l.clone(), i64::from(l.quantity.get())));
+    }
+    map
+}
+
+fn from_map(map: BTreeMap<u32, (FulfillmentLine, i64)>) -> Vec<FulfillmentLine> {
+    map.into_values()
+        .filter_map(|(line, n)| {
+            waybill_schemas::Quantity::parse(n)
+                .ok()
+                .map(|quantity| FulfillmentLine { quantity, ..line })
+        })
+        .collect()
+}
+
+/// `a + b`, merged by line number.
+pub fn add(a: &[FulfillmentLine], b: &[FulfillmentLine]) -> Vec<FulfillmentLine> {
+    from_map(per_line(&[a, b].concat()))
+}
+
+/// `a − b` by line number, never below zero per line.
+pub fn subtract(a: &[FulfillmentLine], b: &[FulfillmentLine]) -> Vec<FulfillmentLine> {
+    let mut map = per_line(a);
+    for (no, (_, n)) in per_line(b) {
+        if let Some((_, have)) = map.get_mut(&no) {
+            *have -= n;
+        }
+    }
+    from_map(map)
+}
+
+/// Whether `part` fits in `whole` line by line.
+pub fn contains(whole: &[FulfillmentLine], part: &[FulfillmentLine]) -> bool {
+    let whole = per_line(whole);
+    per_line(part)
+        .iter()
+        .all(|(no, (_, n))| whole.get(no).is_some_and(|(_, have)| have >= n))
+}

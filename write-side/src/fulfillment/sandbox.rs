@@ -1,0 +1,428 @@
+//! The logistics sandbox: a SIMULATED warehouse management system and carrier in one process
+//! (`waybill serve logistics-sandbox`), for development, tests and the demo. It moves no parcels
+//! and keeps everything in memory. It answers the adapter's calls (`/wms/v1/tasks`,
+//! `/carrier/v1/labels`, `/carrier/v1/parcels/{tracking}/retry`, idempotent per
+//! `Idempotency-Key`), and offers driver endpoints that act like a node or a carrier would:
+//! `POST /sandbox/nodes/{fulfillment_id}/report` and `POST /sandbox/parcels/{tracking}/scan`
+//! send the corresponding signed webhook to Waybill and answer with what Waybill said.
+//! `GET /sandbox/tasks?order_id=` and `GET /sandbox/parcels?order_id=` list what it was asked.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use waybill_schemas::events::FulfillmentLine;
+use waybill_schemas::OrderId;
+
+use super::logistics::{
+    CarrierWebhook, LabelCreated, LabelRequest, NodeReport, NodeWebhook, TaskAccepted, TaskRequest,
+    SIGNATURE_HEADER,
+};
+use crate::payment::webhook::sign;
+
+#[derive(Debug, Clone)]
+pub struct LogisticsSandboxConfig {
+    /// HMAC key of the webhooks' signature.
+    pub webhook_secret: Vec<u8>,
+    /// Waybill's `/v1/webhooks/wms` and `/v1/webhooks/carrier`.
+    pub wms_webhook_url: String,
+    pub carrier_webhook_url: String,
+    /// Base URL of this sandbox (tracking and label links start with it).
+    pub public_url: String,
+    /// Simulated transit hours per zone of distance (+1) for label ETAs.
+    pub transit_hours_per_zone: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Task {
+    task_id: String,
+    order_id: OrderId,
+    fulfillment_id: String,
+    node_id: String,
+    lines: Vec<FulfillmentLine>,
+    pickup: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Parcel {
+    tracking_number: String,
+    order_id: OrderId,
+    shipment_id: String,
+    carrier: String,
+    handoff_retries: u32,
+    scans: Vec<CarrierWebhook>,
+}
+
+#[derive(Default)]
+struct Inner {
+    seq: u64,
+    tasks: Vec<Task>,
+    parcels: Vec<Parcel>,
+    answers: HashMap<String, serde_json::Value>,
+}
+
+#[derive(Clone)]
+struct Sandbox {
+    config: Arc<LogisticsSandboxConfig>,
+    inner: Arc<Mutex<Inner>>,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub fn router(config: LogisticsSandboxConfig) -> Router {
+    let sandbox = Sandbox {
+        config: Arc::new(config),
+        inner: Arc::default(),
+        http: reqwest::Client::new(),
+    };
+    Router::new()
+        .route("/wms/v1/tasks", post(create_task))
+        .route("/carrier/v1/labels", post(create_label))
+        .route("/carrier/v1/parcels/{tracking}/retry", post(retry_handoff))
+        .route("/carrier/track/{tracking}", get(track_page))
+        .route("/carrier/labels/{tracking}", get(label_page))
+        .route("/sandbox/tasks", get(list_tasks))
+        .route("/sandbox/parcels", get(list_parcels))
+        .route("/sandbox/nodes/{fulfillment_id}/report", post(node_report))
+        .route("/sandbox/parcels/{tracking}/scan", post(carrier_scan))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(sandbox)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    config: LogisticsSandboxConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "logistics sandbox (simulated WMS + carrier, in memory) listening");
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn key_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn problem(status: StatusCode, detail: String) -> Response {
+    (status, Json(serde_json::json!({ "detail": detail }))).into_response()
+}
+
+async fn create_task(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Json(request): Json<TaskRequest>,
+) -> Response {
+    let key = key_of(&headers).unwrap_or_else(|| request.fulfillment_id.clone());
+    let mut inner = sandbox.inner();
+    if let Some(answer) = inner.answers.get(&format!("wms:{key}")) {
+        return Json(answer.clone()).into_response();
+    }
+    inner.seq += 1;
+    let task_id = format!("wms-task-{}", inner.seq);
+    inner.tasks.push(Task {
+        task_id: task_id.clone(),
+        order_id: request.order_id,
+        fulfillment_id: request.fulfillment_id,
+        node_id: request.node_id,
+        lines: request.lines,
+        pickup: request.pickup,
+    });
+    let answer = serde_json::to_value(TaskAccepted { task_id }).unwrap_or_default();
+    inner.answers.insert(format!("wms:{key}"), answer.clone());
+    Json(answer).into_response()
+}
+
+async fn create_label(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Json(request): Json<LabelRequest>,
+) -> Response {
+    let key = key_of(&headers).unwrap_or_else(|| request.shipment_id.clone());
+    let public = sandbox.config.public_url.clone();
+    let hours = sandbox.config.transit_hours_per_zone * (i64::from(request.zone_distance) + 1);
+    let mut inner = sandbox.inner();
+    if let Some(answer) = inner.answers.get(&format!("label:{key}")) {
+        return Json(answer.clone()).into_response();
+    }
+    inner.seq += 1;
+    let prefix: String = request
+        .carrier
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(2)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let tracking_number = format!("{prefix}{:08}", inner.seq);
+    inner.parcels.push(Parcel {
+        tracking_number: tracking_number.clone(),
+        order_id: request.order_id,
+        shipment_id: request.shipment_id,
+        carrier: request.carrier,
+        handoff_retries: 0,
+        scans: Vec::new(),
+    });
+    let label = LabelCreated {
+        tracking_url: format!("{public}/carrier/track/{tracking_number}"),
+        label_url: format!("{public}/carrier/labels/{tracking_number}"),
+        tracking_number,
+        eta: Utc::now() + Duration::hours(hours),
+    };
+    let answer = serde_json::to_value(label).unwrap_or_default();
+    inner.answers.insert(format!("label:{key}"), answer.clone());
+    Json(answer).into_response()
+}
+
+async fn retry_handoff(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Path(tracking): Path<String>,
+) -> Response {
+    let key = key_of(&headers).unwrap_or_default();
+    let mut inner = sandbox.inner();
+    if let Some(answer) = inner.answers.get(&format!("retry:{key}")) {
+        return Json(answer.clone()).into_response();
+    }
+    let Some(parcel) = inner
+        .parcels
+        .iter_mut()
+        .find(|p| p.tracking_number == tracking)
+    else {
+        return problem(StatusCode::NOT_FOUND, format!("no parcel {tracking}"));
+    };
+    parcel.handoff_retries += 1;
+    let answer = serde_json::json!({ "tracking_number": tracking, "handoff_retries": parcel.handoff_retries });
+    inner.answers.insert(format!("retry:{key}"), answer.clone());
+    Json(answer).into_response()
+}
+
+async fn track_page(State(sandbox): State<Sandbox>, Path(tracking): Path<String>) -> Response {
+    let inner = sandbox.inner();
+    match inner.parcels.iter().find(|p| p.tracking_number == tracking) {
+        Some(parcel) => Json(serde_json::json!({
+            "simulated": true,
+            "parcel": parcel,
+        }))
+        .into_response(),
+        None => problem(StatusCode::NOT_FOUND, format!("no parcel {tracking}")),
+    }
+}
+
+async fn label_page(Path(tracking): Path<String>) -> String {
+    format!("SIMULATED SHIPPING LABEL\nTracking number: {tracking}\n(no parcel moves: this is the Waybill logistics sandbox)\n")
+}
+
+#[derive(Debug, Deserialize)]
+struct ByOrder {
+    order_id: Option<OrderId>,
+}
+
+async fn list_tasks(State(sandbox): State<Sandbox>, Query(q): Query<ByOrder>) -> Response {
+    let inner = sandbox.inner();
+    let tasks: Vec<&Task> = inner
+        .tasks
+        .iter()
+        .filter(|t| q.order_id.is_none_or(|o| o == t.order_id))
+        .collect();
+    Json(serde_json::json!({ "tasks": tasks })).into_response()
+}
+
+async fn list_parcels(State(sandbox): State<Sandbox>, Query(q): Query<ByOrder>) -> Response {
+    let inner = sandbox.inner();
+    let parcels: Vec<&Parcel> = inner
+        .parcels
+        .iter()
+        .filter(|p| q.order_id.is_none_or(|o| o == p.order_id))
+        .collect();
+    Json(serde_json::json!({ "parcels": parcels })).into_response()
+}
+
+/// What a node does, as the driver endpoint takes it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum NodeAction {
+    Picked,
+    Packed,
+    ShortPicked {
+        missing: Vec<FulfillmentLine>,
+    },
+    ReadyForPickup {
+        #[serde(default)]
+        pickup_code: Option<String>,
+        #[serde(default)]
+        collect_by: Option<DateTime<Utc>>,
+    },
+    PickedUp {
+        pickup_code: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeDrive {
+    /// Reuse an id to redeliver the same webhook.
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(flatten)]
+    action: NodeAction,
+}
+
+async fn node_report(
+    State(sandbox): State<Sandbox>,
+    Path(fulfillment_id): Path<String>,
+    Json(drive): Json<NodeDrive>,
+) -> Response {
+    let (order_id, id) = {
+        let mut inner = sandbox.inner();
+        let Some(task) = inner
+            .tasks
+            .iter()
+            .find(|t| t.fulfillment_id == fulfillment_id)
+        else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no task for {fulfillment_id}"),
+            );
+        };
+        let order_id = task.order_id;
+        inner.seq += 1;
+        let id = drive
+            .event_id
+            .clone()
+            .unwrap_or_else(|| format!("wms-ev-{}", inner.seq));
+        (order_id, id)
+    };
+    let mut pickup_code = None;
+    let report = match drive.action {
+        NodeAction::Picked => NodeReport::Picked,
+        NodeAction::Packed => NodeReport::Packed,
+        NodeAction::ShortPicked { missing } => NodeReport::ShortPicked { missing },
+        NodeAction::ReadyForPickup {
+            pickup_code: code,
+            collect_by,
+        } => {
+            let code = code.unwrap_or_else(|| format!("{:06}", rand::random::<u32>() % 1_000_000));
+            pickup_code = Some(code.clone());
+            NodeReport::ReadyForPickup {
+                pickup_code: code,
+                collect_by: collect_by.unwrap_or_else(|| Utc::now() + Duration::days(7)),
+            }
+        }
+        NodeAction::PickedUp { pickup_code } => NodeReport::PickedUp { pickup_code },
+    };
+    let webhook = NodeWebhook {
+        id: id.clone(),
+        order_id,
+        fulfillment_id,
+        report,
+        occurred_at: Utc::now(),
+    };
+    let url = sandbox.config.wms_webhook_url.clone();
+    let (status, answer) = deliver(&sandbox, &url, &webhook).await;
+    Json(serde_json::json!({
+        "event_id": id,
+        "pickup_code": pickup_code,
+        "waybill_status": status,
+        "waybill_response": answer,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ScanDrive {
+    status_code: String,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    carrier_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    received_by: Option<String>,
+}
+
+async fn carrier_scan(
+    State(sandbox): State<Sandbox>,
+    Path(tracking): Path<String>,
+    Json(drive): Json<ScanDrive>,
+) -> Response {
+    let webhook = {
+        let mut inner = sandbox.inner();
+        inner.seq += 1;
+        let seq = inner.seq;
+        let Some(parcel) = inner
+            .parcels
+            .iter_mut()
+            .find(|p| p.tracking_number == tracking)
+        else {
+            return problem(StatusCode::NOT_FOUND, format!("no parcel {tracking}"));
+        };
+        let webhook = CarrierWebhook {
+            id: drive.event_id.unwrap_or_else(|| format!("scan-{seq}")),
+            order_id: parcel.order_id,
+            shipment_id: parcel.shipment_id.clone(),
+            tracking_number: tracking.clone(),
+            status_code: drive.status_code.clone(),
+            carrier_time: drive.carrier_time.unwrap_or_else(Utc::now),
+            description: drive
+                .description
+                .unwrap_or_else(|| format!("Scan {}", drive.status_code)),
+            location: drive.location,
+            received_by: drive.received_by,
+            photo_url: None,
+        };
+        parcel.scans.push(webhook.clone());
+        webhook
+    };
+    let url = sandbox.config.carrier_webhook_url.clone();
+    let (status, answer) = deliver(&sandbox, &url, &webhook).await;
+    Json(serde_json::json!({
+        "event_id": webhook.id,
+        "waybill_status": status,
+        "waybill_response": answer,
+    }))
+    .into_response()
+}
+
+/// POSTs a signed webhook; answers Waybill's status and body (0 when unreachable).
+async fn deliver<T: Serialize>(sandbox: &Sandbox, url: &str, body: &T) -> (u16, serde_json::Value) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let signature = sign(
+        &sandbox.config.webhook_secret,
+        Utc::now().timestamp(),
+        &bytes,
+    );
+    let sent = sandbox
+        .http
+        .post(url)
+        .header(SIGNATURE_HEADER, signature)
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.json().await.unwrap_or(serde_json::Value::Null);
+            (status, body)
+        }
+        Err(error) => (0, serde_json::json!({ "error": error.to_string() })),
+    }
+}

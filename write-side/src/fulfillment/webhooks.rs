@@ -1,0 +1,149 @@
+//! Applying node (WMS) and carrier webhooks: each verified webhook id is applied once (its
+//! receipt is stored in the transaction of the events it causes, with a wake-up of the
+//! fulfillment flow); a redelivery changes nothing; a carrier scan older (by carrier time) than
+//! the one recorded is acknowledged and dropped, so the latest scan wins whatever the order of
+//! delivery; a report that does not fit (wrong pickup code, unknown parcel) is acknowledged as
+//! ignored, with why.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use waybill_schemas::events::{NodeProgress, ProofOfDelivery};
+use waybill_schemas::{Actor, OrderId};
+
+use crate::domain::fulfillment::{
+    carrier, Fulfillment, FulfillmentCommand, FulfillmentError, Scan,
+};
+use crate::event_store::{EventStore, EventStoreError};
+
+use super::append::{self, Receipt, Stored};
+use super::logistics::{CarrierWebhook, NodeReport, NodeWebhook};
+
+/// Receipt providers.
+pub const WMS: &str = "wms";
+pub const CARRIER: &str = "carrier";
+
+/// What became of one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Applied,
+    Duplicate,
+    Ignored(String),
+    /// The parcel or fulfillment order is not recorded (yet): nothing stored, so the sender's
+    /// redelivery is applied once it is (a scan can race the label's append).
+    NotYetKnown(String),
+}
+
+/// Why a webhook body is refused before anything is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {detail}")]
+pub struct BadWebhook {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+/// The command a node report asks for.
+pub fn node_command(webhook: &NodeWebhook) -> FulfillmentCommand {
+    let fulfillment_id = webhook.fulfillment_id.clone();
+    match &webhook.report {
+        NodeReport::Picked => FulfillmentCommand::RecordProgress {
+            fulfillment_id,
+            progress: NodeProgress::Picked,
+        },
+        NodeReport::Packed => FulfillmentCommand::RecordProgress {
+            fulfillment_id,
+            progress: NodeProgress::Packed,
+        },
+        NodeReport::ShortPicked { missing } => FulfillmentCommand::RecordShortPick {
+            fulfillment_id,
+            missing: missing.clone(),
+        },
+        NodeReport::ReadyForPickup {
+            pickup_code,
+            collect_by,
+        } => FulfillmentCommand::ReadyForPickup {
+            fulfillment_id,
+            code: pickup_code.clone(),
+            collect_by: *collect_by,
+        },
+        NodeReport::PickedUp { pickup_code } => FulfillmentCommand::CompletePickup {
+            fulfillment_id,
+            code: pickup_code.clone(),
+        },
+    }
+}
+
+/// The command a carrier scan asks for; an unknown status code is refused.
+pub fn carrier_command(webhook: &CarrierWebhook) -> Result<FulfillmentCommand, BadWebhook> {
+    let status = carrier::normalize(&webhook.status_code).ok_or_else(|| BadWebhook {
+        field: "status_code",
+        detail: format!("unknown carrier status code {:?}", webhook.status_code),
+    })?;
+    Ok(FulfillmentCommand::RecordScan {
+        shipment_id: webhook.shipment_id.clone(),
+        scan: Scan {
+            carrier_event_id: webhook.id.clone(),
+            status,
+            carrier_time: webhook.carrier_time,
+            description: webhook.description.clone(),
+            location: webhook.location.clone(),
+            proof: webhook.received_by.as_ref().map(|by| ProofOfDelivery {
+                received_by: by.clone(),
+                photo_url: webhook.photo_url.clone(),
+            }),
+        },
+    })
+}
+
+/// Applies `command` for a webhook of `provider` with id `webhook_id`, once.
+pub async fn apply(
+    pool: &PgPool,
+    store: &EventStore,
+    provider: &'static str,
+    webhook_id: &str,
+    order_id: OrderId,
+    command: &FulfillmentCommand,
+    now: DateTime<Utc>,
+) -> Result<WebhookOutcome, EventStoreError> {
+    for _ in 0..5 {
+        let envelopes = store.read_stream(&order_id.stream_id(), 1, None).await?;
+        if envelopes.is_empty() {
+            return Ok(WebhookOutcome::Ignored(format!(
+                "order {order_id} is unknown"
+            )));
+        }
+        let state = Fulfillment::from_events(&append::decode(&envelopes)?);
+        let (events, outcome, label) = match state.handle(command, now) {
+            Err(
+                unknown @ (FulfillmentError::UnknownShipment(_)
+                | FulfillmentError::UnknownFulfillment(_)),
+            ) => return Ok(WebhookOutcome::NotYetKnown(unknown.to_string())),
+            Ok(events) if events.is_empty() => (
+                events,
+                WebhookOutcome::Ignored("already recorded or older than the recorded scan".into()),
+                "already_recorded".to_owned(),
+            ),
+            Ok(events) => (events, WebhookOutcome::Applied, "applied".to_owned()),
+            Err(refused) => (
+                Vec::new(),
+                WebhookOutcome::Ignored(refused.to_string()),
+                format!("ignored: {refused}"),
+            ),
+        };
+        let meta = append::meta_of(&envelopes, Actor::service(provider));
+        let receipt = Receipt {
+            provider,
+            event_id: webhook_id,
+            outcome: &label,
+        };
+        match append::store(pool, &state, order_id, events, &meta, Some(receipt), now).await? {
+            Stored::Written => return Ok(outcome),
+            Stored::Duplicate => return Ok(WebhookOutcome::Duplicate),
+            Stored::Conflict => continue,
+        }
+    }
+    Err(EventStoreError::Conflict {
+        stream_id: order_id.stream_id(),
+        expected: 0,
+        actual: None,
+    })
+}

@@ -1,0 +1,351 @@
+//! The fulfillment process manager's worker: claims due `fulfillment_flows` rows, and for each
+//! order asks `next_step` (pure) what to do, does it (route, WMS task, carrier label, handoff
+//! retry, close), records the outcome through the fulfillment aggregate and asks again, until
+//! the flow waits for a node or carrier (parked; their webhooks wake it), waits for the
+//! auto-close deadline (parked until then: a durable deadline row), or is done (row deleted).
+//! Every external call carries the step's idempotency key, so a crash between the call and the
+//! append repeats the call harmlessly.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use sqlx::PgPool;
+use tracing::Instrument;
+use waybill_schemas::events::{ExceptionAction, FulfillmentLine, RouteCause};
+use waybill_schemas::{Actor, OrderId};
+
+use crate::domain::fulfillment::flow::{next_step, FulfillmentPolicy, FulfillmentStep};
+use crate::domain::fulfillment::routing::{
+    Candidate, LocationType, RoutePlan, RouteRequest, RoutingConfig, TransitHistory,
+};
+use crate::domain::fulfillment::{Fulfillment, FulfillmentCommand, Label};
+use crate::domain::Order;
+use crate::event_store::EventStore;
+use crate::inventory::{self, zones, Location, LocationKind, ShipTo};
+
+use super::append::{self, Stored};
+use super::flows::{self, Claimed, Release};
+use super::logistics::{LabelRequest, LogisticsClient, TaskRequest};
+use super::FulfillmentError;
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct FulfillmentServices {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub logistics: LogisticsClient,
+    pub routing: Arc<RoutingConfig>,
+    pub policy: FulfillmentPolicy,
+    /// How long a claimed row is leased.
+    pub lease: chrono::Duration,
+    /// Rows claimed per pass.
+    pub batch: i64,
+    /// Orders worked on at once within a pass.
+    pub concurrency: usize,
+    /// How long to sleep when nothing is due.
+    pub idle_poll: Duration,
+}
+
+/// Runs passes until `stop` resolves.
+pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        let busy = match run_pass(&services).await {
+            Ok(n) => n > 0,
+            Err(error) => {
+                tracing::warn!(%error, "fulfillment pass failed; retrying");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(services.idle_poll) => {}
+            }
+        } else if futures::FutureExt::now_or_never(&mut stop).is_some() {
+            return;
+        }
+    }
+}
+
+/// One pass: claims due rows and moves each order as far as it goes. Returns rows claimed.
+pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, FulfillmentError> {
+    let claimed = flows::claim(&services.pool, Utc::now(), services.lease, services.batch).await?;
+    let n = claimed.len();
+    futures::stream::iter(claimed)
+        .for_each_concurrent(services.concurrency.max(1), |row| async move {
+            let span = tracing::info_span!("fulfillment.flow", order_id = %row.order_id);
+            let release = match advance(services, row.order_id).instrument(span).await {
+                Ok(release) => release,
+                Err(error) => {
+                    tracing::warn!(order_id = %row.order_id, %error, "fulfillment step failed; retrying");
+                    let backoff = chrono::Duration::seconds(i64::from(row.attempts.clamp(1, 30)));
+                    Release::Retry {
+                        due_at: Utc::now() + backoff,
+                        error: error.to_string(),
+                    }
+                }
+            };
+            release_row(services, row, &release).await;
+        })
+        .await;
+    Ok(n)
+}
+
+async fn release_row(services: &FulfillmentServices, row: Claimed, release: &Release) {
+    if let Err(error) = flows::release(&services.pool, row, release, Utc::now()).await {
+        // The lease runs out and the row comes due again by itself.
+        tracing::warn!(order_id = %row.order_id, %error, "could not release fulfillment flow");
+    }
+}
+
+/// Moves one order until it waits or is done.
+async fn advance(
+    services: &FulfillmentServices,
+    order_id: OrderId,
+) -> Result<Release, FulfillmentError> {
+    for _ in 0..32 {
+        let envelopes = services
+            .store
+            .read_stream(&order_id.stream_id(), 1, None)
+            .await?;
+        let events = append::decode(&envelopes)?;
+        let order = Order::from_events(&events);
+        let state = Fulfillment::from_events(&events);
+        let now = Utc::now();
+        let step = next_step(&state, &services.policy, now);
+        let key = step.idempotency_key(&order_id.to_string());
+        let command = match step {
+            FulfillmentStep::Done => return Ok(Release::Finish),
+            FulfillmentStep::Wait {
+                until: Some(due_at),
+            } => {
+                return Ok(Release::Park {
+                    due_at,
+                    stage: "auto_close",
+                })
+            }
+            FulfillmentStep::Wait { until: None } => {
+                // Node and carrier webhooks wake the flow; the hourly look is a safety net.
+                return Ok(Release::Park {
+                    due_at: now + chrono::Duration::hours(1),
+                    stage: "node",
+                });
+            }
+            FulfillmentStep::Route => {
+                let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
+                let plan = plan_route(services, &order, &state, &lines, None).await?;
+                FulfillmentCommand::Route {
+                    plan,
+                    cause: RouteCause::Confirmation,
+                }
+            }
+            FulfillmentStep::Reroute {
+                fulfillment_id,
+                node_id,
+                missing,
+            } => {
+                let plan = plan_route(services, &order, &state, &missing, Some(&node_id)).await?;
+                FulfillmentCommand::Route {
+                    plan,
+                    cause: RouteCause::ShortPick {
+                        from_fulfillment_id: fulfillment_id,
+                    },
+                }
+            }
+            FulfillmentStep::Submit { fulfillment_id } => {
+                let o = state
+                    .order(&fulfillment_id)
+                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+                let request = TaskRequest {
+                    order_id,
+                    fulfillment_id: fulfillment_id.clone(),
+                    node_id: o.routed.node_id.clone(),
+                    lines: o.effective_lines(),
+                    pickup: o.is_pickup(),
+                };
+                let accepted = services
+                    .logistics
+                    .submit_task(key.as_deref().unwrap_or_default(), &request)
+                    .await?;
+                FulfillmentCommand::RecordSubmission {
+                    fulfillment_id,
+                    wms_task_id: accepted.task_id,
+                }
+            }
+            FulfillmentStep::Ship { fulfillment_id } => {
+                let o = state
+                    .order(&fulfillment_id)
+                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+                let request = LabelRequest {
+                    order_id,
+                    shipment_id: format!("{fulfillment_id}-S1"),
+                    carrier: o.routed.carrier.clone(),
+                    from_node: o.routed.node_id.clone(),
+                    zone_distance: o.routed.zone_distance,
+                    promised_eta: o.routed.eta,
+                };
+                let label = services
+                    .logistics
+                    .create_label(key.as_deref().unwrap_or_default(), &request)
+                    .await?;
+                FulfillmentCommand::CreateShipment {
+                    fulfillment_id,
+                    label: Label {
+                        tracking_number: label.tracking_number,
+                        tracking_url: label.tracking_url,
+                        label_url: label.label_url,
+                        eta: label.eta,
+                    },
+                }
+            }
+            FulfillmentStep::HandleException {
+                shipment_id,
+                carrier_event_id,
+                action,
+            } => {
+                let detail = match action {
+                    ExceptionAction::RetryHandoff => {
+                        let tracking = state
+                            .shipment(&shipment_id)
+                            .map(|s| s.created.tracking_number.clone())
+                            .ok_or_else(|| FulfillmentError::Inconsistent(shipment_id.clone()))?;
+                        services
+                            .logistics
+                            .retry_handoff(key.as_deref().unwrap_or_default(), &tracking)
+                            .await?;
+                        format!("asked the carrier to attempt parcel {tracking} again")
+                    }
+                    ExceptionAction::Alert => {
+                        tracing::warn!(%order_id, %shipment_id, "carrier exception after all retries: alerting an agent");
+                        format!(
+                            "handoff failed after {} retries: an agent must step in",
+                            services.policy.max_handoff_retries
+                        )
+                    }
+                };
+                FulfillmentCommand::HandleException {
+                    shipment_id,
+                    carrier_event_id,
+                    action,
+                    detail,
+                }
+            }
+            FulfillmentStep::Close => FulfillmentCommand::Close,
+        };
+        let events = state.handle(&command, now)?;
+        if events.is_empty() {
+            return Ok(Release::Retry {
+                due_at: now + chrono::Duration::seconds(1),
+                error: format!("step {command:?} changed nothing"),
+            });
+        }
+        let meta = append::meta_of(&envelopes, Actor::system("fulfillment"));
+        match append::store(&services.pool, &state, order_id, events, &meta, None, now).await? {
+            Stored::Written | Stored::Conflict | Stored::Duplicate => {}
+        }
+    }
+    Ok(Release::Park {
+        due_at: Utc::now(),
+        stage: "run",
+    })
+}
+
+/// Routes `lines`: first over the nodes holding the order's allocation, then what is left over
+/// nodes with free stock; `exclude` is a node that just came up short.
+async fn plan_route(
+    services: &FulfillmentServices,
+    order: &Order,
+    state: &Fulfillment,
+    lines: &[FulfillmentLine],
+    exclude: Option<&str>,
+) -> Result<RoutePlan, FulfillmentError> {
+    let placed = order
+        .state()
+        .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?
+        .placed();
+    let ship_to = ShipTo::new(
+        &placed.shipping_address.country,
+        &placed.shipping_address.postal_code,
+    )
+    .map_err(|e| FulfillmentError::Inconsistent(e.to_string()))?;
+    let locations = inventory::read_locations(&services.pool).await?;
+    let history = append::transit_history(&services.pool).await?;
+    let now = Utc::now();
+    let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
+        services.routing.route(&RouteRequest {
+            shipping_method: &state.shipping_method,
+            lines,
+            candidates,
+            history,
+            now,
+        })
+    };
+    let mut plan = RoutePlan {
+        routes: Vec::new(),
+        unroutable: lines.to_vec(),
+    };
+    if exclude.is_none() {
+        let mut allocated: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
+        for line in &state.allocated {
+            *allocated
+                .entry(line.location_id.clone())
+                .or_default()
+                .entry(line.line_no)
+                .or_default() += line.quantity.get();
+        }
+        let candidates = candidates(&locations, &ship_to, allocated);
+        plan = route(lines, &candidates, &history);
+    }
+    if !plan.unroutable.is_empty() {
+        let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
+        for line in &plan.unroutable {
+            for level in inventory::read_stock(&services.pool, &line.sku).await? {
+                let used = plan.routes.iter().any(|r| r.node_id == level.location_id);
+                if Some(level.location_id.as_str()) == exclude || used || level.available <= 0 {
+                    continue;
+                }
+                let units = u32::try_from(level.available).unwrap_or(u32::MAX);
+                *free
+                    .entry(level.location_id)
+                    .or_default()
+                    .entry(line.line_no)
+                    .or_default() += units;
+            }
+        }
+        let candidates = candidates(&locations, &ship_to, free);
+        let rest = route(&plan.unroutable, &candidates, &history);
+        plan.routes.extend(rest.routes);
+        plan.unroutable = rest.unroutable;
+    }
+    Ok(plan)
+}
+
+fn candidates(
+    locations: &[Location],
+    ship_to: &ShipTo,
+    units: BTreeMap<String, BTreeMap<u32, u32>>,
+) -> Vec<Candidate> {
+    units
+        .into_iter()
+        .filter_map(|(node_id, units)| {
+            let location = locations
+                .iter()
+                .find(|l| l.location_id.as_str() == node_id && l.active)?;
+            Some(Candidate {
+                node_id,
+                location: match location.kind {
+                    LocationKind::Warehouse => LocationType::Warehouse,
+                    LocationKind::Store => LocationType::Store,
+                    LocationKind::ThirdParty => LocationType::ThirdParty,
+                },
+                distance: zones::distance(location, ship_to),
+                units,
+            })
+        })
+        .collect()
+}
