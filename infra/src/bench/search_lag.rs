@@ -12,7 +12,7 @@ use waybill_projectors::views::search::{SearchBackend, SearchIndex};
 use super::lag::{Accepted, LagResult};
 
 /// How often outstanding orders are looked up; the lag's resolution.
-const POLL: Duration = Duration::from_millis(5);
+const POLL: Duration = Duration::from_millis(25);
 /// How long after the load ends an order may take to appear before it counts as missing.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 /// Orders looked up per `get`.
