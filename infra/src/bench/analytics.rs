@@ -514,7 +514,8 @@ async fn load_synthetic(
                 };
             let capture_fee = fee.capture_fee(amount);
             ledger.push(entry("c", "capture", format!("cap_{i}"), amount, &channel));
-            ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, ""));
+            // The projector gives a fee its order's channel when it writes it.
+            ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, &channel));
             if i % 10 == 0 {
                 ledger.push(entry(
                     "r",
