@@ -69,6 +69,8 @@ struct IngestReport {
 
 #[derive(Debug, Serialize)]
 struct QueryTiming {
+    /// Short label for the chart.
+    label: String,
     name: String,
     rows: usize,
     p50_ms: f64,
@@ -515,7 +517,8 @@ async fn load_synthetic(
                 };
             let capture_fee = fee.capture_fee(amount);
             ledger.push(entry("c", "capture", format!("cap_{i}"), amount, &channel));
-            ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, ""));
+            // The projector gives a fee its order's channel when it writes it.
+            ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, &channel));
             if i % 10 == 0 {
                 ledger.push(entry(
                     "r",
@@ -589,10 +592,11 @@ where
     Ok((times, last.context("no repetition")?))
 }
 
-fn timing(name: &str, rows: usize, times: &[f64]) -> QueryTiming {
+fn timing(label: &str, name: &str, rows: usize, times: &[f64]) -> QueryTiming {
     let p50 = times[times.len() / 2];
     let max = times[times.len() - 1];
     QueryTiming {
+        label: label.to_owned(),
         name: name.to_owned(),
         rows,
         p50_ms: p50,
@@ -637,6 +641,7 @@ async fn time_queries(
     })
     .await?;
     out.push(timing(
+        "summary 30 d",
         "finance summary, 30 days (FINAL)",
         rows.len(),
         &times,
@@ -659,6 +664,7 @@ async fn time_queries(
     .await?;
     let _ = rows.first().map(|r| (r.day, &r.channel, r.orders, r.gross));
     out.push(timing(
+        "baseline",
         "baseline: orders per day without FINAL",
         rows.len(),
         &times,
@@ -668,7 +674,12 @@ async fn time_queries(
         Ok(finance.time_in_stage(month).await?)
     })
     .await?;
-    out.push(timing("time in stage p50/p95, 30 days", rows.len(), &times));
+    out.push(timing(
+        "stages 30 d",
+        "time in stage p50/p95, 30 days",
+        rows.len(),
+        &times,
+    ));
 
     let fees = settings.warehouse.fees();
     let mut version = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
@@ -679,6 +690,7 @@ async fn time_queries(
     })
     .await?;
     out.push(timing(
+        "reconcile 1 d",
         "reconciliation run, 1 day",
         report.outcomes.values().sum::<u64>() as usize,
         &times,
@@ -702,7 +714,12 @@ async fn time_queries(
         Ok(items.len() + totals.len())
     })
     .await?;
-    out.push(timing("reconciliation report, 1 day", rows, &times));
+    out.push(timing(
+        "recon. report",
+        "reconciliation report, 1 day",
+        rows,
+        &times,
+    ));
     Ok(out)
 }
 
@@ -736,9 +753,9 @@ fn chart(report: &AnalyticsReport) -> String {
         .iter()
         .enumerate()
         .map(|(i, q)| Bar {
-            label: &q.name,
+            label: &q.label,
             value: q.p50_ms,
-            note: format!("p50, max {:.0} ms", q.max_ms),
+            note: format!("p50, max {:.0} ms ({})", q.max_ms, q.name),
             color: colors[i % colors.len()],
         })
         .collect();

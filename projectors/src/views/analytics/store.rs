@@ -4,6 +4,11 @@
 //! and last the rows that hold the positions (order facts, stream positions). A crash before
 //! those leaves the old positions: the events come again and rewrite the same rows (every table
 //! is a ReplacingMergeTree on its natural key), which is what makes redelivery harmless.
+//!
+//! Fee entries come from settlement streams, which do not know the order's channel; the store
+//! fills it in from the batch's own orders or `order_facts` before writing (I/O belongs here,
+//! not in the pure apply). A fee of an order not projected yet keeps an empty channel, and the
+//! finance queries take the channel from the order for those.
 
 use std::collections::HashMap;
 
@@ -11,7 +16,7 @@ use clickhouse::Client;
 use waybill_schemas::OrderId;
 
 use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
-use crate::warehouse::rows::{insert_rows, OrderFactRow, StreamPositionRow};
+use crate::warehouse::rows::{insert_rows, LedgerEntryRow, OrderFactRow, StreamPositionRow};
 use crate::warehouse::WarehouseError;
 
 /// The analytics tables of one warehouse database.
@@ -117,6 +122,7 @@ impl AnalyticsStore {
                 }
             }
         }
+        self.fill_fee_channels(&mut ledger, &facts).await?;
         insert_rows(&self.client, "line_facts", &lines).await?;
         insert_rows(&self.client, "settlement_lines", &settlement_lines).await?;
         insert_rows(&self.client, "payouts", &payouts).await?;
@@ -130,6 +136,53 @@ impl AnalyticsStore {
             + facts.len()
             + positions.len())
     }
+}
+
+impl AnalyticsStore {
+    /// Sets the channel of entries that have none but name an order: from `batch` first, then
+    /// from the stored order facts.
+    async fn fill_fee_channels(
+        &self,
+        ledger: &mut [LedgerEntryRow],
+        batch: &[OrderFactRow],
+    ) -> Result<(), AnalyticsError> {
+        let mut channels: HashMap<String, String> = batch
+            .iter()
+            .map(|f| (f.order_id.clone(), f.channel.clone()))
+            .collect();
+        let mut unknown: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.channel.is_empty() && !e.order_id.is_empty())
+            .filter(|e| !channels.contains_key(&e.order_id))
+            .map(|e| e.order_id.clone())
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        for chunk in unknown.chunks(5_000) {
+            let rows: Vec<OrderChannel> = self
+                .client
+                .query(&format!(
+                    "SELECT order_id, channel FROM order_facts FINAL WHERE order_id IN ({})",
+                    string_list(chunk)
+                ))
+                .fetch_all()
+                .await
+                .map_err(WarehouseError::clickhouse("reading order channels"))?;
+            channels.extend(rows.into_iter().map(|r| (r.order_id, r.channel)));
+        }
+        for entry in ledger.iter_mut().filter(|e| e.channel.is_empty()) {
+            if let Some(channel) = channels.get(&entry.order_id) {
+                entry.channel = channel.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct OrderChannel {
+    order_id: String,
+    channel: String,
 }
 
 /// `'a','b'` for an `IN (…)` list: ClickHouse 18.16 has no server-side parameters and takes no

@@ -541,3 +541,58 @@ async fn money_events_and_reports_reach_the_ledger_once_with_the_logs_sums() {
     assert_eq!(seen, expected);
     assert_eq!((payouts, report_lines), (1, 12));
 }
+
+#[derive(Debug, Row, Deserialize, PartialEq)]
+struct FeeChannel {
+    gateway_txn_id: String,
+    channel: String,
+}
+
+#[tokio::test]
+async fn fees_written_after_their_order_get_its_channel_and_account_fees_none() {
+    let warehouse = fresh_warehouse().await;
+    let store = AnalyticsStore::new(warehouse.client());
+    let order = OrderId::new_v7();
+    store
+        .write(&[fold_state(&lifecycle(order))])
+        .await
+        .expect("order");
+    let report = report_event(
+        "r-channels",
+        vec![
+            settlement_line(
+                1,
+                "cap_6",
+                SettlementLineKind::Capture,
+                Some(order),
+                3240,
+                124,
+            ),
+            settlement_line(2, "fee_acct", SettlementLineKind::Fee, None, 0, 250),
+        ],
+    );
+    store.write(&[fold_state(&[report])]).await.expect("report");
+    let fees: Vec<FeeChannel> = warehouse
+        .client()
+        .query(
+            "SELECT gateway_txn_id, channel FROM ledger_entries FINAL WHERE kind = 'fee' \
+             ORDER BY gateway_txn_id",
+        )
+        .fetch_all()
+        .await
+        .expect("fees");
+    drop_warehouse(&warehouse).await;
+    assert_eq!(
+        fees,
+        vec![
+            FeeChannel {
+                gateway_txn_id: "cap_6".into(),
+                channel: "web".into()
+            },
+            FeeChannel {
+                gateway_txn_id: "fee_acct".into(),
+                channel: String::new()
+            },
+        ]
+    );
+}

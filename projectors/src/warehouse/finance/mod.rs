@@ -6,7 +6,8 @@
 //! - gross sales: Σ grand total of the orders placed that day (cancelled ones included: it is
 //!   what was ordered; captures say what was collected);
 //! - captures, refunds, chargebacks (lost): Σ of those ledger entries by the day they happened;
-//! - fees: Σ fees of settlement report lines by transaction date, on the order's channel;
+//! - fees: Σ fees of settlement report lines by transaction date, on the order's channel
+//!   (an account fee that names no order has channel `""`);
 //! - net = captures − refunds − chargebacks − fees.
 
 use chrono::NaiveDate;
@@ -161,21 +162,30 @@ impl Finance {
                  toInt64(0) AS fee, toInt64(0) AS cb \
                FROM order_facts FINAL WHERE {orders_in_range} \
                UNION ALL \
-               SELECT day, if(channel = '', order_channel, channel) AS channel, currency, \
-                 toUInt64(0) AS ord, toInt64(0) AS gross, \
-                 toInt64(if(kind = 'capture', amount, 0)) AS cap, \
-                 toInt64(if(kind = 'refund', amount, 0)) AS ref, \
-                 toInt64(if(kind = 'fee', amount, 0)) AS fee, \
-                 toInt64(if(kind = 'chargeback_lost', amount, 0)) AS cb \
+               SELECT day, channel, currency, {ledger_columns} \
                FROM ledger_entries FINAL \
-               ANY LEFT JOIN (SELECT order_id, channel AS order_channel FROM order_facts FINAL) \
-                 USING order_id \
-               WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') AND {entries_in_range} \
+               WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') AND channel != '' \
+                 AND {entries_in_range} \
+               UNION ALL \
+               SELECT day, order_channel AS channel, currency, {ledger_columns} \
+               FROM (SELECT day, currency, kind, amount, order_id FROM ledger_entries FINAL \
+                     WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') \
+                       AND channel = '' AND {entries_in_range}) \
+               ANY LEFT JOIN ( \
+                 SELECT order_id, channel AS order_channel FROM order_facts FINAL \
+                 WHERE order_id IN (SELECT order_id FROM ledger_entries \
+                                    WHERE channel = '' AND {entries_in_range}) \
+               ) USING order_id \
              ) \
              GROUP BY day, channel, currency {having} \
              ORDER BY day, channel, currency {page}",
             orders_in_range = between("toDate(placed_at)", range),
             entries_in_range = between("day", range),
+            ledger_columns = "toUInt64(0) AS ord, toInt64(0) AS gross, \
+                 toInt64(if(kind = 'capture', amount, 0)) AS cap, \
+                 toInt64(if(kind = 'refund', amount, 0)) AS ref, \
+                 toInt64(if(kind = 'fee', amount, 0)) AS fee, \
+                 toInt64(if(kind = 'chargeback_lost', amount, 0)) AS cb",
             page = page_sql(page),
         );
         self.client
