@@ -605,8 +605,8 @@ mod fulfillment {
                 max_handoff_retries: f.max_handoff_retries,
             },
             lease: chrono::Duration::seconds(30),
-            batch: 64,
-            concurrency: 8,
+            batch: 200,
+            concurrency: 32,
             idle_poll: Duration::from_millis(f.fulfillment_poll_ms.max(1)),
         };
         let stop = shutdown.wait();
