@@ -456,3 +456,86 @@ async fn a_checkout_worker_killed_mid_refunds_refunds_each_exactly_once() {
         assert_eq!(recorded.len(), 2, "{id}");
     }
 }
+
+/// Posts `body` to the payment webhook endpoint signed with the test's webhook secret.
+async fn gateway_webhook(
+    world: &CheckoutWorld,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let raw = serde_json::to_vec(body).expect("json");
+    let secret = world.env.payment_webhook_secret.as_bytes();
+    let signature =
+        waybill_write_side::payment::webhook::sign(secret, chrono::Utc::now().timestamp(), &raw);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/payments", world.api.command_url))
+        .header("Waybill-Gateway-Signature", signature)
+        .header("Content-Type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .expect("webhook POST");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_dispute_decided_before_its_opening_arrived_is_refused_until_the_opening_is_recorded() {
+    let world = CheckoutWorld::start("ledger_dispute_early", &[], &[("TEE-E", 10)]).await;
+    let (id, total) = captured_order(&world, "EARLY-1", "TEE-E", 2).await;
+    let capture_id = world.env.payloads_of(&id, "PaymentCaptured").await[0]["capture_id"].clone();
+    let money = json!({"minor": total, "currency": "USD"});
+    let lost = json!({
+        "id": "evt_early_lost",
+        "type": "dispute.lost",
+        "created_at": chrono::Utc::now(),
+        "data": {"dispute_id": "dp_early", "capture_id": capture_id, "order_id": id, "amount": money}
+    });
+
+    // The decision outruns the opening: refused (no receipt), so the gateway redelivers it.
+    let (status, body) = gateway_webhook(&world, &lost).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["type"], "https://waybill.dev/problems/webhook-too-early",
+        "{body}"
+    );
+    assert!(world
+        .env
+        .payloads_of(&id, "ChargebackLost")
+        .await
+        .is_empty());
+
+    let opened = json!({
+        "id": "evt_early_opened",
+        "type": "dispute.opened",
+        "created_at": chrono::Utc::now(),
+        "data": {"dispute_id": "dp_early", "capture_id": capture_id, "order_id": id,
+                 "amount": money, "reason": "fraudulent",
+                 "evidence_due_by": chrono::Utc::now() + chrono::Duration::days(7)}
+    });
+    let (status, body) = gateway_webhook(&world, &opened).await;
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("applied")),
+        "{body}"
+    );
+
+    // The redelivered decision now applies, once.
+    let (status, body) = gateway_webhook(&world, &lost).await;
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("applied")),
+        "{body}"
+    );
+    let (status, body) = gateway_webhook(&world, &lost).await;
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("duplicate")),
+        "{body}"
+    );
+    let recorded = world.env.payloads_of(&id, "ChargebackLost").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["amount"]["minor"], total);
+}

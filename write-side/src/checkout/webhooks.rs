@@ -26,6 +26,9 @@ pub enum WebhookOutcome {
     Duplicate,
     /// Acknowledged but not applied, with why (unknown order, stale or conflicting outcome).
     Ignored(String),
+    /// Not applied and not acknowledged: it outran an event it depends on (a dispute decided
+    /// before its opening arrived). No receipt is stored, so the gateway's redelivery applies it.
+    TooEarly(String),
 }
 
 /// Applies one verified gateway event.
@@ -48,6 +51,17 @@ pub async fn apply_gateway_event(
         )));
     }
     let mut flow = FlowOrder::from_stream(order_id, &envelopes)?;
+    if let OrderCommand::RecordChargebackDecision { dispute_id, .. } = &command {
+        let known = flow
+            .order
+            .state()
+            .is_some_and(|state| state.ledger().dispute(dispute_id).is_some());
+        if !known {
+            return Ok(WebhookOutcome::TooEarly(format!(
+                "dispute {dispute_id} of order {order_id} was decided before its opening arrived"
+            )));
+        }
+    }
     flow.meta.actor = waybill_schemas::Actor::service("payment-gateway");
     let (outcome, label) = match flow.decide(command, now) {
         Ok(()) if flow.unsaved.is_empty() => (

@@ -109,24 +109,35 @@ pub async fn payment_webhook(
             .await;
     metrics::histogram!("waybill_webhook_duration_seconds").record(started.elapsed());
     match result {
-        Ok(outcome) => {
-            let (label, detail) = match outcome {
-                WebhookOutcome::Applied => ("applied", None),
-                WebhookOutcome::Duplicate => ("duplicate", None),
-                WebhookOutcome::Ignored(why) => ("ignored", Some(why)),
-            };
-            metrics::counter!("waybill_webhooks_total", "outcome" => label).increment(1);
-            Json(WebhookResponse {
-                outcome: label.to_owned(),
-                detail,
-            })
+        Ok(WebhookOutcome::TooEarly(why)) => {
+            metrics::counter!("waybill_webhooks_total", "outcome" => "too_early").increment(1);
+            tracing::info!(detail = %why, "webhook outran its predecessor; the gateway will redeliver");
+            Problem::new(
+                StatusCode::CONFLICT,
+                "webhook-too-early",
+                "Webhook arrived before an event it depends on",
+                why,
+            )
             .into_response()
         }
+        Ok(WebhookOutcome::Applied) => webhook_answer("applied", None),
+        Ok(WebhookOutcome::Duplicate) => webhook_answer("duplicate", None),
+        Ok(WebhookOutcome::Ignored(why)) => webhook_answer("ignored", Some(why)),
         Err(error) => {
             tracing::error!(%error, "webhook not applied; the gateway will redeliver");
             Problem::internal().into_response()
         }
     }
+}
+
+/// The 200 answer to a webhook that was applied, a duplicate, or acknowledged as ignored.
+fn webhook_answer(label: &'static str, detail: Option<String>) -> Response {
+    metrics::counter!("waybill_webhooks_total", "outcome" => label).increment(1);
+    Json(WebhookResponse {
+        outcome: label.to_owned(),
+        detail,
+    })
+    .into_response()
 }
 
 /// Approve or reject an order held for fraud review.
