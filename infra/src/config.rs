@@ -95,6 +95,17 @@ pub struct Settings {
     /// `<WAYBILL_REDIS_PREFIX>-orders`) instead of in WAYBILL_SEARCH_DIR.
     #[arg(long, env = "ELASTICSEARCH_URL", global = true)]
     pub elasticsearch_url: Option<String>,
+    /// How long the search projector gathers messages into one batch (one index commit) before
+    /// writing, in milliseconds; 0 (the default) writes whatever one fetch returned. Measured
+    /// here (`bench place`, 10,000 orders): 0 gave a lower search-lag p99 than 200 ms on a quiet
+    /// machine; a longer linger only pays when commits are slow (a loaded disk or CPU).
+    #[arg(
+        long,
+        env = "WAYBILL_SEARCH_LINGER_MS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub search_linger_ms: u64,
 
     #[arg(
         long,

@@ -415,6 +415,7 @@ mod projector {
         let tracking_stop = shutdown.wait();
         let notifications_stop = shutdown.wait();
         let analytics_stop = shutdown.wait();
+        let search_linger = std::time::Duration::from_millis(settings.search_linger_ms);
         let warehouse = settings.warehouse.config();
         async move {
             tracing::info!(
@@ -424,8 +425,13 @@ mod projector {
                 clickhouse = %warehouse.url,
                 "projectors starting: tracking, notifications, search, analytics"
             );
+            let search_config = waybill_projectors::ProjectorConfig {
+                linger: search_linger,
+                batch: config.batch.max(2_000),
+                ..config.clone()
+            };
             let search = waybill_projectors::run_projector(
-                config.clone(),
+                search_config,
                 pool.clone(),
                 js.clone(),
                 waybill_projectors::views::search::SearchProjection::new(search),
