@@ -246,11 +246,13 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     search::show(actors.agent, &placed).await?;
-    let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
-    finance::show(settings, client, &order_ids).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
     money::after_checkout(settings, client, actors, &followed).await?;
+    // After the refunds, the lost dispute and the settlement import, so the summary and the
+    // reconciliation show them.
+    let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
+    finance::show(settings, client, &order_ids).await?;
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
     Ok(())

@@ -61,8 +61,10 @@ struct Parcel {
     scans: Vec<CarrierWebhook>,
 }
 
-#[derive(Default)]
 struct Inner {
+    /// Random per process, in every id this sandbox makes, so a restarted sandbox never reuses
+    /// an event id or tracking number Waybill has already seen (real carriers' ids are unique).
+    run: String,
     seq: u64,
     tasks: Vec<Task>,
     parcels: Vec<Parcel>,
@@ -76,6 +78,19 @@ struct Sandbox {
     http: reqwest::Client,
 }
 
+impl Inner {
+    fn new() -> Self {
+        let random = uuid::Uuid::now_v7().simple().to_string();
+        Self {
+            run: random[random.len() - 6..].to_ascii_uppercase(),
+            seq: 0,
+            tasks: Vec::new(),
+            parcels: Vec::new(),
+            answers: HashMap::new(),
+        }
+    }
+}
+
 impl Sandbox {
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -85,7 +100,7 @@ impl Sandbox {
 pub fn router(config: LogisticsSandboxConfig) -> Router {
     let sandbox = Sandbox {
         config: Arc::new(config),
-        inner: Arc::default(),
+        inner: Arc::new(Mutex::new(Inner::new())),
         http: reqwest::Client::new(),
     };
     Router::new()
@@ -135,7 +150,7 @@ async fn create_task(
         return Json(answer.clone()).into_response();
     }
     inner.seq += 1;
-    let task_id = format!("wms-task-{}", inner.seq);
+    let task_id = format!("wms-task-{}-{}", inner.run, inner.seq);
     inner.tasks.push(Task {
         task_id: task_id.clone(),
         order_id: request.order_id,
@@ -169,7 +184,7 @@ async fn create_label(
         .take(2)
         .collect::<String>()
         .to_ascii_uppercase();
-    let tracking_number = format!("{prefix}{:08}", inner.seq);
+    let tracking_number = format!("{prefix}{}{:06}", inner.run, inner.seq);
     inner.parcels.push(Parcel {
         tracking_number: tracking_number.clone(),
         order_id: request.order_id,
@@ -304,7 +319,7 @@ async fn node_report(
         let id = drive
             .event_id
             .clone()
-            .unwrap_or_else(|| format!("wms-ev-{}", inner.seq));
+            .unwrap_or_else(|| format!("wms-ev-{}-{}", inner.run, inner.seq));
         (order_id, id)
     };
     let mut pickup_code = None;
@@ -366,7 +381,7 @@ async fn carrier_scan(
     let webhook = {
         let mut inner = sandbox.inner();
         inner.seq += 1;
-        let seq = inner.seq;
+        let event_id = format!("scan-{}-{}", inner.run, inner.seq);
         let Some(parcel) = inner
             .parcels
             .iter_mut()
@@ -375,7 +390,7 @@ async fn carrier_scan(
             return problem(StatusCode::NOT_FOUND, format!("no parcel {tracking}"));
         };
         let webhook = CarrierWebhook {
-            id: drive.event_id.unwrap_or_else(|| format!("scan-{seq}")),
+            id: drive.event_id.unwrap_or(event_id),
             order_id: parcel.order_id,
             shipment_id: parcel.shipment_id.clone(),
             tracking_number: tracking.clone(),
