@@ -1,13 +1,15 @@
 //! The customer tracking page over HTTP and in headless Chromium: the link from the confirmation
 //! opens the real page, the page follows the order without a reload, a wrong token gets the
 //! friendly page, the lookup form finds an order by number + email or postcode, and a
-//! consistency token makes the page show the customer's own change.
+//! consistency token makes the page show the customer's own change, and the open page shows a
+//! parcel and its carrier scans as the logistics sandbox reports them.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use waybill_e2e::browser::{artifact_path, Browser};
-use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+use waybill_e2e::checkout::{cards, order, CheckoutWorld, SETTLE};
+use waybill_e2e::fulfillment::{multi_line_order, FulfillmentWorld};
 use waybill_e2e::{eventually, sample_cancel, sample_order, Role, TestEnv, DEFAULT_DEADLINE};
 
 use crate::place;
@@ -153,6 +155,147 @@ async fn the_open_tracking_page_follows_a_3ds_order_to_confirmed_without_reloadi
         .await;
     let at = browser.eval("location.pathname").await;
     assert_eq!(at, json!(format!("/track/{id}")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_tracking_page_shows_the_parcel_and_its_carrier_scans_without_reloading() {
+    let f = FulfillmentWorld::start("tracking_page_shipment", &[]).await;
+    f.world.restock("TEE-SHIP", "wh-east", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "PAGE-SHIP",
+            &[("TEE-SHIP", 1)],
+            "standard",
+        ))
+        .await;
+    let id = placed["order_id"].as_str().expect("order id").to_owned();
+    let token = placed["tracking_token"].as_str().expect("token").to_owned();
+    f.view_when(&id, "confirmed", |v| v["status"] == json!("confirmed"))
+        .await;
+    eventually("the fulfillment is submitted", SETTLE, || async {
+        let types = f.world.env.event_types_of_order(&id).await;
+        types
+            .iter()
+            .any(|t| t == "FulfillmentSubmitted")
+            .then_some(())
+            .ok_or_else(|| format!("{types:?}"))
+    })
+    .await;
+
+    let mut browser = Browser::launch(&f.world.env.log_dir).await;
+    let link = format!("{}/track/{id}?token={token}", f.world.api.query_url);
+    browser.navigate(&link).await;
+    browser
+        .wait_for(
+            "the page shows the order confirmed",
+            "document.getElementById('status') !== null && \
+             document.getElementById('status').dataset.status === 'confirmed'",
+        )
+        .await;
+    assert_eq!(
+        browser.eval("document.querySelector('h1').innerText").await,
+        json!("Order PAGE-SHIP")
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('shipments') === null")
+            .await,
+        json!(true),
+        "no parcel before packing"
+    );
+    // A marker that survives only if the page is never reloaded.
+    browser.eval("window.__stillTheSamePage = true").await;
+    browser
+        .wait_for(
+            "the live-update stream is open",
+            "document.getElementById('live-note').textContent.includes('updates itself')",
+        )
+        .await;
+
+    // The warehouse packs it; the label is bought and the parcel is handed to the carrier.
+    f.pack_all(&id, 1).await;
+    let parcels = f.parcels(&id, 1).await;
+    let tracking = parcels[0]["tracking_number"]
+        .as_str()
+        .expect("tracking number")
+        .to_owned();
+    let shipments_text = "(document.getElementById('shipments') || {innerText: ''}).innerText";
+    browser
+        .wait_for(
+            "the open page shows the parcel with its tracking number",
+            &format!(
+                "{shipments_text}.includes({number}) && {shipments_text}.includes('Label created')",
+                number = json!(tracking)
+            ),
+        )
+        .await;
+
+    // The carrier scans it on its way, then out for delivery.
+    let scanned = f
+        .scan(
+            &tracking,
+            json!({"status_code": "IT", "location": "Chicago hub"}),
+        )
+        .await;
+    assert_eq!(scanned["waybill_response"]["outcome"], json!("applied"));
+    browser
+        .wait_for(
+            "the open page shows the parcel on its way",
+            &format!(
+                "{shipments_text}.includes('On its way') && {shipments_text}.includes('Chicago hub')"
+            ),
+        )
+        .await;
+    let scanned = f
+        .scan(
+            &tracking,
+            json!({"status_code": "OD", "location": "Springfield"}),
+        )
+        .await;
+    assert_eq!(scanned["waybill_response"]["outcome"], json!("applied"));
+    browser
+        .wait_for(
+            "the open page shows the parcel out for delivery",
+            &format!("{shipments_text}.includes('Out for delivery')"),
+        )
+        .await;
+    assert_eq!(
+        browser.eval("window.__stillTheSamePage === true").await,
+        json!(true),
+        "no reload"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('live-note').textContent.startsWith('Updated')")
+            .await,
+        json!(true),
+        "the change came over the live-update stream"
+    );
+    let text = browser
+        .eval("document.getElementById('main').innerText")
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(text.contains("Confirmed"), "{text}");
+    assert!(
+        text.contains(&format!("Parcel {tracking}: in transit (Chicago hub)"))
+            && text.contains(&format!(
+                "Parcel {tracking}: out for delivery (Springfield)"
+            )),
+        "both scans in the timeline: {text}"
+    );
+    let href = browser
+        .eval("document.querySelector('#shipments a').getAttribute('href')")
+        .await;
+    assert!(
+        href.as_str()
+            .unwrap_or_default()
+            .contains("/carrier/track/"),
+        "carrier tracking link: {href}"
+    );
+    browser
+        .screenshot(&artifact_path("tracking-page-shipment.png"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
