@@ -26,6 +26,7 @@ pub mod settlement;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;
+pub mod work_list;
 
 /// The write side's migrations (the event store, idempotency records, channel orders, outbox).
 pub fn migrator() -> sqlx::migrate::Migrator {
