@@ -8,6 +8,7 @@
 //! same row.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use waybill_schemas::events::CarrierStatus;
 use waybill_schemas::events::{
     OrderPlaced, PayoutRecorded, RiskDecision, SettlementReportImported,
 };
@@ -16,6 +17,7 @@ use waybill_schemas::{EventEnvelope, Money, OrderEvent, OrderId};
 use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
 use crate::warehouse::rows::{
     days, seconds, LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow,
+    ShipmentRow,
 };
 
 /// Order status in `order_facts.status`: the furthest stage reached, or `cancelled`.
@@ -230,6 +232,7 @@ fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
         },
         lines,
         ledger: Vec::new(),
+        shipments: Vec::new(),
     }
 }
 
@@ -356,10 +359,39 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
             );
             state.ledger.push(entry);
         }
-        // Fulfillment: the stage only (per-shipment rows are not written yet).
-        OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => {
-            advance(fact, status::SHIPPED)
+        // Fulfillment: the order's stage, and a row per parcel.
+        OrderEvent::ShipmentCreated(created) => {
+            advance(fact, status::SHIPPED);
+            let row = ShipmentRow {
+                shipment_id: created.shipment_id.clone(),
+                order_id: fact.order_id.clone(),
+                channel: fact.channel.clone(),
+                carrier: created.carrier.clone(),
+                status: "label_created".to_owned(),
+                shipped_at: None,
+                delivered_at: None,
+                version: fact.version,
+            };
+            state.shipments.retain(|s| s.shipment_id != row.shipment_id);
+            state.shipments.push(row);
         }
+        OrderEvent::ShipmentTracked(tracked) => {
+            let version = fact.version;
+            if let Some(row) = state
+                .shipments
+                .iter_mut()
+                .find(|s| s.shipment_id == tracked.shipment_id)
+            {
+                let at = seconds(tracked.carrier_time);
+                row.status = tracked.status.as_str().to_owned();
+                row.shipped_at = row.shipped_at.or(Some(at));
+                if tracked.status == CarrierStatus::Delivered {
+                    row.delivered_at = Some(at);
+                }
+                row.version = version;
+            }
+        }
+        OrderEvent::PickupCompleted(_) => advance(fact, status::SHIPPED),
         OrderEvent::OrderClosed(_) => advance(fact, status::CLOSED),
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
@@ -367,7 +399,6 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::FulfillmentShortPicked(_)
         | OrderEvent::FulfillmentLinesCancelled(_)
         | OrderEvent::PickupReady(_)
-        | OrderEvent::ShipmentTracked(_)
         | OrderEvent::ShipmentExceptionHandled(_) => {}
         OrderEvent::OrderPlaced(_)
         | OrderEvent::RefundRequested(_)

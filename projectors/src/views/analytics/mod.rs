@@ -25,7 +25,7 @@ use waybill_schemas::{EventEnvelope, OrderId};
 
 use crate::runtime::{View, ViewWrite};
 use crate::warehouse::rows::{
-    LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow,
+    LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow, ShipmentRow,
 };
 use crate::warehouse::WarehouseError;
 
@@ -90,6 +90,9 @@ pub struct OrderAnalytics {
     pub fact: OrderFactRow,
     pub lines: Vec<LineFactRow>,
     pub ledger: Vec<LedgerEntryRow>,
+    /// Every parcel of the order: loaded with the state (a scan needs the carrier and ship time
+    /// its label recorded) and written whole with each batch that touches the order.
+    pub shipments: Vec<ShipmentRow>,
 }
 
 /// The analytics view plugged into the consumer runtime.

@@ -16,7 +16,9 @@ use clickhouse::Client;
 use waybill_schemas::OrderId;
 
 use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
-use crate::warehouse::rows::{insert_rows, LedgerEntryRow, OrderFactRow, StreamPositionRow};
+use crate::warehouse::rows::{
+    insert_rows, LedgerEntryRow, OrderFactRow, ShipmentRow, StreamPositionRow,
+};
 use crate::warehouse::WarehouseError;
 
 /// The analytics tables of one warehouse database.
@@ -62,6 +64,23 @@ impl AnalyticsStore {
                 .map_err(WarehouseError::clickhouse("reading order facts"))?;
             facts = rows.into_iter().map(|f| (f.order_id.clone(), f)).collect();
         }
+        let mut shipments: HashMap<String, Vec<ShipmentRow>> = HashMap::new();
+        if !facts.is_empty() {
+            let known: Vec<String> = facts.keys().cloned().collect();
+            let rows: Vec<ShipmentRow> = self
+                .client
+                .query(&format!(
+                    "SELECT ?fields FROM shipments FINAL WHERE order_id IN ({}) \
+                     ORDER BY shipment_id",
+                    string_list(&known)
+                ))
+                .fetch_all()
+                .await
+                .map_err(WarehouseError::clickhouse("reading shipments"))?;
+            for row in rows {
+                shipments.entry(row.order_id.clone()).or_default().push(row);
+            }
+        }
         let mut positions: HashMap<String, u64> = HashMap::new();
         if !others.is_empty() {
             let rows: Vec<StreamPositionRow> = self
@@ -80,6 +99,7 @@ impl AnalyticsStore {
             .map(|stream_id| match OrderId::from_stream_id(stream_id) {
                 Some(id) => facts.remove(&id.to_string()).map(|fact| {
                     AnalyticsState::Order(OrderAnalytics {
+                        shipments: shipments.remove(&fact.order_id).unwrap_or_default(),
                         fact,
                         lines: Vec::new(),
                         ledger: Vec::new(),
@@ -104,11 +124,13 @@ impl AnalyticsStore {
         let mut settlement_lines = Vec::new();
         let mut payouts = Vec::new();
         let mut positions = Vec::new();
+        let mut parcels = Vec::new();
         for state in states {
             match state {
                 AnalyticsState::Order(order) => {
                     lines.extend(order.lines.iter().cloned());
                     ledger.extend(order.ledger.iter().cloned());
+                    parcels.extend(order.shipments.iter().cloned());
                     facts.push(order.fact.clone());
                 }
                 AnalyticsState::Settlement(settlement) => {
@@ -127,12 +149,14 @@ impl AnalyticsStore {
         insert_rows(&self.client, "settlement_lines", &settlement_lines).await?;
         insert_rows(&self.client, "payouts", &payouts).await?;
         insert_rows(&self.client, "ledger_entries", &ledger).await?;
+        insert_rows(&self.client, "shipments", &parcels).await?;
         insert_rows(&self.client, "order_facts", &facts).await?;
         insert_rows(&self.client, "stream_positions", &positions).await?;
         Ok(lines.len()
             + settlement_lines.len()
             + payouts.len()
             + ledger.len()
+            + parcels.len()
             + facts.len()
             + positions.len())
     }

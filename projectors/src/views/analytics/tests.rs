@@ -182,7 +182,8 @@ async fn writing_the_same_batch_twice_leaves_one_row_each() {
         Some(AnalyticsState::Order(OrderAnalytics {
             fact: written.fact.clone(),
             lines: Vec::new(),
-            ledger: Vec::new()
+            ledger: Vec::new(),
+            shipments: Vec::new()
         }))
     );
     assert_eq!(loaded[1], None);
@@ -594,5 +595,109 @@ async fn fees_written_after_their_order_get_its_channel_and_account_fees_none() 
                 channel: String::new()
             },
         ]
+    );
+}
+
+fn shipment_created(order: OrderId, version: i64) -> EventEnvelope {
+    use waybill_schemas::events::{FulfillmentLine, ShipmentCreated};
+    use waybill_schemas::{Quantity, Sku};
+    let created = ShipmentCreated {
+        order_id: order,
+        shipment_id: format!("{order}-F1-S1"),
+        fulfillment_id: format!("{order}-F1"),
+        carrier: "parcelco".into(),
+        tracking_number: "PC1".into(),
+        tracking_url: "http://carrier.test/track/PC1".into(),
+        label_url: "http://carrier.test/labels/PC1".into(),
+        lines: vec![FulfillmentLine {
+            line_no: 1,
+            sku: Sku::parse("TEE-1").expect("sku"),
+            quantity: Quantity::parse(1).expect("quantity"),
+        }],
+        eta: at(9_000),
+        created_at: at(7_000),
+    };
+    crate::testing::envelope(
+        order,
+        version,
+        waybill_schemas::OrderEvent::ShipmentCreated(created),
+    )
+}
+
+fn shipment_tracked(
+    order: OrderId,
+    version: i64,
+    status: waybill_schemas::events::CarrierStatus,
+    carrier_seconds: i64,
+) -> EventEnvelope {
+    let tracked = waybill_schemas::events::ShipmentTracked {
+        order_id: order,
+        shipment_id: format!("{order}-F1-S1"),
+        carrier_event_id: format!("scan-{version}"),
+        status,
+        carrier_time: at(carrier_seconds),
+        description: "scan".into(),
+        location: None,
+        proof: None,
+        recorded_at: at(carrier_seconds + 1),
+    };
+    crate::testing::envelope(
+        order,
+        version,
+        waybill_schemas::OrderEvent::ShipmentTracked(tracked),
+    )
+}
+
+#[tokio::test]
+async fn a_parcel_row_keeps_its_carrier_across_batches_and_ends_delivered() {
+    use waybill_schemas::events::CarrierStatus;
+    let warehouse = fresh_warehouse().await;
+    let store = AnalyticsStore::new(warehouse.client());
+    let order = OrderId::new_v7();
+    // Batch 1: checkout and the label.
+    let mut first = lifecycle(order);
+    first.push(shipment_created(order, 7));
+    store
+        .write(&[fold_state(&first)])
+        .await
+        .expect("write batch 1");
+    // Batch 2 starts from what the store holds, as the runtime does: the scans alone name no
+    // carrier, so the row must come back with the state.
+    let loaded = store
+        .load_streams(&[order.stream_id()])
+        .await
+        .expect("load")
+        .remove(0)
+        .expect("stored state");
+    let mut state = Some(loaded);
+    for event in [
+        shipment_tracked(order, 8, CarrierStatus::InTransit, 8_000),
+        shipment_tracked(order, 9, CarrierStatus::Delivered, 8_500),
+    ] {
+        state = Some(apply(state.as_ref(), &event).expect("applies"));
+    }
+    store
+        .write(&[state.expect("state")])
+        .await
+        .expect("write batch 2");
+    let rows: Vec<ShipmentRow> = warehouse
+        .client()
+        .query("SELECT ?fields FROM shipments FINAL")
+        .fetch_all()
+        .await
+        .expect("read shipments");
+    drop_warehouse(&warehouse).await;
+    assert_eq!(
+        rows,
+        vec![ShipmentRow {
+            shipment_id: format!("{order}-F1-S1"),
+            order_id: order.to_string(),
+            channel: "web".into(),
+            carrier: "parcelco".into(),
+            status: "delivered".into(),
+            shipped_at: Some(seconds(at(8_000))),
+            delivered_at: Some(seconds(at(8_500))),
+            version: 9,
+        }]
     );
 }

@@ -69,7 +69,7 @@ pub struct LedgerEntryRow {
     pub version: u64,
 }
 
-/// `shipments` (filled once fulfilment exists).
+/// `shipments`: one row per parcel, its latest carrier status and when it shipped and arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct ShipmentRow {
     pub shipment_id: String,
