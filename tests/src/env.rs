@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use waybill_write_side::event_store::retry;
 use waybill_write_side::testing::create_serializable_database;
 
 use crate::binary::waybill_binary;
@@ -277,25 +278,32 @@ impl TestEnv {
         .await
     }
 
+    /// The types of one order's events, in stream order.
     pub async fn event_types_of_order(&self, order_id: &str) -> Vec<String> {
-        sqlx::query_scalar::<_, String>(
-            "SELECT event_type FROM events WHERE stream_id = $1 ORDER BY stream_version",
-        )
-        .bind(format!("order-{order_id}"))
-        .fetch_all(&self.pool)
+        let stream = format!("order-{order_id}");
+        retry::serializable(|| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT event_type FROM events WHERE stream_id = $1 ORDER BY stream_version",
+            )
+            .bind(&stream)
+            .fetch_all(&self.pool)
+        })
         .await
         .expect("read the event types of an order")
     }
 
     /// The payloads of one order's events of type `event_type`, in stream order.
     pub async fn payloads_of(&self, order_id: &str, event_type: &str) -> Vec<serde_json::Value> {
-        sqlx::query_scalar::<_, serde_json::Value>(
-            "SELECT payload FROM events WHERE stream_id = $1 AND event_type = $2 \
-             ORDER BY stream_version",
-        )
-        .bind(format!("order-{order_id}"))
-        .bind(event_type)
-        .fetch_all(&self.pool)
+        let stream = format!("order-{order_id}");
+        retry::serializable(|| {
+            sqlx::query_scalar::<_, serde_json::Value>(
+                "SELECT payload FROM events WHERE stream_id = $1 AND event_type = $2 \
+                 ORDER BY stream_version",
+            )
+            .bind(&stream)
+            .bind(event_type)
+            .fetch_all(&self.pool)
+        })
         .await
         .expect("read payloads of an order")
     }
@@ -306,20 +314,25 @@ impl TestEnv {
     }
 
     /// Rows in one table of the test database (`events`, `outbox`, `idempotency_records`, ...).
+    /// The database is SERIALIZABLE, so a read racing the processes' writes may be told to retry
+    /// (40001); it is, like every other transaction here.
     pub async fn count_rows(&self, table: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
+        let sql = format!("SELECT count(*) FROM {table}");
+        retry::serializable(|| sqlx::query_scalar::<_, i64>(&sql).fetch_one(&self.pool))
             .await
             .unwrap_or_else(|e| panic!("count rows of {table}: {e}"))
     }
 
     /// Events stored for one order.
     pub async fn events_of_order(&self, order_id: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE stream_id = $1")
-            .bind(format!("order-{order_id}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count events of an order")
+        let stream = format!("order-{order_id}");
+        retry::serializable(|| {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE stream_id = $1")
+                .bind(&stream)
+                .fetch_one(&self.pool)
+        })
+        .await
+        .expect("count events of an order")
     }
 
     /// Messages in this test's JetStream stream (0 if the stream does not exist yet).
