@@ -143,44 +143,20 @@ impl ApiClient {
 
     /// `GET` a command-API path with this client's key; status and JSON body (null if none).
     pub async fn command_get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.command_base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.key)
-            .send()
+        self.keyed_get(&format!("{}{path}", self.command_base), &[])
             .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     /// `GET <query API><path>` with this client's key (the finance endpoints).
     pub async fn query_get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.query_base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.key)
-            .send()
+        self.keyed_get(&format!("{}{path}", self.query_base), &[])
             .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     /// The tracking view read with this client's key (staff reads are not rate limited).
     pub async fn staff_tracking(&self, order_id: &str) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}/v1/orders/{order_id}/tracking", self.query_base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.key)
-            .send()
+        self.query_get(&format!("/v1/orders/{order_id}/tracking"))
             .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     /// `GET /v1/search/orders` with this client's key (an agent's or admin's).
@@ -188,15 +164,21 @@ impl ApiClient {
         &self,
         query: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}/v1/search/orders", self.query_base);
-        let response = self
-            .http
-            .get(&url)
-            .query(query)
-            .bearer_auth(&self.key)
-            .send()
+        self.keyed_get(&format!("{}/v1/search/orders", self.query_base), query)
             .await
-            .with_context(|| format!("GET {url}"))?;
+    }
+
+    /// `GET <url>?<query>` with this client's key; status and JSON body (null if none).
+    async fn keyed_get(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.http.get(url).bearer_auth(&self.key);
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        let response = request.send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
