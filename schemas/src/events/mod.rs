@@ -14,6 +14,7 @@ mod order_confirmed;
 mod order_placed;
 mod payment;
 mod refund;
+mod returns;
 mod risk;
 pub mod settlement;
 
@@ -43,6 +44,11 @@ pub use payment::{
     PaymentDeclined, PaymentMethod, PaymentVoided,
 };
 pub use refund::{PaymentRefunded, RefundFailed, RefundKind, RefundRequested};
+pub use returns::{
+    InspectedLine, ReplacementLine, ReturnFee, ReturnFeeKind, ReturnInspected, ReturnLabelIssued,
+    ReturnLine, ReturnReason, ReturnReceived, ReturnRefundDecided, ReturnRequested,
+    ReturnResolution, ReturnRestocked,
+};
 pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskReviewResolved};
 pub use settlement::{
     PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
@@ -144,6 +150,12 @@ order_events! {
     ShipmentTracked = 1,
     ShipmentExceptionHandled = 1,
     OrderClosed = 1,
+    ReturnRequested = 1,
+    ReturnLabelIssued = 1,
+    ReturnReceived = 1,
+    ReturnInspected = 1,
+    ReturnRestocked = 1,
+    ReturnRefundDecided = 1,
 }
 
 impl OrderEventKind {
