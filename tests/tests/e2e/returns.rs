@@ -236,6 +236,33 @@ async fn partial_return_refunds_the_returned_units_minus_fees_and_restocks_them(
         before + 1,
         "restocked"
     );
+    // Finance sees the return rate of the SKU by reason (ClickHouse, via the analytics view).
+    let today = chrono::Utc::now().date_naive().to_string();
+    let api = &f.world.api;
+    let rate = eventually(
+        "the return rate in the finance metrics",
+        waybill_e2e::checkout::SETTLE,
+        || async {
+            let response = api
+                .query_get(
+                    "/v1/finance/metrics",
+                    &[("from", &today), ("to", &today)],
+                    Some(FINANCE_KEY),
+                )
+                .await;
+            let body = response.json();
+            body["return_rates"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["sku"] == json!("TEE-RED-M")).cloned())
+                .ok_or_else(|| response.describe())
+        },
+    )
+    .await;
+    assert_eq!(rate["reason"], json!("changed_mind"));
+    assert_eq!(
+        (rate["returned"].as_u64(), rate["sold"].as_u64()),
+        (Some(1), Some(2))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
