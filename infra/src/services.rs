@@ -499,6 +499,19 @@ mod checkout {
 
     use crate::config::{CaptureModeSetting, OutOfStockSetting};
 
+    /// The inventory writer's settings (reservation TTL, out-of-stock policy).
+    pub fn inventory_config(settings: &Settings) -> InventoryConfig {
+        let c = &settings.checkout;
+        InventoryConfig {
+            reservation_ttl: Duration::from_secs(c.reservation_ttl_secs),
+            out_of_stock: match c.out_of_stock {
+                OutOfStockSetting::Reject => OutOfStock::Reject,
+                OutOfStockSetting::Backorder => OutOfStock::Backorder,
+            },
+            ..InventoryConfig::default()
+        }
+    }
+
     /// The flow policy the settings describe.
     pub fn policy(settings: &Settings) -> FlowPolicy {
         let c = &settings.checkout;
@@ -533,18 +546,9 @@ mod checkout {
         )
         .map_err(|e| anyhow::anyhow!("payment gateway settings: {e}"))?;
         let stop = shutdown.wait();
+        let inventory_config = inventory_config(settings);
         Ok(async move {
-            let inventory = Inventory::spawn(
-                pool.clone(),
-                InventoryConfig {
-                    reservation_ttl: Duration::from_secs(c.reservation_ttl_secs),
-                    out_of_stock: match c.out_of_stock {
-                        OutOfStockSetting::Reject => OutOfStock::Reject,
-                        OutOfStockSetting::Backorder => OutOfStock::Backorder,
-                    },
-                    ..InventoryConfig::default()
-                },
-            );
+            let inventory = Inventory::spawn(pool.clone(), inventory_config);
             let services = CheckoutServices {
                 store: EventStore::new(pool.clone()),
                 pool,
@@ -581,6 +585,7 @@ mod fulfillment {
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
     use waybill_write_side::fulfillment::FulfillmentServices;
+    use waybill_write_side::inventory::Inventory;
 
     pub fn run(
         settings: &Settings,
@@ -601,10 +606,13 @@ mod fulfillment {
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
         let auto_close_ms = (f.auto_close_days * 86_400_000.0).max(0.0) as i64;
-        let services = FulfillmentServices {
+        let inventory_pool = pool.clone();
+        let inventory_config = super::checkout::inventory_config(settings);
+        let services = move |inventory| FulfillmentServices {
             store: EventStore::new(pool.clone()),
             pool,
             logistics,
+            inventory,
             routing: Arc::new(routing),
             policy: FulfillmentPolicy {
                 auto_close_after: chrono::Duration::milliseconds(auto_close_ms),
@@ -617,6 +625,8 @@ mod fulfillment {
         };
         let stop = shutdown.wait();
         Ok(async move {
+            // Cancelled units' stock goes back through this process's own inventory writer.
+            let services = services(Inventory::spawn(inventory_pool, inventory_config));
             tracing::info!(wms = %f.wms_url, carrier = %f.carrier_url, auto_close_days = f.auto_close_days, "fulfillment worker starting");
             waybill_write_side::fulfillment::run_worker(services, stop).await;
             Ok(())

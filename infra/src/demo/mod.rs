@@ -11,6 +11,7 @@
 //! and where to look. Then [`money`] refunds some of the captured orders,
 //! loses a card dispute on one, and imports the day's settlement report.
 
+mod edits;
 mod finance;
 mod follow;
 mod fulfillment;
@@ -255,6 +256,7 @@ async fn demo(
     finance::show(settings, client, &order_ids).await?;
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
+    edits::run(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 mod chargeback;
 mod fulfillment;
 mod inventory;
+mod line_cancellation;
 mod order_cancelled;
 mod order_confirmed;
 mod order_placed;
@@ -33,6 +34,7 @@ pub use inventory::{
     BackorderedLine, InventoryAllocated, InventoryReleased, InventoryReservationFailed,
     InventoryReserved, ReleaseReason, ReservedLine, Shortage,
 };
+pub use line_cancellation::{CancelledUnits, CancelledUnitsReleased, OrderLinesCancelled};
 pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_placed::{
@@ -144,6 +146,8 @@ order_events! {
     ShipmentTracked = 1,
     ShipmentExceptionHandled = 1,
     OrderClosed = 1,
+    OrderLinesCancelled = 1,
+    CancelledUnitsReleased = 1,
 }
 
 impl OrderEventKind {

@@ -199,6 +199,7 @@ impl Modify for ApiKeyAuth {
     paths(
         super::handlers::place_order,
         super::handlers::cancel_order,
+        super::cancellation::cancel_lines,
         super::checkout::review_order,
         super::checkout::review_queue,
         super::checkout::payment_webhook,
@@ -217,6 +218,8 @@ impl Modify for ApiKeyAuth {
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,
         RefundRequestBody, crate::commands::RefundResponse,
+        super::cancellation::CancelLinesRequest, super::cancellation::CancelLineRequest,
+        crate::commands::CancelLinesResponse, crate::commands::CancelledLineResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,

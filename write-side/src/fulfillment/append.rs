@@ -69,10 +69,14 @@ pub async fn store(
     receipt: Option<Receipt<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Stored, EventStoreError> {
+    // A parcel left (capture on shipment) or units were cancelled (capture less, or refund):
+    // the checkout flow has money to move.
     let ships = events.iter().any(|e| {
         matches!(
             e,
-            OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_)
+            OrderEvent::ShipmentCreated(_)
+                | OrderEvent::PickupCompleted(_)
+                | OrderEvent::FulfillmentLinesCancelled(_)
         )
     });
     let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events

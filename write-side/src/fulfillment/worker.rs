@@ -38,6 +38,8 @@ pub struct FulfillmentServices {
     pub pool: PgPool,
     pub store: EventStore,
     pub logistics: LogisticsClient,
+    /// Gives back the stock of cancelled units.
+    pub inventory: crate::inventory::Inventory,
     pub routing: Arc<RoutingConfig>,
     pub policy: FulfillmentPolicy,
     /// How long a claimed row is leased.
@@ -137,7 +139,7 @@ async fn advance(
                 });
             }
             FulfillmentStep::Route => {
-                let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
+                let lines: Vec<FulfillmentLine> = state.to_route();
                 let plan = plan_route(services, &order, &state, &lines, None).await?;
                 FulfillmentCommand::Route {
                     plan,
@@ -236,6 +238,23 @@ async fn advance(
                 }
             }
             FulfillmentStep::Close => FulfillmentCommand::Close,
+            FulfillmentStep::ExpirePickup { fulfillment_id } => {
+                let lines = state
+                    .order(&fulfillment_id)
+                    .map(|o| o.effective_lines())
+                    .unwrap_or_default();
+                let value = order
+                    .state()
+                    .map(|s| s.cancellation_value(&lines))
+                    .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
+                FulfillmentCommand::CancelUncollected {
+                    fulfillment_id,
+                    value,
+                }
+            }
+            FulfillmentStep::Withdraw { cancellation_id } => {
+                super::withdraw::withdraw(services, order_id, &state, cancellation_id, now).await?
+            }
         };
         let events = state.handle(&command, now)?;
         if events.is_empty() {

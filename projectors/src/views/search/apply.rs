@@ -215,6 +215,8 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         OrderEvent::ShipmentExceptionHandled(_) => add_tag(document, "exception"),
         OrderEvent::FulfillmentShortPicked(_) => add_tag(document, "short_picked"),
         OrderEvent::OrderClosed(_) => add_tag(document, "closed"),
+        OrderEvent::OrderLinesCancelled(_) => add_tag(document, "lines_cancelled"),
+        OrderEvent::CancelledUnitsReleased(_) => {}
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
         | OrderEvent::FulfillmentProgressed(_)

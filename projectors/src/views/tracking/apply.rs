@@ -16,8 +16,8 @@ use waybill_schemas::views::{
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
-use super::fulfillment;
 use super::TrackingError;
+use super::{cancellation, fulfillment};
 
 /// The view after `event`, given the view before it (`None` before the order's first event).
 pub fn apply(
@@ -279,6 +279,9 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ShipmentTracked(_)
         | OrderEvent::ShipmentExceptionHandled(_)
         | OrderEvent::OrderClosed(_) => fulfillment::change(view, event),
+        OrderEvent::OrderLinesCancelled(_) | OrderEvent::CancelledUnitsReleased(_) => {
+            cancellation::change(view, event)
+        }
     }
 }
 

@@ -52,6 +52,15 @@ pub enum FulfillmentStep {
         action: ExceptionAction,
     },
     Close,
+    /// A BOPIS order was not collected by its `collect_by`: cancel its units (they go back
+    /// to the store's stock and are refunded like any cancelled unit).
+    ExpirePickup {
+        fulfillment_id: String,
+    },
+    /// Amend the node tasks holding units of a cancellation and give its stock back.
+    Withdraw {
+        cancellation_id: uuid::Uuid,
+    },
     /// Nothing to do until a webhook wakes the flow, or until `until`.
     Wait {
         until: Option<DateTime<Utc>>,
@@ -79,11 +88,20 @@ pub fn next_step(
     policy: &FulfillmentPolicy,
     now: DateTime<Utc>,
 ) -> FulfillmentStep {
-    if state.closed || state.order_id.is_none() || state.confirmed.is_none() {
+    if state.order_id.is_none() || state.confirmed.is_none() {
+        return FulfillmentStep::Done;
+    }
+    if let Some((c, _)) = state.cancellations.iter().find(|(_, released)| !released) {
+        return FulfillmentStep::Withdraw {
+            cancellation_id: c.cancellation_id,
+        };
+    }
+    if state.closed || state.cancelled {
         return FulfillmentStep::Done;
     }
     if !state.is_routed() {
-        if state.cancelled {
+        if super::total(&state.to_route()) == 0 {
+            // Every unit was cancelled before routing.
             return FulfillmentStep::Done;
         }
         return FulfillmentStep::Route;
@@ -101,7 +119,11 @@ pub fn next_step(
                 fulfillment_id: o.id().to_owned(),
             };
         }
-        if o.packed && !o.is_pickup() && o.shipment_id.is_none() {
+        if o.packed
+            && !o.is_pickup()
+            && o.shipment_id.is_none()
+            && super::total(&o.effective_lines()) > 0
+        {
             return FulfillmentStep::Ship {
                 fulfillment_id: o.id().to_owned(),
             };
@@ -123,6 +145,22 @@ pub fn next_step(
             }
         }
     }
+    // Pickups waiting at a store: cancelled once their collection deadline passes.
+    let mut pickup_deadline: Option<DateTime<Utc>> = None;
+    for o in &state.orders {
+        let (Some(collect_by), None) = (o.collect_by, o.picked_up_at) else {
+            continue;
+        };
+        if super::total(&o.effective_lines()) == 0 {
+            continue;
+        }
+        if collect_by <= now {
+            return FulfillmentStep::ExpirePickup {
+                fulfillment_id: o.id().to_owned(),
+            };
+        }
+        pickup_deadline = Some(pickup_deadline.map_or(collect_by, |d| d.min(collect_by)));
+    }
     match state.fully_delivered() {
         Some(last) => {
             let close_at = last + policy.auto_close_after;
@@ -136,6 +174,8 @@ pub fn next_step(
         }
         // Settled without a handover (all cancelled, or returned to sender): nothing to close.
         None if state.is_settled() => FulfillmentStep::Done,
-        None => FulfillmentStep::Wait { until: None },
+        None => FulfillmentStep::Wait {
+            until: pickup_deadline,
+        },
     }
 }
