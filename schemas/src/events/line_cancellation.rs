@@ -41,7 +41,7 @@ pub struct OrderLinesCancelled {
 
 /// `CancelledUnitsReleased` v1: the units of a cancellation were withdrawn: their node's task
 /// was amended (`nodes_amended`, fulfillment ids) and their stock given back to the inventory
-/// (`released_units`, 0 when a repeated release found nothing left to give back).
+/// (`released_units`: units that were still held for the order, 0 if none were).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelledUnitsReleased {

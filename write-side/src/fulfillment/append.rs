@@ -77,6 +77,7 @@ pub async fn store(
             OrderEvent::ShipmentCreated(_)
                 | OrderEvent::PickupCompleted(_)
                 | OrderEvent::FulfillmentLinesCancelled(_)
+                | OrderEvent::OrderLinesCancelled(_)
         )
     });
     let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events

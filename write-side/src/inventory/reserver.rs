@@ -535,13 +535,14 @@ impl<'a> Ledger<'a> {
         let order = release.order_id.as_uuid();
         let _span =
             tracing::debug_span!("inventory.release_units", order_id = %release.order_id).entered();
-        let seen = self.movements.contains_key(&release.release_id)
-            || self
-                .new_movements
+        let seen = self.movements.get(&release.release_id).or_else(|| {
+            self.new_movements
                 .iter()
-                .any(|m| m.movement_id == release.release_id);
-        if seen {
-            return 0;
+                .find(|m| m.movement_id == release.release_id)
+        });
+        if let Some(marker) = seen {
+            // A repeated release answers what the first one gave back.
+            return released_by(marker);
         }
         let mut released = 0_u32;
         let mut marker_at: Option<(String, String)> = None;
@@ -603,7 +604,7 @@ impl<'a> Ledger<'a> {
             sku,
             location_id,
             delta_on_hand: 0,
-            reason: "release: units cancelled".to_owned(),
+            reason: format!("{RELEASE_REASON_PREFIX}{released}"),
             order_id: Some(order),
             at: release.now,
         });
@@ -715,6 +716,17 @@ impl<'a> Ledger<'a> {
             .filter_map(|(order, index)| self.reservations.get(order)?.get(*index))
             .collect()
     }
+}
+
+/// The reason of a partial release's marker movement: the prefix, then the units released.
+const RELEASE_REASON_PREFIX: &str = "units cancelled, released: ";
+
+fn released_by(marker: &MovementRow) -> u32 {
+    marker
+        .reason
+        .strip_prefix(RELEASE_REASON_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn ttl(config: &InventoryConfig) -> chrono::Duration {
