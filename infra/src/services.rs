@@ -504,6 +504,19 @@ mod checkout {
 
     use crate::config::{CaptureModeSetting, OutOfStockSetting};
 
+    /// The inventory writer's settings (reservation TTL, out-of-stock policy).
+    pub fn inventory_config(settings: &Settings) -> InventoryConfig {
+        let c = &settings.checkout;
+        InventoryConfig {
+            reservation_ttl: Duration::from_secs(c.reservation_ttl_secs),
+            out_of_stock: match c.out_of_stock {
+                OutOfStockSetting::Reject => OutOfStock::Reject,
+                OutOfStockSetting::Backorder => OutOfStock::Backorder,
+            },
+            ..InventoryConfig::default()
+        }
+    }
+
     /// The flow policy the settings describe.
     pub fn policy(settings: &Settings) -> FlowPolicy {
         let c = &settings.checkout;
@@ -538,18 +551,9 @@ mod checkout {
         )
         .map_err(|e| anyhow::anyhow!("payment gateway settings: {e}"))?;
         let stop = shutdown.wait();
+        let inventory_config = inventory_config(settings);
         Ok(async move {
-            let inventory = Inventory::spawn(
-                pool.clone(),
-                InventoryConfig {
-                    reservation_ttl: Duration::from_secs(c.reservation_ttl_secs),
-                    out_of_stock: match c.out_of_stock {
-                        OutOfStockSetting::Reject => OutOfStock::Reject,
-                        OutOfStockSetting::Backorder => OutOfStock::Backorder,
-                    },
-                    ..InventoryConfig::default()
-                },
-            );
+            let inventory = Inventory::spawn(pool.clone(), inventory_config);
             let services = CheckoutServices {
                 store: EventStore::new(pool.clone()),
                 pool,
@@ -586,6 +590,7 @@ mod fulfillment {
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
     use waybill_write_side::fulfillment::FulfillmentServices;
+    use waybill_write_side::inventory::Inventory;
 
     pub fn run(
         settings: &Settings,
@@ -604,21 +609,18 @@ mod fulfillment {
         }
         .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
         let returns = returns_policy(settings)?;
-        // Restocks returned units (its own writer; the checkout worker has another).
-        let inventory = waybill_write_side::inventory::Inventory::spawn(
-            pool.clone(),
-            waybill_write_side::inventory::InventoryConfig::default(),
-        );
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
         let auto_close_ms = (f.auto_close_days * 86_400_000.0).max(0.0) as i64;
-        let services = FulfillmentServices {
+        let inventory_pool = pool.clone();
+        let inventory_config = super::checkout::inventory_config(settings);
+        let services = move |inventory| FulfillmentServices {
             store: EventStore::new(pool.clone()),
             pool,
             logistics,
+            inventory,
             routing: Arc::new(routing),
             returns: Arc::new(returns),
-            inventory,
             policy: FulfillmentPolicy {
                 auto_close_after: chrono::Duration::milliseconds(auto_close_ms),
                 max_handoff_retries: f.max_handoff_retries,
@@ -630,6 +632,8 @@ mod fulfillment {
         };
         let stop = shutdown.wait();
         Ok(async move {
+            // Cancelled units' stock goes back through this process's own inventory writer.
+            let services = services(Inventory::spawn(inventory_pool, inventory_config));
             tracing::info!(wms = %f.wms_url, carrier = %f.carrier_url, auto_close_days = f.auto_close_days, "fulfillment worker starting");
             waybill_write_side::fulfillment::run_worker(services, stop).await;
             Ok(())

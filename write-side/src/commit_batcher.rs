@@ -361,6 +361,15 @@ async fn write_rows(
         .collect();
     returns.dedup();
     crate::fulfillment::flows::wake(conn, &returns, now).await?;
+    // Cancelled units: the fulfillment flow amends the nodes and gives the stock back.
+    let withdrawn: Vec<OrderId> = events
+        .iter()
+        .filter(|e| e.event_type == "OrderLinesCancelled")
+        .filter_map(|e| OrderId::from_stream_id(&e.stream_id))
+        .collect();
+    if !withdrawn.is_empty() {
+        crate::fulfillment::flows::wake(conn, &withdrawn, now).await?;
+    }
     Ok(outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or(CommitOutcome::Committed))

@@ -172,7 +172,7 @@ pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::
     Ok(())
 }
 
-fn order(reference: &str, skus: &[&str], method: &str) -> Value {
+pub(super) fn order(reference: &str, skus: &[&str], method: &str) -> Value {
     json!({
         "channel": "web",
         "channel_order_ref": reference,
@@ -187,7 +187,7 @@ fn order(reference: &str, skus: &[&str], method: &str) -> Value {
     })
 }
 
-async fn place(client: &ApiClient, body: &Value, run: &str) -> anyhow::Result<String> {
+pub(super) async fn place(client: &ApiClient, body: &Value, run: &str) -> anyhow::Result<String> {
     let key = format!(
         "demo-{run}-{}",
         body["channel_order_ref"].as_str().unwrap_or_default()
@@ -205,7 +205,7 @@ async fn place(client: &ApiClient, body: &Value, run: &str) -> anyhow::Result<St
         .context("no order id")
 }
 
-async fn wait_list(
+pub(super) async fn wait_list(
     client: &ApiClient,
     sandbox: &str,
     what: &str,
@@ -229,7 +229,7 @@ async fn wait_list(
     }
 }
 
-async fn node_report(
+pub(super) async fn node_report(
     client: &ApiClient,
     sandbox: &str,
     id: &str,
@@ -261,7 +261,7 @@ async fn scan(
     Ok(answer)
 }
 
-async fn view_until(
+pub(super) async fn view_until(
     client: &ApiClient,
     order: &str,
     check: impl Fn(&Value) -> bool,

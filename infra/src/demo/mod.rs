@@ -12,6 +12,7 @@
 //! loses a card dispute on one, and imports the day's settlement report; [`fulfillment`] takes
 //! orders to delivery and [`returns`] sends units of one in five delivered orders back.
 
+mod edits;
 mod finance;
 mod follow;
 mod fulfillment;
@@ -258,6 +259,7 @@ async fn demo(
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;
+    edits::run(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

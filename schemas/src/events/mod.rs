@@ -9,6 +9,7 @@
 mod chargeback;
 mod fulfillment;
 mod inventory;
+mod line_cancellation;
 mod order_cancelled;
 mod order_confirmed;
 mod order_placed;
@@ -34,6 +35,7 @@ pub use inventory::{
     BackorderedLine, InventoryAllocated, InventoryReleased, InventoryReservationFailed,
     InventoryReserved, ReleaseReason, ReservedLine, Shortage,
 };
+pub use line_cancellation::{CancelledUnits, CancelledUnitsReleased, OrderLinesCancelled};
 pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_placed::{
@@ -156,6 +158,8 @@ order_events! {
     ReturnInspected = 1,
     ReturnRestocked = 1,
     ReturnRefundDecided = 1,
+    OrderLinesCancelled = 1,
+    CancelledUnitsReleased = 1,
 }
 
 impl OrderEventKind {

@@ -149,6 +149,14 @@ fn checked_in_json_schemas_match_the_rust_types() {
             schema_for!(ReturnRefundDecided),
         ),
         (
+            "OrderLinesCancelled.v1.schema.json",
+            schema_for!(OrderLinesCancelled),
+        ),
+        (
+            "CancelledUnitsReleased.v1.schema.json",
+            schema_for!(CancelledUnitsReleased),
+        ),
+        (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
         ),
@@ -847,6 +855,65 @@ fn sample_fulfillment(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<Order
             decided_at: at,
         }),
     ]
+    .into_iter()
+    .chain(cancellation_events(order_id, at))
+    .collect()
+}
+
+/// One of each line-cancellation event, with fixed ids (golden examples below).
+fn cancellation_events(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<OrderEvent> {
+    let fulfillment_id = format!("{order_id}-F1");
+    vec![
+        OrderEvent::OrderLinesCancelled(OrderLinesCancelled {
+            order_id,
+            cancellation_id: uuid::Uuid::nil(),
+            lines: vec![CancelledUnits {
+                line_no: 1,
+                sku: Sku::parse("TEE-RED-M").unwrap(),
+                quantity: Quantity::parse(1).unwrap(),
+                fulfillment_id: Some(fulfillment_id.clone()),
+            }],
+            reason: CancelReason::CustomerRequest,
+            note: Some("ordered twice".into()),
+            value: usd(2_180),
+            requested_by: "web-shop".into(),
+            cancelled_at: at,
+        }),
+        OrderEvent::CancelledUnitsReleased(CancelledUnitsReleased {
+            order_id,
+            cancellation_id: uuid::Uuid::nil(),
+            nodes_amended: vec![fulfillment_id.clone()],
+            released_units: 1,
+            released_at: at,
+        }),
+    ]
+}
+
+/// The stored JSON of the line-cancellation events, checked in as golden examples like the
+/// money events' (`WAYBILL_BLESS=1` rewrites them).
+#[test]
+fn line_cancellation_payloads_match_their_golden_examples() {
+    let order_id = OrderId::parse("0193a1b2-0000-7000-8000-000000000001").unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 1).unwrap();
+    let bless = std::env::var("WAYBILL_BLESS").is_ok_and(|v| v == "1");
+    for event in cancellation_events(order_id, at) {
+        let file = format!(
+            "examples/{}.v{}.json",
+            event.event_type(),
+            event.schema_version()
+        );
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&event.to_payload()).unwrap()
+        );
+        let path = json_dir().join(&file);
+        if bless {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(on_disk, text, "{file} differs; bless if intended");
+    }
 }
 
 #[test]

@@ -55,6 +55,7 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
     (C, "POST", "/v1/orders/{missing}/cancel",                           [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/lines/cancel",                     [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/review",                           [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "GET",  "/v1/reviews",                                           [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (C, "POST", "/v1/webhooks/payments",                                 [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
@@ -87,6 +88,11 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
         let mut order = sample_order(&format!("ACL-{n}"));
         order["customer"]["customer_id"] = json!("acl-staff-order");
         return Some(order);
+    }
+    if path.ends_with("/lines/cancel") {
+        return Some(
+            json!({"lines": [{"line_no": 1, "quantity": 1}], "reason": "customer_request"}),
+        );
     }
     if path.ends_with("/cancel") {
         return Some(json!({"reason": "customer_request", "note": null}));

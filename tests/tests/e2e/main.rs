@@ -5,6 +5,7 @@
 mod access_control;
 mod bad_input;
 mod cancel;
+mod cancellation;
 mod checkout;
 mod checkout_resilience;
 mod finance;

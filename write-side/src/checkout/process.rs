@@ -118,7 +118,10 @@ pub async fn run_pass(
                         stage: waiting_stage(&order.flow),
                     });
                 }
-                Step::Confirm | Step::Cancel { .. } | Step::ExpireAuthorization => {
+                Step::Confirm
+                | Step::Cancel { .. }
+                | Step::ExpireAuthorization
+                | Step::RefundCancelled { .. } => {
                     let command = pure_command(&order.flow, step, services);
                     decide(order, command, now);
                 }
@@ -184,6 +187,13 @@ fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> Or
         Step::Cancel { reason } => OrderCommand::Cancel {
             order_id,
             cancel: CancelOrder { reason, note: None },
+        },
+        Step::RefundCancelled { amount } => OrderCommand::RequestRefund {
+            refund_id: uuid::Uuid::now_v7(),
+            amount,
+            kind: waybill_schemas::events::RefundKind::Cancellation,
+            reason: "units cancelled after capture".into(),
+            requested_by: "checkout".into(),
         },
         _ => OrderCommand::ExpireAuthorization,
     }

@@ -3,6 +3,7 @@
 //! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
+mod cancellation;
 mod checkout;
 mod fulfillment;
 mod handlers;
@@ -182,6 +183,10 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
+        .route(
+            "/v1/orders/{id}/lines/cancel",
+            post(cancellation::cancel_lines),
+        )
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/orders/{id}/refunds", post(money::refund_order))
         .route(

@@ -246,6 +246,7 @@ pub struct InspectionLineRequest {
     paths(
         super::handlers::place_order,
         super::handlers::cancel_order,
+        super::cancellation::cancel_lines,
         super::checkout::review_order,
         super::checkout::review_queue,
         super::checkout::payment_webhook,
@@ -269,6 +270,8 @@ pub struct InspectionLineRequest {
         ReturnRequestBody, ReturnLineRequest, InspectionRequestBody, InspectionLineRequest,
         crate::commands::ReturnResponse, crate::commands::ReturnLineResponse,
         crate::commands::FeeResponse, crate::commands::ReturnLabelResponse,
+        super::cancellation::CancelLinesRequest, super::cancellation::CancelLineRequest,
+        crate::commands::CancelLinesResponse, crate::commands::CancelledLineResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,

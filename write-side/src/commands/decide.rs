@@ -74,6 +74,10 @@ pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
         OrderError::NotFound(id) => CommandError::NotFound(id.to_string()),
         OrderError::NotPlaced { .. } => CommandError::NotFound(order_id.to_string()),
         OrderError::AlreadyCancelled(id) => CommandError::AlreadyCancelled(id),
+        // Units that cannot be cancelled as asked: the request names them.
+        OrderError::LinesNotCancellable { field, detail, .. } => {
+            CommandError::Validation(ValidationErrors(vec![FieldError { field, detail }]))
+        }
         // A refund the ledger refuses is the request's fault: name the field.
         OrderError::RefundRefused { source, .. } => match &source {
             LedgerError::NothingCaptured => CommandError::Refused(source.to_string()),

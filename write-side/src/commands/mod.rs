@@ -5,6 +5,7 @@
 //! response to send (fresh or replayed) or a typed [`CommandError`]; HTTP mapping is the API's.
 
 mod cancel;
+mod cancel_lines;
 mod decide;
 mod dispute;
 mod place;
@@ -15,6 +16,7 @@ mod review;
 mod settlement;
 
 pub use cancel::cancel_order;
+pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse};
 pub use decide::{decide_and_commit, refusal};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};

@@ -99,7 +99,7 @@ pub(crate) fn token(order_id: OrderId, version: i64) -> String {
     ConsistencyToken { order_id, version }.to_string()
 }
 
-fn json_response<T: Serialize>(
+pub(super) fn json_response<T: Serialize>(
     status: u16,
     order_id: OrderId,
     token: &str,

@@ -83,6 +83,11 @@ pub enum Step {
         amount: Money,
         capture_id: Option<String>,
     },
+    /// Units were cancelled after their money was captured: request a cancellation refund of
+    /// `amount` (recorded as `RefundRequested`, then executed like any refund).
+    RefundCancelled {
+        amount: Money,
+    },
     /// Nothing to do until an outside event (review decision, 3-D Secure result) or `until`,
     /// when the flow decides again.
     Wait {
@@ -107,6 +112,7 @@ impl Step {
             Self::Cancel { .. } => "cancel",
             Self::ExpireAuthorization => "expire_authorization",
             Self::Refund { .. } => "refund",
+            Self::RefundCancelled { .. } => "refund_cancelled",
             Self::Wait { .. } => "wait",
             Self::Done => "done",
         }
@@ -137,6 +143,12 @@ pub fn next_step(order: &Order, policy: &FlowPolicy, now: DateTime<Utc>) -> Step
                 .capture_for_refund(refund.amount)
                 .map(str::to_owned),
         };
+    }
+    if state.confirmed().is_some() {
+        let owed = state.cancellation_refund_owed();
+        if owed.minor > 0 {
+            return Step::RefundCancelled { amount: owed };
+        }
     }
     if let Some(reason) = state.cancel_reason() {
         return compensate(state, reason);
@@ -182,9 +194,17 @@ fn after_confirmation(state: &OrderState, capture_mode: CaptureMode, now: DateTi
         // Too late to capture against this hold, whatever the mode.
         return Step::ExpireAuthorization;
     }
+    if state.nothing_left_to_capture() {
+        if let Some(authorization_id) = state.payment().live_authorization_id() {
+            return Step::Void {
+                authorization_id: authorization_id.to_owned(),
+                reason: "every unit of the order was cancelled".into(),
+            };
+        }
+    }
     match capture_mode {
         CaptureMode::Immediate => {
-            let amount = state.capturable();
+            let amount = state.amount_to_capture();
             if amount.minor > 0 {
                 Step::Capture { amount }
             } else {
@@ -192,8 +212,8 @@ fn after_confirmation(state: &OrderState, capture_mode: CaptureMode, now: DateTi
             }
         }
         CaptureMode::OnShipment if state.has_shipped() => {
-            // The first parcel left: take the whole authorized amount now.
-            let amount = state.capturable();
+            // The first parcel left: take what the order is worth now (after cancellations).
+            let amount = state.amount_to_capture();
             if amount.minor > 0 {
                 Step::Capture { amount }
             } else {

@@ -5,6 +5,7 @@
 //! tests, property tests and production.
 
 pub mod cancel;
+pub mod cancel_lines;
 pub mod checkout_flow;
 pub mod fields;
 pub mod fulfillment;
@@ -17,6 +18,7 @@ pub mod returns;
 pub mod risk;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
+pub use cancel_lines::parse_cancel_lines;
 pub use checkout_flow::{next_step, FlowPolicy, OutOfStockPolicy, Step};
 pub use fields::{FieldError, ValidationErrors};
 pub use order::{

@@ -70,13 +70,16 @@ pub async fn store(
     receipt: Option<Receipt<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Stored, EventStoreError> {
-    // A shipment (capture on shipment) or a return's refund is the checkout flow's to do.
+    // A parcel left (capture on shipment), units were cancelled (capture less, or refund) or
+    // a return's refund was requested: the checkout flow has money to move.
     let wakes_checkout = events.iter().any(|e| {
         matches!(
             e,
             OrderEvent::ShipmentCreated(_)
                 | OrderEvent::PickupCompleted(_)
                 | OrderEvent::RefundRequested(_)
+                | OrderEvent::FulfillmentLinesCancelled(_)
+                | OrderEvent::OrderLinesCancelled(_)
         )
     });
     let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events

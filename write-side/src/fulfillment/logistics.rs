@@ -32,6 +32,14 @@ pub struct TaskAccepted {
     pub task_id: String,
 }
 
+/// `POST {wms}/wms/v1/tasks/{task_id}/cancel` (header `Idempotency-Key`
+/// `<fulfillment id>:cancel:<n>`): take cancelled units out of a task. The node refuses (409)
+/// once the task is packed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCancel {
+    pub lines: Vec<FulfillmentLine>,
+}
+
 /// `POST {carrier}/carrier/v1/labels` (header `Idempotency-Key`): a label for one parcel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelRequest {
@@ -179,6 +187,28 @@ impl LogisticsClient {
             request,
         )
         .await
+    }
+
+    /// Takes units out of a submitted task; `Ok(false)` when the node refuses (packed).
+    pub async fn cancel_task_lines(
+        &self,
+        key: &str,
+        task_id: &str,
+        request: &TaskCancel,
+    ) -> Result<bool, LogisticsError> {
+        let answer: Result<serde_json::Value, _> = self
+            .post(
+                "WMS",
+                &format!("{}/wms/v1/tasks/{task_id}/cancel", self.wms_url),
+                key,
+                request,
+            )
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(LogisticsError::Refused { status: 409, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn create_label(

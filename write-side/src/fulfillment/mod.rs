@@ -10,6 +10,7 @@ pub mod flows;
 pub mod logistics;
 pub mod sandbox;
 pub mod webhooks;
+mod withdraw;
 pub mod worker;
 
 pub use worker::{run_pass, run_worker, FulfillmentServices};

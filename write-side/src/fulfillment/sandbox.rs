@@ -1,7 +1,7 @@
 //! The logistics sandbox: a SIMULATED warehouse management system and carrier in one process
 //! (`waybill serve logistics-sandbox`), for development, tests and the demo. It moves no parcels
 //! and keeps everything in memory. It answers the adapter's calls (`/wms/v1/tasks`,
-//! `/carrier/v1/labels`, `/carrier/v1/parcels/{tracking}/retry`, idempotent per
+//! `/wms/v1/tasks/{task_id}/cancel` (refused once the task is packed), `/carrier/v1/labels`, `/carrier/v1/parcels/{tracking}/retry`, idempotent per
 //! `Idempotency-Key`), and offers driver endpoints that act like a node or a carrier would:
 //! `POST /sandbox/nodes/{fulfillment_id}/report`, `POST /sandbox/parcels/{tracking}/scan` and
 //! `POST /sandbox/returns/{return_id}/report` (the receiving node: `received`, or `inspected`
@@ -26,7 +26,7 @@ use waybill_schemas::OrderId;
 
 use super::logistics::{
     CarrierWebhook, LabelCreated, LabelRequest, NodeReport, NodeWebhook, ReturnLabelCreated,
-    ReturnLabelRequest, TaskAccepted, TaskRequest, SIGNATURE_HEADER,
+    ReturnLabelRequest, TaskAccepted, TaskCancel, TaskRequest, SIGNATURE_HEADER,
 };
 use crate::payment::webhook::sign;
 
@@ -51,6 +51,10 @@ struct Task {
     node_id: String,
     lines: Vec<FulfillmentLine>,
     pickup: bool,
+    /// The node reported it packed (or made ready for pickup): it takes no cancellation now.
+    packed: bool,
+    /// Units Waybill cancelled out of the task.
+    cancelled: Vec<FulfillmentLine>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +111,7 @@ pub fn router(config: LogisticsSandboxConfig) -> Router {
     };
     Router::new()
         .route("/wms/v1/tasks", post(create_task))
+        .route("/wms/v1/tasks/{task_id}/cancel", post(cancel_task_lines))
         .route("/carrier/v1/labels", post(create_label))
         .route("/carrier/v1/return-labels", post(create_return_label))
         .route("/carrier/v1/parcels/{tracking}/retry", post(retry_handoff))
@@ -162,9 +167,45 @@ async fn create_task(
         node_id: request.node_id,
         lines: request.lines,
         pickup: request.pickup,
+        packed: false,
+        cancelled: Vec::new(),
     });
     let answer = serde_json::to_value(TaskAccepted { task_id }).unwrap_or_default();
     inner.answers.insert(format!("wms:{key}"), answer.clone());
+    Json(answer).into_response()
+}
+
+/// `POST /wms/v1/tasks/{task_id}/cancel` (header `Idempotency-Key`): take units out of a task.
+/// Refused with 409 `task_packed` once the node has packed it.
+async fn cancel_task_lines(
+    State(sandbox): State<Sandbox>,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<TaskCancel>,
+) -> Response {
+    let key = key_of(&headers).unwrap_or_else(|| format!("{task_id}:cancel"));
+    let mut inner = sandbox.inner();
+    if let Some(answer) = inner.answers.get(&format!("wms-cancel:{key}")) {
+        return Json(answer.clone()).into_response();
+    }
+    let Some(task) = inner.tasks.iter_mut().find(|t| t.task_id == task_id) else {
+        return problem(StatusCode::NOT_FOUND, format!("no task {task_id}"));
+    };
+    if task.packed {
+        return (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "code": "task_packed",
+                "detail": format!("task {task_id} is packed; its units can no longer be taken out"),
+            })),
+        )
+            .into_response();
+    }
+    task.cancelled.extend(request.lines);
+    let answer = serde_json::json!({ "task_id": task_id, "cancelled": task.cancelled });
+    inner
+        .answers
+        .insert(format!("wms-cancel:{key}"), answer.clone());
     Json(answer).into_response()
 }
 
@@ -348,9 +389,13 @@ async fn node_report(
 ) -> Response {
     let (order_id, id) = {
         let mut inner = sandbox.inner();
+        let packs = matches!(
+            drive.action,
+            NodeAction::Packed | NodeAction::ReadyForPickup { .. }
+        );
         let Some(task) = inner
             .tasks
-            .iter()
+            .iter_mut()
             .find(|t| t.fulfillment_id == fulfillment_id)
         else {
             return problem(
@@ -358,6 +403,7 @@ async fn node_report(
                 format!("no task for {fulfillment_id}"),
             );
         };
+        task.packed |= packs;
         let order_id = task.order_id;
         inner.seq += 1;
         let id = drive

@@ -45,7 +45,7 @@ pub struct FulfillmentServices {
     pub routing: Arc<RoutingConfig>,
     pub policy: FulfillmentPolicy,
     pub returns: Arc<ReturnsPolicy>,
-    /// Restocks returned units.
+    /// Gives back the stock of cancelled units and restocks returned ones.
     pub inventory: Inventory,
     /// How long a claimed row is leased.
     pub lease: chrono::Duration,
@@ -144,7 +144,7 @@ async fn advance(
                 });
             }
             FulfillmentStep::Route => {
-                let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
+                let lines: Vec<FulfillmentLine> = state.to_route();
                 let plan = plan_route(services, &order, &state, &lines, None).await?;
                 FulfillmentCommand::Route {
                     plan,
@@ -304,6 +304,26 @@ async fn advance(
                 Decided::Return(ReturnCommand::Resolve { return_id })
             }
             FulfillmentStep::Close => FulfillmentCommand::Close.into(),
+            FulfillmentStep::ExpirePickup { fulfillment_id } => {
+                let lines = state
+                    .order(&fulfillment_id)
+                    .map(|o| o.effective_lines())
+                    .unwrap_or_default();
+                let value = order
+                    .state()
+                    .map(|s| s.cancellation_value(&lines))
+                    .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
+                FulfillmentCommand::CancelUncollected {
+                    fulfillment_id,
+                    value,
+                }
+                .into()
+            }
+            FulfillmentStep::Withdraw { cancellation_id } => {
+                super::withdraw::withdraw(services, order_id, &state, cancellation_id, now)
+                    .await?
+                    .into()
+            }
         };
         let events = match &command {
             Decided::Fulfillment(c) => state.handle(c, now)?,

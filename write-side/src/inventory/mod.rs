@@ -264,6 +264,25 @@ pub enum AllocateOutcome {
     Insufficient { shortages: Vec<Shortage> },
 }
 
+/// Units of an order's holds to give back (a cancellation of some of its units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialRelease {
+    pub order_id: OrderId,
+    /// Applied once per id (`<order>:cancel:<cancellation id>`).
+    pub release_id: String,
+    pub lines: Vec<UnitsAt>,
+    pub now: DateTime<Utc>,
+}
+
+/// Units of one line, and the location they are taken from first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitsAt {
+    pub line_no: u32,
+    pub sku: Sku,
+    pub quantity: u32,
+    pub location_id: Option<String>,
+}
+
 /// Stock of one SKU at one location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StockLevel {
@@ -359,6 +378,18 @@ impl Inventory {
             })
             .await?
         {
+            Answer::Released(units) => Ok(units),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Gives back some units of the order's holds, once per `release_id`; returns how many
+    /// (0 when the release was made before or nothing was held).
+    pub async fn release_units(&self, release: PartialRelease) -> Result<u32, InventoryError> {
+        if release.release_id.is_empty() {
+            return Err(invalid("release_id", "must not be empty"));
+        }
+        match self.ask(Command::ReleaseUnits(release)).await? {
             Answer::Released(units) => Ok(units),
             other => Err(unexpected(other)),
         }

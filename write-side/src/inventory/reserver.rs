@@ -20,7 +20,7 @@ use super::allocation::{self, Availability, Plan};
 use super::store::{self, MovementRow, ReservationRow, StockRow, ALLOCATED, RELEASED, RESERVED};
 use super::{
     AllocateOutcome, InventoryConfig, InventoryError, Location, MovementOutcome, OutOfStock,
-    RequestedLine, ReserveOutcome, ReserveRequest, ShipTo, StockMovement,
+    PartialRelease, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo, StockMovement,
 };
 use crate::event_store::retry;
 
@@ -44,6 +44,7 @@ pub(super) enum Command {
         limit: u32,
     },
     Move(StockMovement),
+    ReleaseUnits(PartialRelease),
 }
 
 #[derive(Debug)]
@@ -141,6 +142,7 @@ async fn decide_and_commit(
             Command::Allocate { order_id, .. } | Command::Release { order_id, .. } => {
                 Some(order_id.as_uuid())
             }
+            Command::ReleaseUnits(r) => Some(r.order_id.as_uuid()),
             _ => None,
         })
         .chain(claimed_once.iter().copied())
@@ -158,6 +160,7 @@ async fn decide_and_commit(
                 skus.push(m.sku.as_str().to_owned());
                 movement_ids.push(m.movement_id.clone());
             }
+            Command::ReleaseUnits(r) => movement_ids.push(r.release_id.clone()),
             _ => {}
         }
     }
@@ -191,6 +194,7 @@ async fn decide_and_commit(
                 Ok(Answer::Expired(ledger.expire(&orders, *now)))
             }
             Command::Move(movement) => ledger.move_stock(movement),
+            Command::ReleaseUnits(release) => Ok(Answer::Released(ledger.release_units(release))),
         })
         .collect();
 
@@ -525,6 +529,88 @@ impl<'a> Ledger<'a> {
         released
     }
 
+    /// Gives back some units of an order's holds (a cancellation), once per `release_id`:
+    /// from the named location first, then from any other hold of the line.
+    fn release_units(&mut self, release: &PartialRelease) -> u32 {
+        let order = release.order_id.as_uuid();
+        let _span =
+            tracing::debug_span!("inventory.release_units", order_id = %release.order_id).entered();
+        let seen = self.movements.get(&release.release_id).or_else(|| {
+            self.new_movements
+                .iter()
+                .find(|m| m.movement_id == release.release_id)
+        });
+        if let Some(marker) = seen {
+            // A repeated release answers what the first one gave back.
+            return released_by(marker);
+        }
+        let mut released = 0_u32;
+        let mut marker_at: Option<(String, String)> = None;
+        for units in &release.lines {
+            let mut wanted = i64::from(units.quantity);
+            let mut rows = self.active_rows(order);
+            rows.retain(|i| {
+                i64::from(self.reservations[&order][*i].line_no) == i64::from(units.line_no)
+            });
+            rows.sort_by_key(|i| {
+                Some(&self.reservations[&order][*i].location_id) != units.location_id.as_ref()
+            });
+            for index in rows {
+                if wanted == 0 {
+                    break;
+                }
+                let row = &self.reservations[&order][index];
+                let take = wanted.min(row.quantity);
+                let (sku, location, state, left) = (
+                    row.sku.clone(),
+                    row.location_id.clone(),
+                    row.state.clone(),
+                    row.quantity - take,
+                );
+                self.change_stock(&sku, &location, |stock| {
+                    if state == ALLOCATED {
+                        stock.allocated -= take;
+                    } else {
+                        stock.reserved -= take;
+                    }
+                });
+                if left == 0 {
+                    self.set_state(order, index, RELEASED, release.now);
+                } else if let Some(row) = self
+                    .reservations
+                    .get_mut(&order)
+                    .and_then(|rows| rows.get_mut(index))
+                {
+                    row.quantity = left;
+                    row.updated_at = release.now;
+                    self.changed_reservations.push((order, index));
+                }
+                marker_at.get_or_insert((sku, location));
+                wanted -= take;
+                released += u32::try_from(take).unwrap_or(u32::MAX);
+            }
+        }
+        let (sku, location_id) = marker_at.unwrap_or_else(|| {
+            let sku = release
+                .lines
+                .first()
+                .map(|l| l.sku.as_str().to_owned())
+                .unwrap_or_default();
+            (sku, String::new())
+        });
+        // A zero-delta movement records that this release happened (its idempotency).
+        self.new_movements.push(MovementRow {
+            movement_id: release.release_id.clone(),
+            sku,
+            location_id,
+            delta_on_hand: 0,
+            reason: format!("{RELEASE_REASON_PREFIX}{released}"),
+            order_id: Some(order),
+            at: release.now,
+        });
+        released
+    }
+
     fn expire(&mut self, orders: &[Uuid], now: DateTime<Utc>) -> Vec<OrderId> {
         orders
             .iter()
@@ -630,6 +716,17 @@ impl<'a> Ledger<'a> {
             .filter_map(|(order, index)| self.reservations.get(order)?.get(*index))
             .collect()
     }
+}
+
+/// The reason of a partial release's marker movement: the prefix, then the units released.
+const RELEASE_REASON_PREFIX: &str = "units cancelled, released: ";
+
+fn released_by(marker: &MovementRow) -> u32 {
+    marker
+        .reason
+        .strip_prefix(RELEASE_REASON_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn ttl(config: &InventoryConfig) -> chrono::Duration {

@@ -424,7 +424,9 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::FulfillmentShortPicked(_)
         | OrderEvent::FulfillmentLinesCancelled(_)
         | OrderEvent::PickupReady(_)
-        | OrderEvent::ShipmentExceptionHandled(_) => {}
+        | OrderEvent::ShipmentExceptionHandled(_)
+        | OrderEvent::OrderLinesCancelled(_)
+        | OrderEvent::CancelledUnitsReleased(_) => {}
         OrderEvent::OrderPlaced(_)
         | OrderEvent::RefundRequested(_)
         | OrderEvent::RefundFailed(_)

@@ -232,6 +232,8 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         | OrderEvent::ReturnReceived(_)
         | OrderEvent::ReturnInspected(_)
         | OrderEvent::ReturnRestocked(_) => {}
+        OrderEvent::OrderLinesCancelled(_) => add_tag(document, "lines_cancelled"),
+        OrderEvent::CancelledUnitsReleased(_) => {}
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
         | OrderEvent::FulfillmentProgressed(_)

@@ -17,7 +17,7 @@ use waybill_schemas::views::{
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
 use super::TrackingError;
-use super::{fulfillment, returns};
+use super::{cancellation, fulfillment, returns};
 
 /// The view after `event`, given the view before it (`None` before the order's first event).
 pub fn apply(
@@ -286,6 +286,9 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ReturnInspected(_)
         | OrderEvent::ReturnRestocked(_)
         | OrderEvent::ReturnRefundDecided(_) => returns::change(view, event),
+        OrderEvent::OrderLinesCancelled(_) | OrderEvent::CancelledUnitsReleased(_) => {
+            cancellation::change(view, event)
+        }
     }
 }
 

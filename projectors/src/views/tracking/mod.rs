@@ -4,6 +4,7 @@
 //! writes it, through a compare-and-set script so a stale or duplicate write never regresses it.
 
 mod apply;
+mod cancellation;
 mod fulfillment;
 mod returns;
 mod store;

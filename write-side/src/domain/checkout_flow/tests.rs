@@ -526,6 +526,13 @@ fn answer(
             gateway_refund_id: format!("re_{refund_id}"),
             amount: *amount,
         },
+        Step::RefundCancelled { amount } => OrderCommand::RequestRefund {
+            refund_id: uuid::Uuid::now_v7(),
+            amount: *amount,
+            kind: waybill_schemas::events::RefundKind::Cancellation,
+            reason: "units cancelled".into(),
+            requested_by: "checkout".into(),
+        },
         Step::Wait { .. } | Step::Done => unreachable!("not an action"),
     }
 }
@@ -661,7 +668,11 @@ proptest! {
                 prop_assert!(!state.reservation().is_live(), "leaked stock: {}", state.reservation());
                 let payment = state.payment();
                 prop_assert_eq!(payment.live_authorization_id(), None, "dangling hold");
-                prop_assert!(state.captures().is_empty());
+                // Cancelled after a capture: everything captured was asked back.
+                prop_assert_eq!(state.cancellation_refund_owed().minor, 0);
+                prop_assert!(state.ledger().pending_refunds().next().is_none());
+                let asked: i64 = state.ledger().refunds().map(|r| r.amount.minor).sum();
+                prop_assert_eq!(asked, state.captured_total().minor);
             } else {
                 prop_assert!(state.confirmed().is_some());
                 let settled = matches!(state.payment(),

@@ -67,6 +67,15 @@ pub enum FulfillmentStep {
         return_id: String,
     },
     Close,
+    /// A BOPIS order was not collected by its `collect_by`: cancel its units (they go back
+    /// to the store's stock and are refunded like any cancelled unit).
+    ExpirePickup {
+        fulfillment_id: String,
+    },
+    /// Amend the node tasks holding units of a cancellation and give its stock back.
+    Withdraw {
+        cancellation_id: uuid::Uuid,
+    },
     /// Nothing to do until a webhook wakes the flow, or until `until`.
     Wait {
         until: Option<DateTime<Utc>>,
@@ -135,11 +144,20 @@ pub fn next_step(
     returns: &ReturnsPolicy,
     now: DateTime<Utc>,
 ) -> FulfillmentStep {
-    if state.closed || state.order_id.is_none() || state.confirmed.is_none() {
+    if state.order_id.is_none() || state.confirmed.is_none() {
+        return FulfillmentStep::Done;
+    }
+    if let Some((c, _)) = state.cancellations.iter().find(|(_, released)| !released) {
+        return FulfillmentStep::Withdraw {
+            cancellation_id: c.cancellation_id,
+        };
+    }
+    if state.closed || state.cancelled {
         return FulfillmentStep::Done;
     }
     if !state.is_routed() {
-        if state.cancelled {
+        if super::total(&state.to_route()) == 0 {
+            // Every unit was cancelled before routing.
             return FulfillmentStep::Done;
         }
         return FulfillmentStep::Route;
@@ -157,7 +175,11 @@ pub fn next_step(
                 fulfillment_id: o.id().to_owned(),
             };
         }
-        if o.packed && !o.is_pickup() && o.shipment_id.is_none() {
+        if o.packed
+            && !o.is_pickup()
+            && o.shipment_id.is_none()
+            && super::total(&o.effective_lines()) > 0
+        {
             return FulfillmentStep::Ship {
                 fulfillment_id: o.id().to_owned(),
             };
@@ -179,12 +201,30 @@ pub fn next_step(
             }
         }
     }
+    // Pickups waiting at a store: cancelled once their collection deadline passes.
+    let mut pickup_deadline: Option<DateTime<Utc>> = None;
+    for o in &state.orders {
+        let (Some(collect_by), None) = (o.collect_by, o.picked_up_at) else {
+            continue;
+        };
+        if super::total(&o.effective_lines()) == 0 {
+            continue;
+        }
+        if collect_by <= now {
+            return FulfillmentStep::ExpirePickup {
+                fulfillment_id: o.id().to_owned(),
+            };
+        }
+        pickup_deadline = Some(pickup_deadline.map_or(collect_by, |d| d.min(collect_by)));
+    }
     if let Some(step) = return_step(state, returns) {
         return step;
     }
     // An open return holds auto-close: the order waits for the node's report.
     if state.returns.any_open() {
-        return FulfillmentStep::Wait { until: None };
+        return FulfillmentStep::Wait {
+            until: pickup_deadline,
+        };
     }
     match state.fully_delivered() {
         Some(last) => {
@@ -206,6 +246,8 @@ pub fn next_step(
         }
         // Settled without a handover (all cancelled, or returned to sender): nothing to close.
         None if state.is_settled() => FulfillmentStep::Done,
-        None => FulfillmentStep::Wait { until: None },
+        None => FulfillmentStep::Wait {
+            until: pickup_deadline,
+        },
     }
 }

@@ -98,6 +98,18 @@ pub enum FulfillmentCommand {
         detail: String,
     },
     Close,
+    /// A pickup was not collected in time: its units are cancelled, worth `value` (the order
+    /// aggregate's price of them, see `OrderState::cancellation_value`).
+    CancelUncollected {
+        fulfillment_id: String,
+        value: waybill_schemas::Money,
+    },
+    /// The node work and stock release of a cancellation are done.
+    RecordWithdrawal {
+        cancellation_id: uuid::Uuid,
+        nodes_amended: Vec<String>,
+        released_units: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +160,21 @@ impl Fulfillment {
     ) -> Result<Vec<OrderEvent>, FulfillmentError> {
         use FulfillmentCommand as C;
         let order_id = self.order_id.ok_or(FulfillmentError::NotPlaced)?;
+        if let C::RecordWithdrawal {
+            cancellation_id,
+            nodes_amended,
+            released_units,
+        } = command
+        {
+            // Compensation of a recorded fact: allowed whatever the order's stage.
+            return Ok(self.record_withdrawal(
+                order_id,
+                *cancellation_id,
+                nodes_amended,
+                *released_units,
+                now,
+            ));
+        }
         if self.closed {
             return Err(FulfillmentError::Closed(order_id));
         }
@@ -167,6 +194,55 @@ impl Fulfillment {
                 .ok_or_else(|| FulfillmentError::UnknownFulfillment(id.to_owned()))
         };
         match command {
+            C::CancelUncollected {
+                fulfillment_id,
+                value,
+            } => {
+                let o = find(fulfillment_id)?;
+                let lines = o.effective_lines();
+                let Some(collect_by) = o.collect_by else {
+                    return Err(not_allowed(
+                        fulfillment_id,
+                        "expired",
+                        "it is not ready for pickup",
+                    ));
+                };
+                if o.picked_up_at.is_some() || total(&lines) == 0 {
+                    return Ok(vec![]);
+                }
+                if collect_by > now {
+                    return Err(not_allowed(
+                        fulfillment_id,
+                        "expired",
+                        "its collection deadline has not passed",
+                    ));
+                }
+                Ok(vec![OrderEvent::OrderLinesCancelled(
+                    waybill_schemas::events::OrderLinesCancelled {
+                        order_id,
+                        cancellation_id: uuid::Uuid::now_v7(),
+                        lines: lines
+                            .into_iter()
+                            .map(|l| waybill_schemas::events::CancelledUnits {
+                                line_no: l.line_no,
+                                sku: l.sku,
+                                quantity: l.quantity,
+                                fulfillment_id: Some(fulfillment_id.clone()),
+                            })
+                            .collect(),
+                        reason: waybill_schemas::events::CancelReason::Timeout,
+                        note: Some(format!(
+                            "not collected by {}",
+                            collect_by.format("%Y-%m-%d %H:%M UTC")
+                        )),
+                        value: *value,
+                        requested_by: "fulfillment".into(),
+                        cancelled_at: now,
+                    },
+                )])
+            }
+            // Decided before the stage checks above.
+            C::RecordWithdrawal { .. } => Ok(vec![]),
             C::Route { plan, cause } => self.route(order_id, plan, cause, now),
             C::RecordSubmission {
                 fulfillment_id,
@@ -382,6 +458,32 @@ impl Fulfillment {
         }
     }
 
+    fn record_withdrawal(
+        &self,
+        order_id: OrderId,
+        cancellation_id: uuid::Uuid,
+        nodes_amended: &[String],
+        released_units: u32,
+        now: DateTime<Utc>,
+    ) -> Vec<OrderEvent> {
+        let pending = self
+            .cancellations
+            .iter()
+            .any(|(c, released)| c.cancellation_id == cancellation_id && !released);
+        if !pending {
+            return vec![];
+        }
+        vec![OrderEvent::CancelledUnitsReleased(
+            waybill_schemas::events::CancelledUnitsReleased {
+                order_id,
+                cancellation_id,
+                nodes_amended: nodes_amended.to_vec(),
+                released_units,
+                released_at: now,
+            },
+        )]
+    }
+
     fn route(
         &self,
         order_id: OrderId,
@@ -394,7 +496,7 @@ impl Fulfillment {
                 if self.is_routed() {
                     return Err(FulfillmentError::AlreadyRouted(order_id));
                 }
-                let asked: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
+                let asked: Vec<FulfillmentLine> = self.to_route();
                 let planned = plan
                     .routes
                     .iter()

@@ -187,6 +187,21 @@ fn run_step(
         FulfillmentStep::ResolveReturn { return_id } => {
             return Some(Cmd::R(ReturnCommand::Resolve { return_id }))
         }
+        FulfillmentStep::ExpirePickup { fulfillment_id } => {
+            Some(FulfillmentCommand::CancelUncollected {
+                fulfillment_id,
+                value: waybill_schemas::Money::zero(
+                    waybill_schemas::Currency::parse("USD").expect("known currency"),
+                ),
+            })
+        }
+        FulfillmentStep::Withdraw { cancellation_id } => {
+            Some(FulfillmentCommand::RecordWithdrawal {
+                cancellation_id,
+                nodes_amended: vec![],
+                released_units: 0,
+            })
+        }
         FulfillmentStep::Wait { .. } | FulfillmentStep::Done => None,
     };
     command.map(Cmd::F)

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use waybill_schemas::events::{
-    CaptureMode, CarrierStatus, FulfillmentLine, FulfillmentRouted, NodeKind, ProofOfDelivery,
-    ReservedLine, RouteCause, ShipmentCreated,
+    CaptureMode, CarrierStatus, FulfillmentLine, FulfillmentRouted, NodeKind, OrderLinesCancelled,
+    ProofOfDelivery, ReservedLine, RouteCause, ShipmentCreated,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 
@@ -28,6 +28,8 @@ pub struct FulfillmentOrder {
     pub collect_by: Option<DateTime<Utc>>,
     pub picked_up_at: Option<DateTime<Utc>>,
     pub shipment_id: Option<String>,
+    /// Units cancelled out of this fulfillment order after it was routed.
+    pub withdrawn: Vec<FulfillmentLine>,
 }
 
 impl FulfillmentOrder {
@@ -37,9 +39,16 @@ impl FulfillmentOrder {
     pub fn is_pickup(&self) -> bool {
         self.routed.node_kind == NodeKind::PickupStore
     }
-    /// Units this node is to hand over: routed minus missing.
+    /// Units this node is to hand over: routed minus missing minus cancelled.
     pub fn effective_lines(&self) -> Vec<FulfillmentLine> {
-        subtract(&self.routed.lines, &self.missing)
+        subtract(
+            &subtract(&self.routed.lines, &self.missing),
+            &self.withdrawn,
+        )
+    }
+    /// Whether the node may still give units back: nothing packed, shipped or collected.
+    pub fn accepts_withdrawal(&self) -> bool {
+        !self.packed && self.shipment_id.is_none() && self.picked_up_at.is_none()
     }
 }
 
@@ -77,6 +86,11 @@ pub struct Fulfillment {
     pub orders: Vec<FulfillmentOrder>,
     pub shipments: Vec<Shipment>,
     pub cancelled_lines: Vec<FulfillmentLine>,
+    /// Routing ended with units no node had (`FulfillmentLinesCancelled`).
+    pub route_cancelled: bool,
+    /// Cancellations of units (`OrderLinesCancelled`), and whether their node and stock work
+    /// is recorded (`CancelledUnitsReleased`).
+    pub cancellations: Vec<(OrderLinesCancelled, bool)>,
     /// Closed and not reopened by a return since.
     pub closed: bool,
     /// The order's returns (they reopen a closed order until they are resolved).
@@ -156,6 +170,7 @@ impl Fulfillment {
                     collect_by: None,
                     picked_up_at: None,
                     shipment_id: None,
+                    withdrawn: Vec::new(),
                 })
             }
             OrderEvent::FulfillmentSubmitted(e) => {
@@ -176,6 +191,7 @@ impl Fulfillment {
                 }
             }
             OrderEvent::FulfillmentLinesCancelled(e) => {
+                self.route_cancelled = true;
                 self.cancelled_lines = add(&self.cancelled_lines, &e.lines);
                 if let Some(o) = self.order_mut(&e.fulfillment_id) {
                     o.pending_missing = subtract(&o.pending_missing, &e.lines);
@@ -228,6 +244,14 @@ impl Fulfillment {
             }
             OrderEvent::OrderClosed(_) => self.closed = true,
             OrderEvent::ReturnRequested(_) => self.closed = false,
+            OrderEvent::OrderLinesCancelled(e) => self.apply_line_cancellation(e),
+            OrderEvent::CancelledUnitsReleased(e) => {
+                for (c, released) in &mut self.cancellations {
+                    if c.cancellation_id == e.cancellation_id {
+                        *released = true;
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -312,7 +336,49 @@ impl Fulfillment {
 
     /// Whether the order was routed (to nodes, or cancelled because no node had it).
     pub fn is_routed(&self) -> bool {
-        !self.orders.is_empty() || !self.cancelled_lines.is_empty()
+        !self.orders.is_empty() || self.route_cancelled
+    }
+
+    /// The units the first routing covers: ordered minus those cancelled before it.
+    pub fn to_route(&self) -> Vec<FulfillmentLine> {
+        let ordered: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
+        subtract(&ordered, &self.cancelled_lines)
+    }
+
+    fn apply_line_cancellation(&mut self, e: &OrderLinesCancelled) {
+        for units in &e.lines {
+            let line = FulfillmentLine {
+                line_no: units.line_no,
+                sku: units.sku.clone(),
+                quantity: units.quantity,
+            };
+            self.cancelled_lines = add(&self.cancelled_lines, std::slice::from_ref(&line));
+            if let Some(o) = units
+                .fulfillment_id
+                .as_deref()
+                .and_then(|id| self.order_mut(id))
+            {
+                o.withdrawn = add(&o.withdrawn, &[line]);
+            }
+        }
+        self.cancellations.push((e.clone(), false));
+    }
+
+    /// Units of each line that may still be cancelled, and where they are: not routed yet
+    /// (`None`) or at a node that has packed nothing of them yet.
+    pub fn cancellable(&self) -> Vec<(Option<String>, FulfillmentLine)> {
+        let mut out: Vec<(Option<String>, FulfillmentLine)> = Vec::new();
+        if !self.is_routed() {
+            out.extend(self.to_route().into_iter().map(|l| (None, l)));
+        }
+        for o in self.orders.iter().filter(|o| o.accepts_withdrawal()) {
+            out.extend(
+                o.effective_lines()
+                    .into_iter()
+                    .map(|l| (Some(o.id().to_owned()), l)),
+            );
+        }
+        out
     }
 
     /// Whether every unit is delivered, collected, returned to sender or cancelled.

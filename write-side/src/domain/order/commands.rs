@@ -11,6 +11,7 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{Money, OrderId};
 
+use super::line_cancel::CancelLines;
 use crate::domain::cancel::CancelOrder;
 use crate::domain::place::PlaceOrder;
 
@@ -24,6 +25,12 @@ pub enum OrderCommand {
     Cancel {
         order_id: OrderId,
         cancel: CancelOrder,
+    },
+    /// A customer, agent or service cancels units of a confirmed order that have not shipped.
+    CancelLines {
+        cancellation_id: Uuid,
+        cancel: CancelLines,
+        requested_by: String,
     },
     RecordRisk {
         decision: RiskDecision,
@@ -128,6 +135,7 @@ impl OrderCommand {
         match self {
             Self::Place { .. } => "be placed",
             Self::Cancel { .. } => "be cancelled",
+            Self::CancelLines { .. } => "cancel lines",
             Self::RecordRisk { .. } => "record a risk assessment",
             Self::ResolveReview { .. } => "resolve a review",
             Self::RecordReservation { .. } => "reserve stock",

@@ -25,8 +25,6 @@ pub enum OrderError {
         order_id: OrderId,
         action: &'static str,
     },
-    #[error("order {order_id} has captured {captured}; it cannot be cancelled (refunds come with returns)")]
-    CancelAfterCapture { order_id: OrderId, captured: Money },
     /// Confirmed for immediate capture: the capture may already be under way at the gateway, so
     /// a cancel could race it; from here on undoing the order is a refund.
     #[error("order {order_id} is confirmed and its payment is being captured; it cannot be cancelled (refunds come with returns)")]
@@ -139,4 +137,16 @@ pub enum OrderError {
         status: &'static str,
         action: &'static str,
     },
+    /// A line of a cancellation request cannot be cancelled as asked; `field` names it
+    /// (`lines[i].line_no`, `lines[i].quantity`).
+    #[error("{detail}")]
+    LinesNotCancellable {
+        order_id: OrderId,
+        field: String,
+        detail: String,
+    },
+    #[error("order {order_id} has units on their way or collected; cancel the lines that have not shipped instead")]
+    AlreadyShipped { order_id: OrderId },
+    #[error("order {order_id} is closed")]
+    Closed { order_id: OrderId },
 }

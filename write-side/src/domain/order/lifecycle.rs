@@ -1,5 +1,5 @@
 //! The order's own milestones: placement, confirmation (once risk, payment and stock allow it)
-//! and cancellation (until money has been captured).
+//! and cancellation (of the whole order until something ships; see `line_cancel`).
 
 use chrono::{DateTime, Utc};
 use waybill_schemas::events::{CaptureMode, OrderCancelled, OrderConfirmed, OrderPlaced};
@@ -40,14 +40,19 @@ impl OrderState {
         if self.is_cancelled() {
             return Err(OrderError::AlreadyCancelled(order_id));
         }
-        if !self.captures.is_empty() {
-            return Err(OrderError::CancelAfterCapture {
-                order_id,
-                captured: self.captured_total(),
-            });
+        if self.confirmed.is_some() && self.shipped {
+            return Err(OrderError::AlreadyShipped { order_id });
         }
-        if self.confirmed == Some(CaptureMode::Immediate) && !self.is_prepaid() {
+        if self.confirmed == Some(CaptureMode::Immediate)
+            && !self.is_prepaid()
+            && self.captures.is_empty()
+        {
+            // The capture may be at the gateway right now; a moment later it is a refund.
             return Err(OrderError::CaptureUnderWay { order_id });
+        }
+        if self.confirmed.is_some() {
+            // After confirmation: every unit is withdrawn and what was captured refunded.
+            return self.cancel_confirmed(cancel.reason, cancel.note.clone(), now);
         }
         Ok(vec![OrderEvent::OrderCancelled(OrderCancelled {
             order_id,
@@ -222,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn cancelling_after_a_capture_is_refused_with_refunds_named() {
+    fn cancelling_after_a_capture_withdraws_every_unit_before_the_order_is_cancelled() {
         let order = with(
             ready_to_confirm(),
             &[
@@ -236,20 +241,17 @@ mod tests {
             t0(),
         );
         let id = order_id(&order);
-        let err = order
+        let events = order
             .handle(&cancel_command(id, CancelReason::CustomerRequest), t0())
-            .expect_err("captured");
-        assert_eq!(
-            err,
-            OrderError::CancelAfterCapture {
-                order_id: id,
-                captured: usd(1000)
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            format!("order {id} has captured 10.00 USD; it cannot be cancelled (refunds come with returns)")
-        );
+            .expect("nothing shipped yet");
+        let kinds: Vec<&str> = events.iter().map(OrderEvent::event_type).collect();
+        assert_eq!(kinds, ["OrderLinesCancelled", "OrderCancelled"]);
+        let OrderEvent::OrderLinesCancelled(withdrawn) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(withdrawn.value, grand_total(), "every unit, shipping too");
+        let units: u32 = withdrawn.lines.iter().map(|l| l.quantity.get()).sum();
+        assert_eq!(units, 3);
     }
 
     #[test]

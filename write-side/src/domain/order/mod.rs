@@ -22,6 +22,7 @@ mod chargeback;
 mod commands;
 mod error;
 mod lifecycle;
+mod line_cancel;
 mod payment;
 mod refund;
 mod risk;
@@ -35,6 +36,7 @@ mod properties;
 
 pub use commands::OrderCommand;
 pub use error::OrderError;
+pub use line_cancel::{CancelLines, LineQuantity};
 pub use state::{
     Authorization, Capture, Challenge, Decline, OrderState, OrderStatus, PaymentState, Reservation,
     ReservationState, Review, RiskAssessment, RiskState, Void,
@@ -95,6 +97,11 @@ impl Order {
         match command {
             C::Place { .. } => Err(OrderError::AlreadyPlaced(state.order_id())),
             C::Cancel { cancel, .. } => state.cancel(cancel, now),
+            C::CancelLines {
+                cancellation_id,
+                cancel,
+                requested_by,
+            } => state.cancel_lines(*cancellation_id, cancel, requested_by, now),
             C::Confirm { capture_mode } => state.confirm(*capture_mode, now),
             C::RecordRisk {
                 decision,
@@ -209,6 +216,7 @@ impl Order {
             return;
         };
         state.ledger.apply(event);
+        state.fulfillment.apply(event);
         match event {
             OrderEvent::OrderPlaced(_) => {}
             OrderEvent::OrderCancelled(e) => state.cancel_reason = Some(e.reason),
@@ -293,7 +301,9 @@ impl Order {
             | OrderEvent::PickupReady(_)
             | OrderEvent::ShipmentTracked(_)
             | OrderEvent::ShipmentExceptionHandled(_)
-            | OrderEvent::OrderClosed(_) => {}
+            | OrderEvent::OrderClosed(_)
+            | OrderEvent::OrderLinesCancelled(_)
+            | OrderEvent::CancelledUnitsReleased(_) => {}
             // Returns are folded with fulfillment (`domain::returns`); their refunds arrive as
             // `RefundRequested`, folded by the ledger.
             OrderEvent::ReturnRequested(_)

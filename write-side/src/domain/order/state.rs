@@ -14,6 +14,7 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{Channel, Money, OrderId};
 
+use crate::domain::fulfillment::Fulfillment;
 use crate::domain::ledger::Ledger;
 
 /// Where an order is in its lifecycle, as shown to customers and agents.
@@ -263,11 +264,16 @@ pub struct OrderState {
     pub(super) ledger: Ledger,
     /// A parcel left (or a BOPIS order was collected): capture on shipment may run.
     pub(super) shipped: bool,
+    /// The fulfillment fold of the same stream: where each unit is, what was cancelled.
+    pub(super) fulfillment: Fulfillment,
 }
 
 impl OrderState {
     pub(super) fn new(placed: OrderPlaced) -> Self {
+        let fulfillment =
+            Fulfillment::from_events([&waybill_schemas::OrderEvent::OrderPlaced(placed.clone())]);
         Self {
+            fulfillment,
             placed,
             assessment: None,
             review: None,
@@ -291,6 +297,11 @@ impl OrderState {
     /// The order's money: captured, refunded, disputed, lost, refundable.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Where the order's units are (routed, shipped, cancelled), folded from the same stream.
+    pub fn fulfillment(&self) -> &Fulfillment {
+        &self.fulfillment
     }
 
     /// Whether the first parcel shipped (or a BOPIS order was collected).
