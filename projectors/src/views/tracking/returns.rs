@@ -3,7 +3,9 @@
 //! and instructions, its lines, fees and refund. Pure, like `apply`.
 
 use waybill_schemas::events::{PaymentRefunded, ReturnLine};
-use waybill_schemas::views::{ReturnStatus, TrackingReturn, TrackingShipmentLine, TrackingView};
+use waybill_schemas::views::{
+    DeliveryState, ReturnStatus, TrackingReturn, TrackingShipmentLine, TrackingView,
+};
 use waybill_schemas::OrderEvent;
 
 fn units(lines: &[ReturnLine]) -> u32 {
@@ -26,6 +28,10 @@ fn find<'a>(view: &'a mut TrackingView, rma: &str) -> Option<&'a mut TrackingRet
 pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
     match event {
         OrderEvent::ReturnRequested(e) => {
+            // A return reopens a closed order until it is resolved.
+            if view.delivery == DeliveryState::Closed {
+                view.delivery = DeliveryState::Delivered;
+            }
             if find(view, &e.return_id).is_none() {
                 view.returns.push(TrackingReturn {
                     rma: e.return_id.clone(),
