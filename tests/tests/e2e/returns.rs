@@ -291,6 +291,31 @@ async fn a_second_return_refunds_again_and_no_refund_exceeds_what_was_captured()
     );
     let r1 = first["return_id"].as_str().unwrap().to_owned();
     let paid_one = first["lines"][0]["paid_minor"].as_i64().unwrap();
+    // An inspection that does not add up, or of a return that does not exist, is refused.
+    let inspect = |return_id: String, key: &'static str, lines: Value| {
+        let api = &f.world.api;
+        let path = format!("/v1/orders/{order_id}/returns/{return_id}/inspection");
+        async move {
+            api.post_json(&path, AGENT_KEY, key, &json!({ "lines": lines }))
+                .await
+        }
+    };
+    let wrong = inspect(
+        r1.clone(),
+        "r2-a-wrong",
+        json!([inspected(1, "TEE-RED-M", 2, 0, 0)]),
+    )
+    .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.describe());
+    assert_eq!(fields_of(&wrong), ["lines[0].accepted"]);
+    let unknown = inspect(
+        format!("{order_id}-R9"),
+        "r2-a-unknown",
+        json!([inspected(1, "TEE-RED-M", 1, 0, 0)]),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.describe());
+    assert_eq!(unknown.problem_slug().as_deref(), Some("return-not-found"));
     let inspection = f
         .world
         .api
