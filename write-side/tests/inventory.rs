@@ -13,7 +13,7 @@ use waybill_schemas::{OrderId, Quantity, Sku};
 use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
 use waybill_write_side::inventory::{
     AllocateOutcome, Country, Inventory, InventoryConfig, Location, LocationId, LocationKind,
-    OutOfStock, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo,
+    OutOfStock, PartialRelease, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo, UnitsAt,
 };
 
 const ADMIN_KEY: &str = "test-admin-key";
@@ -243,6 +243,65 @@ async fn reserve_allocate_and_release_are_idempotent_by_order() {
         .expect("release again");
     assert_eq!((released, twice), (2, 0));
     assert_eq!(level(&db, "A", "W1").await, (10, 0, 0));
+    assert_rows_match_stock(&db).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_partial_release_gives_back_only_those_units_once_per_key() {
+    let db = TestDb::create("inventory").await;
+    let inventory = Inventory::spawn(db.pool.clone(), config(OutOfStock::Reject));
+    location(&inventory, "W1", 5).await;
+    restock(&inventory, "A", "W1", 10).await;
+    restock(&inventory, "B", "W1", 10).await;
+    let order = OrderId::new_v7();
+    inventory
+        .reserve(request(order, "50000", &[("A", 3), ("B", 1)]))
+        .await
+        .expect("reserve");
+    inventory
+        .allocate(order, Utc::now())
+        .await
+        .expect("allocate");
+    let release = |key: &str, units: u32| PartialRelease {
+        order_id: order,
+        release_id: key.to_owned(),
+        lines: vec![UnitsAt {
+            line_no: 1,
+            sku: sku_of("A"),
+            quantity: units,
+            location_id: Some("W1".into()),
+        }],
+        now: Utc::now(),
+    };
+    let first = inventory
+        .release_units(release("c1", 2))
+        .await
+        .expect("release");
+    let again = inventory
+        .release_units(release("c1", 2))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (first, again),
+        (2, 2),
+        "the replay answers the first release"
+    );
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 1), "one A still held");
+    assert_eq!(level(&db, "B", "W1").await, (10, 0, 1), "B untouched");
+    // Another cancellation of more than is held gives back what there is.
+    let rest = inventory
+        .release_units(release("c2", 5))
+        .await
+        .expect("release the rest");
+    assert_eq!(rest, 1);
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 0));
+    // The whole-order release then finds only B.
+    let whole = inventory
+        .release(order, ReleaseReason::OrderCancelled, Utc::now())
+        .await
+        .expect("release");
+    assert_eq!(whole, 1);
     assert_rows_match_stock(&db).await;
     db.drop().await;
 }
