@@ -449,3 +449,59 @@ async fn units_cancelled_before_capture_on_shipment_are_never_captured_and_a_ful
         .await
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_cancelled_during_the_fulfillment_hold_never_reach_a_node() {
+    let f =
+        FulfillmentWorld::start("cancel_in_hold", &[("WAYBILL_FULFILLMENT_HOLD_SECS", "4")]).await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    f.world.restock("MUG-BLK", "wh-east", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CANCEL-HOLD-1",
+            &[("TEE-RED-M", 2), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    let response = cancel_lines(
+        &f,
+        &order_id,
+        "cancel-in-hold",
+        json!({"lines": [{"line_no": 1, "quantity": 1}, {"line_no": 2, "quantity": 1}], "reason": "customer_request"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.describe());
+    let cancelled = f
+        .world
+        .wait_for_event(&order_id, "OrderLinesCancelled", 1)
+        .await;
+    assert!(
+        cancelled[0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["fulfillment_id"].is_null()),
+        "nothing was routed yet: {cancelled:?}"
+    );
+    assert!(
+        f.world
+            .env
+            .payloads_of(&order_id, "FulfillmentRouted")
+            .await
+            .is_empty(),
+        "still in the hold"
+    );
+
+    // After the hold, only what is left is routed and sent to the node.
+    let tasks = f.tasks(&order_id, 1).await;
+    assert_eq!(
+        tasks[0]["lines"],
+        json!([{"line_no": 1, "sku": "TEE-RED-M", "quantity": 1}]),
+        "{tasks:?}"
+    );
+    allocated_when(&f, "MUG-BLK", "released", |a| a == 0).await;
+    allocated_when(&f, "TEE-RED-M", "one tee held", |a| a == 1).await;
+}

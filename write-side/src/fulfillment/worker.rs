@@ -128,7 +128,11 @@ async fn advance(
             } => {
                 return Ok(Release::Park {
                     due_at,
-                    stage: "auto_close",
+                    stage: if state.is_routed() {
+                        "auto_close"
+                    } else {
+                        "hold"
+                    },
                 })
             }
             FulfillmentStep::Wait { until: None } => {
