@@ -12,8 +12,9 @@ use waybill_schemas::events::ReleaseReason;
 use waybill_schemas::{OrderId, Quantity, Sku};
 use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
 use waybill_write_side::inventory::{
-    AllocateOutcome, Country, Inventory, InventoryConfig, Location, LocationId, LocationKind,
-    OutOfStock, PartialRelease, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo, UnitsAt,
+    AllocateOutcome, AllocationTransfer, Country, Inventory, InventoryConfig, InventoryError,
+    Location, LocationId, LocationKind, OutOfStock, PartialRelease, RequestedLine, ReserveOutcome,
+    ReserveRequest, ShipTo, UnitsAt,
 };
 
 const ADMIN_KEY: &str = "test-admin-key";
@@ -302,6 +303,61 @@ async fn a_partial_release_gives_back_only_those_units_once_per_key() {
         .await
         .expect("release");
     assert_eq!(whole, 1);
+    assert_rows_match_stock(&db).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_allocation_transfer_moves_units_once_and_is_refused_where_stock_is_short() {
+    let db = TestDb::create("inventory").await;
+    let inventory = Inventory::spawn(db.pool.clone(), config(OutOfStock::Reject));
+    location(&inventory, "W1", 5).await;
+    location(&inventory, "W2", 1).await;
+    restock(&inventory, "A", "W1", 10).await;
+    restock(&inventory, "A", "W2", 1).await;
+    let order = OrderId::new_v7();
+    inventory
+        .reserve(request(order, "50000", &[("A", 2)]))
+        .await
+        .expect("reserve");
+    inventory
+        .allocate(order, Utc::now())
+        .await
+        .expect("allocate");
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 2));
+    let transfer = |key: &str, units: u32| AllocationTransfer {
+        order_id: order,
+        transfer_id: key.to_owned(),
+        line_no: 1,
+        sku: sku_of("A"),
+        from: "W1".into(),
+        to: "W2".into(),
+        quantity: units,
+        now: Utc::now(),
+    };
+    // W2 has one unit: two are refused, one moves (once, however often it is asked).
+    let refused = inventory.transfer(transfer("t0", 2)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(InventoryError::NotEnoughAt { available: 1, .. })
+        ),
+        "{refused:?}"
+    );
+    let moved = inventory
+        .transfer(transfer("t1", 1))
+        .await
+        .expect("transfer");
+    let again = inventory.transfer(transfer("t1", 1)).await.expect("replay");
+    assert_eq!((moved, again), (1, 1));
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 1));
+    assert_eq!(level(&db, "A", "W2").await, (1, 0, 1));
+    // Releasing the order gives back both holds.
+    let released = inventory
+        .release(order, ReleaseReason::OrderCancelled, Utc::now())
+        .await
+        .expect("release");
+    assert_eq!(released, 2);
     assert_rows_match_stock(&db).await;
     db.drop().await;
 }

@@ -156,6 +156,8 @@ async fn advance(
                 missing,
             } => {
                 let plan = plan_route(services, &order, &state, &missing, Some(&node_id)).await?;
+                move_allocation(services, order_id, &state, &fulfillment_id, &node_id, &plan)
+                    .await?;
                 FulfillmentCommand::Route {
                     plan,
                     cause: RouteCause::ShortPick {
@@ -276,6 +278,44 @@ async fn advance(
         due_at: Utc::now(),
         stage: "run",
     })
+}
+
+/// A re-route takes its units' allocation along: from the node that came up short to each
+/// node of the plan (key `<fulfillment id>:transfer:<units missing>:<node>:<line>`, so a rerun
+/// of the same re-route moves nothing twice). A node that sold the units meanwhile refuses, and
+/// the step is retried with a fresh plan.
+async fn move_allocation(
+    services: &FulfillmentServices,
+    order_id: OrderId,
+    state: &Fulfillment,
+    fulfillment_id: &str,
+    from: &str,
+    plan: &RoutePlan,
+) -> Result<(), FulfillmentError> {
+    let missing = state
+        .order(fulfillment_id)
+        .map_or(0, |o| crate::domain::fulfillment::total(&o.missing));
+    for route in &plan.routes {
+        for line in &route.lines {
+            services
+                .inventory
+                .transfer(inventory::AllocationTransfer {
+                    order_id,
+                    transfer_id: format!(
+                        "{fulfillment_id}:transfer:{missing}:{}:{}",
+                        route.node_id, line.line_no
+                    ),
+                    line_no: line.line_no,
+                    sku: line.sku.clone(),
+                    from: from.to_owned(),
+                    to: route.node_id.clone(),
+                    quantity: line.quantity.get(),
+                    now: Utc::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Routes `lines`: first over the nodes holding the order's allocation, then what is left over
