@@ -344,6 +344,15 @@ pub struct FulfillmentSettings {
         default_value_t = 14.0
     )]
     pub auto_close_days: f64,
+    /// Seconds a confirmed order waits before it is routed: the window in which its lines can
+    /// be cancelled before any node is involved (0: route at once).
+    #[arg(
+        long,
+        env = "WAYBILL_FULFILLMENT_HOLD_SECS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub fulfillment_hold_secs: u64,
     /// Handoff retries after a carrier exception before an agent is alerted.
     #[arg(
         long,

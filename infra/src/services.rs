@@ -624,6 +624,9 @@ mod fulfillment {
             policy: FulfillmentPolicy {
                 auto_close_after: chrono::Duration::milliseconds(auto_close_ms),
                 max_handoff_retries: f.max_handoff_retries,
+                hold: chrono::Duration::seconds(
+                    i64::try_from(f.fulfillment_hold_secs).unwrap_or(i64::MAX / 1000),
+                ),
             },
             lease: chrono::Duration::seconds(30),
             batch: 200,

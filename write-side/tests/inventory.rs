@@ -12,8 +12,9 @@ use waybill_schemas::events::ReleaseReason;
 use waybill_schemas::{OrderId, Quantity, Sku};
 use waybill_write_side::command_api::{self, ApiKeys, CommandApiConfig};
 use waybill_write_side::inventory::{
-    AllocateOutcome, Country, Inventory, InventoryConfig, Location, LocationId, LocationKind,
-    OutOfStock, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo,
+    AllocateOutcome, AllocationTransfer, Country, Inventory, InventoryConfig, InventoryError,
+    Location, LocationId, LocationKind, OutOfStock, PartialRelease, RequestedLine, ReserveOutcome,
+    ReserveRequest, ShipTo, UnitsAt,
 };
 
 const ADMIN_KEY: &str = "test-admin-key";
@@ -243,6 +244,120 @@ async fn reserve_allocate_and_release_are_idempotent_by_order() {
         .expect("release again");
     assert_eq!((released, twice), (2, 0));
     assert_eq!(level(&db, "A", "W1").await, (10, 0, 0));
+    assert_rows_match_stock(&db).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_partial_release_gives_back_only_those_units_once_per_key() {
+    let db = TestDb::create("inventory").await;
+    let inventory = Inventory::spawn(db.pool.clone(), config(OutOfStock::Reject));
+    location(&inventory, "W1", 5).await;
+    restock(&inventory, "A", "W1", 10).await;
+    restock(&inventory, "B", "W1", 10).await;
+    let order = OrderId::new_v7();
+    inventory
+        .reserve(request(order, "50000", &[("A", 3), ("B", 1)]))
+        .await
+        .expect("reserve");
+    inventory
+        .allocate(order, Utc::now())
+        .await
+        .expect("allocate");
+    let release = |key: &str, units: u32| PartialRelease {
+        order_id: order,
+        release_id: key.to_owned(),
+        lines: vec![UnitsAt {
+            line_no: 1,
+            sku: sku_of("A"),
+            quantity: units,
+            location_id: Some("W1".into()),
+        }],
+        now: Utc::now(),
+    };
+    let first = inventory
+        .release_units(release("c1", 2))
+        .await
+        .expect("release");
+    let again = inventory
+        .release_units(release("c1", 2))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (first, again),
+        (2, 2),
+        "the replay answers the first release"
+    );
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 1), "one A still held");
+    assert_eq!(level(&db, "B", "W1").await, (10, 0, 1), "B untouched");
+    // Another cancellation of more than is held gives back what there is.
+    let rest = inventory
+        .release_units(release("c2", 5))
+        .await
+        .expect("release the rest");
+    assert_eq!(rest, 1);
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 0));
+    // The whole-order release then finds only B.
+    let whole = inventory
+        .release(order, ReleaseReason::OrderCancelled, Utc::now())
+        .await
+        .expect("release");
+    assert_eq!(whole, 1);
+    assert_rows_match_stock(&db).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_allocation_transfer_moves_units_once_and_is_refused_where_stock_is_short() {
+    let db = TestDb::create("inventory").await;
+    let inventory = Inventory::spawn(db.pool.clone(), config(OutOfStock::Reject));
+    location(&inventory, "W1", 5).await;
+    location(&inventory, "W2", 1).await;
+    restock(&inventory, "A", "W1", 10).await;
+    restock(&inventory, "A", "W2", 1).await;
+    let order = OrderId::new_v7();
+    inventory
+        .reserve(request(order, "50000", &[("A", 2)]))
+        .await
+        .expect("reserve");
+    inventory
+        .allocate(order, Utc::now())
+        .await
+        .expect("allocate");
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 2));
+    let transfer = |key: &str, units: u32| AllocationTransfer {
+        order_id: order,
+        transfer_id: key.to_owned(),
+        line_no: 1,
+        sku: sku_of("A"),
+        from: "W1".into(),
+        to: "W2".into(),
+        quantity: units,
+        now: Utc::now(),
+    };
+    // W2 has one unit: two are refused, one moves (once, however often it is asked).
+    let refused = inventory.transfer(transfer("t0", 2)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(InventoryError::NotEnoughAt { available: 1, .. })
+        ),
+        "{refused:?}"
+    );
+    let moved = inventory
+        .transfer(transfer("t1", 1))
+        .await
+        .expect("transfer");
+    let again = inventory.transfer(transfer("t1", 1)).await.expect("replay");
+    assert_eq!((moved, again), (1, 1));
+    assert_eq!(level(&db, "A", "W1").await, (10, 0, 1));
+    assert_eq!(level(&db, "A", "W2").await, (1, 0, 1));
+    // Releasing the order gives back both holds.
+    let released = inventory
+        .release(order, ReleaseReason::OrderCancelled, Utc::now())
+        .await
+        .expect("release");
+    assert_eq!(released, 2);
     assert_rows_match_stock(&db).await;
     db.drop().await;
 }

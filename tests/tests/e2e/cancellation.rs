@@ -363,3 +363,145 @@ async fn an_uncollected_pickup_is_cancelled_refunded_and_restocked() {
             .unwrap_or_default()
             .contains("cancelled (timeout)")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_cancelled_before_capture_on_shipment_are_never_captured_and_a_fully_cancelled_hold_is_voided(
+) {
+    let f = FulfillmentWorld::start(
+        "cancel_before_capture",
+        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    f.world.restock("MUG-BLK", "wh-west", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CANCEL-AUTH-1",
+            &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let tasks = f.tasks(&order_id, 2).await;
+    let tee = task_at(&tasks, "wh-east")["fulfillment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The mug is cancelled while only authorized; then the tee ships.
+    let response = cancel_lines(
+        &f,
+        &order_id,
+        "cancel-mug",
+        json!({"lines": [{"line_no": 2, "quantity": 1}], "reason": "customer_request"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.describe());
+    let left = response.json()["current_total_minor"].as_i64().unwrap();
+    f.node(&tee, json!({"type": "picked"})).await;
+    f.node(&tee, json!({"type": "packed"})).await;
+    let captured = f
+        .world
+        .wait_for_event(&order_id, "PaymentCaptured", 1)
+        .await;
+    assert_eq!(
+        captured[0]["amount"]["minor"],
+        json!(left),
+        "only what is left is captured"
+    );
+    assert!(f
+        .world
+        .env
+        .payloads_of(&order_id, "RefundRequested")
+        .await
+        .is_empty());
+
+    // A second order cancelled entirely after confirmation: the hold is voided, stock released.
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CANCEL-AUTH-2",
+            &[("TEE-RED-M", 1)],
+            "standard",
+        ))
+        .await;
+    let second = placed["order_id"].as_str().unwrap().to_owned();
+    f.tasks(&second, 1).await;
+    let whole = f
+        .world
+        .api
+        .cancel_order(
+            &second,
+            "cancel-all",
+            &json!({"reason": "customer_request"}),
+        )
+        .await;
+    assert_eq!(whole.status, 200, "{}", whole.describe());
+    f.world.wait_for_event(&second, "PaymentVoided", 1).await;
+    f.world
+        .wait_for_event(&second, "CancelledUnitsReleased", 1)
+        .await;
+    assert!(f
+        .world
+        .env
+        .payloads_of(&second, "PaymentCaptured")
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_cancelled_during_the_fulfillment_hold_never_reach_a_node() {
+    let f =
+        FulfillmentWorld::start("cancel_in_hold", &[("WAYBILL_FULFILLMENT_HOLD_SECS", "4")]).await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    f.world.restock("MUG-BLK", "wh-east", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CANCEL-HOLD-1",
+            &[("TEE-RED-M", 2), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    let response = cancel_lines(
+        &f,
+        &order_id,
+        "cancel-in-hold",
+        json!({"lines": [{"line_no": 1, "quantity": 1}, {"line_no": 2, "quantity": 1}], "reason": "customer_request"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.describe());
+    let cancelled = f
+        .world
+        .wait_for_event(&order_id, "OrderLinesCancelled", 1)
+        .await;
+    assert!(
+        cancelled[0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["fulfillment_id"].is_null()),
+        "nothing was routed yet: {cancelled:?}"
+    );
+    assert!(
+        f.world
+            .env
+            .payloads_of(&order_id, "FulfillmentRouted")
+            .await
+            .is_empty(),
+        "still in the hold"
+    );
+
+    // After the hold, only what is left is routed and sent to the node.
+    let tasks = f.tasks(&order_id, 1).await;
+    assert_eq!(
+        tasks[0]["lines"],
+        json!([{"line_no": 1, "sku": "TEE-RED-M", "quantity": 1}]),
+        "{tasks:?}"
+    );
+    allocated_when(&f, "MUG-BLK", "released", |a| a == 0).await;
+    allocated_when(&f, "TEE-RED-M", "one tee held", |a| a == 1).await;
+}

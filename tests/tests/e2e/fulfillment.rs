@@ -314,6 +314,26 @@ async fn a_short_pick_is_rerouted_to_another_node() {
         routed[1]["cause"],
         json!({"kind": "short_pick", "from_fulfillment_id": fid})
     );
+    // The re-routed unit's allocation moved with it: one unit held at each node.
+    let stock = f
+        .world
+        .api
+        .command_get("/v1/inventory/stock/TEE-RED-M", waybill_e2e::ADMIN_KEY)
+        .await
+        .json();
+    let allocated_at = |node: &str| {
+        stock["levels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["location_id"] == json!(node))
+            .map_or(0, |l| l["allocated"].as_i64().unwrap())
+    };
+    assert_eq!(
+        (allocated_at(&first_node), allocated_at(other_node)),
+        (1, 1),
+        "{stock}"
+    );
 
     // Both nodes pack what they have: two parcels of one unit each.
     for task in &tasks {

@@ -71,6 +71,12 @@ impl From<InventoryError> for Problem {
                 "Nothing reserved",
                 format!("order {id} has no reservation"),
             ),
+            InventoryError::NotEnoughAt { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "not-enough-stock",
+                "Not enough stock",
+                error.to_string(),
+            ),
             InventoryError::Stopped | InventoryError::Database(_) => {
                 tracing::error!(error = %error, "inventory request failed");
                 Self::internal()

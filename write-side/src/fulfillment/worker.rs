@@ -133,7 +133,11 @@ async fn advance(
             } => {
                 return Ok(Release::Park {
                     due_at,
-                    stage: "auto_close",
+                    stage: if state.is_routed() {
+                        "auto_close"
+                    } else {
+                        "hold"
+                    },
                 })
             }
             FulfillmentStep::Wait { until: None } => {
@@ -158,6 +162,8 @@ async fn advance(
                 missing,
             } => {
                 let plan = plan_route(services, &order, &state, &missing, Some(&node_id)).await?;
+                move_allocation(services, order_id, &state, &fulfillment_id, &node_id, &plan)
+                    .await?;
                 FulfillmentCommand::Route {
                     plan,
                     cause: RouteCause::ShortPick {
@@ -344,6 +350,44 @@ async fn advance(
         due_at: Utc::now(),
         stage: "run",
     })
+}
+
+/// A re-route takes its units' allocation along: from the node that came up short to each
+/// node of the plan (key `<fulfillment id>:transfer:<units missing>:<node>:<line>`, so a rerun
+/// of the same re-route moves nothing twice). A node that sold the units meanwhile refuses, and
+/// the step is retried with a fresh plan.
+async fn move_allocation(
+    services: &FulfillmentServices,
+    order_id: OrderId,
+    state: &Fulfillment,
+    fulfillment_id: &str,
+    from: &str,
+    plan: &RoutePlan,
+) -> Result<(), FulfillmentError> {
+    let missing = state
+        .order(fulfillment_id)
+        .map_or(0, |o| crate::domain::fulfillment::total(&o.missing));
+    for route in &plan.routes {
+        for line in &route.lines {
+            services
+                .inventory
+                .transfer(inventory::AllocationTransfer {
+                    order_id,
+                    transfer_id: format!(
+                        "{fulfillment_id}:transfer:{missing}:{}:{}",
+                        route.node_id, line.line_no
+                    ),
+                    line_no: line.line_no,
+                    sku: line.sku.clone(),
+                    from: from.to_owned(),
+                    to: route.node_id.clone(),
+                    quantity: line.quantity.get(),
+                    now: Utc::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A step's outcome, to record through the fulfillment or the returns side of the order.

@@ -50,6 +50,13 @@ pub enum InventoryError {
     KeyReused(String),
     #[error("order {0} has no reservation to allocate")]
     NothingReserved(OrderId),
+    #[error("{} at {location_id}: {wanted} wanted, {available} available", sku.as_str())]
+    NotEnoughAt {
+        sku: Sku,
+        location_id: String,
+        wanted: u32,
+        available: i64,
+    },
     #[error("the inventory writer has stopped")]
     Stopped,
     #[error("inventory storage failed: {0}")]
@@ -283,6 +290,20 @@ pub struct UnitsAt {
     pub location_id: Option<String>,
 }
 
+/// Allocated units of one order line moved from one location to another (a re-route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocationTransfer {
+    pub order_id: OrderId,
+    /// Applied once per id.
+    pub transfer_id: String,
+    pub line_no: u32,
+    pub sku: Sku,
+    pub from: String,
+    pub to: String,
+    pub quantity: u32,
+    pub now: DateTime<Utc>,
+}
+
 /// Stock of one SKU at one location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StockLevel {
@@ -390,6 +411,18 @@ impl Inventory {
             return Err(invalid("release_id", "must not be empty"));
         }
         match self.ask(Command::ReleaseUnits(release)).await? {
+            Answer::Released(units) => Ok(units),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Moves allocated units of an order line to another location, once per `transfer_id`;
+    /// returns how many moved. Refused when the target has fewer units available.
+    pub async fn transfer(&self, transfer: AllocationTransfer) -> Result<u32, InventoryError> {
+        if transfer.transfer_id.is_empty() {
+            return Err(invalid("transfer_id", "must not be empty"));
+        }
+        match self.ask(Command::Transfer(transfer)).await? {
             Answer::Released(units) => Ok(units),
             other => Err(unexpected(other)),
         }

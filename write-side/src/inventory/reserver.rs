@@ -19,8 +19,9 @@ use waybill_schemas::{OrderId, Quantity, Sku};
 use super::allocation::{self, Availability, Plan};
 use super::store::{self, MovementRow, ReservationRow, StockRow, ALLOCATED, RELEASED, RESERVED};
 use super::{
-    AllocateOutcome, InventoryConfig, InventoryError, Location, MovementOutcome, OutOfStock,
-    PartialRelease, RequestedLine, ReserveOutcome, ReserveRequest, ShipTo, StockMovement,
+    AllocateOutcome, AllocationTransfer, InventoryConfig, InventoryError, Location,
+    MovementOutcome, OutOfStock, PartialRelease, RequestedLine, ReserveOutcome, ReserveRequest,
+    ShipTo, StockMovement,
 };
 use crate::event_store::retry;
 
@@ -45,6 +46,7 @@ pub(super) enum Command {
     },
     Move(StockMovement),
     ReleaseUnits(PartialRelease),
+    Transfer(AllocationTransfer),
 }
 
 #[derive(Debug)]
@@ -143,6 +145,7 @@ async fn decide_and_commit(
                 Some(order_id.as_uuid())
             }
             Command::ReleaseUnits(r) => Some(r.order_id.as_uuid()),
+            Command::Transfer(t) => Some(t.order_id.as_uuid()),
             _ => None,
         })
         .chain(claimed_once.iter().copied())
@@ -161,6 +164,10 @@ async fn decide_and_commit(
                 movement_ids.push(m.movement_id.clone());
             }
             Command::ReleaseUnits(r) => movement_ids.push(r.release_id.clone()),
+            Command::Transfer(t) => {
+                skus.push(t.sku.as_str().to_owned());
+                movement_ids.push(t.transfer_id.clone());
+            }
             _ => {}
         }
     }
@@ -195,6 +202,7 @@ async fn decide_and_commit(
             }
             Command::Move(movement) => ledger.move_stock(movement),
             Command::ReleaseUnits(release) => Ok(Answer::Released(ledger.release_units(release))),
+            Command::Transfer(transfer) => ledger.transfer(transfer).map(Answer::Released),
         })
         .collect();
 
@@ -609,6 +617,112 @@ impl<'a> Ledger<'a> {
             at: release.now,
         });
         released
+    }
+
+    /// Moves allocated units of one order line to another location (a re-route), once per
+    /// `transfer_id`; refused when the target location has fewer units available.
+    fn transfer(&mut self, t: &AllocationTransfer) -> Result<u32, InventoryError> {
+        let order = t.order_id.as_uuid();
+        let known = self.movements.get(&t.transfer_id).or_else(|| {
+            self.new_movements
+                .iter()
+                .find(|m| m.movement_id == t.transfer_id)
+        });
+        if let Some(marker) = known {
+            return Ok(released_by(marker));
+        }
+        let sku = t.sku.as_str();
+        let available = self.level(sku, &t.to).available;
+        if available < i64::from(t.quantity) {
+            return Err(InventoryError::NotEnoughAt {
+                sku: t.sku.clone(),
+                location_id: t.to.clone(),
+                wanted: t.quantity,
+                available,
+            });
+        }
+        // Give the units back where they were held (the named location first)...
+        let template = self
+            .active_rows(order)
+            .into_iter()
+            .map(|i| self.reservations[&order][i].clone())
+            .find(|r| i64::from(r.line_no) == i64::from(t.line_no));
+        let Some(template) = template else {
+            return Ok(0);
+        };
+        let moved = self.release_units(&PartialRelease {
+            order_id: t.order_id,
+            release_id: format!("{}:from", t.transfer_id),
+            lines: vec![super::UnitsAt {
+                line_no: t.line_no,
+                sku: t.sku.clone(),
+                quantity: t.quantity,
+                location_id: Some(t.from.clone()),
+            }],
+            now: t.now,
+        });
+        // ...and hold them at the new location, added to a hold the line may have there.
+        let units = i64::from(moved);
+        let existing = self.reservations.get(&order).and_then(|rows| {
+            rows.iter().position(|r| {
+                i64::from(r.line_no) == i64::from(t.line_no)
+                    && r.location_id == t.to
+                    && r.state != RELEASED
+            })
+        });
+        match existing {
+            Some(index) if units > 0 => {
+                let state = self.reservations[&order][index].state.clone();
+                self.change_stock(sku, &t.to, |stock| {
+                    if state == ALLOCATED {
+                        stock.allocated += units;
+                    } else {
+                        stock.reserved += units;
+                    }
+                });
+                if let Some(row) = self
+                    .reservations
+                    .get_mut(&order)
+                    .and_then(|rows| rows.get_mut(index))
+                {
+                    row.quantity += units;
+                    row.updated_at = t.now;
+                }
+                self.changed_reservations.push((order, index));
+            }
+            _ if units > 0 => {
+                if let (Ok(ship_to), Ok(quantity)) = (
+                    ShipTo::new(&template.ship_country, &template.ship_postal_code),
+                    Quantity::parse(units),
+                ) {
+                    let line = ReservedLine {
+                        line_no: t.line_no,
+                        sku: t.sku.clone(),
+                        location_id: t.to.clone(),
+                        quantity,
+                    };
+                    self.hold(
+                        order,
+                        &ship_to,
+                        &[line],
+                        ALLOCATED,
+                        template.expires_at,
+                        t.now,
+                    );
+                }
+            }
+            _ => {}
+        }
+        self.new_movements.push(MovementRow {
+            movement_id: t.transfer_id.clone(),
+            sku: sku.to_owned(),
+            location_id: t.to.clone(),
+            delta_on_hand: 0,
+            reason: format!("{RELEASE_REASON_PREFIX}{moved}"),
+            order_id: Some(order),
+            at: t.now,
+        });
+        Ok(moved)
     }
 
     fn expire(&mut self, orders: &[Uuid], now: DateTime<Utc>) -> Vec<OrderId> {

@@ -878,6 +878,7 @@ mod tests {
         .chain(
             super::super::fulfillment::tests::one_of_each(order)
                 .into_iter()
+                .chain(super::super::cancellation::tests::one_of_each(order))
                 .map(|e| envelope(order, 2, e)),
         )
         .chain(

@@ -31,3 +31,63 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
         _ => None,
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use chrono::{TimeZone, Utc};
+    use waybill_schemas::events::{
+        CancelReason, CancelledUnits, CancelledUnitsReleased, OrderLinesCancelled,
+    };
+    use waybill_schemas::{Currency, Money, OrderEvent, OrderId, Quantity, Sku};
+
+    use super::super::apply;
+    use crate::testing::{envelope, placed_event};
+
+    /// One of each line-cancellation event.
+    pub(crate) fn one_of_each(order: OrderId) -> Vec<OrderEvent> {
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let id = uuid::Uuid::now_v7();
+        vec![
+            OrderEvent::OrderLinesCancelled(OrderLinesCancelled {
+                order_id: order,
+                cancellation_id: id,
+                lines: vec![CancelledUnits {
+                    line_no: 1,
+                    sku: Sku::parse("TEE-RED-M").unwrap(),
+                    quantity: Quantity::parse(1).unwrap(),
+                    fulfillment_id: None,
+                }],
+                reason: CancelReason::CustomerRequest,
+                note: None,
+                value: Money::new(1_620, Currency::parse("USD").unwrap()),
+                requested_by: "web".into(),
+                cancelled_at: at,
+            }),
+            OrderEvent::CancelledUnitsReleased(CancelledUnitsReleased {
+                order_id: order,
+                cancellation_id: id,
+                nodes_amended: vec![],
+                released_units: 1,
+                released_at: at,
+            }),
+        ]
+    }
+
+    #[test]
+    fn cancelled_units_show_on_their_line_with_what_they_were_worth() {
+        let order = OrderId::new_v7();
+        let mut view = apply(None, &placed_event(order, 1)).expect("placed");
+        for (i, event) in one_of_each(order).into_iter().enumerate() {
+            view = apply(Some(&view), &envelope(order, i as i64 + 2, event)).expect("applies");
+        }
+        let line = view.lines.iter().find(|l| l.line_no == 1).expect("line 1");
+        assert_eq!(line.cancelled_quantity, 1);
+        let said: Vec<&str> = view.timeline.iter().map(|e| e.summary.as_str()).collect();
+        assert!(
+            said.contains(&"1 item cancelled (customer request): 16.20 USD will not be charged or will be refunded"),
+            "{said:?}"
+        );
+        // The stock release is not the customer's business: no second line.
+        assert_eq!(said.iter().filter(|s| s.contains("cancelled")).count(), 1);
+    }
+}

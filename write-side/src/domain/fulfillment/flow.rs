@@ -16,14 +16,17 @@ pub struct FulfillmentPolicy {
     pub auto_close_after: Duration,
     /// Carrier handoff retries after an exception before an agent is alerted.
     pub max_handoff_retries: u32,
+    /// How long a confirmed order waits before it is routed (`WAYBILL_FULFILLMENT_HOLD_SECS`).
+    pub hold: Duration,
 }
 
 impl Default for FulfillmentPolicy {
-    /// Close 14 days after the last delivery; retry a failed handoff twice.
+    /// Close 14 days after the last delivery; retry a failed handoff twice; route at once.
     fn default() -> Self {
         Self {
             auto_close_after: Duration::days(14),
             max_handoff_retries: 2,
+            hold: Duration::zero(),
         }
     }
 }
@@ -160,6 +163,14 @@ pub fn next_step(
             // Every unit was cancelled before routing.
             return FulfillmentStep::Done;
         }
+        if let Some(confirmed_at) = state.confirmed_at {
+            let route_at = confirmed_at + policy.hold;
+            if now < route_at {
+                return FulfillmentStep::Wait {
+                    until: Some(route_at),
+                };
+            }
+        }
         return FulfillmentStep::Route;
     }
     for o in &state.orders {
@@ -249,5 +260,54 @@ pub fn next_step(
         None => FulfillmentStep::Wait {
             until: pickup_deadline,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use waybill_schemas::events::{CaptureMode, OrderConfirmed};
+    use waybill_schemas::{OrderEvent, OrderId};
+
+    use super::*;
+
+    fn confirmed_at(at: DateTime<Utc>) -> Fulfillment {
+        let order_id = OrderId::new_v7();
+        let mut placed = crate::domain::order::fixtures::placed_event(order_id, None);
+        placed.placed_at = at;
+        Fulfillment::from_events(&[
+            OrderEvent::OrderPlaced(placed),
+            OrderEvent::OrderConfirmed(OrderConfirmed {
+                order_id,
+                capture_mode: CaptureMode::Immediate,
+                confirmed_at: at,
+            }),
+        ])
+    }
+
+    #[test]
+    fn a_confirmed_order_waits_out_the_hold_before_it_is_routed() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap();
+        let state = confirmed_at(at);
+        let returns = ReturnsPolicy::bundled().expect("bundled returns policy");
+        let policy = FulfillmentPolicy {
+            hold: Duration::minutes(5),
+            ..FulfillmentPolicy::default()
+        };
+        assert_eq!(
+            next_step(&state, &policy, &returns, at + Duration::minutes(1)),
+            FulfillmentStep::Wait {
+                until: Some(at + Duration::minutes(5))
+            }
+        );
+        assert_eq!(
+            next_step(&state, &policy, &returns, at + Duration::minutes(5)),
+            FulfillmentStep::Route
+        );
+        assert_eq!(
+            next_step(&state, &FulfillmentPolicy::default(), &returns, at),
+            FulfillmentStep::Route,
+            "no hold by default"
+        );
     }
 }

@@ -82,6 +82,7 @@ pub struct Fulfillment {
     pub ordered: BTreeMap<u32, FulfillmentLine>,
     pub allocated: Vec<ReservedLine>,
     pub confirmed: Option<CaptureMode>,
+    pub confirmed_at: Option<DateTime<Utc>>,
     pub cancelled: bool,
     pub orders: Vec<FulfillmentOrder>,
     pub shipments: Vec<Shipment>,
@@ -149,7 +150,10 @@ impl Fulfillment {
             }
             OrderEvent::OrderCancelled(_) => self.cancelled = true,
             OrderEvent::InventoryAllocated(e) => self.allocated = e.lines.clone(),
-            OrderEvent::OrderConfirmed(e) => self.confirmed = Some(e.capture_mode),
+            OrderEvent::OrderConfirmed(e) => {
+                self.confirmed = Some(e.capture_mode);
+                self.confirmed_at = Some(e.confirmed_at);
+            }
             OrderEvent::FulfillmentRouted(e) => {
                 if let RouteCause::ShortPick {
                     from_fulfillment_id,
