@@ -17,6 +17,7 @@ mod config;
 pub mod finance;
 mod http;
 pub mod me;
+pub mod store_credit;
 pub mod openapi;
 pub mod page;
 pub mod problem;

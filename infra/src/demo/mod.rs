@@ -11,6 +11,7 @@
 //! and where to look. Then [`money`] refunds some of the captured orders,
 //! loses a card dispute on one, and imports the day's settlement report.
 
+mod exchanges;
 mod finance;
 mod follow;
 mod fulfillment;
@@ -249,6 +250,7 @@ async fn demo(
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
     money::after_checkout(settings, client, actors, &followed).await?;
+    exchanges::run(client, actors, &followed).await?;
     // After the refunds, the lost dispute and the settlement import, so the summary and the
     // reconciliation show them.
     let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();

@@ -367,7 +367,27 @@ fn payment_words(view: &TrackingView, money: &dyn Fn(i64) -> String) -> String {
         PaymentState::Authorized => {
             format!("{} held on your card", money(payment.authorized_minor))
         }
-        PaymentState::Captured => format!("{} paid", money(payment.captured_minor)),
+        PaymentState::Captured => {
+            let mut words = format!("{} paid", money(payment.captured_minor));
+            if payment.extra_charged_minor > 0 {
+                let _ = write!(
+                    words,
+                    " (including {} for an exchange)",
+                    money(payment.extra_charged_minor)
+                );
+            }
+            if payment.refunded_minor > 0 {
+                let _ = write!(words, "; {} refunded to your card", money(payment.refunded_minor));
+            }
+            if payment.store_credit_minor > 0 {
+                let _ = write!(
+                    words,
+                    "; {} given as store credit",
+                    money(payment.store_credit_minor)
+                );
+            }
+            words
+        }
         PaymentState::Declined => match &payment.decline_message {
             Some(why) => format!("Declined: {why}"),
             None => "Declined".into(),

@@ -6,6 +6,7 @@
 //! gives the whole picture. What the gateway reports it settled and paid out lives in streams of
 //! its own (`settlement-…`, `payout-…`, see [`settlement`]).
 
+mod charge;
 mod chargeback;
 mod fulfillment;
 mod inventory;
@@ -16,9 +17,11 @@ mod payment;
 mod refund;
 mod risk;
 pub mod settlement;
+mod store_credit;
 
 use serde::Serialize;
 
+pub use charge::{ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested};
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
@@ -47,6 +50,8 @@ pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskRevie
 pub use settlement::{
     PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
 };
+
+pub use store_credit::StoreCreditIssued;
 
 use crate::upcast;
 
@@ -144,6 +149,10 @@ order_events! {
     ShipmentTracked = 1,
     ShipmentExceptionHandled = 1,
     OrderClosed = 1,
+    ExtraChargeRequested = 1,
+    ExtraChargeCaptured = 1,
+    ExtraChargeDeclined = 1,
+    StoreCreditIssued = 1,
 }
 
 impl OrderEventKind {

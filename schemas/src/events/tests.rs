@@ -128,6 +128,22 @@ fn checked_in_json_schemas_match_the_rust_types() {
         ),
         ("OrderClosed.v1.schema.json", schema_for!(OrderClosed)),
         (
+            "ExtraChargeRequested.v1.schema.json",
+            schema_for!(ExtraChargeRequested),
+        ),
+        (
+            "ExtraChargeCaptured.v1.schema.json",
+            schema_for!(ExtraChargeCaptured),
+        ),
+        (
+            "ExtraChargeDeclined.v1.schema.json",
+            schema_for!(ExtraChargeDeclined),
+        ),
+        (
+            "StoreCreditIssued.v1.schema.json",
+            schema_for!(StoreCreditIssued),
+        ),
+        (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
         ),
@@ -563,6 +579,40 @@ fn money_events(order_id: OrderId) -> Vec<OrderEvent> {
             report_id: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             transaction_ids: vec!["cap_1".into(), "fee_1".into()],
             recorded_at: at,
+        }),
+        OrderEvent::ExtraChargeRequested(ExtraChargeRequested {
+            order_id,
+            charge_id: refund_id,
+            amount: usd(1200),
+            reason: "exchange for a dearer size".into(),
+            requested_by: "returns".into(),
+            return_id: Some(format!("{order_id}-R1")),
+            requested_at: at,
+        }),
+        OrderEvent::ExtraChargeCaptured(ExtraChargeCaptured {
+            order_id,
+            charge_id: refund_id,
+            authorization_id: "auth_2".into(),
+            capture_id: "cap_2".into(),
+            amount: usd(1200),
+            captured_at: at,
+        }),
+        OrderEvent::ExtraChargeDeclined(ExtraChargeDeclined {
+            order_id,
+            charge_id: refund_id,
+            code: "insufficient_funds".into(),
+            message: "The card has insufficient funds.".into(),
+            declined_at: at,
+        }),
+        OrderEvent::StoreCreditIssued(StoreCreditIssued {
+            order_id,
+            credit_id: refund_id,
+            customer_id: "c-42".into(),
+            amount: usd(800),
+            reason: "goodwill: late delivery".into(),
+            issued_by: "agent-7".into(),
+            return_id: None,
+            issued_at: at,
         }),
     ]
 }

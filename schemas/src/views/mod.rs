@@ -2,16 +2,18 @@
 
 mod consistency;
 mod search;
+mod store_credit;
 mod tracking;
 
 pub use consistency::ConsistencyToken;
+pub use store_credit::{store_credit_key, StoreCreditEntry};
 pub use search::{
     FacetCount, Highlight, OrderDocument, SearchAddress, SearchCustomer, SearchFacets, SearchHit,
     SearchLine,
 };
 pub use tracking::{
     DeliveryState, PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState,
-    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment,
+    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingStoreCredit,
     TrackingPickup, TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus,
     TrackingStock, TrackingTotals, TrackingView,
 };

@@ -7,6 +7,7 @@ mod bad_input;
 mod cancel;
 mod checkout;
 mod checkout_resilience;
+mod exchanges;
 mod finance;
 mod fulfillment;
 mod idempotency;

@@ -5,6 +5,7 @@
 //! response to send (fresh or replayed) or a typed [`CommandError`]; HTTP mapping is the API's.
 
 mod cancel;
+mod charge;
 mod decide;
 mod dispute;
 mod place;
@@ -14,10 +15,11 @@ mod review;
 mod settlement;
 
 pub use cancel::cancel_order;
+pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};
-pub use refund::{parse_refund, refund_order, RefundBody};
+pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
     CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
 };

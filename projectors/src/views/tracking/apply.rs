@@ -12,7 +12,7 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::views::{
     DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
-    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+    TrackingLine, TrackingPayment, TrackingStatus, TrackingStoreCredit, TrackingStock, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -242,9 +242,49 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
                 lost.amount
             ))
         }
+        OrderEvent::ExtraChargeCaptured(charged) => {
+            let minor = charged.amount.minor;
+            view.payment.captured_minor = view.payment.captured_minor.saturating_add(minor);
+            view.payment.extra_charged_minor =
+                view.payment.extra_charged_minor.saturating_add(minor);
+            Some(format!(
+                "Extra payment of {} taken from your card",
+                charged.amount
+            ))
+        }
+        OrderEvent::ExtraChargeDeclined(declined) => Some(format!(
+            "We couldn't take the extra payment: {}; we will contact you",
+            decline_words(&declined.code)
+        )),
+        OrderEvent::StoreCreditIssued(issued) => {
+            let credit_id = issued.credit_id.to_string();
+            if !view
+                .payment
+                .store_credits
+                .iter()
+                .any(|c| c.credit_id == credit_id)
+            {
+                view.payment.store_credit_minor = view
+                    .payment
+                    .store_credit_minor
+                    .saturating_add(issued.amount.minor);
+                view.payment.store_credits.push(TrackingStoreCredit {
+                    credit_id,
+                    amount_minor: issued.amount.minor,
+                    currency: issued.amount.currency.code().to_owned(),
+                    return_id: issued.return_id.clone(),
+                    issued_at: issued.issued_at,
+                });
+            }
+            Some(format!(
+                "Store credit of {} added to your account",
+                issued.amount
+            ))
+        }
         // Internal until money moves: requests, gateway failures, disputes in progress and
         // their reasons stay with agents and finance.
-        OrderEvent::RefundRequested(_)
+        OrderEvent::ExtraChargeRequested(_)
+        | OrderEvent::RefundRequested(_)
         | OrderEvent::RefundFailed(_)
         | OrderEvent::ChargebackOpened(_)
         | OrderEvent::ChargebackEvidenceSubmitted(_)

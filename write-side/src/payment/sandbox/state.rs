@@ -27,6 +27,9 @@ pub enum CardBehaviour {
     ProcessingError,
     /// Approves, but answers only after the configured `slow_response`.
     Slow,
+    /// Approves an order's first authorization and declines any later one (`card_declined`):
+    /// an extra charge after the order's own payment fails.
+    FirstOnly,
 }
 
 /// The test cards. Anything else is declined as `invalid_token`.
@@ -56,6 +59,7 @@ pub const TEST_CARDS: &[(&str, CardBehaviour)] = &[
     ),
     ("4000000000000119", CardBehaviour::ProcessingError),
     ("4000000000006975", CardBehaviour::Slow),
+    ("4000000000000341", CardBehaviour::FirstOnly),
 ];
 
 const AUTHENTICATION_FAILED: &str = "authentication_failed";
@@ -197,8 +201,20 @@ impl Ledger {
                 detail: format!("must be positive, got {}", amount.minor),
             });
         }
-        let stage = match card_behaviour(token) {
-            CardBehaviour::Approve | CardBehaviour::Slow => Stage::Authorized {
+        let behaviour = match card_behaviour(token) {
+            CardBehaviour::FirstOnly
+                if self.authorizations.values().any(|a| a.order_id == order_id) =>
+            {
+                CardBehaviour::Decline {
+                    code: "card_declined",
+                    message: "the card was declined",
+                }
+            }
+            CardBehaviour::FirstOnly => CardBehaviour::Approve,
+            other => other,
+        };
+        let stage = match behaviour {
+            CardBehaviour::Approve | CardBehaviour::Slow | CardBehaviour::FirstOnly => Stage::Authorized {
                 until: now + self.policy.auth_validity,
             },
             CardBehaviour::ThreeDSecure => Stage::Challenge {
