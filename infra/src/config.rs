@@ -356,6 +356,10 @@ pub struct FulfillmentSettings {
     /// `write-side/fulfillment-routing.json`.
     #[arg(long, env = "WAYBILL_ROUTING_CONFIG", global = true)]
     pub routing_config: Option<std::path::PathBuf>,
+    /// Return policy (JSON, see write-side/RETURNS.md). Unset: the bundled
+    /// `write-side/returns-policy.json`.
+    #[arg(long, env = "WAYBILL_RETURNS_POLICY", global = true)]
+    pub returns_policy: Option<std::path::PathBuf>,
     /// How long the fulfillment worker sleeps when nothing is due, in milliseconds.
     #[arg(
         long,

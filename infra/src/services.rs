@@ -341,6 +341,7 @@ mod commands {
         render: MetricsRender,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+        let policy = super::returns_policy(settings).map(std::sync::Arc::new);
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
@@ -361,6 +362,9 @@ mod commands {
                 }
                 config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
                 config.logistics_webhook_secret = secrets.logistics_webhook_secret.clone();
+                if let Ok(policy) = &policy {
+                    config.returns_policy = policy.clone();
+                }
                 config.inventory.reservation_ttl =
                     std::time::Duration::from_secs(settings.checkout.reservation_ttl_secs);
                 config.gateway = waybill_write_side::payment::HttpGateway::new(
@@ -375,6 +379,7 @@ mod commands {
         let stop = shutdown.wait();
         async move {
             let config = config?;
+            policy?;
             tracing::info!(addr = %listener.local_addr()?, "command API listening");
             command_api::serve(listener, config, pool, stop).await
         }
@@ -598,6 +603,12 @@ mod fulfillment {
             None => RoutingConfig::bundled(),
         }
         .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
+        let returns = returns_policy(settings)?;
+        // Restocks returned units (its own writer; the checkout worker has another).
+        let inventory = waybill_write_side::inventory::Inventory::spawn(
+            pool.clone(),
+            waybill_write_side::inventory::InventoryConfig::default(),
+        );
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
         let auto_close_ms = (f.auto_close_days * 86_400_000.0).max(0.0) as i64;
@@ -606,6 +617,8 @@ mod fulfillment {
             pool,
             logistics,
             routing: Arc::new(routing),
+            returns: Arc::new(returns),
+            inventory,
             policy: FulfillmentPolicy {
                 auto_close_after: chrono::Duration::milliseconds(auto_close_ms),
                 max_handoff_retries: f.max_handoff_retries,
@@ -669,3 +682,19 @@ mod sandbox {
 }
 
 pub use projector::config as projector_config;
+
+/// The return policy: `WAYBILL_RETURNS_POLICY`, or the bundled one.
+pub fn returns_policy(
+    settings: &Settings,
+) -> anyhow::Result<waybill_write_side::domain::returns::ReturnsPolicy> {
+    use waybill_write_side::domain::returns::ReturnsPolicy;
+    match &settings.fulfillment.returns_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading return policy {}", path.display()))?;
+            ReturnsPolicy::parse(&text)
+        }
+        None => ReturnsPolicy::bundled(),
+    }
+    .map_err(|e| anyhow::anyhow!("return policy: {e}"))
+}

@@ -353,6 +353,14 @@ async fn write_rows(
         .filter_map(|(request, _)| request.wake_flow)
         .collect();
     checkout::flows::wake(conn, &woken, now).await?;
+    // A return (requested or inspected by an agent) is the fulfillment flow's to move on.
+    let mut returns: Vec<OrderId> = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("Return"))
+        .filter_map(|e| OrderId::from_stream_id(&e.stream_id))
+        .collect();
+    returns.dedup();
+    crate::fulfillment::flows::wake(conn, &returns, now).await?;
     Ok(outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or(CommitOutcome::Committed))

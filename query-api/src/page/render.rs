@@ -219,15 +219,34 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
             "<section aria-labelledby=\"h-returns\" id=\"returns\"><h2 id=\"h-returns\">Returns</h2>",
         );
         for ret in &view.returns {
+            let units: u32 = ret.lines.iter().map(|l| l.quantity).sum();
             let _ = write!(
                 html,
-                "<div class=\"card\"><h3>Return {rma}</h3><p>{status}</p>{refund}</div>",
+                "<div class=\"card\"><h3>Return {rma}</h3><p>{status}</p><p>{units} item(s)</p>{label}{fees}{refund}</div>",
                 rma = escape(&ret.rma),
                 status = return_words(ret.status),
-                refund = if ret.refunded_minor > 0 {
-                    format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
+                label = match (&ret.label_url, &ret.instructions) {
+                    (Some(url), instructions) if ret.refund_minor.is_none() => format!(
+                        "<p><a href=\"{}\">Print your return label</a></p><p>{}</p>",
+                        escape(url),
+                        escape(instructions.as_deref().unwrap_or_default())
+                    ),
+                    _ => String::new(),
+                },
+                fees = if ret.fees_minor > 0 {
+                    format!("<p>Return fees: {}</p>", escape(&money(ret.fees_minor)))
                 } else {
                     String::new()
+                },
+                refund = if ret.refunded_minor > 0 {
+                    format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
+                } else if let Some(refund) = ret.refund_minor.filter(|m| *m > 0) {
+                    format!("<p>Refund of {} on its way</p>", escape(&money(refund)))
+                } else {
+                    format!(
+                        "<p>Expected refund {}</p>",
+                        escape(&money(ret.expected_refund_minor))
+                    )
                 },
             );
         }
@@ -421,9 +440,10 @@ fn shipment_words(status: ShipmentStatus) -> &'static str {
 
 fn return_words(status: ReturnStatus) -> &'static str {
     match status {
-        ReturnStatus::Requested => "Requested",
-        ReturnStatus::Approved => "Approved: send the items back",
+        ReturnStatus::Requested => "Requested: your return label is on its way",
+        ReturnStatus::Approved | ReturnStatus::LabelIssued => "Label ready: send the items back",
         ReturnStatus::Received => "Received, checking the items",
+        ReturnStatus::Inspected => "Checked: your refund is on its way",
         ReturnStatus::Refunded => "Refunded",
         ReturnStatus::Rejected => "Not accepted",
     }

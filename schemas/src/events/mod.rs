@@ -15,6 +15,7 @@ mod order_confirmed;
 mod order_placed;
 mod payment;
 mod refund;
+mod returns;
 mod risk;
 pub mod settlement;
 mod store_credit;
@@ -46,6 +47,11 @@ pub use payment::{
     PaymentDeclined, PaymentMethod, PaymentVoided,
 };
 pub use refund::{PaymentRefunded, RefundFailed, RefundKind, RefundRequested};
+pub use returns::{
+    InspectedLine, ReplacementLine, ReturnFee, ReturnFeeKind, ReturnInspected, ReturnLabelIssued,
+    ReturnLine, ReturnReason, ReturnReceived, ReturnRefundDecided, ReturnRequested,
+    ReturnResolution, ReturnRestocked,
+};
 pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskReviewResolved};
 pub use settlement::{
     PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
@@ -149,6 +155,12 @@ order_events! {
     ShipmentTracked = 1,
     ShipmentExceptionHandled = 1,
     OrderClosed = 1,
+    ReturnRequested = 1,
+    ReturnLabelIssued = 1,
+    ReturnReceived = 1,
+    ReturnInspected = 1,
+    ReturnRestocked = 1,
+    ReturnRefundDecided = 1,
     ExtraChargeRequested = 1,
     ExtraChargeCaptured = 1,
     ExtraChargeDeclined = 1,

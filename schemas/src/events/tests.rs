@@ -128,6 +128,27 @@ fn checked_in_json_schemas_match_the_rust_types() {
         ),
         ("OrderClosed.v1.schema.json", schema_for!(OrderClosed)),
         (
+            "ReturnRequested.v1.schema.json",
+            schema_for!(ReturnRequested),
+        ),
+        (
+            "ReturnLabelIssued.v1.schema.json",
+            schema_for!(ReturnLabelIssued),
+        ),
+        ("ReturnReceived.v1.schema.json", schema_for!(ReturnReceived)),
+        (
+            "ReturnInspected.v1.schema.json",
+            schema_for!(ReturnInspected),
+        ),
+        (
+            "ReturnRestocked.v1.schema.json",
+            schema_for!(ReturnRestocked),
+        ),
+        (
+            "ReturnRefundDecided.v1.schema.json",
+            schema_for!(ReturnRefundDecided),
+        ),
+        (
             "ExtraChargeRequested.v1.schema.json",
             schema_for!(ExtraChargeRequested),
         ),
@@ -787,6 +808,93 @@ fn sample_fulfillment(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<Order
             order_id,
             last_delivery_at: at,
             closed_at: at,
+        }),
+        OrderEvent::ReturnRequested(ReturnRequested {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            lines: vec![ReturnLine {
+                line_no: 1,
+                sku: Sku::parse("TEE-RED-M").unwrap(),
+                quantity: Quantity::parse(1).unwrap(),
+                reason: ReturnReason::ChangedMind,
+                note: Some("too bright".into()),
+                paid: usd(1458),
+                origin_node_id: "wh-east".into(),
+            }],
+            resolution: ReturnResolution::Exchange {
+                replacements: vec![ReplacementLine {
+                    for_line_no: 1,
+                    sku: Sku::parse("TEE-BLUE-M").unwrap(),
+                    quantity: Quantity::parse(1).unwrap(),
+                    unit_price: usd(1500),
+                }],
+            },
+            fees: vec![
+                ReturnFee {
+                    kind: ReturnFeeKind::ReturnShipping,
+                    line_no: None,
+                    amount: usd(495),
+                },
+                ReturnFee {
+                    kind: ReturnFeeKind::Restocking,
+                    line_no: Some(1),
+                    amount: usd(145),
+                },
+            ],
+            fees_waived: false,
+            expected_refund: usd(818),
+            requested_by: "customer:c-42".into(),
+            requested_at: at,
+        }),
+        OrderEvent::ReturnLabelIssued(ReturnLabelIssued {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            carrier: "parcelco".into(),
+            tracking_number: "RT123".into(),
+            tracking_url: "http://127.0.0.1:8092/carrier/track/RT123".into(),
+            label_url: "http://127.0.0.1:8092/labels/RT123".into(),
+            instructions: "Drop the parcel at any parcelco point; it goes to wh-east.".into(),
+            issued_at: at,
+        }),
+        OrderEvent::ReturnReceived(ReturnReceived {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            node_id: "wh-east".into(),
+            received_at: at,
+        }),
+        OrderEvent::ReturnInspected(ReturnInspected {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            lines: vec![InspectedLine {
+                line_no: 1,
+                sku: Sku::parse("TEE-RED-M").unwrap(),
+                accepted: 1,
+                rejected: 0,
+                resellable: 1,
+                note: None,
+            }],
+            inspected_by: "wh-east".into(),
+            inspected_at: at,
+        }),
+        OrderEvent::ReturnRestocked(ReturnRestocked {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            location_id: "wh-east".into(),
+            lines: vec![FulfillmentLine {
+                line_no: 1,
+                sku: Sku::parse("TEE-RED-M").unwrap(),
+                quantity: Quantity::parse(1).unwrap(),
+            }],
+            restocked_at: at,
+        }),
+        OrderEvent::ReturnRefundDecided(ReturnRefundDecided {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            accepted_value: usd(1458),
+            fees: vec![],
+            amount: usd(1458),
+            refund_id: Some(uuid::Uuid::nil()),
+            decided_at: at,
         }),
     ]
 }

@@ -161,15 +161,44 @@ pub struct TrackingReturn {
     /// Refunded so far, minor units of the order currency.
     #[serde(default)]
     pub refunded_minor: i64,
+    /// The prepaid return label and its tracking link, once the carrier issued it.
+    #[serde(default)]
+    pub label_url: Option<String>,
+    #[serde(default)]
+    pub tracking_url: Option<String>,
+    /// How to send the parcel back.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// Fees kept from the refund (return shipping, restocking), minor units.
+    #[serde(default)]
+    pub fees_minor: i64,
+    /// The refund if every unit is accepted.
+    #[serde(default)]
+    pub expected_refund_minor: i64,
+    /// The refund decided after inspection (before the gateway pays it out).
+    #[serde(default)]
+    pub refund_minor: Option<i64>,
+    /// Units accepted and not accepted at inspection.
+    #[serde(default)]
+    pub accepted_units: u32,
+    #[serde(default)]
+    pub rejected_units: u32,
+    /// The refund's id, to match the gateway's payout to this return.
+    #[serde(default)]
+    pub refund_id: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// requested → label_issued → received → inspected → refunded, or rejected (nothing accepted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReturnStatus {
     Requested,
+    /// Not used since label_issued exists; kept so stored views still read.
     Approved,
+    LabelIssued,
     Received,
+    Inspected,
     Refunded,
     Rejected,
 }

@@ -32,7 +32,9 @@ const SIGNATURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(
     description = "A node's signed report (header `Waybill-Logistics-Signature: t=<unix>,v1=<hex \
         HMAC-SHA256 of \"<t>.<body>\">`): `{id, order_id, fulfillment_id, occurred_at, report: \
         {type: picked | packed | short_picked (missing) | ready_for_pickup (pickup_code, \
-        collect_by) | picked_up (pickup_code)}}`. Each id is applied once.",
+        collect_by) | picked_up (pickup_code) | return_received | return_inspected (lines: \
+        [{line_no, sku, accepted, rejected, resellable, note?}])}}`; for the two return reports \
+        `fulfillment_id` is the return id. Each id is applied once.",
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "Applied, duplicate or ignored", body = WebhookResponse),
@@ -63,6 +65,7 @@ pub async fn wms_webhook(
         &webhook.id,
         webhook.order_id,
         &command,
+        &state.services.returns_policy,
         Utc::now(),
     )
     .instrument(span)
@@ -121,7 +124,8 @@ pub async fn carrier_webhook(
         webhooks::CARRIER,
         &webhook.id,
         webhook.order_id,
-        &command,
+        &command.into(),
+        &state.services.returns_policy,
         Utc::now(),
     )
     .instrument(span)

@@ -11,6 +11,7 @@ mod money;
 pub mod openapi;
 pub mod problem;
 mod request;
+mod returns;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
+use crate::domain::returns::ReturnsPolicy;
 use crate::event_store::EventStore;
 use crate::inventory::{Inventory, InventoryConfig};
 use crate::payment::HttpGateway;
@@ -70,6 +72,8 @@ pub struct CommandApiConfig {
     /// The payment gateway evidence for disputes is sent to and settlement reports are fetched
     /// from (`None`: those endpoints answer 500 and log why).
     pub gateway: Option<HttpGateway>,
+    /// The return policy (`POST /v1/orders/{id}/returns`, return reports).
+    pub returns_policy: Arc<ReturnsPolicy>,
 }
 
 impl CommandApiConfig {
@@ -90,6 +94,8 @@ impl CommandApiConfig {
             metrics_render,
             inventory: InventoryConfig::default(),
             gateway: None,
+            // The bundled policy is tested to parse; the default is the same minus the fees.
+            returns_policy: Arc::new(ReturnsPolicy::bundled().unwrap_or_default()),
         }
     }
 }
@@ -161,6 +167,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             pool,
             batcher,
             tracking_secret: config.tracking_secret.into(),
+            returns_policy: config.returns_policy,
         },
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,
@@ -183,6 +190,11 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             post(money::submit_evidence),
         )
         .route("/v1/settlement/imports", post(money::import_settlement))
+        .route("/v1/orders/{id}/returns", post(returns::request_return))
+        .route(
+            "/v1/orders/{id}/returns/{return_id}/inspection",
+            post(returns::record_inspection),
+        )
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))

@@ -209,6 +209,53 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// `POST /v1/orders/{id}/returns` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ReturnRequestBody {
+    /// 1 to 200 lines, each order line at most once.
+    lines: Vec<ReturnLineRequest>,
+    /// `refund` (default). `store_credit` and `exchange` are not offered yet: 422 `resolution`.
+    #[schema(example = "refund")]
+    resolution: Option<String>,
+    /// Agents and admins only: keep no fees.
+    waive_fees: Option<bool>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ReturnLineRequest {
+    line_no: u32,
+    /// At most delivered minus already returned, within the window.
+    quantity: i64,
+    /// wrong_size, damaged, not_as_described, wrong_item, changed_mind, arrived_late, other
+    /// (the policy may allow fewer).
+    #[schema(example = "wrong_size")]
+    reason: String,
+    /// At most 500 characters.
+    note: Option<String>,
+}
+
+/// `POST /v1/orders/{id}/returns/{return_id}/inspection` body: every returned line once.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct InspectionRequestBody {
+    lines: Vec<InspectionLineRequest>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct InspectionLineRequest {
+    line_no: u32,
+    sku: String,
+    /// accepted + rejected = the returned quantity.
+    accepted: u32,
+    rejected: u32,
+    /// Accepted units that go back into stock (≤ accepted).
+    resellable: u32,
+    note: Option<String>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill command API", description = "Commands that change orders. Errors are application/problem+json."),
@@ -224,6 +271,8 @@ impl Modify for ApiKeyAuth {
         super::money::import_settlement,
         super::fulfillment::wms_webhook,
         super::fulfillment::carrier_webhook,
+        super::returns::request_return,
+        super::returns::record_inspection,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock
     ),
@@ -234,6 +283,9 @@ impl Modify for ApiKeyAuth {
         super::checkout::ReviewQueue, super::checkout::ReviewItem,
         super::checkout::WebhookResponse,
         RefundRequestBody, crate::commands::RefundResponse,
+        ReturnRequestBody, ReturnLineRequest, InspectionRequestBody, InspectionLineRequest,
+        crate::commands::ReturnResponse, crate::commands::ReturnLineResponse,
+        crate::commands::FeeResponse, crate::commands::ReturnLabelResponse,
         ChargeRequestBody, crate::commands::ChargeResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,

@@ -186,6 +186,13 @@ impl From<CommandError> for Problem {
                 format!("the order has no dispute {id}"),
             )
             .with_field("dispute_id"),
+            CommandError::ReturnNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "return-not-found",
+                "Return not found",
+                format!("the order has no return {id}"),
+            )
+            .with_field("return_id"),
             CommandError::Conflict(id) => Self::new(
                 StatusCode::CONFLICT,
                 "concurrency-conflict",

@@ -11,6 +11,7 @@ mod dispute;
 mod place;
 mod refund;
 mod responses;
+mod returns;
 mod review;
 mod settlement;
 
@@ -22,6 +23,10 @@ pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
     CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
+};
+pub use returns::{
+    parse_inspection, parse_return, record_inspection, request_return, FeeResponse, ReturnBody,
+    ReturnLabelResponse, ReturnLineResponse, ReturnResponse,
 };
 pub use review::review_order;
 pub use settlement::{import_settlement, parse_import, ImportBody, ImportResponse, PayoutResponse};
@@ -50,6 +55,7 @@ pub struct CommandServices {
     pub store: EventStore,
     pub batcher: CommitBatcher,
     pub tracking_secret: Arc<[u8]>,
+    pub returns_policy: Arc<crate::domain::returns::ReturnsPolicy>,
 }
 
 /// Who is asking, under which idempotency key, for which exact request.
@@ -91,6 +97,8 @@ pub enum CommandError {
     Forbidden,
     #[error("dispute {0} not found")]
     DisputeNotFound(String),
+    #[error("return {0} not found")]
+    ReturnNotFound(String),
     /// A system Waybill depends on (the payment gateway) failed; retrying may work.
     #[error("upstream failure: {0}")]
     Upstream(String),

@@ -13,6 +13,7 @@ pub mod order;
 pub mod place;
 pub mod place_typed;
 pub mod pricing;
+pub mod returns;
 pub mod risk;
 
 pub use cancel::{parse_cancel_order, CancelOrder};

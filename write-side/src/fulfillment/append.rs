@@ -1,6 +1,7 @@
 //! Appending fulfillment events: one SERIALIZABLE transaction with the outbox rows, and with
 //! what must change together with them: the webhook receipt (de-duplication) and the flow's
-//! wake-up, the checkout flow's wake-up when a parcel ships (capture on shipment), and the
+//! wake-up, the checkout flow's wake-up when a parcel ships (capture on shipment) or a return
+//! is refunded, and the
 //! learned transit time when a parcel is delivered.
 
 use chrono::{DateTime, Utc};
@@ -69,10 +70,13 @@ pub async fn store(
     receipt: Option<Receipt<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Stored, EventStoreError> {
-    let ships = events.iter().any(|e| {
+    // A shipment (capture on shipment) or a return's refund is the checkout flow's to do.
+    let wakes_checkout = events.iter().any(|e| {
         matches!(
             e,
-            OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_)
+            OrderEvent::ShipmentCreated(_)
+                | OrderEvent::PickupCompleted(_)
+                | OrderEvent::RefundRequested(_)
         )
     });
     let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events
@@ -127,7 +131,7 @@ pub async fn store(
             event_store::rows::insert_events(&mut tx, &refs).await?;
             outbox::insert(&mut tx, &refs, now).await?;
         }
-        if ships {
+        if wakes_checkout {
             crate::checkout::flows::wake(&mut tx, &[order_id], now).await?;
         }
         for (shipment, carrier, distance, hours, at) in &learned {

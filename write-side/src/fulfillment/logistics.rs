@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use waybill_schemas::events::FulfillmentLine;
+use waybill_schemas::events::{FulfillmentLine, InspectedLine};
 use waybill_schemas::OrderId;
 
 /// The header that carries a logistics webhook's signature.
@@ -51,12 +51,32 @@ pub struct LabelCreated {
     pub eta: DateTime<Utc>,
 }
 
-/// What a node reports about a fulfillment order (`POST /v1/webhooks/wms`).
+/// `POST {carrier}/carrier/v1/return-labels` (header `Idempotency-Key`, `<return id>:label`):
+/// a prepaid label for the customer to send a return to `to_node`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLabelRequest {
+    pub order_id: OrderId,
+    pub return_id: String,
+    /// The carrier that delivered the units (the carrier's own default when empty).
+    pub carrier: String,
+    pub to_node: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLabelCreated {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub tracking_url: String,
+    pub label_url: String,
+}
+
+/// What a node reports about a fulfillment order or a return (`POST /v1/webhooks/wms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeWebhook {
     pub id: String,
     pub order_id: OrderId,
+    /// The fulfillment order's id; for `return_received` / `return_inspected`, the return id.
     pub fulfillment_id: String,
     pub report: NodeReport,
     pub occurred_at: DateTime<Utc>,
@@ -76,6 +96,12 @@ pub enum NodeReport {
     },
     PickedUp {
         pickup_code: String,
+    },
+    /// The return's parcel arrived at the node.
+    ReturnReceived,
+    /// The node inspected the returned units.
+    ReturnInspected {
+        lines: Vec<InspectedLine>,
     },
 }
 
@@ -163,6 +189,20 @@ impl LogisticsClient {
         self.post(
             "carrier",
             &format!("{}/carrier/v1/labels", self.carrier_url),
+            key,
+            request,
+        )
+        .await
+    }
+
+    pub async fn create_return_label(
+        &self,
+        key: &str,
+        request: &ReturnLabelRequest,
+    ) -> Result<ReturnLabelCreated, LogisticsError> {
+        self.post(
+            "carrier",
+            &format!("{}/carrier/v1/return-labels", self.carrier_url),
             key,
             request,
         )

@@ -27,6 +27,8 @@ pub enum FulfillmentError {
     Logistics(#[from] logistics::LogisticsError),
     #[error(transparent)]
     Refused(#[from] crate::domain::fulfillment::FulfillmentError),
+    #[error(transparent)]
+    ReturnRefused(#[from] crate::domain::returns::ReturnError),
     #[error("inconsistent fulfillment state: {0}")]
     Inconsistent(String),
 }

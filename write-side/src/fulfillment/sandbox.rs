@@ -3,8 +3,10 @@
 //! and keeps everything in memory. It answers the adapter's calls (`/wms/v1/tasks`,
 //! `/carrier/v1/labels`, `/carrier/v1/parcels/{tracking}/retry`, idempotent per
 //! `Idempotency-Key`), and offers driver endpoints that act like a node or a carrier would:
-//! `POST /sandbox/nodes/{fulfillment_id}/report` and `POST /sandbox/parcels/{tracking}/scan`
-//! send the corresponding signed webhook to Waybill and answer with what Waybill said.
+//! `POST /sandbox/nodes/{fulfillment_id}/report`, `POST /sandbox/parcels/{tracking}/scan` and
+//! `POST /sandbox/returns/{return_id}/report` (the receiving node: `received`, or `inspected`
+//! with lines) send the corresponding signed webhook to Waybill and answer with what Waybill
+//! said. Return labels (`/carrier/v1/return-labels`) are parcels too.
 //! `GET /sandbox/tasks?order_id=` and `GET /sandbox/parcels?order_id=` list what it was asked.
 
 use std::collections::HashMap;
@@ -19,12 +21,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use waybill_schemas::events::FulfillmentLine;
+use waybill_schemas::events::{FulfillmentLine, InspectedLine};
 use waybill_schemas::OrderId;
 
 use super::logistics::{
-    CarrierWebhook, LabelCreated, LabelRequest, NodeReport, NodeWebhook, TaskAccepted, TaskRequest,
-    SIGNATURE_HEADER,
+    CarrierWebhook, LabelCreated, LabelRequest, NodeReport, NodeWebhook, ReturnLabelCreated,
+    ReturnLabelRequest, TaskAccepted, TaskRequest, SIGNATURE_HEADER,
 };
 use crate::payment::webhook::sign;
 
@@ -106,6 +108,7 @@ pub fn router(config: LogisticsSandboxConfig) -> Router {
     Router::new()
         .route("/wms/v1/tasks", post(create_task))
         .route("/carrier/v1/labels", post(create_label))
+        .route("/carrier/v1/return-labels", post(create_return_label))
         .route("/carrier/v1/parcels/{tracking}/retry", post(retry_handoff))
         .route("/carrier/track/{tracking}", get(track_page))
         .route("/carrier/labels/{tracking}", get(label_page))
@@ -113,6 +116,7 @@ pub fn router(config: LogisticsSandboxConfig) -> Router {
         .route("/sandbox/parcels", get(list_parcels))
         .route("/sandbox/nodes/{fulfillment_id}/report", post(node_report))
         .route("/sandbox/parcels/{tracking}/scan", post(carrier_scan))
+        .route("/sandbox/returns/{return_id}/report", post(return_report))
         .route("/health", get(|| async { "ok" }))
         .with_state(sandbox)
 }
@@ -201,6 +205,46 @@ async fn create_label(
     };
     let answer = serde_json::to_value(label).unwrap_or_default();
     inner.answers.insert(format!("label:{key}"), answer.clone());
+    Json(answer).into_response()
+}
+
+/// A prepaid return label; the parcel is listed with the return id as its shipment id.
+async fn create_return_label(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Json(request): Json<ReturnLabelRequest>,
+) -> Response {
+    let key = key_of(&headers).unwrap_or_else(|| format!("{}:label", request.return_id));
+    let public = sandbox.config.public_url.clone();
+    let mut inner = sandbox.inner();
+    if let Some(answer) = inner.answers.get(&format!("return-label:{key}")) {
+        return Json(answer.clone()).into_response();
+    }
+    inner.seq += 1;
+    let carrier = if request.carrier.is_empty() {
+        "parcelco".to_owned()
+    } else {
+        request.carrier
+    };
+    let tracking_number = format!("RT{}{:06}", inner.run, inner.seq);
+    inner.parcels.push(Parcel {
+        tracking_number: tracking_number.clone(),
+        order_id: request.order_id,
+        shipment_id: request.return_id,
+        carrier: carrier.clone(),
+        handoff_retries: 0,
+        scans: Vec::new(),
+    });
+    let label = ReturnLabelCreated {
+        carrier,
+        tracking_url: format!("{public}/carrier/track/{tracking_number}"),
+        label_url: format!("{public}/carrier/labels/{tracking_number}"),
+        tracking_number,
+    };
+    let answer = serde_json::to_value(label).unwrap_or_default();
+    inner
+        .answers
+        .insert(format!("return-label:{key}"), answer.clone());
     Json(answer).into_response()
 }
 
@@ -352,6 +396,71 @@ async fn node_report(
     Json(serde_json::json!({
         "event_id": id,
         "pickup_code": pickup_code,
+        "waybill_status": status,
+        "waybill_response": answer,
+    }))
+    .into_response()
+}
+
+/// What the receiving node reports about a return.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ReturnAction {
+    Received,
+    Inspected { lines: Vec<InspectedLine> },
+}
+
+#[derive(Debug, Deserialize)]
+struct ReturnDrive {
+    /// The order the return belongs to (its id is `<order id>-R<n>`, so it may be left out).
+    #[serde(default)]
+    order_id: Option<OrderId>,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(flatten)]
+    action: ReturnAction,
+}
+
+/// The order id inside a return id `<order id>-R<n>`.
+fn order_of_return(return_id: &str) -> Option<OrderId> {
+    let (order, _) = return_id.rsplit_once("-R")?;
+    OrderId::parse(order).ok()
+}
+
+async fn return_report(
+    State(sandbox): State<Sandbox>,
+    Path(return_id): Path<String>,
+    Json(drive): Json<ReturnDrive>,
+) -> Response {
+    let Some(order_id) = drive.order_id.or_else(|| order_of_return(&return_id)) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("{return_id} is not a return id (<order id>-R<n>)"),
+        );
+    };
+    let id = {
+        let mut inner = sandbox.inner();
+        inner.seq += 1;
+        drive
+            .event_id
+            .clone()
+            .unwrap_or_else(|| format!("wms-rt-{}-{}", inner.run, inner.seq))
+    };
+    let report = match drive.action {
+        ReturnAction::Received => NodeReport::ReturnReceived,
+        ReturnAction::Inspected { lines } => NodeReport::ReturnInspected { lines },
+    };
+    let webhook = NodeWebhook {
+        id: id.clone(),
+        order_id,
+        fulfillment_id: return_id,
+        report,
+        occurred_at: Utc::now(),
+    };
+    let url = sandbox.config.wms_webhook_url.clone();
+    let (status, answer) = deliver(&sandbox, &url, &webhook).await;
+    Json(serde_json::json!({
+        "event_id": id,
         "waybill_status": status,
         "waybill_response": answer,
     }))

@@ -13,6 +13,7 @@ use waybill_schemas::{Actor, OrderId};
 use crate::domain::fulfillment::{
     carrier, Fulfillment, FulfillmentCommand, FulfillmentError, Scan,
 };
+use crate::domain::returns::{ReturnCommand, ReturnError, ReturnsPolicy};
 use crate::event_store::{EventStore, EventStoreError};
 
 use super::append::{self, Receipt, Stored};
@@ -41,10 +42,23 @@ pub struct BadWebhook {
     pub detail: String,
 }
 
+/// What a webhook asks of the order: a fulfillment or a return command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookCommand {
+    Fulfillment(FulfillmentCommand),
+    Return(ReturnCommand),
+}
+
+impl From<FulfillmentCommand> for WebhookCommand {
+    fn from(command: FulfillmentCommand) -> Self {
+        Self::Fulfillment(command)
+    }
+}
+
 /// The command a node report asks for.
-pub fn node_command(webhook: &NodeWebhook) -> FulfillmentCommand {
+pub fn node_command(webhook: &NodeWebhook) -> WebhookCommand {
     let fulfillment_id = webhook.fulfillment_id.clone();
-    match &webhook.report {
+    let command = match &webhook.report {
         NodeReport::Picked => FulfillmentCommand::RecordProgress {
             fulfillment_id,
             progress: NodeProgress::Picked,
@@ -69,7 +83,21 @@ pub fn node_command(webhook: &NodeWebhook) -> FulfillmentCommand {
             fulfillment_id,
             code: pickup_code.clone(),
         },
-    }
+        NodeReport::ReturnReceived => {
+            return WebhookCommand::Return(ReturnCommand::Receive {
+                return_id: fulfillment_id,
+                node_id: String::new(),
+            })
+        }
+        NodeReport::ReturnInspected { lines } => {
+            return WebhookCommand::Return(ReturnCommand::Inspect {
+                return_id: fulfillment_id,
+                lines: lines.clone(),
+                inspected_by: String::new(),
+            })
+        }
+    };
+    command.into()
 }
 
 /// The command a carrier scan asks for; an unknown status code is refused.
@@ -101,7 +129,8 @@ pub async fn apply(
     provider: &'static str,
     webhook_id: &str,
     order_id: OrderId,
-    command: &FulfillmentCommand,
+    command: &WebhookCommand,
+    returns: &ReturnsPolicy,
     now: DateTime<Utc>,
 ) -> Result<WebhookOutcome, EventStoreError> {
     for _ in 0..5 {
@@ -112,11 +141,20 @@ pub async fn apply(
             )));
         }
         let state = Fulfillment::from_events(&append::decode(&envelopes)?);
-        let (events, outcome, label) = match state.handle(command, now) {
-            Err(
+        let decided = match command {
+            WebhookCommand::Fulfillment(c) => state.handle(c, now).map_err(Refusal::Fulfillment),
+            WebhookCommand::Return(c) => state
+                .handle_return(c, returns, now)
+                .map_err(Refusal::Return),
+        };
+        let (events, outcome, label) = match decided {
+            Err(Refusal::Fulfillment(
                 unknown @ (FulfillmentError::UnknownShipment(_)
                 | FulfillmentError::UnknownFulfillment(_)),
-            ) => return Ok(WebhookOutcome::NotYetKnown(unknown.to_string())),
+            )) => return Ok(WebhookOutcome::NotYetKnown(unknown.to_string())),
+            Err(Refusal::Return(unknown @ ReturnError::UnknownReturn(_))) => {
+                return Ok(WebhookOutcome::NotYetKnown(unknown.to_string()))
+            }
             Ok(events) if events.is_empty() => (
                 events,
                 WebhookOutcome::Ignored("already recorded or older than the recorded scan".into()),
@@ -146,4 +184,13 @@ pub async fn apply(
         expected: 0,
         actual: None,
     })
+}
+
+/// Why the order refused a webhook's command.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Fulfillment(FulfillmentError),
+    #[error(transparent)]
+    Return(ReturnError),
 }

@@ -3,6 +3,9 @@
 //! retry, close), records the outcome through the fulfillment aggregate and asks again, until
 //! the flow waits for a node or carrier (parked; their webhooks wake it), waits for the
 //! auto-close deadline (parked until then: a durable deadline row), or is done (row deleted).
+//! Returns ride the same flow: a return label (key `<return id>:label`), restocking the accepted
+//! resellable units (key `<return id>:restock:<line>`) and the refund decision (its
+//! `RefundRequested` wakes the checkout flow, which pays it out).
 //! Every external call carries the step's idempotency key, so a crash between the call and the
 //! append repeats the call harmlessly.
 
@@ -23,13 +26,14 @@ use crate::domain::fulfillment::routing::{
     Candidate, LocationType, RoutePlan, RouteRequest, RoutingConfig, TransitHistory,
 };
 use crate::domain::fulfillment::{Fulfillment, FulfillmentCommand, Label};
+use crate::domain::returns::{ReturnCommand, ReturnLabel, ReturnsPolicy};
 use crate::domain::Order;
 use crate::event_store::EventStore;
-use crate::inventory::{self, zones, Location, LocationKind, ShipTo};
+use crate::inventory::{self, zones, Inventory, Location, LocationId, LocationKind, ShipTo};
 
 use super::append::{self, Stored};
 use super::flows::{self, Claimed, Release};
-use super::logistics::{LabelRequest, LogisticsClient, TaskRequest};
+use super::logistics::{LabelRequest, LogisticsClient, ReturnLabelRequest, TaskRequest};
 use super::FulfillmentError;
 
 /// What the worker needs.
@@ -40,6 +44,9 @@ pub struct FulfillmentServices {
     pub logistics: LogisticsClient,
     pub routing: Arc<RoutingConfig>,
     pub policy: FulfillmentPolicy,
+    pub returns: Arc<ReturnsPolicy>,
+    /// Restocks returned units.
+    pub inventory: Inventory,
     /// How long a claimed row is leased.
     pub lease: chrono::Duration,
     /// Rows claimed per pass.
@@ -117,9 +124,9 @@ async fn advance(
         let order = Order::from_events(&events);
         let state = Fulfillment::from_events(&events);
         let now = Utc::now();
-        let step = next_step(&state, &services.policy, now);
+        let step = next_step(&state, &services.policy, &services.returns, now);
         let key = step.idempotency_key(&order_id.to_string());
-        let command = match step {
+        let command: Decided = match step {
             FulfillmentStep::Done => return Ok(Release::Finish),
             FulfillmentStep::Wait {
                 until: Some(due_at),
@@ -143,6 +150,7 @@ async fn advance(
                     plan,
                     cause: RouteCause::Confirmation,
                 }
+                .into()
             }
             FulfillmentStep::Reroute {
                 fulfillment_id,
@@ -156,6 +164,7 @@ async fn advance(
                         from_fulfillment_id: fulfillment_id,
                     },
                 }
+                .into()
             }
             FulfillmentStep::Submit { fulfillment_id } => {
                 let o = state
@@ -176,6 +185,7 @@ async fn advance(
                     fulfillment_id,
                     wms_task_id: accepted.task_id,
                 }
+                .into()
             }
             FulfillmentStep::Ship { fulfillment_id } => {
                 let o = state
@@ -202,6 +212,7 @@ async fn advance(
                         eta: label.eta,
                     },
                 }
+                .into()
             }
             FulfillmentStep::HandleException {
                 shipment_id,
@@ -234,10 +245,70 @@ async fn advance(
                     action,
                     detail,
                 }
+                .into()
             }
-            FulfillmentStep::Close => FulfillmentCommand::Close,
+            FulfillmentStep::IssueReturnLabel { return_id } => {
+                let r = state
+                    .returns
+                    .get(&return_id)
+                    .ok_or_else(|| FulfillmentError::Inconsistent(return_id.clone()))?;
+                let origin = r
+                    .requested
+                    .lines
+                    .first()
+                    .map(|l| l.origin_node_id.clone())
+                    .unwrap_or_default();
+                let carrier = state
+                    .handovers()
+                    .into_iter()
+                    .find(|h| h.node_id == origin)
+                    .map(|h| h.carrier)
+                    .unwrap_or_default();
+                let request = ReturnLabelRequest {
+                    order_id,
+                    return_id: return_id.clone(),
+                    carrier,
+                    to_node: services.returns.restock_location(&origin).to_owned(),
+                };
+                let label = services
+                    .logistics
+                    .create_return_label(key.as_deref().unwrap_or_default(), &request)
+                    .await?;
+                Decided::Return(ReturnCommand::IssueLabel {
+                    return_id,
+                    label: ReturnLabel {
+                        carrier: label.carrier,
+                        tracking_number: label.tracking_number,
+                        tracking_url: label.tracking_url,
+                        label_url: label.label_url,
+                    },
+                })
+            }
+            FulfillmentStep::RestockReturn { return_id, lines } => {
+                for (location, line) in &lines {
+                    let location = LocationId::parse(location)?;
+                    services
+                        .inventory
+                        .restock(
+                            line.sku.clone(),
+                            location,
+                            line.quantity.get(),
+                            &format!("{return_id}:restock:{}", line.line_no),
+                            now,
+                        )
+                        .await?;
+                }
+                Decided::Return(ReturnCommand::Restock { return_id })
+            }
+            FulfillmentStep::ResolveReturn { return_id } => {
+                Decided::Return(ReturnCommand::Resolve { return_id })
+            }
+            FulfillmentStep::Close => FulfillmentCommand::Close.into(),
         };
-        let events = state.handle(&command, now)?;
+        let events = match &command {
+            Decided::Fulfillment(c) => state.handle(c, now)?,
+            Decided::Return(c) => state.handle_return(c, &services.returns, now)?,
+        };
         if events.is_empty() {
             return Ok(Release::Retry {
                 due_at: now + chrono::Duration::seconds(1),
@@ -253,6 +324,19 @@ async fn advance(
         due_at: Utc::now(),
         stage: "run",
     })
+}
+
+/// A step's outcome, to record through the fulfillment or the returns side of the order.
+#[derive(Debug)]
+enum Decided {
+    Fulfillment(FulfillmentCommand),
+    Return(ReturnCommand),
+}
+
+impl From<FulfillmentCommand> for Decided {
+    fn from(command: FulfillmentCommand) -> Self {
+        Self::Fulfillment(command)
+    }
 }
 
 /// Routes `lines`: first over the nodes holding the order's allocation, then what is left over

@@ -407,6 +407,12 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         }
         OrderEvent::PickupCompleted(_) => advance(fact, status::SHIPPED),
         OrderEvent::OrderClosed(_) => advance(fact, status::CLOSED),
+        OrderEvent::ReturnRequested(_)
+        | OrderEvent::ReturnLabelIssued(_)
+        | OrderEvent::ReturnReceived(_)
+        | OrderEvent::ReturnInspected(_)
+        | OrderEvent::ReturnRestocked(_)
+        | OrderEvent::ReturnRefundDecided(_) => {}
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
         | OrderEvent::FulfillmentProgressed(_)

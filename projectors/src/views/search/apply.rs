@@ -223,6 +223,23 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         OrderEvent::ShipmentExceptionHandled(_) => add_tag(document, "exception"),
         OrderEvent::FulfillmentShortPicked(_) => add_tag(document, "short_picked"),
         OrderEvent::OrderClosed(_) => add_tag(document, "closed"),
+        OrderEvent::ReturnRequested(requested) => {
+            if !document.rma_numbers.contains(&requested.return_id) {
+                document.rma_numbers.push(requested.return_id.clone());
+            }
+            remove_tag(document, "closed");
+            add_tag(document, "return");
+            add_tag(document, "return_open");
+        }
+        OrderEvent::ReturnRefundDecided(_) => {
+            // Open while any return is unresolved; the view counts none, so the latest
+            // resolution clears the tag unless another request follows.
+            remove_tag(document, "return_open");
+        }
+        OrderEvent::ReturnLabelIssued(_)
+        | OrderEvent::ReturnReceived(_)
+        | OrderEvent::ReturnInspected(_)
+        | OrderEvent::ReturnRestocked(_) => {}
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
         | OrderEvent::FulfillmentProgressed(_)

@@ -16,8 +16,8 @@ use waybill_schemas::views::{
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
-use super::fulfillment;
 use super::TrackingError;
+use super::{fulfillment, returns};
 
 /// The view after `event`, given the view before it (`None` before the order's first event).
 pub fn apply(
@@ -230,6 +230,7 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
                 .payment
                 .refunded_minor
                 .saturating_add(refunded.amount.minor);
+            returns::refunded(view, refunded);
             Some(format!("Refund of {} sent to your card", refunded.amount))
         }
         OrderEvent::ChargebackLost(lost) => {
@@ -319,6 +320,12 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ShipmentTracked(_)
         | OrderEvent::ShipmentExceptionHandled(_)
         | OrderEvent::OrderClosed(_) => fulfillment::change(view, event),
+        OrderEvent::ReturnRequested(_)
+        | OrderEvent::ReturnLabelIssued(_)
+        | OrderEvent::ReturnReceived(_)
+        | OrderEvent::ReturnInspected(_)
+        | OrderEvent::ReturnRestocked(_)
+        | OrderEvent::ReturnRefundDecided(_) => returns::change(view, event),
     }
 }
 

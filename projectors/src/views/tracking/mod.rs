@@ -5,6 +5,7 @@
 
 mod apply;
 mod fulfillment;
+mod returns;
 mod store;
 #[cfg(test)]
 mod tests;

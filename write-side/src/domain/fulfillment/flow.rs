@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use waybill_schemas::events::{CarrierStatus, ExceptionAction, FulfillmentLine};
 
 use super::Fulfillment;
+use crate::domain::returns::ReturnsPolicy;
 
 /// The process manager's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,20 @@ pub enum FulfillmentStep {
         carrier_event_id: String,
         action: ExceptionAction,
     },
+    /// Buy a prepaid return label for a return.
+    IssueReturnLabel {
+        return_id: String,
+    },
+    /// Put a return's accepted resellable units back on hand (one inventory call per line).
+    RestockReturn {
+        return_id: String,
+        /// Location and units, per returned line.
+        lines: Vec<(String, FulfillmentLine)>,
+    },
+    /// Decide what the customer gets for an inspected return (the refund).
+    ResolveReturn {
+        return_id: String,
+    },
     Close,
     /// Nothing to do until a webhook wakes the flow, or until `until`.
     Wait {
@@ -68,15 +83,56 @@ impl FulfillmentStep {
             Self::HandleException {
                 carrier_event_id, ..
             } => Some(format!("{order_id}:{carrier_event_id}:retry")),
+            Self::IssueReturnLabel { return_id } => Some(format!("{return_id}:label")),
             _ => None,
         }
     }
+}
+
+/// The next step of the first open return that has one (label, restock, resolution); returns
+/// waiting for the node's receipt or inspection have none.
+fn return_step(state: &Fulfillment, returns: &ReturnsPolicy) -> Option<FulfillmentStep> {
+    for r in state.returns.returns.iter().filter(|r| r.is_open()) {
+        if r.label.is_none() {
+            return Some(FulfillmentStep::IssueReturnLabel {
+                return_id: r.id().to_owned(),
+            });
+        }
+        if r.inspected.is_none() {
+            continue;
+        }
+        let resellable = r.resellable_lines();
+        if !resellable.is_empty() && !r.is_restocked() {
+            let lines = resellable
+                .into_iter()
+                .map(|line| {
+                    let origin = r
+                        .requested
+                        .lines
+                        .iter()
+                        .find(|l| l.line_no == line.line_no)
+                        .map(|l| l.origin_node_id.as_str())
+                        .unwrap_or_default();
+                    (returns.restock_location(origin).to_owned(), line)
+                })
+                .collect();
+            return Some(FulfillmentStep::RestockReturn {
+                return_id: r.id().to_owned(),
+                lines,
+            });
+        }
+        return Some(FulfillmentStep::ResolveReturn {
+            return_id: r.id().to_owned(),
+        });
+    }
+    None
 }
 
 /// What the fulfillment flow of `state` does next at `now`.
 pub fn next_step(
     state: &Fulfillment,
     policy: &FulfillmentPolicy,
+    returns: &ReturnsPolicy,
     now: DateTime<Utc>,
 ) -> FulfillmentStep {
     if state.closed || state.order_id.is_none() || state.confirmed.is_none() {
@@ -123,8 +179,22 @@ pub fn next_step(
             }
         }
     }
+    if let Some(step) = return_step(state, returns) {
+        return step;
+    }
+    // An open return holds auto-close: the order waits for the node's report.
+    if state.returns.any_open() {
+        return FulfillmentStep::Wait { until: None };
+    }
     match state.fully_delivered() {
         Some(last) => {
+            // A resolved return restarts the auto-close period.
+            let last = state
+                .returns
+                .returns
+                .iter()
+                .filter_map(|r| r.resolved_at())
+                .fold(last, |a, b| a.max(b));
             let close_at = last + policy.auto_close_after;
             if close_at <= now {
                 FulfillmentStep::Close

@@ -1,5 +1,5 @@
-//! Property tests: whatever nodes and carriers report, in whatever order, every ordered unit is
-//! in exactly one place, and the flow never ships what was not packed.
+//! Property tests: whatever nodes, carriers and returning customers do, in whatever order, every
+//! ordered unit is in exactly one place, and the flow never ships what was not packed.
 
 use chrono::Duration;
 use proptest::prelude::*;
@@ -12,6 +12,8 @@ use super::flow::{next_step, FulfillmentPolicy, FulfillmentStep};
 use super::routing::{Candidate, LocationType, RouteRequest, RoutingConfig, TransitHistory};
 use super::*;
 use crate::domain::order::fixtures::{placed_event, t0};
+use crate::domain::returns::{RequestedLine, ReturnCommand, ReturnLabel, ReturnsPolicy};
+use waybill_schemas::events::{InspectedLine, ReturnReason, ReturnResolution};
 
 /// One thing a node, a carrier or the process manager may do, by index into what exists.
 #[derive(Debug, Clone)]
@@ -22,6 +24,35 @@ enum Act {
     Ready(usize),
     Collect(usize, bool),
     Scan(usize, u8, i64, u8),
+    Return(u32, u32),
+    Inspect(usize, u32, u32),
+}
+
+/// A command for the fulfillment or the returns side.
+#[derive(Debug, Clone)]
+enum Cmd {
+    F(FulfillmentCommand),
+    R(ReturnCommand),
+}
+
+impl Cmd {
+    fn handle(
+        &self,
+        state: &Fulfillment,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Vec<OrderEvent>> {
+        match self {
+            Cmd::F(c) => state.handle(c, now).ok(),
+            Cmd::R(c) => state.handle_return(c, &returns_policy(), now).ok(),
+        }
+    }
+}
+
+fn returns_policy() -> ReturnsPolicy {
+    ReturnsPolicy {
+        window_days: 365.0,
+        ..ReturnsPolicy::bundled().expect("bundled policy")
+    }
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -32,6 +63,8 @@ fn act() -> impl Strategy<Value = Act> {
         1 => (0..4usize).prop_map(Act::Ready),
         1 => (0..4usize, any::<bool>()).prop_map(|(i, ok)| Act::Collect(i, ok)),
         3 => (0..4usize, 0..6u8, 0..100i64, 0..3u8).prop_map(|(i, s, t, e)| Act::Scan(i, s, t, e)),
+        2 => (1..3u32, 1..3u32).prop_map(|(l, n)| Act::Return(l, n)),
+        2 => (0..3usize, 0..3u32, 0..3u32).prop_map(|(i, a, r)| Act::Inspect(i, a, r)),
     ]
 }
 
@@ -71,10 +104,10 @@ fn run_step(
     pickup: bool,
     cands: &[Candidate],
     n: i64,
-) -> Option<FulfillmentCommand> {
+) -> Option<Cmd> {
     let now = t0() + Duration::minutes(n);
     let method = if pickup { "pickup" } else { "standard" };
-    match next_step(state, &FulfillmentPolicy::default(), now) {
+    let command = match next_step(state, &FulfillmentPolicy::default(), &returns_policy(), now) {
         FulfillmentStep::Route => {
             let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
             let plan = config.route(&RouteRequest {
@@ -137,8 +170,26 @@ fn run_step(
             detail: "x".into(),
         }),
         FulfillmentStep::Close => Some(FulfillmentCommand::Close),
+        FulfillmentStep::IssueReturnLabel { return_id } => {
+            return Some(Cmd::R(ReturnCommand::IssueLabel {
+                return_id,
+                label: ReturnLabel {
+                    carrier: "parcelco".into(),
+                    tracking_number: "RT".into(),
+                    tracking_url: "u".into(),
+                    label_url: "l".into(),
+                },
+            }))
+        }
+        FulfillmentStep::RestockReturn { return_id, .. } => {
+            return Some(Cmd::R(ReturnCommand::Restock { return_id }))
+        }
+        FulfillmentStep::ResolveReturn { return_id } => {
+            return Some(Cmd::R(ReturnCommand::Resolve { return_id }))
+        }
         FulfillmentStep::Wait { .. } | FulfillmentStep::Done => None,
-    }
+    };
+    command.map(Cmd::F)
 }
 
 fn check_units(state: &Fulfillment) -> Result<(), TestCaseError> {
@@ -152,6 +203,9 @@ fn check_units(state: &Fulfillment) -> Result<(), TestCaseError> {
         &b.returned_to_sender,
         &b.awaiting_reroute,
         &b.cancelled,
+        &b.return_requested,
+        &b.returned,
+        &b.restocked,
     ];
     for (no, line) in &state.ordered {
         let placed_in: u32 = all
@@ -203,8 +257,30 @@ proptest! {
         for (n, a) in acts.into_iter().enumerate() {
             let n = n as i64;
             let pick = |i: usize| state.orders.get(i % state.orders.len().max(1)).map(|o| o.id().to_owned());
-            let command = match a {
+            let command: Option<Cmd> = match a {
                 Act::Step => run_step(&state, &config, pickup, &cands, n),
+                Act::Return(line_no, k) => Some(Cmd::R(ReturnCommand::Request {
+                    lines: vec![RequestedLine { line_no, quantity: Quantity::parse(i64::from(k)).expect("positive"), reason: ReturnReason::WrongSize, note: None }],
+                    resolution: ReturnResolution::Refund,
+                    waive_fees: false,
+                    requested_by: "c".into(),
+                })),
+                Act::Inspect(i, accept, resell) => state
+                    .returns
+                    .returns
+                    .get(i % state.returns.returns.len().max(1))
+                    .map(|r| Cmd::R(ReturnCommand::Inspect {
+                        return_id: r.id().to_owned(),
+                        lines: r.requested.lines.iter().map(|l| {
+                            let accepted = accept.min(l.quantity.get());
+                            InspectedLine { line_no: l.line_no, sku: l.sku.clone(), accepted, rejected: l.quantity.get() - accepted, resellable: resell.min(accepted), note: None }
+                        }).collect(),
+                        inspected_by: String::new(),
+                    })),
+                _ => None,
+            };
+            let command = command.or_else(|| match a {
+                Act::Step | Act::Return(..) | Act::Inspect(..) => None,
                 Act::Progress(i, packed) => pick(i).map(|fulfillment_id| FulfillmentCommand::RecordProgress {
                     fulfillment_id,
                     progress: if packed { NodeProgress::Packed } else { NodeProgress::Picked },
@@ -239,15 +315,15 @@ proptest! {
                             proof: None,
                         },
                     }),
-            };
+            }.map(Cmd::F));
             let Some(command) = command else { continue };
             let now = t0() + Duration::days(30) + Duration::minutes(n);
             let before = state.clone();
-            if let Ok(events) = state.handle(&command, now) {
+            if let Some(events) = command.handle(&state, now) {
                 for e in &events {
                     state.apply(e);
                 }
-                if matches!(command, FulfillmentCommand::CompletePickup { ref code, .. } if code != "123456") {
+                if matches!(command, Cmd::F(FulfillmentCommand::CompletePickup { ref code, .. }) if code != "123456") {
                     prop_assert!(events.is_empty() && before == state, "a wrong code collected");
                 }
             }
@@ -256,7 +332,7 @@ proptest! {
             }
             // The flow never loops: a step that changes nothing is never asked for twice.
             if let Some(again) = run_step(&state, &config, pickup, &cands, n) {
-                if let Ok(events) = state.handle(&again, now) {
+                if let Some(events) = again.handle(&state, now) {
                     prop_assert!(!events.is_empty(), "next_step asked for {:?}, which records nothing", again);
                 }
             }
@@ -279,7 +355,7 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
     let cands = candidates(&[(2, 1, 1), (0, 0, 0), (0, 0, 0)]);
     for _ in 0..2 {
         let command = run_step(&state, &config, false, &cands, 0).expect("route, then submit");
-        for e in state.handle(&command, t0()).unwrap() {
+        for e in command.handle(&state, t0()).unwrap() {
             state.apply(&e);
         }
     }
@@ -294,7 +370,7 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
         }
     }
     let ship = run_step(&state, &config, false, &cands, 0).expect("ship step");
-    for e in state.handle(&ship, t0()).unwrap() {
+    for e in ship.handle(&state, t0()).unwrap() {
         state.apply(&e);
     }
     let sid = state.shipments[0].created.shipment_id.clone();
@@ -332,13 +408,18 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
     let policy = FulfillmentPolicy::default();
     let last = t0() + Duration::minutes(20);
     assert_eq!(
-        next_step(&state, &policy, last + Duration::days(1)),
+        next_step(&state, &policy, &returns_policy(), last + Duration::days(1)),
         FulfillmentStep::Wait {
             until: Some(last + policy.auto_close_after)
         }
     );
     assert_eq!(
-        next_step(&state, &policy, last + policy.auto_close_after),
+        next_step(
+            &state,
+            &policy,
+            &returns_policy(),
+            last + policy.auto_close_after
+        ),
         FulfillmentStep::Close
     );
 }

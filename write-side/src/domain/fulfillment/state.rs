@@ -10,6 +10,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{OrderEvent, OrderId};
 
+use crate::domain::returns::Returns;
+
 /// One fulfillment order: what one node does for the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FulfillmentOrder {
@@ -75,7 +77,10 @@ pub struct Fulfillment {
     pub orders: Vec<FulfillmentOrder>,
     pub shipments: Vec<Shipment>,
     pub cancelled_lines: Vec<FulfillmentLine>,
+    /// Closed and not reopened by a return since.
     pub closed: bool,
+    /// The order's returns (they reopen a closed order until they are resolved).
+    pub returns: Returns,
     pub version: i64,
 }
 
@@ -108,6 +113,7 @@ impl Fulfillment {
     /// Folds one event. Never fails; events that are not about fulfillment only count.
     pub fn apply(&mut self, event: &OrderEvent) {
         self.version += 1;
+        self.returns.apply(event);
         match event {
             OrderEvent::OrderPlaced(placed) => {
                 self.order_id = Some(placed.order_id);
@@ -221,6 +227,7 @@ impl Fulfillment {
                 }
             }
             OrderEvent::OrderClosed(_) => self.closed = true,
+            OrderEvent::ReturnRequested(_) => self.closed = false,
             _ => {}
         }
     }
@@ -247,6 +254,7 @@ impl Fulfillment {
             b.awaiting_reroute = add(&b.awaiting_reroute, &o.pending_missing);
         }
         b.cancelled = self.cancelled_lines.clone();
+        self.place_returned_units(&mut b);
         let placed: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
         let routed: Vec<FulfillmentLine> = [
             &b.at_node,
@@ -256,11 +264,50 @@ impl Fulfillment {
             &b.returned_to_sender,
             &b.awaiting_reroute,
             &b.cancelled,
+            &b.return_requested,
+            &b.returned,
+            &b.restocked,
         ]
         .into_iter()
         .fold(Vec::new(), |acc, l| add(&acc, l));
         b.unrouted = subtract(&placed, &routed);
         b
+    }
+
+    /// Moves returned units out of delivered (then collected) into the return buckets: asked
+    /// back, received (awaiting inspection, rejected, or accepted and not resellable or not yet
+    /// restocked), restocked.
+    fn place_returned_units(&self, b: &mut UnitBuckets) {
+        for r in &self.returns.returns {
+            let asked = r.requested_lines();
+            match (&r.received, r.is_restocked()) {
+                (None, _) if r.inspected.is_none() => {
+                    b.return_requested = add(&b.return_requested, &asked)
+                }
+                (_, true) => {
+                    let back: Vec<FulfillmentLine> = r
+                        .restocked
+                        .iter()
+                        .fold(Vec::new(), |acc, e| add(&acc, &e.lines));
+                    b.restocked = add(&b.restocked, &back);
+                    b.returned = add(&b.returned, &subtract(&asked, &back));
+                }
+                _ => b.returned = add(&b.returned, &asked),
+            }
+            // The units come out of delivered, then collected; should a later carrier scan
+            // have moved their parcel out of delivered, out of wherever it now counts them.
+            let mut rest = asked;
+            for bucket in [
+                &mut b.delivered,
+                &mut b.collected,
+                &mut b.shipped,
+                &mut b.returned_to_sender,
+            ] {
+                let taken = intersect(bucket, &rest);
+                *bucket = subtract(bucket, &taken);
+                rest = subtract(&rest, &taken);
+            }
+        }
     }
 
     /// Whether the order was routed (to nodes, or cancelled because no node had it).
@@ -304,6 +351,12 @@ pub struct UnitBuckets {
     /// Short-picked, neither re-routed nor cancelled yet.
     pub awaiting_reroute: Vec<FulfillmentLine>,
     pub cancelled: Vec<FulfillmentLine>,
+    /// Delivered or collected, asked back by a return not yet received.
+    pub return_requested: Vec<FulfillmentLine>,
+    /// Back with us: awaiting inspection, rejected, or accepted but not (yet) restocked.
+    pub returned: Vec<FulfillmentLine>,
+    /// Accepted, resellable and on hand again.
+    pub restocked: Vec<FulfillmentLine>,
 }
 
 /// Total units in `lines`.
@@ -345,6 +398,11 @@ pub fn subtract(a: &[FulfillmentLine], b: &[FulfillmentLine]) -> Vec<Fulfillment
         }
     }
     from_map(map)
+}
+
+/// Per line, the smaller of `a` and `b`.
+pub fn intersect(a: &[FulfillmentLine], b: &[FulfillmentLine]) -> Vec<FulfillmentLine> {
+    subtract(a, &subtract(a, b))
 }
 
 /// Whether `part` fits in `whole` line by line.

@@ -325,6 +325,14 @@ impl Order {
             | OrderEvent::ShipmentTracked(_)
             | OrderEvent::ShipmentExceptionHandled(_)
             | OrderEvent::OrderClosed(_) => {}
+            // Returns are folded with fulfillment (`domain::returns`); their refunds arrive as
+            // `RefundRequested`, folded by the ledger.
+            OrderEvent::ReturnRequested(_)
+            | OrderEvent::ReturnLabelIssued(_)
+            | OrderEvent::ReturnReceived(_)
+            | OrderEvent::ReturnInspected(_)
+            | OrderEvent::ReturnRestocked(_)
+            | OrderEvent::ReturnRefundDecided(_) => {}
         }
     }
 }

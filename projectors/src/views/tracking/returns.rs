@@ -1,0 +1,124 @@
+//! How return events change the tracking view: each return with its status (requested → label
+//! issued → received → inspected → refunded, or rejected when nothing was accepted), the label
+//! and instructions, its lines, fees and refund. Pure, like `apply`.
+
+use waybill_schemas::events::{PaymentRefunded, ReturnLine};
+use waybill_schemas::views::{ReturnStatus, TrackingReturn, TrackingShipmentLine, TrackingView};
+use waybill_schemas::OrderEvent;
+
+fn units(lines: &[ReturnLine]) -> u32 {
+    lines.iter().map(|l| l.quantity.get()).sum()
+}
+
+fn items(n: u32) -> String {
+    if n == 1 {
+        "1 item".to_owned()
+    } else {
+        format!("{n} items")
+    }
+}
+
+fn find<'a>(view: &'a mut TrackingView, rma: &str) -> Option<&'a mut TrackingReturn> {
+    view.returns.iter_mut().find(|r| r.rma == rma)
+}
+
+/// Applies a return event; returns the customer's timeline line, if any.
+pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
+    match event {
+        OrderEvent::ReturnRequested(e) => {
+            if find(view, &e.return_id).is_none() {
+                view.returns.push(TrackingReturn {
+                    rma: e.return_id.clone(),
+                    status: ReturnStatus::Requested,
+                    lines: e
+                        .lines
+                        .iter()
+                        .map(|l| TrackingShipmentLine {
+                            line_no: l.line_no,
+                            quantity: l.quantity.get(),
+                        })
+                        .collect(),
+                    refunded_minor: 0,
+                    label_url: None,
+                    tracking_url: None,
+                    instructions: None,
+                    fees_minor: e.fees.iter().map(|f| f.amount.minor).sum(),
+                    expected_refund_minor: e.expected_refund.minor,
+                    refund_minor: None,
+                    accepted_units: 0,
+                    rejected_units: 0,
+                    refund_id: None,
+                    updated_at: e.requested_at,
+                });
+            }
+            Some(format!(
+                "Return {} started for {}",
+                e.return_id,
+                items(units(&e.lines))
+            ))
+        }
+        OrderEvent::ReturnLabelIssued(e) => {
+            let r = find(view, &e.return_id)?;
+            r.status = ReturnStatus::LabelIssued;
+            r.label_url = Some(e.label_url.clone());
+            r.tracking_url = Some(e.tracking_url.clone());
+            r.instructions = Some(e.instructions.clone());
+            r.updated_at = e.issued_at;
+            Some(format!(
+                "Return label ready: send the items back with {}",
+                e.carrier
+            ))
+        }
+        OrderEvent::ReturnReceived(e) => {
+            let r = find(view, &e.return_id)?;
+            r.status = ReturnStatus::Received;
+            r.updated_at = e.received_at;
+            Some("We received your return and are checking the items".to_owned())
+        }
+        OrderEvent::ReturnInspected(e) => {
+            let r = find(view, &e.return_id)?;
+            r.accepted_units = e.lines.iter().map(|l| l.accepted).sum();
+            r.rejected_units = e.lines.iter().map(|l| l.rejected).sum();
+            r.status = if r.accepted_units == 0 {
+                ReturnStatus::Rejected
+            } else {
+                ReturnStatus::Inspected
+            };
+            r.updated_at = e.inspected_at;
+            Some(match (r.accepted_units, r.rejected_units) {
+                (0, n) => format!("Return checked: {} could not be accepted", items(n)),
+                (a, 0) => format!("Return checked: {} accepted", items(a)),
+                (a, n) => format!(
+                    "Return checked: {} accepted, {} could not be accepted",
+                    items(a),
+                    items(n)
+                ),
+            })
+        }
+        OrderEvent::ReturnRestocked(_) => None,
+        OrderEvent::ReturnRefundDecided(e) => {
+            let r = find(view, &e.return_id)?;
+            r.refund_minor = Some(e.amount.minor);
+            r.fees_minor = e.fees.iter().map(|f| f.amount.minor).sum();
+            r.refund_id = e.refund_id.map(|id| id.to_string());
+            r.updated_at = e.decided_at;
+            (e.amount.minor > 0)
+                .then(|| format!("Refund of {} on its way for your return", e.amount))
+        }
+        _ => None,
+    }
+}
+
+/// The gateway paid a refund: if it is a return's, that return is refunded.
+pub(super) fn refunded(view: &mut TrackingView, refunded: &PaymentRefunded) {
+    let id = refunded.refund_id.to_string();
+    if let Some(r) = view
+        .returns
+        .iter_mut()
+        .find(|r| r.refund_id.as_deref() == Some(id.as_str()))
+    {
+        r.status = ReturnStatus::Refunded;
+        r.refunded_minor = r.refunded_minor.saturating_add(refunded.amount.minor);
+        r.updated_at = refunded.refunded_at;
+    }
+}
