@@ -8,6 +8,7 @@
 
 mod charge;
 mod chargeback;
+mod exchange;
 mod fulfillment;
 mod inventory;
 mod order_cancelled;
@@ -23,6 +24,7 @@ mod store_credit;
 use serde::Serialize;
 
 pub use charge::{ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested};
+pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
@@ -165,6 +167,7 @@ order_events! {
     ExtraChargeCaptured = 1,
     ExtraChargeDeclined = 1,
     StoreCreditIssued = 1,
+    ExchangeReplacementRequested = 1,
 }
 
 impl OrderEventKind {

@@ -165,6 +165,10 @@ fn checked_in_json_schemas_match_the_rust_types() {
             schema_for!(StoreCreditIssued),
         ),
         (
+            "ExchangeReplacementRequested.v1.schema.json",
+            schema_for!(ExchangeReplacementRequested),
+        ),
+        (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
         ),
@@ -634,6 +638,23 @@ fn money_events(order_id: OrderId) -> Vec<OrderEvent> {
             issued_by: "agent-7".into(),
             return_id: None,
             issued_at: at,
+        }),
+        OrderEvent::ExchangeReplacementRequested(ExchangeReplacementRequested {
+            order_id,
+            return_id: format!("{order_id}-R1"),
+            lines: vec![ReplacementUnit {
+                line_no: FIRST_REPLACEMENT_LINE,
+                for_line_no: 1,
+                sku: Sku::parse("TEE-RED-L").unwrap(),
+                quantity: Quantity::parse(1).unwrap(),
+                unit_price: usd(1800),
+            }],
+            replacements_value: usd(1800),
+            accepted_value: usd(1458),
+            difference: usd(342),
+            charge_id: Some(refund_id),
+            refund_id: None,
+            requested_at: at,
         }),
     ]
 }

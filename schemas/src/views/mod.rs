@@ -13,7 +13,7 @@ pub use search::{
 };
 pub use tracking::{
     DeliveryState, PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState,
-    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment, TrackingStoreCredit,
+    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingExchange, TrackingExchangeLine, TrackingLine, TrackingPayment, TrackingStoreCredit,
     TrackingPickup, TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus,
     TrackingStock, TrackingTotals, TrackingView,
 };

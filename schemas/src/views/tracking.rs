@@ -186,7 +186,33 @@ pub struct TrackingReturn {
     /// The refund's id, to match the gateway's payout to this return.
     #[serde(default)]
     pub refund_id: Option<String>,
+    /// The replacement, when the return is an exchange and its replacement was agreed.
+    #[serde(default)]
+    pub exchange: Option<TrackingExchange>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An exchange's replacement as the customer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingExchange {
+    /// Replacement units (their own line numbers, from 1001) and SKUs.
+    pub lines: Vec<TrackingExchangeLine>,
+    /// Replacements' value − the returned units' value, minor units: positive is charged to
+    /// the card, negative refunded.
+    pub difference_minor: i64,
+    /// The fulfillment order and parcel sending it, once routed and shipped.
+    #[serde(default)]
+    pub fulfillment_id: Option<String>,
+    #[serde(default)]
+    pub shipment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingExchangeLine {
+    pub line_no: u32,
+    pub for_line_no: u32,
+    pub sku: String,
+    pub quantity: u32,
 }
 
 /// requested → label_issued → received → inspected → refunded, or rejected (nothing accepted).

@@ -12,6 +12,7 @@ mod place;
 mod refund;
 mod responses;
 mod returns;
+mod resolution;
 mod review;
 mod settlement;
 

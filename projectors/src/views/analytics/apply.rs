@@ -436,7 +436,8 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         // declines move none at all.
         | OrderEvent::ExtraChargeRequested(_)
         | OrderEvent::ExtraChargeDeclined(_)
-        | OrderEvent::StoreCreditIssued(_) => {}
+        | OrderEvent::StoreCreditIssued(_)
+        | OrderEvent::ExchangeReplacementRequested(_) => {}
     }
 }
 

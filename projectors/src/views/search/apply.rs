@@ -201,6 +201,7 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         }
         OrderEvent::ExtraChargeDeclined(_) => add_tag(document, "extra_charge_declined"),
         OrderEvent::StoreCreditIssued(_) => add_tag(document, "store_credit"),
+        OrderEvent::ExchangeReplacementRequested(_) => add_tag(document, "exchange"),
         OrderEvent::PaymentRefunded(_) => add_tag(document, "refunded"),
         OrderEvent::ChargebackOpened(_) => add_tag(document, "dispute"),
         OrderEvent::ChargebackEvidenceSubmitted(_) => {}

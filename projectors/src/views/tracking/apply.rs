@@ -319,8 +319,12 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ShipmentCreated(_)
         | OrderEvent::ShipmentTracked(_)
         | OrderEvent::ShipmentExceptionHandled(_)
-        | OrderEvent::OrderClosed(_) => fulfillment::change(view, event),
-        OrderEvent::ReturnRequested(_)
+        | OrderEvent::OrderClosed(_) => {
+            returns::link_replacement(view, event);
+            fulfillment::change(view, event)
+        }
+        OrderEvent::ExchangeReplacementRequested(_)
+        | OrderEvent::ReturnRequested(_)
         | OrderEvent::ReturnLabelIssued(_)
         | OrderEvent::ReturnReceived(_)
         | OrderEvent::ReturnInspected(_)

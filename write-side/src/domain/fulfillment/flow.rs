@@ -52,6 +52,11 @@ pub enum FulfillmentStep {
         carrier_event_id: String,
         action: ExceptionAction,
     },
+    /// Route an exchange's replacement units as a new fulfillment order linked to the return.
+    RouteReplacement {
+        return_id: String,
+        lines: Vec<FulfillmentLine>,
+    },
     /// Buy a prepaid return label for a return.
     IssueReturnLabel {
         return_id: String,
@@ -143,6 +148,12 @@ pub fn next_step(
             return FulfillmentStep::Done;
         }
         return FulfillmentStep::Route;
+    }
+    if let Some(r) = state.replacement_to_route() {
+        return FulfillmentStep::RouteReplacement {
+            return_id: r.return_id.clone(),
+            lines: r.lines.clone(),
+        };
     }
     for o in &state.orders {
         if !o.pending_missing.is_empty() {

@@ -332,7 +332,8 @@ impl Order {
             | OrderEvent::ReturnReceived(_)
             | OrderEvent::ReturnInspected(_)
             | OrderEvent::ReturnRestocked(_)
-            | OrderEvent::ReturnRefundDecided(_) => {}
+            | OrderEvent::ReturnRefundDecided(_)
+            | OrderEvent::ExchangeReplacementRequested(_) => {}
         }
     }
 }
