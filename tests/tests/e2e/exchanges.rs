@@ -189,3 +189,219 @@ async fn bad_charges_and_refund_destinations_are_refused_naming_the_field() {
     assert_eq!(unknown.status, 404, "{}", unknown.describe());
     assert!(world.env.payloads_of(&id, "ExtraChargeRequested").await.is_empty());
 }
+
+mod resolutions {
+    //! Exchanges and store credit as resolutions of a return, end to end: the order is
+    //! delivered through the logistics sandbox (SIMULATED), returned, inspected by an agent,
+    //! and resolved.
+
+    use serde_json::{json, Value};
+    use waybill_e2e::fulfillment::{multi_line_order, FulfillmentWorld};
+    use waybill_e2e::{eventually, AGENT_KEY, DEFAULT_DEADLINE};
+
+    /// A delivered order of one TEE-RED-M at 25.00 USD (customer id = `reference`).
+    async fn delivered(f: &FulfillmentWorld, reference: &str) -> String {
+        f.world.restock("TEE-RED-M", "wh-east", 5).await;
+        f.world.restock("TEE-RED-L", "wh-east", 5).await;
+        let placed = f
+            .world
+            .place(&multi_line_order(reference, &[("TEE-RED-M", 1)], "standard"))
+            .await;
+        let order_id = placed["order_id"].as_str().expect("order id").to_owned();
+        f.pack_all(&order_id, 1).await;
+        let parcels = f.parcels(&order_id, 1).await;
+        let tracking = parcels[0]["tracking_number"].as_str().expect("tracking").to_owned();
+        f.scan(&tracking, json!({"status_code": "DL", "received_by": "G. Hopper"})).await;
+        f.view_when(&order_id, "delivered", |v| v["delivery"] == json!("delivered"))
+            .await;
+        order_id
+    }
+
+    async fn request_return(f: &FulfillmentWorld, order_id: &str, key: &str, resolution: Value) -> waybill_e2e::HttpResponse {
+        f.world
+            .api
+            .post_json(
+                &format!("/v1/orders/{order_id}/returns"),
+                AGENT_KEY,
+                key,
+                &json!({"lines": [{"line_no": 1, "quantity": 1, "reason": "wrong_size"}],
+                        "resolution": resolution}),
+            )
+            .await
+    }
+
+    /// Returns, then inspects the unit as accepted (not resellable); returns the return id.
+    async fn returned_and_inspected(f: &FulfillmentWorld, order_id: &str, resolution: Value) -> String {
+        let asked = request_return(f, order_id, &format!("return-{order_id}"), resolution).await;
+        assert_eq!(asked.status, 201, "{}", asked.describe());
+        let return_id = asked.json()["return_id"].as_str().expect("return id").to_owned();
+        let inspected = f
+            .world
+            .api
+            .post_json(
+                &format!("/v1/orders/{order_id}/returns/{return_id}/inspection"),
+                AGENT_KEY,
+                &format!("inspect-{return_id}"),
+                &json!({"lines": [{"line_no": 1, "sku": "TEE-RED-M", "accepted": 1, "rejected": 0, "resellable": 0}]}),
+            )
+            .await;
+        assert!(inspected.status < 300, "{}", inspected.describe());
+        return_id
+    }
+
+    fn exchange(minor: i64, currency: &str) -> Value {
+        json!({"kind": "exchange", "replacements": [
+            {"for_line_no": 1, "sku": "TEE-RED-L", "quantity": 1,
+             "unit_price": {"minor": minor, "currency": currency}}]})
+    }
+
+    /// The replacement's fulfillment order, once routed.
+    async fn routed_replacement(f: &FulfillmentWorld, order_id: &str, return_id: &str) -> Value {
+        let env = &f.world.env;
+        eventually("the replacement is routed", DEFAULT_DEADLINE, || async {
+            env.payloads_of(order_id, "FulfillmentRouted")
+                .await
+                .into_iter()
+                .find(|r| r["cause"] == json!({"kind": "exchange", "return_id": return_id}))
+                .ok_or_else(|| "not routed yet".to_owned())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exchange_ships_a_linked_replacement_and_charges_the_price_difference() {
+        let f = FulfillmentWorld::start("exchange_dearer", &[]).await;
+        let order_id = delivered(&f, "XCHG-DEAR-1").await;
+        let return_id = returned_and_inspected(&f, &order_id, exchange(3000, "USD")).await;
+
+        let agreed = f
+            .world
+            .wait_for_event(&order_id, "ExchangeReplacementRequested", 1)
+            .await;
+        let difference = agreed[0]["difference"]["minor"].as_i64().expect("difference");
+        assert_eq!(
+            difference,
+            3000 - agreed[0]["accepted_value"]["minor"].as_i64().expect("value")
+        );
+        assert!(difference > 0, "{agreed:?}");
+        let charged = f.world.wait_for_event(&order_id, "ExtraChargeCaptured", 1).await;
+        assert_eq!(charged[0]["amount"]["minor"], difference);
+
+        let routed = routed_replacement(&f, &order_id, &return_id).await;
+        assert_eq!(
+            routed["lines"],
+            json!([{"line_no": 1001, "sku": "TEE-RED-L", "quantity": 1}])
+        );
+        let fulfillment_id = routed["fulfillment_id"].as_str().expect("id").to_owned();
+
+        // The replacement ships as a parcel of its own, linked to the return on the order.
+        f.pack_all(&order_id, 2).await;
+        f.parcels(&order_id, 2).await;
+        let view = f
+            .view_when(&order_id, "the replacement parcel linked to the return", |v| {
+                v["returns"][0]["exchange"]["shipment_id"].is_string()
+            })
+            .await;
+        let x = &view["returns"][0]["exchange"];
+        assert_eq!(x["fulfillment_id"], fulfillment_id.as_str());
+        assert_eq!(x["difference_minor"], difference);
+        assert_eq!(x["lines"][0]["sku"], "TEE-RED-L");
+        assert_eq!(view["payment"]["extra_charged_minor"], difference);
+        let timeline = view["timeline"].to_string();
+        assert!(timeline.contains(&format!("Exchange for return {return_id} agreed")), "{timeline}");
+        assert!(timeline.contains("Replacement for return"), "{timeline}");
+        assert!(f.world.env.payloads_of(&order_id, "RefundRequested").await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exchange_for_a_cheaper_item_refunds_the_difference() {
+        let f = FulfillmentWorld::start("exchange_cheaper", &[]).await;
+        let order_id = delivered(&f, "XCHG-CHEAP-1").await;
+        let return_id = returned_and_inspected(&f, &order_id, exchange(1000, "USD")).await;
+
+        let agreed = f
+            .world
+            .wait_for_event(&order_id, "ExchangeReplacementRequested", 1)
+            .await;
+        let value = agreed[0]["accepted_value"]["minor"].as_i64().expect("value");
+        assert_eq!(agreed[0]["difference"]["minor"], 1000 - value);
+        let refunded = f.world.wait_for_event(&order_id, "PaymentRefunded", 1).await;
+        assert_eq!(refunded[0]["amount"]["minor"], value - 1000);
+        routed_replacement(&f, &order_id, &return_id).await;
+        assert!(f.world.env.payloads_of(&order_id, "ExtraChargeRequested").await.is_empty());
+        let view = f
+            .view_when(&order_id, "the refund of the difference", |v| {
+                v["payment"]["refunded_minor"] == json!(value - 1000)
+            })
+            .await;
+        assert!(view["timeline"].to_string().contains("will be refunded"), "{view}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_credit_resolution_credits_the_customer_and_caps_card_refunds() {
+        let f = FulfillmentWorld::start("return_store_credit", &[]).await;
+        let order_id = delivered(&f, "XCHG-CREDIT-1").await;
+        let return_id = returned_and_inspected(&f, &order_id, json!("store_credit")).await;
+
+        let credit = f.world.wait_for_event(&order_id, "StoreCreditIssued", 1).await;
+        let amount = credit[0]["amount"]["minor"].as_i64().expect("amount");
+        assert!(amount > 0);
+        assert_eq!(credit[0]["return_id"], return_id.as_str());
+        assert_eq!(credit[0]["customer_id"], "XCHG-CREDIT-1");
+        assert!(f.world.env.payloads_of(&order_id, "RefundRequested").await.is_empty());
+
+        // The customer's balance shows it.
+        let owner = f.world.env.jwt("XCHG-CREDIT-1", "customer");
+        let api = &f.world.api;
+        eventually("the store credit balance", DEFAULT_DEADLINE, || async {
+            let response = api
+                .send(reqwest::Method::GET, &format!("{}/v1/me/store-credit", api.query_url), Some(&owner), None, None)
+                .await;
+            let body = response.json();
+            (body["balances"] == json!([{"currency": "USD", "amount_minor": amount}]))
+                .then_some(())
+                .ok_or(response.describe())
+        })
+        .await;
+
+        // Card refunds are capped at what was captured minus the credit.
+        let placed_total = f.world.env.payloads_of(&order_id, "PaymentCaptured").await[0]["amount"]["minor"]
+            .as_i64()
+            .expect("captured");
+        let over = api
+            .post_json(
+                &format!("/v1/orders/{order_id}/refunds"),
+                AGENT_KEY,
+                "refund-over-credit",
+                &json!({"amount_minor": placed_total - amount + 1, "currency": "USD", "reason": "goodwill"}),
+            )
+            .await;
+        assert_eq!(over.status, 422, "{}", over.describe());
+        assert_eq!(over.json()["field"], "amount_minor");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_exchanges_are_refused_naming_the_field() {
+        let f = FulfillmentWorld::start("exchange_bad_input", &[]).await;
+        let order_id = delivered(&f, "XCHG-BADX-1").await;
+        let bad_sku = json!({"kind": "exchange", "replacements": [
+            {"for_line_no": 1, "sku": "not a sku!", "quantity": 1, "unit_price": {"minor": 100, "currency": "USD"}}]});
+        let zero = json!({"kind": "exchange", "replacements": [
+            {"for_line_no": 1, "sku": "TEE-RED-L", "quantity": 0, "unit_price": {"minor": 100, "currency": "USD"}}]});
+        let cases = [
+            (exchange(3000, "EUR"), "resolution.replacements[0].unit_price.currency"),
+            (bad_sku, "resolution.replacements[0].sku"),
+            (zero, "resolution.replacements[0].quantity"),
+        ];
+        for (n, (resolution, field)) in cases.into_iter().enumerate() {
+            let response = request_return(&f, &order_id, &format!("bad-x-{n}"), resolution).await;
+            assert_eq!(response.status, 422, "{}", response.describe());
+            assert_eq!(response.header("content-type"), Some("application/problem+json"));
+            let body = response.json();
+            let named = body["field"] == json!(field)
+                || body["errors"].as_array().is_some_and(|e| e.iter().any(|x| x["field"] == json!(field)));
+            assert!(named, "{field} not named: {body}");
+        }
+        assert!(f.world.env.payloads_of(&order_id, "ReturnRequested").await.is_empty());
+    }
+}

@@ -175,6 +175,9 @@ pub struct ChargeRequestBody {
     currency: String,
     /// Why (internal); at most 500 characters.
     reason: String,
+    /// The exchange (`<order id>-R<n>`) whose price difference this pays, when an agent
+    /// charges again after a declined charge: once captured, the replacement ships.
+    return_id: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/disputes/{dispute_id}/evidence` body.

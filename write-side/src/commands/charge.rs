@@ -24,9 +24,12 @@ const MAX_AMOUNT: i64 = 1_000_000_000_000;
 pub struct ChargeBody {
     pub amount: Money,
     pub reason: String,
+    /// The exchange (return id) this charge pays the price difference of: an agent's new
+    /// attempt after a declined one; its capture lets the replacement ship.
+    pub return_id: Option<String>,
 }
 
-/// Parses `{"amount_minor": 1200, "currency": "USD", "reason": "…"}`.
+/// Parses `{"amount_minor": 1200, "currency": "USD", "reason": "…", "return_id"?: "<order>-R1"}`.
 pub fn parse_charge(body: &Value) -> Result<ChargeBody, CommandError> {
     let mut errors = Errors::default();
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
@@ -41,9 +44,11 @@ pub fn parse_charge(body: &Value) -> Result<ChargeBody, CommandError> {
             }
         });
         let reason = o.required_str("reason", MAX_REASON, &mut errors);
+        let return_id = o.optional_str("return_id", 80, &mut errors).ok()?;
         Some(ChargeBody {
             amount: Money::new(amount?, currency?),
             reason: reason?,
+            return_id,
         })
     });
     errors.finish(parsed).map_err(CommandError::Validation)
@@ -76,13 +81,26 @@ pub async fn charge_order(
         OrderId::parse(raw_order_id).map_err(|_| CommandError::NotFound(raw_order_id.into()))?;
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let charge = parse_charge(body)?;
+    if let Some(return_id) = &charge.return_id {
+        let ours = return_id
+            .strip_prefix(&format!("{order_id}-R"))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !ours {
+            return Err(CommandError::Validation(crate::domain::ValidationErrors(vec![
+                crate::domain::FieldError {
+                    field: "return_id".into(),
+                    detail: format!("must be a return of order {order_id} (<order id>-R<n>)"),
+                },
+            ])));
+        }
+    }
     let charge_id = Uuid::now_v7();
     let command = OrderCommand::RequestCharge {
         charge_id,
         amount: charge.amount,
         reason: charge.reason,
         requested_by: ctx.client_id.clone(),
-        return_id: None,
+        return_id: charge.return_id,
     };
     decide_and_commit(services, ctx, order_id, command, |_, version| {
         charge_requested(order_id, charge_id, charge.amount, version)
