@@ -9,7 +9,8 @@
 //! links, the lookup form, a signed-in customer's order list), the agent searches that find every
 //! order ([`search`]), the day's finance summary and reconciliation discrepancies ([`finance`])
 //! and where to look. Then [`money`] refunds some of the captured orders,
-//! loses a card dispute on one, and imports the day's settlement report.
+//! loses a card dispute on one, and imports the day's settlement report; [`fulfillment`] takes
+//! orders to delivery and [`returns`] sends units of one in five delivered orders back.
 
 mod exchanges;
 mod finance;
@@ -17,6 +18,7 @@ mod follow;
 mod fulfillment;
 mod money;
 mod report;
+mod returns;
 mod scenario;
 mod search;
 mod seed;
@@ -257,6 +259,7 @@ async fn demo(
     finance::show(settings, client, &order_ids).await?;
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
+    returns::run(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

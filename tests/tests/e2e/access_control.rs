@@ -66,6 +66,11 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/orders/{missing}/refunds",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/charges",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/disputes/dp_acl/evidence",         [401, 403, 403, 404, 404, 404, 403, 404, 401, 401]),
+    // Order A is not delivered: callers allowed past access get 422 naming lines[0].quantity.
+    (C, "POST", "/v1/orders/{A}/returns",                                [401, 422, 404, 422, 403, 422, 422, 422, 401, 401]),
+    (C, "POST", "/v1/orders/{B}/returns",                                [401, 404, 422, 422, 403, 422, 422, 422, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/returns",                          [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/returns/{missing}-R1/inspection",  [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "POST", "/v1/settlement/imports",                                [401, 403, 403, 403, 422, 422, 403, 403, 401, 401]),
     (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
@@ -105,6 +110,12 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     }
     if path.ends_with("/charges") {
         return Some(json!({"amount_minor": 100, "currency": "USD", "reason": "acl"}));
+    }
+    if path.ends_with("/returns") {
+        return Some(json!({"lines": [{"line_no": 1, "quantity": 1, "reason": "wrong_size"}]}));
+    }
+    if path.ends_with("/inspection") {
+        return Some(json!({"lines": [{"line_no": 1, "sku": "ACL-SKU", "accepted": 1}]}));
     }
     if path.ends_with("/evidence") {
         return Some(json!({"text": "acl"}));

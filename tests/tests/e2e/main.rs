@@ -13,6 +13,7 @@ mod fulfillment;
 mod idempotency;
 mod ledger;
 mod relay_crash;
+mod returns;
 mod search;
 mod service_endpoints;
 mod settlement;

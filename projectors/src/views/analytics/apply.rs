@@ -16,8 +16,8 @@ use waybill_schemas::{EventEnvelope, Money, OrderEvent, OrderId};
 
 use super::{AnalyticsError, AnalyticsState, OrderAnalytics, SettlementAnalytics};
 use crate::warehouse::rows::{
-    days, seconds, LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow,
-    ShipmentRow,
+    days, seconds, LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, ReturnRow,
+    SettlementLineRow, ShipmentRow,
 };
 
 /// Order status in `order_facts.status`: the furthest stage reached, or `cancelled`.
@@ -233,6 +233,7 @@ fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
         lines,
         ledger: Vec::new(),
         shipments: Vec::new(),
+        returns: Vec::new(),
     }
 }
 
@@ -407,8 +408,26 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         }
         OrderEvent::PickupCompleted(_) => advance(fact, status::SHIPPED),
         OrderEvent::OrderClosed(_) => advance(fact, status::CLOSED),
-        OrderEvent::ReturnRequested(_)
-        | OrderEvent::ReturnLabelIssued(_)
+        OrderEvent::ReturnRequested(requested) => {
+            let version = fact.version;
+            let rows: Vec<ReturnRow> = requested
+                .lines
+                .iter()
+                .map(|line| ReturnRow {
+                    return_id: requested.return_id.clone(),
+                    order_id: fact.order_id.clone(),
+                    line_no: line.line_no,
+                    sku: line.sku.as_str().to_owned(),
+                    channel: fact.channel.clone(),
+                    reason: line.reason.as_str().to_owned(),
+                    quantity: line.quantity.get(),
+                    requested_at: seconds(requested.requested_at),
+                    version,
+                })
+                .collect();
+            state.returns.extend(rows);
+        }
+        OrderEvent::ReturnLabelIssued(_)
         | OrderEvent::ReturnReceived(_)
         | OrderEvent::ReturnInspected(_)
         | OrderEvent::ReturnRestocked(_)

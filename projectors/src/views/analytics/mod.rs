@@ -25,7 +25,7 @@ use waybill_schemas::{EventEnvelope, OrderId};
 
 use crate::runtime::{View, ViewWrite};
 use crate::warehouse::rows::{
-    LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, SettlementLineRow, ShipmentRow,
+    LedgerEntryRow, LineFactRow, OrderFactRow, PayoutRow, ReturnRow, SettlementLineRow, ShipmentRow,
 };
 use crate::warehouse::WarehouseError;
 
@@ -93,6 +93,8 @@ pub struct OrderAnalytics {
     /// Every parcel of the order: loaded with the state (a scan needs the carrier and ship time
     /// its label recorded) and written whole with each batch that touches the order.
     pub shipments: Vec<ShipmentRow>,
+    /// Returned lines the batch adds (one row per return and line).
+    pub returns: Vec<ReturnRow>,
 }
 
 /// The analytics view plugged into the consumer runtime.

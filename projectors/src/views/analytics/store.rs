@@ -103,6 +103,7 @@ impl AnalyticsStore {
                         fact,
                         lines: Vec::new(),
                         ledger: Vec::new(),
+                        returns: Vec::new(),
                     })
                 }),
                 None => positions.remove(stream_id).map(|version| {
@@ -125,12 +126,14 @@ impl AnalyticsStore {
         let mut payouts = Vec::new();
         let mut positions = Vec::new();
         let mut parcels = Vec::new();
+        let mut returned = Vec::new();
         for state in states {
             match state {
                 AnalyticsState::Order(order) => {
                     lines.extend(order.lines.iter().cloned());
                     ledger.extend(order.ledger.iter().cloned());
                     parcels.extend(order.shipments.iter().cloned());
+                    returned.extend(order.returns.iter().cloned());
                     facts.push(order.fact.clone());
                 }
                 AnalyticsState::Settlement(settlement) => {
@@ -150,6 +153,7 @@ impl AnalyticsStore {
         insert_rows(&self.client, "payouts", &payouts).await?;
         insert_rows(&self.client, "ledger_entries", &ledger).await?;
         insert_rows(&self.client, "shipments", &parcels).await?;
+        insert_rows(&self.client, "returns", &returned).await?;
         insert_rows(&self.client, "order_facts", &facts).await?;
         insert_rows(&self.client, "stream_positions", &positions).await?;
         Ok(lines.len()
@@ -157,6 +161,7 @@ impl AnalyticsStore {
             + payouts.len()
             + ledger.len()
             + parcels.len()
+            + returned.len()
             + facts.len()
             + positions.len())
     }

@@ -183,7 +183,8 @@ async fn writing_the_same_batch_twice_leaves_one_row_each() {
             fact: written.fact.clone(),
             lines: Vec::new(),
             ledger: Vec::new(),
-            shipments: Vec::new()
+            shipments: Vec::new(),
+            returns: Vec::new()
         }))
     );
     assert_eq!(loaded[1], None);

@@ -921,6 +921,11 @@ mod tests {
                 .into_iter()
                 .map(|e| envelope(order, 2, e)),
         )
+        .chain(
+            super::super::returns::tests::one_of_each(order, uuid::Uuid::now_v7())
+                .into_iter()
+                .map(|e| envelope(order, 2, e)),
+        )
         .collect();
         let kinds: std::collections::HashSet<&str> =
             later.iter().map(|e| e.event_type.as_str()).collect();

@@ -183,3 +183,149 @@ pub(super) fn refunded(view: &mut TrackingView, refunded: &PaymentRefunded) {
         r.updated_at = refunded.refunded_at;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) mod tests {
+    use waybill_schemas::events::{
+        InspectedLine, PaymentRefunded, ReturnFee, ReturnFeeKind, ReturnInspected,
+        ReturnLabelIssued, ReturnReason, ReturnReceived, ReturnRefundDecided, ReturnRequested,
+        ReturnResolution,
+    };
+    use waybill_schemas::{Currency, Money, OrderId, Quantity, Sku};
+
+    use super::*;
+    use crate::testing::*;
+
+    fn usd(minor: i64) -> Money {
+        Money::new(minor, Currency::parse("USD").unwrap())
+    }
+
+    fn fold(events: Vec<OrderEvent>, order: OrderId) -> TrackingView {
+        let mut view = crate::views::tracking::apply::apply(None, &placed_event(order, 1)).unwrap();
+        for (i, event) in events.into_iter().enumerate() {
+            let envelope = envelope(order, 2 + i as i64, event);
+            view = crate::views::tracking::apply::apply(Some(&view), &envelope).unwrap();
+        }
+        view
+    }
+
+    /// One event of each return kind, in the order a return goes through them.
+    pub(in crate::views::tracking) fn one_of_each(
+        order: OrderId,
+        refund_id: uuid::Uuid,
+    ) -> Vec<OrderEvent> {
+        let return_id = format!("{order}-R1");
+        let sku = Sku::parse("TEE-RED-M").unwrap();
+        vec![
+            OrderEvent::ReturnRequested(ReturnRequested {
+                order_id: order,
+                return_id: return_id.clone(),
+                lines: vec![ReturnLine {
+                    line_no: 1,
+                    sku: sku.clone(),
+                    quantity: Quantity::parse(2).unwrap(),
+                    reason: ReturnReason::ChangedMind,
+                    note: None,
+                    paid: usd(3000),
+                    origin_node_id: "wh-east".into(),
+                }],
+                resolution: ReturnResolution::Refund,
+                fees: vec![ReturnFee {
+                    kind: ReturnFeeKind::ReturnShipping,
+                    line_no: None,
+                    amount: usd(495),
+                }],
+                fees_waived: false,
+                expected_refund: usd(2505),
+                requested_by: "c-1".into(),
+                requested_at: at(10),
+            }),
+            OrderEvent::ReturnLabelIssued(ReturnLabelIssued {
+                order_id: order,
+                return_id: return_id.clone(),
+                carrier: "parcelco".into(),
+                tracking_number: "RT1".into(),
+                tracking_url: "http://t/RT1".into(),
+                label_url: "http://l/RT1".into(),
+                instructions: "Drop it off.".into(),
+                issued_at: at(11),
+            }),
+            OrderEvent::ReturnReceived(ReturnReceived {
+                order_id: order,
+                return_id: return_id.clone(),
+                node_id: "wh-east".into(),
+                received_at: at(12),
+            }),
+            OrderEvent::ReturnInspected(ReturnInspected {
+                order_id: order,
+                return_id: return_id.clone(),
+                lines: vec![InspectedLine {
+                    line_no: 1,
+                    sku: sku.clone(),
+                    accepted: 1,
+                    rejected: 1,
+                    resellable: 1,
+                    note: Some("worn".into()),
+                }],
+                inspected_by: "wh-east".into(),
+                inspected_at: at(13),
+            }),
+            OrderEvent::ReturnRefundDecided(ReturnRefundDecided {
+                order_id: order,
+                return_id: return_id.clone(),
+                accepted_value: usd(1500),
+                fees: vec![],
+                amount: usd(1005),
+                refund_id: Some(refund_id),
+                decided_at: at(14),
+            }),
+            OrderEvent::ReturnRestocked(waybill_schemas::events::ReturnRestocked {
+                order_id: order,
+                return_id,
+                location_id: "wh-east".into(),
+                lines: vec![waybill_schemas::events::FulfillmentLine {
+                    line_no: 1,
+                    sku: Sku::parse("TEE-RED-M").unwrap(),
+                    quantity: Quantity::parse(1).unwrap(),
+                }],
+                restocked_at: at(14),
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_return_shows_its_label_then_its_inspection_then_the_refund_paid() {
+        let order = OrderId::new_v7();
+        let refund_id = uuid::Uuid::now_v7();
+        let events = one_of_each(order, refund_id);
+        let view = fold(events.clone(), order);
+        let r = &view.returns[0];
+        assert_eq!(r.status, ReturnStatus::Inspected);
+        assert_eq!(r.label_url.as_deref(), Some("http://l/RT1"));
+        assert_eq!((r.accepted_units, r.rejected_units), (1, 1));
+        assert_eq!(r.refund_minor, Some(1005));
+        assert_eq!(r.refunded_minor, 0, "not paid out yet");
+        let mut paid = events;
+        paid.push(OrderEvent::PaymentRefunded(PaymentRefunded {
+            order_id: order,
+            refund_id,
+            capture_id: "cap_1".into(),
+            gateway_refund_id: "re_1".into(),
+            amount: usd(1005),
+            refunded_at: at(15),
+        }));
+        let view = fold(paid, order);
+        assert_eq!(view.returns[0].status, ReturnStatus::Refunded);
+        assert_eq!(view.returns[0].refunded_minor, 1005);
+        let timeline: Vec<&str> = view.timeline.iter().map(|t| t.summary.as_str()).collect();
+        assert!(
+            timeline.contains(&"Return checked: 1 item accepted, 1 item could not be accepted"),
+            "{timeline:?}"
+        );
+        assert!(
+            !serde_json::to_string(&view).unwrap().contains("worn"),
+            "inspection notes stay internal"
+        );
+    }
+}
