@@ -17,12 +17,12 @@ mod config;
 pub mod finance;
 mod http;
 pub mod me;
-pub mod store_credit;
 pub mod openapi;
 pub mod page;
 pub mod problem;
 pub mod rate_limit;
 pub mod search;
+pub mod store_credit;
 pub mod tracking;
 
 pub use auth::{ApiKeyError, ApiKeys, Principal, Role};

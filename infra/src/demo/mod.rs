@@ -260,6 +260,7 @@ async fn demo(
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;
+    exchanges::resolutions(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

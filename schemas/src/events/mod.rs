@@ -24,10 +24,10 @@ mod store_credit;
 use serde::Serialize;
 
 pub use charge::{ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested};
-pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
+pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
     CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
     FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,

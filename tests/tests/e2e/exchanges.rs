@@ -15,12 +15,23 @@ const APPROVED: &str = "tok_4242424242424242";
 
 /// A captured order of `units` × 25.00 USD placed by customer `reference`; returns its id and
 /// grand total in minor units.
-async fn captured_order(world: &CheckoutWorld, reference: &str, sku: &str, token: &str) -> (String, i64) {
+async fn captured_order(
+    world: &CheckoutWorld,
+    reference: &str,
+    sku: &str,
+    token: &str,
+) -> (String, i64) {
     let placed = world.place(&order(reference, sku, 2, token)).await;
     let id = placed["order_id"].as_str().expect("order id").to_owned();
     let events = world.settled(&id, None).await;
-    assert_eq!(events.last().map(String::as_str), Some("PaymentCaptured"), "{events:?}");
-    let total = placed["totals"]["grand_total_minor"].as_i64().expect("total");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("PaymentCaptured"),
+        "{events:?}"
+    );
+    let total = placed["totals"]["grand_total_minor"]
+        .as_i64()
+        .expect("total");
     (id, total)
 }
 
@@ -28,7 +39,13 @@ async fn post(world: &CheckoutWorld, path: &str, key: &str, body: &Value) -> Htt
     world.api.post_json(path, AGENT_KEY, key, body).await
 }
 
-async fn charge(world: &CheckoutWorld, id: &str, key: &str, minor: i64, currency: &str) -> HttpResponse {
+async fn charge(
+    world: &CheckoutWorld,
+    id: &str,
+    key: &str,
+    minor: i64,
+    currency: &str,
+) -> HttpResponse {
     post(
         world,
         &format!("/v1/orders/{id}/charges"),
@@ -38,7 +55,13 @@ async fn charge(world: &CheckoutWorld, id: &str, key: &str, minor: i64, currency
     .await
 }
 
-async fn refund(world: &CheckoutWorld, id: &str, key: &str, minor: i64, destination: &str) -> HttpResponse {
+async fn refund(
+    world: &CheckoutWorld,
+    id: &str,
+    key: &str,
+    minor: i64,
+    destination: &str,
+) -> HttpResponse {
     post(
         world,
         &format!("/v1/orders/{id}/refunds"),
@@ -64,22 +87,46 @@ async fn an_extra_charge_is_captured_on_the_order_card_and_is_refundable() {
     assert_eq!(asked.status, 202, "{}", asked.describe());
     assert_eq!(asked.json()["status"], "pending");
     let replay = charge(&world, &id, "charge-1", 1200, "USD").await;
-    assert_eq!(replay.json()["charge_id"], asked.json()["charge_id"], "same key, same charge");
+    assert_eq!(
+        replay.json()["charge_id"],
+        asked.json()["charge_id"],
+        "same key, same charge"
+    );
 
     let captured = world.wait_for_event(&id, "ExtraChargeCaptured", 1).await;
     assert_eq!(captured[0]["amount"]["minor"], 1200);
-    assert_eq!(world.env.payloads_of(&id, "ExtraChargeRequested").await.len(), 1);
+    assert_eq!(
+        world
+            .env
+            .payloads_of(&id, "ExtraChargeRequested")
+            .await
+            .len(),
+        1
+    );
     world.settled(&id, None).await;
 
     let view = current_view(&world, &id).await;
     assert_eq!(view["payment"]["captured_minor"], total + 1200);
     assert_eq!(view["payment"]["extra_charged_minor"], 1200);
     let timeline = view["timeline"].to_string();
-    assert!(timeline.contains("Extra payment of 12.00 USD taken from your card"), "{timeline}");
-    assert!(!timeline.contains("dearer"), "reasons stay internal: {timeline}");
+    assert!(
+        timeline.contains("Extra payment of 12.00 USD taken from your card"),
+        "{timeline}"
+    );
+    assert!(
+        !timeline.contains("dearer"),
+        "reasons stay internal: {timeline}"
+    );
 
     // The extra money is refundable like the first capture, and no more.
-    let above = refund(&world, &id, "refund-above", total + 1201, "original_payment").await;
+    let above = refund(
+        &world,
+        &id,
+        "refund-above",
+        total + 1201,
+        "original_payment",
+    )
+    .await;
     assert_eq!(above.status, 422, "{}", above.describe());
     assert_eq!(above.json()["field"], "amount_minor");
     let all = refund(&world, &id, "refund-all", 1200, "original_payment").await;
@@ -98,14 +145,24 @@ async fn a_declined_extra_charge_is_recorded_and_the_customer_is_told() {
     assert_eq!(asked.status, 202, "{}", asked.describe());
     let declined = world.wait_for_event(&id, "ExtraChargeDeclined", 1).await;
     assert_eq!(declined[0]["code"], "card_declined");
-    assert!(world.env.payloads_of(&id, "ExtraChargeCaptured").await.is_empty());
+    assert!(world
+        .env
+        .payloads_of(&id, "ExtraChargeCaptured")
+        .await
+        .is_empty());
     world.settled(&id, None).await;
 
     let view = current_view(&world, &id).await;
-    assert_eq!(view["payment"]["captured_minor"], total, "nothing more was taken");
+    assert_eq!(
+        view["payment"]["captured_minor"], total,
+        "nothing more was taken"
+    );
     assert_eq!(view["payment"]["extra_charged_minor"], 0);
     let timeline = view["timeline"].to_string();
-    assert!(timeline.contains("We couldn't take the extra payment"), "{timeline}");
+    assert!(
+        timeline.contains("We couldn't take the extra payment"),
+        "{timeline}"
+    );
 }
 
 #[tokio::test]
@@ -122,12 +179,23 @@ async fn goodwill_refund_as_store_credit_shows_in_the_customer_balance() {
     let issued = world.wait_for_event(&id, "StoreCreditIssued", 1).await;
     assert_eq!(issued[0]["customer_id"], "CREDIT-1");
     assert!(
-        world.env.payloads_of(&id, "RefundRequested").await.is_empty(),
+        world
+            .env
+            .payloads_of(&id, "RefundRequested")
+            .await
+            .is_empty(),
         "no card refund"
     );
 
     // Credit and card refunds together never exceed the capture.
-    let above = refund(&world, &id, "refund-c-above", total - 799, "original_payment").await;
+    let above = refund(
+        &world,
+        &id,
+        "refund-c-above",
+        total - 799,
+        "original_payment",
+    )
+    .await;
     assert_eq!(above.status, 422, "{}", above.describe());
     assert_eq!(above.json()["field"], "amount_minor");
 
@@ -135,35 +203,62 @@ async fn goodwill_refund_as_store_credit_shows_in_the_customer_balance() {
     assert_eq!(view["payment"]["store_credit_minor"], 800);
     assert_eq!(view["payment"]["refunded_minor"], 0);
     let timeline = view["timeline"].to_string();
-    assert!(timeline.contains("Store credit of 8.00 USD added to your account"), "{timeline}");
+    assert!(
+        timeline.contains("Store credit of 8.00 USD added to your account"),
+        "{timeline}"
+    );
 
     // The owner sees the balance and the entry; another customer sees none of it.
     let owner = world.env.jwt("CREDIT-1", "customer");
-    let statement = eventually("the owner's store credit balance", DEFAULT_DEADLINE, || async {
-        let response = world
-            .api
-            .send(Method::GET, &format!("{}/v1/me/store-credit", world.api.query_url), Some(&owner), None, None)
-            .await;
-        let body = response.json();
-        if response.status == 200 && body["balances"] == json!([{"currency": "USD", "amount_minor": 800}]) {
-            Ok(body)
-        } else {
-            Err(response.describe())
-        }
-    })
+    let statement = eventually(
+        "the owner's store credit balance",
+        DEFAULT_DEADLINE,
+        || async {
+            let response = world
+                .api
+                .send(
+                    Method::GET,
+                    &format!("{}/v1/me/store-credit", world.api.query_url),
+                    Some(&owner),
+                    None,
+                    None,
+                )
+                .await;
+            let body = response.json();
+            if response.status == 200
+                && body["balances"] == json!([{"currency": "USD", "amount_minor": 800}])
+            {
+                Ok(body)
+            } else {
+                Err(response.describe())
+            }
+        },
+    )
     .await;
     assert_eq!(statement["entries"][0]["order_id"], id.as_str());
     assert_eq!(statement["entries"][0]["order_number"], "CREDIT-1");
     let stranger = world.env.jwt("CREDIT-2", "customer");
     let theirs = world
         .api
-        .send(Method::GET, &format!("{}/v1/me/store-credit", world.api.query_url), Some(&stranger), None, None)
+        .send(
+            Method::GET,
+            &format!("{}/v1/me/store-credit", world.api.query_url),
+            Some(&stranger),
+            None,
+            None,
+        )
         .await;
     assert_eq!(theirs.status, 200, "{}", theirs.describe());
     assert_eq!(theirs.json(), json!({"balances": [], "entries": []}));
     let staff = world
         .api
-        .send(Method::GET, &format!("{}/v1/me/store-credit", world.api.query_url), Some(SERVICE_KEY), None, None)
+        .send(
+            Method::GET,
+            &format!("{}/v1/me/store-credit", world.api.query_url),
+            Some(SERVICE_KEY),
+            None,
+            None,
+        )
         .await;
     assert_eq!(staff.status, 403);
 }
@@ -176,18 +271,38 @@ async fn bad_charges_and_refund_destinations_are_refused_naming_the_field() {
     let cases = [
         (charge(&world, &id, "bad-1", 500, "EUR").await, "currency"),
         (charge(&world, &id, "bad-2", 0, "USD").await, "amount_minor"),
-        (charge(&world, &id, "bad-3", -5, "USD").await, "amount_minor"),
+        (
+            charge(&world, &id, "bad-3", -5, "USD").await,
+            "amount_minor",
+        ),
         (charge(&world, &id, "bad-4", 500, "US").await, "currency"),
-        (refund(&world, &id, "bad-5", 500, "gift_card").await, "destination"),
+        (
+            refund(&world, &id, "bad-5", 500, "gift_card").await,
+            "destination",
+        ),
     ];
     for (response, field) in cases {
         assert_eq!(response.status, 422, "{}", response.describe());
-        assert_eq!(response.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(response.json()["field"], field, "{}", response.describe());
     }
-    let unknown = charge(&world, "01a214fd-0000-7000-8000-0000000000ab", "bad-6", 500, "USD").await;
+    let unknown = charge(
+        &world,
+        "01a214fd-0000-7000-8000-0000000000ab",
+        "bad-6",
+        500,
+        "USD",
+    )
+    .await;
     assert_eq!(unknown.status, 404, "{}", unknown.describe());
-    assert!(world.env.payloads_of(&id, "ExtraChargeRequested").await.is_empty());
+    assert!(world
+        .env
+        .payloads_of(&id, "ExtraChargeRequested")
+        .await
+        .is_empty());
 }
 
 mod resolutions {
@@ -205,19 +320,37 @@ mod resolutions {
         f.world.restock("TEE-RED-L", "wh-east", 5).await;
         let placed = f
             .world
-            .place(&multi_line_order(reference, &[("TEE-RED-M", 1)], "standard"))
+            .place(&multi_line_order(
+                reference,
+                &[("TEE-RED-M", 1)],
+                "standard",
+            ))
             .await;
         let order_id = placed["order_id"].as_str().expect("order id").to_owned();
         f.pack_all(&order_id, 1).await;
         let parcels = f.parcels(&order_id, 1).await;
-        let tracking = parcels[0]["tracking_number"].as_str().expect("tracking").to_owned();
-        f.scan(&tracking, json!({"status_code": "DL", "received_by": "G. Hopper"})).await;
-        f.view_when(&order_id, "delivered", |v| v["delivery"] == json!("delivered"))
-            .await;
+        let tracking = parcels[0]["tracking_number"]
+            .as_str()
+            .expect("tracking")
+            .to_owned();
+        f.scan(
+            &tracking,
+            json!({"status_code": "DL", "received_by": "G. Hopper"}),
+        )
+        .await;
+        f.view_when(&order_id, "delivered", |v| {
+            v["delivery"] == json!("delivered")
+        })
+        .await;
         order_id
     }
 
-    async fn request_return(f: &FulfillmentWorld, order_id: &str, key: &str, resolution: Value) -> waybill_e2e::HttpResponse {
+    async fn request_return(
+        f: &FulfillmentWorld,
+        order_id: &str,
+        key: &str,
+        resolution: Value,
+    ) -> waybill_e2e::HttpResponse {
         f.world
             .api
             .post_json(
@@ -231,10 +364,17 @@ mod resolutions {
     }
 
     /// Returns, then inspects the unit as accepted (not resellable); returns the return id.
-    async fn returned_and_inspected(f: &FulfillmentWorld, order_id: &str, resolution: Value) -> String {
+    async fn returned_and_inspected(
+        f: &FulfillmentWorld,
+        order_id: &str,
+        resolution: Value,
+    ) -> String {
         let asked = request_return(f, order_id, &format!("return-{order_id}"), resolution).await;
         assert_eq!(asked.status, 201, "{}", asked.describe());
-        let return_id = asked.json()["return_id"].as_str().expect("return id").to_owned();
+        let return_id = asked.json()["return_id"]
+            .as_str()
+            .expect("return id")
+            .to_owned();
         let inspected = f
             .world
             .api
@@ -278,13 +418,20 @@ mod resolutions {
             .world
             .wait_for_event(&order_id, "ExchangeReplacementRequested", 1)
             .await;
-        let difference = agreed[0]["difference"]["minor"].as_i64().expect("difference");
+        let difference = agreed[0]["difference"]["minor"]
+            .as_i64()
+            .expect("difference");
         assert_eq!(
             difference,
-            3000 - agreed[0]["accepted_value"]["minor"].as_i64().expect("value")
+            3000 - agreed[0]["accepted_value"]["minor"]
+                .as_i64()
+                .expect("value")
         );
         assert!(difference > 0, "{agreed:?}");
-        let charged = f.world.wait_for_event(&order_id, "ExtraChargeCaptured", 1).await;
+        let charged = f
+            .world
+            .wait_for_event(&order_id, "ExtraChargeCaptured", 1)
+            .await;
         assert_eq!(charged[0]["amount"]["minor"], difference);
 
         let routed = routed_replacement(&f, &order_id, &return_id).await;
@@ -298,9 +445,11 @@ mod resolutions {
         f.pack_all(&order_id, 2).await;
         f.parcels(&order_id, 2).await;
         let view = f
-            .view_when(&order_id, "the replacement parcel linked to the return", |v| {
-                v["returns"][0]["exchange"]["shipment_id"].is_string()
-            })
+            .view_when(
+                &order_id,
+                "the replacement parcel linked to the return",
+                |v| v["returns"][0]["exchange"]["shipment_id"].is_string(),
+            )
             .await;
         let x = &view["returns"][0]["exchange"];
         assert_eq!(x["fulfillment_id"], fulfillment_id.as_str());
@@ -308,9 +457,17 @@ mod resolutions {
         assert_eq!(x["lines"][0]["sku"], "TEE-RED-L");
         assert_eq!(view["payment"]["extra_charged_minor"], difference);
         let timeline = view["timeline"].to_string();
-        assert!(timeline.contains(&format!("Exchange for return {return_id} agreed")), "{timeline}");
+        assert!(
+            timeline.contains(&format!("Exchange for return {return_id} agreed")),
+            "{timeline}"
+        );
         assert!(timeline.contains("Replacement for return"), "{timeline}");
-        assert!(f.world.env.payloads_of(&order_id, "RefundRequested").await.is_empty());
+        assert!(f
+            .world
+            .env
+            .payloads_of(&order_id, "RefundRequested")
+            .await
+            .is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,18 +480,31 @@ mod resolutions {
             .world
             .wait_for_event(&order_id, "ExchangeReplacementRequested", 1)
             .await;
-        let value = agreed[0]["accepted_value"]["minor"].as_i64().expect("value");
+        let value = agreed[0]["accepted_value"]["minor"]
+            .as_i64()
+            .expect("value");
         assert_eq!(agreed[0]["difference"]["minor"], 1000 - value);
-        let refunded = f.world.wait_for_event(&order_id, "PaymentRefunded", 1).await;
+        let refunded = f
+            .world
+            .wait_for_event(&order_id, "PaymentRefunded", 1)
+            .await;
         assert_eq!(refunded[0]["amount"]["minor"], value - 1000);
         routed_replacement(&f, &order_id, &return_id).await;
-        assert!(f.world.env.payloads_of(&order_id, "ExtraChargeRequested").await.is_empty());
+        assert!(f
+            .world
+            .env
+            .payloads_of(&order_id, "ExtraChargeRequested")
+            .await
+            .is_empty());
         let view = f
             .view_when(&order_id, "the refund of the difference", |v| {
                 v["payment"]["refunded_minor"] == json!(value - 1000)
             })
             .await;
-        assert!(view["timeline"].to_string().contains("will be refunded"), "{view}");
+        assert!(
+            view["timeline"].to_string().contains("will be refunded"),
+            "{view}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,19 +513,33 @@ mod resolutions {
         let order_id = delivered(&f, "XCHG-CREDIT-1").await;
         let return_id = returned_and_inspected(&f, &order_id, json!("store_credit")).await;
 
-        let credit = f.world.wait_for_event(&order_id, "StoreCreditIssued", 1).await;
+        let credit = f
+            .world
+            .wait_for_event(&order_id, "StoreCreditIssued", 1)
+            .await;
         let amount = credit[0]["amount"]["minor"].as_i64().expect("amount");
         assert!(amount > 0);
         assert_eq!(credit[0]["return_id"], return_id.as_str());
         assert_eq!(credit[0]["customer_id"], "XCHG-CREDIT-1");
-        assert!(f.world.env.payloads_of(&order_id, "RefundRequested").await.is_empty());
+        assert!(f
+            .world
+            .env
+            .payloads_of(&order_id, "RefundRequested")
+            .await
+            .is_empty());
 
         // The customer's balance shows it.
         let owner = f.world.env.jwt("XCHG-CREDIT-1", "customer");
         let api = &f.world.api;
         eventually("the store credit balance", DEFAULT_DEADLINE, || async {
             let response = api
-                .send(reqwest::Method::GET, &format!("{}/v1/me/store-credit", api.query_url), Some(&owner), None, None)
+                .send(
+                    reqwest::Method::GET,
+                    &format!("{}/v1/me/store-credit", api.query_url),
+                    Some(&owner),
+                    None,
+                    None,
+                )
                 .await;
             let body = response.json();
             (body["balances"] == json!([{"currency": "USD", "amount_minor": amount}]))
@@ -365,7 +549,8 @@ mod resolutions {
         .await;
 
         // Card refunds are capped at what was captured minus the credit.
-        let placed_total = f.world.env.payloads_of(&order_id, "PaymentCaptured").await[0]["amount"]["minor"]
+        let placed_total = f.world.env.payloads_of(&order_id, "PaymentCaptured").await[0]["amount"]
+            ["minor"]
             .as_i64()
             .expect("captured");
         let over = api
@@ -389,19 +574,32 @@ mod resolutions {
         let zero = json!({"kind": "exchange", "replacements": [
             {"for_line_no": 1, "sku": "TEE-RED-L", "quantity": 0, "unit_price": {"minor": 100, "currency": "USD"}}]});
         let cases = [
-            (exchange(3000, "EUR"), "resolution.replacements[0].unit_price.currency"),
+            (
+                exchange(3000, "EUR"),
+                "resolution.replacements[0].unit_price.currency",
+            ),
             (bad_sku, "resolution.replacements[0].sku"),
             (zero, "resolution.replacements[0].quantity"),
         ];
         for (n, (resolution, field)) in cases.into_iter().enumerate() {
             let response = request_return(&f, &order_id, &format!("bad-x-{n}"), resolution).await;
             assert_eq!(response.status, 422, "{}", response.describe());
-            assert_eq!(response.header("content-type"), Some("application/problem+json"));
+            assert_eq!(
+                response.header("content-type"),
+                Some("application/problem+json")
+            );
             let body = response.json();
             let named = body["field"] == json!(field)
-                || body["errors"].as_array().is_some_and(|e| e.iter().any(|x| x["field"] == json!(field)));
+                || body["errors"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|x| x["field"] == json!(field)));
             assert!(named, "{field} not named: {body}");
         }
-        assert!(f.world.env.payloads_of(&order_id, "ReturnRequested").await.is_empty());
+        assert!(f
+            .world
+            .env
+            .payloads_of(&order_id, "ReturnRequested")
+            .await
+            .is_empty());
     }
 }

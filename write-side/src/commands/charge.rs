@@ -86,12 +86,12 @@ pub async fn charge_order(
             .strip_prefix(&format!("{order_id}-R"))
             .is_some_and(|n| n.parse::<u32>().is_ok());
         if !ours {
-            return Err(CommandError::Validation(crate::domain::ValidationErrors(vec![
-                crate::domain::FieldError {
+            return Err(CommandError::Validation(crate::domain::ValidationErrors(
+                vec![crate::domain::FieldError {
                     field: "return_id".into(),
                     detail: format!("must be a return of order {order_id} (<order id>-R<n>)"),
-                },
-            ])));
+                }],
+            )));
         }
     }
     let charge_id = Uuid::now_v7();
@@ -108,7 +108,12 @@ pub async fn charge_order(
     .await
 }
 
-fn charge_requested(order_id: OrderId, charge_id: Uuid, amount: Money, version: i64) -> StoredResponse {
+fn charge_requested(
+    order_id: OrderId,
+    charge_id: Uuid,
+    amount: Money,
+    version: i64,
+) -> StoredResponse {
     let consistency_token = super::responses::token(order_id, version);
     let body = ChargeResponse {
         order_id,
@@ -137,11 +142,15 @@ mod tests {
 
     #[test]
     fn a_charge_body_names_each_wrong_field() {
-        let ok = parse_charge(&json!({"amount_minor": 1200, "currency": "USD", "reason": "exchange"}))
-            .unwrap();
+        let ok =
+            parse_charge(&json!({"amount_minor": 1200, "currency": "USD", "reason": "exchange"}))
+                .unwrap();
         assert_eq!(ok.amount.minor, 1200);
         assert_eq!(
-            fields(parse_charge(&json!({"amount_minor": 0, "currency": "USD", "reason": "x"})).unwrap_err()),
+            fields(
+                parse_charge(&json!({"amount_minor": 0, "currency": "USD", "reason": "x"}))
+                    .unwrap_err()
+            ),
             vec!["amount_minor"]
         );
         assert_eq!(

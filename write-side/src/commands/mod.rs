@@ -10,9 +10,9 @@ mod decide;
 mod dispute;
 mod place;
 mod refund;
+mod resolution;
 mod responses;
 mod returns;
-mod resolution;
 mod review;
 mod settlement;
 

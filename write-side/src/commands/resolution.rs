@@ -23,7 +23,10 @@ pub fn parse_resolution(value: Option<&Value>, errors: &mut Errors) -> Option<Re
         Some(Value::Object(map)) => match map.get("kind") {
             Some(Value::String(kind)) => kind.as_str(),
             _ => {
-                errors.push(format!("{FIELD}.kind"), "must be one of: refund, store_credit, exchange");
+                errors.push(
+                    format!("{FIELD}.kind"),
+                    "must be one of: refund, store_credit, exchange",
+                );
                 return None;
             }
         },
@@ -46,7 +49,10 @@ pub fn parse_resolution(value: Option<&Value>, errors: &mut Errors) -> Option<Re
             let o = object(object_value, FIELD.to_owned(), errors)?;
             let items = o.array("replacements", true, MAX_REPLACEMENTS, errors)?;
             if items.is_empty() {
-                errors.push(o.path_of("replacements"), "must have at least one replacement");
+                errors.push(
+                    o.path_of("replacements"),
+                    "must have at least one replacement",
+                );
                 return None;
             }
             let mut replacements = Vec::with_capacity(items.len());
@@ -56,27 +62,28 @@ pub fn parse_resolution(value: Option<&Value>, errors: &mut Errors) -> Option<Re
                     continue;
                 };
                 let for_line_no = line.required_int("for_line_no", 1, i64::from(u32::MAX), errors);
-                let sku = line
-                    .required_str("sku", 64, errors)
-                    .and_then(|raw| match Sku::parse(&raw) {
-                        Ok(sku) => Some(sku),
-                        Err(e) => {
-                            errors.push(line.path_of("sku"), e.to_string());
-                            None
-                        }
-                    });
+                let sku =
+                    line.required_str("sku", 64, errors)
+                        .and_then(|raw| match Sku::parse(&raw) {
+                            Ok(sku) => Some(sku),
+                            Err(e) => {
+                                errors.push(line.path_of("sku"), e.to_string());
+                                None
+                            }
+                        });
                 let quantity = line.required_int("quantity", 1, 1_000_000, errors);
                 let price = line.required_obj("unit_price", errors).and_then(|p| {
                     let minor = p.required_int("minor", 0, 1_000_000_000_000, errors);
-                    let currency = p.required_str("currency", 3, errors).and_then(|raw| {
-                        match Currency::parse(&raw) {
-                            Ok(c) => Some(c),
-                            Err(e) => {
-                                errors.push(p.path_of("currency"), e.to_string());
-                                None
-                            }
-                        }
-                    });
+                    let currency =
+                        p.required_str("currency", 3, errors).and_then(
+                            |raw| match Currency::parse(&raw) {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    errors.push(p.path_of("currency"), e.to_string());
+                                    None
+                                }
+                            },
+                        );
                     Some(Money::new(minor?, currency?))
                 });
                 if let (Some(for_line_no), Some(sku), Some(quantity), Some(unit_price)) =
@@ -127,7 +134,10 @@ mod tests {
     #[test]
     fn every_resolution_kind_parses() {
         let mut errors = Errors::default();
-        assert_eq!(parse_resolution(None, &mut errors), Some(ReturnResolution::Refund));
+        assert_eq!(
+            parse_resolution(None, &mut errors),
+            Some(ReturnResolution::Refund)
+        );
         assert_eq!(
             parse_resolution(Some(&json!("store_credit")), &mut errors),
             Some(ReturnResolution::StoreCredit)
@@ -138,7 +148,9 @@ mod tests {
             ]})),
             &mut errors,
         );
-        assert!(matches!(exchange, Some(ReturnResolution::Exchange { ref replacements }) if replacements.len() == 1));
+        assert!(
+            matches!(exchange, Some(ReturnResolution::Exchange { ref replacements }) if replacements.len() == 1)
+        );
         assert!(errors.is_empty());
     }
 

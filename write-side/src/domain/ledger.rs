@@ -93,8 +93,12 @@ pub struct Dispute {
 pub enum ChargeStatus {
     /// Requested; the gateway has not answered yet.
     Pending,
-    Captured { capture_id: String },
-    Declined { code: String },
+    Captured {
+        capture_id: String,
+    },
+    Declined {
+        code: String,
+    },
 }
 
 /// Money asked of the card after the order's own capture (an exchange's price difference).
@@ -260,16 +264,16 @@ impl Ledger {
                     };
                 }
             }
-            OrderEvent::StoreCreditIssued(e) => {
-                if self.credits.insert(e.credit_id, e.amount).is_none() {
-                    self.entry(
-                        EntryKind::StoreCredit,
-                        &e.credit_id.to_string(),
-                        -e.amount.minor,
-                        e.amount,
-                        e.issued_at,
-                    );
-                }
+            // A credit id counts once.
+            OrderEvent::StoreCreditIssued(e) if !self.credits.contains_key(&e.credit_id) => {
+                self.credits.insert(e.credit_id, e.amount);
+                self.entry(
+                    EntryKind::StoreCredit,
+                    &e.credit_id.to_string(),
+                    -e.amount.minor,
+                    e.amount,
+                    e.issued_at,
+                );
             }
             _ => {}
         }

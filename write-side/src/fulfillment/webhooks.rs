@@ -123,6 +123,7 @@ pub fn carrier_command(webhook: &CarrierWebhook) -> Result<FulfillmentCommand, B
 }
 
 /// Applies `command` for a webhook of `provider` with id `webhook_id`, once.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     pool: &PgPool,
     store: &EventStore,

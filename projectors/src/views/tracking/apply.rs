@@ -12,7 +12,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::views::{
     DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
-    TrackingLine, TrackingPayment, TrackingStatus, TrackingStoreCredit, TrackingStock, TrackingTotals, TrackingView,
+    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingStoreCredit,
+    TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -847,7 +848,9 @@ mod tests {
             ExtraChargeRequested, ReplacementUnit, StoreCreditIssued,
         };
         let at = chrono::Utc::now();
-        let usd = |minor| waybill_schemas::Money::new(minor, waybill_schemas::Currency::parse("USD").unwrap());
+        let usd = |minor| {
+            waybill_schemas::Money::new(minor, waybill_schemas::Currency::parse("USD").unwrap())
+        };
         let charge_id = uuid::Uuid::now_v7();
         vec![
             OrderEvent::ExtraChargeRequested(ExtraChargeRequested {
@@ -917,13 +920,24 @@ mod tests {
         assert_eq!(view.payment.store_credit_minor, 800);
         assert_eq!(view.payment.store_credits.len(), 1);
         let lines: Vec<&str> = view.timeline.iter().map(|t| t.summary.as_str()).collect();
-        assert!(lines.contains(&"Extra payment of 12.00 USD taken from your card"), "{lines:?}");
-        assert!(lines.contains(&"Store credit of 8.00 USD added to your account"), "{lines:?}");
         assert!(
-            lines.contains(&"We couldn't take the extra payment: insufficient funds; we will contact you"),
+            lines.contains(&"Extra payment of 12.00 USD taken from your card"),
             "{lines:?}"
         );
-        assert!(!format!("{lines:?}").contains("dearer"), "reasons stay internal");
+        assert!(
+            lines.contains(&"Store credit of 8.00 USD added to your account"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(
+                &"We couldn't take the extra payment: insufficient funds; we will contact you"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            !format!("{lines:?}").contains("dearer"),
+            "reasons stay internal"
+        );
         // The same credit (same id) seen again is not counted twice.
         let credit = events
             .iter()

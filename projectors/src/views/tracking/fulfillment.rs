@@ -36,7 +36,9 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
                     format!("{items} will come from another location instead")
                 }
                 (RouteCause::Exchange { return_id }, _) => {
-                    format!("Replacement for return {return_id}: {items} being prepared for shipping")
+                    format!(
+                        "Replacement for return {return_id}: {items} being prepared for shipping"
+                    )
                 }
                 (_, NodeKind::PickupStore) => format!(
                     "{items} being prepared for pickup at {}",

@@ -130,7 +130,10 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
             let n = e.lines.iter().map(|l| l.quantity.get()).sum();
             let money = match e.difference.minor {
                 0 => "at the same price".to_owned(),
-                d if d > 0 => format!("the difference of {} will be charged to your card", e.difference),
+                d if d > 0 => format!(
+                    "the difference of {} will be charged to your card",
+                    e.difference
+                ),
                 _ => format!(
                     "the difference of {} will be refunded",
                     waybill_schemas::Money::new(-e.difference.minor, e.difference.currency)

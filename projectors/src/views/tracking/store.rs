@@ -170,8 +170,12 @@ impl TrackingStore {
                             source,
                         }
                     })?;
-                    pipe.hset(store_credit_key(self.prefix(), customer), &credit.credit_id, json)
-                        .ignore();
+                    pipe.hset(
+                        store_credit_key(self.prefix(), customer),
+                        &credit.credit_id,
+                        json,
+                    )
+                    .ignore();
                 }
             }
             for digest in &view.access.lookup {

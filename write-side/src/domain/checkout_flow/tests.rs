@@ -795,5 +795,9 @@ fn a_requested_extra_charge_is_the_next_step_once_per_charge() {
             t0(),
         )
         .unwrap();
-    assert_eq!(next_step(&order, &policy, t0()), Step::Done, "a decline is not retried");
+    assert_eq!(
+        next_step(&order, &policy, t0()),
+        Step::Done,
+        "a decline is not retried"
+    );
 }

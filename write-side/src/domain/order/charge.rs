@@ -53,15 +53,17 @@ impl OrderState {
                 action: "charge the card again",
             });
         }
-        Ok(vec![OrderEvent::ExtraChargeRequested(ExtraChargeRequested {
-            order_id,
-            charge_id,
-            amount,
-            reason: reason.to_owned(),
-            requested_by: requested_by.to_owned(),
-            return_id: return_id.clone(),
-            requested_at: now,
-        })])
+        Ok(vec![OrderEvent::ExtraChargeRequested(
+            ExtraChargeRequested {
+                order_id,
+                charge_id,
+                amount,
+                reason: reason.to_owned(),
+                requested_by: requested_by.to_owned(),
+                return_id: return_id.clone(),
+                requested_at: now,
+            },
+        )])
     }
 
     /// The gateway authorized and captured the charge.
@@ -116,21 +118,25 @@ impl OrderState {
                 format!("charge {charge_id} as captured ({capture_id})"),
                 format!("a decline ({code})"),
             )),
-            ChargeStatus::Pending => Ok(vec![OrderEvent::ExtraChargeDeclined(ExtraChargeDeclined {
-                order_id: self.order_id(),
-                charge_id,
-                code: code.to_owned(),
-                message: message.to_owned(),
-                declined_at: now,
-            })]),
+            ChargeStatus::Pending => {
+                Ok(vec![OrderEvent::ExtraChargeDeclined(ExtraChargeDeclined {
+                    order_id: self.order_id(),
+                    charge_id,
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                    declined_at: now,
+                })])
+            }
         }
     }
 
     fn known_charge(&self, charge_id: Uuid) -> Result<&Charge, OrderError> {
-        self.ledger.charge(charge_id).ok_or(OrderError::UnknownCharge {
-            order_id: self.order_id(),
-            charge_id,
-        })
+        self.ledger
+            .charge(charge_id)
+            .ok_or(OrderError::UnknownCharge {
+                order_id: self.order_id(),
+                charge_id,
+            })
     }
 }
 
@@ -157,15 +163,25 @@ mod tests {
     fn a_captured_extra_charge_is_refundable_money() {
         let mut order = captured();
         let id = Uuid::now_v7();
-        assert_eq!(order.record(&request(id, usd(1200)), t0()).unwrap().len(), 1);
-        assert!(order.record(&request(id, usd(1200)), t0()).unwrap().is_empty());
+        assert_eq!(
+            order.record(&request(id, usd(1200)), t0()).unwrap().len(),
+            1
+        );
+        assert!(order
+            .record(&request(id, usd(1200)), t0())
+            .unwrap()
+            .is_empty());
         assert!(matches!(
             order.handle(&request(id, usd(1300)), t0()),
             Err(OrderError::ConflictingOutcome { .. })
         ));
         let ledger = order.state().unwrap().ledger();
         assert_eq!(ledger.pending_charges().count(), 1);
-        assert_eq!(ledger.refundable_minor(), grand_total().minor, "pending is not money yet");
+        assert_eq!(
+            ledger.refundable_minor(),
+            grand_total().minor,
+            "pending is not money yet"
+        );
         let recorded = OrderCommand::RecordCharge {
             charge_id: id,
             authorization_id: "auth_2".into(),

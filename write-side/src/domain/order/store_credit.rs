@@ -85,7 +85,10 @@ mod tests {
         let mut order = captured();
         let id = Uuid::now_v7();
         assert_eq!(order.record(&credit(id, usd(1000)), t0()).unwrap().len(), 1);
-        assert!(order.record(&credit(id, usd(1000)), t0()).unwrap().is_empty());
+        assert!(order
+            .record(&credit(id, usd(1000)), t0())
+            .unwrap()
+            .is_empty());
         let ledger = order.state().unwrap().ledger();
         assert_eq!(ledger.store_credit_minor(), 1000);
         assert_eq!(ledger.refundable_minor(), grand_total().minor - 1000);
@@ -98,7 +101,10 @@ mod tests {
             })
         ));
         assert_eq!(
-            order.record(&refund(grand_total().minor - 1000), t0()).unwrap().len(),
+            order
+                .record(&refund(grand_total().minor - 1000), t0())
+                .unwrap()
+                .len(),
             1
         );
         assert!(matches!(

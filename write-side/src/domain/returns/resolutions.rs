@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use waybill_schemas::events::{
     ExchangeReplacementRequested, ExtraChargeRequested, RefundKind, RefundRequested,
-    ReplacementLine, ReplacementUnit, ReturnRefundDecided, ReturnResolution,
-    StoreCreditIssued, FIRST_REPLACEMENT_LINE,
+    ReplacementLine, ReplacementUnit, ReturnRefundDecided, ReturnResolution, StoreCreditIssued,
+    FIRST_REPLACEMENT_LINE,
 };
 use waybill_schemas::{Money, OrderEvent, OrderId, Quantity};
 
@@ -67,7 +67,8 @@ impl Fulfillment {
                 }
                 let currency = self.returns.currency.ok_or(ReturnError::NotPlaced)?;
                 for (index, r) in replacements.iter().enumerate() {
-                    let bad = |field, why: String| ReturnError::BadReplacement { index, field, why };
+                    let bad =
+                        |field, why: String| ReturnError::BadReplacement { index, field, why };
                     if !lines.iter().any(|l| l.line_no == r.for_line_no) {
                         return Err(bad(
                             "for_line_no",
@@ -222,7 +223,8 @@ fn replacement_units(
     let mut used: std::collections::BTreeMap<u32, u32> = Default::default();
     let mut out = Vec::new();
     for want in replacements {
-        let left = accepted(want.for_line_no).saturating_sub(*used.get(&want.for_line_no).unwrap_or(&0));
+        let left =
+            accepted(want.for_line_no).saturating_sub(*used.get(&want.for_line_no).unwrap_or(&0));
         let n = want.quantity.get().min(left);
         let Ok(quantity) = Quantity::parse(i64::from(n)) else {
             continue;
@@ -239,7 +241,6 @@ fn replacement_units(
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -345,11 +346,16 @@ mod tests {
             })
             .expect("the difference is charged");
         assert_eq!(charge.amount.minor, difference);
-        assert!(!events.iter().any(|e| matches!(e, OrderEvent::RefundRequested(_))));
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, OrderEvent::RefundRequested(_))));
         // The replacement unit is counted and waits, unrouted, for the charge.
         assert_eq!(total(&state.units().unrouted), 1);
         assert!(!state.is_settled(), "auto-close waits for the replacement");
-        assert!(!matches!(step(&state), FulfillmentStep::RouteReplacement { .. }));
+        assert!(!matches!(
+            step(&state),
+            FulfillmentStep::RouteReplacement { .. }
+        ));
         state.apply(&OrderEvent::ExtraChargeCaptured(ExtraChargeCaptured {
             order_id: charge.order_id,
             charge_id: charge.charge_id,
@@ -379,8 +385,13 @@ mod tests {
         let decided = state.returns.returns[0].decided.clone().expect("decided");
         assert_eq!(refund.amount.minor, decided.accepted_value.minor - 500);
         assert_eq!(decided.refund_id, Some(refund.refund_id));
-        assert!(!events.iter().any(|e| matches!(e, OrderEvent::ExtraChargeRequested(_))));
-        assert!(matches!(step(&state), FulfillmentStep::RouteReplacement { .. }));
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, OrderEvent::ExtraChargeRequested(_))));
+        assert!(matches!(
+            step(&state),
+            FulfillmentStep::RouteReplacement { .. }
+        ));
     }
 
     #[test]
@@ -399,8 +410,13 @@ mod tests {
         let fees: i64 = decided.fees.iter().map(|f| f.amount.minor).sum();
         assert_eq!(credit.amount.minor, decided.accepted_value.minor - fees);
         assert_eq!(credit.credit_id, credit_id_of(&decided.return_id));
-        assert!(!events.iter().any(|e| matches!(e, OrderEvent::RefundRequested(_))));
-        assert_eq!(state.returns.ledger.store_credit_minor(), credit.amount.minor);
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, OrderEvent::RefundRequested(_))));
+        assert_eq!(
+            state.returns.ledger.store_credit_minor(),
+            credit.amount.minor
+        );
     }
 
     #[test]

@@ -214,9 +214,11 @@ impl Ledger {
             other => other,
         };
         let stage = match behaviour {
-            CardBehaviour::Approve | CardBehaviour::Slow | CardBehaviour::FirstOnly => Stage::Authorized {
-                until: now + self.policy.auth_validity,
-            },
+            CardBehaviour::Approve | CardBehaviour::Slow | CardBehaviour::FirstOnly => {
+                Stage::Authorized {
+                    until: now + self.policy.auth_validity,
+                }
+            }
             CardBehaviour::ThreeDSecure => Stage::Challenge {
                 until: now + self.policy.challenge_validity,
             },
