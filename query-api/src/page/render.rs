@@ -260,8 +260,12 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
                     )
                 } else if ret.refunded_minor > 0 {
                     format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
-                } else if let Some(refund) = ret.refund_minor.filter(|m| *m > 0) {
-                    format!("<p>Refund of {} on its way</p>", escape(&money(refund)))
+                } else if let Some(refund) = ret.refund_minor {
+                    if refund > 0 {
+                        format!("<p>Refund of {} on its way</p>", escape(&money(refund)))
+                    } else {
+                        "<p>No refund for this return</p>".to_owned()
+                    }
                 } else {
                     format!(
                         "<p>Expected refund {}</p>",
@@ -574,5 +578,35 @@ mod tests {
         );
         assert!(full.contains("Return RMA-9") && full.contains("Refunded 12.50 EUR"));
         assert!(full.contains("id=\"stale\""));
+    }
+
+    #[test]
+    fn a_return_with_its_label_shows_how_to_send_it_back_the_fees_and_the_expected_refund() {
+        let page = tracking_main(
+            &view(serde_json::json!({
+                "returns": [{"rma": "X-R1", "status": "label_issued",
+                             "lines": [{"line_no": 1, "quantity": 2}],
+                             "label_url": "https://carrier.example/labels/RT1?a=1&b=2",
+                             "instructions": "Drop it at any <parcelco> point.",
+                             "fees_minor": 495, "expected_refund_minor": 2005,
+                             "updated_at": "2026-11-27T09:00:00Z"}]
+            })),
+            false,
+        );
+        assert!(page.contains("Label ready: send the items back"), "{page}");
+        assert!(page.contains("href=\"https://carrier.example/labels/RT1?a=1&amp;b=2\""));
+        assert!(page.contains("Drop it at any &lt;parcelco&gt; point."));
+        assert!(page.contains("2 item(s)"));
+        assert!(page.contains("Return fees: 4.95 EUR"));
+        assert!(page.contains("Expected refund 20.05 EUR"));
+        let rejected = tracking_main(
+            &view(serde_json::json!({
+                "returns": [{"rma": "X-R2", "status": "rejected", "lines": [],
+                             "refund_minor": 0, "updated_at": "2026-11-27T09:00:00Z"}]
+            })),
+            false,
+        );
+        assert!(rejected.contains("Not accepted") && !rejected.contains("Print your return label"));
+        assert!(rejected.contains("No refund for this return"));
     }
 }

@@ -291,6 +291,31 @@ async fn a_second_return_refunds_again_and_no_refund_exceeds_what_was_captured()
     );
     let r1 = first["return_id"].as_str().unwrap().to_owned();
     let paid_one = first["lines"][0]["paid_minor"].as_i64().unwrap();
+    // An inspection that does not add up, or of a return that does not exist, is refused.
+    let inspect = |return_id: String, key: &'static str, lines: Value| {
+        let api = &f.world.api;
+        let path = format!("/v1/orders/{order_id}/returns/{return_id}/inspection");
+        async move {
+            api.post_json(&path, AGENT_KEY, key, &json!({ "lines": lines }))
+                .await
+        }
+    };
+    let wrong = inspect(
+        r1.clone(),
+        "r2-a-wrong",
+        json!([inspected(1, "TEE-RED-M", 2, 0, 0)]),
+    )
+    .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.describe());
+    assert_eq!(fields_of(&wrong), ["lines[0].accepted"]);
+    let unknown = inspect(
+        format!("{order_id}-R9"),
+        "r2-a-unknown",
+        json!([inspected(1, "TEE-RED-M", 1, 0, 0)]),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.describe());
+    assert_eq!(unknown.problem_slug().as_deref(), Some("return-not-found"));
     let inspection = f
         .world
         .api
@@ -709,4 +734,62 @@ async fn an_open_return_holds_auto_close() {
             .len(),
         closes_before + 1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_on_a_closed_order_reopens_it_and_it_closes_again_once_resolved() {
+    // Orders close about two seconds after their last delivery (or resolved return).
+    let f =
+        FulfillmentWorld::start("returns_reopen", &[("WAYBILL_AUTO_CLOSE_DAYS", "0.00003")]).await;
+    let (order_id, _) = delivered(&f, "RET-7", &[("TEE-RED-M", 2)]).await;
+    f.view_when(&order_id, "closed", |v| v["delivery"] == json!("closed"))
+        .await;
+    let response = request_return(
+        &f,
+        &order_id,
+        "r7",
+        SERVICE_KEY,
+        json!({"lines": [line(1, 1, "arrived_late")]}),
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        201,
+        "returns stay allowed within the window: {}",
+        response.describe()
+    );
+    let return_id = response.json()["return_id"].as_str().unwrap().to_owned();
+    // The flow wakes for the return although the order had closed: the label is issued.
+    let view = f
+        .view_when(&order_id, "label for the reopened order", |v| {
+            v["returns"][0]["label_url"].is_string()
+        })
+        .await;
+    assert_eq!(view["delivery"], json!("delivered"), "reopened");
+    node_reports(
+        &f,
+        &return_id,
+        json!({"type": "inspected", "lines": [inspected(1, "TEE-RED-M", 1, 0, 1)]}),
+    )
+    .await;
+    let view = f
+        .view_when(&order_id, "closed again", |v| {
+            v["delivery"] == json!("closed") && v["returns"][0]["status"] == json!("refunded")
+        })
+        .await;
+    assert!(view["returns"][0]["refunded_minor"].as_i64().unwrap() > 0);
+    let types = f.world.env.event_types_of_order(&order_id).await;
+    let closes: Vec<usize> = types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| *t == "OrderClosed")
+        .map(|(i, _)| i)
+        .collect();
+    let requested = types.iter().position(|t| t == "ReturnRequested").unwrap();
+    let decided = types
+        .iter()
+        .position(|t| t == "ReturnRefundDecided")
+        .unwrap();
+    assert_eq!(closes.len(), 2, "{types:?}");
+    assert!(closes[0] < requested && closes[1] > decided, "{types:?}");
 }

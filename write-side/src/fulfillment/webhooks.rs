@@ -122,7 +122,8 @@ pub fn carrier_command(webhook: &CarrierWebhook) -> Result<FulfillmentCommand, B
     })
 }
 
-/// Applies `command` for a webhook of `provider` with id `webhook_id`, once.
+/// Applies `command` for a webhook of `provider` with id `webhook_id`, once. (`returns` is the
+/// return policy a return report is decided under.)
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     pool: &PgPool,

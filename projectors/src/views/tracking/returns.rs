@@ -4,8 +4,8 @@
 
 use waybill_schemas::events::{PaymentRefunded, ReturnLine};
 use waybill_schemas::views::{
-    ReturnStatus, TrackingExchange, TrackingExchangeLine, TrackingReturn, TrackingShipmentLine,
-    TrackingView,
+    DeliveryState, ReturnStatus, TrackingExchange, TrackingExchangeLine, TrackingReturn,
+    TrackingShipmentLine, TrackingView,
 };
 use waybill_schemas::OrderEvent;
 
@@ -29,6 +29,10 @@ fn find<'a>(view: &'a mut TrackingView, rma: &str) -> Option<&'a mut TrackingRet
 pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
     match event {
         OrderEvent::ReturnRequested(e) => {
+            // A return reopens a closed order until it is resolved.
+            if view.delivery == DeliveryState::Closed {
+                view.delivery = DeliveryState::Delivered;
+            }
             if find(view, &e.return_id).is_none() {
                 view.returns.push(TrackingReturn {
                     rma: e.return_id.clone(),
