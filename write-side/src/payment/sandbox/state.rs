@@ -667,6 +667,25 @@ mod tests {
     }
 
     #[test]
+    fn the_first_only_card_declines_an_orders_later_authorizations() {
+        let card = "tok_4000000000000341";
+        let mut ledger = ledger();
+        let order = OrderId::new_v7();
+        let first = ledger
+            .authorize(order, eur(1000), card, t0())
+            .expect("first");
+        assert_eq!(first.status, AuthorizationStatus::Authorized);
+        let extra = ledger
+            .authorize(order, eur(300), card, t0())
+            .expect("answered");
+        assert_eq!(extra.status, AuthorizationStatus::Declined);
+        let other_order = ledger
+            .authorize(OrderId::new_v7(), eur(300), card, t0())
+            .expect("another order");
+        assert_eq!(other_order.status, AuthorizationStatus::Authorized);
+    }
+
+    #[test]
     fn partial_captures_never_add_up_past_the_authorized_amount() {
         let mut ledger = ledger();
         let id = authorized(&mut ledger, 1000);
