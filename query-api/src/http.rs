@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{finance, me, openapi, page, search, tracking};
+use crate::{finance, me, openapi, page, search, store_credit, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -40,6 +40,7 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     Router::new()
         .route("/v1/orders/{id}/tracking", get(tracking::get_tracking))
         .route("/v1/me/orders", get(me::my_orders))
+        .route("/v1/me/store-credit", get(store_credit::my_store_credit))
         .route("/track", get(page::lookup_form).post(page::lookup))
         .route("/track/{id}", get(page::tracking_page))
         .route("/track/{id}/events", get(page::tracking_events))

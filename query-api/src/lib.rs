@@ -22,6 +22,7 @@ pub mod page;
 pub mod problem;
 pub mod rate_limit;
 pub mod search;
+pub mod store_credit;
 pub mod tracking;
 
 pub use auth::{ApiKeyError, ApiKeys, Principal, Role};

@@ -72,21 +72,7 @@ pub async fn my_orders(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     check_rate(&state, client_ip)?;
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = state
-        .config
-        .api_keys
-        .authenticate_header(authorization)
-        .ok_or(Problem::Unauthorized {
-            detail: "send a Bearer JWT with role customer",
-        })?;
-    if principal.role != Role::Customer {
-        return Err(Problem::Forbidden {
-            role: principal.role.to_string(),
-        });
-    }
+    let principal = signed_in_customer(&state, &headers)?;
     let Query(params) = params.map_err(|_| Problem::BadParameter {
         field: "query",
         detail: "is not a valid query string".into(),
@@ -194,6 +180,30 @@ pub async fn my_orders(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The signed-in customer (Bearer JWT with role `customer`): 401 without valid credentials,
+/// 403 for staff roles, which have no orders or credit of their own.
+pub(crate) fn signed_in_customer(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<waybill_schemas::api_keys::Principal, Problem> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state
+        .config
+        .api_keys
+        .authenticate_header(authorization)
+        .ok_or(Problem::Unauthorized {
+            detail: "send a Bearer JWT with role customer",
+        })?;
+    if principal.role != Role::Customer {
+        return Err(Problem::Forbidden {
+            role: principal.role.to_string(),
+        });
+    }
+    Ok(principal)
 }
 
 fn parse_cursor(raw: &str) -> Option<(i64, String)> {

@@ -17,6 +17,7 @@ use crate::tracking::{Consistency, TrackingResponse};
     paths(
         crate::tracking::get_tracking,
         crate::me::my_orders,
+        crate::store_credit::my_store_credit,
         crate::page::tracking_page,
         crate::page::tracking_events,
         crate::page::lookup_form,
@@ -36,6 +37,10 @@ use crate::tracking::{Consistency, TrackingResponse};
         Consistency,
         crate::me::MyOrders,
         crate::me::MyOrder,
+        crate::store_credit::MyStoreCredit,
+        crate::store_credit::StoreCreditBalance,
+        waybill_schemas::views::StoreCreditEntry,
+        waybill_schemas::views::TrackingStoreCredit,
         waybill_schemas::views::TrackingShipment,
         waybill_schemas::views::TrackingShipmentLine,
         waybill_schemas::views::ShipmentStatus,

@@ -13,6 +13,7 @@
 //! orders to delivery and [`returns`] sends units of one in five delivered orders back.
 
 mod edits;
+mod exchanges;
 mod finance;
 mod follow;
 mod fulfillment;
@@ -252,6 +253,7 @@ async fn demo(
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
     money::after_checkout(settings, client, actors, &followed).await?;
+    exchanges::run(client, actors, &followed).await?;
     // After the refunds, the lost dispute and the settlement import, so the summary and the
     // reconciliation show them.
     let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
@@ -260,6 +262,7 @@ async fn demo(
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;
     edits::run(actors.client, &logistics, &run).await?;
+    exchanges::resolutions(actors.client, &logistics, &run).await?;
     Ok(())
 }
 

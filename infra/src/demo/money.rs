@@ -230,7 +230,7 @@ async fn first_payload(
         .map(|e| e.payload))
 }
 
-async fn wait_view(
+pub(super) async fn wait_view(
     client: &ApiClient,
     order_id: &str,
     what: &str,

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::client::ApiClient;
 
-const TEE: &str = "DEMO-RET-TEE";
-const MUG: &str = "DEMO-RET-MUG";
+pub(super) const TEE: &str = "DEMO-RET-TEE";
+pub(super) const MUG: &str = "DEMO-RET-MUG";
 const ORDERS: usize = 5;
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -102,7 +102,11 @@ fn cents(minor: i64) -> String {
 }
 
 /// Places a tee + mug order and takes it to delivered.
-async fn deliver(client: &ApiClient, sandbox: &str, reference: &str) -> anyhow::Result<String> {
+pub(super) async fn deliver(
+    client: &ApiClient,
+    sandbox: &str,
+    reference: &str,
+) -> anyhow::Result<String> {
     let body = json!({
         "channel": "web",
         "channel_order_ref": reference,
@@ -158,7 +162,7 @@ async fn deliver(client: &ApiClient, sandbox: &str, reference: &str) -> anyhow::
     Ok(order)
 }
 
-async fn node(
+pub(super) async fn node(
     client: &ApiClient,
     sandbox: &str,
     return_id: &str,
@@ -217,7 +221,7 @@ async fn view_until(
 }
 
 /// The order's return `return_id` in the tracking view once `check` accepts it.
-async fn returned(
+pub(super) async fn returned(
     client: &ApiClient,
     order: &str,
     return_id: &str,

@@ -238,7 +238,27 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
                 } else {
                     String::new()
                 },
-                refund = if ret.refunded_minor > 0 {
+                refund = if let Some(x) = &ret.exchange {
+                    let n: u32 = x.lines.iter().map(|l| l.quantity).sum();
+                    let skus: Vec<&str> = x.lines.iter().map(|l| l.sku.as_str()).collect();
+                    let difference = match x.difference_minor {
+                        0 => "same price".to_owned(),
+                        d if d > 0 => format!("{} charged to your card", money(d)),
+                        d => format!("{} refunded", money(-d)),
+                    };
+                    let sending = if x.shipment_id.is_some() {
+                        "shipped"
+                    } else if x.fulfillment_id.is_some() {
+                        "being prepared"
+                    } else {
+                        "waiting"
+                    };
+                    format!(
+                        "<p>Exchange: {n} replacement item(s) ({}), {sending}; price difference: {}</p>",
+                        escape(&skus.join(", ")),
+                        escape(&difference)
+                    )
+                } else if ret.refunded_minor > 0 {
                     format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
                 } else if let Some(refund) = ret.refund_minor {
                     if refund > 0 {
@@ -390,7 +410,31 @@ fn payment_words(view: &TrackingView, money: &dyn Fn(i64) -> String) -> String {
         PaymentState::Authorized => {
             format!("{} held on your card", money(payment.authorized_minor))
         }
-        PaymentState::Captured => format!("{} paid", money(payment.captured_minor)),
+        PaymentState::Captured => {
+            let mut words = format!("{} paid", money(payment.captured_minor));
+            if payment.extra_charged_minor > 0 {
+                let _ = write!(
+                    words,
+                    " (including {} for an exchange)",
+                    money(payment.extra_charged_minor)
+                );
+            }
+            if payment.refunded_minor > 0 {
+                let _ = write!(
+                    words,
+                    "; {} refunded to your card",
+                    money(payment.refunded_minor)
+                );
+            }
+            if payment.store_credit_minor > 0 {
+                let _ = write!(
+                    words,
+                    "; {} given as store credit",
+                    money(payment.store_credit_minor)
+                );
+            }
+            words
+        }
         PaymentState::Declined => match &payment.decline_message {
             Some(why) => format!("Declined: {why}"),
             None => "Declined".into(),
@@ -468,6 +512,31 @@ mod tests {
             base.extend(extra.clone());
         }
         serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn an_exchange_and_store_credit_show_on_the_page() {
+        let html = tracking_main(
+            &view(serde_json::json!({
+                "payment": {"state": "captured", "captured_minor": 3000, "extra_charged_minor": 500,
+                            "store_credit_minor": 700},
+                "returns": [{"rma": "RMA-2", "status": "inspected", "lines": [],
+                             "updated_at": "2026-11-27T09:00:00Z",
+                             "exchange": {"lines": [{"line_no": 1001, "for_line_no": 1, "sku": "MUG-XL",
+                                                     "quantity": 1}],
+                                          "difference_minor": 500, "fulfillment_id": "o-F2"}}]
+            })),
+            false,
+        );
+        assert!(
+            html.contains("Exchange: 1 replacement item(s) (MUG-XL), being prepared; price difference: 5.00 EUR charged to your card"),
+            "{html}"
+        );
+        assert!(html.contains("30.00 EUR paid (including 5.00 EUR for an exchange); 7.00 EUR given as store credit"), "{html}");
+        assert!(
+            !html.contains("Expected refund"),
+            "an exchange expects no refund"
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum RouteCause {
     Confirmation,
     /// The remainder a node could not pick, sent to another node.
     ShortPick { from_fulfillment_id: String },
+    /// Replacement units of an exchange, linked to its return.
+    Exchange { return_id: String },
 }
 
 /// Where and how a BOPIS customer collects.

@@ -6,7 +6,9 @@
 //! gives the whole picture. What the gateway reports it settled and paid out lives in streams of
 //! its own (`settlement-…`, `payout-…`, see [`settlement`]).
 
+mod charge;
 mod chargeback;
+mod exchange;
 mod fulfillment;
 mod inventory;
 mod line_cancellation;
@@ -18,12 +20,15 @@ mod refund;
 mod returns;
 mod risk;
 pub mod settlement;
+mod store_credit;
 
 use serde::Serialize;
 
+pub use charge::{ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested};
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
+pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
     CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
     FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
@@ -55,6 +60,8 @@ pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskRevie
 pub use settlement::{
     PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
 };
+
+pub use store_credit::StoreCreditIssued;
 
 use crate::upcast;
 
@@ -160,6 +167,11 @@ order_events! {
     ReturnRefundDecided = 1,
     OrderLinesCancelled = 1,
     CancelledUnitsReleased = 1,
+    ExtraChargeRequested = 1,
+    ExtraChargeCaptured = 1,
+    ExtraChargeDeclined = 1,
+    StoreCreditIssued = 1,
+    ExchangeReplacementRequested = 1,
 }
 
 impl OrderEventKind {

@@ -2,6 +2,7 @@
 
 mod consistency;
 mod search;
+mod store_credit;
 mod tracking;
 
 pub use consistency::ConsistencyToken;
@@ -9,9 +10,11 @@ pub use search::{
     FacetCount, Highlight, OrderDocument, SearchAddress, SearchCustomer, SearchFacets, SearchHit,
     SearchLine,
 };
+pub use store_credit::{store_credit_key, StoreCreditEntry};
 pub use tracking::{
     DeliveryState, PaymentState, ReturnStatus, ShipmentProgress, ShipmentStatus, StockState,
-    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingLine, TrackingPayment,
-    TrackingPickup, TrackingReturn, TrackingShipment, TrackingShipmentLine, TrackingStatus,
-    TrackingStock, TrackingTotals, TrackingView,
+    TimelineEntry, TrackingAccess, TrackingBackorder, TrackingExchange, TrackingExchangeLine,
+    TrackingLine, TrackingPayment, TrackingPickup, TrackingReturn, TrackingShipment,
+    TrackingShipmentLine, TrackingStatus, TrackingStock, TrackingStoreCredit, TrackingTotals,
+    TrackingView,
 };

@@ -186,7 +186,33 @@ pub struct TrackingReturn {
     /// The refund's id, to match the gateway's payout to this return.
     #[serde(default)]
     pub refund_id: Option<String>,
+    /// The replacement, when the return is an exchange and its replacement was agreed.
+    #[serde(default)]
+    pub exchange: Option<TrackingExchange>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An exchange's replacement as the customer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingExchange {
+    /// Replacement units (their own line numbers, from 1001) and SKUs.
+    pub lines: Vec<TrackingExchangeLine>,
+    /// Replacements' value − the returned units' value, minor units: positive is charged to
+    /// the card, negative refunded.
+    pub difference_minor: i64,
+    /// The fulfillment order and parcel sending it, once routed and shipped.
+    #[serde(default)]
+    pub fulfillment_id: Option<String>,
+    #[serde(default)]
+    pub shipment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingExchangeLine {
+    pub line_no: u32,
+    pub for_line_no: u32,
+    pub sku: String,
+    pub quantity: u32,
 }
 
 /// requested → label_issued → received → inspected → refunded, or rejected (nothing accepted).
@@ -236,12 +262,36 @@ pub struct TrackingPayment {
     /// The amount taken back by the card holder's bank after a lost card dispute.
     #[serde(default)]
     pub reversed_minor: i64,
+    /// Taken from the card after the order's payment (an exchange's price difference); also
+    /// counted in `captured_minor`.
+    #[serde(default)]
+    pub extra_charged_minor: i64,
+    /// Given back as store credit instead of to the card.
+    #[serde(default)]
+    pub store_credit_minor: i64,
+    /// Each store credit issued on this order (the projector also indexes them under the
+    /// customer for `GET /v1/me/store-credit`).
+    #[serde(default)]
+    pub store_credits: Vec<TrackingStoreCredit>,
     /// The 3-D Secure challenge link while the customer's action is required, else null.
     #[serde(default)]
     pub action_url: Option<String>,
     /// Why the payment was refused, in words for the customer ("insufficient funds").
     #[serde(default)]
     pub decline_message: Option<String>,
+}
+
+/// One store credit issued on an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingStoreCredit {
+    #[schema(value_type = String, format = Uuid)]
+    pub credit_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// The return it resolves, if any.
+    #[serde(default)]
+    pub return_id: Option<String>,
+    pub issued_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]

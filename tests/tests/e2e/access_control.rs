@@ -40,6 +40,7 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/v1/orders/{missing}/tracking",                         [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
     (Q, "GET",  "/v1/orders/{B}/tracking?token={tokenA}",                [404, 404, OK,  OK,  403, OK,  OK,  OK,  401, 401]),
     (Q, "GET",  "/v1/me/orders",                                         [401, OK,  OK,  403, 403, 403, 403, 403, 401, 401]),
+    (Q, "GET",  "/v1/me/store-credit",                                   [401, OK,  OK,  403, 403, 403, 403, 403, 401, 401]),
     (Q, "GET",  "/track/{A}?token={tokenA}",                             [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/track/{B}?token={tokenA}",                             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (Q, "GET",  "/track/{missing}?token={tokenA}",                       [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
@@ -64,6 +65,7 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/restock",          [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/adjust",           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/refunds",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/charges",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/disputes/dp_acl/evidence",         [401, 403, 403, 404, 404, 404, 403, 404, 401, 401]),
     // Order A is not delivered: callers allowed past access get 422 naming lines[0].quantity.
     (C, "POST", "/v1/orders/{A}/returns",                                [401, 422, 404, 422, 403, 422, 422, 422, 401, 401]),
@@ -110,6 +112,9 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
         return Some(json!({"delta": 1, "reason": "count"}));
     }
     if path.ends_with("/refunds") {
+        return Some(json!({"amount_minor": 100, "currency": "USD", "reason": "acl"}));
+    }
+    if path.ends_with("/charges") {
         return Some(json!({"amount_minor": 100, "currency": "USD", "reason": "acl"}));
     }
     if path.ends_with("/returns") {

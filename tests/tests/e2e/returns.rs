@@ -533,8 +533,9 @@ async fn returns_outside_the_window_of_non_returnable_items_or_more_than_deliver
         ),
         (json!({"lines": [line(1, 1, "bored")]}), "lines[0].reason"),
         (
+            // An exchange must name its replacements (write-side/EXCHANGES.md).
             json!({"lines": [line(1, 1, "other")], "resolution": "exchange"}),
-            "resolution",
+            "resolution.replacements",
         ),
         (
             json!({"lines": [line(1, 1, "other")], "waive_fees": true}),

@@ -494,7 +494,70 @@ async fn run_external(
                 Err(e) => Err(gateway_error("refund", &e)),
             }
         }
+        Step::Charge { charge_id, amount } => {
+            let token = match &placed.payment {
+                Some(PaymentMethod::Card { token }) => token.clone(),
+                _ => return Err("an extra charge asked for an order without a card".into()),
+            };
+            let key = Step::Charge { charge_id, amount }.idempotency_key(order_id);
+            extra_charge(services, order_id, charge_id, amount, token, key).await
+        }
         _ => Ok(None),
+    }
+}
+
+/// An extra charge: a new authorization on the order's card, then its capture in full. The
+/// customer is not present, so a 3-D Secure challenge counts as a decline.
+async fn extra_charge(
+    services: &CheckoutServices,
+    order_id: waybill_schemas::OrderId,
+    charge_id: uuid::Uuid,
+    amount: waybill_schemas::Money,
+    token: String,
+    key: String,
+) -> Result<Option<OrderCommand>, String> {
+    let declined = |code: String, message: String| {
+        Ok(Some(OrderCommand::RecordChargeDecline {
+            charge_id,
+            code,
+            message,
+        }))
+    };
+    let authorize = AuthorizeRequest {
+        idempotency_key: key.clone(),
+        order_id,
+        amount,
+        token,
+    };
+    let authorization_id = match services.gateway.authorize(authorize).await {
+        Ok(AuthorizeOutcome::Authorized {
+            authorization_id, ..
+        }) => authorization_id,
+        Ok(AuthorizeOutcome::ChallengeRequired { .. }) => {
+            return declined(
+                "authentication_required".into(),
+                "the bank asked for 3-D Secure, which needs the customer present".into(),
+            )
+        }
+        Ok(AuthorizeOutcome::Declined { code, message, .. }) => return declined(code, message),
+        Err(e) => return Err(gateway_error("charge authorize", &e)),
+    };
+    let capture = CaptureRequest {
+        idempotency_key: format!("{key}:capture"),
+        authorization_id: authorization_id.clone(),
+        amount,
+    };
+    match services.gateway.capture(capture).await {
+        Ok(CaptureOutcome::Captured { capture_id, amount }) => {
+            Ok(Some(OrderCommand::RecordCharge {
+                charge_id,
+                authorization_id,
+                capture_id,
+                amount,
+            }))
+        }
+        Ok(CaptureOutcome::Refused { code, message }) => declined(code, message),
+        Err(e) => Err(gateway_error("charge capture", &e)),
     }
 }
 

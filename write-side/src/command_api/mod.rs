@@ -189,6 +189,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         )
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/orders/{id}/refunds", post(money::refund_order))
+        .route("/v1/orders/{id}/charges", post(money::charge_order))
         .route(
             "/v1/orders/{id}/disputes/{dispute_id}/evidence",
             post(money::submit_evidence),

@@ -1,4 +1,5 @@
-//! Endpoints that move money after checkout: refunds (`POST /v1/orders/{id}/refunds`) and
+//! Endpoints that move money after checkout: refunds to the card or as store credit
+//! (`POST /v1/orders/{id}/refunds`), extra charges (`POST /v1/orders/{id}/charges`) and
 //! evidence for card disputes (`POST /v1/orders/{id}/disputes/{dispute_id}/evidence`), and
 //! gateway settlement report imports (`POST /v1/settlement/imports`).
 
@@ -57,6 +58,52 @@ pub async fn refund_order(
         Err(CommandError::Forbidden)
     };
     finish("refund_order", started, result)
+}
+
+/// Charge the order's card again.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/charges",
+    tag = "payments",
+    description = "Agents, admins and services (exchanges) charge the card the order was paid \
+        with again, after its own capture: an exchange for a dearer item, or a new attempt after \
+        a declined extra charge. Requires `Idempotency-Key`. The request is accepted (202, \
+        `status: pending`); the gateway is then asked for a new authorization and its capture \
+        (key `<order>:charge:<charge_id>`), and the order shows `Extra payment of … taken from \
+        your card` or that it could not be taken. The money is refundable like the order's own \
+        capture. Another currency than the order's names `currency`; an order with nothing \
+        captured yet, or not paid by card, is 409.",
+    params(
+        ("id" = String, Path, description = "Order id"),
+        ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
+    ),
+    request_body(content = super::openapi::ChargeRequestBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Charge requested", body = commands::ChargeResponse),
+        (status = 400, description = "malformed-json or missing-idempotency-key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (role finance)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "order-not-found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid-transition (nothing captured yet, no card)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (amount_minor, currency, reason) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn charge_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    input: MoneyCommandInput,
+) -> Response {
+    let span = command_span("charge_order", &input.ctx);
+    let started = Instant::now();
+    let result = if matches!(input.ctx.role, Role::Agent | Role::Admin | Role::Service) {
+        commands::charge_order(&state.services, &input.ctx, &id, &input.body)
+            .instrument(span)
+            .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
+    finish("charge_order", started, result)
 }
 
 /// Send evidence for a card dispute.

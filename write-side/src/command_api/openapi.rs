@@ -159,6 +159,25 @@ pub struct RefundRequestBody {
     reason: String,
     /// goodwill (default), return or cancellation.
     kind: Option<String>,
+    /// original_payment (default: back to the card) or store_credit (credit on the customer's
+    /// account; orders placed without a customer id cannot be credited: 422 naming
+    /// `destination`).
+    destination: Option<String>,
+}
+
+/// `POST /v1/orders/{id}/charges` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ChargeRequestBody {
+    /// More than 0, in minor units of `currency`.
+    amount_minor: i64,
+    /// The order's currency.
+    currency: String,
+    /// Why (internal); at most 500 characters.
+    reason: String,
+    /// The exchange (`<order id>-R<n>`) whose price difference this pays, when an agent
+    /// charges again after a declined charge: once captured, the replacement ships.
+    return_id: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/disputes/{dispute_id}/evidence` body.
@@ -251,6 +270,7 @@ pub struct InspectionLineRequest {
         super::checkout::review_queue,
         super::checkout::payment_webhook,
         super::money::refund_order,
+        super::money::charge_order,
         super::money::submit_evidence,
         super::money::import_settlement,
         super::fulfillment::wms_webhook,
@@ -272,6 +292,7 @@ pub struct InspectionLineRequest {
         crate::commands::FeeResponse, crate::commands::ReturnLabelResponse,
         super::cancellation::CancelLinesRequest, super::cancellation::CancelLineRequest,
         crate::commands::CancelLinesResponse, crate::commands::CancelledLineResponse,
+        ChargeRequestBody, crate::commands::ChargeResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,

@@ -86,11 +86,14 @@ pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
                 field_error("amount_minor", &source)
             }
         },
+        OrderError::CurrencyMismatch { .. } => field_error("currency", &error),
+        OrderError::NonPositiveAmount { .. } => field_error("amount_minor", &error),
+        OrderError::NoCustomerAccount { .. } => field_error("destination", &error),
         other => CommandError::Refused(other.to_string()),
     }
 }
 
-fn field_error(field: &str, error: &LedgerError) -> CommandError {
+fn field_error(field: &str, error: &dyn std::fmt::Display) -> CommandError {
     CommandError::Validation(ValidationErrors(vec![FieldError {
         field: field.to_owned(),
         detail: error.to_string(),

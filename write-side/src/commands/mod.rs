@@ -6,10 +6,12 @@
 
 mod cancel;
 mod cancel_lines;
+mod charge;
 mod decide;
 mod dispute;
 mod place;
 mod refund;
+mod resolution;
 mod responses;
 mod returns;
 mod review;
@@ -17,10 +19,11 @@ mod settlement;
 
 pub use cancel::cancel_order;
 pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse};
+pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};
-pub use refund::{parse_refund, refund_order, RefundBody};
+pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
     CancelOrderResponse, PlaceOrderResponse, RefundResponse, ReviewOrderResponse, TotalsResponse,
 };

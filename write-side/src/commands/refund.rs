@@ -1,7 +1,10 @@
-//! `POST /v1/orders/{id}/refunds`: an agent, admin or service (returns) asks to give money back.
-//! The ledger refuses more than is still refundable; the accepted request is recorded as
-//! `RefundRequested` and the order's flow is woken in the same commit, so the process manager
-//! asks the gateway (idempotency key `<order>:refund:<refund_id>`) and records the outcome.
+//! `POST /v1/orders/{id}/refunds`: an agent, admin or service (returns) asks to give money back,
+//! to the card (`destination: original_payment`, the default) or as store credit on the
+//! customer's account (`store_credit`). The ledger refuses more than is still refundable (card
+//! refunds and credit together). A card refund is recorded as `RefundRequested` and the order's
+//! flow is woken in the same commit, so the process manager asks the gateway (idempotency key
+//! `<order>:refund:<refund_id>`) and records the outcome; store credit is recorded at once as
+//! `StoreCreditIssued`.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -19,16 +22,36 @@ const MAX_REASON: usize = 500;
 /// is what was captured).
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
+/// Where refunded money goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundDestination {
+    /// Back to the card the order was paid with.
+    OriginalPayment,
+    /// Credit on the customer's account.
+    StoreCredit,
+}
+
+impl RefundDestination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OriginalPayment => "original_payment",
+            Self::StoreCredit => "store_credit",
+        }
+    }
+}
+
 /// A parsed refund request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundBody {
     pub amount: Money,
     pub kind: RefundKind,
     pub reason: String,
+    pub destination: RefundDestination,
 }
 
-/// Parses `{"amount_minor": 1000, "currency": "USD", "reason": "…", "kind": "goodwill"}`
-/// (`kind` defaults to `goodwill`).
+/// Parses `{"amount_minor": 1000, "currency": "USD", "reason": "…", "kind": "goodwill",
+/// "destination": "original_payment"}` (`kind` defaults to `goodwill`, `destination` to
+/// `original_payment`).
 pub fn parse_refund(body: &Value) -> Result<RefundBody, CommandError> {
     let mut errors = Errors::default();
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
@@ -59,10 +82,26 @@ pub fn parse_refund(body: &Value) -> Result<RefundBody, CommandError> {
             },
             Err(_) => None,
         };
+        let destination = match o.optional_str("destination", 32, &mut errors) {
+            Ok(None) => Some(RefundDestination::OriginalPayment),
+            Ok(Some(raw)) => match raw.as_str() {
+                "original_payment" => Some(RefundDestination::OriginalPayment),
+                "store_credit" => Some(RefundDestination::StoreCredit),
+                _ => {
+                    errors.push(
+                        o.path_of("destination"),
+                        "must be one of: original_payment, store_credit",
+                    );
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         Some(RefundBody {
             amount: Money::new(amount?, currency?),
             kind: kind?,
             reason: reason?,
+            destination: destination?,
         })
     });
     errors.finish(parsed).map_err(CommandError::Validation)
@@ -80,19 +119,35 @@ pub async fn refund_order(
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let refund = parse_refund(body)?;
     let refund_id = Uuid::now_v7();
-    let command = OrderCommand::RequestRefund {
-        refund_id,
-        amount: refund.amount,
-        kind: refund.kind,
-        reason: refund.reason,
-        requested_by: ctx.client_id.clone(),
+    let command = match refund.destination {
+        RefundDestination::OriginalPayment => OrderCommand::RequestRefund {
+            refund_id,
+            amount: refund.amount,
+            kind: refund.kind,
+            reason: refund.reason,
+            requested_by: ctx.client_id.clone(),
+        },
+        RefundDestination::StoreCredit => OrderCommand::IssueStoreCredit {
+            credit_id: refund_id,
+            amount: refund.amount,
+            reason: format!("{}: {}", refund.kind.as_str(), refund.reason),
+            issued_by: ctx.client_id.clone(),
+            return_id: None,
+        },
     };
     decide_and_commit(services, ctx, order_id, command, |order, version| {
         let refundable = order
             .state()
             .and_then(|s| s.ledger().refundable())
             .unwrap_or(refund.amount);
-        responses::refund_requested(order_id, refund_id, refund.amount, refundable, version)
+        responses::refund_requested(
+            order_id,
+            refund_id,
+            refund.amount,
+            refundable,
+            refund.destination,
+            version,
+        )
     })
     .await
 }
@@ -138,6 +193,20 @@ mod tests {
                 .unwrap_err()
             ),
             vec!["currency", "kind"]
+        );
+        let credit = parse_refund(
+            &json!({"amount_minor": 5, "currency": "USD", "reason": "x", "destination": "store_credit"}),
+        )
+        .unwrap();
+        assert_eq!(credit.destination, RefundDestination::StoreCredit);
+        assert_eq!(
+            fields(
+                parse_refund(
+                    &json!({"amount_minor": 5, "currency": "USD", "reason": "x", "destination": "gift_card"})
+                )
+                .unwrap_err()
+            ),
+            vec!["destination"]
         );
         assert_eq!(
             fields(parse_refund(&json!({"currency": "USD"})).unwrap_err()),

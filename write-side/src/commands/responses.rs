@@ -163,8 +163,11 @@ pub struct RefundResponse {
     pub order_id: OrderId,
     #[schema(value_type = String, format = Uuid)]
     pub refund_id: uuid::Uuid,
-    /// `pending` until the gateway answers.
+    /// `pending` until the gateway answers (card refunds); `issued` for store credit, which is
+    /// on the customer's account at once.
     pub status: String,
+    /// `original_payment` (the card) or `store_credit`.
+    pub destination: String,
     pub amount_minor: i64,
     pub currency: String,
     /// What may still be refunded after this request.
@@ -178,13 +181,19 @@ pub(super) fn refund_requested(
     refund_id: uuid::Uuid,
     amount: waybill_schemas::Money,
     refundable: waybill_schemas::Money,
+    destination: super::refund::RefundDestination,
     version: i64,
 ) -> StoredResponse {
     let consistency_token = token(order_id, version);
+    let status = match destination {
+        super::refund::RefundDestination::OriginalPayment => "pending",
+        super::refund::RefundDestination::StoreCredit => "issued",
+    };
     let body = RefundResponse {
         order_id,
         refund_id,
-        status: "pending".to_owned(),
+        status: status.to_owned(),
+        destination: destination.as_str().to_owned(),
         amount_minor: amount.minor,
         currency: amount.currency.code().to_owned(),
         refundable_minor: refundable.minor,

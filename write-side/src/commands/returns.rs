@@ -44,7 +44,8 @@ fn reasons() -> String {
 }
 
 /// Parses `{"lines": [{"line_no", "quantity", "reason", "note"?}], "resolution": "refund",
-/// "waive_fees"?: bool}`; `resolution` may also be `{"kind": "refund"}`.
+/// "waive_fees"?: bool}`; `resolution` may also be `{"kind": "refund"}`, `"store_credit"` or
+/// `{"kind": "exchange", "replacements": [...]}` (see [`super::resolution`]).
 pub fn parse_return(body: &Value) -> Result<ReturnBody, CommandError> {
     let mut errors = Errors::default();
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
@@ -89,37 +90,7 @@ pub fn parse_return(body: &Value) -> Result<ReturnBody, CommandError> {
                 }
             }
         }
-        let resolution = match body.get("resolution") {
-            None | Some(Value::Null) => Some(ReturnResolution::Refund),
-            Some(Value::String(kind)) if kind == "refund" => Some(ReturnResolution::Refund),
-            Some(Value::String(kind)) if kind == "store_credit" || kind == "exchange" => {
-                errors.push(
-                    "resolution",
-                    format!("{kind} is not offered yet; use refund"),
-                );
-                None
-            }
-            Some(Value::Object(_)) => match serde_json::from_value::<ReturnResolution>(
-                body.get("resolution").cloned().unwrap_or(Value::Null),
-            ) {
-                Ok(ReturnResolution::Refund) => Some(ReturnResolution::Refund),
-                Ok(other) => {
-                    errors.push(
-                        "resolution",
-                        format!("{} is not offered yet; use refund", other.kind()),
-                    );
-                    None
-                }
-                Err(e) => {
-                    errors.push("resolution", format!("is not a resolution: {e}"));
-                    None
-                }
-            },
-            Some(_) => {
-                errors.push("resolution", "must be one of: refund");
-                None
-            }
-        };
+        let resolution = super::resolution::parse_resolution(body.get("resolution"), &mut errors);
         let waive_fees = match body.get("waive_fees") {
             None | Some(Value::Null) => Some(false),
             Some(Value::Bool(b)) => Some(*b),
@@ -504,18 +475,25 @@ mod tests {
                 parse_return(&json!({"lines": [{"line_no": 1, "quantity": -2, "reason": "other"}], "resolution": "exchange"}))
                     .unwrap_err()
             ),
-            vec!["lines[0].quantity", "resolution"]
+            // An exchange must name its replacements.
+            vec!["lines[0].quantity", "resolution.replacements"]
         );
         assert_eq!(
             fields(parse_return(&json!({"lines": []})).unwrap_err()),
             vec!["lines"]
         );
         assert_eq!(
+            parse_return(&json!({"lines": [{"line_no": 1, "quantity": 1, "reason": "other"}], "resolution": {"kind": "store_credit"}}))
+                .unwrap()
+                .resolution,
+            ReturnResolution::StoreCredit
+        );
+        assert_eq!(
             fields(
-                parse_return(&json!({"lines": [{"line_no": 1, "quantity": 1, "reason": "other"}], "resolution": {"kind": "store_credit"}}))
+                parse_return(&json!({"lines": [{"line_no": 1, "quantity": 1, "reason": "other"}], "resolution": {"kind": "gift"}}))
                     .unwrap_err()
             ),
-            vec!["resolution"]
+            vec!["resolution.kind"]
         );
     }
 }

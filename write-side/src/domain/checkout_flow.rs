@@ -5,7 +5,9 @@
 //! assess risk ─▶ reserve stock ─▶ authorize payment (─▶ wait for 3-D Secure) ─▶ allocate
 //!             ─▶ confirm ─▶ capture now, or wait for the hold to lapse (capture on shipment)
 //! ```
-//! A requested refund comes first, whatever the stage: the gateway is asked once per refund.
+//! A requested refund comes first, whatever the stage: the gateway is asked once per refund;
+//! then a requested extra charge (authorized and captured on the order's card, once per
+//! charge).
 //! Every way out of that line is a cancellation, and a cancelled order is compensated: its
 //! live reservation released, its live authorization voided, before the flow is done. The
 //! process manager executes the step (with the idempotency key [`Step::idempotency_key`]),
@@ -88,6 +90,12 @@ pub enum Step {
     RefundCancelled {
         amount: Money,
     },
+    /// Authorize and capture an extra charge on the order's card (an exchange's price
+    /// difference).
+    Charge {
+        charge_id: Uuid,
+        amount: Money,
+    },
     /// Nothing to do until an outside event (review decision, 3-D Secure result) or `until`,
     /// when the flow decides again.
     Wait {
@@ -113,6 +121,7 @@ impl Step {
             Self::ExpireAuthorization => "expire_authorization",
             Self::Refund { .. } => "refund",
             Self::RefundCancelled { .. } => "refund_cancelled",
+            Self::Charge { .. } => "charge",
             Self::Wait { .. } => "wait",
             Self::Done => "done",
         }
@@ -120,10 +129,12 @@ impl Step {
 
     /// `<order_id>:<step>`: each step happens at most once per order, so a rerun after a
     /// crash sends the external service the same key and gets the first answer back. Refunds
-    /// happen once per refund: `<order_id>:refund:<refund_id>`.
+    /// happen once per refund: `<order_id>:refund:<refund_id>`, extra charges once per charge:
+    /// `<order_id>:charge:<charge_id>` (its capture adds `:capture`).
     pub fn idempotency_key(&self, order_id: OrderId) -> String {
         match self {
             Self::Refund { refund_id, .. } => format!("{order_id}:refund:{refund_id}"),
+            Self::Charge { charge_id, .. } => format!("{order_id}:charge:{charge_id}"),
             _ => format!("{order_id}:{}", self.name()),
         }
     }
@@ -142,6 +153,12 @@ pub fn next_step(order: &Order, policy: &FlowPolicy, now: DateTime<Utc>) -> Step
                 .ledger()
                 .capture_for_refund(refund.amount)
                 .map(str::to_owned),
+        };
+    }
+    if let Some(charge) = state.ledger().pending_charges().next() {
+        return Step::Charge {
+            charge_id: charge.charge_id,
+            amount: charge.amount,
         };
     }
     if state.confirmed().is_some() {

@@ -1,10 +1,13 @@
-//! An order's money, folded from its events: what was captured, refunded (or is being refunded),
-//! disputed and lost to chargebacks. Pure; the order aggregate keeps one and asks it before it
-//! accepts a refund.
+//! An order's money, folded from its events: what was captured (the order's capture and any
+//! extra charges), refunded (or is being refunded), given back as store credit, disputed and
+//! lost to chargebacks. Pure; the order aggregate keeps one and asks it before it accepts a
+//! refund, a store credit or an extra charge.
 //!
 //! Every money movement becomes a [`LedgerEntry`] (positive = money in, negative = money out),
-//! so `net = captured − refunded − chargebacks lost` is both the sum of the entries and the
-//! totals, and the property tests below check they never disagree. Fees are not in the order's
+//! so `net = captured − refunded − store credit − chargebacks lost` is both the sum of the
+//! entries and the totals, and the property tests below check they never disagree. Store
+//! credit is money given back like a refund, so card refunds and credit together never exceed
+//! what was captured. Fees are not in the order's
 //! ledger: the gateway tells us about them only in its settlement report, whose lines carry the
 //! order id (see `SettlementReportImported`).
 
@@ -18,8 +21,10 @@ use waybill_schemas::{Currency, Money, OrderEvent};
 /// What moved money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// The order's capture or a captured extra charge.
     Capture,
     Refund,
+    StoreCredit,
     ChargebackLost,
 }
 
@@ -83,6 +88,28 @@ pub struct Dispute {
     pub status: DisputeStatus,
 }
 
+/// Where an extra charge stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeStatus {
+    /// Requested; the gateway has not answered yet.
+    Pending,
+    Captured {
+        capture_id: String,
+    },
+    Declined {
+        code: String,
+    },
+}
+
+/// Money asked of the card after the order's own capture (an exchange's price difference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub charge_id: Uuid,
+    pub amount: Money,
+    pub return_id: Option<String>,
+    pub status: ChargeStatus,
+}
+
 /// Why a refund cannot be requested.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -103,6 +130,9 @@ pub struct Ledger {
     /// Capture id → amount captured, in capture order.
     captures: Vec<(String, Money)>,
     refunds: BTreeMap<Uuid, Refund>,
+    charges: BTreeMap<Uuid, Charge>,
+    /// Store credit ids issued, with their amounts.
+    credits: BTreeMap<Uuid, Money>,
     disputes: BTreeMap<String, Dispute>,
     entries: Vec<LedgerEntry>,
 }
@@ -195,6 +225,56 @@ impl Ledger {
                     e.decided_at,
                 );
             }
+            OrderEvent::ExtraChargeRequested(e) => {
+                self.charges.insert(
+                    e.charge_id,
+                    Charge {
+                        charge_id: e.charge_id,
+                        amount: e.amount,
+                        return_id: e.return_id.clone(),
+                        status: ChargeStatus::Pending,
+                    },
+                );
+            }
+            OrderEvent::ExtraChargeCaptured(e) => {
+                self.currency.get_or_insert(e.amount.currency);
+                let charge = self.charges.entry(e.charge_id).or_insert(Charge {
+                    charge_id: e.charge_id,
+                    amount: e.amount,
+                    return_id: None,
+                    status: ChargeStatus::Pending,
+                });
+                charge.amount = e.amount;
+                charge.status = ChargeStatus::Captured {
+                    capture_id: e.capture_id.clone(),
+                };
+                self.captures.push((e.capture_id.clone(), e.amount));
+                self.entry(
+                    EntryKind::Capture,
+                    &e.capture_id,
+                    e.amount.minor,
+                    e.amount,
+                    e.captured_at,
+                );
+            }
+            OrderEvent::ExtraChargeDeclined(e) => {
+                if let Some(charge) = self.charges.get_mut(&e.charge_id) {
+                    charge.status = ChargeStatus::Declined {
+                        code: e.code.clone(),
+                    };
+                }
+            }
+            // A credit id counts once.
+            OrderEvent::StoreCreditIssued(e) if !self.credits.contains_key(&e.credit_id) => {
+                self.credits.insert(e.credit_id, e.amount);
+                self.entry(
+                    EntryKind::StoreCredit,
+                    &e.credit_id.to_string(),
+                    -e.amount.minor,
+                    e.amount,
+                    e.issued_at,
+                );
+            }
             _ => {}
         }
     }
@@ -230,6 +310,30 @@ impl Ledger {
             .values()
             .filter(|r| r.status == RefundStatus::Pending)
     }
+    pub fn charge(&self, charge_id: Uuid) -> Option<&Charge> {
+        self.charges.get(&charge_id)
+    }
+    pub fn charges(&self) -> impl Iterator<Item = &Charge> {
+        self.charges.values()
+    }
+    /// Extra charges requested and not yet answered by the gateway, oldest id first.
+    pub fn pending_charges(&self) -> impl Iterator<Item = &Charge> {
+        self.charges
+            .values()
+            .filter(|c| c.status == ChargeStatus::Pending)
+    }
+    /// Whether a store credit with this id was issued.
+    pub fn has_credit(&self, credit_id: Uuid) -> Option<Money> {
+        self.credits.get(&credit_id).copied()
+    }
+    /// Whether `capture_id` is one of the order's captures (its own or an extra charge's).
+    pub fn has_capture(&self, capture_id: &str) -> bool {
+        self.captures.iter().any(|(c, _)| c == capture_id)
+    }
+    /// The order's currency, once money moved.
+    pub fn currency(&self) -> Option<Currency> {
+        self.currency
+    }
     pub fn dispute(&self, dispute_id: &str) -> Option<&Dispute> {
         self.disputes.get(dispute_id)
     }
@@ -254,6 +358,17 @@ impl Ledger {
     pub fn refunded_minor(&self) -> i64 {
         self.sum(EntryKind::Refund)
     }
+    pub fn store_credit_minor(&self) -> i64 {
+        self.sum(EntryKind::StoreCredit)
+    }
+    /// Captured by extra charges (included in [`Ledger::captured_minor`]).
+    pub fn charged_minor(&self) -> i64 {
+        self.charges
+            .values()
+            .filter(|c| matches!(c.status, ChargeStatus::Captured { .. }))
+            .map(|c| c.amount.minor)
+            .sum()
+    }
     pub fn chargebacks_lost_minor(&self) -> i64 {
         self.sum(EntryKind::ChargebackLost)
     }
@@ -269,12 +384,12 @@ impl Ledger {
             .map(|d| d.amount.minor)
             .sum()
     }
-    /// captured − refunded − chargebacks lost.
+    /// captured − refunded − store credit − chargebacks lost.
     pub fn net_minor(&self) -> i64 {
         self.entries.iter().map(|e| e.amount.minor).sum()
     }
-    /// What a new refund may still give back: the captured money not yet refunded, being
-    /// refunded, under dispute or lost to a chargeback.
+    /// What a new refund (to the card or as store credit) may still give back: the captured
+    /// money not yet refunded, credited, being refunded, under dispute or lost to a chargeback.
     pub fn refundable_minor(&self) -> i64 {
         (self.net_minor() - self.pending_refund_minor() - self.disputed_minor()).max(0)
     }

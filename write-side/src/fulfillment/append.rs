@@ -1,7 +1,7 @@
 //! Appending fulfillment events: one SERIALIZABLE transaction with the outbox rows, and with
 //! what must change together with them: the webhook receipt (de-duplication) and the flow's
 //! wake-up, the checkout flow's wake-up when a parcel ships (capture on shipment) or a return
-//! is refunded, and the
+//! is refunded or its exchange charged, and the
 //! learned transit time when a parcel is delivered.
 
 use chrono::{DateTime, Utc};
@@ -80,6 +80,7 @@ pub async fn store(
                 | OrderEvent::RefundRequested(_)
                 | OrderEvent::FulfillmentLinesCancelled(_)
                 | OrderEvent::OrderLinesCancelled(_)
+                | OrderEvent::ExtraChargeRequested(_)
         )
     });
     let learned: Vec<(String, String, i32, i64, DateTime<Utc>)> = events

@@ -20,9 +20,10 @@ pub async fn start_confirmed(
     events: &[&EventEnvelope],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    // A captured extra charge may be the price difference an exchange's replacement waits for.
     let confirmed: Vec<OrderId> = events
         .iter()
-        .filter(|e| e.event_type == "OrderConfirmed")
+        .filter(|e| e.event_type == "OrderConfirmed" || e.event_type == "ExtraChargeCaptured")
         .filter_map(|e| OrderId::from_stream_id(&e.stream_id))
         .collect();
     wake(conn, &confirmed, now).await

@@ -172,6 +172,16 @@ async fn advance(
                 }
                 .into()
             }
+            FulfillmentStep::RouteReplacement { return_id, lines } => {
+                // Replacement units hold no allocation: route them over nodes with free stock
+                // (no node excluded).
+                let plan = plan_route(services, &order, &state, &lines, Some("")).await?;
+                FulfillmentCommand::Route {
+                    plan,
+                    cause: RouteCause::Exchange { return_id },
+                }
+                .into()
+            }
             FulfillmentStep::Submit { fulfillment_id } => {
                 let o = state
                     .order(&fulfillment_id)

@@ -296,6 +296,20 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
             );
             state.ledger.push(entry);
         }
+        // An extra charge is a capture of its own at the gateway (its settlement line is a
+        // capture), so it is booked like one.
+        OrderEvent::ExtraChargeCaptured(charged) => {
+            fact.captured += charged.amount.minor;
+            let entry = entry(
+                fact,
+                event,
+                entry_kind::CAPTURE,
+                &charged.capture_id,
+                money(charged.amount),
+                charged.captured_at,
+            );
+            state.ledger.push(entry);
+        }
         OrderEvent::PaymentVoided(voided) => {
             let amount = (fact.authorized, fact.currency.clone());
             let entry = entry(
@@ -438,7 +452,13 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::InventoryReleased(_)
         | OrderEvent::PaymentChallengeRequired(_)
         | OrderEvent::PaymentDeclined(_)
-        | OrderEvent::PaymentAuthorizationExpired(_) => {}
+        | OrderEvent::PaymentAuthorizationExpired(_)
+        // Store credit moves no money at the gateway (nothing to reconcile); requests and
+        // declines move none at all.
+        | OrderEvent::ExtraChargeRequested(_)
+        | OrderEvent::ExtraChargeDeclined(_)
+        | OrderEvent::StoreCreditIssued(_)
+        | OrderEvent::ExchangeReplacementRequested(_) => {}
     }
 }
 

@@ -192,7 +192,16 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
                 document.status = TrackingStatus::Confirmed;
             }
         }
-        OrderEvent::RefundRequested(_) | OrderEvent::RefundFailed(_) => {}
+        OrderEvent::RefundRequested(_)
+        | OrderEvent::RefundFailed(_)
+        | OrderEvent::ExtraChargeRequested(_) => {}
+        OrderEvent::ExtraChargeCaptured(_) => {
+            remove_tag(document, "extra_charge_declined");
+            add_tag(document, "extra_charge");
+        }
+        OrderEvent::ExtraChargeDeclined(_) => add_tag(document, "extra_charge_declined"),
+        OrderEvent::StoreCreditIssued(_) => add_tag(document, "store_credit"),
+        OrderEvent::ExchangeReplacementRequested(_) => add_tag(document, "exchange"),
         OrderEvent::PaymentRefunded(_) => add_tag(document, "refunded"),
         OrderEvent::ChargebackOpened(_) => add_tag(document, "dispute"),
         OrderEvent::ChargebackEvidenceSubmitted(_) => {}

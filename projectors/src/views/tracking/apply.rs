@@ -12,7 +12,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::views::{
     DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
-    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingTotals, TrackingView,
+    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingStoreCredit,
+    TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -243,9 +244,49 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
                 lost.amount
             ))
         }
+        OrderEvent::ExtraChargeCaptured(charged) => {
+            let minor = charged.amount.minor;
+            view.payment.captured_minor = view.payment.captured_minor.saturating_add(minor);
+            view.payment.extra_charged_minor =
+                view.payment.extra_charged_minor.saturating_add(minor);
+            Some(format!(
+                "Extra payment of {} taken from your card",
+                charged.amount
+            ))
+        }
+        OrderEvent::ExtraChargeDeclined(declined) => Some(format!(
+            "We couldn't take the extra payment: {}; we will contact you",
+            decline_words(&declined.code)
+        )),
+        OrderEvent::StoreCreditIssued(issued) => {
+            let credit_id = issued.credit_id.to_string();
+            if !view
+                .payment
+                .store_credits
+                .iter()
+                .any(|c| c.credit_id == credit_id)
+            {
+                view.payment.store_credit_minor = view
+                    .payment
+                    .store_credit_minor
+                    .saturating_add(issued.amount.minor);
+                view.payment.store_credits.push(TrackingStoreCredit {
+                    credit_id,
+                    amount_minor: issued.amount.minor,
+                    currency: issued.amount.currency.code().to_owned(),
+                    return_id: issued.return_id.clone(),
+                    issued_at: issued.issued_at,
+                });
+            }
+            Some(format!(
+                "Store credit of {} added to your account",
+                issued.amount
+            ))
+        }
         // Internal until money moves: requests, gateway failures, disputes in progress and
         // their reasons stay with agents and finance.
-        OrderEvent::RefundRequested(_)
+        OrderEvent::ExtraChargeRequested(_)
+        | OrderEvent::RefundRequested(_)
         | OrderEvent::RefundFailed(_)
         | OrderEvent::ChargebackOpened(_)
         | OrderEvent::ChargebackEvidenceSubmitted(_)
@@ -279,8 +320,12 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ShipmentCreated(_)
         | OrderEvent::ShipmentTracked(_)
         | OrderEvent::ShipmentExceptionHandled(_)
-        | OrderEvent::OrderClosed(_) => fulfillment::change(view, event),
-        OrderEvent::ReturnRequested(_)
+        | OrderEvent::OrderClosed(_) => {
+            returns::link_replacement(view, event);
+            fulfillment::change(view, event)
+        }
+        OrderEvent::ExchangeReplacementRequested(_)
+        | OrderEvent::ReturnRequested(_)
         | OrderEvent::ReturnLabelIssued(_)
         | OrderEvent::ReturnReceived(_)
         | OrderEvent::ReturnInspected(_)
@@ -799,6 +844,115 @@ mod tests {
         assert_eq!(decline_words("expired_card"), "the card has expired");
     }
 
+    /// One of each event of extra charges, store credit and exchanges.
+    fn exchange_money(order: OrderId) -> Vec<OrderEvent> {
+        use waybill_schemas::events::{
+            ExchangeReplacementRequested, ExtraChargeCaptured, ExtraChargeDeclined,
+            ExtraChargeRequested, ReplacementUnit, StoreCreditIssued,
+        };
+        let at = chrono::Utc::now();
+        let usd = |minor| {
+            waybill_schemas::Money::new(minor, waybill_schemas::Currency::parse("USD").unwrap())
+        };
+        let charge_id = uuid::Uuid::now_v7();
+        vec![
+            OrderEvent::ExtraChargeRequested(ExtraChargeRequested {
+                order_id: order,
+                charge_id,
+                amount: usd(1200),
+                reason: "dearer size".into(),
+                requested_by: "agent".into(),
+                return_id: None,
+                requested_at: at,
+            }),
+            OrderEvent::ExtraChargeCaptured(ExtraChargeCaptured {
+                order_id: order,
+                charge_id,
+                authorization_id: "auth_2".into(),
+                capture_id: "cap_2".into(),
+                amount: usd(1200),
+                captured_at: at,
+            }),
+            OrderEvent::ExtraChargeDeclined(ExtraChargeDeclined {
+                order_id: order,
+                charge_id: uuid::Uuid::now_v7(),
+                code: "insufficient_funds".into(),
+                message: "no".into(),
+                declined_at: at,
+            }),
+            OrderEvent::StoreCreditIssued(StoreCreditIssued {
+                order_id: order,
+                credit_id: uuid::Uuid::now_v7(),
+                customer_id: "c-1".into(),
+                amount: usd(800),
+                reason: "goodwill".into(),
+                issued_by: "agent".into(),
+                return_id: None,
+                issued_at: at,
+            }),
+            OrderEvent::ExchangeReplacementRequested(ExchangeReplacementRequested {
+                order_id: order,
+                return_id: format!("{order}-R1"),
+                lines: vec![ReplacementUnit {
+                    line_no: 1001,
+                    for_line_no: 1,
+                    sku: waybill_schemas::Sku::parse("TEE-L").unwrap(),
+                    quantity: waybill_schemas::Quantity::parse(1).unwrap(),
+                    unit_price: usd(2500),
+                }],
+                replacements_value: usd(2500),
+                accepted_value: usd(2000),
+                difference: usd(500),
+                charge_id: Some(charge_id),
+                refund_id: None,
+                requested_at: at,
+            }),
+        ]
+    }
+
+    #[test]
+    fn extra_charges_and_store_credit_show_on_the_order_without_their_reasons() {
+        let order = OrderId::new_v7();
+        let mut events = vec![placed_event(order, 1), captured_event(order, 2, 4000)];
+        for (i, e) in exchange_money(order).into_iter().enumerate() {
+            events.push(envelope(order, 3 + i as i64, e));
+        }
+        let view = fold(&events);
+        assert_eq!(view.payment.captured_minor, 5200);
+        assert_eq!(view.payment.extra_charged_minor, 1200);
+        assert_eq!(view.payment.store_credit_minor, 800);
+        assert_eq!(view.payment.store_credits.len(), 1);
+        let lines: Vec<&str> = view.timeline.iter().map(|t| t.summary.as_str()).collect();
+        assert!(
+            lines.contains(&"Extra payment of 12.00 USD taken from your card"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"Store credit of 8.00 USD added to your account"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(
+                &"We couldn't take the extra payment: insufficient funds; we will contact you"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            !format!("{lines:?}").contains("dearer"),
+            "reasons stay internal"
+        );
+        // The same credit (same id) seen again is not counted twice.
+        let credit = events
+            .iter()
+            .find(|e| e.event_type == "StoreCreditIssued")
+            .unwrap()
+            .decode()
+            .unwrap();
+        let twice = apply(Some(&view), &envelope(order, 99, credit)).unwrap();
+        assert_eq!(twice.payment.store_credit_minor, 800);
+        assert_eq!(twice.payment.store_credits.len(), 1);
+    }
+
     #[test]
     fn partial_captures_add_up() {
         let order = OrderId::new_v7();
@@ -883,6 +1037,11 @@ mod tests {
         )
         .chain(
             super::super::returns::tests::one_of_each(order, uuid::Uuid::now_v7())
+                .into_iter()
+                .map(|e| envelope(order, 2, e)),
+        )
+        .chain(
+            exchange_money(order)
                 .into_iter()
                 .map(|e| envelope(order, 2, e)),
         )

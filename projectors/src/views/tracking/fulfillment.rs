@@ -35,6 +35,11 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
                 (RouteCause::ShortPick { .. }, _) => {
                     format!("{items} will come from another location instead")
                 }
+                (RouteCause::Exchange { return_id }, _) => {
+                    format!(
+                        "Replacement for return {return_id}: {items} being prepared for shipping"
+                    )
+                }
                 (_, NodeKind::PickupStore) => format!(
                     "{items} being prepared for pickup at {}",
                     routed

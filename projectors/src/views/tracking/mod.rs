@@ -103,14 +103,15 @@ impl View for TrackingProjection {
         &self,
         writes: Vec<ViewWrite<TrackingView>>,
     ) -> Result<Vec<bool>, TrackingError> {
-        // A view written for the first time carries its OrderPlaced: index it first, so a crash
-        // before the view write is repaired by the redelivery that writes both again.
-        let new: Vec<&TrackingView> = writes
+        // A view written for the first time carries its OrderPlaced, and a view with store
+        // credit may carry a new one: index them first (idempotent writes), so a crash before
+        // the view write is repaired by the redelivery that writes both again.
+        let indexed: Vec<&TrackingView> = writes
             .iter()
-            .filter(|w| w.expected_version == 0)
+            .filter(|w| w.expected_version == 0 || !w.state.payment.store_credits.is_empty())
             .map(|w| &w.state)
             .collect();
-        self.store.index(&new).await?;
+        self.store.index(&indexed).await?;
         let writes: Vec<TrackingWrite> = writes
             .into_iter()
             .map(|w| TrackingWrite {

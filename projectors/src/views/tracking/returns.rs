@@ -4,7 +4,8 @@
 
 use waybill_schemas::events::{PaymentRefunded, ReturnLine};
 use waybill_schemas::views::{
-    DeliveryState, ReturnStatus, TrackingReturn, TrackingShipmentLine, TrackingView,
+    DeliveryState, ReturnStatus, TrackingExchange, TrackingExchangeLine, TrackingReturn,
+    TrackingShipmentLine, TrackingView,
 };
 use waybill_schemas::OrderEvent;
 
@@ -54,6 +55,7 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
                     accepted_units: 0,
                     rejected_units: 0,
                     refund_id: None,
+                    exchange: None,
                     updated_at: e.requested_at,
                 });
             }
@@ -111,7 +113,67 @@ pub(super) fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<Stri
             (e.amount.minor > 0)
                 .then(|| format!("Refund of {} on its way for your return", e.amount))
         }
+        OrderEvent::ExchangeReplacementRequested(e) => {
+            let r = find(view, &e.return_id)?;
+            r.exchange = Some(TrackingExchange {
+                lines: e
+                    .lines
+                    .iter()
+                    .map(|l| TrackingExchangeLine {
+                        line_no: l.line_no,
+                        for_line_no: l.for_line_no,
+                        sku: l.sku.as_str().to_owned(),
+                        quantity: l.quantity.get(),
+                    })
+                    .collect(),
+                difference_minor: e.difference.minor,
+                fulfillment_id: None,
+                shipment_id: None,
+            });
+            r.updated_at = e.requested_at;
+            let n = e.lines.iter().map(|l| l.quantity.get()).sum();
+            let money = match e.difference.minor {
+                0 => "at the same price".to_owned(),
+                d if d > 0 => format!(
+                    "the difference of {} will be charged to your card",
+                    e.difference
+                ),
+                _ => format!(
+                    "the difference of {} will be refunded",
+                    waybill_schemas::Money::new(-e.difference.minor, e.difference.currency)
+                ),
+            };
+            Some(format!(
+                "Exchange for return {} agreed: {} will be sent; {money}",
+                e.return_id,
+                items(n)
+            ))
+        }
         _ => None,
+    }
+}
+
+/// Links an exchange's replacement to the fulfillment order sending it (routed for its
+/// return) and then to the parcel.
+pub(super) fn link_replacement(view: &mut TrackingView, event: &OrderEvent) {
+    match event {
+        OrderEvent::FulfillmentRouted(routed) => {
+            if let waybill_schemas::events::RouteCause::Exchange { return_id } = &routed.cause {
+                if let Some(x) = find(view, return_id).and_then(|r| r.exchange.as_mut()) {
+                    x.fulfillment_id = Some(routed.fulfillment_id.clone());
+                }
+            }
+        }
+        OrderEvent::ShipmentCreated(created) => {
+            for r in &mut view.returns {
+                if let Some(x) = r.exchange.as_mut() {
+                    if x.fulfillment_id.as_deref() == Some(created.fulfillment_id.as_str()) {
+                        x.shipment_id = Some(created.shipment_id.clone());
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 

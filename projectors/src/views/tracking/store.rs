@@ -4,7 +4,9 @@
 //! - `<prefix>:customer-orders:<customer digest>`: sorted set of order ids scored by placement
 //!   time in milliseconds (`GET /v1/me/orders`);
 //! - `<prefix>:tracking-lookup:<lookup digest>`: the order id found by order number + email or
-//!   postcode (the `/track` form).
+//!   postcode (the `/track` form);
+//! - `<prefix>:store-credit:<customer digest>`: hash of credit id → store credit entry, one per
+//!   `StoreCreditIssued` of the customer's orders (`GET /v1/me/store-credit`).
 //!
 //! Keys hold only SHA-256 digests (`waybill_schemas::access`), never an email or postcode. Index
 //! writes are idempotent (SET / ZADD of the same member), so they are written before the view's
@@ -12,7 +14,7 @@
 
 use redis::aio::ConnectionManager;
 use redis::Script;
-use waybill_schemas::views::TrackingView;
+use waybill_schemas::views::{store_credit_key, StoreCreditEntry, TrackingView};
 
 use super::TrackingError;
 use crate::views::order_hashes::{encode, HashError, OrderHashes};
@@ -138,7 +140,8 @@ impl TrackingStore {
         customer_orders_key(self.prefix(), customer_digest)
     }
 
-    /// Writes the index entries of these views (idempotent), one round trip.
+    /// Writes the index entries of these views (idempotent: SET, ZADD, HSET of the same member),
+    /// one round trip.
     pub async fn index(&self, views: &[&TrackingView]) -> Result<(), TrackingError> {
         let mut pipe = redis::pipe();
         let mut any = false;
@@ -151,6 +154,29 @@ impl TrackingStore {
                 )
                 .ignore();
                 any = true;
+                for credit in &view.payment.store_credits {
+                    let entry = StoreCreditEntry {
+                        credit_id: credit.credit_id.clone(),
+                        order_id: view.order_id.clone(),
+                        order_number: view.channel_order_ref.clone(),
+                        amount_minor: credit.amount_minor,
+                        currency: credit.currency.clone(),
+                        return_id: credit.return_id.clone(),
+                        issued_at: credit.issued_at,
+                    };
+                    let json = serde_json::to_string(&entry).map_err(|source| {
+                        TrackingError::CorruptView {
+                            key: store_credit_key(self.prefix(), customer),
+                            source,
+                        }
+                    })?;
+                    pipe.hset(
+                        store_credit_key(self.prefix(), customer),
+                        &credit.credit_id,
+                        json,
+                    )
+                    .ignore();
+                }
             }
             for digest in &view.access.lookup {
                 pipe.set(lookup_key(self.prefix(), digest), &view.order_id)

@@ -533,6 +533,22 @@ fn answer(
             reason: "units cancelled".into(),
             requested_by: "checkout".into(),
         },
+        Step::Charge { charge_id, amount } => {
+            if dice.roll(2) == 0 {
+                OrderCommand::RecordCharge {
+                    charge_id: *charge_id,
+                    authorization_id: format!("auth_{charge_id}"),
+                    capture_id: format!("cap_{charge_id}"),
+                    amount: *amount,
+                }
+            } else {
+                OrderCommand::RecordChargeDecline {
+                    charge_id: *charge_id,
+                    code: "card_declined".into(),
+                    message: "declined".into(),
+                }
+            }
+        }
         Step::Wait { .. } | Step::Done => unreachable!("not an action"),
     }
 }
@@ -734,4 +750,65 @@ fn a_requested_refund_is_the_next_step_with_a_key_of_its_own_until_answered() {
         t0(),
     );
     assert_eq!(step(&answered, t0()), Step::Done);
+}
+
+#[test]
+fn a_requested_extra_charge_is_the_next_step_once_per_charge() {
+    let mut order = with(
+        ready_to_confirm(),
+        &[
+            OrderCommand::Confirm {
+                capture_mode: CaptureMode::Immediate,
+            },
+            OrderCommand::RecordCapture {
+                authorization_id: "auth_1".into(),
+                capture_id: "cap_1".into(),
+                amount: grand_total(),
+            },
+        ],
+        t0(),
+    );
+    let policy = FlowPolicy::default();
+    assert_eq!(next_step(&order, &policy, t0()), Step::Done);
+    let charge_id = uuid::Uuid::now_v7();
+    order
+        .record(
+            &OrderCommand::RequestCharge {
+                charge_id,
+                amount: usd(1200),
+                reason: "exchange".into(),
+                requested_by: "agent".into(),
+                return_id: None,
+            },
+            t0(),
+        )
+        .unwrap();
+    let step = next_step(&order, &policy, t0());
+    assert_eq!(
+        step,
+        Step::Charge {
+            charge_id,
+            amount: usd(1200)
+        }
+    );
+    let order_id = order.state().unwrap().order_id();
+    assert_eq!(
+        step.idempotency_key(order_id),
+        format!("{order_id}:charge:{charge_id}")
+    );
+    order
+        .record(
+            &OrderCommand::RecordChargeDecline {
+                charge_id,
+                code: "card_declined".into(),
+                message: "no".into(),
+            },
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(
+        next_step(&order, &policy, t0()),
+        Step::Done,
+        "a decline is not retried"
+    );
 }

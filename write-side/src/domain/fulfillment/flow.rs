@@ -55,6 +55,11 @@ pub enum FulfillmentStep {
         carrier_event_id: String,
         action: ExceptionAction,
     },
+    /// Route an exchange's replacement units as a new fulfillment order linked to the return.
+    RouteReplacement {
+        return_id: String,
+        lines: Vec<FulfillmentLine>,
+    },
     /// Buy a prepaid return label for a return.
     IssueReturnLabel {
         return_id: String,
@@ -172,6 +177,12 @@ pub fn next_step(
             }
         }
         return FulfillmentStep::Route;
+    }
+    if let Some(r) = state.replacement_to_route() {
+        return FulfillmentStep::RouteReplacement {
+            return_id: r.return_id.clone(),
+            lines: r.lines.clone(),
+        };
     }
     for o in &state.orders {
         if !o.pending_missing.is_empty() {

@@ -33,7 +33,8 @@ use waybill_schemas::{OrderEvent, OrderId};
 
 pub use routing::{RoutePlan, RoutingConfig};
 pub use state::{
-    add, contains, subtract, total, Fulfillment, FulfillmentOrder, Shipment, UnitBuckets,
+    add, contains, subtract, total, Fulfillment, FulfillmentOrder, Replacement, Shipment,
+    UnitBuckets,
 };
 
 /// A carrier label, as the carrier adapter returned it.
@@ -531,6 +532,30 @@ impl Fulfillment {
                     });
                 }
                 Some(from_fulfillment_id.clone())
+            }
+            RouteCause::Exchange { return_id } => {
+                let Some(r) = self.replacements.iter().find(|r| r.return_id == *return_id) else {
+                    return Err(FulfillmentError::NotAllowed {
+                        id: return_id.clone(),
+                        action: "routed",
+                        why: "the return has no replacement",
+                    });
+                };
+                if self.replacement_to_route().map(|p| &p.return_id) != Some(return_id) {
+                    return Ok(vec![]);
+                }
+                let planned = plan
+                    .routes
+                    .iter()
+                    .fold(plan.unroutable.clone(), |acc, r| add(&acc, &r.lines));
+                if planned != add(&[], &r.lines) {
+                    return Err(FulfillmentError::NotAllowed {
+                        id: return_id.clone(),
+                        action: "routed",
+                        why: "the plan does not cover exactly the replacement units",
+                    });
+                }
+                Some(format!("{return_id}-X"))
             }
         };
         let mut events: Vec<OrderEvent> = plan

@@ -146,6 +146,19 @@ fn run_step(
                 },
             })
         }
+        FulfillmentStep::RouteReplacement { return_id, lines } => {
+            let plan = config.route(&RouteRequest {
+                shipping_method: method,
+                lines: &lines,
+                candidates: cands,
+                history: &TransitHistory::default(),
+                now,
+            });
+            Some(FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::Exchange { return_id },
+            })
+        }
         FulfillmentStep::Submit { fulfillment_id } => Some(FulfillmentCommand::RecordSubmission {
             wms_task_id: format!("task-{fulfillment_id}"),
             fulfillment_id,

@@ -96,6 +96,9 @@ pub struct Fulfillment {
     pub closed: bool,
     /// The order's returns (they reopen a closed order until they are resolved).
     pub returns: Returns,
+    /// Exchanges' replacement units by return id (their lines are also in `ordered`, with
+    /// line numbers from 1001), with the charge that pays their price difference, if any.
+    pub replacements: Vec<Replacement>,
     pub version: i64,
 }
 
@@ -256,6 +259,29 @@ impl Fulfillment {
                     }
                 }
             }
+            OrderEvent::ExchangeReplacementRequested(e) => {
+                if self.replacements.iter().any(|r| r.return_id == e.return_id) {
+                    return;
+                }
+                let lines: Vec<FulfillmentLine> = e
+                    .lines
+                    .iter()
+                    .map(|l| FulfillmentLine {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect();
+                for line in &lines {
+                    self.ordered.insert(line.line_no, line.clone());
+                }
+                self.closed = false;
+                self.replacements.push(Replacement {
+                    return_id: e.return_id.clone(),
+                    lines,
+                    charge_id: e.charge_id,
+                });
+            }
             _ => {}
         }
     }
@@ -402,6 +428,34 @@ impl Fulfillment {
         let pickups = self.orders.iter().filter_map(|o| o.picked_up_at);
         let deliveries = self.shipments.iter().filter_map(|s| s.delivered_at);
         pickups.chain(deliveries).max()
+    }
+}
+
+/// An exchange's replacement units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub return_id: String,
+    pub lines: Vec<FulfillmentLine>,
+    /// The extra charge for the price difference; the replacement waits until a charge for
+    /// this return is captured.
+    pub charge_id: Option<uuid::Uuid>,
+}
+
+impl Fulfillment {
+    /// The next replacement to route: not routed yet, and its price difference (if any) paid
+    /// by a captured charge for its return (the original, or an agent's new attempt).
+    pub fn replacement_to_route(&self) -> Option<&Replacement> {
+        self.replacements.iter().find(|r| {
+            let routed = self.orders.iter().any(|o| {
+                matches!(&o.routed.cause, RouteCause::Exchange { return_id } if *return_id == r.return_id)
+            }) || self.cancelled_lines.iter().any(|c| r.lines.iter().any(|l| l.line_no == c.line_no));
+            let paid = r.charge_id.is_none()
+                || self.returns.ledger.charges().any(|c| {
+                    c.return_id.as_deref() == Some(r.return_id.as_str())
+                        && matches!(c.status, crate::domain::ledger::ChargeStatus::Captured { .. })
+                });
+            !routed && paid
+        })
     }
 }
 

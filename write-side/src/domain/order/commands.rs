@@ -106,6 +106,35 @@ pub enum OrderCommand {
         code: String,
         message: String,
     },
+    /// Charge `amount` more to the card the order was placed with (an exchange's price
+    /// difference); the process manager then authorizes and captures it.
+    RequestCharge {
+        charge_id: Uuid,
+        amount: Money,
+        reason: String,
+        requested_by: String,
+        return_id: Option<String>,
+    },
+    RecordCharge {
+        charge_id: Uuid,
+        authorization_id: String,
+        capture_id: String,
+        amount: Money,
+    },
+    RecordChargeDecline {
+        charge_id: Uuid,
+        code: String,
+        message: String,
+    },
+    /// Give money back as credit on the customer's account; refused above what is still
+    /// refundable, like a refund.
+    IssueStoreCredit {
+        credit_id: Uuid,
+        amount: Money,
+        reason: String,
+        issued_by: String,
+        return_id: Option<String>,
+    },
     /// The gateway reported a card holder's dispute.
     RecordChargebackOpened {
         dispute_id: String,
@@ -152,6 +181,10 @@ impl OrderCommand {
             Self::RequestRefund { .. } => "refund",
             Self::RecordRefund { .. } => "record a refund",
             Self::RecordRefundFailure { .. } => "record a failed refund",
+            Self::RequestCharge { .. } => "charge the card again",
+            Self::RecordCharge { .. } => "record an extra charge",
+            Self::RecordChargeDecline { .. } => "record a declined extra charge",
+            Self::IssueStoreCredit { .. } => "issue store credit",
             Self::RecordChargebackOpened { .. } => "record a chargeback",
             Self::RecordChargebackEvidence { .. } => "record chargeback evidence",
             Self::RecordChargebackDecision { .. } => "record a chargeback decision",

@@ -149,4 +149,17 @@ pub enum OrderError {
     AlreadyShipped { order_id: OrderId },
     #[error("order {order_id} is closed")]
     Closed { order_id: OrderId },
+    #[error("order {order_id} was not paid by card; there is no card to charge")]
+    NoCardOnFile { order_id: OrderId },
+    #[error("order {order_id} has captured nothing yet; it cannot {action}")]
+    NothingCapturedYet {
+        order_id: OrderId,
+        action: &'static str,
+    },
+    #[error("order {order_id}: an amount of {amount} must be more than zero")]
+    NonPositiveAmount { order_id: OrderId, amount: Money },
+    #[error("order {order_id} has no extra charge {charge_id}")]
+    UnknownCharge { order_id: OrderId, charge_id: Uuid },
+    #[error("order {order_id} was placed as a guest; there is no customer account to credit")]
+    NoCustomerAccount { order_id: OrderId },
 }

@@ -120,7 +120,10 @@ impl OrderState {
             .filter(|r| r.kind == RefundKind::Cancellation)
             .map(|r| r.amount.minor)
             .sum();
-        let above = self.ledger.captured_minor() - self.current_total().minor;
+        // Extra charges (an exchange's price difference) pay for replacements, not for the
+        // order's own units, so they are not part of what a cancellation can owe back.
+        let own_captures = self.ledger.captured_minor() - self.ledger.charged_minor();
+        let above = own_captures - self.current_total().minor;
         let owed = (above - asked).min(self.ledger.refundable_minor()).max(0);
         Money::new(owed, self.placed.currency)
     }

@@ -18,6 +18,7 @@
 //! [`OrderError::ConflictingOutcome`]. The rules live in one file per idea: `lifecycle`
 //! (place, cancel, confirm), `risk`, `stock`, `payment`.
 
+mod charge;
 mod chargeback;
 mod commands;
 mod error;
@@ -28,6 +29,7 @@ mod refund;
 mod risk;
 mod state;
 mod stock;
+mod store_credit;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -174,6 +176,31 @@ impl Order {
                 code,
                 message,
             } => state.record_refund_failure(*refund_id, code, message, now),
+            C::RequestCharge {
+                charge_id,
+                amount,
+                reason,
+                requested_by,
+                return_id,
+            } => state.request_charge(*charge_id, *amount, reason, requested_by, return_id, now),
+            C::RecordCharge {
+                charge_id,
+                authorization_id,
+                capture_id,
+                amount,
+            } => state.record_charge(*charge_id, authorization_id, capture_id, *amount, now),
+            C::RecordChargeDecline {
+                charge_id,
+                code,
+                message,
+            } => state.record_charge_decline(*charge_id, code, message, now),
+            C::IssueStoreCredit {
+                credit_id,
+                amount,
+                reason,
+                issued_by,
+                return_id,
+            } => state.issue_store_credit(*credit_id, *amount, reason, issued_by, return_id, now),
             C::RecordChargebackOpened {
                 dispute_id,
                 capture_id,
@@ -287,7 +314,11 @@ impl Order {
             | OrderEvent::ChargebackOpened(_)
             | OrderEvent::ChargebackEvidenceSubmitted(_)
             | OrderEvent::ChargebackWon(_)
-            | OrderEvent::ChargebackLost(_) => {}
+            | OrderEvent::ChargebackLost(_)
+            | OrderEvent::ExtraChargeRequested(_)
+            | OrderEvent::ExtraChargeCaptured(_)
+            | OrderEvent::ExtraChargeDeclined(_)
+            | OrderEvent::StoreCreditIssued(_) => {}
             // Not order events; never in an order stream.
             OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
             // Fulfillment has its own fold (`domain::fulfillment`); checkout only needs to know
@@ -311,7 +342,8 @@ impl Order {
             | OrderEvent::ReturnReceived(_)
             | OrderEvent::ReturnInspected(_)
             | OrderEvent::ReturnRestocked(_)
-            | OrderEvent::ReturnRefundDecided(_) => {}
+            | OrderEvent::ReturnRefundDecided(_)
+            | OrderEvent::ExchangeReplacementRequested(_) => {}
         }
     }
 }

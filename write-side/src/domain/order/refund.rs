@@ -69,7 +69,7 @@ impl OrderState {
                 ))
             }
         }
-        if !self.captures.iter().any(|c| c.capture_id == capture_id) {
+        if !self.ledger.has_capture(capture_id) {
             return Err(OrderError::UnknownCapture {
                 order_id: self.order_id(),
                 capture_id: capture_id.to_owned(),
@@ -121,7 +121,7 @@ impl OrderState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use uuid::Uuid;
     use waybill_schemas::events::{CaptureMode, RefundKind};
 

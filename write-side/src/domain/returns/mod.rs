@@ -13,6 +13,7 @@
 
 mod policy;
 mod refund;
+mod resolutions;
 mod state;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use waybill_schemas::{Money, OrderEvent, OrderId, Quantity};
 use super::fulfillment::Fulfillment;
 pub use policy::{glob_matches, RestockTo, ReturnsPolicy, ReturnsPolicyError};
 pub use refund::{expected_fees, refund_decision, RefundDecision};
+pub use resolutions::{charge_id_of, credit_id_of};
 pub use state::{PricedLine, Return, Returns};
 
 /// One line of a return request, as parsed from the API.
@@ -90,6 +92,14 @@ pub enum ReturnError {
     NoLines,
     #[error("the {0} resolution is not offered")]
     ResolutionNotOffered(&'static str),
+    #[error("the order was placed as a guest; there is no customer account to credit")]
+    NoCustomerAccount,
+    #[error("replacement {index}: {why}")]
+    BadReplacement {
+        index: usize,
+        field: &'static str,
+        why: String,
+    },
     #[error("order {order_id} has no line {line_no}")]
     UnknownLine {
         index: usize,
@@ -143,7 +153,10 @@ impl ReturnError {
         let at = |i: &usize, f: &str| Some(format!("lines[{i}].{f}"));
         match self {
             Self::NoLines => Some("lines".into()),
-            Self::ResolutionNotOffered(_) => Some("resolution".into()),
+            Self::ResolutionNotOffered(_) | Self::NoCustomerAccount => Some("resolution".into()),
+            Self::BadReplacement { index, field, .. } => {
+                Some(format!("resolution.replacements[{index}].{field}"))
+            }
             Self::UnknownLine { index, .. }
             | Self::DuplicateLine { index, .. }
             | Self::NotReturnable { index, .. }
@@ -388,9 +401,7 @@ impl Fulfillment {
         if lines.is_empty() {
             return Err(ReturnError::NoLines);
         }
-        if !matches!(resolution, ReturnResolution::Refund) {
-            return Err(ReturnError::ResolutionNotOffered(resolution.kind()));
-        }
+        self.check_resolution(resolution, lines)?;
         let window_start = now - policy.window();
         let mut out = Vec::with_capacity(lines.len());
         for (index, asked) in lines.iter().enumerate() {
@@ -512,7 +523,10 @@ impl Fulfillment {
                 }
                 Ok(events)
             }
-            other => Err(ReturnError::ResolutionNotOffered(other.kind())),
+            ReturnResolution::StoreCredit => self.resolve_as_store_credit(order_id, r, now),
+            ReturnResolution::Exchange { replacements } => {
+                self.resolve_as_exchange(order_id, r, replacements, now)
+            }
         }
     }
 }

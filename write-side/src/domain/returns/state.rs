@@ -82,6 +82,8 @@ fn line_of(l: &InspectedLine, n: u32) -> Option<FulfillmentLine> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Returns {
     pub currency: Option<Currency>,
+    /// The order's customer account (none for guest checkouts): where store credit goes.
+    pub customer_id: Option<String>,
     pub lines: BTreeMap<u32, PricedLine>,
     pub returns: Vec<Return>,
     pub ledger: Ledger,
@@ -94,6 +96,7 @@ impl Returns {
         match event {
             OrderEvent::OrderPlaced(placed) => {
                 self.currency = Some(placed.currency);
+                self.customer_id = placed.customer.customer_id.clone();
                 self.lines = priced_lines(placed);
             }
             OrderEvent::ReturnRequested(e) => self.returns.push(Return {

@@ -27,6 +27,9 @@ pub enum CardBehaviour {
     ProcessingError,
     /// Approves, but answers only after the configured `slow_response`.
     Slow,
+    /// Approves an order's first authorization and declines any later one (`card_declined`):
+    /// an extra charge after the order's own payment fails.
+    FirstOnly,
 }
 
 /// The test cards. Anything else is declined as `invalid_token`.
@@ -56,6 +59,7 @@ pub const TEST_CARDS: &[(&str, CardBehaviour)] = &[
     ),
     ("4000000000000119", CardBehaviour::ProcessingError),
     ("4000000000006975", CardBehaviour::Slow),
+    ("4000000000000341", CardBehaviour::FirstOnly),
 ];
 
 const AUTHENTICATION_FAILED: &str = "authentication_failed";
@@ -197,10 +201,24 @@ impl Ledger {
                 detail: format!("must be positive, got {}", amount.minor),
             });
         }
-        let stage = match card_behaviour(token) {
-            CardBehaviour::Approve | CardBehaviour::Slow => Stage::Authorized {
-                until: now + self.policy.auth_validity,
-            },
+        let behaviour = match card_behaviour(token) {
+            CardBehaviour::FirstOnly
+                if self.authorizations.values().any(|a| a.order_id == order_id) =>
+            {
+                CardBehaviour::Decline {
+                    code: "card_declined",
+                    message: "the card was declined",
+                }
+            }
+            CardBehaviour::FirstOnly => CardBehaviour::Approve,
+            other => other,
+        };
+        let stage = match behaviour {
+            CardBehaviour::Approve | CardBehaviour::Slow | CardBehaviour::FirstOnly => {
+                Stage::Authorized {
+                    until: now + self.policy.auth_validity,
+                }
+            }
             CardBehaviour::ThreeDSecure => Stage::Challenge {
                 until: now + self.policy.challenge_validity,
             },
@@ -646,6 +664,25 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_first_only_card_declines_an_orders_later_authorizations() {
+        let card = "tok_4000000000000341";
+        let mut ledger = ledger();
+        let order = OrderId::new_v7();
+        let first = ledger
+            .authorize(order, eur(1000), card, t0())
+            .expect("first");
+        assert_eq!(first.status, AuthorizationStatus::Authorized);
+        let extra = ledger
+            .authorize(order, eur(300), card, t0())
+            .expect("answered");
+        assert_eq!(extra.status, AuthorizationStatus::Declined);
+        let other_order = ledger
+            .authorize(OrderId::new_v7(), eur(300), card, t0())
+            .expect("another order");
+        assert_eq!(other_order.status, AuthorizationStatus::Authorized);
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! `POST /v1/orders/{id}/charges`: an agent, admin or service (exchanges) charges the card the
+//! order was paid with again, after its own capture (an exchange for a dearer item, or a new
+//! attempt after a declined one). Recorded as `ExtraChargeRequested` with the order's flow woken
+//! in the same commit; the process manager then authorizes and captures it (idempotency key
+//! `<order>:charge:<charge_id>`) and records `ExtraChargeCaptured` or `ExtraChargeDeclined`.
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+use waybill_schemas::{Currency, Money, OrderId};
+
+use super::decide::decide_and_commit;
+use super::{CommandContext, CommandError, CommandServices, Reply};
+use crate::domain::fields::{object, Errors, BODY};
+use crate::domain::OrderCommand;
+use crate::idempotency::StoredResponse;
+
+const MAX_REASON: usize = 500;
+/// Largest charge accepted in one request, in minor units (a sanity bound).
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// A parsed charge request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeBody {
+    pub amount: Money,
+    pub reason: String,
+    /// The exchange (return id) this charge pays the price difference of: an agent's new
+    /// attempt after a declined one; its capture lets the replacement ship.
+    pub return_id: Option<String>,
+}
+
+/// Parses `{"amount_minor": 1200, "currency": "USD", "reason": "…", "return_id"?: "<order>-R1"}`.
+pub fn parse_charge(body: &Value) -> Result<ChargeBody, CommandError> {
+    let mut errors = Errors::default();
+    let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
+        let amount = o.required_int("amount_minor", 1, MAX_AMOUNT, &mut errors);
+        let currency = o.required_str("currency", 3, &mut errors).and_then(|raw| {
+            match Currency::parse(&raw) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.push(o.path_of("currency"), e.to_string());
+                    None
+                }
+            }
+        });
+        let reason = o.required_str("reason", MAX_REASON, &mut errors);
+        let return_id = o.optional_str("return_id", 80, &mut errors).ok()?;
+        Some(ChargeBody {
+            amount: Money::new(amount?, currency?),
+            reason: reason?,
+            return_id,
+        })
+    });
+    errors.finish(parsed).map_err(CommandError::Validation)
+}
+
+/// 202 for an accepted extra charge: the gateway is asked next, and the outcome shows on the
+/// order (`ExtraChargeCaptured` or `ExtraChargeDeclined`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChargeResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: OrderId,
+    #[schema(value_type = String, format = Uuid)]
+    pub charge_id: Uuid,
+    /// `pending` until the gateway answers.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub version: i64,
+    pub consistency_token: String,
+}
+
+/// Records an extra charge on the order.
+pub async fn charge_order(
+    services: &CommandServices,
+    ctx: &CommandContext,
+    raw_order_id: &str,
+    body: &Value,
+) -> Result<Reply, CommandError> {
+    let order_id =
+        OrderId::parse(raw_order_id).map_err(|_| CommandError::NotFound(raw_order_id.into()))?;
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
+    let charge = parse_charge(body)?;
+    if let Some(return_id) = &charge.return_id {
+        let ours = return_id
+            .strip_prefix(&format!("{order_id}-R"))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !ours {
+            return Err(CommandError::Validation(crate::domain::ValidationErrors(
+                vec![crate::domain::FieldError {
+                    field: "return_id".into(),
+                    detail: format!("must be a return of order {order_id} (<order id>-R<n>)"),
+                }],
+            )));
+        }
+    }
+    let charge_id = Uuid::now_v7();
+    let command = OrderCommand::RequestCharge {
+        charge_id,
+        amount: charge.amount,
+        reason: charge.reason,
+        requested_by: ctx.client_id.clone(),
+        return_id: charge.return_id,
+    };
+    decide_and_commit(services, ctx, order_id, command, |_, version| {
+        charge_requested(order_id, charge_id, charge.amount, version)
+    })
+    .await
+}
+
+fn charge_requested(
+    order_id: OrderId,
+    charge_id: Uuid,
+    amount: Money,
+    version: i64,
+) -> StoredResponse {
+    let consistency_token = super::responses::token(order_id, version);
+    let body = ChargeResponse {
+        order_id,
+        charge_id,
+        status: "pending".to_owned(),
+        amount_minor: amount.minor,
+        currency: amount.currency.code().to_owned(),
+        version,
+        consistency_token: consistency_token.clone(),
+    };
+    super::responses::json_response(202, order_id, &consistency_token, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(error: CommandError) -> Vec<String> {
+        match error {
+            CommandError::Validation(e) => e.0.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected a validation error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_charge_body_names_each_wrong_field() {
+        let ok =
+            parse_charge(&json!({"amount_minor": 1200, "currency": "USD", "reason": "exchange"}))
+                .unwrap();
+        assert_eq!(ok.amount.minor, 1200);
+        assert_eq!(
+            fields(
+                parse_charge(&json!({"amount_minor": 0, "currency": "USD", "reason": "x"}))
+                    .unwrap_err()
+            ),
+            vec!["amount_minor"]
+        );
+        assert_eq!(
+            fields(parse_charge(&json!({"amount_minor": 5, "currency": "usdx"})).unwrap_err()),
+            vec!["currency", "reason"]
+        );
+    }
+}
