@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use waybill_schemas::events::{NodeProgress, ProofOfDelivery};
-use waybill_schemas::{Actor, OrderId};
+use waybill_schemas::{Actor, OrderEvent, OrderId};
 
 use crate::domain::fulfillment::{
     carrier, Fulfillment, FulfillmentCommand, FulfillmentError, Scan,
@@ -94,7 +94,48 @@ pub fn carrier_command(webhook: &CarrierWebhook) -> Result<FulfillmentCommand, B
     })
 }
 
-/// Applies `command` for a webhook of `provider` with id `webhook_id`, once.
+/// What a webhook's command comes to on an order's current state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Its parcel or fulfillment order is not recorded yet: store nothing, not even the receipt.
+    NotYetKnown(String),
+    /// Store the receipt (labelled `label`) with `events` (none when it changes nothing).
+    Record {
+        events: Vec<OrderEvent>,
+        outcome: WebhookOutcome,
+        label: String,
+    },
+}
+
+/// Decides a webhook's command on `state` (pure; shared by the one-by-one and batched paths).
+pub fn decide(state: &Fulfillment, command: &FulfillmentCommand, now: DateTime<Utc>) -> Decision {
+    match state.handle(command, now) {
+        Err(
+            unknown @ (FulfillmentError::UnknownShipment(_)
+            | FulfillmentError::UnknownFulfillment(_)),
+        ) => Decision::NotYetKnown(unknown.to_string()),
+        Ok(events) if events.is_empty() => Decision::Record {
+            events,
+            outcome: WebhookOutcome::Ignored(
+                "already recorded or older than the recorded scan".into(),
+            ),
+            label: "already_recorded".to_owned(),
+        },
+        Ok(events) => Decision::Record {
+            events,
+            outcome: WebhookOutcome::Applied,
+            label: "applied".to_owned(),
+        },
+        Err(refused) => Decision::Record {
+            events: Vec::new(),
+            outcome: WebhookOutcome::Ignored(refused.to_string()),
+            label: format!("ignored: {refused}"),
+        },
+    }
+}
+
+/// Applies `command` for a webhook of `provider` with id `webhook_id`, once, in a transaction
+/// of its own.
 pub async fn apply(
     pool: &PgPool,
     store: &EventStore,
@@ -112,22 +153,13 @@ pub async fn apply(
             )));
         }
         let state = Fulfillment::from_events(&append::decode(&envelopes)?);
-        let (events, outcome, label) = match state.handle(command, now) {
-            Err(
-                unknown @ (FulfillmentError::UnknownShipment(_)
-                | FulfillmentError::UnknownFulfillment(_)),
-            ) => return Ok(WebhookOutcome::NotYetKnown(unknown.to_string())),
-            Ok(events) if events.is_empty() => (
+        let (events, outcome, label) = match decide(&state, command, now) {
+            Decision::NotYetKnown(why) => return Ok(WebhookOutcome::NotYetKnown(why)),
+            Decision::Record {
                 events,
-                WebhookOutcome::Ignored("already recorded or older than the recorded scan".into()),
-                "already_recorded".to_owned(),
-            ),
-            Ok(events) => (events, WebhookOutcome::Applied, "applied".to_owned()),
-            Err(refused) => (
-                Vec::new(),
-                WebhookOutcome::Ignored(refused.to_string()),
-                format!("ignored: {refused}"),
-            ),
+                outcome,
+                label,
+            } => (events, outcome, label),
         };
         let meta = append::meta_of(&envelopes, Actor::service(provider));
         let receipt = Receipt {

@@ -5,15 +5,21 @@
 //! auto-close deadline (parked until then: a durable deadline row), or is done (row deleted).
 //! Every external call carries the step's idempotency key, so a crash between the call and the
 //! append repeats the call harmlessly.
+//!
+//! [`take_step`] is the one place that maps a step to its external call and its command. Two
+//! ways of storing the outcomes share it ([`CommitMode`]): by rounds (`rounds.rs`: every claimed
+//! order's step at once, one transaction per round) or step by step (one transaction per step
+//! and per release, kept for comparison in `waybill bench lifecycle`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 use waybill_schemas::events::{ExceptionAction, FulfillmentLine, RouteCause};
 use waybill_schemas::{Actor, OrderId};
@@ -32,6 +38,16 @@ use super::flows::{self, Claimed, Release};
 use super::logistics::{LabelRequest, LogisticsClient, TaskRequest};
 use super::FulfillmentError;
 
+/// How the worker stores what its steps decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// All claimed orders advance in lock-step rounds; one transaction per round.
+    #[default]
+    Rounds,
+    /// Each order alone; one transaction per step and per release.
+    PerStep,
+}
+
 /// What the worker needs.
 #[derive(Clone)]
 pub struct FulfillmentServices {
@@ -44,10 +60,11 @@ pub struct FulfillmentServices {
     pub lease: chrono::Duration,
     /// Rows claimed per pass.
     pub batch: i64,
-    /// Orders worked on at once within a pass.
+    /// External calls (or, per step, orders) in flight at once within a pass.
     pub concurrency: usize,
     /// How long to sleep when nothing is due.
     pub idle_poll: Duration,
+    pub commit: CommitMode,
 }
 
 /// Runs passes until `stop` resolves.
@@ -76,6 +93,23 @@ pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output 
 pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, FulfillmentError> {
     let claimed = flows::claim(&services.pool, Utc::now(), services.lease, services.batch).await?;
     let n = claimed.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    metrics::counter!("waybill_fulfillment_flows_claimed_total").increment(n as u64);
+    match services.commit {
+        CommitMode::Rounds => super::rounds::run(services, claimed).await?,
+        CommitMode::PerStep => run_per_step(services, claimed).await,
+    }
+    Ok(n)
+}
+
+/// Retry delay after a failed step: a second per consecutive failure, at most 30.
+pub(super) fn backoff(claimed: Claimed) -> chrono::Duration {
+    chrono::Duration::seconds(i64::from(claimed.attempts.clamp(1, 30)))
+}
+
+async fn run_per_step(services: &FulfillmentServices, claimed: Vec<Claimed>) {
     futures::stream::iter(claimed)
         .for_each_concurrent(services.concurrency.max(1), |row| async move {
             let span = tracing::info_span!("fulfillment.flow", order_id = %row.order_id);
@@ -83,27 +117,22 @@ pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, Fulfillme
                 Ok(release) => release,
                 Err(error) => {
                     tracing::warn!(order_id = %row.order_id, %error, "fulfillment step failed; retrying");
-                    let backoff = chrono::Duration::seconds(i64::from(row.attempts.clamp(1, 30)));
                     Release::Retry {
-                        due_at: Utc::now() + backoff,
+                        due_at: Utc::now() + backoff(row),
                         error: error.to_string(),
                     }
                 }
             };
-            release_row(services, row, &release).await;
+            if let Err(error) = flows::release(&services.pool, &[(row, release)], Utc::now()).await
+            {
+                // The lease runs out and the row comes due again by itself.
+                tracing::warn!(order_id = %row.order_id, %error, "could not release fulfillment flow");
+            }
         })
         .await;
-    Ok(n)
 }
 
-async fn release_row(services: &FulfillmentServices, row: Claimed, release: &Release) {
-    if let Err(error) = flows::release(&services.pool, row, release, Utc::now()).await {
-        // The lease runs out and the row comes due again by itself.
-        tracing::warn!(order_id = %row.order_id, %error, "could not release fulfillment flow");
-    }
-}
-
-/// Moves one order until it waits or is done.
+/// Moves one order until it waits or is done, one transaction per step.
 async fn advance(
     services: &FulfillmentServices,
     order_id: OrderId,
@@ -118,131 +147,14 @@ async fn advance(
         let state = Fulfillment::from_events(&events);
         let now = Utc::now();
         let step = next_step(&state, &services.policy, now);
-        let key = step.idempotency_key(&order_id.to_string());
-        let command = match step {
-            FulfillmentStep::Done => return Ok(Release::Finish),
-            FulfillmentStep::Wait {
-                until: Some(due_at),
-            } => {
-                return Ok(Release::Park {
-                    due_at,
-                    stage: "auto_close",
-                })
-            }
-            FulfillmentStep::Wait { until: None } => {
-                // Node and carrier webhooks wake the flow; the hourly look is a safety net.
-                return Ok(Release::Park {
-                    due_at: now + chrono::Duration::hours(1),
-                    stage: "node",
-                });
-            }
-            FulfillmentStep::Route => {
-                let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
-                let plan = plan_route(services, &order, &state, &lines, None).await?;
-                FulfillmentCommand::Route {
-                    plan,
-                    cause: RouteCause::Confirmation,
-                }
-            }
-            FulfillmentStep::Reroute {
-                fulfillment_id,
-                node_id,
-                missing,
-            } => {
-                let plan = plan_route(services, &order, &state, &missing, Some(&node_id)).await?;
-                FulfillmentCommand::Route {
-                    plan,
-                    cause: RouteCause::ShortPick {
-                        from_fulfillment_id: fulfillment_id,
-                    },
-                }
-            }
-            FulfillmentStep::Submit { fulfillment_id } => {
-                let o = state
-                    .order(&fulfillment_id)
-                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
-                let request = TaskRequest {
-                    order_id,
-                    fulfillment_id: fulfillment_id.clone(),
-                    node_id: o.routed.node_id.clone(),
-                    lines: o.effective_lines(),
-                    pickup: o.is_pickup(),
-                };
-                let accepted = services
-                    .logistics
-                    .submit_task(key.as_deref().unwrap_or_default(), &request)
-                    .await?;
-                FulfillmentCommand::RecordSubmission {
-                    fulfillment_id,
-                    wms_task_id: accepted.task_id,
-                }
-            }
-            FulfillmentStep::Ship { fulfillment_id } => {
-                let o = state
-                    .order(&fulfillment_id)
-                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
-                let request = LabelRequest {
-                    order_id,
-                    shipment_id: format!("{fulfillment_id}-S1"),
-                    carrier: o.routed.carrier.clone(),
-                    from_node: o.routed.node_id.clone(),
-                    zone_distance: o.routed.zone_distance,
-                    promised_eta: o.routed.eta,
-                };
-                let label = services
-                    .logistics
-                    .create_label(key.as_deref().unwrap_or_default(), &request)
-                    .await?;
-                FulfillmentCommand::CreateShipment {
-                    fulfillment_id,
-                    label: Label {
-                        tracking_number: label.tracking_number,
-                        tracking_url: label.tracking_url,
-                        label_url: label.label_url,
-                        eta: label.eta,
-                    },
-                }
-            }
-            FulfillmentStep::HandleException {
-                shipment_id,
-                carrier_event_id,
-                action,
-            } => {
-                let detail = match action {
-                    ExceptionAction::RetryHandoff => {
-                        let tracking = state
-                            .shipment(&shipment_id)
-                            .map(|s| s.created.tracking_number.clone())
-                            .ok_or_else(|| FulfillmentError::Inconsistent(shipment_id.clone()))?;
-                        services
-                            .logistics
-                            .retry_handoff(key.as_deref().unwrap_or_default(), &tracking)
-                            .await?;
-                        format!("asked the carrier to attempt parcel {tracking} again")
-                    }
-                    ExceptionAction::Alert => {
-                        tracing::warn!(%order_id, %shipment_id, "carrier exception after all retries: alerting an agent");
-                        format!(
-                            "handoff failed after {} retries: an agent must step in",
-                            services.policy.max_handoff_retries
-                        )
-                    }
-                };
-                FulfillmentCommand::HandleException {
-                    shipment_id,
-                    carrier_event_id,
-                    action,
-                    detail,
-                }
-            }
-            FulfillmentStep::Close => FulfillmentCommand::Close,
+        let shared = SharedReads::default();
+        let command = match take_step(services, &shared, order_id, &order, &state, step, now).await? {
+            Taken::Release(release) => return Ok(release),
+            Taken::Record(command) => command,
         };
         let events = state.handle(&command, now)?;
         if events.is_empty() {
-            return Ok(Release::Retry {
-                due_at: now + chrono::Duration::seconds(1),
-                error: format!("step {command:?} changed nothing"),
-            });
+            return Ok(changed_nothing(&command, now));
         }
         let meta = append::meta_of(&envelopes, Actor::system("fulfillment"));
         match append::store(&services.pool, &state, order_id, events, &meta, None, now).await? {
@@ -255,10 +167,187 @@ async fn advance(
     })
 }
 
+/// The release of an order whose step recorded nothing (it is looked at again shortly).
+pub(super) fn changed_nothing(command: &FulfillmentCommand, now: DateTime<Utc>) -> Release {
+    Release::Retry {
+        due_at: now + chrono::Duration::seconds(1),
+        error: format!("step {command:?} changed nothing"),
+    }
+}
+
+/// Reads the steps of one round share, made once when the first step needs them.
+#[derive(Default)]
+pub(super) struct SharedReads {
+    locations: OnceCell<Vec<Location>>,
+    history: OnceCell<TransitHistory>,
+}
+
+impl SharedReads {
+    async fn locations(&self, pool: &PgPool) -> Result<&[Location], FulfillmentError> {
+        let locations = self
+            .locations
+            .get_or_try_init(|| inventory::read_locations(pool))
+            .await?;
+        Ok(locations)
+    }
+
+    async fn history(&self, pool: &PgPool) -> Result<&TransitHistory, FulfillmentError> {
+        let history = self
+            .history
+            .get_or_try_init(|| append::transit_history(pool))
+            .await?;
+        Ok(history)
+    }
+}
+
+/// What taking a step led to.
+#[derive(Debug)]
+pub(super) enum Taken {
+    /// Record this outcome through the aggregate.
+    Record(FulfillmentCommand),
+    /// Leave the order for now.
+    Release(Release),
+}
+
+/// Takes `step` for one order: the external call it needs (with the step's idempotency key) and
+/// the command recording its outcome, or how the flow is released when it waits or is done.
+/// The one place a step becomes a command: a new step is one more arm here.
+pub(super) async fn take_step(
+    services: &FulfillmentServices,
+    shared: &SharedReads,
+    order_id: OrderId,
+    order: &Order,
+    state: &Fulfillment,
+    step: FulfillmentStep,
+    now: DateTime<Utc>,
+) -> Result<Taken, FulfillmentError> {
+    let key = step.idempotency_key(&order_id.to_string());
+    let command = match step {
+        FulfillmentStep::Done => return Ok(Taken::Release(Release::Finish)),
+        FulfillmentStep::Wait {
+            until: Some(due_at),
+        } => {
+            return Ok(Taken::Release(Release::Park {
+                due_at,
+                stage: "auto_close",
+            }))
+        }
+        FulfillmentStep::Wait { until: None } => {
+            // Node and carrier webhooks wake the flow; the hourly look is a safety net.
+            return Ok(Taken::Release(Release::Park {
+                due_at: now + chrono::Duration::hours(1),
+                stage: "node",
+            }));
+        }
+        FulfillmentStep::Route => {
+            let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
+            let plan = plan_route(services, shared, order, state, &lines, None).await?;
+            FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::Confirmation,
+            }
+        }
+        FulfillmentStep::Reroute {
+            fulfillment_id,
+            node_id,
+            missing,
+        } => {
+            let plan = plan_route(services, shared, order, state, &missing, Some(&node_id)).await?;
+            FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::ShortPick {
+                    from_fulfillment_id: fulfillment_id,
+                },
+            }
+        }
+        FulfillmentStep::Submit { fulfillment_id } => {
+            let o = state
+                .order(&fulfillment_id)
+                .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+            let request = TaskRequest {
+                order_id,
+                fulfillment_id: fulfillment_id.clone(),
+                node_id: o.routed.node_id.clone(),
+                lines: o.effective_lines(),
+                pickup: o.is_pickup(),
+            };
+            let accepted = services
+                .logistics
+                .submit_task(key.as_deref().unwrap_or_default(), &request)
+                .await?;
+            FulfillmentCommand::RecordSubmission {
+                fulfillment_id,
+                wms_task_id: accepted.task_id,
+            }
+        }
+        FulfillmentStep::Ship { fulfillment_id } => {
+            let o = state
+                .order(&fulfillment_id)
+                .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+            let request = LabelRequest {
+                order_id,
+                shipment_id: format!("{fulfillment_id}-S1"),
+                carrier: o.routed.carrier.clone(),
+                from_node: o.routed.node_id.clone(),
+                zone_distance: o.routed.zone_distance,
+                promised_eta: o.routed.eta,
+            };
+            let label = services
+                .logistics
+                .create_label(key.as_deref().unwrap_or_default(), &request)
+                .await?;
+            FulfillmentCommand::CreateShipment {
+                fulfillment_id,
+                label: Label {
+                    tracking_number: label.tracking_number,
+                    tracking_url: label.tracking_url,
+                    label_url: label.label_url,
+                    eta: label.eta,
+                },
+            }
+        }
+        FulfillmentStep::HandleException {
+            shipment_id,
+            carrier_event_id,
+            action,
+        } => {
+            let detail = match action {
+                ExceptionAction::RetryHandoff => {
+                    let tracking = state
+                        .shipment(&shipment_id)
+                        .map(|s| s.created.tracking_number.clone())
+                        .ok_or_else(|| FulfillmentError::Inconsistent(shipment_id.clone()))?;
+                    services
+                        .logistics
+                        .retry_handoff(key.as_deref().unwrap_or_default(), &tracking)
+                        .await?;
+                    format!("asked the carrier to attempt parcel {tracking} again")
+                }
+                ExceptionAction::Alert => {
+                    tracing::warn!(%order_id, %shipment_id, "carrier exception after all retries: alerting an agent");
+                    format!(
+                        "handoff failed after {} retries: an agent must step in",
+                        services.policy.max_handoff_retries
+                    )
+                }
+            };
+            FulfillmentCommand::HandleException {
+                shipment_id,
+                carrier_event_id,
+                action,
+                detail,
+            }
+        }
+        FulfillmentStep::Close => FulfillmentCommand::Close,
+    };
+    Ok(Taken::Record(command))
+}
+
 /// Routes `lines`: first over the nodes holding the order's allocation, then what is left over
 /// nodes with free stock; `exclude` is a node that just came up short.
 async fn plan_route(
     services: &FulfillmentServices,
+    shared: &SharedReads,
     order: &Order,
     state: &Fulfillment,
     lines: &[FulfillmentLine],
@@ -273,8 +362,8 @@ async fn plan_route(
         &placed.shipping_address.postal_code,
     )
     .map_err(|e| FulfillmentError::Inconsistent(e.to_string()))?;
-    let locations = inventory::read_locations(&services.pool).await?;
-    let history = append::transit_history(&services.pool).await?;
+    let locations = shared.locations(&services.pool).await?;
+    let history = shared.history(&services.pool).await?;
     let now = Utc::now();
     let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
         services.routing.route(&RouteRequest {
@@ -298,8 +387,8 @@ async fn plan_route(
                 .entry(line.line_no)
                 .or_default() += line.quantity.get();
         }
-        let candidates = candidates(&locations, &ship_to, allocated);
-        plan = route(lines, &candidates, &history);
+        let candidates = candidates(locations, &ship_to, allocated);
+        plan = route(lines, &candidates, history);
     }
     if !plan.unroutable.is_empty() {
         let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
@@ -317,8 +406,8 @@ async fn plan_route(
                     .or_default() += units;
             }
         }
-        let candidates = candidates(&locations, &ship_to, free);
-        let rest = route(&plan.unroutable, &candidates, &history);
+        let candidates = candidates(locations, &ship_to, free);
+        let rest = route(&plan.unroutable, &candidates, history);
         plan.routes.extend(rest.routes);
         plan.unroutable = rest.unroutable;
     }
