@@ -32,8 +32,8 @@ use super::checkout::{
     api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow, CpuSample,
 };
 use super::checkout_report::{metric, CheckoutRun, CpuUse};
-use super::svg::{self, Series};
 use super::report::Percentiles;
+use super::svg::{self, Series};
 use super::{load, Scratch, PLACEMENT_PARTS};
 use crate::client::ApiClient;
 use crate::config::{BenchCheckoutArgs, BenchLifecycleArgs, FulfillmentCommit, Settings};
@@ -191,7 +191,8 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
             args.orders,
             args.clients
         );
-        let outcome = whole_lifecycle(&settings, &scratch, run.as_str(), args, &bodies, &render).await;
+        let outcome =
+            whole_lifecycle(&settings, &scratch, run.as_str(), args, &bodies, &render).await;
         finish_scratch(&settings, &scratch, args.keep).await;
         let mut outcome = outcome?;
         outcome.fulfillment_commit = commit_name(*mode).to_owned();

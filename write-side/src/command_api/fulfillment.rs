@@ -57,9 +57,15 @@ pub async fn wms_webhook(
     let command = webhooks::node_command(&webhook);
     let span =
         tracing::info_span!("wms_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
-    let result = apply(&state, webhooks::WMS, &webhook.id, webhook.order_id, command)
-        .instrument(span)
-        .await;
+    let result = apply(
+        &state,
+        webhooks::WMS,
+        &webhook.id,
+        webhook.order_id,
+        command,
+    )
+    .instrument(span)
+    .await;
     respond(result, started)
 }
 
@@ -108,9 +114,15 @@ pub async fn carrier_webhook(
         }
     };
     let span = tracing::info_span!("carrier_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
-    let result = apply(&state, webhooks::CARRIER, &webhook.id, webhook.order_id, command)
-        .instrument(span)
-        .await;
+    let result = apply(
+        &state,
+        webhooks::CARRIER,
+        &webhook.id,
+        webhook.order_id,
+        command,
+    )
+    .instrument(span)
+    .await;
     respond(result, started)
 }
 

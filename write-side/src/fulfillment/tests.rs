@@ -60,7 +60,10 @@ async fn routed_order(db: &TestDatabase, store: &EventStore, now: DateTime<Utc>)
         node_id: "wh-east".into(),
         location: LocationType::Warehouse,
         distance: 1,
-        units: lines.iter().map(|l| (l.line_no, l.quantity.get())).collect(),
+        units: lines
+            .iter()
+            .map(|l| (l.line_no, l.quantity.get()))
+            .collect(),
     }];
     let plan = RoutingConfig::bundled()
         .expect("bundled routing rules")
@@ -213,7 +216,12 @@ async fn a_webhook_repeated_inside_one_batch_is_applied_once() {
     let answers = apply_batch(
         &db.pool,
         &store,
-        &[&packed_first, &packed_again, &packed_second, &unknown_parcel],
+        &[
+            &packed_first,
+            &packed_again,
+            &packed_second,
+            &unknown_parcel,
+        ],
         now,
     )
     .await;
@@ -253,9 +261,15 @@ async fn a_webhook_repeated_inside_one_batch_is_applied_once() {
     // Redelivered in a later batch, it is a duplicate too, and nothing is written.
     let again = apply_batch(&db.pool, &store, &[&packed_first], Utc::now()).await;
     assert_eq!(
-        again.into_iter().map(|a| a.expect("applied")).collect::<Vec<_>>(),
+        again
+            .into_iter()
+            .map(|a| a.expect("applied"))
+            .collect::<Vec<_>>(),
         [WebhookOutcome::Duplicate]
     );
-    assert_eq!(event_types(&store, first.order_id).await.len(), state.version as usize);
+    assert_eq!(
+        event_types(&store, first.order_id).await.len(),
+        state.version as usize
+    );
     db.drop().await;
 }

@@ -233,8 +233,7 @@ async fn decide_and_write(
     }
     let stored = stored_receipts(pool, requests).await?;
     for (i, r) in requests.iter().enumerate() {
-        if follows[i].is_none() && stored.contains(&(r.provider.to_owned(), r.webhook_id.clone()))
-        {
+        if follows[i].is_none() && stored.contains(&(r.provider.to_owned(), r.webhook_id.clone())) {
             outcomes[i] = Some(WebhookOutcome::Duplicate);
         }
     }
@@ -261,23 +260,20 @@ async fn decide_and_write(
             )));
             continue;
         };
-        if !folds.contains_key(&r.order_id) {
-            let state = Fulfillment::from_events(&append::decode(envelopes)?);
-            folds.insert(
-                r.order_id,
-                OrderFold {
+        let fold = match folds.entry(r.order_id) {
+            std::collections::hash_map::Entry::Occupied(fold) => fold.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let state = Fulfillment::from_events(&append::decode(envelopes)?);
+                order_of_first_use.push(r.order_id);
+                slot.insert(OrderFold {
                     stored_version: state.version,
                     state,
                     meta: append::meta_of(envelopes, Actor::service(r.provider)),
                     events: Vec::new(),
                     samples: Vec::new(),
                     receipts: Vec::new(),
-                },
-            );
-            order_of_first_use.push(r.order_id);
-        }
-        let Some(fold) = folds.get_mut(&r.order_id) else {
-            continue;
+                })
+            }
         };
         let (outcome, label) = match webhooks::decide(&fold.state, &r.command, now) {
             webhooks::Decision::NotYetKnown(why) => {
@@ -339,15 +335,15 @@ async fn decide_and_write(
         .map(|i| match follows[i] {
             // A repeat of a webhook earlier in the batch: applied once, by the first.
             Some(leader) => Ok(match &outcomes[leader] {
-                Some(WebhookOutcome::Applied | WebhookOutcome::Ignored(_)) if stored_by(leader, &folds) => {
+                Some(WebhookOutcome::Applied | WebhookOutcome::Ignored(_))
+                    if stored_by(leader, &folds) =>
+                {
                     WebhookOutcome::Duplicate
                 }
                 Some(other) => other.clone(),
                 None => WebhookOutcome::Duplicate,
             }),
-            None => Ok(outcomes[i]
-                .clone()
-                .unwrap_or(WebhookOutcome::Duplicate)),
+            None => Ok(outcomes[i].clone().unwrap_or(WebhookOutcome::Duplicate)),
         })
         .collect();
     Ok(Some(answers))

@@ -148,10 +148,11 @@ async fn advance(
         let now = Utc::now();
         let step = next_step(&state, &services.policy, now);
         let shared = SharedReads::default();
-        let command = match take_step(services, &shared, order_id, &order, &state, step, now).await? {
-            Taken::Release(release) => return Ok(release),
-            Taken::Record(command) => command,
-        };
+        let command =
+            match take_step(services, &shared, order_id, &order, &state, step, now).await? {
+                Taken::Release(release) => return Ok(release),
+                Taken::Record(command) => command,
+            };
         let events = state.handle(&command, now)?;
         if events.is_empty() {
             return Ok(changed_nothing(&command, now));
