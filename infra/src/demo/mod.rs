@@ -9,11 +9,14 @@
 //! links, the lookup form, a signed-in customer's order list), the agent searches that find every
 //! order ([`search`]), the day's finance summary and reconciliation discrepancies ([`finance`])
 //! and where to look. Then [`money`] refunds some of the captured orders,
-//! loses a card dispute on one, and imports the day's settlement report.
+//! loses a card dispute on one, and imports the day's settlement report; [`fulfillment`] drives
+//! three orders through nodes and a carrier and [`fulfillment_batching`] says how many
+//! transactions the fulfillment side's writes took.
 
 mod finance;
 mod follow;
 mod fulfillment;
+mod fulfillment_batching;
 mod money;
 mod report;
 mod scenario;
@@ -255,6 +258,7 @@ async fn demo(
     finance::show(settings, client, &order_ids).await?;
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
+    fulfillment_batching::show(client).await;
     Ok(())
 }
 
