@@ -57,11 +57,15 @@ pub struct OrderRows<'a> {
 }
 
 impl OrderRows<'_> {
-    /// A parcel shipped or a BOPIS order was collected: the checkout flow may capture.
-    fn ships(&self) -> bool {
-        self.envelopes
-            .iter()
-            .any(|e| e.event_type == "ShipmentCreated" || e.event_type == "PickupCompleted")
+    /// A parcel shipped or a BOPIS order was collected (the checkout flow may capture), or a
+    /// refund was asked for (the checkout flow pays it out).
+    fn wakes_checkout(&self) -> bool {
+        self.envelopes.iter().any(|e| {
+            matches!(
+                e.event_type.as_str(),
+                "ShipmentCreated" | "PickupCompleted" | "RefundRequested"
+            )
+        })
     }
 }
 
@@ -211,13 +215,13 @@ async fn write_rows(
         event_store::rows::insert_events(conn, &events).await?;
         outbox::insert(conn, &events, now).await?;
     }
-    let shipped: Vec<OrderId> = orders
+    let checkout: Vec<OrderId> = orders
         .iter()
-        .filter(|o| o.ships())
+        .filter(|o| o.wakes_checkout())
         .map(|o| o.order_id)
         .collect();
-    if !shipped.is_empty() {
-        crate::checkout::flows::wake(conn, &shipped, now).await?;
+    if !checkout.is_empty() {
+        crate::checkout::flows::wake(conn, &checkout, now).await?;
     }
     let samples: Vec<&TransitSample> = orders.iter().flat_map(|o| o.samples.iter()).collect();
     if !samples.is_empty() {
