@@ -776,10 +776,11 @@ pub struct BenchLifecycleArgs {
     /// Keep the scratch databases, streams and Redis keys afterwards.
     #[arg(long)]
     pub keep: bool,
-    /// The fulfillment commit modes to run the lifecycle with, each on its own scratch
-    /// environment, in this order (default: per-step,rounds: the old way beside the new).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub fulfillment_commit: Vec<FulfillmentCommit>,
+    /// The fulfillment commit modes to run the lifecycle with (`WAYBILL_FULFILLMENT_COMMIT`),
+    /// each on its own scratch environment, in this order (default: per-step,rounds: the old
+    /// way beside the new).
+    #[arg(long = "runs", value_enum, value_delimiter = ',')]
+    pub runs: Vec<FulfillmentCommit>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! `waybill bench lifecycle`: card orders from placement to delivery and close, beside the
 //! checkout flow alone for the same orders, each on a scratch environment of its own. The
-//! lifecycle phase runs once per `--fulfillment-commit` mode (by default the old way, one
+//! lifecycle phase runs once per `--runs` mode (by default the old way, one
 //! transaction per fulfillment step and per webhook, then rounds + webhook group commit), so
 //! both are measured side by side in one invocation; the report has a run per mode, where each
 //! lifecycle's time went (the gaps between its stages), the worker's and webhooks' batch sizes
@@ -173,10 +173,10 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
         Some(outcome?)
     };
 
-    let modes = if args.fulfillment_commit.is_empty() {
+    let modes = if args.runs.is_empty() {
         vec![FulfillmentCommit::PerStep, FulfillmentCommit::Rounds]
     } else {
-        args.fulfillment_commit.clone()
+        args.runs.clone()
     };
     let mut runs = Vec::with_capacity(modes.len());
     for (i, mode) in modes.iter().enumerate() {
