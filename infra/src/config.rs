@@ -377,6 +377,18 @@ pub struct FulfillmentSettings {
         default_value_t = 20
     )]
     pub fulfillment_poll_ms: u64,
+    /// How the fulfillment worker and the node/carrier webhooks store what they decide:
+    /// `rounds` (the worker advances all claimed orders together, one transaction per round;
+    /// webhooks arriving together share one) or `per-step` (one transaction per step and per
+    /// webhook; kept for comparison).
+    #[arg(long, env = "WAYBILL_FULFILLMENT_COMMIT", global = true, value_enum, default_value_t = FulfillmentCommit::Rounds)]
+    pub fulfillment_commit: FulfillmentCommit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FulfillmentCommit {
+    Rounds,
+    PerStep,
 }
 
 /// The checkout flow, the payment gateway and customer notifications.
@@ -777,6 +789,11 @@ pub struct BenchLifecycleArgs {
     /// Keep the scratch databases, streams and Redis keys afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// The fulfillment commit modes to run the lifecycle with (`WAYBILL_FULFILLMENT_COMMIT`),
+    /// each on its own scratch environment, in this order (default: per-step,rounds: the old
+    /// way beside the new).
+    #[arg(long = "runs", value_enum, value_delimiter = ',')]
+    pub runs: Vec<FulfillmentCommit>,
 }
 
 #[derive(Debug, Clone, Args)]
