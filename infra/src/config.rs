@@ -794,6 +794,10 @@ pub struct BenchLifecycleArgs {
     /// way beside the new).
     #[arg(long = "runs", value_enum, value_delimiter = ',')]
     pub runs: Vec<FulfillmentCommit>,
+    /// Share of the orders that send a unit back once closed (return, inspection, restock,
+    /// refund), 0 to 1.
+    #[arg(long, default_value_t = 0.2)]
+    pub return_share: f64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,7 +11,10 @@
 //! (simulated WMS + carrier). A driver acts as every node and the carrier: it packs each WMS
 //! task it sees and scans each labelled parcel as delivered, through the sandbox's driver
 //! endpoints (signed webhooks into Waybill). `WAYBILL_AUTO_CLOSE_DAYS` is 0 so a delivered order
-//! closes at once: a lifecycle is complete at its `OrderClosed`. Throughput and latency are read
+//! closes at once: a lifecycle is complete at its (first) `OrderClosed`. A share of the closed
+//! orders (`--return-share`, default 0.2) then sends a unit back (`lifecycle_returns`: return,
+//! node receipt and inspection, restock, refund); the run ends once every order closed and
+//! every return was refunded. Throughput and latency are read
 //! from the event store afterwards; tracking lag is the projector's
 //! `waybill_projector_lag_seconds{view="tracking"}` gauge, sampled every 100 ms during the run.
 
@@ -32,6 +35,7 @@ use super::checkout::{
     api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow, CpuSample,
 };
 use super::checkout_report::{metric, CheckoutRun, CpuUse};
+use super::lifecycle_returns::{self, ReturnsRun};
 use super::report::Percentiles;
 use super::svg::{self, Series};
 use super::{load, Scratch, PLACEMENT_PARTS};
@@ -70,6 +74,8 @@ struct LifecycleRun {
     fulfillment: FulfillmentStats,
     cpu: CpuUse,
     timeline: Vec<LifecycleSecond>,
+    /// The share of orders sent back after closing: opened, refunded, request → refund.
+    returns: ReturnsRun,
 }
 
 /// The time from one stage of an order to the next, over the closed orders.
@@ -211,6 +217,11 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
             l.placed_to_closed_ms.p50, l.placed_to_closed_ms.p99, l.tracking_lag_ms.p50, l.tracking_lag_ms.p99,
             l.tracking_lag_ms.max, l.lag_samples, l.fulfillment.mean_orders_per_append
         );
+        println!(
+            "  returns ({}): {}/{} opened, {} refunded, return request → refund p50 {:.0} ms p99 {:.0} ms",
+            l.fulfillment_commit, l.returns.opened, l.returns.expected, l.returns.refunded,
+            l.returns.requested_to_refunded_ms.p50, l.returns.requested_to_refunded_ms.p99
+        );
     }
     if let Some(b) = &report.baseline_checkout {
         println!(
@@ -323,7 +334,14 @@ async fn drive(
         sandbox.to_owned(),
         stop_rx.clone(),
     ));
-    let lag = tokio::spawn(sample_lag(render.clone(), stop_rx));
+    let lag = tokio::spawn(sample_lag(render.clone(), stop_rx.clone()));
+    let customers = tokio::spawn(lifecycle_returns::act_as_returning_customers(
+        pool.clone(),
+        client.clone(),
+        sandbox.to_owned(),
+        args.return_share,
+        stop_rx,
+    ));
 
     let placed = Arc::new(AtomicU64::new(0));
     let (lag_tx, _) = mpsc::unbounded_channel();
@@ -338,6 +356,7 @@ async fn drive(
     )
     .await?;
     let accepted = load.accepted;
+    let expected_returns = lifecycle_returns::expected_returns(accepted, args.return_share);
     let deadline = Instant::now() + Duration::from_secs(args.deadline_secs);
     let started = Instant::now();
     loop {
@@ -345,11 +364,15 @@ async fn drive(
             sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderClosed'")
                 .fetch_one(pool)
                 .await?;
+        let refunded = lifecycle_returns::refunded(pool).await?;
         eprintln!(
-            "  {:>5.1}s after the load: {closed}/{accepted} closed",
+            "  {:>5.1}s after the load: {closed}/{accepted} closed, {refunded}/{expected_returns} returns refunded",
             started.elapsed().as_secs_f64()
         );
-        if u64::try_from(closed).unwrap_or(0) >= accepted || Instant::now() > deadline {
+        // A returned order closes twice (delivered, then again once its return is refunded).
+        let done = u64::try_from(closed).unwrap_or(0) >= accepted + expected_returns
+            && refunded >= expected_returns;
+        if done || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -359,7 +382,10 @@ async fn drive(
     let _ = stop_tx.send(true);
     node.await.context("driver panicked")??;
     let lag = lag.await.context("lag sampler panicked")??;
-    measure(pool, accepted, &lag, fulfillment, cpu).await
+    let opened = customers.await.context("returning customers panicked")??;
+    let mut run = measure(pool, accepted, &lag, fulfillment, cpu).await?;
+    run.returns = lifecycle_returns::measure(pool, expected_returns, opened).await?;
+    Ok(run)
 }
 
 /// The drivers' requests in flight at once: enough for webhooks to arrive together.
@@ -544,6 +570,7 @@ async fn measure(
         fulfillment,
         cpu,
         timeline: timeline(first_placed, &placed_at, &closed_at, lag_samples),
+        returns: lifecycle_returns::ReturnsRun::none(),
     })
 }
 
