@@ -214,3 +214,12 @@ impl CommandServices {
         }
     }
 }
+
+/// The fields a validation error names (tests of the body parsers).
+#[cfg(test)]
+pub(crate) fn invalid_fields(error: CommandError) -> Vec<String> {
+    match error {
+        CommandError::Validation(e) => e.0.into_iter().map(|f| f.field).collect(),
+        other => panic!("expected a validation error, got {other}"),
+    }
+}

@@ -158,12 +158,7 @@ mod tests {
 
     use super::*;
 
-    fn fields(error: CommandError) -> Vec<String> {
-        match error {
-            CommandError::Validation(e) => e.0.into_iter().map(|f| f.field).collect(),
-            other => panic!("expected a validation error, got {other}"),
-        }
-    }
+    use crate::commands::invalid_fields as fields;
 
     #[test]
     fn a_refund_body_names_each_wrong_field() {
