@@ -152,6 +152,26 @@ impl Fulfillment {
                     .collect();
             }
             OrderEvent::OrderCancelled(_) => self.cancelled = true,
+            // An edit in the hold replaces the order's lines: routing covers the edited ones.
+            OrderEvent::OrderEdited(e) => {
+                let replacements: Vec<FulfillmentLine> = self
+                    .ordered
+                    .values()
+                    .filter(|l| l.line_no >= waybill_schemas::events::FIRST_REPLACEMENT_LINE)
+                    .cloned()
+                    .collect();
+                self.ordered = e
+                    .lines
+                    .iter()
+                    .map(|l| FulfillmentLine {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .chain(replacements)
+                    .map(|l| (l.line_no, l))
+                    .collect();
+            }
             OrderEvent::InventoryAllocated(e) => self.allocated = e.lines.clone(),
             OrderEvent::OrderConfirmed(e) => {
                 self.confirmed = Some(e.capture_mode);

@@ -266,14 +266,21 @@ pub struct OrderState {
     pub(super) shipped: bool,
     /// The fulfillment fold of the same stream: where each unit is, what was cancelled.
     pub(super) fulfillment: Fulfillment,
+    /// The line number an added line gets next (line numbers are never reused).
+    pub(super) next_line_no: u32,
+    /// Edits recorded (`OrderEdited`), by edit id.
+    pub(super) edits: Vec<uuid::Uuid>,
 }
 
 impl OrderState {
     pub(super) fn new(placed: OrderPlaced) -> Self {
         let fulfillment =
             Fulfillment::from_events([&waybill_schemas::OrderEvent::OrderPlaced(placed.clone())]);
+        let next_line_no = placed.lines.iter().map(|l| l.line_no).max().unwrap_or(0) + 1;
         Self {
             fulfillment,
+            next_line_no,
+            edits: Vec::new(),
             placed,
             assessment: None,
             review: None,

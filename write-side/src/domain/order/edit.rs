@@ -1,0 +1,343 @@
+//! Editing a confirmed order while it waits in the fulfillment hold: new quantities, removed
+//! and added lines, a new shipping address. The edited order is priced by
+//! [`crate::domain::pricing::price_order`], the function placement uses, so an edit cannot price
+//! differently from a new order with the same lines. The same decision serves the preview
+//! ([`OrderState::preview_edit`], no events) and the edit itself (`OrderCommand::Edit`).
+//!
+//! Money (see `write-side/EDITS.md`): nothing captured yet, a lower total simply captures less
+//! and a higher one must fit the card authorization; captured already, a higher total charges
+//! the difference (`ExtraChargeRequested`) and a lower one refunds it (`RefundRequested`, kind
+//! `cancellation`), both in the same commit with ids derived from the edit id, so a retried
+//! edit never moves money twice.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use waybill_schemas::events::{
+    Address, CaptureMode, Discount, EditMoneyAction, OrderEdited, PaymentMethod, RefundKind,
+};
+use waybill_schemas::{Money, OrderEvent, Quantity, Sku};
+
+use super::{OrderError, OrderState};
+use crate::domain::pricing::{self, line_net, promotions, shipping, LineDraft, ShippingDraft};
+
+/// Line numbers from here on belong to exchanges' replacement units.
+const FIRST_REPLACEMENT_LINE: u32 = waybill_schemas::events::FIRST_REPLACEMENT_LINE;
+
+/// A validated edit request: `changes[i]` and `add[i]` of the request are the same index here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditOrder {
+    pub changes: Vec<LineChange>,
+    pub add: Vec<NewLine>,
+    pub shipping_address: Option<Address>,
+}
+
+/// A line's new quantity; 0 removes the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineChange {
+    pub line_no: u32,
+    pub quantity: u32,
+}
+
+/// A line to add (its tax is computed as at placement).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLine {
+    pub sku: Sku,
+    pub name: String,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+}
+
+impl OrderState {
+    /// The edit `request` would make, as the `OrderEdited` it would record, or why it is
+    /// refused. Records nothing.
+    pub fn preview_edit(
+        &self,
+        edit_id: Uuid,
+        request: &EditOrder,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OrderEdited, OrderError> {
+        let order_id = self.order_id();
+        self.ensure_editable()?;
+        let currency = self.placed.currency;
+        let refuse = |field: String, detail: String| OrderError::EditRefused {
+            order_id,
+            field,
+            detail,
+        };
+        for (i, change) in request.changes.iter().enumerate() {
+            if !self.placed.lines.iter().any(|l| l.line_no == change.line_no) {
+                return Err(refuse(
+                    format!("changes[{i}].line_no"),
+                    format!("order {order_id} has no line {}", change.line_no),
+                ));
+            }
+            if request.changes[..i]
+                .iter()
+                .any(|c| c.line_no == change.line_no)
+            {
+                return Err(refuse(
+                    format!("changes[{i}].line_no"),
+                    format!("line {} is changed twice", change.line_no),
+                ));
+            }
+        }
+        for (i, line) in request.add.iter().enumerate() {
+            if line.unit_price.currency != currency {
+                return Err(refuse(
+                    format!("add[{i}].unit_price.currency"),
+                    format!(
+                        "order {order_id} is in {currency}; {} cannot be used for it",
+                        line.unit_price.currency
+                    ),
+                ));
+            }
+        }
+        let new_address = request
+            .shipping_address
+            .as_ref()
+            .filter(|a| **a != self.placed.shipping_address);
+        let ship_to = new_address.unwrap_or(&self.placed.shipping_address);
+
+        let mut drafts = Vec::new();
+        for line in &self.placed.lines {
+            let quantity = request
+                .changes
+                .iter()
+                .find(|c| c.line_no == line.line_no)
+                .map_or(line.quantity.get(), |c| c.quantity);
+            let Ok(quantity) = Quantity::parse(i64::from(quantity)) else {
+                continue; // 0: the line is removed
+            };
+            let same = quantity == line.quantity;
+            let discount = if same {
+                line.discount
+            } else {
+                let scaled = i128::from(line.discount.minor) * i128::from(quantity.get())
+                    / i128::from(line.quantity.get().max(1));
+                Money::new(i64::try_from(scaled).unwrap_or(0), currency)
+            };
+            let net = line_net(quantity, line.unit_price, discount).map_err(|(_, detail)| {
+                refuse(
+                    "changes".to_owned(),
+                    format!("line {}: {detail}", line.line_no),
+                )
+            })?;
+            drafts.push(LineDraft {
+                line_no: line.line_no,
+                sku: line.sku.clone(),
+                name: line.name.clone(),
+                quantity,
+                unit_price: line.unit_price,
+                discount,
+                net,
+                // A line left as it was keeps its tax unless the destination changed.
+                tax: (same && new_address.is_none()).then_some(line.tax),
+            });
+        }
+        let mut next_line_no = self.next_line_no;
+        for (i, line) in request.add.iter().enumerate() {
+            let net = line_net(line.quantity, line.unit_price, Money::zero(currency))
+                .map_err(|(_, detail)| refuse(format!("add[{i}]"), detail))?;
+            if next_line_no >= FIRST_REPLACEMENT_LINE {
+                return Err(refuse(
+                    format!("add[{i}]"),
+                    "the order has no line numbers left".to_owned(),
+                ));
+            }
+            drafts.push(LineDraft {
+                line_no: next_line_no,
+                sku: line.sku.clone(),
+                name: line.name.clone(),
+                quantity: line.quantity,
+                unit_price: line.unit_price,
+                discount: Money::zero(currency),
+                net,
+                tax: None,
+            });
+            next_line_no += 1;
+        }
+        if drafts.is_empty() {
+            return Err(refuse(
+                "changes".to_owned(),
+                "an edit cannot remove every line; cancel the order instead".to_owned(),
+            ));
+        }
+
+        // The order's discounts: promotion codes are applied again (their conditions checked
+        // against the new merchandise), the channel's own discounts are kept as they were.
+        let mut channel_discounts: Vec<Discount> = Vec::new();
+        let mut codes = Vec::new();
+        for d in &self.placed.discounts {
+            match promotions::lookup(&d.code) {
+                Some(promotion) => codes.push((codes.len(), promotion)),
+                None => channel_discounts.push(d.clone()),
+            }
+        }
+        let method = &self.placed.shipping.method;
+        let rated = shipping::Method::parse(method).is_some_and(|m| {
+            shipping::rate(m, shipping::Zone::of(&ship_to.country), currency, 0).is_some()
+        });
+        let priced = pricing::price_order(&pricing::OrderDraft {
+            currency,
+            lines: drafts,
+            discounts: channel_discounts,
+            promotions: codes,
+            shipping: ShippingDraft {
+                method: method.clone(),
+                price: (!rated).then_some(self.placed.shipping.price),
+                tax: None,
+            },
+            ship_to,
+        })
+        .map_err(|errors| {
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            refuse(
+                "changes".to_owned(),
+                format!("the edited order cannot be priced ({detail})"),
+            )
+        })?;
+
+        let previous_total = self.current_total();
+        let difference = priced.totals.grand_total.minor - previous_total.minor;
+        let money_action = self.edit_money_action(difference, priced.totals.grand_total)?;
+        Ok(OrderEdited {
+            order_id,
+            edit_id,
+            lines: priced.lines,
+            discounts: priced.discounts,
+            shipping: priced.shipping,
+            totals: priced.totals,
+            shipping_address: new_address.cloned(),
+            previous_total,
+            difference: Money::new(difference, currency),
+            money_action,
+            requested_by: requested_by.to_owned(),
+            edited_at: now,
+        })
+    }
+
+    /// Decides an edit: `OrderEdited`, then the charge or refund of the difference when the
+    /// order was captured already. Repeating an edit id already recorded is a no-op.
+    pub(super) fn edit(
+        &self,
+        edit_id: Uuid,
+        request: &EditOrder,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        if self.edits.contains(&edit_id) {
+            return Ok(vec![]);
+        }
+        let edited = self.preview_edit(edit_id, request, requested_by, now)?;
+        let reason = format!("order edit {edit_id}");
+        let money = match edited.money_action {
+            EditMoneyAction::ExtraCharge => self.request_charge(
+                edit_charge_id(edit_id),
+                edited.difference,
+                &reason,
+                requested_by,
+                &None,
+                now,
+            )?,
+            EditMoneyAction::Refund => self.request_refund(
+                edit_refund_id(edit_id),
+                Money::new(-edited.difference.minor, edited.difference.currency),
+                RefundKind::Cancellation,
+                &reason,
+                requested_by,
+                now,
+            )?,
+            _ => vec![],
+        };
+        let mut events = vec![OrderEvent::OrderEdited(edited)];
+        events.extend(money);
+        Ok(events)
+    }
+
+    /// Folds an `OrderEdited`: its lines, discounts, shipping and totals replace the order's.
+    pub(super) fn apply_edit(&mut self, e: &OrderEdited) {
+        self.placed.lines = e.lines.clone();
+        self.placed.discounts = e.discounts.clone();
+        self.placed.shipping = e.shipping.clone();
+        self.placed.totals = e.totals.clone();
+        if let Some(address) = &e.shipping_address {
+            self.placed.shipping_address = address.clone();
+        }
+        let top = e.lines.iter().map(|l| l.line_no).max().unwrap_or(0);
+        self.next_line_no = self.next_line_no.max(top + 1);
+        self.edits.push(e.edit_id);
+    }
+
+    /// Only a confirmed order still in the hold (nothing routed, cancelled or shipped) can be
+    /// edited; a partly cancelled one cannot (cancel more units instead).
+    fn ensure_editable(&self) -> Result<(), OrderError> {
+        let order_id = self.order_id();
+        let not = |reason: &str| {
+            Err(OrderError::NotEditable {
+                order_id,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.is_cancelled() {
+            return not("it is cancelled");
+        }
+        if self.confirmed.is_none() {
+            return not("it is not confirmed yet");
+        }
+        if !self.fulfillment.orders.is_empty() || self.shipped || self.fulfillment.closed {
+            return not("it has been routed to fulfillment");
+        }
+        if !self.fulfillment.cancelled_lines.is_empty() {
+            return not("units of it were cancelled");
+        }
+        if self.confirmed == Some(CaptureMode::Immediate) && self.ledger.captured_minor() == 0 {
+            return not("its payment is being captured; try again in a moment");
+        }
+        Ok(())
+    }
+
+    fn edit_money_action(
+        &self,
+        difference: i64,
+        new_total: Money,
+    ) -> Result<EditMoneyAction, OrderError> {
+        if difference == 0 || !matches!(self.placed.payment, Some(PaymentMethod::Card { .. })) {
+            return Ok(EditMoneyAction::None);
+        }
+        if self.ledger.captured_minor() > 0 {
+            return Ok(if difference > 0 {
+                EditMoneyAction::ExtraCharge
+            } else {
+                EditMoneyAction::Refund
+            });
+        }
+        if difference < 0 {
+            return Ok(EditMoneyAction::CaptureLess);
+        }
+        let held = self.authorization.as_ref().map_or(0, |a| a.amount.minor);
+        if new_total.minor > held {
+            return Err(OrderError::NotEditable {
+                order_id: self.order_id(),
+                reason: format!(
+                    "the new total {new_total} is more than the {held} minor units authorized on the card and nothing is captured yet"
+                ),
+            });
+        }
+        Ok(EditMoneyAction::WithinAuthorization)
+    }
+}
+
+/// The extra charge of an edit: the edit id with its top bit flipped (stable across retries).
+pub fn edit_charge_id(edit_id: Uuid) -> Uuid {
+    Uuid::from_u128(edit_id.as_u128() ^ (1 << 127))
+}
+
+/// The refund of an edit: the edit id with its second bit flipped.
+pub fn edit_refund_id(edit_id: Uuid) -> Uuid {
+    Uuid::from_u128(edit_id.as_u128() ^ (1 << 126))
+}
