@@ -341,3 +341,225 @@ pub fn edit_charge_id(edit_id: Uuid) -> Uuid {
 pub fn edit_refund_id(edit_id: Uuid) -> Uuid {
     Uuid::from_u128(edit_id.as_u128() ^ (1 << 126))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use waybill_schemas::events::{FulfillmentRouted, NodeKind, RouteCause};
+    use waybill_schemas::{Currency, OrderId};
+
+    use super::super::fixtures::*;
+    use super::super::{Order, OrderCommand};
+    use super::*;
+
+    fn confirmed(mode: CaptureMode) -> Order {
+        with(
+            ready_to_confirm(),
+            &[OrderCommand::Confirm { capture_mode: mode }],
+            t0(),
+        )
+    }
+
+    fn state(order: &Order) -> &OrderState {
+        order.state().expect("placed")
+    }
+
+    fn edit(changes: &[(u32, u32)], add: Vec<NewLine>) -> EditOrder {
+        EditOrder {
+            changes: changes
+                .iter()
+                .map(|(line_no, quantity)| LineChange {
+                    line_no: *line_no,
+                    quantity: *quantity,
+                })
+                .collect(),
+            add,
+            shipping_address: None,
+        }
+    }
+
+    fn command(edit_id: Uuid, request: EditOrder) -> OrderCommand {
+        OrderCommand::Edit {
+            edit_id,
+            edit: request,
+            requested_by: "web-shop".into(),
+        }
+    }
+
+    fn socks(quantity: i64, currency: Currency) -> NewLine {
+        NewLine {
+            sku: Sku::parse("SOCKS-3").expect("valid sku"),
+            name: "Socks".into(),
+            quantity: Quantity::parse(quantity).expect("valid quantity"),
+            unit_price: Money::new(400, currency),
+        }
+    }
+
+    fn units_to_route(order: &Order) -> Vec<(u32, u32)> {
+        state(order)
+            .fulfillment
+            .ordered
+            .values()
+            .map(|l| (l.line_no, l.quantity.get()))
+            .collect()
+    }
+
+    #[test]
+    fn a_smaller_edit_reprices_the_order_and_captures_less() {
+        let mut order = confirmed(CaptureMode::OnShipment);
+        let events = order
+            .handle(&command(Uuid::now_v7(), edit(&[(1, 1)], vec![])), t0())
+            .expect("editable in the hold");
+        let [OrderEvent::OrderEdited(edited)] = events.as_slice() else {
+            panic!("one OrderEdited, got {events:?}");
+        };
+        assert_eq!(edited.money_action, EditMoneyAction::CaptureLess);
+        assert!(edited.difference.minor < 0);
+        assert_eq!(edited.lines[0].quantity.get(), 1);
+        for e in &events {
+            order.apply(e);
+        }
+        assert_eq!(state(&order).current_total(), edited.totals.grand_total);
+        assert_eq!(units_to_route(&order), vec![(1, 1), (2, 1)]);
+    }
+
+    #[test]
+    fn an_added_line_gets_the_next_line_number_and_fits_the_authorization_or_is_refused() {
+        let order = confirmed(CaptureMode::OnShipment);
+        // Dropping the tees (30.00) and adding one pair of socks fits the 42.12 held.
+        let events = order
+            .handle(
+                &command(
+                    Uuid::now_v7(),
+                    edit(&[(1, 0)], vec![socks(1, usd_currency())]),
+                ),
+                t0(),
+            )
+            .expect("fits the authorization");
+        let OrderEvent::OrderEdited(edited) = &events[0] else {
+            panic!("an OrderEdited first");
+        };
+        assert_eq!(
+            edited.lines.iter().map(|l| l.line_no).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        // Ten more pairs do not fit what the card holds, and nothing is captured yet.
+        let refused = order
+            .handle(
+                &command(Uuid::now_v7(), edit(&[], vec![socks(10, usd_currency())])),
+                t0(),
+            )
+            .expect_err("above the authorization");
+        assert!(matches!(refused, OrderError::NotEditable { .. }), "{refused}");
+    }
+
+    #[test]
+    fn bad_input_is_refused_naming_the_field() {
+        let order = confirmed(CaptureMode::OnShipment);
+        let field = |request: EditOrder| match order.handle(&command(Uuid::now_v7(), request), t0())
+        {
+            Err(OrderError::EditRefused { field, .. }) => field,
+            other => panic!("expected a refused field, got {other:?}"),
+        };
+        assert_eq!(field(edit(&[(9, 1)], vec![])), "changes[0].line_no");
+        let eur = Currency::parse("EUR").expect("valid currency");
+        assert_eq!(
+            field(edit(&[], vec![socks(1, usd_currency()), socks(1, eur)])),
+            "add[1].unit_price.currency"
+        );
+        assert_eq!(field(edit(&[(1, 0), (2, 0)], vec![])), "changes");
+    }
+
+    #[test]
+    fn an_order_routed_or_not_confirmed_cannot_be_edited() {
+        let request = edit(&[(1, 1)], vec![]);
+        let refused = ready_to_confirm()
+            .handle(&command(Uuid::now_v7(), request.clone()), t0())
+            .expect_err("not confirmed");
+        assert!(matches!(refused, OrderError::NotEditable { .. }));
+        let mut order = confirmed(CaptureMode::OnShipment);
+        let order_id: OrderId = state(&order).order_id();
+        order.apply(&OrderEvent::FulfillmentRouted(FulfillmentRouted {
+            order_id,
+            fulfillment_id: format!("{order_id}-F1"),
+            node_id: "wh-1".into(),
+            node_kind: NodeKind::Warehouse,
+            carrier: "ups".into(),
+            zone_distance: 1,
+            lines: state(&order).fulfillment.ordered.values().cloned().collect(),
+            rule: "default".into(),
+            score: vec![],
+            total_score: 0,
+            eta: t0(),
+            cause: RouteCause::Confirmation,
+            pickup: None,
+            routed_at: t0(),
+        }));
+        let refused = order
+            .handle(&command(Uuid::now_v7(), request), t0())
+            .expect_err("routed");
+        assert!(matches!(refused, OrderError::NotEditable { .. }), "{refused}");
+    }
+
+    #[test]
+    fn after_capture_a_dearer_edit_charges_the_difference_once() {
+        let mut order = confirmed(CaptureMode::Immediate);
+        for e in order
+            .handle(
+                &OrderCommand::RecordCapture {
+                    authorization_id: "auth_1".into(),
+                    capture_id: "cap_1".into(),
+                    amount: grand_total(),
+                },
+                t0(),
+            )
+            .expect("capture")
+        {
+            order.apply(&e);
+        }
+        let edit_id = Uuid::now_v7();
+        let cmd = command(edit_id, edit(&[], vec![socks(2, usd_currency())]));
+        let events = order.handle(&cmd, t0()).expect("editable");
+        let (OrderEvent::OrderEdited(edited), OrderEvent::ExtraChargeRequested(charge)) =
+            (&events[0], &events[1])
+        else {
+            panic!("an edit and a charge, got {events:?}");
+        };
+        assert_eq!(edited.money_action, EditMoneyAction::ExtraCharge);
+        assert_eq!(charge.amount, edited.difference);
+        assert_eq!(charge.charge_id, edit_charge_id(edit_id));
+        for e in &events {
+            order.apply(e);
+        }
+        assert_eq!(order.handle(&cmd, t0()).expect("repeat"), vec![]);
+    }
+
+    proptest! {
+        /// After any sequence of quantity edits the order is worth what the last edit priced,
+        /// and routing would send exactly the edited quantities.
+        #[test]
+        fn current_total_and_units_follow_every_edit(
+            edits in proptest::collection::vec((0u32..4, 0u32..4), 1..6)
+        ) {
+            let mut order = confirmed(CaptureMode::OnShipment);
+            for (tees, caps) in edits {
+                // Kept within the authorization (at most the placed quantities, 2 and 1).
+                let request = edit(&[(1, tees.min(2)), (2, caps.min(1))], vec![]);
+                let Ok(events) = order.handle(&command(Uuid::now_v7(), request), t0()) else {
+                    continue; // every line removed: refused
+                };
+                let OrderEvent::OrderEdited(edited) = &events[0] else {
+                    panic!("an OrderEdited first");
+                };
+                let expected: Vec<(u32, u32)> =
+                    edited.lines.iter().map(|l| (l.line_no, l.quantity.get())).collect();
+                let total = edited.totals.grand_total;
+                for e in &events {
+                    order.apply(e);
+                }
+                prop_assert_eq!(state(&order).current_total(), total);
+                prop_assert_eq!(units_to_route(&order), expected);
+            }
+        }
+    }
+}
