@@ -9,6 +9,7 @@ mod cancel_lines;
 mod charge;
 mod decide;
 mod dispute;
+mod edit;
 mod place;
 mod refund;
 mod resolution;
@@ -21,6 +22,7 @@ pub use cancel::cancel_order;
 pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse};
 pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
+pub use edit::{edit_order, preview_edit, EditResponse, EditedLineResponse};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
@@ -96,6 +98,9 @@ pub enum CommandError {
     AlreadyCancelled(OrderId),
     #[error("{0}")]
     Refused(String),
+    /// The order is past the point where it can be edited (routed, cancelled, ...).
+    #[error("{0}")]
+    NotEditable(String),
     #[error("this role may not do that")]
     Forbidden,
     #[error("dispute {0} not found")]

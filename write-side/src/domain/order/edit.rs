@@ -230,7 +230,7 @@ impl OrderState {
         requested_by: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderEvent>, OrderError> {
-        if self.edits.contains(&edit_id) {
+        if self.edit_recorded(edit_id).is_some() {
             return Ok(vec![]);
         }
         let edited = self.preview_edit(edit_id, request, requested_by, now)?;
@@ -270,7 +270,7 @@ impl OrderState {
         }
         let top = e.lines.iter().map(|l| l.line_no).max().unwrap_or(0);
         self.next_line_no = self.next_line_no.max(top + 1);
-        self.edits.push(e.edit_id);
+        self.edits.push(e.clone());
     }
 
     /// Only a confirmed order still in the hold (nothing routed, cancelled or shipped) can be

@@ -269,7 +269,7 @@ pub struct OrderState {
     /// The line number an added line gets next (line numbers are never reused).
     pub(super) next_line_no: u32,
     /// Edits recorded (`OrderEdited`), by edit id.
-    pub(super) edits: Vec<uuid::Uuid>,
+    pub(super) edits: Vec<waybill_schemas::events::OrderEdited>,
 }
 
 impl OrderState {
@@ -317,6 +317,10 @@ impl OrderState {
     }
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.
+    /// The recorded edit `edit_id`, if any.
+    pub fn edit_recorded(&self, edit_id: uuid::Uuid) -> Option<&waybill_schemas::events::OrderEdited> {
+        self.edits.iter().find(|e| e.edit_id == edit_id)
+    }
     pub fn placed(&self) -> &OrderPlaced {
         &self.placed
     }
