@@ -6,6 +6,7 @@ mod access_control;
 mod bad_input;
 mod cancel;
 mod cancellation;
+mod edits;
 mod checkout;
 mod checkout_resilience;
 mod exchanges;

@@ -1,6 +1,7 @@
 //! `POST /v1/orders/{id}/edits/preview` and `POST /v1/orders/{id}/edits`: change a confirmed
 //! order's quantities, lines or shipping address while it waits in the fulfillment hold
-//! (service, agent, admin; `Idempotency-Key`).
+//! (the owning customer's JWT, service, agent, admin; `Idempotency-Key`). Another customer's
+//! order answers 404, as the query API does.
 
 use std::time::Instant;
 
@@ -11,9 +12,11 @@ use utoipa::ToSchema;
 
 use super::handlers::{command_span, finish};
 use super::problem::Problem;
-use super::request::CommandInput;
+use super::request::MoneyCommandInput;
 use super::AppState;
-use crate::commands;
+use waybill_schemas::api_keys::Role;
+
+use crate::commands::{self, CommandError};
 
 /// `POST /v1/orders/{id}/edits` (and `/edits/preview`) body. At least one of the three.
 #[allow(dead_code)]
@@ -78,13 +81,17 @@ pub struct EditPrice {
 pub async fn preview_edit(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    input: CommandInput,
+    input: MoneyCommandInput,
 ) -> Response {
     let span = command_span("preview_edit", &input.ctx);
     let started = Instant::now();
-    let result = commands::preview_edit(&state.services, &input.ctx, &id, &input.body)
-        .instrument(span)
-        .await;
+    let result = if editor(input.ctx.role) {
+        commands::preview_edit(&state.services, &input.ctx, &id, &input.body)
+            .instrument(span)
+            .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
     finish("preview_edit", started, result)
 }
 
@@ -117,12 +124,24 @@ pub async fn preview_edit(
 pub async fn edit_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    input: CommandInput,
+    input: MoneyCommandInput,
 ) -> Response {
     let span = command_span("edit_order", &input.ctx);
     let started = Instant::now();
-    let result = commands::edit_order(&state.services, &input.ctx, &id, &input.body)
-        .instrument(span)
-        .await;
+    let result = if editor(input.ctx.role) {
+        commands::edit_order(&state.services, &input.ctx, &id, &input.body)
+            .instrument(span)
+            .await
+    } else {
+        Err(CommandError::Forbidden)
+    };
     finish("edit_order", started, result)
+}
+
+/// Who may edit: the order's customer (checked against the order), agents, admins, services.
+fn editor(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Customer | Role::Agent | Role::Admin | Role::Service
+    )
 }

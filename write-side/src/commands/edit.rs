@@ -8,13 +8,14 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
+use waybill_schemas::api_keys::Role;
 use waybill_schemas::events::OrderEdited;
 use waybill_schemas::OrderId;
 
 use super::decide::{decide_and_commit, refusal};
 use super::responses::{json_response, token};
 use super::{CommandContext, CommandError, CommandServices, Reply};
-use crate::domain::{parse_edit_order, OrderCommand};
+use crate::domain::{parse_edit_order, Order, OrderCommand};
 use crate::idempotency::StoredResponse;
 
 /// What an edit does (201 for a recorded edit, 200 for a preview).
@@ -81,6 +82,19 @@ impl EditResponse {
     }
 }
 
+/// A customer edits their own orders only; others' look like no order at all (404).
+fn ensure_owner(ctx: &CommandContext, order: &Order, order_id: OrderId) -> Result<(), CommandError> {
+    let Some(state) = order.state() else {
+        return Err(CommandError::NotFound(order_id.to_string()));
+    };
+    if ctx.role == Role::Customer
+        && state.placed().customer.customer_id.as_deref() != Some(ctx.client_id.as_str())
+    {
+        return Err(CommandError::NotFound(order_id.to_string()));
+    }
+    Ok(())
+}
+
 fn parse_id(raw_order_id: &str) -> Result<OrderId, CommandError> {
     let order_id =
         OrderId::parse(raw_order_id).map_err(|_| CommandError::NotFound(raw_order_id.into()))?;
@@ -98,6 +112,7 @@ pub async fn preview_edit(
     let order_id = parse_id(raw_order_id)?;
     let edit = parse_edit_order(body)?;
     let order = services.load(order_id).await?;
+    ensure_owner(ctx, &order, order_id)?;
     let Some(state) = order.state() else {
         return Err(CommandError::NotFound(order_id.to_string()));
     };
@@ -121,6 +136,7 @@ pub async fn edit_order(
     body: &Value,
 ) -> Result<Reply, CommandError> {
     let order_id = parse_id(raw_order_id)?;
+    ensure_owner(ctx, &services.load(order_id).await?, order_id)?;
     let edit = parse_edit_order(body)?;
     let edit_id = Uuid::now_v7();
     let command = OrderCommand::Edit {
