@@ -8,7 +8,13 @@ use serde_json::{json, Value};
 use waybill_e2e::fulfillment::{multi_line_order, FulfillmentWorld};
 use waybill_e2e::{HttpResponse, SERVICE_KEY};
 
-async fn post(f: &FulfillmentWorld, path: &str, bearer: &str, key: &str, body: &Value) -> HttpResponse {
+async fn post(
+    f: &FulfillmentWorld,
+    path: &str,
+    bearer: &str,
+    key: &str,
+    body: &Value,
+) -> HttpResponse {
     f.world.api.post_json(path, bearer, key, body).await
 }
 
@@ -71,15 +77,36 @@ async fn edit_before_fulfillment_is_previewed_then_reprices_and_ships_the_edited
 
     // The owner confirms it with their own JWT; another customer does not see the order.
     let stranger = f.world.env.jwt("someone-else", "customer");
-    let refused = post(&f, &format!("/v1/orders/{order_id}/edits"), &stranger, "edit-x", &edit).await;
+    let refused = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits"),
+        &stranger,
+        "edit-x",
+        &edit,
+    )
+    .await;
     assert_eq!(refused.status, 404, "{}", refused.describe());
     let owner = f.world.env.jwt("EDIT-HOLD-1", "customer");
-    let edited = post(&f, &format!("/v1/orders/{order_id}/edits"), &owner, "edit-1", &edit).await;
+    let edited = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits"),
+        &owner,
+        "edit-1",
+        &edit,
+    )
+    .await;
     assert_eq!(edited.status, 201, "{}", edited.describe());
     let body = edited.json();
     assert!(body["edit_id"].is_string(), "{body}");
     assert_eq!(body["grand_total_minor"], json!(new_total));
-    let again = post(&f, &format!("/v1/orders/{order_id}/edits"), &owner, "edit-1", &edit).await;
+    let again = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits"),
+        &owner,
+        "edit-1",
+        &edit,
+    )
+    .await;
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
 
     // After the hold, the node gets the edited quantities; the capture is the edited total.
@@ -102,7 +129,11 @@ async fn edit_before_fulfillment_is_previewed_then_reprices_and_ships_the_edited
         .await;
     assert_eq!(captured[0]["amount"]["minor"], json!(new_total));
     assert_eq!(
-        f.world.env.payloads_of(&order_id, "OrderEdited").await.len(),
+        f.world
+            .env
+            .payloads_of(&order_id, "OrderEdited")
+            .await
+            .len(),
         1
     );
 
@@ -132,7 +163,11 @@ async fn an_edit_after_routing_is_refused() {
     f.world.restock("TEE-RED-M", "wh-east", 5).await;
     let placed = f
         .world
-        .place(&multi_line_order("EDIT-ROUTED-1", &[("TEE-RED-M", 2)], "standard"))
+        .place(&multi_line_order(
+            "EDIT-ROUTED-1",
+            &[("TEE-RED-M", 2)],
+            "standard",
+        ))
         .await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     f.tasks(&order_id, 1).await;
@@ -164,7 +199,11 @@ async fn an_edit_with_bad_input_names_the_field() {
     f.world.restock("TEE-RED-M", "wh-east", 5).await;
     let placed = f
         .world
-        .place(&multi_line_order("EDIT-BAD-1", &[("TEE-RED-M", 2)], "standard"))
+        .place(&multi_line_order(
+            "EDIT-BAD-1",
+            &[("TEE-RED-M", 2)],
+            "standard",
+        ))
         .await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
@@ -174,11 +213,19 @@ async fn an_edit_with_bad_input_names_the_field() {
                         "unit_price": {"amount_minor": 400, "currency": currency}}]})
     };
     for (key, body, field) in [
-        ("bad-1", json!({"changes": [{"line_no": 7, "quantity": 1}]}), "changes[0].line_no"),
+        (
+            "bad-1",
+            json!({"changes": [{"line_no": 7, "quantity": 1}]}),
+            "changes[0].line_no",
+        ),
         ("bad-2", socks("EUR", 1), "add[0].unit_price.currency"),
         ("bad-3", socks("USD", 0), "add[0].quantity"),
         ("bad-4", socks("XX", 1), "add[0].unit_price.currency"),
-        ("bad-5", json!({"changes": [{"line_no": 1, "quantity": -1}]}), "changes[0].quantity"),
+        (
+            "bad-5",
+            json!({"changes": [{"line_no": 1, "quantity": -1}]}),
+            "changes[0].quantity",
+        ),
         ("bad-6", json!({}), "changes"),
     ] {
         let response = post(&f, &path, SERVICE_KEY, key, &body).await;

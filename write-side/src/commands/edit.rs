@@ -83,7 +83,11 @@ impl EditResponse {
 }
 
 /// A customer edits their own orders only; others' look like no order at all (404).
-fn ensure_owner(ctx: &CommandContext, order: &Order, order_id: OrderId) -> Result<(), CommandError> {
+fn ensure_owner(
+    ctx: &CommandContext,
+    order: &Order,
+    order_id: OrderId,
+) -> Result<(), CommandError> {
     let Some(state) = order.state() else {
         return Err(CommandError::NotFound(order_id.to_string()));
     };
@@ -145,7 +149,11 @@ pub async fn edit_order(
         requested_by: ctx.client_id.clone(),
     };
     decide_and_commit(services, ctx, order_id, command, |order, version| {
-        respond(order.state().and_then(|s| s.edit_recorded(edit_id)), order_id, version)
+        respond(
+            order.state().and_then(|s| s.edit_recorded(edit_id)),
+            order_id,
+            version,
+        )
     })
     .await
 }
@@ -162,4 +170,3 @@ fn respond(edited: Option<&OrderEdited>, order_id: OrderId, version: i64) -> Sto
         None => json_response(500, order_id, &consistency_token, &Value::Null),
     }
 }
-

@@ -48,17 +48,20 @@ pub fn parse_edit_order(body: &Value) -> Result<EditOrder, ValidationErrors> {
                 .enumerate()
                 .map(|(i, line)| {
                     let l = object(line, format!("{}[{i}]", o.path_of("add")), &mut errors)?;
-                    let sku = l.required_str("sku", Sku::MAX_LEN, &mut errors).and_then(|raw| {
-                        Sku::parse(&raw)
-                            .map_err(|e| errors.push(l.path_of("sku"), e.to_string()))
-                            .ok()
-                    });
+                    let sku = l
+                        .required_str("sku", Sku::MAX_LEN, &mut errors)
+                        .and_then(|raw| {
+                            Sku::parse(&raw)
+                                .map_err(|e| errors.push(l.path_of("sku"), e.to_string()))
+                                .ok()
+                        });
                     let name = l.required_str("name", MAX_NAME, &mut errors);
                     let quantity = l
                         .required_int("quantity", 1, i64::from(Quantity::MAX), &mut errors)
                         .and_then(|q| Quantity::parse(q).ok());
                     let price = l.required_obj("unit_price", &mut errors).and_then(|p| {
-                        let amount = p.required_int("amount_minor", 1, MAX_AMOUNT_MINOR, &mut errors);
+                        let amount =
+                            p.required_int("amount_minor", 1, MAX_AMOUNT_MINOR, &mut errors);
                         let currency =
                             p.required_str("currency", 16, &mut errors).and_then(|raw| {
                                 Currency::parse(&raw)

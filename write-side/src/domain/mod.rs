@@ -20,8 +20,8 @@ pub mod risk;
 
 pub use cancel::{parse_cancel_order, CancelOrder};
 pub use cancel_lines::parse_cancel_lines;
-pub use edit_request::parse_edit_order;
 pub use checkout_flow::{next_step, FlowPolicy, OutOfStockPolicy, Step};
+pub use edit_request::parse_edit_order;
 pub use fields::{FieldError, ValidationErrors};
 pub use order::{
     Order, OrderCommand, OrderError, OrderState, OrderStatus, PaymentState, ReservationState,

@@ -66,7 +66,12 @@ impl OrderState {
             detail,
         };
         for (i, change) in request.changes.iter().enumerate() {
-            if !self.placed.lines.iter().any(|l| l.line_no == change.line_no) {
+            if !self
+                .placed
+                .lines
+                .iter()
+                .any(|l| l.line_no == change.line_no)
+            {
                 return Err(refuse(
                     format!("changes[{i}].line_no"),
                     format!("order {order_id} has no line {}", change.line_no),
@@ -135,8 +140,7 @@ impl OrderState {
                 tax: (same && new_address.is_none()).then_some(line.tax),
             });
         }
-        let mut next_line_no = self.next_line_no;
-        for (i, line) in request.add.iter().enumerate() {
+        for (next_line_no, (i, line)) in (self.next_line_no..).zip(request.add.iter().enumerate()) {
             let net = line_net(line.quantity, line.unit_price, Money::zero(currency))
                 .map_err(|(_, detail)| refuse(format!("add[{i}]"), detail))?;
             if next_line_no >= FIRST_REPLACEMENT_LINE {
@@ -155,7 +159,6 @@ impl OrderState {
                 net,
                 tax: None,
             });
-            next_line_no += 1;
         }
         if drafts.is_empty() {
             return Err(refuse(
@@ -450,7 +453,10 @@ mod tests {
                 t0(),
             )
             .expect_err("above the authorization");
-        assert!(matches!(refused, OrderError::NotEditable { .. }), "{refused}");
+        assert!(
+            matches!(refused, OrderError::NotEditable { .. }),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -486,7 +492,12 @@ mod tests {
             node_kind: NodeKind::Warehouse,
             carrier: "ups".into(),
             zone_distance: 1,
-            lines: state(&order).fulfillment.ordered.values().cloned().collect(),
+            lines: state(&order)
+                .fulfillment
+                .ordered
+                .values()
+                .cloned()
+                .collect(),
             rule: "default".into(),
             score: vec![],
             total_score: 0,
@@ -498,7 +509,10 @@ mod tests {
         let refused = order
             .handle(&command(Uuid::now_v7(), request), t0())
             .expect_err("routed");
-        assert!(matches!(refused, OrderError::NotEditable { .. }), "{refused}");
+        assert!(
+            matches!(refused, OrderError::NotEditable { .. }),
+            "{refused}"
+        );
     }
 
     #[test]

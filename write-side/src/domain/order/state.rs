@@ -318,7 +318,10 @@ impl OrderState {
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.
     /// The recorded edit `edit_id`, if any.
-    pub fn edit_recorded(&self, edit_id: uuid::Uuid) -> Option<&waybill_schemas::events::OrderEdited> {
+    pub fn edit_recorded(
+        &self,
+        edit_id: uuid::Uuid,
+    ) -> Option<&waybill_schemas::events::OrderEdited> {
         self.edits.iter().find(|e| e.edit_id == edit_id)
     }
     pub fn placed(&self) -> &OrderPlaced {
