@@ -5,8 +5,9 @@
 //! tracking view.
 
 use serde_json::{json, Value};
+use waybill_e2e::checkout::SETTLE;
 use waybill_e2e::fulfillment::{multi_line_order, FulfillmentWorld};
-use waybill_e2e::{HttpResponse, SERVICE_KEY};
+use waybill_e2e::{eventually, HttpResponse, SERVICE_KEY};
 
 async fn post(
     f: &FulfillmentWorld,
@@ -121,6 +122,16 @@ async fn edit_before_fulfillment_is_previewed_then_reprices_and_ships_the_edited
         ],
         "{tasks:?}"
     );
+    // The two tees taken out are no longer held for the order.
+    eventually("TEE-RED-M: one unit allocated", SETTLE, || async {
+        let (_, _, allocated) = f.world.stock("TEE-RED-M").await;
+        if allocated == 1 {
+            Ok(())
+        } else {
+            Err(format!("{allocated} allocated"))
+        }
+    })
+    .await;
     f.pack_all(&order_id, 1).await;
     f.parcels(&order_id, 1).await;
     let captured = f

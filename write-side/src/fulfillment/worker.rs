@@ -148,6 +148,7 @@ async fn advance(
                 });
             }
             FulfillmentStep::Route => {
+                super::withdraw::release_edited_units(services, order_id, &state, now).await?;
                 let lines: Vec<FulfillmentLine> = state.to_route();
                 let plan = plan_route(services, &order, &state, &lines, None).await?;
                 FulfillmentCommand::Route {
