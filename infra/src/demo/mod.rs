@@ -18,6 +18,7 @@ mod finance;
 mod follow;
 mod fulfillment;
 mod money;
+mod order_edits;
 mod report;
 mod returns;
 mod scenario;
@@ -262,6 +263,7 @@ async fn demo(
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;
     edits::run(actors.client, &logistics, &run).await?;
+    order_edits::run(actors.client, &logistics, &run).await?;
     exchanges::resolutions(actors.client, &logistics, &run).await?;
     Ok(())
 }
