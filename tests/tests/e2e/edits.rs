@@ -259,3 +259,44 @@ async fn an_edit_with_bad_input_names_the_field() {
         .await
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_preview_reports_the_free_stock_of_added_skus() {
+    let f = FulfillmentWorld::start(
+        "edit_preview_stock",
+        &[("WAYBILL_FULFILLMENT_HOLD_SECS", "600")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    f.world.restock("MUG-BLK", "wh-west", 3).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "EDIT-STOCK-1",
+            &[("TEE-RED-M", 2)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    // One tee fewer, one mug more (same price): the total stays within the authorization.
+    let preview = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits/preview"),
+        SERVICE_KEY,
+        "preview-stock",
+        &json!({"changes": [{"line_no": 1, "quantity": 1}],
+                "add": [{"sku": "MUG-BLK", "name": "Mug", "quantity": 4,
+                         "unit_price": {"amount_minor": 100, "currency": "USD"}}]}),
+    )
+    .await;
+    assert_eq!(preview.status, 200, "{}", preview.describe());
+    let body = preview.json();
+    assert_eq!(
+        body["stock"],
+        json!([{"sku": "MUG-BLK", "quantity": 4, "available": 3, "enough": false}]),
+        "{body}"
+    );
+    assert_eq!(body["lines"][1]["line_no"], json!(2));
+    assert_eq!(body["lines"][1]["quantity"], json!(4));
+}

@@ -295,7 +295,7 @@ pub struct InspectionLineRequest {
         super::cancellation::CancelLinesRequest, super::cancellation::CancelLineRequest,
         crate::commands::CancelLinesResponse, crate::commands::CancelledLineResponse,
         super::edits::EditRequest, super::edits::EditLineChange, super::edits::EditNewLine,
-        super::edits::EditPrice, crate::commands::EditResponse, crate::commands::EditedLineResponse,
+        super::edits::EditPrice, crate::commands::EditResponse, crate::commands::EditedLineResponse, crate::commands::AddedStockResponse,
         ChargeRequestBody, crate::commands::ChargeResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,

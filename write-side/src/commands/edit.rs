@@ -39,6 +39,19 @@ pub struct EditResponse {
     /// none, capture_less, within_authorization, extra_charge or refund.
     pub money_action: String,
     pub currency: String,
+    /// Preview only: free stock of each added SKU over all locations (added units are taken
+    /// from free stock when the order is routed).
+    pub stock: Vec<AddedStockResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AddedStockResponse {
+    pub sku: String,
+    /// Units asked for by the edit.
+    pub quantity: u32,
+    /// Units free now (on hand − reserved − allocated), all locations.
+    pub available: i64,
+    pub enough: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -78,6 +91,7 @@ impl EditResponse {
             difference_minor: edited.difference.minor,
             money_action: edited.money_action.as_str().to_owned(),
             currency: t.grand_total.currency.code().to_owned(),
+            stock: Vec::new(),
         }
     }
 }
@@ -123,12 +137,27 @@ pub async fn preview_edit(
     let edited = state
         .preview_edit(Uuid::nil(), &edit, &ctx.client_id, Utc::now())
         .map_err(|e| refusal(order_id, e))?;
+    let mut response = EditResponse::of(&edited, false);
+    for line in &edit.add {
+        let available: i64 = crate::inventory::read_stock(&services.pool, &line.sku)
+            .await
+            .map_err(|e| CommandError::Internal(e.to_string()))?
+            .iter()
+            .map(|level| level.available.max(0))
+            .sum();
+        response.stock.push(AddedStockResponse {
+            sku: line.sku.as_str().to_owned(),
+            quantity: line.quantity.get(),
+            available,
+            enough: available >= i64::from(line.quantity.get()),
+        });
+    }
     let consistency_token = token(order_id, order.version());
     Ok(Reply::Fresh(json_response(
         200,
         order_id,
         &consistency_token,
-        &EditResponse::of(&edited, false),
+        &response,
     )))
 }
 

@@ -23,7 +23,7 @@ pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse}
 pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
 pub use dispute::{submit_evidence, EvidenceResponse};
-pub use edit::{edit_order, preview_edit, EditResponse, EditedLineResponse};
+pub use edit::{edit_order, preview_edit, AddedStockResponse, EditResponse, EditedLineResponse};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
