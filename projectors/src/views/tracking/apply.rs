@@ -1034,6 +1034,7 @@ mod tests {
             super::super::fulfillment::tests::one_of_each(order)
                 .into_iter()
                 .chain(super::super::cancellation::tests::one_of_each(order))
+                .chain(super::super::edit::tests::one_of_each(order))
                 .map(|e| envelope(order, 2, e)),
         )
         .chain(
