@@ -217,7 +217,10 @@ async fn an_edit_with_bad_input_names_the_field() {
         ))
         .await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
-    f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    // Captured at confirmation: from then on the order is editable (until routed).
+    f.world
+        .wait_for_event(&order_id, "PaymentCaptured", 1)
+        .await;
     let path = format!("/v1/orders/{order_id}/edits");
     let socks = |currency: &str, quantity: i64| {
         json!({"add": [{"sku": "SOCKS-3", "name": "Socks", "quantity": quantity,
@@ -278,7 +281,10 @@ async fn an_edit_preview_reports_the_free_stock_of_added_skus() {
         ))
         .await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
-    f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    // Captured at confirmation: from then on the order is editable (until routed).
+    f.world
+        .wait_for_event(&order_id, "PaymentCaptured", 1)
+        .await;
     // One tee fewer, one mug more (same price): the total stays within the authorization.
     let preview = post(
         &f,
