@@ -306,3 +306,67 @@ async fn an_edit_preview_reports_the_free_stock_of_added_skus() {
     assert_eq!(body["lines"][1]["line_no"], json!(2));
     assert_eq!(body["lines"][1]["quantity"], json!(4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_capture_a_dearer_edit_is_charged_and_a_cheaper_one_refunded() {
+    let f = FulfillmentWorld::start(
+        "edit_after_capture",
+        &[("WAYBILL_FULFILLMENT_HOLD_SECS", "600")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "EDIT-CAPT-1",
+            &[("TEE-RED-M", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    f.world
+        .wait_for_event(&order_id, "PaymentCaptured", 1)
+        .await;
+    let path = format!("/v1/orders/{order_id}/edits");
+
+    let dearer = post(
+        &f,
+        &path,
+        SERVICE_KEY,
+        "edit-up",
+        &json!({"changes": [{"line_no": 1, "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(dearer.status, 201, "{}", dearer.describe());
+    let up = dearer.json();
+    assert_eq!(up["money_action"], json!("extra_charge"));
+    let more = up["difference_minor"].as_i64().unwrap();
+    assert!(more > 0, "{up}");
+    let charged = f
+        .world
+        .wait_for_event(&order_id, "ExtraChargeCaptured", 1)
+        .await;
+    assert_eq!(charged[0]["amount"]["minor"], json!(more));
+
+    let cheaper = post(
+        &f,
+        &path,
+        SERVICE_KEY,
+        "edit-down",
+        &json!({"changes": [{"line_no": 1, "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(cheaper.status, 201, "{}", cheaper.describe());
+    let down = cheaper.json();
+    assert_eq!(down["money_action"], json!("refund"));
+    let less = -down["difference_minor"].as_i64().unwrap();
+    assert_eq!(less, more, "{down}");
+    let refunded = f
+        .world
+        .wait_for_event(&order_id, "PaymentRefunded", 1)
+        .await;
+    assert_eq!(refunded[0]["amount"]["minor"], json!(less));
+    let requested = f.world.env.payloads_of(&order_id, "RefundRequested").await;
+    assert_eq!(requested.len(), 1, "refunded once: {requested:?}");
+    assert_eq!(requested[0]["kind"], json!("cancellation"));
+}
