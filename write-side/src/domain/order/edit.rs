@@ -548,6 +548,39 @@ mod tests {
         assert_eq!(order.handle(&cmd, t0()).expect("repeat"), vec![]);
     }
 
+    #[test]
+    fn a_new_address_is_carried_and_becomes_the_orders_and_the_same_one_is_no_change() {
+        let mut order = confirmed(CaptureMode::OnShipment);
+        let mut moved = state(&order).placed().shipping_address.clone();
+        let same = EditOrder {
+            shipping_address: Some(moved.clone()),
+            ..edit(&[], vec![])
+        };
+        let edited = state(&order)
+            .preview_edit(Uuid::now_v7(), &same, "web-shop", t0())
+            .expect("editable");
+        assert_eq!(edited.shipping_address, None);
+        moved.line1 = "2 Elm St".into();
+        moved.city = "Chicago".into();
+        moved.postal_code = "60601".into();
+        let request = EditOrder {
+            shipping_address: Some(moved.clone()),
+            ..edit(&[], vec![])
+        };
+        let events = order
+            .handle(&command(Uuid::now_v7(), request), t0())
+            .expect("editable");
+        let OrderEvent::OrderEdited(edited) = &events[0] else {
+            panic!("an OrderEdited first");
+        };
+        assert_eq!(edited.shipping_address.as_ref(), Some(&moved));
+        for e in &events {
+            order.apply(e);
+        }
+        assert_eq!(state(&order).placed().shipping_address, moved);
+        assert_eq!(state(&order).current_total(), edited.totals.grand_total);
+    }
+
     proptest! {
         /// After any sequence of quantity edits the order is worth what the last edit priced,
         /// and routing would send exactly the edited quantities.
