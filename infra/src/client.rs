@@ -223,6 +223,17 @@ impl ApiClient {
         Ok(response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET` any URL without a key; the body as text (a `/metrics` page).
+    pub async fn get_text(&self, url: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(response.text().await.unwrap_or_default())
+    }
+
     /// `GET` any URL without a key; the status (`/health` of a service this client does not
     /// otherwise talk to).
     pub async fn get_plain(&self, url: &str) -> anyhow::Result<StatusCode> {

@@ -377,6 +377,18 @@ pub struct FulfillmentSettings {
         default_value_t = 20
     )]
     pub fulfillment_poll_ms: u64,
+    /// How the fulfillment worker and the node/carrier webhooks store what they decide:
+    /// `rounds` (the worker advances all claimed orders together, one transaction per round;
+    /// webhooks arriving together share one) or `per-step` (one transaction per step and per
+    /// webhook; kept for comparison).
+    #[arg(long, env = "WAYBILL_FULFILLMENT_COMMIT", global = true, value_enum, default_value_t = FulfillmentCommit::Rounds)]
+    pub fulfillment_commit: FulfillmentCommit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FulfillmentCommit {
+    Rounds,
+    PerStep,
 }
 
 /// The checkout flow, the payment gateway and customer notifications.
@@ -777,6 +789,15 @@ pub struct BenchLifecycleArgs {
     /// Keep the scratch databases, streams and Redis keys afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// The fulfillment commit modes to run the lifecycle with (`WAYBILL_FULFILLMENT_COMMIT`),
+    /// each on its own scratch environment, in this order (default: per-step,rounds: the old
+    /// way beside the new).
+    #[arg(long = "runs", value_enum, value_delimiter = ',')]
+    pub runs: Vec<FulfillmentCommit>,
+    /// Share of the orders that send a unit back once closed (return, inspection, restock,
+    /// refund), 0 to 1.
+    #[arg(long, default_value_t = 0.2)]
+    pub return_share: f64,
 }
 
 #[derive(Debug, Clone, Args)]

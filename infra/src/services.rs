@@ -365,6 +365,8 @@ mod commands {
                 if let Ok(policy) = &policy {
                     config.returns_policy = policy.clone();
                 }
+                config.logistics_webhook_batching = settings.fulfillment.fulfillment_commit
+                    == crate::config::FulfillmentCommit::Rounds;
                 config.inventory.reservation_ttl =
                     std::time::Duration::from_secs(settings.checkout.reservation_ttl_secs);
                 config.gateway = waybill_write_side::payment::HttpGateway::new(
@@ -589,8 +591,10 @@ mod fulfillment {
     use waybill_write_side::event_store::EventStore;
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
-    use waybill_write_side::fulfillment::FulfillmentServices;
+    use waybill_write_side::fulfillment::{CommitMode, FulfillmentServices};
     use waybill_write_side::inventory::Inventory;
+
+    use crate::config::FulfillmentCommit;
 
     pub fn run(
         settings: &Settings,
@@ -632,6 +636,10 @@ mod fulfillment {
             batch: 200,
             concurrency: 32,
             idle_poll: Duration::from_millis(f.fulfillment_poll_ms.max(1)),
+            commit: match f.fulfillment_commit {
+                FulfillmentCommit::Rounds => CommitMode::Rounds,
+                FulfillmentCommit::PerStep => CommitMode::PerStep,
+            },
         };
         let stop = shutdown.wait();
         Ok(async move {

@@ -465,7 +465,7 @@ fn order_body(run: &str, n: usize) -> Value {
 
 /// CPU time so far of this process, of every `postgres` process on the machine, and of the
 /// machine as a whole, from `/proc` (Linux; zeros elsewhere).
-struct CpuSample {
+pub(super) struct CpuSample {
     at: Instant,
     own_ticks: u64,
     postgres_ticks: u64,
@@ -476,7 +476,7 @@ struct CpuSample {
 const TICKS_PER_SECOND: f64 = 100.0;
 
 impl CpuSample {
-    fn take() -> Self {
+    pub(super) fn take() -> Self {
         let postgres_ticks = std::fs::read_dir("/proc")
             .map(|dir| {
                 dir.filter_map(Result::ok)
@@ -505,7 +505,7 @@ impl CpuSample {
         }
     }
 
-    fn since(&self, before: &CpuSample) -> CpuUse {
+    pub(super) fn since(&self, before: &CpuSample) -> CpuUse {
         let seconds = |ticks: u64| ticks as f64 / TICKS_PER_SECOND;
         CpuUse {
             wall_s: self.at.duration_since(before.at).as_secs_f64(),

@@ -105,7 +105,7 @@ impl WorkerStats {
 }
 
 /// The sum over every label set of the series `name` in a Prometheus text rendering.
-fn metric(text: &str, name: &str) -> f64 {
+pub(super) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter(|line| {

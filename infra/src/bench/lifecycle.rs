@@ -1,16 +1,23 @@
 //! `waybill bench lifecycle`: card orders from placement to delivery and close, beside the
-//! checkout flow alone for the same orders, each on a scratch environment of its own.
+//! checkout flow alone for the same orders, each on a scratch environment of its own. The
+//! lifecycle phase runs once per `--runs` mode (by default the old way, one
+//! transaction per fulfillment step and per webhook, then rounds + webhook group commit), so
+//! both are measured side by side in one invocation; the report has a run per mode, where each
+//! lifecycle's time went (the gaps between its stages), the worker's and webhooks' batch sizes
+//! and the CPU used, and a chart (`lifecycle.svg`) of closes per second and tracking lag.
 //!
 //! The lifecycle phase runs the command API, relay, projectors, query API, checkout and
 //! fulfillment workers in this process, with the payment sandbox and the logistics sandbox
 //! (simulated WMS + carrier). A driver acts as every node and the carrier: it packs each WMS
 //! task it sees and scans each labelled parcel as delivered, through the sandbox's driver
 //! endpoints (signed webhooks into Waybill). `WAYBILL_AUTO_CLOSE_DAYS` is 0 so a delivered order
-//! closes at once: a lifecycle is complete at its `OrderClosed`. Throughput and latency are read
+//! closes at once: a lifecycle is complete at its (first) `OrderClosed`. A share of the closed
+//! orders (`--return-share`, default 0.2) then sends a unit back (`lifecycle_returns`: return,
+//! node receipt and inspection, restock, refund); the run ends once every order closed and
+//! every return was refunded. Throughput and latency are read
 //! from the event store afterwards; tracking lag is the projector's
 //! `waybill_projector_lag_seconds{view="tracking"}` gauge, sampled every 100 ms during the run.
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +31,16 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 
-use super::checkout::{api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow};
-use super::checkout_report::CheckoutRun;
+use super::checkout::{
+    api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow, CpuSample,
+};
+use super::checkout_report::{metric, CheckoutRun, CpuUse};
+use super::lifecycle_returns::{self, ReturnsRun};
 use super::report::Percentiles;
+use super::svg::{self, Series};
 use super::{load, Scratch, PLACEMENT_PARTS};
 use crate::client::ApiClient;
-use crate::config::{BenchCheckoutArgs, BenchLifecycleArgs, Settings};
+use crate::config::{BenchCheckoutArgs, BenchLifecycleArgs, FulfillmentCommit, Settings};
 use crate::services::Part;
 use crate::shutdown::Shutdown;
 
@@ -39,11 +50,14 @@ struct LifecycleReport {
     clients: usize,
     /// The checkout flow alone (fulfillment worker off), same orders, own scratch environment.
     baseline_checkout: Option<CheckoutRun>,
-    lifecycle: LifecycleRun,
+    /// One run per fulfillment commit mode, each on its own scratch environment.
+    runs: Vec<LifecycleRun>,
 }
 
 #[derive(Debug, Serialize)]
 struct LifecycleRun {
+    /// `per-step` (one transaction per step and per webhook) or `rounds`.
+    fulfillment_commit: String,
     accepted: u64,
     closed: u64,
     /// Closed orders over the span from the first placement to the last close.
@@ -55,7 +69,85 @@ struct LifecycleRun {
     /// Sampled `waybill_projector_lag_seconds{view="tracking"}`, in ms.
     tracking_lag_ms: Percentiles,
     lag_samples: u64,
+    /// Where a lifecycle's time goes: per order, the time from one stage to the next.
+    stages: Vec<StageGap>,
+    fulfillment: FulfillmentStats,
+    cpu: CpuUse,
+    timeline: Vec<LifecycleSecond>,
+    /// The share of orders sent back after closing: opened, refunded, request → refund.
+    returns: ReturnsRun,
 }
+
+/// The time from one stage of an order to the next, over the closed orders.
+#[derive(Debug, Serialize)]
+struct StageGap {
+    from: &'static str,
+    to: &'static str,
+    ms: Percentiles,
+}
+
+/// One second of a lifecycle run, counted from its first placement.
+#[derive(Debug, Serialize)]
+struct LifecycleSecond {
+    second: usize,
+    placed: u64,
+    closed: u64,
+    /// Highest tracking lag sampled in this second, in ms.
+    tracking_lag_max_ms: Option<f64>,
+}
+
+/// The fulfillment side's own numbers over a run, from the process's metrics.
+#[derive(Debug, Default, Serialize)]
+struct FulfillmentStats {
+    flows_claimed: f64,
+    /// Transactions appending fulfillment events (worker rounds or steps, webhooks).
+    appends: f64,
+    mean_orders_per_append: f64,
+    webhook_batches: f64,
+    mean_webhooks_per_batch: f64,
+    webhook_batch_fallbacks: f64,
+    round_conflicts: f64,
+    mean_webhook_ms: f64,
+    serialization_retries: f64,
+}
+
+impl FulfillmentStats {
+    fn between(before: &str, after: &str) -> Self {
+        let delta = |name: &str| metric(after, name) - metric(before, name);
+        let mean = |sum: f64, count: f64| if count > 0.0 { sum / count } else { 0.0 };
+        let appends = delta("waybill_fulfillment_append_orders_count");
+        let batches = delta("waybill_logistics_webhook_batch_size_count");
+        Self {
+            flows_claimed: delta("waybill_fulfillment_flows_claimed_total"),
+            appends,
+            mean_orders_per_append: mean(delta("waybill_fulfillment_append_orders_sum"), appends),
+            webhook_batches: batches,
+            mean_webhooks_per_batch: mean(
+                delta("waybill_logistics_webhook_batch_size_sum"),
+                batches,
+            ),
+            webhook_batch_fallbacks: delta("waybill_logistics_webhook_batch_fallbacks_total"),
+            round_conflicts: delta("waybill_fulfillment_round_conflicts_total"),
+            mean_webhook_ms: mean(
+                delta("waybill_logistics_webhook_duration_seconds_sum"),
+                delta("waybill_logistics_webhook_duration_seconds_count"),
+            ) * 1_000.0,
+            serialization_retries: delta("waybill_serialization_retries_total"),
+        }
+    }
+}
+
+/// The stages of a delivered lifecycle, in order, by the event that marks each.
+const STAGES: [(&str, &str); 8] = [
+    ("placed", "OrderPlaced"),
+    ("confirmed", "OrderConfirmed"),
+    ("routed", "FulfillmentRouted"),
+    ("submitted", "FulfillmentSubmitted"),
+    ("packed", "FulfillmentProgressed"),
+    ("shipped", "ShipmentCreated"),
+    ("delivered", "ShipmentTracked"),
+    ("closed", "OrderClosed"),
+];
 
 pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -87,25 +179,50 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
         Some(outcome?)
     };
 
-    let scratch = Scratch::new(settings, &format!("{run}_lc"));
-    eprintln!(
-        "bench lifecycle, phase 2/2: placement → delivery → close, {} orders, {} clients",
-        args.orders, args.clients
-    );
-    let outcome = whole_lifecycle(settings, &scratch, &run, args, &bodies, &render).await;
-    finish_scratch(settings, &scratch, args.keep).await;
+    let modes = if args.runs.is_empty() {
+        vec![FulfillmentCommit::PerStep, FulfillmentCommit::Rounds]
+    } else {
+        args.runs.clone()
+    };
+    let mut runs = Vec::with_capacity(modes.len());
+    for (i, mode) in modes.iter().enumerate() {
+        let scratch = Scratch::new(settings, &format!("{run}_lc{i}"));
+        let mut settings = settings.clone();
+        settings.fulfillment.fulfillment_commit = *mode;
+        eprintln!(
+            "bench lifecycle, lifecycle run {}/{}: placement → delivery → close, fulfillment commit {}, {} orders, {} clients",
+            i + 1,
+            modes.len(),
+            commit_name(*mode),
+            args.orders,
+            args.clients
+        );
+        let outcome =
+            whole_lifecycle(&settings, &scratch, run.as_str(), args, &bodies, &render).await;
+        finish_scratch(&settings, &scratch, args.keep).await;
+        let mut outcome = outcome?;
+        outcome.fulfillment_commit = commit_name(*mode).to_owned();
+        runs.push(outcome);
+    }
     let report = LifecycleReport {
         orders: args.orders,
         clients: args.clients,
         baseline_checkout: baseline,
-        lifecycle: outcome?,
+        runs,
     };
-    let l = &report.lifecycle;
-    println!(
-        "lifecycle: {}/{} closed, {:.0} lifecycles/s, {} events at {:.0} events/s, placed→closed p50 {:.0} ms p99 {:.0} ms, tracking lag p99 {:.0} ms (max {:.0}, {} samples)",
-        l.closed, l.accepted, l.lifecycles_per_sec, l.events, l.events_per_sec,
-        l.placed_to_closed_ms.p50, l.placed_to_closed_ms.p99, l.tracking_lag_ms.p99, l.tracking_lag_ms.max, l.lag_samples
-    );
+    for l in &report.runs {
+        println!(
+            "lifecycle ({}): {}/{} closed, {:.0} lifecycles/s, {} events at {:.0} events/s, placed→closed p50 {:.0} ms p99 {:.0} ms, tracking lag p50 {:.0} ms p99 {:.0} ms (max {:.0}, {} samples), {:.1} orders per fulfillment append",
+            l.fulfillment_commit, l.closed, l.accepted, l.lifecycles_per_sec, l.events, l.events_per_sec,
+            l.placed_to_closed_ms.p50, l.placed_to_closed_ms.p99, l.tracking_lag_ms.p50, l.tracking_lag_ms.p99,
+            l.tracking_lag_ms.max, l.lag_samples, l.fulfillment.mean_orders_per_append
+        );
+        println!(
+            "  returns ({}): {}/{} opened, {} refunded, return request → refund p50 {:.0} ms p99 {:.0} ms",
+            l.fulfillment_commit, l.returns.opened, l.returns.expected, l.returns.refunded,
+            l.returns.requested_to_refunded_ms.p50, l.returns.requested_to_refunded_ms.p99
+        );
+    }
     if let Some(b) = &report.baseline_checkout {
         println!(
             "baseline checkout only: {:.0} confirmed/s, {:.0} captured/s, placed→captured p99 {:.0} ms",
@@ -117,7 +234,10 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
     }
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {}", args.out.display());
+    let chart = args.out.with_extension("svg");
+    std::fs::write(&chart, report.chart())
+        .with_context(|| format!("writing {}", chart.display()))?;
+    println!("wrote {} and {}", args.out.display(), chart.display());
     Ok(())
 }
 
@@ -206,13 +326,22 @@ async fn drive(
 ) -> anyhow::Result<LifecycleRun> {
     let client = api_client(api, secrets, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
+    let metrics_before = render();
+    let cpu_before = CpuSample::take();
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = tokio::spawn(act_as_nodes_and_carrier(
         client.clone(),
         sandbox.to_owned(),
         stop_rx.clone(),
     ));
-    let lag = tokio::spawn(sample_lag(render.clone(), stop_rx));
+    let lag = tokio::spawn(sample_lag(render.clone(), stop_rx.clone()));
+    let customers = tokio::spawn(lifecycle_returns::act_as_returning_customers(
+        pool.clone(),
+        client.clone(),
+        sandbox.to_owned(),
+        args.return_share,
+        stop_rx,
+    ));
 
     let placed = Arc::new(AtomicU64::new(0));
     let (lag_tx, _) = mpsc::unbounded_channel();
@@ -227,6 +356,7 @@ async fn drive(
     )
     .await?;
     let accepted = load.accepted;
+    let expected_returns = lifecycle_returns::expected_returns(accepted, args.return_share);
     let deadline = Instant::now() + Duration::from_secs(args.deadline_secs);
     let started = Instant::now();
     loop {
@@ -234,97 +364,115 @@ async fn drive(
             sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderClosed'")
                 .fetch_one(pool)
                 .await?;
+        let refunded = lifecycle_returns::refunded(pool).await?;
         eprintln!(
-            "  {:>5.1}s after the load: {closed}/{accepted} closed",
+            "  {:>5.1}s after the load: {closed}/{accepted} closed, {refunded}/{expected_returns} returns refunded",
             started.elapsed().as_secs_f64()
         );
-        if u64::try_from(closed).unwrap_or(0) >= accepted || Instant::now() > deadline {
+        // A returned order closes twice (delivered, then again once its return is refunded).
+        let done = u64::try_from(closed).unwrap_or(0) >= accepted + expected_returns
+            && refunded >= expected_returns;
+        if done || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let cpu = CpuSample::take().since(&cpu_before);
+    let fulfillment = FulfillmentStats::between(&metrics_before, &render());
     let _ = stop_tx.send(true);
     node.await.context("driver panicked")??;
     let lag = lag.await.context("lag sampler panicked")??;
-    measure(pool, accepted, lag).await
+    let opened = customers.await.context("returning customers panicked")??;
+    let mut run = measure(pool, accepted, &lag, fulfillment, cpu).await?;
+    run.returns = lifecycle_returns::measure(pool, expected_returns, opened).await?;
+    Ok(run)
 }
 
-/// Packs every WMS task and delivers every parcel, as nodes and the carrier would.
+/// The drivers' requests in flight at once: enough for webhooks to arrive together.
+const DRIVER_CONCURRENCY: usize = 64;
+
+/// Packs every WMS task and delivers every parcel, as nodes and the carrier would. Lists only
+/// what is new since the last look (`after`); a report Waybill did not take is sent again.
 async fn act_as_nodes_and_carrier(
     client: ApiClient,
     sandbox: String,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut packed: HashSet<String> = HashSet::new();
-    let mut delivered: HashSet<String> = HashSet::new();
+    let mut tasks_seen = 0usize;
+    let mut parcels_seen = 0usize;
+    let mut to_pack: Vec<String> = Vec::new();
+    let mut to_deliver: Vec<String> = Vec::new();
     while !*stop.borrow() {
-        let tasks = client.get_json(&format!("{sandbox}/sandbox/tasks")).await?;
+        let tasks = client
+            .get_json(&format!("{sandbox}/sandbox/tasks?after={tasks_seen}"))
+            .await?;
         let new: Vec<String> = tasks["tasks"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|t| t["fulfillment_id"].as_str().map(str::to_owned))
-            .filter(|id| !packed.contains(id))
             .collect();
-        let results: Vec<(String, bool)> = futures::stream::iter(new)
-            .map(|id| {
-                let client = &client;
-                let url = format!("{sandbox}/sandbox/nodes/{id}/report");
-                async move {
-                    let answer = client
-                        .post_json_plain(&url, &json!({"type": "packed"}))
-                        .await;
-                    (id, answer.is_ok_and(|a| a["waybill_status"] == json!(200)))
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        packed.extend(results.into_iter().filter(|(_, ok)| *ok).map(|(id, _)| id));
+        tasks_seen += new.len();
+        to_pack.extend(new);
+        to_pack = send_all(&client, std::mem::take(&mut to_pack), |id| {
+            (
+                format!("{sandbox}/sandbox/nodes/{id}/report"),
+                json!({"type": "packed"}),
+            )
+        })
+        .await;
 
         let parcels = client
-            .get_json(&format!("{sandbox}/sandbox/parcels"))
+            .get_json(&format!("{sandbox}/sandbox/parcels?after={parcels_seen}"))
             .await?;
         let new: Vec<String> = parcels["parcels"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|p| p["tracking_number"].as_str().map(str::to_owned))
-            .filter(|t| !delivered.contains(t))
             .collect();
-        let results: Vec<(String, bool)> = futures::stream::iter(new)
-            .map(|tracking| {
-                let client = &client;
-                let url = format!("{sandbox}/sandbox/parcels/{tracking}/scan");
-                async move {
-                    let answer = client
-                        .post_json_plain(
-                            &url,
-                            &json!({"status_code": "DL", "received_by": "bench"}),
-                        )
-                        .await;
-                    // 409: the label's append has not landed yet; scanned again next round.
-                    (
-                        tracking,
-                        answer.is_ok_and(|a: Value| a["waybill_status"] == json!(200)),
-                    )
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        delivered.extend(results.into_iter().filter(|(_, ok)| *ok).map(|(t, _)| t));
+        parcels_seen += new.len();
+        to_deliver.extend(new);
+        // 409: the label's append has not landed yet; scanned again next round.
+        to_deliver = send_all(&client, std::mem::take(&mut to_deliver), |tracking| {
+            (
+                format!("{sandbox}/sandbox/parcels/{tracking}/scan"),
+                json!({"status_code": "DL", "received_by": "bench"}),
+            )
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }
 
-/// Samples the tracking projector's lag gauge every 100 ms until told to stop.
+/// Posts one driver request per id, concurrently; returns the ids Waybill did not take.
+async fn send_all(
+    client: &ApiClient,
+    ids: Vec<String>,
+    request: impl Fn(&str) -> (String, Value),
+) -> Vec<String> {
+    futures::stream::iter(ids)
+        .map(|id| {
+            let (url, body) = request(&id);
+            async move {
+                let answer = client.post_json_plain(&url, &body).await;
+                let taken = answer.is_ok_and(|a: Value| a["waybill_status"] == json!(200));
+                (!taken).then_some(id)
+            }
+        })
+        .buffer_unordered(DRIVER_CONCURRENCY)
+        .filter_map(|left| async move { left })
+        .collect()
+        .await
+}
+
+/// Samples the tracking projector's lag gauge every 100 ms until told to stop: (when, ms).
 async fn sample_lag(
     render: waybill_query_api::MetricsRender,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<Histogram<u64>> {
-    let mut h = Histogram::<u64>::new(3).context("histogram")?;
+) -> anyhow::Result<Vec<(DateTime<Utc>, f64)>> {
+    let mut samples = Vec::new();
     while !*stop.borrow() {
         let text = render();
         if let Some(seconds) = text.lines().find_map(|line| {
@@ -333,41 +481,61 @@ async fn sample_lag(
                 .then(|| rest.rsplit(' ').next()?.parse::<f64>().ok())
                 .flatten()
         }) {
-            let _ = h.record((seconds.max(0.0) * 1_000_000.0) as u64);
+            samples.push((Utc::now(), seconds.max(0.0) * 1_000.0));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(h)
+    Ok(samples)
 }
 
 async fn measure(
     pool: &PgPool,
     accepted: u64,
-    lag: Histogram<u64>,
+    lag_samples: &[(DateTime<Utc>, f64)],
+    fulfillment: FulfillmentStats,
+    cpu: CpuUse,
 ) -> anyhow::Result<LifecycleRun> {
     let (events, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT count(*), min(recorded_at), max(recorded_at) FROM events")
             .fetch_one(pool)
             .await?;
-    type PlacedClosed = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let rows: Vec<PlacedClosed> = sqlx::query_as(
-        "SELECT min(recorded_at) FILTER (WHERE event_type = 'OrderPlaced'), \
-                min(recorded_at) FILTER (WHERE event_type = 'OrderClosed') \
-         FROM events WHERE stream_id LIKE 'order-%' GROUP BY stream_id",
-    )
-    .fetch_all(pool)
-    .await?;
+    let columns: Vec<String> = STAGES
+        .iter()
+        .map(|(_, event)| format!("min(recorded_at) FILTER (WHERE event_type = '{event}')"))
+        .collect();
+    let sql = format!(
+        "SELECT ARRAY[{}] FROM events WHERE stream_id LIKE 'order-%' GROUP BY stream_id",
+        columns.join(", ")
+    );
+    let rows: Vec<(Vec<Option<DateTime<Utc>>>,)> = sqlx::query_as(&sql).fetch_all(pool).await?;
     let mut latency = Histogram::<u64>::new(3).context("histogram")?;
+    let mut gaps: Vec<Histogram<u64>> = (1..STAGES.len())
+        .map(|_| Histogram::<u64>::new(3))
+        .collect::<Result<_, _>>()
+        .context("histogram")?;
+    let micros = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        u64::try_from((b - a).num_microseconds().unwrap_or(0)).unwrap_or(0)
+    };
     let mut first_placed: Option<DateTime<Utc>> = None;
     let mut last_closed: Option<DateTime<Utc>> = None;
     let mut closed = 0u64;
-    for (placed, close) in rows {
+    let mut placed_at: Vec<DateTime<Utc>> = Vec::with_capacity(rows.len());
+    let mut closed_at: Vec<DateTime<Utc>> = Vec::with_capacity(rows.len());
+    for (times,) in rows {
+        let placed = times.first().copied().flatten();
+        let close = times.last().copied().flatten();
         first_placed = first_placed.min(placed).or(placed).or(first_placed);
+        placed_at.extend(placed);
         if let (Some(p), Some(c)) = (placed, close) {
             closed += 1;
+            closed_at.push(c);
             last_closed = last_closed.max(Some(c));
-            let _ =
-                latency.record(u64::try_from((c - p).num_microseconds().unwrap_or(0)).unwrap_or(0));
+            let _ = latency.record(micros(p, c));
+            for (k, pair) in times.windows(2).enumerate() {
+                if let [Some(a), Some(b)] = pair {
+                    let _ = gaps[k].record(micros(*a, *b));
+                }
+            }
         }
     }
     let span = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| match (a, b) {
@@ -376,7 +544,12 @@ async fn measure(
     };
     let per_sec = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let events = u64::try_from(events).unwrap_or(0);
+    let mut lag = Histogram::<u64>::new(3).context("histogram")?;
+    for (_, ms) in lag_samples {
+        let _ = lag.record((ms * 1_000.0) as u64);
+    }
     Ok(LifecycleRun {
+        fulfillment_commit: String::new(),
         accepted,
         closed,
         lifecycles_per_sec: per_sec(closed, span(first_placed, last_closed)),
@@ -385,5 +558,142 @@ async fn measure(
         placed_to_closed_ms: Percentiles::ms_of(&latency),
         lag_samples: lag.len(),
         tracking_lag_ms: Percentiles::ms_of(&lag),
+        stages: STAGES
+            .windows(2)
+            .zip(&gaps)
+            .map(|(pair, h)| StageGap {
+                from: pair[0].0,
+                to: pair[1].0,
+                ms: Percentiles::ms_of(h),
+            })
+            .collect(),
+        fulfillment,
+        cpu,
+        timeline: timeline(first_placed, &placed_at, &closed_at, lag_samples),
+        returns: lifecycle_returns::ReturnsRun::none(),
     })
+}
+
+/// Placements, closes and the highest sampled tracking lag per second from the first placement.
+fn timeline(
+    start: Option<DateTime<Utc>>,
+    placed: &[DateTime<Utc>],
+    closed: &[DateTime<Utc>],
+    lag: &[(DateTime<Utc>, f64)],
+) -> Vec<LifecycleSecond> {
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    let second = |t: DateTime<Utc>| usize::try_from((t - start).num_seconds()).ok();
+    let last = placed
+        .iter()
+        .chain(closed)
+        .filter_map(|t| second(*t))
+        .max()
+        .unwrap_or(0);
+    let mut seconds: Vec<LifecycleSecond> = (0..=last)
+        .map(|second| LifecycleSecond {
+            second,
+            placed: 0,
+            closed: 0,
+            tracking_lag_max_ms: None,
+        })
+        .collect();
+    for s in placed.iter().filter_map(|t| second(*t)) {
+        seconds[s].placed += 1;
+    }
+    for s in closed.iter().filter_map(|t| second(*t)) {
+        seconds[s].closed += 1;
+    }
+    for (at, ms) in lag {
+        if let Some(slot) = second(*at).and_then(|s| seconds.get_mut(s)) {
+            slot.tracking_lag_max_ms = Some(slot.tracking_lag_max_ms.unwrap_or(0.0).max(*ms));
+        }
+    }
+    seconds
+}
+
+fn commit_name(mode: FulfillmentCommit) -> &'static str {
+    match mode {
+        FulfillmentCommit::PerStep => "per-step",
+        FulfillmentCommit::Rounds => "rounds",
+    }
+}
+
+const COLORS: [&str; 4] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+
+impl LifecycleReport {
+    /// Closes per second (top) and the tracking lag (bottom) of every run, over time.
+    fn chart(&self) -> String {
+        let x_max = self
+            .runs
+            .iter()
+            .map(|r| r.timeline.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let names: Vec<String> = self
+            .runs
+            .iter()
+            .map(|r| format!("{} ({:.0}/s)", r.fulfillment_commit, r.lifecycles_per_sec))
+            .collect();
+        let closes: Vec<Series> = self
+            .runs
+            .iter()
+            .zip(&names)
+            .zip(COLORS.iter().cycle())
+            .map(|((r, name), color)| Series {
+                name,
+                color,
+                points: r
+                    .timeline
+                    .iter()
+                    .map(|s| (s.second as f64 + 0.5, Some(s.closed as f64)))
+                    .collect(),
+            })
+            .collect();
+        let lags: Vec<Series> = self
+            .runs
+            .iter()
+            .zip(&names)
+            .zip(COLORS.iter().cycle())
+            .map(|((r, name), color)| Series {
+                name,
+                color,
+                points: r
+                    .timeline
+                    .iter()
+                    .map(|s| (s.second as f64 + 0.5, s.tracking_lag_max_ms))
+                    .collect(),
+            })
+            .collect();
+        let height = svg::TOP + 2.0 * svg::PANEL_HEIGHT + svg::GAP + 50.0;
+        let mut out = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{l}" y="20" font-size="14" font-weight="bold">{title}</text>"#,
+            w = svg::WIDTH,
+            l = svg::LEFT,
+            title = svg::escape(&format!(
+                "bench lifecycle: {} orders, {} clients (seconds from the first placement)",
+                self.orders, self.clients
+            )),
+        );
+        svg::panel(
+            &mut out,
+            svg::TOP,
+            "lifecycles closed per second (goal 500)",
+            x_max,
+            &closes,
+            Some(500.0),
+        );
+        svg::panel(
+            &mut out,
+            svg::TOP + svg::PANEL_HEIGHT + svg::GAP,
+            "tracking lag, highest sample per second, ms (goal p99 < 200)",
+            x_max,
+            &lags,
+            Some(200.0),
+        );
+        out.push_str("</svg>\n");
+        out
+    }
 }

@@ -14,6 +14,7 @@ mod checkout_report;
 mod flash_sale;
 mod lag;
 mod lifecycle;
+mod lifecycle_returns;
 mod load;
 pub mod report;
 mod search;

@@ -9,14 +9,18 @@
 //! links, the lookup form, a signed-in customer's order list), the agent searches that find every
 //! order ([`search`]), the day's finance summary and reconciliation discrepancies ([`finance`])
 //! and where to look. Then [`money`] refunds some of the captured orders,
-//! loses a card dispute on one, and imports the day's settlement report; [`fulfillment`] takes
-//! orders to delivery and [`returns`] sends units of one in five delivered orders back.
+//! loses a card dispute on one, and imports the day's settlement report; [`fulfillment`] drives
+//! three orders through nodes and a carrier, [`returns`] sends units of one in five delivered
+//! orders back, [`edits`] cancels units after capture, [`exchanges`] resolves returns as an
+//! exchange and as store credit, and [`fulfillment_batching`] says how many transactions the
+//! fulfillment side's writes took.
 
 mod edits;
 mod exchanges;
 mod finance;
 mod follow;
 mod fulfillment;
+mod fulfillment_batching;
 mod money;
 mod order_edits;
 mod report;
@@ -265,6 +269,7 @@ async fn demo(
     edits::run(actors.client, &logistics, &run).await?;
     order_edits::run(actors.client, &logistics, &run).await?;
     exchanges::resolutions(actors.client, &logistics, &run).await?;
+    fulfillment_batching::show(client).await;
     Ok(())
 }
 

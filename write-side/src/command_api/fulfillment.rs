@@ -19,6 +19,7 @@ use super::checkout::WebhookResponse;
 use super::problem::Problem;
 use super::AppState;
 use crate::fulfillment::logistics::{CarrierWebhook, NodeWebhook, SIGNATURE_HEADER};
+use crate::fulfillment::webhook_batcher::WebhookRequest;
 use crate::fulfillment::webhooks::{self, WebhookOutcome};
 use crate::payment::webhook as signature;
 
@@ -58,15 +59,12 @@ pub async fn wms_webhook(
     let command = webhooks::node_command(&webhook);
     let span =
         tracing::info_span!("wms_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
-    let result = webhooks::apply(
-        &state.services.pool,
-        &state.services.store,
+    let result = apply(
+        &state,
         webhooks::WMS,
         &webhook.id,
         webhook.order_id,
-        &command,
-        &state.services.returns_policy,
-        Utc::now(),
+        command,
     )
     .instrument(span)
     .await;
@@ -118,19 +116,51 @@ pub async fn carrier_webhook(
         }
     };
     let span = tracing::info_span!("carrier_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
-    let result = webhooks::apply(
-        &state.services.pool,
-        &state.services.store,
+    let result = apply(
+        &state,
         webhooks::CARRIER,
         &webhook.id,
         webhook.order_id,
-        &command.into(),
-        &state.services.returns_policy,
-        Utc::now(),
+        command.into(),
     )
     .instrument(span)
     .await;
     respond(result, started)
+}
+
+/// Applies a verified webhook once: through the group commit when it is on.
+async fn apply(
+    state: &AppState,
+    provider: &'static str,
+    webhook_id: &str,
+    order_id: waybill_schemas::OrderId,
+    command: webhooks::WebhookCommand,
+) -> Result<WebhookOutcome, crate::event_store::EventStoreError> {
+    match &state.logistics_batcher {
+        Some(batcher) => {
+            batcher
+                .apply(WebhookRequest {
+                    provider,
+                    webhook_id: webhook_id.to_owned(),
+                    order_id,
+                    command,
+                })
+                .await
+        }
+        None => {
+            webhooks::apply(
+                &state.services.pool,
+                &state.services.store,
+                provider,
+                webhook_id,
+                order_id,
+                &command,
+                &state.services.returns_policy,
+                Utc::now(),
+            )
+            .await
+        }
+    }
 }
 
 fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {

@@ -37,6 +37,7 @@ use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
 use crate::domain::returns::ReturnsPolicy;
 use crate::event_store::EventStore;
+use crate::fulfillment::webhook_batcher::{WebhookBatcher, WebhookBatcherConfig};
 use crate::inventory::{Inventory, InventoryConfig};
 use crate::payment::HttpGateway;
 
@@ -68,6 +69,9 @@ pub struct CommandApiConfig {
     pub payment_webhook_secret: Vec<u8>,
     /// HMAC secret of node (WMS) and carrier webhooks (empty: refused with 503).
     pub logistics_webhook_secret: Vec<u8>,
+    /// Node and carrier webhooks arriving together share one transaction (group commit, with
+    /// the batch size and linger above); false applies each in a transaction of its own.
+    pub logistics_webhook_batching: bool,
     pub metrics_render: MetricsRender,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
@@ -93,6 +97,7 @@ impl CommandApiConfig {
             tracking_secret,
             payment_webhook_secret: Vec::new(),
             logistics_webhook_secret: Vec::new(),
+            logistics_webhook_batching: true,
             metrics_render,
             inventory: InventoryConfig::default(),
             gateway: None,
@@ -113,6 +118,8 @@ pub struct AppState {
     webhook_secret: Option<Arc<[u8]>>,
     gateway: Option<Arc<HttpGateway>>,
     logistics_secret: Option<Arc<[u8]>>,
+    /// Group commit of node and carrier webhooks (`None`: one transaction each).
+    logistics_batcher: Option<WebhookBatcher>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -162,6 +169,20 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         },
     );
     let inventory = Inventory::spawn(pool.clone(), config.inventory);
+    let mut handles = handles;
+    let logistics_batcher = config.logistics_webhook_batching.then(|| {
+        let (batcher, workers) = WebhookBatcher::spawn(
+            pool.clone(),
+            config.returns_policy.clone(),
+            WebhookBatcherConfig {
+                max_batch: config.batch_max.max(1),
+                linger: config.batch_linger,
+                workers: config.batch_workers.max(1),
+            },
+        );
+        handles.extend(workers);
+        batcher
+    });
     let state = AppState {
         inventory: inventory.clone(),
         services: CommandServices {
@@ -179,6 +200,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         gateway: config.gateway.map(Arc::new),
         logistics_secret: (!config.logistics_webhook_secret.is_empty())
             .then(|| config.logistics_webhook_secret.into()),
+        logistics_batcher,
     };
     let openapi = openapi::document();
     let router = Router::new()

@@ -48,14 +48,12 @@ pub async fn claim(
     FLOWS.claim(pool, now, lease, limit).await
 }
 
-/// Hands a claimed row back. A row woken since it was claimed is made due now instead.
+/// Hands claimed rows back in one statement. A row woken since it was claimed is made due now
+/// instead.
 pub async fn release(
     pool: &PgPool,
-    claimed: Claimed,
-    release: &Release,
+    releases: &[(Claimed, Release)],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    FLOWS
-        .release(pool, &[(claimed, release.clone())], now)
-        .await
+    FLOWS.release(pool, releases, now).await
 }

@@ -1,6 +1,7 @@
 //! The fulfillment process manager (issue 4), the shell around `domain::fulfillment`: its work
-//! list (`flows`, durable deadlines), the worker (`worker`), appending with webhook receipts
-//! (`append`), node and carrier webhooks (`webhooks`), the HTTP adapter for WMS and carrier
+//! list (`flows`, durable deadlines), the worker (`worker`, storing by `rounds`), appending with
+//! webhook receipts (`append`), node and carrier webhooks (`webhooks`, grouped into shared
+//! transactions by `webhook_batcher`), the HTTP adapter for WMS and carrier
 //! (`logistics`) and our simulated WMS + carrier (`sandbox`, see `write-side/FULFILLMENT.md`).
 //! Started by `OrderConfirmed` (the checkout flow's append creates the row in the same
 //! transaction); independent of the checkout worker otherwise.
@@ -8,12 +9,17 @@
 pub mod append;
 pub mod flows;
 pub mod logistics;
+pub mod rounds;
 pub mod sandbox;
+pub mod webhook_batcher;
 pub mod webhooks;
 mod withdraw;
 pub mod worker;
 
-pub use worker::{run_pass, run_worker, FulfillmentServices};
+#[cfg(test)]
+mod tests;
+
+pub use worker::{run_pass, run_worker, CommitMode, FulfillmentServices};
 
 /// Why a fulfillment step could not be taken (it is retried with back-off).
 #[derive(Debug, thiserror::Error)]

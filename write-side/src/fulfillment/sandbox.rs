@@ -7,7 +7,8 @@
 //! `POST /sandbox/returns/{return_id}/report` (the receiving node: `received`, or `inspected`
 //! with lines) send the corresponding signed webhook to Waybill and answer with what Waybill
 //! said. Return labels (`/carrier/v1/return-labels`) are parcels too.
-//! `GET /sandbox/tasks?order_id=` and `GET /sandbox/parcels?order_id=` list what it was asked.
+//! `GET /sandbox/tasks?order_id=&after=` and `GET /sandbox/parcels?order_id=&after=` list what
+//! it was asked (`after`: skip the first n, oldest first).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -331,6 +332,8 @@ async fn label_page(Path(tracking): Path<String>) -> String {
 #[derive(Debug, Deserialize)]
 struct ByOrder {
     order_id: Option<OrderId>,
+    /// Skip the first `after` entries (in the order they were created): a driver's cursor.
+    after: Option<usize>,
 }
 
 async fn list_tasks(State(sandbox): State<Sandbox>, Query(q): Query<ByOrder>) -> Response {
@@ -338,6 +341,7 @@ async fn list_tasks(State(sandbox): State<Sandbox>, Query(q): Query<ByOrder>) ->
     let tasks: Vec<&Task> = inner
         .tasks
         .iter()
+        .skip(q.after.unwrap_or(0))
         .filter(|t| q.order_id.is_none_or(|o| o == t.order_id))
         .collect();
     Json(serde_json::json!({ "tasks": tasks })).into_response()
@@ -348,6 +352,7 @@ async fn list_parcels(State(sandbox): State<Sandbox>, Query(q): Query<ByOrder>) 
     let parcels: Vec<&Parcel> = inner
         .parcels
         .iter()
+        .skip(q.after.unwrap_or(0))
         .filter(|p| q.order_id.is_none_or(|o| o == p.order_id))
         .collect();
     Json(serde_json::json!({ "parcels": parcels })).into_response()

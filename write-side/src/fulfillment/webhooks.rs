@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use waybill_schemas::events::{NodeProgress, ProofOfDelivery};
-use waybill_schemas::{Actor, OrderId};
+use waybill_schemas::{Actor, OrderEvent, OrderId};
 
 use crate::domain::fulfillment::{
     carrier, Fulfillment, FulfillmentCommand, FulfillmentError, Scan,
@@ -122,8 +122,64 @@ pub fn carrier_command(webhook: &CarrierWebhook) -> Result<FulfillmentCommand, B
     })
 }
 
-/// Applies `command` for a webhook of `provider` with id `webhook_id`, once. (`returns` is the
-/// return policy a return report is decided under.)
+/// What a webhook's command comes to on an order's current state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Its parcel, fulfillment order or return is not recorded yet: store nothing, not even the
+    /// receipt.
+    NotYetKnown(String),
+    /// Store the receipt (labelled `label`) with `events` (none when it changes nothing).
+    Record {
+        events: Vec<OrderEvent>,
+        outcome: WebhookOutcome,
+        label: String,
+    },
+}
+
+/// Decides a webhook's command on `state` (pure; shared by the one-by-one and batched paths).
+/// `returns` is the return policy a return report is decided under.
+pub fn decide(
+    state: &Fulfillment,
+    command: &WebhookCommand,
+    returns: &ReturnsPolicy,
+    now: DateTime<Utc>,
+) -> Decision {
+    let decided = match command {
+        WebhookCommand::Fulfillment(c) => state.handle(c, now).map_err(Refusal::Fulfillment),
+        WebhookCommand::Return(c) => state
+            .handle_return(c, returns, now)
+            .map_err(Refusal::Return),
+    };
+    match decided {
+        Err(Refusal::Fulfillment(
+            unknown @ (FulfillmentError::UnknownShipment(_)
+            | FulfillmentError::UnknownFulfillment(_)),
+        )) => Decision::NotYetKnown(unknown.to_string()),
+        Err(Refusal::Return(unknown @ ReturnError::UnknownReturn(_))) => {
+            Decision::NotYetKnown(unknown.to_string())
+        }
+        Ok(events) if events.is_empty() => Decision::Record {
+            events,
+            outcome: WebhookOutcome::Ignored(
+                "already recorded or older than the recorded scan".into(),
+            ),
+            label: "already_recorded".to_owned(),
+        },
+        Ok(events) => Decision::Record {
+            events,
+            outcome: WebhookOutcome::Applied,
+            label: "applied".to_owned(),
+        },
+        Err(refused) => Decision::Record {
+            events: Vec::new(),
+            outcome: WebhookOutcome::Ignored(refused.to_string()),
+            label: format!("ignored: {refused}"),
+        },
+    }
+}
+
+/// Applies `command` for a webhook of `provider` with id `webhook_id`, once, in a transaction
+/// of its own.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     pool: &PgPool,
@@ -143,31 +199,13 @@ pub async fn apply(
             )));
         }
         let state = Fulfillment::from_events(&append::decode(&envelopes)?);
-        let decided = match command {
-            WebhookCommand::Fulfillment(c) => state.handle(c, now).map_err(Refusal::Fulfillment),
-            WebhookCommand::Return(c) => state
-                .handle_return(c, returns, now)
-                .map_err(Refusal::Return),
-        };
-        let (events, outcome, label) = match decided {
-            Err(Refusal::Fulfillment(
-                unknown @ (FulfillmentError::UnknownShipment(_)
-                | FulfillmentError::UnknownFulfillment(_)),
-            )) => return Ok(WebhookOutcome::NotYetKnown(unknown.to_string())),
-            Err(Refusal::Return(unknown @ ReturnError::UnknownReturn(_))) => {
-                return Ok(WebhookOutcome::NotYetKnown(unknown.to_string()))
-            }
-            Ok(events) if events.is_empty() => (
+        let (events, outcome, label) = match decide(&state, command, returns, now) {
+            Decision::NotYetKnown(why) => return Ok(WebhookOutcome::NotYetKnown(why)),
+            Decision::Record {
                 events,
-                WebhookOutcome::Ignored("already recorded or older than the recorded scan".into()),
-                "already_recorded".to_owned(),
-            ),
-            Ok(events) => (events, WebhookOutcome::Applied, "applied".to_owned()),
-            Err(refused) => (
-                Vec::new(),
-                WebhookOutcome::Ignored(refused.to_string()),
-                format!("ignored: {refused}"),
-            ),
+                outcome,
+                label,
+            } => (events, outcome, label),
         };
         let meta = append::meta_of(&envelopes, Actor::service(provider));
         let receipt = Receipt {

@@ -5,18 +5,25 @@
 //! auto-close deadline (parked until then: a durable deadline row), or is done (row deleted).
 //! Returns ride the same flow: a return label (key `<return id>:label`), restocking the accepted
 //! resellable units (key `<return id>:restock:<line>`) and the refund decision (its
-//! `RefundRequested` wakes the checkout flow, which pays it out).
+//! `RefundRequested` wakes the checkout flow, which pays it out). Cancelled units are withdrawn
+//! from their node and their stock released; an uncollected pickup is cancelled at its deadline.
 //! Every external call carries the step's idempotency key, so a crash between the call and the
 //! append repeats the call harmlessly.
+//!
+//! [`take_step`] is the one place that maps a step to its external call and its command. Two
+//! ways of storing the outcomes share it ([`CommitMode`]): by rounds (`rounds.rs`: every claimed
+//! order's step at once, one transaction per round) or step by step (one transaction per step
+//! and per release, kept for comparison in `waybill bench lifecycle`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 use waybill_schemas::events::{ExceptionAction, FulfillmentLine, RouteCause};
 use waybill_schemas::{Actor, OrderId};
@@ -36,6 +43,16 @@ use super::flows::{self, Claimed, Release};
 use super::logistics::{LabelRequest, LogisticsClient, ReturnLabelRequest, TaskRequest};
 use super::FulfillmentError;
 
+/// How the worker stores what its steps decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// All claimed orders advance in lock-step rounds; one transaction per round.
+    #[default]
+    Rounds,
+    /// Each order alone; one transaction per step and per release.
+    PerStep,
+}
+
 /// What the worker needs.
 #[derive(Clone)]
 pub struct FulfillmentServices {
@@ -51,10 +68,11 @@ pub struct FulfillmentServices {
     pub lease: chrono::Duration,
     /// Rows claimed per pass.
     pub batch: i64,
-    /// Orders worked on at once within a pass.
+    /// External calls (or, per step, orders) in flight at once within a pass.
     pub concurrency: usize,
     /// How long to sleep when nothing is due.
     pub idle_poll: Duration,
+    pub commit: CommitMode,
 }
 
 /// Runs passes until `stop` resolves.
@@ -83,6 +101,23 @@ pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output 
 pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, FulfillmentError> {
     let claimed = flows::claim(&services.pool, Utc::now(), services.lease, services.batch).await?;
     let n = claimed.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    metrics::counter!("waybill_fulfillment_flows_claimed_total").increment(n as u64);
+    match services.commit {
+        CommitMode::Rounds => super::rounds::run(services, claimed).await?,
+        CommitMode::PerStep => run_per_step(services, claimed).await,
+    }
+    Ok(n)
+}
+
+/// Retry delay after a failed step: a second per consecutive failure, at most 30.
+pub(super) fn backoff(claimed: Claimed) -> chrono::Duration {
+    chrono::Duration::seconds(i64::from(claimed.attempts.clamp(1, 30)))
+}
+
+async fn run_per_step(services: &FulfillmentServices, claimed: Vec<Claimed>) {
     futures::stream::iter(claimed)
         .for_each_concurrent(services.concurrency.max(1), |row| async move {
             let span = tracing::info_span!("fulfillment.flow", order_id = %row.order_id);
@@ -90,27 +125,22 @@ pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, Fulfillme
                 Ok(release) => release,
                 Err(error) => {
                     tracing::warn!(order_id = %row.order_id, %error, "fulfillment step failed; retrying");
-                    let backoff = chrono::Duration::seconds(i64::from(row.attempts.clamp(1, 30)));
                     Release::Retry {
-                        due_at: Utc::now() + backoff,
+                        due_at: Utc::now() + backoff(row),
                         error: error.to_string(),
                     }
                 }
             };
-            release_row(services, row, &release).await;
+            if let Err(error) = flows::release(&services.pool, &[(row, release)], Utc::now()).await
+            {
+                // The lease runs out and the row comes due again by itself.
+                tracing::warn!(order_id = %row.order_id, %error, "could not release fulfillment flow");
+            }
         })
         .await;
-    Ok(n)
 }
 
-async fn release_row(services: &FulfillmentServices, row: Claimed, release: &Release) {
-    if let Err(error) = flows::release(&services.pool, row, release, Utc::now()).await {
-        // The lease runs out and the row comes due again by itself.
-        tracing::warn!(order_id = %row.order_id, %error, "could not release fulfillment flow");
-    }
-}
-
-/// Moves one order until it waits or is done.
+/// Moves one order until it waits or is done, one transaction per step.
 async fn advance(
     services: &FulfillmentServices,
     order_id: OrderId,
@@ -125,232 +155,15 @@ async fn advance(
         let state = Fulfillment::from_events(&events);
         let now = Utc::now();
         let step = next_step(&state, &services.policy, &services.returns, now);
-        let key = step.idempotency_key(&order_id.to_string());
-        let command: Decided = match step {
-            FulfillmentStep::Done => return Ok(Release::Finish),
-            FulfillmentStep::Wait {
-                until: Some(due_at),
-            } => {
-                return Ok(Release::Park {
-                    due_at,
-                    stage: if state.is_routed() {
-                        "auto_close"
-                    } else {
-                        "hold"
-                    },
-                })
-            }
-            FulfillmentStep::Wait { until: None } => {
-                // Node and carrier webhooks wake the flow; the hourly look is a safety net.
-                return Ok(Release::Park {
-                    due_at: now + chrono::Duration::hours(1),
-                    stage: "node",
-                });
-            }
-            FulfillmentStep::Route => {
-                super::withdraw::release_edited_units(services, order_id, &state, now).await?;
-                let lines: Vec<FulfillmentLine> = state.to_route();
-                let plan = plan_route(services, &order, &state, &lines, None).await?;
-                FulfillmentCommand::Route {
-                    plan,
-                    cause: RouteCause::Confirmation,
-                }
-                .into()
-            }
-            FulfillmentStep::Reroute {
-                fulfillment_id,
-                node_id,
-                missing,
-            } => {
-                let plan = plan_route(services, &order, &state, &missing, Some(&node_id)).await?;
-                move_allocation(services, order_id, &state, &fulfillment_id, &node_id, &plan)
-                    .await?;
-                FulfillmentCommand::Route {
-                    plan,
-                    cause: RouteCause::ShortPick {
-                        from_fulfillment_id: fulfillment_id,
-                    },
-                }
-                .into()
-            }
-            FulfillmentStep::RouteReplacement { return_id, lines } => {
-                // Replacement units hold no allocation: route them over nodes with free stock
-                // (no node excluded).
-                let plan = plan_route(services, &order, &state, &lines, Some("")).await?;
-                FulfillmentCommand::Route {
-                    plan,
-                    cause: RouteCause::Exchange { return_id },
-                }
-                .into()
-            }
-            FulfillmentStep::Submit { fulfillment_id } => {
-                let o = state
-                    .order(&fulfillment_id)
-                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
-                let request = TaskRequest {
-                    order_id,
-                    fulfillment_id: fulfillment_id.clone(),
-                    node_id: o.routed.node_id.clone(),
-                    lines: o.effective_lines(),
-                    pickup: o.is_pickup(),
-                };
-                let accepted = services
-                    .logistics
-                    .submit_task(key.as_deref().unwrap_or_default(), &request)
-                    .await?;
-                FulfillmentCommand::RecordSubmission {
-                    fulfillment_id,
-                    wms_task_id: accepted.task_id,
-                }
-                .into()
-            }
-            FulfillmentStep::Ship { fulfillment_id } => {
-                let o = state
-                    .order(&fulfillment_id)
-                    .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
-                let request = LabelRequest {
-                    order_id,
-                    shipment_id: format!("{fulfillment_id}-S1"),
-                    carrier: o.routed.carrier.clone(),
-                    from_node: o.routed.node_id.clone(),
-                    zone_distance: o.routed.zone_distance,
-                    promised_eta: o.routed.eta,
-                };
-                let label = services
-                    .logistics
-                    .create_label(key.as_deref().unwrap_or_default(), &request)
-                    .await?;
-                FulfillmentCommand::CreateShipment {
-                    fulfillment_id,
-                    label: Label {
-                        tracking_number: label.tracking_number,
-                        tracking_url: label.tracking_url,
-                        label_url: label.label_url,
-                        eta: label.eta,
-                    },
-                }
-                .into()
-            }
-            FulfillmentStep::HandleException {
-                shipment_id,
-                carrier_event_id,
-                action,
-            } => {
-                let detail = match action {
-                    ExceptionAction::RetryHandoff => {
-                        let tracking = state
-                            .shipment(&shipment_id)
-                            .map(|s| s.created.tracking_number.clone())
-                            .ok_or_else(|| FulfillmentError::Inconsistent(shipment_id.clone()))?;
-                        services
-                            .logistics
-                            .retry_handoff(key.as_deref().unwrap_or_default(), &tracking)
-                            .await?;
-                        format!("asked the carrier to attempt parcel {tracking} again")
-                    }
-                    ExceptionAction::Alert => {
-                        tracing::warn!(%order_id, %shipment_id, "carrier exception after all retries: alerting an agent");
-                        format!(
-                            "handoff failed after {} retries: an agent must step in",
-                            services.policy.max_handoff_retries
-                        )
-                    }
-                };
-                FulfillmentCommand::HandleException {
-                    shipment_id,
-                    carrier_event_id,
-                    action,
-                    detail,
-                }
-                .into()
-            }
-            FulfillmentStep::IssueReturnLabel { return_id } => {
-                let r = state
-                    .returns
-                    .get(&return_id)
-                    .ok_or_else(|| FulfillmentError::Inconsistent(return_id.clone()))?;
-                let origin = r
-                    .requested
-                    .lines
-                    .first()
-                    .map(|l| l.origin_node_id.clone())
-                    .unwrap_or_default();
-                let carrier = state
-                    .handovers()
-                    .into_iter()
-                    .find(|h| h.node_id == origin)
-                    .map(|h| h.carrier)
-                    .unwrap_or_default();
-                let request = ReturnLabelRequest {
-                    order_id,
-                    return_id: return_id.clone(),
-                    carrier,
-                    to_node: services.returns.restock_location(&origin).to_owned(),
-                };
-                let label = services
-                    .logistics
-                    .create_return_label(key.as_deref().unwrap_or_default(), &request)
-                    .await?;
-                Decided::Return(ReturnCommand::IssueLabel {
-                    return_id,
-                    label: ReturnLabel {
-                        carrier: label.carrier,
-                        tracking_number: label.tracking_number,
-                        tracking_url: label.tracking_url,
-                        label_url: label.label_url,
-                    },
-                })
-            }
-            FulfillmentStep::RestockReturn { return_id, lines } => {
-                for (location, line) in &lines {
-                    let location = LocationId::parse(location)?;
-                    services
-                        .inventory
-                        .restock(
-                            line.sku.clone(),
-                            location,
-                            line.quantity.get(),
-                            &format!("{return_id}:restock:{}", line.line_no),
-                            now,
-                        )
-                        .await?;
-                }
-                Decided::Return(ReturnCommand::Restock { return_id })
-            }
-            FulfillmentStep::ResolveReturn { return_id } => {
-                Decided::Return(ReturnCommand::Resolve { return_id })
-            }
-            FulfillmentStep::Close => FulfillmentCommand::Close.into(),
-            FulfillmentStep::ExpirePickup { fulfillment_id } => {
-                let lines = state
-                    .order(&fulfillment_id)
-                    .map(|o| o.effective_lines())
-                    .unwrap_or_default();
-                let value = order
-                    .state()
-                    .map(|s| s.cancellation_value(&lines))
-                    .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
-                FulfillmentCommand::CancelUncollected {
-                    fulfillment_id,
-                    value,
-                }
-                .into()
-            }
-            FulfillmentStep::Withdraw { cancellation_id } => {
-                super::withdraw::withdraw(services, order_id, &state, cancellation_id, now)
-                    .await?
-                    .into()
-            }
-        };
-        let events = match &command {
-            Decided::Fulfillment(c) => state.handle(c, now)?,
-            Decided::Return(c) => state.handle_return(c, &services.returns, now)?,
-        };
+        let shared = SharedReads::default();
+        let command =
+            match take_step(services, &shared, order_id, &order, &state, step, now).await? {
+                Taken::Release(release) => return Ok(release),
+                Taken::Record(command) => command,
+            };
+        let events = command.decide(&state, &services.returns, now)?;
         if events.is_empty() {
-            return Ok(Release::Retry {
-                due_at: now + chrono::Duration::seconds(1),
-                error: format!("step {command:?} changed nothing"),
-            });
+            return Ok(changed_nothing(&command, now));
         }
         let meta = append::meta_of(&envelopes, Actor::system("fulfillment"));
         match append::store(&services.pool, &state, order_id, events, &meta, None, now).await? {
@@ -361,6 +174,279 @@ async fn advance(
         due_at: Utc::now(),
         stage: "run",
     })
+}
+
+/// The release of an order whose step recorded nothing (it is looked at again shortly).
+pub(super) fn changed_nothing(command: &Decided, now: DateTime<Utc>) -> Release {
+    Release::Retry {
+        due_at: now + chrono::Duration::seconds(1),
+        error: format!("step {command:?} changed nothing"),
+    }
+}
+
+/// Reads the steps of one round share, made once when the first step needs them.
+#[derive(Default)]
+pub(super) struct SharedReads {
+    locations: OnceCell<Vec<Location>>,
+    history: OnceCell<TransitHistory>,
+}
+
+impl SharedReads {
+    async fn locations(&self, pool: &PgPool) -> Result<&[Location], FulfillmentError> {
+        let locations = self
+            .locations
+            .get_or_try_init(|| inventory::read_locations(pool))
+            .await?;
+        Ok(locations)
+    }
+
+    async fn history(&self, pool: &PgPool) -> Result<&TransitHistory, FulfillmentError> {
+        let history = self
+            .history
+            .get_or_try_init(|| append::transit_history(pool))
+            .await?;
+        Ok(history)
+    }
+}
+
+/// What taking a step led to.
+#[derive(Debug)]
+pub(super) enum Taken {
+    /// Record this outcome through the aggregate.
+    Record(Decided),
+    /// Leave the order for now.
+    Release(Release),
+}
+
+/// Takes `step` for one order: the external call it needs (with the step's idempotency key) and
+/// the command recording its outcome, or how the flow is released when it waits or is done.
+/// The one place a step becomes a command: a new step is one more arm here.
+pub(super) async fn take_step(
+    services: &FulfillmentServices,
+    shared: &SharedReads,
+    order_id: OrderId,
+    order: &Order,
+    state: &Fulfillment,
+    step: FulfillmentStep,
+    now: DateTime<Utc>,
+) -> Result<Taken, FulfillmentError> {
+    let key = step.idempotency_key(&order_id.to_string());
+    let command = match step {
+        FulfillmentStep::Done => return Ok(Taken::Release(Release::Finish)),
+        FulfillmentStep::Wait {
+            until: Some(due_at),
+        } => {
+            return Ok(Taken::Release(Release::Park {
+                due_at,
+                stage: if state.is_routed() {
+                    "auto_close"
+                } else {
+                    "hold"
+                },
+            }))
+        }
+        FulfillmentStep::Wait { until: None } => {
+            // Node and carrier webhooks wake the flow; the hourly look is a safety net.
+            return Ok(Taken::Release(Release::Park {
+                due_at: now + chrono::Duration::hours(1),
+                stage: "node",
+            }));
+        }
+        FulfillmentStep::Route => {
+            super::withdraw::release_edited_units(services, order_id, state, now).await?;
+            let lines: Vec<FulfillmentLine> = state.to_route();
+            let plan = plan_route(services, shared, order, state, &lines, None).await?;
+            FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::Confirmation,
+            }
+            .into()
+        }
+        FulfillmentStep::Reroute {
+            fulfillment_id,
+            node_id,
+            missing,
+        } => {
+            let plan = plan_route(services, shared, order, state, &missing, Some(&node_id)).await?;
+            move_allocation(services, order_id, state, &fulfillment_id, &node_id, &plan).await?;
+            FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::ShortPick {
+                    from_fulfillment_id: fulfillment_id,
+                },
+            }
+            .into()
+        }
+        FulfillmentStep::RouteReplacement { return_id, lines } => {
+            // Replacement units hold no allocation: route them over nodes with free stock
+            // (no node excluded).
+            let plan = plan_route(services, shared, order, state, &lines, Some("")).await?;
+            FulfillmentCommand::Route {
+                plan,
+                cause: RouteCause::Exchange { return_id },
+            }
+            .into()
+        }
+        FulfillmentStep::Submit { fulfillment_id } => {
+            let o = state
+                .order(&fulfillment_id)
+                .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+            let request = TaskRequest {
+                order_id,
+                fulfillment_id: fulfillment_id.clone(),
+                node_id: o.routed.node_id.clone(),
+                lines: o.effective_lines(),
+                pickup: o.is_pickup(),
+            };
+            let accepted = services
+                .logistics
+                .submit_task(key.as_deref().unwrap_or_default(), &request)
+                .await?;
+            FulfillmentCommand::RecordSubmission {
+                fulfillment_id,
+                wms_task_id: accepted.task_id,
+            }
+            .into()
+        }
+        FulfillmentStep::Ship { fulfillment_id } => {
+            let o = state
+                .order(&fulfillment_id)
+                .ok_or_else(|| FulfillmentError::Inconsistent(fulfillment_id.clone()))?;
+            let request = LabelRequest {
+                order_id,
+                shipment_id: format!("{fulfillment_id}-S1"),
+                carrier: o.routed.carrier.clone(),
+                from_node: o.routed.node_id.clone(),
+                zone_distance: o.routed.zone_distance,
+                promised_eta: o.routed.eta,
+            };
+            let label = services
+                .logistics
+                .create_label(key.as_deref().unwrap_or_default(), &request)
+                .await?;
+            FulfillmentCommand::CreateShipment {
+                fulfillment_id,
+                label: Label {
+                    tracking_number: label.tracking_number,
+                    tracking_url: label.tracking_url,
+                    label_url: label.label_url,
+                    eta: label.eta,
+                },
+            }
+            .into()
+        }
+        FulfillmentStep::HandleException {
+            shipment_id,
+            carrier_event_id,
+            action,
+        } => {
+            let detail = match action {
+                ExceptionAction::RetryHandoff => {
+                    let tracking = state
+                        .shipment(&shipment_id)
+                        .map(|s| s.created.tracking_number.clone())
+                        .ok_or_else(|| FulfillmentError::Inconsistent(shipment_id.clone()))?;
+                    services
+                        .logistics
+                        .retry_handoff(key.as_deref().unwrap_or_default(), &tracking)
+                        .await?;
+                    format!("asked the carrier to attempt parcel {tracking} again")
+                }
+                ExceptionAction::Alert => {
+                    tracing::warn!(%order_id, %shipment_id, "carrier exception after all retries: alerting an agent");
+                    format!(
+                        "handoff failed after {} retries: an agent must step in",
+                        services.policy.max_handoff_retries
+                    )
+                }
+            };
+            FulfillmentCommand::HandleException {
+                shipment_id,
+                carrier_event_id,
+                action,
+                detail,
+            }
+            .into()
+        }
+        FulfillmentStep::IssueReturnLabel { return_id } => {
+            let r = state
+                .returns
+                .get(&return_id)
+                .ok_or_else(|| FulfillmentError::Inconsistent(return_id.clone()))?;
+            let origin = r
+                .requested
+                .lines
+                .first()
+                .map(|l| l.origin_node_id.clone())
+                .unwrap_or_default();
+            let carrier = state
+                .handovers()
+                .into_iter()
+                .find(|h| h.node_id == origin)
+                .map(|h| h.carrier)
+                .unwrap_or_default();
+            let request = ReturnLabelRequest {
+                order_id,
+                return_id: return_id.clone(),
+                carrier,
+                to_node: services.returns.restock_location(&origin).to_owned(),
+            };
+            let label = services
+                .logistics
+                .create_return_label(key.as_deref().unwrap_or_default(), &request)
+                .await?;
+            Decided::Return(ReturnCommand::IssueLabel {
+                return_id,
+                label: ReturnLabel {
+                    carrier: label.carrier,
+                    tracking_number: label.tracking_number,
+                    tracking_url: label.tracking_url,
+                    label_url: label.label_url,
+                },
+            })
+        }
+        FulfillmentStep::RestockReturn { return_id, lines } => {
+            for (location, line) in &lines {
+                let location = LocationId::parse(location)?;
+                services
+                    .inventory
+                    .restock(
+                        line.sku.clone(),
+                        location,
+                        line.quantity.get(),
+                        &format!("{return_id}:restock:{}", line.line_no),
+                        now,
+                    )
+                    .await?;
+            }
+            Decided::Return(ReturnCommand::Restock { return_id })
+        }
+        FulfillmentStep::ResolveReturn { return_id } => {
+            Decided::Return(ReturnCommand::Resolve { return_id })
+        }
+        FulfillmentStep::Close => FulfillmentCommand::Close.into(),
+        FulfillmentStep::ExpirePickup { fulfillment_id } => {
+            let lines = state
+                .order(&fulfillment_id)
+                .map(|o| o.effective_lines())
+                .unwrap_or_default();
+            let value = order
+                .state()
+                .map(|s| s.cancellation_value(&lines))
+                .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
+            FulfillmentCommand::CancelUncollected {
+                fulfillment_id,
+                value,
+            }
+            .into()
+        }
+        FulfillmentStep::Withdraw { cancellation_id } => {
+            super::withdraw::withdraw(services, order_id, state, cancellation_id, now)
+                .await?
+                .into()
+        }
+    };
+    Ok(Taken::Record(command))
 }
 
 /// A re-route takes its units' allocation along: from the node that came up short to each
@@ -402,8 +488,8 @@ async fn move_allocation(
 }
 
 /// A step's outcome, to record through the fulfillment or the returns side of the order.
-#[derive(Debug)]
-enum Decided {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
     Fulfillment(FulfillmentCommand),
     Return(ReturnCommand),
 }
@@ -414,10 +500,26 @@ impl From<FulfillmentCommand> for Decided {
     }
 }
 
+impl Decided {
+    /// The events recording this outcome on `state` (none when it is already recorded).
+    pub fn decide(
+        &self,
+        state: &Fulfillment,
+        returns: &ReturnsPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<waybill_schemas::OrderEvent>, FulfillmentError> {
+        Ok(match self {
+            Self::Fulfillment(c) => state.handle(c, now)?,
+            Self::Return(c) => state.handle_return(c, returns, now)?,
+        })
+    }
+}
+
 /// Routes `lines`: first over the nodes holding the order's allocation, then what is left over
 /// nodes with free stock; `exclude` is a node that just came up short.
 async fn plan_route(
     services: &FulfillmentServices,
+    shared: &SharedReads,
     order: &Order,
     state: &Fulfillment,
     lines: &[FulfillmentLine],
@@ -432,8 +534,8 @@ async fn plan_route(
         &placed.shipping_address.postal_code,
     )
     .map_err(|e| FulfillmentError::Inconsistent(e.to_string()))?;
-    let locations = inventory::read_locations(&services.pool).await?;
-    let history = append::transit_history(&services.pool).await?;
+    let locations = shared.locations(&services.pool).await?;
+    let history = shared.history(&services.pool).await?;
     let now = Utc::now();
     let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
         services.routing.route(&RouteRequest {
@@ -457,8 +559,8 @@ async fn plan_route(
                 .entry(line.line_no)
                 .or_default() += line.quantity.get();
         }
-        let candidates = candidates(&locations, &ship_to, allocated);
-        plan = route(lines, &candidates, &history);
+        let candidates = candidates(locations, &ship_to, allocated);
+        plan = route(lines, &candidates, history);
     }
     if !plan.unroutable.is_empty() {
         let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
@@ -476,8 +578,8 @@ async fn plan_route(
                     .or_default() += units;
             }
         }
-        let candidates = candidates(&locations, &ship_to, free);
-        let rest = route(&plan.unroutable, &candidates, &history);
+        let candidates = candidates(locations, &ship_to, free);
+        let rest = route(&plan.unroutable, &candidates, history);
         plan.routes.extend(rest.routes);
         plan.unroutable = rest.unroutable;
     }
