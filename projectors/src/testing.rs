@@ -65,7 +65,7 @@ pub fn placed_event_with_phone(order: OrderId, version: i64) -> EventEnvelope {
     envelope(order, version, OrderEvent::OrderPlaced(placed))
 }
 
-fn placed(order: OrderId) -> OrderPlaced {
+pub fn placed(order: OrderId) -> OrderPlaced {
     OrderPlaced {
         order_id: order,
         channel: Channel::Web,

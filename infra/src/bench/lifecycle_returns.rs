@@ -168,9 +168,12 @@ pub async fn refunded(pool: &PgPool) -> anyhow::Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// When one order's return was requested and when it was refunded, if it was.
+type ReturnTimes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Reads the returns of a finished run from the event store.
 pub async fn measure(pool: &PgPool, expected: u64, opened: u64) -> anyhow::Result<ReturnsRun> {
-    let rows: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<ReturnTimes> = sqlx::query_as(
         "SELECT min(recorded_at) FILTER (WHERE event_type = 'ReturnRequested'), \
                 min(recorded_at) FILTER (WHERE event_type = 'PaymentRefunded') \
          FROM events WHERE event_type IN ('ReturnRequested', 'PaymentRefunded') \

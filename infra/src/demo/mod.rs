@@ -22,6 +22,7 @@ mod follow;
 mod fulfillment;
 mod fulfillment_batching;
 mod money;
+mod order_edits;
 mod report;
 mod returns;
 mod scenario;
@@ -266,6 +267,7 @@ async fn demo(
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;
     edits::run(actors.client, &logistics, &run).await?;
+    order_edits::run(actors.client, &logistics, &run).await?;
     exchanges::resolutions(actors.client, &logistics, &run).await?;
     fulfillment_batching::show(client).await;
     Ok(())

@@ -14,6 +14,7 @@ mod inventory;
 mod line_cancellation;
 mod order_cancelled;
 mod order_confirmed;
+mod order_edit;
 mod order_placed;
 mod payment;
 mod refund;
@@ -43,6 +44,7 @@ pub use inventory::{
 pub use line_cancellation::{CancelledUnits, CancelledUnitsReleased, OrderLinesCancelled};
 pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
+pub use order_edit::{EditMoneyAction, OrderEdited};
 pub use order_placed::{
     Address, Customer, Discount, OrderLine, OrderPlaced, RiskContext, Shipping, Totals,
 };
@@ -172,6 +174,7 @@ order_events! {
     ExtraChargeDeclined = 1,
     StoreCreditIssued = 1,
     ExchangeReplacementRequested = 1,
+    OrderEdited = 1,
 }
 
 impl OrderEventKind {

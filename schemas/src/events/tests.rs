@@ -176,6 +176,7 @@ fn checked_in_json_schemas_match_the_rust_types() {
             "ExchangeReplacementRequested.v1.schema.json",
             schema_for!(ExchangeReplacementRequested),
         ),
+        ("OrderEdited.v1.schema.json", schema_for!(OrderEdited)),
         (
             "EventEnvelope.v1.schema.json",
             schema_for!(crate::EventEnvelope),
@@ -957,6 +958,35 @@ fn cancellation_events(order_id: OrderId, at: chrono::DateTime<Utc>) -> Vec<Orde
             released_units: 1,
             released_at: at,
         }),
+        {
+            let placed = sample_placed();
+            let mut line = placed.lines[0].clone();
+            line.quantity = Quantity::parse(3).unwrap();
+            line.discount = usd(450);
+            line.tax = usd(324);
+            line.total = usd(4374);
+            let totals = Totals {
+                subtotal: usd(4500),
+                discount_total: usd(450),
+                tax_total: usd(324),
+                shipping_total: placed.totals.shipping_total,
+                grand_total: usd(4374 + placed.totals.shipping_total.minor),
+            };
+            OrderEvent::OrderEdited(OrderEdited {
+                order_id,
+                edit_id: uuid::Uuid::nil(),
+                lines: vec![line],
+                discounts: vec![],
+                shipping: placed.shipping.clone(),
+                previous_total: placed.totals.grand_total,
+                difference: usd(totals.grand_total.minor - placed.totals.grand_total.minor),
+                totals,
+                shipping_address: None,
+                money_action: EditMoneyAction::WithinAuthorization,
+                requested_by: "web-shop".into(),
+                edited_at: at,
+            })
+        },
     ]
 }
 

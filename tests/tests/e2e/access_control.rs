@@ -57,6 +57,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
     (C, "POST", "/v1/orders/{missing}/cancel",                           [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/lines/cancel",                     [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    // Whose order an edit may touch is proven in edits.rs (order A may be mid-checkout here).
+    (C, "POST", "/v1/orders/{missing}/edits",                            [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/edits/preview",                    [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/review",                           [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "GET",  "/v1/reviews",                                           [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (C, "POST", "/v1/webhooks/payments",                                 [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
@@ -95,6 +98,9 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
         return Some(
             json!({"lines": [{"line_no": 1, "quantity": 1}], "reason": "customer_request"}),
         );
+    }
+    if path.ends_with("/edits") || path.ends_with("/edits/preview") {
+        return Some(json!({"changes": [{"line_no": 1, "quantity": 1}]}));
     }
     if path.ends_with("/cancel") {
         return Some(json!({"reason": "customer_request", "note": null}));

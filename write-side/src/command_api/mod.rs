@@ -5,6 +5,7 @@
 
 mod cancellation;
 mod checkout;
+mod edits;
 mod fulfillment;
 mod handlers;
 mod inventory;
@@ -209,6 +210,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             "/v1/orders/{id}/lines/cancel",
             post(cancellation::cancel_lines),
         )
+        .route("/v1/orders/{id}/edits", post(edits::edit_order))
+        .route("/v1/orders/{id}/edits/preview", post(edits::preview_edit))
         .route("/v1/orders/{id}/review", post(checkout::review_order))
         .route("/v1/orders/{id}/refunds", post(money::refund_order))
         .route("/v1/orders/{id}/charges", post(money::charge_order))

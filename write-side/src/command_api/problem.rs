@@ -178,6 +178,12 @@ impl From<CommandError> for Problem {
                 "The order cannot do that now",
                 detail,
             ),
+            CommandError::NotEditable(detail) => Self::new(
+                StatusCode::CONFLICT,
+                "not-editable",
+                "The order can no longer be edited",
+                detail,
+            ),
             CommandError::Forbidden => Self::forbidden(),
             CommandError::DisputeNotFound(id) => Self::new(
                 StatusCode::NOT_FOUND,

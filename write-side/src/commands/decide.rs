@@ -78,6 +78,10 @@ pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
         OrderError::LinesNotCancellable { field, detail, .. } => {
             CommandError::Validation(ValidationErrors(vec![FieldError { field, detail }]))
         }
+        OrderError::EditRefused { field, detail, .. } => {
+            CommandError::Validation(ValidationErrors(vec![FieldError { field, detail }]))
+        }
+        OrderError::NotEditable { .. } => CommandError::NotEditable(error.to_string()),
         // A refund the ledger refuses is the request's fault: name the field.
         OrderError::RefundRefused { source, .. } => match &source {
             LedgerError::NothingCaptured => CommandError::Refused(source.to_string()),

@@ -9,6 +9,7 @@ mod cancel_lines;
 mod charge;
 mod decide;
 mod dispute;
+mod edit;
 mod place;
 mod refund;
 mod resolution;
@@ -22,6 +23,7 @@ pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse}
 pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
 pub use dispute::{submit_evidence, EvidenceResponse};
+pub use edit::{edit_order, preview_edit, AddedStockResponse, EditResponse, EditedLineResponse};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
@@ -96,6 +98,9 @@ pub enum CommandError {
     AlreadyCancelled(OrderId),
     #[error("{0}")]
     Refused(String),
+    /// The order is past the point where it can be edited (routed, cancelled, ...).
+    #[error("{0}")]
+    NotEditable(String),
     #[error("this role may not do that")]
     Forbidden,
     #[error("dispute {0} not found")]

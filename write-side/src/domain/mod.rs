@@ -7,6 +7,7 @@
 pub mod cancel;
 pub mod cancel_lines;
 pub mod checkout_flow;
+pub mod edit_request;
 pub mod fields;
 pub mod fulfillment;
 pub mod ledger;
@@ -20,6 +21,7 @@ pub mod risk;
 pub use cancel::{parse_cancel_order, CancelOrder};
 pub use cancel_lines::parse_cancel_lines;
 pub use checkout_flow::{next_step, FlowPolicy, OutOfStockPolicy, Step};
+pub use edit_request::parse_edit_order;
 pub use fields::{FieldError, ValidationErrors};
 pub use order::{
     Order, OrderCommand, OrderError, OrderState, OrderStatus, PaymentState, ReservationState,

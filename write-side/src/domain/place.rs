@@ -214,7 +214,7 @@ fn parse_customer(c: &Obj<'_>, errors: &mut Errors) -> Option<Customer> {
     })
 }
 
-fn parse_address(a: &Obj<'_>, errors: &mut Errors) -> Option<Address> {
+pub(super) fn parse_address(a: &Obj<'_>, errors: &mut Errors) -> Option<Address> {
     let text = |s: String| address::collapse_spaces(&s);
     let name = a.required_str("name", MAX_NAME, errors).map(text);
     let line1 = a.required_str("line1", MAX_NAME, errors).map(text);

@@ -3,6 +3,10 @@
 //! order's cancellations from 1), then their stock is given back to the inventory (key
 //! `<order>:cancel:<cancellation id>`). Both calls are idempotent, so a crash before the
 //! outcome is recorded repeats them harmlessly.
+//!
+//! Units an edit took out of the order in the fulfillment hold are released the same way when
+//! the order is routed (key `<order>:edit:<edit id>`, once per edit however often routing is
+//! retried).
 
 use std::collections::BTreeSet;
 
@@ -110,4 +114,38 @@ pub(super) async fn withdraw(
         nodes_amended: amended,
         released_units,
     })
+}
+
+/// Gives back the stock of the units every edit took out of the order (before routing them).
+pub(super) async fn release_edited_units(
+    services: &FulfillmentServices,
+    order_id: OrderId,
+    state: &Fulfillment,
+    now: DateTime<Utc>,
+) -> Result<(), FulfillmentError> {
+    for (edit_id, removed) in &state.edit_removals {
+        let lines = removed
+            .iter()
+            .map(|l| UnitsAt {
+                line_no: l.line_no,
+                sku: l.sku.clone(),
+                quantity: l.quantity.get(),
+                location_id: state
+                    .allocated
+                    .iter()
+                    .find(|a| a.line_no == l.line_no)
+                    .map(|a| a.location_id.clone()),
+            })
+            .collect();
+        services
+            .inventory
+            .release_units(PartialRelease {
+                order_id,
+                release_id: format!("{order_id}:edit:{edit_id}"),
+                lines,
+                now,
+            })
+            .await?;
+    }
+    Ok(())
 }

@@ -253,6 +253,7 @@ pub(super) async fn take_step(
             }));
         }
         FulfillmentStep::Route => {
+            super::withdraw::release_edited_units(services, order_id, state, now).await?;
             let lines: Vec<FulfillmentLine> = state.to_route();
             let plan = plan_route(services, shared, order, state, &lines, None).await?;
             FulfillmentCommand::Route {

@@ -432,6 +432,42 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::ReturnInspected(_)
         | OrderEvent::ReturnRestocked(_)
         | OrderEvent::ReturnRefundDecided(_) => {}
+        OrderEvent::OrderEdited(edited) => {
+            let fact = &mut state.fact;
+            let t = &edited.totals;
+            fact.line_count = u32::try_from(edited.lines.len()).unwrap_or(u32::MAX);
+            fact.item_count = edited.lines.iter().map(|l| l.quantity.get()).sum();
+            fact.subtotal = t.subtotal.minor;
+            fact.discount_total = t.discount_total.minor;
+            fact.tax_total = t.tax_total.minor;
+            fact.shipping_total = t.shipping_total.minor;
+            fact.grand_total = t.grand_total.minor;
+            let (order_id, channel, currency, placed_at, version) = (
+                fact.order_id.clone(),
+                fact.channel.clone(),
+                fact.currency.clone(),
+                fact.placed_at,
+                fact.version,
+            );
+            state.lines = edited
+                .lines
+                .iter()
+                .map(|line| LineFactRow {
+                    order_id: order_id.clone(),
+                    line_no: line.line_no,
+                    sku: line.sku.as_str().to_owned(),
+                    channel: channel.clone(),
+                    currency: currency.clone(),
+                    quantity: line.quantity.get(),
+                    unit_price: line.unit_price.minor,
+                    discount: line.discount.minor,
+                    tax: line.tax.minor,
+                    total: line.total.minor,
+                    placed_at,
+                    version,
+                })
+                .collect();
+        }
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
         | OrderEvent::FulfillmentProgressed(_)

@@ -242,6 +242,22 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         | OrderEvent::ReturnInspected(_)
         | OrderEvent::ReturnRestocked(_) => {}
         OrderEvent::OrderLinesCancelled(_) => add_tag(document, "lines_cancelled"),
+        OrderEvent::OrderEdited(edited) => {
+            document.lines = edited
+                .lines
+                .iter()
+                .map(|line| SearchLine {
+                    sku: line.sku.as_str().to_owned(),
+                    name: line.name.clone(),
+                    quantity: line.quantity.get(),
+                })
+                .collect();
+            document.grand_total_minor = edited.totals.grand_total.minor;
+            if let Some(a) = &edited.shipping_address {
+                document.shipping_address = address(a);
+            }
+            add_tag(document, "edited");
+        }
         OrderEvent::CancelledUnitsReleased(_) => {}
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)

@@ -18,7 +18,7 @@ use waybill_schemas::views::{
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
 use super::TrackingError;
-use super::{cancellation, fulfillment, returns};
+use super::{cancellation, edit, fulfillment, returns};
 
 /// The view after `event`, given the view before it (`None` before the order's first event).
 pub fn apply(
@@ -334,6 +334,7 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         OrderEvent::OrderLinesCancelled(_) | OrderEvent::CancelledUnitsReleased(_) => {
             cancellation::change(view, event)
         }
+        OrderEvent::OrderEdited(edited) => edit::change(view, edited),
     }
 }
 
@@ -1033,6 +1034,7 @@ mod tests {
             super::super::fulfillment::tests::one_of_each(order)
                 .into_iter()
                 .chain(super::super::cancellation::tests::one_of_each(order))
+                .chain(super::super::edit::tests::one_of_each(order))
                 .map(|e| envelope(order, 2, e)),
         )
         .chain(

@@ -5,6 +5,7 @@
 
 mod apply;
 mod cancellation;
+mod edit;
 mod fulfillment;
 mod returns;
 mod store;

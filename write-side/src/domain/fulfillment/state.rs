@@ -99,6 +99,9 @@ pub struct Fulfillment {
     /// Exchanges' replacement units by return id (their lines are also in `ordered`, with
     /// line numbers from 1001), with the charge that pays their price difference, if any.
     pub replacements: Vec<Replacement>,
+    /// Units each edit took out of the order (`OrderEdited`, by edit id): their stock is
+    /// released when the order is routed (key `<order>:edit:<edit id>`).
+    pub edit_removals: Vec<(uuid::Uuid, Vec<FulfillmentLine>)>,
     pub version: i64,
 }
 
@@ -152,6 +155,32 @@ impl Fulfillment {
                     .collect();
             }
             OrderEvent::OrderCancelled(_) => self.cancelled = true,
+            // An edit in the hold replaces the order's lines: routing covers the edited ones.
+            OrderEvent::OrderEdited(e) => {
+                let before: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
+                let replacements: Vec<FulfillmentLine> = self
+                    .ordered
+                    .values()
+                    .filter(|l| l.line_no >= waybill_schemas::events::FIRST_REPLACEMENT_LINE)
+                    .cloned()
+                    .collect();
+                self.ordered = e
+                    .lines
+                    .iter()
+                    .map(|l| FulfillmentLine {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .chain(replacements)
+                    .map(|l| (l.line_no, l))
+                    .collect();
+                let after: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
+                let removed = subtract(&before, &after);
+                if !removed.is_empty() {
+                    self.edit_removals.push((e.edit_id, removed));
+                }
+            }
             OrderEvent::InventoryAllocated(e) => self.allocated = e.lines.clone(),
             OrderEvent::OrderConfirmed(e) => {
                 self.confirmed = Some(e.capture_mode);

@@ -11,6 +11,7 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::{Money, OrderId};
 
+use super::edit::EditOrder;
 use super::line_cancel::CancelLines;
 use crate::domain::cancel::CancelOrder;
 use crate::domain::place::PlaceOrder;
@@ -30,6 +31,12 @@ pub enum OrderCommand {
     CancelLines {
         cancellation_id: Uuid,
         cancel: CancelLines,
+        requested_by: String,
+    },
+    /// A customer, agent or service edits a confirmed order still in the fulfillment hold.
+    Edit {
+        edit_id: Uuid,
+        edit: EditOrder,
         requested_by: String,
     },
     RecordRisk {
@@ -165,6 +172,7 @@ impl OrderCommand {
             Self::Place { .. } => "be placed",
             Self::Cancel { .. } => "be cancelled",
             Self::CancelLines { .. } => "cancel lines",
+            Self::Edit { .. } => "be edited",
             Self::RecordRisk { .. } => "record a risk assessment",
             Self::ResolveReview { .. } => "resolve a review",
             Self::RecordReservation { .. } => "reserve stock",

@@ -160,6 +160,16 @@ pub enum OrderError {
     NonPositiveAmount { order_id: OrderId, amount: Money },
     #[error("order {order_id} has no extra charge {charge_id}")]
     UnknownCharge { order_id: OrderId, charge_id: Uuid },
+    /// A part of an edit request cannot be applied as asked; `field` names it
+    /// (`changes[i].line_no`, `add[i].unit_price.currency`, ...).
+    #[error("{detail}")]
+    EditRefused {
+        order_id: OrderId,
+        field: String,
+        detail: String,
+    },
+    #[error("order {order_id} cannot be edited: {reason}")]
+    NotEditable { order_id: OrderId, reason: String },
     #[error("order {order_id} was placed as a guest; there is no customer account to credit")]
     NoCustomerAccount { order_id: OrderId },
 }

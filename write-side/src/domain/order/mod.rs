@@ -21,6 +21,7 @@
 mod charge;
 mod chargeback;
 mod commands;
+mod edit;
 mod error;
 mod lifecycle;
 mod line_cancel;
@@ -37,6 +38,7 @@ pub(crate) mod fixtures;
 mod properties;
 
 pub use commands::OrderCommand;
+pub use edit::{edit_charge_id, edit_refund_id, EditOrder, LineChange, NewLine};
 pub use error::OrderError;
 pub use line_cancel::{CancelLines, LineQuantity};
 pub use state::{
@@ -104,6 +106,11 @@ impl Order {
                 cancel,
                 requested_by,
             } => state.cancel_lines(*cancellation_id, cancel, requested_by, now),
+            C::Edit {
+                edit_id,
+                edit,
+                requested_by,
+            } => state.edit(*edit_id, edit, requested_by, now),
             C::Confirm { capture_mode } => state.confirm(*capture_mode, now),
             C::RecordRisk {
                 decision,
@@ -248,6 +255,7 @@ impl Order {
             OrderEvent::OrderPlaced(_) => {}
             OrderEvent::OrderCancelled(e) => state.cancel_reason = Some(e.reason),
             OrderEvent::OrderConfirmed(e) => state.confirmed = Some(e.capture_mode),
+            OrderEvent::OrderEdited(e) => state.apply_edit(e),
             OrderEvent::RiskAssessed(e) => {
                 state.assessment = Some(RiskAssessment {
                     decision: e.decision,

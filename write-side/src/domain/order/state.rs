@@ -266,14 +266,21 @@ pub struct OrderState {
     pub(super) shipped: bool,
     /// The fulfillment fold of the same stream: where each unit is, what was cancelled.
     pub(super) fulfillment: Fulfillment,
+    /// The line number an added line gets next (line numbers are never reused).
+    pub(super) next_line_no: u32,
+    /// Edits recorded (`OrderEdited`), by edit id.
+    pub(super) edits: Vec<waybill_schemas::events::OrderEdited>,
 }
 
 impl OrderState {
     pub(super) fn new(placed: OrderPlaced) -> Self {
         let fulfillment =
             Fulfillment::from_events([&waybill_schemas::OrderEvent::OrderPlaced(placed.clone())]);
+        let next_line_no = placed.lines.iter().map(|l| l.line_no).max().unwrap_or(0) + 1;
         Self {
             fulfillment,
+            next_line_no,
+            edits: Vec::new(),
             placed,
             assessment: None,
             review: None,
@@ -310,6 +317,13 @@ impl OrderState {
     }
 
     /// The order as placed: lines, addresses, customer, totals, payment method, risk context.
+    /// The recorded edit `edit_id`, if any.
+    pub fn edit_recorded(
+        &self,
+        edit_id: uuid::Uuid,
+    ) -> Option<&waybill_schemas::events::OrderEdited> {
+        self.edits.iter().find(|e| e.edit_id == edit_id)
+    }
     pub fn placed(&self) -> &OrderPlaced {
         &self.placed
     }
