@@ -52,7 +52,9 @@ echo $! >"$sandbox_pid_file"
 # Our simulated WMS + carrier (write-side/FULFILLMENT.md); webhooks go to the command API.
 WAYBILL_LOGISTICS_WEBHOOK_BASE=http://$command_addr setsid nohup "$bin" serve logistics-sandbox >>"$state/logistics-sandbox.log" 2>&1 </dev/null & echo $! >"$state/logistics-sandbox.pid"
 say "starting: waybill serve all (log: $log_file)"
+# A short fulfillment hold (the edit window before routing) so the demo can edit an order.
 WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr} \
+WAYBILL_FULFILLMENT_HOLD_SECS=${WAYBILL_FULFILLMENT_HOLD_SECS:-4} \
   setsid nohup "$bin" serve all >>"$log_file" 2>&1 </dev/null &
 echo $! >"$pid_file"
 
