@@ -115,8 +115,8 @@ pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::
 async fn confirmed(client: &ApiClient, order_id: &str) -> anyhow::Result<bool> {
     let until = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < until {
-        let (_, view) = client.staff_tracking(order_id).await?;
-        if view["confirmed_at"].is_string() {
+        let (_, answer) = client.staff_tracking(order_id).await?;
+        if answer["view"]["confirmed_at"].is_string() {
             return Ok(true);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
