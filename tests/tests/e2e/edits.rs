@@ -370,3 +370,66 @@ async fn after_capture_a_dearer_edit_is_charged_and_a_cheaper_one_refunded() {
     assert_eq!(requested.len(), 1, "refunded once: {requested:?}");
     assert_eq!(requested[0]["kind"], json!("cancellation"));
 }
+
+/// Units an edit adds, in stock at the node that already holds the order's allocation, ride in
+/// that node's task: nothing is cancelled for want of "another" node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_added_by_an_edit_ship_from_the_node_that_holds_the_rest() {
+    let f = FulfillmentWorld::start(
+        "edit_adds_units",
+        &[
+            ("WAYBILL_FULFILLMENT_HOLD_SECS", "5"),
+            ("WAYBILL_CAPTURE_MODE", "immediate"),
+        ],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    f.world.restock("MUG-BLK", "wh-east", 5).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "EDIT-ADD-1",
+            &[("TEE-RED-M", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    // Captured at confirmation: a dearer edit charges the difference, then the order routes.
+    f.world
+        .wait_for_event(&order_id, "PaymentCaptured", 1)
+        .await;
+    // One more tee and a mug.
+    let edit = json!({
+        "changes": [{"line_no": 1, "quantity": 2}],
+        "add": [{"sku": "MUG-BLK", "name": "Mug", "quantity": 1,
+                 "unit_price": {"amount_minor": 100, "currency": "USD"}}],
+    });
+    let edited = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits"),
+        SERVICE_KEY,
+        "edit-add-1",
+        &edit,
+    )
+    .await;
+    assert_eq!(edited.status, 201, "{}", edited.describe());
+    let tasks = f.tasks(&order_id, 1).await;
+    let mut lines = tasks[0]["lines"].as_array().unwrap().clone();
+    lines.sort_by_key(|l| l["line_no"].as_u64());
+    assert_eq!(
+        lines,
+        vec![
+            json!({"line_no": 1, "sku": "TEE-RED-M", "quantity": 2}),
+            json!({"line_no": 2, "sku": "MUG-BLK", "quantity": 1}),
+        ],
+        "{tasks:?}"
+    );
+    assert!(
+        f.world
+            .env
+            .payloads_of(&order_id, "FulfillmentLinesCancelled")
+            .await
+            .is_empty(),
+        "nothing cancelled"
+    );
+}

@@ -566,8 +566,9 @@ async fn plan_route(
         let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
         for line in &plan.unroutable {
             for level in inventory::read_stock(&services.pool, &line.sku).await? {
-                let used = plan.routes.iter().any(|r| r.node_id == level.location_id);
-                if Some(level.location_id.as_str()) == exclude || used || level.available <= 0 {
+                // A node already in the plan may still have free units of the rest (an edit's
+                // added units, a replacement beside the allocation): they join its route below.
+                if Some(level.location_id.as_str()) == exclude || level.available <= 0 {
                     continue;
                 }
                 let units = u32::try_from(level.available).unwrap_or(u32::MAX);
@@ -580,7 +581,15 @@ async fn plan_route(
         }
         let candidates = candidates(locations, &ship_to, free);
         let rest = route(&plan.unroutable, &candidates, history);
-        plan.routes.extend(rest.routes);
+        for extra in rest.routes {
+            match plan.routes.iter_mut().find(|r| r.node_id == extra.node_id) {
+                // One fulfillment order per node: the free units ride with the allocated ones.
+                Some(same) => {
+                    same.lines = crate::domain::fulfillment::add(&same.lines, &extra.lines)
+                }
+                None => plan.routes.push(extra),
+            }
+        }
         plan.unroutable = rest.unroutable;
     }
     Ok(plan)
