@@ -4,17 +4,15 @@
 //! through `/sandbox/returns/{return_id}/report`); Waybill issues the label, restocks the
 //! resellable units and refunds the accepted ones. One line per return says what happened.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use super::fulfillment::{view_until, wait_list};
 use crate::client::ApiClient;
 
 pub(super) const TEE: &str = "DEMO-RET-TEE";
 pub(super) const MUG: &str = "DEMO-RET-MUG";
 const ORDERS: usize = 5;
-const WAIT: Duration = Duration::from_secs(60);
 
 pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::Result<()> {
     let sandbox = logistics_url.trim_end_matches('/');
@@ -132,7 +130,7 @@ pub(super) async fn deliver(
         .as_str()
         .context("no order id")?
         .to_owned();
-    let task = listed(client, sandbox, "tasks", &order).await?;
+    let task = first(wait_list(client, sandbox, "tasks", &order, 1).await?)?;
     let fulfillment_id = task["fulfillment_id"]
         .as_str()
         .unwrap_or_default()
@@ -146,7 +144,7 @@ pub(super) async fn deliver(
             .await?;
         anyhow::ensure!(answer["waybill_status"] == json!(200), "{step}: {answer}");
     }
-    let parcel = listed(client, sandbox, "parcels", &order).await?;
+    let parcel = first(wait_list(client, sandbox, "parcels", &order, 1).await?)?;
     let tracking = parcel["tracking_number"].as_str().unwrap_or_default();
     view_until(client, &order, |v| {
         v["shipments"].as_array().is_some_and(|s| !s.is_empty())
@@ -178,48 +176,6 @@ pub(super) async fn node(
     Ok(())
 }
 
-async fn listed(
-    client: &ApiClient,
-    sandbox: &str,
-    what: &str,
-    order: &str,
-) -> anyhow::Result<Value> {
-    let until = tokio::time::Instant::now() + WAIT;
-    loop {
-        let body = client
-            .get_json(&format!("{sandbox}/sandbox/{what}?order_id={order}"))
-            .await?;
-        if let Some(first) = body[what].as_array().and_then(|a| a.first()) {
-            return Ok(first.clone());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < until,
-            "order {order}: no {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn view_until(
-    client: &ApiClient,
-    order: &str,
-    check: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let until = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, body) = client.staff_tracking(order).await?;
-        if check(&body["view"]) {
-            return Ok(body["view"].clone());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < until,
-            "order {order} did not get there: {}",
-            body["view"]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The order's return `return_id` in the tracking view once `check` accepts it.
 pub(super) async fn returned(
     client: &ApiClient,
@@ -238,4 +194,12 @@ pub(super) async fn returned(
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["rma"] == json!(return_id)).cloned())
         .context("the return")
+}
+
+/// The first item a sandbox list gave back.
+fn first(items: Vec<Value>) -> anyhow::Result<Value> {
+    items
+        .into_iter()
+        .next()
+        .context("the sandbox listed nothing")
 }

@@ -10,7 +10,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use waybill_schemas::events::CarrierStatus;
 use waybill_schemas::events::{
-    OrderPlaced, PayoutRecorded, RiskDecision, SettlementReportImported,
+    OrderLine, OrderPlaced, PayoutRecorded, RiskDecision, SettlementReportImported,
 };
 use waybill_schemas::{EventEnvelope, Money, OrderEvent, OrderId};
 
@@ -179,20 +179,23 @@ fn payout_row(payout: &PayoutRecorded, version: u64) -> PayoutRow {
     }
 }
 
-fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
-    let order_id = placed.order_id.to_string();
-    let channel = placed.channel.as_str().to_owned();
-    let currency = placed.currency.code().to_owned();
-    let placed_at = seconds(placed.placed_at);
-    let lines = placed
-        .lines
+/// One line-fact row per order line (as placed, or as an edit left them).
+fn line_facts(
+    lines: &[OrderLine],
+    order_id: &str,
+    channel: &str,
+    currency: &str,
+    placed_at: u32,
+    version: u64,
+) -> Vec<LineFactRow> {
+    lines
         .iter()
         .map(|line| LineFactRow {
-            order_id: order_id.clone(),
+            order_id: order_id.to_owned(),
             line_no: line.line_no,
             sku: line.sku.as_str().to_owned(),
-            channel: channel.clone(),
-            currency: currency.clone(),
+            channel: channel.to_owned(),
+            currency: currency.to_owned(),
             quantity: line.quantity.get(),
             unit_price: line.unit_price.minor,
             discount: line.discount.minor,
@@ -201,7 +204,22 @@ fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
             placed_at,
             version,
         })
-        .collect();
+        .collect()
+}
+
+fn placed_state(placed: &OrderPlaced, version: u64) -> OrderAnalytics {
+    let order_id = placed.order_id.to_string();
+    let channel = placed.channel.as_str().to_owned();
+    let currency = placed.currency.code().to_owned();
+    let placed_at = seconds(placed.placed_at);
+    let lines = line_facts(
+        &placed.lines,
+        &order_id,
+        &channel,
+        &currency,
+        placed_at,
+        version,
+    );
     let totals = &placed.totals;
     OrderAnalytics {
         fact: OrderFactRow {
@@ -442,31 +460,15 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
             fact.tax_total = t.tax_total.minor;
             fact.shipping_total = t.shipping_total.minor;
             fact.grand_total = t.grand_total.minor;
-            let (order_id, channel, currency, placed_at, version) = (
-                fact.order_id.clone(),
-                fact.channel.clone(),
-                fact.currency.clone(),
+            let fact = &state.fact;
+            state.lines = line_facts(
+                &edited.lines,
+                &fact.order_id,
+                &fact.channel,
+                &fact.currency,
                 fact.placed_at,
                 fact.version,
             );
-            state.lines = edited
-                .lines
-                .iter()
-                .map(|line| LineFactRow {
-                    order_id: order_id.clone(),
-                    line_no: line.line_no,
-                    sku: line.sku.as_str().to_owned(),
-                    channel: channel.clone(),
-                    currency: currency.clone(),
-                    quantity: line.quantity.get(),
-                    unit_price: line.unit_price.minor,
-                    discount: line.discount.minor,
-                    tax: line.tax.minor,
-                    total: line.total.minor,
-                    placed_at,
-                    version,
-                })
-                .collect();
         }
         OrderEvent::FulfillmentRouted(_)
         | OrderEvent::FulfillmentSubmitted(_)
