@@ -63,6 +63,9 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn_with_state(request_timeout, time_limit))
+        .layer(middleware::from_fn(
+            waybill_write_side::command_api::problem::safety_net,
+        ))
         .layer(TraceLayer::new_for_http())
 }
 

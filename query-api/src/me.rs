@@ -59,10 +59,10 @@ pub struct MyOrders {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The caller's orders, newest first", body = MyOrders),
-        (status = 400, description = "Bad limit or cursor", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid Bearer JWT", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Not a customer (staff roles have no orders of their own)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Bad limit or cursor", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid Bearer JWT", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer (staff roles have no orders of their own)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.my_orders", skip_all)]
 pub async fn my_orders(

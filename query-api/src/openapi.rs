@@ -5,7 +5,6 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::problem::ProblemBody;
 use crate::tracking::{Consistency, TrackingResponse};
 
 #[derive(OpenApi)]
@@ -48,7 +47,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::TrackingPickup,
         waybill_schemas::views::TrackingReturn,
         waybill_schemas::views::ReturnStatus,
-        ProblemBody,
+        waybill_write_side::command_api::Problem,
+        waybill_write_side::domain::FieldError,
         waybill_schemas::views::TrackingView,
         waybill_schemas::views::TrackingStatus,
         waybill_schemas::views::TrackingPayment,

@@ -1,12 +1,12 @@
-//! The query API's one error type, answered as RFC 9457 `application/problem+json` with a stable
-//! `type` per kind of failure, the field that was wrong, and nothing internal.
+//! The query API's errors, each one type of the vocabulary both APIs share
+//! ([`waybill_schemas::ProblemType`]) and answered through the command API's problem body and its
+//! `IntoResponse`, so a type always comes with the same status on either API.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
-
-const TYPE_BASE: &str = "https://waybill.dev/problems/";
+use waybill_schemas::ProblemType;
+/// The problem+json body both APIs answer with (one type, one `IntoResponse`).
+pub use waybill_write_side::command_api::Problem as ProblemBody;
 
 /// What went wrong with a query, as the client sees it.
 #[derive(Debug, thiserror::Error)]
@@ -37,117 +37,60 @@ pub enum Problem {
     Unavailable { what: &'static str },
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProblemBody {
-    /// `https://waybill.dev/problems/<slug>`
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
 impl Problem {
-    pub fn status(&self) -> StatusCode {
+    /// The type of this problem in the vocabulary both APIs share.
+    pub fn kind(&self) -> ProblemType {
         match self {
-            Self::BadParameter { .. } => StatusCode::BAD_REQUEST,
-            Self::OrderNotFound | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::RoleForbidden { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadParameter { .. } => ProblemType::ValidationFailed,
+            Self::OrderNotFound => ProblemType::OrderNotFound,
+            Self::Unauthorized { .. } => ProblemType::Unauthorized,
+            Self::Forbidden { .. } | Self::RoleForbidden { .. } => ProblemType::Forbidden,
+            Self::RateLimited { .. } => ProblemType::RateLimited,
+            Self::NotFound => ProblemType::NotFound,
+            Self::Timeout => ProblemType::Timeout,
+            Self::Internal => ProblemType::Internal,
+            Self::Unavailable { .. } => ProblemType::Unavailable,
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn slug(&self) -> &'static str {
-        match self {
-            Self::BadParameter { .. } => "validation-failed",
-            Self::OrderNotFound => "order-not-found",
-            Self::Unauthorized { .. } => "unauthorized",
-            Self::Forbidden { .. } => "forbidden",
-            Self::RateLimited { .. } => "rate-limited",
-            Self::NotFound => "not-found",
-            Self::Timeout => "timeout",
-            Self::Internal => "internal",
-            Self::RoleForbidden { .. } => "forbidden",
-            Self::Unavailable { .. } => "unavailable",
-        }
+        self.kind().slug()
     }
 
+    /// The problem+json body, in the shape the command API answers with.
     pub fn body(&self) -> ProblemBody {
-        let (title, detail, field) = match self {
-            Self::BadParameter { field, detail } => (
-                "The request is invalid",
-                format!("{field} {detail}"),
-                Some((*field).to_owned()),
-            ),
+        let detail = match self {
+            Self::BadParameter { field, detail } => return ProblemBody::field(field, detail),
             // One text for "no such order" and "wrong token": a guesser learns nothing.
-            Self::OrderNotFound => (
-                "Order not found",
-                "No order with this id is visible with the credentials given".to_owned(),
-                None,
-            ),
-            Self::Unauthorized { detail } => {
-                ("Authentication required", (*detail).to_owned(), None)
+            Self::OrderNotFound => {
+                "No order with this id is visible with the credentials given".to_owned()
             }
-            Self::Forbidden { role } => (
-                "Forbidden",
-                format!("role {role} may not use this endpoint"),
-                None,
-            ),
-            Self::RateLimited { retry_after_secs } => (
-                "Too many requests",
-                format!("slow down; retry after {retry_after_secs} s"),
-                None,
-            ),
-            Self::NotFound => ("Not found", "no such resource".to_owned(), None),
-            Self::Timeout => (
-                "Request timed out",
-                "the request took too long; it is safe to retry".to_owned(),
-                None,
-            ),
-            Self::Internal => (
-                "Internal error",
-                "the request could not be completed; it is safe to retry".to_owned(),
-                None,
-            ),
-            Self::RoleForbidden { role, what } => (
-                "Forbidden",
-                format!("role {role} may not read {what}"),
-                None,
-            ),
-            Self::Unavailable { what } => (
-                "Service unavailable",
-                format!("{what} cannot be read right now; retry later"),
-                None,
-            ),
+            Self::Unauthorized { detail } => (*detail).to_owned(),
+            Self::Forbidden { role } => format!("role {role} may not use this endpoint"),
+            Self::RateLimited { retry_after_secs } => {
+                format!("slow down; retry after {retry_after_secs} s")
+            }
+            Self::NotFound => "no such resource".to_owned(),
+            Self::Timeout => "the request took too long; it is safe to retry".to_owned(),
+            Self::Internal => "the request could not be completed; it is safe to retry".to_owned(),
+            Self::RoleForbidden { role, what } => {
+                format!("role {role} may not read {what}")
+            }
+            Self::Unavailable { what } => format!("{what} cannot be read right now; retry later"),
         };
-        ProblemBody {
-            kind: format!("{TYPE_BASE}{}", self.slug()),
-            title: title.to_owned(),
-            status: self.status().as_u16(),
-            detail,
-            field,
-        }
+        ProblemBody::new(self.kind(), detail)
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         metrics::counter!("waybill_query_problems_total", "type" => self.slug()).increment(1);
-        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        let mut response = (self.status(), body).into_response();
+        let mut response = self.body().into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
             Self::Unauthorized { .. } => {
@@ -177,9 +120,13 @@ mod tests {
             detail: "must be a positive integer".into(),
         }
         .body();
-        assert_eq!(body.status, 400);
+        assert_eq!(body.status, 422);
         assert_eq!(body.field.as_deref(), Some("min_version"));
-        assert_eq!(body.kind, "https://waybill.dev/problems/validation-failed");
+        assert_eq!(
+            body.type_uri,
+            "https://waybill.dev/problems/validation-failed"
+        );
+        assert_eq!(body.detail, "min_version must be a positive integer");
     }
 
     #[test]

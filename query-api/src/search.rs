@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -26,6 +26,7 @@ use waybill_schemas::views::{
     ConsistencyToken, OrderDocument, SearchFacets, SearchHit, TrackingStatus, TrackingView,
 };
 use waybill_schemas::{Channel, OrderId};
+use waybill_write_side::command_api::problem::Path;
 
 use crate::http::AppState;
 use crate::problem::Problem;
@@ -346,9 +347,9 @@ fn with_stale_header(mut response: Response, stale: bool) -> Response {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "One page of matching orders, newest first unless sorted otherwise, with facet counts (status, channel) and highlighted matches", body = SearchResponse),
-        (status = 400, description = "A parameter is invalid (`field` names it)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not agent or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A parameter is invalid (`field` names it)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.search", skip_all)]
@@ -401,10 +402,10 @@ pub async fn search_orders(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Tracking view, search document and full internal timeline; `consistency.stale` when the requested version was not reached in time", body = AgentOrderResponse),
-        (status = 400, description = "Bad id, min_version or consistency_token", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not agent or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.agent_order", skip_all, fields(order_id = %raw_id))]

@@ -40,9 +40,9 @@ pub struct MyStoreCredit {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Balances and credits, newest first", body = MyStoreCredit),
-        (status = 401, description = "No valid Bearer JWT", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Not a customer (staff roles have no credit of their own)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid Bearer JWT", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer (staff roles have no credit of their own)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.my_store_credit", skip_all)]
 pub async fn my_store_credit(

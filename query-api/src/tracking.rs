@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use waybill_schemas::views::{ConsistencyToken, TrackingView};
 use waybill_schemas::OrderId;
+use waybill_write_side::command_api::problem::Path;
 
 use crate::auth::{authorize, Denied, Reader};
 use crate::http::AppState;
@@ -74,11 +75,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The tracking view; `consistency.stale` says whether it reached the requested version (header `X-Waybill-Stale: true` when stale)", body = TrackingResponse),
-        (status = 400, description = "Bad order id, min_version or consistency_token", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No token and no valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "API key role may not read tracking", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Bad order id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token and no valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "API key role may not read tracking", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.tracking", skip_all, fields(order_id = %raw_id))]

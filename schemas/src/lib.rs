@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod envelope;
 pub mod events;
 pub mod jwt;
+pub mod problem;
 pub mod subject;
 pub mod upcast;
 pub mod values;
@@ -19,6 +20,7 @@ pub mod views;
 
 pub use envelope::{Actor, EventEnvelope, NewEvent};
 pub use events::{OrderEvent, OrderEventKind};
+pub use problem::ProblemType;
 pub use values::{
     Channel, Currency, Email, IdempotencyKey, Money, OrderId, Quantity, Sku, ValueError,
 };

@@ -304,6 +304,21 @@ impl Api {
         Self::read(request.send().await.expect("send a query API request")).await
     }
 
+    /// Exactly the request given: method, URL, headers and body bytes, nothing added.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> HttpResponse {
+        let mut request = self.client.request(method, url).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(request.send().await.expect("send a request")).await
+    }
+
     /// `GET <url>` (health, metrics, openapi).
     pub async fn get(&self, url: &str) -> HttpResponse {
         Self::read(self.client.get(url).send().await.expect("send a GET")).await

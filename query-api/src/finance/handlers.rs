@@ -1,12 +1,13 @@
 //! The finance handlers: parse, authorize, run the warehouse queries, answer JSON or CSV.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use waybill_projectors::warehouse::finance::SummaryFilter;
+use waybill_write_side::command_api::problem::Path;
 
 use super::dto::{
     csv, MetricsResponse, Payout, PayoutLine, PayoutLinesResponse, PayoutsResponse, ReconciledItem,
@@ -32,10 +33,10 @@ fn params(raw: Result<Query<FinanceParams>, QueryRejection>) -> Result<FinancePa
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Gross sales, captures, refunds, fees, lost chargebacks and net per day, channel and currency (CSV with ?format=csv)", body = SummaryResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not finance or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.summary", skip_all)]
@@ -78,10 +79,10 @@ pub async fn get_summary(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Payouts paid in the range with the sums of the report lines each settles", body = PayoutsResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not finance or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.payouts", skip_all)]
@@ -120,10 +121,10 @@ pub async fn get_payouts(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The settlement report lines the payout settles, in report order (empty for an unknown payout)", body = PayoutLinesResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not finance or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.payout_lines", skip_all, fields(payout_id = %payout_id))]
@@ -180,10 +181,10 @@ fn sanitize(raw: &str) -> String {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The latest reconciliation run of each day in the range: the items of the requested outcomes (default: the discrepancies) and totals per day, channel, currency, payout and outcome. Runs are written by `waybill reconcile --from --to`.", body = ReconciliationResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not finance or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.reconciliation", skip_all)]
@@ -230,10 +231,10 @@ pub async fn get_reconciliation(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Orders placed in the range per stage, time from stage to stage (p50/p95 seconds), cancellation rate and return rate by SKU and reason (CSV: one metric value per row)", body = MetricsResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is not finance or admin", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.metrics", skip_all)]

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use waybill_schemas::access::{lookup_digest, tracking_token, verify_tracking_token, LookupProof};
 use waybill_schemas::OrderId;
+use waybill_write_side::command_api::problem::Path;
 
 use crate::http::AppState;
 use crate::problem::Problem;
@@ -152,8 +153,8 @@ pub async fn tracking_page(
     params(("id" = String, Path, description = "Order id (UUID)"), EventsParams),
     responses(
         (status = 200, description = "text/event-stream: `view` events (id = view version, data = the page's `<main>` HTML) whenever the order moves", content_type = "text/event-stream"),
-        (status = 404, description = "No such order, or the token does not belong to it", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or the token does not belong to it", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_events", skip_all, fields(order_id = %raw_id))]
 pub async fn tracking_events(

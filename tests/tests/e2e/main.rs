@@ -14,6 +14,7 @@ mod finance;
 mod fulfillment;
 mod idempotency;
 mod ledger;
+mod problems;
 mod relay_crash;
 mod returns;
 mod search;

@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use super::problem::{Path, Query, RawBody};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use waybill_schemas::events::RiskReason;
 use waybill_schemas::OrderId;
 
 use super::handlers::{command_span, finish};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType};
 use super::request::CommandInput;
 use super::AppState;
 use crate::checkout::webhooks::{self, WebhookOutcome};
@@ -61,15 +61,13 @@ pub struct WebhookResponse {
 pub async fn payment_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let started = Instant::now();
     let now = Utc::now();
     let Some(secret) = state.webhook_secret.as_deref() else {
         return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks-not-configured",
-            "Webhooks are not configured",
+            ProblemType::WebhooksNotConfigured,
             "this command API has no payment webhook secret",
         )
         .into_response();
@@ -80,25 +78,14 @@ pub async fn payment_webhook(
         .unwrap_or_default();
     if let Err(error) = signature::verify(secret, presented, &body, now, SIGNATURE_TOLERANCE) {
         metrics::counter!("waybill_webhooks_total", "outcome" => "invalid_signature").increment(1);
-        return Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-signature",
-            "Invalid webhook signature",
-            error.to_string(),
-        )
-        .into_response();
+        return Problem::new(ProblemType::InvalidSignature, error.to_string()).into_response();
     }
     let event = match signature::parse(&body) {
         Ok(event) => event,
         Err(error) => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-webhook",
-                "Malformed webhook",
-                error.to_string(),
-            )
-            .with_field("body")
-            .into_response()
+            return Problem::new(ProblemType::MalformedWebhook, error.to_string())
+                .with_field("body")
+                .into_response()
         }
     };
     let span =
@@ -112,13 +99,7 @@ pub async fn payment_webhook(
         Ok(WebhookOutcome::TooEarly(why)) => {
             metrics::counter!("waybill_webhooks_total", "outcome" => "too_early").increment(1);
             tracing::info!(detail = %why, "webhook outran its predecessor; the gateway will redeliver");
-            Problem::new(
-                StatusCode::CONFLICT,
-                "webhook-too-early",
-                "Webhook arrived before an event it depends on",
-                why,
-            )
-            .into_response()
+            Problem::new(ProblemType::WebhookTooEarly, why).into_response()
         }
         Ok(WebhookOutcome::Applied) => webhook_answer("applied", None),
         Ok(WebhookOutcome::Duplicate) => webhook_answer("duplicate", None),

@@ -7,16 +7,16 @@
 
 use std::time::Instant;
 
-use axum::body::Bytes;
+use super::problem::RawBody;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use tracing::Instrument;
 
 use super::checkout::WebhookResponse;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType};
 use super::AppState;
 use crate::fulfillment::logistics::{CarrierWebhook, NodeWebhook, SIGNATURE_HEADER};
 use crate::fulfillment::webhook_batcher::WebhookRequest;
@@ -46,7 +46,7 @@ const SIGNATURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(
 pub async fn wms_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let started = Instant::now();
     if let Err(refused) = verified(&state, &headers, &body) {
@@ -92,7 +92,7 @@ pub async fn wms_webhook(
 pub async fn carrier_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let started = Instant::now();
     if let Err(refused) = verified(&state, &headers, &body) {
@@ -105,14 +105,9 @@ pub async fn carrier_webhook(
     let command = match webhooks::carrier_command(&webhook) {
         Ok(c) => c,
         Err(bad) => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-webhook",
-                "Malformed webhook",
-                bad.detail,
-            )
-            .with_field(bad.field)
-            .into_response()
+            return Problem::new(ProblemType::MalformedWebhook, bad.detail)
+                .with_field(bad.field)
+                .into_response()
         }
     };
     let span = tracing::info_span!("carrier_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
@@ -166,9 +161,7 @@ async fn apply(
 fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     let Some(secret) = state.logistics_secret.as_deref() else {
         return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks-not-configured",
-            "Webhooks are not configured",
+            ProblemType::WebhooksNotConfigured,
             "this command API has no logistics webhook secret",
         )
         .into_response());
@@ -180,25 +173,14 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Re
     signature::verify(secret, presented, body, Utc::now(), SIGNATURE_TOLERANCE).map_err(|e| {
         metrics::counter!("waybill_logistics_webhooks_total", "outcome" => "invalid_signature")
             .increment(1);
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-signature",
-            "Invalid webhook signature",
-            e.to_string(),
-        )
-        .into_response()
+        Problem::new(ProblemType::InvalidSignature, e.to_string()).into_response()
     })
 }
 
 fn malformed(detail: String) -> Response {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "malformed-webhook",
-        "Malformed webhook",
-        detail,
-    )
-    .with_field("body")
-    .into_response()
+    Problem::new(ProblemType::MalformedWebhook, detail)
+        .with_field("body")
+        .into_response()
 }
 
 fn respond(
@@ -213,13 +195,8 @@ fn respond(
         Ok(WebhookOutcome::NotYetKnown(why)) => {
             metrics::counter!("waybill_logistics_webhooks_total", "outcome" => "not_yet_known")
                 .increment(1);
-            return Problem::new(
-                StatusCode::CONFLICT,
-                "not-yet-known",
-                "Not known yet",
-                format!("{why}; redeliver later"),
-            )
-            .into_response();
+            return Problem::new(ProblemType::NotYetKnown, format!("{why}; redeliver later"))
+                .into_response();
         }
         Err(error) => {
             tracing::error!(%error, "logistics webhook not applied; the sender will redeliver");

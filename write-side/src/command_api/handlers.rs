@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use super::problem::Path;
+use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;

@@ -7,9 +7,10 @@
 // add noise to every parse step.
 #![allow(clippy::result_large_err)]
 
+use super::problem::{Path, RawBody};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -19,7 +20,7 @@ use waybill_schemas::api_keys::{Principal, Role};
 use waybill_schemas::{IdempotencyKey, Sku};
 
 use super::handlers::REPLAYED_HEADER;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType};
 use super::request::IDEMPOTENCY_KEY_HEADER;
 use super::AppState;
 use crate::domain::FieldError;
@@ -60,23 +61,16 @@ impl From<InventoryError> for Problem {
             }
             InventoryError::BelowCommitted { .. } => field("delta", error.to_string()),
             InventoryError::KeyReused(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
+                ProblemType::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different stock movement",
             ),
             InventoryError::NothingReserved(id) => Self::new(
-                StatusCode::CONFLICT,
-                "nothing-reserved",
-                "Nothing reserved",
+                ProblemType::NothingReserved,
                 format!("order {id} has no reservation"),
             ),
-            InventoryError::NotEnoughAt { .. } => Self::new(
-                StatusCode::CONFLICT,
-                "not-enough-stock",
-                "Not enough stock",
-                error.to_string(),
-            ),
+            InventoryError::NotEnoughAt { .. } => {
+                Self::new(ProblemType::NotEnoughStock, error.to_string())
+            }
             InventoryError::Stopped | InventoryError::Database(_) => {
                 tracing::error!(error = %error, "inventory request failed");
                 Self::internal()
@@ -100,9 +94,7 @@ fn authorize(
         .ok_or_else(Problem::unauthorized)?;
     if !matches!(principal.role, Role::Admin | Role::Service) {
         return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
+            ProblemType::Forbidden,
             "inventory needs an admin or service API key",
         ));
     }
@@ -280,7 +272,7 @@ pub async fn put_location(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let result = async {
         authorize(&state, &headers, true)?;
@@ -314,7 +306,7 @@ pub async fn restock(
     State(state): State<AppState>,
     Path((sku, location)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let result = async {
         let Movement {
@@ -362,7 +354,7 @@ pub async fn adjust(
     State(state): State<AppState>,
     Path((sku, location)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let result = async {
         let Movement {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +28,7 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 pub use handlers::REPLAYED_HEADER;
-pub use problem::Problem;
+pub use problem::{Problem, ProblemType};
 pub use request::{CORRELATION_ID_HEADER, IDEMPOTENCY_KEY_HEADER};
 pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
@@ -148,9 +147,7 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Request timed out",
+            ProblemType::Timeout,
             "the request took too long; retry it with the same Idempotency-Key",
         )
         .into_response(),
@@ -242,7 +239,9 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .layer(middleware::from_fn_with_state(
             config.request_timeout,
             time_limit,
-        ));
+        ))
+        .layer(axum::Extension(problem::BodyLimit(config.body_limit)))
+        .layer(middleware::from_fn(problem::safety_net));
     (router, CommandApiWorkers { handles, inventory })
 }
 

@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use super::problem::Path;
+use axum::extract::State;
 use axum::response::Response;
 use tracing::Instrument;
 use waybill_schemas::api_keys::Role;

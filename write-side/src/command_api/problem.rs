@@ -1,22 +1,33 @@
-//! The command API's one error type: every refusal is `application/problem+json` with a stable
-//! `type` per kind of error, the field that was wrong, and no internals.
+//! The one error type of both HTTP APIs: every refusal is `application/problem+json` with a
+//! stable `type` from the shared vocabulary ([`ProblemType`], in the schemas crate: one status and
+//! one title per type), the field that was wrong, and no internals. The query API converts its own
+//! errors into this and renders them through the same [`IntoResponse`]; [`safety_net`] turns what
+//! a framework layer answers by itself (405, an unreadable path, a body over the limit) into the
+//! same shape.
 
+use axum::body::Body;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+pub use waybill_schemas::problem::{ProblemType, TYPE_BASE};
 
 use crate::commands::CommandError;
 use crate::domain::FieldError;
 
-/// Prefix of every problem `type`.
-pub const TYPE_BASE: &str = "https://waybill.dev/problems/";
-
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `https://waybill.dev/problems/<slug>`: one of the types listed in the document's description.
     #[serde(rename = "type")]
     pub type_uri: String,
     pub title: String,
+    /// The HTTP status, the same for every problem of one `type`.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     pub detail: String,
     /// The first field that was wrong, for validation problems.
@@ -28,11 +39,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    /// A problem of type `kind` (its status and title come with the type).
+    pub fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
         Self {
-            type_uri: format!("{TYPE_BASE}{slug}"),
-            title: title.to_owned(),
-            status: status.as_u16(),
+            type_uri: kind.uri(),
+            title: kind.title().to_owned(),
+            status: kind.status(),
             detail: detail.into(),
             field: None,
             errors: Vec::new(),
@@ -42,6 +54,11 @@ impl Problem {
     /// The slug at the end of `type`.
     pub fn slug(&self) -> &str {
         self.type_uri.strip_prefix(TYPE_BASE).unwrap_or("internal")
+    }
+
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -54,12 +71,7 @@ impl Problem {
         Self {
             field: first.map(|e| e.field),
             errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-failed",
-                "Validation failed",
-                detail,
-            )
+            ..Self::new(ProblemType::ValidationFailed, detail)
         }
     }
 
@@ -78,76 +90,186 @@ impl Problem {
     }
 
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "Malformed JSON",
-            detail,
-        )
+        Self::new(ProblemType::MalformedJson, detail)
     }
 
     pub fn unsupported_media_type() -> Self {
         Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
+            ProblemType::UnsupportedMediaType,
             "the body must be JSON with Content-Type: application/json",
         )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
+            ProblemType::PayloadTooLarge,
             format!("the body must be at most {limit} bytes"),
         )
     }
 
     pub fn missing_idempotency_key(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "missing-idempotency-key",
-            "Missing or invalid Idempotency-Key",
-            detail,
-        )
+        Self::new(ProblemType::MissingIdempotencyKey, detail).with_field("Idempotency-Key")
     }
 
     pub fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
+            ProblemType::Unauthorized,
             "send a valid API key as Authorization: Bearer <key>",
         )
     }
 
     pub fn forbidden() -> Self {
         Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
+            ProblemType::Forbidden,
             "this API key's role may not send commands",
         )
     }
 
     pub fn not_found_route() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            "no such endpoint",
-        )
+        Self::new(ProblemType::NotFound, "no such endpoint")
     }
 
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
+            ProblemType::Internal,
             "the command could not be completed; it is safe to retry with the same Idempotency-Key",
         )
     }
+
+    /// The body could not be read: over the limit (413) or cut short (400).
+    pub fn from_body_rejection(rejection: &BytesRejection, limit: usize) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::payload_too_large(limit)
+        } else {
+            Self::new(ProblemType::MalformedRequest, "the body could not be read")
+        }
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(rejection: PathRejection) -> Self {
+        use axum::extract::path::ErrorKind;
+        let key = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key }
+                | ErrorKind::ParseErrorAtKey { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match key {
+            Some(key) => Self::field(&key, "is not valid in a path (UTF-8 and the right type)"),
+            None => Self::new(ProblemType::MalformedRequest, "the path could not be read"),
+        }
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::field(
+            "query",
+            format!("is not a valid query string: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// `axum::extract::Path` whose refusal is a problem naming the path parameter.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(Problem::from)
+    }
+}
+
+/// `axum::extract::Query` whose refusal is a `validation-failed` problem about `query`.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(Problem::from)
+    }
+}
+
+/// The raw body, refused as a problem (413 `payload-too-large` past the body limit).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(super::DEFAULT_BODY_LIMIT, |l| l.0);
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| Problem::from_body_rejection(&rejection, limit))
+    }
+}
+
+/// The body limit in force, put in the request's extensions so refusals can state it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The last layer of both APIs: an error response that is not a problem (a framework's own
+/// refusal: 405 with an empty body, a plain-text rejection, a limit layer's answer) becomes one,
+/// with the generic type for its status; `Allow`, `Retry-After` and other headers are kept.
+/// Pages (`text/html`) and JSON bodies a handler chose (health) are left alone.
+pub async fn safety_net(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !(content_type.is_empty() || content_type.starts_with("text/plain")) {
+        return response;
+    }
+    let kind = ProblemType::for_status(status.as_u16());
+    let detail = match kind {
+        ProblemType::MethodNotAllowed => "this endpoint does not answer that method; see Allow",
+        ProblemType::PayloadTooLarge => "the body is larger than this endpoint accepts",
+        ProblemType::NotFound => "no such endpoint",
+        _ => "the request could not be handled",
+    };
+    let (mut parts, _) = response.into_parts();
+    // The status becomes the type's own (a stray 408 is 503 `timeout`): one status per type.
+    let rendered = Problem::new(kind, detail).into_response();
+    parts.status = rendered.status();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in rendered.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    let (_, body) = rendered.into_parts();
+    Response::from_parts(parts, Body::new(body))
 }
 
 impl From<CommandError> for Problem {
@@ -155,62 +277,38 @@ impl From<CommandError> for Problem {
         match error {
             CommandError::Validation(e) => Self::validation(e.0),
             CommandError::KeyReused(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
+                ProblemType::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request",
             ),
             CommandError::NotFound(id) => Self::new(
-                StatusCode::NOT_FOUND,
-                "order-not-found",
-                "Order not found",
+                ProblemType::OrderNotFound,
                 format!("order {id} does not exist"),
             ),
             CommandError::AlreadyCancelled(id) => Self::new(
-                StatusCode::CONFLICT,
-                "order-already-cancelled",
-                "Order already cancelled",
+                ProblemType::OrderAlreadyCancelled,
                 format!("order {id} is already cancelled"),
             ),
-            CommandError::Refused(detail) => Self::new(
-                StatusCode::CONFLICT,
-                "invalid-transition",
-                "The order cannot do that now",
-                detail,
-            ),
-            CommandError::NotEditable(detail) => Self::new(
-                StatusCode::CONFLICT,
-                "not-editable",
-                "The order can no longer be edited",
-                detail,
-            ),
+            CommandError::Refused(detail) => Self::new(ProblemType::InvalidTransition, detail),
+            CommandError::NotEditable(detail) => Self::new(ProblemType::NotEditable, detail),
             CommandError::Forbidden => Self::forbidden(),
             CommandError::DisputeNotFound(id) => Self::new(
-                StatusCode::NOT_FOUND,
-                "dispute-not-found",
-                "Dispute not found",
+                ProblemType::DisputeNotFound,
                 format!("the order has no dispute {id}"),
             )
             .with_field("dispute_id"),
             CommandError::ReturnNotFound(id) => Self::new(
-                StatusCode::NOT_FOUND,
-                "return-not-found",
-                "Return not found",
+                ProblemType::ReturnNotFound,
                 format!("the order has no return {id}"),
             )
             .with_field("return_id"),
             CommandError::Conflict(id) => Self::new(
-                StatusCode::CONFLICT,
-                "concurrency-conflict",
-                "Concurrency conflict",
+                ProblemType::ConcurrencyConflict,
                 format!("order {id} kept changing while this command was decided; retry it"),
             ),
             CommandError::Upstream(detail) => {
                 tracing::warn!(%detail, "upstream failed");
                 Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "gateway-unavailable",
-                    "The payment gateway did not answer",
+                    ProblemType::GatewayUnavailable,
                     "the payment gateway could not be reached; retry with the same Idempotency-Key",
                 )
             }
@@ -224,7 +322,7 @@ impl From<CommandError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status_code();
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use serde_json::Value;
 use uuid::Uuid;
 use waybill_schemas::api_keys::Role;
@@ -148,13 +148,7 @@ async fn read(
     let path = request.uri().path().to_owned();
     let body = Bytes::from_request(request, state)
         .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::payload_too_large(state.body_limit)
-            } else {
-                Problem::malformed_json("the body could not be read")
-            }
-        })?;
+        .map_err(|rejection| Problem::from_body_rejection(&rejection, state.body_limit))?;
     let ctx = CommandContext {
         actor: principal.actor(),
         role: principal.role,

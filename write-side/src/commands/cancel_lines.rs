@@ -97,5 +97,5 @@ fn respond(
         version,
         consistency_token: consistency_token.clone(),
     };
-    json_response(200, order_id, &consistency_token, &body)
+    json_response(200, &consistency_token, &body)
 }

@@ -124,7 +124,7 @@ fn charge_requested(
         version,
         consistency_token: consistency_token.clone(),
     };
-    super::responses::json_response(202, order_id, &consistency_token, &body)
+    super::responses::json_response(202, &consistency_token, &body)
 }
 
 #[cfg(test)]

@@ -155,7 +155,6 @@ pub async fn preview_edit(
     let consistency_token = token(order_id, order.version());
     Ok(Reply::Fresh(json_response(
         200,
-        order_id,
         &consistency_token,
         &response,
     )))
@@ -190,12 +189,7 @@ pub async fn edit_order(
 fn respond(edited: Option<&OrderEdited>, order_id: OrderId, version: i64) -> StoredResponse {
     let consistency_token = token(order_id, version);
     match edited {
-        Some(edited) => json_response(
-            201,
-            order_id,
-            &consistency_token,
-            &EditResponse::of(edited, true),
-        ),
-        None => json_response(500, order_id, &consistency_token, &Value::Null),
+        Some(edited) => json_response(201, &consistency_token, &EditResponse::of(edited, true)),
+        None => json_response(500, &consistency_token, &Value::Null),
     }
 }

@@ -92,26 +92,20 @@ pub(super) fn reviewed(
         version,
         consistency_token: consistency_token.clone(),
     };
-    json_response(200, order_id, &consistency_token, &body)
+    json_response(200, &consistency_token, &body)
 }
 
 pub(crate) fn token(order_id: OrderId, version: i64) -> String {
     ConsistencyToken { order_id, version }.to_string()
 }
 
-pub(super) fn json_response<T: Serialize>(
-    status: u16,
-    order_id: OrderId,
-    token: &str,
-    body: &T,
-) -> StoredResponse {
+pub(super) fn json_response<T: Serialize>(status: u16, token: &str, body: &T) -> StoredResponse {
     // Plain structs of strings and integers always serialize.
     let body = serde_json::to_vec(body).unwrap_or_default();
     StoredResponse {
         status,
         headers: vec![
             ("content-type".to_owned(), "application/json".to_owned()),
-            ("location".to_owned(), format!("/v1/orders/{order_id}")),
             (CONSISTENCY_TOKEN_HEADER.to_owned(), token.to_owned()),
         ],
         body: Bytes::from(body),
@@ -136,12 +130,7 @@ pub(super) fn placed(
         totals: totals.into(),
         existing,
     };
-    json_response(
-        if existing { 200 } else { 201 },
-        order_id,
-        &consistency_token,
-        &body,
-    )
+    json_response(if existing { 200 } else { 201 }, &consistency_token, &body)
 }
 
 pub(super) fn cancelled(order_id: OrderId, version: i64) -> StoredResponse {
@@ -152,7 +141,7 @@ pub(super) fn cancelled(order_id: OrderId, version: i64) -> StoredResponse {
         version,
         consistency_token: consistency_token.clone(),
     };
-    json_response(200, order_id, &consistency_token, &body)
+    json_response(200, &consistency_token, &body)
 }
 
 /// 202 for an accepted refund request: the gateway is asked next, and the outcome shows on the
@@ -200,10 +189,10 @@ pub(super) fn refund_requested(
         version,
         consistency_token: consistency_token.clone(),
     };
-    json_response(202, order_id, &consistency_token, &body)
+    json_response(202, &consistency_token, &body)
 }
 
 pub(super) fn evidence_submitted(body: super::dispute::EvidenceResponse) -> StoredResponse {
     let token = body.consistency_token.clone();
-    json_response(200, body.order_id, &token, &body)
+    json_response(200, &token, &body)
 }

@@ -287,10 +287,6 @@ fn render(state: &Fulfillment, order_id: OrderId, return_id: &str, status: u16) 
         headers: vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             (
-                "location".to_owned(),
-                format!("/v1/orders/{order_id}/returns/{return_id}"),
-            ),
-            (
                 super::responses::CONSISTENCY_TOKEN_HEADER.to_owned(),
                 consistency_token,
             ),
