@@ -26,6 +26,7 @@ const MAX_PAGE: usize = 100;
 #[into_params(parameter_in = Query)]
 pub struct MyOrdersParams {
     /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -59,7 +60,7 @@ pub struct MyOrders {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The caller's orders, newest first", body = MyOrders),
-        (status = 400, description = "Bad limit or cursor", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid Bearer JWT", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a customer (staff roles have no orders of their own)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),

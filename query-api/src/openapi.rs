@@ -2,7 +2,7 @@
 //! served at `GET /openapi.json`.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::tracking::{Consistency, TrackingResponse};
@@ -103,13 +103,37 @@ impl Modify for ApiKeyScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A staff API key (`WAYBILL_API_KEYS`: roles service, agent, finance, \
+                         admin) or a customer's JWT (role customer, `/v1/me/...`)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "tracking_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "The order's tracking token (from the place-order response and customer \
+                 messages): reads that one order's tracking",
+            ))),
         );
     }
 }
 
-pub(crate) async fn serve_document() -> Json<utoipa::openapi::OpenApi> {
-    Json(QueryApiDoc::openapi())
+/// The document as served: the handlers' annotations completed with what every operation can
+/// answer (the same completion as the command API's).
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(QueryApiDoc::openapi()).unwrap_or_default();
+    waybill_write_side::command_api::contract::complete(&mut document);
+    document
+}
+
+pub(crate) async fn serve_document() -> Json<serde_json::Value> {
+    Json(document())
 }
 
 #[cfg(test)]
@@ -119,7 +143,7 @@ mod tests {
 
     #[test]
     fn document_describes_the_tracking_endpoint_and_its_schemas() {
-        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        let doc = document();
         let op = &doc["paths"]["/v1/orders/{id}/tracking"]["get"];
         assert!(op.is_object(), "tracking path missing");
         let params: Vec<&str> = op["parameters"]
@@ -151,7 +175,7 @@ mod tests {
 
     #[test]
     fn document_describes_the_agent_endpoints() {
-        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        let doc = document();
         let search = &doc["paths"]["/v1/search/orders"]["get"];
         let params: Vec<&str> = search["parameters"]
             .as_array()
@@ -179,7 +203,7 @@ mod tests {
 
     #[test]
     fn document_describes_every_finance_endpoint() {
-        let doc = serde_json::to_value(QueryApiDoc::openapi()).unwrap();
+        let doc = document();
         for path in [
             "/v1/finance/summary",
             "/v1/finance/payouts",

@@ -47,25 +47,36 @@ pub struct SearchParams {
     /// Comma-separated channels: web, app, pos, marketplace.
     pub channel: Option<String>,
     /// Placed at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub created_from: Option<String>,
     /// Placed before (RFC 3339).
+    #[param(format = DateTime)]
     pub created_to: Option<String>,
     /// Grand total at least, in minor units.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub total_min: Option<String>,
     /// Grand total at most, in minor units.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub total_max: Option<String>,
     /// `true` or `false`.
+    #[param(value_type = Option<bool>)]
     pub has_return: Option<String>,
     /// `true` or `false`.
+    #[param(value_type = Option<bool>)]
     pub has_exception: Option<String>,
     /// `-created_at` (default), `created_at`, `-updated_at`, `updated_at`, `-total`, `total`.
+    #[param(pattern = "^-?(created_at|updated_at|total)$")]
     pub sort: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (same sort).
     pub cursor: Option<String>,
     /// `<order id>.<version>` from a command response: wait (bounded) until that order's
     /// document has reached the version before searching.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.[1-9][0-9]{0,15}$"
+    )]
     pub consistency_token: Option<String>,
 }
 
@@ -86,8 +97,12 @@ pub struct SearchResponse {
 #[into_params(parameter_in = Query)]
 pub struct DetailParams {
     /// Wait (bounded) until the order's search document has reached this stream version.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 9007199254740991.0)]
     pub min_version: Option<String>,
     /// `<order id>.<version>` from a command response; same effect as `min_version`.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.[1-9][0-9]{0,15}$"
+    )]
     pub consistency_token: Option<String>,
 }
 
@@ -347,7 +362,7 @@ fn with_stale_header(mut response: Response, stale: bool) -> Response {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "One page of matching orders, newest first unless sorted otherwise, with facet counts (status, channel) and highlighted matches", body = SearchResponse),
-        (status = 400, description = "A parameter is invalid (`field` names it)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
@@ -402,7 +417,7 @@ pub async fn search_orders(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Tracking view, search document and full internal timeline; `consistency.stale` when the requested version was not reached in time", body = AgentOrderResponse),
-        (status = 400, description = "Bad id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -421,13 +436,7 @@ pub async fn agent_order(
     let min_version = params
         .min_version
         .as_deref()
-        .map(|raw| {
-            raw.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| bad("min_version", "must be a positive integer"))
-        })
+        .map(crate::tracking::parse_min_version)
         .transpose()?;
     let from_token = match token("consistency_token", params.consistency_token.as_deref())? {
         Some(t) if t.order_id != order => {

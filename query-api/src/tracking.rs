@@ -30,8 +30,12 @@ pub struct TrackingParams {
     /// The customer's tracking token from the order confirmation.
     pub token: Option<String>,
     /// Wait (bounded) until the view has reached this stream version.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 9007199254740991.0)]
     pub min_version: Option<String>,
     /// `<order id>.<version>` from a command response; same effect as `min_version`.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.[1-9][0-9]{0,15}$"
+    )]
     pub consistency_token: Option<String>,
 }
 
@@ -72,10 +76,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     path = "/v1/orders/{id}/tracking",
     tag = "tracking",
     params(("id" = String, Path, description = "Order id (UUID)"), TrackingParams),
-    security((), ("api_key" = [])),
+    security(("tracking_token" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The tracking view; `consistency.stale` says whether it reached the requested version (header `X-Waybill-Stale: true` when stale)", body = TrackingResponse),
-        (status = 400, description = "Bad order id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad order id, min_version or consistency_token", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token and no valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "API key role may not read tracking", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -188,6 +192,22 @@ pub(crate) fn check_rate(state: &AppState, client_ip: Option<IpAddr>) -> Result<
     Ok(())
 }
 
+/// Largest `min_version` accepted: 2^53 - 1, an integer every JSON client holds exactly (and
+/// far beyond any order's stream), so the documented maximum is exactly the server's.
+pub(crate) const MAX_VERSION: i64 = 9_007_199_254_740_991;
+
+/// `min_version`: an integer from 1 to [`MAX_VERSION`].
+pub(crate) fn parse_min_version(raw: &str) -> Result<i64, Problem> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| (1..=MAX_VERSION).contains(v))
+        .ok_or_else(|| Problem::BadParameter {
+            field: "min_version",
+            detail: format!("must be an integer from 1 to {MAX_VERSION}"),
+        })
+}
+
 /// The version the caller needs: the larger of `min_version` and the consistency token's.
 pub(crate) fn requested_version(
     order: OrderId,
@@ -196,16 +216,7 @@ pub(crate) fn requested_version(
     let from_min = params
         .min_version
         .as_deref()
-        .map(|raw| {
-            raw.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| Problem::BadParameter {
-                    field: "min_version",
-                    detail: "must be a positive integer".into(),
-                })
-        })
+        .map(parse_min_version)
         .transpose()?;
     let from_token = params
         .consistency_token

@@ -176,6 +176,10 @@ impl Currency {
             })
             .ok_or_else(|| ValueError::UnknownCurrency(raw.chars().take(16).collect()))
     }
+    /// Every code [`Currency::parse`] accepts.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
     pub fn code(&self) -> &str {
         // Only built from the ASCII table above.
         std::str::from_utf8(&self.0).unwrap_or("XXX")

@@ -18,11 +18,21 @@ use super::{authorize, finance, next_offset, unavailable};
 use crate::http::AppState;
 use crate::problem::Problem;
 
+/// The query string, every parameter checked whichever endpoint uses it: a value that would be
+/// refused on one finance endpoint is refused on all of them (not silently ignored), as the
+/// OpenAPI document says.
 fn params(raw: Result<Query<FinanceParams>, QueryRejection>) -> Result<FinanceParams, Problem> {
-    raw.map(|Query(p)| p).map_err(|_| Problem::BadParameter {
+    let params = raw.map(|Query(p)| p).map_err(|_| Problem::BadParameter {
         field: "query",
         detail: "is not a valid query string".into(),
-    })
+    })?;
+    params.range(chrono::Utc::now().date_naive())?;
+    params.page()?;
+    params.format()?;
+    params.channel()?;
+    params.currency()?;
+    params.outcomes()?;
+    Ok(params)
 }
 
 #[utoipa::path(
@@ -33,7 +43,7 @@ fn params(raw: Result<Query<FinanceParams>, QueryRejection>) -> Result<FinancePa
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Gross sales, captures, refunds, fees, lost chargebacks and net per day, channel and currency (CSV with ?format=csv)", body = SummaryResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -79,7 +89,7 @@ pub async fn get_summary(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Payouts paid in the range with the sums of the report lines each settles", body = PayoutsResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -121,7 +131,7 @@ pub async fn get_payouts(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The settlement report lines the payout settles, in report order (empty for an unknown payout)", body = PayoutLinesResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -181,7 +191,7 @@ fn sanitize(raw: &str) -> String {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The latest reconciliation run of each day in the range: the items of the requested outcomes (default: the discrepancies) and totals per day, channel, currency, payout and outcome. Runs are written by `waybill reconcile --from --to`.", body = ReconciliationResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -231,7 +241,7 @@ pub async fn get_reconciliation(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Orders placed in the range per stage, time from stage to stage (p50/p95 seconds), cancellation rate and return rate by SKU and reason (CSV: one metric value per row)", body = MetricsResponse),
-        (status = 400, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),

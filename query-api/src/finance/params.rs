@@ -20,16 +20,22 @@ pub const MAX_LIMIT: u32 = 1_000;
 #[into_params(parameter_in = Query)]
 pub struct FinanceParams {
     /// First UTC day, `YYYY-MM-DD` (default: 30 days before `to`).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last UTC day, `YYYY-MM-DD`, included (default: today).
+    #[param(format = Date)]
     pub to: Option<String>,
     /// Rows per page, 1–1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// Rows to skip (default 0); responses give `next_offset` while there may be more.
+    #[param(value_type = Option<u64>, minimum = 0)]
     pub offset: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Summary only: one channel (`web`, `app`, `pos`, `marketplace`).
+    #[param(pattern = "^(web|app|pos|marketplace)$")]
     pub channel: Option<String>,
     /// Summary only: one ISO currency code.
     pub currency: Option<String>,

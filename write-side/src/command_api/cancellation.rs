@@ -21,17 +21,22 @@ use crate::commands;
 #[derive(ToSchema)]
 pub struct CancelLinesRequest {
     /// At least one: which line (`line_no` as placed) and how many of its units (more than 0).
+    #[schema(min_items = 1, max_items = 200)]
     lines: Vec<CancelLineRequest>,
     /// customer_request, fraud, out_of_stock or other.
+    #[schema(pattern = "^(customer_request|fraud|out_of_stock|other)$")]
     reason: String,
     /// At most 1,000 characters.
+    #[schema(max_length = 1000)]
     note: Option<String>,
 }
 
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct CancelLineRequest {
+    #[schema(minimum = 1)]
     line_no: u32,
+    #[schema(minimum = 1, maximum = 10000)]
     quantity: u32,
 }
 

@@ -187,11 +187,14 @@ fn moved(outcome: Result<MovementOutcome, InventoryError>) -> Response {
 #[derive(utoipa::ToSchema)]
 pub struct LocationRequest {
     /// warehouse, store or third_party.
+    #[schema(pattern = "^(warehouse|store|third_party)$")]
     kind: String,
+    #[schema(max_length = 200)]
     name: String,
     /// ISO-3166 alpha-2.
     country: String,
     /// 0-9: compared with the first character of the ship-to postal code.
+    #[schema(minimum = 0, maximum = 9)]
     zone: i32,
     /// Default true; an inactive location gives no stock to new orders.
     active: Option<bool>,
@@ -202,6 +205,7 @@ pub struct LocationRequest {
 #[derive(utoipa::ToSchema)]
 pub struct RestockRequest {
     /// 1 to 1,000,000 units.
+    #[schema(minimum = 1, maximum = 1000000)]
     quantity: i64,
 }
 
@@ -210,7 +214,9 @@ pub struct RestockRequest {
 #[derive(utoipa::ToSchema)]
 pub struct AdjustRequest {
     /// Units added (positive) or removed (negative); never below what is reserved or allocated.
+    #[schema(minimum = -1000000, maximum = 1000000)]
     delta: i64,
+    #[schema(max_length = 200)]
     reason: String,
 }
 
@@ -232,7 +238,7 @@ fn parse_location(id: &str, body: &Value) -> Result<Location, Problem> {
     let country = Country::parse(text("country").unwrap_or_default()).map_err(Problem::from)?;
     let zone = body
         .get("zone")
-        .and_then(Value::as_i64)
+        .and_then(crate::domain::fields::integral_value)
         .filter(|z| (0..=9).contains(z))
         .ok_or_else(|| field("zone", "must be an integer from 0 to 9"))?;
     let active = match body.get("active") {
@@ -317,7 +323,7 @@ pub async fn restock(
         } = Movement::parse(&state, &headers, &body, &sku, &location)?;
         let quantity = body
             .get("quantity")
-            .and_then(Value::as_i64)
+            .and_then(crate::domain::fields::integral_value)
             .filter(|q| (1..=MAX_RESTOCK).contains(q))
             .and_then(|q| u32::try_from(q).ok())
             .ok_or_else(|| field("quantity", "must be an integer from 1 to 1000000"))?;
@@ -365,7 +371,7 @@ pub async fn adjust(
         } = Movement::parse(&state, &headers, &body, &sku, &location)?;
         let delta = body
             .get("delta")
-            .and_then(Value::as_i64)
+            .and_then(crate::domain::fields::integral_value)
             .filter(|d| *d != 0 && d.abs() <= MAX_RESTOCK)
             .ok_or_else(|| {
                 field(

@@ -5,6 +5,7 @@
 
 mod cancellation;
 mod checkout;
+pub mod contract;
 mod edits;
 mod fulfillment;
 mod handlers;

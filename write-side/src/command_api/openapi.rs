@@ -133,7 +133,9 @@ pub struct ShippingRequest {
 #[derive(ToSchema)]
 pub struct CancelOrderRequest {
     /// customer_request, fraud, out_of_stock, payment_failed or other.
+    #[schema(value_type = String, pattern = "^(customer_request|fraud|out_of_stock|payment_failed|other)$")]
     reason: String,
+    #[schema(max_length = 1000)]
     note: Option<String>,
 }
 
@@ -142,8 +144,10 @@ pub struct CancelOrderRequest {
 #[derive(ToSchema)]
 pub struct ReviewOrderRequest {
     /// approve or reject.
+    #[schema(pattern = "^(approve|reject)$")]
     decision: String,
     /// Why, for the order's history (at most 1,000 characters).
+    #[schema(max_length = 1000)]
     note: Option<String>,
 }
 
@@ -152,16 +156,20 @@ pub struct ReviewOrderRequest {
 #[derive(ToSchema)]
 pub struct RefundRequestBody {
     /// More than 0, in minor units of `currency`.
+    #[schema(minimum = 1, maximum = 1000000000000.0)]
     amount_minor: i64,
     /// The order's currency.
     currency: String,
     /// Why (internal: agents and finance see it, the customer does not); at most 500 characters.
+    #[schema(max_length = 500)]
     reason: String,
     /// goodwill (default), return or cancellation.
+    #[schema(pattern = "^(goodwill|return|cancellation)$")]
     kind: Option<String>,
     /// original_payment (default: back to the card) or store_credit (credit on the customer's
     /// account; orders placed without a customer id cannot be credited: 422 naming
     /// `destination`).
+    #[schema(pattern = "^(original_payment|store_credit)$")]
     destination: Option<String>,
 }
 
@@ -170,13 +178,16 @@ pub struct RefundRequestBody {
 #[derive(ToSchema)]
 pub struct ChargeRequestBody {
     /// More than 0, in minor units of `currency`.
+    #[schema(minimum = 1, maximum = 1000000000000.0)]
     amount_minor: i64,
     /// The order's currency.
     currency: String,
     /// Why (internal); at most 500 characters.
+    #[schema(max_length = 500)]
     reason: String,
     /// The exchange (`<order id>-R<n>`) whose price difference this pays, when an agent
     /// charges again after a declined charge: once captured, the replacement ships.
+    #[schema(max_length = 80)]
     return_id: Option<String>,
 }
 
@@ -185,6 +196,7 @@ pub struct ChargeRequestBody {
 #[derive(ToSchema)]
 pub struct EvidenceRequestBody {
     /// What answers the dispute (proof of delivery, correspondence); at most 5,000 characters.
+    #[schema(max_length = 5000)]
     text: String,
 }
 
@@ -193,8 +205,10 @@ pub struct EvidenceRequestBody {
 #[derive(ToSchema)]
 pub struct ImportRequestBody {
     /// Which gateway's report (lower-case name; `sandbox` for ours).
+    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
     gateway: String,
     /// The report's day, YYYY-MM-DD.
+    #[schema(format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     date: String,
     /// The report itself; absent: fetched from the gateway.
     csv: Option<String>,
@@ -217,9 +231,12 @@ impl Modify for ApiKeyAuth {
 #[derive(ToSchema)]
 pub struct ReturnRequestBody {
     /// 1 to 200 lines, each order line at most once.
+    #[schema(min_items = 1, max_items = 200)]
     lines: Vec<ReturnLineRequest>,
-    /// `refund` (default). `store_credit` and `exchange` are not offered yet: 422 `resolution`.
-    #[schema(example = "refund")]
+    /// `"refund"` (default) or `"store_credit"`, or an object: `{"kind": "refund"}`,
+    /// `{"kind": "store_credit"}` or `{"kind": "exchange", "replacements": [...]}` (see
+    /// write-side/EXCHANGES.md). An exchange names its replacements.
+    #[schema(value_type = Option<Object>, example = json!({"kind": "exchange", "replacements": [{"for_line_no": 1, "sku": "TSHIRT-L", "quantity": 1, "unit_price": {"minor": 2500, "currency": "USD"}}]}))]
     resolution: Option<String>,
     /// Agents and admins only: keep no fees.
     waive_fees: Option<bool>,
@@ -228,14 +245,20 @@ pub struct ReturnRequestBody {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct ReturnLineRequest {
+    #[schema(minimum = 1)]
     line_no: u32,
     /// At most delivered minus already returned, within the window.
+    #[schema(minimum = 1, maximum = 1000000)]
     quantity: i64,
     /// wrong_size, damaged, not_as_described, wrong_item, changed_mind, arrived_late, other
     /// (the policy may allow fewer).
     #[schema(example = "wrong_size")]
+    #[schema(
+        pattern = "^(wrong_size|damaged|not_as_described|wrong_item|changed_mind|arrived_late|other)$"
+    )]
     reason: String,
     /// At most 500 characters.
+    #[schema(max_length = 500)]
     note: Option<String>,
 }
 
@@ -243,19 +266,26 @@ pub struct ReturnLineRequest {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct InspectionRequestBody {
+    #[schema(min_items = 1, max_items = 200)]
     lines: Vec<InspectionLineRequest>,
 }
 
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct InspectionLineRequest {
+    #[schema(minimum = 1)]
     line_no: u32,
+    #[schema(pattern = "^\\s*[A-Za-z0-9._-]{1,64}\\s*$")]
     sku: String,
     /// accepted + rejected = the returned quantity.
+    #[schema(maximum = 1000000)]
     accepted: u32,
+    #[schema(maximum = 1000000)]
     rejected: u32,
     /// Accepted units that go back into stock (≤ accepted).
+    #[schema(maximum = 1000000)]
     resellable: u32,
+    #[schema(max_length = 500)]
     note: Option<String>,
 }
 
@@ -307,7 +337,10 @@ pub struct InspectionLineRequest {
 )]
 pub struct CommandApiDoc;
 
-/// The document as JSON.
-pub fn document() -> utoipa::openapi::OpenApi {
-    CommandApiDoc::openapi()
+/// The document as served: the handlers' annotations completed with what every operation can
+/// answer ([`super::contract::complete`]).
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(CommandApiDoc::openapi()).unwrap_or_default();
+    super::contract::complete(&mut document);
+    document
 }

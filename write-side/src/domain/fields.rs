@@ -87,6 +87,22 @@ pub fn check_str(raw: &str, max: usize) -> Result<&str, String> {
     Ok(s)
 }
 
+/// The integer a JSON number stands for: `3` and also `3.0` (JSON Schema counts a number with
+/// no fractional part as an integer, and so do the OpenAPI documents); `None` for `3.5` or a
+/// number outside `i64`.
+pub fn integral(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18)
+            .map(|f| f as i64)
+    })
+}
+
+/// The integer a JSON value stands for, as [`integral`].
+pub fn integral_value(value: &Value) -> Option<i64> {
+    value.as_number().and_then(integral)
+}
+
 /// A present integer field in `min..=max`. The error is the field error's detail.
 pub fn check_int(i: i64, min: i64, max: i64) -> Result<i64, String> {
     if i < min {
@@ -225,7 +241,7 @@ impl<'a> Obj<'a> {
                 return None;
             }
         };
-        match n.as_i64() {
+        match integral(n) {
             Some(i) => match check_int(i, min, max) {
                 Ok(i) => return Some(i),
                 Err(detail) => errors.push(self.path_of(key), detail),

@@ -1,0 +1,361 @@
+//! What every operation of both APIs can answer besides its own results, written once and added
+//! to both OpenAPI documents: the refusals of the shared extractors and layers (no or a bad
+//! credential 401/403, no or a bad `Idempotency-Key` 400, a body that is not JSON 400/415, too
+//! large 413, a refused value 422, the request timeout 503, an internal failure 500), each as
+//! `application/problem+json` with the [`super::Problem`] schema, the `Idempotency-Key` header's
+//! exact format, and the list of problem types. Handlers' annotations name what is particular to
+//! them (404 `order-not-found`, 409 `not-editable`, ...); this fills in what is common, so the
+//! documents say everything the servers answer.
+
+use serde_json::{json, Map, Value};
+use waybill_schemas::problem::ProblemType;
+
+/// The exact format of `Idempotency-Key`: 1 to 255 visible ASCII characters
+/// ([`waybill_schemas::IdempotencyKey::parse`]).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+/// An order id as the servers parse it: a UUID, hyphenated or as 32 hex digits.
+pub const ORDER_ID_PATTERN: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$";
+
+/// A SKU as [`waybill_schemas::Sku::parse`] reads it (surrounding white space is trimmed).
+pub const SKU_PATTERN: &str = "^\\s*[A-Za-z0-9._-]{1,64}\\s*$";
+
+/// An inventory location id (`LocationId::parse`).
+pub const LOCATION_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// A free-text field of a command body as the field parser reads it (`domain::fields::check_str`):
+/// at least one character that is not white space, no control characters.
+pub const TEXT_PATTERN: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// Paths whose `{id}` is an order id.
+const ORDER_PATHS: [&str; 4] = [
+    "/v1/orders/{id}",
+    "/v1/agent/orders/{id}",
+    "/track/{id}",
+    "/v1/me/orders/{id}",
+];
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Completes `document` (an OpenAPI 3.1 document as JSON) in place.
+pub fn complete(document: &mut Value) {
+    describe_vocabulary(document);
+    integral_bounds(document);
+    declare_request_values(document);
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let order_path = ORDER_PATHS.iter().any(|p| path.starts_with(p));
+        for method in METHODS {
+            if let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) {
+                if order_path {
+                    declare_order_id(operation);
+                }
+                complete_operation(operation);
+            }
+        }
+    }
+}
+
+/// The `{id}` path parameter of an order path has the order id's format.
+/// Bounds past `i32` are written as floats in the annotations (`maximum = 1000000000000.0`); a
+/// float bound makes generators send `1e12` where the server wants an integer, so integral
+/// bounds are written back as integers.
+fn integral_bounds(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let bound = matches!(
+                    key.as_str(),
+                    "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum"
+                );
+                match child.as_f64() {
+                    Some(f)
+                        if bound
+                            && child.is_f64()
+                            && f.fract() == 0.0
+                            && f.abs() < 9.007_199_254_740_992e15 =>
+                    {
+                        *child = Value::from(f as i64);
+                    }
+                    _ => integral_bounds(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_bounds),
+        _ => {}
+    }
+}
+
+/// The request-body schemas (every component named `*Request`, `*RequestBody`, `Edit*`): each
+/// string that states no format of its own is a free-text field (trimmed, not empty, no control
+/// characters), and `currency` is one of the codes the server knows.
+fn declare_request_values(document: &mut Value) {
+    let currencies: Vec<Value> = waybill_schemas::Currency::codes()
+        .map(|c| Value::String(c.to_owned()))
+        .collect();
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in schemas.iter_mut() {
+        let request = name.ends_with("Request")
+            || name.ends_with("RequestBody")
+            || name.starts_with("Edit") && !name.ends_with("Response");
+        if !request {
+            continue;
+        }
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (property, definition) in properties.iter_mut() {
+            let is_string = match &definition["type"] {
+                Value::String(t) => t == "string",
+                Value::Array(types) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if !is_string {
+                continue;
+            }
+            if property == "currency" {
+                definition["enum"] = Value::Array(currencies.clone());
+            } else if definition.get("pattern").is_none()
+                && definition.get("enum").is_none()
+                && definition.get("format").is_none()
+            {
+                definition["pattern"] = Value::String(TEXT_PATTERN.to_owned());
+            }
+        }
+    }
+}
+
+fn declare_order_id(operation: &mut Map<String, Value>) {
+    let Some(parameters) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for parameter in parameters.iter_mut() {
+        if parameter["in"] == "path" && parameter["name"] == "id" {
+            parameter["schema"] = json!({"type": "string", "pattern": ORDER_ID_PATTERN});
+        }
+    }
+}
+
+fn complete_operation(operation: &mut Map<String, Value>) {
+    let mut keyed = false;
+    let mut has_parameters = false;
+    if let Some(parameters) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    {
+        has_parameters = !parameters.is_empty();
+        for parameter in parameters.iter_mut() {
+            if parameter["in"] == "path" {
+                let pattern = match parameter["name"].as_str() {
+                    Some("sku") => Some(SKU_PATTERN),
+                    Some("location") => Some(LOCATION_PATTERN),
+                    _ => None,
+                };
+                if let Some(pattern) = pattern {
+                    parameter["schema"] = json!({"type": "string", "pattern": pattern});
+                }
+            }
+            if parameter["in"] == "header"
+                && parameter["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+            {
+                keyed = true;
+                parameter["required"] = Value::Bool(true);
+                parameter["schema"] = json!({
+                    "type": "string",
+                    "pattern": IDEMPOTENCY_KEY_PATTERN,
+                    "minLength": 1,
+                    "maxLength": 255,
+                });
+            }
+        }
+    }
+    let operation_parameters = operation
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned();
+    let has_body = operation.contains_key("requestBody");
+    let secured = operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|requirements| {
+            !requirements.is_empty()
+                && requirements
+                    .iter()
+                    .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        });
+    let html = operation_is_page(operation);
+
+    let mut common: Vec<ProblemType> = vec![ProblemType::Internal, ProblemType::Timeout];
+    if secured {
+        common.extend([ProblemType::Unauthorized, ProblemType::Forbidden]);
+    }
+    if keyed {
+        common.push(ProblemType::MissingIdempotencyKey);
+    }
+    if has_body {
+        common.extend([
+            ProblemType::MalformedJson,
+            ProblemType::PayloadTooLarge,
+            ProblemType::UnsupportedMediaType,
+        ]);
+    }
+    if has_body || has_parameters {
+        common.push(ProblemType::ValidationFailed);
+    }
+    if keyed {
+        common.push(ProblemType::IdempotencyKeyReused);
+    }
+    let responses = operation
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(responses) = responses else {
+        return;
+    };
+    for kind in common {
+        let status = kind.status().to_string();
+        let response = responses
+            .entry(status)
+            .or_insert_with(|| json!({"description": kind.slug()}));
+        let description = response["description"].as_str().unwrap_or("").to_owned();
+        if !description.contains(kind.slug()) {
+            response["description"] = Value::String(if description.is_empty() {
+                kind.slug().to_owned()
+            } else {
+                format!("{description}; {}", kind.slug())
+            });
+        }
+    }
+    // An operation with a `format` parameter (finance) also answers CSV.
+    if let Some(parameters) = operation_parameters.as_ref() {
+        if parameters
+            .iter()
+            .any(|p| p["in"] == "query" && p["name"] == "format")
+        {
+            for (status, response) in responses.iter_mut() {
+                if status.starts_with('2') {
+                    response["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+                }
+            }
+        }
+    }
+    // Every error answer of a JSON endpoint is a problem; a page keeps its HTML answers.
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if is_error && !html {
+            response["content"] = json!({
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}
+                }
+            });
+        }
+    }
+}
+
+/// Whether the operation answers HTML (the tracking page and its lookup form).
+fn operation_is_page(operation: &Map<String, Value>) -> bool {
+    operation
+        .get("responses")
+        .and_then(Value::as_object)
+        .is_some_and(|responses| {
+            responses.values().any(|r| {
+                r.get("content")
+                    .and_then(Value::as_object)
+                    .is_some_and(|c| c.keys().any(|k| k.starts_with("text/html")))
+            })
+        })
+}
+
+/// Appends the problem types, their statuses and titles to `info.description`.
+fn describe_vocabulary(document: &mut Value) {
+    let mut table = String::from(
+        "\n\nEvery error is `application/problem+json` (RFC 9457): `type` is \
+         `https://waybill.dev/problems/<slug>`, `status` is the one status of that type, `field` \
+         (and `errors[]`) name what was wrong. The types:\n\n| slug | status | title |\n|---|---|---|\n",
+    );
+    for kind in ProblemType::ALL {
+        table.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            kind.slug(),
+            kind.status(),
+            kind.title()
+        ));
+    }
+    if let Some(info) = document.get_mut("info").and_then(Value::as_object_mut) {
+        let description = info
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        info.insert(
+            "description".to_owned(),
+            Value::String(format!("{description}{table}")),
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyed_command_documents_every_refusal_of_the_shared_extractor() {
+        let mut doc = json!({
+            "info": {"title": "t"},
+            "paths": {"/v1/x": {"post": {
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {}}},
+                "security": [{"api_key": []}],
+                "responses": {"201": {"description": "ok"}, "409": {"description": "not-editable"}}
+            }}}
+        });
+        complete(&mut doc);
+        let op = &doc["paths"]["/v1/x"]["post"];
+        for status in [
+            "400", "401", "403", "409", "413", "415", "422", "500", "503",
+        ] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{status}"
+            );
+        }
+        assert!(op["responses"]["400"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("missing-idempotency-key"));
+        assert_eq!(
+            op["parameters"][0]["schema"]["pattern"],
+            IDEMPOTENCY_KEY_PATTERN
+        );
+        assert!(doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("| `validation-failed` | 422 |"));
+    }
+
+    #[test]
+    fn the_key_pattern_is_what_the_key_parser_accepts() {
+        let pattern = IDEMPOTENCY_KEY_PATTERN;
+        assert_eq!(pattern, "^[!-~]{1,255}$");
+        // '!' (0x21) to '~' (0x7E) are exactly the ASCII graphic characters.
+        assert!((0x21u8..=0x7E).all(|b| b.is_ascii_graphic()));
+        assert!(!b' '.is_ascii_graphic() && !0x7Fu8.is_ascii_graphic());
+        assert!(waybill_schemas::IdempotencyKey::parse(&"!".repeat(255)).is_ok());
+        assert!(waybill_schemas::IdempotencyKey::parse(&"!".repeat(256)).is_err());
+    }
+}
