@@ -87,6 +87,8 @@ async fn both_apis_answer_exactly_what_their_openapi_documents_say() {
     let env = TestEnv::new("contract").await;
     let waybill = env.start(Role::All).await;
     let api = waybill.api();
+    // Settlement imports fetch reports from the gateway: the sandbox answers them.
+    let _sandbox = env.start_sandbox(&api.command_url, &[]).await;
     let log_dir = repo_root().join("target").join("e2e-logs").join("contract");
     std::fs::create_dir_all(&log_dir).expect("create the contract log directory");
     let customer = env.jwt("contract-customer", "customer");
