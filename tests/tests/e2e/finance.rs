@@ -213,7 +213,7 @@ async fn captures_partial_refunds_and_a_lost_chargeback_reach_the_finance_summar
         Some(FINANCE_KEY),
     )
     .await;
-    assert_eq!(bad.status, 400);
+    assert_eq!(bad.status, 422);
     assert_eq!(bad.json()["field"], "from");
 }
 

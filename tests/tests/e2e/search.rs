@@ -221,7 +221,7 @@ async fn an_agent_finds_orders_by_every_field_with_filters_facets_and_pages() {
         let response = api
             .query_get("/v1/search/orders", &[(name, value)], Some(AGENT_KEY))
             .await;
-        assert_eq!(response.status, 400, "{}", response.describe());
+        assert_eq!(response.status, 422, "{}", response.describe());
         assert_eq!(
             response.problem_fields(),
             [name.to_owned()],
@@ -301,7 +301,7 @@ async fn a_cancel_is_visible_to_the_next_search_and_detail_with_its_consistency_
     let response = api
         .query_get(&path, &[("consistency_token", &other)], Some(AGENT_KEY))
         .await;
-    assert_eq!(response.status, 400, "{}", response.describe());
+    assert_eq!(response.status, 422, "{}", response.describe());
     assert_eq!(response.problem_fields(), ["consistency_token"]);
 }
 
