@@ -62,7 +62,7 @@ impl HttpResponse {
         )
     }
 
-    /// Every field a problem names: `field` and each `errors[].field`.
+    /// Every field a problem names: `field` and each `errors[].field`, each once.
     pub fn problem_fields(&self) -> Vec<String> {
         let Ok(body) = serde_json::from_slice::<Value>(&self.body) else {
             return Vec::new();
@@ -80,6 +80,9 @@ impl HttpResponse {
                     .map(str::to_owned),
             );
         }
+        // `field` repeats the first of `errors[]`: each field once, in order.
+        let mut seen = std::collections::HashSet::new();
+        fields.retain(|f| seen.insert(f.clone()));
         fields
     }
 
