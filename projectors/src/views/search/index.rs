@@ -42,6 +42,31 @@ pub enum SearchBackend {
     Elastic(ElasticIndex),
 }
 
+impl SearchBackend {
+    /// Whether the index answers: the embedded index's directory is there; the
+    /// Elasticsearch/OpenSearch alias resolves to an index.
+    pub async fn ping(&self) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => std::fs::metadata(index.dir())
+                .map(|_| ())
+                .map_err(|source| SearchError::Io {
+                    dir: index.dir().display().to_string(),
+                    source,
+                }),
+            Self::Elastic(index) => {
+                if index.alias_indices().await?.is_empty() {
+                    Err(SearchError::Elastic {
+                        status: 404,
+                        detail: format!("alias {} points at no index", index.alias()),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
 impl SearchIndex for SearchBackend {
     fn backend(&self) -> &'static str {
         match self {

@@ -205,8 +205,8 @@ pub async fn open_for_rebuild(config: &super::SearchConfig) -> Result<SearchBack
         Some(url) => Ok(SearchBackend::Elastic(
             ElasticIndex::connect(url, &config.prefix).await?,
         )),
-        None => Ok(SearchBackend::Tantivy(TantivyIndex::open_writer(
-            config.dir.clone(),
-        )?)),
+        None => Ok(SearchBackend::Tantivy(
+            TantivyIndex::open_writer_for_rebuild(config.dir.clone())?,
+        )),
     }
 }
