@@ -142,6 +142,28 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub tracking_secret: Option<String>,
+    /// The tracking secret before the last rotation: links it signed keep working until they
+    /// expire. Unset: no previous secret.
+    #[arg(
+        long,
+        env = "WAYBILL_TRACKING_SECRET_PREVIOUS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub tracking_secret_previous: Option<String>,
+    /// Days a tracking link works after the event that sent it.
+    #[arg(
+        long,
+        env = "WAYBILL_TRACKING_TOKEN_TTL_DAYS",
+        global = true,
+        default_value_t = waybill_schemas::access::DEFAULT_TRACKING_TOKEN_TTL_DAYS,
+        value_parser = clap::value_parser!(i64).range(1..=3650)
+    )]
+    pub tracking_token_ttl_days: i64,
+    /// From this time (RFC 3339) first-format tracking tokens (no expiry, in emails sent before
+    /// tokens expired) are refused. Unset: accepted.
+    #[arg(long, env = "WAYBILL_TRACKING_LEGACY_UNTIL", global = true)]
+    pub tracking_legacy_until: Option<chrono::DateTime<chrono::Utc>>,
     /// HMAC secret of HS256 Bearer JWTs (claims sub, role, exp) accepted by both APIs next to
     /// API keys. Unset: generated into `<secrets dir>/jwt-secret`.
     #[arg(

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use waybill_query_api::{ApiKeys, MetricsRender, QueryApiConfig};
+use waybill_query_api::{ApiKeys, QueryApiConfig};
 use waybill_write_side::outbox::relay::{self, RelayConfig};
 
 use crate::config::Settings;
@@ -75,6 +75,8 @@ pub struct Running {
     /// The search index this process writes or reads (benchmarks sample it directly).
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
     pub logistics_sandbox_addr: Option<SocketAddr>,
+    /// The dependencies this process uses, for `/ready` (on its APIs and metrics listener).
+    pub readiness: waybill_write_side::readiness::Readiness,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
     shutdown: Shutdown,
 }
@@ -116,7 +118,6 @@ pub async fn start(
     secrets: &Secrets,
     parts: &[Part],
     addresses: Addresses,
-    render: MetricsRender,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let needs_db = parts.iter().any(|p| {
@@ -178,7 +179,18 @@ pub async fn start(
         None
     };
 
+    let uses_warehouse = parts
+        .iter()
+        .any(|p| matches!(p, Part::Projector | Part::Query));
+    let readiness = crate::readiness::probes(crate::readiness::Dependencies {
+        postgres: pool.as_ref(),
+        nats: nats.as_ref(),
+        redis: redis.as_ref(),
+        clickhouse: uses_warehouse.then(|| settings.warehouse.config()),
+        search: search.as_ref(),
+    });
     let mut running = Running {
+        readiness: readiness.clone(),
         command_addr: None,
         query_addr: None,
         payment_sandbox_addr: None,
@@ -193,8 +205,14 @@ pub async fn start(
                 let listener = bind(addresses.command, "command API").await?;
                 running.command_addr = Some(listener.local_addr()?);
                 let pool = require(&pool)?;
-                let future =
-                    commands::serve(listener, settings, secrets, pool, render.clone(), shutdown);
+                let future = commands::serve(
+                    listener,
+                    settings,
+                    secrets,
+                    pool,
+                    readiness.clone(),
+                    shutdown,
+                );
                 running
                     .tasks
                     .spawn(async move { (Part::Commands, future.await) });
@@ -268,7 +286,8 @@ pub async fn start(
             Part::Query => {
                 let listener = bind(addresses.query, "query API").await?;
                 running.query_addr = Some(listener.local_addr()?);
-                let mut config = query_config(settings, secrets, render.clone())?;
+                let mut config = query_config(settings, secrets)?;
+                config.readiness = readiness.clone();
                 config.search = search.clone();
                 config.events = Some(waybill_write_side::event_store::EventStore::new(require(
                     &pool,
@@ -287,15 +306,9 @@ pub async fn start(
     Ok(running)
 }
 
-pub fn query_config(
-    settings: &Settings,
-    secrets: &Secrets,
-    render: MetricsRender,
-) -> anyhow::Result<QueryApiConfig> {
-    let mut config = QueryApiConfig::new(
-        settings.redis_prefix.clone(),
-        secrets.tracking_secret.clone(),
-    );
+pub fn query_config(settings: &Settings, secrets: &Secrets) -> anyhow::Result<QueryApiConfig> {
+    let mut config = QueryApiConfig::new(settings.redis_prefix.clone(), Vec::new());
+    config.tracking = secrets.tracking.clone();
     config.api_keys = ApiKeys::parse(&secrets.api_keys)
         .context("WAYBILL_API_KEYS")?
         .with_jwt(&secrets.jwt_secret);
@@ -303,7 +316,6 @@ pub fn query_config(
     config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
     config.rate_limit = (settings.query_rate_limit > 0)
         .then(|| waybill_query_api::rate_limit::RateLimit::per_second(settings.query_rate_limit));
-    config.metrics_render = Some(render);
     config.warehouse = Some(settings.warehouse.config());
     Ok(config)
 }
@@ -338,7 +350,7 @@ mod commands {
         settings: &Settings,
         secrets: &Secrets,
         pool: PgPool,
-        render: MetricsRender,
+        readiness: waybill_write_side::readiness::Readiness,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let policy = super::returns_policy(settings).map(std::sync::Arc::new);
@@ -346,8 +358,9 @@ mod commands {
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
                 let keys = keys.with_jwt(&secrets.jwt_secret);
-                let mut config =
-                    CommandApiConfig::new(keys, secrets.tracking_secret.clone(), render);
+                let mut config = CommandApiConfig::new(keys, Vec::new());
+                config.tracking = secrets.tracking.clone();
+                config.readiness = readiness;
                 config.idempotency_retention = std::time::Duration::from_secs(
                     settings.idempotency_retention_hours.saturating_mul(3600),
                 );
@@ -413,11 +426,12 @@ mod projector {
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let config = config(settings);
         let search_stop = shutdown.wait();
-        let notifications = NotificationsConfig::new(
+        let mut notifications = NotificationsConfig::new(
             settings.checkout.notifications_dir.clone(),
             settings.checkout.public_tracking_url.clone(),
-            secrets.tracking_secret.clone(),
+            Vec::new(),
         );
+        notifications.tracking = secrets.tracking.clone();
         let js = async_nats::jetstream::new(nats);
         let tracking_stop = shutdown.wait();
         let notifications_stop = shutdown.wait();

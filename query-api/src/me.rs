@@ -11,7 +11,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use waybill_schemas::access::{customer_digest, tracking_token};
+use waybill_schemas::access::customer_digest;
 use waybill_schemas::api_keys::Role;
 use waybill_schemas::views::{TrackingStatus, TrackingView};
 use waybill_schemas::OrderId;
@@ -159,7 +159,7 @@ pub async fn my_orders(
             Some(MyOrder {
                 tracking_url: format!(
                     "/track/{order}?token={}",
-                    tracking_token(&state.config.tracking_secret, order)
+                    state.config.tracking.token(order, chrono::Utc::now())
                 ),
                 order_id: view.order_id,
                 order_number: view.channel_order_ref,

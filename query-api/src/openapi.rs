@@ -22,6 +22,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::page::tracking_events,
         crate::page::lookup_form,
         crate::page::lookup,
+        crate::page::stylesheet,
+        crate::page::script,
         crate::search::search_orders,
         crate::search::agent_order,
         crate::finance::handlers::get_summary,
@@ -30,7 +32,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::finance::handlers::get_reconciliation,
         crate::finance::handlers::get_metrics,
         crate::http::health,
-        crate::http::metrics
+        waybill_write_side::readiness::live,
+        crate::http::ready
     ),
     components(schemas(
         TrackingResponse,
@@ -49,6 +52,10 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::TrackingReturn,
         waybill_schemas::views::ReturnStatus,
         ProblemBody,
+        waybill_write_side::readiness::LiveBody,
+        waybill_write_side::readiness::ReadyBody,
+        waybill_write_side::readiness::NotReadyBody,
+        waybill_write_side::readiness::CheckState,
         waybill_schemas::views::TrackingView,
         waybill_schemas::views::TrackingStatus,
         waybill_schemas::views::TrackingPayment,

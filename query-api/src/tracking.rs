@@ -109,7 +109,7 @@ pub async fn get_tracking(
         .transpose()?;
     let reader = authorize(
         &state.config.api_keys,
-        &state.config.tracking_secret,
+        &state.config.tracking,
         order,
         authorization,
         params.token.as_deref(),

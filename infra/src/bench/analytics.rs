@@ -161,15 +161,7 @@ async fn run_all(
         payment_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         logistics_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     };
-    let running = services::start(
-        settings,
-        secrets,
-        PLACEMENT_PARTS,
-        addresses,
-        render.clone(),
-        &shutdown,
-    )
-    .await?;
+    let running = services::start(settings, secrets, PLACEMENT_PARTS, addresses, &shutdown).await?;
     let command = running.command_addr.context("command API did not start")?;
     let query = running.query_addr.context("query API did not start")?;
     let key = secrets.client_key.clone().context("no client key")?;

@@ -64,7 +64,7 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
             "bench checkout, phase 1/2: placement only (checkout worker off), {} orders, {} clients",
             args.orders, args.clients
         );
-        let outcome = placement_only(settings, &scratch, &run, args, &bodies, &render).await;
+        let outcome = placement_only(settings, &scratch, &run, args, &bodies).await;
         finish_scratch(settings, &scratch, args.keep).await;
         Some(outcome?)
     };
@@ -110,7 +110,6 @@ async fn placement_only(
     run: &str,
     args: &BenchCheckoutArgs,
     bodies: &[bytes::Bytes],
-    render: &waybill_query_api::MetricsRender,
 ) -> anyhow::Result<PlacementRun> {
     let (settings, secrets) = scratch.settings(settings, run);
     crate::migrate::migrate(&settings.database_url)
@@ -118,7 +117,7 @@ async fn placement_only(
         .close()
         .await;
     let shutdown = Shutdown::new();
-    let running = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let running = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let outcome = async {
         let client = api_client(&running, &secrets, args.clients)?;
         client.wait_ready(Duration::from_secs(30)).await?;
@@ -151,22 +150,15 @@ pub(super) async fn whole_flow(
     // The sandbox needs the command API's address for its webhooks and the checkout worker the
     // sandbox's: start them in that order on ports the OS picks.
     let shutdown = Shutdown::new();
-    let api = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let api = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let command = api.command_addr.context("command API did not start")?;
     settings.checkout.payment_webhook_url = Some(format!("http://{command}/v1/webhooks/payments"));
-    let sandbox = start(
-        &settings,
-        &secrets,
-        &[Part::PaymentSandbox],
-        render,
-        &shutdown,
-    )
-    .await?;
+    let sandbox = start(&settings, &secrets, &[Part::PaymentSandbox], &shutdown).await?;
     let gateway = sandbox
         .payment_sandbox_addr
         .context("payment sandbox did not start")?;
     settings.checkout.payment_gateway_url = format!("http://{gateway}");
-    let worker = start(&settings, &secrets, &[Part::Checkout], render, &shutdown).await?;
+    let worker = start(&settings, &secrets, &[Part::Checkout], &shutdown).await?;
     eprintln!(
         "  checkout worker: batch {}, poll {} ms; sandbox at {gateway}",
         settings.checkout.checkout_batch, settings.checkout.checkout_poll_ms
@@ -392,7 +384,6 @@ pub(super) async fn start(
     settings: &Settings,
     secrets: &Secrets,
     parts: &[Part],
-    render: &waybill_query_api::MetricsRender,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -402,15 +393,7 @@ pub(super) async fn start(
         payment_sandbox: any_port,
         logistics_sandbox: any_port,
     };
-    services::start(
-        settings,
-        secrets,
-        parts,
-        addresses,
-        render.clone(),
-        shutdown,
-    )
-    .await
+    services::start(settings, secrets, parts, addresses, shutdown).await
 }
 
 pub(super) fn api_client(

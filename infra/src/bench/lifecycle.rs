@@ -258,7 +258,7 @@ async fn whole_lifecycle(
     settings.fulfillment.auto_close_days = 0.0;
 
     let shutdown = Shutdown::new();
-    let api = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let api = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let command = api.command_addr.context("command API did not start")?;
     settings.checkout.payment_webhook_url = Some(format!("http://{command}/v1/webhooks/payments"));
     settings.fulfillment.logistics_webhook_base = Some(format!("http://{command}"));
@@ -266,7 +266,6 @@ async fn whole_lifecycle(
         &settings,
         &secrets,
         &[Part::PaymentSandbox, Part::LogisticsSandbox],
-        render,
         &shutdown,
     )
     .await?;
@@ -283,7 +282,6 @@ async fn whole_lifecycle(
         &settings,
         &secrets,
         &[Part::Checkout, Part::Fulfillment],
-        render,
         &shutdown,
     )
     .await?;

@@ -56,7 +56,7 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
         "--orders and --clients must be positive"
     );
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
-    let render = crate::metrics::install()?;
+    crate::metrics::install()?;
 
     let (settings, secrets, scratch) = if args.external {
         (settings.clone(), Secrets::resolve(settings)?, None)
@@ -66,7 +66,7 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
         (s, secrets, Some(scratch))
     };
 
-    let outcome = run_bench(&settings, &secrets, args, &run, render, scratch.is_some()).await;
+    let outcome = run_bench(&settings, &secrets, args, &run, scratch.is_some()).await;
     if let Some(scratch) = scratch {
         if args.keep {
             eprintln!(
@@ -97,7 +97,6 @@ async fn run_bench(
     secrets: &Secrets,
     args: &BenchPlaceArgs,
     run: &str,
-    render: waybill_query_api::MetricsRender,
     in_process: bool,
 ) -> anyhow::Result<BenchReport> {
     let shutdown = Shutdown::new();
@@ -109,15 +108,8 @@ async fn run_bench(
             payment_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
             logistics_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let running = services::start(
-            settings,
-            secrets,
-            PLACEMENT_PARTS,
-            addresses,
-            render,
-            &shutdown,
-        )
-        .await?;
+        let running =
+            services::start(settings, secrets, PLACEMENT_PARTS, addresses, &shutdown).await?;
         let command = running.command_addr.context("command API did not start")?;
         let query = running.query_addr.context("query API did not start")?;
         (command, query, Some(running))
@@ -239,7 +231,7 @@ impl Scratch {
         let secrets = Secrets {
             api_keys: format!("{key}:bench:service"),
             client_key: Some(key),
-            tracking_secret: run.as_bytes().to_vec(),
+            tracking: waybill_schemas::access::TrackingKeys::new(run.as_bytes().to_vec()),
             jwt_secret: format!("bench-jwt-{run}").into_bytes(),
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),

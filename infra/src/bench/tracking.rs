@@ -113,10 +113,10 @@ pub async fn tracking(settings: &Settings, args: &BenchTrackingArgs) -> anyhow::
         "--rate, --seconds and --orders must be positive"
     );
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
-    let render = crate::metrics::install()?;
+    crate::metrics::install()?;
     let scratch = Scratch::new(settings, &run);
     let (settings, secrets) = scratch.settings(settings, &run);
-    let outcome = run_bench(&settings, &secrets, args, &run, render).await;
+    let outcome = run_bench(&settings, &secrets, args, &run).await;
     if let Err(error) = scratch.remove(&settings).await {
         eprintln!("cleaning up the scratch environment failed: {error:#}");
     }
@@ -157,7 +157,6 @@ async fn run_bench(
     secrets: &crate::secrets::Secrets,
     args: &BenchTrackingArgs,
     run: &str,
-    render: waybill_query_api::MetricsRender,
 ) -> anyhow::Result<TrackingBenchReport> {
     let shutdown = Shutdown::new();
     crate::migrate::migrate(&settings.database_url).await?;
@@ -168,7 +167,7 @@ async fn run_bench(
         payment_sandbox: any,
         logistics_sandbox: any,
     };
-    let running = services::start(settings, secrets, PARTS, addresses, render, &shutdown).await?;
+    let running = services::start(settings, secrets, PARTS, addresses, &shutdown).await?;
     let command = running.command_addr.context("command API did not start")?;
     let query = running.query_addr.context("query API did not start")?;
     let key = secrets.client_key.clone().context("no client key")?;

@@ -280,7 +280,8 @@ pub struct InspectionLineRequest {
         super::returns::request_return,
         super::returns::record_inspection,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
-        super::inventory::get_stock
+        super::inventory::get_stock,
+        crate::readiness::live, super::handlers::ready
     ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
@@ -301,7 +302,9 @@ pub struct InspectionLineRequest {
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
-        super::inventory::StockResponse, crate::inventory::StockLevel
+        super::inventory::StockResponse, crate::inventory::StockLevel,
+        crate::readiness::LiveBody, crate::readiness::ReadyBody, crate::readiness::NotReadyBody,
+        crate::readiness::CheckState
     )),
     modifiers(&ApiKeyAuth)
 )]

@@ -59,7 +59,7 @@ pub struct CommandServices {
     pub pool: PgPool,
     pub store: EventStore,
     pub batcher: CommitBatcher,
-    pub tracking_secret: Arc<[u8]>,
+    pub tracking: waybill_schemas::access::TrackingKeys,
     pub returns_policy: Arc<crate::domain::returns::ReturnsPolicy>,
 }
 

@@ -2,7 +2,6 @@
 
 use chrono::Utc;
 use serde_json::Value;
-use waybill_schemas::access::tracking_token;
 use waybill_schemas::OrderId;
 
 use super::{responses, CommandContext, CommandError, CommandServices, Reply};
@@ -59,7 +58,7 @@ pub async fn place_parsed_order(
         crate::domain::OrderStatus::Placed,
         version,
         &totals,
-        tracking_token(&services.tracking_secret, order_id),
+        services.tracking.token(order_id, now),
         false,
     );
     let request = CommitRequest {
@@ -97,7 +96,7 @@ async fn existing_order(
         state.status(),
         order.version(),
         state.totals(),
-        tracking_token(&services.tracking_secret, order_id),
+        services.tracking.token(order_id, Utc::now()),
         true,
     );
     services.store_response_only(ctx, order_id, response).await
