@@ -57,6 +57,10 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/v1/finance/metrics",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
     (Q, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/live",                                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/ready",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    // Metrics are on the process's own listener, never on a public port.
+    (Q, "GET",  "/metrics",                                              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
     (C, "POST", "/v1/orders/{missing}/cancel",                           [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/lines/cancel",                     [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
@@ -81,6 +85,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/settlement/imports",                                [401, 403, 403, 403, 422, 422, 403, 403, 401, 401]),
     (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/live",                                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/ready",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/metrics",                                              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
