@@ -406,6 +406,15 @@ pub struct CheckoutSettings {
         default_value = "http://127.0.0.1:8090"
     )]
     pub payment_gateway_url: String,
+    /// The payment gateway's name: settlement reports are imported for this gateway only
+    /// (`POST /v1/settlement/imports` refuses any other `gateway`).
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_GATEWAY_NAME",
+        global = true,
+        default_value = "sandbox"
+    )]
+    pub payment_gateway_name: String,
     /// API key for the gateway. Unset: generated into `<secrets dir>/payment-api-key`.
     #[arg(
         long,

@@ -21,8 +21,29 @@ pub trait CsvRow {
     fn cells(&self) -> Vec<String>;
 }
 
+/// Characters a spreadsheet may take as the start of a formula (OWASP's CSV injection list).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A plain decimal number (`-1500`, `12.34`): a spreadsheet reads it as the number it is, so
+/// it is written as is even when it starts with `-`.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One cell as written to a CSV export. A cell a spreadsheet could run as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or CR, and not a plain number) gets a leading `'`, which makes
+/// it text, and is quoted, as OWASP advises; cells with commas, quotes or line breaks are
+/// quoted (RFC 4180).
 fn escape(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
+    let formula = cell.starts_with(FORMULA_START) && !is_plain_number(cell);
+    if formula {
+        format!("\"'{}\"", cell.replace('"', "\"\""))
+    } else if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
         cell.to_owned()
@@ -596,6 +617,27 @@ mod tests {
         assert_eq!(escape("a,b"), "\"a,b\"");
         assert_eq!(escape("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(escape("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_made_text() {
+        assert_eq!(escape("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(escape("+1+1"), "\"'+1+1\"");
+        assert_eq!(escape("-2+3"), "\"'-2+3\"");
+        assert_eq!(escape("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(escape("\tcmd"), "\"'\tcmd\"");
+        assert_eq!(escape("\r=1"), "\"'\r=1\"");
+        assert_eq!(escape("a=b"), "a=b");
+    }
+
+    #[test]
+    fn negative_numbers_stay_numbers() {
+        assert_eq!(escape("-1500"), "-1500");
+        assert_eq!(escape("-15.00"), "-15.00");
+        assert_eq!(escape("0.25"), "0.25");
+        assert_eq!(escape("-"), "\"'-\"");
+        assert_eq!(escape("-1e3"), "\"'-1e3\"");
+        assert_eq!(escape("-.5"), "\"'-.5\"");
     }
 
     #[test]

@@ -455,3 +455,59 @@ async fn an_awkward_settlement_report_yields_exactly_its_discrepancies_and_a_lat
     })
     .await;
 }
+
+/// Text from outside (a gateway's payout ids) that a spreadsheet would run as a formula is
+/// exported as text (`'=…`, quoted), while negative amounts stay numbers.
+#[tokio::test]
+async fn csv_exports_neutralise_formulas_and_keep_negative_numbers() {
+    let world = CheckoutWorld::start("finance_csv_formulas", &[], &[]).await;
+    let day = "2026-11-25";
+    let csv = format!(
+        "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date\n\
+re_1,refund,,-1000,0,-1000,USD,,,=HYPERLINK(\"http://x\"),{day},{day}\n\
+fee_1,fee,,0,250,-250,USD,,,@SUM(A1),{day},{day}\n"
+    );
+    let imported = world
+        .api
+        .post_json(
+            "/v1/settlement/imports",
+            FINANCE_KEY,
+            "formula-import",
+            &json!({"gateway": "sandbox", "date": day, "csv": csv}),
+        )
+        .await;
+    assert_eq!(imported.status, 201, "{}", imported.describe());
+    let query_url = world.waybill.query_url();
+    let text = eventually("both payouts exported", SETTLE, || async {
+        let response = finance_get(
+            &query_url,
+            &format!("/v1/finance/payouts?from={day}&to={day}&format=csv"),
+            Some(FINANCE_KEY),
+        )
+        .await;
+        let text = response.text();
+        if response.status == 200 && text.lines().count() == 3 {
+            Ok(text)
+        } else {
+            Err(response.describe())
+        }
+    })
+    .await;
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let hyperlink = rows
+        .iter()
+        .find(|r| r.contains("HYPERLINK"))
+        .expect("the HYPERLINK payout");
+    assert!(
+        hyperlink.starts_with("\"'=HYPERLINK(\"\"http://x\"\")\","),
+        "{hyperlink}"
+    );
+    assert!(hyperlink.contains(",-1000"), "{hyperlink}");
+    let sum = rows.iter().find(|r| r.contains("SUM")).expect("the SUM payout");
+    assert!(sum.starts_with("\"'@SUM(A1)\","), "{sum}");
+    assert!(sum.contains(",-250"), "{sum}");
+    assert!(
+        rows.iter().all(|r| !r.starts_with('=') && !r.starts_with('@')),
+        "{text}"
+    );
+}

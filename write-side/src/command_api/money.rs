@@ -194,6 +194,7 @@ pub async fn import_settlement(
         commands::import_settlement(
             &state.services,
             state.gateway.as_deref(),
+            &state.gateway_name,
             &input.ctx,
             &input.body,
         )
