@@ -502,10 +502,11 @@ fee_1,fee,,0,250,-250,USD,,,@SUM(A1),{day},{day}\n"
         hyperlink.starts_with("\"'=HYPERLINK(\"\"http://x\"\")\","),
         "{hyperlink}"
     );
-    assert!(hyperlink.contains(",-1000"), "{hyperlink}");
+    // Amounts are decimals by the currency's exponent, and negative ones stay numbers.
+    assert!(hyperlink.contains(",-10.00,"), "{hyperlink}");
     let sum = rows.iter().find(|r| r.contains("SUM")).expect("the SUM payout");
     assert!(sum.starts_with("\"'@SUM(A1)\","), "{sum}");
-    assert!(sum.contains(",-250"), "{sum}");
+    assert!(sum.contains(",-2.50,"), "{sum}");
     assert!(
         rows.iter().all(|r| !r.starts_with('=') && !r.starts_with('@')),
         "{text}"

@@ -119,15 +119,7 @@ async fn send(api: &Api, env: &TestEnv, endpoint: &Endpoint, key: &str, body: &s
             sign(&env.logistics_webhook_secret),
         ),
     };
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("body");
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    Api::read(request.send().await.expect("send")).await
 }
 
 /// What is wrong with `response`, if anything, for a refusal `status`/`slug` naming `field`.
@@ -149,6 +141,15 @@ async fn documented_json_operations(api: &Api) -> Vec<(String, String)> {
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             if operation.get("requestBody").is_some() {
+                // The document says what the endpoint refuses.
+                let responses = &operation["responses"];
+                for (status, slug) in [("400", "duplicate-key"), ("422", "control character")] {
+                    let description = responses[status]["description"].as_str().unwrap_or("");
+                    assert!(
+                        description.contains(slug),
+                        "{method} {path}: {status} does not document {slug}: {description:?}"
+                    );
+                }
                 operations.push((method.clone(), path.clone()));
             }
         }
@@ -235,9 +236,10 @@ async fn an_order_naming_its_currency_twice_is_refused_and_books_nothing() {
     let _: Value = placed.json();
 }
 
-/// A location name with a NUL byte: 422 naming `name` (it was a 500 "safe to retry").
+/// A location name with a NUL byte: 422 naming `name` (it was a 500 "safe to retry"); a
+/// country code orders refuse (`XX`): 422 naming `country` (it was stored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_location_name_with_a_nul_byte_is_refused_naming_the_field() {
+async fn a_location_with_a_nul_in_its_name_or_an_unknown_country_is_refused_naming_the_field() {
     let env = TestEnv::new("json_location_nul").await;
     let waybill = env.start(Role::All).await;
     let api = waybill.api();
@@ -250,6 +252,29 @@ async fn a_location_name_with_a_nul_byte_is_refused_naming_the_field() {
         wrong(&response, 422, "validation-failed", "name"),
         None::<String>
     );
+    for (key, country) in [("xx-1", "XX"), ("zz-1", "zz")] {
+        let body = json!({"kind": "warehouse", "name": "Main", "country": country, "zone": 6});
+        let response = api
+            .put_json("/v1/inventory/locations/wh-nul", ADMIN_KEY, key, &body)
+            .await;
+        assert_eq!(
+            wrong(&response, 422, "validation-failed", "country"),
+            None::<String>
+        );
+        // Orders refuse the same code.
+        let mut order = sample_order(&format!("WEB-{key}"));
+        order["shipping_address"]["country"] = json!(country);
+        let placed = api.place_order(key, &order).await;
+        assert_eq!(placed.status, 422, "{}", placed.describe());
+        assert!(
+            placed
+                .problem_fields()
+                .contains(&"shipping_address.country".to_owned()),
+            "{}",
+            placed.describe()
+        );
+    }
+    assert_eq!(env.count_rows("inventory_locations").await, 0);
     let fine = json!({"kind": "warehouse", "name": "Main Street", "country": "US", "zone": 6});
     let response = api
         .put_json("/v1/inventory/locations/wh-nul", ADMIN_KEY, "nul-2", &fine)

@@ -211,8 +211,12 @@ fn moved(outcome: Result<MovementOutcome, InventoryError>) -> Response {
 pub struct LocationRequest {
     /// warehouse, store or third_party.
     kind: String,
+    /// 1-200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
-    /// ISO-3166 alpha-2.
+    /// An assigned ISO-3166 alpha-2 code (any case), by the same rule as order addresses;
+    /// an unassigned one such as `XX` is 422 `country`.
+    #[schema(example = "US", pattern = "^[A-Za-z]{2}$")]
     country: String,
     /// 0-9: compared with the first character of the ship-to postal code.
     zone: i32,
@@ -234,6 +238,8 @@ pub struct RestockRequest {
 pub struct AdjustRequest {
     /// Units added (positive) or removed (negative); never below what is reserved or allocated.
     delta: i64,
+    /// 1-200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     reason: String,
 }
 

@@ -262,6 +262,14 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
     }
 
+    /// The fields a refused import body names.
+    fn fields(body: Value) -> Vec<String> {
+        match parse_import(&body, "sandbox", today()) {
+            Err(CommandError::Validation(e)) => e.0.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+    }
+
     #[test]
     fn an_import_body_names_each_wrong_field() {
         let ok = parse_import(
@@ -271,12 +279,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.csv, None);
-        let fields = |body: Value| match parse_import(&body, "sandbox", today()) {
-            Err(CommandError::Validation(e)) => {
-                e.0.into_iter().map(|f| f.field).collect::<Vec<_>>()
-            }
-            other => panic!("expected validation errors, got {other:?}"),
-        };
         assert_eq!(
             fields(json!({"gateway": "Sand Box", "date": "25/11/2026"})),
             vec!["gateway", "date"]
@@ -289,12 +291,6 @@ mod tests {
 
     #[test]
     fn an_unknown_gateway_and_a_report_date_in_the_future_are_refused() {
-        let fields = |body: Value| match parse_import(&body, "sandbox", today()) {
-            Err(CommandError::Validation(e)) => {
-                e.0.into_iter().map(|f| f.field).collect::<Vec<_>>()
-            }
-            other => panic!("expected validation errors, got {other:?}"),
-        };
         assert_eq!(
             fields(json!({"gateway": "acme_pay", "date": "9999-12-31"})),
             vec!["gateway", "date"]
