@@ -267,14 +267,10 @@ pub struct WarehouseSettings {
 }
 
 /// Per-currency fee overrides of the gateway's contract.
-pub type FeeOverrides = std::collections::BTreeMap<
-    waybill_schemas::Currency,
-    waybill_schemas::fees::CurrencyFees,
->;
+pub type FeeOverrides =
+    std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees>;
 
-fn parse_fee_overrides(
-    raw: &str,
-) -> Result<FeeOverrides, waybill_schemas::fees::FeeConfigError> {
+fn parse_fee_overrides(raw: &str) -> Result<FeeOverrides, waybill_schemas::fees::FeeConfigError> {
     waybill_schemas::fees::FeeSchedule::parse_overrides(raw)
 }
 

@@ -189,7 +189,14 @@ mod tests {
         );
         assert_eq!(fees.fees_in(c("USD")).fixed, 30);
         assert!(FeeSchedule::parse_overrides("").unwrap().is_empty());
-        for bad in ["JPY", "JPY=40", "XYZ=1/2", "USD=-1/2", "USD=1/2.5", "USD=1/2,USD=3/4"] {
+        for bad in [
+            "JPY",
+            "JPY=40",
+            "XYZ=1/2",
+            "USD=-1/2",
+            "USD=1/2.5",
+            "USD=1/2,USD=3/4",
+        ] {
             assert!(FeeSchedule::parse_overrides(bad).is_err(), "{bad}");
         }
     }

@@ -292,10 +292,7 @@ mod tests {
     fn invalid_json_and_trailing_bytes_are_syntax_errors() {
         for body in [r#"{"a":"#, r#"{"a":1} {"#, "", r#"{"a":1,}"#] {
             assert!(
-                matches!(
-                    check(body.as_bytes()),
-                    Err(JsonBodyError::Syntax(_))
-                ),
+                matches!(check(body.as_bytes()), Err(JsonBodyError::Syntax(_))),
                 "{body}"
             );
         }
@@ -316,10 +313,7 @@ mod tests {
             Some(("a.bad\u{0}key".to_owned(), 0))
         );
         // C1 controls and DEL are control characters too.
-        assert_eq!(
-            control(r#"{"x":"\u0085"}"#),
-            Some(("x".to_owned(), 0x85))
-        );
+        assert_eq!(control(r#"{"x":"\u0085"}"#), Some(("x".to_owned(), 0x85)));
         assert_eq!(control(r#"{"x":"\u007f"}"#), Some(("x".to_owned(), 0x7f)));
     }
 

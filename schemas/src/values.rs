@@ -442,7 +442,10 @@ mod tests {
         assert_eq!(Money::new(1999, jpy).to_string(), "1999 JPY");
         assert_eq!(Money::new(1, kwd).to_string(), "0.001 KWD");
         assert_eq!(Money::new(-1500, jpy).to_string(), "-1500 JPY");
-        assert_eq!(Money::new(i64::MIN, eur).to_string(), "-92233720368547758.08 EUR");
+        assert_eq!(
+            Money::new(i64::MIN, eur).to_string(),
+            "-92233720368547758.08 EUR"
+        );
     }
 
     #[test]

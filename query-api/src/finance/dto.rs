@@ -9,12 +9,12 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use waybill_schemas::Currency;
 use waybill_projectors::warehouse::finance::{
     CancellationRow, DailySummaryRow, PayoutSummaryRow, ReconciliationTotalRow, ReturnRateRow,
     StageCountRow, StageTimeRow,
 };
 use waybill_projectors::warehouse::rows::{from_days, ReconciliationRow, SettlementLineRow};
+use waybill_schemas::Currency;
 
 fn day(days: u16) -> String {
     from_days(days).to_string()
@@ -712,7 +712,10 @@ mod tests {
 
     #[test]
     fn cells_a_spreadsheet_would_run_as_formulas_are_made_text() {
-        assert_eq!(escape("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(
+            escape("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
         assert_eq!(escape("+1+1"), "\"'+1+1\"");
         assert_eq!(escape("-2+3"), "\"'-2+3\"");
         assert_eq!(escape("@SUM(A1)"), "\"'@SUM(A1)\"");

@@ -504,11 +504,15 @@ fee_1,fee,,0,250,-250,USD,,,@SUM(A1),{day},{day}\n"
     );
     // Amounts are decimals by the currency's exponent, and negative ones stay numbers.
     assert!(hyperlink.contains(",-10.00,"), "{hyperlink}");
-    let sum = rows.iter().find(|r| r.contains("SUM")).expect("the SUM payout");
+    let sum = rows
+        .iter()
+        .find(|r| r.contains("SUM"))
+        .expect("the SUM payout");
     assert!(sum.starts_with("\"'@SUM(A1)\","), "{sum}");
     assert!(sum.contains(",-2.50,"), "{sum}");
     assert!(
-        rows.iter().all(|r| !r.starts_with('=') && !r.starts_with('@')),
+        rows.iter()
+            .all(|r| !r.starts_with('=') && !r.starts_with('@')),
         "{text}"
     );
 }
@@ -551,23 +555,27 @@ async fn a_yen_capture_with_its_fee_in_yen_reconciles_and_is_shown_in_whole_yen(
     assert_eq!(imported.status, 201, "{}", imported.describe());
 
     let query_url = world.waybill.query_url();
-    eventually("the yen capture reconciled without discrepancy", SETTLE, || async {
-        reconcile(&world.env, &today).await;
-        let found = discrepancies(&query_url, &today).await;
-        let matched = finance_get(
-            &query_url,
-            &format!("/v1/finance/reconciliation?from={today}&to={today}&outcome=matched"),
-            Some(FINANCE_KEY),
-        )
-        .await
-        .json();
-        let items = matched["items"].as_array().cloned().unwrap_or_default();
-        if found.is_empty() && items.len() == 1 {
-            Ok(items[0].clone())
-        } else {
-            Err(format!("discrepancies {found:?}, matched {items:?}"))
-        }
-    })
+    eventually(
+        "the yen capture reconciled without discrepancy",
+        SETTLE,
+        || async {
+            reconcile(&world.env, &today).await;
+            let found = discrepancies(&query_url, &today).await;
+            let matched = finance_get(
+                &query_url,
+                &format!("/v1/finance/reconciliation?from={today}&to={today}&outcome=matched"),
+                Some(FINANCE_KEY),
+            )
+            .await
+            .json();
+            let items = matched["items"].as_array().cloned().unwrap_or_default();
+            if found.is_empty() && items.len() == 1 {
+                Ok(items[0].clone())
+            } else {
+                Err(format!("discrepancies {found:?}, matched {items:?}"))
+            }
+        },
+    )
     .await;
 
     let summary = eventually("the yen summary", SETTLE, || async {
@@ -596,5 +604,8 @@ async fn a_yen_capture_with_its_fee_in_yen_reconciles_and_is_shown_in_whole_yen(
     .await
     .text();
     let row = csv.lines().nth(1).expect("a CSV row");
-    assert!(row.contains(&format!(",JPY,1,{gross},{gross},0,{fee},0,")), "{csv}");
+    assert!(
+        row.contains(&format!(",JPY,1,{gross},{gross},0,{fee},0,")),
+        "{csv}"
+    );
 }

@@ -66,7 +66,11 @@ fn endpoints() -> Vec<Endpoint> {
         e("post", "/v1/webhooks/wms", Caller::LogisticsWebhook),
         e("post", "/v1/webhooks/carrier", Caller::LogisticsWebhook),
         e("put", "/v1/inventory/locations/{id}", admin),
-        e("post", "/v1/inventory/stock/{sku}/{location}/restock", admin),
+        e(
+            "post",
+            "/v1/inventory/stock/{sku}/{location}/restock",
+            admin,
+        ),
         e("post", "/v1/inventory/stock/{sku}/{location}/adjust", admin),
     ]
 }
@@ -74,7 +78,10 @@ fn endpoints() -> Vec<Endpoint> {
 /// Bodies with a repeated key, each with the path the answer must name. Written as text:
 /// a JSON value cannot hold a repeated key.
 const DUPLICATES: &[(&str, &str)] = &[
-    (r#"{"reason":"x","currency":"USD","currency":"EUR"}"#, "currency"),
+    (
+        r#"{"reason":"x","currency":"USD","currency":"EUR"}"#,
+        "currency",
+    ),
     (
         r#"{"shipping_address":{"country":"US","city":"Springfield","country":"DE"}}"#,
         "shipping_address.country",
@@ -88,10 +95,19 @@ const DUPLICATES: &[(&str, &str)] = &[
 /// Bodies with a control character in a string, each with the path the answer must name.
 const CONTROLS: &[(&str, &str)] = &[
     (r#"{"name":"Main\u0000Street","reason":"x"}"#, "name"),
-    (r#"{"lines":[{"note":"fine"},{"note":"bell\u0007"}]}"#, "lines[1].note"),
+    (
+        r#"{"lines":[{"note":"fine"},{"note":"bell\u0007"}]}"#,
+        "lines[1].note",
+    ),
 ];
 
-async fn send(api: &Api, env: &TestEnv, endpoint: &Endpoint, key: &str, body: &str) -> HttpResponse {
+async fn send(
+    api: &Api,
+    env: &TestEnv,
+    endpoint: &Endpoint,
+    key: &str,
+    body: &str,
+) -> HttpResponse {
     let url = format!("{}{}", api.command_url, endpoint.path);
     let client = reqwest::Client::new();
     let mut request = match endpoint.method {
@@ -128,7 +144,12 @@ fn wrong(response: &HttpResponse, status: u16, slug: &str, field: &str) -> Optio
         && response.header("content-type") == Some("application/problem+json")
         && response.problem_slug().as_deref() == Some(slug)
         && response.json()["field"] == json!(field);
-    (!ok).then(|| format!("want {status} {slug} naming {field}, got {}", response.describe()))
+    (!ok).then(|| {
+        format!(
+            "want {status} {slug} naming {field}, got {}",
+            response.describe()
+        )
+    })
 }
 
 /// Every operation of the command API's OpenAPI document that takes a request body.
@@ -191,7 +212,12 @@ async fn repeated_keys_and_control_characters_are_refused_on_every_json_endpoint
         }
     }
     let mut stored = Vec::new();
-    for table in ["events", "outbox", "idempotency_records", "inventory_locations"] {
+    for table in [
+        "events",
+        "outbox",
+        "idempotency_records",
+        "inventory_locations",
+    ] {
         let rows = env.count_rows(table).await;
         if rows != 0 {
             stored.push(format!("{table}: {rows} rows"));

@@ -161,11 +161,13 @@ async fn read(
 /// The whole body, within the body limit the router's `DefaultBodyLimit` layer set (`limit` is
 /// the same number, for the answer).
 pub(super) async fn read_body(request: Request, limit: usize) -> Result<Bytes, Problem> {
-    Bytes::from_request(request, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::payload_too_large(limit)
-        } else {
-            Problem::malformed_json("the body could not be read")
-        }
-    })
+    Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::payload_too_large(limit)
+            } else {
+                Problem::malformed_json("the body could not be read")
+            }
+        })
 }

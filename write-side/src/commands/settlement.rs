@@ -66,35 +66,34 @@ pub fn parse_import(
     let mut errors = Errors::default();
     let latest = today.succ_opt().unwrap_or(today);
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
-        let gateway = o
-            .required_str("gateway", 32, &mut errors)
-            .and_then(|g| {
-                if g == known_gateway {
-                    Some(g)
-                } else {
-                    errors.push(
-                        o.path_of("gateway"),
-                        format!("'{g}' is not a configured payment gateway (known: {known_gateway})"),
-                    );
-                    None
-                }
-            });
-        let date = o.required_str("date", 10, &mut errors).and_then(|raw| {
-            match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
-                Ok(d) if d > latest => {
-                    errors.push(
-                        o.path_of("date"),
-                        format!("{d} is in the future (today is {today} UTC)"),
-                    );
-                    None
-                }
-                Ok(d) => Some(d),
-                Err(_) => {
-                    errors.push(o.path_of("date"), "must be a date YYYY-MM-DD");
-                    None
-                }
+        let gateway = o.required_str("gateway", 32, &mut errors).and_then(|g| {
+            if g == known_gateway {
+                Some(g)
+            } else {
+                errors.push(
+                    o.path_of("gateway"),
+                    format!("'{g}' is not a configured payment gateway (known: {known_gateway})"),
+                );
+                None
             }
         });
+        let date =
+            o.required_str("date", 10, &mut errors).and_then(
+                |raw| match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
+                    Ok(d) if d > latest => {
+                        errors.push(
+                            o.path_of("date"),
+                            format!("{d} is in the future (today is {today} UTC)"),
+                        );
+                        None
+                    }
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        errors.push(o.path_of("date"), "must be a date YYYY-MM-DD");
+                        None
+                    }
+                },
+            );
         // The report keeps its line breaks, so it is read as is, not as a one-line text field.
         let csv = match body.get("csv") {
             None | Some(Value::Null) => None,

@@ -553,7 +553,13 @@ mod tests {
         for refused in ["XX", "ZZ", "USA", "1A", ""] {
             let error = Country::parse(refused).unwrap_err();
             assert!(
-                matches!(error, InventoryError::Invalid { field: "country", .. }),
+                matches!(
+                    error,
+                    InventoryError::Invalid {
+                        field: "country",
+                        ..
+                    }
+                ),
                 "{refused}: {error}"
             );
             assert!(

@@ -352,7 +352,11 @@ mod tests {
     }
 
     fn named(errors: &CsvErrors) -> Vec<(usize, &str)> {
-        errors.0.iter().map(|e| (e.line, e.column.as_str())).collect()
+        errors
+            .0
+            .iter()
+            .map(|e| (e.line, e.column.as_str()))
+            .collect()
     }
 
     fn report(lines: &[&str]) -> Vec<u8> {
@@ -426,16 +430,22 @@ mod tests {
         let errors = parse_report(&bytes, day()).unwrap_err();
         // The first record holds a line break in a quoted id (refused as an id with a
         // control character), and the next record is named by the line it starts on: 4.
-        assert_eq!(named(&errors), vec![(2, "transaction_id"), (4, "gross_minor")]);
-        let note = report(&[
-            "\"cap,1\",capture,,10000,320,9680,USD,,,\"po_1\",2026-11-25,2026-11-25",
-        ]);
-        assert_eq!(parse_report(&note, day()).unwrap()[0].transaction_id, "cap,1");
+        assert_eq!(
+            named(&errors),
+            vec![(2, "transaction_id"), (4, "gross_minor")]
+        );
+        let note =
+            report(&["\"cap,1\",capture,,10000,320,9680,USD,,,\"po_1\",2026-11-25,2026-11-25"]);
+        assert_eq!(
+            parse_report(&note, day()).unwrap()[0].transaction_id,
+            "cap,1"
+        );
     }
 
     #[test]
     fn an_unknown_or_repeated_column_is_refused_not_dropped() {
-        let extra = format!("{HEADER},memo\ncap_1,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-25,x\n");
+        let extra =
+            format!("{HEADER},memo\ncap_1,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-25,x\n");
         let errors = parse_report(extra.as_bytes(), day()).unwrap_err();
         assert_eq!(named(&errors), vec![(1, "memo")]);
         let twice = format!("{HEADER},currency\n");

@@ -64,13 +64,25 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
         entry("chargeback_lost", "dp_2", 100),
         entry("authorization", "auth_1", 10_000),
     ];
-    let mut eur = line(4, "capture", "cap_eur", 10_870, fees.capture_fee(10_870, usd()));
+    let mut eur = line(
+        4,
+        "capture",
+        "cap_eur",
+        10_870,
+        fees.capture_fee(10_870, usd()),
+    );
     eur.currency = "GBP".into();
     eur.original_currency = "USD".into();
     eur.original_amount = 10_000;
     let report = vec![
         line(1, "capture", "cap_ok", 10_000, 320),
-        line(2, "capture", "cap_cent", 4_999, fees.capture_fee(4_999, usd())),
+        line(
+            2,
+            "capture",
+            "cap_cent",
+            4_999,
+            fees.capture_fee(4_999, usd()),
+        ),
         eur,
         line(5, "capture", "cap_fee", 2_000, 500),
         line(6, "capture", "cap_dup", 1_000, 59),
@@ -160,13 +172,17 @@ fn usd() -> waybill_schemas::Currency {
 }
 
 /// Zero fixed and dispute fees in the currencies the tests use.
-fn no_fixed_fees() -> std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees> {
+fn no_fixed_fees(
+) -> std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees> {
     ["USD", "EUR"]
         .iter()
         .map(|c| {
             (
                 waybill_schemas::Currency::parse(c).expect("currency"),
-                waybill_schemas::fees::CurrencyFees { fixed: 0, dispute: 0 },
+                waybill_schemas::fees::CurrencyFees {
+                    fixed: 0,
+                    dispute: 0,
+                },
             )
         })
         .collect()

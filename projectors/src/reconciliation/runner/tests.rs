@@ -84,7 +84,8 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
     );
     converted.gross.currency = waybill_schemas::Currency::parse("EUR").expect("EUR");
     converted.net.currency = converted.gross.currency;
-    converted.fee = waybill_schemas::Money::new(fees.capture_fee(2_980, usd()), converted.gross.currency);
+    converted.fee =
+        waybill_schemas::Money::new(fees.capture_fee(2_980, usd()), converted.gross.currency);
     converted.net.minor = 2_980 - converted.fee.minor;
     converted.original = Some(waybill_schemas::Money::new(
         3240,
