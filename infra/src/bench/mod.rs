@@ -101,6 +101,7 @@ async fn run_bench(
     in_process: bool,
 ) -> anyhow::Result<BenchReport> {
     let shutdown = Shutdown::new();
+    let metrics = render.clone();
     let (command_addr, query_addr, running) = if in_process {
         crate::migrate::migrate(&settings.database_url).await?;
         let addresses = Addresses {
@@ -175,11 +176,13 @@ async fn run_bench(
         )
     };
 
+    let stalls = report::longest_stalls(&metrics());
     if let Some(running) = running {
         shutdown.trigger();
         running.wait().await?;
     }
     let mut report = BenchReport::new(args, &load, &lag, baseline, Goals::issue_2());
+    report.longest_stall_s = stalls;
     if let Some(search_lag) = search_lag {
         report.search_lag_ms = Some(report::Percentiles::ms_of(&search_lag.lag_us));
         report.search_missing = Some(search_lag.missing);

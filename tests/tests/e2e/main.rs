@@ -14,6 +14,7 @@ mod finance;
 mod fulfillment;
 mod idempotency;
 mod ledger;
+mod projector_views;
 mod relay_crash;
 mod returns;
 mod search;
