@@ -50,6 +50,19 @@ enum Outage<E: std::error::Error> {
     View(E),
     #[error("event store: {0}")]
     Events(#[from] EventStoreError),
+    #[error("view store gave no answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// A view store call that fails after `limit` instead of hanging the view.
+async fn guarded<T, E: std::error::Error>(
+    limit: std::time::Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, Outage<E>> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(Outage::View),
+        Err(_) => Err(Outage::Timeout(limit)),
+    }
 }
 
 #[derive(Default)]
@@ -218,7 +231,7 @@ impl<V: View> Processor<V> {
         }
         self.clock.set_phase(Phase::Committing);
         let started = std::time::Instant::now();
-        let committed = self.view.commit().await;
+        let committed = guarded(self.config.store_timeout, self.view.commit()).await;
         metrics::histogram!("waybill_projector_commit_seconds", "view" => self.view.name().to_owned())
             .record(started.elapsed().as_secs_f64());
         let kind = match committed {
@@ -266,7 +279,7 @@ impl<V: View> Processor<V> {
         envelopes: &[Option<EventEnvelope>],
         messages: &[jetstream::Message],
     ) -> Result<(Vec<(usize, Fate)>, Vec<String>, Counts), Outage<V::Error>> {
-        let states = self.view.load(pending).await.map_err(Outage::View)?;
+        let states = guarded(self.config.store_timeout, self.view.load(pending)).await?;
         let mut plans = Vec::with_capacity(pending.len());
         for (stream_id, state) in pending.iter().zip(states) {
             plans.push(
@@ -295,7 +308,7 @@ impl<V: View> Processor<V> {
         let results = if writes.is_empty() {
             Vec::new()
         } else {
-            self.view.store(writes).await.map_err(Outage::View)?
+            guarded(self.config.store_timeout, self.view.store(writes)).await?
         };
         let mut conflicted = Vec::new();
         for ((stream_id, (fates, plan_counts)), written) in

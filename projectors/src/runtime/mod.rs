@@ -61,6 +61,9 @@ pub struct ProjectorConfig {
     /// to `batch` messages). Zero processes whatever has arrived at once; a view whose store
     /// prefers large writes (ClickHouse) sets a short linger.
     pub linger: Duration,
+    /// A view store call (load, store, commit) without an answer for this long is treated as
+    /// an outage and retried, never waited on forever.
+    pub store_timeout: Duration,
     /// How often the stall watchdog reads the consumer's backlog.
     pub stall_poll: Duration,
     /// A view that applies nothing for this long while it has a backlog is logged at WARN.
@@ -96,6 +99,7 @@ impl Default for ProjectorConfig {
             lag_interval: Duration::from_secs(1),
             rebuild_page: 1_000,
             linger: Duration::ZERO,
+            store_timeout: Duration::from_secs(30),
             stall_poll: Duration::from_millis(250),
             stall_warn: Duration::from_secs(1),
         }

@@ -511,8 +511,8 @@ async fn the_checkout_lifecycle_reaches_redis_as_the_customer_sees_it() {
     env.cleanup().await;
 }
 
-/// A private `redis-server` on a free port, without persistence, that a test may stop and
-/// start again (the shared one is never touched).
+/// A private `redis-server` on a free port, without persistence, that a test may pause or stop
+/// (the shared one is never touched).
 struct PrivateRedis {
     port: u16,
     child: Option<std::process::Child>,
@@ -525,7 +525,7 @@ impl PrivateRedis {
             .expect("free port")
             .port();
         let mut redis = Self { port, child: None };
-        redis.restart();
+        redis.spawn();
         redis
     }
 
@@ -533,7 +533,7 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn restart(&mut self) {
+    fn spawn(&mut self) {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
@@ -564,16 +564,20 @@ impl Drop for PrivateRedis {
 }
 
 /// Defect: after a store outage longer than a pull's lifetime (plus the client's 5 s grace),
-/// the messages delivered into that pull while the batch before them was retried were dropped
-/// with it and came back only after `ack_wait` (30 s): the view stalled for those orders. Now
-/// the pull is one continuous subscription and those messages are applied as soon as the
-/// store is back.
+/// the messages delivered into that pull while the batch before them waited were dropped with
+/// it and came back only after `ack_wait` (30 s): the view stalled for those orders. Now the
+/// pull is one continuous subscription and those messages are applied as soon as the store
+/// answers again. The store stops answering for 8 s (`CLIENT PAUSE` on a private Redis).
 #[tokio::test]
 async fn a_store_outage_delays_nothing_beyond_the_outage() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut env = Env::new().await;
-    let mut private = PrivateRedis::start();
+    let private = PrivateRedis::start();
     let client = redis::Client::open(private.url()).expect("redis url");
-    let connection = redis::aio::ConnectionManager::new(client)
+    let connection = redis::aio::ConnectionManager::new(client.clone())
         .await
         .expect("private redis");
     env.store = TrackingStore::new(connection, env.config.redis_prefix.clone());
@@ -586,21 +590,28 @@ async fn a_store_outage_delays_nothing_beyond_the_outage() {
     env.publish(&log[0]).await;
     env.wait_for_version(first, 1).await;
 
-    private.stop();
-    // The first message is taken into a batch that cannot be written; the next ones arrive
-    // while that batch is retried.
+    let pause = Duration::from_secs(8);
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .query_async(&mut admin)
+        .await
+        .expect("pause");
+    let paused = tokio::time::Instant::now();
+    // The first message is taken into a batch whose store call does not return; the next
+    // ones arrive while that batch waits.
     env.publish(&log[1]).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     for event in &log[2..] {
         env.publish(event).await;
     }
-    // Longer than a pull request's lifetime plus the client's grace period.
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    private.restart();
+    tokio::time::sleep_until(paused + pause).await;
     let back = tokio::time::Instant::now();
 
-    // The restarted Redis is empty: every view comes back from the messages and the event
-    // store, well before `ack_wait` (30 s) could have redelivered anything.
     let view = env.wait_for_version(first, 2).await;
     assert_eq!(view.status, TrackingStatus::Cancelled);
     for order in &waiting {
@@ -609,7 +620,7 @@ async fn a_store_outage_delays_nothing_beyond_the_outage() {
     let took = back.elapsed();
     assert!(
         took < Duration::from_secs(15),
-        "views applied {took:?} after the store came back (ack_wait is 30 s)"
+        "views applied {took:?} after the store answered again (ack_wait is 30 s)"
     );
     env.wait_until_all_acked().await;
     running.stop().await;
