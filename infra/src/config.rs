@@ -106,6 +106,36 @@ pub struct Settings {
         default_value_t = 0
     )]
     pub search_linger_ms: u64,
+    /// How often the search projector commits its index, in milliseconds, like a refresh
+    /// interval: a document is searchable (and its events acknowledged) at most this long after
+    /// it was written. 0 commits once per batch.
+    #[arg(
+        long,
+        env = "WAYBILL_SEARCH_COMMIT_MS",
+        global = true,
+        default_value_t = 500
+    )]
+    pub search_commit_ms: u64,
+    /// Which views `serve projector` (and `serve all`) runs: any of tracking, search,
+    /// analytics, notifications, repeated or comma-separated; all when not given. Each view
+    /// runs on its own: one that fails restarts itself without stopping the others.
+    #[arg(
+        long = "view",
+        env = "WAYBILL_PROJECTOR_VIEWS",
+        global = true,
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub projector_views: Vec<ProjectorView>,
+    /// A view that applies nothing for this long while events wait is logged at WARN
+    /// (milliseconds; `waybill_projector_stall_seconds` exports the stall either way).
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_STALL_WARN_MS",
+        global = true,
+        default_value_t = 1_000
+    )]
+    pub projector_stall_warn_ms: u64,
 
     #[arg(
         long,
@@ -600,6 +630,14 @@ impl Settings {
         }
     }
 
+    /// The views this process's projector runs (all unless `--view` names some).
+    pub fn projector_views(&self) -> Vec<ProjectorView> {
+        ProjectorView::ALL
+            .into_iter()
+            .filter(|v| self.projector_views.is_empty() || self.projector_views.contains(v))
+            .collect()
+    }
+
     pub fn query_max_wait(&self) -> Duration {
         Duration::from_millis(self.query_max_wait_ms)
     }
@@ -682,6 +720,37 @@ pub enum Role {
     Fulfillment,
     /// Our simulated WMS and carrier (for development, demos and tests; moves no parcels).
     LogisticsSandbox,
+}
+
+/// One view of the projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProjectorView {
+    /// Customers' tracking views in Redis.
+    Tracking,
+    /// The agents' search index (Tantivy or Elasticsearch).
+    Search,
+    /// The ClickHouse warehouse.
+    Analytics,
+    /// Customer notifications.
+    Notifications,
+}
+
+impl ProjectorView {
+    pub const ALL: [ProjectorView; 4] = [
+        ProjectorView::Tracking,
+        ProjectorView::Notifications,
+        ProjectorView::Search,
+        ProjectorView::Analytics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tracking => "tracking",
+            Self::Search => "search",
+            Self::Analytics => "analytics",
+            Self::Notifications => "notifications",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

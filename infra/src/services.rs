@@ -157,26 +157,38 @@ pub async fn start(
         None
     };
 
-    // The projector holds the search index's single writer; a query API in the same process
-    // shares it, one on its own opens a reader.
-    let search = if parts.contains(&Part::Projector) {
-        Some(
-            settings
-                .search()
-                .open_writer()
-                .await
-                .context("opening the search index")?,
-        )
-    } else if parts.contains(&Part::Query) {
-        Some(
+    // The search view holds the index's single writer; a query API in the same process
+    // shares it, one on its own (or beside a projector without the search view, or while
+    // another process holds the writer) opens a reader.
+    let runs_search = parts.contains(&Part::Projector)
+        && settings
+            .projector_views()
+            .contains(&crate::config::ProjectorView::Search);
+    let search_writer = if runs_search {
+        match settings.search().open_writer().await {
+            Ok(writer) => Some(writer),
+            Err(error) => {
+                tracing::error!(
+                    view = "search",
+                    error = %error,
+                    "search index writer not available; the search view keeps retrying"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let search = match &search_writer {
+        Some(writer) => Some(writer.clone()),
+        None if parts.contains(&Part::Query) => Some(
             settings
                 .search()
                 .open_reader()
                 .await
                 .context("opening the search index")?,
-        )
-    } else {
-        None
+        ),
+        None => None,
     };
 
     let uses_warehouse = parts
@@ -276,7 +288,7 @@ pub async fn start(
                     require(&pool)?,
                     require(&nats)?,
                     require(&redis)?,
-                    require(&search)?,
+                    search_writer.clone(),
                     shutdown,
                 );
                 running
@@ -402,18 +414,40 @@ mod commands {
     }
 }
 
-/// The tracking projector.
+/// The projector: each selected view in its own supervised task.
 mod projector {
     use super::*;
-    use waybill_projectors::views::search::SearchIndex;
+    use std::time::Duration;
+
+    use waybill_projectors::views::search::{SearchBackend, SearchIndex, SearchProjection};
     use waybill_projectors::{NotificationsConfig, ProjectorConfig};
 
+    use crate::config::ProjectorView;
+
+    /// Restart back-off of a failed view: doubling from 1 s to 30 s.
+    const RESTART_FIRST: Duration = Duration::from_secs(1);
+    const RESTART_MAX: Duration = Duration::from_secs(30);
+
     pub fn config(settings: &Settings) -> ProjectorConfig {
-        ProjectorConfig::new(
+        let mut config = ProjectorConfig::new(
             &settings.nats_stream,
             &settings.subject_root,
             &settings.redis_prefix,
-        )
+        );
+        config.stall_warn = Duration::from_millis(settings.projector_stall_warn_ms);
+        config
+    }
+
+    /// What every view needs to start.
+    #[derive(Clone)]
+    struct Inputs {
+        config: ProjectorConfig,
+        settings: Settings,
+        notifications: NotificationsConfig,
+        pool: PgPool,
+        js: async_nats::jetstream::Context,
+        redis: ConnectionManager,
+        search: Option<SearchBackend>,
     }
 
     pub fn run(
@@ -422,60 +456,135 @@ mod projector {
         pool: PgPool,
         nats: async_nats::Client,
         redis: ConnectionManager,
-        search: waybill_projectors::views::search::SearchBackend,
+        search: Option<SearchBackend>,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-        let config = config(settings);
-        let search_stop = shutdown.wait();
-        let mut notifications = NotificationsConfig::new(
-            settings.checkout.notifications_dir.clone(),
-            settings.checkout.public_tracking_url.clone(),
-            Vec::new(),
-        );
-        notifications.tracking = secrets.tracking.clone();
-        let js = async_nats::jetstream::new(nats);
-        let tracking_stop = shutdown.wait();
-        let notifications_stop = shutdown.wait();
-        let analytics_stop = shutdown.wait();
-        let search_linger = std::time::Duration::from_millis(settings.search_linger_ms);
-        let warehouse = settings.warehouse.config();
+        let views = settings.projector_views();
+        let inputs = Inputs {
+            config: config(settings),
+            settings: settings.clone(),
+            notifications: {
+                let mut notifications = NotificationsConfig::new(
+                    settings.checkout.notifications_dir.clone(),
+                    settings.checkout.public_tracking_url.clone(),
+                    Vec::new(),
+                );
+                notifications.tracking = secrets.tracking.clone();
+                notifications
+            },
+            pool,
+            js: async_nats::jetstream::new(nats),
+            redis,
+            search,
+        };
+        let shutdown = shutdown.clone();
         async move {
             tracing::info!(
-                stream = %config.stream_name,
-                notifications = %notifications.dir.display(),
-                search = search.backend(),
-                clickhouse = %warehouse.url,
-                "projectors starting: tracking, notifications, search, analytics"
+                stream = %inputs.config.stream_name,
+                views = ?views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+                "projector starting"
             );
-            let search_config = waybill_projectors::ProjectorConfig {
-                linger: search_linger,
-                batch: config.batch.max(2_000),
-                ..config.clone()
+            let mut tasks = JoinSet::new();
+            for view in views {
+                tasks.spawn(supervise(view, inputs.clone(), shutdown.clone()));
+            }
+            while tasks.join_next().await.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// Runs `view` until shutdown; a view that fails or panics is logged at ERROR and started
+    /// again after a back-off, while the other views carry on.
+    async fn supervise(view: ProjectorView, inputs: Inputs, shutdown: Shutdown) {
+        let mut delay = RESTART_FIRST;
+        loop {
+            let started = std::time::Instant::now();
+            let attempt = tokio::spawn(run_view(view, inputs.clone(), shutdown.clone()));
+            let outcome = match attempt.await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(format!("{error:#}")),
+                Err(join) => Some(format!("panicked: {join}")),
             };
-            let search = waybill_projectors::run_projector(
-                search_config,
-                pool.clone(),
-                js.clone(),
-                waybill_projectors::views::search::SearchProjection::new(search),
-                search_stop,
+            if shutdown.is_triggered() {
+                return;
+            }
+            if started.elapsed() > RESTART_MAX {
+                delay = RESTART_FIRST;
+            }
+            let error = outcome.unwrap_or_else(|| "stopped without an error".to_owned());
+            metrics::counter!("waybill_projector_restarts_total", "view" => view.name())
+                .increment(1);
+            tracing::error!(
+                view = view.name(),
+                error,
+                restart_in_ms = delay.as_millis() as u64,
+                "view failed; restarting it (the other views carry on)"
             );
-            let tracking = waybill_projectors::run_tracking_projector(
-                config.clone(),
-                pool.clone(),
-                js.clone(),
-                redis.clone(),
-                tracking_stop,
-            );
-            let messages = waybill_projectors::run_notifications_projector(
-                config.clone(),
-                notifications,
-                pool.clone(),
-                js.clone(),
-                redis,
-                notifications_stop,
-            );
-            let analytics = run_analytics(config, warehouse, pool, js, analytics_stop);
-            tokio::try_join!(tracking, messages, search, analytics).map(drop)
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RESTART_MAX);
+        }
+    }
+
+    async fn run_view(
+        view: ProjectorView,
+        inputs: Inputs,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let Inputs {
+            config,
+            settings,
+            notifications,
+            pool,
+            js,
+            redis,
+            search,
+        } = inputs;
+        let stop = shutdown.wait();
+        match view {
+            ProjectorView::Tracking => {
+                waybill_projectors::run_tracking_projector(config, pool, js, redis, stop).await
+            }
+            ProjectorView::Notifications => {
+                waybill_projectors::run_notifications_projector(
+                    config,
+                    notifications,
+                    pool,
+                    js,
+                    redis,
+                    stop,
+                )
+                .await
+            }
+            ProjectorView::Search => {
+                let index = match search {
+                    Some(index) => index,
+                    // Opened here when the process could not open it at start (another
+                    // process holds Tantivy's writer): fails, and is retried, until it can.
+                    None => settings
+                        .search()
+                        .open_writer()
+                        .await
+                        .context("opening the search index writer")?,
+                };
+                tracing::info!(backend = index.backend(), "search view starting");
+                let config = ProjectorConfig {
+                    linger: Duration::from_millis(settings.search_linger_ms),
+                    batch: config.batch.max(2_000),
+                    ..config
+                };
+                let mut projection = SearchProjection::new(index);
+                if settings.search_commit_ms > 0 {
+                    projection = projection
+                        .with_commit_interval(Duration::from_millis(settings.search_commit_ms));
+                }
+                waybill_projectors::run_projector(config, pool, js, projection, stop).await
+            }
+            ProjectorView::Analytics => {
+                run_analytics(config, settings.warehouse.config(), pool, js, stop).await
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use waybill_projectors::views::tracking::keys as tracking_keys;
 use waybill_schemas::access::TrackingKeys;
 use waybill_write_side::readiness::Readiness;
 
@@ -70,17 +71,17 @@ impl QueryApiConfig {
         }
     }
 
-    pub(crate) fn tracking_key(&self, order: uuid::Uuid) -> String {
-        format!("{}:tracking:{}", self.redis_prefix, order)
+    /// The tracking view's keys come from its own layout module
+    /// (`waybill_projectors::views::tracking::keys`), never spelled here.
+    pub(crate) fn tracking_key(&self, order: impl std::fmt::Display) -> String {
+        tracking_keys::view_key(&self.redis_prefix, order)
     }
 
-    /// Written by the tracking projector (`projectors::views::tracking::store`).
     pub(crate) fn customer_orders_key(&self, customer_digest: &str) -> String {
-        format!("{}:customer-orders:{customer_digest}", self.redis_prefix)
+        tracking_keys::customer_orders_key(&self.redis_prefix, customer_digest)
     }
 
-    /// Written by the tracking projector (`projectors::views::tracking::store`).
     pub(crate) fn lookup_key(&self, lookup_digest: &str) -> String {
-        format!("{}:tracking-lookup:{lookup_digest}", self.redis_prefix)
+        tracking_keys::lookup_key(&self.redis_prefix, lookup_digest)
     }
 }

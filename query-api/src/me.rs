@@ -19,6 +19,7 @@ use waybill_schemas::OrderId;
 use crate::http::AppState;
 use crate::problem::Problem;
 use crate::tracking::{check_rate, ClientIp};
+use waybill_projectors::views::tracking::keys as tracking_keys;
 
 const MAX_PAGE: usize = 100;
 
@@ -137,10 +138,7 @@ pub async fn my_orders(
 
     let mut pipe = redis::pipe();
     for (id, _) in &page {
-        pipe.hget(
-            format!("{}:tracking:{id}", state.config.redis_prefix),
-            "view",
-        );
+        pipe.hget(state.config.tracking_key(id), tracking_keys::VIEW_FIELD);
     }
     let views: Vec<Option<String>> = if page.is_empty() {
         Vec::new()

@@ -56,7 +56,7 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
         "--orders and --clients must be positive"
     );
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
-    crate::metrics::install()?;
+    let render = crate::metrics::install()?;
 
     let (settings, secrets, scratch) = if args.external {
         (settings.clone(), Secrets::resolve(settings)?, None)
@@ -66,7 +66,7 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
         (s, secrets, Some(scratch))
     };
 
-    let outcome = run_bench(&settings, &secrets, args, &run, scratch.is_some()).await;
+    let outcome = run_bench(&settings, &secrets, args, &run, render, scratch.is_some()).await;
     if let Some(scratch) = scratch {
         if args.keep {
             eprintln!(
@@ -97,9 +97,11 @@ async fn run_bench(
     secrets: &Secrets,
     args: &BenchPlaceArgs,
     run: &str,
+    render: waybill_query_api::MetricsRender,
     in_process: bool,
 ) -> anyhow::Result<BenchReport> {
     let shutdown = Shutdown::new();
+    let metrics = render;
     let (command_addr, query_addr, running) = if in_process {
         crate::migrate::migrate(&settings.database_url).await?;
         let addresses = Addresses {
@@ -167,11 +169,13 @@ async fn run_bench(
         )
     };
 
+    let stalls = report::longest_stalls(&metrics());
     if let Some(running) = running {
         shutdown.trigger();
         running.wait().await?;
     }
     let mut report = BenchReport::new(args, &load, &lag, baseline, Goals::issue_2());
+    report.longest_stall_s = stalls;
     if let Some(search_lag) = search_lag {
         report.search_lag_ms = Some(report::Percentiles::ms_of(&search_lag.lag_us));
         report.search_missing = Some(search_lag.missing);

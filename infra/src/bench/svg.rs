@@ -246,6 +246,7 @@ mod tests {
             projection_missing: 0,
             search_lag_ms: None,
             search_missing: None,
+            longest_stall_s: Default::default(),
             baseline: None,
             ratio_to_baseline: None,
             goals: Goals::issue_2(),

@@ -15,6 +15,7 @@ mod fulfillment;
 mod idempotency;
 mod json_bodies;
 mod ledger;
+mod projector_views;
 mod relay_crash;
 mod returns;
 mod search;

@@ -29,6 +29,23 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
         documents: Vec<OrderDocument>,
     ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send;
 
+    /// Writes like [`SearchIndex::upsert`] without making the documents durable yet: they
+    /// are durable after the next [`SearchIndex::commit`]. [`SearchIndex::get`] in this
+    /// process sees them at once. Backends whose writes are durable when acknowledged
+    /// (Elasticsearch's translog) simply upsert.
+    fn stage(
+        &self,
+        documents: Vec<OrderDocument>,
+    ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send {
+        self.upsert(documents)
+    }
+
+    /// Makes every staged document durable and searchable. An error means the staged
+    /// documents are lost and their events must be applied again.
+    fn commit(&self) -> impl Future<Output = Result<(), SearchError>> + Send {
+        async { Ok(()) }
+    }
+
     fn search(
         &self,
         query: &SearchQuery,
@@ -86,6 +103,20 @@ impl SearchIndex for SearchBackend {
         match self {
             Self::Tantivy(index) => index.upsert(documents).await,
             Self::Elastic(index) => index.upsert(documents).await,
+        }
+    }
+
+    async fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.stage(documents).await,
+            Self::Elastic(index) => index.stage(documents).await,
+        }
+    }
+
+    async fn commit(&self) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => index.commit().await,
+            Self::Elastic(index) => index.commit().await,
         }
     }
 

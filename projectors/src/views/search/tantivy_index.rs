@@ -1,7 +1,10 @@
 //! The embedded backend: a Tantivy index in a directory on disk (`WAYBILL_SEARCH_DIR`).
 //!
-//! One process holds the writer (the search projector; Tantivy's lock file refuses a second)
-//! and commits once per [`SearchIndex::upsert`] call, i.e. once per runtime batch. Each
+//! One process holds the writer (the search projector; Tantivy's lock file refuses a second).
+//! The projector stages documents ([`SearchIndex::stage`]) and commits on a time policy
+//! ([`SearchIndex::commit`], every `WAYBILL_SEARCH_COMMIT_MS`), like a refresh interval; a
+//! staged document is read back by this process at once, and its events are acknowledged only
+//! after the commit that made it durable. Each
 //! document stores its order's stream version; the writer reads it before every update and
 //! skips a document whose stored version is the same or newer. Other processes (the query API
 //! when run on its own) open the directory with a reader that reloads when a commit lands.
@@ -73,11 +76,18 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// The writer and the documents it holds that no commit has made durable yet.
+struct Writer {
+    writer: IndexWriter,
+    /// Order id → the document staged for it since the last commit; reads see these first.
+    staged: HashMap<String, OrderDocument>,
+}
+
 struct Inner {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
-    writer: Option<Mutex<IndexWriter>>,
+    writer: Option<Mutex<Writer>>,
     fields: Fields,
 }
 
@@ -145,7 +155,10 @@ impl TantivyIndex {
             dir,
             index,
             reader,
-            writer: Some(Mutex::new(writer)),
+            writer: Some(Mutex::new(Writer {
+                writer,
+                staged: HashMap::new(),
+            })),
             fields,
         })))
     }
@@ -193,10 +206,12 @@ impl TantivyIndex {
         blocking(move || {
             let writer = inner.writer.as_ref().ok_or(SearchError::ReadOnly)?;
             let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+            writer.staged.clear();
             writer
+                .writer
                 .delete_all_documents()
                 .map_err(tantivy_err(&inner.dir))?;
-            writer.commit().map_err(tantivy_err(&inner.dir))?;
+            writer.writer.commit().map_err(tantivy_err(&inner.dir))?;
             inner.reader.reload().map_err(tantivy_err(&inner.dir))?;
             Ok(())
         })
@@ -283,34 +298,71 @@ impl Inner {
         Ok(doc)
     }
 
-    fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+    /// Adds each document newer than what the index (staged documents included) holds, without
+    /// committing: searches and [`SearchIndex::get`] of other processes do not see it until
+    /// [`Inner::commit`]; `get` in this process does.
+    fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
         let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
         let searcher = self.reader.searcher();
-        let mut written_now: HashMap<String, i64> = HashMap::new();
         let mut results = Vec::with_capacity(documents.len());
-        for document in &documents {
+        for document in documents {
             let id = document.order_id.to_lowercase();
-            let stored = match written_now.get(&id) {
-                Some(version) => Some(*version),
+            let stored = match writer.staged.get(&id) {
+                Some(staged) => Some(staged.version),
                 None => self.load(&searcher, &id)?.map(|d| d.version),
             };
             if stored.is_some_and(|v| v >= document.version) {
                 results.push(false);
                 continue;
             }
-            writer.delete_term(Term::from_field_text(self.fields.order_id, &id));
+            let doc = self.tantivy_document(&document)?;
             writer
-                .add_document(self.tantivy_document(document)?)
+                .writer
+                .delete_term(Term::from_field_text(self.fields.order_id, &id));
+            writer
+                .writer
+                .add_document(doc)
                 .map_err(tantivy_err(&self.dir))?;
-            written_now.insert(id, document.version);
+            writer.staged.insert(id, document);
             results.push(true);
         }
-        if !written_now.is_empty() {
-            writer.commit().map_err(tantivy_err(&self.dir))?;
-            self.reader.reload().map_err(tantivy_err(&self.dir))?;
-        }
         Ok(results)
+    }
+
+    /// Makes every staged document durable and searchable (one Tantivy commit). A failed
+    /// commit drops the staged documents (rolled back): their events must be applied again.
+    fn commit(&self) -> Result<(), SearchError> {
+        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+        let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+        if writer.staged.is_empty() {
+            return Ok(());
+        }
+        let committed = writer.writer.commit().map(drop);
+        writer.staged.clear();
+        if let Err(err) = committed {
+            let _ = writer.writer.rollback();
+            return Err(tantivy_err(&self.dir)(err));
+        }
+        self.reader.reload().map_err(tantivy_err(&self.dir))
+    }
+
+    /// The staged (else stored) documents of these orders.
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        let searcher = self.reader.searcher();
+        let staged = match &self.writer {
+            Some(writer) => Some(writer.lock().map_err(|_| SearchError::WriterPoisoned)?),
+            None => None,
+        };
+        ids.iter()
+            .map(|id| {
+                let id = id.to_lowercase();
+                match staged.as_ref().and_then(|w| w.staged.get(&id)) {
+                    Some(document) => Ok(Some(document.clone())),
+                    None => self.load(&searcher, &id),
+                }
+            })
+            .collect()
     }
 
     /// Every way a document can match one term (see [`super::fields`]), boosted for relevance.
@@ -635,16 +687,27 @@ impl SearchIndex for TantivyIndex {
     async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
         let inner = self.0.clone();
         let ids = order_ids.to_vec();
-        blocking(move || {
-            let searcher = inner.reader.searcher();
-            ids.iter().map(|id| inner.load(&searcher, id)).collect()
-        })
-        .await
+        blocking(move || inner.get(&ids)).await
     }
 
     async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
         let inner = self.0.clone();
-        blocking(move || inner.upsert(documents)).await
+        blocking(move || {
+            let written = inner.stage(documents)?;
+            inner.commit()?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        let inner = self.0.clone();
+        blocking(move || inner.stage(documents)).await
+    }
+
+    async fn commit(&self) -> Result<(), SearchError> {
+        let inner = self.0.clone();
+        blocking(move || inner.commit()).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {

@@ -626,3 +626,106 @@ fn alias_names_are_valid_index_names() {
     assert_eq!(alias_name("bench:01AB"), "bench-01ab-orders");
     assert_eq!(alias_name("_x y"), "x-y-orders");
 }
+
+/// The search projector commits on a time policy: a staged document is invisible to other
+/// readers and its event stays unacknowledged until the commit that contains it; after the
+/// commit both change together. A kill before the commit therefore loses nothing (the event
+/// is redelivered).
+#[tokio::test]
+async fn search_commits_on_a_time_policy_and_acks_only_after_the_commit() {
+    use async_nats::jetstream;
+    use waybill_write_side::outbox::relay::ensure_stream;
+
+    let dir = TempDir::new();
+    let writer = TantivyIndex::open_writer(&dir.0).expect("writer");
+    let reader = TantivyIndex::open_reader(&dir.0).expect("reader");
+    let config = isolated_config();
+    let js = jetstream::new(
+        async_nats::connect("nats://127.0.0.1:4222")
+            .await
+            .expect("nats up"),
+    );
+    ensure_stream(&js, &config.stream_name, &config.subject_root)
+        .await
+        .expect("event stream");
+    let pool = fresh_database().await;
+    let order = OrderId::new_v7();
+    let placed = placed_event(order, 1);
+    seed(&pool, std::slice::from_ref(&placed)).await;
+
+    let interval = std::time::Duration::from_secs(3);
+    let projection = SearchProjection::new(writer.clone()).with_commit_interval(interval);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(crate::run_projector(
+        config.clone(),
+        pool,
+        js.clone(),
+        projection,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let subject = waybill_schemas::subject::subject_for(
+        &config.subject_root,
+        &placed.stream_id,
+        &placed.event_type,
+        8,
+    );
+    let published = std::time::Instant::now();
+    js.publish(subject, serde_json::to_vec(&placed).expect("json").into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stream ack");
+
+    let ack_pending = || {
+        let js = js.clone();
+        let stream = config.stream_name.clone();
+        async move {
+            let stream = js.get_stream(&stream).await.expect("stream");
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer(VIEW_NAME).await.expect("consumer");
+            let info = consumer.info().await.expect("consumer info");
+            (info.num_pending, info.num_ack_pending)
+        }
+    };
+    // Staged: the writer's process reads it back, nobody else sees it, nothing is acked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let staged = writer.get(&[order.to_string()]).await.expect("get");
+        if staged[0].is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "document staged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if published.elapsed() < interval {
+        reader.reload().expect("reload");
+        assert_eq!(
+            reader.get(&[order.to_string()]).await.expect("get")[0],
+            None
+        );
+        assert_eq!(ack_pending().await, (0, 1), "acked before its commit");
+    }
+
+    // Committed within the interval: visible to other readers, then acknowledged.
+    loop {
+        reader.reload().expect("reload");
+        let committed = reader.get(&[order.to_string()]).await.expect("get")[0].is_some();
+        if committed && ack_pending().await == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "committed and acknowledged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let _ = stop.send(());
+    task.await.expect("task").expect("projector");
+    let _ = js.delete_stream(&config.stream_name).await;
+    let _ = js
+        .delete_stream(crate::runtime::dead_letter_stream_name(&config.stream_name))
+        .await;
+}
