@@ -22,6 +22,7 @@ mod settlement;
 mod tracing_chain;
 mod tracking;
 mod tracking_page;
+mod webhook_clock;
 
 use serde_json::Value;
 use waybill_e2e::{eventually, Api, HttpResponse, DEFAULT_DEADLINE};

@@ -72,6 +72,9 @@ pub struct CommandApiConfig {
     /// Node and carrier webhooks arriving together share one transaction (group commit, with
     /// the batch size and linger above); false applies each in a transaction of its own.
     pub logistics_webhook_batching: bool,
+    /// How far ahead of its receipt a node or carrier webhook's own time may be; beyond it the
+    /// webhook is refused with 422 naming the field (`carrier_time`, `occurred_at`).
+    pub webhook_clock_skew: chrono::Duration,
     pub metrics_render: MetricsRender,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
@@ -98,6 +101,7 @@ impl CommandApiConfig {
             payment_webhook_secret: Vec::new(),
             logistics_webhook_secret: Vec::new(),
             logistics_webhook_batching: true,
+            webhook_clock_skew: crate::fulfillment::webhooks::DEFAULT_CLOCK_SKEW,
             metrics_render,
             inventory: InventoryConfig::default(),
             gateway: None,
@@ -118,6 +122,7 @@ pub struct AppState {
     webhook_secret: Option<Arc<[u8]>>,
     gateway: Option<Arc<HttpGateway>>,
     logistics_secret: Option<Arc<[u8]>>,
+    webhook_clock_skew: chrono::Duration,
     /// Group commit of node and carrier webhooks (`None`: one transaction each).
     logistics_batcher: Option<WebhookBatcher>,
 }
@@ -200,6 +205,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         gateway: config.gateway.map(Arc::new),
         logistics_secret: (!config.logistics_webhook_secret.is_empty())
             .then(|| config.logistics_webhook_secret.into()),
+        webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
     };
     let openapi = openapi::document();

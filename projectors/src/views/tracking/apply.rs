@@ -226,6 +226,11 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
             view.payment.action_url = None;
             Some("The hold on your card expired".to_owned())
         }
+        OrderEvent::PaymentCaptureFailed(_) => {
+            view.payment.state = PaymentState::CaptureFailed;
+            view.payment.action_url = None;
+            Some("We could not take payment for your order; we will contact you".to_owned())
+        }
         OrderEvent::PaymentRefunded(refunded) => {
             view.payment.refunded_minor = view
                 .payment

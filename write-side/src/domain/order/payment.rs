@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use waybill_schemas::events::{
-    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,
+    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
+    PaymentChallengeRequired,
     PaymentDeclined, PaymentVoided,
 };
 use waybill_schemas::{Money, OrderEvent};
@@ -224,7 +225,7 @@ impl OrderState {
                 authorization_id: authorization_id.to_owned(),
             });
         }
-        if self.void.is_some() || self.authorization_expired {
+        if self.void.is_some() || self.authorization_expired || self.capture_failure.is_some() {
             return Err(self.blocked_by_payment(action));
         }
         self.ensure_currency(amount)?;
@@ -284,6 +285,49 @@ impl OrderState {
             authorization_id: authorization_id.to_owned(),
             reason: reason.to_owned(),
             voided_at: now,
+        })])
+    }
+
+    /// The gateway refused for good to capture from the order's live authorization: recorded
+    /// once (a repeat for the same authorization changes nothing); only while it is authorized
+    /// and nothing was captured from it.
+    pub(super) fn record_capture_failure(
+        &self,
+        authorization_id: &str,
+        amount: Money,
+        code: &str,
+        message: &str,
+        action: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        self.ensure_card(action)?;
+        if self
+            .capture_failure
+            .as_ref()
+            .is_some_and(|f| f.authorization_id == authorization_id)
+        {
+            return Ok(vec![]);
+        }
+        let PaymentState::Authorized {
+            authorization_id: live,
+            ..
+        } = self.payment()
+        else {
+            return Err(self.blocked_by_payment(action));
+        };
+        if live != authorization_id {
+            return Err(OrderError::UnknownAuthorization {
+                order_id: self.order_id(),
+                authorization_id: authorization_id.to_owned(),
+            });
+        }
+        Ok(vec![OrderEvent::PaymentCaptureFailed(PaymentCaptureFailed {
+            order_id: self.order_id(),
+            authorization_id: authorization_id.to_owned(),
+            amount,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            failed_at: now,
         })])
     }
 
