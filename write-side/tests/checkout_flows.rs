@@ -200,8 +200,12 @@ async fn a_pass_that_fails_on_the_database_hands_its_claims_back_instead_of_leas
         inventory: Inventory::spawn(db.pool.clone(), InventoryConfig::default()),
         // Never reached: the pass fails before any step.
         gateway: Arc::new(
-            HttpGateway::new("http://127.0.0.1:9", "unused", std::time::Duration::from_secs(1))
-                .expect("gateway"),
+            HttpGateway::new(
+                "http://127.0.0.1:9",
+                "unused",
+                std::time::Duration::from_secs(1),
+            )
+            .expect("gateway"),
         ),
         risk_rules: Arc::new(RiskRules::default()),
         policy: FlowPolicy::default(),

@@ -255,7 +255,10 @@ impl ShipmentTracked {
 
 /// A scan's ordering time: `carrier_time`, capped at `received_at` (see
 /// [`ShipmentTracked::effective_time`]).
-pub fn effective_scan_time(carrier_time: DateTime<Utc>, received_at: DateTime<Utc>) -> DateTime<Utc> {
+pub fn effective_scan_time(
+    carrier_time: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> DateTime<Utc> {
     carrier_time.min(received_at)
 }
 

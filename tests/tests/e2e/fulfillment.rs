@@ -512,8 +512,8 @@ async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_and_flags_the_order(
-) {
+async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_and_flags_the_order()
+{
     let f = FulfillmentWorld::start(
         "capture_refused",
         &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
@@ -604,30 +604,34 @@ async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_an
     f.node(second, json!({"type": "packed"})).await;
     let pool = f.world.env.db().clone();
     let id: uuid::Uuid = order_id.parse().unwrap();
-    waybill_e2e::eventually("the flow parks on the payment hold", DEFAULT_DEADLINE, || {
-        let pool = pool.clone();
-        async move {
-            // A wake-up sets the stage to `run`; `payment_hold` is the worker's answer after it.
-            let stage: Option<String> =
-                sqlx::query_scalar("SELECT stage FROM fulfillment_flows WHERE order_id = $1")
-                    .bind(id)
-                    .fetch_optional(&pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let packed: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM events WHERE stream_id = $1 \
+    waybill_e2e::eventually(
+        "the flow parks on the payment hold",
+        DEFAULT_DEADLINE,
+        || {
+            let pool = pool.clone();
+            async move {
+                // A wake-up sets the stage to `run`; `payment_hold` is the worker's answer after it.
+                let stage: Option<String> =
+                    sqlx::query_scalar("SELECT stage FROM fulfillment_flows WHERE order_id = $1")
+                        .bind(id)
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let packed: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM events WHERE stream_id = $1 \
                  AND event_type = 'FulfillmentProgressed' AND payload->>'progress' = 'packed'",
-            )
-            .bind(format!("order-{id}"))
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
-            match (stage.as_deref(), packed) {
-                (Some("payment_hold"), 2) => Ok(()),
-                other => Err(format!("{other:?}")),
+                )
+                .bind(format!("order-{id}"))
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                match (stage.as_deref(), packed) {
+                    (Some("payment_hold"), 2) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(
         f.world

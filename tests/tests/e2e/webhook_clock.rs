@@ -16,17 +16,26 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
     f.world.restock("TEE-RED-M", "wh-east", 2).await;
     let placed = f
         .world
-        .place(&multi_line_order("CLOCK-1", &[("TEE-RED-M", 1)], "standard"))
+        .place(&multi_line_order(
+            "CLOCK-1",
+            &[("TEE-RED-M", 1)],
+            "standard",
+        ))
         .await;
     let order_id = placed["order_id"].as_str().expect("order id").to_owned();
     let tasks = f.pack_all(&order_id, 1).await;
     let parcels = f.parcels(&order_id, 1).await;
     let parcel = parcels[0]["tracking_number"].as_str().unwrap().to_owned();
 
-    f.scan(&parcel, json!({"status_code": "DL", "received_by": "Front desk"}))
-        .await;
-    f.view_when(&order_id, "delivered", |v| status_of(v) == json!("delivered"))
-        .await;
+    f.scan(
+        &parcel,
+        json!({"status_code": "DL", "received_by": "Front desk"}),
+    )
+    .await;
+    f.view_when(&order_id, "delivered", |v| {
+        status_of(v) == json!("delivered")
+    })
+    .await;
 
     // A correctly signed scan dated 9999-12-31 is refused, naming the field, and stores nothing.
     let forged = f
@@ -41,12 +50,12 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
         forged["waybill_response"]["type"],
         json!("https://waybill.dev/problems/validation-failed")
     );
-    let tracked = f
-        .world
-        .env
-        .payloads_of(&order_id, "ShipmentTracked")
-        .await;
-    assert_eq!(tracked.len(), 1, "only the delivery is recorded: {tracked:?}");
+    let tracked = f.world.env.payloads_of(&order_id, "ShipmentTracked").await;
+    assert_eq!(
+        tracked.len(),
+        1,
+        "only the delivery is recorded: {tracked:?}"
+    );
 
     // A scan a few minutes ahead (within the 300 s skew) is recorded as sent …
     let ahead = Utc::now() + Duration::minutes(4);
@@ -63,7 +72,10 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
     .await;
     // … yet it cannot outrank the genuine delivery scan that happens after it arrived.
     let redelivered = f
-        .scan(&parcel, json!({"status_code": "DL", "received_by": "Neighbour"}))
+        .scan(
+            &parcel,
+            json!({"status_code": "DL", "received_by": "Neighbour"}),
+        )
         .await;
     assert_eq!(redelivered["waybill_status"], json!(200));
     assert_eq!(
@@ -86,7 +98,8 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
         "report": {"type": "picked"}, "occurred_at": "9999-12-31T23:59:59Z"
     }))
     .unwrap();
-    let signature = waybill_write_side::payment::webhook::sign(&secret, Utc::now().timestamp(), &body);
+    let signature =
+        waybill_write_side::payment::webhook::sign(&secret, Utc::now().timestamp(), &body);
     let response = reqwest::Client::new()
         .post(format!("{}/v1/webhooks/wms", f.world.waybill.command_url()))
         .header("waybill-logistics-signature", signature)
@@ -96,7 +109,10 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["field"], json!("occurred_at"), "{problem}");
 }

@@ -42,7 +42,11 @@ pub async fn claim(
 
 /// Runs a pass over claimed rows, handing them all back for a retry if it fails
 /// ([`WorkList::run_claimed`]).
-pub async fn run_claimed<T, E: std::fmt::Display, Fut: std::future::Future<Output = Result<T, E>>>(
+pub async fn run_claimed<
+    T,
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+>(
     pool: &PgPool,
     claimed: Vec<Claimed>,
     pass: impl FnOnce(Vec<Claimed>) -> Fut,

@@ -24,10 +24,10 @@ mod properties;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use waybill_schemas::events::{
-    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
-    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeProgress, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery, RouteCause,
-    ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked, effective_scan_time,
+    effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
+    FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
+    FulfillmentSubmitted, NodeProgress, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery,
+    RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 

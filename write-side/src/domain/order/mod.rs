@@ -43,8 +43,7 @@ pub use error::OrderError;
 pub use line_cancel::{CancelLines, LineQuantity};
 pub use state::{
     Authorization, Capture, CaptureFailure, Challenge, Decline, OrderState, OrderStatus,
-    PaymentState, Reservation,
-    ReservationState, Review, RiskAssessment, RiskState, Void,
+    PaymentState, Reservation, ReservationState, Review, RiskAssessment, RiskState, Void,
 };
 
 use chrono::{DateTime, Utc};
@@ -171,7 +170,9 @@ impl Order {
                 amount,
                 code,
                 message,
-            } => state.record_capture_failure(authorization_id, *amount, code, message, action, now),
+            } => {
+                state.record_capture_failure(authorization_id, *amount, code, message, action, now)
+            }
             C::RequestRefund {
                 refund_id,
                 amount,

@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use waybill_schemas::events::{
     PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
-    PaymentChallengeRequired,
-    PaymentDeclined, PaymentVoided,
+    PaymentChallengeRequired, PaymentDeclined, PaymentVoided,
 };
 use waybill_schemas::{Money, OrderEvent};
 
@@ -321,14 +320,16 @@ impl OrderState {
                 authorization_id: authorization_id.to_owned(),
             });
         }
-        Ok(vec![OrderEvent::PaymentCaptureFailed(PaymentCaptureFailed {
-            order_id: self.order_id(),
-            authorization_id: authorization_id.to_owned(),
-            amount,
-            code: code.to_owned(),
-            message: message.to_owned(),
-            failed_at: now,
-        })])
+        Ok(vec![OrderEvent::PaymentCaptureFailed(
+            PaymentCaptureFailed {
+                order_id: self.order_id(),
+                authorization_id: authorization_id.to_owned(),
+                amount,
+                code: code.to_owned(),
+                message: message.to_owned(),
+                failed_at: now,
+            },
+        )])
     }
 
     /// The hold lapsed: only an authorized, uncaptured hold whose `expires_at` has passed.
