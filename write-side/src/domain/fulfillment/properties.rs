@@ -215,7 +215,9 @@ fn run_step(
                 released_units: 0,
             })
         }
-        FulfillmentStep::Wait { .. } | FulfillmentStep::Done => None,
+        FulfillmentStep::Wait { .. } | FulfillmentStep::HoldForPayment | FulfillmentStep::Done => {
+            None
+        }
     };
     command.map(Cmd::F)
 }
@@ -540,4 +542,30 @@ proptest! {
         prop_assert!(delivered_at >= parcel.created.created_at && delivered_at <= arrives);
         prop_assert!(state.fully_delivered().is_some());
     }
+}
+
+#[test]
+fn a_capture_refused_for_good_holds_the_fulfillment() {
+    let (mut state, _) = shipped_parcel();
+    let order_id = state.order_id.expect("placed");
+    let refused = OrderEvent::PaymentCaptureFailed(waybill_schemas::events::PaymentCaptureFailed {
+        order_id,
+        authorization_id: "auth_1".into(),
+        amount: waybill_schemas::Money::new(100, waybill_schemas::Currency::parse("USD").unwrap()),
+        code: "authorization_voided".into(),
+        message: "voided".into(),
+        failed_at: t0(),
+    });
+    state.apply(&refused);
+    let policy = FulfillmentPolicy::default();
+    assert_eq!(
+        next_step(
+            &state,
+            &policy,
+            &returns_policy(),
+            t0() + Duration::days(60)
+        ),
+        FulfillmentStep::HoldForPayment,
+        "nothing ships and the order does not close"
+    );
 }

@@ -850,4 +850,55 @@ mod tests {
             .handle(&OrderCommand::ExpireAuthorization, week())
             .is_ok());
     }
+
+    fn capture_refused(id: &str) -> OrderCommand {
+        OrderCommand::RecordCaptureFailure {
+            authorization_id: id.into(),
+            amount: grand_total(),
+            code: "authorization_voided".into(),
+            message: "the authorization was voided".into(),
+        }
+    }
+
+    #[test]
+    fn a_capture_refused_for_good_is_recorded_once_and_ends_the_checkout_flow() {
+        let order = confirmed();
+        assert!(
+            order.handle(&capture_refused("auth_2"), t0()).is_err(),
+            "another authorization"
+        );
+        let failed = with(order, &[capture_refused("auth_1")], t0());
+        assert_eq!(
+            payment(&failed),
+            PaymentState::CaptureFailed {
+                authorization_id: "auth_1".into(),
+                code: "authorization_voided".into()
+            }
+        );
+        assert_eq!(
+            failed.handle(&capture_refused("auth_1"), t0()),
+            Ok(vec![]),
+            "once"
+        );
+        assert!(
+            failed.handle(&capture("cap_1", 100), t0()).is_err(),
+            "nothing is captured after"
+        );
+        // Shipped or not, the flow neither retries the capture nor tries to void a hold the
+        // gateway no longer has.
+        let policy = crate::domain::FlowPolicy::default();
+        assert_eq!(
+            crate::domain::next_step(&failed, &policy, t0()),
+            crate::domain::Step::Done
+        );
+        let cancelled = cancelled(failed);
+        let step = crate::domain::next_step(&cancelled, &policy, t0());
+        assert!(
+            !matches!(
+                step,
+                crate::domain::Step::Void { .. } | crate::domain::Step::Capture { .. }
+            ),
+            "a cancelled order releases its stock but asks nothing of the gateway: {step:?}"
+        );
+    }
 }
