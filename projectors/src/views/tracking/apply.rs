@@ -1030,6 +1030,7 @@ mod tests {
             captured_event(order, 2, 100),
             voided_event(order, 2),
             authorization_expired(order, 2),
+            capture_failed_event(order, 2),
             confirmed_event(order, 2),
             cancelled_event(order, 2),
         ]
