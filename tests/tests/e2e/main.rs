@@ -8,6 +8,7 @@ mod cancel;
 mod cancellation;
 mod checkout;
 mod checkout_resilience;
+mod database_sessions;
 mod edits;
 mod exchanges;
 mod finance;

@@ -255,7 +255,7 @@ fn respond(
         }
         Err(error) => {
             tracing::error!(%error, "logistics webhook not applied; the sender will redeliver");
-            return Problem::internal().into_response();
+            return Problem::from(crate::commands::CommandError::from(error)).into_response();
         }
     };
     metrics::counter!("waybill_logistics_webhooks_total", "outcome" => label).increment(1);
