@@ -92,22 +92,15 @@ async fn a_scan_dated_ahead_never_wedges_a_delivered_parcel() {
 
     // A node report dated far ahead is refused the same way, naming `occurred_at`.
     let fulfillment_id = tasks[0]["fulfillment_id"].as_str().unwrap();
-    let secret = f.world.env.logistics_webhook_secret.as_bytes().to_vec();
-    let body = serde_json::to_vec(&json!({
-        "id": "node-future-1", "order_id": order_id, "fulfillment_id": fulfillment_id,
-        "report": {"type": "picked"}, "occurred_at": "9999-12-31T23:59:59Z"
-    }))
-    .unwrap();
-    let signature =
-        waybill_write_side::payment::webhook::sign(&secret, Utc::now().timestamp(), &body);
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/webhooks/wms", f.world.waybill.command_url()))
-        .header("waybill-logistics-signature", signature)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = f
+        .signed_webhook(
+            "/v1/webhooks/wms",
+            &json!({
+                "id": "node-future-1", "order_id": order_id, "fulfillment_id": fulfillment_id,
+                "report": {"type": "picked"}, "occurred_at": "9999-12-31T23:59:59Z"
+            }),
+        )
+        .await;
     assert_eq!(response.status(), 422);
     assert_eq!(
         response.headers()["content-type"],
