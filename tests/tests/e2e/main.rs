@@ -14,6 +14,7 @@ mod exchanges;
 mod finance;
 mod fulfillment;
 mod idempotency;
+mod json_bodies;
 mod ledger;
 mod relay_crash;
 mod returns;
