@@ -391,6 +391,15 @@ pub struct FulfillmentSettings {
     /// command API's address.
     #[arg(long, env = "WAYBILL_LOGISTICS_WEBHOOK_BASE", global = true)]
     pub logistics_webhook_base: Option<String>,
+    /// How many seconds ahead of its receipt a node or carrier webhook's own time
+    /// (`occurred_at`, `carrier_time`) may be; beyond it the webhook is refused with 422.
+    #[arg(
+        long,
+        env = "WAYBILL_WEBHOOK_CLOCK_SKEW_SECS",
+        global = true,
+        default_value_t = 300
+    )]
+    pub webhook_clock_skew_secs: u32,
     /// Days after the last delivery an order closes (fractions allowed: tests use seconds).
     #[arg(
         long,

@@ -391,6 +391,9 @@ mod commands {
                 if let Ok(policy) = &policy {
                     config.returns_policy = policy.clone();
                 }
+                config.webhook_clock_skew = chrono::Duration::seconds(i64::from(
+                    settings.fulfillment.webhook_clock_skew_secs,
+                ));
                 config.logistics_webhook_batching = settings.fulfillment.fulfillment_commit
                     == crate::config::FulfillmentCommit::Rounds;
                 config.inventory.reservation_ttl =

@@ -316,6 +316,19 @@ pub fn authorization_expired(order: OrderId, version: i64) -> EventEnvelope {
     )
 }
 
+/// `PaymentCaptureFailed`: the gateway refused the capture for good (voided at the gateway).
+pub fn capture_failed_event(order: OrderId, version: i64) -> EventEnvelope {
+    let failed = waybill_schemas::events::PaymentCaptureFailed {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        amount: usd(100),
+        code: "authorization_voided".into(),
+        message: "the authorization was voided".into(),
+        failed_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentCaptureFailed(failed))
+}
+
 /// `OrderConfirmed`, capturing immediately.
 pub fn confirmed_event(order: OrderId, version: i64) -> EventEnvelope {
     let confirmed = OrderConfirmed {

@@ -415,6 +415,9 @@ fn payment_words(view: &TrackingView, money: &dyn Fn(i64) -> String) -> String {
         },
         PaymentState::Voided => "Released, nothing was charged".into(),
         PaymentState::Expired => "Hold expired, nothing was charged".into(),
+        PaymentState::CaptureFailed => {
+            "We could not take payment, nothing was charged; we will contact you".into()
+        }
     }
 }
 

@@ -31,10 +31,10 @@ pub use chargeback::{
 };
 pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
-    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
-    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint, PickupReady,
-    ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
+    effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
+    FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
+    FulfillmentSubmitted, NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint,
+    PickupReady, ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
     ShipmentTracked,
 };
 pub use inventory::{
@@ -49,8 +49,8 @@ pub use order_placed::{
     Address, Customer, Discount, OrderLine, OrderPlaced, RiskContext, Shipping, Totals,
 };
 pub use payment::{
-    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,
-    PaymentDeclined, PaymentMethod, PaymentVoided,
+    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
+    PaymentChallengeRequired, PaymentDeclined, PaymentMethod, PaymentVoided,
 };
 pub use refund::{PaymentRefunded, RefundFailed, RefundKind, RefundRequested};
 pub use returns::{
@@ -175,6 +175,7 @@ order_events! {
     StoreCreditIssued = 1,
     ExchangeReplacementRequested = 1,
     OrderEdited = 1,
+    PaymentCaptureFailed = 1,
 }
 
 impl OrderEventKind {

@@ -64,6 +64,10 @@ fn checked_in_json_schemas_match_the_rust_types() {
             "PaymentAuthorizationExpired.v1.schema.json",
             schema_for!(PaymentAuthorizationExpired),
         ),
+        (
+            "PaymentCaptureFailed.v1.schema.json",
+            schema_for!(PaymentCaptureFailed),
+        ),
         ("OrderConfirmed.v1.schema.json", schema_for!(OrderConfirmed)),
         (
             "RefundRequested.v1.schema.json",
@@ -497,6 +501,14 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
             order_id,
             authorization_id: "auth_1".into(),
             expired_at: at,
+        }),
+        OrderEvent::PaymentCaptureFailed(PaymentCaptureFailed {
+            order_id,
+            authorization_id: "auth_1".into(),
+            amount: usd(3416),
+            code: "authorization_voided".into(),
+            message: "the authorization was voided".into(),
+            failed_at: at,
         }),
         OrderEvent::OrderConfirmed(OrderConfirmed {
             order_id,

@@ -305,6 +305,9 @@ pub enum PaymentState {
     Captured,
     Voided,
     Expired,
+    /// The gateway refused for good to capture the authorization: nothing was charged, and the
+    /// order is held until an agent resolves the payment.
+    CaptureFailed,
 }
 
 /// The order's stock as the customer sees it.

@@ -510,3 +510,152 @@ async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_and_flags_the_order()
+{
+    let f = FulfillmentWorld::start(
+        "capture_refused",
+        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 2).await;
+    f.world.restock("MUG-BLK", "wh-west", 2).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CAPFAIL-1",
+            &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let tasks = f.tasks(&order_id, 2).await;
+    f.view_when(&order_id, "authorized, awaiting shipment", |v| {
+        v["payment"]["state"] == json!("authorized")
+    })
+    .await;
+
+    // The authorization is voided at the gateway behind Waybill's back.
+    let authorized = f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentAuthorized")
+        .await;
+    let authorization = authorized[0]["authorization_id"].as_str().unwrap();
+    let voided = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/authorizations/{authorization}/void",
+            f.world.sandbox.sandbox_url()
+        ))
+        .bearer_auth(&f.world.env.payment_api_key)
+        .header("Idempotency-Key", format!("{order_id}:outside-void"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voided.status(), 200);
+
+    // The first parcel ships: the capture is refused for good, once, and recorded as a fact.
+    let first = tasks[0]["fulfillment_id"].as_str().unwrap();
+    f.node(first, json!({"type": "packed"})).await;
+    f.parcels(&order_id, 1).await;
+    let view = f
+        .view_when(&order_id, "capture failed", |v| {
+            v["payment"]["state"] == json!("capture_failed")
+        })
+        .await;
+    assert_eq!(view["payment"]["captured_minor"], json!(0));
+    let failed = f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentCaptureFailed")
+        .await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["code"], json!("authorization_voided"));
+    assert_eq!(failed[0]["authorization_id"], json!(authorization));
+
+    // Agents find it among the orders that need a look.
+    let api = &f.world.api;
+    let order = order_id.clone();
+    waybill_e2e::eventually("flagged for agents", DEFAULT_DEADLINE, || {
+        let order = order.clone();
+        async move {
+            let response = api
+                .query_get(
+                    "/v1/search/orders",
+                    &[("has_exception", "true"), ("q", &order)],
+                    Some(waybill_e2e::AGENT_KEY),
+                )
+                .await;
+            let body = response.json();
+            let tags = body["hits"][0]["document"]["tags"].to_string();
+            if tags.contains("capture_failed") {
+                Ok(())
+            } else {
+                Err(body.to_string())
+            }
+        }
+    })
+    .await;
+
+    // The second node's packed parcel is held, not shipped; nothing is retried at the gateway.
+    let second = tasks[1]["fulfillment_id"].as_str().unwrap();
+    f.node(second, json!({"type": "packed"})).await;
+    let pool = f.world.env.db().clone();
+    let id: uuid::Uuid = order_id.parse().unwrap();
+    waybill_e2e::eventually(
+        "the flow parks on the payment hold",
+        DEFAULT_DEADLINE,
+        || {
+            let pool = pool.clone();
+            async move {
+                // A wake-up sets the stage to `run`; `payment_hold` is the worker's answer after it.
+                let stage: Option<String> =
+                    sqlx::query_scalar("SELECT stage FROM fulfillment_flows WHERE order_id = $1")
+                        .bind(id)
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let packed: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM events WHERE stream_id = $1 \
+                 AND event_type = 'FulfillmentProgressed' AND payload->>'progress' = 'packed'",
+                )
+                .bind(format!("order-{id}"))
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                match (stage.as_deref(), packed) {
+                    (Some("payment_hold"), 2) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        f.world
+            .env
+            .payloads_of(&order_id, "ShipmentCreated")
+            .await
+            .len(),
+        1,
+        "the held order's second parcel did not ship"
+    );
+    assert_eq!(
+        f.world
+            .env
+            .payloads_of(&order_id, "PaymentCaptureFailed")
+            .await
+            .len(),
+        1
+    );
+    let metrics = api
+        .get(&format!("{}/metrics", f.world.waybill.command_url()))
+        .await
+        .text();
+    assert!(
+        metrics.contains("waybill_payment_capture_failures_total{code=\"authorization_voided\"}"),
+        "alert metric"
+    );
+}

@@ -8,6 +8,7 @@ mod cancel;
 mod cancellation;
 mod checkout;
 mod checkout_resilience;
+mod database_sessions;
 mod edits;
 mod exchanges;
 mod finance;
@@ -24,6 +25,7 @@ mod settlement;
 mod tracing_chain;
 mod tracking;
 mod tracking_page;
+mod webhook_clock;
 
 use serde_json::Value;
 use waybill_e2e::{eventually, Api, HttpResponse, DEFAULT_DEADLINE};

@@ -75,6 +75,9 @@ pub struct CommandApiConfig {
     pub logistics_webhook_batching: bool,
     /// The dependencies `GET /ready` checks (the binary registers what it connected).
     pub readiness: Readiness,
+    /// How far ahead of its receipt a node or carrier webhook's own time may be; beyond it the
+    /// webhook is refused with 422 naming the field (`carrier_time`, `occurred_at`).
+    pub webhook_clock_skew: chrono::Duration,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
     /// The payment gateway evidence for disputes is sent to and settlement reports are fetched
@@ -103,6 +106,7 @@ impl CommandApiConfig {
             logistics_webhook_secret: Vec::new(),
             logistics_webhook_batching: true,
             readiness: Readiness::new(),
+            webhook_clock_skew: crate::fulfillment::webhooks::DEFAULT_CLOCK_SKEW,
             inventory: InventoryConfig::default(),
             gateway: None,
             gateway_name: "sandbox".to_owned(),
@@ -124,6 +128,7 @@ pub struct AppState {
     gateway: Option<Arc<HttpGateway>>,
     gateway_name: Arc<str>,
     logistics_secret: Option<Arc<[u8]>>,
+    webhook_clock_skew: chrono::Duration,
     /// Group commit of node and carrier webhooks (`None`: one transaction each).
     logistics_batcher: Option<WebhookBatcher>,
 }
@@ -217,6 +222,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         gateway_name: config.gateway_name.into(),
         logistics_secret: (!config.logistics_webhook_secret.is_empty())
             .then(|| config.logistics_webhook_secret.into()),
+        webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
     };
     let openapi = openapi::document();

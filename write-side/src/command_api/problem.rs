@@ -8,6 +8,9 @@ use serde::Serialize;
 use crate::commands::CommandError;
 use crate::domain::FieldError;
 
+/// `Retry-After` of every 503 (database unavailable, timeout, not configured).
+pub const RETRY_AFTER_SECS: &str = "2";
+
 /// Prefix of every problem `type`.
 pub const TYPE_BASE: &str = "https://waybill.dev/problems/";
 
@@ -140,6 +143,16 @@ impl Problem {
         )
     }
 
+    /// 503 while the database cannot be used; sent with `Retry-After`.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            "Database unavailable",
+            "the event store cannot be reached right now; retry with the same Idempotency-Key",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -214,6 +227,10 @@ impl From<CommandError> for Problem {
                     "the payment gateway could not be reached; retry with the same Idempotency-Key",
                 )
             }
+            CommandError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                Self::database_unavailable()
+            }
             CommandError::Internal(detail) => {
                 tracing::error!(%detail, "command failed");
                 Self::internal()
@@ -231,6 +248,32 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_503_problem_json_with_retry_after() {
+        let problem = Problem::from(CommandError::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.slug(), "database-unavailable");
+        let response = problem.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let other = Problem::from(CommandError::from(sqlx::Error::RowNotFound));
+        assert_eq!(other.status, 500, "a statement error is not an outage");
     }
 }

@@ -515,6 +515,18 @@ fn apply_builds_the_document_and_tags_what_went_wrong() {
 }
 
 #[test]
+fn a_capture_refused_for_good_flags_the_order_for_agents() {
+    let order = OrderId::new_v7();
+    let placed = apply(None, &placed_event(order, 1)).expect("placed");
+    let authorized = apply(Some(&placed), &authorized_event(order, 2)).expect("authorized");
+    let confirmed = apply(Some(&authorized), &confirmed_event(order, 3)).expect("confirmed");
+    assert!(!confirmed.has_tag("exception"));
+    let failed = apply(Some(&confirmed), &capture_failed_event(order, 4)).expect("failed");
+    assert_eq!(failed.payment_state, PaymentState::CaptureFailed);
+    assert!(failed.has_tag("capture_failed") && failed.has_tag("exception"));
+}
+
+#[test]
 fn a_confirmed_and_captured_order_has_no_exception() {
     let order = OrderId::new_v7();
     let mut doc = apply(None, &placed_event(order, 1)).expect("placed");

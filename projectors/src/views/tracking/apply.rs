@@ -226,6 +226,11 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
             view.payment.action_url = None;
             Some("The hold on your card expired".to_owned())
         }
+        OrderEvent::PaymentCaptureFailed(_) => {
+            view.payment.state = PaymentState::CaptureFailed;
+            view.payment.action_url = None;
+            Some("We could not take payment for your order; we will contact you".to_owned())
+        }
         OrderEvent::PaymentRefunded(refunded) => {
             view.payment.refunded_minor = view
                 .payment
@@ -1025,6 +1030,7 @@ mod tests {
             captured_event(order, 2, 100),
             voided_event(order, 2),
             authorization_expired(order, 2),
+            capture_failed_event(order, 2),
             confirmed_event(order, 2),
             cancelled_event(order, 2),
         ]

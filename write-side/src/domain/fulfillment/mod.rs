@@ -24,10 +24,10 @@ mod properties;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use waybill_schemas::events::{
-    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
-    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeProgress, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery, RouteCause,
-    ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
+    effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
+    FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
+    FulfillmentSubmitted, NodeProgress, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery,
+    RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 
@@ -404,10 +404,10 @@ impl Fulfillment {
                     .shipment(shipment_id)
                     .ok_or_else(|| FulfillmentError::UnknownShipment(shipment_id.clone()))?;
                 let duplicate = s.seen.contains(&scan.carrier_event_id);
-                let stale = s
-                    .status
-                    .as_ref()
-                    .is_some_and(|(_, at, _)| *at >= scan.carrier_time);
+                // Scans are ordered by carrier time capped at receipt (`now`): a scan dated
+                // ahead of its arrival never outranks one that happened after it arrived.
+                let at = effective_scan_time(scan.carrier_time, now);
+                let stale = s.status.as_ref().is_some_and(|(_, last, _)| *last >= at);
                 if duplicate || stale {
                     return Ok(vec![]);
                 }

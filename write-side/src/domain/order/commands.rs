@@ -93,6 +93,14 @@ pub enum OrderCommand {
     },
     /// The authorization's hold lapsed (only at or after its `expires_at`).
     ExpireAuthorization,
+    /// The gateway refused for good to capture `amount` from the authorization (voided or
+    /// expired at the gateway, declined, unknown): nothing more is captured from it.
+    RecordCaptureFailure {
+        authorization_id: String,
+        amount: Money,
+        code: String,
+        message: String,
+    },
     /// An agent, finance or a service (returns) gives money back; refused above what is still
     /// refundable. The process manager then asks the gateway.
     RequestRefund {
@@ -186,6 +194,7 @@ impl OrderCommand {
             Self::RecordCapture { .. } => "capture payment",
             Self::RecordVoid { .. } => "void its authorization",
             Self::ExpireAuthorization => "expire its authorization",
+            Self::RecordCaptureFailure { .. } => "record a failed capture",
             Self::RequestRefund { .. } => "refund",
             Self::RecordRefund { .. } => "record a refund",
             Self::RecordRefundFailure { .. } => "record a failed refund",
