@@ -12,6 +12,7 @@ mod edits;
 mod exchanges;
 mod finance;
 mod fulfillment;
+mod fully_cancelled;
 mod idempotency;
 mod ledger;
 mod relay_crash;

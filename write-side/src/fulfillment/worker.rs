@@ -435,6 +435,7 @@ pub(super) async fn take_step(
                 .map(|s| s.cancellation_value(&lines))
                 .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
             FulfillmentCommand::CancelUncollected {
+                cancellation_id: uuid::Uuid::now_v7(),
                 fulfillment_id,
                 value,
             }

@@ -404,6 +404,12 @@ impl Fulfillment {
         subtract(&ordered, &self.cancelled_lines)
     }
 
+    /// Every unit ordered was cancelled (by the customer or an agent, an uncollected pickup, a
+    /// short pick nobody could fill): nothing of the order is left to hand over.
+    pub fn nothing_left(&self) -> bool {
+        !self.ordered.is_empty() && total(&self.to_route()) == 0
+    }
+
     fn apply_line_cancellation(&mut self, e: &OrderLinesCancelled) {
         for units in &e.lines {
             let line = FulfillmentLine {

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use waybill_schemas::events::{
-    Address, CaptureMode, Discount, EditMoneyAction, OrderEdited, PaymentMethod, RefundKind,
+    Address, Discount, EditMoneyAction, OrderEdited, PaymentMethod, RefundKind,
 };
 use waybill_schemas::{Money, OrderEvent, Quantity, Sku};
 
@@ -298,7 +298,7 @@ impl OrderState {
         if !self.fulfillment.cancelled_lines.is_empty() {
             return not("units of it were cancelled");
         }
-        if self.confirmed == Some(CaptureMode::Immediate) && self.ledger.captured_minor() == 0 {
+        if self.capture_under_way() {
             return not("its payment is being captured; try again in a moment");
         }
         Ok(())
@@ -348,7 +348,7 @@ pub fn edit_refund_id(edit_id: Uuid) -> Uuid {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use waybill_schemas::events::{FulfillmentRouted, NodeKind, RouteCause};
+    use waybill_schemas::events::{CaptureMode, FulfillmentRouted, NodeKind, RouteCause};
     use waybill_schemas::{Currency, OrderId};
 
     use super::super::fixtures::*;

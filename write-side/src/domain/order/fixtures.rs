@@ -133,6 +133,7 @@ pub fn place_command(order_id: OrderId, payment: Option<PaymentMethod>) -> Order
 pub fn cancel_command(order_id: OrderId, reason: CancelReason) -> OrderCommand {
     OrderCommand::Cancel {
         order_id,
+        cancellation_id: uuid::Uuid::from_u128(0xCA9CE1),
         cancel: CancelOrder { reason, note: None },
     }
 }

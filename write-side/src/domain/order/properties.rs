@@ -222,6 +222,7 @@ fn resolve(
         },
         Spec::Cancel => OrderCommand::Cancel {
             order_id,
+            cancellation_id: uuid::Uuid::from_u128(0xCA9CE1),
             cancel: CancelOrder {
                 reason: CancelReason::CustomerRequest,
                 note: None,
