@@ -592,8 +592,10 @@ mod tests {
             "instructions": "Bring ID", "ready": true, "ready_at": null,
             "collect_by": "2026-11-30T18:00:00Z"});
         let page = tracking_main(
-            &view(serde_json::json!({"status": "cancelled", "cancellation_reason": "timeout",
-                                     "pickup": pickup})),
+            &view(
+                serde_json::json!({"status": "cancelled", "cancellation_reason": "timeout",
+                                     "pickup": pickup}),
+            ),
             false,
         );
         assert!(page.contains("data-status=\"cancelled\""), "{page}");

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use waybill_schemas::events::{
     CancelReason, CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
     FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeProgress, OrderCancelled, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery, RouteCause,
-    ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
+    NodeProgress, OrderCancelled, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery,
+    RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 

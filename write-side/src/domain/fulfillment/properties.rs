@@ -395,7 +395,12 @@ fn an_uncollected_pickup_that_was_the_whole_order_cancels_it_the_same_way_every_
     for e in route.handle(&state, t0()).unwrap() {
         state.apply(&e);
     }
-    assert_eq!(state.orders.len(), 1, "one store has it all: {:?}", state.orders);
+    assert_eq!(
+        state.orders.len(),
+        1,
+        "one store has it all: {:?}",
+        state.orders
+    );
     let fid = state.orders[0].id().to_owned();
     let ready = FulfillmentCommand::ReadyForPickup {
         fulfillment_id: fid.clone(),

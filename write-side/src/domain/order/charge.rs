@@ -6,8 +6,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use waybill_schemas::events::{
-    ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested, PaymentMethod,
-    ReturnResolution,
+    ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested, PaymentMethod, ReturnResolution,
 };
 use waybill_schemas::{Money, OrderEvent};
 
@@ -303,7 +302,10 @@ mod tests {
         match order.handle(&charge, t0()) {
             Err(OrderError::UnknownReference { field, detail, .. }) => {
                 assert_eq!(field, "return_id");
-                assert!(detail.contains(&format!("no return {order_id}-R1")), "{detail}");
+                assert!(
+                    detail.contains(&format!("no return {order_id}-R1")),
+                    "{detail}"
+                );
             }
             other => panic!("expected a refusal naming return_id, got {other:?}"),
         }

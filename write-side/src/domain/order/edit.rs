@@ -408,6 +408,39 @@ mod tests {
     }
 
     #[test]
+    fn a_prepaid_order_confirmed_for_immediate_capture_is_editable_and_moves_no_money() {
+        let prepaid_confirmed = with(
+            placed_order(prepaid()),
+            &[
+                accept_risk(),
+                reserve_all(t0() + minutes(15)),
+                OrderCommand::RecordAllocation {
+                    lines: full_lines(),
+                },
+                OrderCommand::Confirm {
+                    capture_mode: CaptureMode::Immediate,
+                },
+            ],
+            t0(),
+        );
+        assert!(!state(&prepaid_confirmed).capture_under_way());
+        let events = prepaid_confirmed
+            .handle(&command(Uuid::from_u128(1), edit(&[(1, 1)], vec![])), t0())
+            .expect("nothing is being captured for a prepaid order");
+        let [OrderEvent::OrderEdited(edited)] = events.as_slice() else {
+            panic!("one OrderEdited, got {events:?}");
+        };
+        assert_eq!(edited.money_action, EditMoneyAction::None);
+        // A card order confirmed for immediate capture still waits for its capture.
+        let card = confirmed(CaptureMode::Immediate);
+        assert!(state(&card).capture_under_way());
+        assert!(matches!(
+            card.handle(&command(Uuid::from_u128(2), edit(&[(1, 1)], vec![])), t0()),
+            Err(OrderError::NotEditable { .. })
+        ));
+    }
+
+    #[test]
     fn a_smaller_edit_reprices_the_order_and_captures_less() {
         let mut order = confirmed(CaptureMode::OnShipment);
         let events = order

@@ -505,7 +505,10 @@ mod tests {
         else {
             unreachable!()
         };
-        assert_eq!(withdrawn.cancellation_id, cancellation_id, "the id is the caller's");
+        assert_eq!(
+            withdrawn.cancellation_id, cancellation_id,
+            "the id is the caller's"
+        );
     }
 
     fn kinds(events: &[OrderEvent]) -> Vec<&'static str> {
