@@ -342,6 +342,7 @@ mod commands {
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let policy = super::returns_policy(settings).map(std::sync::Arc::new);
+        let routing = super::routing_config(settings).map(std::sync::Arc::new);
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
@@ -365,6 +366,9 @@ mod commands {
                 if let Ok(policy) = &policy {
                     config.returns_policy = policy.clone();
                 }
+                if let Ok(routing) = &routing {
+                    config.routing = routing.clone();
+                }
                 config.logistics_webhook_batching = settings.fulfillment.fulfillment_commit
                     == crate::config::FulfillmentCommit::Rounds;
                 config.inventory.reservation_ttl =
@@ -382,6 +386,7 @@ mod commands {
         async move {
             let config = config?;
             policy?;
+            routing?;
             tracing::info!(addr = %listener.local_addr()?, "command API listening");
             command_api::serve(listener, config, pool, stop).await
         }
@@ -587,7 +592,6 @@ mod fulfillment {
     use std::time::Duration;
 
     use waybill_write_side::domain::fulfillment::flow::FulfillmentPolicy;
-    use waybill_write_side::domain::fulfillment::RoutingConfig;
     use waybill_write_side::event_store::EventStore;
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
@@ -603,15 +607,7 @@ mod fulfillment {
     ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
     {
         let f = settings.fulfillment.clone();
-        let routing = match &f.routing_config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading routing config {}", path.display()))?;
-                RoutingConfig::parse(&text)
-            }
-            None => RoutingConfig::bundled(),
-        }
-        .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
+        let routing = super::routing_config(settings)?;
         let returns = returns_policy(settings)?;
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
@@ -697,6 +693,22 @@ mod sandbox {
 }
 
 pub use projector::config as projector_config;
+
+/// The routing rules: `WAYBILL_ROUTING_CONFIG`, or the bundled ones.
+pub fn routing_config(
+    settings: &Settings,
+) -> anyhow::Result<waybill_write_side::domain::fulfillment::RoutingConfig> {
+    use waybill_write_side::domain::fulfillment::RoutingConfig;
+    match &settings.fulfillment.routing_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading routing config {}", path.display()))?;
+            RoutingConfig::parse(&text)
+        }
+        None => RoutingConfig::bundled(),
+    }
+    .map_err(|e| anyhow::anyhow!("routing config: {e}"))
+}
 
 /// The return policy: `WAYBILL_RETURNS_POLICY`, or the bundled one.
 pub fn returns_policy(

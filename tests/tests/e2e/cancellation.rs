@@ -309,14 +309,9 @@ async fn an_uncollected_pickup_is_cancelled_refunded_and_restocked() {
     let f = FulfillmentWorld::start("pickup_expiry", &[]).await;
     f.world.location("store-soho", "store", 1).await;
     f.world.restock("TEE-RED-M", "store-soho", 3).await;
-    let placed = f
-        .world
-        .place(&multi_line_order(
-            "PICKUP-LATE-1",
-            &[("TEE-RED-M", 1)],
-            "pickup",
-        ))
-        .await;
+    let mut body = multi_line_order("PICKUP-LATE-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     let token = placed["tracking_token"].as_str().unwrap().to_owned();
     let grand_total = placed["totals"]["grand_total_minor"].as_i64().unwrap();

@@ -33,6 +33,7 @@ pub use problem::Problem;
 pub use request::{CORRELATION_ID_HEADER, IDEMPOTENCY_KEY_HEADER};
 pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
+use crate::domain::fulfillment::RoutingConfig;
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
 use crate::domain::returns::ReturnsPolicy;
@@ -80,6 +81,9 @@ pub struct CommandApiConfig {
     pub gateway: Option<HttpGateway>,
     /// The return policy (`POST /v1/orders/{id}/returns`, return reports).
     pub returns_policy: Arc<ReturnsPolicy>,
+    /// The routing rules: which shipping methods are collected at a store and which stores
+    /// offer pickup (`shipping.pickup_location` of `POST /v1/orders`).
+    pub routing: Arc<RoutingConfig>,
 }
 
 impl CommandApiConfig {
@@ -103,6 +107,9 @@ impl CommandApiConfig {
             gateway: None,
             // The bundled policy is tested to parse; the default is the same minus the fees.
             returns_policy: Arc::new(ReturnsPolicy::bundled().unwrap_or_default()),
+            routing: Arc::new(
+                RoutingConfig::bundled().expect("the bundled routing config parses (tested)"),
+            ),
         }
     }
 }
@@ -191,6 +198,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             batcher,
             tracking_secret: config.tracking_secret.into(),
             returns_policy: config.returns_policy,
+            routing: config.routing,
         },
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,

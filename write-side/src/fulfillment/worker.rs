@@ -541,6 +541,7 @@ async fn plan_route(
     let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
         services.routing.route(&RouteRequest {
             shipping_method: &state.shipping_method,
+            pickup_location: state.pickup_location.as_deref(),
             lines,
             candidates,
             history,

@@ -112,6 +112,7 @@ fn run_step(
             let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),
@@ -134,6 +135,7 @@ fn run_step(
                 .collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &missing,
                 candidates: &others,
                 history: &TransitHistory::default(),
@@ -149,6 +151,7 @@ fn run_step(
         FulfillmentStep::RouteReplacement { return_id, lines } => {
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),

@@ -78,6 +78,8 @@ impl Shipment {
 pub struct Fulfillment {
     pub order_id: Option<OrderId>,
     pub shipping_method: String,
+    /// The store the customer chose to collect a pickup order at (`OrderPlaced.pickup_store`).
+    pub pickup_location: Option<String>,
     /// Units ordered, by line number, with the SKU.
     pub ordered: BTreeMap<u32, FulfillmentLine>,
     pub allocated: Vec<ReservedLine>,
@@ -139,6 +141,7 @@ impl Fulfillment {
             OrderEvent::OrderPlaced(placed) => {
                 self.order_id = Some(placed.order_id);
                 self.shipping_method = placed.shipping.method.trim().to_ascii_lowercase();
+                self.pickup_location = placed.pickup_store.as_ref().map(|s| s.location_id.clone());
                 self.ordered = placed
                     .lines
                     .iter()

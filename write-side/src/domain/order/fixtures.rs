@@ -100,6 +100,7 @@ pub fn placed_event(order_id: OrderId, payment: Option<PaymentMethod>) -> OrderP
         },
         payment,
         risk_context: None,
+        pickup_store: None,
         placed_at: t0(),
     }
 }
@@ -126,6 +127,8 @@ pub fn place_command(order_id: OrderId, payment: Option<PaymentMethod>) -> Order
             totals: p.totals,
             payment: p.payment,
             risk_context: p.risk_context,
+            pickup_location: None,
+            pickup_store: p.pickup_store,
         }),
     }
 }

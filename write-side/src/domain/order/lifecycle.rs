@@ -26,6 +26,7 @@ pub(super) fn place(order_id: OrderId, order: &PlaceOrder, now: DateTime<Utc>) -
         totals: order.totals,
         payment: order.payment,
         risk_context: order.risk_context,
+        pickup_store: order.pickup_store,
         placed_at: now,
     })]
 }

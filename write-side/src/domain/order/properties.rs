@@ -146,6 +146,8 @@ fn arb_place_order() -> impl Strategy<Value = PlaceOrder> {
                     totals,
                     payment: template.payment,
                     risk_context: None,
+                    pickup_location: None,
+                    pickup_store: None,
                 })
             },
         )
