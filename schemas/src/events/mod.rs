@@ -46,8 +46,7 @@ pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_edit::{EditMoneyAction, OrderEdited};
 pub use order_placed::{
-    Address, Customer, Discount, OrderLine, OrderPlaced, PickupStore, RiskContext, Shipping,
-    Totals,
+    Address, Customer, Discount, OrderLine, OrderPlaced, PickupStore, RiskContext, Shipping, Totals,
 };
 pub use payment::{
     PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,

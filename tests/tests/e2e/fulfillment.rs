@@ -578,7 +578,11 @@ async fn a_pickup_order_is_collected_at_the_store_the_customer_chose() {
 
     let tasks = f.tasks(&order_id, 1).await;
     assert_eq!(tasks[0]["node_id"], json!("store-soho"), "{tasks:?}");
-    let routed = f.world.env.payloads_of(&order_id, "FulfillmentRouted").await;
+    let routed = f
+        .world
+        .env
+        .payloads_of(&order_id, "FulfillmentRouted")
+        .await;
     assert_eq!(routed.len(), 1, "{routed:?}");
     assert_eq!(routed[0]["node_id"], json!("store-soho"));
 

@@ -33,9 +33,9 @@ pub use problem::Problem;
 pub use request::{CORRELATION_ID_HEADER, IDEMPOTENCY_KEY_HEADER};
 pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
-use crate::domain::fulfillment::RoutingConfig;
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
+use crate::domain::fulfillment::RoutingConfig;
 use crate::domain::returns::ReturnsPolicy;
 use crate::event_store::EventStore;
 use crate::fulfillment::webhook_batcher::{WebhookBatcher, WebhookBatcherConfig};

@@ -212,7 +212,10 @@ pub fn choose_pickup_store(
         (None, true) => refuse(format!("is required for pickup orders ({})", offered())),
         (Some(id), true) => {
             let Some((location_id, point)) = routing.pickup_stores().find(|(n, _)| n == id) else {
-                return refuse(format!("{id} is not a store that offers pickup ({})", offered()));
+                return refuse(format!(
+                    "{id} is not a store that offers pickup ({})",
+                    offered()
+                ));
             };
             order.pickup_store = Some(PickupStore {
                 location_id: location_id.to_owned(),
@@ -546,10 +549,16 @@ mod tests {
         let refused = |method, store| choose(method, store).expect_err("refused");
         let (field, detail) = refused("pickup", None);
         assert_eq!(field, "shipping.pickup_location");
-        assert!(detail.contains("required") && detail.contains("store-soho"), "{detail}");
+        assert!(
+            detail.contains("required") && detail.contains("store-soho"),
+            "{detail}"
+        );
         let (field, detail) = refused("pickup", Some("wh-east"));
         assert_eq!(field, "shipping.pickup_location");
-        assert!(detail.contains("not a store that offers pickup"), "{detail}");
+        assert!(
+            detail.contains("not a store that offers pickup"),
+            "{detail}"
+        );
         let (field, _) = refused("standard", Some("store-soho"));
         assert_eq!(field, "shipping.pickup_location");
     }

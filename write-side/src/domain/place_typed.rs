@@ -15,8 +15,8 @@ use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku};
 use super::fields::{check_int, check_str};
 use super::place::{
     check_token, normalize_ip, promo_code, PlaceOrder, MAX_AMOUNT_MINOR, MAX_CITY, MAX_DEVICE_ID,
-    MAX_DISCOUNTS, MAX_ID, MAX_IP, MAX_LINES, MAX_METHOD, MAX_NAME, MAX_PHONE, MAX_POSTAL,
-    MAX_LOCATION, MAX_PROMO_CODES, MAX_REF, MAX_TOKEN,
+    MAX_DISCOUNTS, MAX_ID, MAX_IP, MAX_LINES, MAX_LOCATION, MAX_METHOD, MAX_NAME, MAX_PHONE,
+    MAX_POSTAL, MAX_PROMO_CODES, MAX_REF, MAX_TOKEN,
 };
 use super::pricing::promotions::Promotion;
 use super::pricing::{self, address, line_net, LineDraft, OrderDraft, ShippingDraft};

@@ -12,8 +12,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::views::{
     DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
-    TrackingLine, TrackingPayment, TrackingPickup, TrackingStatus, TrackingStock, TrackingStoreCredit,
-    TrackingTotals, TrackingView,
+    TrackingLine, TrackingPayment, TrackingPickup, TrackingStatus, TrackingStock,
+    TrackingStoreCredit, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 

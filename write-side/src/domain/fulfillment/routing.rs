@@ -586,7 +586,10 @@ mod tests {
         let soho = plan(Some("store-soho"), &stores);
         assert_eq!(nodes(&soho), ["store-soho"]);
         assert_eq!(
-            soho.routes[0].pickup.as_ref().map(|p| p.store_name.as_str()),
+            soho.routes[0]
+                .pickup
+                .as_ref()
+                .map(|p| p.store_name.as_str()),
             Some("Waybill Soho")
         );
         // The chosen store without the units: not sent to another store.
