@@ -384,6 +384,9 @@ mod tests {
         let b = OrderFactory::new(7, "r").order(3);
         assert_eq!(a, b);
         let mut factory = OrderFactory::new(1, "r");
+        let routing =
+            waybill_write_side::domain::fulfillment::RoutingConfig::bundled().expect("bundled");
+        let mut pickups = 0;
         for n in 0..200 {
             let order = factory.order(n);
             let lines = order["lines"].as_array().unwrap();
@@ -410,10 +413,18 @@ mod tests {
                 order["shipping_address"]["country"].as_str().unwrap().len(),
                 2
             );
-            let parsed = waybill_write_side::domain::parse_place_order(&order)
+            let mut parsed = waybill_write_side::domain::parse_place_order(&order)
                 .unwrap_or_else(|e| panic!("order {n} refused: {e}"));
             assert!(parsed.payment.is_some());
+            // Pickup orders name a store that offers pickup (US market only).
+            waybill_write_side::domain::choose_pickup_store(&mut parsed, &routing)
+                .unwrap_or_else(|e| panic!("order {n}: {e}"));
+            if parsed.shipping.method == "pickup" {
+                pickups += 1;
+                assert_eq!(order["shipping_address"]["country"], "US");
+            }
         }
+        assert!(pickups > 0, "some orders are collected at a store");
     }
 
     #[test]

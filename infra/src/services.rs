@@ -694,20 +694,35 @@ mod sandbox {
 
 pub use projector::config as projector_config;
 
+/// A JSON config file at `path`, or the bundled one; `what` names it in errors.
+fn file_or_bundled<T, E: std::fmt::Display>(
+    path: Option<&std::path::Path>,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    bundled: impl FnOnce() -> Result<T, E>,
+) -> anyhow::Result<T> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {what} {}", path.display()))?;
+            parse(&text)
+        }
+        None => bundled(),
+    }
+    .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
 /// The routing rules: `WAYBILL_ROUTING_CONFIG`, or the bundled ones.
 pub fn routing_config(
     settings: &Settings,
 ) -> anyhow::Result<waybill_write_side::domain::fulfillment::RoutingConfig> {
     use waybill_write_side::domain::fulfillment::RoutingConfig;
-    match &settings.fulfillment.routing_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading routing config {}", path.display()))?;
-            RoutingConfig::parse(&text)
-        }
-        None => RoutingConfig::bundled(),
-    }
-    .map_err(|e| anyhow::anyhow!("routing config: {e}"))
+    file_or_bundled(
+        settings.fulfillment.routing_config.as_deref(),
+        "routing config",
+        RoutingConfig::parse,
+        RoutingConfig::bundled,
+    )
 }
 
 /// The return policy: `WAYBILL_RETURNS_POLICY`, or the bundled one.
@@ -715,13 +730,10 @@ pub fn returns_policy(
     settings: &Settings,
 ) -> anyhow::Result<waybill_write_side::domain::returns::ReturnsPolicy> {
     use waybill_write_side::domain::returns::ReturnsPolicy;
-    match &settings.fulfillment.returns_policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading return policy {}", path.display()))?;
-            ReturnsPolicy::parse(&text)
-        }
-        None => ReturnsPolicy::bundled(),
-    }
-    .map_err(|e| anyhow::anyhow!("return policy: {e}"))
+    file_or_bundled(
+        settings.fulfillment.returns_policy.as_deref(),
+        "return policy",
+        ReturnsPolicy::parse,
+        ReturnsPolicy::bundled,
+    )
 }
