@@ -14,6 +14,7 @@ mod finance;
 mod fulfillment;
 mod fully_cancelled;
 mod idempotency;
+mod json_bodies;
 mod ledger;
 mod relay_crash;
 mod returns;
