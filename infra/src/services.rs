@@ -366,6 +366,7 @@ mod commands {
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let policy = super::returns_policy(settings).map(std::sync::Arc::new);
+        let routing = super::routing_config(settings).map(std::sync::Arc::new);
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
@@ -394,6 +395,9 @@ mod commands {
                 config.webhook_clock_skew = chrono::Duration::seconds(i64::from(
                     settings.fulfillment.webhook_clock_skew_secs,
                 ));
+                if let Ok(routing) = &routing {
+                    config.routing = routing.clone();
+                }
                 config.logistics_webhook_batching = settings.fulfillment.fulfillment_commit
                     == crate::config::FulfillmentCommit::Rounds;
                 config.inventory.reservation_ttl =
@@ -411,6 +415,7 @@ mod commands {
         async move {
             let config = config?;
             policy?;
+            routing?;
             tracing::info!(addr = %listener.local_addr()?, "command API listening");
             command_api::serve(listener, config, pool, stop).await
         }
@@ -714,7 +719,6 @@ mod fulfillment {
     use std::time::Duration;
 
     use waybill_write_side::domain::fulfillment::flow::FulfillmentPolicy;
-    use waybill_write_side::domain::fulfillment::RoutingConfig;
     use waybill_write_side::event_store::EventStore;
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
@@ -730,15 +734,7 @@ mod fulfillment {
     ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
     {
         let f = settings.fulfillment.clone();
-        let routing = match &f.routing_config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading routing config {}", path.display()))?;
-                RoutingConfig::parse(&text)
-            }
-            None => RoutingConfig::bundled(),
-        }
-        .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
+        let routing = super::routing_config(settings)?;
         let returns = returns_policy(settings)?;
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
@@ -825,18 +821,46 @@ mod sandbox {
 
 pub use projector::config as projector_config;
 
+/// A JSON config file at `path`, or the bundled one; `what` names it in errors.
+fn file_or_bundled<T, E: std::fmt::Display>(
+    path: Option<&std::path::Path>,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    bundled: impl FnOnce() -> Result<T, E>,
+) -> anyhow::Result<T> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {what} {}", path.display()))?;
+            parse(&text)
+        }
+        None => bundled(),
+    }
+    .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// The routing rules: `WAYBILL_ROUTING_CONFIG`, or the bundled ones.
+pub fn routing_config(
+    settings: &Settings,
+) -> anyhow::Result<waybill_write_side::domain::fulfillment::RoutingConfig> {
+    use waybill_write_side::domain::fulfillment::RoutingConfig;
+    file_or_bundled(
+        settings.fulfillment.routing_config.as_deref(),
+        "routing config",
+        RoutingConfig::parse,
+        RoutingConfig::bundled,
+    )
+}
+
 /// The return policy: `WAYBILL_RETURNS_POLICY`, or the bundled one.
 pub fn returns_policy(
     settings: &Settings,
 ) -> anyhow::Result<waybill_write_side::domain::returns::ReturnsPolicy> {
     use waybill_write_side::domain::returns::ReturnsPolicy;
-    match &settings.fulfillment.returns_policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading return policy {}", path.display()))?;
-            ReturnsPolicy::parse(&text)
-        }
-        None => ReturnsPolicy::bundled(),
-    }
-    .map_err(|e| anyhow::anyhow!("return policy: {e}"))
+    file_or_bundled(
+        settings.fulfillment.returns_policy.as_deref(),
+        "return policy",
+        ReturnsPolicy::parse,
+        ReturnsPolicy::bundled,
+    )
 }

@@ -112,6 +112,7 @@ pub fn placed(order: OrderId) -> OrderPlaced {
         },
         payment: None,
         risk_context: None,
+        pickup_store: None,
         placed_at: at(0),
     }
 }

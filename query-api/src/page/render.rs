@@ -169,13 +169,18 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
     }
 
     if let Some(pickup) = &view.pickup {
+        // A cancelled order (every unit cancelled, an uncollected pickup included) is no
+        // longer held at the store, whatever the store reported before.
+        let cancelled = view.status == TrackingStatus::Cancelled;
         let _ = write!(
             html,
             "<section aria-labelledby=\"h-pickup\" id=\"pickup\"><h2 id=\"h-pickup\">Pick up in store</h2>\
 <div class=\"card\"><p><strong>{store}</strong><br>{address}</p><p>{ready}</p><p>{instructions}</p>{collect}</div></section>",
             store = escape(&pickup.store_name),
             address = escape(&pickup.address),
-            ready = if pickup.ready {
+            ready = if cancelled {
+                "Cancelled: this order is no longer held for collection".to_owned()
+            } else if pickup.ready {
                 "Ready for collection".to_owned()
             } else {
                 "We'll tell you when it's ready".to_owned()
@@ -183,6 +188,7 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
             instructions = escape(&pickup.instructions),
             collect = pickup
                 .collect_by
+                .filter(|_| !cancelled)
                 .map(|t| format!("<p>Collect by {}</p>", when(t)))
                 .unwrap_or_default(),
         );
@@ -555,6 +561,24 @@ mod tests {
         );
         assert!(full.contains("Return RMA-9") && full.contains("Refunded 12.50 EUR"));
         assert!(full.contains("id=\"stale\""));
+    }
+
+    #[test]
+    fn a_cancelled_pickup_is_not_ready_for_collection() {
+        let pickup = serde_json::json!({"store_name": "Soho", "address": "1 Old St",
+            "instructions": "Bring ID", "ready": true, "ready_at": null,
+            "collect_by": "2026-11-30T18:00:00Z"});
+        let page = tracking_main(
+            &view(
+                serde_json::json!({"status": "cancelled", "cancellation_reason": "timeout",
+                                     "pickup": pickup}),
+            ),
+            false,
+        );
+        assert!(page.contains("data-status=\"cancelled\""), "{page}");
+        assert!(page.contains("no longer held for collection"), "{page}");
+        assert!(!page.contains("Ready for collection"), "{page}");
+        assert!(!page.contains("Collect by"), "{page}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_edit::{EditMoneyAction, OrderEdited};
 pub use order_placed::{
-    Address, Customer, Discount, OrderLine, OrderPlaced, RiskContext, Shipping, Totals,
+    Address, Customer, Discount, OrderLine, OrderPlaced, PickupStore, RiskContext, Shipping, Totals,
 };
 pub use payment::{
     PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
@@ -126,7 +126,7 @@ macro_rules! order_events {
 }
 
 order_events! {
-    OrderPlaced = 3,
+    OrderPlaced = 4,
     OrderCancelled = 1,
     RiskAssessed = 1,
     RiskReviewResolved = 1,

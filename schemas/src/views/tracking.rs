@@ -38,7 +38,8 @@ pub struct TrackingView {
     /// Parcels, one per node that ships part of the order.
     #[serde(default)]
     pub shipments: Vec<TrackingShipment>,
-    /// Where and how to collect a buy-online-pick-up-in-store order (null for shipped orders).
+    /// Where and how to collect a buy-online-pick-up-in-store order: the store the customer chose,
+    /// from placement on (null for shipped orders).
     #[serde(default)]
     pub pickup: Option<TrackingPickup>,
     /// Returns the customer started (later issue; empty until then).

@@ -203,10 +203,9 @@ async fn bopis_order_is_ready_then_picked_up_with_its_code() {
     let f = FulfillmentWorld::start("bopis", &[]).await;
     f.world.location("store-soho", "store", 1).await;
     f.world.restock("TEE-RED-M", "store-soho", 3).await;
-    let placed = f
-        .world
-        .place(&multi_line_order("BOPIS-1", &[("TEE-RED-M", 1)], "pickup"))
-        .await;
+    let mut body = multi_line_order("BOPIS-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     let tasks = f.tasks(&order_id, 1).await;
     assert_eq!(tasks[0]["node_id"], json!("store-soho"));
@@ -658,4 +657,97 @@ async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_an
         metrics.contains("waybill_payment_capture_failures_total{code=\"authorization_voided\"}"),
         "alert metric"
     );
+}
+
+/// A pickup order goes to the store the customer chose (`shipping.pickup_location`), not to
+/// whichever store routing scores best, and the tracking view and page name that store from
+/// placement on. A pickup order without a store, with a store that offers no pickup, or a
+/// shipped order naming a store is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pickup_order_is_collected_at_the_store_the_customer_chose() {
+    let f = FulfillmentWorld::start("bopis_chosen_store", &[]).await;
+    // Chicago is nearer the customer (and has the stock), so it would win on score.
+    f.world.location("store-chicago", "store", 1).await;
+    f.world.location("store-soho", "store", 8).await;
+    f.world.restock("TEE-RED-M", "store-chicago", 3).await;
+    f.world.restock("TEE-RED-M", "store-soho", 3).await;
+
+    let refused = |reference: &'static str, shipping: Value| {
+        let api = &f.world.api;
+        async move {
+            let mut body = multi_line_order(reference, &[("TEE-RED-M", 1)], "pickup");
+            body["shipping"] = shipping;
+            api.place_order(&format!("place-{reference}"), &body).await
+        }
+    };
+    for (reference, shipping) in [
+        ("PICK-NONE", json!({"method": "pickup"})),
+        (
+            "PICK-NOWHERE",
+            json!({"method": "pickup", "pickup_location": "store-tokyo"}),
+        ),
+        (
+            "PICK-WAREHOUSE",
+            json!({"method": "pickup", "pickup_location": "wh-east"}),
+        ),
+        (
+            "PICK-SHIPPED",
+            json!({"method": "standard", "pickup_location": "store-soho"}),
+        ),
+    ] {
+        let response = refused(reference, shipping).await;
+        assert_eq!(response.status, 422, "{reference}: {}", response.describe());
+        let mut fields = response.problem_fields();
+        fields.dedup();
+        assert_eq!(
+            fields,
+            ["shipping.pickup_location"],
+            "{reference}: {}",
+            response.describe()
+        );
+    }
+
+    let mut body = multi_line_order("PICK-SOHO-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let token = placed["tracking_token"].as_str().unwrap().to_owned();
+    let recorded = f.world.env.payloads_of(&order_id, "OrderPlaced").await;
+    assert_eq!(
+        recorded[0]["pickup_store"]["location_id"],
+        json!("store-soho"),
+        "{recorded:?}"
+    );
+    let view = f
+        .view_when(&order_id, "the chosen store shows", |v| {
+            v["pickup"]["store_name"] == json!("Waybill Soho")
+        })
+        .await;
+    assert_eq!(view["pickup"]["ready"], json!(false));
+
+    let tasks = f.tasks(&order_id, 1).await;
+    assert_eq!(tasks[0]["node_id"], json!("store-soho"), "{tasks:?}");
+    let routed = f
+        .world
+        .env
+        .payloads_of(&order_id, "FulfillmentRouted")
+        .await;
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert_eq!(routed[0]["node_id"], json!("store-soho"));
+
+    let page = f
+        .world
+        .api
+        .get(&format!(
+            "{}/track/{order_id}?token={token}",
+            f.world.api.query_url
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let html = page.text();
+    assert!(
+        html.contains("Waybill Soho") && html.contains("120 Spring St"),
+        "{html}"
+    );
+    assert!(!html.contains("Waybill Chicago"), "{html}");
 }

@@ -13,6 +13,7 @@ mod edits;
 mod exchanges;
 mod finance;
 mod fulfillment;
+mod fully_cancelled;
 mod idempotency;
 mod json_bodies;
 mod ledger;

@@ -199,6 +199,7 @@ fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> Or
         },
         Step::Cancel { reason } => OrderCommand::Cancel {
             order_id,
+            cancellation_id: uuid::Uuid::now_v7(),
             cancel: CancelOrder { reason, note: None },
         },
         Step::RefundCancelled { amount } => OrderCommand::RequestRefund {

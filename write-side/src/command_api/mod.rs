@@ -38,6 +38,7 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
+use crate::domain::fulfillment::RoutingConfig;
 use crate::domain::returns::ReturnsPolicy;
 use crate::event_store::EventStore;
 use crate::fulfillment::webhook_batcher::{WebhookBatcher, WebhookBatcherConfig};
@@ -87,6 +88,9 @@ pub struct CommandApiConfig {
     pub gateway_name: String,
     /// The return policy (`POST /v1/orders/{id}/returns`, return reports).
     pub returns_policy: Arc<ReturnsPolicy>,
+    /// The routing rules: which shipping methods are collected at a store and which stores
+    /// offer pickup (`shipping.pickup_location` of `POST /v1/orders`).
+    pub routing: Arc<RoutingConfig>,
 }
 
 impl CommandApiConfig {
@@ -112,6 +116,9 @@ impl CommandApiConfig {
             gateway_name: "sandbox".to_owned(),
             // The bundled policy is tested to parse; the default is the same minus the fees.
             returns_policy: Arc::new(ReturnsPolicy::bundled().unwrap_or_default()),
+            routing: Arc::new(
+                RoutingConfig::bundled().expect("the bundled routing config parses (tested)"),
+            ),
         }
     }
 }
@@ -212,6 +219,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             batcher,
             tracking: config.tracking,
             returns_policy: config.returns_policy,
+            routing: config.routing,
         },
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,

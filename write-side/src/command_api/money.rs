@@ -85,7 +85,7 @@ pub async fn refund_order(
         (status = 403, description = "forbidden (role finance)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "order-not-found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid-transition (nothing captured yet, no card)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation-failed (amount_minor, currency, reason) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (amount_minor, currency, reason, return_id: unknown or not an exchange) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -126,6 +126,13 @@ pub struct ShippingRequest {
     price_minor: Option<i64>,
     /// Absent: the destination's rate where it taxes shipping, else 0.
     tax_minor: Option<i64>,
+    /// The store the customer collects a `pickup` order at: the id of a location that offers
+    /// pickup (the routing config's nodes with a `pickup` point, e.g. `store-soho`); at most
+    /// 64 characters. Required for `pickup` orders (routing sends the order to that store and
+    /// no other); refused for any other method. 422 naming `shipping.pickup_location`
+    /// otherwise.
+    #[schema(example = "store-soho")]
+    pickup_location: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/cancel` body.
@@ -176,7 +183,9 @@ pub struct ChargeRequestBody {
     /// Why (internal); at most 500 characters.
     reason: String,
     /// The exchange (`<order id>-R<n>`) whose price difference this pays, when an agent
-    /// charges again after a declined charge: once captured, the replacement ships.
+    /// charges again after a declined charge: once captured, the replacement ships. A return
+    /// the order does not have, or one not resolved as an exchange, is 422 naming `return_id`
+    /// (nothing is charged).
     return_id: Option<String>,
 }
 

@@ -61,6 +61,8 @@ pub struct CommandServices {
     pub batcher: CommitBatcher,
     pub tracking: waybill_schemas::access::TrackingKeys,
     pub returns_policy: Arc<crate::domain::returns::ReturnsPolicy>,
+    /// Which shipping methods are collected at a store, and which stores offer pickup.
+    pub routing: Arc<crate::domain::fulfillment::RoutingConfig>,
 }
 
 /// Who is asking, under which idempotency key, for which exact request.

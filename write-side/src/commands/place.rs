@@ -7,7 +7,7 @@ use waybill_schemas::OrderId;
 use super::{responses, CommandContext, CommandError, CommandServices, Reply};
 use crate::channel_orders::ChannelOrder;
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
-use crate::domain::{parse_place_order, Order, OrderCommand, PlaceOrder};
+use crate::domain::{choose_pickup_store, parse_place_order, Order, OrderCommand, PlaceOrder};
 use crate::event_store::{new_events, stamp};
 
 /// `POST /v1/orders`.
@@ -24,8 +24,9 @@ pub async fn place_order(
 pub async fn place_parsed_order(
     services: &CommandServices,
     ctx: &CommandContext,
-    order: PlaceOrder,
+    mut order: PlaceOrder,
 ) -> Result<Reply, CommandError> {
+    choose_pickup_store(&mut order, &services.routing)?;
     // No pre-check: the commit itself finds a stored key or a captured channel reference
     // (see `commit_batcher`), and the outcomes below answer those from what is stored.
     let order_id = OrderId::new_v7();

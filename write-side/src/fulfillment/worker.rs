@@ -452,6 +452,7 @@ pub(super) async fn take_step(
                 .map(|s| s.cancellation_value(&lines))
                 .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
             FulfillmentCommand::CancelUncollected {
+                cancellation_id: uuid::Uuid::now_v7(),
                 fulfillment_id,
                 value,
             }
@@ -557,6 +558,7 @@ async fn plan_route(
     let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
         services.routing.route(&RouteRequest {
             shipping_method: &state.shipping_method,
+            pickup_location: state.pickup_location.as_deref(),
             lines,
             candidates,
             history,

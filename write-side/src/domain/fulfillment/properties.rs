@@ -112,6 +112,7 @@ fn run_step(
             let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),
@@ -134,6 +135,7 @@ fn run_step(
                 .collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &missing,
                 candidates: &others,
                 history: &TransitHistory::default(),
@@ -149,6 +151,7 @@ fn run_step(
         FulfillmentStep::RouteReplacement { return_id, lines } => {
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),
@@ -202,6 +205,11 @@ fn run_step(
         }
         FulfillmentStep::ExpirePickup { fulfillment_id } => {
             Some(FulfillmentCommand::CancelUncollected {
+                // One id per pickup, as data (the domain never makes one up).
+                cancellation_id: uuid::Uuid::from_slice(
+                    &sha2::Sha256::digest(fulfillment_id.as_bytes())[..16],
+                )
+                .expect("16 bytes"),
                 fulfillment_id,
                 value: waybill_schemas::Money::zero(
                     waybill_schemas::Currency::parse("USD").expect("known currency"),
@@ -360,6 +368,9 @@ proptest! {
             if state.is_routed() {
                 check_units(&state)?;
             }
+            // The order is cancelled exactly when nothing of it is left (short picks nobody
+            // could fill, uncollected pickups), decided with the cancellation of the last units.
+            prop_assert_eq!(state.cancelled, state.nothing_left(), "cancelled iff every unit is");
             // The flow never loops: a step that changes nothing is never asked for twice.
             if let Some(again) = run_step(&state, &config, pickup, &cands, n) {
                 if let Some(events) = again.handle(&state, now) {
@@ -368,6 +379,63 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_uncollected_pickup_that_was_the_whole_order_cancels_it_the_same_way_every_time() {
+    let order_id = OrderId::new_v7();
+    let mut placed = placed_event(order_id, None);
+    placed.shipping.method = "pickup".into();
+    let mut state = Fulfillment::from_events(&[
+        OrderEvent::OrderPlaced(placed),
+        OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            capture_mode: CaptureMode::Immediate,
+            confirmed_at: t0(),
+        }),
+    ]);
+    let config = RoutingConfig::bundled().unwrap();
+    let cands = candidates(&[(2, 1, 1), (2, 1, 1), (2, 1, 1)]);
+    let route = run_step(&state, &config, true, &cands, 0).expect("route");
+    for e in route.handle(&state, t0()).unwrap() {
+        state.apply(&e);
+    }
+    assert_eq!(
+        state.orders.len(),
+        1,
+        "one store has it all: {:?}",
+        state.orders
+    );
+    let fid = state.orders[0].id().to_owned();
+    let ready = FulfillmentCommand::ReadyForPickup {
+        fulfillment_id: fid.clone(),
+        code: "123456".into(),
+        collect_by: t0() + Duration::days(1),
+    };
+    for e in state.handle(&ready, t0()).unwrap() {
+        state.apply(&e);
+    }
+    let expire = FulfillmentCommand::CancelUncollected {
+        cancellation_id: uuid::Uuid::from_u128(42),
+        fulfillment_id: fid,
+        value: waybill_schemas::Money::zero(
+            waybill_schemas::Currency::parse("USD").expect("known currency"),
+        ),
+    };
+    let late = t0() + Duration::days(2);
+    let events = state.handle(&expire, late).unwrap();
+    // Same input, same output: the id and the time are data.
+    assert_eq!(events, state.handle(&expire, late).unwrap());
+    let kinds: Vec<&str> = events.iter().map(OrderEvent::event_type).collect();
+    assert_eq!(kinds, ["OrderLinesCancelled", "OrderCancelled"]);
+    let (OrderEvent::OrderLinesCancelled(lines), OrderEvent::OrderCancelled(order)) =
+        (&events[0], &events[1])
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(lines.cancellation_id, uuid::Uuid::from_u128(42));
+    assert_eq!(order.reason, waybill_schemas::events::CancelReason::Timeout);
+    assert_eq!(order.cancelled_at, late);
 }
 
 /// An order with one packed parcel handed to the carrier at `t0()`, and the parcel's id.

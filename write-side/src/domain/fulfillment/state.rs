@@ -79,6 +79,8 @@ impl Shipment {
 pub struct Fulfillment {
     pub order_id: Option<OrderId>,
     pub shipping_method: String,
+    /// The store the customer chose to collect a pickup order at (`OrderPlaced.pickup_store`).
+    pub pickup_location: Option<String>,
     /// Units ordered, by line number, with the SKU.
     pub ordered: BTreeMap<u32, FulfillmentLine>,
     pub allocated: Vec<ReservedLine>,
@@ -143,6 +145,7 @@ impl Fulfillment {
             OrderEvent::OrderPlaced(placed) => {
                 self.order_id = Some(placed.order_id);
                 self.shipping_method = placed.shipping.method.trim().to_ascii_lowercase();
+                self.pickup_location = placed.pickup_store.as_ref().map(|s| s.location_id.clone());
                 self.ordered = placed
                     .lines
                     .iter()
@@ -409,6 +412,12 @@ impl Fulfillment {
     pub fn to_route(&self) -> Vec<FulfillmentLine> {
         let ordered: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
         subtract(&ordered, &self.cancelled_lines)
+    }
+
+    /// Every unit ordered was cancelled (by the customer or an agent, an uncollected pickup, a
+    /// short pick nobody could fill): nothing of the order is left to hand over.
+    pub fn nothing_left(&self) -> bool {
+        !self.ordered.is_empty() && total(&self.to_route()) == 0
     }
 
     fn apply_line_cancellation(&mut self, e: &OrderLinesCancelled) {

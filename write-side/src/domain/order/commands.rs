@@ -25,6 +25,9 @@ pub enum OrderCommand {
     /// A customer, agent or the checkout flow cancels the order (allowed until a capture).
     Cancel {
         order_id: OrderId,
+        /// The id the units' cancellation gets when the order is confirmed already (every unit
+        /// left is cancelled as one `OrderLinesCancelled`); chosen by the caller.
+        cancellation_id: Uuid,
         cancel: CancelOrder,
     },
     /// A customer, agent or service cancels units of a confirmed order that have not shipped.

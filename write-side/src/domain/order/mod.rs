@@ -100,7 +100,11 @@ impl Order {
         let action = command.action();
         match command {
             C::Place { .. } => Err(OrderError::AlreadyPlaced(state.order_id())),
-            C::Cancel { cancel, .. } => state.cancel(cancel, now),
+            C::Cancel {
+                cancellation_id,
+                cancel,
+                ..
+            } => state.cancel(*cancellation_id, cancel, now),
             C::CancelLines {
                 cancellation_id,
                 cancel,

@@ -502,6 +502,17 @@ impl OrderState {
         Money::new(minor, self.placed.currency)
     }
 
+    /// Confirmed for immediate capture and the capture not recorded yet: it may be at the
+    /// gateway right now, so the order's value must not change under it. Never true of a
+    /// prepaid order (paid to the channel: there is no capture to wait for) nor of one whose
+    /// hold has nothing left to capture (every unit cancelled: the hold is voided instead).
+    pub fn capture_under_way(&self) -> bool {
+        self.confirmed == Some(CaptureMode::Immediate)
+            && !self.is_prepaid()
+            && self.captures.is_empty()
+            && matches!(self.payment(), PaymentState::Authorized { .. })
+    }
+
     /// What is left to capture on the authorization (zero without one).
     pub fn capturable(&self) -> Money {
         let authorized = self.authorization.as_ref().map_or(0, |a| a.amount.minor);
