@@ -139,8 +139,9 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, chart(&report))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    let cpu_path = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &svg_path,
         "bench analytics: CPU per unit by process",
         &[
             ("view lag", &report.lag_cpu),
@@ -148,12 +149,6 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
             ("queries", &report.queries_cpu),
         ],
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        svg_path.display(),
-        cpu_path.display()
-    );
     Ok(())
 }
 

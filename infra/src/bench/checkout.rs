@@ -94,20 +94,15 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     if let Some(cpu) = &report.placement_only_cpu {
         windows.insert(0, ("placement only", cpu));
     }
-    let cpu_path = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &svg_path,
         &format!(
             "bench checkout: CPU per unit by process, {} orders",
             args.orders
         ),
         &windows,
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        svg_path.display(),
-        cpu_path.display()
-    );
     Ok(())
 }
 

@@ -422,19 +422,27 @@ pub fn chart(title: &str, windows: &[(&str, &CpuReport)]) -> String {
     svg
 }
 
-/// Writes [`chart`] beside a bench's JSON report (`x.json` → `x-cpu.svg`) and returns its path.
+/// Writes [`chart`] beside a bench's JSON report (`x.json` → `x-cpu.svg`) and says which files
+/// the bench wrote: the report, its own chart `svg` and this one.
 pub fn write_chart(
     out: &std::path::Path,
+    svg: &std::path::Path,
     title: &str,
     windows: &[(&str, &CpuReport)],
-) -> anyhow::Result<std::path::PathBuf> {
+) -> anyhow::Result<()> {
     let stem = out
         .file_stem()
         .map_or_else(|| "bench".into(), |s| s.to_string_lossy().into_owned());
     let path = out.with_file_name(format!("{stem}-cpu.svg"));
     std::fs::write(&path, chart(title, windows))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    Ok(path)
+    println!(
+        "wrote {}, {} and {}",
+        out.display(),
+        svg.display(),
+        path.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -142,20 +142,15 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
     .into_iter()
     .filter_map(|(name, r)| Some((name, r.cpu.as_ref()?)))
     .collect();
-    let cpu_path = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &chart_path,
         &format!(
             "bench flash-sale: CPU per decision by process, {} orders",
             args.orders
         ),
         &windows,
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        chart_path.display(),
-        cpu_path.display()
-    );
     Ok(())
 }
 

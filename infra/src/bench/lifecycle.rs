@@ -256,20 +256,15 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
     if let Some(b) = &report.baseline_checkout {
         windows.push(("checkout only", &b.cpu));
     }
-    let cpu_chart = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &chart,
         &format!(
             "bench lifecycle: CPU per unit by process, {} orders",
             args.orders
         ),
         &windows,
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        chart.display(),
-        cpu_chart.display()
-    );
     Ok(())
 }
 

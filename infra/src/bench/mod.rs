@@ -89,7 +89,6 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, svg::chart(&report))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
     let windows: Vec<(&str, &cpu::CpuReport)> = [
         ("pipeline", report.cpu.as_ref()),
         ("baseline INSERT", report.baseline_cpu.as_ref()),
@@ -97,17 +96,15 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
     .into_iter()
     .filter_map(|(name, cpu)| Some((name, cpu?)))
     .collect();
-    if !windows.is_empty() {
-        let path = cpu::write_chart(
-            &args.out,
-            &format!(
-                "bench place: CPU per unit by process, {} orders",
-                args.orders
-            ),
-            &windows,
-        )?;
-        println!("wrote {}", path.display());
-    }
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        &format!(
+            "bench place: CPU per unit by process, {} orders",
+            args.orders
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -188,8 +185,8 @@ async fn run_bench(
         running.wait().await?;
     }
     let mut report = BenchReport::new(args, &load, &lag, baseline, Goals::issue_2());
-    // Against external services this process is only the load driver: the report says so by
-    // its rows (no services row), the servers' rows still count.
+    // Against external services (`--external`) this process is only the load driver: the
+    // report has no services row then, only the driver's and the servers'.
     report.cpu = Some(cpu);
     report.baseline_cpu = baseline_cpu;
     if let Some(search_lag) = search_lag {

@@ -402,17 +402,12 @@ pub async fn search(args: &BenchSearchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(label, m, _)| (label.as_str(), &m.cpu))
         .collect();
-    let cpu_path = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &svg_path,
         "bench search: CPU per query by process (Tantivy in the bench process)",
         &windows,
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        svg_path.display(),
-        cpu_path.display()
-    );
     Ok(())
 }
 

@@ -158,20 +158,15 @@ pub async fn tracking(settings: &Settings, args: &BenchTrackingArgs) -> anyhow::
         .iter()
         .filter_map(|t| Some((t.label, t.cpu.as_ref()?)))
         .collect();
-    let cpu_path = cpu::write_chart(
+    cpu::write_chart(
         &args.out,
+        &svg_path,
         &format!(
             "bench tracking: CPU per request by process, {}/s",
             args.rate
         ),
         &windows,
     )?;
-    println!(
-        "wrote {}, {} and {}",
-        args.out.display(),
-        svg_path.display(),
-        cpu_path.display()
-    );
     Ok(())
 }
 
