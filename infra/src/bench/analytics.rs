@@ -182,7 +182,7 @@ async fn run_all(
         "bench analytics (run {run}): {} orders offered at {}/s",
         args.orders, args.rate
     );
-    let before = cpu::Snapshot::take();
+    let before = cpu::Snapshot::start();
     let lag = paced_lag(&client, &warehouse, args, run).await?;
     let lag_cpu = cpu::Snapshot::take().since(&before, "order", lag.accepted);
     shutdown.trigger();
@@ -202,7 +202,7 @@ async fn run_all(
     let loaded = Instant::now();
     let synthetic_rows = load_synthetic(queries_db, args.synthetic_orders, today).await?;
     let load_seconds = loaded.elapsed().as_secs_f64();
-    let before = cpu::Snapshot::take();
+    let before = cpu::Snapshot::start();
     let queries = time_queries(queries_db, settings, today, args.repetitions).await?;
     let queries_cpu =
         cpu::Snapshot::take().since(&before, "query", (queries.len() * args.repetitions) as u64);
@@ -391,7 +391,7 @@ async fn ingest(
     let view = AnalyticsProjection::named(AnalyticsStore::new(ingest_db.client()), name);
     let before = counter(render, "waybill_analytics_rows_written_total");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let cpu_before = cpu::Snapshot::take();
+    let cpu_before = cpu::Snapshot::start();
     let started = Instant::now();
     // On the services' runtime: the view's CPU is Waybill's, not the bench's.
     let task = Role::Services

@@ -138,7 +138,7 @@ async fn placement_only(
         client.wait_ready(Duration::from_secs(30)).await?;
         let (lag, _) = mpsc::unbounded_channel();
         let done = Arc::new(AtomicU64::new(0));
-        let before = cpu::Snapshot::take();
+        let before = cpu::Snapshot::start();
         let load =
             load::run_bodies(&client, bodies.to_vec(), args.clients, run, lag, done, true).await?;
         let cpu = cpu::Snapshot::take().since(&before, "order", load.accepted);
@@ -213,7 +213,7 @@ async fn drive(
     let client = api_client(api, secrets, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
     let metrics_before = render();
-    let cpu_before = cpu::Snapshot::take();
+    let cpu_before = cpu::Snapshot::start();
 
     let placed = Arc::new(AtomicU64::new(0));
     let (accepted_tx, accepted_rx) = watch::channel(None);

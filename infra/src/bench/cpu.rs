@@ -6,8 +6,10 @@
 //! - this process, split by thread: the services run on their own runtime, and each sandbox on
 //!   its own (see [`super::roles`]), whose threads carry the role in their name; every other
 //!   thread of the process (the main thread, the main runtime's workers) is the load driver and
-//!   the bench's own observers (lag samplers, progress polls). Threads that exited during the
-//!   window cannot be attributed and are a row of their own;
+//!   the bench's own observers (lag samplers, progress polls). Threads are sampled every 100 ms
+//!   during the window, so one that ends inside it (Tantivy starts new indexing workers after
+//!   each commit) counts in its role up to its last sample; the rest of its time is a row of
+//!   its own (`bench process, exited threads`);
 //! - the local servers, by command name: every `postgres`, `nats-server`, `redis-server` and
 //!   `clickhouse*` process on the machine, summed. Each process counts `utime + stime` and also
 //!   `cutime + cstime`, the time of its children that exited and were reaped: a Postgres backend
@@ -20,6 +22,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -133,7 +137,7 @@ pub fn machine_busy_ticks(stat: &str) -> Option<u64> {
 }
 
 /// CPU counters at one instant.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Snapshot {
     at: Instant,
     /// This process's threads: thread id → (role, ticks).
@@ -143,18 +147,71 @@ pub struct Snapshot {
     /// Each server found: the sum over its processes, exited children included.
     servers: BTreeMap<Server, u64>,
     machine_busy: u64,
+    /// For a snapshot that starts a window ([`Snapshot::start`]): the last counters seen of
+    /// every thread since, sampled a few times a second, so a thread that ends inside the
+    /// window (a search index worker after a commit, a blocking thread) is still counted in
+    /// its role up to its last sample.
+    sampler: Option<Sampler>,
+}
+
+/// How often [`Sampler`] reads the threads' counters.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[derive(Debug)]
+struct Sampler {
+    seen: Arc<Mutex<HashMap<u32, (Role, u64)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sampler {
+    fn spawn() -> Self {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (into, until) = (seen.clone(), stop.clone());
+        // Best effort: without it exited threads are the unattributed row.
+        let _ = std::thread::Builder::new()
+            .name("bench-cpu-meter".to_owned())
+            .spawn(move || {
+                while !until.load(Ordering::Relaxed) {
+                    let threads = own_threads();
+                    if let Ok(mut seen) = into.lock() {
+                        seen.extend(threads);
+                    }
+                    std::thread::sleep(SAMPLE_EVERY);
+                }
+            });
+        Self { seen, stop }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// This process's threads now: thread id → (role, own ticks).
+fn own_threads() -> HashMap<u32, (Role, u64)> {
+    stat_lines("/proc/self/task")
+        .iter()
+        .filter_map(|line| ProcStat::parse(line))
+        .map(|stat| (stat.pid, (Role::of_thread(&stat.comm), stat.own())))
+        .collect()
 }
 
 impl Snapshot {
+    /// Reads the counters now, at the start of a window, and keeps sampling this process's
+    /// threads until the snapshot is dropped.
+    pub fn start() -> Self {
+        let mut snapshot = Self::take();
+        snapshot.sampler = Some(Sampler::spawn());
+        snapshot
+    }
+
     /// Reads the counters now. Unreadable entries (a process that exited while being read,
     /// another user's process) are skipped.
     pub fn take() -> Self {
-        let mut threads = HashMap::new();
-        for line in stat_lines("/proc/self/task") {
-            if let Some(stat) = ProcStat::parse(&line) {
-                threads.insert(stat.pid, (Role::of_thread(&stat.comm), stat.own()));
-            }
-        }
+        let threads = own_threads();
         let process = read("/proc/self/stat")
             .and_then(|line| ProcStat::parse(&line))
             .map_or(0, |stat| stat.own());
@@ -175,13 +232,21 @@ impl Snapshot {
             machine_busy: read("/proc/stat")
                 .and_then(|stat| machine_busy_ticks(&stat))
                 .unwrap_or(0),
+            sampler: None,
         }
     }
 
     /// What was spent between `before` and now, per process, for `units` units of `unit`.
     pub fn since(&self, before: &Snapshot, unit: &str, units: u64) -> CpuReport {
+        let mut threads = before
+            .sampler
+            .as_ref()
+            .and_then(|s| s.seen.lock().ok().map(|seen| seen.clone()))
+            .unwrap_or_default();
+        // The threads alive now count what they show now; those that ended, their last sample.
+        threads.extend(self.threads.iter().map(|(tid, seen)| (*tid, *seen)));
         let mut roles: BTreeMap<Role, u64> = BTreeMap::new();
-        for (tid, (role, ticks)) in &self.threads {
+        for (tid, (role, ticks)) in &threads {
             let start = before
                 .threads
                 .get(tid)
@@ -506,7 +571,44 @@ mod tests {
             process,
             servers: BTreeMap::from([(Server::Postgres, postgres)]),
             machine_busy: busy,
+            sampler: None,
         }
+    }
+
+    #[test]
+    fn a_thread_that_ended_counts_in_its_role_up_to_its_last_sample() {
+        let mut before = snapshot(&[(1, Role::Services, 100)], 100, 0, 0);
+        let sampler = Sampler {
+            seen: Arc::new(Mutex::new(HashMap::from([
+                (1, (Role::Services, 150)),
+                (7, (Role::Services, 30)),
+            ]))),
+            stop: Arc::new(AtomicBool::new(true)),
+        };
+        before.sampler = Some(sampler);
+        // Thread 7 started and ended inside the window: 30 ticks sampled, 35 in all.
+        let after = snapshot(&[(1, Role::Services, 200)], 100 + 100 + 35, 0, 0);
+        let report = after.since(&before, "order", 10);
+        assert_eq!(report.ms_per_unit(Role::Services.label()), 130.0);
+        assert_eq!(report.ms_per_unit(EXITED_THREADS), 5.0);
+    }
+
+    #[test]
+    fn the_sampler_sees_this_process_threads() {
+        if std::fs::metadata("/proc/self/task").is_err() {
+            return; // not Linux
+        }
+        let before = Snapshot::start();
+        let seen = before.sampler.as_ref().unwrap().seen.clone();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while seen.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "no sample in 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            seen.lock().unwrap().len() >= 2,
+            "this thread and the sampler"
+        );
     }
 
     #[test]

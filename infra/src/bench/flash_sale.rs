@@ -196,14 +196,14 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         "flash sale: {} orders for {} units, batching writer",
         args.orders, args.stock
     );
-    let before = cpu::Snapshot::take();
+    let before = cpu::Snapshot::start();
     let mut batching = batched(&inventory, &pool, args).await?;
     batching.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
     eprintln!(
         "flash sale: {} orders for {} units, baseline ({} clients)",
         args.orders, args.stock, args.clients
     );
-    let before = cpu::Snapshot::take();
+    let before = cpu::Snapshot::start();
     let mut baseline = baseline(&pool, args).await?;
     baseline.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
     pool.close().await;

@@ -364,7 +364,7 @@ async fn drive(
     let client = api_client(api, secrets, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
     let metrics_before = render();
-    let cpu_before = cpu::Snapshot::take();
+    let cpu_before = cpu::Snapshot::start();
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = tokio::spawn(act_as_nodes_and_carrier(
         client.clone(),

@@ -154,7 +154,7 @@ async fn run_bench(
         }
         None => (lag_tx, None),
     };
-    let cpu_before = cpu::Snapshot::take();
+    let cpu_before = cpu::Snapshot::start();
     let load = load::run(&client, args.orders, args.clients, run, accepted_tx).await?;
     eprintln!("load done; waiting for the last views to appear in Redis");
     let lag = lag_task.await.context("lag sampler panicked")?;
@@ -168,7 +168,7 @@ async fn run_bench(
         (None, None)
     } else {
         eprintln!("baseline: {} events by multi-row INSERT", load.accepted);
-        let before = cpu::Snapshot::take();
+        let before = cpu::Snapshot::start();
         let baseline = baseline::run(
             &settings.database_url,
             load.accepted.max(1) as usize,

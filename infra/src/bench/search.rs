@@ -293,7 +293,7 @@ async fn measure(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut histogram = Histogram::<u64>::new(3).context("histogram")?;
     let mut hits = 0u64;
-    let cpu_before = cpu::Snapshot::take();
+    let cpu_before = cpu::Snapshot::start();
     let started = Instant::now();
     for i in 0..queries {
         let query = make(i, &mut rng);

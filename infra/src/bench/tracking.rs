@@ -235,7 +235,7 @@ async fn run_bench(
             args.warmup_seconds,
         )
         .await?;
-        let before = cpu::Snapshot::take();
+        let before = cpu::Snapshot::start();
         let mut report = open_loop(&http, &base, &orders, target, args.rate, args.seconds).await?;
         report.cpu = Some(cpu::Snapshot::take().since(&before, "request", report.sent));
         targets.push(report);
