@@ -252,22 +252,26 @@ pub struct WarehouseSettings {
         default_value_t = 290
     )]
     pub gateway_fee_basis_points: i64,
-    /// Gateway fee per capture, fixed part in minor units.
+    /// Gateway fixed fee per capture and fee per lost dispute, per currency, in that
+    /// currency's minor units: `CUR=fixed/dispute,...` (e.g. `USD=30/1500,JPY=40/2000`).
+    /// Currencies not listed follow the default contract, 0.30 and 15.00 scaled by the
+    /// currency's exponent (USD 30/1500, JPY 0/15, KWD 300/15000).
     #[arg(
         long,
-        env = "WAYBILL_GATEWAY_FEE_FIXED_MINOR",
+        env = "WAYBILL_GATEWAY_FEES",
         global = true,
-        default_value_t = 30
+        default_value = "",
+        value_parser = parse_fee_overrides
     )]
-    pub gateway_fee_fixed_minor: i64,
-    /// Gateway fee per lost dispute, in minor units.
-    #[arg(
-        long,
-        env = "WAYBILL_GATEWAY_DISPUTE_FEE_MINOR",
-        global = true,
-        default_value_t = 1_500
-    )]
-    pub gateway_dispute_fee_minor: i64,
+    pub gateway_fees: FeeOverrides,
+}
+
+/// Per-currency fee overrides of the gateway's contract.
+pub type FeeOverrides =
+    std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees>;
+
+fn parse_fee_overrides(raw: &str) -> Result<FeeOverrides, waybill_schemas::fees::FeeConfigError> {
+    waybill_schemas::fees::FeeSchedule::parse_overrides(raw)
 }
 
 impl WarehouseSettings {
@@ -284,11 +288,10 @@ impl WarehouseSettings {
         }
     }
     pub fn fees(&self) -> waybill_projectors::reconciliation::FeeSchedule {
-        waybill_projectors::reconciliation::FeeSchedule {
-            basis_points: self.gateway_fee_basis_points,
-            fixed: self.gateway_fee_fixed_minor,
-            dispute: self.gateway_dispute_fee_minor,
-        }
+        waybill_projectors::reconciliation::FeeSchedule::new(
+            self.gateway_fee_basis_points,
+            self.gateway_fees.clone(),
+        )
     }
 }
 
@@ -406,6 +409,15 @@ pub struct CheckoutSettings {
         default_value = "http://127.0.0.1:8090"
     )]
     pub payment_gateway_url: String,
+    /// The payment gateway's name: settlement reports are imported for this gateway only
+    /// (`POST /v1/settlement/imports` refuses any other `gateway`).
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_GATEWAY_NAME",
+        global = true,
+        default_value = "sandbox"
+    )]
+    pub payment_gateway_name: String,
     /// API key for the gateway. Unset: generated into `<secrets dir>/payment-api-key`.
     #[arg(
         long,

@@ -361,6 +361,7 @@ mod commands {
                     config.batch_workers = workers;
                 }
                 config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
+                config.gateway_name = settings.checkout.payment_gateway_name.clone();
                 config.logistics_webhook_secret = secrets.logistics_webhook_secret.clone();
                 if let Ok(policy) = &policy {
                     config.returns_policy = policy.clone();

@@ -465,6 +465,7 @@ async fn load_synthetic(
     let client = warehouse.client();
     let first = today - Days::new(SPREAD_DAYS - 1);
     let fee = waybill_projectors::reconciliation::FeeSchedule::default();
+    let usd = waybill_schemas::Currency::parse("USD")?;
     let mut total = 0u64;
     for start in (0..orders).step_by(100_000) {
         let end = (start + 100_000).min(orders);
@@ -532,7 +533,7 @@ async fn load_synthetic(
                     day: days(day),
                     version: 7,
                 };
-            let capture_fee = fee.capture_fee(amount);
+            let capture_fee = fee.capture_fee(amount, usd);
             ledger.push(entry("c", "capture", format!("cap_{i}"), amount, &channel));
             // The projector gives a fee its order's channel when it writes it.
             ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, &channel));
@@ -698,7 +699,7 @@ async fn time_queries(
         &times,
     ));
 
-    let fees = settings.warehouse.fees();
+    let fees = &settings.warehouse.fees();
     let mut version = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     let (times, report) = timed(repetitions, || {
         version += 1;

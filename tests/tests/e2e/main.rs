@@ -13,6 +13,7 @@ mod exchanges;
 mod finance;
 mod fulfillment;
 mod idempotency;
+mod json_bodies;
 mod ledger;
 mod relay_crash;
 mod returns;

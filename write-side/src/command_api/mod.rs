@@ -3,6 +3,7 @@
 //! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
+mod body_check;
 mod cancellation;
 mod checkout;
 mod edits;
@@ -79,6 +80,8 @@ pub struct CommandApiConfig {
     /// The payment gateway evidence for disputes is sent to and settlement reports are fetched
     /// from (`None`: those endpoints answer 500 and log why).
     pub gateway: Option<HttpGateway>,
+    /// The payment gateway's name; settlement reports of any other gateway are refused.
+    pub gateway_name: String,
     /// The return policy (`POST /v1/orders/{id}/returns`, return reports).
     pub returns_policy: Arc<ReturnsPolicy>,
 }
@@ -102,6 +105,7 @@ impl CommandApiConfig {
             metrics_render,
             inventory: InventoryConfig::default(),
             gateway: None,
+            gateway_name: "sandbox".to_owned(),
             // The bundled policy is tested to parse; the default is the same minus the fees.
             returns_policy: Arc::new(ReturnsPolicy::bundled().unwrap_or_default()),
         }
@@ -118,6 +122,7 @@ pub struct AppState {
     metrics_render: MetricsRender,
     webhook_secret: Option<Arc<[u8]>>,
     gateway: Option<Arc<HttpGateway>>,
+    gateway_name: Arc<str>,
     logistics_secret: Option<Arc<[u8]>>,
     /// Group commit of node and carrier webhooks (`None`: one transaction each).
     logistics_batcher: Option<WebhookBatcher>,
@@ -199,6 +204,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         webhook_secret: (!config.payment_webhook_secret.is_empty())
             .then(|| config.payment_webhook_secret.into()),
         gateway: config.gateway.map(Arc::new),
+        gateway_name: config.gateway_name.into(),
         logistics_secret: (!config.logistics_webhook_secret.is_empty())
             .then(|| config.logistics_webhook_secret.into()),
         logistics_batcher,
@@ -230,6 +236,10 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
         .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))
         .merge(inventory::routes())
+        .layer(middleware::from_fn_with_state(
+            config.body_limit,
+            body_check::refuse_unreadable_json,
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",

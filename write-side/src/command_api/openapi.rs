@@ -192,9 +192,12 @@ pub struct EvidenceRequestBody {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct ImportRequestBody {
-    /// Which gateway's report (lower-case name; `sandbox` for ours).
+    /// Which gateway's report: the configured payment gateway's name
+    /// (`WAYBILL_PAYMENT_GATEWAY_NAME`, `sandbox` by default); any other is 422 `gateway`.
+    #[schema(example = "sandbox")]
     gateway: String,
-    /// The report's day, YYYY-MM-DD.
+    /// The report's day, YYYY-MM-DD, no later than tomorrow (UTC); later is 422 `date`.
+    #[schema(example = "2026-11-25")]
     date: String,
     /// The report itself; absent: fetched from the gateway.
     csv: Option<String>,
@@ -209,6 +212,50 @@ impl Modify for ApiKeyAuth {
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// What the layer in front of every endpoint refuses in a JSON body
+/// (`super::body_check`), added to every operation that takes one, so the document cannot
+/// forget an endpoint either.
+struct JsonBodyRules;
+
+const DUPLICATE_KEY: &str = "duplicate-key: an object names the same key twice (`field` is its \
+    path, e.g. `lines[0].sku`)";
+const CONTROL_CHARACTER: &str = "validation-failed: a string holds a control character other \
+    than tab, LF and CR, such as NUL (`field` is its path)";
+
+impl Modify for JsonBodyRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [&mut item.post, &mut item.put, &mut item.patch]
+                .into_iter()
+                .flatten()
+        });
+        for operation in operations.filter(|o| o.request_body.is_some()) {
+            for (status, rule) in [("400", DUPLICATE_KEY), ("422", CONTROL_CHARACTER)] {
+                match operation.responses.responses.get_mut(status) {
+                    Some(RefOr::T(response)) => {
+                        response.description = format!("{}; or {rule}", response.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let problem = ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(rule)
+                            .content("application/problem+json", problem)
+                            .build();
+                        operation
+                            .responses
+                            .responses
+                            .insert(status.to_owned(), RefOr::T(response));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -303,7 +350,7 @@ pub struct InspectionLineRequest {
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel
     )),
-    modifiers(&ApiKeyAuth)
+    modifiers(&ApiKeyAuth, &JsonBodyRules)
 )]
 pub struct CommandApiDoc;
 
