@@ -1,9 +1,9 @@
 //! The query API's OpenAPI 3.1 document, generated from the handlers and DTOs with utoipa and
 //! served at `GET /openapi.json`.
 
-use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use waybill_write_side::command_api::shared_document::SharedDocument;
 
 use crate::problem::ProblemBody;
 use crate::tracking::{Consistency, TrackingResponse};
@@ -115,8 +115,11 @@ impl Modify for ApiKeyScheme {
     }
 }
 
-pub(crate) async fn serve_document() -> Json<utoipa::openapi::OpenApi> {
-    Json(QueryApiDoc::openapi())
+/// The document `/openapi.json` serves, serialised once per process.
+static DOCUMENT: SharedDocument = SharedDocument::new(QueryApiDoc::openapi);
+
+pub(crate) async fn serve_document() -> axum::response::Response {
+    DOCUMENT.response()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::baseline::BaselineResult;
+use super::cpu::CpuReport;
 use super::lag::LagResult;
 use super::load::LoadResult;
 use crate::config::BenchPlaceArgs;
@@ -99,6 +100,11 @@ pub struct BenchReport {
     pub goals: Goals,
     pub goals_met: GoalsMet,
     pub cpus: usize,
+    /// CPU per accepted order per process, from the first placement until every order was
+    /// seen in the views the bench samples (in-process runs).
+    pub cpu: Option<CpuReport>,
+    /// CPU per event of the baseline's inserts.
+    pub baseline_cpu: Option<CpuReport>,
     pub finished_at: String,
     pub timeline: Vec<Second>,
 }
@@ -156,6 +162,8 @@ impl BenchReport {
             goals,
             goals_met,
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu: None,
+            baseline_cpu: None,
             finished_at: chrono::Utc::now().to_rfc3339(),
             timeline: timeline(&load.per_second, lag_by_second),
         }
@@ -256,6 +264,12 @@ impl BenchReport {
         }
         if let Some(r) = self.ratio_to_baseline {
             let _ = writeln!(out, "{:<34} {:>12.3}", "pipeline / baseline", r);
+        }
+        if let Some(cpu) = &self.cpu {
+            out.push_str(&cpu.table("pipeline"));
+        }
+        if let Some(cpu) = &self.baseline_cpu {
+            out.push_str(&cpu.table("baseline multi-row INSERT"));
         }
         out
     }

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod problem;
 mod request;
 mod returns;
+pub mod shared_document;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -233,7 +234,6 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
     };
-    let openapi = openapi::document();
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
@@ -268,7 +268,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",
-            get(move || async move { axum::Json(openapi.clone()) }),
+            get(|| async { openapi::DOCUMENT.response() }),
         )
         .route("/health", get(handlers::health))
         .route("/live", get(crate::readiness::live))

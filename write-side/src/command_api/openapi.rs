@@ -370,3 +370,7 @@ pub struct CommandApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     CommandApiDoc::openapi()
 }
+
+/// The document `/openapi.json` serves, serialised once per process.
+pub static DOCUMENT: super::shared_document::SharedDocument =
+    super::shared_document::SharedDocument::new(document);
