@@ -78,8 +78,9 @@ status=0
 cat <<INFO
 
 [demo] Waybill is running (pid $(cat "$pid_file")). Where to look:
-  command API   http://$command_addr   (POST /v1/orders, /openapi.json, /metrics)
-  query API     http://$query_addr   (GET /v1/orders/{id}/tracking, /openapi.json, /metrics)
+  command API   http://$command_addr   (POST /v1/orders, /openapi.json, /live, /ready)
+  query API     http://$query_addr   (GET /v1/orders/{id}/tracking, /openapi.json, /live, /ready)
+  metrics       http://${WAYBILL_METRICS_ADDR:-127.0.0.1:9100}/metrics   (own listener; also /live, /ready)
   payment       http://$sandbox_addr   (simulated gateway, pid $(cat "$sandbox_pid_file"), log $sandbox_log_file)
   API key       $state/dev-api-key   (use as: Authorization: Bearer \$(cat $state/dev-api-key))
   log           $log_file

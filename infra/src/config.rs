@@ -106,6 +106,36 @@ pub struct Settings {
         default_value_t = 0
     )]
     pub search_linger_ms: u64,
+    /// How often the search projector commits its index, in milliseconds, like a refresh
+    /// interval: a document is searchable (and its events acknowledged) at most this long after
+    /// it was written. 0 commits once per batch.
+    #[arg(
+        long,
+        env = "WAYBILL_SEARCH_COMMIT_MS",
+        global = true,
+        default_value_t = 500
+    )]
+    pub search_commit_ms: u64,
+    /// Which views `serve projector` (and `serve all`) runs: any of tracking, search,
+    /// analytics, notifications, repeated or comma-separated; all when not given. Each view
+    /// runs on its own: one that fails restarts itself without stopping the others.
+    #[arg(
+        long = "view",
+        env = "WAYBILL_PROJECTOR_VIEWS",
+        global = true,
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub projector_views: Vec<ProjectorView>,
+    /// A view that applies nothing for this long while events wait is logged at WARN
+    /// (milliseconds; `waybill_projector_stall_seconds` exports the stall either way).
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_STALL_WARN_MS",
+        global = true,
+        default_value_t = 1_000
+    )]
+    pub projector_stall_warn_ms: u64,
 
     #[arg(
         long,
@@ -142,6 +172,28 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub tracking_secret: Option<String>,
+    /// The tracking secret before the last rotation: links it signed keep working until they
+    /// expire. Unset: no previous secret.
+    #[arg(
+        long,
+        env = "WAYBILL_TRACKING_SECRET_PREVIOUS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub tracking_secret_previous: Option<String>,
+    /// Days a tracking link works after the event that sent it.
+    #[arg(
+        long,
+        env = "WAYBILL_TRACKING_TOKEN_TTL_DAYS",
+        global = true,
+        default_value_t = waybill_schemas::access::DEFAULT_TRACKING_TOKEN_TTL_DAYS,
+        value_parser = clap::value_parser!(i64).range(1..=3650)
+    )]
+    pub tracking_token_ttl_days: i64,
+    /// From this time (RFC 3339) first-format tracking tokens (no expiry, in emails sent before
+    /// tokens expired) are refused. Unset: accepted.
+    #[arg(long, env = "WAYBILL_TRACKING_LEGACY_UNTIL", global = true)]
+    pub tracking_legacy_until: Option<chrono::DateTime<chrono::Utc>>,
     /// HMAC secret of HS256 Bearer JWTs (claims sub, role, exp) accepted by both APIs next to
     /// API keys. Unset: generated into `<secrets dir>/jwt-secret`.
     #[arg(
@@ -252,22 +304,26 @@ pub struct WarehouseSettings {
         default_value_t = 290
     )]
     pub gateway_fee_basis_points: i64,
-    /// Gateway fee per capture, fixed part in minor units.
+    /// Gateway fixed fee per capture and fee per lost dispute, per currency, in that
+    /// currency's minor units: `CUR=fixed/dispute,...` (e.g. `USD=30/1500,JPY=40/2000`).
+    /// Currencies not listed follow the default contract, 0.30 and 15.00 scaled by the
+    /// currency's exponent (USD 30/1500, JPY 0/15, KWD 300/15000).
     #[arg(
         long,
-        env = "WAYBILL_GATEWAY_FEE_FIXED_MINOR",
+        env = "WAYBILL_GATEWAY_FEES",
         global = true,
-        default_value_t = 30
+        default_value = "",
+        value_parser = parse_fee_overrides
     )]
-    pub gateway_fee_fixed_minor: i64,
-    /// Gateway fee per lost dispute, in minor units.
-    #[arg(
-        long,
-        env = "WAYBILL_GATEWAY_DISPUTE_FEE_MINOR",
-        global = true,
-        default_value_t = 1_500
-    )]
-    pub gateway_dispute_fee_minor: i64,
+    pub gateway_fees: FeeOverrides,
+}
+
+/// Per-currency fee overrides of the gateway's contract.
+pub type FeeOverrides =
+    std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees>;
+
+fn parse_fee_overrides(raw: &str) -> Result<FeeOverrides, waybill_schemas::fees::FeeConfigError> {
+    waybill_schemas::fees::FeeSchedule::parse_overrides(raw)
 }
 
 impl WarehouseSettings {
@@ -284,11 +340,10 @@ impl WarehouseSettings {
         }
     }
     pub fn fees(&self) -> waybill_projectors::reconciliation::FeeSchedule {
-        waybill_projectors::reconciliation::FeeSchedule {
-            basis_points: self.gateway_fee_basis_points,
-            fixed: self.gateway_fee_fixed_minor,
-            dispute: self.gateway_dispute_fee_minor,
-        }
+        waybill_projectors::reconciliation::FeeSchedule::new(
+            self.gateway_fee_basis_points,
+            self.gateway_fees.clone(),
+        )
     }
 }
 
@@ -336,6 +391,15 @@ pub struct FulfillmentSettings {
     /// command API's address.
     #[arg(long, env = "WAYBILL_LOGISTICS_WEBHOOK_BASE", global = true)]
     pub logistics_webhook_base: Option<String>,
+    /// How many seconds ahead of its receipt a node or carrier webhook's own time
+    /// (`occurred_at`, `carrier_time`) may be; beyond it the webhook is refused with 422.
+    #[arg(
+        long,
+        env = "WAYBILL_WEBHOOK_CLOCK_SKEW_SECS",
+        global = true,
+        default_value_t = 300
+    )]
+    pub webhook_clock_skew_secs: u32,
     /// Days after the last delivery an order closes (fractions allowed: tests use seconds).
     #[arg(
         long,
@@ -406,6 +470,15 @@ pub struct CheckoutSettings {
         default_value = "http://127.0.0.1:8090"
     )]
     pub payment_gateway_url: String,
+    /// The payment gateway's name: settlement reports are imported for this gateway only
+    /// (`POST /v1/settlement/imports` refuses any other `gateway`).
+    #[arg(
+        long,
+        env = "WAYBILL_PAYMENT_GATEWAY_NAME",
+        global = true,
+        default_value = "sandbox"
+    )]
+    pub payment_gateway_name: String,
     /// API key for the gateway. Unset: generated into `<secrets dir>/payment-api-key`.
     #[arg(
         long,
@@ -566,6 +639,14 @@ impl Settings {
         }
     }
 
+    /// The views this process's projector runs (all unless `--view` names some).
+    pub fn projector_views(&self) -> Vec<ProjectorView> {
+        ProjectorView::ALL
+            .into_iter()
+            .filter(|v| self.projector_views.is_empty() || self.projector_views.contains(v))
+            .collect()
+    }
+
     pub fn query_max_wait(&self) -> Duration {
         Duration::from_millis(self.query_max_wait_ms)
     }
@@ -648,6 +729,37 @@ pub enum Role {
     Fulfillment,
     /// Our simulated WMS and carrier (for development, demos and tests; moves no parcels).
     LogisticsSandbox,
+}
+
+/// One view of the projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProjectorView {
+    /// Customers' tracking views in Redis.
+    Tracking,
+    /// The agents' search index (Tantivy or Elasticsearch).
+    Search,
+    /// The ClickHouse warehouse.
+    Analytics,
+    /// Customer notifications.
+    Notifications,
+}
+
+impl ProjectorView {
+    pub const ALL: [ProjectorView; 4] = [
+        ProjectorView::Tracking,
+        ProjectorView::Notifications,
+        ProjectorView::Search,
+        ProjectorView::Analytics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tracking => "tracking",
+            Self::Search => "search",
+            Self::Analytics => "analytics",
+            Self::Notifications => "notifications",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,6 +10,7 @@ mod demo;
 mod metrics;
 mod migrate;
 mod orders;
+mod readiness;
 mod rebuild;
 mod reconcile;
 mod secrets;
@@ -159,31 +160,23 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         payment_sandbox: settings.checkout.payment_sandbox_addr,
         logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
     };
-    let running = services::start(
-        settings,
-        &secrets,
-        parts,
-        addresses,
-        render.clone(),
-        &shutdown,
-    )
-    .await?;
-    let worker_metrics = matches!(
-        role,
-        Role::Relay | Role::Projector | Role::Checkout | Role::Fulfillment
-    )
-    .then(|| {
-        let stop = shutdown.wait();
-        let addr = settings.metrics_addr;
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let result = metrics::serve_worker_metrics(addr, render, stop).await;
-            if result.is_err() {
-                shutdown.trigger();
-            }
-            result
-        })
-    });
+    let running = services::start(settings, &secrets, parts, addresses, &shutdown).await?;
+    // Every role of the system (not the simulated sandboxes) serves `/metrics`, `/live` and
+    // `/ready` on its own listener, apart from the public API ports.
+    let worker_metrics =
+        (!matches!(role, Role::PaymentSandbox | Role::LogisticsSandbox)).then(|| {
+            let stop = shutdown.wait();
+            let addr = settings.metrics_addr;
+            let shutdown = shutdown.clone();
+            let readiness = running.readiness.clone();
+            tokio::spawn(async move {
+                let result = metrics::serve_metrics(addr, render, readiness, stop).await;
+                if result.is_err() {
+                    shutdown.trigger();
+                }
+                result
+            })
+        });
     tracing::info!(
         parts = ?parts.iter().map(Part::name).collect::<Vec<_>>(),
         command = ?running.command_addr,

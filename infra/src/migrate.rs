@@ -52,13 +52,27 @@ pub async fn ensure_database(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connections idle at least this long are pinged before use.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// A pool over the event store database. Connections are not pinged on every checkout (sqlx's
-/// default): that doubled the round trips of every short query; a broken connection still fails
-/// its query, which the callers retry or report.
+/// default): that doubled the round trips of every short query. Only a connection that sat
+/// idle for [`IDLE_CHECK`] is pinged, and dropped if the server closed it (a restart,
+/// `pg_terminate_backend`), so a dead pooled connection never reaches a request; one that dies
+/// between uses fails its statement, which `retry::serializable` repeats on another connection.
 pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_CHECK {
+                    // An error drops the connection and the pool hands out another.
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .acquire_timeout(Duration::from_secs(10))
         .connect(database_url)
         .await

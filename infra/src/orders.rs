@@ -81,6 +81,9 @@ struct Market {
     region: Option<&'static str>,
     postal: &'static str,
     country: &'static str,
+    /// The store customers of this market collect pickup orders at (`shipping.pickup_location`);
+    /// a market without one ships its orders instead.
+    pickup_store: Option<&'static str>,
 }
 
 const MARKETS: &[Market] = &[
@@ -92,6 +95,7 @@ const MARKETS: &[Market] = &[
         region: Some("IL"),
         postal: "62701",
         country: "US",
+        pickup_store: Some("store-chicago"),
     },
     Market {
         currency: "EUR",
@@ -101,6 +105,7 @@ const MARKETS: &[Market] = &[
         region: None,
         postal: "10115",
         country: "DE",
+        pickup_store: None,
     },
     Market {
         currency: "GBP",
@@ -110,6 +115,7 @@ const MARKETS: &[Market] = &[
         region: None,
         postal: "SW1A 1AA",
         country: "GB",
+        pickup_store: None,
     },
     Market {
         currency: "JPY",
@@ -119,6 +125,7 @@ const MARKETS: &[Market] = &[
         region: Some("Tokyo"),
         postal: "100-0001",
         country: "JP",
+        pickup_store: None,
     },
     Market {
         currency: "CAD",
@@ -128,6 +135,7 @@ const MARKETS: &[Market] = &[
         region: Some("ON"),
         postal: "M5H 2N2",
         country: "CA",
+        pickup_store: None,
     },
 ];
 
@@ -301,17 +309,20 @@ impl OrderFactory {
         } else {
             Vec::new()
         };
-        let (method, shipping_usd) = match rng.random_range(0..3) {
-            0 => ("standard", 500),
-            1 => ("express", 1_500),
-            _ => ("pickup", 0),
+        let (method, shipping_usd) = match (rng.random_range(0..3), market.pickup_store) {
+            (1, _) => ("express", 1_500),
+            (2, Some(_)) => ("pickup", 0),
+            _ => ("standard", 500),
         };
-        let shipping = if sent {
+        let mut shipping = if sent {
             let price = price(shipping_usd, market);
             json!({"method": method, "price_minor": price, "tax_minor": price * market.tax_bp / 10_000})
         } else {
             json!({"method": method})
         };
+        if method == "pickup" {
+            shipping["pickup_location"] = json!(market.pickup_store);
+        }
         let address = json!({
             "name": name, "line1": format!("{} Main St", 1 + n % 200), "line2": null,
             "city": market.city, "region": market.region, "postal_code": market.postal,
@@ -373,6 +384,9 @@ mod tests {
         let b = OrderFactory::new(7, "r").order(3);
         assert_eq!(a, b);
         let mut factory = OrderFactory::new(1, "r");
+        let routing =
+            waybill_write_side::domain::fulfillment::RoutingConfig::bundled().expect("bundled");
+        let mut pickups = 0;
         for n in 0..200 {
             let order = factory.order(n);
             let lines = order["lines"].as_array().unwrap();
@@ -399,10 +413,18 @@ mod tests {
                 order["shipping_address"]["country"].as_str().unwrap().len(),
                 2
             );
-            let parsed = waybill_write_side::domain::parse_place_order(&order)
+            let mut parsed = waybill_write_side::domain::parse_place_order(&order)
                 .unwrap_or_else(|e| panic!("order {n} refused: {e}"));
             assert!(parsed.payment.is_some());
+            // Pickup orders name a store that offers pickup (US market only).
+            waybill_write_side::domain::choose_pickup_store(&mut parsed, &routing)
+                .unwrap_or_else(|e| panic!("order {n}: {e}"));
+            if parsed.shipping.method == "pickup" {
+                pickups += 1;
+                assert_eq!(order["shipping_address"]["country"], "US");
+            }
         }
+        assert!(pickups > 0, "some orders are collected at a store");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
         &warehouse,
         args.from,
         to,
-        settings.warehouse.fees(),
+        &settings.warehouse.fees(),
         run_version,
     )
     .await?;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rand::RngCore;
+use waybill_schemas::access::TrackingKeys;
 
 use crate::config::Settings;
 
@@ -26,7 +27,8 @@ pub struct Secrets {
     pub api_keys: String,
     /// A key this process may use as a client (the first service/agent/admin key).
     pub client_key: Option<String>,
-    pub tracking_secret: Vec<u8>,
+    /// Tracking token secrets (current and previous) and lifetime.
+    pub tracking: TrackingKeys,
     /// HMAC secret of Bearer JWTs (both APIs).
     pub jwt_secret: Vec<u8>,
     /// The key Waybill presents to the payment gateway (and the sandbox expects).
@@ -61,6 +63,15 @@ impl Secrets {
                 secret.into_bytes()
             }
         };
+        let tracking = TrackingKeys::new(tracking_secret)
+            .with_previous(
+                settings
+                    .tracking_secret_previous
+                    .as_deref()
+                    .map(|s| s.as_bytes().to_vec()),
+            )
+            .with_ttl(chrono::Duration::days(settings.tracking_token_ttl_days))
+            .with_legacy_until(settings.tracking_legacy_until);
         let jwt_secret =
             configured_or_generated(settings.jwt_secret.as_deref(), dir, JWT_SECRET_FILE)?
                 .into_bytes();
@@ -85,7 +96,7 @@ impl Secrets {
         Ok(Self {
             client_key: client_key(&api_keys),
             api_keys,
-            tracking_secret,
+            tracking,
             jwt_secret,
             payment_api_key,
             payment_webhook_secret,

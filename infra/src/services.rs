@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use waybill_query_api::{ApiKeys, MetricsRender, QueryApiConfig};
+use waybill_query_api::{ApiKeys, QueryApiConfig};
 use waybill_write_side::outbox::relay::{self, RelayConfig};
 
 use crate::config::Settings;
@@ -75,6 +75,8 @@ pub struct Running {
     /// The search index this process writes or reads (benchmarks sample it directly).
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
     pub logistics_sandbox_addr: Option<SocketAddr>,
+    /// The dependencies this process uses, for `/ready` (on its APIs and metrics listener).
+    pub readiness: waybill_write_side::readiness::Readiness,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
     shutdown: Shutdown,
 }
@@ -116,7 +118,6 @@ pub async fn start(
     secrets: &Secrets,
     parts: &[Part],
     addresses: Addresses,
-    render: MetricsRender,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let needs_db = parts.iter().any(|p| {
@@ -156,29 +157,52 @@ pub async fn start(
         None
     };
 
-    // The projector holds the search index's single writer; a query API in the same process
-    // shares it, one on its own opens a reader.
-    let search = if parts.contains(&Part::Projector) {
-        Some(
-            settings
-                .search()
-                .open_writer()
-                .await
-                .context("opening the search index")?,
-        )
-    } else if parts.contains(&Part::Query) {
-        Some(
+    // The search view holds the index's single writer; a query API in the same process
+    // shares it, one on its own (or beside a projector without the search view, or while
+    // another process holds the writer) opens a reader.
+    let runs_search = parts.contains(&Part::Projector)
+        && settings
+            .projector_views()
+            .contains(&crate::config::ProjectorView::Search);
+    let search_writer = if runs_search {
+        match settings.search().open_writer().await {
+            Ok(writer) => Some(writer),
+            Err(error) => {
+                tracing::error!(
+                    view = "search",
+                    error = %error,
+                    "search index writer not available; the search view keeps retrying"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let search = match &search_writer {
+        Some(writer) => Some(writer.clone()),
+        None if parts.contains(&Part::Query) => Some(
             settings
                 .search()
                 .open_reader()
                 .await
                 .context("opening the search index")?,
-        )
-    } else {
-        None
+        ),
+        None => None,
     };
 
+    let uses_warehouse = parts
+        .iter()
+        .any(|p| matches!(p, Part::Projector | Part::Query));
+    let readiness = crate::readiness::probes(crate::readiness::Dependencies {
+        postgres: pool.as_ref(),
+        nats: nats.as_ref(),
+        redis: redis.as_ref(),
+        clickhouse: uses_warehouse.then(|| settings.warehouse.config()),
+        search: search.as_ref(),
+    });
     let mut running = Running {
+        readiness: readiness.clone(),
         command_addr: None,
         query_addr: None,
         payment_sandbox_addr: None,
@@ -193,8 +217,14 @@ pub async fn start(
                 let listener = bind(addresses.command, "command API").await?;
                 running.command_addr = Some(listener.local_addr()?);
                 let pool = require(&pool)?;
-                let future =
-                    commands::serve(listener, settings, secrets, pool, render.clone(), shutdown);
+                let future = commands::serve(
+                    listener,
+                    settings,
+                    secrets,
+                    pool,
+                    readiness.clone(),
+                    shutdown,
+                );
                 running
                     .tasks
                     .spawn(async move { (Part::Commands, future.await) });
@@ -258,7 +288,7 @@ pub async fn start(
                     require(&pool)?,
                     require(&nats)?,
                     require(&redis)?,
-                    require(&search)?,
+                    search_writer.clone(),
                     shutdown,
                 );
                 running
@@ -268,7 +298,8 @@ pub async fn start(
             Part::Query => {
                 let listener = bind(addresses.query, "query API").await?;
                 running.query_addr = Some(listener.local_addr()?);
-                let mut config = query_config(settings, secrets, render.clone())?;
+                let mut config = query_config(settings, secrets)?;
+                config.readiness = readiness.clone();
                 config.search = search.clone();
                 config.events = Some(waybill_write_side::event_store::EventStore::new(require(
                     &pool,
@@ -287,15 +318,9 @@ pub async fn start(
     Ok(running)
 }
 
-pub fn query_config(
-    settings: &Settings,
-    secrets: &Secrets,
-    render: MetricsRender,
-) -> anyhow::Result<QueryApiConfig> {
-    let mut config = QueryApiConfig::new(
-        settings.redis_prefix.clone(),
-        secrets.tracking_secret.clone(),
-    );
+pub fn query_config(settings: &Settings, secrets: &Secrets) -> anyhow::Result<QueryApiConfig> {
+    let mut config = QueryApiConfig::new(settings.redis_prefix.clone(), Vec::new());
+    config.tracking = secrets.tracking.clone();
     config.api_keys = ApiKeys::parse(&secrets.api_keys)
         .context("WAYBILL_API_KEYS")?
         .with_jwt(&secrets.jwt_secret);
@@ -303,7 +328,6 @@ pub fn query_config(
     config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
     config.rate_limit = (settings.query_rate_limit > 0)
         .then(|| waybill_query_api::rate_limit::RateLimit::per_second(settings.query_rate_limit));
-    config.metrics_render = Some(render);
     config.warehouse = Some(settings.warehouse.config());
     Ok(config)
 }
@@ -338,16 +362,18 @@ mod commands {
         settings: &Settings,
         secrets: &Secrets,
         pool: PgPool,
-        render: MetricsRender,
+        readiness: waybill_write_side::readiness::Readiness,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let policy = super::returns_policy(settings).map(std::sync::Arc::new);
+        let routing = super::routing_config(settings).map(std::sync::Arc::new);
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
                 let keys = keys.with_jwt(&secrets.jwt_secret);
-                let mut config =
-                    CommandApiConfig::new(keys, secrets.tracking_secret.clone(), render);
+                let mut config = CommandApiConfig::new(keys, Vec::new());
+                config.tracking = secrets.tracking.clone();
+                config.readiness = readiness;
                 config.idempotency_retention = std::time::Duration::from_secs(
                     settings.idempotency_retention_hours.saturating_mul(3600),
                 );
@@ -361,9 +387,16 @@ mod commands {
                     config.batch_workers = workers;
                 }
                 config.payment_webhook_secret = secrets.payment_webhook_secret.clone();
+                config.gateway_name = settings.checkout.payment_gateway_name.clone();
                 config.logistics_webhook_secret = secrets.logistics_webhook_secret.clone();
                 if let Ok(policy) = &policy {
                     config.returns_policy = policy.clone();
+                }
+                config.webhook_clock_skew = chrono::Duration::seconds(i64::from(
+                    settings.fulfillment.webhook_clock_skew_secs,
+                ));
+                if let Ok(routing) = &routing {
+                    config.routing = routing.clone();
                 }
                 config.logistics_webhook_batching = settings.fulfillment.fulfillment_commit
                     == crate::config::FulfillmentCommit::Rounds;
@@ -382,24 +415,47 @@ mod commands {
         async move {
             let config = config?;
             policy?;
+            routing?;
             tracing::info!(addr = %listener.local_addr()?, "command API listening");
             command_api::serve(listener, config, pool, stop).await
         }
     }
 }
 
-/// The tracking projector.
+/// The projector: each selected view in its own supervised task.
 mod projector {
     use super::*;
-    use waybill_projectors::views::search::SearchIndex;
+    use std::time::Duration;
+
+    use waybill_projectors::views::search::{SearchBackend, SearchIndex, SearchProjection};
     use waybill_projectors::{NotificationsConfig, ProjectorConfig};
 
+    use crate::config::ProjectorView;
+
+    /// Restart back-off of a failed view: doubling from 1 s to 30 s.
+    const RESTART_FIRST: Duration = Duration::from_secs(1);
+    const RESTART_MAX: Duration = Duration::from_secs(30);
+
     pub fn config(settings: &Settings) -> ProjectorConfig {
-        ProjectorConfig::new(
+        let mut config = ProjectorConfig::new(
             &settings.nats_stream,
             &settings.subject_root,
             &settings.redis_prefix,
-        )
+        );
+        config.stall_warn = Duration::from_millis(settings.projector_stall_warn_ms);
+        config
+    }
+
+    /// What every view needs to start.
+    #[derive(Clone)]
+    struct Inputs {
+        config: ProjectorConfig,
+        settings: Settings,
+        notifications: NotificationsConfig,
+        pool: PgPool,
+        js: async_nats::jetstream::Context,
+        redis: ConnectionManager,
+        search: Option<SearchBackend>,
     }
 
     pub fn run(
@@ -408,59 +464,135 @@ mod projector {
         pool: PgPool,
         nats: async_nats::Client,
         redis: ConnectionManager,
-        search: waybill_projectors::views::search::SearchBackend,
+        search: Option<SearchBackend>,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-        let config = config(settings);
-        let search_stop = shutdown.wait();
-        let notifications = NotificationsConfig::new(
-            settings.checkout.notifications_dir.clone(),
-            settings.checkout.public_tracking_url.clone(),
-            secrets.tracking_secret.clone(),
-        );
-        let js = async_nats::jetstream::new(nats);
-        let tracking_stop = shutdown.wait();
-        let notifications_stop = shutdown.wait();
-        let analytics_stop = shutdown.wait();
-        let search_linger = std::time::Duration::from_millis(settings.search_linger_ms);
-        let warehouse = settings.warehouse.config();
+        let views = settings.projector_views();
+        let inputs = Inputs {
+            config: config(settings),
+            settings: settings.clone(),
+            notifications: {
+                let mut notifications = NotificationsConfig::new(
+                    settings.checkout.notifications_dir.clone(),
+                    settings.checkout.public_tracking_url.clone(),
+                    Vec::new(),
+                );
+                notifications.tracking = secrets.tracking.clone();
+                notifications
+            },
+            pool,
+            js: async_nats::jetstream::new(nats),
+            redis,
+            search,
+        };
+        let shutdown = shutdown.clone();
         async move {
             tracing::info!(
-                stream = %config.stream_name,
-                notifications = %notifications.dir.display(),
-                search = search.backend(),
-                clickhouse = %warehouse.url,
-                "projectors starting: tracking, notifications, search, analytics"
+                stream = %inputs.config.stream_name,
+                views = ?views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+                "projector starting"
             );
-            let search_config = waybill_projectors::ProjectorConfig {
-                linger: search_linger,
-                batch: config.batch.max(2_000),
-                ..config.clone()
+            let mut tasks = JoinSet::new();
+            for view in views {
+                tasks.spawn(supervise(view, inputs.clone(), shutdown.clone()));
+            }
+            while tasks.join_next().await.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// Runs `view` until shutdown; a view that fails or panics is logged at ERROR and started
+    /// again after a back-off, while the other views carry on.
+    async fn supervise(view: ProjectorView, inputs: Inputs, shutdown: Shutdown) {
+        let mut delay = RESTART_FIRST;
+        loop {
+            let started = std::time::Instant::now();
+            let attempt = tokio::spawn(run_view(view, inputs.clone(), shutdown.clone()));
+            let outcome = match attempt.await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(format!("{error:#}")),
+                Err(join) => Some(format!("panicked: {join}")),
             };
-            let search = waybill_projectors::run_projector(
-                search_config,
-                pool.clone(),
-                js.clone(),
-                waybill_projectors::views::search::SearchProjection::new(search),
-                search_stop,
+            if shutdown.is_triggered() {
+                return;
+            }
+            if started.elapsed() > RESTART_MAX {
+                delay = RESTART_FIRST;
+            }
+            let error = outcome.unwrap_or_else(|| "stopped without an error".to_owned());
+            metrics::counter!("waybill_projector_restarts_total", "view" => view.name())
+                .increment(1);
+            tracing::error!(
+                view = view.name(),
+                error,
+                restart_in_ms = delay.as_millis() as u64,
+                "view failed; restarting it (the other views carry on)"
             );
-            let tracking = waybill_projectors::run_tracking_projector(
-                config.clone(),
-                pool.clone(),
-                js.clone(),
-                redis.clone(),
-                tracking_stop,
-            );
-            let messages = waybill_projectors::run_notifications_projector(
-                config.clone(),
-                notifications,
-                pool.clone(),
-                js.clone(),
-                redis,
-                notifications_stop,
-            );
-            let analytics = run_analytics(config, warehouse, pool, js, analytics_stop);
-            tokio::try_join!(tracking, messages, search, analytics).map(drop)
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RESTART_MAX);
+        }
+    }
+
+    async fn run_view(
+        view: ProjectorView,
+        inputs: Inputs,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let Inputs {
+            config,
+            settings,
+            notifications,
+            pool,
+            js,
+            redis,
+            search,
+        } = inputs;
+        let stop = shutdown.wait();
+        match view {
+            ProjectorView::Tracking => {
+                waybill_projectors::run_tracking_projector(config, pool, js, redis, stop).await
+            }
+            ProjectorView::Notifications => {
+                waybill_projectors::run_notifications_projector(
+                    config,
+                    notifications,
+                    pool,
+                    js,
+                    redis,
+                    stop,
+                )
+                .await
+            }
+            ProjectorView::Search => {
+                let index = match search {
+                    Some(index) => index,
+                    // Opened here when the process could not open it at start (another
+                    // process holds Tantivy's writer): fails, and is retried, until it can.
+                    None => settings
+                        .search()
+                        .open_writer()
+                        .await
+                        .context("opening the search index writer")?,
+                };
+                tracing::info!(backend = index.backend(), "search view starting");
+                let config = ProjectorConfig {
+                    linger: Duration::from_millis(settings.search_linger_ms),
+                    batch: config.batch.max(2_000),
+                    ..config
+                };
+                let mut projection = SearchProjection::new(index);
+                if settings.search_commit_ms > 0 {
+                    projection = projection
+                        .with_commit_interval(Duration::from_millis(settings.search_commit_ms));
+                }
+                waybill_projectors::run_projector(config, pool, js, projection, stop).await
+            }
+            ProjectorView::Analytics => {
+                run_analytics(config, settings.warehouse.config(), pool, js, stop).await
+            }
         }
     }
 
@@ -587,7 +719,6 @@ mod fulfillment {
     use std::time::Duration;
 
     use waybill_write_side::domain::fulfillment::flow::FulfillmentPolicy;
-    use waybill_write_side::domain::fulfillment::RoutingConfig;
     use waybill_write_side::event_store::EventStore;
     use waybill_write_side::fulfillment::logistics::LogisticsClient;
     use waybill_write_side::fulfillment::sandbox::LogisticsSandboxConfig;
@@ -603,15 +734,7 @@ mod fulfillment {
     ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
     {
         let f = settings.fulfillment.clone();
-        let routing = match &f.routing_config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading routing config {}", path.display()))?;
-                RoutingConfig::parse(&text)
-            }
-            None => RoutingConfig::bundled(),
-        }
-        .map_err(|e| anyhow::anyhow!("routing config: {e}"))?;
+        let routing = super::routing_config(settings)?;
         let returns = returns_policy(settings)?;
         let logistics = LogisticsClient::new(&f.wms_url, &f.carrier_url, Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("logistics settings: {e}"))?;
@@ -698,18 +821,46 @@ mod sandbox {
 
 pub use projector::config as projector_config;
 
+/// A JSON config file at `path`, or the bundled one; `what` names it in errors.
+fn file_or_bundled<T, E: std::fmt::Display>(
+    path: Option<&std::path::Path>,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    bundled: impl FnOnce() -> Result<T, E>,
+) -> anyhow::Result<T> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {what} {}", path.display()))?;
+            parse(&text)
+        }
+        None => bundled(),
+    }
+    .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// The routing rules: `WAYBILL_ROUTING_CONFIG`, or the bundled ones.
+pub fn routing_config(
+    settings: &Settings,
+) -> anyhow::Result<waybill_write_side::domain::fulfillment::RoutingConfig> {
+    use waybill_write_side::domain::fulfillment::RoutingConfig;
+    file_or_bundled(
+        settings.fulfillment.routing_config.as_deref(),
+        "routing config",
+        RoutingConfig::parse,
+        RoutingConfig::bundled,
+    )
+}
+
 /// The return policy: `WAYBILL_RETURNS_POLICY`, or the bundled one.
 pub fn returns_policy(
     settings: &Settings,
 ) -> anyhow::Result<waybill_write_side::domain::returns::ReturnsPolicy> {
     use waybill_write_side::domain::returns::ReturnsPolicy;
-    match &settings.fulfillment.returns_policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading return policy {}", path.display()))?;
-            ReturnsPolicy::parse(&text)
-        }
-        None => ReturnsPolicy::bundled(),
-    }
-    .map_err(|e| anyhow::anyhow!("return policy: {e}"))
+    file_or_bundled(
+        settings.fulfillment.returns_policy.as_deref(),
+        "return policy",
+        ReturnsPolicy::parse,
+        ReturnsPolicy::bundled,
+    )
 }

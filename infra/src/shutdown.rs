@@ -27,6 +27,11 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// Completes once [`Shutdown::trigger`] was called (immediately if it already was).
     pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.tx.subscribe();

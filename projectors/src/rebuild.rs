@@ -17,7 +17,7 @@ use waybill_schemas::views::TrackingView;
 use waybill_schemas::{EventEnvelope, OrderId};
 use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor};
 
-use crate::runtime::ProjectorConfig;
+use crate::runtime::{CatchUpError, ProjectorConfig};
 use crate::views::tracking::{apply, TrackingError, TrackingStore, TrackingWrite};
 
 /// Swap attempts per order when the live projector keeps moving it.
@@ -138,33 +138,14 @@ async fn replay(
     }
 }
 
-/// Applies `events` (ascending) to `view`, skipping versions it already has and reading any
-/// missing ones from the store. The inner `Err` means the order's events do not apply.
+/// Applies `events` (ascending) to `view` with the runtime's gap filling. The inner `Err`
+/// means the order's events do not apply or are not all in the log.
 async fn catch_up(
     store: &EventStore,
-    mut view: Option<TrackingView>,
+    view: Option<TrackingView>,
     events: Vec<EventEnvelope>,
-) -> Result<Result<Option<TrackingView>, TrackingError>, RebuildError> {
-    for event in events {
-        let last = view.as_ref().map_or(0, |v| v.version);
-        if event.stream_version <= last {
-            continue;
-        }
-        let mut todo = Vec::new();
-        if event.stream_version > last + 1 {
-            todo = store
-                .read_stream(&event.stream_id, last + 1, Some(event.stream_version - 1))
-                .await?;
-        }
-        todo.push(event);
-        for event in &todo {
-            match apply(view.as_ref(), event) {
-                Ok(next) => view = Some(next),
-                Err(err) => return Ok(Err(err)),
-            }
-        }
-    }
-    Ok(Ok(view))
+) -> Result<Result<Option<TrackingView>, CatchUpError<TrackingError>>, RebuildError> {
+    Ok(crate::runtime::catch_up(store, view, |v: &TrackingView| v.version, events, apply).await?)
 }
 
 async fn swap(

@@ -112,6 +112,7 @@ pub fn placed(order: OrderId) -> OrderPlaced {
         },
         payment: None,
         risk_context: None,
+        pickup_store: None,
         placed_at: at(0),
     }
 }
@@ -314,6 +315,19 @@ pub fn authorization_expired(order: OrderId, version: i64) -> EventEnvelope {
         version,
         OrderEvent::PaymentAuthorizationExpired(expired),
     )
+}
+
+/// `PaymentCaptureFailed`: the gateway refused the capture for good (voided at the gateway).
+pub fn capture_failed_event(order: OrderId, version: i64) -> EventEnvelope {
+    let failed = waybill_schemas::events::PaymentCaptureFailed {
+        order_id: order,
+        authorization_id: "auth_1".into(),
+        amount: usd(100),
+        code: "authorization_voided".into(),
+        message: "the authorization was voided".into(),
+        failed_at: at(version),
+    };
+    envelope(order, version, OrderEvent::PaymentCaptureFailed(failed))
 }
 
 /// `OrderConfirmed`, capturing immediately.

@@ -56,7 +56,7 @@ impl Reader {
 /// Decides who is reading. An API key takes precedence over a token when both are given.
 pub fn authorize(
     keys: &ApiKeys,
-    secret: &[u8],
+    tracking: &waybill_schemas::access::TrackingKeys,
     order: waybill_schemas::OrderId,
     authorization: Option<&str>,
     token: Option<&str>,
@@ -80,9 +80,7 @@ pub fn authorize(
     }
     match token {
         None => Err(Denied::NoCredentials),
-        Some(token) if waybill_schemas::access::verify_tracking_token(secret, order, token) => {
-            Ok(Reader::TokenHolder)
-        }
+        Some(token) if tracking.verify(order, token, chrono::Utc::now()) => Ok(Reader::TokenHolder),
         Some(_) => Err(Denied::WrongToken),
     }
 }
@@ -91,14 +89,15 @@ pub fn authorize(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use waybill_schemas::access::tracking_token;
+    use waybill_schemas::access::{tracking_token, TrackingKeys};
     use waybill_schemas::OrderId;
 
     #[test]
     fn finance_keys_may_not_read_tracking_and_wrong_tokens_are_denied() {
         let keys = ApiKeys::parse("f:fin:finance,a:ann:agent").unwrap();
         let order = OrderId::new_v7();
-        let auth = |h: Option<&str>, t: Option<&str>| authorize(&keys, b"s", order, h, t);
+        let tracking = TrackingKeys::new(b"s".as_slice());
+        let auth = |h: Option<&str>, t: Option<&str>| authorize(&keys, &tracking, order, h, t);
         assert_eq!(
             auth(Some("Bearer f"), None),
             Err(Denied::RoleNotAllowed(Role::Finance))
@@ -112,6 +111,10 @@ mod tests {
         assert_eq!(auth(None, Some("00")), Err(Denied::WrongToken));
         let token = tracking_token(b"s", order);
         assert_eq!(auth(None, Some(&token)), Ok(Reader::TokenHolder));
+        let token = tracking.token(order, chrono::Utc::now());
+        assert_eq!(auth(None, Some(&token)), Ok(Reader::TokenHolder));
+        let expired = tracking.token(order, chrono::Utc::now() - tracking.ttl());
+        assert_eq!(auth(None, Some(&expired)), Err(Denied::WrongToken));
     }
 
     #[test]
@@ -123,7 +126,15 @@ mod tests {
             exp: chrono::Utc::now().timestamp() + 60,
         });
         let order = OrderId::new_v7();
-        let reader = authorize(&keys, b"s", order, Some(&format!("Bearer {jwt}")), None).unwrap();
+        let tracking = TrackingKeys::new(b"s".as_slice());
+        let reader = authorize(
+            &keys,
+            &tracking,
+            order,
+            Some(&format!("Bearer {jwt}")),
+            None,
+        )
+        .unwrap();
         let mut view: waybill_schemas::views::TrackingView =
             serde_json::from_value(serde_json::json!({
                 "order_id": order.to_string(), "version": 1, "status": "placed",

@@ -3,18 +3,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use waybill_projectors::views::tracking::keys as tracking_keys;
+use waybill_schemas::access::TrackingKeys;
+use waybill_write_side::readiness::Readiness;
+
 use crate::auth::ApiKeys;
 use crate::rate_limit::RateLimit;
 
-/// Renders the process's Prometheus metrics as text; installed by the binary.
+/// Renders the process's Prometheus metrics as text; installed by the binary, served on the
+/// process's metrics listener (never on the public API).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
 pub struct QueryApiConfig {
     /// Redis key prefix; the tracking view of an order lives at `<prefix>:tracking:<uuid>`.
     pub redis_prefix: String,
-    /// HMAC secret of customer tracking tokens (the command API signs with the same one).
-    pub tracking_secret: Arc<[u8]>,
+    /// Secrets and lifetime of customer tracking tokens (the command API and the
+    /// notifications sign with the same ones).
+    pub tracking: TrackingKeys,
     /// Bearer keys of staff and services (`WAYBILL_API_KEYS`).
     pub api_keys: ApiKeys,
     /// How long a query with `min_version`/`consistency_token` waits for the view to catch up.
@@ -30,8 +36,8 @@ pub struct QueryApiConfig {
     pub live_poll_interval: Duration,
     /// Whole-request timeout (must exceed `max_wait`).
     pub request_timeout: Duration,
-    /// `GET /metrics` body; `None` serves an empty exposition.
-    pub metrics_render: Option<MetricsRender>,
+    /// The dependencies `GET /ready` checks (the binary registers what it connected).
+    pub readiness: Readiness,
     /// The search index agents query (`None`: search endpoints answer 500).
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
     /// The event store, for the agents' full order timeline.
@@ -46,7 +52,7 @@ impl QueryApiConfig {
     pub fn new(redis_prefix: impl Into<String>, tracking_secret: impl Into<Arc<[u8]>>) -> Self {
         Self {
             redis_prefix: redis_prefix.into(),
-            tracking_secret: tracking_secret.into(),
+            tracking: TrackingKeys::new(tracking_secret),
             api_keys: ApiKeys::default(),
             max_wait: Duration::from_secs(2),
             poll_interval: Duration::from_millis(5),
@@ -58,24 +64,24 @@ impl QueryApiConfig {
             }),
             live_poll_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
-            metrics_render: None,
+            readiness: Readiness::new(),
             search: None,
             events: None,
             warehouse: None,
         }
     }
 
-    pub(crate) fn tracking_key(&self, order: uuid::Uuid) -> String {
-        format!("{}:tracking:{}", self.redis_prefix, order)
+    /// The tracking view's keys come from its own layout module
+    /// (`waybill_projectors::views::tracking::keys`), never spelled here.
+    pub(crate) fn tracking_key(&self, order: impl std::fmt::Display) -> String {
+        tracking_keys::view_key(&self.redis_prefix, order)
     }
 
-    /// Written by the tracking projector (`projectors::views::tracking::store`).
     pub(crate) fn customer_orders_key(&self, customer_digest: &str) -> String {
-        format!("{}:customer-orders:{customer_digest}", self.redis_prefix)
+        tracking_keys::customer_orders_key(&self.redis_prefix, customer_digest)
     }
 
-    /// Written by the tracking projector (`projectors::views::tracking::store`).
     pub(crate) fn lookup_key(&self, lookup_digest: &str) -> String {
-        format!("{}:tracking-lookup:{lookup_digest}", self.redis_prefix)
+        tracking_keys::lookup_key(&self.redis_prefix, lookup_digest)
     }
 }

@@ -43,6 +43,8 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/v1/me/store-credit", get(store_credit::my_store_credit))
         .route("/track", get(page::lookup_form).post(page::lookup))
         .route("/track/{id}", get(page::tracking_page))
+        .route(page::render::STYLESHEET_PATH, get(page::stylesheet))
+        .route(page::render::SCRIPT_PATH, get(page::script))
         .route("/track/{id}/events", get(page::tracking_events))
         .route("/v1/search/orders", get(search::search_orders))
         .route("/v1/agent/orders/{id}", get(search::agent_order))
@@ -59,7 +61,8 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/v1/finance/metrics", get(finance::get_metrics))
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/live", get(waybill_write_side::readiness::live))
+        .route("/ready", get(ready))
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn_with_state(request_timeout, time_limit))
@@ -67,6 +70,17 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
             waybill_write_side::command_api::problem::safety_net,
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::map_response(nosniff))
+}
+
+/// `X-Content-Type-Options: nosniff` on every response: browsers take each body for the type
+/// it is declared as, never for script or HTML sniffed out of a JSON or text body.
+pub async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Answers 503 problem+json when a request runs past `limit`.
@@ -116,25 +130,16 @@ pub(crate) async fn health(
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
-pub(crate) async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Response {
-    let body = state
-        .config
-        .metrics_render
-        .as_ref()
-        .map(|render| render())
-        .unwrap_or_default();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        body,
-    )
-        .into_response()
+/// Whether every dependency of this process answers (see
+/// [`waybill_write_side::readiness`]).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency answers", body = waybill_write_side::readiness::ReadyBody),
+        (status = 503, description = "A dependency does not answer: `down` names it", body = waybill_write_side::readiness::NotReadyBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
+    ))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    state.config.readiness.answer().await
 }
 
 async fn not_found() -> Problem {

@@ -10,7 +10,8 @@
 //! (`/v1/finance/...`, role finance) read the ClickHouse warehouse.
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
-//! and hands in a [`MetricsRender`] so this service can serve `GET /metrics`.
+//! and serves `GET /metrics` on its own listener (never this public port). `/live` and `/ready`
+//! ([`waybill_write_side::readiness`]) answer here with the dependencies the binary registered.
 
 pub mod auth;
 mod config;

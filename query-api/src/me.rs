@@ -11,7 +11,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use waybill_schemas::access::{customer_digest, tracking_token};
+use waybill_schemas::access::customer_digest;
 use waybill_schemas::api_keys::Role;
 use waybill_schemas::views::{TrackingStatus, TrackingView};
 use waybill_schemas::OrderId;
@@ -19,6 +19,7 @@ use waybill_schemas::OrderId;
 use crate::http::AppState;
 use crate::problem::Problem;
 use crate::tracking::{check_rate, ClientIp};
+use waybill_projectors::views::tracking::keys as tracking_keys;
 
 const MAX_PAGE: usize = 100;
 
@@ -138,10 +139,7 @@ pub async fn my_orders(
 
     let mut pipe = redis::pipe();
     for (id, _) in &page {
-        pipe.hget(
-            format!("{}:tracking:{id}", state.config.redis_prefix),
-            "view",
-        );
+        pipe.hget(state.config.tracking_key(id), tracking_keys::VIEW_FIELD);
     }
     let views: Vec<Option<String>> = if page.is_empty() {
         Vec::new()
@@ -160,7 +158,7 @@ pub async fn my_orders(
             Some(MyOrder {
                 tracking_url: format!(
                     "/track/{order}?token={}",
-                    tracking_token(&state.config.tracking_secret, order)
+                    state.config.tracking.token(order, chrono::Utc::now())
                 ),
                 order_id: view.order_id,
                 order_number: view.channel_order_ref,

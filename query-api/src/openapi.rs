@@ -1,9 +1,9 @@
 //! The query API's OpenAPI 3.1 document, generated from the handlers and DTOs with utoipa and
 //! served at `GET /openapi.json`.
 
-use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use waybill_write_side::command_api::shared_document::SharedDocument;
 
 use crate::tracking::{Consistency, TrackingResponse};
 
@@ -21,6 +21,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::page::tracking_events,
         crate::page::lookup_form,
         crate::page::lookup,
+        crate::page::stylesheet,
+        crate::page::script,
         crate::search::search_orders,
         crate::search::agent_order,
         crate::finance::handlers::get_summary,
@@ -29,7 +31,8 @@ use crate::tracking::{Consistency, TrackingResponse};
         crate::finance::handlers::get_reconciliation,
         crate::finance::handlers::get_metrics,
         crate::http::health,
-        crate::http::metrics
+        waybill_write_side::readiness::live,
+        crate::http::ready
     ),
     components(schemas(
         TrackingResponse,
@@ -49,6 +52,10 @@ use crate::tracking::{Consistency, TrackingResponse};
         waybill_schemas::views::ReturnStatus,
         waybill_write_side::command_api::Problem,
         waybill_write_side::domain::FieldError,
+        waybill_write_side::readiness::LiveBody,
+        waybill_write_side::readiness::ReadyBody,
+        waybill_write_side::readiness::NotReadyBody,
+        waybill_write_side::readiness::CheckState,
         waybill_schemas::views::TrackingView,
         waybill_schemas::views::TrackingStatus,
         waybill_schemas::views::TrackingPayment,
@@ -132,8 +139,11 @@ pub fn document() -> serde_json::Value {
     document
 }
 
-pub(crate) async fn serve_document() -> Json<serde_json::Value> {
-    Json(document())
+/// The document `/openapi.json` serves, serialised once per process.
+static DOCUMENT: SharedDocument = SharedDocument::new(document);
+
+pub(crate) async fn serve_document() -> axum::response::Response {
+    DOCUMENT.response()
 }
 
 #[cfg(test)]

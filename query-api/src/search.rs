@@ -39,8 +39,12 @@ const DEFAULT_LIMIT: usize = 20;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Free text: names (typos tolerated), email (exact or prefix), phone (any format, or its
-    /// last 7+ digits), order id, channel order ref, SKU, product name, tracking/RMA number.
+    /// Free text, whitespace-separated terms that must all match. Identifiers (order id,
+    /// channel order ref, email, SKU, tracking and RMA numbers) match whole or by a prefix of 3+
+    /// characters, never with typos; a phone in any format or its last 7+ digits; customer,
+    /// address and product names with typos tolerated; address words (street, city, postcode)
+    /// exactly. A term with digits or `-_@#/:.+` is read as an identifier and never matches
+    /// names. At most 200 characters.
     pub q: Option<String>,
     /// Comma-separated statuses: placed, in_review, awaiting_payment, confirmed, cancelled.
     pub status: Option<String>,
@@ -64,8 +68,10 @@ pub struct SearchParams {
     /// `true` or `false`.
     #[param(value_type = Option<bool>)]
     pub has_exception: Option<String>,
-    /// `-created_at` (default), `created_at`, `-updated_at`, `updated_at`, `-total`, `total`.
-    #[param(pattern = "^-?(created_at|updated_at|total)$")]
+    /// `relevance` (default when `q` has text: best match first, ties newest first; pages
+    /// reach 10,000 hits at most), `-created_at` (default without `q`), `created_at`,
+    /// `-updated_at`, `updated_at`, `-total`, `total`.
+    #[param(pattern = "^(relevance|-?(created_at|updated_at|total))$")]
     pub sort: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -227,11 +233,11 @@ fn status(raw: &str) -> Option<TrackingStatus> {
 /// Reads the search parameters into a query; every error names its parameter.
 pub fn parse_search(params: &SearchParams) -> Result<SearchQuery, Problem> {
     let sort = match params.sort.as_deref() {
-        None => Sort::newest_first(),
+        None => Sort::default_for(params.q.as_deref().unwrap_or_default()),
         Some(raw) => Sort::parse(raw.trim()).ok_or_else(|| {
             bad(
                 "sort",
-                "must be one of created_at, updated_at, total, optionally prefixed with -",
+                "must be relevance, or one of created_at, updated_at, total, optionally prefixed with -",
             )
         })?,
     };
@@ -361,7 +367,7 @@ fn with_stale_header(mut response: Response, stale: bool) -> Response {
     params(SearchParams),
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "One page of matching orders, newest first unless sorted otherwise, with facet counts (status, channel) and highlighted matches", body = SearchResponse),
+        (status = 200, description = "One page of matching orders, best match first when `q` has text and newest first without it, unless sorted otherwise, with facet counts (status, channel) and highlighted matches", body = SearchResponse),
         (status = 422, description = "A parameter is invalid (`field` names it)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),

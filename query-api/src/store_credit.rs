@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use waybill_projectors::views::tracking::keys::store_credit_key;
 use waybill_schemas::access::customer_digest;
-use waybill_schemas::views::{store_credit_key, StoreCreditEntry};
+use waybill_schemas::views::StoreCreditEntry;
 
 use crate::http::AppState;
 use crate::me::signed_in_customer;

@@ -15,6 +15,7 @@ use axum::Json;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use waybill_projectors::views::tracking::keys as tracking_keys;
 use waybill_schemas::views::{ConsistencyToken, TrackingView};
 use waybill_schemas::OrderId;
 use waybill_write_side::command_api::problem::Path;
@@ -114,7 +115,7 @@ pub async fn get_tracking(
         .transpose()?;
     let reader = authorize(
         &state.config.api_keys,
-        &state.config.tracking_secret,
+        &state.config.tracking,
         order,
         authorization,
         params.token.as_deref(),
@@ -280,26 +281,18 @@ pub(crate) async fn read_view(
 ) -> Result<Option<TrackingView>, Problem> {
     let (version, view): (Option<i64>, Option<String>) = redis::cmd("HMGET")
         .arg(key)
-        .arg("version")
-        .arg("view")
+        .arg(tracking_keys::VERSION_FIELD)
+        .arg(tracking_keys::VIEW_FIELD)
         .query_async(redis)
         .await
         .map_err(|error| {
             tracing::error!(%error, key, "reading the tracking view from Redis failed");
             Problem::Internal
         })?;
-    let Some(raw) = view else {
-        return Ok(None);
-    };
-    let mut view: TrackingView = serde_json::from_str(&raw).map_err(|error| {
+    tracking_keys::decode_view(version, view.as_deref()).map_err(|error| {
         tracing::error!(%error, key, "tracking view in Redis does not decode");
         Problem::Internal
-    })?;
-    // The hash's `version` field is what the projector compares-and-sets; trust it over the JSON.
-    if let Some(version) = version {
-        view.version = version;
-    }
-    Ok(Some(view))
+    })
 }
 
 #[cfg(test)]

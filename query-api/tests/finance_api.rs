@@ -202,9 +202,13 @@ async fn the_summary_sums_money_per_day_channel_and_currency_in_json_and_csv() {
         json["items"],
         serde_json::json!([
             {"day": DAY, "channel": "app", "currency": "USD", "orders": 1, "gross_sales": 500,
-             "captures": 500, "refunds": 0, "fees": 0, "chargebacks": 0, "net": 500},
+             "captures": 500, "refunds": 0, "fees": 0, "chargebacks": 0, "net": 500,
+             "formatted": {"gross_sales": "5.00", "captures": "5.00", "refunds": "0.00",
+                           "fees": "0.00", "chargebacks": "0.00", "net": "5.00"}},
             {"day": DAY, "channel": "web", "currency": "USD", "orders": 2, "gross_sales": 3000,
-             "captures": 3000, "refunds": 250, "fees": 59, "chargebacks": 2000, "net": 691},
+             "captures": 3000, "refunds": 250, "fees": 59, "chargebacks": 2000, "net": 691,
+             "formatted": {"gross_sales": "30.00", "captures": "30.00", "refunds": "2.50",
+                           "fees": "0.59", "chargebacks": "20.00", "net": "6.91"}},
         ])
     );
     assert_eq!(json["next_offset"], Value::Null);
@@ -226,7 +230,7 @@ async fn the_summary_sums_money_per_day_channel_and_currency_in_json_and_csv() {
         csv,
         format!(
             "day,channel,currency,orders,gross_sales,captures,refunds,fees,chargebacks,net\n\
-             {DAY},web,USD,2,3000,3000,250,59,2000,691\n"
+             {DAY},web,USD,2,30.00,30.00,2.50,0.59,20.00,6.91\n"
         )
     );
     drop_warehouse(&warehouse).await;

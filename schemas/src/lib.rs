@@ -11,6 +11,8 @@ pub mod access;
 pub mod api_keys;
 pub mod envelope;
 pub mod events;
+pub mod fees;
+pub mod json_body;
 pub mod jwt;
 pub mod problem;
 pub mod subject;

@@ -26,6 +26,8 @@ pub enum ProblemType {
     MalformedRequest,
     /// A webhook body that is not the sender's documented JSON.
     MalformedWebhook,
+    /// A JSON object names the same key twice; `field` is the key's path.
+    DuplicateKey,
     /// No `Idempotency-Key` header on a mutating request, or one that is not 1-255 visible ASCII.
     MissingIdempotencyKey,
     /// The same `Idempotency-Key` was used before with a different request.
@@ -78,17 +80,20 @@ pub enum ProblemType {
     Timeout,
     /// A store the endpoint needs is unavailable; retry later.
     Unavailable,
+    /// The event store cannot be reached; retry with the same `Idempotency-Key`.
+    DatabaseUnavailable,
     /// Webhooks of this kind have no secret configured.
     WebhooksNotConfigured,
 }
 
 impl ProblemType {
     /// Every type, in the order the documents list them.
-    pub const ALL: [ProblemType; 31] = [
+    pub const ALL: [ProblemType; 33] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::MalformedRequest,
         Self::MalformedWebhook,
+        Self::DuplicateKey,
         Self::MissingIdempotencyKey,
         Self::IdempotencyKeyReused,
         Self::Unauthorized,
@@ -115,6 +120,7 @@ impl ProblemType {
         Self::GatewayUnavailable,
         Self::Timeout,
         Self::Unavailable,
+        Self::DatabaseUnavailable,
         Self::WebhooksNotConfigured,
     ];
 
@@ -125,6 +131,7 @@ impl ProblemType {
             Self::MalformedJson => "malformed-json",
             Self::MalformedRequest => "malformed-request",
             Self::MalformedWebhook => "malformed-webhook",
+            Self::DuplicateKey => "duplicate-key",
             Self::MissingIdempotencyKey => "missing-idempotency-key",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::Unauthorized => "unauthorized",
@@ -151,6 +158,7 @@ impl ProblemType {
             Self::GatewayUnavailable => "gateway-unavailable",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
+            Self::DatabaseUnavailable => "database-unavailable",
             Self::WebhooksNotConfigured => "webhooks-not-configured",
         }
     }
@@ -161,6 +169,7 @@ impl ProblemType {
             Self::MalformedJson
             | Self::MalformedRequest
             | Self::MalformedWebhook
+            | Self::DuplicateKey
             | Self::MissingIdempotencyKey => 400,
             Self::Unauthorized | Self::InvalidSignature => 401,
             Self::Forbidden => 403,
@@ -183,7 +192,10 @@ impl ProblemType {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::GatewayUnavailable => 502,
-            Self::Timeout | Self::Unavailable | Self::WebhooksNotConfigured => 503,
+            Self::Timeout
+            | Self::Unavailable
+            | Self::DatabaseUnavailable
+            | Self::WebhooksNotConfigured => 503,
         }
     }
 
@@ -194,6 +206,7 @@ impl ProblemType {
             Self::MalformedJson => "Malformed JSON",
             Self::MalformedRequest => "Malformed request",
             Self::MalformedWebhook => "Malformed webhook",
+            Self::DuplicateKey => "Duplicate key in JSON",
             Self::MissingIdempotencyKey => "Missing or invalid Idempotency-Key",
             Self::IdempotencyKeyReused => "Idempotency-Key reused",
             Self::Unauthorized => "Unauthorized",
@@ -220,6 +233,7 @@ impl ProblemType {
             Self::GatewayUnavailable => "The payment gateway did not answer",
             Self::Timeout => "Request timed out",
             Self::Unavailable => "Service unavailable",
+            Self::DatabaseUnavailable => "Database unavailable",
             Self::WebhooksNotConfigured => "Webhooks are not configured",
         }
     }

@@ -192,6 +192,24 @@ impl Currency {
             .map(|(_, e)| *e)
             .unwrap_or(2)
     }
+
+    /// `minor` units of this currency as a decimal by its exponent, without the code:
+    /// `376.63` (USD 37663), `37663` (JPY 37663), `-1.500` (KWD -1500).
+    pub fn format_minor(&self, minor: i64) -> String {
+        let exp = u32::from(self.exponent());
+        let sign = if minor < 0 { "-" } else { "" };
+        let abs = minor.unsigned_abs();
+        if exp == 0 {
+            return format!("{sign}{abs}");
+        }
+        let scale = 10_u64.pow(exp);
+        format!(
+            "{sign}{}.{:0width$}",
+            abs / scale,
+            abs % scale,
+            width = exp as usize
+        )
+    }
 }
 
 impl fmt::Display for Currency {
@@ -265,22 +283,13 @@ impl Money {
 }
 
 impl fmt::Display for Money {
+    /// `376.63 USD`, `37663 JPY`, `-1.500 KWD`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let exp = u32::from(self.currency.exponent());
-        if exp == 0 {
-            return write!(f, "{} {}", self.minor, self.currency);
-        }
-        let scale = 10_i64.pow(exp);
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let abs = self.minor.unsigned_abs();
-        let scale = scale.unsigned_abs();
         write!(
             f,
-            "{sign}{}.{:0width$} {}",
-            abs / scale,
-            abs % scale,
-            self.currency,
-            width = exp as usize
+            "{} {}",
+            self.currency.format_minor(self.minor),
+            self.currency
         )
     }
 }
@@ -436,6 +445,21 @@ mod tests {
         assert_eq!(Money::new(-5, eur).to_string(), "-0.05 EUR");
         assert_eq!(Money::new(1999, jpy).to_string(), "1999 JPY");
         assert_eq!(Money::new(1, kwd).to_string(), "0.001 KWD");
+        assert_eq!(Money::new(-1500, jpy).to_string(), "-1500 JPY");
+        assert_eq!(
+            Money::new(i64::MIN, eur).to_string(),
+            "-92233720368547758.08 EUR"
+        );
+    }
+
+    #[test]
+    fn a_minor_amount_is_written_as_a_decimal_by_the_exponent() {
+        let c = |code| Currency::parse(code).unwrap();
+        assert_eq!(c("USD").format_minor(37663), "376.63");
+        assert_eq!(c("JPY").format_minor(37663), "37663");
+        assert_eq!(c("KWD").format_minor(-1500), "-1.500");
+        assert_eq!(c("EUR").format_minor(7), "0.07");
+        assert_eq!(c("EUR").format_minor(0), "0.00");
     }
 
     #[test]

@@ -112,7 +112,8 @@ impl Api {
         }
     }
 
-    async fn read(response: reqwest::Response) -> HttpResponse {
+    /// Reads a response of any request (for requests the helpers here do not send).
+    pub async fn read(response: reqwest::Response) -> HttpResponse {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("read the response body");

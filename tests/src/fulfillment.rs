@@ -117,6 +117,29 @@ impl FulfillmentWorld {
     }
 
     /// Packs every task of `order_id` (picked, then packed) and returns the tasks.
+    /// POSTs `body` to the command API's webhook `path` (`/v1/webhooks/wms` or `.../carrier`),
+    /// signed with this test's logistics secret as nodes and carriers sign theirs.
+    pub async fn signed_webhook(&self, path: &str, body: &Value) -> reqwest::Response {
+        let secret = self.world.env.logistics_webhook_secret.as_bytes();
+        let bytes = serde_json::to_vec(body).expect("JSON body");
+        let signature = waybill_write_side::payment::webhook::sign(
+            secret,
+            chrono::Utc::now().timestamp(),
+            &bytes,
+        );
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.world.waybill.command_url()))
+            .header(
+                waybill_write_side::fulfillment::logistics::SIGNATURE_HEADER,
+                signature,
+            )
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .expect("webhook POST")
+    }
+
     pub async fn pack_all(&self, order_id: &str, n: usize) -> Vec<Value> {
         let tasks = self.tasks(order_id, n).await;
         for task in &tasks {

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod outbox;
 pub mod payment;
+pub mod readiness;
 pub mod risk_signals;
 pub mod settlement;
 #[cfg(any(test, feature = "testing"))]

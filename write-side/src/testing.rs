@@ -119,6 +119,7 @@ pub fn order_placed(body: &serde_json::Value) -> waybill_schemas::events::OrderP
         totals: o.totals,
         payment: o.payment,
         risk_context: o.risk_context,
+        pickup_store: o.pickup_store,
         placed_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time"),
     }
 }

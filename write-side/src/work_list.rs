@@ -11,6 +11,9 @@
 //! LISTEN/NOTIFY, so it runs unchanged on CockroachDB. The table name is a constant of the code,
 //! never input.
 
+use std::fmt::Display;
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -42,6 +45,13 @@ pub enum Release {
     },
     /// The flow is over: delete the row.
     Finish,
+}
+
+/// How long a row waits after a failed pass: 1 s doubling with each consecutive failed claim,
+/// at most 30 s (the lease it would otherwise have waited out).
+pub fn retry_after_error(claimed: Claimed) -> chrono::Duration {
+    let exponent = claimed.attempts.clamp(1, 6) - 1;
+    chrono::Duration::seconds((1_i64 << exponent).min(30))
 }
 
 /// One work-list table.
@@ -80,6 +90,59 @@ impl WorkList {
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Runs `pass` over rows this worker claimed. If the pass fails before it released them (a
+    /// database error mid-pass), every claimed row is handed back as a retry due after a short
+    /// backoff ([`retry_after_error`]), instead of staying invisible until its lease runs out.
+    /// A row woken meanwhile comes due at once, as with any release. Should the hand-back fail
+    /// too (the database is down), the lease still brings the rows back.
+    pub async fn run_claimed<T, E, Fut>(
+        &self,
+        pool: &PgPool,
+        claimed: Vec<Claimed>,
+        pass: impl FnOnce(Vec<Claimed>) -> Fut,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: Display,
+    {
+        let rows = claimed.clone();
+        match pass(claimed).await {
+            Ok(done) => Ok(done),
+            Err(error) => {
+                let now = Utc::now();
+                let detail = error.to_string();
+                let releases: Vec<(Claimed, Release)> = rows
+                    .iter()
+                    .map(|row| {
+                        (
+                            *row,
+                            Release::Retry {
+                                due_at: now + retry_after_error(*row),
+                                error: detail.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                match self.release(pool, &releases, now).await {
+                    Ok(()) => tracing::warn!(
+                        table = self.table,
+                        rows = rows.len(),
+                        error = %detail,
+                        "pass failed; its claimed rows were handed back for a retry"
+                    ),
+                    Err(release_error) => tracing::warn!(
+                        table = self.table,
+                        rows = rows.len(),
+                        error = %detail,
+                        %release_error,
+                        "pass failed and its claims could not be handed back; they wait out the lease"
+                    ),
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Claims up to `limit` due flows, leasing them until `now + lease`.

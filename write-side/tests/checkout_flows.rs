@@ -179,3 +179,76 @@ async fn a_parked_flow_waits_for_its_deadline_and_lists_in_its_stage() {
     assert_eq!(at.len(), 1, "due at its deadline");
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_pass_that_fails_on_the_database_hands_its_claims_back_instead_of_leasing_them() {
+    use std::sync::Arc;
+    use waybill_write_side::checkout::{run_pass, CheckoutServices};
+    use waybill_write_side::domain::risk::RiskRules;
+    use waybill_write_side::domain::FlowPolicy;
+    use waybill_write_side::event_store::EventStore;
+    use waybill_write_side::inventory::{Inventory, InventoryConfig};
+    use waybill_write_side::payment::HttpGateway;
+
+    let db = TestDatabase::create("flows").await;
+    let orders: Vec<OrderId> = (0..3).map(|_| OrderId::new_v7()).collect();
+    wake(&db, &orders, Utc::now() - Duration::seconds(1)).await;
+    let lease = Duration::seconds(30);
+    let services = CheckoutServices {
+        pool: db.pool.clone(),
+        store: EventStore::new(db.pool.clone()),
+        inventory: Inventory::spawn(db.pool.clone(), InventoryConfig::default()),
+        // Never reached: the pass fails before any step.
+        gateway: Arc::new(
+            HttpGateway::new(
+                "http://127.0.0.1:9",
+                "unused",
+                std::time::Duration::from_secs(1),
+            )
+            .expect("gateway"),
+        ),
+        risk_rules: Arc::new(RiskRules::default()),
+        policy: FlowPolicy::default(),
+        risk_window: Duration::minutes(60),
+        lease,
+        batch: 10,
+        risk_lock: Arc::default(),
+    };
+    // The pass claims its rows, then the database refuses it: the event log cannot be read.
+    sqlx::query("ALTER TABLE events RENAME TO events_unavailable")
+        .execute(&db.pool)
+        .await
+        .expect("rename");
+    let started = Utc::now();
+    let failed = run_pass(&services, started).await;
+    assert!(failed.is_err(), "the pass failed: {failed:?}");
+
+    let rows: Vec<(chrono::DateTime<Utc>, String, Option<String>)> =
+        sqlx::query_as("SELECT due_at, stage, last_error FROM checkout_flows")
+            .fetch_all(&db.pool)
+            .await
+            .expect("rows");
+    assert_eq!(rows.len(), 3);
+    for (due_at, stage, last_error) in &rows {
+        assert!(
+            *due_at < started + Duration::seconds(5),
+            "due again within seconds, not after the {lease} lease: {due_at} (pass at {started})"
+        );
+        assert_eq!(stage, "retry");
+        assert!(
+            last_error.as_deref().is_some_and(|e| e.contains("events")),
+            "the error is kept: {last_error:?}"
+        );
+    }
+
+    // The database is back: the next pass takes them up without waiting out the lease.
+    sqlx::query("ALTER TABLE events_unavailable RENAME TO events")
+        .execute(&db.pool)
+        .await
+        .expect("rename back");
+    let again = flows::claim(&db.pool, started + Duration::seconds(5), lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 3);
+    db.drop().await;
+}

@@ -57,7 +57,14 @@ fn cancelled(order_id: OrderId) -> Vec<NewEvent> {
         order.apply(&e.event);
     }
     order
-        .handle(&OrderCommand::Cancel { order_id, cancel }, Utc::now())
+        .handle(
+            &OrderCommand::Cancel {
+                order_id,
+                cancellation_id: uuid::Uuid::now_v7(),
+                cancel,
+            },
+            Utc::now(),
+        )
         .expect("cancellable")
         .into_iter()
         .map(|event| NewEvent {

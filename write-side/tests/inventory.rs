@@ -510,7 +510,7 @@ fn app(db: &TestDb) -> axum::Router {
     ))
     .expect("keys");
     keys.add("other-client-key", "shop-2", command_api::Role::Service);
-    let config = CommandApiConfig::new(keys, b"secret".to_vec(), std::sync::Arc::new(String::new));
+    let config = CommandApiConfig::new(keys, b"secret".to_vec());
     command_api::router(config, db.pool.clone()).0
 }
 

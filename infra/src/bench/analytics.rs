@@ -32,13 +32,14 @@ use waybill_projectors::warehouse::rows::{
 };
 use waybill_projectors::warehouse::{migrate, WarehouseConfig};
 
+use super::cpu::{self, CpuReport};
+use super::roles::{self, Role};
 use super::svg::{bars, Bar};
 use super::{Scratch, PLACEMENT_PARTS};
 use crate::client::ApiClient;
 use crate::config::{BenchAnalyticsArgs, Settings};
 use crate::orders::OrderFactory;
 use crate::secrets::Secrets;
-use crate::services::{self, Addresses};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Serialize)]
@@ -88,6 +89,12 @@ struct AnalyticsReport {
     synthetic_rows: u64,
     load_seconds: f64,
     queries: Vec<QueryTiming>,
+    /// CPU per accepted order per process while orders were offered and polled for.
+    lag_cpu: CpuReport,
+    /// CPU per row written per process while the second analytics view read the stream.
+    ingest_cpu: CpuReport,
+    /// CPU per query per process over the timed queries (each repetition of each query).
+    queries_cpu: CpuReport,
 }
 
 pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
@@ -132,7 +139,16 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, chart(&report))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        "bench analytics: CPU per unit by process",
+        &[
+            ("view lag", &report.lag_cpu),
+            ("ingest", &report.ingest_cpu),
+            ("queries", &report.queries_cpu),
+        ],
+    )?;
     Ok(())
 }
 
@@ -155,21 +171,7 @@ async fn run_all(
         .context("asking ClickHouse its version")?;
 
     let shutdown = Shutdown::new();
-    let addresses = Addresses {
-        command: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        query: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        payment_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        logistics_sandbox: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let running = services::start(
-        settings,
-        secrets,
-        PLACEMENT_PARTS,
-        addresses,
-        render.clone(),
-        &shutdown,
-    )
-    .await?;
+    let running = roles::start(settings, secrets, PLACEMENT_PARTS, &shutdown).await?;
     let command = running.command_addr.context("command API did not start")?;
     let query = running.query_addr.context("query API did not start")?;
     let key = secrets.client_key.clone().context("no client key")?;
@@ -180,12 +182,15 @@ async fn run_all(
         "bench analytics (run {run}): {} orders offered at {}/s",
         args.orders, args.rate
     );
+    let before = cpu::Snapshot::start();
     let lag = paced_lag(&client, &warehouse, args, run).await?;
+    let lag_cpu = cpu::Snapshot::take().since(&before, "order", lag.accepted);
     shutdown.trigger();
     running.wait().await?;
 
     eprintln!("ingest: a second analytics view reads the stream from the start");
-    let ingest = ingest(settings, pool, &render, &extra[0], &extra[1], lag.accepted).await?;
+    let (ingest, ingest_cpu) =
+        ingest(settings, pool, &render, &extra[0], &extra[1], lag.accepted).await?;
 
     eprintln!(
         "queries: bulk-inserting {} synthetic orders",
@@ -197,7 +202,10 @@ async fn run_all(
     let loaded = Instant::now();
     let synthetic_rows = load_synthetic(queries_db, args.synthetic_orders, today).await?;
     let load_seconds = loaded.elapsed().as_secs_f64();
+    let before = cpu::Snapshot::start();
     let queries = time_queries(queries_db, settings, today, args.repetitions).await?;
+    let queries_cpu =
+        cpu::Snapshot::take().since(&before, "query", (queries.len() * args.repetitions) as u64);
 
     Ok(AnalyticsReport {
         run: run.to_owned(),
@@ -208,6 +216,9 @@ async fn run_all(
         synthetic_rows,
         load_seconds,
         queries,
+        lag_cpu,
+        ingest_cpu,
+        queries_cpu,
     })
 }
 
@@ -351,7 +362,7 @@ async fn ingest(
     ingest_db: &WarehouseConfig,
     direct_db: &WarehouseConfig,
     orders: u64,
-) -> anyhow::Result<IngestReport> {
+) -> anyhow::Result<(IngestReport, CpuReport)> {
     migrate(ingest_db).await?;
     migrate(direct_db).await?;
     let nats = async_nats::connect(&settings.nats_url)
@@ -380,10 +391,14 @@ async fn ingest(
     let view = AnalyticsProjection::named(AnalyticsStore::new(ingest_db.client()), name);
     let before = counter(render, "waybill_analytics_rows_written_total");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cpu_before = cpu::Snapshot::start();
     let started = Instant::now();
-    let task = tokio::spawn(run_projector(config, pool, js, view, async {
-        let _ = stopped.await;
-    }));
+    // On the services' runtime: the view's CPU is Waybill's, not the bench's.
+    let task = Role::Services
+        .handle()
+        .spawn(run_projector(config, pool, js, view, async {
+            let _ = stopped.await;
+        }));
     let client = ingest_db.client();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -404,6 +419,7 @@ async fn ingest(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rows = counter(render, "waybill_analytics_rows_written_total").saturating_sub(before);
+    let cpu = cpu::Snapshot::take().since(&cpu_before, "row", rows);
     let _ = stop.send(());
     let _ = task.await;
 
@@ -422,7 +438,7 @@ async fn ingest(
     insert_rows(&direct, "line_facts", &lines).await?;
     let baseline_seconds = timer.elapsed().as_secs_f64();
     let baseline_rows = (facts.len() + lines.len()) as u64;
-    Ok(IngestReport {
+    let report = IngestReport {
         events: stream_info,
         rows_written: rows,
         seconds: elapsed,
@@ -430,7 +446,8 @@ async fn ingest(
         baseline_rows,
         baseline_seconds,
         baseline_direct_insert_rows_per_s: baseline_rows as f64 / baseline_seconds,
-    })
+    };
+    Ok((report, cpu))
 }
 
 const CHANNELS: [&str; 4] = ["web", "app", "pos", "marketplace"];
@@ -448,6 +465,7 @@ async fn load_synthetic(
     let client = warehouse.client();
     let first = today - Days::new(SPREAD_DAYS - 1);
     let fee = waybill_projectors::reconciliation::FeeSchedule::default();
+    let usd = waybill_schemas::Currency::parse("USD")?;
     let mut total = 0u64;
     for start in (0..orders).step_by(100_000) {
         let end = (start + 100_000).min(orders);
@@ -515,7 +533,7 @@ async fn load_synthetic(
                     day: days(day),
                     version: 7,
                 };
-            let capture_fee = fee.capture_fee(amount);
+            let capture_fee = fee.capture_fee(amount, usd);
             ledger.push(entry("c", "capture", format!("cap_{i}"), amount, &channel));
             // The projector gives a fee its order's channel when it writes it.
             ledger.push(entry("f", "fee", format!("cap_{i}"), capture_fee, &channel));
@@ -681,7 +699,7 @@ async fn time_queries(
         &times,
     ));
 
-    let fees = settings.warehouse.fees();
+    let fees = &settings.warehouse.fees();
     let mut version = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     let (times, report) = timed(repetitions, || {
         version += 1;
@@ -744,6 +762,9 @@ fn print_report(report: &AnalyticsReport) {
             q.name, q.p50_ms, q.max_ms, q.rows
         );
     }
+    print!("{}", report.lag_cpu.table("view lag, paced orders"));
+    print!("{}", report.ingest_cpu.table("ingest"));
+    print!("{}", report.queries_cpu.table("queries"));
 }
 
 fn chart(report: &AnalyticsReport) -> String {

@@ -26,14 +26,14 @@ use waybill_schemas::Sku;
 use waybill_write_side::inventory::LocationKind;
 use waybill_write_side::inventory::{Country, Inventory, InventoryConfig, Location, LocationId};
 
-use super::checkout_report::{
-    CheckoutReport, CheckoutRun, CpuUse, OrderTimes, PlacementRun, WorkerStats,
-};
+use super::checkout_report::{CheckoutReport, CheckoutRun, OrderTimes, PlacementRun, WorkerStats};
+use super::cpu::{self, CpuReport};
+pub(super) use super::roles::start;
 use super::{load, Scratch, PLACEMENT_PARTS};
 use crate::client::ApiClient;
 use crate::config::{BenchCheckoutArgs, Settings};
 use crate::secrets::Secrets;
-use crate::services::{self, Addresses, Part, Running};
+use crate::services::{Part, Running};
 use crate::shutdown::Shutdown;
 
 /// The sandbox card that authorizes at once.
@@ -56,17 +56,18 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     let render = crate::metrics::install()?;
     let bodies = order_bodies(&run, args.orders)?;
 
-    let baseline = if args.no_baseline {
-        None
+    let (baseline, baseline_cpu) = if args.no_baseline {
+        (None, None)
     } else {
         let scratch = Scratch::new(settings, &format!("{run}_place"));
         eprintln!(
             "bench checkout, phase 1/2: placement only (checkout worker off), {} orders, {} clients",
             args.orders, args.clients
         );
-        let outcome = placement_only(settings, &scratch, &run, args, &bodies, &render).await;
+        let outcome = placement_only(settings, &scratch, &run, args, &bodies).await;
         finish_scratch(settings, &scratch, args.keep).await;
-        Some(outcome?)
+        let (placement, cpu) = outcome?;
+        (Some(placement), Some(cpu))
     };
 
     let scratch = Scratch::new(settings, &format!("{run}_flow"));
@@ -78,7 +79,8 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     finish_scratch(settings, &scratch, args.keep).await;
     let flow = outcome?;
 
-    let report = CheckoutReport::new(args, baseline, flow);
+    let mut report = CheckoutReport::new(args, baseline, flow);
+    report.placement_only_cpu = baseline_cpu;
     println!("{}", report.table());
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -88,7 +90,19 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, report.chart())
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    let mut windows = vec![("whole flow", &report.flow.cpu)];
+    if let Some(cpu) = &report.placement_only_cpu {
+        windows.insert(0, ("placement only", cpu));
+    }
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        &format!(
+            "bench checkout: CPU per unit by process, {} orders",
+            args.orders
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -103,30 +117,31 @@ pub(super) async fn finish_scratch(settings: &Settings, scratch: &Scratch, keep:
     }
 }
 
-/// Phase 1: the orders placed with the checkout worker off.
+/// Phase 1: the orders placed with the checkout worker off, and the CPU per order.
 async fn placement_only(
     settings: &Settings,
     scratch: &Scratch,
     run: &str,
     args: &BenchCheckoutArgs,
     bodies: &[bytes::Bytes],
-    render: &waybill_query_api::MetricsRender,
-) -> anyhow::Result<PlacementRun> {
+) -> anyhow::Result<(PlacementRun, CpuReport)> {
     let (settings, secrets) = scratch.settings(settings, run);
     crate::migrate::migrate(&settings.database_url)
         .await?
         .close()
         .await;
     let shutdown = Shutdown::new();
-    let running = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let running = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let outcome = async {
         let client = api_client(&running, &secrets, args.clients)?;
         client.wait_ready(Duration::from_secs(30)).await?;
         let (lag, _) = mpsc::unbounded_channel();
         let done = Arc::new(AtomicU64::new(0));
+        let before = cpu::Snapshot::start();
         let load =
             load::run_bodies(&client, bodies.to_vec(), args.clients, run, lag, done, true).await?;
-        Ok::<_, anyhow::Error>(PlacementRun::of(&load))
+        let cpu = cpu::Snapshot::take().since(&before, "order", load.accepted);
+        Ok::<_, anyhow::Error>((PlacementRun::of(&load), cpu))
     }
     .await;
     shutdown.trigger();
@@ -151,22 +166,15 @@ pub(super) async fn whole_flow(
     // The sandbox needs the command API's address for its webhooks and the checkout worker the
     // sandbox's: start them in that order on ports the OS picks.
     let shutdown = Shutdown::new();
-    let api = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let api = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let command = api.command_addr.context("command API did not start")?;
     settings.checkout.payment_webhook_url = Some(format!("http://{command}/v1/webhooks/payments"));
-    let sandbox = start(
-        &settings,
-        &secrets,
-        &[Part::PaymentSandbox],
-        render,
-        &shutdown,
-    )
-    .await?;
+    let sandbox = start(&settings, &secrets, &[Part::PaymentSandbox], &shutdown).await?;
     let gateway = sandbox
         .payment_sandbox_addr
         .context("payment sandbox did not start")?;
     settings.checkout.payment_gateway_url = format!("http://{gateway}");
-    let worker = start(&settings, &secrets, &[Part::Checkout], render, &shutdown).await?;
+    let worker = start(&settings, &secrets, &[Part::Checkout], &shutdown).await?;
     eprintln!(
         "  checkout worker: batch {}, poll {} ms; sandbox at {gateway}",
         settings.checkout.checkout_batch, settings.checkout.checkout_poll_ms
@@ -197,7 +205,7 @@ async fn drive(
     let client = api_client(api, secrets, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
     let metrics_before = render();
-    let cpu_before = CpuSample::take();
+    let cpu_before = cpu::Snapshot::start();
 
     let placed = Arc::new(AtomicU64::new(0));
     let (accepted_tx, accepted_rx) = watch::channel(None);
@@ -225,9 +233,11 @@ async fn drive(
     let load = load?;
     let settled_after = followed?;
 
-    let cpu = CpuSample::take().since(&cpu_before);
+    let cpu_after = cpu::Snapshot::take();
     let worker = WorkerStats::between(&metrics_before, &render());
     let times = order_times(pool).await?;
+    let confirmed = times.iter().filter(|t| t.confirmed.is_some()).count() as u64;
+    let cpu = cpu_after.since(&cpu_before, "confirmed order", confirmed);
     Ok(CheckoutRun::new(
         PlacementRun::of(&load),
         &times,
@@ -388,31 +398,6 @@ pub(super) async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<(
     Ok(())
 }
 
-pub(super) async fn start(
-    settings: &Settings,
-    secrets: &Secrets,
-    parts: &[Part],
-    render: &waybill_query_api::MetricsRender,
-    shutdown: &Shutdown,
-) -> anyhow::Result<Running> {
-    let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let addresses = Addresses {
-        command: any_port,
-        query: any_port,
-        payment_sandbox: any_port,
-        logistics_sandbox: any_port,
-    };
-    services::start(
-        settings,
-        secrets,
-        parts,
-        addresses,
-        render.clone(),
-        shutdown,
-    )
-    .await
-}
-
 pub(super) fn api_client(
     running: &Running,
     secrets: &Secrets,
@@ -463,89 +448,6 @@ fn order_body(run: &str, n: usize) -> Value {
     })
 }
 
-/// CPU time so far of this process, of every `postgres` process on the machine, and of the
-/// machine as a whole, from `/proc` (Linux; zeros elsewhere).
-pub(super) struct CpuSample {
-    at: Instant,
-    own_ticks: u64,
-    postgres_ticks: u64,
-    machine_busy_ticks: u64,
-}
-
-/// `USER_HZ`: what `/proc` counts CPU time in on Linux.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-impl CpuSample {
-    pub(super) fn take() -> Self {
-        let postgres_ticks = std::fs::read_dir("/proc")
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .bytes()
-                            .all(|b| b.is_ascii_digit())
-                    })
-                    .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-                    .filter_map(|stat| process_ticks(&stat, Some("postgres")))
-                    .sum()
-            })
-            .unwrap_or(0);
-        Self {
-            at: Instant::now(),
-            own_ticks: std::fs::read_to_string("/proc/self/stat")
-                .ok()
-                .and_then(|stat| process_ticks(&stat, None))
-                .unwrap_or(0),
-            postgres_ticks,
-            machine_busy_ticks: std::fs::read_to_string("/proc/stat")
-                .ok()
-                .and_then(|stat| machine_busy_ticks(&stat))
-                .unwrap_or(0),
-        }
-    }
-
-    pub(super) fn since(&self, before: &CpuSample) -> CpuUse {
-        let seconds = |ticks: u64| ticks as f64 / TICKS_PER_SECOND;
-        CpuUse {
-            wall_s: self.at.duration_since(before.at).as_secs_f64(),
-            waybill_cpu_s: seconds(self.own_ticks.saturating_sub(before.own_ticks)),
-            postgres_cpu_s: seconds(self.postgres_ticks.saturating_sub(before.postgres_ticks)),
-            machine_busy_cpu_s: seconds(
-                self.machine_busy_ticks
-                    .saturating_sub(before.machine_busy_ticks),
-            ),
-        }
-    }
-}
-
-/// utime + stime of a `/proc/<pid>/stat` line, if its command is `name` (any when `None`).
-fn process_ticks(stat: &str, name: Option<&str>) -> Option<u64> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    if name.is_some_and(|n| &stat[open + 1..close] != n) {
-        return None;
-    }
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// All CPU time but idle and iowait, from the `cpu` line of `/proc/stat`.
-fn machine_busy_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let idle = values.get(3)? + values.get(4)?;
-    Some(values.iter().sum::<u64>() - idle)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -570,19 +472,5 @@ mod tests {
                 assert!((1..=3).contains(&line["quantity"].as_u64().unwrap()));
             }
         }
-    }
-
-    #[test]
-    fn process_ticks_reads_utime_and_stime_after_the_command() {
-        let stat = "4242 (postgres: x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0";
-        assert_eq!(process_ticks(stat, None), Some(325));
-        assert_eq!(process_ticks(stat, Some("postgres: x")), Some(325));
-        assert_eq!(process_ticks(stat, Some("postgres")), None);
-    }
-
-    #[test]
-    fn machine_busy_ticks_leave_out_idle_and_iowait() {
-        let stat = "cpu  100 5 50 1000 20 1 2 0 0 0\ncpu0 50 2 25 500 10 0 1 0 0 0\n";
-        assert_eq!(machine_busy_ticks(stat), Some(158));
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::cpu::CpuReport;
 use super::load::LoadResult;
 use super::report::Percentiles;
 use super::svg::{self, Series};
@@ -116,17 +117,6 @@ pub(super) fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// CPU seconds spent during the phase.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CpuUse {
-    pub wall_s: f64,
-    /// This process: services, sandbox and load generator.
-    pub waybill_cpu_s: f64,
-    /// Every `postgres` process on the machine (other users of the server included).
-    pub postgres_cpu_s: f64,
-    pub machine_busy_cpu_s: f64,
-}
-
 /// One second of the flow phase, counted from the first placement.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FlowSecond {
@@ -160,7 +150,9 @@ pub struct CheckoutRun {
     /// How long after the last placement the last order was captured (1 s resolution).
     pub settled_after_load_s: f64,
     pub worker: WorkerStats,
-    pub cpu: CpuUse,
+    /// CPU per confirmed order per process, from the first placement until every order was
+    /// captured (or the deadline).
+    pub cpu: CpuReport,
     pub timeline: Vec<FlowSecond>,
 }
 
@@ -171,7 +163,7 @@ impl CheckoutRun {
         accepted: u64,
         settled_after_load: std::time::Duration,
         worker: WorkerStats,
-        cpu: CpuUse,
+        cpu: CpuReport,
     ) -> Self {
         let mut to_confirmed = histogram();
         let mut to_captured = histogram();
@@ -303,6 +295,8 @@ pub struct CheckoutReport {
     pub deadline_secs: u64,
     /// Placement alone (checkout worker off), same orders, its own scratch environment.
     pub placement_only: Option<PlacementRun>,
+    /// CPU per placed order per process while the placement-only load ran.
+    pub placement_only_cpu: Option<CpuReport>,
     pub flow: CheckoutRun,
     /// Placement orders/s with the flow running divided by placement alone.
     pub placement_ratio_to_baseline: Option<f64>,
@@ -340,6 +334,7 @@ impl CheckoutReport {
             placement_ratio_to_baseline: base.map(|b| flow.placement.orders_per_sec / b),
             confirmed_ratio_to_baseline: base.map(|b| flow.confirmed_per_sec / b),
             placement_only,
+            placement_only_cpu: None,
             flow,
             goals,
             goals_met,
@@ -528,16 +523,10 @@ impl CheckoutReport {
             format!("{:.0} / {:.0}", w.serialization_retries, w.webhooks),
             String::new(),
         );
-        let cpu = &f.cpu;
-        one(
-            &mut out,
-            "CPU s: waybill / postgres / machine",
-            format!(
-                "{:.1}/{:.1}/{:.1}",
-                cpu.waybill_cpu_s, cpu.postgres_cpu_s, cpu.machine_busy_cpu_s
-            ),
-            format!("over {:.1} s wall", cpu.wall_s),
-        );
+        if let Some(cpu) = &self.placement_only_cpu {
+            out.push_str(&cpu.table("placement only, during the load"));
+        }
+        out.push_str(&f.cpu.table("whole flow"));
         out
     }
 
@@ -661,7 +650,7 @@ mod tests {
             4,
             Duration::from_secs(1),
             WorkerStats::default(),
-            CpuUse::default(),
+            CpuReport::empty(),
         );
         assert_eq!((run.confirmed, run.captured), (3, 3));
         assert_eq!(run.unconfirmed, 1);
@@ -705,7 +694,7 @@ mod tests {
             2,
             Duration::from_secs(1),
             WorkerStats::default(),
-            CpuUse::default(),
+            CpuReport::empty(),
         );
         let args = BenchCheckoutArgs {
             orders: 2,

@@ -25,6 +25,8 @@ use waybill_write_side::inventory::{
     ReserveOutcome, ReserveRequest, ShipTo,
 };
 
+use super::cpu::{self, CpuReport};
+use super::roles::Role;
 use crate::config::{BenchFlashSaleArgs, Settings};
 use crate::migrate::quote_ident;
 
@@ -57,6 +59,9 @@ pub struct Run {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU per decision per process: the batching writer is the `waybill services` row; the
+    /// baseline's transactions are sent by the load driver itself.
+    pub cpu: Option<CpuReport>,
 }
 
 pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyhow::Result<()> {
@@ -98,6 +103,9 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
             r.p50_ms,
             r.p99_ms
         );
+        if let Some(cpu) = &r.cpu {
+            print!("{}", cpu.table(&r.design));
+        }
     }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -127,7 +135,22 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
     );
     std::fs::write(&chart_path, chart)
         .with_context(|| format!("writing {}", chart_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), chart_path.display());
+    let windows: Vec<(&str, &CpuReport)> = [
+        ("batching writer", &report.batching),
+        ("tx per request", &report.baseline),
+    ]
+    .into_iter()
+    .filter_map(|(name, r)| Some((name, r.cpu.as_ref()?)))
+    .collect();
+    cpu::write_chart(
+        &args.out,
+        &chart_path,
+        &format!(
+            "bench flash-sale: CPU per decision by process, {} orders",
+            args.orders
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -136,13 +159,17 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         .max_connections(u32::try_from(args.clients).unwrap_or(16).max(2))
         .connect(url)
         .await?;
-    let inventory = Inventory::spawn(
-        pool.clone(),
-        InventoryConfig {
-            batch_max: args.batch_max,
-            ..InventoryConfig::default()
-        },
-    );
+    // The writer on the services' runtime, so its CPU is told apart from the clients'.
+    let inventory = {
+        let _services = Role::Services.handle().enter();
+        Inventory::spawn(
+            pool.clone(),
+            InventoryConfig {
+                batch_max: args.batch_max,
+                ..InventoryConfig::default()
+            },
+        )
+    };
     inventory
         .upsert_location(&Location {
             location_id: LocationId::parse(LOCATION)?,
@@ -169,12 +196,16 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         "flash sale: {} orders for {} units, batching writer",
         args.orders, args.stock
     );
-    let batching = batched(&inventory, &pool, args).await?;
+    let before = cpu::Snapshot::start();
+    let mut batching = batched(&inventory, &pool, args).await?;
+    batching.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
     eprintln!(
         "flash sale: {} orders for {} units, baseline ({} clients)",
         args.orders, args.stock, args.clients
     );
-    let baseline = baseline(&pool, args).await?;
+    let before = cpu::Snapshot::start();
+    let mut baseline = baseline(&pool, args).await?;
+    baseline.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
     pool.close().await;
     Ok(FlashSaleReport {
         orders: args.orders,
@@ -378,6 +409,7 @@ impl Tally {
             p50_ms: ms(0.5),
             p99_ms: ms(0.99),
             max_ms: self.latency_us.max() as f64 / 1_000.0,
+            cpu: None,
         })
     }
 }

@@ -31,10 +31,9 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 
-use super::checkout::{
-    api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow, CpuSample,
-};
-use super::checkout_report::{metric, CheckoutRun, CpuUse};
+use super::checkout::{api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow};
+use super::checkout_report::{metric, CheckoutRun};
+use super::cpu::{self, CpuReport};
 use super::lifecycle_returns::{self, ReturnsRun};
 use super::report::Percentiles;
 use super::svg::{self, Series};
@@ -72,7 +71,9 @@ struct LifecycleRun {
     /// Where a lifecycle's time goes: per order, the time from one stage to the next.
     stages: Vec<StageGap>,
     fulfillment: FulfillmentStats,
-    cpu: CpuUse,
+    /// CPU per closed lifecycle per process, from the first placement until every order
+    /// closed and every return was refunded (or the deadline).
+    cpu: CpuReport,
     timeline: Vec<LifecycleSecond>,
     /// The share of orders sent back after closing: opened, refunded, request → refund.
     returns: ReturnsRun,
@@ -222,12 +223,17 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
             l.fulfillment_commit, l.returns.opened, l.returns.expected, l.returns.refunded,
             l.returns.requested_to_refunded_ms.p50, l.returns.requested_to_refunded_ms.p99
         );
+        print!(
+            "{}",
+            l.cpu.table(&format!("lifecycle, {}", l.fulfillment_commit))
+        );
     }
     if let Some(b) = &report.baseline_checkout {
         println!(
             "baseline checkout only: {:.0} confirmed/s, {:.0} captured/s, placed→captured p99 {:.0} ms",
             b.confirmed_per_sec, b.captured_per_sec, b.placed_to_captured_ms.p99
         );
+        print!("{}", b.cpu.table("baseline checkout only"));
     }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -237,7 +243,28 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
     let chart = args.out.with_extension("svg");
     std::fs::write(&chart, report.chart())
         .with_context(|| format!("writing {}", chart.display()))?;
-    println!("wrote {} and {}", args.out.display(), chart.display());
+    let names: Vec<String> = report
+        .runs
+        .iter()
+        .map(|r| format!("lifecycle, {}", r.fulfillment_commit))
+        .collect();
+    let mut windows: Vec<(&str, &CpuReport)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(report.runs.iter().map(|r| &r.cpu))
+        .collect();
+    if let Some(b) = &report.baseline_checkout {
+        windows.push(("checkout only", &b.cpu));
+    }
+    cpu::write_chart(
+        &args.out,
+        &chart,
+        &format!(
+            "bench lifecycle: CPU per unit by process, {} orders",
+            args.orders
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -258,22 +285,17 @@ async fn whole_lifecycle(
     settings.fulfillment.auto_close_days = 0.0;
 
     let shutdown = Shutdown::new();
-    let api = start(&settings, &secrets, PLACEMENT_PARTS, render, &shutdown).await?;
+    let api = start(&settings, &secrets, PLACEMENT_PARTS, &shutdown).await?;
     let command = api.command_addr.context("command API did not start")?;
     settings.checkout.payment_webhook_url = Some(format!("http://{command}/v1/webhooks/payments"));
     settings.fulfillment.logistics_webhook_base = Some(format!("http://{command}"));
-    let sandboxes = start(
-        &settings,
-        &secrets,
-        &[Part::PaymentSandbox, Part::LogisticsSandbox],
-        render,
-        &shutdown,
-    )
-    .await?;
-    let gateway = sandboxes
+    // Each sandbox on its own runtime, so its CPU has a row of its own.
+    let payment = start(&settings, &secrets, &[Part::PaymentSandbox], &shutdown).await?;
+    let wms = start(&settings, &secrets, &[Part::LogisticsSandbox], &shutdown).await?;
+    let gateway = payment
         .payment_sandbox_addr
         .context("payment sandbox did not start")?;
-    let logistics = sandboxes
+    let logistics = wms
         .logistics_sandbox_addr
         .context("logistics sandbox did not start")?;
     settings.checkout.payment_gateway_url = format!("http://{gateway}");
@@ -283,7 +305,6 @@ async fn whole_lifecycle(
         &settings,
         &secrets,
         &[Part::Checkout, Part::Fulfillment],
-        render,
         &shutdown,
     )
     .await?;
@@ -302,7 +323,8 @@ async fn whole_lifecycle(
     shutdown.trigger();
     let stopped = [
         api.wait().await,
-        sandboxes.wait().await,
+        payment.wait().await,
+        wms.wait().await,
         workers.wait().await,
     ];
     pool.close().await;
@@ -327,7 +349,7 @@ async fn drive(
     let client = api_client(api, secrets, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
     let metrics_before = render();
-    let cpu_before = CpuSample::take();
+    let cpu_before = cpu::Snapshot::start();
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = tokio::spawn(act_as_nodes_and_carrier(
         client.clone(),
@@ -377,13 +399,13 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let cpu = CpuSample::take().since(&cpu_before);
+    let cpu_after = cpu::Snapshot::take();
     let fulfillment = FulfillmentStats::between(&metrics_before, &render());
     let _ = stop_tx.send(true);
     node.await.context("driver panicked")??;
     let lag = lag.await.context("lag sampler panicked")??;
     let opened = customers.await.context("returning customers panicked")??;
-    let mut run = measure(pool, accepted, &lag, fulfillment, cpu).await?;
+    let mut run = measure(pool, accepted, &lag, fulfillment, (&cpu_before, &cpu_after)).await?;
     run.returns = lifecycle_returns::measure(pool, expected_returns, opened).await?;
     Ok(run)
 }
@@ -493,7 +515,7 @@ async fn measure(
     accepted: u64,
     lag_samples: &[(DateTime<Utc>, f64)],
     fulfillment: FulfillmentStats,
-    cpu: CpuUse,
+    cpu: (&cpu::Snapshot, &cpu::Snapshot),
 ) -> anyhow::Result<LifecycleRun> {
     let (events, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT count(*), min(recorded_at), max(recorded_at) FROM events")
@@ -568,7 +590,7 @@ async fn measure(
             })
             .collect(),
         fulfillment,
-        cpu,
+        cpu: cpu.1.since(cpu.0, "lifecycle", closed),
         timeline: timeline(first_placed, &placed_at, &closed_at, lag_samples),
         returns: lifecycle_returns::ReturnsRun::none(),
     })

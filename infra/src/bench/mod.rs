@@ -11,12 +11,14 @@ mod analytics;
 mod baseline;
 mod checkout;
 mod checkout_report;
+mod cpu;
 mod flash_sale;
 mod lag;
 mod lifecycle;
 mod lifecycle_returns;
 mod load;
 pub mod report;
+mod roles;
 mod search;
 mod search_lag;
 pub mod svg;
@@ -29,7 +31,6 @@ pub use lifecycle::lifecycle;
 pub use search::search;
 pub use tracking::tracking;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -41,7 +42,7 @@ use crate::client::ApiClient;
 use crate::config::{BenchPlaceArgs, Settings};
 use crate::migrate::quote_ident;
 use crate::secrets::Secrets;
-use crate::services::{self, Addresses, Part};
+use crate::services::{self, Part};
 use crate::shutdown::Shutdown;
 use report::{BenchReport, Goals};
 
@@ -88,7 +89,22 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, svg::chart(&report))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    let windows: Vec<(&str, &cpu::CpuReport)> = [
+        ("pipeline", report.cpu.as_ref()),
+        ("baseline INSERT", report.baseline_cpu.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, cpu)| Some((name, cpu?)))
+    .collect();
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        &format!(
+            "bench place: CPU per unit by process, {} orders",
+            args.orders
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -101,23 +117,10 @@ async fn run_bench(
     in_process: bool,
 ) -> anyhow::Result<BenchReport> {
     let shutdown = Shutdown::new();
+    let metrics = render;
     let (command_addr, query_addr, running) = if in_process {
         crate::migrate::migrate(&settings.database_url).await?;
-        let addresses = Addresses {
-            command: SocketAddr::from(([127, 0, 0, 1], 0)),
-            query: SocketAddr::from(([127, 0, 0, 1], 0)),
-            payment_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
-            logistics_sandbox: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let running = services::start(
-            settings,
-            secrets,
-            PLACEMENT_PARTS,
-            addresses,
-            render,
-            &shutdown,
-        )
-        .await?;
+        let running = roles::start(settings, secrets, PLACEMENT_PARTS, &shutdown).await?;
         let command = running.command_addr.context("command API did not start")?;
         let query = running.query_addr.context("query API did not start")?;
         (command, query, Some(running))
@@ -152,6 +155,7 @@ async fn run_bench(
         }
         None => (lag_tx, None),
     };
+    let cpu_before = cpu::Snapshot::start();
     let load = load::run(&client, args.orders, args.clients, run, accepted_tx).await?;
     eprintln!("load done; waiting for the last views to appear in Redis");
     let lag = lag_task.await.context("lag sampler panicked")?;
@@ -159,27 +163,35 @@ async fn run_bench(
         Some(task) => Some(task.await.context("search lag sampler panicked")?),
         None => None,
     };
+    let cpu = cpu::Snapshot::take().since(&cpu_before, "order", load.accepted);
 
-    let baseline = if args.no_baseline {
-        None
+    let (baseline, baseline_cpu) = if args.no_baseline {
+        (None, None)
     } else {
         eprintln!("baseline: {} events by multi-row INSERT", load.accepted);
-        Some(
-            baseline::run(
-                &settings.database_url,
-                load.accepted.max(1) as usize,
-                args.baseline_batch,
-                args.baseline_connections,
-            )
-            .await?,
+        let before = cpu::Snapshot::start();
+        let baseline = baseline::run(
+            &settings.database_url,
+            load.accepted.max(1) as usize,
+            args.baseline_batch,
+            args.baseline_connections,
         )
+        .await?;
+        let cpu = cpu::Snapshot::take().since(&before, "event", baseline.events as u64);
+        (Some(baseline), Some(cpu))
     };
 
+    let stalls = report::longest_stalls(&metrics());
     if let Some(running) = running {
         shutdown.trigger();
         running.wait().await?;
     }
     let mut report = BenchReport::new(args, &load, &lag, baseline, Goals::issue_2());
+    report.longest_stall_s = stalls;
+    // Against external services (`--external`) this process is only the load driver: the
+    // report has no services row then, only the driver's and the servers'.
+    report.cpu = Some(cpu);
+    report.baseline_cpu = baseline_cpu;
     if let Some(search_lag) = search_lag {
         report.search_lag_ms = Some(report::Percentiles::ms_of(&search_lag.lag_us));
         report.search_missing = Some(search_lag.missing);
@@ -239,7 +251,7 @@ impl Scratch {
         let secrets = Secrets {
             api_keys: format!("{key}:bench:service"),
             client_key: Some(key),
-            tracking_secret: run.as_bytes().to_vec(),
+            tracking: waybill_schemas::access::TrackingKeys::new(run.as_bytes().to_vec()),
             jwt_secret: format!("bench-jwt-{run}").into_bytes(),
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::baseline::BaselineResult;
+use super::cpu::CpuReport;
 use super::lag::LagResult;
 use super::load::LoadResult;
 use crate::config::BenchPlaceArgs;
@@ -90,12 +91,20 @@ pub struct BenchReport {
     /// 201 received → the order's document in the search index (in-process runs).
     pub search_lag_ms: Option<Percentiles>,
     pub search_missing: Option<u64>,
+    /// Per view, the longest time it applied nothing while events waited
+    /// (`waybill_projector_stall_longest_seconds`, in-process runs).
+    pub longest_stall_s: std::collections::BTreeMap<String, f64>,
     pub baseline: Option<BaselineResult>,
     /// Pipeline events/s divided by the plain-INSERT baseline's events/s.
     pub ratio_to_baseline: Option<f64>,
     pub goals: Goals,
     pub goals_met: GoalsMet,
     pub cpus: usize,
+    /// CPU per accepted order per process, from the first placement until every order was
+    /// seen in the views the bench samples (in-process runs).
+    pub cpu: Option<CpuReport>,
+    /// CPU per event of the baseline's inserts.
+    pub baseline_cpu: Option<CpuReport>,
     pub finished_at: String,
     pub timeline: Vec<Second>,
 }
@@ -147,11 +156,14 @@ impl BenchReport {
             projection_missing: lag.missing,
             search_lag_ms: None,
             search_missing: None,
+            longest_stall_s: Default::default(),
             baseline,
             ratio_to_baseline,
             goals,
             goals_met,
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu: None,
+            baseline_cpu: None,
             finished_at: chrono::Utc::now().to_rfc3339(),
             timeline: timeline(&load.per_second, lag_by_second),
         }
@@ -228,6 +240,15 @@ impl BenchReport {
                 self.search_missing.unwrap_or(0)
             );
         }
+        for (view, stall) in &self.longest_stall_s {
+            let _ = writeln!(
+                out,
+                "{:<34} {:>12.2}  <= 1 {}",
+                format!("longest stall, {view} (s)"),
+                stall,
+                mark(*stall <= 1.0)
+            );
+        }
         if let Some(b) = &self.baseline {
             let _ = writeln!(
                 out,
@@ -243,6 +264,12 @@ impl BenchReport {
         }
         if let Some(r) = self.ratio_to_baseline {
             let _ = writeln!(out, "{:<34} {:>12.3}", "pipeline / baseline", r);
+        }
+        if let Some(cpu) = &self.cpu {
+            out.push_str(&cpu.table("pipeline"));
+        }
+        if let Some(cpu) = &self.baseline_cpu {
+            out.push_str(&cpu.table("baseline multi-row INSERT"));
         }
         out
     }
@@ -303,5 +330,32 @@ mod tests {
         assert!((p.p50 - 50.0).abs() < 0.5, "{p:?}");
         assert!((p.p99 - 99.0).abs() < 0.5, "{p:?}");
         assert!((p.max - 100.0).abs() < 0.5, "{p:?}");
+    }
+}
+
+/// `waybill_projector_stall_longest_seconds` per view, read from a Prometheus text rendering.
+pub fn longest_stalls(metrics: &str) -> std::collections::BTreeMap<String, f64> {
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("waybill_projector_stall_longest_seconds{view=\""))
+        .filter_map(|rest| {
+            let (view, value) = rest.split_once("\"}")?;
+            Some((view.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod stall_tests {
+    #[test]
+    fn longest_stalls_are_read_per_view() {
+        let text = "# TYPE waybill_projector_stall_longest_seconds gauge\n\
+            waybill_projector_stall_longest_seconds{view=\"tracking\"} 0.25\n\
+            waybill_projector_stall_longest_seconds{view=\"search\"} 4.5\n\
+            waybill_projector_lag_seconds{view=\"search\"} 1\n";
+        let stalls = super::longest_stalls(text);
+        assert_eq!(stalls.len(), 2);
+        assert_eq!(stalls["tracking"], 0.25);
+        assert_eq!(stalls["search"], 4.5);
     }
 }

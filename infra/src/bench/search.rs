@@ -21,7 +21,9 @@ use waybill_schemas::views::{
 };
 use waybill_schemas::Channel;
 
+use super::cpu::{self, CpuReport};
 use super::report::Percentiles;
+use super::roles::Role;
 use super::svg;
 use crate::config::BenchSearchArgs;
 
@@ -258,6 +260,8 @@ struct Measured {
     latency_ms: Percentiles,
     /// Mean hits counted per query (all matches, not only the page).
     mean_total_hits: f64,
+    /// CPU per query per process: the index's work is the `waybill services` row.
+    cpu: CpuReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -289,6 +293,7 @@ async fn measure(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut histogram = Histogram::<u64>::new(3).context("histogram")?;
     let mut hits = 0u64;
+    let cpu_before = cpu::Snapshot::start();
     let started = Instant::now();
     for i in 0..queries {
         let query = make(i, &mut rng);
@@ -303,6 +308,7 @@ async fn measure(
         queries_per_sec: queries as f64 / secs.max(1e-9),
         latency_ms: Percentiles::ms_of(&histogram),
         mean_total_hits: hits as f64 / queries.max(1) as f64,
+        cpu: cpu::Snapshot::take().since(&cpu_before, "query", queries as u64),
     })
 }
 
@@ -330,7 +336,17 @@ pub async fn search(args: &BenchSearchArgs) -> anyhow::Result<()> {
             uuid::Uuid::now_v7().simple()
         ))
     });
-    let outcome = run(args, &dir).await;
+    // The index (its writer threads, its blocking searches) on the services' runtime, so its
+    // CPU is told apart from this process's main thread.
+    let outcome = {
+        let (args, dir) = (args.clone(), dir.clone());
+        Role::Services
+            .handle()
+            .spawn(async move { run(&args, &dir).await })
+            .await
+            .context("the search bench panicked")
+            .and_then(|outcome| outcome)
+    };
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -382,7 +398,16 @@ pub async fn search(args: &BenchSearchArgs) -> anyhow::Result<()> {
         ),
     )
     .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    let windows: Vec<(&str, &CpuReport)> = measured
+        .iter()
+        .map(|(label, m, _)| (label.as_str(), &m.cpu))
+        .collect();
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        "bench search: CPU per query by process (Tantivy in the bench process)",
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -445,6 +470,11 @@ async fn run(args: &BenchSearchArgs, dir: &Path) -> anyhow::Result<SearchBenchRe
                 baseline.latency_ms.p99,
                 baseline.queries_per_sec
             );
+            eprint!(
+                "{}",
+                filtered.cpu.table(&format!("filtered free text at {n}"))
+            );
+            eprint!("{}", baseline.cpu.table(&format!("exact id at {n}")));
             sizes.push(AtSize {
                 documents: n,
                 filtered_free_text: filtered,

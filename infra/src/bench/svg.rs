@@ -246,6 +246,7 @@ mod tests {
             projection_missing: 0,
             search_lag_ms: None,
             search_missing: None,
+            longest_stall_s: Default::default(),
             baseline: None,
             ratio_to_baseline: None,
             goals: Goals::issue_2(),
@@ -255,6 +256,8 @@ mod tests {
                 lag_p99: true,
             },
             cpus: 2,
+            cpu: None,
+            baseline_cpu: None,
             finished_at: "2026-01-01T00:00:00Z".to_owned(),
             timeline: (0..3)
                 .map(|second| Second {

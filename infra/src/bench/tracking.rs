@@ -13,19 +13,19 @@
 //! and an SVG of p50/p99 per second per target.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::cpu::{self, CpuReport};
 use super::svg::{escape, panel, Series, GAP, LEFT, PANEL_HEIGHT, RIGHT, TOP, WIDTH};
-use super::Scratch;
+use super::{roles, Scratch};
 use crate::client::ApiClient;
 use crate::config::{BenchTrackingArgs, Settings};
 use crate::orders::OrderFactory;
-use crate::services::{self, Addresses, Part};
+use crate::services::Part;
 use crate::shutdown::Shutdown;
 
 const PARTS: &[Part] = &[Part::Commands, Part::Relay, Part::Projector, Part::Query];
@@ -56,6 +56,8 @@ pub struct TargetReport {
     pub achieved_per_sec: f64,
     pub latency_ms: Percentiles,
     pub per_second: Vec<SecondReport>,
+    /// CPU per request per process over the recorded seconds.
+    pub cpu: Option<CpuReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,10 +115,10 @@ pub async fn tracking(settings: &Settings, args: &BenchTrackingArgs) -> anyhow::
         "--rate, --seconds and --orders must be positive"
     );
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
-    let render = crate::metrics::install()?;
+    crate::metrics::install()?;
     let scratch = Scratch::new(settings, &run);
     let (settings, secrets) = scratch.settings(settings, &run);
-    let outcome = run_bench(&settings, &secrets, args, &run, render).await;
+    let outcome = run_bench(&settings, &secrets, args, &run).await;
     if let Err(error) = scratch.remove(&settings).await {
         eprintln!("cleaning up the scratch environment failed: {error:#}");
     }
@@ -134,6 +136,9 @@ pub async fn tracking(settings: &Settings, args: &BenchTrackingArgs) -> anyhow::
             target.latency_ms.p999,
             target.latency_ms.max
         );
+        if let Some(cpu) = &target.cpu {
+            print!("{}", cpu.table(target.name));
+        }
     }
     println!(
         "goal: JSON endpoint p99 < {GOAL_JSON_P99_MS} ms at {}/s: {}",
@@ -148,7 +153,20 @@ pub async fn tracking(settings: &Settings, args: &BenchTrackingArgs) -> anyhow::
     let svg_path = args.out.with_extension("svg");
     std::fs::write(&svg_path, chart(&report))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("wrote {} and {}", args.out.display(), svg_path.display());
+    let windows: Vec<(&str, &CpuReport)> = report
+        .targets
+        .iter()
+        .filter_map(|t| Some((t.label, t.cpu.as_ref()?)))
+        .collect();
+    cpu::write_chart(
+        &args.out,
+        &svg_path,
+        &format!(
+            "bench tracking: CPU per request by process, {}/s",
+            args.rate
+        ),
+        &windows,
+    )?;
     Ok(())
 }
 
@@ -157,18 +175,10 @@ async fn run_bench(
     secrets: &crate::secrets::Secrets,
     args: &BenchTrackingArgs,
     run: &str,
-    render: waybill_query_api::MetricsRender,
 ) -> anyhow::Result<TrackingBenchReport> {
     let shutdown = Shutdown::new();
     crate::migrate::migrate(&settings.database_url).await?;
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let addresses = Addresses {
-        command: any,
-        query: any,
-        payment_sandbox: any,
-        logistics_sandbox: any,
-    };
-    let running = services::start(settings, secrets, PARTS, addresses, render, &shutdown).await?;
+    let running = roles::start(settings, secrets, PARTS, &shutdown).await?;
     let command = running.command_addr.context("command API did not start")?;
     let query = running.query_addr.context("query API did not start")?;
     let key = secrets.client_key.clone().context("no client key")?;
@@ -224,7 +234,10 @@ async fn run_bench(
             args.warmup_seconds,
         )
         .await?;
-        targets.push(open_loop(&http, &base, &orders, target, args.rate, args.seconds).await?);
+        let before = cpu::Snapshot::start();
+        let mut report = open_loop(&http, &base, &orders, target, args.rate, args.seconds).await?;
+        report.cpu = Some(cpu::Snapshot::take().since(&before, "request", report.sent));
+        targets.push(report);
     }
     shutdown.trigger();
     running.wait().await?;
@@ -328,6 +341,7 @@ async fn open_loop(
                 p99_ms: (!h.is_empty()).then(|| ms(h, 0.99)),
             })
             .collect(),
+        cpu: None,
     })
 }
 

@@ -9,6 +9,7 @@ use chrono::Utc;
 use clickhouse::Row;
 use serde::Deserialize;
 use serde_json::Value;
+use waybill_schemas::Currency;
 
 use crate::client::ApiClient;
 use crate::config::Settings;
@@ -58,10 +59,14 @@ async fn wait_for_warehouse(settings: &Settings, order_ids: &[String]) -> anyhow
     }
 }
 
+/// The amount `field` of `row` (integer minor units of the row's `currency`) written by the
+/// currency's exponent: 376.63 for USD 37663, 37663 for JPY 37663.
 fn minor(row: &Value, field: &str) -> String {
     let value = row[field].as_i64().unwrap_or(0);
-    let sign = if value < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", value.abs() / 100, value.abs() % 100)
+    match row["currency"].as_str().map(Currency::parse) {
+        Some(Ok(currency)) => currency.format_minor(value),
+        _ => format!("{value} (minor units)"),
+    }
 }
 
 pub async fn show(
@@ -83,7 +88,7 @@ pub async fn show(
         &settings.warehouse.config(),
         today,
         today,
-        settings.warehouse.fees(),
+        &settings.warehouse.fees(),
         run_version,
     )
     .await
@@ -168,4 +173,19 @@ pub async fn show(
         client.query_base
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::minor;
+
+    #[test]
+    fn amounts_are_written_by_their_currencys_exponent() {
+        let row = |currency: &str| json!({"currency": currency, "net": 37663});
+        assert_eq!(minor(&row("JPY"), "net"), "37663");
+        assert_eq!(minor(&row("USD"), "net"), "376.63");
+        assert_eq!(minor(&row("KWD"), "net"), "37.663");
+    }
 }

@@ -102,13 +102,10 @@ pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::
         numbers[1], view["delivery"]
     );
 
-    // 2. BOPIS at the Chicago store.
-    let bopis = place(
-        client,
-        &order(&format!("DEMO-BOPIS-{run}"), &["TEE-RED-M"], "pickup"),
-        run,
-    )
-    .await?;
+    // 2. BOPIS at the Chicago store, the store the customer chose at checkout.
+    let mut bopis_order = order(&format!("DEMO-BOPIS-{run}"), &["TEE-RED-M"], "pickup");
+    bopis_order["shipping"]["pickup_location"] = json!("store-chicago");
+    let bopis = place(client, &bopis_order, run).await?;
     let tasks = wait_list(client, sandbox, "tasks", &bopis, 1).await?;
     let id = tasks[0]["fulfillment_id"]
         .as_str()

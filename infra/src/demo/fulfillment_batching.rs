@@ -1,6 +1,6 @@
 //! The demo's word on how the fulfillment side wrote: the worker's rounds and the node/carrier
-//! webhooks' group commit, read from the command API's `/metrics` (in `serve all` that page
-//! covers the workers too). A few lines; nothing is asserted.
+//! webhooks' group commit, read from the process's metrics listener (`WAYBILL_METRICS_ADDR`; in
+//! `serve all` that page covers the workers too). A few lines; nothing is asserted.
 
 use crate::client::ApiClient;
 
@@ -16,9 +16,8 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-pub async fn show(client: &ApiClient) {
-    let url = format!("{}/metrics", client.command_base.trim_end_matches('/'));
-    let Ok(text) = client.get_text(&url).await else {
+pub async fn show(client: &ApiClient, url: &str) {
+    let Ok(text) = client.get_text(url).await else {
         return;
     };
     let appends = metric(&text, "waybill_fulfillment_append_orders_count");

@@ -62,7 +62,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let running = if args.start {
         crate::migrate::migrate(&settings.database_url).await?;
-        let render = crate::metrics::install()?;
+        crate::metrics::install()?;
         shutdown.on_signals();
         let addresses = Addresses {
             command: settings.command_addr,
@@ -77,7 +77,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             .filter(|p| *p != Part::Fulfillment || settings.fulfillment.fulfillment_worker)
             .chain([Part::PaymentSandbox, Part::LogisticsSandbox])
             .collect();
-        Some(services::start(settings, &secrets, &parts, addresses, render, &shutdown).await?)
+        Some(services::start(settings, &secrets, &parts, addresses, &shutdown).await?)
     } else {
         None
     };
@@ -269,7 +269,7 @@ async fn demo(
     edits::run(actors.client, &logistics, &run).await?;
     order_edits::run(actors.client, &logistics, &run).await?;
     exchanges::resolutions(actors.client, &logistics, &run).await?;
-    fulfillment_batching::show(client).await;
+    fulfillment_batching::show(client, &format!("http://{}/metrics", settings.metrics_addr)).await;
     Ok(())
 }
 
@@ -413,8 +413,8 @@ fn where_to_look(settings: &Settings, client: &ApiClient) {
         settings.checkout.payment_gateway_url
     );
     println!(
-        "Metrics:           {}/metrics   {}/metrics",
-        client.command_base, client.query_base
+        "Metrics:           http://{}/metrics   (its own listener; /live and /ready there and on both APIs)",
+        settings.metrics_addr
     );
     println!(
         "OpenAPI:           {}/openapi.json   {}/openapi.json",

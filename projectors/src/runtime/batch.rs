@@ -10,7 +10,8 @@ use waybill_schemas::EventEnvelope;
 use waybill_write_side::event_store::{EventStore, EventStoreError};
 use waybill_write_side::trace_context::{set_parent_from_traceparent, TRACEPARENT};
 
-use super::{backoff, dead_letter, ProjectorConfig, View, ViewWrite};
+use super::stall::{Phase, StallClock};
+use super::{backoff, catch_up, dead_letter, ProjectorConfig, View, ViewWrite};
 
 /// Compare-and-set rounds before a stream's messages are handed back for redelivery.
 const CAS_ROUNDS: usize = 3;
@@ -20,6 +21,17 @@ pub(crate) struct Processor<V: View> {
     pub events: EventStore,
     pub js: jetstream::Context,
     pub config: ProjectorConfig,
+    pub clock: std::sync::Arc<StallClock>,
+    /// Messages whose writes wait for the view's next commit (views with a commit interval).
+    pub uncommitted: std::sync::Mutex<Uncommitted>,
+}
+
+/// Messages settled as applied whose writes no commit has made durable yet.
+#[derive(Default)]
+pub(crate) struct Uncommitted {
+    messages: Vec<jetstream::Message>,
+    /// When the first of them was stored.
+    since: Option<tokio::time::Instant>,
 }
 
 /// What happens to one message once the batch is settled.
@@ -38,6 +50,19 @@ enum Outage<E: std::error::Error> {
     View(E),
     #[error("event store: {0}")]
     Events(#[from] EventStoreError),
+    #[error("view store gave no answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// A view store call that fails after `limit` instead of hanging the view.
+async fn guarded<T, E: std::error::Error>(
+    limit: std::time::Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, Outage<E>> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(Outage::View),
+        Err(_) => Err(Outage::Timeout(limit)),
+    }
 }
 
 #[derive(Default)]
@@ -66,8 +91,19 @@ struct StreamPlan<S> {
 
 impl<V: View> Processor<V> {
     /// Settles every message of the batch. Returns `true` if `shutdown` fired while the view or
-    /// event store was unavailable (the unsettled messages are then redelivered later).
+    /// event store was unavailable (the unsettled messages are then handed back at once).
     pub async fn process<S>(&self, messages: Vec<jetstream::Message>, shutdown: &mut S) -> bool
+    where
+        S: Future<Output = ()> + Unpin,
+    {
+        self.clock.hold(messages.len());
+        self.clock.set_phase(Phase::Processing);
+        let stopped = self.settle(&messages, shutdown).await;
+        self.clock.release(messages.len());
+        stopped
+    }
+
+    async fn settle<S>(&self, messages: &[jetstream::Message], shutdown: &mut S) -> bool
     where
         S: Future<Output = ()> + Unpin,
     {
@@ -112,10 +148,7 @@ impl<V: View> Processor<V> {
                     .increment(pending.len() as u64);
                 break;
             }
-            match self
-                .round(&pending, &by_stream, &envelopes, &messages)
-                .await
-            {
+            match self.round(&pending, &by_stream, &envelopes, messages).await {
                 Ok((settled, conflicted, counts)) => {
                     for (i, fate) in settled {
                         fates[i] = Some(fate);
@@ -127,6 +160,7 @@ impl<V: View> Processor<V> {
                 }
                 Err(err) => {
                     outages += 1;
+                    self.clock.set_phase(Phase::StoreBackoff);
                     tracing::warn!(view = self.view.name(), error = %err, "view update postponed");
                     for stream in &pending {
                         for &i in &by_stream[stream] {
@@ -135,15 +169,22 @@ impl<V: View> Processor<V> {
                         }
                     }
                     tokio::select! {
-                        () = &mut *shutdown => return true,
+                        () = &mut *shutdown => {
+                            self.hand_back(messages, &fates).await;
+                            return true;
+                        }
                         () = tokio::time::sleep(backoff(outages)) => {}
                     }
+                    self.clock.set_phase(Phase::Processing);
                 }
             }
         }
 
+        let deferred = self.view.commit_interval().is_some();
         for (message, fate) in messages.iter().zip(fates) {
             match fate.unwrap_or(Fate::Fail("not settled".to_owned())) {
+                // Acknowledged after the commit that makes its write durable.
+                Fate::Ack if deferred => self.defer(message.clone()),
                 Fate::Ack => {
                     if let Err(err) = message.ack().await {
                         tracing::warn!(view = self.view.name(), error = %err, "ack failed");
@@ -153,7 +194,79 @@ impl<V: View> Processor<V> {
             }
         }
         self.record(&totals);
+        self.clock.progressed();
         false
+    }
+
+    fn defer(&self, message: jetstream::Message) {
+        let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|e| e.into_inner());
+        uncommitted
+            .since
+            .get_or_insert_with(tokio::time::Instant::now);
+        uncommitted.messages.push(message);
+    }
+
+    /// When the view's next commit is due: `commit_interval` after the first uncommitted
+    /// write, or now when the uncommitted messages reach half the consumer's ack-pending limit.
+    pub fn commit_due(&self) -> Option<tokio::time::Instant> {
+        let interval = self.view.commit_interval()?;
+        let uncommitted = self.uncommitted.lock().unwrap_or_else(|e| e.into_inner());
+        let since = uncommitted.since?;
+        if uncommitted.messages.len() >= self.config.batch.saturating_mul(2) {
+            return Some(since);
+        }
+        Some(since + interval)
+    }
+
+    /// Commits the view and acknowledges the messages the commit made durable; if the commit
+    /// fails, hands them back at once (their writes are lost and are applied again).
+    pub async fn commit(&self) {
+        let messages = {
+            let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|e| e.into_inner());
+            uncommitted.since = None;
+            std::mem::take(&mut uncommitted.messages)
+        };
+        if messages.is_empty() {
+            return;
+        }
+        self.clock.set_phase(Phase::Committing);
+        let started = std::time::Instant::now();
+        let committed = guarded(self.config.store_timeout, self.view.commit()).await;
+        metrics::histogram!("waybill_projector_commit_seconds", "view" => self.view.name().to_owned())
+            .record(started.elapsed().as_secs_f64());
+        let kind = match committed {
+            Ok(()) => AckKind::Ack,
+            Err(err) => {
+                tracing::warn!(
+                    view = self.view.name(),
+                    error = %err,
+                    messages = messages.len(),
+                    "view commit failed; its messages are handed back"
+                );
+                AckKind::Nak(None)
+            }
+        };
+        for message in &messages {
+            if let Err(err) = message.ack_with(kind).await {
+                tracing::warn!(view = self.view.name(), error = %err, "ack failed");
+            }
+        }
+        self.clock.progressed();
+    }
+
+    /// Settles what was decided and naks the rest without delay: the server hands those out
+    /// again at once (to this projector after a restart, or to another instance) instead of
+    /// after `ack_wait`.
+    async fn hand_back(&self, messages: &[jetstream::Message], fates: &[Option<Fate>]) {
+        for (message, fate) in messages.iter().zip(fates) {
+            let kind = match fate {
+                Some(Fate::Ack) => AckKind::Ack,
+                _ => AckKind::Nak(None),
+            };
+            if let Err(err) = message.ack_with(kind).await {
+                tracing::warn!(view = self.view.name(), error = %err, "hand back failed");
+            }
+        }
     }
 
     /// Loads, plans and writes the pending streams once. Returns the settled messages, the
@@ -166,7 +279,7 @@ impl<V: View> Processor<V> {
         envelopes: &[Option<EventEnvelope>],
         messages: &[jetstream::Message],
     ) -> Result<(Vec<(usize, Fate)>, Vec<String>, Counts), Outage<V::Error>> {
-        let states = self.view.load(pending).await.map_err(Outage::View)?;
+        let states = guarded(self.config.store_timeout, self.view.load(pending)).await?;
         let mut plans = Vec::with_capacity(pending.len());
         for (stream_id, state) in pending.iter().zip(states) {
             plans.push(
@@ -195,7 +308,7 @@ impl<V: View> Processor<V> {
         let results = if writes.is_empty() {
             Vec::new()
         } else {
-            self.view.store(writes).await.map_err(Outage::View)?
+            guarded(self.config.store_timeout, self.view.store(writes)).await?
         };
         let mut conflicted = Vec::new();
         for ((stream_id, (fates, plan_counts)), written) in
@@ -303,37 +416,15 @@ impl<V: View> Processor<V> {
         version: i64,
         state: Option<&V::State>,
     ) -> Result<Result<(V::State, u64), String>, Outage<V::Error>> {
-        let missing = self
-            .events
-            .read_stream(stream_id, last + 1, Some(version - 1))
-            .await?;
-        let contiguous = missing
-            .iter()
-            .zip(last + 1..)
-            .all(|(e, expected)| e.stream_version == expected);
-        if !contiguous || missing.len() as i64 != version - 1 - last {
-            return Ok(Err(format!(
-                "versions {}..={} of {stream_id} are not in the event store",
-                last + 1,
-                version - 1
-            )));
-        }
-        let mut current: Option<V::State> = state.cloned();
-        for event in &missing {
-            match self.apply_one(current.as_ref(), event, event.traceparent.as_deref()) {
-                Ok(next) => current = Some(next),
-                Err(err) => {
-                    return Ok(Err(format!(
-                        "{stream_id} v{} from the event store does not apply: {err}",
-                        event.stream_version
-                    )))
-                }
-            }
-        }
-        match current {
-            Some(filled) => Ok(Ok((filled, missing.len() as u64))),
-            None => Ok(Err(format!("{stream_id}: nothing to fill"))),
-        }
+        let filled = catch_up::fill_gap(&self.events, stream_id, state, last, version, |s, e| {
+            self.apply_one(s, e, e.traceparent.as_deref())
+        })
+        .await?;
+        Ok(match filled {
+            Ok((Some(filled), count)) => Ok((filled, count)),
+            Ok((None, _)) => Err(format!("{stream_id}: nothing to fill")),
+            Err(err) => Err(err.to_string()),
+        })
     }
 
     /// Applies one event inside its `projector.apply` span, continuing the event's trace.

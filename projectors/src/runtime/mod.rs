@@ -10,19 +10,25 @@
 //! process, keeping its messages in progress, so outages do not burn delivery attempts.
 
 mod batch;
+pub mod catch_up;
 mod consumer;
 mod dead_letter;
 mod lag;
+mod stall;
 
+pub use catch_up::{catch_up, fill_gap, CatchUpError};
 pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_stream};
 pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
+pub use stall::{Phase, StallClock};
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream;
-use futures::StreamExt;
+use async_nats::jetstream::{self, AckKind};
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
+use tokio::time::Instant;
 use waybill_schemas::EventEnvelope;
 use waybill_write_side::event_store::EventStore;
 
@@ -40,7 +46,8 @@ pub struct ProjectorConfig {
     pub max_deliver: i64,
     /// Messages per fetch.
     pub batch: usize,
-    /// How long one pull request waits for messages before the next is sent.
+    /// How long one pull request stays open at the server (the client re-pulls before it
+    /// ends; idle heartbeats come every quarter of it).
     pub fetch_expiry: Duration,
     /// Redelivery after no ack for this long (a crashed projector's messages come back).
     pub ack_wait: Duration,
@@ -54,6 +61,13 @@ pub struct ProjectorConfig {
     /// to `batch` messages). Zero processes whatever has arrived at once; a view whose store
     /// prefers large writes (ClickHouse) sets a short linger.
     pub linger: Duration,
+    /// A view store call (load, store, commit) without an answer for this long is treated as
+    /// an outage and retried, never waited on forever.
+    pub store_timeout: Duration,
+    /// How often the stall watchdog reads the consumer's backlog.
+    pub stall_poll: Duration,
+    /// A view that applies nothing for this long while it has a backlog is logged at WARN.
+    pub stall_warn: Duration,
 }
 
 impl ProjectorConfig {
@@ -79,12 +93,15 @@ impl Default for ProjectorConfig {
             redis_prefix: "waybill".to_owned(),
             max_deliver: 5,
             batch: 500,
-            fetch_expiry: Duration::from_secs(1),
+            fetch_expiry: Duration::from_secs(5),
             ack_wait: Duration::from_secs(30),
             retry_delay: Duration::from_millis(500),
             lag_interval: Duration::from_secs(1),
             rebuild_page: 1_000,
             linger: Duration::ZERO,
+            store_timeout: Duration::from_secs(30),
+            stall_poll: Duration::from_millis(250),
+            stall_warn: Duration::from_secs(1),
         }
     }
 }
@@ -123,11 +140,26 @@ pub trait View: Send + Sync + 'static {
         event: &EventEnvelope,
     ) -> Result<Self::State, Self::Error>;
     /// Compare-and-set writes; `true` per write that happened, `false` where the stored version
-    /// was no longer the expected one.
+    /// was no longer the expected one. With a [`View::commit_interval`], the writes need only
+    /// be visible to this view's `load`; [`View::commit`] makes them durable.
     fn store(
         &self,
         writes: Vec<ViewWrite<Self::State>>,
     ) -> impl Future<Output = Result<Vec<bool>, Self::Error>> + Send;
+
+    /// `Some(interval)`: stored writes become durable only at [`View::commit`], which the
+    /// runtime calls at most `interval` after the first write it has not committed (a refresh
+    /// interval), acknowledging the messages after the commit that contains them. `None` (the
+    /// default): `store` is durable when it returns and messages are acknowledged then.
+    fn commit_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Makes every write stored since the last commit durable. An error means those writes are
+    /// lost: their messages are handed back and applied again.
+    fn commit(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Why a projector could not start.
@@ -175,26 +207,42 @@ pub async fn run_projector<V: View>(
         view_name.clone(),
         config.lag_interval,
     ));
+    let clock = Arc::new(stall::StallClock::default());
+    let watchdog = tokio::spawn(stall::watch(
+        consumer.clone(),
+        view_name.clone(),
+        clock.clone(),
+        config.stall_poll,
+        config.stall_warn,
+    ));
     let processor = batch::Processor {
         view,
         events: EventStore::new(pool),
         js: js.clone(),
         config: config.clone(),
+        clock: clock.clone(),
+        uncommitted: Default::default(),
     };
 
     let mut failures: u32 = 0;
     'fetching: loop {
+        // One continuous pull: the client keeps a request outstanding (re-pulling at half the
+        // batch), idle heartbeats reveal a dead connection, and messages that arrive while a
+        // batch is processed wait in the subscription instead of being dropped with it.
+        clock.set_phase(Phase::Waiting);
         let messages = match consumer
-            .batch()
-            .max_messages(config.batch)
+            .stream()
+            .max_messages_per_batch(config.batch)
             .expires(config.fetch_expiry)
+            .heartbeat(config.fetch_expiry / 4)
             .messages()
             .await
         {
             Ok(messages) => messages,
             Err(err) => {
                 failures += 1;
-                tracing::warn!(view = %view_name, error = %err, "fetch failed");
+                clock.set_phase(Phase::FetchBackoff);
+                tracing::warn!(view = %view_name, error = %err, "pull subscription failed");
                 tokio::select! {
                     () = &mut shutdown => break 'fetching,
                     () = tokio::time::sleep(backoff(failures)) => continue 'fetching,
@@ -202,19 +250,30 @@ pub async fn run_projector<V: View>(
             }
         };
         failures = 0;
-        // Whatever has arrived is processed at once; the rest of the pull keeps coming.
+        // Whatever has arrived is processed at once; the rest keeps coming meanwhile.
         let mut chunks = messages.ready_chunks(config.batch);
         loop {
+            clock.set_phase(Phase::Waiting);
+            let commit_due = processor.commit_due();
             let chunk = tokio::select! {
-                () = &mut shutdown => break 'fetching,
+                () = &mut shutdown => {
+                    hand_back_buffered(&view_name, &mut chunks).await;
+                    break 'fetching;
+                }
+                () = sleep_until(commit_due) => {
+                    processor.commit().await;
+                    continue;
+                }
                 chunk = chunks.next() => chunk,
             };
-            let Some(chunk) = chunk else { break };
+            let Some(chunk) = chunk else {
+                tracing::debug!(view = %view_name, "pull subscription ended; subscribing again");
+                break;
+            };
             let mut received = Vec::with_capacity(chunk.len());
             keep_messages(&view_name, chunk, &mut received);
             if !config.linger.is_zero() {
-                // Gather up to a full batch, for at most `linger` (the pull ends by itself
-                // after `batch` messages or `fetch_expiry`).
+                // Gather up to a full batch, for at most `linger`.
                 let deadline = tokio::time::Instant::now() + config.linger;
                 while received.len() < config.batch {
                     match tokio::time::timeout_at(deadline, chunks.next()).await {
@@ -226,14 +285,56 @@ pub async fn run_projector<V: View>(
             if !received.is_empty() && processor.process(received, &mut shutdown).await {
                 break 'fetching;
             }
+            if processor
+                .commit_due()
+                .is_some_and(|due| due <= Instant::now())
+            {
+                processor.commit().await;
+            }
         }
     }
+    // What was stored is committed (or handed back) before the projector stops.
+    processor.commit().await;
     lag.abort();
+    watchdog.abort();
     tracing::info!(view = %view_name, "projector stopped");
     Ok(())
 }
 
-/// Moves the messages of a pulled chunk into `received`, logging pull errors.
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Naks (without delay) the messages already delivered into the subscription but not yet
+/// taken, so the server hands them out again at once instead of after `ack_wait`.
+async fn hand_back_buffered<S, E>(view_name: &str, chunks: &mut S)
+where
+    S: futures::Stream<Item = Vec<Result<jetstream::Message, E>>> + Unpin,
+{
+    let mut handed_back = 0;
+    while let Some(Some(chunk)) = chunks.next().now_or_never() {
+        for message in chunk.into_iter().flatten() {
+            if message.ack_with(AckKind::Nak(None)).await.is_ok() {
+                handed_back += 1;
+            }
+        }
+    }
+    if handed_back > 0 {
+        tracing::info!(
+            view = %view_name,
+            handed_back,
+            "unprocessed messages handed back for redelivery"
+        );
+    }
+}
+
+/// Moves the messages of a pulled chunk into `received`, logging subscription errors (missed
+/// heartbeats while NATS reconnects, a pull the server refused): the subscription recovers by
+/// itself, or ends and is subscribed afresh.
 fn keep_messages<E: std::fmt::Display>(
     view_name: &str,
     chunk: Vec<Result<jetstream::Message, E>>,
@@ -242,14 +343,13 @@ fn keep_messages<E: std::fmt::Display>(
     for item in chunk {
         match item {
             Ok(message) => received.push(message),
-            // Missed heartbeats, leader elections: the next pull recovers.
-            Err(err) => tracing::debug!(view = %view_name, error = %err, "pull error"),
+            Err(err) => tracing::info!(view = %view_name, error = %err, "pull subscription error"),
         }
     }
 }
 
-/// 100 ms doubling to 5 s.
+/// 100 ms doubling to 1 s: a store that comes back is noticed within a second.
 pub(crate) fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_millis(100 * (1u64 << exp)).min(Duration::from_secs(5))
+    let exp = failures.saturating_sub(1).min(4);
+    Duration::from_millis(100 * (1u64 << exp)).min(Duration::from_secs(1))
 }

@@ -1,5 +1,9 @@
 //! What the finance endpoints answer: JSON bodies (amounts in integer minor units with their
-//! currency, days as `YYYY-MM-DD`) and the same rows as CSV.
+//! currency, plus each amount written as a decimal by the currency's exponent in `formatted`;
+//! days as `YYYY-MM-DD`) and the same rows as CSV, where amounts are those decimals (a
+//! spreadsheet reads 376.63 next to `USD` and 37663 next to `JPY`, not minor units).
+
+use std::collections::BTreeMap;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -10,9 +14,28 @@ use waybill_projectors::warehouse::finance::{
     StageCountRow, StageTimeRow,
 };
 use waybill_projectors::warehouse::rows::{from_days, ReconciliationRow, SettlementLineRow};
+use waybill_schemas::Currency;
 
 fn day(days: u16) -> String {
     from_days(days).to_string()
+}
+
+/// `minor` units of `currency` as a decimal by its exponent (`376.63` USD, `37663` JPY); a
+/// code Waybill does not know (never written by it) keeps the integer.
+pub fn decimal(currency: &str, minor: i64) -> String {
+    Currency::parse(currency)
+        .map(|c| c.format_minor(minor))
+        .unwrap_or_else(|_| minor.to_string())
+}
+
+/// Each named amount of a row (integer minor units of `currency`) as a decimal string.
+pub type Formatted = BTreeMap<&'static str, String>;
+
+fn formatted(currency: &str, amounts: &[(&'static str, i64)]) -> Formatted {
+    amounts
+        .iter()
+        .map(|(name, minor)| (*name, decimal(currency, *minor)))
+        .collect()
 }
 
 /// A row that can be written as CSV.
@@ -21,8 +44,29 @@ pub trait CsvRow {
     fn cells(&self) -> Vec<String>;
 }
 
+/// Characters a spreadsheet may take as the start of a formula (OWASP's CSV injection list).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A plain decimal number (`-1500`, `12.34`): a spreadsheet reads it as the number it is, so
+/// it is written as is even when it starts with `-`.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One cell as written to a CSV export. A cell a spreadsheet could run as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or CR, and not a plain number) gets a leading `'`, which makes
+/// it text, and is quoted, as OWASP advises; cells with commas, quotes or line breaks are
+/// quoted (RFC 4180).
 fn escape(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
+    let formula = cell.starts_with(FORMULA_START) && !is_plain_number(cell);
+    if formula {
+        format!("\"'{}\"", cell.replace('"', "\"\""))
+    } else if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
         cell.to_owned()
@@ -68,11 +112,26 @@ pub struct SummaryRow {
     pub chargebacks: i64,
     /// captures − refunds − chargebacks − fees.
     pub net: i64,
+    /// The amounts above as decimals by the currency's exponent (`"gross_sales": "376.63"`).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub formatted: Formatted,
 }
 
 impl From<DailySummaryRow> for SummaryRow {
     fn from(r: DailySummaryRow) -> Self {
+        let formatted = formatted(
+            &r.currency,
+            &[
+                ("gross_sales", r.gross_sales),
+                ("captures", r.captures),
+                ("refunds", r.refunds),
+                ("fees", r.fees),
+                ("chargebacks", r.chargebacks),
+                ("net", r.net),
+            ],
+        );
         Self {
+            formatted,
             day: day(r.day),
             channel: r.channel,
             currency: r.currency,
@@ -106,12 +165,12 @@ impl CsvRow for SummaryRow {
             self.channel.clone(),
             self.currency.clone(),
             self.orders.to_string(),
-            self.gross_sales.to_string(),
-            self.captures.to_string(),
-            self.refunds.to_string(),
-            self.fees.to_string(),
-            self.chargebacks.to_string(),
-            self.net.to_string(),
+            decimal(&self.currency, self.gross_sales),
+            decimal(&self.currency, self.captures),
+            decimal(&self.currency, self.refunds),
+            decimal(&self.currency, self.fees),
+            decimal(&self.currency, self.chargebacks),
+            decimal(&self.currency, self.net),
         ]
     }
 }
@@ -139,11 +198,24 @@ pub struct Payout {
     pub gross: i64,
     pub fees: i64,
     pub net: i64,
+    /// The amounts above as decimals by the currency's exponent (`"net": "376.63"`).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub formatted: Formatted,
 }
 
 impl From<PayoutSummaryRow> for Payout {
     fn from(r: PayoutSummaryRow) -> Self {
+        let formatted = formatted(
+            &r.currency,
+            &[
+                ("amount", r.amount),
+                ("gross", r.gross),
+                ("fees", r.fees),
+                ("net", r.net),
+            ],
+        );
         Self {
+            formatted,
             payout_id: r.payout_id,
             currency: r.currency,
             amount: r.amount,
@@ -173,13 +245,13 @@ impl CsvRow for Payout {
         vec![
             self.payout_id.clone(),
             self.currency.clone(),
-            self.amount.to_string(),
+            decimal(&self.currency, self.amount),
             self.paid_on.clone(),
             self.transaction_count.to_string(),
             self.lines.to_string(),
-            self.gross.to_string(),
-            self.fees.to_string(),
-            self.net.to_string(),
+            decimal(&self.currency, self.gross),
+            decimal(&self.currency, self.fees),
+            decimal(&self.currency, self.net),
         ]
     }
 }
@@ -210,12 +282,27 @@ pub struct PayoutLine {
     pub original_amount: Option<i64>,
     pub transaction_date: String,
     pub settled_on: String,
+    /// The amounts above as decimals by their currency's exponent (`"net": "376.63"`;
+    /// `original_amount` by `original_currency`'s).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub formatted: Formatted,
 }
 
 impl From<SettlementLineRow> for PayoutLine {
     fn from(r: SettlementLineRow) -> Self {
         let converted = !r.original_currency.is_empty();
+        let mut formatted = formatted(
+            &r.currency,
+            &[("gross", r.gross), ("fee", r.fee), ("net", r.net)],
+        );
+        if converted {
+            formatted.insert(
+                "original_amount",
+                decimal(&r.original_currency, r.original_amount),
+            );
+        }
         Self {
+            formatted,
             report_id: r.report_id,
             line_no: r.line_no,
             transaction_id: r.gateway_txn_id,
@@ -257,12 +344,13 @@ impl CsvRow for PayoutLine {
             self.kind.clone(),
             self.order_id.clone(),
             self.currency.clone(),
-            self.gross.to_string(),
-            self.fee.to_string(),
-            self.net.to_string(),
+            decimal(&self.currency, self.gross),
+            decimal(&self.currency, self.fee),
+            decimal(&self.currency, self.net),
             self.original_currency.clone().unwrap_or_default(),
-            self.original_amount
-                .map(|a| a.to_string())
+            self.formatted
+                .get("original_amount")
+                .cloned()
                 .unwrap_or_default(),
             self.transaction_date.clone(),
             self.settled_on.clone(),
@@ -297,11 +385,24 @@ pub struct ReconciledItem {
     pub expected_fee: i64,
     pub report_fee: i64,
     pub detail: String,
+    /// The amounts above as decimals by the currency's exponent (`"net": "376.63"`).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub formatted: Formatted,
 }
 
 impl From<ReconciliationRow> for ReconciledItem {
     fn from(r: ReconciliationRow) -> Self {
+        let formatted = formatted(
+            &r.currency,
+            &[
+                ("ledger_amount", r.ledger_amount),
+                ("report_amount", r.report_amount),
+                ("expected_fee", r.ledger_fee),
+                ("report_fee", r.report_fee),
+            ],
+        );
         Self {
+            formatted,
             day: day(r.day),
             item_key: r.item_key,
             outcome: r.outcome,
@@ -348,10 +449,10 @@ impl CsvRow for ReconciledItem {
             self.channel.clone(),
             self.currency.clone(),
             self.payout_id.clone(),
-            self.ledger_amount.to_string(),
-            self.report_amount.to_string(),
-            self.expected_fee.to_string(),
-            self.report_fee.to_string(),
+            decimal(&self.currency, self.ledger_amount),
+            decimal(&self.currency, self.report_amount),
+            decimal(&self.currency, self.expected_fee),
+            decimal(&self.currency, self.report_fee),
             self.detail.clone(),
         ]
     }
@@ -368,11 +469,22 @@ pub struct ReconciliationTotal {
     pub items: u64,
     pub ledger_amount: i64,
     pub report_amount: i64,
+    /// The amounts above as decimals by the currency's exponent (`"net": "376.63"`).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub formatted: Formatted,
 }
 
 impl From<ReconciliationTotalRow> for ReconciliationTotal {
     fn from(r: ReconciliationTotalRow) -> Self {
+        let formatted = formatted(
+            &r.currency,
+            &[
+                ("ledger_amount", r.ledger_amount),
+                ("report_amount", r.report_amount),
+            ],
+        );
         Self {
+            formatted,
             day: day(r.day),
             channel: r.channel,
             currency: r.currency,
@@ -596,6 +708,62 @@ mod tests {
         assert_eq!(escape("a,b"), "\"a,b\"");
         assert_eq!(escape("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(escape("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_made_text() {
+        assert_eq!(
+            escape("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        assert_eq!(escape("+1+1"), "\"'+1+1\"");
+        assert_eq!(escape("-2+3"), "\"'-2+3\"");
+        assert_eq!(escape("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(escape("\tcmd"), "\"'\tcmd\"");
+        assert_eq!(escape("\r=1"), "\"'\r=1\"");
+        assert_eq!(escape("a=b"), "a=b");
+    }
+
+    fn row_of(currency: &str) -> DailySummaryRow {
+        DailySummaryRow {
+            day: 0,
+            channel: "web".into(),
+            currency: currency.into(),
+            orders: 1,
+            gross_sales: 37663,
+            captures: 37663,
+            refunds: 0,
+            fees: 1092,
+            chargebacks: 0,
+            net: 36571,
+        }
+    }
+
+    #[test]
+    fn amounts_are_decimals_by_the_currency_exponent() {
+        assert_eq!(decimal("USD", 37663), "376.63");
+        assert_eq!(decimal("JPY", 37663), "37663");
+        assert_eq!(decimal("KWD", -1500), "-1.500");
+        let row = SummaryRow::from(row_of("JPY"));
+        assert_eq!(row.formatted["gross_sales"], "37663");
+        assert_eq!(row.cells()[4], "37663");
+        let usd = SummaryRow::from(DailySummaryRow {
+            currency: "USD".into(),
+            net: -250,
+            ..row_of("USD")
+        });
+        assert_eq!(usd.cells()[9], "-2.50");
+        assert_eq!(usd.formatted["net"], "-2.50");
+    }
+
+    #[test]
+    fn negative_numbers_stay_numbers() {
+        assert_eq!(escape("-1500"), "-1500");
+        assert_eq!(escape("-15.00"), "-15.00");
+        assert_eq!(escape("0.25"), "0.25");
+        assert_eq!(escape("-"), "\"'-\"");
+        assert_eq!(escape("-1e3"), "\"'-1e3\"");
+        assert_eq!(escape("-.5"), "\"'-.5\"");
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub struct FinanceParams {
     /// Rows to skip (default 0); responses give `next_offset` while there may be more.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub offset: Option<String>,
-    /// `json` (default) or `csv`.
+    /// `json` (default) or `csv`. JSON amounts are integer minor units of the row's `currency`,
+    /// each also in `formatted` as a decimal by the currency's exponent; CSV amounts are those
+    /// decimals (`376.63` USD, `37663` JPY) beside a `currency` column, and a text cell a
+    /// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR, and not
+    /// a plain number) is written as text with a leading `'`.
     #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Summary only: one channel (`web`, `app`, `pos`, `marketplace`).

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use waybill_schemas::access::{lookup_digest, tracking_token, verify_tracking_token, LookupProof};
+use waybill_schemas::access::{lookup_digest, LookupProof};
 use waybill_schemas::OrderId;
 use waybill_write_side::command_api::problem::Path;
 
@@ -68,17 +68,42 @@ fn html(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     response
+}
+
+/// The pages' policy: their own stylesheet, script and event stream, nothing inline, nothing
+/// from elsewhere, never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/track/assets/page.css", tag = "tracking page",
+    responses((status = 200, description = "The pages' stylesheet", content_type = "text/css")))]
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", render::STYLESHEET)
+}
+
+#[utoipa::path(get, path = "/track/assets/page.js", tag = "tracking page",
+    responses((status = 200, description = "The tracking page's live-update script", content_type = "text/javascript")))]
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", render::SCRIPT)
 }
 
 fn not_found() -> Response {
@@ -103,7 +128,11 @@ fn rate_limited(problem: Problem) -> Response {
 /// The order `raw_id` names if `token` is its tracking token; `None` for anything else.
 fn authorized_order(state: &AppState, raw_id: &str, token: Option<&str>) -> Option<OrderId> {
     let order = OrderId::parse(raw_id).ok()?;
-    verify_tracking_token(&state.config.tracking_secret, order, token?).then_some(order)
+    state
+        .config
+        .tracking
+        .verify(order, token?, chrono::Utc::now())
+        .then_some(order)
 }
 
 #[utoipa::path(get, path = "/track/{id}", tag = "tracking page",
@@ -139,9 +168,10 @@ pub async fn tracking_page(
     };
     let stale = requested.is_some_and(|wanted| view.version < wanted);
     metrics::counter!("waybill_query_tracking_page_total").increment(1);
+    // The stream opens with the token the visitor came with: it expires with their link.
     let events_url = format!(
         "/track/{order}/events?token={}",
-        tracking_token(&state.config.tracking_secret, order)
+        params.token.as_deref().unwrap_or_default()
     );
     html(
         StatusCode::OK,
@@ -289,7 +319,7 @@ pub async fn lookup(
     metrics::counter!("waybill_query_tracking_lookup_total", "outcome" => "found").increment(1);
     let location = format!(
         "/track/{order}?token={}",
-        tracking_token(&state.config.tracking_secret, order)
+        state.config.tracking.token(order, chrono::Utc::now())
     );
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

@@ -28,70 +28,44 @@ pub fn escape(raw: &str) -> String {
     out
 }
 
-const STYLE: &str = "
-:root{color-scheme:light;--ink:#1a1a1a;--muted:#4a4a4a;--line:#d0d0d0;--accent:#0b5394;--ok:#1e6b2f;--bad:#a4161a;--warn:#7a4b00}
-*{box-sizing:border-box}
-body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--ink);background:#fff}
-header,footer{padding:.75rem 1rem;background:#f3f5f8;border-bottom:1px solid var(--line)}
-footer{border-top:1px solid var(--line);border-bottom:0;color:var(--muted);font-size:.875rem}
-header a{color:var(--accent);font-weight:600;text-decoration:none}
-main{max-width:42rem;margin:0 auto;padding:1rem}
-h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
-.status{display:inline-block;padding:.25rem .75rem;border-radius:1rem;font-weight:600;background:#e8eef7;color:var(--accent)}
-.status[data-status=confirmed]{background:#e3f1e6;color:var(--ok)}
-.status[data-status=cancelled]{background:#fbe6e6;color:var(--bad)}
-.status[data-status=awaiting_payment],.status[data-status=in_review]{background:#fdf1dc;color:var(--warn)}
-.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}
-.facts dt{color:var(--muted)}.facts dd{margin:0}
-table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .25rem;border-bottom:1px solid var(--line)}
-td.num,th.num{text-align:right}
-ol.timeline{list-style:none;padding:0;margin:0;border-left:3px solid var(--line)}
-ol.timeline li{padding:.25rem 0 .5rem 1rem}
-time{color:var(--muted);font-size:.875rem;display:block}
-.card{border:1px solid var(--line);border-radius:.5rem;padding:.75rem 1rem;margin:.5rem 0}
-a.button,button{display:inline-block;background:var(--accent);color:#fff;border:0;border-radius:.375rem;padding:.6rem 1rem;font:inherit;font-weight:600;text-decoration:none;cursor:pointer}
-label{display:block;font-weight:600;margin:.75rem 0 .25rem}
-input{width:100%;padding:.6rem;font:inherit;border:1px solid #767676;border-radius:.375rem}
-.error{color:var(--bad);font-weight:600}
-.live{color:var(--muted);font-size:.875rem}
-@media (max-width:30rem){main{padding:.75rem}.facts{grid-template-columns:1fr}.facts dd{margin-bottom:.5rem}}
-";
+/// The page's stylesheet, served at [`STYLESHEET_PATH`] (the CSP allows no inline style).
+pub const STYLESHEET: &str = include_str!("assets/page.css");
+pub const STYLESHEET_PATH: &str = "/track/assets/page.css";
+/// The live-update script, served at [`SCRIPT_PATH`] (the CSP allows no inline script).
+pub const SCRIPT: &str = include_str!("assets/page.js");
+pub const SCRIPT_PATH: &str = "/track/assets/page.js";
 
-/// A whole page around `main_html`.
-fn document(title: &str, main_attrs: &str, main_html: &str, script: &str) -> String {
+/// A whole page around `main_html`, with the live-update script when `live`.
+fn document(title: &str, main_attrs: &str, main_html: &str, live: bool) -> String {
+    let script = if live {
+        format!("<script src=\"{SCRIPT_PATH}\" defer></script>")
+    } else {
+        String::new()
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"robots\" content=\"noindex\">\
-<title>{title}</title><style>{STYLE}</style></head><body>\
+<title>{title}</title><link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">{script}</head><body>\
 <header><a href=\"/track\">Waybill · Order tracking</a></header>\
 <main id=\"main\"{main_attrs}>{main_html}</main>\
 <footer><p>Questions about your order? Reply to your confirmation email.</p>\
-<p id=\"live-note\" class=\"live\" aria-live=\"polite\"></p></footer>{script}</body></html>",
+<p id=\"live-note\" class=\"live\" aria-live=\"polite\"></p></footer></body></html>",
         title = escape(title),
     )
 }
 
 /// The tracking page of one order. `events_url` is where the page listens for updates.
 pub fn tracking_page(view: &TrackingView, events_url: &str, stale: bool) -> String {
-    let script = format!(
-        "<script>(function(){{\
-var main=document.getElementById('main'),note=document.getElementById('live-note');\
-if(!window.EventSource){{return;}}\
-var url={url};var version=main.getAttribute('data-version');\
-var source=new EventSource(url+'&after='+encodeURIComponent(version));\
-source.addEventListener('view',function(e){{main.innerHTML=e.data;\
-main.setAttribute('data-version',e.lastEventId);\
-note.textContent='Updated '+new Date().toLocaleTimeString();}});\
-source.onopen=function(){{note.textContent='This page updates itself while open.';}};\
-}})();</script>",
-        url = serde_json::to_string(events_url).unwrap_or_else(|_| "\"\"".into()),
-    );
     document(
         &format!("Order {} · Waybill", view.channel_order_ref),
-        &format!(" data-version=\"{}\"", view.version),
+        &format!(
+            " data-version=\"{}\" data-events=\"{}\"",
+            view.version,
+            escape(events_url)
+        ),
         &tracking_main(view, stale),
-        &script,
+        true,
     )
 }
 
@@ -195,13 +169,18 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
     }
 
     if let Some(pickup) = &view.pickup {
+        // A cancelled order (every unit cancelled, an uncollected pickup included) is no
+        // longer held at the store, whatever the store reported before.
+        let cancelled = view.status == TrackingStatus::Cancelled;
         let _ = write!(
             html,
             "<section aria-labelledby=\"h-pickup\" id=\"pickup\"><h2 id=\"h-pickup\">Pick up in store</h2>\
 <div class=\"card\"><p><strong>{store}</strong><br>{address}</p><p>{ready}</p><p>{instructions}</p>{collect}</div></section>",
             store = escape(&pickup.store_name),
             address = escape(&pickup.address),
-            ready = if pickup.ready {
+            ready = if cancelled {
+                "Cancelled: this order is no longer held for collection".to_owned()
+            } else if pickup.ready {
                 "Ready for collection".to_owned()
             } else {
                 "We'll tell you when it's ready".to_owned()
@@ -209,6 +188,7 @@ pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
             instructions = escape(&pickup.instructions),
             collect = pickup
                 .collect_by
+                .filter(|_| !cancelled)
                 .map(|t| format!("<p>Collect by {}</p>", when(t)))
                 .unwrap_or_default(),
         );
@@ -327,7 +307,7 @@ pub fn lookup_page(error: Option<&str>, order_number: &str) -> String {
 <p>Your order number is in your confirmation email. The link in that email opens your order directly.</p>",
         number = escape(order_number),
     );
-    document("Track your order · Waybill", "", &main, "")
+    document("Track your order · Waybill", "", &main, false)
 }
 
 /// The friendly page for a link that does not open an order: one text for "no such order" and
@@ -340,7 +320,7 @@ pub fn not_found_page() -> String {
 <p id=\"not-found\">The link may be incomplete or out of date. Check that you copied the whole \
 link from your email, or find your order with its number and your email address.</p>\
 <p><a class=\"button\" href=\"/track\">Find my order</a></p>",
-        "",
+        false,
     )
 }
 
@@ -353,7 +333,7 @@ pub fn rate_limited_page(retry_after_secs: u64) -> String {
             "<h1>Please wait a moment</h1><p>Too many requests from your connection. Try again in \
              {retry_after_secs} seconds.</p>"
         ),
-        "",
+        false,
     )
 }
 
@@ -441,6 +421,9 @@ fn payment_words(view: &TrackingView, money: &dyn Fn(i64) -> String) -> String {
         },
         PaymentState::Voided => "Released, nothing was charged".into(),
         PaymentState::Expired => "Hold expired, nothing was charged".into(),
+        PaymentState::CaptureFailed => {
+            "We could not take payment, nothing was charged; we will contact you".into()
+        }
     }
 }
 
@@ -578,6 +561,24 @@ mod tests {
         );
         assert!(full.contains("Return RMA-9") && full.contains("Refunded 12.50 EUR"));
         assert!(full.contains("id=\"stale\""));
+    }
+
+    #[test]
+    fn a_cancelled_pickup_is_not_ready_for_collection() {
+        let pickup = serde_json::json!({"store_name": "Soho", "address": "1 Old St",
+            "instructions": "Bring ID", "ready": true, "ready_at": null,
+            "collect_by": "2026-11-30T18:00:00Z"});
+        let page = tracking_main(
+            &view(
+                serde_json::json!({"status": "cancelled", "cancellation_reason": "timeout",
+                                     "pickup": pickup}),
+            ),
+            false,
+        );
+        assert!(page.contains("data-status=\"cancelled\""), "{page}");
+        assert!(page.contains("no longer held for collection"), "{page}");
+        assert!(!page.contains("Ready for collection"), "{page}");
+        assert!(!page.contains("Collect by"), "{page}");
     }
 
     #[test]

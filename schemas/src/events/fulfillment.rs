@@ -243,6 +243,25 @@ pub struct ShipmentTracked {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl ShipmentTracked {
+    /// When the scan counts as having happened, for ordering scans and dating a delivery: the
+    /// carrier's time, but never later than Waybill heard of it. A carrier clock running ahead
+    /// (or a forged date) can then never make a scan look newer than one that really happened
+    /// after it arrived.
+    pub fn effective_time(&self) -> DateTime<Utc> {
+        effective_scan_time(self.carrier_time, self.recorded_at)
+    }
+}
+
+/// A scan's ordering time: `carrier_time`, capped at `received_at` (see
+/// [`ShipmentTracked::effective_time`]).
+pub fn effective_scan_time(
+    carrier_time: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    carrier_time.min(received_at)
+}
+
 /// What an exception made the process manager do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

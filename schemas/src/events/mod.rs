@@ -31,10 +31,10 @@ pub use chargeback::{
 };
 pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
-    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
-    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint, PickupReady,
-    ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
+    effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
+    FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
+    FulfillmentSubmitted, NodeKind, NodeProgress, OrderClosed, PickupCompleted, PickupPoint,
+    PickupReady, ProofOfDelivery, RouteCause, ScorePart, ShipmentCreated, ShipmentExceptionHandled,
     ShipmentTracked,
 };
 pub use inventory::{
@@ -46,11 +46,11 @@ pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_edit::{EditMoneyAction, OrderEdited};
 pub use order_placed::{
-    Address, Customer, Discount, OrderLine, OrderPlaced, RiskContext, Shipping, Totals,
+    Address, Customer, Discount, OrderLine, OrderPlaced, PickupStore, RiskContext, Shipping, Totals,
 };
 pub use payment::{
-    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,
-    PaymentDeclined, PaymentMethod, PaymentVoided,
+    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
+    PaymentChallengeRequired, PaymentDeclined, PaymentMethod, PaymentVoided,
 };
 pub use refund::{PaymentRefunded, RefundFailed, RefundKind, RefundRequested};
 pub use returns::{
@@ -126,7 +126,7 @@ macro_rules! order_events {
 }
 
 order_events! {
-    OrderPlaced = 3,
+    OrderPlaced = 4,
     OrderCancelled = 1,
     RiskAssessed = 1,
     RiskReviewResolved = 1,
@@ -175,6 +175,7 @@ order_events! {
     StoreCreditIssued = 1,
     ExchangeReplacementRequested = 1,
     OrderEdited = 1,
+    PaymentCaptureFailed = 1,
 }
 
 impl OrderEventKind {

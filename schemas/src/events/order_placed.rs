@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::payment::PaymentMethod;
 use crate::values::{Channel, Currency, Email, Money, OrderId, Quantity, Sku};
 
-/// `OrderPlaced` v3: an order was captured from a channel. Carries everything the order was
+/// `OrderPlaced` v4: an order was captured from a channel. Carries everything the order was
 /// priced with, so no consumer has to look anything up to understand it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +27,23 @@ pub struct OrderPlaced {
     pub payment: Option<PaymentMethod>,
     /// New in v3: what the channel knows about the buyer's session, for risk scoring.
     pub risk_context: Option<RiskContext>,
+    /// New in v4: the store the customer chose to collect a `pickup` order at, as it was
+    /// offered at placement (`None` for shipped orders and orders captured before v4).
+    pub pickup_store: Option<PickupStore>,
     pub placed_at: DateTime<Utc>,
+}
+
+/// The store a pickup order is collected at: the inventory location the customer chose, with
+/// what the customer is told about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickupStore {
+    /// The inventory location (routing node) id, e.g. `store-soho`.
+    pub location_id: String,
+    pub store_name: String,
+    pub address: String,
+    /// Where to go and what to bring, in words for the customer.
+    pub instructions: String,
 }
 
 /// The buyer's session as the channel saw it.

@@ -73,6 +73,23 @@ pub struct PaymentVoided {
     pub voided_at: DateTime<Utc>,
 }
 
+/// `PaymentCaptureFailed` v1: the gateway refused for good to capture `amount` from the order's
+/// authorization (voided or expired at the gateway, declined, unknown to it): retrying cannot
+/// help, so nothing more is captured from it. The order's remaining fulfillment is held and an
+/// agent must resolve the payment (see write-side/FULFILLMENT.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentCaptureFailed {
+    pub order_id: OrderId,
+    pub authorization_id: String,
+    /// What the flow asked to capture.
+    pub amount: Money,
+    /// The gateway's refusal code (`authorization_voided`, `authorization_expired`, …).
+    pub code: String,
+    pub message: String,
+    pub failed_at: DateTime<Utc>,
+}
+
 /// `PaymentAuthorizationExpired` v1: the hold lapsed before it was captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

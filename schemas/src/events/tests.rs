@@ -6,6 +6,7 @@ use schemars::schema_for;
 use super::*;
 use crate::upcast::v1::OrderPlacedV1;
 use crate::upcast::v2::OrderPlacedV2;
+use crate::upcast::v3::OrderPlacedV3;
 use crate::values::{Channel, Currency, Email, Money, OrderId, Quantity, Sku};
 
 fn json_dir() -> PathBuf {
@@ -20,7 +21,8 @@ fn checked_in_json_schemas_match_the_rust_types() {
     let generated = [
         ("OrderPlaced.v1.schema.json", schema_for!(OrderPlacedV1)),
         ("OrderPlaced.v2.schema.json", schema_for!(OrderPlacedV2)),
-        ("OrderPlaced.v3.schema.json", schema_for!(OrderPlaced)),
+        ("OrderPlaced.v3.schema.json", schema_for!(OrderPlacedV3)),
+        ("OrderPlaced.v4.schema.json", schema_for!(OrderPlaced)),
         ("OrderCancelled.v1.schema.json", schema_for!(OrderCancelled)),
         ("RiskAssessed.v1.schema.json", schema_for!(RiskAssessed)),
         (
@@ -63,6 +65,10 @@ fn checked_in_json_schemas_match_the_rust_types() {
         (
             "PaymentAuthorizationExpired.v1.schema.json",
             schema_for!(PaymentAuthorizationExpired),
+        ),
+        (
+            "PaymentCaptureFailed.v1.schema.json",
+            schema_for!(PaymentCaptureFailed),
         ),
         ("OrderConfirmed.v1.schema.json", schema_for!(OrderConfirmed)),
         (
@@ -269,6 +275,7 @@ fn sample_placed() -> OrderPlaced {
             ip: Some("203.0.113.7".into()),
             device_id: None,
         }),
+        pickup_store: None,
         placed_at: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
     }
 }
@@ -309,6 +316,7 @@ fn order_placed_v2_is_upcast_to_v3_without_a_payment_method() {
     let obj = v2.as_object_mut().unwrap();
     obj.remove("payment");
     obj.remove("risk_context");
+    obj.remove("pickup_store");
     let _: OrderPlacedV2 = serde_json::from_value(v2.clone()).unwrap();
     let OrderEvent::OrderPlaced(placed) = OrderEvent::decode("OrderPlaced", 2, v2).unwrap() else {
         panic!("decoded to another kind");
@@ -316,6 +324,39 @@ fn order_placed_v2_is_upcast_to_v3_without_a_payment_method() {
     assert_eq!(placed.payment, None);
     assert_eq!(placed.risk_context, None);
     assert_eq!(placed.lines, sample_placed().lines);
+}
+
+#[test]
+fn order_placed_v3_is_upcast_to_v4_without_a_pickup_store() {
+    let mut v3 = OrderEvent::OrderPlaced(sample_placed()).to_payload();
+    v3.as_object_mut().unwrap().remove("pickup_store");
+    let _: OrderPlacedV3 = serde_json::from_value(v3.clone()).unwrap();
+    assert!(validator("OrderPlaced.v3.schema.json").is_valid(&v3));
+    let OrderEvent::OrderPlaced(placed) = OrderEvent::decode("OrderPlaced", 3, v3).unwrap() else {
+        panic!("decoded to another kind");
+    };
+    assert_eq!(placed.pickup_store, None);
+    assert_eq!(placed.lines, sample_placed().lines);
+}
+
+#[test]
+fn a_pickup_store_is_carried_by_order_placed_v4() {
+    let mut placed = sample_placed();
+    placed.shipping.method = "pickup".into();
+    placed.pickup_store = Some(PickupStore {
+        location_id: "store-soho".into(),
+        store_name: "Waybill Soho".into(),
+        address: "120 Spring St".into(),
+        instructions: "Collection desk".into(),
+    });
+    let payload = OrderEvent::OrderPlaced(placed.clone()).to_payload();
+    assert_eq!(payload["pickup_store"]["location_id"], "store-soho");
+    assert!(validator("OrderPlaced.v4.schema.json").is_valid(&payload));
+    let OrderEvent::OrderPlaced(back) = OrderEvent::decode("OrderPlaced", 4, payload).unwrap()
+    else {
+        panic!("decoded to another kind");
+    };
+    assert_eq!(back, placed);
 }
 
 #[test]
@@ -365,7 +406,7 @@ fn validator(file: &str) -> jsonschema::Validator {
 /// thinks: real payloads validate, and payloads serde refuses are refused by the schema too.
 #[test]
 fn stored_payloads_validate_against_their_schema_files() {
-    let v2 = validator("OrderPlaced.v3.schema.json");
+    let v2 = validator("OrderPlaced.v4.schema.json");
     let placed = OrderEvent::OrderPlaced(sample_placed()).to_payload();
     assert!(
         v2.is_valid(&placed),
@@ -497,6 +538,14 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
             order_id,
             authorization_id: "auth_1".into(),
             expired_at: at,
+        }),
+        OrderEvent::PaymentCaptureFailed(PaymentCaptureFailed {
+            order_id,
+            authorization_id: "auth_1".into(),
+            amount: usd(3416),
+            code: "authorization_voided".into(),
+            message: "the authorization was voided".into(),
+            failed_at: at,
         }),
         OrderEvent::OrderConfirmed(OrderConfirmed {
             order_id,

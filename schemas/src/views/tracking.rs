@@ -38,7 +38,8 @@ pub struct TrackingView {
     /// Parcels, one per node that ships part of the order.
     #[serde(default)]
     pub shipments: Vec<TrackingShipment>,
-    /// Where and how to collect a buy-online-pick-up-in-store order (null for shipped orders).
+    /// Where and how to collect a buy-online-pick-up-in-store order: the store the customer chose,
+    /// from placement on (null for shipped orders).
     #[serde(default)]
     pub pickup: Option<TrackingPickup>,
     /// Returns the customer started (later issue; empty until then).
@@ -305,6 +306,9 @@ pub enum PaymentState {
     Captured,
     Voided,
     Expired,
+    /// The gateway refused for good to capture the authorization: nothing was charged, and the
+    /// order is held until an agent resolves the payment.
+    CaptureFailed,
 }
 
 /// The order's stock as the customer sees it.

@@ -4,7 +4,8 @@
 //!
 //! Callers (columns): nobody, the customer who placed order A (JWT, role customer), another
 //! customer (JWT), and the staff/service roles by API key; plus an agent by JWT, an expired JWT
-//! and a JWT signed with another key (both must be worth nothing).
+//! and a JWT signed with another key (both must be worth nothing). Every answer must carry
+//! `X-Content-Type-Options: nosniff`.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -46,6 +47,8 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/track/{missing}?token={tokenA}",                       [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (Q, "GET",  "/track/{A}/events?token={tokenB}",                      [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (Q, "GET",  "/track",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/track/assets/page.js",                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/track/assets/page.css",                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/v1/search/orders?q=ACL",                              [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (Q, "GET",  "/v1/agent/orders/{A}",                                  [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (Q, "GET",  "/v1/finance/summary",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
@@ -54,6 +57,10 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/v1/finance/metrics",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
     (Q, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/live",                                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (Q, "GET",  "/ready",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    // Metrics are on the process's own listener, never on a public port.
+    (Q, "GET",  "/metrics",                                              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     (C, "POST", "/v1/orders",                                            [401, 403, 403, OK,  403, OK,  OK,  OK,  401, 401]),
     (C, "POST", "/v1/orders/{missing}/cancel",                           [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/lines/cancel",                     [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
@@ -78,6 +85,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/settlement/imports",                                [401, 403, 403, 403, 422, 422, 403, 403, 401, 401]),
     (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/live",                                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/ready",                                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
+    (C, "GET",  "/metrics",                                              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,15 +255,23 @@ async fn every_role_reaches_exactly_the_endpoints_it_may() {
                 // An event stream stays open: read only the status line and headers.
                 api.status_only(&url, caller.as_deref()).await
             } else {
-                api.send(
-                    method.clone(),
-                    &url,
-                    caller.as_deref(),
-                    idempotency,
-                    body.as_ref(),
-                )
-                .await
-                .status
+                let response = api
+                    .send(
+                        method.clone(),
+                        &url,
+                        caller.as_deref(),
+                        idempotency,
+                        body.as_ref(),
+                    )
+                    .await;
+                // Every answer, allowed or not, tells browsers not to sniff its type.
+                if response.header("x-content-type-options") != Some("nosniff") {
+                    failures.push(format!(
+                        "{method} {template} as {}: no X-Content-Type-Options: nosniff",
+                        CALLERS[column]
+                    ));
+                }
+                response.status
             };
             let matches = if *expected == OK {
                 (200..300).contains(&response)

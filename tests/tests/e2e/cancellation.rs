@@ -309,15 +309,11 @@ async fn an_uncollected_pickup_is_cancelled_refunded_and_restocked() {
     let f = FulfillmentWorld::start("pickup_expiry", &[]).await;
     f.world.location("store-soho", "store", 1).await;
     f.world.restock("TEE-RED-M", "store-soho", 3).await;
-    let placed = f
-        .world
-        .place(&multi_line_order(
-            "PICKUP-LATE-1",
-            &[("TEE-RED-M", 1)],
-            "pickup",
-        ))
-        .await;
+    let mut body = multi_line_order("PICKUP-LATE-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let token = placed["tracking_token"].as_str().unwrap().to_owned();
     let grand_total = placed["totals"]["grand_total_minor"].as_i64().unwrap();
     let tasks = f.tasks(&order_id, 1).await;
     let fid = tasks[0]["fulfillment_id"].as_str().unwrap().to_owned();
@@ -362,6 +358,11 @@ async fn an_uncollected_pickup_is_cancelled_refunded_and_restocked() {
             .as_str()
             .unwrap_or_default()
             .contains("cancelled (timeout)")));
+    // Nothing of the order is left: it is cancelled (not "Ready for collection") everywhere.
+    let cancelled = f.world.env.payloads_of(&order_id, "OrderCancelled").await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0]["reason"], json!("timeout"));
+    crate::fully_cancelled::cancelled_everywhere(&f, &order_id, "PICKUP-LATE-1", &token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -433,3 +433,45 @@ async fn units_added_by_an_edit_ship_from_the_node_that_holds_the_rest() {
         "nothing cancelled"
     );
 }
+
+/// A prepaid order (paid to the channel) has no capture to wait for: in the hold it is editable
+/// like any other, and the difference is the channel's to settle (`money_action: none`). It used
+/// to be refused forever with "its payment is being captured", since no capture ever comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepaid_order_in_the_hold_is_editable() {
+    let f =
+        FulfillmentWorld::start("edit_prepaid", &[("WAYBILL_FULFILLMENT_HOLD_SECS", "600")]).await;
+    f.world.restock("TEE-RED-M", "wh-east", 5).await;
+    let mut body = multi_line_order("EDIT-PREPAID-1", &[("TEE-RED-M", 2)], "standard");
+    body["payment"] = json!({"method": "prepaid", "reference": "MKT-778"});
+    let placed = f.world.place(&body).await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let confirmed = f.world.wait_for_event(&order_id, "OrderConfirmed", 1).await;
+    assert_eq!(confirmed[0]["capture_mode"], json!("immediate"));
+
+    let edited = post(
+        &f,
+        &format!("/v1/orders/{order_id}/edits"),
+        SERVICE_KEY,
+        "edit-prepaid",
+        &json!({"changes": [{"line_no": 1, "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(edited.status, 201, "{}", edited.describe());
+    let edited = edited.json();
+    assert_eq!(edited["money_action"], json!("none"), "{edited}");
+    assert_eq!(edited["lines"][0]["quantity"], json!(1), "{edited}");
+    let recorded = f.world.env.payloads_of(&order_id, "OrderEdited").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    // Nothing is asked of the card gateway for a prepaid order.
+    assert!(f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentCaptured")
+        .await
+        .is_empty());
+    f.view_when(&order_id, "the edit shows", |v| {
+        v["lines"][0]["quantity"] == json!(1)
+    })
+    .await;
+}

@@ -280,6 +280,18 @@ async fn bad_charges_and_refund_destinations_are_refused_naming_the_field() {
             refund(&world, &id, "bad-5", 500, "gift_card").await,
             "destination",
         ),
+        // A well-formed return id the order does not have: refused, the card is not charged.
+        (
+            post(
+                &world,
+                &format!("/v1/orders/{id}/charges"),
+                "bad-7",
+                &json!({"amount_minor": 500, "currency": "USD", "reason": "exchange",
+                        "return_id": format!("{id}-R1")}),
+            )
+            .await,
+            "return_id",
+        ),
     ];
     for (response, field) in cases {
         assert_eq!(response.status, 422, "{}", response.describe());

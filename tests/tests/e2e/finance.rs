@@ -455,3 +455,157 @@ async fn an_awkward_settlement_report_yields_exactly_its_discrepancies_and_a_lat
     })
     .await;
 }
+
+/// Text from outside (a gateway's payout ids) that a spreadsheet would run as a formula is
+/// exported as text (`'=…`, quoted), while negative amounts stay numbers.
+#[tokio::test]
+async fn csv_exports_neutralise_formulas_and_keep_negative_numbers() {
+    let world = CheckoutWorld::start("finance_csv_formulas", &[], &[]).await;
+    let day = "2026-11-25";
+    let csv = format!(
+        "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date\n\
+re_1,refund,,-1000,0,-1000,USD,,,=HYPERLINK(\"http://x\"),{day},{day}\n\
+fee_1,fee,,0,250,-250,USD,,,@SUM(A1),{day},{day}\n"
+    );
+    let imported = world
+        .api
+        .post_json(
+            "/v1/settlement/imports",
+            FINANCE_KEY,
+            "formula-import",
+            &json!({"gateway": "sandbox", "date": day, "csv": csv}),
+        )
+        .await;
+    assert_eq!(imported.status, 201, "{}", imported.describe());
+    let query_url = world.waybill.query_url();
+    let text = eventually("both payouts exported", SETTLE, || async {
+        let response = finance_get(
+            &query_url,
+            &format!("/v1/finance/payouts?from={day}&to={day}&format=csv"),
+            Some(FINANCE_KEY),
+        )
+        .await;
+        let text = response.text();
+        if response.status == 200 && text.lines().count() == 3 {
+            Ok(text)
+        } else {
+            Err(response.describe())
+        }
+    })
+    .await;
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let hyperlink = rows
+        .iter()
+        .find(|r| r.contains("HYPERLINK"))
+        .expect("the HYPERLINK payout");
+    assert!(
+        hyperlink.starts_with("\"'=HYPERLINK(\"\"http://x\"\")\","),
+        "{hyperlink}"
+    );
+    // Amounts are decimals by the currency's exponent, and negative ones stay numbers.
+    assert!(hyperlink.contains(",-10.00,"), "{hyperlink}");
+    let sum = rows
+        .iter()
+        .find(|r| r.contains("SUM"))
+        .expect("the SUM payout");
+    assert!(sum.starts_with("\"'@SUM(A1)\","), "{sum}");
+    assert!(sum.contains(",-2.50,"), "{sum}");
+    assert!(
+        rows.iter()
+            .all(|r| !r.starts_with('=') && !r.starts_with('@')),
+        "{text}"
+    );
+}
+
+/// A yen capture whose gateway fee is 2.9 % and no fixed part (a fixed 0.30 is ¥0, not ¥30)
+/// reconciles as matched, and the finance API writes yen amounts without decimals.
+#[tokio::test]
+async fn a_yen_capture_with_its_fee_in_yen_reconciles_and_is_shown_in_whole_yen() {
+    let world = CheckoutWorld::start("finance_yen", &[], &[("YEN-1", 5)]).await;
+    let mut body = order("YEN-1", "YEN-1", 1, cards::APPROVED);
+    body["currency"] = json!("JPY");
+    body["lines"][0]["unit_price_minor"] = json!(3766);
+    body["lines"][0]["tax_minor"] = json!(0);
+    body["shipping"] = json!({"method": "standard", "price_minor": 0, "tax_minor": 0});
+    let placed = world.place(&body).await;
+    let id = placed["order_id"].as_str().expect("id").to_owned();
+    let events = world.settled(&id, None).await;
+    assert_eq!(events.last().map(String::as_str), Some("PaymentCaptured"));
+    let captured = &world.env.payloads_of(&id, "PaymentCaptured").await[0];
+    let capture_id = captured["capture_id"].as_str().expect("capture id");
+    let gross = captured["amount"]["minor"].as_i64().expect("amount");
+    assert_eq!(captured["amount"]["currency"], "JPY");
+    // 2.9 % of ¥3,766 = ¥109.2 → ¥109, and ¥0 fixed.
+    let fee = (gross * 290 + 5_000) / 10_000;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let csv = format!(
+        "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date\n\
+{capture_id},capture,{id},{gross},{fee},{net},JPY,,,po_yen,{today},{today}\n",
+        net = gross - fee
+    );
+    let imported = world
+        .api
+        .post_json(
+            "/v1/settlement/imports",
+            FINANCE_KEY,
+            "yen-import",
+            &json!({"gateway": "sandbox", "date": today, "csv": csv}),
+        )
+        .await;
+    assert_eq!(imported.status, 201, "{}", imported.describe());
+
+    let query_url = world.waybill.query_url();
+    eventually(
+        "the yen capture reconciled without discrepancy",
+        SETTLE,
+        || async {
+            reconcile(&world.env, &today).await;
+            let found = discrepancies(&query_url, &today).await;
+            let matched = finance_get(
+                &query_url,
+                &format!("/v1/finance/reconciliation?from={today}&to={today}&outcome=matched"),
+                Some(FINANCE_KEY),
+            )
+            .await
+            .json();
+            let items = matched["items"].as_array().cloned().unwrap_or_default();
+            if found.is_empty() && items.len() == 1 {
+                Ok(items[0].clone())
+            } else {
+                Err(format!("discrepancies {found:?}, matched {items:?}"))
+            }
+        },
+    )
+    .await;
+
+    let summary = eventually("the yen summary", SETTLE, || async {
+        let response = finance_get(
+            &query_url,
+            &format!("/v1/finance/summary?from={today}&to={today}&currency=JPY"),
+            Some(FINANCE_KEY),
+        )
+        .await;
+        let body = response.json();
+        match body["items"].as_array().and_then(|i| i.first()) {
+            Some(row) if row["captures"] == json!(gross) && row["fees"] == json!(fee) => {
+                Ok(row.clone())
+            }
+            _ => Err(response.describe()),
+        }
+    })
+    .await;
+    assert_eq!(summary["formatted"]["captures"], json!(gross.to_string()));
+    assert_eq!(summary["formatted"]["fees"], json!(fee.to_string()));
+    let csv = finance_get(
+        &query_url,
+        &format!("/v1/finance/summary?from={today}&to={today}&currency=JPY&format=csv"),
+        Some(FINANCE_KEY),
+    )
+    .await
+    .text();
+    let row = csv.lines().nth(1).expect("a CSV row");
+    assert!(
+        row.contains(&format!(",JPY,1,{gross},{gross},0,{fee},0,")),
+        "{csv}"
+    );
+}

@@ -203,10 +203,9 @@ async fn bopis_order_is_ready_then_picked_up_with_its_code() {
     let f = FulfillmentWorld::start("bopis", &[]).await;
     f.world.location("store-soho", "store", 1).await;
     f.world.restock("TEE-RED-M", "store-soho", 3).await;
-    let placed = f
-        .world
-        .place(&multi_line_order("BOPIS-1", &[("TEE-RED-M", 1)], "pickup"))
-        .await;
+    let mut body = multi_line_order("BOPIS-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     let tasks = f.tasks(&order_id, 1).await;
     assert_eq!(tasks[0]["node_id"], json!("store-soho"));
@@ -509,4 +508,246 @@ async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_and_flags_the_order()
+{
+    let f = FulfillmentWorld::start(
+        "capture_refused",
+        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
+    )
+    .await;
+    f.world.restock("TEE-RED-M", "wh-east", 2).await;
+    f.world.restock("MUG-BLK", "wh-west", 2).await;
+    let placed = f
+        .world
+        .place(&multi_line_order(
+            "CAPFAIL-1",
+            &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
+            "standard",
+        ))
+        .await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let tasks = f.tasks(&order_id, 2).await;
+    f.view_when(&order_id, "authorized, awaiting shipment", |v| {
+        v["payment"]["state"] == json!("authorized")
+    })
+    .await;
+
+    // The authorization is voided at the gateway behind Waybill's back.
+    let authorized = f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentAuthorized")
+        .await;
+    let authorization = authorized[0]["authorization_id"].as_str().unwrap();
+    let voided = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/authorizations/{authorization}/void",
+            f.world.sandbox.sandbox_url()
+        ))
+        .bearer_auth(&f.world.env.payment_api_key)
+        .header("Idempotency-Key", format!("{order_id}:outside-void"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voided.status(), 200);
+
+    // The first parcel ships: the capture is refused for good, once, and recorded as a fact.
+    let first = tasks[0]["fulfillment_id"].as_str().unwrap();
+    f.node(first, json!({"type": "packed"})).await;
+    f.parcels(&order_id, 1).await;
+    let view = f
+        .view_when(&order_id, "capture failed", |v| {
+            v["payment"]["state"] == json!("capture_failed")
+        })
+        .await;
+    assert_eq!(view["payment"]["captured_minor"], json!(0));
+    let failed = f
+        .world
+        .env
+        .payloads_of(&order_id, "PaymentCaptureFailed")
+        .await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["code"], json!("authorization_voided"));
+    assert_eq!(failed[0]["authorization_id"], json!(authorization));
+
+    // Agents find it among the orders that need a look.
+    let api = &f.world.api;
+    let order = order_id.clone();
+    waybill_e2e::eventually("flagged for agents", DEFAULT_DEADLINE, || {
+        let order = order.clone();
+        async move {
+            let response = api
+                .query_get(
+                    "/v1/search/orders",
+                    &[("has_exception", "true"), ("q", &order)],
+                    Some(waybill_e2e::AGENT_KEY),
+                )
+                .await;
+            let body = response.json();
+            let tags = body["hits"][0]["document"]["tags"].to_string();
+            if tags.contains("capture_failed") {
+                Ok(())
+            } else {
+                Err(body.to_string())
+            }
+        }
+    })
+    .await;
+
+    // The second node's packed parcel is held, not shipped; nothing is retried at the gateway.
+    let second = tasks[1]["fulfillment_id"].as_str().unwrap();
+    f.node(second, json!({"type": "packed"})).await;
+    let pool = f.world.env.db().clone();
+    let id: uuid::Uuid = order_id.parse().unwrap();
+    waybill_e2e::eventually(
+        "the flow parks on the payment hold",
+        DEFAULT_DEADLINE,
+        || {
+            let pool = pool.clone();
+            async move {
+                // A wake-up sets the stage to `run`; `payment_hold` is the worker's answer after it.
+                let stage: Option<String> =
+                    sqlx::query_scalar("SELECT stage FROM fulfillment_flows WHERE order_id = $1")
+                        .bind(id)
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let packed: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM events WHERE stream_id = $1 \
+                 AND event_type = 'FulfillmentProgressed' AND payload->>'progress' = 'packed'",
+                )
+                .bind(format!("order-{id}"))
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                match (stage.as_deref(), packed) {
+                    (Some("payment_hold"), 2) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        f.world
+            .env
+            .payloads_of(&order_id, "ShipmentCreated")
+            .await
+            .len(),
+        1,
+        "the held order's second parcel did not ship"
+    );
+    assert_eq!(
+        f.world
+            .env
+            .payloads_of(&order_id, "PaymentCaptureFailed")
+            .await
+            .len(),
+        1
+    );
+    let metrics = api
+        .get(&format!("{}/metrics", f.world.waybill.command_url()))
+        .await
+        .text();
+    assert!(
+        metrics.contains("waybill_payment_capture_failures_total{code=\"authorization_voided\"}"),
+        "alert metric"
+    );
+}
+
+/// A pickup order goes to the store the customer chose (`shipping.pickup_location`), not to
+/// whichever store routing scores best, and the tracking view and page name that store from
+/// placement on. A pickup order without a store, with a store that offers no pickup, or a
+/// shipped order naming a store is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pickup_order_is_collected_at_the_store_the_customer_chose() {
+    let f = FulfillmentWorld::start("bopis_chosen_store", &[]).await;
+    // Chicago is nearer the customer (and has the stock), so it would win on score.
+    f.world.location("store-chicago", "store", 1).await;
+    f.world.location("store-soho", "store", 8).await;
+    f.world.restock("TEE-RED-M", "store-chicago", 3).await;
+    f.world.restock("TEE-RED-M", "store-soho", 3).await;
+
+    let refused = |reference: &'static str, shipping: Value| {
+        let api = &f.world.api;
+        async move {
+            let mut body = multi_line_order(reference, &[("TEE-RED-M", 1)], "pickup");
+            body["shipping"] = shipping;
+            api.place_order(&format!("place-{reference}"), &body).await
+        }
+    };
+    for (reference, shipping) in [
+        ("PICK-NONE", json!({"method": "pickup"})),
+        (
+            "PICK-NOWHERE",
+            json!({"method": "pickup", "pickup_location": "store-tokyo"}),
+        ),
+        (
+            "PICK-WAREHOUSE",
+            json!({"method": "pickup", "pickup_location": "wh-east"}),
+        ),
+        (
+            "PICK-SHIPPED",
+            json!({"method": "standard", "pickup_location": "store-soho"}),
+        ),
+    ] {
+        let response = refused(reference, shipping).await;
+        assert_eq!(response.status, 422, "{reference}: {}", response.describe());
+        let mut fields = response.problem_fields();
+        fields.dedup();
+        assert_eq!(
+            fields,
+            ["shipping.pickup_location"],
+            "{reference}: {}",
+            response.describe()
+        );
+    }
+
+    let mut body = multi_line_order("PICK-SOHO-1", &[("TEE-RED-M", 1)], "pickup");
+    body["shipping"]["pickup_location"] = json!("store-soho");
+    let placed = f.world.place(&body).await;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let token = placed["tracking_token"].as_str().unwrap().to_owned();
+    let recorded = f.world.env.payloads_of(&order_id, "OrderPlaced").await;
+    assert_eq!(
+        recorded[0]["pickup_store"]["location_id"],
+        json!("store-soho"),
+        "{recorded:?}"
+    );
+    let view = f
+        .view_when(&order_id, "the chosen store shows", |v| {
+            v["pickup"]["store_name"] == json!("Waybill Soho")
+        })
+        .await;
+    assert_eq!(view["pickup"]["ready"], json!(false));
+
+    let tasks = f.tasks(&order_id, 1).await;
+    assert_eq!(tasks[0]["node_id"], json!("store-soho"), "{tasks:?}");
+    let routed = f
+        .world
+        .env
+        .payloads_of(&order_id, "FulfillmentRouted")
+        .await;
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert_eq!(routed[0]["node_id"], json!("store-soho"));
+
+    let page = f
+        .world
+        .api
+        .get(&format!(
+            "{}/track/{order_id}?token={token}",
+            f.world.api.query_url
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let html = page.text();
+    assert!(
+        html.contains("Waybill Soho") && html.contains("120 Spring St"),
+        "{html}"
+    );
+    assert!(!html.contains("Waybill Chicago"), "{html}");
 }

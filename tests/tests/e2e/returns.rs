@@ -308,6 +308,27 @@ async fn a_second_return_refunds_again_and_no_refund_exceeds_what_was_captured()
     .await;
     assert_eq!(wrong.status, 422, "{}", wrong.describe());
     assert_eq!(fields_of(&wrong), ["lines[0].accepted"]);
+    // A line the return does not have, or another SKU than the returned line's: the field
+    // that names it.
+    let no_line = inspect(
+        r1.clone(),
+        "r2-a-no-line",
+        json!([
+            inspected(1, "TEE-RED-M", 1, 0, 0),
+            inspected(7, "TEE-RED-M", 1, 0, 0)
+        ]),
+    )
+    .await;
+    assert_eq!(no_line.status, 422, "{}", no_line.describe());
+    assert_eq!(fields_of(&no_line), ["lines[1].line_no"]);
+    let other_sku = inspect(
+        r1.clone(),
+        "r2-a-other-sku",
+        json!([inspected(1, "MUG-BLK", 1, 0, 0)]),
+    )
+    .await;
+    assert_eq!(other_sku.status, 422, "{}", other_sku.describe());
+    assert_eq!(fields_of(&other_sku), ["lines[0].sku"]);
     let unknown = inspect(
         format!("{order_id}-R9"),
         "r2-a-unknown",

@@ -231,6 +231,83 @@ async fn an_agent_finds_orders_by_every_field_with_filters_facets_and_pages() {
     }
 }
 
+/// A SKU finds only the orders that hold it (its fragments never fuzzy-match other orders'
+/// names or addresses), a prefix finds every SKU it starts, and free text is ranked by
+/// relevance unless a sort is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sku_finds_only_its_orders_and_free_text_ranks_by_relevance() {
+    let env = TestEnv::new("search_precision").await;
+    let waybill = env.start(Role::All).await;
+    let api = waybill.api();
+
+    // Medium red tees for Hedy Lamarr; large ones, later, for Hedy Lamar at "Apt M": every
+    // word of the medium SKU is somewhere in the large order.
+    let medium = place(
+        &api,
+        "precision-1",
+        &customer_order(
+            "WEB-HEDY-1",
+            "web",
+            "Hedy Lamarr",
+            "hedy@example.com",
+            "+1 310 555 0100",
+        ),
+    )
+    .await;
+    let mut large_order = customer_order(
+        "WEB-HEDY-2",
+        "web",
+        "Hedy Lamar",
+        "h.lamar@example.com",
+        "+1 310 555 0199",
+    );
+    large_order["lines"][0]["sku"] = json!("TEE-RED-L");
+    large_order["shipping_address"]["line2"] = json!("Apt M");
+    let large = place(&api, "precision-2", &large_order).await;
+    for order in [&medium, &large] {
+        indexed(&api, order).await;
+    }
+
+    for (q, expected) in [
+        ("TEE-RED-M", vec![&medium]),
+        ("tee-red-l", vec![&large]),
+        ("TEE-RED-X", vec![]),
+        ("TEE-RED", vec![&large, &medium]), // a prefix: both, newest first on a tie
+        ("MUG-BLK", vec![&large, &medium]),
+        ("lamarr", vec![&medium, &large]), // the exact spelling first, though older
+        ("lamar", vec![&large, &medium]),
+    ] {
+        let body = search(&api, &[("q", q)]).await;
+        let expected: Vec<&str> = expected.iter().map(|p| p.order_id.as_str()).collect();
+        assert_eq!(hit_ids(&body), expected, "q={q}: {body}");
+    }
+    let body = search(&api, &[("q", "lamarr"), ("sort", "-created_at")]).await;
+    assert_eq!(
+        hit_ids(&body),
+        [large.order_id.as_str(), medium.order_id.as_str()],
+        "{body}"
+    );
+
+    // Relevance pages by its own cursor, and refuses another sort's.
+    let body = search(&api, &[("q", "lamarr"), ("limit", "1")]).await;
+    assert_eq!(hit_ids(&body), [medium.order_id.as_str()], "{body}");
+    let next = body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let body = search(&api, &[("q", "lamarr"), ("limit", "1"), ("cursor", &next)]).await;
+    assert_eq!(hit_ids(&body), [large.order_id.as_str()], "{body}");
+    let response = api
+        .query_get(
+            "/v1/search/orders",
+            &[("q", "lamarr"), ("sort", "total"), ("cursor", &next)],
+            Some(AGENT_KEY),
+        )
+        .await;
+    assert_eq!(response.status, 400, "{}", response.describe());
+    assert_eq!(response.problem_fields(), ["cursor".to_owned()]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_is_visible_to_the_next_search_and_detail_with_its_consistency_token() {
     let env = TestEnv::new("search_ryw").await;

@@ -316,3 +316,79 @@ async fn the_cli_imports_the_days_report_once_and_prints_its_payouts() {
     assert!(!ok, "{bad}");
     assert!(bad.contains("422"), "{bad}");
 }
+
+/// A report is read strictly: a gateway Waybill does not have, a report day in the future, a
+/// column it does not know, a line settled before its transaction, and a quoted field holding
+/// a line break (which must not shift the line numbers of what follows) are each refused,
+/// naming the field, and nothing is recorded.
+#[tokio::test]
+async fn a_report_is_read_strictly_and_refusals_name_the_field() {
+    let world = CheckoutWorld::start("settlement_strict", &[], &[]).await;
+    let header = "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date";
+    let good = "cap_1,capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-25";
+    // Every field named: `errors[].field`, or `field` alone.
+    let fields = |response: &waybill_e2e::HttpResponse| -> Vec<String> {
+        assert_eq!(response.status, 422, "{}", response.describe());
+        let mut named = response.problem_fields();
+        if named.len() > 1 {
+            named.remove(0);
+        }
+        named
+    };
+
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "unknown gateway",
+            json!({"gateway": "acme_pay", "date": "2026-11-25", "csv": format!("{header}\n{good}\n")}),
+            vec!["gateway"],
+        ),
+        (
+            "report day far in the future",
+            json!({"gateway": "sandbox", "date": "9999-12-31", "csv": format!("{header}\n{good}\n")}),
+            vec!["date"],
+        ),
+        (
+            "an extra column",
+            json!({"gateway": "sandbox", "date": "2026-11-25",
+                   "csv": format!("{header},memo\n{good},hello\n")}),
+            vec!["csv[1].memo"],
+        ),
+        (
+            "settled before its transaction",
+            json!({"gateway": "sandbox", "date": "2026-11-25",
+                   "csv": format!("{header}\ncap_1,capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-24\n")}),
+            vec!["csv[2].settlement_date"],
+        ),
+        (
+            "settled after the report's day",
+            json!({"gateway": "sandbox", "date": "2026-11-25",
+                   "csv": format!("{header}\ncap_1,capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-26\n")}),
+            vec!["csv[2].settlement_date"],
+        ),
+        (
+            "a quoted line break",
+            json!({"gateway": "sandbox", "date": "2026-11-25",
+                   "csv": format!("{header}\n\"cap\n1\",capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-25\ncap_2,capture,,ten,0,0,USD,,,po_1,2026-11-25,2026-11-25\n")}),
+            vec!["csv[2].transaction_id", "csv[4].gross_minor"],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (i, (name, body, want)) in cases.into_iter().enumerate() {
+        let response = import(&world, &format!("strict-{i}"), &body).await;
+        let got = fields(&response);
+        if got != want {
+            wrong.push(format!("{name}: fields {got:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(settlement_events(&world).await.is_empty());
+
+    // The same report with its line fixed is imported.
+    let fine = import(
+        &world,
+        "strict-fine",
+        &json!({"gateway": "sandbox", "date": "2026-11-25", "csv": format!("{header}\n{good}\n")}),
+    )
+    .await;
+    assert_eq!(fine.status, 201, "{}", fine.describe());
+}

@@ -100,12 +100,56 @@ async fn the_open_tracking_page_follows_a_3ds_order_to_confirmed_without_reloadi
         .screenshot(&artifact_path("tracking-page.png"))
         .await;
 
-    // The confirmation email's link is this page.
+    // The confirmation email links to this page (with a token signed at confirmation, which
+    // expires later than the one from placement).
     let email = world.notification(&id, "order_confirmed", "email").await;
-    assert!(
-        email.contains(&link),
-        "the confirmation links to {link}:\n{email}"
+    let page_url = format!("{}/track/{id}?token=", world.api.query_url);
+    let emailed: String = email[email.find(&page_url).expect("a link to the page")..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(
+        world.api.get(&emailed).await.status,
+        200,
+        "the confirmation's link {emailed} opens the page:\n{email}"
     );
+
+    // The page runs no inline script or style: its CSP allows only its own served files.
+    let page = world.api.get(&link).await;
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let html = page.text();
+    assert!(html.contains("<script src=\"/track/assets/page.js\" defer></script>"));
+    assert_eq!(html.matches("<script").count(), 1, "one script, not inline");
+    assert!(
+        !html.contains("<style") && !html.contains(" style="),
+        "no inline styles"
+    );
+    for (asset, kind) in [
+        ("/track/assets/page.js", "text/javascript"),
+        ("/track/assets/page.css", "text/css"),
+    ] {
+        let served = world
+            .api
+            .get(&format!("{}{asset}", world.api.query_url))
+            .await;
+        assert_eq!(served.status, 200, "{asset}");
+        assert!(
+            served
+                .header("content-type")
+                .unwrap_or_default()
+                .starts_with(kind),
+            "{asset}"
+        );
+        assert_eq!(served.header("x-content-type-options"), Some("nosniff"));
+    }
 
     // A wrong token: the friendly page, 404, and nothing about the order.
     let wrong = format!(
@@ -322,7 +366,8 @@ async fn the_lookup_form_redirects_to_the_signed_link_only_for_matching_details(
                 .expect("POST /track")
         }
     };
-    let expected = format!("/track/{}?token={}", placed.order_id, placed.tracking_token);
+    // A freshly signed link (it expires like the emailed one) that opens the page.
+    let expected = format!("/track/{}?token=", placed.order_id);
     for (number, contact) in [
         ("LOOK-1001", "look.up@example.com"),
         (" look-1001 ", "LOOK.UP@EXAMPLE.COM "),
@@ -332,7 +377,13 @@ async fn the_lookup_form_redirects_to_the_signed_link_only_for_matching_details(
         let response = lookup(number, contact).await;
         assert_eq!(response.status(), 303, "{number} / {contact}");
         let location = response.headers()["location"].to_str().expect("location");
-        assert_eq!(location, expected);
+        assert!(location.starts_with(&expected), "{location}");
+        let page = client
+            .get(format!("{}{location}", api.query_url))
+            .send()
+            .await
+            .expect("GET the signed link");
+        assert_eq!(page.status(), 200, "{location}");
     }
     for (number, contact) in [
         ("LOOK-1001", "someone.else@example.com"),

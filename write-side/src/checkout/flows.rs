@@ -40,6 +40,20 @@ pub async fn claim(
     FLOWS.claim(pool, now, lease, limit).await
 }
 
+/// Runs a pass over claimed rows, handing them all back for a retry if it fails
+/// ([`WorkList::run_claimed`]).
+pub async fn run_claimed<
+    T,
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+>(
+    pool: &PgPool,
+    claimed: Vec<Claimed>,
+    pass: impl FnOnce(Vec<Claimed>) -> Fut,
+) -> Result<T, E> {
+    FLOWS.run_claimed(pool, claimed, pass).await
+}
+
 /// Hands claimed rows back. A row woken since it was claimed is made due now instead, whatever
 /// the worker decided, so the wake-up is acted on.
 pub async fn release(

@@ -74,6 +74,19 @@ pub async fn run_pass(
     if claimed.is_empty() {
         return Ok(0);
     }
+    flows::run_claimed(&services.pool, claimed, |claimed| {
+        advance_claimed(services, claimed, now)
+    })
+    .await
+}
+
+/// Advances the claimed orders round by round and releases them; an error leaves the release
+/// to [`flows::run_claimed`].
+async fn advance_claimed(
+    services: &CheckoutServices,
+    claimed: Vec<Claimed>,
+    now: DateTime<Utc>,
+) -> Result<usize, CheckoutError> {
     let count = claimed.len();
     let stream_ids: Vec<String> = claimed.iter().map(|c| c.order_id.stream_id()).collect();
     let mut streams = services.store.read_streams(&stream_ids).await?;
@@ -186,6 +199,7 @@ fn pure_command(flow: &FlowOrder, step: Step, services: &CheckoutServices) -> Or
         },
         Step::Cancel { reason } => OrderCommand::Cancel {
             order_id,
+            cancellation_id: uuid::Uuid::now_v7(),
             cancel: CancelOrder { reason, note: None },
         },
         Step::RefundCancelled { amount } => OrderCommand::RequestRefund {
@@ -420,8 +434,28 @@ async fn run_external(
                         amount,
                     }))
                 }
+                Ok(CaptureOutcome::Refused { code, message })
+                    if crate::payment::is_permanent_capture_refusal(&code) =>
+                {
+                    metrics::counter!("waybill_payment_capture_failures_total", "code" => code.clone())
+                        .increment(1);
+                    tracing::error!(
+                        %order_id,
+                        %authorization_id,
+                        %code,
+                        %message,
+                        %amount,
+                        "the gateway refused for good to capture; fulfillment held for an agent"
+                    );
+                    Ok(Some(OrderCommand::RecordCaptureFailure {
+                        authorization_id,
+                        amount,
+                        code,
+                        message,
+                    }))
+                }
                 Ok(CaptureOutcome::Refused { code, message }) => {
-                    Err(format!("capture refused: {code}: {message}"))
+                    Err(format!("capture refused (will retry): {code}: {message}"))
                 }
                 Err(e) => Err(gateway_error("capture", &e)),
             }

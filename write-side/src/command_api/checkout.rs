@@ -106,7 +106,11 @@ pub async fn payment_webhook(
         Ok(WebhookOutcome::Ignored(why)) => webhook_answer("ignored", Some(why)),
         Err(error) => {
             tracing::error!(%error, "webhook not applied; the gateway will redeliver");
-            Problem::internal().into_response()
+            let error = match error {
+                crate::checkout::CheckoutError::Database(e) => CommandError::from(e),
+                crate::checkout::CheckoutError::EventStore(e) => CommandError::from(e),
+            };
+            Problem::from(error).into_response()
         }
     }
 }
@@ -246,14 +250,14 @@ async fn list_reviews(
     let pool = &state.services.pool;
     let waiting = flows::waiting_in(pool, flows::REVIEW_STAGE, after, limit)
         .await
-        .map_err(|_| Problem::internal())?;
+        .map_err(|e| Problem::from(CommandError::from(e)))?;
     let stream_ids: Vec<String> = waiting.iter().map(|(id, _)| id.stream_id()).collect();
     let mut streams = state
         .services
         .store
         .read_streams(&stream_ids)
         .await
-        .map_err(|_| Problem::internal())?;
+        .map_err(|e| Problem::from(CommandError::from(e)))?;
     let mut items = Vec::with_capacity(waiting.len());
     for (order_id, _) in &waiting {
         let envelopes = streams.remove(&order_id.stream_id()).unwrap_or_default();

@@ -35,12 +35,15 @@ const SIGNATURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(
         {type: picked | packed | short_picked (missing) | ready_for_pickup (pickup_code, \
         collect_by) | picked_up (pickup_code) | return_received | return_inspected (lines: \
         [{line_no, sku, accepted, rejected, resellable, note?}])}}`; for the two return reports \
-        `fulfillment_id` is the return id. Each id is applied once.",
+        `fulfillment_id` is the return id. Each id is applied once. An `occurred_at` more than \
+        the configured clock skew (`WAYBILL_WEBHOOK_CLOCK_SKEW_SECS`, 300 s) ahead of receipt is \
+        refused with 422 naming the field, and nothing is stored.",
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "Applied, duplicate or ignored", body = WebhookResponse),
         (status = 400, description = "malformed-webhook", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid-signature", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed: `occurred_at` too far ahead of receipt", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn wms_webhook(
@@ -56,6 +59,14 @@ pub async fn wms_webhook(
         Ok(w) => w,
         Err(e) => return malformed(e.to_string()),
     };
+    if let Err(bad) = webhooks::check_clock(
+        "occurred_at",
+        webhook.occurred_at,
+        Utc::now(),
+        state.webhook_clock_skew,
+    ) {
+        return refused(bad);
+    }
     let command = webhooks::node_command(&webhook);
     let span =
         tracing::info_span!("wms_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
@@ -79,14 +90,19 @@ pub async fn wms_webhook(
     description = "A carrier's signed scan (same signature scheme): `{id, order_id, shipment_id, \
         tracking_number, status_code, carrier_time, description, location?, received_by?, \
         photo_url?}`. Codes map to picked_up, in_transit, out_for_delivery, delivered, exception, \
-        returned_to_sender. Each id is applied once; a scan older (by carrier_time) than the \
-        recorded one is acknowledged and dropped, so the latest wins.",
+        returned_to_sender. Each id is applied once. A `carrier_time` more than the configured \
+        clock skew (`WAYBILL_WEBHOOK_CLOCK_SKEW_SECS`, 300 s) ahead of receipt is refused with \
+        422 naming the field, and nothing is stored. Scans are ordered by carrier_time capped at \
+        the time of receipt: a scan older than the recorded one is acknowledged and dropped, so \
+        the latest wins, and a scan dated ahead can never outrank one that happened after it \
+        arrived.",
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "Applied, duplicate or ignored", body = WebhookResponse),
         (status = 400, description = "malformed-webhook", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid-signature", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "not-yet-known: the parcel is not recorded yet; redeliver", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed: `carrier_time` too far ahead of receipt", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn carrier_webhook(
@@ -110,6 +126,14 @@ pub async fn carrier_webhook(
                 .into_response()
         }
     };
+    if let Err(bad) = webhooks::check_clock(
+        "carrier_time",
+        webhook.carrier_time,
+        Utc::now(),
+        state.webhook_clock_skew,
+    ) {
+        return refused(bad);
+    }
     let span = tracing::info_span!("carrier_webhook", order_id = %webhook.order_id, event_id = %webhook.id);
     let result = apply(
         &state,
@@ -177,6 +201,14 @@ fn verified(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Re
     })
 }
 
+/// A well-formed, correctly signed webhook whose content cannot be true (a time far ahead of its
+/// receipt): 422 naming the field; nothing is stored, so a corrected redelivery is applied.
+fn refused(bad: webhooks::BadWebhook) -> Response {
+    metrics::counter!("waybill_logistics_webhooks_total", "outcome" => "refused").increment(1);
+    tracing::warn!(field = bad.field, detail = %bad.detail, "logistics webhook refused");
+    Problem::field(bad.field, bad.detail).into_response()
+}
+
 fn malformed(detail: String) -> Response {
     Problem::new(ProblemType::MalformedWebhook, detail)
         .with_field("body")
@@ -200,7 +232,7 @@ fn respond(
         }
         Err(error) => {
             tracing::error!(%error, "logistics webhook not applied; the sender will redeliver");
-            return Problem::internal().into_response();
+            return Problem::from(crate::commands::CommandError::from(error)).into_response();
         }
     };
     metrics::counter!("waybill_logistics_webhooks_total", "outcome" => label).increment(1);

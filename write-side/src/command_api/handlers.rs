@@ -155,12 +155,15 @@ pub async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Prometheus text exposition of the process's metrics.
-pub async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (state.metrics_render)(),
-    )
+/// Whether every dependency of this process answers (see [`crate::readiness`]).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency answers", body = crate::readiness::ReadyBody),
+        (status = 503, description = "A dependency does not answer: `down` names it", body = crate::readiness::NotReadyBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
+    ))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    state.readiness.answer().await
 }
 
 pub async fn not_found() -> Problem {

@@ -23,6 +23,7 @@ use super::handlers::REPLAYED_HEADER;
 use super::problem::{Problem, ProblemType};
 use super::request::IDEMPOTENCY_KEY_HEADER;
 use super::AppState;
+use crate::domain::fields::check_str;
 use crate::domain::FieldError;
 use crate::inventory::{
     Country, InventoryError, Location, LocationId, LocationKind, MovementOutcome, StockLevel,
@@ -133,6 +134,20 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Problem> {
     Ok(value)
 }
 
+/// Longest location name or adjustment reason.
+const MAX_TEXT: usize = 200;
+
+/// A required string field: trimmed, 1-200 characters, no control characters.
+fn text_field(body: &Value, name: &str) -> Result<String, Problem> {
+    let raw = body
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| field(name, format!("must be a string of 1-{MAX_TEXT} characters")))?;
+    check_str(raw, MAX_TEXT)
+        .map(str::to_owned)
+        .map_err(|detail| field(name, detail))
+}
+
 fn sku_of(raw: &str) -> Result<Sku, Problem> {
     Sku::parse(raw).map_err(|e| field("sku", e.to_string()))
 }
@@ -189,9 +204,12 @@ pub struct LocationRequest {
     /// warehouse, store or third_party.
     #[schema(pattern = "^(warehouse|store|third_party)$")]
     kind: String,
-    #[schema(max_length = 200)]
+    /// 1-200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
-    /// ISO-3166 alpha-2.
+    /// An assigned ISO-3166 alpha-2 code (any case), by the same rule as order addresses;
+    /// an unassigned one such as `XX` is 422 `country`.
+    #[schema(example = "US", pattern = "^[A-Za-z]{2}$")]
     country: String,
     /// 0-9: compared with the first character of the ship-to postal code.
     #[schema(minimum = 0, maximum = 9)]
@@ -216,7 +234,8 @@ pub struct AdjustRequest {
     /// Units added (positive) or removed (negative); never below what is reserved or allocated.
     #[schema(minimum = -1000000, maximum = 1000000)]
     delta: i64,
-    #[schema(max_length = 200)]
+    /// 1-200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     reason: String,
 }
 
@@ -231,10 +250,7 @@ fn parse_location(id: &str, body: &Value) -> Result<Location, Problem> {
     let text = |name: &str| body.get(name).and_then(Value::as_str);
     let location_id = LocationId::parse(id).map_err(Problem::from)?;
     let kind = LocationKind::parse(text("kind").unwrap_or_default()).map_err(Problem::from)?;
-    let name = text("name")
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.len() <= 200)
-        .ok_or_else(|| field("name", "must be 1-200 characters"))?;
+    let name = text_field(body, "name")?;
     let country = Country::parse(text("country").unwrap_or_default()).map_err(Problem::from)?;
     let zone = body
         .get("zone")
@@ -249,7 +265,7 @@ fn parse_location(id: &str, body: &Value) -> Result<Location, Problem> {
     Ok(Location {
         location_id,
         kind,
-        name: name.to_owned(),
+        name,
         country,
         zone: zone as i32,
         active,
@@ -379,14 +395,11 @@ pub async fn adjust(
                     "must be a non-zero integer from -1000000 to 1000000",
                 )
             })?;
-        let reason = body
-            .get("reason")
-            .and_then(Value::as_str)
-            .ok_or_else(|| field("reason", "must be a string of 1-200 characters"))?;
+        let reason = text_field(&body, "reason")?;
         Ok::<_, Problem>(moved(
             state
                 .inventory
-                .adjust(sku, location, delta, reason, &id, Utc::now())
+                .adjust(sku, location, delta, &reason, &id, Utc::now())
                 .await,
         ))
     };

@@ -1,8 +1,11 @@
 //! The command API (axum): `POST /v1/orders`, `POST /v1/orders/{id}/cancel`, refunds
 //! dispute evidence and settlement imports ([`money`]), the inventory
-//! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health` and `/metrics`. Handlers are thin: the [`request`] extractor refuses
+//! endpoints under `/v1/inventory` ([`inventory`]), plus `/openapi.json`, `/health`, `/live` and
+//! `/ready` ([`crate::readiness`]; `/metrics` is on the process's own metrics listener, not
+//! here). Handlers are thin: the [`request`] extractor refuses
 //! what is not a command, [`crate::commands`] carries it out, [`problem`] renders refusals.
 
+mod body_check;
 mod cancellation;
 mod checkout;
 pub mod contract;
@@ -15,6 +18,7 @@ pub mod openapi;
 pub mod problem;
 mod request;
 mod returns;
+pub mod shared_document;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,14 +39,13 @@ pub use waybill_schemas::api_keys::{ApiKeyError, ApiKeys, Principal, Role};
 
 use crate::commands::CommandServices;
 use crate::commit_batcher::{CommitBatcher, CommitBatcherConfig};
+use crate::domain::fulfillment::RoutingConfig;
 use crate::domain::returns::ReturnsPolicy;
 use crate::event_store::EventStore;
 use crate::fulfillment::webhook_batcher::{WebhookBatcher, WebhookBatcherConfig};
 use crate::inventory::{Inventory, InventoryConfig};
 use crate::payment::HttpGateway;
-
-/// Renders the process's metrics in Prometheus text format (installed by the binary).
-pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+use crate::readiness::Readiness;
 
 /// Default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -63,8 +66,8 @@ pub struct CommandApiConfig {
     /// How long idempotency records are kept; a retry after that counts as a new request.
     pub idempotency_retention: Duration,
     pub api_keys: ApiKeys,
-    /// HMAC secret for customer tracking tokens (shared with the query API).
-    pub tracking_secret: Vec<u8>,
+    /// Secrets and lifetime of customer tracking tokens (shared with the query API).
+    pub tracking: waybill_schemas::access::TrackingKeys,
     /// HMAC secret of the payment gateway's webhooks (empty: webhooks are refused with 503).
     pub payment_webhook_secret: Vec<u8>,
     /// HMAC secret of node (WMS) and carrier webhooks (empty: refused with 503).
@@ -72,19 +75,28 @@ pub struct CommandApiConfig {
     /// Node and carrier webhooks arriving together share one transaction (group commit, with
     /// the batch size and linger above); false applies each in a transaction of its own.
     pub logistics_webhook_batching: bool,
-    pub metrics_render: MetricsRender,
+    /// The dependencies `GET /ready` checks (the binary registers what it connected).
+    pub readiness: Readiness,
+    /// How far ahead of its receipt a node or carrier webhook's own time may be; beyond it the
+    /// webhook is refused with 422 naming the field (`carrier_time`, `occurred_at`).
+    pub webhook_clock_skew: chrono::Duration,
     /// The inventory writer behind `/v1/inventory/...`.
     pub inventory: InventoryConfig,
     /// The payment gateway evidence for disputes is sent to and settlement reports are fetched
     /// from (`None`: those endpoints answer 500 and log why).
     pub gateway: Option<HttpGateway>,
+    /// The payment gateway's name; settlement reports of any other gateway are refused.
+    pub gateway_name: String,
     /// The return policy (`POST /v1/orders/{id}/returns`, return reports).
     pub returns_policy: Arc<ReturnsPolicy>,
+    /// The routing rules: which shipping methods are collected at a store and which stores
+    /// offer pickup (`shipping.pickup_location` of `POST /v1/orders`).
+    pub routing: Arc<RoutingConfig>,
 }
 
 impl CommandApiConfig {
     /// Defaults: batches of up to 256 lingering 1 ms on 2 workers, 64 KiB bodies.
-    pub fn new(api_keys: ApiKeys, tracking_secret: Vec<u8>, metrics_render: MetricsRender) -> Self {
+    pub fn new(api_keys: ApiKeys, tracking_secret: Vec<u8>) -> Self {
         let batch = CommitBatcherConfig::default();
         Self {
             batch_max: batch.max_batch,
@@ -94,15 +106,20 @@ impl CommandApiConfig {
             request_timeout: Duration::from_secs(10),
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
             api_keys,
-            tracking_secret,
+            tracking: waybill_schemas::access::TrackingKeys::new(tracking_secret),
             payment_webhook_secret: Vec::new(),
             logistics_webhook_secret: Vec::new(),
             logistics_webhook_batching: true,
-            metrics_render,
+            readiness: Readiness::new(),
+            webhook_clock_skew: crate::fulfillment::webhooks::DEFAULT_CLOCK_SKEW,
             inventory: InventoryConfig::default(),
             gateway: None,
+            gateway_name: "sandbox".to_owned(),
             // The bundled policy is tested to parse; the default is the same minus the fees.
             returns_policy: Arc::new(ReturnsPolicy::bundled().unwrap_or_default()),
+            routing: Arc::new(
+                RoutingConfig::bundled().expect("the bundled routing config parses (tested)"),
+            ),
         }
     }
 }
@@ -114,10 +131,12 @@ pub struct AppState {
     inventory: Inventory,
     api_keys: Arc<ApiKeys>,
     body_limit: usize,
-    metrics_render: MetricsRender,
+    readiness: Readiness,
     webhook_secret: Option<Arc<[u8]>>,
     gateway: Option<Arc<HttpGateway>>,
+    gateway_name: Arc<str>,
     logistics_secret: Option<Arc<[u8]>>,
+    webhook_clock_skew: chrono::Duration,
     /// Group commit of node and carrier webhooks (`None`: one transaction each).
     logistics_batcher: Option<WebhookBatcher>,
 }
@@ -155,6 +174,16 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
     }
 }
 
+/// `X-Content-Type-Options: nosniff` on every response: a body is only ever read as the type it
+/// is declared as.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 /// Builds the router and starts the commit batcher on the current runtime.
 pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWorkers) {
     let (batcher, handles) = CommitBatcher::spawn(
@@ -187,20 +216,22 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             store: EventStore::new(pool.clone()),
             pool,
             batcher,
-            tracking_secret: config.tracking_secret.into(),
+            tracking: config.tracking,
             returns_policy: config.returns_policy,
+            routing: config.routing,
         },
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,
-        metrics_render: config.metrics_render,
+        readiness: config.readiness,
         webhook_secret: (!config.payment_webhook_secret.is_empty())
             .then(|| config.payment_webhook_secret.into()),
         gateway: config.gateway.map(Arc::new),
+        gateway_name: config.gateway_name.into(),
         logistics_secret: (!config.logistics_webhook_secret.is_empty())
             .then(|| config.logistics_webhook_secret.into()),
+        webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
     };
-    let openapi = openapi::document();
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
@@ -228,13 +259,18 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
         .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))
         .merge(inventory::routes())
+        .layer(middleware::from_fn_with_state(
+            config.body_limit,
+            body_check::refuse_unreadable_json,
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .route(
             "/openapi.json",
-            get(move || async move { axum::Json(openapi.clone()) }),
+            get(|| async { openapi::DOCUMENT.response() }),
         )
         .route("/health", get(handlers::health))
-        .route("/metrics", get(handlers::metrics_text))
+        .route("/live", get(crate::readiness::live))
+        .route("/ready", get(handlers::ready))
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(middleware::from_fn_with_state(
@@ -242,7 +278,8 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             time_limit,
         ))
         .layer(axum::Extension(problem::BodyLimit(config.body_limit)))
-        .layer(middleware::from_fn(problem::safety_net));
+        .layer(middleware::from_fn(problem::safety_net))
+        .layer(middleware::map_response(nosniff));
     (router, CommandApiWorkers { handles, inventory })
 }
 

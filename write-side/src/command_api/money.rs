@@ -86,7 +86,7 @@ pub async fn refund_order(
         (status = 403, description = "forbidden (role finance)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "order-not-found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid-transition (nothing captured yet, no card)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation-failed (amount_minor, currency, reason) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (amount_minor, currency, reason, return_id: unknown or not an exchange) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -165,8 +165,15 @@ pub async fn submit_evidence(
         sent inline (`\"csv\"`, at most 48 KiB). Requires `Idempotency-Key`. The report is \
         recorded as `SettlementReportImported` (identified by the SHA-256 of its bytes) with a \
         `PayoutRecorded` per payout not recorded before; importing the same report again changes \
-        nothing and answers 200 `already_imported`. A malformed report is 422 with one error \
-        per bad cell, `field` = `csv[<line>].<column>` (the header is line 1).",
+        nothing and answers 200 `already_imported`. The report is read strictly as RFC 4180 \
+        CSV (quoted fields may hold commas and line breaks): its header names exactly the \
+        columns transaction_id, type, order_id, gross_minor, fee_minor, net_minor, currency, \
+        original_minor, original_currency, payout_id, transaction_date, settlement_date (any \
+        order; an unknown or repeated column is refused), every record has as many fields as \
+        the header, and no line settles before its transaction_date or after the report's \
+        day. A malformed report is 422 with one error per bad cell, `field` = \
+        `csv[<line>].<column>` (the line a record starts on; the header is line 1; `*` for a \
+        whole record).",
     params(
         ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
     ),
@@ -195,6 +202,7 @@ pub async fn import_settlement(
         commands::import_settlement(
             &state.services,
             state.gateway.as_deref(),
+            &state.gateway_name,
             &input.ctx,
             &input.body,
         )

@@ -126,6 +126,13 @@ pub struct ShippingRequest {
     price_minor: Option<i64>,
     /// Absent: the destination's rate where it taxes shipping, else 0.
     tax_minor: Option<i64>,
+    /// The store the customer collects a `pickup` order at: the id of a location that offers
+    /// pickup (the routing config's nodes with a `pickup` point, e.g. `store-soho`); at most
+    /// 64 characters. Required for `pickup` orders (routing sends the order to that store and
+    /// no other); refused for any other method. 422 naming `shipping.pickup_location`
+    /// otherwise.
+    #[schema(example = "store-soho")]
+    pickup_location: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/cancel` body.
@@ -186,7 +193,9 @@ pub struct ChargeRequestBody {
     #[schema(max_length = 500)]
     reason: String,
     /// The exchange (`<order id>-R<n>`) whose price difference this pays, when an agent
-    /// charges again after a declined charge: once captured, the replacement ships.
+    /// charges again after a declined charge: once captured, the replacement ships. A return
+    /// the order does not have, or one not resolved as an exchange, is 422 naming `return_id`
+    /// (nothing is charged).
     #[schema(max_length = 80)]
     return_id: Option<String>,
 }
@@ -204,11 +213,12 @@ pub struct EvidenceRequestBody {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct ImportRequestBody {
-    /// Which gateway's report (lower-case name; `sandbox` for ours).
-    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
+    /// Which gateway's report: the configured payment gateway's name
+    /// (`WAYBILL_PAYMENT_GATEWAY_NAME`, `sandbox` by default); any other is 422 `gateway`.
+    #[schema(example = "sandbox", pattern = "^[a-z0-9_]{1,32}$")]
     gateway: String,
-    /// The report's day, YYYY-MM-DD.
-    #[schema(format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    /// The report's day, YYYY-MM-DD, no later than tomorrow (UTC); later is 422 `date`.
+    #[schema(example = "2026-11-25", format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     date: String,
     /// The report itself; absent: fetched from the gateway.
     csv: Option<String>,
@@ -223,6 +233,50 @@ impl Modify for ApiKeyAuth {
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// What the layer in front of every endpoint refuses in a JSON body
+/// (`super::body_check`), added to every operation that takes one, so the document cannot
+/// forget an endpoint either.
+struct JsonBodyRules;
+
+const DUPLICATE_KEY: &str = "duplicate-key: an object names the same key twice (`field` is its \
+    path, e.g. `lines[0].sku`)";
+const CONTROL_CHARACTER: &str = "validation-failed: a string holds a control character other \
+    than tab, LF and CR, such as NUL (`field` is its path)";
+
+impl Modify for JsonBodyRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [&mut item.post, &mut item.put, &mut item.patch]
+                .into_iter()
+                .flatten()
+        });
+        for operation in operations.filter(|o| o.request_body.is_some()) {
+            for (status, rule) in [("400", DUPLICATE_KEY), ("422", CONTROL_CHARACTER)] {
+                match operation.responses.responses.get_mut(status) {
+                    Some(RefOr::T(response)) => {
+                        response.description = format!("{}; or {rule}", response.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let problem = ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(rule)
+                            .content("application/problem+json", problem)
+                            .build();
+                        operation
+                            .responses
+                            .responses
+                            .insert(status.to_owned(), RefOr::T(response));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -310,7 +364,8 @@ pub struct InspectionLineRequest {
         super::returns::request_return,
         super::returns::record_inspection,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
-        super::inventory::get_stock
+        super::inventory::get_stock,
+        crate::readiness::live, super::handlers::ready
     ),
     components(schemas(
         PlaceOrderRequest, CustomerRequest, LineRequest, DiscountRequest, AddressRequest,
@@ -331,9 +386,11 @@ pub struct InspectionLineRequest {
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
-        super::inventory::StockResponse, crate::inventory::StockLevel
+        super::inventory::StockResponse, crate::inventory::StockLevel,
+        crate::readiness::LiveBody, crate::readiness::ReadyBody, crate::readiness::NotReadyBody,
+        crate::readiness::CheckState
     )),
-    modifiers(&ApiKeyAuth)
+    modifiers(&ApiKeyAuth, &JsonBodyRules)
 )]
 pub struct CommandApiDoc;
 
@@ -344,3 +401,7 @@ pub fn document() -> serde_json::Value {
     super::contract::complete(&mut document);
     document
 }
+
+/// The document `/openapi.json` serves, serialised once per process.
+pub static DOCUMENT: super::shared_document::SharedDocument =
+    super::shared_document::SharedDocument::new(document);

@@ -19,6 +19,9 @@ pub use waybill_schemas::problem::{ProblemType, TYPE_BASE};
 use crate::commands::CommandError;
 use crate::domain::FieldError;
 
+/// `Retry-After` of every 503 (database unavailable, timeout, not configured).
+pub const RETRY_AFTER_SECS: &str = "2";
+
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -127,6 +130,14 @@ impl Problem {
 
     pub fn not_found_route() -> Self {
         Self::new(ProblemType::NotFound, "no such endpoint")
+    }
+
+    /// 503 while the database cannot be used; sent with `Retry-After`.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            ProblemType::DatabaseUnavailable,
+            "the event store cannot be reached right now; retry with the same Idempotency-Key",
+        )
     }
 
     pub fn internal() -> Self {
@@ -312,6 +323,10 @@ impl From<CommandError> for Problem {
                     "the payment gateway could not be reached; retry with the same Idempotency-Key",
                 )
             }
+            CommandError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                Self::database_unavailable()
+            }
             CommandError::Internal(detail) => {
                 tracing::error!(%detail, "command failed");
                 Self::internal()
@@ -329,6 +344,32 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_503_problem_json_with_retry_after() {
+        let problem = Problem::from(CommandError::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.slug(), "database-unavailable");
+        let response = problem.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let other = Problem::from(CommandError::from(sqlx::Error::RowNotFound));
+        assert_eq!(other.status, 500, "a statement error is not an outage");
     }
 }

@@ -146,9 +146,7 @@ async fn read(
     let correlation_id = correlation_id(headers);
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let body = Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| Problem::from_body_rejection(&rejection, state.body_limit))?;
+    let body = read_body(request, state.body_limit).await?;
     let ctx = CommandContext {
         actor: principal.actor(),
         role: principal.role,
@@ -158,4 +156,12 @@ async fn read(
         correlation_id,
     };
     Ok((ctx, body))
+}
+
+/// The whole body, within the body limit the router's `DefaultBodyLimit` layer set (`limit` is
+/// the same number, for the answer).
+pub(super) async fn read_body(request: Request, limit: usize) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| Problem::from_body_rejection(&rejection, limit))
 }

@@ -87,7 +87,7 @@ pub async fn request_return(
         (status = 403, description = "forbidden (roles customer, service, finance)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "order-not-found or return-not-found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid-transition (already inspected differently)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation-failed (lines[i].accepted, lines[i].sku) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation-failed (lines[i].line_no: not in the return or twice; lines[i].sku: not the returned line's; lines[i].accepted, lines[i].resellable; lines: a returned line missing) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -20,7 +20,11 @@ pub async fn cancel_order(
         OrderId::parse(raw_order_id).map_err(|_| CommandError::NotFound(raw_order_id.into()))?;
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let cancel = parse_cancel_order(body)?;
-    let command = OrderCommand::Cancel { order_id, cancel };
+    let command = OrderCommand::Cancel {
+        order_id,
+        cancellation_id: uuid::Uuid::now_v7(),
+        cancel,
+    };
     decide_and_commit(services, ctx, order_id, command, |_, version| {
         responses::cancelled(order_id, version)
     })

@@ -81,6 +81,12 @@ pub fn refusal(order_id: OrderId, error: OrderError) -> CommandError {
         OrderError::EditRefused { field, detail, .. } => {
             CommandError::Validation(ValidationErrors(vec![FieldError { field, detail }]))
         }
+        OrderError::UnknownReference { field, detail, .. } => {
+            CommandError::Validation(ValidationErrors(vec![FieldError {
+                field: field.to_owned(),
+                detail,
+            }]))
+        }
         OrderError::NotEditable { .. } => CommandError::NotEditable(error.to_string()),
         // A refund the ledger refuses is the request's fault: name the field.
         OrderError::RefundRefused { source, .. } => match &source {

@@ -59,8 +59,10 @@ pub struct CommandServices {
     pub pool: PgPool,
     pub store: EventStore,
     pub batcher: CommitBatcher,
-    pub tracking_secret: Arc<[u8]>,
+    pub tracking: waybill_schemas::access::TrackingKeys,
     pub returns_policy: Arc<crate::domain::returns::ReturnsPolicy>,
+    /// Which shipping methods are collected at a store, and which stores offer pickup.
+    pub routing: Arc<crate::domain::fulfillment::RoutingConfig>,
 }
 
 /// Who is asking, under which idempotency key, for which exact request.
@@ -112,19 +114,30 @@ pub enum CommandError {
     Upstream(String),
     #[error("order {0} kept changing; gave up after {CONFLICT_RETRIES} attempts")]
     Conflict(OrderId),
+    /// The database cannot be used right now (connections failing, none to be had); retrying
+    /// later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl From<EventStoreError> for CommandError {
     fn from(e: EventStoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            EventStoreError::Database(e) => e.into(),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<sqlx::Error> for CommandError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.to_string())
+        if crate::event_store::retry::is_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 

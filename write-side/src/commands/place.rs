@@ -2,13 +2,12 @@
 
 use chrono::Utc;
 use serde_json::Value;
-use waybill_schemas::access::tracking_token;
 use waybill_schemas::OrderId;
 
 use super::{responses, CommandContext, CommandError, CommandServices, Reply};
 use crate::channel_orders::ChannelOrder;
 use crate::commit_batcher::{CommitOutcome, CommitRequest};
-use crate::domain::{parse_place_order, Order, OrderCommand, PlaceOrder};
+use crate::domain::{choose_pickup_store, parse_place_order, Order, OrderCommand, PlaceOrder};
 use crate::event_store::{new_events, stamp};
 
 /// `POST /v1/orders`.
@@ -25,8 +24,9 @@ pub async fn place_order(
 pub async fn place_parsed_order(
     services: &CommandServices,
     ctx: &CommandContext,
-    order: PlaceOrder,
+    mut order: PlaceOrder,
 ) -> Result<Reply, CommandError> {
+    choose_pickup_store(&mut order, &services.routing)?;
     // No pre-check: the commit itself finds a stored key or a captured channel reference
     // (see `commit_batcher`), and the outcomes below answer those from what is stored.
     let order_id = OrderId::new_v7();
@@ -59,7 +59,7 @@ pub async fn place_parsed_order(
         crate::domain::OrderStatus::Placed,
         version,
         &totals,
-        tracking_token(&services.tracking_secret, order_id),
+        services.tracking.token(order_id, now),
         false,
     );
     let request = CommitRequest {
@@ -97,7 +97,7 @@ async fn existing_order(
         state.status(),
         order.version(),
         state.totals(),
-        tracking_token(&services.tracking_secret, order_id),
+        services.tracking.token(order_id, Utc::now()),
         true,
     );
     services.store_response_only(ctx, order_id, response).await

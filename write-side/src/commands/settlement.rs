@@ -56,18 +56,23 @@ pub struct ImportResponse {
     pub payouts: Vec<PayoutResponse>,
 }
 
-pub fn parse_import(body: &Value) -> Result<ImportBody, CommandError> {
+/// Reads an import request. `gateway` must be the configured gateway's name, and `date` no
+/// later than the day after `today` (UTC; a gateway a time zone ahead may already report it).
+pub fn parse_import(
+    body: &Value,
+    known_gateway: &str,
+    today: NaiveDate,
+) -> Result<ImportBody, CommandError> {
     let mut errors = Errors::default();
+    let latest = today.succ_opt().unwrap_or(today);
     let parsed = object(body, BODY.to_owned(), &mut errors).and_then(|o| {
         let gateway = o.required_str("gateway", 32, &mut errors).and_then(|g| {
-            if g.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
+            if g == known_gateway {
                 Some(g)
             } else {
                 errors.push(
                     o.path_of("gateway"),
-                    "must be lower-case letters, digits and '_'",
+                    format!("'{g}' is not a configured payment gateway (known: {known_gateway})"),
                 );
                 None
             }
@@ -75,6 +80,13 @@ pub fn parse_import(body: &Value) -> Result<ImportBody, CommandError> {
         let date =
             o.required_str("date", 10, &mut errors).and_then(
                 |raw| match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
+                    Ok(d) if d > latest => {
+                        errors.push(
+                            o.path_of("date"),
+                            format!("{d} is in the future (today is {today} UTC)"),
+                        );
+                        None
+                    }
                     Ok(d) => Some(d),
                     Err(_) => {
                         errors.push(o.path_of("date"), "must be a date YYYY-MM-DD");
@@ -155,10 +167,11 @@ fn imported(import: &Import, gateway: &str, date: NaiveDate) -> ImportResponse {
 pub async fn import_settlement(
     services: &CommandServices,
     gateway: Option<&HttpGateway>,
+    gateway_name: &str,
     ctx: &CommandContext,
     body: &Value,
 ) -> Result<Reply, CommandError> {
-    let request = parse_import(body)?;
+    let request = parse_import(body, gateway_name, Utc::now().date_naive())?;
     if let Some(record) =
         idempotency::find(&services.pool, &ctx.client_id, &ctx.idempotency_key).await?
     {
@@ -244,16 +257,27 @@ mod tests {
 
     use super::*;
 
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
+    }
+
+    /// The fields a refused import body names.
+    fn fields(body: Value) -> Vec<String> {
+        match parse_import(&body, "sandbox", today()) {
+            Err(CommandError::Validation(e)) => e.0.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+    }
+
     #[test]
     fn an_import_body_names_each_wrong_field() {
-        let ok = parse_import(&json!({"gateway": "sandbox", "date": "2026-11-25"})).unwrap();
+        let ok = parse_import(
+            &json!({"gateway": "sandbox", "date": "2026-11-25"}),
+            "sandbox",
+            today(),
+        )
+        .unwrap();
         assert_eq!(ok.csv, None);
-        let fields = |body: Value| match parse_import(&body) {
-            Err(CommandError::Validation(e)) => {
-                e.0.into_iter().map(|f| f.field).collect::<Vec<_>>()
-            }
-            other => panic!("expected validation errors, got {other:?}"),
-        };
         assert_eq!(
             fields(json!({"gateway": "Sand Box", "date": "25/11/2026"})),
             vec!["gateway", "date"]
@@ -262,5 +286,20 @@ mod tests {
             fields(json!({"date": "2026-11-25", "csv": 5})),
             vec!["gateway", "csv"]
         );
+    }
+
+    #[test]
+    fn an_unknown_gateway_and_a_report_date_in_the_future_are_refused() {
+        assert_eq!(
+            fields(json!({"gateway": "acme_pay", "date": "9999-12-31"})),
+            vec!["gateway", "date"]
+        );
+        assert_eq!(
+            fields(json!({"gateway": "sandbox", "date": "2026-11-28"})),
+            vec!["date"]
+        );
+        // Tomorrow is allowed: the gateway's day may already have begun.
+        let tomorrow = json!({"gateway": "sandbox", "date": "2026-11-27"});
+        assert!(parse_import(&tomorrow, "sandbox", today()).is_ok());
     }
 }

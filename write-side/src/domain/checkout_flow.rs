@@ -306,8 +306,11 @@ fn payment_step(state: &OrderState, now: DateTime<Utc>) -> Option<Step> {
         PaymentState::Authorized { expires_at, .. } if expires_at <= now => {
             Some(Step::ExpireAuthorization)
         }
-        // (A capture needs a confirmation, so `Captured` is not seen before one.)
-        PaymentState::Authorized { .. } | PaymentState::Captured { .. } => None,
+        // (A capture needs a confirmation, so `Captured` and a capture failure are not seen
+        // before one.)
+        PaymentState::Authorized { .. }
+        | PaymentState::Captured { .. }
+        | PaymentState::CaptureFailed { .. } => None,
         PaymentState::Declined | PaymentState::Voided | PaymentState::Expired => {
             Some(Step::Cancel {
                 reason: CancelReason::PaymentFailed,

@@ -27,5 +27,5 @@ pub use order::{
     Order, OrderCommand, OrderError, OrderState, OrderStatus, PaymentState, ReservationState,
     RiskState,
 };
-pub use place::{parse_place_order, PlaceOrder};
+pub use place::{choose_pickup_store, parse_place_order, PlaceOrder};
 pub use place_typed::parse_place_order_bytes;

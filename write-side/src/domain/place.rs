@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use waybill_schemas::events::{
-    Address, Customer, Discount, OrderLine, PaymentMethod, RiskContext, Shipping, Totals,
+    Address, Customer, Discount, OrderLine, PaymentMethod, PickupStore, RiskContext, Shipping,
+    Totals,
 };
 use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku, ValueError};
 
@@ -39,6 +40,8 @@ pub(super) const MAX_TOKEN: usize = 128;
 pub(super) const MAX_DEVICE_ID: usize = 128;
 /// Longest IP address text accepted (an IPv6 address with an embedded IPv4 part is 45).
 pub(super) const MAX_IP: usize = 64;
+/// Longest inventory location id accepted as a pickup store.
+pub(super) const MAX_LOCATION: usize = 64;
 /// The payment methods a request may name.
 pub(super) const PAYMENT_METHODS: &str = "card, prepaid";
 
@@ -60,6 +63,10 @@ pub struct PlaceOrder {
     pub payment: Option<PaymentMethod>,
     /// The buyer's session, for risk scoring.
     pub risk_context: Option<RiskContext>,
+    /// `shipping.pickup_location` as asked: the store a pickup order is to be collected at.
+    pub pickup_location: Option<String>,
+    /// That store as the routing config offers it, once [`choose_pickup_store`] checked it.
+    pub pickup_store: Option<PickupStore>,
 }
 
 /// Parses a place-order request body, collecting every field error.
@@ -130,6 +137,10 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
             .collect();
         parsed.into_iter().collect()
     });
+    let pickup_location = shipping
+        .as_ref()
+        .and_then(|s| s.optional_str("pickup_location", MAX_LOCATION, errors).ok())
+        .flatten();
     let shipping = shipping.and_then(|s| parse_shipping(&s, currency, errors));
 
     let (lines, discounts, shipping, currency) = (lines?, discounts?, shipping?, order_currency?);
@@ -164,7 +175,57 @@ fn parse_order(o: &Obj<'_>, errors: &mut Errors) -> Option<PlaceOrder> {
         totals: priced.totals,
         payment: Some(payment?),
         risk_context: risk_context?,
+        pickup_location,
+        pickup_store: None,
     })
+}
+
+/// Checks `shipping.pickup_location` against the stores that offer pickup and records the
+/// chosen store on the order. A pickup order must name one (routing sends it there and
+/// nowhere else); an order that is not collected must not name one.
+pub fn choose_pickup_store(
+    order: &mut PlaceOrder,
+    routing: &crate::domain::fulfillment::RoutingConfig,
+) -> Result<(), ValidationErrors> {
+    const FIELD: &str = "shipping.pickup_location";
+    let refuse = |detail: String| {
+        Err(ValidationErrors(vec![super::FieldError {
+            field: FIELD.to_owned(),
+            detail,
+        }]))
+    };
+    let offered = || {
+        let ids: Vec<&str> = routing.pickup_stores().map(|(id, _)| id).collect();
+        if ids.is_empty() {
+            "no store offers pickup".to_owned()
+        } else {
+            format!("stores that offer pickup: {}", ids.join(", "))
+        }
+    };
+    let pickup = routing.is_pickup_method(&order.shipping.method);
+    match (&order.pickup_location, pickup) {
+        (None, false) => Ok(()),
+        (Some(_), false) => refuse(format!(
+            "only pickup orders name a pickup store; shipping.method is {}",
+            order.shipping.method
+        )),
+        (None, true) => refuse(format!("is required for pickup orders ({})", offered())),
+        (Some(id), true) => {
+            let Some((location_id, point)) = routing.pickup_stores().find(|(n, _)| n == id) else {
+                return refuse(format!(
+                    "{id} is not a store that offers pickup ({})",
+                    offered()
+                ));
+            };
+            order.pickup_store = Some(PickupStore {
+                location_id: location_id.to_owned(),
+                store_name: point.store_name.clone(),
+                address: point.address.clone(),
+                instructions: point.instructions.clone(),
+            });
+            Ok(())
+        }
+    }
 }
 
 /// Records a value error at `field`.
@@ -456,6 +517,50 @@ mod tests {
         };
         target.as_object_mut().expect("object").remove(key);
         body
+    }
+
+    #[test]
+    fn a_pickup_order_names_a_store_that_offers_pickup() {
+        let routing = crate::domain::fulfillment::RoutingConfig::bundled().expect("parses");
+        let choose = |method: &str, store: Option<&str>| {
+            let mut body = valid();
+            body["shipping"] = json!({ "method": method });
+            if let Some(store) = store {
+                body["shipping"]["pickup_location"] = json!(store);
+            }
+            let both = [
+                parse_place_order(&body).expect("valid"),
+                crate::domain::parse_place_order_bytes(body.to_string().as_bytes())
+                    .expect("the typed path takes it too"),
+            ];
+            let [mut walked, mut typed] = both;
+            let a = choose_pickup_store(&mut walked, &routing);
+            let b = choose_pickup_store(&mut typed, &routing);
+            assert_eq!(a, b, "both parsers agree");
+            assert_eq!(walked.pickup_store, typed.pickup_store);
+            a.map(|()| walked.pickup_store)
+                .map_err(|e| (e.0[0].field.clone(), e.0[0].detail.clone()))
+        };
+        let soho = choose("pickup", Some("store-soho")).expect("offered");
+        let soho = soho.expect("chosen");
+        assert_eq!(soho.location_id, "store-soho");
+        assert_eq!(soho.store_name, "Waybill Soho");
+        assert_eq!(choose("standard", None), Ok(None));
+        let refused = |method, store| choose(method, store).expect_err("refused");
+        let (field, detail) = refused("pickup", None);
+        assert_eq!(field, "shipping.pickup_location");
+        assert!(
+            detail.contains("required") && detail.contains("store-soho"),
+            "{detail}"
+        );
+        let (field, detail) = refused("pickup", Some("wh-east"));
+        assert_eq!(field, "shipping.pickup_location");
+        assert!(
+            detail.contains("not a store that offers pickup"),
+            "{detail}"
+        );
+        let (field, _) = refused("standard", Some("store-soho"));
+        assert_eq!(field, "shipping.pickup_location");
     }
 
     fn fields_of(body: &Value) -> Vec<String> {

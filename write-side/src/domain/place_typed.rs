@@ -15,8 +15,8 @@ use waybill_schemas::{Channel, Currency, Email, Money, Quantity, Sku};
 use super::fields::{check_int, check_str};
 use super::place::{
     check_token, normalize_ip, promo_code, PlaceOrder, MAX_AMOUNT_MINOR, MAX_CITY, MAX_DEVICE_ID,
-    MAX_DISCOUNTS, MAX_ID, MAX_IP, MAX_LINES, MAX_METHOD, MAX_NAME, MAX_PHONE, MAX_POSTAL,
-    MAX_PROMO_CODES, MAX_REF, MAX_TOKEN,
+    MAX_DISCOUNTS, MAX_ID, MAX_IP, MAX_LINES, MAX_LOCATION, MAX_METHOD, MAX_NAME, MAX_PHONE,
+    MAX_POSTAL, MAX_PROMO_CODES, MAX_REF, MAX_TOKEN,
 };
 use super::pricing::promotions::Promotion;
 use super::pricing::{self, address, line_net, LineDraft, OrderDraft, ShippingDraft};
@@ -117,6 +117,7 @@ struct RawShipping {
     method: Option<String>,
     price_minor: Option<i64>,
     tax_minor: Option<i64>,
+    pickup_location: Option<String>,
 }
 
 /// The order in `body` when it is one the walker would accept as it is; `None`: ask the walker.
@@ -199,6 +200,7 @@ fn order(raw: RawOrder) -> Option<PlaceOrder> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
+    let pickup_location = opt(shipping.pickup_location, MAX_LOCATION).ok()?;
     let shipping = ShippingDraft {
         method: req(shipping.method, MAX_METHOD)?,
         price: optional_amount(shipping.price_minor, currency).ok()?,
@@ -226,6 +228,8 @@ fn order(raw: RawOrder) -> Option<PlaceOrder> {
         totals: priced.totals,
         payment: Some(payment),
         risk_context,
+        pickup_location,
+        pickup_store: None,
     })
 }
 

@@ -84,7 +84,7 @@ pub fn transit_samples(state: &Fulfillment, events: &[OrderEvent]) -> Vec<Transi
             OrderEvent::ShipmentTracked(t) if t.status == CarrierStatus::Delivered => {
                 let shipment = state.shipment(&t.shipment_id)?;
                 let routed = &state.order(&shipment.created.fulfillment_id)?.routed;
-                let hours = (t.carrier_time - shipment.created.created_at)
+                let hours = (t.effective_time() - shipment.created.created_at)
                     .num_hours()
                     .max(0);
                 Some(TransitSample {
@@ -92,7 +92,7 @@ pub fn transit_samples(state: &Fulfillment, events: &[OrderEvent]) -> Vec<Transi
                     carrier: routed.carrier.clone(),
                     distance: i32::try_from(routed.zone_distance).unwrap_or(i32::MAX),
                     hours,
-                    delivered_at: t.carrier_time,
+                    delivered_at: t.effective_time(),
                 })
             }
             _ => None,

@@ -69,6 +69,7 @@ async fn routed_order(db: &TestDatabase, store: &EventStore, now: DateTime<Utc>)
         .expect("bundled routing rules")
         .route(&RouteRequest {
             shipping_method: &flow.state.shipping_method,
+            pickup_location: None,
             lines: &lines,
             candidates: &candidates,
             history: &TransitHistory::default(),

@@ -5,7 +5,7 @@
 //! delivery; a report that does not fit (wrong pickup code, unknown parcel) is acknowledged as
 //! ignored, with why.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use waybill_schemas::events::{NodeProgress, ProofOfDelivery};
 use waybill_schemas::{Actor, OrderEvent, OrderId};
@@ -40,6 +40,34 @@ pub enum WebhookOutcome {
 pub struct BadWebhook {
     pub field: &'static str,
     pub detail: String,
+}
+
+/// How far ahead of its receipt a webhook's own time may be before it is refused: clock skew
+/// between a carrier's or node's clock and ours (5 minutes unless configured).
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Refuses a webhook whose time `at` (its field `field`) is more than `skew` ahead of
+/// `received`, the moment it arrived. Such a time is a broken clock or a forgery, not a fact:
+/// it is refused, never clamped, so nothing false is recorded and the sender's redelivery with a
+/// sane time is applied. Times within the skew are kept as sent; scans are ordered by their
+/// time capped at receipt (`ShipmentTracked::effective_time`), so even those cannot outrank a
+/// scan that happened later.
+pub fn check_clock(
+    field: &'static str,
+    at: DateTime<Utc>,
+    received: DateTime<Utc>,
+    skew: Duration,
+) -> Result<(), BadWebhook> {
+    if at > received + skew {
+        return Err(BadWebhook {
+            field,
+            detail: format!(
+                "{at} is more than {} s ahead of the time the webhook was received ({received})",
+                skew.num_seconds()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What a webhook asks of the order: a fulfillment or a return command.

@@ -43,6 +43,9 @@ use super::flows::{self, Claimed, Release};
 use super::logistics::{LabelRequest, LogisticsClient, ReturnLabelRequest, TaskRequest};
 use super::FulfillmentError;
 
+/// The work-list stage of a flow held because its payment could not be captured.
+pub const PAYMENT_HOLD_STAGE: &str = "payment_hold";
+
 /// How the worker stores what its steps decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitMode {
@@ -106,7 +109,13 @@ pub async fn run_pass(services: &FulfillmentServices) -> Result<usize, Fulfillme
     }
     metrics::counter!("waybill_fulfillment_flows_claimed_total").increment(n as u64);
     match services.commit {
-        CommitMode::Rounds => super::rounds::run(services, claimed).await?,
+        CommitMode::Rounds => {
+            flows::run_claimed(&services.pool, claimed, |claimed| {
+                super::rounds::run(services, claimed)
+            })
+            .await?
+        }
+        // Each order is released on its own, failure or not.
         CommitMode::PerStep => run_per_step(services, claimed).await,
     }
     Ok(n)
@@ -244,6 +253,14 @@ pub(super) async fn take_step(
                     "hold"
                 },
             }))
+        }
+        FulfillmentStep::HoldForPayment => {
+            // Held for an agent (the capture failure is in the order's events and views);
+            // a cancellation wakes the flow, the hourly look is a safety net.
+            return Ok(Taken::Release(Release::Park {
+                due_at: now + chrono::Duration::hours(1),
+                stage: PAYMENT_HOLD_STAGE,
+            }));
         }
         FulfillmentStep::Wait { until: None } => {
             // Node and carrier webhooks wake the flow; the hourly look is a safety net.
@@ -435,6 +452,7 @@ pub(super) async fn take_step(
                 .map(|s| s.cancellation_value(&lines))
                 .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?;
             FulfillmentCommand::CancelUncollected {
+                cancellation_id: uuid::Uuid::now_v7(),
                 fulfillment_id,
                 value,
             }
@@ -540,6 +558,7 @@ async fn plan_route(
     let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
         services.routing.route(&RouteRequest {
             shipping_method: &state.shipping_method,
+            pickup_location: state.pickup_location.as_deref(),
             lines,
             candidates,
             history,

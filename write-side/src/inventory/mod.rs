@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 use waybill_schemas::events::{BackorderedLine, ReleaseReason, ReservedLine, Shortage};
 use waybill_schemas::{OrderId, Quantity, Sku};
 
+use crate::domain::pricing::address;
+
 use reserver::{Answer, Command, Job};
 
 /// Why the inventory could not do what was asked.
@@ -125,13 +127,19 @@ impl From<LocationId> for String {
 pub struct Country(String);
 
 impl Country {
+    /// An assigned ISO-3166 alpha-2 code, by the same rule orders' addresses follow.
     pub fn parse(raw: &str) -> Result<Self, InventoryError> {
+        address::country(raw)
+            .map(Self)
+            .map_err(|detail| invalid("country", detail))
+    }
+
+    /// A code read back from storage: two letters are enough, so a location stored before
+    /// codes were checked against the assigned list is still read (and can be corrected).
+    pub(crate) fn from_stored(raw: &str) -> Option<Self> {
         let raw = raw.trim();
-        if raw.len() == 2 && raw.chars().all(|c| c.is_ascii_alphabetic()) {
-            Ok(Self(raw.to_ascii_uppercase()))
-        } else {
-            Err(invalid("country", "must be an ISO-3166 alpha-2 code"))
-        }
+        (raw.len() == 2 && raw.chars().all(|c| c.is_ascii_alphabetic()))
+            .then(|| Self(raw.to_ascii_uppercase()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -533,4 +541,37 @@ fn unexpected(answer: Answer) -> InventoryError {
     InventoryError::Database(Arc::new(sqlx::Error::Protocol(format!(
         "the inventory writer answered {answer:?} to another question"
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_country_follows_the_rule_order_addresses_follow() {
+        assert_eq!(Country::parse(" gb ").unwrap().as_str(), "GB");
+        for refused in ["XX", "ZZ", "USA", "1A", ""] {
+            let error = Country::parse(refused).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    InventoryError::Invalid {
+                        field: "country",
+                        ..
+                    }
+                ),
+                "{refused}: {error}"
+            );
+            assert!(
+                address::country(refused).is_err(),
+                "orders refuse {refused} too"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_code_outside_the_assigned_list_is_still_read() {
+        assert_eq!(Country::from_stored("xx").unwrap().as_str(), "XX");
+        assert!(Country::from_stored("X1").is_none());
+    }
 }

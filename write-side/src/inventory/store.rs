@@ -76,7 +76,7 @@ fn location_from(row: LocationRow) -> Option<Location> {
         location_id: LocationId::parse(&id).ok()?,
         kind: LocationKind::parse(&kind).ok()?,
         name,
-        country: Country::parse(&country).ok()?,
+        country: Country::from_stored(&country)?,
         zone,
         active,
     })

@@ -77,6 +77,13 @@ pub struct CaptureRequest {
     pub amount: Money,
 }
 
+/// Capture refusals that may succeed if asked again later with the same key; every other
+/// refusal (`authorization_voided`, `authorization_expired`, `authorization_declined`,
+/// `authorization_not_found`, `amount_exceeds_authorized`, or a code we do not know) is a fact
+/// about the authorization that retrying cannot change. Timeouts, 5xx and "in progress" are not
+/// refusals at all ([`GatewayError::is_retryable`]).
+pub const TRANSIENT_CAPTURE_REFUSALS: &[&str] = &["authorization_pending"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureOutcome {
     Captured {
@@ -88,6 +95,12 @@ pub enum CaptureOutcome {
         code: String,
         message: String,
     },
+}
+
+/// Whether a capture refusal's `code` is one retrying cannot change (see
+/// [`TRANSIENT_CAPTURE_REFUSALS`]).
+pub fn is_permanent_capture_refusal(code: &str) -> bool {
+    !TRANSIENT_CAPTURE_REFUSALS.contains(&code)
 }
 
 /// Release an authorization without capturing it.

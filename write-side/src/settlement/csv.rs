@@ -1,12 +1,16 @@
-//! The settlement report CSV: a header naming the columns (in any order; extra columns are
-//! ignored) and one line per transaction. Every refusal names the file line (the header is
+//! The settlement report CSV, read with the `csv` crate (RFC 4180: quoted fields may hold
+//! commas, quotes and line breaks): a header naming exactly the [`COLUMNS`] (in any order; a
+//! column Waybill does not know, or one named twice, is refused rather than dropped) and one
+//! record per transaction with as many fields as the header. Lines are checked against the
+//! report they belong to: nothing settles after the report's day, nor before its own
+//! transaction. Every refusal names the file line where the record starts (the header is
 //! line 1) and the column, and all of them are reported at once (up to [`MAX_ERRORS`]).
 
 use chrono::NaiveDate;
 use waybill_schemas::events::{SettlementLine, SettlementLineKind};
 use waybill_schemas::{Currency, Money, OrderId};
 
-/// The columns a report must have.
+/// The columns a report must have, and the only ones it may have.
 pub const COLUMNS: &[&str] = &[
     "transaction_id",
     "type",
@@ -26,6 +30,8 @@ pub const COLUMNS: &[&str] = &[
 pub const MAX_ERRORS: usize = 50;
 /// Longest id (transaction, payout) accepted.
 const MAX_ID: usize = 128;
+/// The column named for a refusal about a whole line.
+pub const WHOLE_LINE: &str = "*";
 
 /// One refused cell (or line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,49 +43,66 @@ pub struct CsvError {
     pub detail: String,
 }
 
+impl CsvError {
+    fn new(line: usize, column: &str, detail: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: column.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Every refusal of a file; never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} error(s) in the settlement report, first {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
 pub struct CsvErrors(pub Vec<CsvError>);
 
-/// Splits one CSV line into fields (RFC 4180 quoting: `"a,b"`, `""` for a quote).
-fn fields(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (false, '"') if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (false, ',') => {
-                out.push(std::mem::take(&mut field));
-                at_start = true;
-            }
-            (_, c) => {
-                field.push(c);
-                at_start = false;
-            }
+/// The file line a record starts on (the `csv` crate counts from 1).
+fn line_of(position: Option<&csv::Position>) -> usize {
+    position
+        .and_then(|p| usize::try_from(p.line()).ok())
+        .unwrap_or(1)
+}
+
+/// Where each of [`COLUMNS`] sits in the header, or every problem with the header.
+fn header_index(header: &csv::StringRecord) -> Result<Vec<usize>, CsvErrors> {
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let mut errors = Vec::new();
+    let mut index = Vec::with_capacity(COLUMNS.len());
+    for column in COLUMNS {
+        match names.iter().position(|n| n == column) {
+            Some(i) => index.push(i),
+            None => errors.push(CsvError::new(1, column, "is missing from the header")),
         }
     }
-    if quoted {
-        return Err("has an unterminated quoted field");
+    for (i, name) in names.iter().enumerate() {
+        if !COLUMNS.contains(&name.as_str()) {
+            errors.push(CsvError::new(
+                1,
+                name,
+                format!(
+                    "is not a column of the settlement report (columns: {})",
+                    COLUMNS.join(", ")
+                ),
+            ));
+        } else if names[..i].contains(name) {
+            errors.push(CsvError::new(1, name, "appears twice in the header"));
+        }
     }
-    out.push(field);
-    Ok(out)
+    if errors.is_empty() {
+        Ok(index)
+    } else {
+        Err(CsvErrors(errors))
+    }
 }
 
 struct Row<'a> {
     line: usize,
-    cells: &'a [String],
+    cells: &'a csv::StringRecord,
     index: &'a [usize],
     errors: &'a mut Vec<CsvError>,
 }
@@ -88,7 +111,7 @@ impl Row<'_> {
     fn cell(&self, column: usize) -> &str {
         self.cells
             .get(self.index[column])
-            .map(|s| s.trim())
+            .map(str::trim)
             .unwrap_or("")
     }
     fn fail(&mut self, column: usize, detail: impl Into<String>) {
@@ -151,73 +174,56 @@ impl Row<'_> {
     }
 }
 
-/// Reads a whole report. `Ok` only when every line is valid.
-pub fn parse_report(bytes: &[u8]) -> Result<Vec<SettlementLine>, CsvErrors> {
-    let fail = |line, column: &str, detail: String| {
-        CsvErrors(vec![CsvError {
-            line,
-            column: column.to_owned(),
-            detail,
-        }])
+/// Reads a whole report for the day `report_date`. `Ok` only when every line is valid.
+pub fn parse_report(
+    bytes: &[u8],
+    report_date: NaiveDate,
+) -> Result<Vec<SettlementLine>, CsvErrors> {
+    let fail = |line, detail: String| CsvErrors(vec![CsvError::new(line, WHOLE_LINE, detail)]);
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut records = reader.records();
+    let header = match records.next() {
+        None => return Err(fail(1, "the report is empty (no header line)".into())),
+        Some(Err(e)) => return Err(fail(line_of(e.position()), unreadable(&e))),
+        Some(Ok(header)) => header,
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| fail(1, "*", format!("the report is not UTF-8 text: {e}")))?;
-    let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.next() else {
-        return Err(fail(1, "*", "the report is empty (no header line)".into()));
-    };
-    let header =
-        fields(header.trim_start_matches('\u{feff}')).map_err(|d| fail(1, "*", d.to_owned()))?;
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    let mut index = Vec::with_capacity(COLUMNS.len());
-    let mut missing = Vec::new();
-    for column in COLUMNS {
-        match names.iter().position(|n| n == column) {
-            Some(i) => index.push(i),
-            None => missing.push(CsvError {
-                line: 1,
-                column: (*column).to_owned(),
-                detail: "is missing from the header".to_owned(),
-            }),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(CsvErrors(missing));
-    }
+    let index = header_index(&header)?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
-    for (i, raw) in lines {
+    for record in records {
         if errors.len() >= MAX_ERRORS {
             break;
         }
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let cells = match fields(raw) {
+        let cells = match record {
             Ok(cells) => cells,
-            Err(detail) => {
-                errors.push(CsvError {
-                    line,
-                    column: "*".into(),
-                    detail: detail.into(),
-                });
-                continue;
+            Err(e) => {
+                errors.push(CsvError::new(
+                    line_of(e.position()),
+                    WHOLE_LINE,
+                    unreadable(&e),
+                ));
+                // A record the reader cannot make sense of leaves it lost for the rest.
+                break;
             }
         };
-        if cells.len() < header.len() {
-            errors.push(CsvError {
+        let line = line_of(cells.position());
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if cells.len() != header.len() {
+            errors.push(CsvError::new(
                 line,
-                column: "*".into(),
-                detail: format!(
+                WHOLE_LINE,
+                format!(
                     "has {} fields, the header has {}",
                     cells.len(),
                     header.len()
                 ),
-            });
+            ));
             continue;
         }
         let line_no = u32::try_from(out.len() + 1).unwrap_or(u32::MAX);
@@ -227,7 +233,7 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<SettlementLine>, CsvErrors> {
             index: &index,
             errors: &mut errors,
         };
-        if let Some(parsed) = parse_line(&mut row, line_no) {
+        if let Some(parsed) = parse_line(&mut row, line_no, report_date) {
             out.push(parsed);
         }
     }
@@ -238,7 +244,15 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<SettlementLine>, CsvErrors> {
     }
 }
 
-fn parse_line(row: &mut Row<'_>, line_no: u32) -> Option<SettlementLine> {
+/// Why the reader gave up on a record, in words for the person who sent the file.
+fn unreadable(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "the report is not UTF-8 text".to_owned(),
+        _ => format!("cannot be read as CSV: {error}"),
+    }
+}
+
+fn parse_line(row: &mut Row<'_>, line_no: u32, report_date: NaiveDate) -> Option<SettlementLine> {
     let transaction_id = row.id(0, true);
     let kind_raw = row.cell(1).to_owned();
     let kind = SettlementLineKind::parse(&kind_raw);
@@ -283,6 +297,22 @@ fn parse_line(row: &mut Row<'_>, line_no: u32) -> Option<SettlementLine> {
     let payout_id = row.id(9, false);
     let transaction_date = row.date(10);
     let settled_on = row.date(11);
+    if let (Some(made), Some(settled)) = (transaction_date, settled_on) {
+        if settled < made {
+            row.fail(
+                11,
+                format!("{settled} is before the transaction_date {made}"),
+            );
+            return None;
+        }
+    }
+    if let Some(settled) = settled_on.filter(|d| *d > report_date) {
+        row.fail(
+            11,
+            format!("{settled} is after the report's date {report_date}"),
+        );
+        return None;
+    }
     if let (Some(gross), Some(fee), Some(net)) = (gross, fee, net) {
         if gross.checked_sub(fee) != Some(net) {
             row.fail(
@@ -317,6 +347,18 @@ mod tests {
 
     const HEADER: &str = "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,original_minor,original_currency,payout_id,transaction_date,settlement_date";
 
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+    }
+
+    fn named(errors: &CsvErrors) -> Vec<(usize, &str)> {
+        errors
+            .0
+            .iter()
+            .map(|e| (e.line, e.column.as_str()))
+            .collect()
+    }
+
     fn report(lines: &[&str]) -> Vec<u8> {
         let mut text = format!("{HEADER}\n");
         for line in lines {
@@ -333,7 +375,7 @@ mod tests {
             "cap_2,capture,,27600,830,26770,EUR,30000,USD,po_1_EUR,2026-11-25,2026-11-25",
             "\"fee_1\",fee,,0,250,-250,USD,,,po_1_USD,2026-11-25,2026-11-25",
         ]);
-        let lines = parse_report(&bytes).unwrap();
+        let lines = parse_report(&bytes, day()).unwrap();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].kind, SettlementLineKind::Capture);
         assert_eq!(lines[0].net.minor, 9680);
@@ -350,7 +392,7 @@ mod tests {
             "cap_2,bonus,,ten,0,0,USD,,,po_1,2026-11-25,2026-11-25",
             "cap_3,capture,not-a-uuid,100,0,99,USD,,,po_1,2026-13-01,2026-11-25",
         ]);
-        let errors = parse_report(&bytes).unwrap_err().0;
+        let errors = parse_report(&bytes, day()).unwrap_err().0;
         let named: Vec<(usize, &str)> =
             errors.iter().map(|e| (e.line, e.column.as_str())).collect();
         assert_eq!(
@@ -367,15 +409,68 @@ mod tests {
 
     #[test]
     fn a_header_without_a_column_or_a_short_line_is_refused() {
-        let errors = parse_report(b"transaction_id,type\ncap_1,capture\n")
+        let errors = parse_report(b"transaction_id,type\ncap_1,capture\n", day())
             .unwrap_err()
             .0;
         assert_eq!(errors[0].line, 1);
         assert_eq!(errors[0].column, "order_id");
         let short = report(&["cap_1,capture,,1"]);
-        let errors = parse_report(&short).unwrap_err().0;
+        let errors = parse_report(&short, day()).unwrap_err().0;
         assert_eq!((errors[0].line, errors[0].column.as_str()), (2, "*"));
-        assert!(parse_report(b"").is_err());
-        assert!(parse_report(&[0xff, 0xfe]).is_err());
+        assert!(parse_report(b"", day()).is_err());
+        assert!(parse_report(&[0xff, 0xfe], day()).is_err());
+    }
+
+    #[test]
+    fn a_quoted_field_may_span_lines_and_later_lines_keep_their_numbers() {
+        let bytes = report(&[
+            "\"cap\n1\",capture,,10000,320,9680,USD,,,po_1,2026-11-25,2026-11-25",
+            "cap_2,capture,,ten,0,0,USD,,,po_1,2026-11-25,2026-11-25",
+        ]);
+        let errors = parse_report(&bytes, day()).unwrap_err();
+        // The first record holds a line break in a quoted id (refused as an id with a
+        // control character), and the next record is named by the line it starts on: 4.
+        assert_eq!(
+            named(&errors),
+            vec![(2, "transaction_id"), (4, "gross_minor")]
+        );
+        let note =
+            report(&["\"cap,1\",capture,,10000,320,9680,USD,,,\"po_1\",2026-11-25,2026-11-25"]);
+        assert_eq!(
+            parse_report(&note, day()).unwrap()[0].transaction_id,
+            "cap,1"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_repeated_column_is_refused_not_dropped() {
+        let extra =
+            format!("{HEADER},memo\ncap_1,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-25,x\n");
+        let errors = parse_report(extra.as_bytes(), day()).unwrap_err();
+        assert_eq!(named(&errors), vec![(1, "memo")]);
+        let twice = format!("{HEADER},currency\n");
+        let errors = parse_report(twice.as_bytes(), day()).unwrap_err();
+        assert_eq!(named(&errors), vec![(1, "currency")]);
+    }
+
+    #[test]
+    fn a_line_with_more_fields_than_the_header_is_refused() {
+        let bytes = report(&["cap_1,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-25,surplus"]);
+        let errors = parse_report(&bytes, day()).unwrap_err();
+        assert_eq!(named(&errors), vec![(2, WHOLE_LINE)]);
+    }
+
+    #[test]
+    fn a_line_settled_before_its_transaction_or_after_the_report_day_is_refused() {
+        let bytes = report(&[
+            "cap_1,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-24",
+            "cap_2,capture,,1,0,1,USD,,,po_1,2026-11-25,2026-11-26",
+            "cap_3,capture,,1,0,1,USD,,,po_1,2026-11-20,2026-11-25",
+        ]);
+        let errors = parse_report(&bytes, day()).unwrap_err();
+        assert_eq!(
+            named(&errors),
+            vec![(2, "settlement_date"), (3, "settlement_date")]
+        );
     }
 }

@@ -58,7 +58,7 @@ pub fn decide_import(
     already_recorded: impl Fn(&str) -> bool,
     now: DateTime<Utc>,
 ) -> Result<Import, CsvErrors> {
-    let lines = parse_report(input.bytes)?;
+    let lines = parse_report(input.bytes, input.report_date)?;
     let report_id = report_id(input.bytes);
     let payouts = payouts(&lines, input, &report_id, now)?
         .into_iter()

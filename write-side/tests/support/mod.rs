@@ -29,8 +29,7 @@ pub fn app_with(db: &TestDb, configure: impl FnOnce(&mut CommandApiConfig)) -> R
     let mut keys = ApiKeys::parse(&format!("{KEY}:shop-1:service,{FINANCE_KEY}:fin:finance"))
         .expect("test keys");
     keys.add("other-client-key", "shop-2", command_api::Role::Service);
-    let mut config =
-        CommandApiConfig::new(keys, SECRET.to_vec(), Arc::new(|| "# metrics\n".into()));
+    let mut config = CommandApiConfig::new(keys, SECRET.to_vec());
     config.batch_linger = Duration::from_millis(2);
     configure(&mut config);
     let (router, _workers) = command_api::router(config, db.pool.clone());

@@ -13,12 +13,15 @@
 //!
 //! A line converted by the gateway (`original_currency` set) is compared in the ledger's
 //! currency through its `original_amount`; its fee is checked in the settlement currency.
-//! Expected fees come from the gateway's contract ([`FeeSchedule`]): a card fee on captures, a
-//! dispute fee on lost chargebacks, nothing on anything else. One outcome per item, the first that applies: duplicate (a second line for the
+//! Expected fees come from the gateway's contract ([`FeeSchedule`], per currency): a card fee
+//! on captures, a dispute fee on lost chargebacks, nothing on anything else. One outcome per item, the first that applies: duplicate (a second line for the
 //! same transaction), missing in ledger, missing in report, amount mismatch, fee mismatch,
 //! matched.
 
 use std::collections::{BTreeMap, HashMap};
+
+pub use waybill_schemas::fees::FeeSchedule;
+use waybill_schemas::Currency;
 
 /// What reconciliation concluded about one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,43 +60,6 @@ impl Outcome {
             .chain(Self::DISCREPANCIES)
             .copied()
             .find(|o| o.as_str() == raw)
-    }
-}
-
-/// The gateway's fees: on a capture `basis_points` of the gross (rounded half up) plus `fixed`
-/// minor units; `dispute` minor units on a lost chargeback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeeSchedule {
-    pub basis_points: i64,
-    pub fixed: i64,
-    pub dispute: i64,
-}
-
-impl Default for FeeSchedule {
-    /// 2.9 % + 30 minor units per capture and 15.00 per lost dispute: the sandbox gateway's
-    /// contract (`write-side/src/payment/sandbox/settlement.rs`).
-    fn default() -> Self {
-        Self {
-            basis_points: 290,
-            fixed: 30,
-            dispute: 1_500,
-        }
-    }
-}
-
-impl FeeSchedule {
-    /// The fee expected on a capture of `gross` minor units.
-    pub fn capture_fee(&self, gross: i64) -> i64 {
-        (gross.abs() * self.basis_points + 5_000) / 10_000 + self.fixed
-    }
-
-    /// The fee expected on a report line of `kind` and `gross`.
-    pub fn expected(&self, kind: &str, gross: i64) -> i64 {
-        match kind {
-            "capture" => self.capture_fee(gross),
-            "chargeback" => self.dispute,
-            _ => 0,
-        }
     }
 }
 
@@ -163,7 +129,7 @@ fn report_kind(ledger_kind: &str) -> Option<&'static str> {
 }
 
 /// Matches `ledger` against `report`. Findings come sorted by item key.
-pub fn reconcile(ledger: &[LedgerItem], report: &[ReportItem], fees: FeeSchedule) -> Vec<Finding> {
+pub fn reconcile(ledger: &[LedgerItem], report: &[ReportItem], fees: &FeeSchedule) -> Vec<Finding> {
     // Amounts of opened disputes, for the reversal of a won one.
     let opened: HashMap<&str, i64> = ledger
         .iter()
@@ -266,10 +232,13 @@ fn judge(
     line: &ReportItem,
     entry: Option<&LedgerItem>,
     opened: &HashMap<&str, i64>,
-    fees: FeeSchedule,
+    fees: &FeeSchedule,
 ) -> Finding {
     let mut finding = from_line(key, line, entry);
-    let expected_fee = fees.expected(&line.kind, line.gross);
+    // Imported lines carry a currency Waybill knows (the import checks it).
+    let expected_fee = Currency::parse(&line.currency)
+        .map(|currency| fees.expected(&line.kind, line.gross, currency))
+        .unwrap_or(0);
     finding.expected_fee = expected_fee;
     let Some(entry) = entry else {
         if line.kind == "fee" {

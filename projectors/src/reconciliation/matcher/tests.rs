@@ -41,10 +41,10 @@ fn outcomes(findings: &[Finding]) -> Vec<(&str, Outcome)> {
 #[test]
 fn the_capture_fee_is_the_schedule_rounded_half_up() {
     let fees = FeeSchedule::default();
-    assert_eq!(fees.capture_fee(10_000), 290 + 30);
-    assert_eq!(fees.capture_fee(3_240), 94 + 30); // 93.96
-    assert_eq!(fees.capture_fee(50), 1 + 30); // 1.45 rounds down
-    assert_eq!(fees.capture_fee(-10_000), 320);
+    assert_eq!(fees.capture_fee(10_000, usd()), 290 + 30);
+    assert_eq!(fees.capture_fee(3_240, usd()), 94 + 30); // 93.96
+    assert_eq!(fees.capture_fee(50, usd()), 1 + 30); // 1.45 rounds down
+    assert_eq!(fees.capture_fee(-10_000, usd()), 320);
 }
 
 #[test]
@@ -64,13 +64,25 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
         entry("chargeback_lost", "dp_2", 100),
         entry("authorization", "auth_1", 10_000),
     ];
-    let mut eur = line(4, "capture", "cap_eur", 10_870, fees.capture_fee(10_870));
+    let mut eur = line(
+        4,
+        "capture",
+        "cap_eur",
+        10_870,
+        fees.capture_fee(10_870, usd()),
+    );
     eur.currency = "GBP".into();
     eur.original_currency = "USD".into();
     eur.original_amount = 10_000;
     let report = vec![
         line(1, "capture", "cap_ok", 10_000, 320),
-        line(2, "capture", "cap_cent", 4_999, fees.capture_fee(4_999)),
+        line(
+            2,
+            "capture",
+            "cap_cent",
+            4_999,
+            fees.capture_fee(4_999, usd()),
+        ),
         eur,
         line(5, "capture", "cap_fee", 2_000, 500),
         line(6, "capture", "cap_dup", 1_000, 59),
@@ -81,7 +93,7 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
         line(11, "fee", "fee_monthly", 0, 1_500),
         line(12, "capture", "cap_unknown", 800, 53),
     ];
-    let findings = reconcile(&ledger, &report, fees);
+    let findings = reconcile(&ledger, &report, &fees);
     assert_eq!(
         outcomes(&findings),
         vec![
@@ -120,11 +132,7 @@ fn a_converted_line_in_the_wrong_original_currency_is_an_amount_mismatch() {
     let findings = reconcile(
         &[entry("capture", "cap_1", 10_000)],
         &[converted],
-        FeeSchedule {
-            basis_points: 0,
-            fixed: 0,
-            dispute: 0,
-        },
+        &FeeSchedule::new(0, no_fixed_fees()),
     );
     assert_eq!(
         outcomes(&findings),
@@ -141,12 +149,12 @@ fn matching_is_the_same_whatever_order_the_inputs_come_in() {
         line(3, "refund", "b", -40, 0),
     ];
     let fees = FeeSchedule::default();
-    let forward = reconcile(&ledger, &report, fees);
+    let forward = reconcile(&ledger, &report, &fees);
     let mut ledger_rev = ledger.clone();
     ledger_rev.reverse();
     let mut report_rev = report.clone();
     report_rev.reverse();
-    assert_eq!(reconcile(&ledger_rev, &report_rev, fees), forward);
+    assert_eq!(reconcile(&ledger_rev, &report_rev, &fees), forward);
     assert_eq!(forward[1].outcome, Outcome::Duplicate);
     assert_eq!(forward[1].item_key, "capture:a:line2");
 }
@@ -157,4 +165,25 @@ fn outcomes_parse_back_from_their_names() {
         assert_eq!(Outcome::parse(outcome.as_str()), Some(*outcome));
     }
     assert_eq!(Outcome::parse("lost"), None);
+}
+
+fn usd() -> waybill_schemas::Currency {
+    waybill_schemas::Currency::parse("USD").expect("USD")
+}
+
+/// Zero fixed and dispute fees in the currencies the tests use.
+fn no_fixed_fees(
+) -> std::collections::BTreeMap<waybill_schemas::Currency, waybill_schemas::fees::CurrencyFees> {
+    ["USD", "EUR"]
+        .iter()
+        .map(|c| {
+            (
+                waybill_schemas::Currency::parse(c).expect("currency"),
+                waybill_schemas::fees::CurrencyFees {
+                    fixed: 0,
+                    dispute: 0,
+                },
+            )
+        })
+        .collect()
 }

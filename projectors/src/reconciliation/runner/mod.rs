@@ -34,7 +34,7 @@ pub async fn run_reconciliation(
     warehouse: &WarehouseConfig,
     from: NaiveDate,
     to: NaiveDate,
-    fees: FeeSchedule,
+    fees: &FeeSchedule,
     run_version: u64,
 ) -> Result<RunReport, WarehouseError> {
     let client = warehouse.client();

@@ -73,7 +73,7 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
     streams[0].push(refunded_event(orders[0], 3, 500));
     project(&store, &streams).await;
 
-    let fee = fees.capture_fee(3240);
+    let fee = fees.capture_fee(3240, usd());
     let mut converted = settlement_line(
         4,
         "cap_5",
@@ -84,7 +84,8 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
     );
     converted.gross.currency = waybill_schemas::Currency::parse("EUR").expect("EUR");
     converted.net.currency = converted.gross.currency;
-    converted.fee = waybill_schemas::Money::new(fees.capture_fee(2_980), converted.gross.currency);
+    converted.fee =
+        waybill_schemas::Money::new(fees.capture_fee(2_980, usd()), converted.gross.currency);
     converted.net.minor = 2_980 - converted.fee.minor;
     converted.original = Some(waybill_schemas::Money::new(
         3240,
@@ -141,7 +142,7 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
             SettlementLineKind::Capture,
             None,
             1000,
-            fees.capture_fee(1000),
+            fees.capture_fee(1000, usd()),
         ),
         settlement_line(8, "fee_monthly", SettlementLineKind::Fee, None, 0, 1_500),
     ];
@@ -149,7 +150,7 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
     project(&store, &[vec![report.clone()]]).await;
 
     let day = at(0).date_naive();
-    let run = run_reconciliation(&warehouse, day, day, fees, 1)
+    let run = run_reconciliation(&warehouse, day, day, &fees, 1)
         .await
         .expect("run");
     let expected: Vec<(String, String)> = [
@@ -172,7 +173,7 @@ async fn a_report_with_every_awkward_case_yields_exactly_the_expected_discrepanc
 
     // The same report imported again, and a rerun: nothing changes.
     project(&store, &[vec![report]]).await;
-    run_reconciliation(&warehouse, day, day, fees, 2)
+    run_reconciliation(&warehouse, day, day, &fees, 2)
         .await
         .expect("rerun");
     let after = latest(&warehouse).await;
@@ -199,7 +200,7 @@ async fn a_late_report_turns_missing_in_report_into_matched_on_the_next_run() {
     )
     .await;
     let day = at(0).date_naive();
-    run_reconciliation(&warehouse, day, day, fees, 1)
+    run_reconciliation(&warehouse, day, day, &fees, 1)
         .await
         .expect("first run");
     assert_eq!(
@@ -212,10 +213,10 @@ async fn a_late_report_turns_missing_in_report_into_matched_on_the_next_run() {
         SettlementLineKind::Capture,
         Some(order),
         3240,
-        fees.capture_fee(3240),
+        fees.capture_fee(3240, usd()),
     );
     project(&store, &[vec![report_event("r-late", vec![line])]]).await;
-    run_reconciliation(&warehouse, day, day, fees, 2)
+    run_reconciliation(&warehouse, day, day, &fees, 2)
         .await
         .expect("second run");
     let after = latest(&warehouse).await;
@@ -224,4 +225,8 @@ async fn a_late_report_turns_missing_in_report_into_matched_on_the_next_run() {
         after,
         vec![("capture:cap_2".to_owned(), "matched".to_owned())]
     );
+}
+
+fn usd() -> waybill_schemas::Currency {
+    waybill_schemas::Currency::parse("USD").expect("USD")
 }

@@ -491,6 +491,8 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::PaymentChallengeRequired(_)
         | OrderEvent::PaymentDeclined(_)
         | OrderEvent::PaymentAuthorizationExpired(_)
+        // Nothing moved at the gateway.
+        | OrderEvent::PaymentCaptureFailed(_)
         // Store credit moves no money at the gateway (nothing to reconcile); requests and
         // declines move none at all.
         | OrderEvent::ExtraChargeRequested(_)

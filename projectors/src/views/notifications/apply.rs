@@ -72,7 +72,7 @@ mod tests {
     fn links() -> Links {
         Links {
             public_tracking_base_url: "http://127.0.0.1:8081".into(),
-            tracking_secret: b"s".as_slice().into(),
+            tracking: waybill_schemas::access::TrackingKeys::new(b"s".as_slice()),
         }
     }
 

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use waybill_schemas::access::TrackingKeys;
 use waybill_schemas::events::DecodeError;
 use waybill_schemas::{EventEnvelope, OrderId};
 
@@ -42,14 +43,14 @@ use crate::runtime::{View, ViewWrite};
 /// The durable consumer and dead-letter name of this view.
 pub const VIEW_NAME: &str = "notifications";
 
-/// Notification settings; the tracking secret is the one the query API checks tokens with.
+/// Notification settings; the tracking keys are the ones the query API checks tokens with.
 #[derive(Clone)]
 pub struct NotificationsConfig {
     /// Where [`FileSink`] writes messages (development).
     pub dir: PathBuf,
     /// Public base URL of the customer tracking page; links are `<base>/track/<id>?token=..`.
     pub public_tracking_base_url: String,
-    pub tracking_secret: Arc<[u8]>,
+    pub tracking: TrackingKeys,
     /// Messages for events older than this when first processed are not delivered; `None`
     /// delivers everything.
     pub stale_after: Option<Duration>,
@@ -65,7 +66,7 @@ impl NotificationsConfig {
         Self {
             dir: dir.into(),
             public_tracking_base_url: public_tracking_base_url.into(),
-            tracking_secret: tracking_secret.into(),
+            tracking: TrackingKeys::new(tracking_secret),
             stale_after: Some(Duration::from_secs(24 * 3600)),
         }
     }
@@ -73,7 +74,7 @@ impl NotificationsConfig {
     pub fn links(&self) -> Links {
         Links {
             public_tracking_base_url: self.public_tracking_base_url.clone(),
-            tracking_secret: self.tracking_secret.clone(),
+            tracking: self.tracking.clone(),
         }
     }
 }
@@ -83,7 +84,7 @@ impl std::fmt::Debug for NotificationsConfig {
         f.debug_struct("NotificationsConfig")
             .field("dir", &self.dir)
             .field("public_tracking_base_url", &self.public_tracking_base_url)
-            .field("tracking_secret", &"<redacted>")
+            .field("tracking", &self.tracking)
             .field("stale_after", &self.stale_after)
             .finish()
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use waybill_schemas::access::tracking_token;
+use waybill_schemas::access::TrackingKeys;
 use waybill_schemas::events::{
     OrderCancelled, OrderPlaced, PaymentChallengeRequired, PaymentDeclined,
 };
@@ -45,30 +45,22 @@ impl OrderContact {
     }
 }
 
-/// Where customer links point and the secret that signs them.
-#[derive(Clone)]
+/// Where customer links point and the keys that sign them.
+#[derive(Clone, Debug)]
 pub struct Links {
     /// Public base URL of the tracking page, e.g. `https://shop.example/orders`.
     pub public_tracking_base_url: String,
-    pub tracking_secret: std::sync::Arc<[u8]>,
-}
-
-impl std::fmt::Debug for Links {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Links")
-            .field("public_tracking_base_url", &self.public_tracking_base_url)
-            .field("tracking_secret", &"<redacted>")
-            .finish()
-    }
+    pub tracking: TrackingKeys,
 }
 
 impl Links {
-    /// `<base>/track/<order_id>?token=<tracking token>`.
-    pub fn tracking_link(&self, order_id: OrderId) -> String {
+    /// `<base>/track/<order_id>?token=<tracking token>`, the token made at `issued_at` (the
+    /// event's time: the same event always renders the same link).
+    pub fn tracking_link(&self, order_id: OrderId, issued_at: DateTime<Utc>) -> String {
         format!(
             "{}/track/{order_id}?token={}",
             self.public_tracking_base_url.trim_end_matches('/'),
-            tracking_token(&self.tracking_secret, order_id)
+            self.tracking.token(order_id, issued_at)
         )
     }
 }
@@ -180,12 +172,13 @@ pub fn render(
     envelope: &EventEnvelope,
     links: &Links,
 ) -> Vec<Notification> {
+    let link = || links.tracking_link(contact.order_id, envelope.occurred_at);
     let content = match event {
-        OrderEvent::OrderPlaced(placed) => received(contact, placed, links),
+        OrderEvent::OrderPlaced(placed) => received(contact, placed, &link()),
         OrderEvent::PaymentChallengeRequired(challenge) => action_required(contact, challenge),
-        OrderEvent::OrderConfirmed(_) => confirmed(contact, links),
+        OrderEvent::OrderConfirmed(_) => confirmed(contact, &link()),
         OrderEvent::PaymentDeclined(declined) => payment_failed(contact, declined),
-        OrderEvent::OrderCancelled(cancelled) => cancelled_content(contact, cancelled, links),
+        OrderEvent::OrderCancelled(cancelled) => cancelled_content(contact, cancelled, &link()),
         _ => return Vec::new(),
     };
     let mut messages = vec![Notification {
@@ -213,7 +206,7 @@ pub fn render(
     messages
 }
 
-fn received(contact: &OrderContact, placed: &OrderPlaced, links: &Links) -> Content {
+fn received(contact: &OrderContact, placed: &OrderPlaced, link: &str) -> Content {
     let order = &contact.order_ref;
     let items: String = placed
         .lines
@@ -227,7 +220,6 @@ fn received(contact: &OrderContact, placed: &OrderPlaced, links: &Links) -> Cont
             )
         })
         .collect();
-    let link = links.tracking_link(contact.order_id);
     Content {
         kind: NotificationKind::OrderReceived,
         subject: format!("We received your order {order}"),
@@ -263,9 +255,8 @@ fn action_required(contact: &OrderContact, challenge: &PaymentChallengeRequired)
     }
 }
 
-fn confirmed(contact: &OrderContact, links: &Links) -> Content {
+fn confirmed(contact: &OrderContact, link: &str) -> Content {
     let order = &contact.order_ref;
-    let link = links.tracking_link(contact.order_id);
     Content {
         kind: NotificationKind::OrderConfirmed,
         subject: format!("Your order {order} is confirmed"),
@@ -276,7 +267,7 @@ fn confirmed(contact: &OrderContact, links: &Links) -> Content {
             name = contact.name,
             total = contact.grand_total,
         ),
-        sms: format!("Your order {order} is confirmed. Track it: {link}"),
+        sms: format!("Order {order} confirmed: {link}"),
     }
 }
 
@@ -297,10 +288,9 @@ fn payment_failed(contact: &OrderContact, declined: &PaymentDeclined) -> Content
     }
 }
 
-fn cancelled_content(contact: &OrderContact, cancelled: &OrderCancelled, links: &Links) -> Content {
+fn cancelled_content(contact: &OrderContact, cancelled: &OrderCancelled, link: &str) -> Content {
     let order = &contact.order_ref;
     let why = cancel_reason_words(cancelled.reason);
-    let link = links.tracking_link(contact.order_id);
     Content {
         kind: NotificationKind::OrderCancelled,
         subject: format!("Your order {order} was cancelled"),
@@ -318,7 +308,6 @@ fn cancelled_content(contact: &OrderContact, cancelled: &OrderCancelled, links: 
 mod tests {
     use super::*;
     use crate::testing::*;
-    use waybill_schemas::access::verify_tracking_token;
     use waybill_schemas::events::CancelReason;
 
     const SECRET: &[u8] = b"notify-secret";
@@ -326,8 +315,15 @@ mod tests {
     fn links() -> Links {
         Links {
             public_tracking_base_url: "https://shop.example/orders/".into(),
-            tracking_secret: SECRET.into(),
+            tracking: TrackingKeys::new(SECRET),
         }
+    }
+
+    /// Whether `token` opens `order` a minute after `event` (and not with another secret).
+    fn opens(order: OrderId, token: &str, event: &EventEnvelope) -> bool {
+        let at = event.occurred_at + chrono::Duration::minutes(1);
+        let other = TrackingKeys::new(b"another secret".as_slice());
+        links().tracking.verify(order, token, at) && !other.verify(order, token, at)
     }
 
     fn contact_of(placed: &EventEnvelope) -> OrderContact {
@@ -348,7 +344,7 @@ mod tests {
         let start = text.find(&prefix).expect("tracking link") + prefix.len();
         text[start..]
             .chars()
-            .take_while(char::is_ascii_hexdigit)
+            .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
             .collect()
     }
 
@@ -377,8 +373,7 @@ mod tests {
         );
         assert!(email.body.contains("Total  32.40 USD"));
         let token = link_token(&email.body, order);
-        assert!(verify_tracking_token(SECRET, order, &token));
-        assert!(!verify_tracking_token(b"another secret", order, &token));
+        assert!(opens(order, &token, &placed));
     }
 
     #[test]
@@ -394,11 +389,7 @@ mod tests {
         assert!(!sms.body.contains('\n'));
         assert!(sms.body.len() <= 160, "{} chars", sms.body.len());
         assert_ne!(messages[0].id(), sms.id());
-        assert!(verify_tracking_token(
-            SECRET,
-            order,
-            &link_token(&sms.body, order)
-        ));
+        assert!(opens(order, &link_token(&sms.body, order), &placed));
     }
 
     #[test]
@@ -414,7 +405,7 @@ mod tests {
             .is_some_and(|s| s.ends_with("is confirmed")));
         assert!(email.body.contains("(32.40 USD) is confirmed"));
         let token = link_token(&email.body, order);
-        assert!(verify_tracking_token(SECRET, order, &token));
+        assert!(opens(order, &token, &placed));
     }
 
     #[test]

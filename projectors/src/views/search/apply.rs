@@ -19,6 +19,7 @@ const EXCEPTION_TAGS: &[&str] = &[
     "payment_declined",
     "out_of_stock",
     "authorization_expired",
+    "capture_failed",
 ];
 
 /// The document after `event`, given the document before it (`None` before the first event).
@@ -186,6 +187,10 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         OrderEvent::PaymentAuthorizationExpired(_) => {
             document.payment_state = PaymentState::Expired;
             add_tag(document, "authorization_expired");
+        }
+        OrderEvent::PaymentCaptureFailed(_) => {
+            document.payment_state = PaymentState::CaptureFailed;
+            add_tag(document, "capture_failed");
         }
         OrderEvent::OrderConfirmed(_) => {
             if document.status != TrackingStatus::Cancelled {

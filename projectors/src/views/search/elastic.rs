@@ -11,10 +11,10 @@
 use serde_json::{json, Value};
 use waybill_schemas::views::{OrderDocument, SearchFacets, SearchHit};
 
-use super::fields::{enum_word, fuzziness, query_terms, IndexFields, QueryTerm};
+use super::fields::{boost, enum_word, fuzziness, query_terms, IndexFields, QueryTerm, TextMatch};
 use super::highlight::highlight;
 use super::index::SearchIndex;
-use super::query::{Cursor, SearchPage, SearchQuery};
+use super::query::{SearchPage, SearchQuery, SortField};
 use super::tantivy_index::buckets;
 use super::SearchError;
 
@@ -171,41 +171,64 @@ impl ElasticIndex {
         Ok(())
     }
 
+    /// Every way a document can match one term (see [`super::fields`]), boosted for relevance:
+    /// the same clauses as the Tantivy backend.
     fn term_query(term: &QueryTerm) -> Value {
-        let mut any = vec![
-            json!({"term": {"keys": term.raw}}),
-            json!({"prefix": {"email": term.raw}}),
-        ];
-        if let Some(digits) = &term.phone {
-            any.push(json!({"prefix": {"phone_keys": digits}}));
+        let phrase = |field: &str, words: &[String], by: f32| match words {
+            [word] => json!({"term": {field: {"value": word, "boost": by}}}),
+            _ => json!({"match_phrase": {field: {"query": words.join(" "), "boost": by}}}),
+        };
+        let mut any =
+            vec![json!({"term": {"keys": {"value": term.raw, "boost": boost::KEY_EXACT}}})];
+        if term.key_prefix() {
+            any.push(json!({"prefix": {"keys": {"value": term.raw, "boost": boost::KEY_PREFIX}}}));
         }
-        if !term.words.is_empty() {
-            let words: Vec<Value> = term
-                .words
-                .iter()
-                .map(|w| match fuzziness(w) {
-                    0 => json!({"term": {"text": w}}),
-                    d => json!({"fuzzy": {"text": {"value": w, "fuzziness": d, "transpositions": true}}}),
-                })
-                .collect();
-            any.push(json!({"bool": {"must": words}}));
+        if let Some(digits) = &term.phone {
+            any.push(
+                json!({"prefix": {"phone_keys": {"value": digits, "boost": boost::PHONE_PREFIX}}}),
+            );
+        }
+        match term.text() {
+            Some(TextMatch::Word(word)) => {
+                any.push(json!({"term": {"names": {"value": word, "boost": boost::NAME_EXACT}}}));
+                let distance = fuzziness(&word);
+                if distance > 0 {
+                    any.push(json!({"fuzzy": {"names": {
+                        "value": word,
+                        "fuzziness": distance,
+                        "transpositions": true,
+                        "boost": boost::NAME_TYPO,
+                    }}}));
+                }
+                any.push(json!({"term": {"places": {"value": word, "boost": boost::PLACE}}}));
+            }
+            Some(TextMatch::Phrase(words)) => {
+                any.push(phrase("names", &words, boost::NAME_EXACT));
+                any.push(phrase("places", &words, boost::PLACE));
+            }
+            Some(TextMatch::PlacesPhrase(words)) => {
+                any.push(phrase("places", &words, boost::PLACE));
+            }
+            None => {}
         }
         json!({"bool": {"should": any, "minimum_should_match": 1}})
     }
 
     fn search_body(query: &SearchQuery) -> Value {
-        let mut must: Vec<Value> = query_terms(&query.text)
+        let must: Vec<Value> = query_terms(&query.text)
             .iter()
             .map(Self::term_query)
             .collect();
+        // Filters narrow without changing relevance.
+        let mut filter: Vec<Value> = Vec::new();
         let mut must_not: Vec<Value> = Vec::new();
         if !query.status.is_empty() {
             let values: Vec<String> = query.status.iter().map(enum_word).collect();
-            must.push(json!({"terms": {"status": values}}));
+            filter.push(json!({"terms": {"status": values}}));
         }
         if !query.channel.is_empty() {
             let values: Vec<&str> = query.channel.iter().map(|c| c.as_str()).collect();
-            must.push(json!({"terms": {"channel": values}}));
+            filter.push(json!({"terms": {"channel": values}}));
         }
         if query.created_from.is_some() || query.created_to.is_some() {
             let mut range = serde_json::Map::new();
@@ -215,7 +238,7 @@ impl ElasticIndex {
             if let Some(to) = query.created_to {
                 range.insert("lt".into(), json!(to.timestamp_micros()));
             }
-            must.push(json!({"range": {"created_at": range}}));
+            filter.push(json!({"range": {"created_at": range}}));
         }
         if query.total_min.is_some() || query.total_max.is_some() {
             let mut range = serde_json::Map::new();
@@ -225,23 +248,23 @@ impl ElasticIndex {
             if let Some(max) = query.total_max {
                 range.insert("lte".into(), json!(max));
             }
-            must.push(json!({"range": {"total": range}}));
+            filter.push(json!({"range": {"total": range}}));
         }
         for (flag, tag) in [
             (query.has_return, "return"),
             (query.has_exception, "exception"),
         ] {
             match flag {
-                Some(true) => must.push(json!({"term": {"tags": tag}})),
+                Some(true) => filter.push(json!({"term": {"tags": tag}})),
                 Some(false) => must_not.push(json!({"term": {"tags": tag}})),
                 None => {}
             }
         }
         let direction = if query.sort.descending { "desc" } else { "asc" };
         let mut body = json!({
-            "size": query.limit.max(1),
+            "size": query.page_size(),
             "track_total_hits": true,
-            "query": {"bool": {"must": must, "must_not": must_not}},
+            "query": {"bool": {"must": must, "filter": filter, "must_not": must_not}},
             "sort": [
                 {query.sort.field.field(): {"order": direction}},
                 {"order_id": {"order": direction}},
@@ -252,8 +275,15 @@ impl ElasticIndex {
             },
             "_source": ["document"],
         });
-        if let Some(after) = &query.after {
-            body["search_after"] = json!([after.value, after.order_id.to_lowercase()]);
+        match &query.after {
+            // Relevance pages by offset (scores are not stable values to resume after).
+            Some(_) if query.sort.field == SortField::Relevance => {
+                body["from"] = json!(query.offset());
+            }
+            Some(after) => {
+                body["search_after"] = json!([after.value, after.order_id.to_lowercase()]);
+            }
+            None => {}
         }
         body
     }
@@ -397,13 +427,12 @@ impl SearchIndex for ElasticIndex {
         for hit in &raw_hits {
             let document: OrderDocument =
                 serde_json::from_value(hit["_source"]["document"].clone()).map_err(corrupt)?;
-            last = Some(Cursor {
-                sort: query.sort,
-                value: hit["sort"][0].as_i64().unwrap_or_default(),
-                order_id: hit["sort"][1]
+            last = Some((
+                hit["sort"][0].as_i64().unwrap_or_default(),
+                hit["sort"][1]
                     .as_str()
                     .map_or_else(|| document.order_id.clone(), str::to_owned),
-            });
+            ));
             hits.push(SearchHit {
                 highlights: highlight(&document, &terms),
                 document,
@@ -414,11 +443,7 @@ impl SearchIndex for ElasticIndex {
             .or_else(|| body["hits"]["total"].as_u64())
             .unwrap_or(0);
         Ok(SearchPage {
-            next: if hits.len() == query.limit.max(1) {
-                last
-            } else {
-                None
-            },
+            next: query.next_cursor(hits.len(), last),
             hits,
             total,
             facets: SearchFacets {

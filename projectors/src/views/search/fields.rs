@@ -2,14 +2,21 @@
 //! definition, so Tantivy and the Elasticsearch/OpenSearch API match the same documents for the
 //! same query (the shared test suite checks it).
 //!
-//! - `text`: analysed words (customer and address names, streets, cities, postcodes, product
-//!   names, SKUs, channel ref), matched with typo tolerance (Levenshtein distance 0 for terms of
-//!   1–2 characters, 1 for 3–5, 2 beyond, like Elasticsearch's `fuzziness: AUTO`);
-//! - `keys`: exact identifiers, lowercased (order id, channel order ref, email, SKUs, tracking
-//!   and RMA numbers);
-//! - `email`: the lowercased address, matched by prefix;
+//! Indexed fields:
+//! - `names`: analysed words of the customer's and the addresses' names and of product names,
+//!   the only text matched with typo tolerance (Levenshtein distance 0 for words of 1–2
+//!   characters, 1 for 3–5, 2 beyond, like Elasticsearch's `fuzziness: AUTO`; none for words
+//!   with digits);
+//! - `places`: analysed words of the addresses (street, city, region, postcode, country),
+//!   matched exactly;
+//! - `keys`: identifiers, lowercased and whole (order id, channel order ref, email, SKUs,
+//!   tracking and RMA numbers), matched exactly or by prefix, never split into words;
 //! - `phone_keys`: the phone's digits and its trailing 7+ digit suffixes, matched by prefix, so
 //!   `+1 217 555`, `2175550142` and `555-0142` all find `+1 217 555 0142`.
+//!
+//! How a query term matches: see [`QueryTerm`]. Relevance: an exact identifier scores highest,
+//! then an identifier or phone prefix, then a phrase or exact word in names, then a word found
+//! only with a typo, then an address word (the boosts below, the same in both backends).
 
 use serde::{Deserialize, Serialize};
 use waybill_schemas::views::OrderDocument;
@@ -18,13 +25,26 @@ use waybill_schemas::views::OrderDocument;
 pub const MIN_PHONE_DIGITS: usize = 4;
 /// Shortest phone suffix indexed (a local number without area code).
 const MIN_PHONE_SUFFIX: usize = 7;
+/// Shortest term matched as the prefix of an identifier (shorter ones must match whole).
+pub const MIN_KEY_PREFIX: usize = 3;
+
+/// Score boosts of each way a term can match (see the module docs).
+pub mod boost {
+    pub const KEY_EXACT: f32 = 8.0;
+    pub const KEY_PREFIX: f32 = 4.0;
+    pub const PHONE_PREFIX: f32 = 4.0;
+    pub const NAME_EXACT: f32 = 2.0;
+    pub const NAME_TYPO: f32 = 1.0;
+    pub const PLACE: f32 = 1.0;
+}
 
 /// The fields derived from a document for indexing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexFields {
-    pub text: String,
+    /// One value per name (a phrase never spans two).
+    pub names: Vec<String>,
+    pub places: Vec<String>,
     pub keys: Vec<String>,
-    pub email: String,
     pub phone_keys: Vec<String>,
     pub status: String,
     pub channel: String,
@@ -41,14 +61,12 @@ pub fn digits(raw: &str) -> String {
 
 impl IndexFields {
     pub fn of(document: &OrderDocument) -> Self {
-        let mut text = vec![
-            document.customer.name.clone(),
-            document.channel_order_ref.clone(),
-        ];
+        let mut names = vec![document.customer.name.clone()];
+        let mut places = Vec::new();
         for address in std::iter::once(&document.shipping_address).chain(&document.billing_address)
         {
-            text.extend([
-                address.name.clone(),
+            names.push(address.name.clone());
+            places.extend([
                 address.line1.clone(),
                 address.line2.clone().unwrap_or_default(),
                 address.city.clone(),
@@ -57,11 +75,9 @@ impl IndexFields {
                 address.country.clone(),
             ]);
         }
-        for line in &document.lines {
-            text.push(line.name.clone());
-            text.push(line.sku.clone());
-        }
-        text.retain(|t| !t.is_empty());
+        names.extend(document.lines.iter().map(|line| line.name.clone()));
+        names.retain(|t| !t.is_empty());
+        places.retain(|t| !t.is_empty());
 
         let mut keys = vec![
             document.order_id.to_lowercase(),
@@ -71,6 +87,7 @@ impl IndexFields {
         keys.extend(document.lines.iter().map(|l| l.sku.to_lowercase()));
         keys.extend(document.tracking_numbers.iter().map(|t| t.to_lowercase()));
         keys.extend(document.rma_numbers.iter().map(|t| t.to_lowercase()));
+        keys.retain(|k| !k.is_empty());
         keys.sort();
         keys.dedup();
 
@@ -91,9 +108,9 @@ impl IndexFields {
         }
 
         Self {
-            text: text.join(" \n "),
+            names,
+            places,
             keys,
-            email: document.customer.email.to_lowercase(),
             phone_keys,
             status: enum_word(&document.status),
             channel: document.channel.as_str().to_owned(),
@@ -135,16 +152,71 @@ pub fn fuzziness(word: &str) -> u8 {
     }
 }
 
+/// Characters that make a term an identifier (`SKU-0004`, `ada@example.com`, `RMA_7`,
+/// `1Z999…`) rather than a word of a name.
+const IDENTIFIER_MARKS: &str = "-_@#/:.+";
+
+/// What a term may match in the indexed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextMatch {
+    /// One plain word: names with its typo allowance, places exactly.
+    Word(String),
+    /// Plain words joined by other punctuation (`O'Brien`): the exact phrase in names or
+    /// places.
+    Phrase(Vec<String>),
+    /// An identifier-shaped term: never names (a SKU's fragments must not find a customer);
+    /// its words as an exact phrase in places only (`221b`, `SW1A`, `Königs-Allee`).
+    PlacesPhrase(Vec<String>),
+}
+
 /// One whitespace-separated part of a free-text query. A document matches the query when it
 /// matches every term; it matches a term when any of these does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryTerm {
-    /// The term lowercased, for `keys` (exact) and `email` (prefix).
+    /// The term lowercased, for `keys`: exact, or prefix when at least [`MIN_KEY_PREFIX`]
+    /// characters long.
     pub raw: String,
-    /// Its analysed words, each matched in `text` with [`fuzziness`]; all must match.
+    /// Its analysed words (for highlighting and [`Self::text`]).
     pub words: Vec<String>,
     /// Its digits when it can be (part of) a phone number.
     pub phone: Option<String>,
+}
+
+impl QueryTerm {
+    /// Whether the term may match identifiers by prefix.
+    pub fn key_prefix(&self) -> bool {
+        self.raw.chars().count() >= MIN_KEY_PREFIX
+    }
+
+    /// Whether the term looks like an identifier: it has a digit or joins parts with
+    /// identifier punctuation. Such a term is never matched with typos or in names.
+    pub fn identifier_shaped(&self) -> bool {
+        self.raw
+            .chars()
+            .any(|c| c.is_ascii_digit() || IDENTIFIER_MARKS.contains(c))
+    }
+
+    /// How the term matches analysed text, if at all.
+    pub fn text(&self) -> Option<TextMatch> {
+        match self.words.as_slice() {
+            [] => None,
+            _ if self.identifier_shaped() => Some(TextMatch::PlacesPhrase(self.words.clone())),
+            [word] => Some(TextMatch::Word(word.clone())),
+            words => Some(TextMatch::Phrase(words.to_vec())),
+        }
+    }
+
+    /// Whether `word` (of a name) matches this term as the backends do: with the typo
+    /// allowance for a plain word, exactly for a word of a phrase.
+    pub fn matches_name_word(&self, word: &str) -> bool {
+        match self.text() {
+            Some(TextMatch::Word(q)) => {
+                super::highlight::edit_distance(&q, word) <= usize::from(fuzziness(&q))
+            }
+            Some(TextMatch::Phrase(words)) => words.iter().any(|q| q == word),
+            _ => false,
+        }
+    }
 }
 
 /// Splits free text into terms. A query that is only a phone number with spaces
@@ -194,6 +266,46 @@ mod tests {
             ["ada", "lovelace"]
         );
         assert_eq!(terms[0].phone, None);
+    }
+
+    #[test]
+    fn identifiers_never_reach_names_and_plain_words_do() {
+        let text = |q: &str| query_terms(q)[0].text();
+        assert_eq!(
+            text("TEE-RED-M"),
+            Some(TextMatch::PlacesPhrase(vec![
+                "tee".into(),
+                "red".into(),
+                "m".into()
+            ]))
+        );
+        assert_eq!(
+            text("ada@example.com"),
+            Some(TextMatch::PlacesPhrase(vec![
+                "ada".into(),
+                "example".into(),
+                "com".into()
+            ]))
+        );
+        assert_eq!(text("Lovelace"), Some(TextMatch::Word("lovelace".into())));
+        assert_eq!(
+            text("O'Brien"),
+            Some(TextMatch::Phrase(vec!["o".into(), "brien".into()]))
+        );
+        assert_eq!(text("…"), None);
+        let sku = &query_terms("SKU-0004")[0];
+        assert!(sku.identifier_shaped() && sku.key_prefix());
+        assert!(!query_terms("ab")[0].key_prefix());
+    }
+
+    #[test]
+    fn a_name_word_matches_with_typos_only_for_a_plain_word() {
+        let term = &query_terms("lovlace")[0];
+        assert!(term.matches_name_word("lovelace"));
+        let phrase = &query_terms("o'brien")[0];
+        assert!(phrase.matches_name_word("brien") && !phrase.matches_name_word("brian"));
+        let sku = &query_terms("TEE-RED-M")[0];
+        assert!(!sku.matches_name_word("tee"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use waybill_schemas::views::{Highlight, OrderDocument};
 
-use super::fields::{digits, fuzziness, QueryTerm, MIN_PHONE_DIGITS};
+use super::fields::{digits, QueryTerm, TextMatch, MIN_PHONE_DIGITS};
 
 /// Edit distance with adjacent transpositions counting one edit (optimal string alignment),
 /// the distance both backends use for typo tolerance.
@@ -27,16 +27,28 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn word_matches(word: &str, terms: &[QueryTerm]) -> bool {
-    let word = word.to_lowercase();
-    terms.iter().flat_map(|t| &t.words).any(|q| {
-        let allowed = usize::from(fuzziness(q));
-        edit_distance(q, &word) <= allowed
+/// Whether a word of a name (customer, address or product name) matches a term.
+fn name_word(word: &str, terms: &[QueryTerm]) -> bool {
+    terms.iter().any(|t| t.matches_name_word(word))
+}
+
+/// Whether a word of an address matches a term (exactly: no typos in places).
+fn place_word(word: &str, terms: &[QueryTerm]) -> bool {
+    terms.iter().any(|t| match t.text() {
+        Some(TextMatch::Word(q)) => q == word,
+        Some(TextMatch::Phrase(words) | TextMatch::PlacesPhrase(words)) => {
+            words.iter().any(|q| q == word)
+        }
+        None => false,
     })
 }
 
-/// `value` with every word that matches a term wrapped, or `None` if none does.
-fn mark_words(value: &str, terms: &[QueryTerm]) -> Option<String> {
+/// `value` with every word for which `matches` holds wrapped, or `None` if none does.
+fn mark_words(
+    value: &str,
+    terms: &[QueryTerm],
+    matches: fn(&str, &[QueryTerm]) -> bool,
+) -> Option<String> {
     let mut out = String::with_capacity(value.len() + 16);
     let mut word = String::new();
     let mut any = false;
@@ -44,7 +56,7 @@ fn mark_words(value: &str, terms: &[QueryTerm]) -> Option<String> {
         if word.is_empty() {
             return;
         }
-        if word_matches(word, terms) {
+        if matches(&word.to_lowercase(), terms) {
             *any = true;
             out.push_str("<em>");
             out.push_str(word);
@@ -66,6 +78,21 @@ fn mark_words(value: &str, terms: &[QueryTerm]) -> Option<String> {
     any.then_some(out)
 }
 
+/// An identifier with the longest term it equals or starts with (see
+/// [`QueryTerm::key_prefix`]) wrapped, or `None`.
+fn mark_key(value: &str, terms: &[QueryTerm]) -> Option<String> {
+    let lower = value.to_lowercase();
+    terms
+        .iter()
+        .filter(|t| lower == t.raw || (t.key_prefix() && lower.starts_with(&t.raw)))
+        .map(|t| t.raw.chars().count())
+        .max()
+        .map(|n| {
+            let split = value.char_indices().nth(n).map_or(value.len(), |(i, _)| i);
+            format!("<em>{}</em>{}", &value[..split], &value[split..])
+        })
+}
+
 fn mark_whole(value: &str) -> String {
     format!("<em>{value}</em>")
 }
@@ -84,35 +111,17 @@ pub fn highlight(document: &OrderDocument, terms: &[QueryTerm]) -> Vec<Highlight
             });
         }
     };
-    let exact = |value: &str| {
-        let lower = value.to_lowercase();
-        terms
-            .iter()
-            .any(|t| t.raw == lower)
-            .then(|| mark_whole(value))
-    };
 
-    push("order_id", exact(&document.order_id));
+    push("order_id", mark_key(&document.order_id, terms));
     push(
         "channel_order_ref",
-        exact(&document.channel_order_ref)
-            .or_else(|| mark_words(&document.channel_order_ref, terms)),
+        mark_key(&document.channel_order_ref, terms),
     );
-    push("customer.name", mark_words(&document.customer.name, terms));
-    let email = &document.customer.email;
-    let lower_email = email.to_lowercase();
     push(
-        "customer.email",
-        terms
-            .iter()
-            .filter(|t| lower_email.starts_with(&t.raw))
-            .map(|t| t.raw.chars().count())
-            .max()
-            .map(|n| {
-                let split = email.char_indices().nth(n).map_or(email.len(), |(i, _)| i);
-                format!("<em>{}</em>{}", &email[..split], &email[split..])
-            }),
+        "customer.name",
+        mark_words(&document.customer.name, terms, name_word),
     );
+    push("customer.email", mark_key(&document.customer.email, terms));
     if let Some(phone) = &document.customer.phone {
         let phone_digits = digits(phone);
         let hit = terms.iter().filter_map(|t| t.phone.as_deref()).any(|q| {
@@ -125,11 +134,8 @@ pub fn highlight(document: &OrderDocument, terms: &[QueryTerm]) -> Vec<Highlight
         push("customer.phone", hit.then(|| mark_whole(phone)));
     }
     for line in &document.lines {
-        push(
-            "lines.sku",
-            exact(&line.sku).or_else(|| mark_words(&line.sku, terms)),
-        );
-        push("lines.name", mark_words(&line.name, terms));
+        push("lines.sku", mark_key(&line.sku, terms));
+        push("lines.name", mark_words(&line.name, terms, name_word));
     }
     for (prefix, address) in std::iter::once(("shipping_address", &document.shipping_address))
         .chain(
@@ -139,22 +145,28 @@ pub fn highlight(document: &OrderDocument, terms: &[QueryTerm]) -> Vec<Highlight
                 .map(|a| ("billing_address", a)),
         )
     {
-        push(&format!("{prefix}.name"), mark_words(&address.name, terms));
+        push(
+            &format!("{prefix}.name"),
+            mark_words(&address.name, terms, name_word),
+        );
         push(
             &format!("{prefix}.line1"),
-            mark_words(&address.line1, terms),
+            mark_words(&address.line1, terms, place_word),
         );
-        push(&format!("{prefix}.city"), mark_words(&address.city, terms));
+        push(
+            &format!("{prefix}.city"),
+            mark_words(&address.city, terms, place_word),
+        );
         push(
             &format!("{prefix}.postal_code"),
-            mark_words(&address.postal_code, terms),
+            mark_words(&address.postal_code, terms, place_word),
         );
     }
     for number in &document.tracking_numbers {
-        push("tracking_numbers", exact(number));
+        push("tracking_numbers", mark_key(number, terms));
     }
     for number in &document.rma_numbers {
-        push("rma_numbers", exact(number));
+        push("rma_numbers", mark_key(number, terms));
     }
     out
 }
@@ -174,8 +186,25 @@ mod tests {
 
     #[test]
     fn typo_in_a_name_highlights_the_real_word() {
-        let marked = mark_words("Ada Lovelace", &query_terms("lovelcae")).expect("matches");
+        let marked =
+            mark_words("Ada Lovelace", &query_terms("lovelcae"), name_word).expect("matches");
         assert_eq!(marked, "Ada <em>Lovelace</em>");
-        assert_eq!(mark_words("Ada Lovelace", &query_terms("byron")), None);
+        assert_eq!(
+            mark_words("Ada Lovelace", &query_terms("byron"), name_word),
+            None
+        );
+    }
+
+    #[test]
+    fn an_identifier_prefix_is_highlighted_and_its_fragments_are_not() {
+        assert_eq!(
+            mark_key("TEE-RED-M", &query_terms("tee-red")).as_deref(),
+            Some("<em>TEE-RED</em>-M")
+        );
+        assert_eq!(mark_key("TEE-RED-M", &query_terms("red")), None);
+        assert_eq!(
+            mark_words("Red tee", &query_terms("TEE-RED-M"), name_word),
+            None
+        );
     }
 }

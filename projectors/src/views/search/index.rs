@@ -29,6 +29,23 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
         documents: Vec<OrderDocument>,
     ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send;
 
+    /// Writes like [`SearchIndex::upsert`] without making the documents durable yet: they
+    /// are durable after the next [`SearchIndex::commit`]. [`SearchIndex::get`] in this
+    /// process sees them at once. Backends whose writes are durable when acknowledged
+    /// (Elasticsearch's translog) simply upsert.
+    fn stage(
+        &self,
+        documents: Vec<OrderDocument>,
+    ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send {
+        self.upsert(documents)
+    }
+
+    /// Makes every staged document durable and searchable. An error means the staged
+    /// documents are lost and their events must be applied again.
+    fn commit(&self) -> impl Future<Output = Result<(), SearchError>> + Send {
+        async { Ok(()) }
+    }
+
     fn search(
         &self,
         query: &SearchQuery,
@@ -40,6 +57,31 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
 pub enum SearchBackend {
     Tantivy(TantivyIndex),
     Elastic(ElasticIndex),
+}
+
+impl SearchBackend {
+    /// Whether the index answers: the embedded index's directory is there; the
+    /// Elasticsearch/OpenSearch alias resolves to an index.
+    pub async fn ping(&self) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => std::fs::metadata(index.dir())
+                .map(|_| ())
+                .map_err(|source| SearchError::Io {
+                    dir: index.dir().display().to_string(),
+                    source,
+                }),
+            Self::Elastic(index) => {
+                if index.alias_indices().await?.is_empty() {
+                    Err(SearchError::Elastic {
+                        status: 404,
+                        detail: format!("alias {} points at no index", index.alias()),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
 }
 
 impl SearchIndex for SearchBackend {
@@ -61,6 +103,20 @@ impl SearchIndex for SearchBackend {
         match self {
             Self::Tantivy(index) => index.upsert(documents).await,
             Self::Elastic(index) => index.upsert(documents).await,
+        }
+    }
+
+    async fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.stage(documents).await,
+            Self::Elastic(index) => index.stage(documents).await,
+        }
+    }
+
+    async fn commit(&self) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => index.commit().await,
+            Self::Elastic(index) => index.commit().await,
         }
     }
 

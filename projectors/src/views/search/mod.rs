@@ -117,11 +117,23 @@ impl SearchConfig {
 #[derive(Clone)]
 pub struct SearchProjection<I: SearchIndex> {
     index: I,
+    commit_interval: Option<std::time::Duration>,
 }
 
 impl<I: SearchIndex> SearchProjection<I> {
+    /// Commits the index once per batch.
     pub fn new(index: I) -> Self {
-        Self { index }
+        Self {
+            index,
+            commit_interval: None,
+        }
+    }
+
+    /// Commits the index at most `interval` after the first uncommitted write, like a refresh
+    /// interval; events are acknowledged after the commit that contains their document.
+    pub fn with_commit_interval(mut self, interval: std::time::Duration) -> Self {
+        self.commit_interval = Some(interval);
+        self
     }
     pub fn index(&self) -> &I {
         &self.index
@@ -165,12 +177,23 @@ impl<I: SearchIndex> View for SearchProjection<I> {
         apply(state, event)
     }
 
-    /// One upsert (one commit / refresh) for the whole batch. A document the index already
-    /// holds at the same or a newer version reports `false`: the runtime reloads it and finds
-    /// its events to be duplicates.
+    /// One upsert (one commit / refresh) for the whole batch, or, with a commit interval, the
+    /// documents staged for the next commit. A document the index already holds at the same or
+    /// a newer version reports `false`: the runtime reloads it and finds its events to be
+    /// duplicates.
     async fn store(&self, writes: Vec<ViewWrite<OrderDocument>>) -> Result<Vec<bool>, SearchError> {
-        self.index
-            .upsert(writes.into_iter().map(|w| w.state).collect())
-            .await
+        let documents = writes.into_iter().map(|w| w.state).collect();
+        match self.commit_interval {
+            Some(_) => self.index.stage(documents).await,
+            None => self.index.upsert(documents).await,
+        }
+    }
+
+    fn commit_interval(&self) -> Option<std::time::Duration> {
+        self.commit_interval
+    }
+
+    async fn commit(&self) -> Result<(), SearchError> {
+        self.index.commit().await
     }
 }

@@ -32,23 +32,34 @@ pub struct SearchQuery {
     pub after: Option<Cursor>,
 }
 
+/// Largest number of hits a relevance-ranked search pages through (like Elasticsearch's
+/// `max_result_window`); narrow the query or sort by a field to go further.
+pub const MAX_RELEVANCE_WINDOW: usize = 10_000;
+
 /// Field to order by; ties are broken by order id in the same direction, so pages never skip
 /// or repeat an order.
+///
+/// `Relevance` ranks by how well the free text matched (see [`super::fields`] for the
+/// boosts), best first; ties, and every hit of a query without text, go newest first by order
+/// id (ids are UUIDv7: time-ordered). Its pages are counted by offset, up to
+/// [`MAX_RELEVANCE_WINDOW`]: scores are not stable values to resume after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortField {
     #[default]
     CreatedAt,
     UpdatedAt,
     Total,
+    Relevance,
 }
 
 impl SortField {
-    /// The indexed field's name (the same in both backends).
+    /// The indexed field's name (the same in both backends); `_score` for relevance.
     pub fn field(self) -> &'static str {
         match self {
             Self::CreatedAt => "created_at",
             Self::UpdatedAt => "updated_at",
             Self::Total => "total",
+            Self::Relevance => "_score",
         }
     }
 }
@@ -60,9 +71,12 @@ pub struct Sort {
 }
 
 impl Sort {
-    /// `created_at`, `-created_at` (newest first, the default), `updated_at`, `-updated_at`,
-    /// `total`, `-total`.
+    /// `relevance` (best match first), `created_at`, `-created_at` (newest first),
+    /// `updated_at`, `-updated_at`, `total`, `-total`.
     pub fn parse(raw: &str) -> Option<Self> {
+        if raw == "relevance" {
+            return Some(Self::relevance());
+        }
         let (descending, name) = match raw.strip_prefix('-') {
             Some(name) => (true, name),
             None => (false, raw),
@@ -75,6 +89,21 @@ impl Sort {
         };
         Some(Self { field, descending })
     }
+    /// The order when none is asked for: by relevance when there is free text to rank by,
+    /// newest first when there is none.
+    pub fn default_for(text: &str) -> Self {
+        if text.trim().is_empty() {
+            Self::newest_first()
+        } else {
+            Self::relevance()
+        }
+    }
+    pub fn relevance() -> Self {
+        Self {
+            field: SortField::Relevance,
+            descending: true,
+        }
+    }
     pub fn newest_first() -> Self {
         Self {
             field: SortField::CreatedAt,
@@ -82,6 +111,9 @@ impl Sort {
         }
     }
     fn code(self) -> String {
+        if self.field == SortField::Relevance {
+            return "relevance".to_owned();
+        }
         format!(
             "{}{}",
             if self.descending { "-" } else { "" },
@@ -90,7 +122,8 @@ impl Sort {
     }
 }
 
-/// Where a page ended: the last hit's sort value and order id. Opaque to clients (hex of
+/// Where a page ended: the last hit's sort value and order id (for relevance: the number of
+/// hits already returned, and the last one's id). Opaque to clients (hex of
 /// `<sort>|<value>|<order id>`); a cursor is only valid with the sort it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -121,6 +154,51 @@ impl Cursor {
             sort,
             value,
             order_id: order_id.to_owned(),
+        })
+    }
+}
+
+impl SearchQuery {
+    /// Hits a relevance-ranked page skips (from its cursor); 0 for other sorts.
+    pub fn offset(&self) -> usize {
+        match (&self.sort.field, &self.after) {
+            (SortField::Relevance, Some(after)) => usize::try_from(after.value)
+                .unwrap_or(0)
+                .min(MAX_RELEVANCE_WINDOW),
+            _ => 0,
+        }
+    }
+
+    /// The page size (at least one hit; a relevance page never reaches past the window).
+    pub fn page_size(&self) -> usize {
+        let limit = self.limit.max(1);
+        match self.sort.field {
+            SortField::Relevance => limit.min(MAX_RELEVANCE_WINDOW - self.offset()),
+            _ => limit,
+        }
+    }
+
+    /// The cursor after a page of `returned` hits ending at `last` (sort value, order id):
+    /// `None` when the page was not full, or a relevance page reached the window's end.
+    pub fn next_cursor(&self, returned: usize, last: Option<(i64, String)>) -> Option<Cursor> {
+        let (value, order_id) = last?;
+        if returned < self.limit.max(1) {
+            return None;
+        }
+        let value = match self.sort.field {
+            SortField::Relevance => {
+                let next = self.offset() + returned;
+                if next >= MAX_RELEVANCE_WINDOW {
+                    return None;
+                }
+                i64::try_from(next).ok()?
+            }
+            _ => value,
+        };
+        Some(Cursor {
+            sort: self.sort,
+            value,
+            order_id,
         })
     }
 }
@@ -162,5 +240,15 @@ mod tests {
             })
         );
         assert_eq!(Sort::parse("name"), None);
+        assert_eq!(Sort::parse("relevance"), Some(Sort::relevance()));
+        assert_eq!(Sort::parse("-relevance"), None);
+        assert_eq!(Sort::default_for(" "), Sort::newest_first());
+        assert_eq!(Sort::default_for("ada"), Sort::relevance());
+        let cursor = Cursor {
+            sort: Sort::relevance(),
+            value: 40,
+            order_id: "0190f0c4-0000-7000-8000-000000000001".into(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
     }
 }

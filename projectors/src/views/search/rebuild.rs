@@ -15,6 +15,8 @@ use waybill_schemas::views::OrderDocument;
 use waybill_schemas::{EventEnvelope, OrderId};
 use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor};
 
+use crate::runtime::CatchUpError;
+
 use super::{apply, ElasticIndex, SearchBackend, SearchError, SearchIndex, TantivyIndex};
 
 /// How far before the replay's last event the post-swap catch-up starts reading again.
@@ -169,33 +171,21 @@ async fn replay<I: SearchIndex>(
     }
 }
 
-/// Applies `events` (ascending) to `document`, skipping versions it has and reading missing
-/// ones from the store. The inner `Err` means the order's events do not apply.
+/// Applies `events` (ascending) to `document` with the runtime's gap filling. The inner `Err`
+/// means the order's events do not apply or are not all in the log.
 async fn catch_up(
     store: &EventStore,
-    mut document: Option<OrderDocument>,
+    document: Option<OrderDocument>,
     events: Vec<EventEnvelope>,
-) -> Result<Result<Option<OrderDocument>, SearchError>, SearchRebuildError> {
-    for event in events {
-        let last = document.as_ref().map_or(0, |d| d.version);
-        if event.stream_version <= last {
-            continue;
-        }
-        let mut todo = Vec::new();
-        if event.stream_version > last + 1 {
-            todo = store
-                .read_stream(&event.stream_id, last + 1, Some(event.stream_version - 1))
-                .await?;
-        }
-        todo.push(event);
-        for event in &todo {
-            match apply(document.as_ref(), event) {
-                Ok(next) => document = Some(next),
-                Err(err) => return Ok(Err(err)),
-            }
-        }
-    }
-    Ok(Ok(document))
+) -> Result<Result<Option<OrderDocument>, CatchUpError<SearchError>>, SearchRebuildError> {
+    Ok(crate::runtime::catch_up(
+        store,
+        document,
+        |d: &OrderDocument| d.version,
+        events,
+        apply,
+    )
+    .await?)
 }
 
 /// Opens the configured backend for a rebuild: the Tantivy writer (fails while the projector
@@ -205,8 +195,8 @@ pub async fn open_for_rebuild(config: &super::SearchConfig) -> Result<SearchBack
         Some(url) => Ok(SearchBackend::Elastic(
             ElasticIndex::connect(url, &config.prefix).await?,
         )),
-        None => Ok(SearchBackend::Tantivy(TantivyIndex::open_writer(
-            config.dir.clone(),
-        )?)),
+        None => Ok(SearchBackend::Tantivy(
+            TantivyIndex::open_writer_for_rebuild(config.dir.clone())?,
+        )),
     }
 }

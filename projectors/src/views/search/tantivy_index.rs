@@ -1,7 +1,10 @@
 //! The embedded backend: a Tantivy index in a directory on disk (`WAYBILL_SEARCH_DIR`).
 //!
-//! One process holds the writer (the search projector; Tantivy's lock file refuses a second)
-//! and commits once per [`SearchIndex::upsert`] call, i.e. once per runtime batch. Each
+//! One process holds the writer (the search projector; Tantivy's lock file refuses a second).
+//! The projector stages documents ([`SearchIndex::stage`]) and commits on a time policy
+//! ([`SearchIndex::commit`], every `WAYBILL_SEARCH_COMMIT_MS`), like a refresh interval; a
+//! staged document is read back by this process at once, and its events are acknowledged only
+//! after the commit that made it durable. Each
 //! document stores its order's stream version; the writer reads it before every update and
 //! skips a document whose stored version is the same or newer. Other processes (the query API
 //! when run on its own) open the directory with a reader that reloads when a commit lands.
@@ -13,10 +16,13 @@ use std::sync::{Arc, Mutex};
 
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
-use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query,
+    RangeQuery, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -26,10 +32,10 @@ use tantivy::{
 };
 use waybill_schemas::views::{FacetCount, OrderDocument, SearchFacets, SearchHit};
 
-use super::fields::{enum_word, query_terms, IndexFields, QueryTerm};
+use super::fields::{boost, enum_word, fuzziness, query_terms, IndexFields, QueryTerm, TextMatch};
 use super::highlight::highlight;
 use super::index::SearchIndex;
-use super::query::{Cursor, SearchPage, SearchQuery};
+use super::query::{Cursor, SearchPage, SearchQuery, SortField};
 use super::SearchError;
 
 /// Writer memory budget (Tantivy flushes a segment when it is used up).
@@ -39,9 +45,9 @@ const WRITER_HEAP: usize = 64_000_000;
 struct Fields {
     order_id: Field,
     document: Field,
-    text: Field,
+    names: Field,
+    places: Field,
     keys: Field,
-    email: Field,
     phone_keys: Field,
     status: Field,
     channel: Field,
@@ -56,9 +62,9 @@ fn schema() -> (Schema, Fields) {
     let fields = Fields {
         order_id: b.add_text_field("order_id", STRING | STORED | FAST),
         document: b.add_bytes_field("document", STORED),
-        text: b.add_text_field("text", TEXT),
+        names: b.add_text_field("names", TEXT),
+        places: b.add_text_field("places", TEXT),
         keys: b.add_text_field("keys", STRING),
-        email: b.add_text_field("email", STRING),
         phone_keys: b.add_text_field("phone_keys", STRING),
         status: b.add_text_field("status", STRING | FAST),
         channel: b.add_text_field("channel", STRING | FAST),
@@ -70,11 +76,18 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// The writer and the documents it holds that no commit has made durable yet.
+struct Writer {
+    writer: IndexWriter,
+    /// Order id → the document staged for it since the last commit; reads see these first.
+    staged: HashMap<String, OrderDocument>,
+}
+
 struct Inner {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
-    writer: Option<Mutex<IndexWriter>>,
+    writer: Option<Mutex<Writer>>,
     fields: Fields,
 }
 
@@ -99,8 +112,29 @@ fn open_index(dir: &Path) -> Result<(Index, Fields), SearchError> {
         detail: e.to_string(),
     })?;
     let (schema, fields) = schema();
-    let index = Index::open_or_create(directory, schema).map_err(tantivy_err(dir))?;
+    let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+        tantivy::TantivyError::SchemaError(_) => SearchError::Tantivy {
+            dir: dir.display().to_string(),
+            detail: format!(
+                "the index was made with other fields ({e}): run `waybill rebuild search` \
+                 (the search projector stopped) to make it anew"
+            ),
+        },
+        e => tantivy_err(dir)(e),
+    })?;
     Ok((index, fields))
+}
+
+/// Whether the directory holds an index made with another schema (an earlier version's
+/// fields).
+fn holds_other_schema(dir: &Path) -> bool {
+    let Ok(directory) = MmapDirectory::open(dir) else {
+        return false;
+    };
+    match Index::open(directory) {
+        Ok(index) => index.schema() != schema().0,
+        Err(_) => false,
+    }
 }
 
 impl TantivyIndex {
@@ -121,9 +155,26 @@ impl TantivyIndex {
             dir,
             index,
             reader,
-            writer: Some(Mutex::new(writer)),
+            writer: Some(Mutex::new(Writer {
+                writer,
+                staged: HashMap::new(),
+            })),
             fields,
         })))
+    }
+
+    /// Like [`Self::open_writer`], but an index made with other fields (an earlier version's)
+    /// is removed first: for a rebuild, which replays everything anyway.
+    pub fn open_writer_for_rebuild(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let dir = dir.into();
+        if holds_other_schema(&dir) {
+            tracing::warn!(dir = %dir.display(), "search index has other fields: making it anew");
+            std::fs::remove_dir_all(&dir).map_err(|source| SearchError::Io {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Self::open_writer(dir)
     }
 
     /// Opens (creating if needed) the index in `dir` for searching only; the reader picks up
@@ -155,10 +206,12 @@ impl TantivyIndex {
         blocking(move || {
             let writer = inner.writer.as_ref().ok_or(SearchError::ReadOnly)?;
             let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+            writer.staged.clear();
             writer
+                .writer
                 .delete_all_documents()
                 .map_err(tantivy_err(&inner.dir))?;
-            writer.commit().map_err(tantivy_err(&inner.dir))?;
+            writer.writer.commit().map_err(tantivy_err(&inner.dir))?;
             inner.reader.reload().map_err(tantivy_err(&inner.dir))?;
             Ok(())
         })
@@ -222,11 +275,15 @@ impl Inner {
         let mut doc = TantivyDocument::default();
         doc.add_text(f.order_id, document.order_id.to_lowercase());
         doc.add_bytes(f.document, &json);
-        doc.add_text(f.text, &derived.text);
+        for name in &derived.names {
+            doc.add_text(f.names, name);
+        }
+        for place in &derived.places {
+            doc.add_text(f.places, place);
+        }
         for key in &derived.keys {
             doc.add_text(f.keys, key);
         }
-        doc.add_text(f.email, &derived.email);
         for key in &derived.phone_keys {
             doc.add_text(f.phone_keys, key);
         }
@@ -241,79 +298,144 @@ impl Inner {
         Ok(doc)
     }
 
-    fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+    /// Adds each document newer than what the index (staged documents included) holds, without
+    /// committing: searches and [`SearchIndex::get`] of other processes do not see it until
+    /// [`Inner::commit`]; `get` in this process does.
+    fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
         let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
         let searcher = self.reader.searcher();
-        let mut written_now: HashMap<String, i64> = HashMap::new();
         let mut results = Vec::with_capacity(documents.len());
-        for document in &documents {
+        for document in documents {
             let id = document.order_id.to_lowercase();
-            let stored = match written_now.get(&id) {
-                Some(version) => Some(*version),
+            let stored = match writer.staged.get(&id) {
+                Some(staged) => Some(staged.version),
                 None => self.load(&searcher, &id)?.map(|d| d.version),
             };
             if stored.is_some_and(|v| v >= document.version) {
                 results.push(false);
                 continue;
             }
-            writer.delete_term(Term::from_field_text(self.fields.order_id, &id));
+            let doc = self.tantivy_document(&document)?;
             writer
-                .add_document(self.tantivy_document(document)?)
+                .writer
+                .delete_term(Term::from_field_text(self.fields.order_id, &id));
+            writer
+                .writer
+                .add_document(doc)
                 .map_err(tantivy_err(&self.dir))?;
-            written_now.insert(id, document.version);
+            writer.staged.insert(id, document);
             results.push(true);
-        }
-        if !written_now.is_empty() {
-            writer.commit().map_err(tantivy_err(&self.dir))?;
-            self.reader.reload().map_err(tantivy_err(&self.dir))?;
         }
         Ok(results)
     }
 
-    fn term_query(&self, term: QueryTerm) -> Result<Box<dyn Query>, SearchError> {
+    /// Makes every staged document durable and searchable (one Tantivy commit). A failed
+    /// commit drops the staged documents (rolled back): their events must be applied again.
+    fn commit(&self) -> Result<(), SearchError> {
+        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+        let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+        if writer.staged.is_empty() {
+            return Ok(());
+        }
+        let committed = writer.writer.commit().map(drop);
+        writer.staged.clear();
+        if let Err(err) = committed {
+            let _ = writer.writer.rollback();
+            return Err(tantivy_err(&self.dir)(err));
+        }
+        self.reader.reload().map_err(tantivy_err(&self.dir))
+    }
+
+    /// The staged (else stored) documents of these orders.
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        let searcher = self.reader.searcher();
+        let staged = match &self.writer {
+            Some(writer) => Some(writer.lock().map_err(|_| SearchError::WriterPoisoned)?),
+            None => None,
+        };
+        ids.iter()
+            .map(|id| {
+                let id = id.to_lowercase();
+                match staged.as_ref().and_then(|w| w.staged.get(&id)) {
+                    Some(document) => Ok(Some(document.clone())),
+                    None => self.load(&searcher, &id),
+                }
+            })
+            .collect()
+    }
+
+    /// Every way a document can match one term (see [`super::fields`]), boosted for relevance.
+    fn term_query(&self, term: &QueryTerm) -> Box<dyn Query> {
         let f = &self.fields;
-        let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
-            (
-                Occur::Should,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.keys, &term.raw),
-                    IndexRecordOption::Basic,
+        let boosted = |q: Box<dyn Query>, by: f32| -> (Occur, Box<dyn Query>) {
+            (Occur::Should, Box::new(BoostQuery::new(q, by)))
+        };
+        let exact = |field: Field, word: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, word),
+                IndexRecordOption::WithFreqs,
+            ))
+        };
+        let phrase = |field: Field, words: &[String]| -> Box<dyn Query> {
+            match words {
+                [word] => exact(field, word),
+                _ => Box::new(PhraseQuery::new(
+                    words
+                        .iter()
+                        .map(|w| Term::from_field_text(field, w))
+                        .collect(),
                 )),
-            ),
-            (Occur::Should, prefix_query(f.email, &term.raw)),
-        ];
+            }
+        };
+        let mut any = vec![boosted(
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.keys, &term.raw),
+                IndexRecordOption::Basic,
+            )),
+            boost::KEY_EXACT,
+        )];
+        if term.key_prefix() {
+            any.push(boosted(prefix_query(f.keys, &term.raw), boost::KEY_PREFIX));
+        }
         if let Some(digits) = &term.phone {
-            any.push((Occur::Should, prefix_query(f.phone_keys, digits)));
+            any.push(boosted(
+                prefix_query(f.phone_keys, digits),
+                boost::PHONE_PREFIX,
+            ));
         }
-        if !term.words.is_empty() {
-            let words: Vec<(Occur, Box<dyn Query>)> = term
-                .words
-                .iter()
-                .map(|word| {
-                    let t = Term::from_field_text(f.text, word);
-                    let distance = super::fields::fuzziness(word);
-                    let q: Box<dyn Query> = if distance == 0 {
-                        Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs))
-                    } else {
-                        Box::new(FuzzyTermQuery::new(t, distance, true))
-                    };
-                    (Occur::Must, q)
-                })
-                .collect();
-            any.push((Occur::Should, Box::new(BooleanQuery::new(words))));
+        match term.text() {
+            Some(TextMatch::Word(word)) => {
+                any.push(boosted(exact(f.names, &word), boost::NAME_EXACT));
+                let distance = fuzziness(&word);
+                if distance > 0 {
+                    let fuzzy =
+                        FuzzyTermQuery::new(Term::from_field_text(f.names, &word), distance, true);
+                    any.push(boosted(Box::new(fuzzy), boost::NAME_TYPO));
+                }
+                any.push(boosted(exact(f.places, &word), boost::PLACE));
+            }
+            Some(TextMatch::Phrase(words)) => {
+                any.push(boosted(phrase(f.names, &words), boost::NAME_EXACT));
+                any.push(boosted(phrase(f.places, &words), boost::PLACE));
+            }
+            Some(TextMatch::PlacesPhrase(words)) => {
+                any.push(boosted(phrase(f.places, &words), boost::PLACE));
+            }
+            None => {}
         }
-        Ok(Box::new(BooleanQuery::new(any)))
+        Box::new(BooleanQuery::new(any))
     }
 
     fn build_query(&self, query: &SearchQuery) -> Result<BooleanQuery, SearchError> {
         let f = &self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for term in query_terms(&query.text) {
-            must.push((Occur::Must, self.term_query(term)?));
+            must.push((Occur::Must, self.term_query(&term)));
         }
+        // Filters narrow without changing relevance: they score nothing.
         let any_of = |field: Field, values: Vec<String>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
+            filter(BooleanQuery::new(
                 values
                     .iter()
                     .map(|v| {
@@ -347,7 +469,7 @@ impl Inner {
                 Bound::Excluded(v) => Bound::Excluded(Term::from_field_i64(field, v)),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            Box::new(RangeQuery::new(lower, upper))
+            filter(RangeQuery::new(lower, upper))
         };
         if query.created_from.is_some() || query.created_to.is_some() {
             must.push((
@@ -376,7 +498,7 @@ impl Inner {
             (query.has_exception, "exception"),
         ] {
             if let Some(wanted) = flag {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                let q = filter(TermQuery::new(
                     Term::from_field_text(f.tags, tag),
                     IndexRecordOption::Basic,
                 ));
@@ -385,7 +507,7 @@ impl Inner {
         }
         // Only exclusions (or nothing) left: they need something to exclude from.
         if !must.iter().any(|(occur, _)| *occur == Occur::Must) {
-            must.push((Occur::Must, Box::new(AllQuery)));
+            must.push((Occur::Must, filter(AllQuery)));
         }
         Ok(BooleanQuery::new(must))
     }
@@ -433,14 +555,7 @@ impl Inner {
         } else {
             Order::Asc
         };
-        let limit = query.limit.max(1);
-        let top = TopDocs::with_limit(limit).order_by((
-            (
-                SortByStaticFastValue::<i64>::for_field(query.sort.field.field()),
-                order,
-            ),
-            (SortByString::for_field("order_id"), order),
-        ));
+        let limit = query.page_size();
         let aggs: Aggregations = serde_json::from_value(serde_json::json!({
             "status": {"terms": {"field": "status", "size": 20}},
             "channel": {"terms": {"field": "channel", "size": 20}},
@@ -456,35 +571,60 @@ impl Inner {
                 self.index.tokenizers().clone(),
             ),
         );
-        // Like `search_after` elsewhere, the cursor limits the page, not the total or facets.
-        let (top, total, facets) = match &query.after {
-            None => searcher
+        let err = tantivy_err(&self.dir);
+        // (sort value for the cursor, order id, address) of each hit on the page.
+        type Found = Vec<(i64, Option<String>, DocAddress)>;
+        let (found, total, facets): (Found, usize, _) = if query.sort.field == SortField::Relevance
+        {
+            let top = TopDocs::with_limit(limit)
+                .and_offset(query.offset())
+                .order_by((
+                    (SortBySimilarityScore, Order::Desc),
+                    (SortByString::for_field("order_id"), Order::Desc),
+                ));
+            let (top, total, facets) = searcher
                 .search(&built, &(top, Count, facets))
-                .map_err(tantivy_err(&self.dir))?,
-            Some(after) => {
-                let (total, facets) = searcher
-                    .search(&built, &(Count, facets))
-                    .map_err(tantivy_err(&self.dir))?;
-                let page = BooleanQuery::new(vec![
-                    (Occur::Must, Box::new(built) as Box<dyn Query>),
-                    (Occur::Must, self.after_query(query, after)),
-                ]);
-                let top = searcher
-                    .search(&page, &top)
-                    .map_err(tantivy_err(&self.dir))?;
-                (top, total, facets)
-            }
+                .map_err(&err)?;
+            let found = top
+                .into_iter()
+                .map(|((_, id), address)| (0, id, address))
+                .collect();
+            (found, total, facets)
+        } else {
+            let top = TopDocs::with_limit(limit).order_by((
+                (
+                    SortByStaticFastValue::<i64>::for_field(query.sort.field.field()),
+                    order,
+                ),
+                (SortByString::for_field("order_id"), order),
+            ));
+            // Like `search_after` elsewhere, the cursor limits the page, not the total or facets.
+            let (top, total, facets) = match &query.after {
+                None => searcher
+                    .search(&built, &(top, Count, facets))
+                    .map_err(&err)?,
+                Some(after) => {
+                    let (total, facets) =
+                        searcher.search(&built, &(Count, facets)).map_err(&err)?;
+                    let page = BooleanQuery::new(vec![
+                        (Occur::Must, Box::new(built) as Box<dyn Query>),
+                        (Occur::Must, self.after_query(query, after)),
+                    ]);
+                    (searcher.search(&page, &top).map_err(&err)?, total, facets)
+                }
+            };
+            let found = top
+                .into_iter()
+                .map(|((value, id), address)| (value.unwrap_or_default(), id, address))
+                .collect();
+            (found, total, facets)
         };
         let terms = query_terms(&query.text);
-        let mut hits = Vec::with_capacity(top.len());
+        let mut hits = Vec::with_capacity(found.len());
         let mut last = None;
-        for ((value, order_id), address) in top {
+        for (value, order_id, address) in found {
             let document = self.document_at(&searcher, address)?;
-            last = Some(Cursor {
-                sort: query.sort,
-                value: value.unwrap_or_default(),
-                order_id: order_id.unwrap_or_else(|| document.order_id.clone()),
-            });
+            last = Some((value, order_id.unwrap_or_else(|| document.order_id.clone())));
             hits.push(SearchHit {
                 highlights: highlight(&document, &terms),
                 document,
@@ -492,7 +632,7 @@ impl Inner {
         }
         let facets = serde_json::to_value(&facets).unwrap_or_default();
         Ok(SearchPage {
-            next: if hits.len() == limit { last } else { None },
+            next: query.next_cursor(hits.len(), last),
             hits,
             total: total as u64,
             facets: SearchFacets {
@@ -524,6 +664,11 @@ pub(super) fn buckets(aggregation: &serde_json::Value) -> Vec<FacetCount> {
     counts
 }
 
+/// A query that selects without scoring (a filter).
+fn filter(query: impl Query) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(Box::new(query), 0.0))
+}
+
 /// Terms of a raw (untokenized) field that start with `prefix`: a range over the term
 /// dictionary, no automaton to build.
 fn prefix_query(field: Field, prefix: &str) -> Box<dyn Query> {
@@ -542,16 +687,27 @@ impl SearchIndex for TantivyIndex {
     async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
         let inner = self.0.clone();
         let ids = order_ids.to_vec();
-        blocking(move || {
-            let searcher = inner.reader.searcher();
-            ids.iter().map(|id| inner.load(&searcher, id)).collect()
-        })
-        .await
+        blocking(move || inner.get(&ids)).await
     }
 
     async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
         let inner = self.0.clone();
-        blocking(move || inner.upsert(documents)).await
+        blocking(move || {
+            let written = inner.stage(documents)?;
+            inner.commit()?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        let inner = self.0.clone();
+        blocking(move || inner.stage(documents)).await
+    }
+
+    async fn commit(&self) -> Result<(), SearchError> {
+        let inner = self.0.clone();
+        blocking(move || inner.commit()).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {

@@ -57,6 +57,8 @@ on_both_backends!(
     filters_narrow_and_facets_count,
     cursor_pages_cover_every_match_once_in_order,
     rebuild_replays_the_log_over_whatever_the_index_held,
+    identifiers_match_whole_or_by_prefix_never_by_fragments,
+    free_text_ranks_by_relevance_and_pages_by_offset,
 );
 
 /// Order `n` of the fixture set: distinct names, emails, phones, refs, SKUs, channels, dates
@@ -358,6 +360,7 @@ async fn cursor_pages_cover_every_match_once_in_order<I: SearchIndex>(index: I) 
             SortField::CreatedAt => d.created_at.timestamp_micros(),
             SortField::UpdatedAt => d.updated_at.timestamp_micros(),
             SortField::Total => d.grand_total_minor,
+            SortField::Relevance => 0,
         };
         expected.sort_by(|a, b| (key(a), &a.order_id).cmp(&(key(b), &b.order_id)));
         if q.sort.descending {
@@ -367,6 +370,103 @@ async fn cursor_pages_cover_every_match_once_in_order<I: SearchIndex>(index: I) 
         let expected: Vec<&String> = expected.iter().map(|d| &d.order_id).collect();
         assert_eq!(seen, expected, "sort {sort} on {}", index.backend());
     }
+}
+
+async fn identifiers_match_whole_or_by_prefix_never_by_fragments<I: SearchIndex>(index: I) {
+    // Two orders of red tees in sizes M and L; the L one ships to "Flat M", so every word of
+    // the M SKU is somewhere in it. A third customer is called Ted Redman.
+    let mut medium = document(1, "Ada Lovelace", "ada@example.com", None, "Red tee");
+    medium.lines[0].sku = "TEE-RED-M".into();
+    let mut large = document(2, "Grace Hopper", "grace@example.com", None, "Red tee");
+    large.lines[0].sku = "TEE-RED-L".into();
+    large.shipping_address.line2 = Some("Flat M".into());
+    let mut mug = document(3, "Ted Redman", "ted@example.com", None, "Mug");
+    mug.lines[0].sku = "MUG-1".into();
+    mug.tracking_numbers = vec!["1Z999AA10123456784".into()];
+    let docs = vec![medium, large, mug];
+    index.upsert(docs.clone()).await.expect("upsert");
+    let (m, l, t) = (&docs[0].order_id, &docs[1].order_id, &docs[2].order_id);
+
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("TEE-RED-M", vec![m]),  // the SKU: only the order that holds it
+        ("tee-red-m", vec![m]),  // in any case
+        ("TEE-RED", vec![l, m]), // a prefix of SKUs, newest first
+        ("TEE-RED-N", vec![]),   // no typo tolerance for identifiers
+        ("1Z999AA", vec![t]),    // tracking number prefix
+        ("1Z999AA1012345678", vec![t]),
+        ("1Z999AB10123456784", vec![]),
+        ("grace@exampel.com", vec![]),  // nor for emails
+        ("REF-000", vec![t, l, m]),     // channel order refs by prefix, newest first
+        ("Springfield", vec![t, l, m]), // address words match exactly…
+        ("Springfeld", vec![]),         // …and without typos
+        ("Redmann", vec![t]),           // names keep theirs
+        ("Lovelace red", vec![m]),
+    ];
+    for (text, expected) in cases {
+        let found = ids(&index, &query(text)).await;
+        let expected: Vec<String> = expected.into_iter().cloned().collect();
+        assert_eq!(found, expected, "query {text:?} on {}", index.backend());
+    }
+    let page = index.search(&query("TEE-RED")).await.expect("search");
+    let hit = page
+        .hits
+        .iter()
+        .find(|h| &h.document.order_id == m)
+        .expect("the medium order");
+    assert!(hit
+        .highlights
+        .iter()
+        .any(|h| h.field == "lines.sku" && h.fragment == "<em>TEE-RED</em>-M"));
+    assert!(
+        !hit.highlights.iter().any(|h| h.field == "lines.name"),
+        "a SKU's fragments do not highlight the product name"
+    );
+}
+
+async fn free_text_ranks_by_relevance_and_pages_by_offset<I: SearchIndex>(index: I) {
+    // The exact spelling is the older order; the newer one is only a typo away.
+    let exact = document(1, "Hedy Lamarr", "hedy@example.com", None, "Radio");
+    let typo = document(2, "Hedy Lamar", "h.lamar@example.com", None, "Radio");
+    // An order whose SKU is the word searched beats one where it is only in a product name.
+    let mut in_name = document(3, "Ada Lovelace", "ada@example.com", None, "Radio clock");
+    in_name.lines[0].sku = "CLOCK-9".into();
+    let mut by_sku = document(4, "Alan Turing", "alan@example.com", None, "Bedside alarm");
+    by_sku.lines[0].sku = "CLOCK".into();
+    let docs = vec![exact, typo, in_name, by_sku];
+    index.upsert(docs.clone()).await.expect("upsert");
+    let id = |n: usize| docs[n].order_id.clone();
+
+    let mut q = query("lamarr");
+    assert_eq!(
+        ids(&index, &q).await,
+        [id(1), id(0)],
+        "newest first by date"
+    );
+    q.sort = Sort::relevance();
+    assert_eq!(ids(&index, &q).await, [id(0), id(1)], "{}", index.backend());
+    let mut q = query("lamar");
+    q.sort = Sort::relevance();
+    assert_eq!(ids(&index, &q).await, [id(1), id(0)], "{}", index.backend());
+    let mut q = query("clock");
+    q.sort = Sort::relevance();
+    assert_eq!(ids(&index, &q).await, [id(3), id(2)], "{}", index.backend());
+
+    // Ties (here: no text at all) go newest first; pages of one cover every order once.
+    let mut q = query("");
+    q.sort = Sort::relevance();
+    q.limit = 1;
+    let mut seen = Vec::new();
+    loop {
+        let page = index.search(&q).await.expect("page");
+        assert_eq!(page.total, 4);
+        seen.extend(page.hits.into_iter().map(|h| h.document.order_id));
+        match page.next {
+            Some(next) => q.after = Some(Cursor::decode(&next.encode()).expect("cursor")),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "pagination does not end");
+    }
+    assert_eq!(seen, [id(3), id(2), id(1), id(0)], "{}", index.backend());
 }
 
 #[test]
@@ -412,6 +512,18 @@ fn apply_builds_the_document_and_tags_what_went_wrong() {
         cancelled.tags,
         ["fraud_review", "payment_declined", "exception", "cancelled"]
     );
+}
+
+#[test]
+fn a_capture_refused_for_good_flags_the_order_for_agents() {
+    let order = OrderId::new_v7();
+    let placed = apply(None, &placed_event(order, 1)).expect("placed");
+    let authorized = apply(Some(&placed), &authorized_event(order, 2)).expect("authorized");
+    let confirmed = apply(Some(&authorized), &confirmed_event(order, 3)).expect("confirmed");
+    assert!(!confirmed.has_tag("exception"));
+    let failed = apply(Some(&confirmed), &capture_failed_event(order, 4)).expect("failed");
+    assert_eq!(failed.payment_state, PaymentState::CaptureFailed);
+    assert!(failed.has_tag("capture_failed") && failed.has_tag("exception"));
 }
 
 #[test]
@@ -525,4 +637,107 @@ fn alias_names_are_valid_index_names() {
     assert_eq!(alias_name("waybill"), "waybill-orders");
     assert_eq!(alias_name("bench:01AB"), "bench-01ab-orders");
     assert_eq!(alias_name("_x y"), "x-y-orders");
+}
+
+/// The search projector commits on a time policy: a staged document is invisible to other
+/// readers and its event stays unacknowledged until the commit that contains it; after the
+/// commit both change together. A kill before the commit therefore loses nothing (the event
+/// is redelivered).
+#[tokio::test]
+async fn search_commits_on_a_time_policy_and_acks_only_after_the_commit() {
+    use async_nats::jetstream;
+    use waybill_write_side::outbox::relay::ensure_stream;
+
+    let dir = TempDir::new();
+    let writer = TantivyIndex::open_writer(&dir.0).expect("writer");
+    let reader = TantivyIndex::open_reader(&dir.0).expect("reader");
+    let config = isolated_config();
+    let js = jetstream::new(
+        async_nats::connect("nats://127.0.0.1:4222")
+            .await
+            .expect("nats up"),
+    );
+    ensure_stream(&js, &config.stream_name, &config.subject_root)
+        .await
+        .expect("event stream");
+    let pool = fresh_database().await;
+    let order = OrderId::new_v7();
+    let placed = placed_event(order, 1);
+    seed(&pool, std::slice::from_ref(&placed)).await;
+
+    let interval = std::time::Duration::from_secs(3);
+    let projection = SearchProjection::new(writer.clone()).with_commit_interval(interval);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(crate::run_projector(
+        config.clone(),
+        pool,
+        js.clone(),
+        projection,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let subject = waybill_schemas::subject::subject_for(
+        &config.subject_root,
+        &placed.stream_id,
+        &placed.event_type,
+        8,
+    );
+    let published = std::time::Instant::now();
+    js.publish(subject, serde_json::to_vec(&placed).expect("json").into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stream ack");
+
+    let ack_pending = || {
+        let js = js.clone();
+        let stream = config.stream_name.clone();
+        async move {
+            let stream = js.get_stream(&stream).await.expect("stream");
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer(VIEW_NAME).await.expect("consumer");
+            let info = consumer.info().await.expect("consumer info");
+            (info.num_pending, info.num_ack_pending)
+        }
+    };
+    // Staged: the writer's process reads it back, nobody else sees it, nothing is acked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let staged = writer.get(&[order.to_string()]).await.expect("get");
+        if staged[0].is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "document staged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if published.elapsed() < interval {
+        reader.reload().expect("reload");
+        assert_eq!(
+            reader.get(&[order.to_string()]).await.expect("get")[0],
+            None
+        );
+        assert_eq!(ack_pending().await, (0, 1), "acked before its commit");
+    }
+
+    // Committed within the interval: visible to other readers, then acknowledged.
+    loop {
+        reader.reload().expect("reload");
+        let committed = reader.get(&[order.to_string()]).await.expect("get")[0].is_some();
+        if committed && ack_pending().await == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "committed and acknowledged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let _ = stop.send(());
+    task.await.expect("task").expect("projector");
+    let _ = js.delete_stream(&config.stream_name).await;
+    let _ = js
+        .delete_stream(crate::runtime::dead_letter_stream_name(&config.stream_name))
+        .await;
 }

@@ -12,8 +12,8 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::views::{
     DeliveryState, PaymentState, StockState, TimelineEntry, TrackingAccess, TrackingBackorder,
-    TrackingLine, TrackingPayment, TrackingStatus, TrackingStock, TrackingStoreCredit,
-    TrackingTotals, TrackingView,
+    TrackingLine, TrackingPayment, TrackingPickup, TrackingStatus, TrackingStock,
+    TrackingStoreCredit, TrackingTotals, TrackingView,
 };
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
@@ -99,7 +99,18 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
         timeline: vec![timeline_entry(event, summary)],
         delivery: DeliveryState::None,
         shipments: Vec::new(),
-        pickup: None,
+        // The store the customer chose, shown from the start; routing fills in the units.
+        pickup: placed.pickup_store.as_ref().map(|store| TrackingPickup {
+            store_name: store.store_name.clone(),
+            address: store.address.clone(),
+            instructions: store.instructions.clone(),
+            ready: false,
+            ready_at: None,
+            collect_by: None,
+            code_hint: None,
+            picked_up_at: None,
+            lines: Vec::new(),
+        }),
         returns: Vec::new(),
         access: access_of(placed),
     }
@@ -225,6 +236,11 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
             view.payment.state = PaymentState::Expired;
             view.payment.action_url = None;
             Some("The hold on your card expired".to_owned())
+        }
+        OrderEvent::PaymentCaptureFailed(_) => {
+            view.payment.state = PaymentState::CaptureFailed;
+            view.payment.action_url = None;
+            Some("We could not take payment for your order; we will contact you".to_owned())
         }
         OrderEvent::PaymentRefunded(refunded) => {
             view.payment.refunded_minor = view
@@ -461,6 +477,24 @@ mod tests {
         assert_eq!(view.stock.state, StockState::None);
         assert_eq!(view.confirmed_at, None);
         assert_eq!(summaries(&view), ["Order placed: 2 items for 32.40 USD"]);
+    }
+
+    #[test]
+    fn a_pickup_order_shows_the_store_the_customer_chose_from_placement() {
+        let order = OrderId::new_v7();
+        let mut placed = placed(order);
+        placed.shipping.method = "pickup".into();
+        placed.pickup_store = Some(waybill_schemas::events::PickupStore {
+            location_id: "store-soho".into(),
+            store_name: "Waybill Soho".into(),
+            address: "120 Spring St".into(),
+            instructions: "Collection desk".into(),
+        });
+        let view = fold(&[envelope(order, 1, OrderEvent::OrderPlaced(placed))]);
+        let pickup = view.pickup.expect("the chosen store");
+        assert_eq!(pickup.store_name, "Waybill Soho");
+        assert_eq!(pickup.address, "120 Spring St");
+        assert!(!pickup.ready);
     }
 
     #[test]
@@ -1025,6 +1059,7 @@ mod tests {
             captured_event(order, 2, 100),
             voided_event(order, 2),
             authorization_expired(order, 2),
+            capture_failed_event(order, 2),
             confirmed_event(order, 2),
             cancelled_event(order, 2),
         ]

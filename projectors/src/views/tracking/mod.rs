@@ -1,19 +1,21 @@
 //! The customer tracking view: one Redis hash per order at `<prefix>:tracking:<order uuid>` with
 //! the fields `version` (the last stream version applied) and `view` (the
-//! [`waybill_schemas::views::TrackingView`] JSON). The query API reads it; only this projector
-//! writes it, through a compare-and-set script so a stale or duplicate write never regresses it.
+//! [`waybill_schemas::views::TrackingView`] JSON); [`keys`] owns the layout, for this
+//! projector (the only writer) and the query API (which reads through it). Writes go through a compare-and-set script so a stale or duplicate write never regresses it.
 
 mod apply;
 mod cancellation;
 mod edit;
 mod fulfillment;
+pub mod keys;
 mod returns;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{apply, cancel_reason_words, decline_words};
-pub use store::{customer_orders_key, lookup_key, TrackingStore, TrackingWrite};
+pub use keys::{customer_orders_key, lookup_key};
+pub use store::{TrackingStore, TrackingWrite};
 
 use std::future::Future;
 

@@ -1,5 +1,5 @@
-//! Reading and writing tracking views in Redis, in the layout of [`crate::views::order_hashes`]
-//! under `<prefix>:tracking:<order uuid>`, plus the rebuild's replace-unless-newer write, and
+//! Reading and writing tracking views in Redis, in the layout of [`super::keys`] (hashes kept by
+//! [`crate::views::order_hashes`]), plus the rebuild's replace-unless-newer write, and
 //! the two indexes customers reach their orders through:
 //! - `<prefix>:customer-orders:<customer digest>`: sorted set of order ids scored by placement
 //!   time in milliseconds (`GET /v1/me/orders`);
@@ -14,8 +14,9 @@
 
 use redis::aio::ConnectionManager;
 use redis::Script;
-use waybill_schemas::views::{store_credit_key, StoreCreditEntry, TrackingView};
+use waybill_schemas::views::{StoreCreditEntry, TrackingView};
 
+use super::keys::{customer_orders_key, lookup_key, store_credit_key, VIEW_SEGMENT};
 use super::TrackingError;
 use crate::views::order_hashes::{encode, HashError, OrderHashes};
 
@@ -57,7 +58,7 @@ impl From<HashError> for TrackingError {
 impl TrackingStore {
     pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
-            hashes: OrderHashes::new(redis, prefix.into(), "tracking"),
+            hashes: OrderHashes::new(redis, prefix.into(), VIEW_SEGMENT),
             replace: Script::new(REPLACE_UNLESS_NEWER),
         }
     }
@@ -199,14 +200,4 @@ impl TrackingStore {
     pub async fn scan_keys(&self, cursor: u64) -> Result<(u64, Vec<String>), TrackingError> {
         Ok(self.hashes.scan_keys(cursor).await?)
     }
-}
-
-/// `<prefix>:customer-orders:<customer digest>`: a customer's orders by placement time.
-pub fn customer_orders_key(prefix: &str, customer_digest: &str) -> String {
-    format!("{prefix}:customer-orders:{customer_digest}")
-}
-
-/// `<prefix>:tracking-lookup:<lookup digest>`: the order an order number + email/postcode finds.
-pub fn lookup_key(prefix: &str, lookup_digest: &str) -> String {
-    format!("{prefix}:tracking-lookup:{lookup_digest}")
 }

@@ -273,10 +273,10 @@ async fn reconciliation_reads_the_latest_run_and_its_totals() {
     let orders: Vec<OrderId> = (0..5).map(|_| OrderId::new_v7()).collect();
     project(&store, &event_log(&orders)).await;
     let d = at(0).date_naive();
-    run_reconciliation(&warehouse, d, d, FeeSchedule::default(), 1)
+    run_reconciliation(&warehouse, d, d, &FeeSchedule::default(), 1)
         .await
         .expect("run 1");
-    run_reconciliation(&warehouse, d, d, FeeSchedule::default(), 2)
+    run_reconciliation(&warehouse, d, d, &FeeSchedule::default(), 2)
         .await
         .expect("run 2");
     let finance = Finance::new(warehouse.client());

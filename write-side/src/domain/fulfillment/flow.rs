@@ -84,6 +84,9 @@ pub enum FulfillmentStep {
     Withdraw {
         cancellation_id: uuid::Uuid,
     },
+    /// The payment could not be captured (`PaymentCaptureFailed`): nothing moves until an
+    /// agent resolves it.
+    HoldForPayment,
     /// Nothing to do until a webhook wakes the flow, or until `until`.
     Wait {
         until: Option<DateTime<Utc>>,
@@ -162,6 +165,12 @@ pub fn next_step(
     }
     if state.closed || state.cancelled {
         return FulfillmentStep::Done;
+    }
+    if state.payment_hold.is_some() {
+        // The payment cannot be captured: nothing more is routed, packed work is not shipped,
+        // and the order does not close. Cancellations (above) still withdraw and release; an
+        // agent resolves the rest (cancel, or take payment another way).
+        return FulfillmentStep::HoldForPayment;
     }
     if !state.is_routed() {
         if super::total(&state.to_route()) == 0 {

@@ -24,10 +24,10 @@ mod properties;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use waybill_schemas::events::{
-    CarrierStatus, ExceptionAction, FulfillmentLine, FulfillmentLinesCancelled,
-    FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked, FulfillmentSubmitted,
-    NodeProgress, OrderClosed, PickupCompleted, PickupReady, ProofOfDelivery, RouteCause,
-    ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
+    effective_scan_time, CancelReason, CarrierStatus, ExceptionAction, FulfillmentLine,
+    FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
+    FulfillmentSubmitted, NodeProgress, OrderCancelled, OrderClosed, PickupCompleted, PickupReady,
+    ProofOfDelivery, RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 
@@ -102,6 +102,8 @@ pub enum FulfillmentCommand {
     /// A pickup was not collected in time: its units are cancelled, worth `value` (the order
     /// aggregate's price of them, see `OrderState::cancellation_value`).
     CancelUncollected {
+        /// The cancellation's id, chosen by the caller (ids come in as data, like time).
+        cancellation_id: uuid::Uuid,
         fulfillment_id: String,
         value: waybill_schemas::Money,
     },
@@ -153,8 +155,61 @@ impl Fulfillment {
     }
 
     /// Decides the events of `command` at `now`, or why it is refused. Recording what is
-    /// already recorded gives no events.
+    /// already recorded gives no events. A decision that cancels the last units of the order
+    /// cancels the order too (see [`Fulfillment::cancel_when_nothing_left`]).
     pub fn handle(
+        &self,
+        command: &FulfillmentCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, FulfillmentError> {
+        let events = self.decide(command, now)?;
+        Ok(self.cancel_when_nothing_left(events, now))
+    }
+
+    /// The one place that decides an order whose every unit is cancelled is cancelled:
+    /// `events` (decided on this fold) followed by an `OrderCancelled` when they cancel the
+    /// last units left. The order aggregate's line cancellations and this fold's own
+    /// (uncollected pickups, short picks nobody can fill) both end here, so every view reads
+    /// the same fact, `OrderCancelled`, whichever way the units went. Its reason is the last
+    /// cancellation's (`out_of_stock` for units no node had).
+    pub fn cancel_when_nothing_left(
+        &self,
+        mut events: Vec<OrderEvent>,
+        now: DateTime<Utc>,
+    ) -> Vec<OrderEvent> {
+        let Some(order_id) = self.order_id else {
+            return events;
+        };
+        if self.cancelled
+            || events
+                .iter()
+                .any(|e| matches!(e, OrderEvent::OrderCancelled(_)))
+        {
+            return events;
+        }
+        let Some(reason) = events.iter().rev().find_map(|e| match e {
+            OrderEvent::OrderLinesCancelled(c) => Some(c.reason),
+            OrderEvent::FulfillmentLinesCancelled(_) => Some(CancelReason::OutOfStock),
+            _ => None,
+        }) else {
+            return events;
+        };
+        let mut after = self.clone();
+        for event in &events {
+            after.apply(event);
+        }
+        if after.nothing_left() {
+            events.push(OrderEvent::OrderCancelled(OrderCancelled {
+                order_id,
+                reason,
+                note: Some("every unit of the order was cancelled".into()),
+                cancelled_at: now,
+            }));
+        }
+        events
+    }
+
+    fn decide(
         &self,
         command: &FulfillmentCommand,
         now: DateTime<Utc>,
@@ -196,6 +251,7 @@ impl Fulfillment {
         };
         match command {
             C::CancelUncollected {
+                cancellation_id,
                 fulfillment_id,
                 value,
             } => {
@@ -221,7 +277,7 @@ impl Fulfillment {
                 Ok(vec![OrderEvent::OrderLinesCancelled(
                     waybill_schemas::events::OrderLinesCancelled {
                         order_id,
-                        cancellation_id: uuid::Uuid::now_v7(),
+                        cancellation_id: *cancellation_id,
                         lines: lines
                             .into_iter()
                             .map(|l| waybill_schemas::events::CancelledUnits {
@@ -404,10 +460,10 @@ impl Fulfillment {
                     .shipment(shipment_id)
                     .ok_or_else(|| FulfillmentError::UnknownShipment(shipment_id.clone()))?;
                 let duplicate = s.seen.contains(&scan.carrier_event_id);
-                let stale = s
-                    .status
-                    .as_ref()
-                    .is_some_and(|(_, at, _)| *at >= scan.carrier_time);
+                // Scans are ordered by carrier time capped at receipt (`now`): a scan dated
+                // ahead of its arrival never outranks one that happened after it arrived.
+                let at = effective_scan_time(scan.carrier_time, now);
+                let stale = s.status.as_ref().is_some_and(|(_, last, _)| *last >= at);
                 if duplicate || stale {
                     return Ok(vec![]);
                 }

@@ -112,6 +112,7 @@ fn run_step(
             let lines: Vec<FulfillmentLine> = state.ordered.values().cloned().collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),
@@ -134,6 +135,7 @@ fn run_step(
                 .collect();
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &missing,
                 candidates: &others,
                 history: &TransitHistory::default(),
@@ -149,6 +151,7 @@ fn run_step(
         FulfillmentStep::RouteReplacement { return_id, lines } => {
             let plan = config.route(&RouteRequest {
                 shipping_method: method,
+                pickup_location: None,
                 lines: &lines,
                 candidates: cands,
                 history: &TransitHistory::default(),
@@ -202,6 +205,11 @@ fn run_step(
         }
         FulfillmentStep::ExpirePickup { fulfillment_id } => {
             Some(FulfillmentCommand::CancelUncollected {
+                // One id per pickup, as data (the domain never makes one up).
+                cancellation_id: uuid::Uuid::from_slice(
+                    &sha2::Sha256::digest(fulfillment_id.as_bytes())[..16],
+                )
+                .expect("16 bytes"),
                 fulfillment_id,
                 value: waybill_schemas::Money::zero(
                     waybill_schemas::Currency::parse("USD").expect("known currency"),
@@ -215,7 +223,9 @@ fn run_step(
                 released_units: 0,
             })
         }
-        FulfillmentStep::Wait { .. } | FulfillmentStep::Done => None,
+        FulfillmentStep::Wait { .. } | FulfillmentStep::HoldForPayment | FulfillmentStep::Done => {
+            None
+        }
     };
     command.map(Cmd::F)
 }
@@ -358,6 +368,9 @@ proptest! {
             if state.is_routed() {
                 check_units(&state)?;
             }
+            // The order is cancelled exactly when nothing of it is left (short picks nobody
+            // could fill, uncollected pickups), decided with the cancellation of the last units.
+            prop_assert_eq!(state.cancelled, state.nothing_left(), "cancelled iff every unit is");
             // The flow never loops: a step that changes nothing is never asked for twice.
             if let Some(again) = run_step(&state, &config, pickup, &cands, n) {
                 if let Some(events) = again.handle(&state, now) {
@@ -369,7 +382,64 @@ proptest! {
 }
 
 #[test]
-fn a_stale_or_repeated_carrier_scan_changes_nothing() {
+fn an_uncollected_pickup_that_was_the_whole_order_cancels_it_the_same_way_every_time() {
+    let order_id = OrderId::new_v7();
+    let mut placed = placed_event(order_id, None);
+    placed.shipping.method = "pickup".into();
+    let mut state = Fulfillment::from_events(&[
+        OrderEvent::OrderPlaced(placed),
+        OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            capture_mode: CaptureMode::Immediate,
+            confirmed_at: t0(),
+        }),
+    ]);
+    let config = RoutingConfig::bundled().unwrap();
+    let cands = candidates(&[(2, 1, 1), (2, 1, 1), (2, 1, 1)]);
+    let route = run_step(&state, &config, true, &cands, 0).expect("route");
+    for e in route.handle(&state, t0()).unwrap() {
+        state.apply(&e);
+    }
+    assert_eq!(
+        state.orders.len(),
+        1,
+        "one store has it all: {:?}",
+        state.orders
+    );
+    let fid = state.orders[0].id().to_owned();
+    let ready = FulfillmentCommand::ReadyForPickup {
+        fulfillment_id: fid.clone(),
+        code: "123456".into(),
+        collect_by: t0() + Duration::days(1),
+    };
+    for e in state.handle(&ready, t0()).unwrap() {
+        state.apply(&e);
+    }
+    let expire = FulfillmentCommand::CancelUncollected {
+        cancellation_id: uuid::Uuid::from_u128(42),
+        fulfillment_id: fid,
+        value: waybill_schemas::Money::zero(
+            waybill_schemas::Currency::parse("USD").expect("known currency"),
+        ),
+    };
+    let late = t0() + Duration::days(2);
+    let events = state.handle(&expire, late).unwrap();
+    // Same input, same output: the id and the time are data.
+    assert_eq!(events, state.handle(&expire, late).unwrap());
+    let kinds: Vec<&str> = events.iter().map(OrderEvent::event_type).collect();
+    assert_eq!(kinds, ["OrderLinesCancelled", "OrderCancelled"]);
+    let (OrderEvent::OrderLinesCancelled(lines), OrderEvent::OrderCancelled(order)) =
+        (&events[0], &events[1])
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(lines.cancellation_id, uuid::Uuid::from_u128(42));
+    assert_eq!(order.reason, waybill_schemas::events::CancelReason::Timeout);
+    assert_eq!(order.cancelled_at, late);
+}
+
+/// An order with one packed parcel handed to the carrier at `t0()`, and the parcel's id.
+fn shipped_parcel() -> (Fulfillment, String) {
     let order_id = OrderId::new_v7();
     let mut state = Fulfillment::from_events(&[
         OrderEvent::OrderPlaced(placed_event(order_id, None)),
@@ -402,6 +472,14 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
         state.apply(&e);
     }
     let sid = state.shipments[0].created.shipment_id.clone();
+    (state, sid)
+}
+
+#[test]
+fn a_stale_or_repeated_carrier_scan_changes_nothing() {
+    let (mut state, sid) = shipped_parcel();
+    // Every scan is received an hour after the parcel left: after all their carrier times.
+    let received = t0() + Duration::hours(1);
     let scan = |id: &str, status, minute| FulfillmentCommand::RecordScan {
         shipment_id: sid.clone(),
         scan: Scan {
@@ -414,20 +492,20 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
         },
     };
     let delivered = state
-        .handle(&scan("e2", CarrierStatus::Delivered, 20), t0())
+        .handle(&scan("e2", CarrierStatus::Delivered, 20), received)
         .unwrap();
     assert_eq!(delivered.len(), 1);
     state.apply(&delivered[0]);
     assert!(
         state
-            .handle(&scan("e2", CarrierStatus::Delivered, 20), t0())
+            .handle(&scan("e2", CarrierStatus::Delivered, 20), received)
             .unwrap()
             .is_empty(),
         "duplicate"
     );
     assert!(
         state
-            .handle(&scan("e1", CarrierStatus::InTransit, 10), t0())
+            .handle(&scan("e1", CarrierStatus::InTransit, 10), received)
             .unwrap()
             .is_empty(),
         "older scan"
@@ -449,5 +527,113 @@ fn a_stale_or_repeated_carrier_scan_changes_nothing() {
             last + policy.auto_close_after
         ),
         FulfillmentStep::Close
+    );
+}
+
+fn any_status() -> impl Strategy<Value = CarrierStatus> {
+    (0u8..6).prop_map(statuses)
+}
+
+/// A scan as anyone holding the signing secret could send it: any status, any time from a
+/// century before the parcel left to the end of the calendar, received some seconds after the
+/// one before.
+fn hostile_scan() -> impl Strategy<Value = (CarrierStatus, i64, i64)> {
+    let earliest = -100 * 365 * 24 * 3600_i64;
+    let latest = (chrono::DateTime::<chrono::Utc>::MAX_UTC - t0()).num_seconds();
+    (
+        any_status(),
+        prop_oneof![earliest..latest, -3600i64..7200, Just(latest)],
+        0i64..600,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No sequence of carrier webhooks wedges a parcel: whatever was sent before (dated in the
+    /// past, far in the future, repeated ids, any status), a delivery scan that happened after
+    /// every earlier webhook arrived is recorded, and the parcel counts as delivered no earlier
+    /// than it left and no later than the scan arrived.
+    #[test]
+    fn a_later_genuine_delivery_scan_always_lands(
+        scans in proptest::collection::vec(hostile_scan(), 0..12),
+        repeat_ids in any::<bool>(),
+        delay in 1i64..600,
+        ahead in 0i64..300,
+        transit in 0i64..600,
+    ) {
+        let (mut state, sid) = shipped_parcel();
+        let mut received = t0();
+        for (n, (status, offset, gap)) in scans.into_iter().enumerate() {
+            received += Duration::seconds(gap);
+            let carrier_time = t0()
+                .checked_add_signed(Duration::seconds(offset))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            let command = FulfillmentCommand::RecordScan {
+                shipment_id: sid.clone(),
+                scan: Scan {
+                    carrier_event_id: if repeat_ids { format!("ev-{}", n % 3) } else { format!("ev-{n}") },
+                    status,
+                    carrier_time,
+                    description: "hostile".into(),
+                    location: None,
+                    proof: None,
+                },
+            };
+            for e in state.handle(&command, received).expect("a known parcel") {
+                state.apply(&e);
+            }
+        }
+        // The genuine scan happened `delay` s after the last webhook arrived and reaches us
+        // `transit` s later; its carrier's clock may run up to five minutes ahead of ours.
+        let happened = received + Duration::seconds(delay);
+        let arrives = happened + Duration::seconds(transit);
+        let genuine = FulfillmentCommand::RecordScan {
+            shipment_id: sid.clone(),
+            scan: Scan {
+                carrier_event_id: "genuine-delivery".into(),
+                status: CarrierStatus::Delivered,
+                carrier_time: happened + Duration::seconds(ahead),
+                description: "delivered".into(),
+                location: None,
+                proof: None,
+            },
+        };
+        let events = state.handle(&genuine, arrives).expect("a known parcel");
+        prop_assert_eq!(events.len(), 1, "the genuine delivery scan was dropped");
+        for e in &events {
+            state.apply(e);
+        }
+        let parcel = &state.shipments[0];
+        prop_assert_eq!(parcel.current(), Some(CarrierStatus::Delivered));
+        let delivered_at = parcel.delivered_at.expect("delivered");
+        prop_assert!(delivered_at >= parcel.created.created_at && delivered_at <= arrives);
+        prop_assert!(state.fully_delivered().is_some());
+    }
+}
+
+#[test]
+fn a_capture_refused_for_good_holds_the_fulfillment() {
+    let (mut state, _) = shipped_parcel();
+    let order_id = state.order_id.expect("placed");
+    let refused = OrderEvent::PaymentCaptureFailed(waybill_schemas::events::PaymentCaptureFailed {
+        order_id,
+        authorization_id: "auth_1".into(),
+        amount: waybill_schemas::Money::new(100, waybill_schemas::Currency::parse("USD").unwrap()),
+        code: "authorization_voided".into(),
+        message: "voided".into(),
+        failed_at: t0(),
+    });
+    state.apply(&refused);
+    let policy = FulfillmentPolicy::default();
+    assert_eq!(
+        next_step(
+            &state,
+            &policy,
+            &returns_policy(),
+            t0() + Duration::days(60)
+        ),
+        FulfillmentStep::HoldForPayment,
+        "nothing ships and the order does not close"
     );
 }

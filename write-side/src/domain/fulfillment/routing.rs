@@ -134,6 +134,9 @@ impl TransitHistory {
 #[derive(Debug, Clone)]
 pub struct RouteRequest<'a> {
     pub shipping_method: &'a str,
+    /// The store the customer chose for a pickup order: the only store it may go to
+    /// (`None`: any store that offers pickup, for orders placed before stores were chosen).
+    pub pickup_location: Option<&'a str>,
     pub lines: &'a [FulfillmentLine],
     pub candidates: &'a [Candidate],
     pub history: &'a TransitHistory,
@@ -206,6 +209,20 @@ impl RoutingConfig {
     /// The config checked into the repository.
     pub fn bundled() -> Result<Self, RoutingConfigError> {
         Self::parse(include_str!("../../../fulfillment-routing.json"))
+    }
+
+    /// Whether orders shipped by `shipping_method` are collected at a store (their routing
+    /// rule allows only pickup stores' node kind).
+    pub fn is_pickup_method(&self, shipping_method: &str) -> bool {
+        self.rule_for(shipping_method)
+            .is_some_and(|r| r.node_kinds.contains(&NodeKind::PickupStore))
+    }
+
+    /// The stores that hand out pickup orders (nodes with a `pickup` point), by node id.
+    pub fn pickup_stores(&self) -> impl Iterator<Item = (&str, &PickupPoint)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.pickup.as_ref().map(|p| (n.node_id.as_str(), p)))
     }
 
     fn node(&self, node_id: &str) -> Option<&NodeSettings> {
@@ -308,6 +325,14 @@ impl RoutingConfig {
             LocationType::Store => NodeKind::ShipFromStore,
         };
         if !rule.node_kinds.contains(&kind) || (kind == NodeKind::PickupStore && pickup.is_none()) {
+            return Vec::new();
+        }
+        if kind == NodeKind::PickupStore
+            && request
+                .pickup_location
+                .is_some_and(|chosen| chosen != candidate.node_id)
+        {
+            // Not the store the customer chose to collect at.
             return Vec::new();
         }
         let gives: Vec<(u32, u32)> = remaining
@@ -461,6 +486,7 @@ mod tests {
         let config = RoutingConfig::bundled().expect("bundled config parses");
         config.route(&RouteRequest {
             shipping_method: method,
+            pickup_location: None,
             lines,
             candidates,
             history: &TransitHistory::default(),
@@ -533,6 +559,46 @@ mod tests {
     }
 
     #[test]
+    fn a_pickup_order_goes_to_the_store_the_customer_chose_and_nowhere_else() {
+        let config = RoutingConfig::bundled().expect("bundled config parses");
+        let stores = [
+            candidate("store-chicago", LocationType::Store, 0, &[(1, 1)]),
+            candidate("store-soho", LocationType::Store, 5, &[(1, 1)]),
+        ];
+        let plan = |chosen: Option<&str>, candidates: &[Candidate]| {
+            config.route(&RouteRequest {
+                shipping_method: "pickup",
+                pickup_location: chosen,
+                lines: &[line(1, 1)],
+                candidates,
+                history: &TransitHistory::default(),
+                now: morning(),
+            })
+        };
+        // Chicago is nearer (and would win), but the customer chose Soho.
+        let nodes = |p: &RoutePlan| {
+            p.routes
+                .iter()
+                .map(|r| r.node_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&plan(None, &stores)), ["store-chicago"]);
+        let soho = plan(Some("store-soho"), &stores);
+        assert_eq!(nodes(&soho), ["store-soho"]);
+        assert_eq!(
+            soho.routes[0]
+                .pickup
+                .as_ref()
+                .map(|p| p.store_name.as_str()),
+            Some("Waybill Soho")
+        );
+        // The chosen store without the units: not sent to another store.
+        let elsewhere = plan(Some("store-soho"), &stores[..1]);
+        assert!(elsewhere.routes.is_empty());
+        assert_eq!(elsewhere.unroutable, vec![line(1, 1)]);
+    }
+
+    #[test]
     fn pickup_orders_go_only_to_stores_that_hand_out_orders() {
         let plan = route(
             "pickup",
@@ -573,6 +639,7 @@ mod tests {
         let at = |hour| {
             config.route(&RouteRequest {
                 shipping_method: "standard",
+                pickup_location: None,
                 lines: &lines,
                 candidates: &candidates,
                 history: &TransitHistory::default(),
@@ -618,6 +685,7 @@ mod tests {
             config
                 .route(&RouteRequest {
                     shipping_method: "standard",
+                    pickup_location: None,
                     lines: &lines,
                     candidates: &candidates,
                     history,

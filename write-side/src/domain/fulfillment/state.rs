@@ -56,7 +56,8 @@ impl FulfillmentOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipment {
     pub created: ShipmentCreated,
-    /// The latest scan by carrier time, with its id.
+    /// The latest scan by its effective time (carrier time capped at receipt, see
+    /// `ShipmentTracked::effective_time`), with its id.
     pub status: Option<(CarrierStatus, DateTime<Utc>, String)>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub proof: Option<ProofOfDelivery>,
@@ -78,6 +79,8 @@ impl Shipment {
 pub struct Fulfillment {
     pub order_id: Option<OrderId>,
     pub shipping_method: String,
+    /// The store the customer chose to collect a pickup order at (`OrderPlaced.pickup_store`).
+    pub pickup_location: Option<String>,
     /// Units ordered, by line number, with the SKU.
     pub ordered: BTreeMap<u32, FulfillmentLine>,
     pub allocated: Vec<ReservedLine>,
@@ -102,6 +105,9 @@ pub struct Fulfillment {
     /// Units each edit took out of the order (`OrderEdited`, by edit id): their stock is
     /// released when the order is routed (key `<order>:edit:<edit id>`).
     pub edit_removals: Vec<(uuid::Uuid, Vec<FulfillmentLine>)>,
+    /// The gateway refused for good to capture the order's payment (its refusal code): the
+    /// fulfillment is held until an agent resolves it (see write-side/FULFILLMENT.md).
+    pub payment_hold: Option<String>,
     pub version: i64,
 }
 
@@ -139,6 +145,7 @@ impl Fulfillment {
             OrderEvent::OrderPlaced(placed) => {
                 self.order_id = Some(placed.order_id);
                 self.shipping_method = placed.shipping.method.trim().to_ascii_lowercase();
+                self.pickup_location = placed.pickup_store.as_ref().map(|s| s.location_id.clone());
                 self.ordered = placed
                     .lines
                     .iter()
@@ -186,6 +193,7 @@ impl Fulfillment {
                 self.confirmed = Some(e.capture_mode);
                 self.confirmed_at = Some(e.confirmed_at);
             }
+            OrderEvent::PaymentCaptureFailed(e) => self.payment_hold = Some(e.code.clone()),
             OrderEvent::FulfillmentRouted(e) => {
                 if let RouteCause::ShortPick {
                     from_fulfillment_id,
@@ -263,9 +271,11 @@ impl Fulfillment {
             OrderEvent::ShipmentTracked(e) => {
                 if let Some(s) = self.shipment_mut(&e.shipment_id) {
                     s.seen.push(e.carrier_event_id.clone());
-                    s.status = Some((e.status, e.carrier_time, e.carrier_event_id.clone()));
+                    s.status = Some((e.status, e.effective_time(), e.carrier_event_id.clone()));
                     if e.status == CarrierStatus::Delivered {
-                        s.delivered_at = Some(e.carrier_time);
+                        // Never before its label existed: a scan dated in the distant past
+                        // would otherwise close the order (and its return window) at once.
+                        s.delivered_at = Some(e.effective_time().max(s.created.created_at));
                         s.proof = e.proof.clone();
                     }
                 }
@@ -402,6 +412,12 @@ impl Fulfillment {
     pub fn to_route(&self) -> Vec<FulfillmentLine> {
         let ordered: Vec<FulfillmentLine> = self.ordered.values().cloned().collect();
         subtract(&ordered, &self.cancelled_lines)
+    }
+
+    /// Every unit ordered was cancelled (by the customer or an agent, an uncollected pickup, a
+    /// short pick nobody could fill): nothing of the order is left to hand over.
+    pub fn nothing_left(&self) -> bool {
+        !self.ordered.is_empty() && total(&self.to_route()) == 0
     }
 
     fn apply_line_cancellation(&mut self, e: &OrderLinesCancelled) {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use waybill_schemas::events::{
-    ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested, PaymentMethod,
+    ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested, PaymentMethod, ReturnResolution,
 };
 use waybill_schemas::{Money, OrderEvent};
 
@@ -52,6 +52,9 @@ impl OrderState {
                 order_id,
                 action: "charge the card again",
             });
+        }
+        if let Some(return_id) = return_id {
+            self.ensure_exchange(return_id)?;
         }
         Ok(vec![OrderEvent::ExtraChargeRequested(
             ExtraChargeRequested {
@@ -128,6 +131,30 @@ impl OrderState {
                 })])
             }
         }
+    }
+
+    /// A charge names a return only to pay that exchange's price difference: the return must
+    /// be one of the order's and resolved (or to be resolved) as an exchange.
+    fn ensure_exchange(&self, return_id: &str) -> Result<(), OrderError> {
+        let order_id = self.order_id();
+        let Some(r) = self.fulfillment.returns.get(return_id) else {
+            return Err(OrderError::UnknownReference {
+                order_id,
+                field: "return_id",
+                detail: format!("order {order_id} has no return {return_id}"),
+            });
+        };
+        if !matches!(r.requested.resolution, ReturnResolution::Exchange { .. }) {
+            return Err(OrderError::UnknownReference {
+                order_id,
+                field: "return_id",
+                detail: format!(
+                    "return {return_id} is resolved as {}, not an exchange; a charge pays only an exchange's price difference",
+                    r.requested.resolution.kind()
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn known_charge(&self, charge_id: Uuid) -> Result<&Charge, OrderError> {
@@ -262,5 +289,25 @@ mod tests {
             order.handle(&unknown, t0()),
             Err(OrderError::UnknownCharge { .. })
         ));
+    }
+
+    #[test]
+    fn a_charge_naming_a_return_the_order_does_not_have_is_refused_naming_return_id() {
+        let order = captured();
+        let order_id = order.state().unwrap().order_id();
+        let mut charge = request(Uuid::from_u128(7), usd(500));
+        if let OrderCommand::RequestCharge { return_id, .. } = &mut charge {
+            *return_id = Some(format!("{order_id}-R1"));
+        }
+        match order.handle(&charge, t0()) {
+            Err(OrderError::UnknownReference { field, detail, .. }) => {
+                assert_eq!(field, "return_id");
+                assert!(
+                    detail.contains(&format!("no return {order_id}-R1")),
+                    "{detail}"
+                );
+            }
+            other => panic!("expected a refusal naming return_id, got {other:?}"),
+        }
     }
 }

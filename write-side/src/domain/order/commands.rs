@@ -25,6 +25,9 @@ pub enum OrderCommand {
     /// A customer, agent or the checkout flow cancels the order (allowed until a capture).
     Cancel {
         order_id: OrderId,
+        /// The id the units' cancellation gets when the order is confirmed already (every unit
+        /// left is cancelled as one `OrderLinesCancelled`); chosen by the caller.
+        cancellation_id: Uuid,
         cancel: CancelOrder,
     },
     /// A customer, agent or service cancels units of a confirmed order that have not shipped.
@@ -93,6 +96,14 @@ pub enum OrderCommand {
     },
     /// The authorization's hold lapsed (only at or after its `expires_at`).
     ExpireAuthorization,
+    /// The gateway refused for good to capture `amount` from the authorization (voided or
+    /// expired at the gateway, declined, unknown): nothing more is captured from it.
+    RecordCaptureFailure {
+        authorization_id: String,
+        amount: Money,
+        code: String,
+        message: String,
+    },
     /// An agent, finance or a service (returns) gives money back; refused above what is still
     /// refundable. The process manager then asks the gateway.
     RequestRefund {
@@ -186,6 +197,7 @@ impl OrderCommand {
             Self::RecordCapture { .. } => "capture payment",
             Self::RecordVoid { .. } => "void its authorization",
             Self::ExpireAuthorization => "expire its authorization",
+            Self::RecordCaptureFailure { .. } => "record a failed capture",
             Self::RequestRefund { .. } => "refund",
             Self::RecordRefund { .. } => "record a refund",
             Self::RecordRefundFailure { .. } => "record a failed refund",

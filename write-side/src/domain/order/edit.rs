@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use waybill_schemas::events::{
-    Address, CaptureMode, Discount, EditMoneyAction, OrderEdited, PaymentMethod, RefundKind,
+    Address, Discount, EditMoneyAction, OrderEdited, PaymentMethod, RefundKind,
 };
 use waybill_schemas::{Money, OrderEvent, Quantity, Sku};
 
@@ -298,7 +298,7 @@ impl OrderState {
         if !self.fulfillment.cancelled_lines.is_empty() {
             return not("units of it were cancelled");
         }
-        if self.confirmed == Some(CaptureMode::Immediate) && self.ledger.captured_minor() == 0 {
+        if self.capture_under_way() {
             return not("its payment is being captured; try again in a moment");
         }
         Ok(())
@@ -348,7 +348,7 @@ pub fn edit_refund_id(edit_id: Uuid) -> Uuid {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use waybill_schemas::events::{FulfillmentRouted, NodeKind, RouteCause};
+    use waybill_schemas::events::{CaptureMode, FulfillmentRouted, NodeKind, RouteCause};
     use waybill_schemas::{Currency, OrderId};
 
     use super::super::fixtures::*;
@@ -405,6 +405,39 @@ mod tests {
             .values()
             .map(|l| (l.line_no, l.quantity.get()))
             .collect()
+    }
+
+    #[test]
+    fn a_prepaid_order_confirmed_for_immediate_capture_is_editable_and_moves_no_money() {
+        let prepaid_confirmed = with(
+            placed_order(prepaid()),
+            &[
+                accept_risk(),
+                reserve_all(t0() + minutes(15)),
+                OrderCommand::RecordAllocation {
+                    lines: full_lines(),
+                },
+                OrderCommand::Confirm {
+                    capture_mode: CaptureMode::Immediate,
+                },
+            ],
+            t0(),
+        );
+        assert!(!state(&prepaid_confirmed).capture_under_way());
+        let events = prepaid_confirmed
+            .handle(&command(Uuid::from_u128(1), edit(&[(1, 1)], vec![])), t0())
+            .expect("nothing is being captured for a prepaid order");
+        let [OrderEvent::OrderEdited(edited)] = events.as_slice() else {
+            panic!("one OrderEdited, got {events:?}");
+        };
+        assert_eq!(edited.money_action, EditMoneyAction::None);
+        // A card order confirmed for immediate capture still waits for its capture.
+        let card = confirmed(CaptureMode::Immediate);
+        assert!(state(&card).capture_under_way());
+        assert!(matches!(
+            card.handle(&command(Uuid::from_u128(2), edit(&[(1, 1)], vec![])), t0()),
+            Err(OrderError::NotEditable { .. })
+        ));
     }
 
     #[test]

@@ -168,6 +168,14 @@ pub enum OrderError {
         field: String,
         detail: String,
     },
+    /// The request names something the order does not have (a return, a line, ...); `field`
+    /// is the request field that names it.
+    #[error("{detail}")]
+    UnknownReference {
+        order_id: OrderId,
+        field: &'static str,
+        detail: String,
+    },
     #[error("order {order_id} cannot be edited: {reason}")]
     NotEditable { order_id: OrderId, reason: String },
     #[error("order {order_id} was placed as a guest; there is no customer account to credit")]

@@ -100,6 +100,7 @@ pub fn placed_event(order_id: OrderId, payment: Option<PaymentMethod>) -> OrderP
         },
         payment,
         risk_context: None,
+        pickup_store: None,
         placed_at: t0(),
     }
 }
@@ -126,6 +127,8 @@ pub fn place_command(order_id: OrderId, payment: Option<PaymentMethod>) -> Order
             totals: p.totals,
             payment: p.payment,
             risk_context: p.risk_context,
+            pickup_location: None,
+            pickup_store: p.pickup_store,
         }),
     }
 }
@@ -133,6 +136,7 @@ pub fn place_command(order_id: OrderId, payment: Option<PaymentMethod>) -> Order
 pub fn cancel_command(order_id: OrderId, reason: CancelReason) -> OrderCommand {
     OrderCommand::Cancel {
         order_id,
+        cancellation_id: uuid::Uuid::from_u128(0xCA9CE1),
         cancel: CancelOrder { reason, note: None },
     }
 }

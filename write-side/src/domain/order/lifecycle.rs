@@ -2,6 +2,7 @@
 //! and cancellation (of the whole order until something ships; see `line_cancel`).
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 use waybill_schemas::events::{CaptureMode, OrderCancelled, OrderConfirmed, OrderPlaced};
 use waybill_schemas::{OrderEvent, OrderId};
 
@@ -25,6 +26,7 @@ pub(super) fn place(order_id: OrderId, order: &PlaceOrder, now: DateTime<Utc>) -
         totals: order.totals,
         payment: order.payment,
         risk_context: order.risk_context,
+        pickup_store: order.pickup_store,
         placed_at: now,
     })]
 }
@@ -33,6 +35,7 @@ impl OrderState {
     /// Allowed until the first capture; after that, money comes back through returns.
     pub(super) fn cancel(
         &self,
+        cancellation_id: Uuid,
         cancel: &CancelOrder,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderEvent>, OrderError> {
@@ -43,16 +46,13 @@ impl OrderState {
         if self.confirmed.is_some() && self.shipped {
             return Err(OrderError::AlreadyShipped { order_id });
         }
-        if self.confirmed == Some(CaptureMode::Immediate)
-            && !self.is_prepaid()
-            && self.captures.is_empty()
-        {
+        if self.capture_under_way() {
             // The capture may be at the gateway right now; a moment later it is a refund.
             return Err(OrderError::CaptureUnderWay { order_id });
         }
         if self.confirmed.is_some() {
             // After confirmation: every unit is withdrawn and what was captured refunded.
-            return self.cancel_confirmed(cancel.reason, cancel.note.clone(), now);
+            return self.cancel_confirmed(cancellation_id, cancel.reason, cancel.note.clone(), now);
         }
         Ok(vec![OrderEvent::OrderCancelled(OrderCancelled {
             order_id,

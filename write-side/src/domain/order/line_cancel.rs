@@ -198,19 +198,25 @@ impl OrderState {
                 });
             }
         }
-        Ok(vec![self.lines_cancelled(
+        let cancelled = self.lines_cancelled(
             cancellation_id,
             taken,
             request.reason,
             request.note.clone(),
             requested_by,
             now,
-        )])
+        );
+        // The last units left: the order is cancelled with them (one decision, shared with the
+        // fulfillment's own cancellations).
+        Ok(self
+            .fulfillment
+            .cancel_when_nothing_left(vec![cancelled], now))
     }
 
     /// Cancelling a whole confirmed order: every unit left, if none has left a node yet.
     pub(super) fn cancel_confirmed(
         &self,
+        cancellation_id: Uuid,
         reason: CancelReason,
         note: Option<String>,
         now: DateTime<Utc>,
@@ -246,7 +252,7 @@ impl OrderState {
         let mut events = Vec::new();
         if !units.is_empty() {
             events.push(self.lines_cancelled(
-                Uuid::now_v7(),
+                cancellation_id,
                 units,
                 reason,
                 note.clone(),
@@ -457,6 +463,56 @@ mod tests {
         let state = order.state().expect("placed");
         assert_eq!(state.current_total(), usd(0));
         assert!(state.nothing_left_to_capture());
+    }
+
+    #[test]
+    fn the_cancellation_that_takes_the_last_units_cancels_the_order() {
+        let mut order = confirmed(CaptureMode::Immediate);
+        let some = order.record(&cancel(&[(1, 1)]), t0()).expect("cancelled");
+        assert_eq!(kinds(&some), ["OrderLinesCancelled"]);
+        assert!(!order.state().expect("placed").is_cancelled());
+        let rest = order
+            .record(&cancel(&[(1, 1), (2, 1)]), t0())
+            .expect("cancelled");
+        assert_eq!(kinds(&rest), ["OrderLinesCancelled", "OrderCancelled"]);
+        let OrderEvent::OrderCancelled(cancelled) = &rest[1] else {
+            panic!("{rest:?}")
+        };
+        assert_eq!(cancelled.reason, CancelReason::CustomerRequest);
+        assert_eq!(cancelled.cancelled_at, t0());
+        let state = order.state().expect("placed");
+        assert_eq!(state.status(), OrderStatus::Cancelled);
+        assert_eq!(
+            order.handle(&cancel(&[(1, 1)]), t0()),
+            Err(OrderError::AlreadyCancelled(id(&order)))
+        );
+    }
+
+    #[test]
+    fn deciding_twice_on_the_same_input_gives_the_same_events() {
+        let order = confirmed(CaptureMode::OnShipment);
+        let whole = cancel_command(id(&order), CancelReason::CustomerRequest);
+        assert_eq!(order.handle(&whole, t0()), order.handle(&whole, t0()));
+        let lines = cancel(&[(1, 2), (2, 1)]);
+        assert_eq!(order.handle(&lines, t0()), order.handle(&lines, t0()));
+        let events = order.handle(&whole, t0()).expect("cancelled");
+        let OrderEvent::OrderLinesCancelled(withdrawn) = &events[0] else {
+            panic!("{events:?}")
+        };
+        let OrderCommand::Cancel {
+            cancellation_id, ..
+        } = whole
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            withdrawn.cancellation_id, cancellation_id,
+            "the id is the caller's"
+        );
+    }
+
+    fn kinds(events: &[OrderEvent]) -> Vec<&'static str> {
+        events.iter().map(OrderEvent::event_type).collect()
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub use edit::{edit_charge_id, edit_refund_id, EditOrder, LineChange, NewLine};
 pub use error::OrderError;
 pub use line_cancel::{CancelLines, LineQuantity};
 pub use state::{
-    Authorization, Capture, Challenge, Decline, OrderState, OrderStatus, PaymentState, Reservation,
-    ReservationState, Review, RiskAssessment, RiskState, Void,
+    Authorization, Capture, CaptureFailure, Challenge, Decline, OrderState, OrderStatus,
+    PaymentState, Reservation, ReservationState, Review, RiskAssessment, RiskState, Void,
 };
 
 use chrono::{DateTime, Utc};
@@ -100,7 +100,11 @@ impl Order {
         let action = command.action();
         match command {
             C::Place { .. } => Err(OrderError::AlreadyPlaced(state.order_id())),
-            C::Cancel { cancel, .. } => state.cancel(cancel, now),
+            C::Cancel {
+                cancellation_id,
+                cancel,
+                ..
+            } => state.cancel(*cancellation_id, cancel, now),
             C::CancelLines {
                 cancellation_id,
                 cancel,
@@ -165,6 +169,14 @@ impl Order {
                 reason,
             } => state.record_void(authorization_id, reason, action, now),
             C::ExpireAuthorization => state.expire_authorization(action, now),
+            C::RecordCaptureFailure {
+                authorization_id,
+                amount,
+                code,
+                message,
+            } => {
+                state.record_capture_failure(authorization_id, *amount, code, message, action, now)
+            }
             C::RequestRefund {
                 refund_id,
                 amount,
@@ -315,6 +327,13 @@ impl Order {
                 })
             }
             OrderEvent::PaymentAuthorizationExpired(_) => state.authorization_expired = true,
+            OrderEvent::PaymentCaptureFailed(e) => {
+                state.capture_failure = Some(CaptureFailure {
+                    authorization_id: e.authorization_id.clone(),
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                })
+            }
             // Money after capture: folded by the ledger above.
             OrderEvent::RefundRequested(_)
             | OrderEvent::PaymentRefunded(_)

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use waybill_schemas::events::{
-    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptured, PaymentChallengeRequired,
-    PaymentDeclined, PaymentVoided,
+    PaymentAuthorizationExpired, PaymentAuthorized, PaymentCaptureFailed, PaymentCaptured,
+    PaymentChallengeRequired, PaymentDeclined, PaymentVoided,
 };
 use waybill_schemas::{Money, OrderEvent};
 
@@ -224,7 +224,7 @@ impl OrderState {
                 authorization_id: authorization_id.to_owned(),
             });
         }
-        if self.void.is_some() || self.authorization_expired {
+        if self.void.is_some() || self.authorization_expired || self.capture_failure.is_some() {
             return Err(self.blocked_by_payment(action));
         }
         self.ensure_currency(amount)?;
@@ -285,6 +285,51 @@ impl OrderState {
             reason: reason.to_owned(),
             voided_at: now,
         })])
+    }
+
+    /// The gateway refused for good to capture from the order's live authorization: recorded
+    /// once (a repeat for the same authorization changes nothing); only while it is authorized
+    /// and nothing was captured from it.
+    pub(super) fn record_capture_failure(
+        &self,
+        authorization_id: &str,
+        amount: Money,
+        code: &str,
+        message: &str,
+        action: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        self.ensure_card(action)?;
+        if self
+            .capture_failure
+            .as_ref()
+            .is_some_and(|f| f.authorization_id == authorization_id)
+        {
+            return Ok(vec![]);
+        }
+        let PaymentState::Authorized {
+            authorization_id: live,
+            ..
+        } = self.payment()
+        else {
+            return Err(self.blocked_by_payment(action));
+        };
+        if live != authorization_id {
+            return Err(OrderError::UnknownAuthorization {
+                order_id: self.order_id(),
+                authorization_id: authorization_id.to_owned(),
+            });
+        }
+        Ok(vec![OrderEvent::PaymentCaptureFailed(
+            PaymentCaptureFailed {
+                order_id: self.order_id(),
+                authorization_id: authorization_id.to_owned(),
+                amount,
+                code: code.to_owned(),
+                message: message.to_owned(),
+                failed_at: now,
+            },
+        )])
     }
 
     /// The hold lapsed: only an authorized, uncaptured hold whose `expires_at` has passed.
@@ -804,5 +849,56 @@ mod tests {
         assert!(cancelled(authorized())
             .handle(&OrderCommand::ExpireAuthorization, week())
             .is_ok());
+    }
+
+    fn capture_refused(id: &str) -> OrderCommand {
+        OrderCommand::RecordCaptureFailure {
+            authorization_id: id.into(),
+            amount: grand_total(),
+            code: "authorization_voided".into(),
+            message: "the authorization was voided".into(),
+        }
+    }
+
+    #[test]
+    fn a_capture_refused_for_good_is_recorded_once_and_ends_the_checkout_flow() {
+        let order = confirmed();
+        assert!(
+            order.handle(&capture_refused("auth_2"), t0()).is_err(),
+            "another authorization"
+        );
+        let failed = with(order, &[capture_refused("auth_1")], t0());
+        assert_eq!(
+            payment(&failed),
+            PaymentState::CaptureFailed {
+                authorization_id: "auth_1".into(),
+                code: "authorization_voided".into()
+            }
+        );
+        assert_eq!(
+            failed.handle(&capture_refused("auth_1"), t0()),
+            Ok(vec![]),
+            "once"
+        );
+        assert!(
+            failed.handle(&capture("cap_1", 100), t0()).is_err(),
+            "nothing is captured after"
+        );
+        // Shipped or not, the flow neither retries the capture nor tries to void a hold the
+        // gateway no longer has.
+        let policy = crate::domain::FlowPolicy::default();
+        assert_eq!(
+            crate::domain::next_step(&failed, &policy, t0()),
+            crate::domain::Step::Done
+        );
+        let cancelled = cancelled(failed);
+        let step = crate::domain::next_step(&cancelled, &policy, t0());
+        assert!(
+            !matches!(
+                step,
+                crate::domain::Step::Void { .. } | crate::domain::Step::Capture { .. }
+            ),
+            "a cancelled order releases its stock but asks nothing of the gateway: {step:?}"
+        );
     }
 }

@@ -146,6 +146,8 @@ fn arb_place_order() -> impl Strategy<Value = PlaceOrder> {
                     totals,
                     payment: template.payment,
                     risk_context: None,
+                    pickup_location: None,
+                    pickup_store: None,
                 })
             },
         )
@@ -222,6 +224,7 @@ fn resolve(
         },
         Spec::Cancel => OrderCommand::Cancel {
             order_id,
+            cancellation_id: uuid::Uuid::from_u128(0xCA9CE1),
             cancel: CancelOrder {
                 reason: CancelReason::CustomerRequest,
                 note: None,

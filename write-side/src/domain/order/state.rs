@@ -143,6 +143,12 @@ pub enum PaymentState {
     Voided,
     /// The hold lapsed before it was captured.
     Expired,
+    /// The gateway refused for good to capture from the authorization (`code`); nothing will
+    /// be captured from it and no hold is left to release.
+    CaptureFailed {
+        authorization_id: String,
+        code: String,
+    },
 }
 
 impl PaymentState {
@@ -177,6 +183,10 @@ impl fmt::Display for PaymentState {
             Self::Captured { total, .. } => write!(f, "captured ({total})"),
             Self::Voided => f.write_str("voided"),
             Self::Expired => f.write_str("expired"),
+            Self::CaptureFailed {
+                authorization_id,
+                code,
+            } => write!(f, "capture refused for good ({code} on {authorization_id})"),
         }
     }
 }
@@ -241,6 +251,14 @@ pub struct Void {
     pub reason: String,
 }
 
+/// The gateway refused for good to capture from the authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureFailure {
+    pub authorization_id: String,
+    pub code: String,
+    pub message: String,
+}
+
 /// What the aggregate remembers about a placed order: the whole `OrderPlaced` and every outcome
 /// recorded since, each at most once. Read it through the methods; the aggregate alone changes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,6 +276,7 @@ pub struct OrderState {
     pub(super) captures: Vec<Capture>,
     pub(super) void: Option<Void>,
     pub(super) authorization_expired: bool,
+    pub(super) capture_failure: Option<CaptureFailure>,
     pub(super) confirmed: Option<CaptureMode>,
     pub(super) cancel_reason: Option<CancelReason>,
     /// Captures, refunds and chargebacks as money movements.
@@ -294,6 +313,7 @@ impl OrderState {
             captures: Vec::new(),
             void: None,
             authorization_expired: false,
+            capture_failure: None,
             confirmed: None,
             cancel_reason: None,
             ledger: Ledger::default(),
@@ -434,6 +454,12 @@ impl OrderState {
         if self.authorization_expired {
             return PaymentState::Expired;
         }
+        if let Some(failure) = &self.capture_failure {
+            return PaymentState::CaptureFailed {
+                authorization_id: failure.authorization_id.clone(),
+                code: failure.code.clone(),
+            };
+        }
         if let Some(a) = &self.authorization {
             return PaymentState::Authorized {
                 authorization_id: a.authorization_id.clone(),
@@ -461,6 +487,10 @@ impl OrderState {
     pub fn decline(&self) -> Option<&Decline> {
         self.decline.as_ref()
     }
+    /// The gateway's permanent refusal to capture, if there was one.
+    pub fn capture_failure(&self) -> Option<&CaptureFailure> {
+        self.capture_failure.as_ref()
+    }
     pub fn captures(&self) -> &[Capture] {
         &self.captures
     }
@@ -470,6 +500,17 @@ impl OrderState {
     pub fn captured_total(&self) -> Money {
         let minor = self.captures.iter().map(|c| c.amount.minor).sum();
         Money::new(minor, self.placed.currency)
+    }
+
+    /// Confirmed for immediate capture and the capture not recorded yet: it may be at the
+    /// gateway right now, so the order's value must not change under it. Never true of a
+    /// prepaid order (paid to the channel: there is no capture to wait for) nor of one whose
+    /// hold has nothing left to capture (every unit cancelled: the hold is voided instead).
+    pub fn capture_under_way(&self) -> bool {
+        self.confirmed == Some(CaptureMode::Immediate)
+            && !self.is_prepaid()
+            && self.captures.is_empty()
+            && matches!(self.payment(), PaymentState::Authorized { .. })
     }
 
     /// What is left to capture on the authorization (zero without one).

@@ -143,6 +143,8 @@ pub enum ReturnError {
     BadInspection {
         index: usize,
         line_no: u32,
+        /// The field of `lines[index]` at fault (`line_no`, `sku`, `accepted`, `resellable`).
+        field: &'static str,
         why: &'static str,
     },
 }
@@ -165,7 +167,8 @@ impl ReturnError {
             Self::NothingDelivered { index, .. } | Self::MoreThanReturnable { index, .. } => {
                 at(index, "quantity")
             }
-            Self::BadInspection { index, .. } => at(index, "accepted"),
+            Self::BadInspection { field: "lines", .. } => Some("lines".into()),
+            Self::BadInspection { index, field, .. } => at(index, field),
             Self::NotPlaced | Self::UnknownReturn(_) | Self::NotAllowed { .. } => None,
         }
     }
@@ -548,13 +551,23 @@ fn check_inspection(r: &Return, lines: &[InspectedLine]) -> Result<(), ReturnErr
             return Err(ReturnError::BadInspection {
                 index,
                 line_no: l.line_no,
+                field: "line_no",
                 why: "the line is not in the return",
             });
         };
+        if l.sku != asked.sku {
+            return Err(ReturnError::BadInspection {
+                index,
+                line_no: l.line_no,
+                field: "sku",
+                why: "the SKU is not the returned line's",
+            });
+        }
         if lines[..index].iter().any(|o| o.line_no == l.line_no) {
             return Err(ReturnError::BadInspection {
                 index,
                 line_no: l.line_no,
+                field: "line_no",
                 why: "the line appears twice",
             });
         }
@@ -562,6 +575,7 @@ fn check_inspection(r: &Return, lines: &[InspectedLine]) -> Result<(), ReturnErr
             return Err(ReturnError::BadInspection {
                 index,
                 line_no: l.line_no,
+                field: "accepted",
                 why: "accepted + rejected must equal the returned quantity",
             });
         }
@@ -569,6 +583,7 @@ fn check_inspection(r: &Return, lines: &[InspectedLine]) -> Result<(), ReturnErr
             return Err(ReturnError::BadInspection {
                 index,
                 line_no: l.line_no,
+                field: "resellable",
                 why: "resellable units must be accepted units",
             });
         }
@@ -582,6 +597,7 @@ fn check_inspection(r: &Return, lines: &[InspectedLine]) -> Result<(), ReturnErr
         return Err(ReturnError::BadInspection {
             index: lines.len(),
             line_no: missing.line_no,
+            field: "lines",
             why: "every returned line must be inspected",
         });
     }

@@ -4,9 +4,11 @@
 //!
 //! A report for day D lists every transaction that settled on D: captures (fee 2.9 % + 0.30,
 //! rounded half up), refunds (no fee), lost disputes (`chargeback`, with a 15.00 dispute fee),
-//! all paid out in `po_<YYYYMMDD>_<currency>`. Amounts are integer minor units.
+//! all paid out in `po_<YYYYMMDD>_<currency>`. Amounts are integer minor units, and the fixed
+//! fees are each currency's own (the default [`FeeSchedule`]: ¥0 and ¥15 in JPY).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use waybill_schemas::fees::FeeSchedule;
 use waybill_schemas::{Currency, Money, OrderId};
 
 use super::disputes::DisputeStatus;
@@ -16,8 +18,6 @@ use super::state::Ledger;
 pub const HEADER: &str = "transaction_id,type,order_id,gross_minor,fee_minor,net_minor,currency,\
 original_minor,original_currency,payout_id,transaction_date,settlement_date";
 
-/// The dispute fee on a lost chargeback, in minor units.
-pub const DISPUTE_FEE_MINOR: i64 = 1500;
 /// The unexpected fee [`Quirk::UnexpectedFee`] adds, in minor units.
 pub const UNEXPECTED_FEE_MINOR: i64 = 250;
 /// [`Quirk::Conversion`] settles in this currency at this rate (per mille of the order amount).
@@ -108,15 +108,17 @@ impl ReportLine {
     }
 }
 
-/// 2.9 % + 30 minor units, rounded half up.
-pub fn card_fee(gross: i64) -> i64 {
-    (gross * 29 + 500) / 1000 + 30
+/// The sandbox's fee contract: the default one, which Waybill's reconciliation expects unless
+/// configured otherwise.
+fn contract() -> FeeSchedule {
+    FeeSchedule::default()
 }
 
 impl Ledger {
     /// The report of what settled on `date`, as CSV text (header first).
     pub fn settlement_report(&self, date: NaiveDate, quirks: &[Quirk]) -> String {
         let has = |q| quirks.contains(&q);
+        let fees = contract();
         let mut captures: Vec<ReportLine> = self
             .captures
             .values()
@@ -126,7 +128,7 @@ impl Ledger {
                 kind: "capture",
                 order_id: Some(c.order_id),
                 gross: c.amount.minor,
-                fee: card_fee(c.amount.minor),
+                fee: fees.capture_fee(c.amount.minor, c.amount.currency),
                 currency: c.amount.currency,
                 original: None,
                 transaction_date: date,
@@ -143,7 +145,7 @@ impl Ledger {
         if has(Quirk::OffByOneCent) {
             if let Some(line) = captures.get_mut(1 - offset) {
                 line.gross += 1;
-                line.fee = card_fee(line.gross);
+                line.fee = fees.capture_fee(line.gross, line.currency);
             }
         }
         if has(Quirk::Conversion) {
@@ -153,7 +155,7 @@ impl Ledger {
             ) {
                 line.original = Some(Money::new(line.gross, line.currency));
                 line.gross = (line.gross * CONVERSION_RATE_PER_MILLE + 500) / 1000;
-                line.fee = card_fee(line.gross);
+                line.fee = fees.capture_fee(line.gross, eur);
                 line.currency = eur;
             }
         }
@@ -181,7 +183,7 @@ impl Ledger {
                 kind: "chargeback",
                 order_id: Some(d.order_id),
                 gross: -d.amount.minor,
-                fee: DISPUTE_FEE_MINOR,
+                fee: fees.fees_in(d.amount.currency).dispute,
                 currency: d.amount.currency,
                 original: None,
                 transaction_date: d.opened_at.date_naive(),
