@@ -290,20 +290,8 @@ async fn whole_lifecycle(
     settings.checkout.payment_webhook_url = Some(format!("http://{command}/v1/webhooks/payments"));
     settings.fulfillment.logistics_webhook_base = Some(format!("http://{command}"));
     // Each sandbox on its own runtime, so its CPU has a row of its own.
-    let payment = start(
-        &settings,
-        &secrets,
-        &[Part::PaymentSandbox],
-        &shutdown,
-    )
-    .await?;
-    let wms = start(
-        &settings,
-        &secrets,
-        &[Part::LogisticsSandbox],
-        &shutdown,
-    )
-    .await?;
+    let payment = start(&settings, &secrets, &[Part::PaymentSandbox], &shutdown).await?;
+    let wms = start(&settings, &secrets, &[Part::LogisticsSandbox], &shutdown).await?;
     let gateway = payment
         .payment_sandbox_addr
         .context("payment sandbox did not start")?;

@@ -127,9 +127,9 @@ pub(super) async fn start(
         shutdown.clone(),
     );
     role.handle()
-        .spawn(async move {
-            services::start(&settings, &secrets, &parts, addresses, &shutdown).await
-        })
+        .spawn(
+            async move { services::start(&settings, &secrets, &parts, addresses, &shutdown).await },
+        )
         .await
         .context("starting the services panicked")?
 }

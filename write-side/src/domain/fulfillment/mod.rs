@@ -27,8 +27,7 @@ use waybill_schemas::events::{
     effective_scan_time, CancelReason, CarrierStatus, ExceptionAction, FulfillmentLine,
     FulfillmentLinesCancelled, FulfillmentProgressed, FulfillmentRouted, FulfillmentShortPicked,
     FulfillmentSubmitted, NodeProgress, OrderCancelled, OrderClosed, PickupCompleted, PickupReady,
-    ProofOfDelivery,
-    RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
+    ProofOfDelivery, RouteCause, ShipmentCreated, ShipmentExceptionHandled, ShipmentTracked,
 };
 use waybill_schemas::{OrderEvent, OrderId};
 
