@@ -650,7 +650,7 @@ async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_an
         1
     );
     let metrics = api
-        .get(&format!("{}/metrics", f.world.waybill.command_url()))
+        .get(&format!("{}/metrics", f.world.waybill.metrics_url()))
         .await
         .text();
     assert!(
