@@ -322,7 +322,7 @@ async fn wait_for_document(
     let ids = [order.to_string()];
     loop {
         let document = index
-            .get(&ids)
+            .get_searchable(&ids)
             .await
             .map_err(|error| {
                 tracing::error!(%error, order_id = %order, "reading the search index failed");

@@ -157,11 +157,12 @@ async fn carrier_webhooks_out_of_order_and_duplicated_keep_the_latest_scan() {
     let parcels = f.parcels(&order_id, 1).await;
     let parcel = parcels[0]["tracking_number"].as_str().unwrap().to_owned();
 
+    // Scan times in the past: a time ahead of receipt beyond the skew window is refused.
     let t = |minutes: i64| (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339();
-    let out = f.scan(&parcel, json!({"status_code": "OD", "event_id": "scan-od", "carrier_time": t(30), "location": "Springfield"})).await;
+    let out = f.scan(&parcel, json!({"status_code": "OD", "event_id": "scan-od", "carrier_time": t(-10), "location": "Springfield"})).await;
     assert_eq!(out["waybill_response"]["outcome"], json!("applied"));
     // Older scan arrives late: acknowledged, not applied.
-    let late = f.scan(&parcel, json!({"status_code": "IT", "event_id": "scan-it", "carrier_time": t(10), "location": "Chicago hub"})).await;
+    let late = f.scan(&parcel, json!({"status_code": "IT", "event_id": "scan-it", "carrier_time": t(-30), "location": "Chicago hub"})).await;
     assert_eq!(late["waybill_status"], json!(200));
     assert_eq!(
         late["waybill_response"]["outcome"],
@@ -172,7 +173,7 @@ async fn carrier_webhooks_out_of_order_and_duplicated_keep_the_latest_scan() {
     let again = f
         .scan(
             &parcel,
-            json!({"status_code": "OD", "event_id": "scan-od", "carrier_time": t(30)}),
+            json!({"status_code": "OD", "event_id": "scan-od", "carrier_time": t(-10)}),
         )
         .await;
     assert_eq!(
@@ -650,7 +651,7 @@ async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_an
         1
     );
     let metrics = api
-        .get(&format!("{}/metrics", f.world.waybill.command_url()))
+        .get(&format!("{}/metrics", f.world.waybill.metrics_url()))
         .await
         .text();
     assert!(

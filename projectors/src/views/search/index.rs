@@ -21,6 +21,16 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
         order_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Option<OrderDocument>>, SearchError>> + Send;
 
+    /// The documents of these orders as searches see them now: staged documents not committed
+    /// yet are left out (read-your-writes waits on this, so a search right after the wait
+    /// finds what it waited for).
+    fn get_searchable(
+        &self,
+        order_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<OrderDocument>>, SearchError>> + Send {
+        self.get(order_ids)
+    }
+
     /// Writes each document unless the index already holds its order at the same or a newer
     /// version (`false` then: a stale or duplicate write, never a regression), and makes the
     /// batch visible to searches (one commit / refresh per call).
@@ -96,6 +106,16 @@ impl SearchIndex for SearchBackend {
         match self {
             Self::Tantivy(index) => index.get(order_ids).await,
             Self::Elastic(index) => index.get(order_ids).await,
+        }
+    }
+
+    async fn get_searchable(
+        &self,
+        order_ids: &[String],
+    ) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.get_searchable(order_ids).await,
+            Self::Elastic(index) => index.get_searchable(order_ids).await,
         }
     }
 

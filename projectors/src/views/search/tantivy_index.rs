@@ -348,6 +348,14 @@ impl Inner {
     }
 
     /// The staged (else stored) documents of these orders.
+    /// The committed documents only: what a search sees.
+    fn get_committed(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        let searcher = self.reader.searcher();
+        ids.iter()
+            .map(|id| self.load(&searcher, &id.to_lowercase()))
+            .collect()
+    }
+
     fn get(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
         let searcher = self.reader.searcher();
         let staged = match &self.writer {
@@ -688,6 +696,15 @@ impl SearchIndex for TantivyIndex {
         let inner = self.0.clone();
         let ids = order_ids.to_vec();
         blocking(move || inner.get(&ids)).await
+    }
+
+    async fn get_searchable(
+        &self,
+        order_ids: &[String],
+    ) -> Result<Vec<Option<OrderDocument>>, SearchError> {
+        let inner = self.0.clone();
+        let ids = order_ids.to_vec();
+        blocking(move || inner.get_committed(&ids)).await
     }
 
     async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
