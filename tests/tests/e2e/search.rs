@@ -304,7 +304,7 @@ async fn a_sku_finds_only_its_orders_and_free_text_ranks_by_relevance() {
             Some(AGENT_KEY),
         )
         .await;
-    assert_eq!(response.status, 400, "{}", response.describe());
+    assert_eq!(response.status, 422, "{}", response.describe());
     assert_eq!(response.problem_fields(), ["cursor".to_owned()]);
 }
 
