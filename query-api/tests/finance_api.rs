@@ -255,7 +255,7 @@ async fn bad_parameters_are_problems_naming_the_parameter() {
             Some("fin-key"),
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
         assert_eq!(content_type, "application/problem+json");
         let problem: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(problem["field"], field, "{query}");
@@ -266,7 +266,7 @@ async fn bad_parameters_are_problems_naming_the_parameter() {
         Some("fin-key"),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["field"],
         "outcome"

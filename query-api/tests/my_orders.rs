@@ -161,11 +161,11 @@ async fn a_customer_pages_through_exactly_their_orders_newest_first() {
     let (status, body) = get(&app, "/v1/me/orders?limit=0", &token).await;
     assert_eq!(
         (status, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("limit"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("limit"))
     );
     let (status, body) = get(&app, "/v1/me/orders?cursor=garbage", &token).await;
     assert_eq!(
         (status, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("cursor"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor"))
     );
 }

@@ -316,7 +316,7 @@ async fn agent_api_key_reads_any_order_and_finance_or_unknown_keys_do_not() {
 }
 
 #[tokio::test]
-async fn bad_order_id_and_bad_min_version_are_400_naming_the_field() {
+async fn bad_order_id_and_bad_min_version_are_422_naming_the_field() {
     let h = harness(Duration::from_secs(2)).await;
     let order = OrderId::new_v7();
     let token = tracking_token(SECRET, order);
@@ -340,10 +340,10 @@ async fn bad_order_id_and_bad_min_version_are_400_naming_the_field() {
         (&bad_min, "min_version"),
         (&bad_consistency, "consistency_token"),
     ] {
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         assert_eq!(answer.content_type, "application/problem+json");
         assert_eq!(answer.body["field"], field);
-        assert_eq!(answer.body["status"], 400);
+        assert_eq!(answer.body["status"], 422);
     }
 }
 

@@ -307,6 +307,7 @@ mod tests {
                 "malformed-json",
                 "malformed-request",
                 "malformed-webhook",
+                "duplicate-key",
                 "missing-idempotency-key"
             ]
         );
