@@ -455,25 +455,32 @@ async fn unsigned_or_malformed_logistics_webhooks_are_refused_with_problem_json(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
-    let f = FulfillmentWorld::start(
-        "capture_on_shipment",
-        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
-    )
-    .await;
+/// A world capturing on shipment, and a card order for one unit at each of two nodes
+/// (`wh-east`, `wh-west`): its id and its two node tasks.
+async fn on_shipment_order_at_two_nodes(
+    world: &str,
+    channel_ref: &str,
+) -> (FulfillmentWorld, String, Vec<Value>) {
+    let f = FulfillmentWorld::start(world, &[("WAYBILL_CAPTURE_MODE", "on-shipment")]).await;
     f.world.restock("TEE-RED-M", "wh-east", 2).await;
     f.world.restock("MUG-BLK", "wh-west", 2).await;
     let placed = f
         .world
         .place(&multi_line_order(
-            "CAPSHIP-1",
+            channel_ref,
             &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
             "standard",
         ))
         .await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     let tasks = f.tasks(&order_id, 2).await;
+    (f, order_id, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
+    let (f, order_id, tasks) =
+        on_shipment_order_at_two_nodes("capture_on_shipment", "CAPSHIP-1").await;
     let view = f
         .view_when(&order_id, "confirmed", |v| {
             v["status"] == json!("confirmed")
@@ -514,23 +521,7 @@ async fn capture_on_shipment_captures_when_the_first_parcel_ships() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_the_gateway_refuses_for_good_is_recorded_holds_fulfillment_and_flags_the_order()
 {
-    let f = FulfillmentWorld::start(
-        "capture_refused",
-        &[("WAYBILL_CAPTURE_MODE", "on-shipment")],
-    )
-    .await;
-    f.world.restock("TEE-RED-M", "wh-east", 2).await;
-    f.world.restock("MUG-BLK", "wh-west", 2).await;
-    let placed = f
-        .world
-        .place(&multi_line_order(
-            "CAPFAIL-1",
-            &[("TEE-RED-M", 1), ("MUG-BLK", 1)],
-            "standard",
-        ))
-        .await;
-    let order_id = placed["order_id"].as_str().unwrap().to_owned();
-    let tasks = f.tasks(&order_id, 2).await;
+    let (f, order_id, tasks) = on_shipment_order_at_two_nodes("capture_refused", "CAPFAIL-1").await;
     f.view_when(&order_id, "authorized, awaiting shipment", |v| {
         v["payment"]["state"] == json!("authorized")
     })
