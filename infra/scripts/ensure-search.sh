@@ -13,23 +13,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 venv=${WAYBILL_OSMEM_VENV:-$root/.waybill/venv-osmem}
 version=0.1.6
 
-if [ -x "$venv/bin/osmem-server" ] &&
-  "$venv/bin/python" -m pip show osmem-server 2>/dev/null | grep -qx "Version: $version"; then
+# shellcheck source=lib/pinned-venv.sh
+. "$root/infra/scripts/lib/pinned-venv.sh"
+
+if pinned_venv_present "$venv" osmem-server "$version" osmem-server; then
   say "osmem-server $version present in $venv"
   exit 0
 fi
 
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || die "python3-venv is missing and installing it needs root"
-  say "apt-get install -y python3-venv"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-fi
-
-say "creating $venv with osmem-server==$version"
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "osmem-server==$version"
+pinned_venv_create "$venv" osmem-server "$version"
 # The wheel bundles a static server binary inside the package (no console script): link it.
 bundled=$("$venv/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())')
 ln -sf "$bundled" "$venv/bin/osmem-server"
