@@ -472,7 +472,10 @@ async fn on_shipment_order_at_two_nodes(
             "standard",
         ))
         .await;
-    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let order_id = placed["order_id"]
+        .as_str()
+        .expect("placement answers an order id")
+        .to_owned();
     let tasks = f.tasks(&order_id, 2).await;
     (f, order_id, tasks)
 }
