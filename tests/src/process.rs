@@ -71,7 +71,17 @@ pub(crate) fn free_port() -> SocketAddr {
         hasher.write_u32(std::process::id());
         let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
         let port = TEST_PORTS.start + (hasher.finish() % span) as u16;
+        // Never hand the same port out twice in this process: two calls in a row (a role's
+        // command, query and metrics listeners) could otherwise draw one free port for both.
+        static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.push(port);
             return listener.local_addr().expect("bound port address");
         }
     }
