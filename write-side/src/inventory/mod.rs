@@ -4,14 +4,16 @@
 //!
 //! Everything that changes stock goes through one writer per process ([`reserver`]): callers'
 //! requests are queued, decided in arrival order in memory against the locked stock rows
-//! ([`allocation`] is the pure decision, [`zones`] the distance rule), and committed in one
-//! serializable transaction per batch ([`store`] owns the SQL). That keeps a hot SKU in a flash
+//! ([`stock_ledger`] is the pure decision over them, [`allocation`] the choice of locations,
+//! [`zones`] the distance rule), and committed in one serializable transaction per batch
+//! ([`store`] owns the SQL). That keeps a hot SKU in a flash
 //! sale at one transaction per batch instead of one retry storm per order, and the table's CHECK
 //! still refuses any commit that would oversell. Every operation is idempotent per order (or per
 //! idempotency key for stock movements), so the checkout process manager may repeat any step.
 
 pub mod allocation;
 mod reserver;
+mod stock_ledger;
 mod store;
 pub mod zones;
 
@@ -28,7 +30,8 @@ use waybill_schemas::{OrderId, Quantity, Sku};
 
 use crate::domain::pricing::address;
 
-use reserver::{Answer, Command, Job};
+use reserver::Job;
+use stock_ledger::{Answer, Command};
 
 /// Why the inventory could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
