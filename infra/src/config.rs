@@ -203,6 +203,8 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub jwt: crate::identity::JwtSettings,
     /// Where generated development secrets are kept (gitignored).
     #[arg(
         long,

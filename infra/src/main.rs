@@ -7,6 +7,7 @@ mod bench;
 mod client;
 mod config;
 mod demo;
+mod identity;
 mod metrics;
 mod migrate;
 mod orders;

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use waybill_query_api::{ApiKeys, QueryApiConfig};
+use waybill_schemas::jwt::JwtVerifier;
 use waybill_write_side::outbox::relay::{self, RelayConfig};
 
 use crate::config::Settings;
@@ -201,6 +202,14 @@ pub async fn start(
         clickhouse: uses_warehouse.then(|| settings.warehouse.config()),
         search: search.as_ref(),
     });
+    let serves_api = parts
+        .iter()
+        .any(|p| matches!(p, Part::Commands | Part::Query));
+    let jwt = if serves_api {
+        crate::identity::verifier(&settings.jwt, &secrets.jwt_secret, shutdown).await?
+    } else {
+        None
+    };
     let mut running = Running {
         readiness: readiness.clone(),
         command_addr: None,
@@ -223,6 +232,7 @@ pub async fn start(
                     secrets,
                     pool,
                     readiness.clone(),
+                    jwt.clone(),
                     shutdown,
                 );
                 running
@@ -298,7 +308,7 @@ pub async fn start(
             Part::Query => {
                 let listener = bind(addresses.query, "query API").await?;
                 running.query_addr = Some(listener.local_addr()?);
-                let mut config = query_config(settings, secrets)?;
+                let mut config = query_config(settings, secrets, jwt.clone())?;
                 config.readiness = readiness.clone();
                 config.search = search.clone();
                 config.events = Some(waybill_write_side::event_store::EventStore::new(require(
@@ -318,12 +328,16 @@ pub async fn start(
     Ok(running)
 }
 
-pub fn query_config(settings: &Settings, secrets: &Secrets) -> anyhow::Result<QueryApiConfig> {
+pub fn query_config(
+    settings: &Settings,
+    secrets: &Secrets,
+    jwt: Option<JwtVerifier>,
+) -> anyhow::Result<QueryApiConfig> {
     let mut config = QueryApiConfig::new(settings.redis_prefix.clone(), Vec::new());
     config.tracking = secrets.tracking.clone();
     config.api_keys = ApiKeys::parse(&secrets.api_keys)
         .context("WAYBILL_API_KEYS")?
-        .with_jwt(&secrets.jwt_secret);
+        .with_jwt_verifier(jwt);
     config.max_wait = settings.query_max_wait();
     config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
     config.rate_limit = (settings.query_rate_limit > 0)
@@ -363,6 +377,7 @@ mod commands {
         secrets: &Secrets,
         pool: PgPool,
         readiness: waybill_write_side::readiness::Readiness,
+        jwt: Option<JwtVerifier>,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
         let policy = super::returns_policy(settings).map(std::sync::Arc::new);
@@ -370,7 +385,7 @@ mod commands {
         let config = command_api::ApiKeys::parse(&secrets.api_keys)
             .map_err(|e| anyhow::anyhow!("WAYBILL_API_KEYS: {e}"))
             .map(|keys| {
-                let keys = keys.with_jwt(&secrets.jwt_secret);
+                let keys = keys.with_jwt_verifier(jwt);
                 let mut config = CommandApiConfig::new(keys, Vec::new());
                 config.tracking = secrets.tracking.clone();
                 config.readiness = readiness;

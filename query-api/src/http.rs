@@ -31,6 +31,7 @@ pub struct AppState {
 /// The query API's routes. Serve it with connect info (as [`serve`] does) for the per-IP limit.
 pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     let request_timeout = config.request_timeout;
+    let api_keys = config.api_keys.clone();
     let state = AppState {
         rate_limiter: config.rate_limit.map(RateLimiter::new),
         lookup_limiter: config.lookup_rate_limit.map(RateLimiter::new),
@@ -65,6 +66,10 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/ready", get(ready))
         .fallback(not_found)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            api_keys,
+            waybill_write_side::jwks::fresh_keys,
+        ))
         .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(middleware::from_fn(
             waybill_write_side::command_api::problem::safety_net,

@@ -4,9 +4,10 @@
 //! compared in constant time against every configured one, so neither the comparison nor the
 //! search leaks how much of a key was right. Shared by the command API and the query API.
 //!
-//! When a JWT secret is configured ([`ApiKeys::with_jwt`]), a Bearer credential shaped like a
-//! JWT is verified as one instead ([`crate::jwt`]); that is how customers (role `customer`, only
-//! their own orders) and staff signed in elsewhere authenticate.
+//! When JWTs are configured ([`ApiKeys::with_jwt`] for Waybill's own HS256 secret,
+//! [`ApiKeys::with_jwt_verifier`] for an identity provider's keys too), a Bearer credential shaped
+//! like a JWT is verified as one instead ([`crate::jwt`]); that is how customers (role
+//! `customer`, only their own orders) and staff signed in elsewhere authenticate.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::envelope::{Actor, ActorKind};
-use crate::jwt::{looks_like_jwt, JwtKey};
+use crate::jwt::{looks_like_jwt, JwtKey, JwtPolicy, JwtVerifier};
 
 /// What a key's holder may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,9 +104,9 @@ struct Entry {
     principal: Principal,
 }
 
-/// The configured keys, and the JWT key if one is configured. Cheap to clone.
+/// The configured keys, and the JWT verifier if JWTs are accepted. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct ApiKeys(Arc<Vec<Entry>>, Option<JwtKey>);
+pub struct ApiKeys(Arc<Vec<Entry>>, Option<Arc<JwtVerifier>>);
 
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -177,15 +178,23 @@ impl ApiKeys {
         found
     }
 
-    /// Also accepts HS256 JWTs signed with `secret` (an empty secret leaves JWTs off).
-    pub fn with_jwt(mut self, secret: &[u8]) -> Self {
-        self.1 = (!secret.is_empty()).then(|| JwtKey::new(secret));
+    /// Also accepts HS256 JWTs signed with `secret` under the default policy (an empty secret
+    /// leaves JWTs off).
+    pub fn with_jwt(self, secret: &[u8]) -> Self {
+        let verifier = (!secret.is_empty())
+            .then(|| JwtVerifier::new(JwtPolicy::default()).with_secret_key(JwtKey::new(secret)));
+        self.with_jwt_verifier(verifier)
+    }
+
+    /// Accepts the JWTs `verifier` accepts (`None`, or one without keys: JWTs off).
+    pub fn with_jwt_verifier(mut self, verifier: Option<JwtVerifier>) -> Self {
+        self.1 = verifier.filter(JwtVerifier::accepts_tokens).map(Arc::new);
         self
     }
 
-    /// The JWT key, when JWTs are accepted.
-    pub fn jwt(&self) -> Option<&JwtKey> {
-        self.1.as_ref()
+    /// The JWT verifier, when JWTs are accepted.
+    pub fn jwt(&self) -> Option<&JwtVerifier> {
+        self.1.as_deref()
     }
 
     /// The principal of an `Authorization: Bearer <credential>` header value: a JWT when JWTs

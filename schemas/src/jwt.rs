@@ -1,16 +1,32 @@
-//! Bearer JWTs for people who sign in elsewhere (customers of a storefront, staff through an
-//! identity provider): compact JWS, HS256 only, under one secret from config
-//! (`WAYBILL_JWT_SECRET`). Claims: `sub` (for a customer, the channel's customer id as placed on
-//! `OrderPlaced.customer.customer_id`), `role` (customer, agent, finance, admin, service) and `exp`
-//! (seconds since the epoch, required). Hand-rolled on `hmac` + `sha2`: the header must name
-//! `HS256` exactly (no `none`, no algorithm picked by the token), the signature is checked in
-//! constant time before any claim is read, and an expired token is refused.
+//! Bearer JWTs for people who sign in elsewhere: customers of a storefront signed in with its
+//! identity provider, and staff signed in through one. Verified with the `jsonwebtoken` crate:
+//!
+//! - **HS256** under Waybill's own secret (`WAYBILL_JWT_SECRET`, [`JwtKey`]): the tokens the demo,
+//!   the tests and small deployments issue;
+//! - **RS256 and ES256** under the identity provider's public keys, published as a JWKS
+//!   ([`JwksKeys`], kept fresh by the write side's `jwks` fetcher: this crate does no I/O). The
+//!   token's `kid` picks the key, and the key's type fixes the algorithm: a token cannot pick
+//!   HS256 for an RSA key (the "alg confusion" attack) or any algorithm Waybill does not allow.
+//!
+//! Every token, whatever signed it, is then held to one [`JwtPolicy`]: issuer and audience (when
+//! configured), `exp` required and `nbf` honoured, both with a leeway for clock skew, `sub` the
+//! caller (for a customer, the customer id orders were placed under), and the role read from a
+//! configured claim ([`JwtPolicy::role_claim`]): a string or an array of strings, a dotted path
+//! for nested claims (`realm_access.roles`). No role claim means `customer`, the least privilege;
+//! a claim that names no Waybill role is refused; several roles give the most privileged one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use serde_json::Value;
 
 use crate::api_keys::{Principal, Role};
 
@@ -18,26 +34,29 @@ use crate::api_keys::{Principal, Role};
 /// logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
-    #[error("not three base64url parts")]
+    #[error("not three base64url parts with a JSON header")]
     Malformed,
-    #[error("header does not name alg HS256")]
+    #[error("header names an algorithm this key source does not allow")]
     WrongAlgorithm,
+    #[error("no key with kid '{0}' in the identity provider's key set")]
+    UnknownKey(String),
     #[error("signature does not verify")]
     BadSignature,
-    #[error("claims are not sub, role, exp")]
+    #[error("claims are not sub, exp (numbers of seconds), role")]
     BadClaims,
-    #[error("unknown role '{0}'")]
+    #[error("issuer is not the configured one")]
+    WrongIssuer,
+    #[error("audience is not the configured one")]
+    WrongAudience,
+    #[error("role claim names no Waybill role ('{0}')")]
     UnknownRole(String),
     #[error("expired at {exp}, now {now}")]
     Expired { exp: i64, now: i64 },
+    #[error("not valid before {nbf}, now {now}")]
+    NotYetValid { nbf: i64, now: i64 },
 }
 
-#[derive(Debug, Deserialize)]
-struct Header {
-    alg: String,
-}
-
-/// The claims Waybill reads.
+/// The claims Waybill's own HS256 tokens carry (what [`JwtKey::issue`] signs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -46,11 +65,12 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// Verifies (and, for the demo, tests and benchmarks, issues) HS256 tokens under one secret.
+/// Waybill's own HS256 secret: verifies tokens, and issues them for the demo, tests and
+/// benchmarks.
 #[derive(Clone)]
 pub struct JwtKey {
-    /// The keyed MAC, ready to clone per use (`None` cannot happen: HMAC takes any key length).
-    mac: Option<Hmac<Sha256>>,
+    decoding: DecodingKey,
+    encoding: EncodingKey,
 }
 
 impl std::fmt::Debug for JwtKey {
@@ -62,80 +82,421 @@ impl std::fmt::Debug for JwtKey {
 impl JwtKey {
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            mac: Hmac::<Sha256>::new_from_slice(secret).ok(),
+            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(secret),
         }
     }
 
-    fn sign(&self, signing_input: &str) -> Option<Hmac<Sha256>> {
-        let mut mac = self.mac.clone()?;
-        mac.update(signing_input.as_bytes());
-        Some(mac)
-    }
-
-    /// A signed token for `claims`.
+    /// A signed HS256 token for `claims`.
     pub fn issue(&self, claims: &Claims) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-        let signing_input = format!("{header}.{payload}");
-        let signature = self
-            .sign(&signing_input)
-            .map(|mac| URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
-            .unwrap_or_default();
-        format!("{signing_input}.{signature}")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .unwrap_or_default()
     }
 
-    /// The principal a token names, if it is well formed, HS256, signed with this key and not
-    /// expired at `now` (seconds since the epoch).
+    /// The principal a token names, under the default policy (no issuer or audience, no leeway):
+    /// HS256 only, signed with this key, not expired at `now` (seconds since the epoch).
     pub fn verify(&self, token: &str, now: i64) -> Result<Principal, JwtError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed);
+        JwtVerifier::new(JwtPolicy::default())
+            .with_secret_key(self.clone())
+            .verify(token, now)
+    }
+}
+
+/// The checks every token is held to, whatever key signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtPolicy {
+    /// Accepted `iss` values; empty: not checked. When set, a token without `iss` is refused.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values (a token's `aud` must name one); empty: tokens naming an audience
+    /// are refused, since they were meant for another service.
+    pub audiences: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Where the role is: a claim name or a dotted path into nested objects.
+    pub role_claim: String,
+}
+
+impl Default for JwtPolicy {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway_secs: 0,
+            role_claim: "role".to_owned(),
+        }
+    }
+}
+
+/// One verifying key of the identity provider and the algorithm it is for.
+#[derive(Clone)]
+struct PublicKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// The algorithms a JWKS key may verify.
+const JWKS_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, PublicKey>,
+    /// Keys published without a `kid` (a provider with a single key may omit it).
+    unnamed: Vec<PublicKey>,
+}
+
+/// The identity provider's current public keys (its JWKS), shared by every verifier of the
+/// process and replaced whole on each fetch, so a key the provider removed stops verifying.
+#[derive(Clone, Default)]
+pub struct JwksKeys(Arc<RwLock<Arc<KeySet>>>);
+
+impl std::fmt::Debug for JwksKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.snapshot();
+        f.debug_struct("JwksKeys")
+            .field("kids", &set.by_kid.keys().collect::<Vec<_>>())
+            .field("unnamed", &set.unnamed.len())
+            .finish()
+    }
+}
+
+/// A JWKS document that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("not a JWKS document (an object with a `keys` array)")]
+    NotAKeySet,
+    #[error("no RS256 or ES256 (P-256) signing key in the key set")]
+    NoUsableKey,
+}
+
+impl JwksKeys {
+    /// Replaces the keys with the signing keys of a JWKS document (`{"keys": [...]}`); keys of
+    /// other types, algorithms or uses are skipped. Returns how many keys are now known. A
+    /// document without a single usable key is refused and the current keys are kept.
+    pub fn replace_from_json(&self, document: &[u8]) -> Result<usize, JwksError> {
+        let document: Value =
+            serde_json::from_slice(document).map_err(|_| JwksError::NotAKeySet)?;
+        let keys = document
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(JwksError::NotAKeySet)?;
+        let mut set = KeySet::default();
+        for raw in keys {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
+                continue;
+            };
+            let Some(key) = public_key(&jwk) else {
+                continue;
+            };
+            match jwk.common.key_id {
+                Some(kid) => {
+                    set.by_kid.insert(kid, key);
+                }
+                None => set.unnamed.push(key),
+            }
+        }
+        let count = set.by_kid.len() + set.unnamed.len();
+        if count == 0 {
+            return Err(JwksError::NoUsableKey);
+        }
+        if let Ok(mut current) = self.0.write() {
+            *current = Arc::new(set);
+        }
+        Ok(count)
+    }
+
+    /// Whether a key with this `kid` is known.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.snapshot().by_kid.contains_key(kid)
+    }
+
+    /// How many keys are known.
+    pub fn len(&self) -> usize {
+        let set = self.snapshot();
+        set.by_kid.len() + set.unnamed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        self.0
+            .read()
+            .map(|set| Arc::clone(&set))
+            .unwrap_or_default()
+    }
+
+    /// The key that verifies a token with this header.
+    fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<PublicKey, JwtError> {
+        let set = self.snapshot();
+        let key = match kid {
+            Some(kid) => set
+                .by_kid
+                .get(kid)
+                .ok_or_else(|| JwtError::UnknownKey(kid.chars().take(64).collect()))?,
+            None => {
+                let mut candidates = set.unnamed.iter().filter(|k| k.algorithm == algorithm);
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => only,
+                    _ => return Err(JwtError::UnknownKey(String::new())),
+                }
+            }
         };
-        let header: Header = URL_SAFE_NO_PAD
-            .decode(header)
-            .ok()
-            .and_then(|raw| serde_json::from_slice(&raw).ok())
-            .ok_or(JwtError::Malformed)?;
-        if header.alg != "HS256" {
+        if key.algorithm != algorithm {
             return Err(JwtError::WrongAlgorithm);
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| JwtError::Malformed)?;
-        let mac = self
-            .sign(&token[..header_and_payload_len(token)])
-            .ok_or(JwtError::BadSignature)?;
-        // `verify_slice` compares in constant time.
-        mac.verify_slice(&signature)
-            .map_err(|_| JwtError::BadSignature)?;
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|raw| serde_json::from_slice(&raw).ok())
+        Ok(key.clone())
+    }
+}
+
+/// The verifying key of a JWK, if it is an RS256 or ES256 (P-256) signing key.
+fn public_key(jwk: &Jwk) -> Option<PublicKey> {
+    if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+        return None;
+    }
+    let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
+        (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+        (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
+            if ec.curve == EllipticCurve::P256 =>
+        {
+            Algorithm::ES256
+        }
+        _ => return None,
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(PublicKey { algorithm, key })
+}
+
+/// Fetches the identity provider's keys again when a token names a `kid` not seen yet (the
+/// provider rotated its keys). Implemented by the write side's fetcher, which rate-limits it.
+pub trait JwksSource: Send + Sync {
+    /// The keys as last fetched.
+    fn keys(&self) -> &JwksKeys;
+    /// Fetch again because of `kid`, unless it was fetched too recently.
+    fn refresh_for<'a>(&'a self, kid: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// Verifies Bearer JWTs: HS256 under Waybill's secret, RS256/ES256 under the identity
+/// provider's keys, then the [`JwtPolicy`].
+#[derive(Clone)]
+pub struct JwtVerifier {
+    secret: Option<JwtKey>,
+    jwks: Option<Arc<dyn JwksSource>>,
+    policy: JwtPolicy,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("hs256", &self.secret.is_some())
+            .field("jwks", &self.jwks.as_ref().map(|s| s.keys().len()))
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+impl JwtVerifier {
+    /// A verifier that accepts no token until a key source is added.
+    pub fn new(policy: JwtPolicy) -> Self {
+        Self {
+            secret: None,
+            jwks: None,
+            policy,
+        }
+    }
+
+    /// Accepts HS256 tokens signed with `key`.
+    pub fn with_secret_key(mut self, key: JwtKey) -> Self {
+        self.secret = Some(key);
+        self
+    }
+
+    /// Accepts RS256/ES256 tokens signed with the identity provider's keys.
+    pub fn with_jwks(mut self, source: Arc<dyn JwksSource>) -> Self {
+        self.jwks = Some(source);
+        self
+    }
+
+    pub fn policy(&self) -> &JwtPolicy {
+        &self.policy
+    }
+
+    /// Whether any key source is configured.
+    pub fn accepts_tokens(&self) -> bool {
+        self.secret.is_some() || self.jwks.is_some()
+    }
+
+    /// The `kid` of a token signed by the identity provider with a key not known yet, for
+    /// which the key set is worth fetching again. `None` for anything else (other tokens are
+    /// verified, or refused, as they are).
+    pub fn unknown_kid(&self, token: &str) -> Option<(&dyn JwksSource, String)> {
+        let source = self.jwks.as_deref()?;
+        let header = raw_header(token).ok()?;
+        let kid = header.kid?;
+        let algorithm: Algorithm = header.alg.parse().ok()?;
+        (JWKS_ALGORITHMS.contains(&algorithm) && !source.keys().knows(&kid))
+            .then_some((source, kid))
+    }
+
+    /// The principal a token names, if a configured key verifies it and it meets the policy at
+    /// `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Principal, JwtError> {
+        let header = raw_header(token)?;
+        let algorithm = match header.alg.as_str() {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            _ => return Err(JwtError::WrongAlgorithm),
+        };
+        let key = if algorithm == Algorithm::HS256 {
+            self.secret
+                .as_ref()
+                .map(|secret| secret.decoding.clone())
+                .ok_or(JwtError::WrongAlgorithm)?
+        } else {
+            self.jwks
+                .as_ref()
+                .ok_or(JwtError::WrongAlgorithm)?
+                .keys()
+                .key_for(algorithm, header.kid.as_deref())?
+                .key
+        };
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            &key,
+            &self.validation(algorithm),
+        )
+        .map_err(|error| match error.kind() {
+            ErrorKind::InvalidSignature => JwtError::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                JwtError::WrongAlgorithm
+            }
+            ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+            ErrorKind::InvalidAudience => JwtError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => JwtError::WrongIssuer,
+            ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => JwtError::WrongAudience,
+            ErrorKind::InvalidToken | ErrorKind::Base64(_) => JwtError::Malformed,
+            _ => JwtError::BadClaims,
+        })?
+        .claims;
+        self.principal(&claims, now)
+    }
+
+    /// Signature, algorithm, issuer and audience are `jsonwebtoken`'s; times are checked here
+    /// against the `now` passed in (so they can be tested), with the policy's leeway.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
+        if !self.policy.issuers.is_empty() {
+            validation.set_issuer(&self.policy.issuers);
+            validation.required_spec_claims.insert("iss".to_owned());
+        }
+        if self.policy.audiences.is_empty() {
+            validation.aud = None;
+        } else {
+            validation.set_audience(&self.policy.audiences);
+            validation.required_spec_claims.insert("aud".to_owned());
+        }
+        validation
+    }
+
+    fn principal(
+        &self,
+        claims: &serde_json::Map<String, Value>,
+        now: i64,
+    ) -> Result<Principal, JwtError> {
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|sub| !sub.is_empty())
             .ok_or(JwtError::BadClaims)?;
-        if claims.sub.is_empty() {
-            return Err(JwtError::BadClaims);
+        let leeway = i64::try_from(self.policy.leeway_secs).unwrap_or(i64::MAX);
+        // A token without `exp` would never expire: refused.
+        let exp = seconds(claims.get("exp")).ok_or(JwtError::BadClaims)?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(JwtError::Expired { exp, now });
         }
-        let role =
-            Role::parse(&claims.role).ok_or_else(|| JwtError::UnknownRole(claims.role.clone()))?;
-        if now >= claims.exp {
-            return Err(JwtError::Expired {
-                exp: claims.exp,
-                now,
-            });
+        match claims.get("nbf") {
+            None => {}
+            Some(nbf) => {
+                let nbf = seconds(Some(nbf)).ok_or(JwtError::BadClaims)?;
+                if nbf > now.saturating_add(leeway) {
+                    return Err(JwtError::NotYetValid { nbf, now });
+                }
+            }
         }
+        let role = role_from(claims, &self.policy.role_claim)?;
         Ok(Principal {
-            client_id: claims.sub,
+            client_id: sub.to_owned(),
             role,
         })
     }
 }
 
-/// Length of `<header>.<payload>`, the signed part of a three-part token.
-fn header_and_payload_len(token: &str) -> usize {
-    token.rfind('.').unwrap_or(0)
+/// A NumericDate claim as whole seconds.
+fn seconds(value: Option<&Value>) -> Option<i64> {
+    let value = value?;
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && f.abs() < 1e15)
+            .map(|f| f.floor() as i64)
+    })
+}
+
+/// The role a token's role claim names: none means customer; otherwise the most privileged
+/// Waybill role among the values, or a refusal when no value is one.
+fn role_from(claims: &serde_json::Map<String, Value>, path: &str) -> Result<Role, JwtError> {
+    let mut segments = path.split('.');
+    let mut value = segments.next().and_then(|first| claims.get(first));
+    for segment in segments {
+        value = value.and_then(|v| v.get(segment));
+    }
+    let names: Vec<&str> = match value {
+        None | Some(Value::Null) => return Ok(Role::Customer),
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        Some(_) => return Err(JwtError::BadClaims),
+    };
+    names
+        .iter()
+        .filter_map(|name| Role::parse(name))
+        .max_by_key(|role| privilege(*role))
+        .ok_or_else(|| JwtError::UnknownRole(names.join(",").chars().take(64).collect()))
+}
+
+/// Order of privilege when a token names several roles.
+fn privilege(role: Role) -> u8 {
+    match role {
+        Role::Customer => 0,
+        Role::Service => 1,
+        Role::Finance => 2,
+        Role::Agent => 3,
+        Role::Admin => 4,
+    }
+}
+
+/// The header of a three-part compact JWS, read without trusting anything in it yet.
+fn raw_header(token: &str) -> Result<RawHeader, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .ok_or(JwtError::Malformed)
 }
 
 /// Whether a bearer credential has the shape of a compact JWS (three dot-separated parts), as
@@ -144,129 +505,9 @@ pub fn looks_like_jwt(credential: &str) -> bool {
     credential.bytes().filter(|b| *b == b'.').count() == 2
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    const NOW: i64 = 1_800_000_000;
-
-    fn claims(role: &str, exp: i64) -> Claims {
-        Claims {
-            sub: "cust-42".into(),
-            role: role.into(),
-            exp,
-        }
-    }
-
-    #[test]
-    fn a_valid_token_names_its_subject_and_role() {
-        let key = JwtKey::new(b"secret");
-        let token = key.issue(&claims("customer", NOW + 60));
-        assert!(looks_like_jwt(&token));
-        let principal = key.verify(&token, NOW).unwrap();
-        assert_eq!(principal.client_id, "cust-42");
-        assert_eq!(principal.role, Role::Customer);
-        for role in ["agent", "finance", "admin", "service"] {
-            let token = key.issue(&claims(role, NOW + 60));
-            assert_eq!(key.verify(&token, NOW).unwrap().role.as_str(), role);
-        }
-    }
-
-    #[test]
-    fn an_expired_token_is_refused_from_its_exp_second_on() {
-        let key = JwtKey::new(b"secret");
-        let token = key.issue(&claims("customer", NOW));
-        assert_eq!(
-            key.verify(&token, NOW),
-            Err(JwtError::Expired { exp: NOW, now: NOW })
-        );
-        assert!(key.verify(&token, NOW - 1).is_ok());
-    }
-
-    #[test]
-    fn a_token_signed_with_another_key_is_refused() {
-        let token = JwtKey::new(b"other").issue(&claims("admin", NOW + 60));
-        assert_eq!(
-            JwtKey::new(b"secret").verify(&token, NOW),
-            Err(JwtError::BadSignature)
-        );
-    }
-
-    #[test]
-    fn tokens_naming_another_algorithm_are_refused_before_the_signature() {
-        let key = JwtKey::new(b"secret");
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("admin", NOW + 60)).unwrap());
-        for header in [
-            r#"{"alg":"none"}"#,
-            r#"{"alg":"HS512"}"#,
-            r#"{"alg":"RS256"}"#,
-            r#"{"alg":"hs256"}"#,
-        ] {
-            let header = URL_SAFE_NO_PAD.encode(header);
-            let signing_input = format!("{header}.{payload}");
-            let mac = key.sign(&signing_input).unwrap();
-            let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-            for token in [
-                format!("{signing_input}.{signature}"),
-                format!("{signing_input}."),
-            ] {
-                assert_eq!(
-                    key.verify(&token, NOW),
-                    Err(JwtError::WrongAlgorithm),
-                    "{token}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_tampered_payload_or_signature_is_refused() {
-        let key = JwtKey::new(b"secret");
-        let token = key.issue(&claims("customer", NOW + 60));
-        let (signed, signature) = token.rsplit_once('.').unwrap();
-        let (header, _) = signed.split_once('.').unwrap();
-        // Same signature, payload promoting the customer to admin.
-        let forged_payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("admin", NOW + 60)).unwrap());
-        let forged = format!("{header}.{forged_payload}.{signature}");
-        assert_eq!(key.verify(&forged, NOW), Err(JwtError::BadSignature));
-        // One flipped signature character.
-        let mut chars: Vec<char> = signature.chars().collect();
-        chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
-        let flipped = format!("{signed}.{}", chars.into_iter().collect::<String>());
-        assert_eq!(key.verify(&flipped, NOW), Err(JwtError::BadSignature));
-        // Truncated signature, extra part, garbage.
-        assert_eq!(
-            key.verify(&format!("{signed}.AAAA"), NOW),
-            Err(JwtError::BadSignature)
-        );
-        assert_eq!(
-            key.verify(&format!("{token}.x"), NOW),
-            Err(JwtError::Malformed)
-        );
-        assert_eq!(key.verify("abc", NOW), Err(JwtError::Malformed));
-        assert_eq!(key.verify("a.b.c", NOW), Err(JwtError::Malformed));
-    }
-
-    #[test]
-    fn unknown_roles_and_missing_claims_are_refused() {
-        let key = JwtKey::new(b"secret");
-        let token = key.issue(&claims("root", NOW + 60));
-        assert_eq!(
-            key.verify(&token, NOW),
-            Err(JwtError::UnknownRole("root".into()))
-        );
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","role":"admin"}"#);
-        let signing_input = format!("{header}.{payload}");
-        let mac = key.sign(&signing_input).unwrap();
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        assert_eq!(
-            key.verify(&format!("{signing_input}.{signature}"), NOW),
-            Err(JwtError::BadClaims),
-            "a token without exp never expires, so it is refused"
-        );
-    }
-}
+mod tests;

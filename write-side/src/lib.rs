@@ -19,6 +19,7 @@ pub mod event_store;
 pub mod fulfillment;
 pub mod idempotency;
 pub mod inventory;
+pub mod jwks;
 pub mod outbox;
 pub mod payment;
 pub mod readiness;

@@ -16,6 +16,7 @@ mod finance;
 mod fulfillment;
 mod fully_cancelled;
 mod idempotency;
+mod identity_provider;
 mod json_bodies;
 mod ledger;
 mod problems;

@@ -232,6 +232,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
     };
+    let api_keys = (*state.api_keys).clone();
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
         .route("/v1/orders/{id}/cancel", post(handlers::cancel_order))
@@ -273,6 +274,10 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/ready", get(handlers::ready))
         .fallback(handlers::not_found)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            api_keys,
+            crate::jwks::fresh_keys,
+        ))
         .layer(middleware::from_fn_with_state(
             config.request_timeout,
             time_limit,
