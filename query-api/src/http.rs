@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::RateLimiter;
-use crate::{finance, me, openapi, page, search, store_credit, tracking};
+use crate::{finance, history, me, openapi, page, search, store_credit, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -49,6 +49,8 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .route("/track/{id}/events", get(page::tracking_events))
         .route("/v1/search/orders", get(search::search_orders))
         .route("/v1/agent/orders/{id}", get(search::agent_order))
+        .route("/v1/agent/orders/{id}/history", get(history::order_history))
+        .route("/v1/agent/orders/{id}/diff", get(history::order_diff))
         .route("/v1/finance/summary", get(finance::get_summary))
         .route("/v1/finance/payouts", get(finance::get_payouts))
         .route(

@@ -16,6 +16,7 @@
 pub mod auth;
 mod config;
 pub mod finance;
+pub mod history;
 mod http;
 pub mod me;
 pub mod openapi;

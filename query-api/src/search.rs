@@ -25,7 +25,7 @@ use waybill_schemas::api_keys::Role;
 use waybill_schemas::views::{
     ConsistencyToken, OrderDocument, SearchFacets, SearchHit, TrackingStatus, TrackingView,
 };
-use waybill_schemas::{Channel, OrderId};
+use waybill_schemas::{Channel, EventEnvelope, OrderId};
 use waybill_write_side::command_api::problem::Path;
 
 use crate::http::AppState;
@@ -126,6 +126,27 @@ pub struct InternalTimelineEntry {
     pub payload: serde_json::Value,
 }
 
+impl InternalTimelineEntry {
+    /// The entry for one stored event, its payload upcast to the current schema version.
+    pub(crate) fn of(event: &EventEnvelope) -> Self {
+        Self {
+            version: event.stream_version,
+            event_type: event.event_type.clone(),
+            occurred_at: event.occurred_at,
+            recorded_at: event.recorded_at,
+            actor: format!(
+                "{}:{}",
+                waybill_projectors::views::search::fields::enum_word(&event.actor.kind),
+                event.actor.id
+            ),
+            payload: event
+                .decode()
+                .map(|e| e.to_payload())
+                .unwrap_or_else(|_| event.payload.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AgentOrderResponse {
     /// The customer-facing tracking view (null if the tracking projector has not seen it yet).
@@ -137,7 +158,7 @@ pub struct AgentOrderResponse {
     pub consistency: Consistency,
 }
 
-fn bad(field: &'static str, detail: impl Into<String>) -> Problem {
+pub(crate) fn bad(field: &'static str, detail: impl Into<String>) -> Problem {
     Problem::BadParameter {
         field,
         detail: detail.into(),
@@ -145,7 +166,7 @@ fn bad(field: &'static str, detail: impl Into<String>) -> Problem {
 }
 
 /// The caller must present an agent or admin key.
-fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+pub(crate) fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
     let Some(raw) = headers.get(header::AUTHORIZATION) else {
         return Err(Problem::Unauthorized {
             detail: "pass a Bearer API key with role agent or admin",
@@ -199,7 +220,10 @@ fn list<T>(
         .collect()
 }
 
-fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+pub(crate) fn time(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, Problem> {
     raw.map(|r| {
         DateTime::parse_from_rfc3339(r.trim())
             .map(|t| t.with_timezone(&Utc))
@@ -469,24 +493,7 @@ pub async fn agent_order(
     if stream.is_empty() && document.is_none() {
         return Err(Problem::OrderNotFound);
     }
-    let timeline = stream
-        .iter()
-        .map(|event| InternalTimelineEntry {
-            version: event.stream_version,
-            event_type: event.event_type.clone(),
-            occurred_at: event.occurred_at,
-            recorded_at: event.recorded_at,
-            actor: format!(
-                "{}:{}",
-                waybill_projectors::views::search::fields::enum_word(&event.actor.kind),
-                event.actor.id
-            ),
-            payload: event
-                .decode()
-                .map(|e| e.to_payload())
-                .unwrap_or_else(|_| event.payload.clone()),
-        })
-        .collect();
+    let timeline = stream.iter().map(InternalTimelineEntry::of).collect();
     let tracking = crate::tracking::read_tracking(&state, order).await?;
     let version = document.as_ref().map_or(0, |d| d.version);
     let stale = wanted.is_some_and(|w| version < w);

@@ -199,12 +199,17 @@ pub(crate) const MAX_VERSION: i64 = 9_007_199_254_740_991;
 
 /// `min_version`: an integer from 1 to [`MAX_VERSION`].
 pub(crate) fn parse_min_version(raw: &str) -> Result<i64, Problem> {
+    parse_version("min_version", raw)
+}
+
+/// A stream version named by the query parameter `field`: an integer from 1 to [`MAX_VERSION`].
+pub(crate) fn parse_version(field: &'static str, raw: &str) -> Result<i64, Problem> {
     raw.trim()
         .parse::<i64>()
         .ok()
         .filter(|v| (1..=MAX_VERSION).contains(v))
         .ok_or_else(|| Problem::BadParameter {
-            field: "min_version",
+            field,
             detail: format!("must be an integer from 1 to {MAX_VERSION}"),
         })
 }

@@ -28,6 +28,7 @@ mod returns;
 mod scenario;
 mod search;
 mod seed;
+mod time_travel;
 mod tracking_page;
 
 use std::collections::HashMap;
@@ -255,6 +256,7 @@ async fn demo(
     let (all_as_labelled, summary) = report::summary(&rows);
     println!("{summary}");
     search::show(actors.agent, &placed).await?;
+    time_travel::show(actors.agent, &followed).await?;
     anyhow::ensure!(all_as_labelled, "{summary}");
     tracking_page::show(client, jwt_secret, &pages).await?;
     money::after_checkout(settings, client, actors, &followed).await?;

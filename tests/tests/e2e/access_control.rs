@@ -51,6 +51,8 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (Q, "GET",  "/track/assets/page.css",                                [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (Q, "GET",  "/v1/search/orders?q=ACL",                              [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (Q, "GET",  "/v1/agent/orders/{A}",                                  [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (Q, "GET",  "/v1/agent/orders/{A}/history",                          [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (Q, "GET",  "/v1/agent/orders/{A}/diff?from=1&to=1",                 [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
     (Q, "GET",  "/v1/finance/summary",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
     (Q, "GET",  "/v1/finance/payouts",                                   [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),
     (Q, "GET",  "/v1/finance/reconciliation",                            [401, 403, 403, 403, OK,  OK,  403, 403, 401, 401]),

@@ -26,6 +26,7 @@ mod returns;
 mod search;
 mod service_endpoints;
 mod settlement;
+mod time_travel;
 mod tracing_chain;
 mod tracking;
 mod tracking_page;

@@ -54,6 +54,18 @@ pub fn apply(
     }
 }
 
+/// The view after `events` in stream order, starting from nothing (`None` for no events): the
+/// live projector's fold, for readers that need an order as it was at some version.
+pub fn fold<'a>(
+    events: impl IntoIterator<Item = &'a EventEnvelope>,
+) -> Result<Option<TrackingView>, TrackingError> {
+    let mut view: Option<TrackingView> = None;
+    for event in events {
+        view = Some(apply(view.as_ref(), event)?);
+    }
+    Ok(view)
+}
+
 fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
     let lines: Vec<TrackingLine> = placed
         .lines
@@ -452,11 +464,9 @@ mod tests {
 
     /// Applies `events` in order, starting from nothing.
     fn fold(events: &[EventEnvelope]) -> TrackingView {
-        let mut view: Option<TrackingView> = None;
-        for event in events {
-            view = Some(apply(view.as_ref(), event).expect("event applies"));
-        }
-        view.expect("at least one event")
+        super::fold(events)
+            .expect("every event applies")
+            .expect("at least one event")
     }
 
     fn summaries(view: &TrackingView) -> Vec<&str> {

@@ -13,7 +13,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply, cancel_reason_words, decline_words};
+pub use apply::{apply, cancel_reason_words, decline_words, fold};
 pub use keys::{customer_orders_key, lookup_key};
 pub use store::{TrackingStore, TrackingWrite};
 
