@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod nats;
+pub use nats::{NatsSettings, NatsSettingsError};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "waybill",
@@ -41,6 +44,7 @@ pub struct Settings {
     )]
     pub db_max_connections: u32,
 
+    /// NATS server, or a cluster's servers comma-separated (`nats://a:4222,nats://b:4222`).
     #[arg(
         long,
         env = "NATS_URL",
@@ -48,6 +52,8 @@ pub struct Settings {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    #[command(flatten)]
+    pub nats: NatsSettings,
     /// JetStream stream the relay publishes to and the projectors consume.
     #[arg(
         long,
@@ -647,6 +653,17 @@ impl Settings {
             .into_iter()
             .filter(|v| self.projector_views.is_empty() || self.projector_views.contains(v))
             .collect()
+    }
+
+    /// The NATS connection NATS_URL and the NATS_* settings describe; `role` names the
+    /// connection on the server (`/connz`).
+    pub fn nats_connection(
+        &self,
+        role: &str,
+    ) -> Result<waybill_write_side::nats::NatsConnection, NatsSettingsError> {
+        let mut connection = self.nats.connection(&self.nats_url)?;
+        connection.name = Some(format!("waybill {role}"));
+        Ok(connection)
     }
 
     pub fn query_max_wait(&self) -> Duration {

@@ -141,11 +141,12 @@ pub async fn start(
         .iter()
         .any(|p| matches!(p, Part::Relay | Part::Projector));
     let nats = if needs_nats {
-        Some(
-            async_nats::connect(&settings.nats_url)
-                .await
-                .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?,
-        )
+        let role = if parts.len() == 1 {
+            parts[0].name()
+        } else {
+            "all"
+        };
+        Some(settings.nats_connection(role)?.connect().await?)
     } else {
         None
     };
@@ -242,6 +243,7 @@ pub async fn start(
             Part::Relay => {
                 let mut config = RelayConfig::new(&settings.nats_stream, &settings.subject_root);
                 config.partitions = settings.partitions;
+                config.limits = settings.nats.event_limits()?;
                 let js = relay::relay_jetstream(require(&nats)?);
                 let pool = require(&pool)?;
                 let stop = shutdown.wait();
@@ -458,6 +460,7 @@ mod projector {
             &settings.redis_prefix,
         );
         config.stall_warn = Duration::from_millis(settings.projector_stall_warn_ms);
+        config.dead_letter_limits = settings.nats.dead_letter_limits();
         config
     }
 

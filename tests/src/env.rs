@@ -335,16 +335,51 @@ impl TestEnv {
         .expect("count events of an order")
     }
 
-    /// Messages in this test's JetStream stream (0 if the stream does not exist yet).
+    /// A JetStream context on this test's NATS (`nats_url` may list several servers).
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = nats_client(&self.nats_url).await.expect("connect to NATS");
+        async_nats::jetstream::new(client)
+    }
+
+    /// Messages in this test's JetStream stream (0 if the stream does not exist yet or cannot
+    /// be read right now, as while a cluster elects a leader).
     pub async fn stream_message_count(&self) -> u64 {
-        let client = async_nats::connect(&self.nats_url)
-            .await
-            .expect("connect to NATS");
-        let jetstream = async_nats::jetstream::new(client);
-        match jetstream.get_stream(&self.stream).await {
+        match self.jetstream().await.get_stream(&self.stream).await {
             Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
             Err(_) => 0,
         }
+    }
+
+    /// The `Nats-Msg-Id` (event id) of every message in this test's stream, in stream order.
+    pub async fn stream_message_ids(&self) -> Vec<String> {
+        use async_nats::jetstream::consumer::pull::OrderedConfig;
+        let stream = self
+            .jetstream()
+            .await
+            .get_stream(&self.stream)
+            .await
+            .expect("the test's stream exists");
+        let total = stream.cached_info().state.messages;
+        let consumer = stream
+            .create_consumer(OrderedConfig::default())
+            .await
+            .expect("an ordered consumer on the test's stream");
+        let mut messages = consumer.messages().await.expect("read the stream");
+        let mut ids = Vec::new();
+        while (ids.len() as u64) < total {
+            let message = tokio::time::timeout(Duration::from_secs(30), messages.next())
+                .await
+                .expect("the stream's messages keep coming")
+                .expect("the stream does not end")
+                .expect("a readable message");
+            let id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map_or_else(String::new, |id| id.as_str().to_owned());
+            ids.push(id);
+        }
+        ids
     }
 
     /// The tracking hash of one order in Redis: (`version`, `view` JSON), if written.
@@ -365,6 +400,15 @@ impl TestEnv {
         let view = serde_json::from_str(&view?).expect("tracking view is JSON");
         Some((version?, view))
     }
+}
+
+/// Connects to one of the servers in `url` (comma-separated), failing at once when none answers.
+async fn nats_client(url: &str) -> Result<async_nats::Client, String> {
+    let servers =
+        waybill_write_side::nats::NatsConnection::parse_servers(url).map_err(|e| e.to_string())?;
+    async_nats::connect(servers)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 impl Drop for TestEnv {
@@ -401,7 +445,7 @@ impl Drop for TestEnv {
                             .execute(&mut admin)
                             .await;
                 }
-                if let Ok(client) = async_nats::connect(&nats_url).await {
+                if let Ok(client) = nats_client(&nats_url).await {
                     // The stream and any the services derived from its name (dead letters).
                     let jetstream = async_nats::jetstream::new(client);
                     let names: Vec<String> = jetstream

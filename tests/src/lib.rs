@@ -20,6 +20,7 @@ mod env;
 pub mod fulfillment;
 mod identity_provider;
 mod money;
+mod nats_cluster;
 mod orders;
 mod osmem;
 mod otlp;
@@ -30,6 +31,7 @@ pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY}
 pub use binary::waybill_binary;
 pub use env::TestEnv;
 pub use identity_provider::IdentityProvider;
+pub use nats_cluster::NatsCluster;
 pub use orders::{sample_cancel, sample_order, SampleTotals, SAMPLE_TOTALS};
 pub use osmem::Osmem;
 pub use otlp::{OtlpReceiver, ReceivedSpan};

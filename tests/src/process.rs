@@ -242,7 +242,8 @@ impl WaybillProcess {
         }
     }
 
-    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+    /// How the process ended, if it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
         self.child
             .as_mut()
             .and_then(|child| child.try_wait().ok().flatten())

@@ -20,6 +20,7 @@ pub mod fulfillment;
 pub mod idempotency;
 pub mod inventory;
 pub mod jwks;
+pub mod nats;
 pub mod outbox;
 pub mod payment;
 pub mod readiness;

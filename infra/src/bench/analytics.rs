@@ -365,9 +365,7 @@ async fn ingest(
 ) -> anyhow::Result<(IngestReport, CpuReport)> {
     migrate(ingest_db).await?;
     migrate(direct_db).await?;
-    let nats = async_nats::connect(&settings.nats_url)
-        .await
-        .context("connecting to NATS")?;
+    let nats = settings.nats_connection("bench")?.connect().await?;
     let js = async_nats::jetstream::new(nats);
     let stream_info = js
         .get_stream(&settings.nats_stream)

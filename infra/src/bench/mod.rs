@@ -286,7 +286,7 @@ impl Scratch {
             .execute()
             .await;
 
-        let nats = async_nats::connect(&settings.nats_url).await?;
+        let nats = settings.nats_connection("bench")?.connect().await?;
         let js = async_nats::jetstream::new(nats);
         let _ = js.delete_stream(&self.stream).await;
         let dead_letters = waybill_projectors::runtime::dead_letter_stream_name(&self.stream);

@@ -1,39 +1,37 @@
 //! The JetStream side of a projector: its durable pull consumer and the dead-letter stream.
 
-use std::time::Duration;
-
 use async_nats::jetstream::{self, consumer, stream};
 use waybill_schemas::subject::{dead_letter_subject, stream_subjects};
+use waybill_write_side::nats::StreamLimits;
 
 use super::{ProjectorConfig, RuntimeError};
-
-/// How long dead letters are kept.
-const DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// `<stream>_DLQ`: the stream that keeps a root's dead letters.
 pub fn dead_letter_stream_name(stream_name: &str) -> String {
     format!("{stream_name}_DLQ")
 }
 
-/// Creates the dead-letter stream for `root` (subjects `waybill.dlq.<root>.>`) unless it exists.
+/// Creates the dead-letter stream for `root` (subjects `waybill.dlq.<root>.>`) with `limits`,
+/// or finds it and brings its limits to `limits`.
 pub async fn ensure_dead_letter_stream(
     js: &jetstream::Context,
     subject_root: &str,
     stream_name: &str,
+    limits: &StreamLimits,
 ) -> Result<stream::Stream, RuntimeError> {
     let name = dead_letter_stream_name(stream_name);
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: name.clone(),
         subjects: vec![dead_letter_subject(subject_root, ">")],
-        max_age: DEAD_LETTER_MAX_AGE,
         storage: stream::StorageType::File,
         ..Default::default()
-    })
-    .await
-    .map_err(|err| RuntimeError::Stream {
-        stream: name,
-        detail: err.to_string(),
-    })
+    };
+    waybill_write_side::nats::ensure_stream(js, config, limits)
+        .await
+        .map_err(|err| RuntimeError::Stream {
+            stream: name,
+            detail: err.to_string(),
+        })
 }
 
 /// The view's durable pull consumer on the event stream (created if absent): explicit acks,

@@ -68,6 +68,8 @@ pub struct ProjectorConfig {
     pub stall_poll: Duration,
     /// A view that applies nothing for this long while it has a backlog is logged at WARN.
     pub stall_warn: Duration,
+    /// Replicas and retention of the dead-letter stream.
+    pub dead_letter_limits: waybill_write_side::nats::StreamLimits,
 }
 
 impl ProjectorConfig {
@@ -102,6 +104,7 @@ impl Default for ProjectorConfig {
             store_timeout: Duration::from_secs(30),
             stall_poll: Duration::from_millis(250),
             stall_warn: Duration::from_secs(1),
+            dead_letter_limits: waybill_write_side::nats::StreamLimits::DEAD_LETTERS,
         }
     }
 }
@@ -189,7 +192,13 @@ pub async fn run_projector<V: View>(
 
     let consumer = loop {
         let ready = async {
-            ensure_dead_letter_stream(&js, &config.subject_root, &config.stream_name).await?;
+            ensure_dead_letter_stream(
+                &js,
+                &config.subject_root,
+                &config.stream_name,
+                &config.dead_letter_limits,
+            )
+            .await?;
             ensure_consumer(&js, &config, &view_name).await
         };
         match ready.await {

@@ -19,6 +19,7 @@ mod idempotency;
 mod identity_provider;
 mod json_bodies;
 mod ledger;
+mod nats_cluster;
 mod problems;
 mod projector_views;
 mod relay_crash;

@@ -25,6 +25,7 @@ use waybill_schemas::subject::{stream_subjects, subject_for};
 use crate::event_store::retry;
 use crate::event_store::rows::{EnvelopeHead, EventRow};
 use crate::event_store::EventStoreError;
+use crate::nats::{StreamLimits, StreamSetupError};
 use crate::trace_context::{self, TRACEPARENT};
 
 /// NATS headers set on every published event besides `Nats-Msg-Id` and `traceparent`.
@@ -55,6 +56,8 @@ pub struct RelayConfig {
     pub max_backoff: Duration,
     /// How often the `waybill_outbox_depth` gauge is refreshed (a `count(*)`).
     pub depth_interval: Duration,
+    /// Replicas and retention of the stream, applied when the relay creates or finds it.
+    pub limits: StreamLimits,
 }
 
 impl RelayConfig {
@@ -78,6 +81,7 @@ impl Default for RelayConfig {
             idle_poll: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             depth_interval: Duration::from_secs(1),
+            limits: StreamLimits::EVENTS,
         }
     }
 }
@@ -86,11 +90,8 @@ impl Default for RelayConfig {
 pub enum RelayError {
     #[error("outbox database access failed: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("could not create or find JetStream stream {stream}: {source}")]
-    Stream {
-        stream: String,
-        source: jetstream::context::CreateStreamError,
-    },
+    #[error(transparent)]
+    Stream(#[from] StreamSetupError),
     #[error("an outbox event cannot be published: {0}")]
     Unreadable(#[from] EventStoreError),
     #[error("event {event_id} cannot be encoded: {source}")]
@@ -158,25 +159,32 @@ pub fn relay_jetstream(client: async_nats::Client) -> jetstream::Context {
         .build(client)
 }
 
-/// Creates the event stream (`<root>.v1.>`, 2-minute duplicate window) unless it exists.
+/// Creates the event stream (`<root>.v1.>`, 2-minute duplicate window) with the default
+/// [`StreamLimits::EVENTS`] unless it exists.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     stream_name: &str,
     subject_root: &str,
 ) -> Result<stream::Stream, RelayError> {
-    js.get_or_create_stream(stream::Config {
+    ensure_event_stream(js, stream_name, subject_root, &StreamLimits::EVENTS).await
+}
+
+/// Creates the event stream with `limits`, or finds it and brings its limits to `limits`.
+pub async fn ensure_event_stream(
+    js: &jetstream::Context,
+    stream_name: &str,
+    subject_root: &str,
+    limits: &StreamLimits,
+) -> Result<stream::Stream, RelayError> {
+    let config = stream::Config {
         name: stream_name.to_owned(),
         subjects: vec![stream_subjects(subject_root)],
         duplicate_window: DUPLICATE_WINDOW,
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         ..Default::default()
-    })
-    .await
-    .map_err(|source| RelayError::Stream {
-        stream: stream_name.to_owned(),
-        source,
-    })
+    };
+    Ok(crate::nats::ensure_stream(js, config, limits).await?)
 }
 
 /// Runs the relay until `shutdown` completes. A round in progress is finished first; failures
@@ -195,7 +203,14 @@ pub async fn run_relay(
 
     loop {
         let pause = if !stream_ready {
-            match ensure_stream(&js, &config.stream_name, &config.subject_root).await {
+            match ensure_event_stream(
+                &js,
+                &config.stream_name,
+                &config.subject_root,
+                &config.limits,
+            )
+            .await
+            {
                 Ok(_) => {
                     stream_ready = true;
                     backoff.reset();
@@ -283,13 +298,12 @@ pub async fn relay_round(
         let ack = publish(config, js, envelope).await?;
         pending.push((envelope.head.event_id, ack));
     }
-    // The acks are already on their way; awaiting them in order costs no extra round trips.
-    let mut results = Vec::with_capacity(pending.len());
-    let mut ids = Vec::with_capacity(pending.len());
-    for (id, ack) in pending {
-        ids.push(id);
-        results.push(ack.await);
-    }
+    // The acks are already on their way. They are awaited together: each ack's timeout starts
+    // when it is awaited, so awaiting them one by one after a stream leader died (its acks never
+    // come) would wait the timeout once per message instead of once per round.
+    let (ids, acks): (Vec<Uuid>, Vec<PublishAckFuture>) = pending.into_iter().unzip();
+    let results =
+        futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await;
     metrics::histogram!("waybill_relay_publish_seconds").record(started.elapsed().as_secs_f64());
 
     let mut acked: Vec<Uuid> = Vec::with_capacity(ids.len());

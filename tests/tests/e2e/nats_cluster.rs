@@ -1,0 +1,221 @@
+//! Waybill on a 3-node JetStream cluster (nats-server 2.15) with R3 streams: orders keep flowing
+//! while the event stream's leader is killed with -9 and started again, and afterwards every
+//! order's events are in the stream exactly once and the tracking view equals the event log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use waybill_e2e::{
+    eventually, sample_cancel, sample_order, Api, NatsCluster, Role, TestEnv, WaybillProcess,
+};
+use waybill_write_side::event_store::retry;
+
+/// An election takes seconds, and redelivery of what a dead leader never confirmed waits for
+/// the consumer's ack wait (30 s): give the pipeline that long and more.
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Places orders (every third one cancelled) until `stop`; returns each order with the number
+/// of events it ends with.
+async fn produce(api: Api, worker: usize, stop: Arc<AtomicBool>) -> Vec<(String, i64)> {
+    let mut produced = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < 2000 {
+        n += 1;
+        let reference = format!("NATS-R3-{worker}-{n}");
+        let placed = api
+            .place_order(&format!("{reference}-place"), &sample_order(&reference))
+            .await;
+        assert_eq!(placed.status, 201, "{}", placed.describe());
+        let order_id = placed.json()["order_id"]
+            .as_str()
+            .expect("order_id")
+            .to_owned();
+        let mut versions = 1;
+        if n % 3 == 0 {
+            let cancelled = api
+                .cancel_order(
+                    &order_id,
+                    &format!("{reference}-cancel"),
+                    &sample_cancel("out_of_stock"),
+                )
+                .await;
+            assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
+            versions = 2;
+        }
+        produced.push((order_id, versions));
+        // A steady flow rather than a flood: the point is orders in flight at the kill.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    produced
+}
+
+/// Waits until the stream holds at least `count` messages.
+async fn published_at_least(env: &TestEnv, count: u64, what: &str) -> u64 {
+    eventually(what, FAILOVER_DEADLINE, || async {
+        let published = env.stream_message_count().await;
+        if published >= count {
+            Ok(published)
+        } else {
+            Err(format!("{published} of {count} published"))
+        }
+    })
+    .await
+}
+
+fn still_running(process: &mut WaybillProcess) {
+    assert!(
+        process.exit_status().is_none(),
+        "the {} process exited during the election: {:?}\n{}",
+        process.role().name(),
+        process.exit_status(),
+        process.log_tail()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_leader_killed_mid_flow_loses_and_duplicates_nothing_on_an_r3_cluster() {
+    let mut env = TestEnv::new("nats_cluster").await;
+    let Some(mut cluster) = NatsCluster::start(&env.log_dir.join("nats-cluster")).await else {
+        return;
+    };
+    env.nats_url = cluster.url();
+    let cluster_settings = [
+        ("WAYBILL_NATS_REPLICAS", "3"),
+        ("WAYBILL_PROJECTOR_VIEWS", "tracking"),
+    ];
+    let commands = env.start_with(Role::Commands, &cluster_settings).await;
+    let mut relay = env.start_with(Role::Relay, &cluster_settings).await;
+    let mut projector = env.start_with(Role::Projector, &cluster_settings).await;
+    let query = env.start_with(Role::Query, &cluster_settings).await;
+    let api = Api::new(&commands.command_url(), &query.query_url());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2)
+        .map(|worker| tokio::spawn(produce(api.clone(), worker, Arc::clone(&stop))))
+        .collect();
+    published_at_least(&env, 20, "the relay to publish 20 events").await;
+
+    // The relay created the stream and the projector the dead letters, both R3 as configured.
+    let js = env.jetstream().await;
+    let week = Duration::from_secs(7 * 24 * 3600);
+    for (name, max_age) in [
+        (env.stream.clone(), week),
+        (format!("{}_DLQ", env.stream), 2 * week),
+    ] {
+        let mut stream = js.get_stream(&name).await.expect("stream exists");
+        let info = stream.info().await.expect("stream info");
+        assert_eq!(info.config.num_replicas, 3, "replicas of {name}");
+        assert_eq!(info.config.max_age, max_age, "default retention of {name}");
+    }
+
+    // Kill the stream's leader mid-flow; the other two elect a new one.
+    let leader = cluster.stream_leader(&env.stream).await;
+    let before_kill = env.stream_message_count().await;
+    cluster.kill_hard(&leader);
+    let new_leader = cluster.stream_leader(&env.stream).await;
+    assert_ne!(new_leader, leader, "a surviving node leads the stream");
+    let after_election = published_at_least(
+        &env,
+        before_kill + 20,
+        "events to flow again on the new leader",
+    )
+    .await;
+    cluster.restart(&leader).await;
+    published_at_least(
+        &env,
+        after_election + 20,
+        "events to keep flowing after the old leader is back",
+    )
+    .await;
+
+    stop.store(true, Ordering::Relaxed);
+    let mut produced = Vec::new();
+    for producer in producers {
+        produced.extend(producer.await.expect("producer task"));
+    }
+    let expected_events: i64 = produced.iter().map(|(_, versions)| versions).sum();
+    assert_eq!(
+        env.count_rows("events").await,
+        expected_events,
+        "event store vs accepted commands"
+    );
+
+    // Every committed event reaches the stream, exactly once.
+    eventually(
+        "the outbox to drain into the stream",
+        FAILOVER_DEADLINE,
+        || async {
+            let pending = env.count_rows("outbox").await;
+            let published = env.stream_message_count().await;
+            if pending == 0 && published == expected_events as u64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{pending} in the outbox, {published} of {expected_events} in the stream"
+                ))
+            }
+        },
+    )
+    .await;
+    let ids = env.stream_message_ids().await;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for id in &ids {
+        *seen.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "events in the stream twice: {twice:?}");
+    let logged: HashSet<String> = retry::serializable(|| {
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM events").fetch_all(env.db())
+    })
+    .await
+    .expect("read the event ids")
+    .into_iter()
+    .map(|id| id.to_string())
+    .collect();
+    let streamed: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(streamed, logged, "the stream holds exactly the event log");
+
+    // The view equals the event log: every order at its last version, each version once.
+    for (order_id, versions) in &produced {
+        let view = eventually(
+            &format!("view of {order_id} at version {versions}"),
+            FAILOVER_DEADLINE,
+            || async {
+                match env.tracking_hash(order_id).await {
+                    Some((version, view)) if version >= *versions => Ok(view),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+        assert_eq!(view["version"], *versions, "{view}");
+        let timeline: Vec<i64> = view["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .filter_map(|entry| entry["version"].as_i64())
+            .collect();
+        assert_eq!(
+            timeline,
+            (1..=*versions).collect::<Vec<_>>(),
+            "timeline of {order_id}"
+        );
+        let status = if *versions == 2 {
+            "cancelled"
+        } else {
+            "placed"
+        };
+        assert_eq!(view["status"], status, "{view}");
+    }
+
+    // The relay and the projector rode the election out instead of exiting.
+    still_running(&mut relay);
+    still_running(&mut projector);
+    eprintln!(
+        "nats cluster: {} orders, {expected_events} events; leader {leader} killed at \
+         {before_kill} messages, {new_leader} took over, {after_election} after the election",
+        produced.len()
+    );
+}
