@@ -19,6 +19,9 @@ use crate::config::Settings;
 use crate::secrets::Secrets;
 use crate::shutdown::Shutdown;
 
+/// Longest a Redis command may go unanswered before it fails (and the connection is remade).
+const REDIS_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One part of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -348,10 +351,19 @@ pub fn query_config(
     Ok(config)
 }
 
+/// A Redis connection that reconnects by itself. While Redis is down a command fails within
+/// about a second (a connection attempt is bounded, and retried once) instead of waiting out
+/// a long backoff, so readers answer 503 at once; a command that gets no answer gives up after
+/// [`REDIS_RESPONSE_TIMEOUT`], and any failed command makes the next one reconnect.
 pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(1))
+        .set_response_timeout(REDIS_RESPONSE_TIMEOUT)
+        .set_number_of_retries(1)
+        .set_max_delay(500);
     redis::Client::open(url)
         .with_context(|| format!("REDIS_URL {url} is not a Redis URL"))?
-        .get_connection_manager()
+        .get_connection_manager_with_config(config)
         .await
         .with_context(|| format!("connecting to Redis at {url}"))
 }

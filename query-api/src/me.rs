@@ -121,10 +121,7 @@ pub async fn my_orders(
         .arg(window)
         .query_async(&mut redis)
         .await
-        .map_err(|error| {
-            tracing::error!(%error, "reading a customer's order index failed");
-            Problem::Internal
-        })?;
+        .map_err(|error| Problem::view_store(&error, "a customer's order index"))?;
     let mut page: Vec<(String, i64)> = members
         .into_iter()
         .filter(|(id, score)| match &cursor {
@@ -144,10 +141,9 @@ pub async fn my_orders(
     let views: Vec<Option<String>> = if page.is_empty() {
         Vec::new()
     } else {
-        pipe.query_async(&mut redis).await.map_err(|error| {
-            tracing::error!(%error, "reading tracking views failed");
-            Problem::Internal
-        })?
+        pipe.query_async(&mut redis)
+            .await
+            .map_err(|error| Problem::view_store(&error, "tracking views"))?
     };
     let items: Vec<MyOrder> = views
         .into_iter()

@@ -86,6 +86,58 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A failed read of the views in Redis, logged here once: 503 (with `Retry-After`) while
+    /// Redis cannot be reached, since the connection comes back by itself when Redis does;
+    /// 500 for anything else (an answer Waybill did not expect is a bug, not an outage).
+    pub fn view_store(error: &redis::RedisError, reading: &'static str) -> Self {
+        if unreachable(error) {
+            tracing::warn!(%error, reading, "Redis unavailable");
+            Self::Unavailable {
+                what: "the order views",
+            }
+        } else {
+            tracing::error!(%error, reading, "reading Redis failed");
+            Self::Internal
+        }
+    }
+
+    /// A failed read of the event store, logged here once: 503 while Postgres cannot be
+    /// reached, 500 otherwise.
+    pub fn event_store(error: &waybill_write_side::event_store::EventStoreError) -> Self {
+        use waybill_write_side::event_store::{retry::is_unavailable, EventStoreError};
+        match error {
+            EventStoreError::Database(db) if is_unavailable(db) => {
+                tracing::warn!(%error, "event store unavailable");
+                Self::Unavailable {
+                    what: "the event store",
+                }
+            }
+            _ => {
+                tracing::error!(%error, "reading the event store failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// Whether a Redis error means Redis is not reachable (down, restarting, loading, failing
+/// over), rather than that it answered something unexpected.
+fn unreachable(error: &redis::RedisError) -> bool {
+    use redis::ErrorKind;
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || matches!(
+            error.kind(),
+            ErrorKind::BusyLoadingError
+                | ErrorKind::TryAgain
+                | ErrorKind::ClusterDown
+                | ErrorKind::MasterDown
+        )
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         metrics::counter!("waybill_query_problems_total", "type" => self.slug()).increment(1);

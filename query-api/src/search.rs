@@ -486,10 +486,7 @@ pub async fn agent_order(
     let stream = events
         .read_stream(&order.stream_id(), 1, None)
         .await
-        .map_err(|error| {
-            tracing::error!(%error, order_id = %order, "reading the order's events failed");
-            Problem::Internal
-        })?;
+        .map_err(|error| Problem::event_store(&error))?;
     if stream.is_empty() && document.is_none() {
         return Err(Problem::OrderNotFound);
     }

@@ -62,10 +62,7 @@ pub async fn my_store_credit(
         .arg(&key)
         .query_async(&mut redis)
         .await
-        .map_err(|error| {
-            tracing::error!(%error, "reading a customer's store credit failed");
-            Problem::Internal
-        })?;
+        .map_err(|error| Problem::view_store(&error, "a customer's store credit"))?;
     let mut entries: Vec<StoreCreditEntry> = raw
         .iter()
         .filter_map(|json| serde_json::from_str(json).ok())

@@ -290,10 +290,7 @@ pub(crate) async fn read_view(
         .arg(tracking_keys::VIEW_FIELD)
         .query_async(redis)
         .await
-        .map_err(|error| {
-            tracing::error!(%error, key, "reading the tracking view from Redis failed");
-            Problem::Internal
-        })?;
+        .map_err(|error| Problem::view_store(&error, "a tracking view"))?;
     tracking_keys::decode_view(version, view.as_deref()).map_err(|error| {
         tracing::error!(%error, key, "tracking view in Redis does not decode");
         Problem::Internal

@@ -26,6 +26,7 @@ mod osmem;
 mod otlp;
 mod poll;
 mod process;
+mod redis_server;
 
 pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 pub use binary::waybill_binary;
@@ -37,3 +38,4 @@ pub use osmem::Osmem;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use poll::{eventually, DEFAULT_DEADLINE};
 pub use process::{Role, WaybillProcess};
+pub use redis_server::RedisServer;

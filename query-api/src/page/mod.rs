@@ -309,8 +309,7 @@ pub async fn lookup(
         Ok(Some(raw)) => OrderId::parse(&raw).ok(),
         Ok(None) => None,
         Err(error) => {
-            tracing::error!(%error, "reading the tracking lookup index failed");
-            return Problem::Internal.into_response();
+            return Problem::view_store(&error, "the tracking lookup index").into_response()
         }
     };
     let Some(order) = order else {

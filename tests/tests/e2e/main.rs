@@ -22,6 +22,7 @@ mod ledger;
 mod nats_cluster;
 mod problems;
 mod projector_views;
+mod query_outage;
 mod relay_crash;
 mod returns;
 mod search;

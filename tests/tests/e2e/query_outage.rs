@@ -1,0 +1,114 @@
+//! The query API through a Redis outage: while its Redis is down every read that needs it is
+//! answered 503 `application/problem+json` with `Retry-After` (never 500), and when Redis is back
+//! the same process serves again by itself, without a restart.
+
+use waybill_e2e::{
+    eventually, HttpResponse, RedisServer, Role, TestEnv, DEFAULT_DEADLINE, SERVICE_KEY,
+};
+
+/// A port of this test's own for its private redis-server.
+const REDIS_PORT: u16 = 15110;
+
+fn assert_unavailable(response: &HttpResponse, what: &str) {
+    assert_eq!(response.status, 503, "{what}: {}", response.describe());
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    assert!(
+        response
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok()),
+        "{what}: Retry-After in seconds: {}",
+        response.describe()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
+    let mut redis = RedisServer::start(REDIS_PORT).await;
+    let env = TestEnv::new("query_redis_outage").await;
+    let redis_url = redis.url();
+    let waybill = env
+        .start_with(
+            Role::Query,
+            &[
+                ("REDIS_URL", redis_url.as_str()),
+                ("WAYBILL_QUERY_RATE_LIMIT", "1000"),
+            ],
+        )
+        .await;
+    let api = waybill.api();
+    let customer = env.jwt("cust-outage", "customer");
+    let missing = "01a214fd-0000-7000-8000-0000000000ab";
+    let reads = || async {
+        (
+            api.query_get("/v1/me/orders", &[], Some(&customer)).await,
+            api.query_get("/v1/me/store-credit", &[], Some(&customer))
+                .await,
+            api.query_get(
+                &format!("/v1/orders/{missing}/tracking"),
+                &[],
+                Some(SERVICE_KEY),
+            )
+            .await,
+        )
+    };
+    let (orders, credit, tracking) = reads().await;
+    assert_eq!(orders.status, 200, "{}", orders.describe());
+    assert_eq!(credit.status, 200, "{}", credit.describe());
+    assert_eq!(tracking.status, 404, "{}", tracking.describe());
+
+    redis.kill_hard();
+    // The first request after the crash may be the one that finds the connection dead; from
+    // then on each read is 503 with Retry-After. None is ever a 500.
+    let mut seen = Vec::new();
+    eventually("503 from every Redis read", DEFAULT_DEADLINE, || {
+        let seen = &mut seen;
+        async move {
+            let (orders, credit, tracking) = reads().await;
+            seen.extend([orders.status, credit.status, tracking.status]);
+            if [orders.status, credit.status, tracking.status] == [503, 503, 503] {
+                Ok((orders, credit, tracking))
+            } else {
+                Err(format!(
+                    "{} / {} / {}",
+                    orders.describe(),
+                    credit.describe(),
+                    tracking.describe()
+                ))
+            }
+        }
+    })
+    .await;
+    let (orders, credit, tracking) = reads().await;
+    assert_unavailable(&orders, "my orders while Redis is down");
+    assert_unavailable(&credit, "store credit while Redis is down");
+    assert_unavailable(&tracking, "tracking while Redis is down");
+    let health = api.get(&format!("{}/health", waybill.query_url())).await;
+    assert_eq!(health.status, 503, "{}", health.describe());
+
+    redis.start_again().await;
+    eventually(
+        "the same process reads Redis again",
+        DEFAULT_DEADLINE,
+        || async {
+            let (orders, credit, tracking) = reads().await;
+            match (orders.status, credit.status, tracking.status) {
+                (200, 200, 404) => Ok(()),
+                _ => Err(format!(
+                    "{} / {} / {}",
+                    orders.describe(),
+                    credit.describe(),
+                    tracking.describe()
+                )),
+            }
+        },
+    )
+    .await;
+    assert!(
+        !seen.iter().any(|status| *status >= 500 && *status != 503),
+        "only 503s while Redis was down, saw {seen:?}"
+    );
+}
