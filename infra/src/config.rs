@@ -228,7 +228,8 @@ pub struct Settings {
         default_value_t = 2_000
     )]
     pub query_max_wait_ms: u64,
-    /// Tracking requests per second per client IP (burst twice that); 0 disables the limit.
+    /// Requests per WAYBILL_QUERY_RATE_WINDOW_SECS per client on the public (customer)
+    /// endpoints, counted in Redis across every query API instance; 0 disables the limit.
     #[arg(
         long,
         env = "WAYBILL_QUERY_RATE_LIMIT",
@@ -236,6 +237,33 @@ pub struct Settings {
         default_value_t = 50
     )]
     pub query_rate_limit: u32,
+    /// The window of WAYBILL_QUERY_RATE_LIMIT, in seconds.
+    #[arg(long, env = "WAYBILL_QUERY_RATE_WINDOW_SECS", global = true, default_value_t = 1,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub query_rate_window_secs: u64,
+    /// Proxies (comma-separated CIDR blocks or addresses) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client; from any other peer they are ignored.
+    #[arg(
+        long,
+        env = "WAYBILL_TRUSTED_PROXIES",
+        global = true,
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+    /// Failed `/track` lookups of one order number (from any client) per
+    /// WAYBILL_LOOKUP_FAILURE_WINDOW_SECS before it is refused lookups until the window ends;
+    /// 0 disables the limit.
+    #[arg(
+        long,
+        env = "WAYBILL_LOOKUP_FAILURES_PER_ORDER",
+        global = true,
+        default_value_t = 10
+    )]
+    pub lookup_failures_per_order: u32,
+    /// The window of WAYBILL_LOOKUP_FAILURES_PER_ORDER, in seconds.
+    #[arg(long, env = "WAYBILL_LOOKUP_FAILURE_WINDOW_SECS", global = true, default_value_t = 3_600,
+        value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub lookup_failure_window_secs: u64,
 
     /// Command API group commit: most commands per transaction (1 = one per command).
     #[arg(long, env = "WAYBILL_COMMIT_BATCH_MAX", global = true)]

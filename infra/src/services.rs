@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use waybill_query_api::rate_limit::Quota;
 use waybill_query_api::{ApiKeys, QueryApiConfig};
 use waybill_schemas::jwt::JwtVerifier;
 use waybill_write_side::outbox::relay::{self, RelayConfig};
@@ -345,8 +346,21 @@ pub fn query_config(
         .with_jwt_verifier(jwt);
     config.max_wait = settings.query_max_wait();
     config.request_timeout = config.max_wait + std::time::Duration::from_secs(8);
-    config.rate_limit = (settings.query_rate_limit > 0)
-        .then(|| waybill_query_api::rate_limit::RateLimit::per_second(settings.query_rate_limit));
+    config.rate_limit = (settings.query_rate_limit > 0).then(|| {
+        Quota::new(
+            settings.query_rate_limit,
+            std::time::Duration::from_secs(settings.query_rate_window_secs),
+        )
+    });
+    config.lookup_failures_per_order = (settings.lookup_failures_per_order > 0).then(|| {
+        Quota::new(
+            settings.lookup_failures_per_order,
+            std::time::Duration::from_secs(settings.lookup_failure_window_secs),
+        )
+    });
+    config.trusted_proxies =
+        waybill_query_api::client_ip::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("WAYBILL_TRUSTED_PROXIES: {e}"))?;
     config.warehouse = Some(settings.warehouse.config());
     Ok(config)
 }

@@ -8,7 +8,8 @@ use waybill_schemas::access::TrackingKeys;
 use waybill_write_side::readiness::Readiness;
 
 use crate::auth::ApiKeys;
-use crate::rate_limit::RateLimit;
+use crate::client_ip::TrustedProxies;
+use crate::rate_limit::Quota;
 
 /// Renders the process's Prometheus metrics as text; installed by the binary, served on the
 /// process's metrics listener (never on the public API).
@@ -27,11 +28,18 @@ pub struct QueryApiConfig {
     pub max_wait: Duration,
     /// How often Redis is polled while waiting.
     pub poll_interval: Duration,
-    /// Per-client-IP limit on the public tracking endpoint; `None` disables it.
-    pub rate_limit: Option<RateLimit>,
-    /// Per-client-IP limit on the `/track` lookup form (guessing order number + email);
+    /// Per-client limit on the public endpoints, shared by all instances through Redis;
     /// `None` disables it.
-    pub lookup_rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<Quota>,
+    /// Per-client limit on the `/track` lookup form (guessing order number + email);
+    /// `None` disables it.
+    pub lookup_rate_limit: Option<Quota>,
+    /// Failed `/track` lookups per order number, from any client, before that order number is
+    /// refused lookups until the window ends (order number + postcode is low-entropy);
+    /// `None` disables it.
+    pub lookup_failures_per_order: Option<Quota>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (none: the peer is).
+    pub trusted_proxies: TrustedProxies,
     /// How often an open tracking page's event stream checks its order for changes.
     pub live_poll_interval: Duration,
     /// Whole-request timeout (must exceed `max_wait`).
@@ -47,8 +55,9 @@ pub struct QueryApiConfig {
 }
 
 impl QueryApiConfig {
-    /// A config with the documented defaults (2 s bounded wait, 5 ms polling, 50 req/s per IP,
-    /// 10 lookups then one per 6 s per IP, open pages polled every 250 ms).
+    /// A config with the documented defaults (2 s bounded wait, 5 ms polling, 50 requests per
+    /// second per client, 10 lookups per minute per client, 10 failed lookups per order number
+    /// per hour, no trusted proxies, open pages polled every 250 ms).
     pub fn new(redis_prefix: impl Into<String>, tracking_secret: impl Into<Arc<[u8]>>) -> Self {
         Self {
             redis_prefix: redis_prefix.into(),
@@ -56,12 +65,10 @@ impl QueryApiConfig {
             api_keys: ApiKeys::default(),
             max_wait: Duration::from_secs(2),
             poll_interval: Duration::from_millis(5),
-            rate_limit: Some(RateLimit::per_second(50)),
-            // Ten tries, then one every 6 seconds.
-            lookup_rate_limit: Some(RateLimit {
-                per_second: 1.0 / 6.0,
-                burst: 10.0,
-            }),
+            rate_limit: Some(Quota::new(50, Duration::from_secs(1))),
+            lookup_rate_limit: Some(Quota::new(10, Duration::from_secs(60))),
+            lookup_failures_per_order: Some(Quota::new(10, Duration::from_secs(3600))),
+            trusted_proxies: TrustedProxies::default(),
             live_poll_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
             readiness: Readiness::new(),

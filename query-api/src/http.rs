@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::Limiter;
 use crate::{finance, history, me, openapi, page, search, store_credit, tracking};
 
 /// What every handler shares.
@@ -24,8 +24,9 @@ use crate::{finance, history, me, openapi, page, search, store_credit, tracking}
 pub struct AppState {
     pub(crate) config: QueryApiConfig,
     pub(crate) redis: ConnectionManager,
-    pub(crate) rate_limiter: Option<RateLimiter>,
-    pub(crate) lookup_limiter: Option<RateLimiter>,
+    pub(crate) rate_limiter: Option<Limiter>,
+    pub(crate) lookup_limiter: Option<Limiter>,
+    pub(crate) lookup_order_limiter: Option<Limiter>,
 }
 
 /// The query API's routes. Serve it with connect info (as [`serve`] does) for the per-IP limit.
@@ -33,8 +34,15 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
     let request_timeout = config.request_timeout;
     let api_keys = config.api_keys.clone();
     let state = AppState {
-        rate_limiter: config.rate_limit.map(RateLimiter::new),
-        lookup_limiter: config.lookup_rate_limit.map(RateLimiter::new),
+        rate_limiter: config
+            .rate_limit
+            .map(|quota| Limiter::new("ip", quota, redis.clone(), &config.redis_prefix)),
+        lookup_limiter: config
+            .lookup_rate_limit
+            .map(|quota| Limiter::new("lookup-ip", quota, redis.clone(), &config.redis_prefix)),
+        lookup_order_limiter: config
+            .lookup_failures_per_order
+            .map(|quota| Limiter::new("lookup-order", quota, redis.clone(), &config.redis_prefix)),
         config,
         redis,
     };

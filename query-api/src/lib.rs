@@ -14,6 +14,7 @@
 //! ([`waybill_write_side::readiness`]) answer here with the dependencies the binary registered.
 
 pub mod auth;
+pub mod client_ip;
 mod config;
 pub mod finance;
 pub mod history;

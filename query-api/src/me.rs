@@ -73,7 +73,7 @@ pub async fn my_orders(
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    check_rate(&state, client_ip)?;
+    check_rate(&state, client_ip).await?;
     let principal = signed_in_customer(&state, &headers)?;
     let Query(params) = params.map_err(|_| Problem::BadParameter {
         field: "query",

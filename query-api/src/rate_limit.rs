@@ -1,30 +1,132 @@
-//! A per-client-IP token bucket for the public tracking endpoint, kept in memory. It blunts
-//! token guessing and scraping from one address; it is per process, not a global quota.
+//! Rate limits of the public (customer) endpoints, shared by every query API instance: a
+//! counter per subject (a client address, an order number) and fixed window, in Redis, taken
+//! atomically by one Lua script (INCR, and PEXPIRE on the window's first hit), so N instances
+//! behind a load balancer enforce one limit, not N. Keys: `<prefix>:ratelimit:<scope>:<subject>`,
+//! expiring with their window. The client address comes from [`crate::client_ip`].
+//!
+//! Redis down: **fail open to a per-process bucket.** Every public endpoint reads its answer
+//! from Redis too, so while Redis is down they answer 503 whatever the limiter says: failing
+//! closed would only turn those 503s into 429s and tell clients the wrong thing, and nothing a
+//! guesser could learn is readable without Redis. The per-process bucket (the same quota per
+//! instance) still stops one client from hammering an instance meanwhile.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Buckets beyond this many are pruned (the full ones first) so memory stays bounded.
-const MAX_TRACKED_CLIENTS: usize = 100_000;
+use redis::aio::ConnectionManager;
 
-/// Refill rate and burst size of each client's bucket.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    pub per_second: f64,
-    pub burst: f64,
+/// `limit` hits per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub window: Duration,
 }
 
-impl RateLimit {
-    /// `n` requests per second with a burst of `2n`.
-    pub fn per_second(n: u32) -> Self {
-        Self {
-            per_second: f64::from(n),
-            burst: f64::from(n.saturating_mul(2).max(1)),
-        }
+impl Quota {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window }
     }
 }
+
+/// INCR the window's counter, start its expiry on the first hit (or if it somehow has none),
+/// and answer the count with the milliseconds left.
+const TAKE: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+/// One limit: its scope's shared counters, and the per-process bucket used while Redis is
+/// down. Cheap to clone.
+#[derive(Clone)]
+pub struct Limiter {
+    scope: &'static str,
+    quota: Quota,
+    redis: ConnectionManager,
+    prefix: Arc<str>,
+    take: Arc<redis::Script>,
+    local: LocalBuckets,
+}
+
+impl Limiter {
+    pub fn new(scope: &'static str, quota: Quota, redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            scope,
+            quota,
+            redis,
+            prefix: prefix.into(),
+            take: Arc::new(redis::Script::new(TAKE)),
+            local: LocalBuckets::new(quota),
+        }
+    }
+
+    fn key(&self, subject: &str) -> String {
+        format!("{}:ratelimit:{}:{subject}", self.prefix, self.scope)
+    }
+
+    /// Counts one hit on `subject`; `Err(wait)` when it is over the quota.
+    pub async fn take(&self, subject: &str) -> Result<(), Duration> {
+        let window_ms = u64::try_from(self.quota.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut redis = self.redis.clone();
+        let counted: Result<(u64, i64), _> = self
+            .take
+            .key(self.key(subject))
+            .arg(window_ms)
+            .invoke_async(&mut redis)
+            .await;
+        match counted {
+            Ok((count, _)) if count <= u64::from(self.quota.limit) => Ok(()),
+            Ok((_, ttl_ms)) => Err(self.wait(ttl_ms)),
+            Err(error) => {
+                self.redis_failed(&error);
+                self.local.take(subject, Instant::now())
+            }
+        }
+    }
+
+    /// Whether `subject` is over the quota already, without counting a hit (Redis down: not).
+    pub async fn check(&self, subject: &str) -> Result<(), Duration> {
+        let key = self.key(subject);
+        let mut redis = self.redis.clone();
+        let read: Result<(Option<u64>, i64), _> = redis::pipe()
+            .get(&key)
+            .pttl(&key)
+            .query_async(&mut redis)
+            .await;
+        match read {
+            Ok((Some(count), ttl_ms)) if count >= u64::from(self.quota.limit) => {
+                Err(self.wait(ttl_ms))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.redis_failed(&error);
+                Ok(())
+            }
+        }
+    }
+
+    fn wait(&self, ttl_ms: i64) -> Duration {
+        u64::try_from(ttl_ms)
+            .map_or(self.quota.window, Duration::from_millis)
+            .max(Duration::from_secs(1))
+    }
+
+    fn redis_failed(&self, error: &redis::RedisError) {
+        metrics::counter!("waybill_query_rate_limit_fallback_total", "scope" => self.scope)
+            .increment(1);
+        tracing::warn!(%error, scope = self.scope, "rate limit counters unavailable; this process limits on its own meanwhile");
+    }
+}
+
+/// Buckets beyond this many are pruned (the full ones first) so memory stays bounded.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -32,59 +134,67 @@ struct Bucket {
     refilled_at: Instant,
 }
 
-/// The buckets of all clients seen.
+/// Per-process token buckets with the quota's rate (limit per window, burst of the limit):
+/// the fallback while the shared counters cannot be reached.
 #[derive(Clone)]
-pub struct RateLimiter {
-    limit: RateLimit,
-    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+struct LocalBuckets {
+    per_second: f64,
+    burst: f64,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
-impl RateLimiter {
-    pub fn new(limit: RateLimit) -> Self {
+impl LocalBuckets {
+    fn new(quota: Quota) -> Self {
         Self {
-            limit,
+            per_second: f64::from(quota.limit) / quota.window.as_secs_f64().max(0.001),
+            burst: f64::from(quota.limit.max(1)),
             buckets: Arc::default(),
         }
     }
 
-    /// Takes one token for `client` at `now`; `Err(wait)` says how long until one is free.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    fn take(&self, subject: &str, now: Instant) -> Result<(), Duration> {
         let Ok(mut buckets) = self.buckets.lock() else {
             // A poisoned lock only means another request panicked; do not lock everyone out.
             return Ok(());
         };
-        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
-            let limit = self.limit;
-            buckets.retain(|_, b| refilled(*b, limit, now).tokens < limit.burst);
+        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(subject) {
+            buckets.retain(|_, b| self.refilled(*b, now).tokens < self.burst);
             if buckets.len() >= MAX_TRACKED_CLIENTS {
                 buckets.clear();
             }
         }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: self.limit.burst,
+        let bucket = buckets.entry(subject.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
             refilled_at: now,
         });
-        *bucket = refilled(*bucket, self.limit, now);
+        *bucket = self.refilled(*bucket, now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
             let missing = 1.0 - bucket.tokens;
             Err(Duration::from_secs_f64(
-                missing / self.limit.per_second.max(f64::MIN_POSITIVE),
+                missing / self.per_second.max(f64::MIN_POSITIVE),
             ))
+        }
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> Bucket {
+        let elapsed = now
+            .saturating_duration_since(bucket.refilled_at)
+            .as_secs_f64();
+        Bucket {
+            tokens: (bucket.tokens + elapsed * self.per_second).min(self.burst),
+            refilled_at: now,
         }
     }
 }
 
-fn refilled(bucket: Bucket, limit: RateLimit, now: Instant) -> Bucket {
-    let elapsed = now
-        .saturating_duration_since(bucket.refilled_at)
-        .as_secs_f64();
-    Bucket {
-        tokens: (bucket.tokens + elapsed * limit.per_second).min(limit.burst),
-        refilled_at: now,
-    }
+/// Whole seconds to put in `Retry-After` for a wait (rounded up, at least 1).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 #[cfg(test)]
@@ -93,20 +203,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_client_gets_its_burst_then_waits_for_refill() {
-        let limiter = RateLimiter::new(RateLimit {
-            per_second: 10.0,
-            burst: 3.0,
-        });
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let other: IpAddr = [10, 0, 0, 2].into();
+    fn the_fallback_gives_a_client_its_quota_then_waits_for_refill() {
+        let local = LocalBuckets::new(Quota::new(3, Duration::from_millis(300)));
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check(ip, t0).is_ok());
+            assert!(local.take("10.0.0.1", t0).is_ok());
         }
-        let wait = limiter.check(ip, t0).unwrap_err();
-        assert!(wait <= Duration::from_millis(100));
-        assert!(limiter.check(other, t0).is_ok(), "buckets are per client");
-        assert!(limiter.check(ip, t0 + Duration::from_millis(100)).is_ok());
+        let wait = local.take("10.0.0.1", t0).unwrap_err();
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(local.take("10.0.0.2", t0).is_ok(), "buckets are per client");
+        assert!(local
+            .take("10.0.0.1", t0 + Duration::from_millis(100))
+            .is_ok());
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
     }
 }

@@ -51,7 +51,7 @@ pub async fn my_store_credit(
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    check_rate(&state, client_ip)?;
+    check_rate(&state, client_ip).await?;
     let principal = signed_in_customer(&state, &headers)?;
     let key = store_credit_key(
         &state.config.redis_prefix,

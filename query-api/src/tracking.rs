@@ -23,6 +23,7 @@ use waybill_write_side::command_api::problem::Path;
 use crate::auth::{authorize, Denied, Reader};
 use crate::http::AppState;
 use crate::problem::Problem;
+use crate::rate_limit::retry_after_secs;
 
 /// Query string of the tracking endpoint.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -57,18 +58,24 @@ pub struct TrackingResponse {
     pub consistency: Consistency,
 }
 
-/// The caller's address when the server was started with connect info.
+/// The client's address when the server was started with connect info: the TCP peer, or the
+/// address a trusted proxy forwarded ([`crate::client_ip`]).
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
+            |info| {
+                state
+                    .config
+                    .trusted_proxies
+                    .client_ip(info.0.ip(), &parts.headers)
+            },
+        )))
     }
 }
 
@@ -123,7 +130,7 @@ pub async fn get_tracking(
     // Customers (token holders, signed-in shoppers) and failed attempts are limited per client
     // address; staff and service clients are trusted.
     if reader.as_ref().map_or(true, Reader::is_public) {
-        check_rate(&state, client_ip)?;
+        check_rate(&state, client_ip).await?;
     }
     let reader = reader.map_err(|denied| match denied {
         Denied::NoCredentials => Problem::Unauthorized {
@@ -181,13 +188,14 @@ pub async fn get_tracking(
     Ok(response)
 }
 
-/// Takes one request from `client`'s bucket, or answers 429.
-pub(crate) fn check_rate(state: &AppState, client_ip: Option<IpAddr>) -> Result<(), Problem> {
+/// Counts one request of `client` against the shared per-client limit, or answers 429.
+pub(crate) async fn check_rate(state: &AppState, client_ip: Option<IpAddr>) -> Result<(), Problem> {
     if let (Some(limiter), Some(ip)) = (&state.rate_limiter, client_ip) {
         limiter
-            .check(ip, Instant::now())
+            .take(&ip.to_string())
+            .await
             .map_err(|wait| Problem::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
+                retry_after_secs: retry_after_secs(wait),
             })?;
     }
     Ok(())

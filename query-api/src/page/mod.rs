@@ -29,6 +29,7 @@ use waybill_write_side::command_api::problem::Path;
 
 use crate::http::AppState;
 use crate::problem::Problem;
+use crate::rate_limit::retry_after_secs;
 use crate::tracking::{
     check_rate, read_until, read_view, requested_version, ClientIp, TrackingParams,
 };
@@ -110,6 +111,14 @@ fn not_found() -> Response {
     html(StatusCode::NOT_FOUND, render::not_found_page())
 }
 
+/// What failed lookups of one order number are counted under: a digest of the number,
+/// normalised as the lookup index normalises it (never the number itself in a Redis key).
+fn order_number_subject(order_number: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let number = order_number.trim().to_uppercase();
+    (!number.is_empty()).then(|| hex::encode(&Sha256::digest(number.as_bytes())[..16]))
+}
+
 fn rate_limited(problem: Problem) -> Response {
     let retry = match problem {
         Problem::RateLimited { retry_after_secs } => retry_after_secs,
@@ -149,7 +158,7 @@ pub async fn tracking_page(
     params: Result<Query<TrackingParams>, QueryRejection>,
     ClientIp(client_ip): ClientIp,
 ) -> Response {
-    if let Err(problem) = check_rate(&state, client_ip) {
+    if let Err(problem) = check_rate(&state, client_ip).await {
         return rate_limited(problem);
     }
     let Ok(Query(params)) = params else {
@@ -194,7 +203,7 @@ pub async fn tracking_events(
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    check_rate(&state, client_ip)?;
+    check_rate(&state, client_ip).await?;
     let Query(params) = params.map_err(|_| Problem::BadParameter {
         field: "after",
         detail: "must be a view version (an integer)".into(),
@@ -251,7 +260,7 @@ impl Drop for StreamGuard {
 #[utoipa::path(get, path = "/track", tag = "tracking page",
     responses((status = 200, description = "The lookup form (HTML)", content_type = "text/html")))]
 pub async fn lookup_form(State(state): State<AppState>, ClientIp(client_ip): ClientIp) -> Response {
-    if let Err(problem) = check_rate(&state, client_ip) {
+    if let Err(problem) = check_rate(&state, client_ip).await {
         return rate_limited(problem);
     }
     html(StatusCode::OK, render::lookup_page(None, ""))
@@ -272,9 +281,9 @@ pub async fn lookup(
     form: Result<Form<LookupForm>, FormRejection>,
 ) -> Response {
     if let (Some(limiter), Some(ip)) = (&state.lookup_limiter, client_ip) {
-        if let Err(wait) = limiter.check(ip, Instant::now()) {
+        if let Err(wait) = limiter.take(&ip.to_string()).await {
             return rate_limited(Problem::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
+                retry_after_secs: retry_after_secs(wait),
             });
         }
     }
@@ -292,6 +301,21 @@ pub async fn lookup(
     let Ok(Form(form)) = form else {
         return failed("");
     };
+    // Failed guesses are counted per order number too, whoever makes them: spread over many
+    // addresses they would escape the per-client limit.
+    let order_limit = state
+        .lookup_order_limiter
+        .as_ref()
+        .zip(order_number_subject(&form.order_number));
+    if let Some((limiter, subject)) = &order_limit {
+        if let Err(wait) = limiter.check(subject).await {
+            metrics::counter!("waybill_query_tracking_lookup_total", "outcome" => "order_closed")
+                .increment(1);
+            return rate_limited(Problem::RateLimited {
+                retry_after_secs: retry_after_secs(wait),
+            });
+        }
+    }
     let contact = form.contact.trim();
     let proof = if contact.contains('@') {
         LookupProof::Email(contact)
@@ -313,6 +337,10 @@ pub async fn lookup(
         }
     };
     let Some(order) = order else {
+        if let Some((limiter, subject)) = &order_limit {
+            // Over the limit or not, this answer is the same 404; the next lookup is refused.
+            let _ = limiter.take(subject).await;
+        }
         return failed(&form.order_number);
     };
     metrics::counter!("waybill_query_tracking_lookup_total", "outcome" => "found").increment(1);

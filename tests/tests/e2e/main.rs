@@ -23,6 +23,7 @@ mod nats_cluster;
 mod problems;
 mod projector_views;
 mod query_outage;
+mod rate_limits;
 mod relay_crash;
 mod returns;
 mod search;
