@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod demo;
 mod identity;
+mod json_logs;
 mod metrics;
 mod migrate;
 mod orders;

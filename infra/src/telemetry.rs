@@ -1,5 +1,6 @@
 //! Logs and traces for the whole process: a `tracing` subscriber with an env filter (`RUST_LOG`),
-//! human-readable or JSON lines (`WAYBILL_LOG_FORMAT`), and a tracing-opentelemetry layer over an
+//! human-readable or JSON lines (`WAYBILL_LOG_FORMAT`; JSON lines carry `trace_id`, `order_id`
+//! and `correlation_id` at the top level, see [`crate::json_logs`]), and a tracing-opentelemetry layer over an
 //! OpenTelemetry tracer provider that always exists, so every span has a trace id that travels
 //! through envelopes and NATS headers. Spans leave the process over OTLP/HTTP (JSON) only when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The W3C TraceContext propagator is installed globally.
@@ -76,9 +77,8 @@ impl Telemetry {
                 .with_writer(std::io::stderr)
                 .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(crate::json_logs::JsonLines)
                 .with_writer(std::io::stderr)
                 .boxed(),
         };

@@ -84,7 +84,10 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
         .layer(middleware::from_fn(
             waybill_write_side::command_api::problem::safety_net,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(waybill_write_side::trace_context::request_span),
+        )
         .layer(middleware::map_response(nosniff))
 }
 

@@ -283,6 +283,11 @@ impl WaybillProcess {
         self.wait_ready().await;
     }
 
+    /// Everything this process (and any earlier one of the same role in this test) logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
     /// The last lines this process wrote, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();

@@ -33,6 +33,26 @@ pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     carrier.remove(TRACEPARENT)
 }
 
+/// The span of one HTTP request on either API (`make_span_with` of their trace layer): it
+/// continues the caller's trace when the request carries a `traceparent`, so the caller's
+/// trace id is in every log line and span of the request, and in the envelopes of the events
+/// a command appends.
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    if let Some(parent) = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+    {
+        set_parent_from_traceparent(&span, parent);
+    }
+    span
+}
+
 /// Makes the remote span named by `traceparent` the parent of `span`. An unparsable value or a
 /// span without an OpenTelemetry layer is ignored: tracing must never fail the work it observes.
 pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {

@@ -18,6 +18,7 @@ mod fully_cancelled;
 mod idempotency;
 mod identity_provider;
 mod json_bodies;
+mod json_logs;
 mod ledger;
 mod nats_cluster;
 mod problems;

@@ -76,7 +76,7 @@ pub async fn cancel_lines(
     let span = command_span("cancel_lines", &input.ctx);
     let started = Instant::now();
     let result = commands::cancel_lines(&state.services, &input.ctx, &id, &input.body)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
-    finish("cancel_lines", started, result)
+    finish(&span, "cancel_lines", started, result)
 }

@@ -92,7 +92,7 @@ pub async fn payment_webhook(
         tracing::info_span!("payment_webhook", event_id = %event.id, kind = event.kind.type_name());
     let result =
         webhooks::apply_gateway_event(&state.services.pool, &state.services.store, &event, now)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
     metrics::histogram!("waybill_webhook_duration_seconds").record(started.elapsed());
     match result {
@@ -156,12 +156,12 @@ pub async fn review_order(
     let started = Instant::now();
     let result = if matches!(input.ctx.role, Role::Agent | Role::Admin) {
         commands::review_order(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("review_order", started, result)
+    finish(&span, "review_order", started, result)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -88,12 +88,12 @@ pub async fn preview_edit(
     let started = Instant::now();
     let result = if editor(input.ctx.role) {
         commands::preview_edit(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("preview_edit", started, result)
+    finish(&span, "preview_edit", started, result)
 }
 
 /// Edit a confirmed order in the fulfillment hold.
@@ -131,12 +131,12 @@ pub async fn edit_order(
     let started = Instant::now();
     let result = if editor(input.ctx.role) {
         commands::edit_order(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("edit_order", started, result)
+    finish(&span, "edit_order", started, result)
 }
 
 /// Who may edit: the order's customer (checked against the order), agents, admins, services.

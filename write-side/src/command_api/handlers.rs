@@ -51,16 +51,16 @@ pub async fn place_order(State(state): State<AppState>, input: PlaceOrderInput) 
     let result = match input.body {
         PlaceOrderBody::Parsed(order) => {
             commands::place_parsed_order(&state.services, &input.ctx, *order)
-                .instrument(span)
+                .instrument(span.clone())
                 .await
         }
         PlaceOrderBody::Json(body) => {
             commands::place_order(&state.services, &input.ctx, &body)
-                .instrument(span)
+                .instrument(span.clone())
                 .await
         }
     };
-    finish("place_order", started, result)
+    finish(&span, "place_order", started, result)
 }
 
 /// Cancel an order.
@@ -95,9 +95,9 @@ pub async fn cancel_order(
     let span = command_span("cancel_order", &input.ctx);
     let started = Instant::now();
     let result = commands::cancel_order(&state.services, &input.ctx, &id, &input.body)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
-    finish("cancel_order", started, result)
+    finish(&span, "cancel_order", started, result)
 }
 
 pub(super) fn command_span(command: &'static str, ctx: &CommandContext) -> tracing::Span {
@@ -111,6 +111,7 @@ pub(super) fn command_span(command: &'static str, ctx: &CommandContext) -> traci
 }
 
 pub(super) fn finish(
+    span: &tracing::Span,
     command: &'static str,
     started: Instant,
     result: Result<Reply, CommandError>,
@@ -123,6 +124,14 @@ pub(super) fn finish(
             (problem.slug().to_owned(), problem.into_response())
         }
     };
+    span.in_scope(|| {
+        tracing::debug!(
+            command,
+            outcome = %outcome,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "command answered"
+        );
+    });
     metrics::histogram!("waybill_command_duration_seconds", "command" => command)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("waybill_commands_total", "command" => command, "outcome" => outcome)

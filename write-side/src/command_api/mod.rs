@@ -284,6 +284,10 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         ))
         .layer(axum::Extension(problem::BodyLimit(config.body_limit)))
         .layer(middleware::from_fn(problem::safety_net))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(crate::trace_context::request_span),
+        )
         .layer(middleware::map_response(nosniff));
     (router, CommandApiWorkers { handles, inventory })
 }

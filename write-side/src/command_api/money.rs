@@ -53,12 +53,12 @@ pub async fn refund_order(
     let started = Instant::now();
     let result = if matches!(input.ctx.role, Role::Agent | Role::Admin | Role::Service) {
         commands::refund_order(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("refund_order", started, result)
+    finish(&span, "refund_order", started, result)
 }
 
 /// Charge the order's card again.
@@ -99,12 +99,12 @@ pub async fn charge_order(
     let started = Instant::now();
     let result = if matches!(input.ctx.role, Role::Agent | Role::Admin | Role::Service) {
         commands::charge_order(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("charge_order", started, result)
+    finish(&span, "charge_order", started, result)
 }
 
 /// Send evidence for a card dispute.
@@ -147,12 +147,12 @@ pub async fn submit_evidence(
             &dispute_id,
             &input.body,
         )
-        .instrument(span)
+        .instrument(span.clone())
         .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("submit_evidence", started, result)
+    finish(&span, "submit_evidence", started, result)
 }
 
 /// Import a gateway settlement report.
@@ -206,10 +206,10 @@ pub async fn import_settlement(
             &input.ctx,
             &input.body,
         )
-        .instrument(span)
+        .instrument(span.clone())
         .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("import_settlement", started, result)
+    finish(&span, "import_settlement", started, result)
 }

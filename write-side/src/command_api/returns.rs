@@ -56,12 +56,12 @@ pub async fn request_return(
         Role::Customer | Role::Agent | Role::Admin | Role::Service
     ) {
         commands::request_return(&state.services, &input.ctx, &id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("request_return", started, result)
+    finish(&span, "request_return", started, result)
 }
 
 /// Record the inspection of a returned parcel.
@@ -100,10 +100,10 @@ pub async fn record_inspection(
     let started = Instant::now();
     let result = if matches!(input.ctx.role, Role::Agent | Role::Admin) {
         commands::record_inspection(&state.services, &input.ctx, &id, &return_id, &input.body)
-            .instrument(span)
+            .instrument(span.clone())
             .await
     } else {
         Err(CommandError::Forbidden)
     };
-    finish("record_inspection", started, result)
+    finish(&span, "record_inspection", started, result)
 }
