@@ -63,22 +63,20 @@ async fn the_query_api_answers_503_while_redis_is_down_and_recovers_by_itself() 
     redis.kill_hard();
     // The first request after the crash may be the one that finds the connection dead; from
     // then on each read is 503 with Retry-After. None is ever a 500.
-    let mut seen = Vec::new();
-    eventually("503 from every Redis read", DEFAULT_DEADLINE, || {
-        let seen = &mut seen;
-        async move {
-            let (orders, credit, tracking) = reads().await;
-            seen.extend([orders.status, credit.status, tracking.status]);
-            if [orders.status, credit.status, tracking.status] == [503, 503, 503] {
-                Ok((orders, credit, tracking))
-            } else {
-                Err(format!(
-                    "{} / {} / {}",
-                    orders.describe(),
-                    credit.describe(),
-                    tracking.describe()
-                ))
-            }
+    let seen = std::sync::Mutex::new(Vec::new());
+    eventually("503 from every Redis read", DEFAULT_DEADLINE, || async {
+        let (orders, credit, tracking) = reads().await;
+        let statuses = [orders.status, credit.status, tracking.status];
+        seen.lock().expect("statuses").extend(statuses);
+        if statuses == [503, 503, 503] {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} / {} / {}",
+                orders.describe(),
+                credit.describe(),
+                tracking.describe()
+            ))
         }
     })
     .await;
@@ -107,6 +105,7 @@ async fn the_query_api_answers_503_while_redis_is_down_and_recovers_by_itself() 
         },
     )
     .await;
+    let seen = seen.into_inner().expect("statuses");
     assert!(
         !seen.iter().any(|status| *status >= 500 && *status != 503),
         "only 503s while Redis was down, saw {seen:?}"
