@@ -77,9 +77,15 @@ async fn with_redis_unreachable_each_process_limits_on_its_own() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut connection = None;
     for _ in 0..100 {
+        // Configured as the binary connects (infra/src/services.rs): bounded connection
+        // attempts and answers, so a dead server fails a command instead of stalling it.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1);
         if let Ok(c) = redis::Client::open(url.as_str())
             .unwrap()
-            .get_connection_manager()
+            .get_connection_manager_with_config(config)
             .await
         {
             connection = Some(c);
