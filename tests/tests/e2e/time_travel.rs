@@ -109,6 +109,8 @@ async fn bad_versions_and_moments_are_422_naming_the_field() {
     let id = placed.order_id.as_str();
     let history = history_path(id);
     let diff = format!("/v1/agent/orders/{id}/diff");
+    // (path, query, the field the 422 names)
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
         (&history, vec![("version", "0")], "version"),
         (&history, vec![("version", "two")], "version"),
