@@ -92,6 +92,7 @@ impl FromRequestParts<AppState> for ClientIp {
         (status = 403, description = "API key role may not read tracking", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.tracking", skip_all, fields(order_id = %raw_id))]

@@ -90,6 +90,25 @@ impl HttpResponse {
     pub fn describe(&self) -> String {
         format!("HTTP {} {}", self.status, self.text())
     }
+
+    /// Asserts this is `application/problem+json` with `status` and the problem type `slug`
+    /// (`what` names the case in the failure message).
+    pub fn assert_problem(&self, status: u16, slug: &str, what: &str) {
+        assert_eq!(self.status, status, "{what}: {}", self.describe());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{what}"
+        );
+        assert_eq!(self.problem_slug().as_deref(), Some(slug), "{what}");
+    }
+
+    /// `Retry-After` in whole seconds; panics (naming `what`) when it is missing or not that.
+    pub fn retry_after_secs(&self, what: &str) -> u64 {
+        self.header("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{what}: Retry-After in seconds: {}", self.describe()))
+    }
 }
 
 /// Client for one deployment: the command API and the query API base URLs.

@@ -150,6 +150,7 @@ fn authorized_order(state: &AppState, raw_id: &str, token: Option<&str>) -> Opti
         (status = 200, description = "The tracking page (HTML)", content_type = "text/html"),
         (status = 404, description = "Friendly page: no such order, or the token does not belong to it (indistinguishable)", content_type = "text/html"),
         (status = 429, description = "Rate limited", content_type = "text/html"),
+        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_page", skip_all, fields(order_id = %raw_id))]
 pub async fn tracking_page(
@@ -194,6 +195,7 @@ pub async fn tracking_page(
         (status = 200, description = "text/event-stream: `view` events (id = view version, data = the page's `<main>` HTML) whenever the order moves", content_type = "text/event-stream"),
         (status = 404, description = "No such order, or the token does not belong to it", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_events", skip_all, fields(order_id = %raw_id))]
 pub async fn tracking_events(
@@ -272,7 +274,8 @@ pub async fn lookup_form(State(state): State<AppState>, ClientIp(client_ip): Cli
     responses(
         (status = 303, description = "Found: redirect to the order's signed tracking link"),
         (status = 404, description = "No order matches (the form again, with a message)", content_type = "text/html"),
-        (status = 429, description = "Too many lookups from this client", content_type = "text/html"),
+        (status = 429, description = "Too many lookups from this client, or too many failed lookups of this order number from any client", content_type = "text/html"),
+        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_lookup", skip_all)]
 pub async fn lookup(

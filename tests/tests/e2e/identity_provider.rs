@@ -37,17 +37,7 @@ async fn my_orders(api: &Api, token: &str) -> waybill_e2e::HttpResponse {
 }
 
 fn assert_refused(response: &waybill_e2e::HttpResponse, what: &str) {
-    assert_eq!(response.status, 401, "{what}: {}", response.describe());
-    assert_eq!(
-        response.header("content-type"),
-        Some("application/problem+json"),
-        "{what}"
-    );
-    assert_eq!(
-        response.problem_slug().as_deref(),
-        Some("unauthorized"),
-        "{what}"
-    );
+    response.assert_problem(401, "unauthorized", what);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,19 +10,8 @@ use waybill_e2e::{
 const REDIS_PORT: u16 = 15110;
 
 fn assert_unavailable(response: &HttpResponse, what: &str) {
-    assert_eq!(response.status, 503, "{what}: {}", response.describe());
-    assert_eq!(
-        response.header("content-type"),
-        Some("application/problem+json"),
-        "{what}"
-    );
-    assert!(
-        response
-            .header("retry-after")
-            .is_some_and(|s| s.parse::<u64>().is_ok()),
-        "{what}: Retry-After in seconds: {}",
-        response.describe()
-    );
+    response.assert_problem(503, "unavailable", what);
+    response.retry_after_secs(what);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

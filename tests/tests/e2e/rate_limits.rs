@@ -7,21 +7,8 @@ use serde_json::json;
 use waybill_e2e::{sample_order, Api, HttpResponse, Role, TestEnv};
 
 fn assert_limited(response: &HttpResponse, what: &str) {
-    assert_eq!(response.status, 429, "{what}: {}", response.describe());
-    assert_eq!(
-        response.header("content-type"),
-        Some("application/problem+json"),
-        "{what}"
-    );
-    assert_eq!(
-        response.problem_slug().as_deref(),
-        Some("rate-limited"),
-        "{what}"
-    );
-    let retry = response
-        .header("retry-after")
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("{what}: Retry-After in seconds: {}", response.describe()));
+    response.assert_problem(429, "rate-limited", what);
+    let retry = response.retry_after_secs(what);
     assert!((1..=60).contains(&retry), "{what}: Retry-After {retry}");
 }
 
