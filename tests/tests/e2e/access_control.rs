@@ -5,13 +5,17 @@
 //! Callers (columns): nobody, the customer who placed order A (JWT, role customer), another
 //! customer (JWT), and the staff/service roles by API key; plus an agent by JWT, an expired JWT
 //! and a JWT signed with another key (both must be worth nothing). Every answer must carry
-//! `X-Content-Type-Options: nosniff`.
+//! `X-Content-Type-Options: nosniff`. The JWT columns are then run again, on every read-only
+//! row, with RS256 tokens of the storefront's identity provider (keys from its JWKS): they
+//! must reach exactly what Waybill's own HS256 tokens reach.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use waybill_e2e::{
-    sample_order, Api, Role, TestEnv, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY,
+    sample_order, Api, IdentityProvider, Role, TestEnv, ADMIN_KEY, AGENT_KEY, FINANCE_KEY,
+    SERVICE_KEY,
 };
+use waybill_schemas::jwt::testing::TestSigner;
 
 /// Column order of [`MATRIX`].
 const CALLERS: [&str; 10] = [
@@ -179,8 +183,17 @@ async fn place(api: &Api, body: &Value) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_reaches_exactly_the_endpoints_it_may() {
     let env = TestEnv::new("access_control").await;
+    let idp_key = TestSigner::rsa("acl-idp");
+    let provider = IdentityProvider::start(&[&idp_key]).await;
+    let jwks_url = provider.jwks_url();
     let waybill = env
-        .start_with(Role::All, &[("WAYBILL_QUERY_RATE_LIMIT", "0")])
+        .start_with(
+            Role::All,
+            &[
+                ("WAYBILL_QUERY_RATE_LIMIT", "0"),
+                ("WAYBILL_JWKS_URL", jwks_url.as_str()),
+            ],
+        )
         .await;
     let api = waybill.api();
 
@@ -233,22 +246,26 @@ async fn every_role_reaches_exactly_the_endpoints_it_may() {
         Some(forged),
     ];
 
+    let expand = |template: &str, n: usize| {
+        template
+            .replace("{A}", &order_a)
+            .replace("{B}", &order_b)
+            .replace("{missing}", missing)
+            .replace("{tokenA}", &token_a)
+            .replace("{tokenB}", &token_b)
+            .replace("{n}", &n.to_string())
+    };
+    let base_of = |service: &Service| match service {
+        Service::Command => api.command_url.clone(),
+        Service::Query => api.query_url.clone(),
+    };
     let mut failures = Vec::new();
     let mut n = 0;
     for (service, method, template, expected) in MATRIX {
         for (column, (caller, expected)) in callers.iter().zip(expected).enumerate() {
             n += 1;
-            let path = template
-                .replace("{A}", &order_a)
-                .replace("{B}", &order_b)
-                .replace("{missing}", missing)
-                .replace("{tokenA}", &token_a)
-                .replace("{tokenB}", &token_b)
-                .replace("{n}", &n.to_string());
-            let base = match service {
-                Service::Command => &api.command_url,
-                Service::Query => &api.query_url,
-            };
+            let path = expand(template, n);
+            let base = base_of(service);
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let body = body_for(template, n);
             let key = format!("acl-{n}");
@@ -285,6 +302,48 @@ async fn every_role_reaches_exactly_the_endpoints_it_may() {
                 failures.push(format!(
                     "{method} {template} as {}: expected {expected}, got {response}",
                     CALLERS[column]
+                ));
+            }
+        }
+    }
+    // The identity provider's RS256 tokens in the JWT columns, on every read-only row.
+    let now = chrono::Utc::now().timestamp();
+    let idp = |sub: &str, role: &str, exp: i64| {
+        idp_key.sign(&json!({"sub": sub, "role": role, "exp": exp}))
+    };
+    // Same kid as the published key, but not its key.
+    let impostor = TestSigner::rsa("acl-idp");
+    let idp_callers = [
+        (1, idp("cust-a", "customer", now + 3600)),
+        (2, idp("cust-b", "customer", now + 3600)),
+        (7, idp("agent-jo", "agent", now + 3600)),
+        (8, idp("ops", "admin", now - 3600)),
+        (
+            9,
+            impostor.sign(&json!({"sub": "mallory", "role": "admin", "exp": now + 3600})),
+        ),
+    ];
+    for (service, _, template, expected) in MATRIX.iter().filter(|row| row.1 == "GET") {
+        for (column, caller) in &idp_callers {
+            n += 1;
+            let url = format!("{}{}", base_of(service), expand(template, n));
+            let status = if url.contains("/events") {
+                api.status_only(&url, Some(caller)).await
+            } else {
+                api.send(Method::GET, &url, Some(caller), None, None)
+                    .await
+                    .status
+            };
+            let expected = expected[*column];
+            let matches = if expected == OK {
+                (200..300).contains(&status)
+            } else {
+                status == expected
+            };
+            if !matches {
+                failures.push(format!(
+                    "GET {template} as {} (identity provider, RS256): expected {expected}, got {status}",
+                    CALLERS[*column]
                 ));
             }
         }
