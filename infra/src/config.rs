@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod nats;
+mod search;
 pub use nats::{NatsSettings, NatsSettingsError};
+pub use search::ElasticSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,10 +99,13 @@ pub struct Settings {
         default_value = ".waybill/search"
     )]
     pub search_dir: PathBuf,
-    /// Elasticsearch / OpenSearch base URL; when set the search view lives there (alias
+    /// Elasticsearch / OpenSearch node URL, or several comma-separated (a node that cannot be
+    /// reached is skipped for the next); when set the search view lives there (alias
     /// `<WAYBILL_REDIS_PREFIX>-orders`) instead of in WAYBILL_SEARCH_DIR.
     #[arg(long, env = "ELASTICSEARCH_URL", global = true)]
     pub elasticsearch_url: Option<String>,
+    #[command(flatten)]
+    pub elastic: ElasticSettings,
     /// How long the search projector gathers messages into one batch (one index commit) before
     /// writing, in milliseconds; 0 (the default) writes whatever one fetch returned. Measured
     /// here (`bench place`, 10,000 orders): 0 gave a lower search-lag p99 than 200 ms on a quiet
@@ -671,6 +676,7 @@ impl Settings {
         waybill_projectors::views::search::SearchConfig {
             dir: self.search_dir.clone(),
             elasticsearch_url: self.elasticsearch_url.clone(),
+            elastic: self.elastic.options(),
             prefix: self.redis_prefix.clone(),
         }
     }

@@ -29,13 +29,25 @@ pub struct NatsCluster {
     nodes: Vec<Node>,
 }
 
-fn binary() -> PathBuf {
-    std::env::var("WAYBILL_NATS_VENV")
+/// The nats-server 2.15 of `infra/scripts/ensure-nats-cluster.sh`, or `None` (with a note)
+/// outside CI when it is not installed.
+pub(crate) fn binary() -> Option<PathBuf> {
+    let binary = std::env::var("WAYBILL_NATS_VENV")
         .map_or_else(
             |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.waybill/venv-nats"),
             PathBuf::from,
         )
-        .join("bin/nats-server")
+        .join("bin/nats-server");
+    if binary.exists() {
+        return Some(binary);
+    }
+    let hint = format!(
+        "nats-server 2.15 not found at {} (run infra/scripts/ensure-nats-cluster.sh)",
+        binary.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{hint}");
+    eprintln!("SKIPPING the NATS 2.15 run: {hint}");
+    None
 }
 
 /// Nine ports: clients, routes, monitoring for three nodes.
@@ -55,16 +67,7 @@ impl NatsCluster {
     /// Starts three nodes with their stores under `dir` and waits until they elected a
     /// JetStream meta leader; `None` (with a note) outside CI when nats-server is not installed.
     pub async fn start(dir: &Path) -> Option<NatsCluster> {
-        let binary = binary();
-        if !binary.exists() {
-            let hint = format!(
-                "nats-server 2.15 not found at {} (run infra/scripts/ensure-nats-cluster.sh)",
-                binary.display()
-            );
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{hint}");
-            eprintln!("SKIPPING the NATS cluster run: {hint}");
-            return None;
-        }
+        let binary = binary()?;
         let ports = ports();
         let routes = ports[NODES..2 * NODES]
             .iter()

@@ -21,6 +21,7 @@ mod json_bodies;
 mod json_logs;
 mod ledger;
 mod nats_cluster;
+mod nats_secured;
 mod problems;
 mod projector_views;
 mod query_outage;

@@ -8,48 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use waybill_e2e::{
-    eventually, sample_cancel, sample_order, Api, NatsCluster, Role, TestEnv, WaybillProcess,
+    assert_views_equal_the_log, eventually, produce, Api, Flow, NatsCluster, Role, TestEnv,
+    WaybillProcess,
 };
 use waybill_write_side::event_store::retry;
 
 /// An election takes seconds, and redelivery of what a dead leader never confirmed waits for
 /// the consumer's ack wait (30 s): give the pipeline that long and more.
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(120);
-
-/// Places orders (every third one cancelled) until `stop`; returns each order with the number
-/// of events it ends with.
-async fn produce(api: Api, worker: usize, stop: Arc<AtomicBool>) -> Vec<(String, i64)> {
-    let mut produced = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) && n < 2000 {
-        n += 1;
-        let reference = format!("NATS-R3-{worker}-{n}");
-        let placed = api
-            .place_order(&format!("{reference}-place"), &sample_order(&reference))
-            .await;
-        assert_eq!(placed.status, 201, "{}", placed.describe());
-        let order_id = placed.json()["order_id"]
-            .as_str()
-            .expect("order_id")
-            .to_owned();
-        let mut versions = 1;
-        if n % 3 == 0 {
-            let cancelled = api
-                .cancel_order(
-                    &order_id,
-                    &format!("{reference}-cancel"),
-                    &sample_cancel("out_of_stock"),
-                )
-                .await;
-            assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-            versions = 2;
-        }
-        produced.push((order_id, versions));
-        // A steady flow rather than a flood: the point is orders in flight at the kill.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    produced
-}
 
 /// Waits until the stream holds at least `count` messages.
 async fn published_at_least(env: &TestEnv, count: u64, what: &str) -> u64 {
@@ -93,7 +59,15 @@ async fn stream_leader_killed_mid_flow_loses_and_duplicates_nothing_on_an_r3_clu
 
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..2)
-        .map(|worker| tokio::spawn(produce(api.clone(), worker, Arc::clone(&stop))))
+        .map(|worker| {
+            // A steady flow rather than a flood: the point is orders in flight at the kill.
+            let flow = Flow {
+                label: "NATS-R3",
+                cancel_every: 3,
+                pause: Duration::from_millis(20),
+            };
+            tokio::spawn(produce(api.clone(), flow, worker, Arc::clone(&stop)))
+        })
         .collect();
     published_at_least(&env, 20, "the relay to publish 20 events").await;
 
@@ -135,7 +109,7 @@ async fn stream_leader_killed_mid_flow_loses_and_duplicates_nothing_on_an_r3_clu
     for producer in producers {
         produced.extend(producer.await.expect("producer task"));
     }
-    let expected_events: i64 = produced.iter().map(|(_, versions)| versions).sum();
+    let expected_events: i64 = produced.iter().map(|order| order.versions).sum();
     assert_eq!(
         env.count_rows("events").await,
         expected_events,
@@ -178,37 +152,7 @@ async fn stream_leader_killed_mid_flow_loses_and_duplicates_nothing_on_an_r3_clu
     assert_eq!(streamed, logged, "the stream holds exactly the event log");
 
     // The view equals the event log: every order at its last version, each version once.
-    for (order_id, versions) in &produced {
-        let view = eventually(
-            &format!("view of {order_id} at version {versions}"),
-            FAILOVER_DEADLINE,
-            || async {
-                match env.tracking_hash(order_id).await {
-                    Some((version, view)) if version >= *versions => Ok(view),
-                    other => Err(format!("{other:?}")),
-                }
-            },
-        )
-        .await;
-        assert_eq!(view["version"], *versions, "{view}");
-        let timeline: Vec<i64> = view["timeline"]
-            .as_array()
-            .expect("timeline")
-            .iter()
-            .filter_map(|entry| entry["version"].as_i64())
-            .collect();
-        assert_eq!(
-            timeline,
-            (1..=*versions).collect::<Vec<_>>(),
-            "timeline of {order_id}"
-        );
-        let status = if *versions == 2 {
-            "cancelled"
-        } else {
-            "placed"
-        };
-        assert_eq!(view["status"], status, "{view}");
-    }
+    assert_views_equal_the_log(&env, &produced, FAILOVER_DEADLINE).await;
 
     // The relay and the projector rode the election out instead of exiting.
     still_running(&mut relay);

@@ -6,46 +6,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde_json::Value;
-use waybill_e2e::{eventually, sample_cancel, sample_order, Api, Role, TestEnv, DEFAULT_DEADLINE};
-
-/// An order the producer placed, and how many events it should end with.
-struct Produced {
-    order_id: String,
-    versions: i64,
-}
-
-/// Places orders (every fourth one cancelled straight away) until `stop` is set.
-async fn produce(api: Api, worker: usize, stop: Arc<AtomicBool>) -> Vec<Produced> {
-    let mut produced = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) && n < 2000 {
-        n += 1;
-        let reference = format!("CRASH-{worker}-{n}");
-        let response = api
-            .place_order(&format!("{reference}-place"), &sample_order(&reference))
-            .await;
-        assert_eq!(response.status, 201, "{}", response.describe());
-        let order_id = response.json()["order_id"]
-            .as_str()
-            .expect("order_id")
-            .to_owned();
-        let mut versions = 1;
-        if n % 4 == 0 {
-            let cancelled = api
-                .cancel_order(
-                    &order_id,
-                    &format!("{reference}-cancel"),
-                    &sample_cancel("out_of_stock"),
-                )
-                .await;
-            assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-            versions = 2;
-        }
-        produced.push(Produced { order_id, versions });
-    }
-    produced
-}
+use waybill_e2e::{
+    assert_views_equal_the_log, eventually, produce, Api, Flow, Role, TestEnv, DEFAULT_DEADLINE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_killed_and_restarted_while_orders_flow_delivers_every_event_exactly_once() {
@@ -58,7 +21,14 @@ async fn relay_killed_and_restarted_while_orders_flow_delivers_every_event_exact
 
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..2)
-        .map(|worker| tokio::spawn(produce(api.clone(), worker, Arc::clone(&stop))))
+        .map(|worker| {
+            let flow = Flow {
+                label: "CRASH",
+                cancel_every: 4,
+                pause: std::time::Duration::ZERO,
+            };
+            tokio::spawn(produce(api.clone(), flow, worker, Arc::clone(&stop)))
+        })
         .collect();
 
     // Orders are flowing through the relay...
@@ -139,34 +109,7 @@ async fn relay_killed_and_restarted_while_orders_flow_delivers_every_event_exact
     .await;
 
     // Every order's view holds each of its events exactly once.
-    for order in &produced {
-        let view: Value = eventually(
-            &format!("view of {} at version {}", order.order_id, order.versions),
-            DEFAULT_DEADLINE,
-            || async {
-                match env.tracking_hash(&order.order_id).await {
-                    Some((version, view)) if version >= order.versions => Ok(view),
-                    other => Err(format!("{other:?}")),
-                }
-            },
-        )
-        .await;
-        assert_eq!(view["version"], order.versions, "{view}");
-        let versions: Vec<i64> = view["timeline"]
-            .as_array()
-            .expect("timeline")
-            .iter()
-            .filter_map(|entry| entry["version"].as_i64())
-            .collect();
-        let expected: Vec<i64> = (1..=order.versions).collect();
-        assert_eq!(versions, expected, "timeline of {}: {view}", order.order_id);
-        let status = if order.versions == 2 {
-            "cancelled"
-        } else {
-            "placed"
-        };
-        assert_eq!(view["status"], status, "{view}");
-    }
+    assert_views_equal_the_log(&env, &produced, DEFAULT_DEADLINE).await;
     assert_eq!(
         env.stream_message_count().await,
         events as u64,

@@ -5,12 +5,19 @@
 //! `elastic_index.json`) reached through the alias `<prefix>-orders`, so a rebuild fills a new
 //! index and swaps the alias in one `_aliases` call. Writes are `_bulk` index actions with
 //! `version_type=external` and `version` = the order's stream version: the server refuses a
-//! stale or duplicate write with 409, which counts as done. Each batch ends with an explicit
-//! `_refresh` so searches see it.
+//! stale or duplicate write with 409, which counts as done. A `_bulk` answered 429 or 5xx (or
+//! single items refused with 429) is retried with backoff. Each batch ends with an explicit
+//! `_refresh` so searches see it, unless the index has a refresh interval of its own
+//! ([`ElasticOptions::refresh_interval`]). Nodes, authentication and TLS are the
+//! [`super::elastic_client`]'s.
 
+use std::sync::Arc;
+
+use reqwest::Method;
 use serde_json::{json, Value};
 use waybill_schemas::views::{OrderDocument, SearchFacets, SearchHit};
 
+use super::elastic_client::{Body, ElasticClient, ElasticOptions};
 use super::fields::{boost, enum_word, fuzziness, query_terms, IndexFields, QueryTerm, TextMatch};
 use super::highlight::highlight;
 use super::index::SearchIndex;
@@ -24,8 +31,8 @@ pub const INDEX_DEFINITION: &str = include_str!("elastic_index.json");
 /// A client for one alias (or, during a rebuild, one concrete index). Cheap to clone.
 #[derive(Clone)]
 pub struct ElasticIndex {
-    http: reqwest::Client,
-    base: String,
+    client: ElasticClient,
+    options: Arc<ElasticOptions>,
     alias: String,
     /// Where reads and writes go: the alias, or the index a rebuild is filling.
     target: String,
@@ -41,26 +48,32 @@ struct Source<'a> {
 }
 
 impl ElasticIndex {
-    /// A client for `<prefix>-orders` at `url`; the alias and its first index are created if
-    /// missing.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, SearchError> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| SearchError::Elastic {
-                status: 0,
-                detail: e.to_string(),
-            })?;
+    /// A client for `<prefix>-orders` on the nodes in `urls` (comma-separated). The alias and
+    /// its first index are created if missing, safely when several processes start at once:
+    /// the first index has a fixed name (`<alias>-initial`) and is created only if absent, and
+    /// the alias is only ever added to it, never moved off an index another process made.
+    pub async fn connect(
+        urls: &str,
+        prefix: &str,
+        options: &ElasticOptions,
+    ) -> Result<Self, SearchError> {
         let alias = alias_name(prefix);
         let index = Self {
-            http,
-            base: url.trim_end_matches('/').to_owned(),
+            client: ElasticClient::new(urls, options)?,
+            options: Arc::new(options.clone()),
             target: alias.clone(),
             alias,
         };
         if index.alias_indices().await?.is_empty() {
-            let name = index.create_index().await?;
-            index.swap_alias(&name).await?;
+            let initial = format!("{}-initial", index.alias);
+            index.create_index_named(&initial, true).await?;
+            let add = json!({"actions": [{"add": {"index": initial, "alias": index.alias}}]});
+            Self::check(
+                index
+                    .client
+                    .send(Method::POST, "/_aliases", &Body::Json(add))
+                    .await?,
+            )?;
         }
         Ok(index)
     }
@@ -77,20 +90,6 @@ impl ElasticIndex {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), SearchError> {
-        let response = request.send().await.map_err(|e| SearchError::Elastic {
-            status: 0,
-            detail: e.to_string(),
-        })?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| SearchError::Elastic {
-            status,
-            detail: e.to_string(),
-        })?;
-        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Ok((status, value))
-    }
-
     fn check((status, body): (u16, Value)) -> Result<Value, SearchError> {
         if (200..300).contains(&status) {
             Ok(body)
@@ -105,9 +104,11 @@ impl ElasticIndex {
     /// The concrete indices the alias points at (none before the first start).
     pub async fn alias_indices(&self) -> Result<Vec<String>, SearchError> {
         let (status, body) = self
+            .client
             .send(
-                self.http
-                    .get(format!("{}/_alias/{}", self.base, self.alias)),
+                Method::GET,
+                &format!("/_alias/{}", self.alias),
+                &Body::Empty,
             )
             .await?;
         if status == 404 {
@@ -122,26 +123,43 @@ impl ElasticIndex {
 
     /// Creates a new, empty versioned index for this alias and returns its name.
     pub async fn create_index(&self) -> Result<String, SearchError> {
-        let definition: Value = serde_json::from_str(INDEX_DEFINITION).map_err(|source| {
-            SearchError::CorruptDocument {
-                backend: "elasticsearch",
-                source,
-            }
-        })?;
         let name = format!(
             "{}-{}",
             self.alias,
             chrono::Utc::now().format("%Y%m%d%H%M%S%6f")
         );
-        Self::check(
-            self.send(
-                self.http
-                    .put(format!("{}/{}", self.base, name))
-                    .json(&definition),
-            )
-            .await?,
-        )?;
+        self.create_index_named(&name, false).await?;
         Ok(name)
+    }
+
+    /// The mappings of `elastic_index.json` with the configured shards, replicas and refresh
+    /// interval.
+    fn definition(&self) -> Result<Value, SearchError> {
+        let mut definition: Value = serde_json::from_str(INDEX_DEFINITION).map_err(corrupt)?;
+        let settings = &mut definition["settings"];
+        settings["number_of_shards"] = json!(self.options.shards);
+        settings["number_of_replicas"] = json!(self.options.replicas);
+        if let Some(interval) = &self.options.refresh_interval {
+            settings["refresh_interval"] = json!(interval);
+        }
+        Ok(definition)
+    }
+
+    /// Creates index `name`; with `if_absent`, an index of that name another process created
+    /// first is fine (it is used, never replaced).
+    async fn create_index_named(&self, name: &str, if_absent: bool) -> Result<(), SearchError> {
+        let path = format!("/{name}");
+        let answer = self
+            .client
+            .send(Method::PUT, &path, &Body::Json(self.definition()?))
+            .await?;
+        if if_absent && !(200..300).contains(&answer.0) {
+            let (exists, _) = self.client.send(Method::GET, &path, &Body::Empty).await?;
+            if exists == 200 {
+                return Ok(());
+            }
+        }
+        Self::check(answer).map(|_| ())
     }
 
     /// Points the alias at `index` alone (one atomic `_aliases` call) and deletes the indices
@@ -155,20 +173,87 @@ impl ElasticIndex {
             .collect();
         actions.push(json!({"add": {"index": index, "alias": self.alias}}));
         Self::check(
-            self.send(
-                self.http
-                    .post(format!("{}/_aliases", self.base))
-                    .json(&json!({ "actions": actions })),
-            )
-            .await?,
+            self.client
+                .send(
+                    Method::POST,
+                    "/_aliases",
+                    &Body::Json(json!({ "actions": actions })),
+                )
+                .await?,
         )?;
         for name in old.iter().filter(|name| name.as_str() != index) {
             Self::check(
-                self.send(self.http.delete(format!("{}/{}", self.base, name)))
+                self.client
+                    .send(Method::DELETE, &format!("/{name}"), &Body::Empty)
                     .await?,
             )?;
         }
         Ok(())
+    }
+
+    /// The `_bulk` body writing `documents[i]` for each `i` in `which`.
+    fn bulk_body(
+        &self,
+        documents: &[OrderDocument],
+        which: &[usize],
+    ) -> Result<String, SearchError> {
+        let mut body = String::new();
+        for &i in which {
+            let document = &documents[i];
+            let id = document.order_id.to_lowercase();
+            let action = json!({"index": {
+                "_index": self.target,
+                "_id": id,
+                "version": document.version,
+                "version_type": "external",
+            }});
+            let source = Source {
+                document,
+                order_id: id,
+                fields: IndexFields::of(document),
+            };
+            body.push_str(&action.to_string());
+            body.push('\n');
+            body.push_str(&serde_json::to_string(&source).map_err(corrupt)?);
+            body.push('\n');
+        }
+        Ok(body)
+    }
+
+    /// Records each item's outcome for the documents `sent`; returns those refused with 429
+    /// or 5xx (to send again).
+    fn settle_items(
+        &self,
+        sent: &[usize],
+        items: &[Value],
+        written: &mut [Option<bool>],
+    ) -> Result<Vec<usize>, SearchError> {
+        if items.len() != sent.len() {
+            return Err(SearchError::Elastic {
+                status: 200,
+                detail: format!(
+                    "_bulk answered {} items for {} documents",
+                    items.len(),
+                    sent.len()
+                ),
+            });
+        }
+        let mut refused = Vec::new();
+        for (&i, item) in sent.iter().zip(items) {
+            match item["index"]["status"].as_u64().unwrap_or(0) {
+                200 | 201 => written[i] = Some(true),
+                // version_conflict_engine_exception: the index holds this version or a newer one.
+                409 => written[i] = Some(false),
+                429 | 500..=599 => refused.push(i),
+                status => {
+                    return Err(SearchError::Elastic {
+                        status: u16::try_from(status).unwrap_or(0),
+                        detail: item["index"]["error"].to_string(),
+                    })
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// Every way a document can match one term (see [`super::fields`]), boosted for relevance:
@@ -324,12 +409,13 @@ impl SearchIndex for ElasticIndex {
         }
         let ids: Vec<String> = order_ids.iter().map(|id| id.to_lowercase()).collect();
         let body = Self::check(
-            self.send(
-                self.http
-                    .post(format!("{}/{}/_mget", self.base, self.target))
-                    .json(&json!({ "ids": ids })),
-            )
-            .await?,
+            self.client
+                .send(
+                    Method::POST,
+                    &format!("/{}/_mget", self.target),
+                    &Body::Json(json!({ "ids": ids })),
+                )
+                .await?,
         )?;
         let docs = body["docs"].as_array().cloned().unwrap_or_default();
         let mut by_id = std::collections::HashMap::new();
@@ -347,78 +433,74 @@ impl SearchIndex for ElasticIndex {
         if documents.is_empty() {
             return Ok(Vec::new());
         }
-        let mut body = String::new();
-        for document in &documents {
-            let id = document.order_id.to_lowercase();
-            let action = json!({"index": {
-                "_index": self.target,
-                "_id": id,
-                "version": document.version,
-                "version_type": "external",
-            }});
-            let source = Source {
-                document,
-                order_id: id,
-                fields: IndexFields::of(document),
+        let mut written: Vec<Option<bool>> = vec![None; documents.len()];
+        let mut pending: Vec<usize> = (0..documents.len()).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let body = self.bulk_body(&documents, &pending)?;
+            let (status, response) = self
+                .client
+                .send(Method::POST, "/_bulk", &Body::NdJson(body))
+                .await?;
+            let refused = if status == 429 || status >= 500 {
+                pending.clone()
+            } else {
+                let items = Self::check((status, response))?["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                self.settle_items(&pending, &items, &mut written)?
             };
-            body.push_str(&action.to_string());
-            body.push('\n');
-            body.push_str(&serde_json::to_string(&source).map_err(corrupt)?);
-            body.push('\n');
-        }
-        let response = Self::check(
-            self.send(
-                self.http
-                    .post(format!("{}/_bulk", self.base))
-                    .header("content-type", "application/x-ndjson")
-                    .body(body),
-            )
-            .await?,
-        )?;
-        let items = response["items"].as_array().cloned().unwrap_or_default();
-        if items.len() != documents.len() {
-            return Err(SearchError::Elastic {
-                status: 200,
-                detail: format!(
-                    "_bulk answered {} items for {} documents",
-                    items.len(),
-                    documents.len()
-                ),
-            });
-        }
-        let mut results = Vec::with_capacity(items.len());
-        for item in &items {
-            let status = item["index"]["status"].as_u64().unwrap_or(0);
-            match status {
-                200 | 201 => results.push(true),
-                // version_conflict_engine_exception: the index holds this version or a newer one.
-                409 => results.push(false),
-                _ => {
-                    return Err(SearchError::Elastic {
-                        status: u16::try_from(status).unwrap_or(0),
-                        detail: item["index"]["error"].to_string(),
-                    })
-                }
+            if refused.is_empty() {
+                break;
             }
+            metrics::counter!("waybill_search_bulk_retries_total").increment(1);
+            if attempt >= self.options.bulk_attempts {
+                return Err(SearchError::Elastic {
+                    status: 429,
+                    detail: format!(
+                        "{} of {} documents still refused (429/5xx, last status {status}) after \
+                         {attempt} attempts",
+                        refused.len(),
+                        documents.len()
+                    ),
+                });
+            }
+            let pause = self.options.backoff(attempt);
+            tracing::warn!(
+                refused = refused.len(),
+                status,
+                attempt,
+                pause_ms = pause.as_millis() as u64,
+                "search cluster refused a bulk write; retrying"
+            );
+            tokio::time::sleep(pause).await;
+            pending = refused;
         }
-        Self::check(
-            self.send(
-                self.http
-                    .post(format!("{}/{}/_refresh", self.base, self.target)),
-            )
-            .await?,
-        )?;
-        Ok(results)
+        if self.options.refresh_interval.is_none() {
+            Self::check(
+                self.client
+                    .send(
+                        Method::POST,
+                        &format!("/{}/_refresh", self.target),
+                        &Body::Empty,
+                    )
+                    .await?,
+            )?;
+        }
+        Ok(written.into_iter().map(|w| w.unwrap_or(false)).collect())
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
         let body = Self::check(
-            self.send(
-                self.http
-                    .post(format!("{}/{}/_search", self.base, self.target))
-                    .json(&Self::search_body(query)),
-            )
-            .await?,
+            self.client
+                .send(
+                    Method::POST,
+                    &format!("/{}/_search", self.target),
+                    &Body::Json(Self::search_body(query)),
+                )
+                .await?,
         )?;
         let terms = query_terms(&query.text);
         let raw_hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();

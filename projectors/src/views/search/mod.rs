@@ -6,11 +6,15 @@
 //! Rooms: `apply.rs` (pure: how an event changes a document), `fields.rs` (what both backends
 //! index and how free text is read), `query.rs` (the search request and page), `highlight.rs`,
 //! `index.rs` (the [`SearchIndex`] trait), the backends `tantivy_index.rs` (embedded, default)
-//! and `elastic.rs` (Elasticsearch/OpenSearch API), and `tests.rs` (one suite run against
-//! both). Every write carries the order's stream version and never regresses a document.
+//! and `elastic.rs` (Elasticsearch/OpenSearch API, over `elastic_client.rs`: nodes with
+//! failover, authentication, TLS, index layout and retries), `tests.rs` (one suite run against
+//! both) and `elastic_tests.rs` (the cluster behaviours of the Elasticsearch backend). Every write carries the order's stream version and never regresses a document.
 
 mod apply;
 mod elastic;
+mod elastic_client;
+#[cfg(test)]
+mod elastic_tests;
 pub mod fields;
 mod highlight;
 mod index;
@@ -24,6 +28,7 @@ mod tests;
 
 pub use apply::apply;
 pub use elastic::{alias_name, ElasticIndex, INDEX_DEFINITION};
+pub use elastic_client::{ElasticAuth, ElasticOptions};
 pub use highlight::highlight;
 pub use index::{SearchBackend, SearchIndex};
 pub use query::{Cursor, SearchPage, SearchQuery, Sort, SortField, MAX_LIMIT};
@@ -83,7 +88,10 @@ pub enum SearchError {
 #[derive(Debug, Clone)]
 pub struct SearchConfig {
     pub dir: PathBuf,
+    /// One node's base URL, or several comma-separated.
     pub elasticsearch_url: Option<String>,
+    /// Authentication, TLS, index layout and retries of the Elasticsearch/OpenSearch backend.
+    pub elastic: ElasticOptions,
     /// Alias prefix (`<prefix>-orders`).
     pub prefix: String,
 }
@@ -93,7 +101,7 @@ impl SearchConfig {
     pub async fn open_writer(&self) -> Result<SearchBackend, SearchError> {
         match &self.elasticsearch_url {
             Some(url) => Ok(SearchBackend::Elastic(
-                ElasticIndex::connect(url, &self.prefix).await?,
+                ElasticIndex::connect(url, &self.prefix, &self.elastic).await?,
             )),
             None => Ok(SearchBackend::Tantivy(TantivyIndex::open_writer(
                 self.dir.clone(),
@@ -104,7 +112,7 @@ impl SearchConfig {
     pub async fn open_reader(&self) -> Result<SearchBackend, SearchError> {
         match &self.elasticsearch_url {
             Some(url) => Ok(SearchBackend::Elastic(
-                ElasticIndex::connect(url, &self.prefix).await?,
+                ElasticIndex::connect(url, &self.prefix, &self.elastic).await?,
             )),
             None => Ok(SearchBackend::Tantivy(TantivyIndex::open_reader(
                 self.dir.clone(),

@@ -193,7 +193,7 @@ async fn catch_up(
 pub async fn open_for_rebuild(config: &super::SearchConfig) -> Result<SearchBackend, SearchError> {
     match &config.elasticsearch_url {
         Some(url) => Ok(SearchBackend::Elastic(
-            ElasticIndex::connect(url, &config.prefix).await?,
+            ElasticIndex::connect(url, &config.prefix, &config.elastic).await?,
         )),
         None => Ok(SearchBackend::Tantivy(
             TantivyIndex::open_writer_for_rebuild(config.dir.clone())?,

@@ -42,7 +42,7 @@ macro_rules! on_both_backends {
             async fn opensearch_api() {
                 let Some(server) = super::Osmem::start() else { return };
                 let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
-                let index = super::ElasticIndex::connect(&server.url, &prefix)
+                let index = super::ElasticIndex::connect(&server.url, &prefix, &super::ElasticOptions::default())
                     .await
                     .expect("alias and index created");
                 super::$suite(index).await;
@@ -63,7 +63,13 @@ on_both_backends!(
 
 /// Order `n` of the fixture set: distinct names, emails, phones, refs, SKUs, channels, dates
 /// and totals.
-fn document(n: i64, name: &str, email: &str, phone: Option<&str>, product: &str) -> OrderDocument {
+pub(super) fn document(
+    n: i64,
+    name: &str,
+    email: &str,
+    phone: Option<&str>,
+    product: &str,
+) -> OrderDocument {
     let order = OrderId::new_v7();
     let mut doc = apply(None, &placed_event(order, 1)).expect("placed applies");
     doc.customer.name = name.to_owned();
@@ -136,7 +142,7 @@ async fn indexed<I: SearchIndex>(index: &I) -> Vec<OrderDocument> {
     docs
 }
 
-fn query(text: &str) -> SearchQuery {
+pub(super) fn query(text: &str) -> SearchQuery {
     SearchQuery {
         text: text.to_owned(),
         sort: Sort::newest_first(),
