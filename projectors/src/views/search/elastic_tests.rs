@@ -37,7 +37,10 @@ async fn a_node_that_is_down_is_skipped_and_the_next_one_serves_writes_and_searc
         .expect("the alias is created on the second node");
     let doc = document(1, "Ada Lovelace", "ada@example.com", None, "Red tee");
     assert_eq!(index.upsert(vec![doc.clone()]).await.expect("bulk"), [true]);
-    let found = index.get(&[doc.order_id.clone()]).await.expect("mget");
+    let found = index
+        .get(std::slice::from_ref(&doc.order_id))
+        .await
+        .expect("mget");
     assert_eq!(found[0].as_ref().map(|d| d.version), Some(doc.version));
     let page = index.search(&query("lovelace")).await.expect("search");
     assert_eq!(page.total, 1);
