@@ -28,8 +28,8 @@ mod otlp;
 mod poll;
 mod process;
 mod redis_server;
-mod tcp_proxy;
 mod secure_nats;
+mod tcp_proxy;
 
 pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 pub use binary::waybill_binary;
@@ -43,5 +43,5 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use poll::{eventually, DEFAULT_DEADLINE};
 pub use process::{Role, WaybillProcess};
 pub use redis_server::RedisServer;
-pub use tcp_proxy::TcpProxy;
 pub use secure_nats::SecureNats;
+pub use tcp_proxy::TcpProxy;
