@@ -350,6 +350,23 @@ impl TestEnv {
         }
     }
 
+    /// Waits up to `deadline` until the outbox is empty and the stream holds exactly `events`
+    /// messages: everything committed was published, nothing twice.
+    pub async fn wait_outbox_drained_into_stream(&self, events: i64, deadline: Duration) {
+        crate::poll::eventually("the outbox to drain into the stream", deadline, || async {
+            let pending = self.count_rows("outbox").await;
+            let published = self.stream_message_count().await;
+            if pending == 0 && i64::try_from(published) == Ok(events) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{pending} in the outbox, {published} of {events} in the stream"
+                ))
+            }
+        })
+        .await;
+    }
+
     /// The `Nats-Msg-Id` (event id) of every message in this test's stream, in stream order.
     pub async fn stream_message_ids(&self) -> Vec<String> {
         use async_nats::jetstream::consumer::pull::OrderedConfig;

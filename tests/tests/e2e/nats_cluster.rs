@@ -117,22 +117,8 @@ async fn stream_leader_killed_mid_flow_loses_and_duplicates_nothing_on_an_r3_clu
     );
 
     // Every committed event reaches the stream, exactly once.
-    eventually(
-        "the outbox to drain into the stream",
-        FAILOVER_DEADLINE,
-        || async {
-            let pending = env.count_rows("outbox").await;
-            let published = env.stream_message_count().await;
-            if pending == 0 && published == expected_events as u64 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{pending} in the outbox, {published} of {expected_events} in the stream"
-                ))
-            }
-        },
-    )
-    .await;
+    env.wait_outbox_drained_into_stream(expected_events, FAILOVER_DEADLINE)
+        .await;
     let ids = env.stream_message_ids().await;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for id in &ids {

@@ -91,22 +91,8 @@ async fn relay_killed_and_restarted_while_orders_flow_delivers_every_event_exact
         produced.len()
     );
     assert_eq!(events, expected_events, "event store vs accepted commands");
-    eventually(
-        "the outbox to drain into JetStream",
-        DEFAULT_DEADLINE,
-        || async {
-            let pending = env.count_rows("outbox").await;
-            let published = env.stream_message_count().await;
-            if pending == 0 && published == events as u64 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{pending} pending, {published} published of {events}"
-                ))
-            }
-        },
-    )
-    .await;
+    env.wait_outbox_drained_into_stream(events, DEFAULT_DEADLINE)
+        .await;
 
     // Every order's view holds each of its events exactly once.
     assert_views_equal_the_log(&env, &produced, DEFAULT_DEADLINE).await;
