@@ -740,6 +740,22 @@ pub enum Command {
         #[command(subcommand)]
         settlement: Settlement,
     },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        config: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a role's configuration (environment and flags) without connecting to anything:
+    /// names every missing or malformed setting; exits non-zero if there is one.
+    Check {
+        /// The role whose configuration to check (as in `serve <role>`).
+        #[arg(long, value_enum)]
+        role: Role,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 mod bench;
 mod client;
 mod config;
+mod config_check;
 mod demo;
 mod identity;
 mod json_logs;
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use config::{Bench, Cli, Command, Role, Settings, Settlement, View};
+use config::{Bench, Cli, Command, ConfigCommand, Role, Settings, Settlement, View};
 use secrets::Secrets;
 use services::{Addresses, Part};
 use shutdown::Shutdown;
@@ -39,7 +40,25 @@ use telemetry::Telemetry;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A malformed variable stops clap at the first one; `config check` names them all.
+            let args: Vec<String> = std::env::args().collect();
+            match config_check::requested_role(&args) {
+                Some(role) if error.kind() != clap::error::ErrorKind::DisplayHelp => {
+                    return check_config(role)
+                }
+                _ => error.exit(),
+            }
+        }
+    };
+    if let Command::Config {
+        config: ConfigCommand::Check { role },
+    } = &cli.command
+    {
+        return check_config(*role);
+    }
     let service = match &cli.command {
         Command::Serve { role } => match role {
             Role::All => "waybill",
@@ -91,12 +110,19 @@ fn main() -> ExitCode {
     }
 }
 
+fn check_config(role: Role) -> ExitCode {
+    if config_check::run(role) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     match cli.command {
         Command::Migrate => {
-            migrate::migrate(&settings.database_url).await?;
-            migrate::migrate_warehouse(&settings.warehouse.config()).await
+            migrate::migrate_all(&settings.database_url, &settings.warehouse.config()).await
         }
         Command::Reconcile(args) => reconcile::run(&settings, &args).await,
         Command::Serve { role } => serve(&settings, role).await,
@@ -129,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Lifecycle(args),
         } => bench::lifecycle(&settings, &args).await,
+        Command::Config { .. } => Ok(()),
     }
 }
 

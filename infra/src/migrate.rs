@@ -1,5 +1,7 @@
 //! `waybill migrate`: creates the database if it does not exist (with SERIALIZABLE as its
-//! default isolation, as production runs) and applies the write side's migrations.
+//! default isolation, as production runs) and applies the write side's migrations, then the
+//! warehouse's, under the migration lease (no advisory lock: see
+//! `waybill_write_side::migrations`), so several processes may run it at once.
 
 use std::time::Duration;
 
@@ -37,16 +39,33 @@ pub async fn ensure_database(database_url: &str) -> anyhow::Result<()> {
             .await
         {
             Ok(_) => tracing::info!(database = %name, "created the database"),
-            // Another process created it in the meantime.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it in the meantime (42P04, or 23505 when both inserted
+            // into the catalog at the same moment).
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(e) => return Err(e).with_context(|| format!("creating database {name}")),
         }
-        sqlx::query(&format!(
-            "ALTER DATABASE {quoted} SET default_transaction_isolation = 'serializable'"
-        ))
-        .execute(&mut admin)
-        .await
-        .with_context(|| format!("making SERIALIZABLE the default of {name}"))?;
+        let alter =
+            format!("ALTER DATABASE {quoted} SET default_transaction_isolation = 'serializable'");
+        // Two processes creating the database at once both set this; Postgres may refuse the
+        // second with 23505 on its settings catalog while the first commits. Setting it again
+        // is harmless, so try again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match sqlx::query(&alter).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e))
+                    if attempt < 5 && matches!(e.code().as_deref(), Some("23505" | "40001")) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("making SERIALIZABLE the default of {name}"))
+                }
+            }
+        }
     }
     let _ = admin.close().await;
     Ok(())
@@ -83,12 +102,40 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
 pub async fn migrate(database_url: &str) -> anyhow::Result<PgPool> {
     ensure_database(database_url).await?;
     let pool = connect(database_url, 4).await?;
-    waybill_write_side::migrator()
-        .run(&pool)
+    let applied = waybill_write_side::migrations::run(&pool)
         .await
         .context("applying migrations")?;
-    tracing::info!("database migrated");
+    tracing::info!(applied = ?applied.versions, "database migrated");
     Ok(pool)
+}
+
+/// `waybill migrate`: the event store's migrations, then the warehouse's, both under the one
+/// migration lease. Prints what this process applied (another one may have done the work).
+pub async fn migrate_all(
+    database_url: &str,
+    warehouse: &waybill_projectors::WarehouseConfig,
+) -> anyhow::Result<()> {
+    ensure_database(database_url).await?;
+    let pool = connect(database_url, 4).await?;
+    let (applied, ()) = waybill_write_side::migrations::run_with(
+        &pool,
+        waybill_write_side::migrations::lease::LeaseTiming::default(),
+        async { migrate_warehouse(warehouse).await },
+    )
+    .await
+    .context("applying migrations")?;
+    if applied.versions.is_empty() {
+        println!("event store schema already up to date");
+    } else {
+        let versions: Vec<String> = applied.versions.iter().map(i64::to_string).collect();
+        println!(
+            "applied {} event store migrations: {}",
+            versions.len(),
+            versions.join(", ")
+        );
+    }
+    pool.close().await;
+    Ok(())
 }
 
 /// Creates the ClickHouse database if missing and applies its migrations.

@@ -11,10 +11,7 @@ use crate::services;
 
 pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .context("counting events")?;
+    let total = count_events(&pool).await?;
     let redis = services::connect_redis(&settings.redis_url).await?;
     let config = services::projector_config(settings);
     eprintln!(
@@ -48,10 +45,7 @@ pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
 /// the alias for Elasticsearch, in place for Tantivy, which needs the search projector stopped).
 pub async fn search(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .context("counting events")?;
+    let total = count_events(&pool).await?;
     let search = settings.search();
     let backend = waybill_projectors::views::search::open_for_rebuild(&search)
         .await
@@ -87,4 +81,13 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
         report.unappliable
     );
     Ok(())
+}
+
+/// Events in the log (the rebuild's progress total), retried like every transaction.
+async fn count_events(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
+    waybill_write_side::event_store::retry::serializable(|| {
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool)
+    })
+    .await
+    .context("counting events")
 }

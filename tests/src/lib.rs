@@ -26,6 +26,7 @@ mod orders;
 mod osmem;
 mod otlp;
 mod poll;
+pub mod private_postgres;
 mod process;
 mod redis_server;
 mod secure_nats;

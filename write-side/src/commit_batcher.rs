@@ -215,14 +215,17 @@ async fn commit_one(pool: &PgPool, request: &CommitRequest) -> CommitOutcome {
 
 /// Writes the rows of `requests` in one SERIALIZABLE transaction, retried on 40001, and says
 /// what became of each. A stream conflict (or any database error) fails the whole call.
+/// An ambiguous commit (40003) is retried too: every command carries its idempotency record,
+/// so a repeat after a commit that did happen finds the keys taken and each caller is answered
+/// from its stored response, as if the first attempt had answered.
 async fn write(
     pool: &PgPool,
     requests: &[&CommitRequest],
 ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
-    retry::serializable(|| async {
+    retry::serializable_idempotent(|| async {
         let mut tx = retry::begin(pool).await?;
         let outcomes = write_rows(&mut tx, requests, Utc::now()).await?;
-        tx.commit().await?;
+        retry::commit(tx).await?;
         Ok(outcomes)
     })
     .await

@@ -20,6 +20,7 @@ pub mod fulfillment;
 pub mod idempotency;
 pub mod inventory;
 pub mod jwks;
+pub mod migrations;
 pub mod nats;
 pub mod outbox;
 pub mod payment;
@@ -31,7 +32,5 @@ pub mod testing;
 pub mod trace_context;
 pub mod work_list;
 
-/// The write side's migrations (the event store, idempotency records, channel orders, outbox).
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
-}
+/// The write side's migrations, without sqlx's advisory lock: see [`migrations`].
+pub use migrations::migrator;

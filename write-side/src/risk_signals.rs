@@ -94,7 +94,7 @@ pub async fn record_and_count(
                 .bind(i64::from(MAX_COUNTED))
                 .fetch_all(&mut *tx)
                 .await?;
-                tx.commit().await?;
+                retry::commit(tx).await?;
                 Ok(rows)
             }
         })
@@ -167,7 +167,7 @@ pub async fn purge_before(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, s
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            tx.commit().await?;
+            retry::commit(tx).await?;
             Ok(done)
         })
         .await?;

@@ -58,7 +58,7 @@ impl TestDatabase {
             .connect_with(server_options().database(&name))
             .await
             .expect("connect to the test database");
-        crate::migrator().run(&pool).await.expect("migrations run");
+        crate::migrations::run(&pool).await.expect("migrations run");
         Self { pool, name }
     }
 

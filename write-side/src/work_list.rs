@@ -168,7 +168,7 @@ impl WorkList {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            retry::commit(tx).await?;
             Ok(rows)
         })
         .await?;
@@ -270,7 +270,7 @@ impl WorkList {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await
+            retry::commit(tx).await
         })
         .await
     }

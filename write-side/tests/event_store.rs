@@ -410,3 +410,124 @@ async fn a_batch_repeating_a_key_or_a_channel_reference_commits_only_the_first_o
     assert_eq!(db.count("outbox").await, 2);
     db.drop().await;
 }
+
+/// An append whose COMMIT took effect but whose answer was lost (40003, or the connection
+/// dropping mid-COMMIT) is repeated; the repeat meets its own rows as a stream conflict, and
+/// `already_stored` recognises them by event id, so the caller is answered as if the first
+/// attempt had answered — and a stranger's append at that version is still a conflict.
+#[tokio::test]
+async fn an_append_repeated_after_an_ambiguous_commit_recognises_its_own_commit() {
+    use waybill_write_side::event_store::{already_stored, is_stream_conflict, retry, rows};
+    let db = TestDb::create("write").await;
+    let order_id = OrderId::new_v7();
+    let envelopes = stamp(
+        &order_id.stream_id(),
+        0,
+        placed(order_id, "AMB-1"),
+        &meta(),
+        Utc::now(),
+    );
+    let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let written = retry::serializable_idempotent(|| async {
+        let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let mut tx = retry::begin(&db.pool).await?;
+        rows::insert_events(&mut tx, &refs).await?;
+        retry::commit(tx).await?;
+        if attempt == 1 {
+            // Committed, but the client never heard so.
+            return Err(retry::AmbiguousCommit::error("injected: answer lost"));
+        }
+        Ok(())
+    })
+    .await;
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let error = written.expect_err("the repeat hits the rows the first attempt committed");
+    assert!(is_stream_conflict(&error), "{error}");
+    assert!(already_stored(&db.pool, &refs).await.expect("read"));
+    assert_eq!(db.count("events").await, refs.len() as i64, "written once");
+
+    // Someone else's events for the same versions are not ours.
+    let stranger = stamp(
+        &order_id.stream_id(),
+        0,
+        placed(order_id, "AMB-2"),
+        &meta(),
+        Utc::now(),
+    );
+    let stranger: Vec<&EventEnvelope> = stranger.iter().collect();
+    assert!(!already_stored(&db.pool, &stranger).await.expect("read"));
+    assert!(!already_stored(&db.pool, &[]).await.expect("read"));
+    db.drop().await;
+}
+
+/// Two SERIALIZABLE transactions read the same row, then both write it: Postgres refuses one
+/// with a real 40001, `retry::serializable` runs it again, and both increments land.
+#[tokio::test]
+async fn a_real_serialization_failure_is_retried_and_the_retry_wins() {
+    use waybill_write_side::event_store::retry;
+    let db = TestDb::create("write").await;
+    sqlx::query("CREATE TABLE counter (id INT PRIMARY KEY, n INT NOT NULL)")
+        .execute(&db.pool)
+        .await
+        .expect("create");
+    sqlx::query("INSERT INTO counter VALUES (1, 0)")
+        .execute(&db.pool)
+        .await
+        .expect("seed");
+    let both_read = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let failures_seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let increment = || {
+        let pool = db.pool.clone();
+        let both_read = both_read.clone();
+        let attempts = attempts.clone();
+        let failures_seen = failures_seen.clone();
+        async move {
+            let mut first = true;
+            retry::serializable(|| {
+                let pool = pool.clone();
+                let both_read = both_read.clone();
+                let failures_seen = failures_seen.clone();
+                attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let wait = std::mem::take(&mut first);
+                async move {
+                    let result = async {
+                        let mut tx = retry::begin(&pool).await?;
+                        let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if wait {
+                            both_read.wait().await;
+                        }
+                        sqlx::query("UPDATE counter SET n = $1 WHERE id = 1")
+                            .bind(n + 1)
+                            .execute(&mut *tx)
+                            .await?;
+                        retry::commit(tx).await
+                    }
+                    .await;
+                    if result.as_ref().is_err_and(retry::is_serialization_failure) {
+                        failures_seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    result
+                }
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(increment(), increment());
+    a.expect("first increment");
+    b.expect("second increment");
+    let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await
+        .expect("read");
+    assert!(
+        failures_seen.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "Postgres refused neither transaction"
+    );
+    assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert_eq!(n, 2, "both increments applied, none lost");
+    db.drop().await;
+}

@@ -331,7 +331,7 @@ async fn conditional_reserve(pool: &PgPool, order: uuid::Uuid) -> Result<bool, s
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    retry::commit(tx).await?;
     Ok(updated == 1)
 }
 

@@ -52,9 +52,14 @@ impl WarehouseConfig {
         self.server_client().with_database(&self.database)
     }
 
-    /// A client not bound to any database (to create or drop one).
+    /// A client not bound to any database (to create or drop one). Logs in with
+    /// [`WarehouseConfig::credentials`] when they are set.
     pub fn server_client(&self) -> Client {
-        Client::default().with_url(&self.url).with_validation(false)
+        let client = Client::default().with_url(&self.url).with_validation(false);
+        match &self.credentials {
+            Some((user, password)) => client.with_user(user).with_password(password),
+            None => client,
+        }
     }
 }
 
@@ -80,5 +85,36 @@ impl WarehouseError {
     /// Wraps a driver error with what was being done.
     pub fn clickhouse(what: &'static str) -> impl FnOnce(clickhouse::error::Error) -> Self {
         move |source| WarehouseError::ClickHouse { what, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{drop_warehouse, fresh_warehouse};
+
+    /// The configured user and password reach the server: the right ones read, a wrong
+    /// password is refused (so they are sent, not dropped).
+    #[tokio::test]
+    async fn credentials_are_sent_to_the_server() {
+        let warehouse = fresh_warehouse().await;
+        let count = |config: super::WarehouseConfig| async move {
+            config
+                .client()
+                .query("SELECT count() FROM schema_migrations")
+                .fetch_one::<u64>()
+                .await
+        };
+        let right = warehouse.clone().with_credentials("default", "");
+        assert!(count(right).await.is_ok());
+        let wrong = warehouse
+            .clone()
+            .with_credentials("default", "not-the-password");
+        let refused = count(wrong).await.expect_err("a wrong password is refused");
+        assert!(
+            refused.to_string().to_lowercase().contains("password")
+                || refused.to_string().contains("516"),
+            "{refused}"
+        );
+        drop_warehouse(&warehouse).await;
     }
 }

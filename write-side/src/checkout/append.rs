@@ -131,14 +131,24 @@ pub async fn store_all(
     let batches: Vec<Vec<EventEnvelope>> =
         dirty.iter().map(|&i| orders[i].envelopes(now)).collect();
     let refs: Vec<&EventEnvelope> = batches.iter().flatten().collect();
-    let written = retry::serializable(|| async {
+    let written = retry::serializable_idempotent(|| async {
         let mut tx = retry::begin(pool).await?;
         event_store::rows::insert_events(&mut tx, &refs).await?;
         outbox::insert(&mut tx, &refs, now).await?;
         crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
-        tx.commit().await
+        retry::commit(tx).await
     })
     .await;
+    let written = match written {
+        // A repeat after an ambiguous commit that did commit meets its own events.
+        Err(e)
+            if event_store::is_stream_conflict(&e)
+                && event_store::already_stored(pool, &refs).await? =>
+        {
+            Ok(())
+        }
+        other => other,
+    };
     match written {
         Ok(()) => {
             for (&i, envelopes) in dirty.iter().zip(&batches) {
@@ -186,7 +196,7 @@ async fn store_retrying(
         let envelopes = flow.envelopes(now);
         let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
         let order_id = flow.order_id;
-        let written = retry::serializable(|| async {
+        let written = retry::serializable_idempotent(|| async {
             let mut tx = retry::begin(pool).await?;
             if let Some((provider, event_id, outcome)) = receipt {
                 let inserted = sqlx::query(
@@ -210,10 +220,16 @@ async fn store_retrying(
             event_store::rows::insert_events(&mut tx, &refs).await?;
             outbox::insert(&mut tx, &refs, now).await?;
             crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
-            tx.commit().await?;
+            retry::commit(tx).await?;
             Ok(true)
         })
         .await;
+        let written = match written {
+            // A repeat after an ambiguous commit that did commit meets its own receipt or
+            // events: the events are there, so this write is done.
+            Ok(false) | Err(_) if event_store::already_stored(pool, &refs).await? => Ok(true),
+            other => other,
+        };
         match written {
             Ok(applied) => {
                 if applied {

@@ -8,7 +8,7 @@
 //! the same statements.
 
 pub mod retry;
-pub(crate) mod rows;
+pub mod rows;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -232,16 +232,20 @@ impl EventStore {
         );
         let envelopes = stamp(stream_id, expected_version, events, meta, Utc::now());
         let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
-        let written = retry::serializable(|| async {
+        let written = retry::serializable_idempotent(|| async {
             let mut tx = retry::begin(&self.pool).await?;
             rows::insert_events(&mut tx, &refs).await?;
             outbox::insert(&mut tx, &refs, Utc::now()).await?;
-            tx.commit().await
+            retry::commit(tx).await
         })
         .instrument(span)
         .await;
         match written {
             Ok(()) => Ok(envelopes),
+            // A repeat after an ambiguous commit finds its own events at the expected version.
+            Err(e) if is_stream_conflict(&e) && already_stored(&self.pool, &refs).await? => {
+                Ok(envelopes)
+            }
             Err(e) if is_stream_conflict(&e) => Err(EventStoreError::Conflict {
                 stream_id: stream_id.to_owned(),
                 expected: expected_version,
@@ -250,6 +254,23 @@ impl EventStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// True when every one of `events` is stored (and `events` is not empty): an append whose
+/// commit was ambiguous, repeated, hits its own rows as a stream conflict; its event ids
+/// (UUIDv7, made for that append) say the first attempt committed.
+pub async fn already_stored(pool: &PgPool, events: &[&EventEnvelope]) -> Result<bool, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let found: i64 = retry::serializable(|| {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(pool)
+    })
+    .await?;
+    Ok(found == ids.len() as i64)
 }
 
 /// True when `error` is the `(stream_id, stream_version)` key refusing a second writer.

@@ -1,6 +1,15 @@
 //! SERIALIZABLE transactions with a bounded retry on SQLSTATE 40001, as CockroachDB requires and
 //! Postgres in serializable mode may also ask for. Backoff is exponential with full jitter.
+//!
+//! An ambiguous commit (SQLSTATE 40003, `statement_completion_unknown`: CockroachDB lost track
+//! of whether the COMMIT took effect; or the connection dropping while COMMIT was in flight,
+//! which [`commit`] reports the same way) is different: the transaction may have committed.
+//! [`serializable`] hands it back to the caller (answered 503 `database-unavailable`, retry
+//! with the same `Idempotency-Key`); only [`serializable_idempotent`] runs the attempt again,
+//! for writes that recognise their own earlier commit (an idempotency key already stored, an
+//! event id already at its stream version, a lease row already ours).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -44,13 +53,82 @@ pub fn is_connection_failure(error: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLSTATE of an ambiguous commit: the transaction may or may not have committed.
+pub const AMBIGUOUS_COMMIT: &str = "40003";
+
+/// True when nobody knows whether the transaction committed ([`AMBIGUOUS_COMMIT`]).
+pub fn is_ambiguous_commit(error: &sqlx::Error) -> bool {
+    sqlstate(error).as_deref() == Some(AMBIGUOUS_COMMIT)
+}
+
 /// True when the database cannot be used right now: a connection failure, no connection to be
-/// had within the pool's acquire timeout, or too many connections (53300). Answered 503 with
-/// `Retry-After`, never 500.
+/// had within the pool's acquire timeout, too many connections (53300), or a commit whose
+/// outcome is unknown (40003). Answered 503 with `Retry-After`, never 500.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     is_connection_failure(error)
         || matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
-        || sqlstate(error).as_deref() == Some("53300")
+        || matches!(sqlstate(error).as_deref(), Some("53300" | AMBIGUOUS_COMMIT))
+}
+
+/// Commits `tx`. A connection failure while COMMIT is in flight leaves its outcome unknown, so
+/// it is reported as an ambiguous commit (40003), never as a plain connection failure that
+/// [`serializable`] would repeat.
+pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    match tx.commit().await {
+        Err(e) if is_connection_failure(&e) => Err(AmbiguousCommit::error(format!(
+            "the connection failed while committing: {e}"
+        ))),
+        other => other,
+    }
+}
+
+/// An ambiguous commit seen by the client rather than reported by the server.
+#[derive(Debug)]
+pub struct AmbiguousCommit {
+    message: String,
+}
+
+impl AmbiguousCommit {
+    /// A `sqlx::Error` with SQLSTATE 40003 and `message`.
+    pub fn error(message: impl Into<String>) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Self {
+            message: message.into(),
+        }))
+    }
+}
+
+impl std::fmt::Display for AmbiguousCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "commit outcome unknown (40003): {}", self.message)
+    }
+}
+
+impl std::error::Error for AmbiguousCommit {}
+
+impl sqlx::error::DatabaseError for AmbiguousCommit {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(AMBIGUOUS_COMMIT))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
 }
 
 /// The constraint a unique violation (23505) hit, if `error` is one.
@@ -62,11 +140,45 @@ pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
     Some(db.constraint().unwrap_or_default().to_owned())
 }
 
+/// Whether an attempt may be repeated after an ambiguous commit: the one retry policy, chosen
+/// per call site by what the write is, not by how often it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAmbiguousCommit {
+    /// The write cannot tell its own earlier commit apart: hand the 40003 back.
+    Surface,
+    /// The write recognises its own earlier commit: repeat it.
+    Retry,
+}
+
 /// Runs `attempt` until it succeeds, fails with anything but a serialization failure or a
 /// connection failure ([`is_connection_failure`]: a pooled connection the server closed is
 /// dropped by the pool and the next attempt takes another), or has failed [`MAX_ATTEMPTS`]
-/// times. Each attempt must run its own transaction from the start.
-pub async fn serializable<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+/// times. Each attempt must run its own transaction from the start and commit it with
+/// [`commit`]. An ambiguous commit is returned to the caller.
+pub async fn serializable<T, F, Fut>(attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    with_policy(OnAmbiguousCommit::Surface, attempt).await
+}
+
+/// Like [`serializable`], and an ambiguous commit (40003) is retried too: only for writes whose
+/// repetition finds their own first commit and answers as it would have (an idempotency key,
+/// an event id at an expected version, a row keyed by this caller).
+pub async fn serializable_idempotent<T, F, Fut>(attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    with_policy(OnAmbiguousCommit::Retry, attempt).await
+}
+
+/// The retry loop behind [`serializable`] and [`serializable_idempotent`].
+pub async fn with_policy<T, F, Fut>(
+    on_ambiguous: OnAmbiguousCommit,
+    mut attempt: F,
+) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -77,6 +189,15 @@ where
         match attempt().await {
             Err(e) if is_serialization_failure(&e) && tries < MAX_ATTEMPTS => {
                 metrics::counter!("waybill_serialization_retries_total").increment(1);
+                tokio::time::sleep(backoff(tries)).await;
+            }
+            Err(e)
+                if is_ambiguous_commit(&e)
+                    && on_ambiguous == OnAmbiguousCommit::Retry
+                    && tries < MAX_ATTEMPTS =>
+            {
+                metrics::counter!("waybill_ambiguous_commit_retries_total").increment(1);
+                tracing::warn!(error = %e, "commit outcome unknown; repeating the idempotent write");
                 tokio::time::sleep(backoff(tries)).await;
             }
             Err(e) if is_connection_failure(&e) && tries < MAX_ATTEMPTS => {
@@ -98,6 +219,107 @@ pub fn backoff(tries: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database error carrying `code`, as the server would send it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "injected {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "injected"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn coded(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Coded(code)))
+    }
+
+    /// Runs `policy` over an attempt failing with `failures` in turn, then succeeding; returns
+    /// the answer and how many attempts ran.
+    async fn run(
+        policy: OnAmbiguousCommit,
+        failures: Vec<sqlx::Error>,
+    ) -> (Result<u32, sqlx::Error>, u32) {
+        let failures = std::sync::Mutex::new(failures.into_iter());
+        let mut calls = 0;
+        let answer = with_policy(policy, || {
+            calls += 1;
+            let next = failures.lock().map(|mut f| f.next()).ok().flatten();
+            async move { next.map_or(Ok(42), Err) }
+        })
+        .await;
+        (answer, calls)
+    }
+
+    #[tokio::test]
+    async fn serialization_failures_are_retried_under_both_policies() {
+        for policy in [OnAmbiguousCommit::Surface, OnAmbiguousCommit::Retry] {
+            let (answer, calls) = run(policy, vec![coded("40001"), coded("40001")]).await;
+            assert_eq!(answer.ok(), Some(42));
+            assert_eq!(calls, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_commit_is_surfaced_unless_the_write_is_idempotent() {
+        let (answer, calls) = run(OnAmbiguousCommit::Surface, vec![coded("40003")]).await;
+        let error = answer.expect_err("surfaced");
+        assert!(is_ambiguous_commit(&error) && is_unavailable(&error));
+        assert_eq!(calls, 1);
+
+        let (answer, calls) = run(OnAmbiguousCommit::Retry, vec![coded("40003")]).await;
+        assert_eq!(answer.ok(), Some(42));
+        assert_eq!(calls, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_during_commit_counts_as_ambiguous() {
+        let lost = AmbiguousCommit::error("connection reset");
+        assert!(is_ambiguous_commit(&lost) && !is_connection_failure(&lost));
+        let (answer, calls) = run(OnAmbiguousCommit::Surface, vec![lost]).await;
+        assert!(answer.is_err());
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_max_attempts_and_other_errors_at_once() {
+        let endless = (0..MAX_ATTEMPTS + 3).map(|_| coded("40001")).collect();
+        let (answer, calls) = run(OnAmbiguousCommit::Retry, endless).await;
+        assert!(answer.is_err_and(|e| is_serialization_failure(&e)));
+        assert_eq!(calls, MAX_ATTEMPTS);
+
+        let endless = (0..MAX_ATTEMPTS + 3).map(|_| coded("40003")).collect();
+        let (answer, calls) = run(OnAmbiguousCommit::Retry, endless).await;
+        assert!(answer.is_err_and(|e| is_ambiguous_commit(&e)));
+        assert_eq!(calls, MAX_ATTEMPTS);
+
+        let (answer, calls) = run(OnAmbiguousCommit::Retry, vec![coded("23505")]).await;
+        assert!(answer.is_err());
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn a_dead_connection_is_retried_and_an_exhausted_pool_is_unavailable() {

@@ -166,16 +166,23 @@ pub async fn write_all(
     orders: &[OrderRows<'_>],
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let written = retry::serializable(|| async {
+    let written = retry::serializable_idempotent(|| async {
         let mut tx = retry::begin(pool).await?;
         if !write_rows(&mut tx, orders, now).await? {
             // Dropping the transaction rolls back the receipts inserted so far.
             return Ok(false);
         }
-        tx.commit().await?;
+        retry::commit(tx).await?;
         Ok(true)
     })
-    .await?;
+    .await;
+    let written = match written {
+        Ok(true) => true,
+        // A repeat after an ambiguous commit that did commit meets its own receipts or events.
+        Ok(false) | Err(_) if own_rows_stored(pool, orders).await? => true,
+        Ok(false) => false,
+        Err(e) => return Err(e),
+    };
     metrics::histogram!("waybill_fulfillment_append_orders").record(orders.len() as f64);
     Ok(written)
 }
@@ -293,4 +300,11 @@ pub async fn transit_history(
             .map(|(c, d, n, h)| ((c, u32::try_from(d).unwrap_or(0)), (n, h)))
             .collect(),
     ))
+}
+
+/// True when the events of `orders` are all stored already: this write committed before (see
+/// [`event_store::already_stored`]).
+async fn own_rows_stored(pool: &PgPool, orders: &[OrderRows<'_>]) -> Result<bool, sqlx::Error> {
+    let events: Vec<&EventEnvelope> = orders.iter().flat_map(|o| o.envelopes.iter()).collect();
+    event_store::already_stored(pool, &events).await
 }

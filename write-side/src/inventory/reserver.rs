@@ -112,7 +112,7 @@ async fn decide_and_commit(
     store::write_stock(&mut tx, &existing, &new).await?;
     store::write_reservations(&mut tx, &ledger.changed_reservations()).await?;
     store::insert_movements(&mut tx, ledger.new_movements()).await?;
-    tx.commit().await?;
+    retry::commit(tx).await?;
     metrics::counter!("waybill_inventory_decisions_total").increment(commands.len() as u64);
     Ok(answers)
 }

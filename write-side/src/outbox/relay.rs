@@ -288,7 +288,7 @@ pub async fn relay_round(
         ..RoundOutcome::default()
     };
     if envelopes.is_empty() {
-        tx.commit().await?;
+        retry::commit(tx).await?;
         return Ok(outcome);
     }
 
@@ -343,7 +343,7 @@ pub async fn relay_round(
                     .await?;
                 outcome.deleted = usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX);
             }
-            tx.commit().await?;
+            retry::commit(tx).await?;
         }
     }
     match first_failure {
@@ -461,9 +461,10 @@ impl Outgoing {
 }
 
 async fn record_outbox_depth(pool: &PgPool) {
-    match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
-        .fetch_one(pool)
-        .await
+    match retry::serializable(|| {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(pool)
+    })
+    .await
     {
         Ok(depth) => metrics::gauge!("waybill_outbox_depth").set(depth as f64),
         Err(err) => tracing::debug!(error = %err, "outbox depth not measured"),
