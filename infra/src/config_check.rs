@@ -66,6 +66,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
     let redis = ("REDIS_URL", Redis, true);
     let nats = ("NATS_URL", Nats, true);
     let elastic = ("ELASTICSEARCH_URL", HttpUrl, false);
+    let jwks = ("WAYBILL_JWKS_URL", HttpUrl, false);
     let routing = ("WAYBILL_ROUTING_CONFIG", RoutingFile, false);
     let returns = ("WAYBILL_RETURNS_POLICY", ReturnsFile, false);
     match role {
@@ -74,6 +75,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             api_keys,
             tracking,
             jwt,
+            jwks,
             gateway,
             payment_key,
             payment_hook,
@@ -101,7 +103,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             ("WAYBILL_PUBLIC_TRACKING_URL", HttpUrl, true),
         ],
         Role::Query => vec![
-            database, redis, clickhouse, elastic, api_keys, tracking, jwt,
+            database, redis, clickhouse, elastic, api_keys, tracking, jwt, jwks,
         ],
         Role::PaymentSandbox => vec![
             payment_key,

@@ -65,3 +65,14 @@ fn locate_or_build() -> PathBuf {
     );
     binary
 }
+
+/// Fails the test with the process's output unless it exited successfully.
+pub fn assert_succeeded(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

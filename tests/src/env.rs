@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use waybill_write_side::event_store::retry;
 use waybill_write_side::testing::create_serializable_database;
 
-use crate::binary::waybill_binary;
+use crate::binary::{assert_succeeded, waybill_binary};
 use crate::process::{Role, WaybillProcess};
 
 const DEFAULT_PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -140,23 +140,23 @@ impl TestEnv {
 
     /// Runs `waybill migrate` against the test database.
     async fn migrate(&self) {
+        let output = self.run_migrate(&[]).await;
         let log = self.log_dir.join("migrate.log");
+        let _ = std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat());
+        assert_succeeded(&output, "waybill migrate");
+    }
+
+    /// Runs `waybill migrate` with this test's environment plus `extra` (e.g. another
+    /// `DATABASE_URL`) and returns what it did, success or not.
+    pub async fn run_migrate(&self, extra: &[(&str, &str)]) -> std::process::Output {
         let mut command = tokio::process::Command::new(waybill_binary());
-        command.arg("migrate");
-        self.apply_env(&mut command, &[]);
-        let output = command
+        command.arg("migrate").kill_on_drop(true);
+        self.apply_env(&mut command, extra);
+        command
             .current_dir(&self.log_dir)
             .output()
             .await
-            .expect("run waybill migrate");
-        let _ = std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat());
-        assert!(
-            output.status.success(),
-            "waybill migrate failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .expect("run waybill migrate")
     }
 
     /// The environment every process of this test runs with (on top of a cleared environment),

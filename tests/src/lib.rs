@@ -33,7 +33,7 @@ mod secure_nats;
 mod tcp_proxy;
 
 pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
-pub use binary::waybill_binary;
+pub use binary::{assert_succeeded, waybill_binary};
 pub use env::TestEnv;
 pub use identity_provider::IdentityProvider;
 pub use nats_cluster::NatsCluster;

@@ -436,7 +436,7 @@ async fn an_append_repeated_after_an_ambiguous_commit_recognises_its_own_commit(
         retry::commit(tx).await?;
         if attempt == 1 {
             // Committed, but the client never heard so.
-            return Err(retry::AmbiguousCommit::error("injected: answer lost"));
+            return Err(retry::ambiguous_commit("injected: answer lost"));
         }
         Ok(())
     })

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use sqlx::{Connection, PgConnection};
-use waybill_e2e::{waybill_binary, TestEnv};
+use waybill_e2e::{assert_succeeded, TestEnv};
 
 /// The write side's migration files, by version.
 fn migration_versions() -> BTreeSet<i64> {
@@ -42,14 +42,8 @@ async fn two_migrators_at_once_apply_a_fresh_schema_once_without_advisory_locks(
     let url = format!("{}_fresh", env.database_url);
     let admin_url = url.replace(&format!("/{database}"), "/postgres");
 
-    let spawn = || {
-        let mut command = tokio::process::Command::new(waybill_binary());
-        command.arg("migrate").env_clear().kill_on_drop(true);
-        for (key, value) in env.process_env(&[("DATABASE_URL", &url)]) {
-            command.env(key, value);
-        }
-        command.output()
-    };
+    let fresh_url = [("DATABASE_URL", url.as_str())];
+    let spawn = || env.run_migrate(&fresh_url);
     // Watches pg_locks from another session while the migrators run.
     let mut watcher = PgConnection::connect(&admin_url)
         .await
@@ -73,21 +67,14 @@ async fn two_migrators_at_once_apply_a_fresh_schema_once_without_advisory_locks(
         }
     };
     for output in [&first, &second] {
-        let output = output.as_ref().expect("run waybill migrate");
-        assert!(
-            output.status.success(),
-            "waybill migrate failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(output, "waybill migrate");
     }
     assert!(samples > 5, "pg_locks was sampled only {samples} times");
     assert_eq!(advisory_seen, 0, "a migrator held an advisory lock");
 
     // Between them the two applied every migration exactly once.
-    let mut applied = applied_by(first.as_ref().expect("first"));
-    applied.extend(applied_by(second.as_ref().expect("second")));
+    let mut applied = applied_by(&first);
+    applied.extend(applied_by(&second));
     applied.sort_unstable();
     let expected: Vec<i64> = migration_versions().into_iter().collect();
     assert!(!expected.is_empty());

@@ -4,7 +4,7 @@
 
 use sqlx::{Connection, PgConnection};
 use waybill_e2e::private_postgres::PrivatePostgres;
-use waybill_e2e::{waybill_binary, TestEnv};
+use waybill_e2e::{assert_succeeded, TestEnv};
 
 /// In the range reserved for these tests (15300-15399).
 const PORT: u16 = 15311;
@@ -41,25 +41,10 @@ async fn verify_full_connects_with_the_right_ca_and_refuses_a_wrong_ca_or_host()
     // The binary takes the same URL: `waybill migrate` creates and migrates a database there.
     let env = TestEnv::new("postgres_tls").await;
     let url = server.url("localhost", "waybill_tls", &server.ca);
-    let mut migrate = tokio::process::Command::new(waybill_binary());
-    migrate.arg("migrate").env_clear();
-    for (key, value) in env.process_env(&[("DATABASE_URL", &url)]) {
-        migrate.env(key, value);
-    }
-    let output = migrate.output().await.expect("run waybill migrate");
-    assert!(
-        output.status.success(),
-        "waybill migrate over verify-full failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let bad_url = server.url("127.0.0.1", "waybill_tls", &server.ca);
-    let mut refused = tokio::process::Command::new(waybill_binary());
-    refused.arg("migrate").env_clear();
-    for (key, value) in env.process_env(&[("DATABASE_URL", &bad_url)]) {
-        refused.env(key, value);
-    }
-    let output = refused.output().await.expect("run waybill migrate");
+    let output = env.run_migrate(&[("DATABASE_URL", &url)]).await;
+    assert_succeeded(&output, "waybill migrate over verify-full");
+    let wrong_host = server.url("127.0.0.1", "waybill_tls", &server.ca);
+    let output = env.run_migrate(&[("DATABASE_URL", &wrong_host)]).await;
     assert!(
         !output.status.success(),
         "a host the certificate does not name is refused"

@@ -75,43 +75,51 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 /// [`serializable`] would repeat.
 pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
     match tx.commit().await {
-        Err(e) if is_connection_failure(&e) => Err(AmbiguousCommit::error(format!(
-            "the connection failed while committing: {e}"
+        Err(e) if is_connection_failure(&e) => Err(ambiguous_commit(format!(
+            "commit outcome unknown: the connection failed while committing: {e}"
         ))),
         other => other,
     }
 }
 
-/// An ambiguous commit seen by the client rather than reported by the server.
+/// A database error made on the client side with a SQLSTATE of its choosing: an ambiguous
+/// commit the client saw (the connection failing during COMMIT) rather than the server reported.
 #[derive(Debug)]
-pub struct AmbiguousCommit {
+pub struct ClientSideError {
+    code: &'static str,
     message: String,
 }
 
-impl AmbiguousCommit {
-    /// A `sqlx::Error` with SQLSTATE 40003 and `message`.
-    pub fn error(message: impl Into<String>) -> sqlx::Error {
+impl ClientSideError {
+    /// A `sqlx::Error` with SQLSTATE `code` and `message`.
+    pub fn error(code: &'static str, message: impl Into<String>) -> sqlx::Error {
         sqlx::Error::Database(Box::new(Self {
+            code,
             message: message.into(),
         }))
     }
 }
 
-impl std::fmt::Display for AmbiguousCommit {
+/// An ambiguous commit (40003) with `message`.
+pub fn ambiguous_commit(message: impl Into<String>) -> sqlx::Error {
+    ClientSideError::error(AMBIGUOUS_COMMIT, message)
+}
+
+impl std::fmt::Display for ClientSideError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "commit outcome unknown (40003): {}", self.message)
+        write!(f, "{} ({})", self.message, self.code)
     }
 }
 
-impl std::error::Error for AmbiguousCommit {}
+impl std::error::Error for ClientSideError {}
 
-impl sqlx::error::DatabaseError for AmbiguousCommit {
+impl sqlx::error::DatabaseError for ClientSideError {
     fn message(&self) -> &str {
         &self.message
     }
 
     fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(AMBIGUOUS_COMMIT))
+        Some(Cow::Borrowed(self.code))
     }
 
     fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
@@ -221,40 +229,8 @@ mod tests {
     use super::*;
 
     /// A database error carrying `code`, as the server would send it.
-    #[derive(Debug)]
-    struct Coded(&'static str);
-
-    impl std::fmt::Display for Coded {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "injected {}", self.0)
-        }
-    }
-
-    impl std::error::Error for Coded {}
-
-    impl sqlx::error::DatabaseError for Coded {
-        fn message(&self) -> &str {
-            "injected"
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> sqlx::error::ErrorKind {
-            sqlx::error::ErrorKind::Other
-        }
-    }
-
     fn coded(code: &'static str) -> sqlx::Error {
-        sqlx::Error::Database(Box::new(Coded(code)))
+        ClientSideError::error(code, "injected")
     }
 
     /// Runs `policy` over an attempt failing with `failures` in turn, then succeeding; returns
@@ -297,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_connection_during_commit_counts_as_ambiguous() {
-        let lost = AmbiguousCommit::error("connection reset");
+        let lost = ambiguous_commit("connection reset");
         assert!(is_ambiguous_commit(&lost) && !is_connection_failure(&lost));
         let (answer, calls) = run(OnAmbiguousCommit::Surface, vec![lost]).await;
         assert!(answer.is_err());
