@@ -292,7 +292,7 @@ impl<'a> StockLedger<'a> {
         requested: &[RequestedLine],
     ) -> ReserveOutcome {
         let rows = &self.reservations[&order];
-        let lines: Vec<ReservedLine> = active.iter().filter_map(|i| line_of(&rows[*i])).collect();
+        let lines = held_lines(rows, active);
         let backordered = requested
             .iter()
             .filter_map(|line| {
@@ -395,7 +395,7 @@ impl<'a> StockLedger<'a> {
                 self.set_state(order, *index, ALLOCATED, now);
             }
             let rows = &self.reservations[&order];
-            let lines = active.iter().filter_map(|i| line_of(&rows[*i])).collect();
+            let lines = held_lines(rows, &active);
             return Ok(Answer::Allocated(AllocateOutcome::Allocated { lines }));
         }
         let Some((ship_to, lines)) = self.last_released(order) else {
@@ -798,6 +798,15 @@ fn ttl(config: &InventoryConfig) -> chrono::Duration {
 /// A stock row's available units as a count (a row never has fewer than zero).
 fn units(available: i64) -> u32 {
     u32::try_from(available.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The lines an order holds in `active` rows, by line and location: the same answer whether the
+/// rows were read back from the table (in key order) or held earlier in the same batch (in the
+/// plan's order), which the batching property test caught.
+fn held_lines(rows: &[ReservationRow], active: &[usize]) -> Vec<ReservedLine> {
+    let mut lines: Vec<ReservedLine> = active.iter().filter_map(|i| line_of(&rows[*i])).collect();
+    lines.sort_by(|a, b| (a.line_no, &a.location_id).cmp(&(b.line_no, &b.location_id)));
+    lines
 }
 
 fn line_of(row: &ReservationRow) -> Option<ReservedLine> {
