@@ -232,11 +232,14 @@ pub(crate) fn time(
     .transpose()
 }
 
+/// An amount bound: a non-negative integer of minor units (as documented: `minimum: 0`).
 fn integer(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, Problem> {
     raw.map(|r| {
         r.trim()
             .parse::<i64>()
-            .map_err(|_| bad(field, "must be an integer (minor units)"))
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| bad(field, "must be a non-negative integer (minor units)"))
     })
     .transpose()
 }
@@ -547,6 +550,14 @@ mod tests {
         assert_eq!(
             field_of(SearchParams {
                 total_min: Some("1.5".into()),
+                ..p()
+            }),
+            "total_min"
+        );
+        // Bounds are documented as `minimum: 0`: a negative one is refused, not searched.
+        assert_eq!(
+            field_of(SearchParams {
+                total_min: Some("-1".into()),
                 ..p()
             }),
             "total_min"

@@ -14,6 +14,8 @@ pub const MAX_RANGE_DAYS: u64 = 366;
 /// Rows per page unless `limit` says otherwise, and the most it may say.
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1_000;
+/// The most rows a request may skip.
+pub const MAX_OFFSET: u64 = 1_000_000_000;
 
 /// Query string of every finance endpoint (each uses the parameters that apply to it).
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -28,8 +30,9 @@ pub struct FinanceParams {
     /// Rows per page, 1–1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
-    /// Rows to skip (default 0); responses give `next_offset` while there may be more.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// Rows to skip, 0–1000000000 (default 0); responses give `next_offset` while there may be
+    /// more.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000000000)]
     pub offset: Option<String>,
     /// `json` (default) or `csv`. JSON amounts are integer minor units of the row's `currency`,
     /// each also in `formatted` as a decimal by the currency's exponent; CSV amounts are those
@@ -41,11 +44,14 @@ pub struct FinanceParams {
     /// Summary only: one channel (`web`, `app`, `pos`, `marketplace`).
     #[param(pattern = "^(web|app|pos|marketplace)$")]
     pub channel: Option<String>,
-    /// Summary only: one ISO currency code.
+    /// Summary only: one ISO currency code the server knows.
     pub currency: Option<String>,
     /// Reconciliation only: comma-separated outcomes (default: every discrepancy kind);
     /// `matched`, `missing_in_report`, `missing_in_ledger`, `amount_mismatch`, `fee_mismatch`,
     /// `duplicate`.
+    #[param(
+        pattern = "^[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*(matched|missing_in_report|missing_in_ledger|amount_mismatch|fee_mismatch|duplicate)[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*(,[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*(matched|missing_in_report|missing_in_ledger|amount_mismatch|fee_mismatch|duplicate)[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*)*$"
+    )]
     pub outcome: Option<String>,
 }
 
@@ -100,7 +106,14 @@ impl FinanceParams {
             None => 0,
             Some(raw) => raw
                 .parse::<u64>()
-                .map_err(|_| bad("offset", "must be a non-negative integer"))?,
+                .ok()
+                .filter(|o| *o <= MAX_OFFSET)
+                .ok_or_else(|| {
+                    bad(
+                        "offset",
+                        format!("must be an integer from 0 to {MAX_OFFSET}"),
+                    )
+                })?,
         };
         Ok(Page { limit, offset })
     }
@@ -241,6 +254,17 @@ mod tests {
                     .unwrap_err()
             ),
             "from"
+        );
+        // An offset past the documented maximum is refused, not read as a huge skip.
+        for offset in ["1000000001", "9223372036854775808", "-1"] {
+            assert_eq!(
+                field(params(&[("offset", offset)]).page().unwrap_err()),
+                "offset"
+            );
+        }
+        assert_eq!(
+            params(&[("offset", "1000000000")]).page().unwrap().offset,
+            MAX_OFFSET
         );
         for limit in ["0", "1001", "-1", "ten"] {
             assert_eq!(

@@ -166,7 +166,8 @@ pub async fn review_order(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ReviewQueueParams {
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (the last order id it listed; empty for the
+    /// first page).
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 50).
     #[param(minimum = 1, maximum = 100)]

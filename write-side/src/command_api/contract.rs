@@ -20,6 +20,10 @@ pub const ORDER_ID_PATTERN: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 /// A SKU as [`waybill_schemas::Sku::parse`] reads it (surrounding white space is trimmed).
 pub const SKU_PATTERN: &str = "^\\s*[A-Za-z0-9._-]{1,64}\\s*$";
 
+/// A SKU in a JSON body: as [`SKU_PATTERN`], the white space around it what the body rule lets
+/// through.
+pub const SKU_BODY_PATTERN: &str = "^[\\t\\n\\r \\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*[A-Za-z0-9._-]{1,64}[\\t\\n\\r \\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$";
+
 /// An inventory location id (`LocationId::parse`).
 pub const LOCATION_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 
@@ -27,6 +31,25 @@ pub const LOCATION_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 /// at least one character that is not white space, no control characters.
 pub const TEXT_PATTERN: &str =
     "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// A string or member name the body rule lets through ([`waybill_schemas::json_body`]): no
+/// control character but tab, LF and CR.
+pub const NO_CONTROL_PATTERN: &str =
+    "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+/// The white space `str::trim` removes around a value of a JSON body (Unicode `White_Space`
+/// without the control characters the body rule refuses anyway).
+const BODY_SPACE: &str =
+    "[\\t\\n\\r \\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*";
+
+/// A return id as the charge parser reads it: `<order id>-R<n>`.
+pub const RETURN_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}-R[0-9]{1,9}$";
+
+/// The schema component every request body's unnamed members refer to: any JSON value whose
+/// strings and member names pass the body rule. The servers ignore members a request does not
+/// define, but the body rule applies to them like to any other.
+const JSON_VALUE: &str = "JsonValue";
 
 /// Paths whose `{id}` is an order id.
 const ORDER_PATHS: [&str; 4] = [
@@ -43,6 +66,8 @@ pub fn complete(document: &mut Value) {
     describe_vocabulary(document);
     integral_bounds(document);
     declare_request_values(document);
+    declare_particular_rules(document);
+    declare_open_members(document);
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -123,12 +148,236 @@ fn declare_request_values(document: &mut Value) {
             }
             if property == "currency" {
                 definition["enum"] = Value::Array(currencies.clone());
+            } else if definition["pattern"] == SKU_PATTERN {
+                definition["pattern"] = Value::String(SKU_BODY_PATTERN.to_owned());
             } else if definition.get("pattern").is_none()
                 && definition.get("enum").is_none()
                 && definition.get("format").is_none()
             {
                 definition["pattern"] = Value::String(TEXT_PATTERN.to_owned());
             }
+        }
+    }
+}
+
+/// Rules of single fields that the annotations cannot state (JSON Schema keywords utoipa does not
+/// write), each stated where its parser lives and repeated here only as its schema.
+fn declare_particular_rules(document: &mut Value) {
+    let country = format!(
+        "^{BODY_SPACE}({}){BODY_SPACE}$",
+        crate::domain::pricing::address::assigned_country_codes()
+            .map(|code| code
+                .chars()
+                .map(|c| format!("[{}{}]", c, c.to_ascii_lowercase()))
+                .collect::<String>())
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    let schemas = document.pointer_mut("/components/schemas");
+    let Some(schemas) = schemas.and_then(Value::as_object_mut) else {
+        return;
+    };
+    // `inventory::Country::parse` and `address::country`: an assigned code, any case, trimmed.
+    for name in ["LocationRequest", "AddressRequest"] {
+        if let Some(field) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut("/properties/country"))
+        {
+            field["pattern"] = Value::String(country.clone());
+        }
+    }
+    // `domain::place::parse_address`: the longest value of each field (after trimming).
+    if let Some(address) = schemas.get_mut("AddressRequest") {
+        use crate::domain::place::{MAX_CITY, MAX_NAME, MAX_POSTAL};
+        for (field, max) in [
+            ("name", MAX_NAME),
+            ("line1", MAX_NAME),
+            ("line2", MAX_NAME),
+            ("city", MAX_CITY),
+            ("region", MAX_CITY),
+            ("postal_code", MAX_POSTAL),
+        ] {
+            if let Some(property) = address.pointer_mut(&format!("/properties/{field}")) {
+                property["maxLength"] = json!(max);
+            }
+        }
+    }
+    // `Inventory::adjust`: a delta of zero changes nothing and is refused.
+    if let Some(delta) = schemas
+        .get_mut("AdjustRequest")
+        .and_then(|s| s.pointer_mut("/properties/delta"))
+    {
+        delta["not"] = json!({"const": 0});
+    }
+    // `commands::charge`: a return id has the return's format (whether this order has that
+    // return is decided with the order, 422 `return_id` when it has not).
+    if let Some(field) = schemas
+        .get_mut("ChargeRequestBody")
+        .and_then(|s| s.pointer_mut("/properties/return_id"))
+    {
+        field["pattern"] = Value::String(RETURN_ID_PATTERN.to_owned());
+    }
+    // `domain::edit_request`: an edit changes a line, adds one or changes the address.
+    if let Some(edit) = schemas
+        .get_mut("EditRequest")
+        .and_then(Value::as_object_mut)
+    {
+        edit.insert(
+            "anyOf".to_owned(),
+            json!([
+                {"required": ["changes"], "properties": {"changes": {"type": "array", "minItems": 1}}},
+                {"required": ["add"], "properties": {"add": {"type": "array", "minItems": 1}}},
+                {"required": ["shipping_address"], "properties": {"shipping_address": {"type": "object"}}}
+            ]),
+        );
+    }
+    // `domain::edit_request`: a new address has the placement's address shape; existing lines
+    // are numbered from 1.
+    if let Some(address) = schemas
+        .get_mut("EditRequest")
+        .and_then(|s| s.pointer_mut("/properties/shipping_address"))
+    {
+        address["oneOf"] =
+            json!([{"type": "null"}, {"$ref": "#/components/schemas/AddressRequest"}]);
+    }
+    // The bounds `domain::edit_request::parse` reads them with.
+    let units = i64::from(waybill_schemas::Quantity::MAX);
+    let bounds: [(&str, &str, i64, i64); 4] = [
+        ("EditLineChange", "line_no", 1, i64::from(u32::MAX)),
+        ("EditLineChange", "quantity", 0, units),
+        ("EditNewLine", "quantity", 1, units),
+        (
+            "EditPrice",
+            "amount_minor",
+            1,
+            crate::domain::place::MAX_AMOUNT_MINOR,
+        ),
+    ];
+    for (schema, property, minimum, maximum) in bounds {
+        if let Some(field) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+        {
+            field["minimum"] = json!(minimum);
+            field["maximum"] = json!(maximum);
+        }
+    }
+    if let Some(line) = schemas.get_mut("EditNewLine") {
+        line["properties"]["sku"]["pattern"] = Value::String(SKU_BODY_PATTERN.to_owned());
+        line["properties"]["sku"]["maxLength"] = json!(waybill_schemas::Sku::MAX_LEN);
+        line["properties"]["name"]["maxLength"] = json!(crate::domain::edit_request::MAX_NAME);
+    }
+    if let Some(edit) = schemas.get_mut("EditRequest") {
+        for list in ["changes", "add"] {
+            edit["properties"][list]["maxItems"] = json!(crate::domain::edit_request::MAX_LINES);
+        }
+    }
+    // `domain::returns` request parsing: a resolution object names its kind.
+    if let Some(resolution) = schemas
+        .get_mut("ReturnRequestBody")
+        .and_then(|s| s.pointer_mut("/properties/resolution"))
+    {
+        resolution["oneOf"] = json!([
+            {"type": "null"},
+            {"type": "string", "enum": ["refund", "store_credit"]},
+            {"type": "object", "required": ["kind"], "properties": {"kind": {"enum": ["refund", "store_credit"]}}},
+            {"type": "object", "required": ["kind", "replacements"], "properties": {
+                "kind": {"const": "exchange"},
+                "replacements": {"type": "array", "minItems": 1}
+            }}
+        ]);
+        if let Some(object) = resolution.as_object_mut() {
+            object.remove("type");
+        }
+    }
+}
+
+/// Every object of a request body (and a body documented as raw JSON) takes members it does not
+/// define as any [`JSON_VALUE`], and names them by the body rule.
+fn declare_open_members(document: &mut Value) {
+    let mut named: Vec<String> = Vec::new();
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                let Some(body) = item.pointer_mut(&format!(
+                    "/{method}/requestBody/content/application~1json/schema"
+                )) else {
+                    continue;
+                };
+                if body == &json!({"type": "string"}) || body == &json!({}) {
+                    *body = json!({"$ref": format!("#/components/schemas/{JSON_VALUE}")});
+                }
+                open_members(body, &mut named);
+            }
+        }
+    }
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut done: Vec<String> = Vec::new();
+    while let Some(name) = named.pop() {
+        if done.contains(&name) {
+            continue;
+        }
+        if let Some(schema) = schemas.get_mut(&name) {
+            open_members(schema, &mut named);
+        }
+        done.push(name);
+    }
+    schemas.insert(
+        JSON_VALUE.to_owned(),
+        json!({
+            "description": "Any JSON value whose strings and member names hold no control \
+                            character but tab, LF and CR (the rule of every request body).",
+            "anyOf": [
+                {"type": ["null", "boolean", "number"]},
+                {"type": "string", "pattern": NO_CONTROL_PATTERN},
+                {"type": "array", "items": {"$ref": format!("#/components/schemas/{JSON_VALUE}")}},
+                {"type": "object",
+                 "propertyNames": {"pattern": NO_CONTROL_PATTERN},
+                 "additionalProperties": {"$ref": format!("#/components/schemas/{JSON_VALUE}")}}
+            ]
+        }),
+    );
+}
+
+/// Opens the objects of `schema` (not through references: those are collected in `named`).
+fn open_members(schema: &mut Value, named: &mut Vec<String>) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+        if let Some(name) = reference.strip_prefix("#/components/schemas/") {
+            named.push(name.to_owned());
+        }
+        return;
+    }
+    if object.contains_key("properties") && !object.contains_key("additionalProperties") {
+        object.insert(
+            "additionalProperties".to_owned(),
+            json!({"$ref": format!("#/components/schemas/{JSON_VALUE}")}),
+        );
+        object.insert(
+            "propertyNames".to_owned(),
+            json!({"pattern": NO_CONTROL_PATTERN}),
+        );
+    }
+    for key in ["properties"] {
+        if let Some(children) = object.get_mut(key).and_then(Value::as_object_mut) {
+            children.values_mut().for_each(|c| open_members(c, named));
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = object.get_mut(key) {
+            open_members(child, named);
+        }
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(children) = object.get_mut(key).and_then(Value::as_array_mut) {
+            children.iter_mut().for_each(|c| open_members(c, named));
         }
     }
 }
@@ -165,6 +414,25 @@ fn complete_operation(operation: &mut Map<String, Value>) {
                 if let Some(pattern) = pattern {
                     parameter["schema"] = json!({"type": "string", "pattern": pattern});
                 }
+            }
+            // A currency in a query string is one of the codes the server knows.
+            if parameter["in"] == "query" && parameter["name"] == "currency" {
+                let codes: Vec<Value> = waybill_schemas::Currency::codes()
+                    .map(|c| Value::String(c.to_owned()))
+                    .collect();
+                parameter["schema"] = json!({"type": "string", "enum": codes});
+            }
+            // A page cursor that is an order id (the review queue's).
+            if parameter["in"] == "query"
+                && parameter["name"] == "cursor"
+                && parameter["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("order id"))
+            {
+                parameter["schema"] = json!({
+                    "type": "string",
+                    "pattern": format!("^$|{ORDER_ID_PATTERN}"),
+                });
             }
             if parameter["in"] == "header"
                 && parameter["name"]
@@ -346,6 +614,75 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("| `validation-failed` | 422 |"));
+    }
+
+    #[test]
+    fn request_objects_take_unnamed_members_under_the_body_rule_and_raw_bodies_are_json() {
+        let mut doc = json!({
+            "info": {"title": "t"},
+            "paths": {
+                "/v1/x": {"post": {
+                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/XRequest"}}}},
+                    "responses": {}
+                }},
+                "/v1/webhooks/y": {"post": {
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "string"}}}},
+                    "responses": {}
+                }}
+            },
+            "components": {"schemas": {
+                "XRequest": {"type": "object", "properties": {
+                    "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+                    "closed": {"type": "object", "properties": {}, "additionalProperties": false}
+                }},
+                "Line": {"type": "object", "properties": {"sku": {"type": "string"}}},
+                "Unused": {"type": "object", "properties": {"a": {"type": "string"}}}
+            }}
+        });
+        complete(&mut doc);
+        let json_value = json!({"$ref": "#/components/schemas/JsonValue"});
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["XRequest"]["additionalProperties"], json_value);
+        assert_eq!(
+            schemas["XRequest"]["propertyNames"]["pattern"],
+            NO_CONTROL_PATTERN
+        );
+        assert_eq!(
+            schemas["Line"]["additionalProperties"], json_value,
+            "through $ref"
+        );
+        assert_eq!(
+            schemas["XRequest"]["properties"]["closed"]["additionalProperties"], false,
+            "a closed object stays closed"
+        );
+        assert!(schemas["Unused"].get("additionalProperties").is_none());
+        assert_eq!(
+            doc["paths"]["/v1/webhooks/y"]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"],
+            json_value
+        );
+        assert!(schemas["JsonValue"]["anyOf"].is_array());
+    }
+
+    #[test]
+    fn a_country_is_an_assigned_code_in_any_case_and_nothing_else() {
+        let mut doc = json!({
+            "info": {"title": "t"}, "paths": {},
+            "components": {"schemas": {"LocationRequest": {"type": "object", "properties": {
+                "country": {"type": "string"}
+            }}}}
+        });
+        complete(&mut doc);
+        let pattern = doc["components"]["schemas"]["LocationRequest"]["properties"]["country"]
+            ["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(pattern.contains("|[Gg][Bb]|") && pattern.contains("|[Uu][Ss]|"));
+        assert!(!pattern.contains("[Xx][Xx]"), "XX is not assigned");
+        let codes = crate::domain::pricing::address::assigned_country_codes().count();
+        assert_eq!(codes, 249);
+        assert_eq!(pattern.matches('|').count(), codes - 1);
     }
 
     #[test]

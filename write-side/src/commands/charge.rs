@@ -70,6 +70,18 @@ pub struct ChargeResponse {
     pub consistency_token: String,
 }
 
+/// Whether `raw` has a return id's format, `<order id>-R<n>`
+/// ([`crate::command_api::contract::RETURN_ID_PATTERN`]).
+fn is_return_id(raw: &str) -> bool {
+    raw.rsplit_once("-R").is_some_and(|(order, n)| {
+        order.len() == 36
+            && OrderId::parse(order).is_ok()
+            && !n.is_empty()
+            && n.len() <= 9
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 /// Records an extra charge on the order.
 pub async fn charge_order(
     services: &CommandServices,
@@ -81,15 +93,14 @@ pub async fn charge_order(
         OrderId::parse(raw_order_id).map_err(|_| CommandError::NotFound(raw_order_id.into()))?;
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let charge = parse_charge(body)?;
+    // The format here; whether the order has that return is decided with the order (the
+    // domain's 422 naming `return_id`), after an unknown order's 404.
     if let Some(return_id) = &charge.return_id {
-        let ours = return_id
-            .strip_prefix(&format!("{order_id}-R"))
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-        if !ours {
+        if !is_return_id(return_id) {
             return Err(CommandError::Validation(crate::domain::ValidationErrors(
                 vec![crate::domain::FieldError {
                     field: "return_id".into(),
-                    detail: format!("must be a return of order {order_id} (<order id>-R<n>)"),
+                    detail: "must be a return id (<order id>-R<n>)".into(),
                 }],
             )));
         }
@@ -134,6 +145,23 @@ mod tests {
     use super::*;
 
     use crate::commands::invalid_fields as fields;
+
+    #[test]
+    fn a_return_id_is_an_order_id_and_a_return_number() {
+        let order = "0190a3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b";
+        assert!(is_return_id(&format!("{order}-R1")));
+        assert!(is_return_id(&format!("{order}-R123456789")));
+        for refused in [
+            "0".to_owned(),
+            format!("{order}-R"),
+            format!("{order}-R1234567890"),
+            format!("{order}-Rx"),
+            format!("{order}-R-1"),
+            format!("{}-R1", order.replace('-', "")),
+        ] {
+            assert!(!is_return_id(&refused), "{refused}");
+        }
+    }
 
     #[test]
     fn a_charge_body_names_each_wrong_field() {

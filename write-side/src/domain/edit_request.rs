@@ -11,8 +11,8 @@ use super::fields::{object, Errors, ValidationErrors, BODY};
 use super::order::{EditOrder, LineChange, NewLine};
 use super::place::{parse_address, MAX_AMOUNT_MINOR};
 
-const MAX_LINES: usize = 200;
-const MAX_NAME: usize = 200;
+pub const MAX_LINES: usize = 200;
+pub const MAX_NAME: usize = 200;
 
 /// Parses an edit body, collecting every field error.
 pub fn parse_edit_order(body: &Value) -> Result<EditOrder, ValidationErrors> {

@@ -28,12 +28,12 @@ pub const MAX_DISCOUNTS: usize = 20;
 pub const MAX_PROMO_CODES: usize = 5;
 /// Largest single amount accepted, in minor units (10^15: ten trillion dollars).
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
-pub(super) const MAX_NAME: usize = 200;
+pub const MAX_NAME: usize = 200;
 pub(super) const MAX_REF: usize = 128;
 pub(super) const MAX_ID: usize = 64;
 pub(super) const MAX_PHONE: usize = 32;
-pub(super) const MAX_CITY: usize = 100;
-pub(super) const MAX_POSTAL: usize = 16;
+pub const MAX_CITY: usize = 100;
+pub const MAX_POSTAL: usize = 16;
 pub(super) const MAX_METHOD: usize = 64;
 pub(super) const MAX_PROMO_CODE: usize = 32;
 pub(super) const MAX_TOKEN: usize = 128;

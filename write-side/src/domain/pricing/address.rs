@@ -140,6 +140,11 @@ pub fn collapse_spaces(raw: &str) -> String {
 }
 
 /// True for an assigned ISO-3166-1 alpha-2 code (upper case).
+/// Every assigned code, upper case.
+pub fn assigned_country_codes() -> impl Iterator<Item = &'static str> {
+    COUNTRIES.split(' ').filter(|c| c.len() == 2)
+}
+
 pub fn is_known_country(code: &str) -> bool {
     code.len() == 2 && COUNTRIES.split(' ').any(|c| c == code)
 }
