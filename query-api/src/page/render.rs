@@ -1,32 +1,21 @@
 //! The tracking page as HTML: one document for the first load, and the `<main>` fragment the
-//! live-update stream sends when the order moves. Pure functions of the view; every value from
-//! the view is escaped. Accessible by construction: `lang`, landmarks (header, main, footer),
+//! live-update stream sends when the order moves. Pure functions of the view, written as maud
+//! templates: every value from the view is escaped by the template engine (nothing reaches the
+//! page unescaped unless it is marked so, and nothing here is), and the markup is checked when
+//! the crate compiles. Accessible by construction: `lang`, landmarks (header, main, footer),
 //! headings per section, labelled form fields, text colours at WCAG AA contrast or better, and a
-//! polite live region so screen readers hear status changes.
+//! polite live region so screen readers hear status changes. No inline script or style: the
+//! Content-Security-Policy allows `'self'` only.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
+use maud::{html, Markup, DOCTYPE};
 use waybill_schemas::views::{
-    PaymentState, ReturnStatus, ShipmentStatus, StockState, TrackingStatus, TrackingView,
+    PaymentState, ReturnStatus, ShipmentStatus, StockState, TrackingReturn, TrackingShipment,
+    TrackingStatus, TrackingView,
 };
 use waybill_schemas::{Currency, Money};
-
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The page's stylesheet, served at [`STYLESHEET_PATH`] (the CSP allows no inline style).
 pub const STYLESHEET: &str = include_str!("assets/page.css");
@@ -35,279 +24,292 @@ pub const STYLESHEET_PATH: &str = "/track/assets/page.css";
 pub const SCRIPT: &str = include_str!("assets/page.js");
 pub const SCRIPT_PATH: &str = "/track/assets/page.js";
 
-/// A whole page around `main_html`, with the live-update script when `live`.
-fn document(title: &str, main_attrs: &str, main_html: &str, live: bool) -> String {
-    let script = if live {
-        format!("<script src=\"{SCRIPT_PATH}\" defer></script>")
-    } else {
-        String::new()
-    };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"robots\" content=\"noindex\">\
-<title>{title}</title><link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">{script}</head><body>\
-<header><a href=\"/track\">Waybill · Order tracking</a></header>\
-<main id=\"main\"{main_attrs}>{main_html}</main>\
-<footer><p>Questions about your order? Reply to your confirmation email.</p>\
-<p id=\"live-note\" class=\"live\" aria-live=\"polite\"></p></footer></body></html>",
-        title = escape(title),
-    )
+/// What `<main>` carries for the live-update script: the view version and the stream URL.
+struct Live<'a> {
+    version: i64,
+    events_url: &'a str,
+}
+
+/// A whole page around `main`, with the live-update script when `live` is given.
+fn document(title: &str, live: Option<Live<'_>>, main: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) }
+                link rel="stylesheet" href=(STYLESHEET_PATH);
+                @if live.is_some() {
+                    script src=(SCRIPT_PATH) defer {}
+                }
+            }
+            body {
+                header { a href="/track" { "Waybill · Order tracking" } }
+                main id="main"
+                    data-version=[live.as_ref().map(|l| l.version.to_string())]
+                    data-events=[live.as_ref().map(|l| l.events_url)] {
+                    (main)
+                }
+                footer {
+                    p { "Questions about your order? Reply to your confirmation email." }
+                    p id="live-note" class="live" aria-live="polite" {}
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The tracking page of one order. `events_url` is where the page listens for updates.
 pub fn tracking_page(view: &TrackingView, events_url: &str, stale: bool) -> String {
     document(
         &format!("Order {} · Waybill", view.channel_order_ref),
-        &format!(
-            " data-version=\"{}\" data-events=\"{}\"",
-            view.version,
-            escape(events_url)
-        ),
-        &tracking_main(view, stale),
-        true,
+        Some(Live {
+            version: view.version,
+            events_url,
+        }),
+        tracking_markup(view, stale),
     )
 }
 
 /// The content of `<main>` for one order (also the live-update fragment).
 pub fn tracking_main(view: &TrackingView, stale: bool) -> String {
-    let mut html = String::with_capacity(4096);
+    tracking_markup(view, stale).into_string()
+}
+
+/// Amounts of the view's currency in words ("12.50 EUR"); raw minor units when the currency is
+/// not one the server knows.
+fn money_of(view: &TrackingView) -> impl Fn(i64) -> String + '_ {
     let currency = Currency::parse(&view.currency).ok();
-    let money = |minor: i64| match currency {
+    move |minor: i64| match currency {
         Some(currency) => Money { minor, currency }.to_string(),
         None => format!("{minor} (minor units) {}", view.currency),
-    };
-    let status = status_slug(view.status);
-    let _ = write!(
-        html,
-        "<h1>Order {number}</h1>\
-<p><span id=\"status\" class=\"status\" role=\"status\" data-status=\"{status}\">{label}</span></p>\
-<p id=\"status-detail\">{detail}</p>",
-        number = escape(&view.channel_order_ref),
-        label = status_label(view.status),
-        detail = escape(&status_detail(view)),
-    );
-    if stale {
-        html.push_str(
-            "<p class=\"live\" id=\"stale\">Your latest change is still on its way; this page \
-             shows it as soon as it arrives.</p>",
-        );
     }
-    if let Some(url) = &view.payment.action_url {
-        if view.payment.state == PaymentState::ActionRequired {
-            let _ = write!(
-                html,
-                "<p><a class=\"button\" href=\"{}\">Confirm your payment with your bank</a></p>",
-                escape(url)
-            );
+}
+
+fn tracking_markup(view: &TrackingView, stale: bool) -> Markup {
+    let money = money_of(view);
+    let action_url = view
+        .payment
+        .action_url
+        .as_deref()
+        .filter(|_| view.payment.state == PaymentState::ActionRequired);
+    html! {
+        h1 { "Order " (view.channel_order_ref) }
+        p {
+            span id="status" class="status" role="status" data-status=(status_slug(view.status)) {
+                (status_label(view.status))
+            }
+        }
+        p id="status-detail" { (status_detail(view)) }
+        @if stale {
+            p class="live" id="stale" {
+                "Your latest change is still on its way; this page shows it as soon as it arrives."
+            }
+        }
+        @if let Some(url) = action_url {
+            p { a class="button" href=(url) { "Confirm your payment with your bank" } }
+        }
+        section aria-labelledby="h-summary" {
+            h2 id="h-summary" { "Summary" }
+            dl class="facts" {
+                dt { "Placed" } dd { (when(view.placed_at)) }
+                dt { "Payment" } dd id="payment" { (payment_words(view, &money)) }
+                dt { "Items" } dd id="stock" { (stock_words(view.stock.state)) }
+                dt { "Delivery" } dd { (view.shipping_method) }
+                dt { "Total" } dd { (money(view.totals.grand_total_minor)) }
+            }
+        }
+        @if !view.shipments.is_empty() {
+            section aria-labelledby="h-shipments" id="shipments" {
+                h2 id="h-shipments" { "Shipments" }
+                @for (n, shipment) in view.shipments.iter().enumerate() {
+                    (shipment_card(n + 1, shipment))
+                }
+            }
+        }
+        @if let Some(pickup) = &view.pickup {
+            // A cancelled order (every unit cancelled, an uncollected pickup included) is no
+            // longer held at the store, whatever the store reported before.
+            @let cancelled = view.status == TrackingStatus::Cancelled;
+            section aria-labelledby="h-pickup" id="pickup" {
+                h2 id="h-pickup" { "Pick up in store" }
+                div class="card" {
+                    p { strong { (pickup.store_name) } br; (pickup.address) }
+                    p {
+                        @if cancelled {
+                            "Cancelled: this order is no longer held for collection"
+                        } @else if pickup.ready {
+                            "Ready for collection"
+                        } @else {
+                            "We'll tell you when it's ready"
+                        }
+                    }
+                    p { (pickup.instructions) }
+                    @if let Some(by) = pickup.collect_by.filter(|_| !cancelled) {
+                        p { "Collect by " (when(by)) }
+                    }
+                }
+            }
+        }
+        @if !view.returns.is_empty() {
+            section aria-labelledby="h-returns" id="returns" {
+                h2 id="h-returns" { "Returns" }
+                @for ret in &view.returns {
+                    (return_card(ret, &money))
+                }
+            }
+        }
+        section aria-labelledby="h-items" {
+            h2 id="h-items" { "Items" }
+            table {
+                caption class="live" { "Items in this order" }
+                thead {
+                    tr {
+                        th scope="col" { "Item" }
+                        th scope="col" class="num" { "Qty" }
+                        th scope="col" class="num" { "Price" }
+                    }
+                }
+                tbody {
+                    @for line in &view.lines {
+                        tr {
+                            td { (line.name) }
+                            td class="num" { (line.quantity.to_string()) }
+                            td class="num" { (money(line.total_minor)) }
+                        }
+                    }
+                }
+                tfoot {
+                    tr {
+                        th scope="row" colspan="2" { "Total" }
+                        td class="num" { (money(view.totals.grand_total_minor)) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="h-timeline" {
+            h2 id="h-timeline" { "What happened" }
+            ol class="timeline" id="timeline" {
+                @for entry in view.timeline.iter().rev() {
+                    li { (when(entry.occurred_at)) (entry.summary) }
+                }
+            }
         }
     }
+}
 
-    html.push_str("<section aria-labelledby=\"h-summary\"><h2 id=\"h-summary\">Summary</h2><dl class=\"facts\">");
-    let _ = write!(
-        html,
-        "<dt>Placed</dt><dd>{placed}</dd><dt>Payment</dt><dd id=\"payment\">{payment}</dd>\
-<dt>Items</dt><dd id=\"stock\">{stock}</dd><dt>Delivery</dt><dd>{method}</dd>\
-<dt>Total</dt><dd>{total}</dd>",
-        placed = when(view.placed_at),
-        payment = escape(&payment_words(view, &money)),
-        stock = stock_words(view.stock.state),
-        method = escape(&view.shipping_method),
-        total = escape(&money(view.totals.grand_total_minor)),
-    );
-    html.push_str("</dl></section>");
-
-    if !view.shipments.is_empty() {
-        html.push_str(
-            "<section aria-labelledby=\"h-shipments\" id=\"shipments\"><h2 id=\"h-shipments\">Shipments</h2>",
-        );
-        for (n, shipment) in view.shipments.iter().enumerate() {
-            let _ = write!(
-                html,
-                "<div class=\"card\"><h3>Parcel {n} · {carrier}</h3><p>{status}</p>",
-                n = n + 1,
-                carrier = escape(&shipment.carrier),
-                status = shipment_words(shipment.status),
-            );
-            if let Some(eta) = shipment.eta {
-                let _ = write!(html, "<p>Expected {}</p>", when(eta));
+fn shipment_card(n: usize, shipment: &TrackingShipment) -> Markup {
+    html! {
+        div class="card" {
+            h3 { "Parcel " (n.to_string()) " · " (shipment.carrier) }
+            p { (shipment_words(shipment.status)) }
+            @if let Some(eta) = shipment.eta {
+                p { "Expected " (when(eta)) }
             }
-            match (&shipment.tracking_url, &shipment.tracking_number) {
+            @match (&shipment.tracking_url, &shipment.tracking_number) {
                 (Some(url), number) => {
-                    let _ = write!(
-                        html,
-                        "<p><a href=\"{}\">Track with {} {}</a></p>",
-                        escape(url),
-                        escape(&shipment.carrier),
-                        escape(number.as_deref().unwrap_or_default())
-                    );
+                    p {
+                        a href=(url) {
+                            "Track with " (shipment.carrier) " " (number.as_deref().unwrap_or_default())
+                        }
+                    }
                 }
-                (None, Some(number)) => {
-                    let _ = write!(html, "<p>Tracking number {}</p>", escape(number));
-                }
+                (None, Some(number)) => { p { "Tracking number " (number) } }
                 (None, None) => {}
             }
-            if !shipment.progress.is_empty() {
-                html.push_str("<ol class=\"timeline\">");
-                for step in &shipment.progress {
-                    let _ = write!(
-                        html,
-                        "<li>{}{}{}</li>",
-                        when(step.at),
-                        escape(&step.description),
-                        step.location
-                            .as_deref()
-                            .map(|l| format!(" · {}", escape(l)))
-                            .unwrap_or_default()
-                    );
-                }
-                html.push_str("</ol>");
-            }
-            html.push_str("</div>");
-        }
-        html.push_str("</section>");
-    }
-
-    if let Some(pickup) = &view.pickup {
-        // A cancelled order (every unit cancelled, an uncollected pickup included) is no
-        // longer held at the store, whatever the store reported before.
-        let cancelled = view.status == TrackingStatus::Cancelled;
-        let _ = write!(
-            html,
-            "<section aria-labelledby=\"h-pickup\" id=\"pickup\"><h2 id=\"h-pickup\">Pick up in store</h2>\
-<div class=\"card\"><p><strong>{store}</strong><br>{address}</p><p>{ready}</p><p>{instructions}</p>{collect}</div></section>",
-            store = escape(&pickup.store_name),
-            address = escape(&pickup.address),
-            ready = if cancelled {
-                "Cancelled: this order is no longer held for collection".to_owned()
-            } else if pickup.ready {
-                "Ready for collection".to_owned()
-            } else {
-                "We'll tell you when it's ready".to_owned()
-            },
-            instructions = escape(&pickup.instructions),
-            collect = pickup
-                .collect_by
-                .filter(|_| !cancelled)
-                .map(|t| format!("<p>Collect by {}</p>", when(t)))
-                .unwrap_or_default(),
-        );
-    }
-
-    if !view.returns.is_empty() {
-        html.push_str(
-            "<section aria-labelledby=\"h-returns\" id=\"returns\"><h2 id=\"h-returns\">Returns</h2>",
-        );
-        for ret in &view.returns {
-            let units: u32 = ret.lines.iter().map(|l| l.quantity).sum();
-            let _ = write!(
-                html,
-                "<div class=\"card\"><h3>Return {rma}</h3><p>{status}</p><p>{units} item(s)</p>{label}{fees}{refund}</div>",
-                rma = escape(&ret.rma),
-                status = return_words(ret.status),
-                label = match (&ret.label_url, &ret.instructions) {
-                    (Some(url), instructions) if ret.refund_minor.is_none() => format!(
-                        "<p><a href=\"{}\">Print your return label</a></p><p>{}</p>",
-                        escape(url),
-                        escape(instructions.as_deref().unwrap_or_default())
-                    ),
-                    _ => String::new(),
-                },
-                fees = if ret.fees_minor > 0 {
-                    format!("<p>Return fees: {}</p>", escape(&money(ret.fees_minor)))
-                } else {
-                    String::new()
-                },
-                refund = if let Some(x) = &ret.exchange {
-                    let n: u32 = x.lines.iter().map(|l| l.quantity).sum();
-                    let skus: Vec<&str> = x.lines.iter().map(|l| l.sku.as_str()).collect();
-                    let difference = match x.difference_minor {
-                        0 => "same price".to_owned(),
-                        d if d > 0 => format!("{} charged to your card", money(d)),
-                        d => format!("{} refunded", money(-d)),
-                    };
-                    let sending = if x.shipment_id.is_some() {
-                        "shipped"
-                    } else if x.fulfillment_id.is_some() {
-                        "being prepared"
-                    } else {
-                        "waiting"
-                    };
-                    format!(
-                        "<p>Exchange: {n} replacement item(s) ({}), {sending}; price difference: {}</p>",
-                        escape(&skus.join(", ")),
-                        escape(&difference)
-                    )
-                } else if ret.refunded_minor > 0 {
-                    format!("<p>Refunded {}</p>", escape(&money(ret.refunded_minor)))
-                } else if let Some(refund) = ret.refund_minor {
-                    if refund > 0 {
-                        format!("<p>Refund of {} on its way</p>", escape(&money(refund)))
-                    } else {
-                        "<p>No refund for this return</p>".to_owned()
+            @if !shipment.progress.is_empty() {
+                ol class="timeline" {
+                    @for step in &shipment.progress {
+                        li {
+                            (when(step.at)) (step.description)
+                            @if let Some(location) = &step.location { " · " (location) }
+                        }
                     }
-                } else {
-                    format!(
-                        "<p>Expected refund {}</p>",
-                        escape(&money(ret.expected_refund_minor))
-                    )
-                },
-            );
+                }
+            }
         }
-        html.push_str("</section>");
     }
+}
 
-    html.push_str("<section aria-labelledby=\"h-items\"><h2 id=\"h-items\">Items</h2><table><caption class=\"live\">Items in this order</caption><thead><tr><th scope=\"col\">Item</th><th scope=\"col\" class=\"num\">Qty</th><th scope=\"col\" class=\"num\">Price</th></tr></thead><tbody>");
-    for line in &view.lines {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(&line.name),
-            line.quantity,
-            escape(&money(line.total_minor))
-        );
+fn return_card(ret: &TrackingReturn, money: &dyn Fn(i64) -> String) -> Markup {
+    let units: u32 = ret.lines.iter().map(|l| l.quantity).sum();
+    let label = ret
+        .label_url
+        .as_deref()
+        .filter(|_| ret.refund_minor.is_none());
+    html! {
+        div class="card" {
+            h3 { "Return " (ret.rma) }
+            p { (return_words(ret.status)) }
+            p { (units.to_string()) " item(s)" }
+            @if let Some(url) = label {
+                p { a href=(url) { "Print your return label" } }
+                p { (ret.instructions.as_deref().unwrap_or_default()) }
+            }
+            @if ret.fees_minor > 0 {
+                p { "Return fees: " (money(ret.fees_minor)) }
+            }
+            @if let Some(x) = &ret.exchange {
+                @let n: u32 = x.lines.iter().map(|l| l.quantity).sum();
+                @let skus: Vec<&str> = x.lines.iter().map(|l| l.sku.as_str()).collect();
+                @let difference = match x.difference_minor {
+                    0 => "same price".to_owned(),
+                    d if d > 0 => format!("{} charged to your card", money(d)),
+                    d => format!("{} refunded", money(-d)),
+                };
+                @let sending = if x.shipment_id.is_some() {
+                    "shipped"
+                } else if x.fulfillment_id.is_some() {
+                    "being prepared"
+                } else {
+                    "waiting"
+                };
+                p {
+                    "Exchange: " (n.to_string()) " replacement item(s) (" (skus.join(", ")) "), "
+                    (sending) "; price difference: " (difference)
+                }
+            } @else if ret.refunded_minor > 0 {
+                p { "Refunded " (money(ret.refunded_minor)) }
+            } @else if let Some(refund) = ret.refund_minor {
+                @if refund > 0 {
+                    p { "Refund of " (money(refund)) " on its way" }
+                } @else {
+                    p { "No refund for this return" }
+                }
+            } @else {
+                p { "Expected refund " (money(ret.expected_refund_minor)) }
+            }
+        }
     }
-    let _ = write!(
-        html,
-        "</tbody><tfoot><tr><th scope=\"row\" colspan=\"2\">Total</th><td class=\"num\">{}</td></tr></tfoot></table></section>",
-        escape(&money(view.totals.grand_total_minor))
-    );
-
-    html.push_str("<section aria-labelledby=\"h-timeline\"><h2 id=\"h-timeline\">What happened</h2><ol class=\"timeline\" id=\"timeline\">");
-    for entry in view.timeline.iter().rev() {
-        let _ = write!(
-            html,
-            "<li>{}{}</li>",
-            when(entry.occurred_at),
-            escape(&entry.summary)
-        );
-    }
-    html.push_str("</ol></section>");
-    html
 }
 
 /// The `/track` form, with an error line after a failed lookup.
 pub fn lookup_page(error: Option<&str>, order_number: &str) -> String {
-    let error_html = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" id=\"lookup-error\" role=\"alert\">{}</p>",
-                escape(e)
-            )
-        })
-        .unwrap_or_default();
-    let main = format!(
-        "<h1>Track your order</h1>{error_html}\
-<form method=\"post\" action=\"/track\">\
-<label for=\"order_number\">Order number</label>\
-<input id=\"order_number\" name=\"order_number\" required autocomplete=\"off\" value=\"{number}\">\
-<label for=\"contact\">Email address or delivery postcode</label>\
-<input id=\"contact\" name=\"contact\" required autocomplete=\"email\">\
-<p><button type=\"submit\">Find my order</button></p></form>\
-<p>Your order number is in your confirmation email. The link in that email opens your order directly.</p>",
-        number = escape(order_number),
-    );
-    document("Track your order · Waybill", "", &main, false)
+    document(
+        "Track your order · Waybill",
+        None,
+        html! {
+            h1 { "Track your order" }
+            @if let Some(error) = error {
+                p class="error" id="lookup-error" role="alert" { (error) }
+            }
+            form method="post" action="/track" {
+                label for="order_number" { "Order number" }
+                input id="order_number" name="order_number" required autocomplete="off"
+                    value=(order_number);
+                label for="contact" { "Email address or delivery postcode" }
+                input id="contact" name="contact" required autocomplete="email";
+                p { button type="submit" { "Find my order" } }
+            }
+            p {
+                "Your order number is in your confirmation email. The link in that email opens \
+                 your order directly."
+            }
+        },
+    )
 }
 
 /// The friendly page for a link that does not open an order: one text for "no such order" and
@@ -315,12 +317,15 @@ pub fn lookup_page(error: Option<&str>, order_number: &str) -> String {
 pub fn not_found_page() -> String {
     document(
         "Order not found · Waybill",
-        "",
-        "<h1>We couldn't open this order</h1>\
-<p id=\"not-found\">The link may be incomplete or out of date. Check that you copied the whole \
-link from your email, or find your order with its number and your email address.</p>\
-<p><a class=\"button\" href=\"/track\">Find my order</a></p>",
-        false,
+        None,
+        html! {
+            h1 { "We couldn't open this order" }
+            p id="not-found" {
+                "The link may be incomplete or out of date. Check that you copied the whole link \
+                 from your email, or find your order with its number and your email address."
+            }
+            p { a class="button" href="/track" { "Find my order" } }
+        },
     )
 }
 
@@ -328,21 +333,21 @@ link from your email, or find your order with its number and your email address.
 pub fn rate_limited_page(retry_after_secs: u64) -> String {
     document(
         "Please wait · Waybill",
-        "",
-        &format!(
-            "<h1>Please wait a moment</h1><p>Too many requests from your connection. Try again in \
-             {retry_after_secs} seconds.</p>"
-        ),
-        false,
+        None,
+        html! {
+            h1 { "Please wait a moment" }
+            p {
+                "Too many requests from your connection. Try again in "
+                (retry_after_secs.to_string()) " seconds."
+            }
+        },
     )
 }
 
-fn when(at: DateTime<Utc>) -> String {
-    format!(
-        "<time datetime=\"{}\">{}</time>",
-        at.to_rfc3339(),
-        at.format("%d %b %Y, %H:%M UTC")
-    )
+fn when(at: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(at.to_rfc3339()) { (at.format("%d %b %Y, %H:%M UTC").to_string()) }
+    }
 }
 
 pub fn status_slug(status: TrackingStatus) -> &'static str {
@@ -466,15 +471,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markup_in_view_values_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
+    fn markup_in_form_values_is_escaped() {
         let page = lookup_page(Some("<b>"), "\"><img src=x>");
-        assert!(!page.contains("<img"));
+        assert!(!page.contains("<img") && !page.contains("<b>"), "{page}");
+        assert!(
+            page.contains("value=\"&quot;&gt;&lt;img src=x&gt;\""),
+            "{page}"
+        );
         assert!(page.contains("lang=\"en\""));
         assert!(page.contains("<label for=\"order_number\">"));
+    }
+
+    #[test]
+    fn hostile_order_data_is_text_on_the_page_never_markup() {
+        let hostile = "<script>alert(1)</script>";
+        let page = tracking_page(
+            &view(serde_json::json!({
+                "channel_order_ref": format!("WEB-{hostile}"),
+                "shipping_method": hostile,
+                "lines": [{"line_no": 1, "sku": "MUG", "name": format!("Mug {hostile}"),
+                           "quantity": 1, "unit_price_minor": 1250, "total_minor": 1250}],
+                "pickup": {"store_name": hostile, "address": format!("1 {hostile} St"),
+                           "instructions": "\" onmouseover=\"alert(1)", "ready": false,
+                           "ready_at": null, "collect_by": null},
+                "shipments": [{"shipment_id": "s1", "carrier": hostile, "tracking_number": hostile,
+                    "tracking_url": "https://carrier.example/t?\"><script>x</script>",
+                    "status": "in_transit", "lines": [],
+                    "progress": [{"at": "2026-11-26T08:00:00Z", "description": hostile,
+                                  "location": hostile}]}],
+                "timeline": [{"version": 1, "event_type": "OrderPlaced",
+                              "occurred_at": "2026-11-25T10:00:00Z", "summary": hostile}]
+            })),
+            "/track/x/events?token=\"><script>",
+            false,
+        );
+        // The only script element is the page's own, from its own origin.
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert!(page.contains(&format!("<script src=\"{SCRIPT_PATH}\" defer></script>")));
+        assert!(!page.contains("onmouseover=\""), "{page}");
+        assert!(
+            page.contains("Mug &lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("1 &lt;script&gt;alert(1)&lt;/script&gt; St"),
+            "{page}"
+        );
+        assert!(page.contains("&quot; onmouseover=&quot;alert(1)"), "{page}");
+        assert!(page.contains("data-events=\"/track/x/events?token=&quot;&gt;&lt;script&gt;\""));
     }
 
     fn view(extra: serde_json::Value) -> TrackingView {

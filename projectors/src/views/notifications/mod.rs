@@ -17,6 +17,7 @@
 //! `index.html`; nothing is sent anywhere.
 
 mod apply;
+mod email_html;
 mod render;
 mod sink;
 mod store;

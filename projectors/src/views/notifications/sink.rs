@@ -1,6 +1,7 @@
 //! Where notifications go. [`NotificationSink`] is the seam a mail or SMS provider plugs into;
 //! [`FileSink`] is the development sink: it sends nothing, it writes every message as a text
-//! file a person can read, and keeps an `index.html` listing them newest first.
+//! file a person can read (an email also as the HTML part a mail client would show), and keeps
+//! an `index.html` listing them newest first.
 //!
 //! Delivery is at least once (the projector may hand the same message over again after a crash
 //! or a lost compare-and-set), so a sink must treat [`Notification::id`] as an idempotency key.
@@ -11,8 +12,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use maud::{html, DOCTYPE};
 use uuid::Uuid;
 
+use super::email_html::email_html;
 use super::render::{Medium, Notification, NotificationKind};
 
 /// Newest messages listed in `index.html`; older ones stay in the directory.
@@ -112,6 +115,12 @@ impl FileSink {
             let path = self.dir.join(&name);
             let existed = path.exists();
             write_replacing(&path, file_text(message).as_bytes())?;
+            if message.medium == Medium::Email {
+                write_replacing(
+                    &self.dir.join(html_twin(&name)),
+                    email_html(message).as_bytes(),
+                )?;
+            }
             if !existed {
                 listing.total += 1;
             }
@@ -216,41 +225,62 @@ impl IndexEntry {
 }
 
 fn index_html(listing: &Listing) -> String {
-    let mut html = String::from(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
-         <title>Waybill notifications</title>\
-         <style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}\
-         tr:nth-child(even){background:#f4f4f4}</style></head><body>\n\
-         <h1>Waybill notifications</h1>\n\
-         <p>Messages the development sink received, newest first. Nothing was sent: each \
-         message is the text file it links to.</p>\n\
-         <table><tr><th>time (UTC)</th><th>order</th><th>message</th><th>medium</th></tr>\n",
-    );
     // The file names start with the time, so the newest sort last.
-    for entry in listing
+    let entries: Vec<IndexEntry> = listing
         .newest
         .iter()
         .rev()
         .filter_map(|file| IndexEntry::parse(file))
-    {
-        html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td></tr>\n",
-            escape(&readable_time(&entry.time)),
-            escape(&entry.order_id),
-            escape(&entry.file),
-            entry.kind.title(),
-            entry.medium.as_str(),
-        ));
-    }
-    html.push_str("</table>\n");
+        .collect();
     let older = listing.total.saturating_sub(listing.newest.len());
-    if older > 0 {
-        html.push_str(&format!(
-            "<p>{older} older messages are in this directory.</p>\n"
-        ));
+    html! {
+        (DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                title { "Waybill notifications" }
+                style {
+                    "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}\
+                     tr:nth-child(even){background:#f4f4f4}"
+                }
+            }
+            body {
+                h1 { "Waybill notifications" }
+                p {
+                    "Messages the development sink received, newest first. Nothing was sent: each \
+                     message is the text file it links to (emails also as HTML)."
+                }
+                table {
+                    tr { th { "time (UTC)" } th { "order" } th { "message" } th { "medium" } }
+                    @for entry in &entries {
+                        tr {
+                            td { (readable_time(&entry.time)) }
+                            td { (entry.order_id) }
+                            td {
+                                a href=(entry.file) { (entry.kind.title()) }
+                                @if entry.medium == Medium::Email {
+                                    " (" a href=(html_twin(&entry.file)) { "HTML" } ")"
+                                }
+                            }
+                            td { (entry.medium.as_str()) }
+                        }
+                    }
+                }
+                @if older > 0 {
+                    p { (older.to_string()) " older messages are in this directory." }
+                }
+            }
+        }
     }
-    html.push_str("</body></html>\n");
-    html
+    .into_string()
+}
+
+/// The HTML part of an email written beside its text file: `<name>.txt` → `<name>.html`.
+fn html_twin(text_file: &str) -> String {
+    format!(
+        "{}.html",
+        text_file.strip_suffix(".txt").unwrap_or(text_file)
+    )
 }
 
 /// `20251124T160006.000Z` as `2025-11-24 16:00:06`; anything else as it is.
@@ -258,21 +288,6 @@ fn readable_time(stamp: &str) -> String {
     chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|_| stamp.to_owned())
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -306,6 +321,40 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[tokio::test]
+    async fn an_email_gets_its_html_part_beside_it_and_the_index_links_both() {
+        let dir = scratch_dir();
+        let sink = FileSink::new(&dir);
+        let mut email = message(1, NotificationKind::OrderReceived, Medium::Email);
+        email.body = "Hello <script>alert(1)</script>,\n\nThanks.\n".into();
+        let sms = message(2, NotificationKind::OrderReceived, Medium::Sms);
+        sink.deliver(vec![email.clone(), sms.clone()])
+            .await
+            .expect("deliver");
+        let text_name = FileSink::file_name(&email);
+        let html = std::fs::read_to_string(dir.join(html_twin(&text_name))).expect("html part");
+        assert!(
+            html.contains("Hello &lt;script&gt;alert(1)&lt;/script&gt;,"),
+            "{html}"
+        );
+        assert!(!html.contains("<script"), "{html}");
+        assert!(
+            !dir.join(html_twin(&FileSink::file_name(&sms))).exists(),
+            "a text message has no HTML part"
+        );
+        let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
+        assert!(
+            index.contains(&format!("href=\"{}\"", html_twin(&text_name))),
+            "{index}"
+        );
+        assert_eq!(
+            txt_files(&dir).len(),
+            2,
+            "the HTML part is not a message of its own"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
@@ -427,9 +476,5 @@ mod tests {
         assert_eq!(readable_time(&entry.time), "2025-11-24 16:00:03");
         assert_eq!(IndexEntry::parse("index.html"), None);
         assert_eq!(IndexEntry::parse("x-y-z.email.txt"), None);
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }
