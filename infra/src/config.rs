@@ -885,6 +885,29 @@ pub enum Bench {
     /// Card orders from placement through fulfillment to delivery and close (the logistics
     /// sandbox acting as nodes and carrier), beside the checkout flow alone.
     Lifecycle(BenchLifecycleArgs),
+    /// Read the whole event log as a rebuild does (keyset pages) on a scratch database of
+    /// synthetic events; events/s and CPU per event beside a plain table scan and the
+    /// pre-index statement.
+    LogRead(BenchLogReadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchLogReadArgs {
+    /// Events in the scratch log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events per page (the rebuild's page size).
+    #[arg(long, default_value_t = 1_000)]
+    pub page: i64,
+    /// Pages read with the pre-index statement for the baseline.
+    #[arg(long, default_value_t = 5)]
+    pub sorted_pages: u32,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// JSON report path; the SVG charts are written next to it.
+    #[arg(long, default_value = "bench-results/log-read.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ mod json_logs;
 mod metrics;
 mod migrate;
 mod orders;
+mod progress;
 mod readiness;
 mod rebuild;
 mod reconcile;
@@ -155,6 +156,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Lifecycle(args),
         } => bench::lifecycle(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::LogRead(args),
+        } => bench::log_read(&settings, &args).await,
         Command::Config { .. } => Ok(()),
     }
 }

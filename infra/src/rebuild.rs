@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::progress::LogProgress;
 use crate::services;
+use waybill_write_side::event_store::EventStore;
 
 pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
@@ -19,17 +21,12 @@ pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
         settings.redis_prefix
     );
     let started = Instant::now();
-    let report = waybill_projectors::rebuild_tracking(&config, pool, redis, |done| {
-        let percent = if total > 0 {
-            done as f64 * 100.0 / total as f64
-        } else {
-            100.0
-        };
-        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        eprintln!("  {done:>10}/{total} events  {percent:5.1} %  {rate:>8.0} events/s");
-    })
-    .await
-    .context("rebuilding the tracking view")?;
+    let mut progress = LogProgress::new("tracking", total.max(0) as u64);
+    let report =
+        waybill_projectors::rebuild_tracking(&config, pool, redis, |done| progress.update(done))
+            .await
+            .context("rebuilding the tracking view")?;
+    progress.finish(report.events);
     println!(
         "rebuilt tracking in {:.1}s: {} events, {} views, {} swapped in, {} left out (unappliable)",
         started.elapsed().as_secs_f64(),
@@ -58,20 +55,16 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
         }
     );
     let started = Instant::now();
-    let events = waybill_write_side::event_store::EventStore::new(pool);
+    let events = EventStore::new(pool);
     let page = services::projector_config(settings).rebuild_page;
+    let mut progress = LogProgress::new("search", total.max(0) as u64);
     let report =
         waybill_projectors::views::search::rebuild_search(&events, backend, page, |done| {
-            let percent = if total > 0 {
-                (done as f64 * 100.0 / total as f64).min(100.0)
-            } else {
-                100.0
-            };
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!("  {done:>10}/{total} events  {percent:5.1} %  {rate:>8.0} events/s");
+            progress.update(done)
         })
         .await
         .context("rebuilding the search view")?;
+    progress.finish(report.events);
     println!(
         "rebuilt search in {:.1}s into {}: {} events, {} documents, {} orders left out (unappliable)",
         started.elapsed().as_secs_f64(),
@@ -85,9 +78,8 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
 
 /// Events in the log (the rebuild's progress total), retried like every transaction.
 async fn count_events(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
-    waybill_write_side::event_store::retry::serializable(|| {
-        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool)
-    })
-    .await
-    .context("counting events")
+    EventStore::new(pool.clone())
+        .count()
+        .await
+        .context("counting events")
 }

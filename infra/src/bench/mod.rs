@@ -17,6 +17,7 @@ mod lag;
 mod lifecycle;
 mod lifecycle_returns;
 mod load;
+mod log_read;
 pub mod report;
 mod roles;
 mod search;
@@ -28,6 +29,7 @@ pub use analytics::analytics;
 pub use checkout::checkout;
 pub use flash_sale::flash_sale;
 pub use lifecycle::lifecycle;
+pub use log_read::log_read;
 pub use search::search;
 pub use tracking::tracking;
 

@@ -89,6 +89,9 @@ pub fn stamp(
         .collect()
 }
 
+/// The log order of [`EventStore::read_all_page`]: the key of the `events_log_order` index.
+const LOG_ORDER: &str = "ORDER BY recorded_at, stream_id, stream_version";
+
 /// Keyset position in the whole log for [`EventStore::read_all_page`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadAllCursor {
@@ -158,40 +161,45 @@ impl EventStore {
         Ok(streams)
     }
 
-    /// Pages over all events for rebuilds, ordered by `(recorded_at, stream_id, stream_version)`.
-    /// Returns the page and the cursor to pass for the next one (`None` at the end).
+    /// Pages over all events for rebuilds and catch-up, in log order `(recorded_at, stream_id,
+    /// stream_version)`. Returns the page and the cursor to pass for the next one (`None` at the
+    /// end).
+    ///
+    /// Keyset paging on the `events_log_order` index (migration 0007): each page is an index
+    /// range scan that starts after the cursor and stops after `limit` rows, so a page costs the
+    /// same at the end of a large log as at its start (no sort of the table per page). The
+    /// first page and the following ones are two statements, since `cursor IS NULL OR (...) >`
+    /// would hide the range condition from the planner.
     pub async fn read_all_page(
         &self,
         after: Option<ReadAllCursor>,
         limit: i64,
     ) -> Result<(Vec<EventEnvelope>, Option<ReadAllCursor>), EventStoreError> {
-        let (at, stream, version) = match &after {
-            Some(c) => (
-                Some(c.recorded_at),
-                Some(c.stream_id.as_str()),
-                Some(c.stream_version),
-            ),
-            None => (None, None, None),
+        let limit = limit.max(1);
+        let rows: Vec<EventRow<serde_json::Value>> = match &after {
+            None => {
+                let sql = format!("SELECT {COLUMNS} FROM events {LOG_ORDER} LIMIT $1");
+                retry::serializable(|| sqlx::query_as(&sql).bind(limit).fetch_all(&self.pool))
+                    .await?
+            }
+            Some(cursor) => {
+                let sql = read_all_after_sql();
+                retry::serializable(|| {
+                    sqlx::query_as(&sql)
+                        .bind(cursor.recorded_at)
+                        .bind(cursor.stream_id.as_str())
+                        .bind(cursor.stream_version)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                })
+                .await?
+            }
         };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE $1::timestamptz IS NULL \
-             OR (recorded_at, stream_id, stream_version) > ($1, $2::text, $3::bigint) \
-             ORDER BY recorded_at, stream_id, stream_version LIMIT $4"
-        );
-        let rows: Vec<EventRow<serde_json::Value>> = retry::serializable(|| {
-            sqlx::query_as(&sql)
-                .bind(at)
-                .bind(stream)
-                .bind(version)
-                .bind(limit.max(1))
-                .fetch_all(&self.pool)
-        })
-        .await?;
         let events = rows
             .into_iter()
             .map(EventEnvelope::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if (events.len() as i64) < limit.max(1) {
+        let next = if (events.len() as i64) < limit {
             None
         } else {
             events.last().map(|e| ReadAllCursor {
@@ -201,6 +209,14 @@ impl EventStore {
             })
         };
         Ok((events, next))
+    }
+
+    /// How many events the log holds (for a rebuild's progress and ETA).
+    pub async fn count(&self) -> Result<i64, EventStoreError> {
+        Ok(retry::serializable(|| {
+            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool)
+        })
+        .await?)
     }
 
     /// The stream's current version (0 when it has no events).
@@ -271,6 +287,15 @@ pub async fn already_stored(pool: &PgPool, events: &[&EventEnvelope]) -> Result<
     })
     .await?;
     Ok(found == ids.len() as i64)
+}
+
+/// The statement of every page after the first: the events after the cursor `($1, $2, $3)` in
+/// log order, at most `$4` (public so a test can check its plan).
+pub fn read_all_after_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM events \
+         WHERE (recorded_at, stream_id, stream_version) > ($1, $2, $3) {LOG_ORDER} LIMIT $4"
+    )
 }
 
 /// True when `error` is the `(stream_id, stream_version)` key refusing a second writer.
