@@ -147,6 +147,26 @@ pub struct Settings {
         default_value_t = 1_000
     )]
     pub projector_stall_warn_ms: u64,
+    /// Views consume per partition (`<root>.v1.<partition>`) under leases held in the event
+    /// store's database, so several `serve projector` processes of one view share its work
+    /// and take over a dead one's partitions. Not for the embedded (Tantivy) search index,
+    /// which has one writer.
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_PARTITIONED",
+        global = true,
+        default_value_t = false
+    )]
+    pub projector_partitioned: bool,
+    /// A partition lease not renewed for this long passes to another instance (milliseconds;
+    /// renewed every third of it).
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_LEASE_MS",
+        global = true,
+        default_value_t = 3_000
+    )]
+    pub projector_lease_ms: u64,
 
     #[arg(
         long,

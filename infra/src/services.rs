@@ -487,6 +487,12 @@ mod projector {
         );
         config.stall_warn = Duration::from_millis(settings.projector_stall_warn_ms);
         config.dead_letter_limits = settings.nats.dead_letter_limits();
+        if settings.projector_partitioned {
+            config.sharing = Some(waybill_projectors::runtime::Sharing::new(
+                settings.partitions,
+                Duration::from_millis(settings.projector_lease_ms.max(300)),
+            ));
+        }
         config
     }
 
@@ -625,6 +631,10 @@ mod projector {
                 let config = ProjectorConfig {
                     linger: Duration::from_millis(settings.search_linger_ms),
                     batch: config.batch.max(2_000),
+                    // The embedded index has one writer per directory: one consumer for all.
+                    sharing: config
+                        .sharing
+                        .filter(|_| settings.search().elasticsearch_url.is_some()),
                     ..config
                 };
                 let mut projection = SearchProjection::new(index);

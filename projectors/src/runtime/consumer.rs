@@ -1,7 +1,7 @@
 //! The JetStream side of a projector: its durable pull consumer and the dead-letter stream.
 
 use async_nats::jetstream::{self, consumer, stream};
-use waybill_schemas::subject::{dead_letter_subject, stream_subjects};
+use waybill_schemas::subject::dead_letter_subject;
 use waybill_write_side::nats::StreamLimits;
 
 use super::{ProjectorConfig, RuntimeError};
@@ -34,13 +34,16 @@ pub async fn ensure_dead_letter_stream(
         })
 }
 
-/// The view's durable pull consumer on the event stream (created if absent): explicit acks,
-/// `max_deliver` attempts, one subject filter (multi-filter is ignored by nats-server 2.9).
+/// The durable pull consumer `durable` on the event stream (created if absent): explicit acks,
+/// `max_deliver` attempts, one subject filter (`<root>.v1.>` for a whole view,
+/// `<root>.v1.<partition>.>` for one partition; multi-filter is ignored by nats-server 2.9).
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     config: &ProjectorConfig,
-    view: &str,
+    durable: &str,
+    filter: &str,
 ) -> Result<consumer::PullConsumer, RuntimeError> {
+    let view = durable;
     let stream = js
         .get_stream(&config.stream_name)
         .await
@@ -56,7 +59,7 @@ pub async fn ensure_consumer(
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: config.ack_wait,
                 max_deliver: config.max_deliver,
-                filter_subject: stream_subjects(&config.subject_root),
+                filter_subject: filter.to_owned(),
                 max_ack_pending: i64::try_from(config.batch.saturating_mul(4)).unwrap_or(2_000),
                 deliver_policy: consumer::DeliverPolicy::All,
                 ..Default::default()

@@ -14,11 +14,14 @@ pub mod catch_up;
 mod consumer;
 mod dead_letter;
 mod lag;
+pub mod leases;
+mod partitions;
 mod stall;
 
 pub use catch_up::{catch_up, fill_gap, CatchUpError};
 pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_stream};
 pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
+pub use partitions::Sharing;
 pub use stall::{Phase, StallClock};
 
 use std::future::Future;
@@ -70,6 +73,9 @@ pub struct ProjectorConfig {
     pub stall_warn: Duration,
     /// Replicas and retention of the dead-letter stream.
     pub dead_letter_limits: waybill_write_side::nats::StreamLimits,
+    /// `Some`: the view consumes per partition, on the partitions this instance holds leases
+    /// on, so several instances share it ([`Sharing`]). `None`: one consumer for all.
+    pub sharing: Option<Sharing>,
 }
 
 impl ProjectorConfig {
@@ -105,6 +111,7 @@ impl Default for ProjectorConfig {
             stall_poll: Duration::from_millis(250),
             stall_warn: Duration::from_secs(1),
             dead_letter_limits: waybill_write_side::nats::StreamLimits::DEAD_LETTERS,
+            sharing: None,
         }
     }
 }
@@ -179,7 +186,8 @@ pub enum RuntimeError {
 }
 
 /// Runs `view`'s projector until `shutdown` completes. A batch in progress is finished first.
-/// The stream must exist (the relay creates it); until it does the projector waits.
+/// The stream must exist (the relay creates it); until it does the projector waits. With
+/// [`ProjectorConfig::sharing`] the view runs one consumer per partition it holds a lease on.
 pub async fn run_projector<V: View>(
     config: ProjectorConfig,
     pool: PgPool,
@@ -187,8 +195,41 @@ pub async fn run_projector<V: View>(
     view: V,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    match config.sharing.clone() {
+        Some(sharing) => {
+            partitions::run_partitioned(config, pool, js, view, sharing, shutdown).await
+        }
+        None => {
+            let scope = Scope {
+                durable: view.name().to_owned(),
+                filter: waybill_schemas::subject::stream_subjects(&config.subject_root),
+                label: view.name().to_owned(),
+            };
+            run_consumer(config, pool, js, view, scope, shutdown).await
+        }
+    }
+}
+
+/// What one consumer of a view reads: its durable name, its subject filter, and the `view`
+/// label of its lag and stall metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    pub durable: String,
+    pub filter: String,
+    pub label: String,
+}
+
+/// One durable consumer of `view` over `scope` until `shutdown`.
+pub(crate) async fn run_consumer<V: View>(
+    config: ProjectorConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    view: V,
+    scope: Scope,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
-    let view_name = view.name().to_owned();
+    let view_name = scope.label.clone();
 
     let consumer = loop {
         let ready = async {
@@ -199,7 +240,7 @@ pub async fn run_projector<V: View>(
                 &config.dead_letter_limits,
             )
             .await?;
-            ensure_consumer(&js, &config, &view_name).await
+            ensure_consumer(&js, &config, &scope.durable, &scope.filter).await
         };
         match ready.await {
             Ok(consumer) => break consumer,

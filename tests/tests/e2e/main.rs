@@ -26,6 +26,7 @@ mod nats_cluster;
 mod nats_secured;
 mod postgres_tls;
 mod problems;
+mod projector_sharing;
 mod projector_views;
 mod query_outage;
 mod rate_limits;
