@@ -27,7 +27,8 @@ use crate::tracking::parse_version;
 
 pub use diff::Change;
 
-/// Query string of the history endpoint: `version` or `at`, not both; neither means now.
+/// Query string of the history endpoint: `version`, `at`, both (whichever cuts earlier), or
+/// neither (now).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
@@ -43,10 +44,10 @@ pub struct HistoryParams {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiffParams {
-    /// The earlier version.
+    /// The version to compare from.
     #[param(value_type = i64, minimum = 1, maximum = 9007199254740991.0)]
     pub from: Option<String>,
-    /// The later version, at least `from`.
+    /// The version to compare to; before `from` lists the changes that lead back to it.
     #[param(value_type = i64, minimum = 1, maximum = 9007199254740991.0)]
     pub to: Option<String>,
 }
@@ -77,12 +78,21 @@ pub struct OrderDiff {
     pub events: Vec<InternalTimelineEntry>,
 }
 
-/// Which prefix of the order's stream to fold.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cutoff {
-    Version(i64),
-    RecordedBy(DateTime<Utc>),
-    Latest,
+/// Which prefix of the order's stream to fold: the events up to a version and recorded by a
+/// moment, each bound optional.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Cutoff {
+    version: Option<i64>,
+    recorded_by: Option<DateTime<Utc>>,
+}
+
+impl Cutoff {
+    fn version(version: i64) -> Self {
+        Self {
+            version: Some(version),
+            recorded_by: None,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -93,7 +103,7 @@ enum Cutoff {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The order's tracking view as it was", body = OrderAsOf),
-        (status = 422, description = "Bad id, version or at; both version and at; a version past the order's last; a moment before the order was placed", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, version or at; a version past the order's last; a moment before the order was placed", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -110,11 +120,13 @@ pub async fn order_history(
     require_agent(&state, &headers)?;
     let Query(params) = params.map_err(|_| bad("query", "is not a valid query string"))?;
     let order = parse_order(&raw_id)?;
-    let cutoff = match (params.version.as_deref(), time("at", params.at.as_deref())?) {
-        (Some(_), Some(_)) => return Err(bad("at", "give either version or at, not both")),
-        (Some(raw), None) => Cutoff::Version(parse_version("version", raw)?),
-        (None, Some(at)) => Cutoff::RecordedBy(at),
-        (None, None) => Cutoff::Latest,
+    let cutoff = Cutoff {
+        version: params
+            .version
+            .as_deref()
+            .map(|raw| parse_version("version", raw))
+            .transpose()?,
+        recorded_by: time("at", params.at.as_deref())?,
     };
     let events = read_order(&state, order).await?;
     let latest_version = events.last().map_or(0, |e| e.stream_version);
@@ -140,7 +152,7 @@ pub async fn order_history(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "What changed between the two versions, and the events in between", body = OrderDiff),
-        (status = 422, description = "Bad or missing id, from or to; `to` before `from`; a version past the order's last", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or missing id, from or to; a version past the order's last", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
@@ -159,21 +171,18 @@ pub async fn order_diff(
     let order = parse_order(&raw_id)?;
     let from = required_version("from", params.from.as_deref())?;
     let to = required_version("to", params.to.as_deref())?;
-    if to < from {
-        return Err(bad("to", "must be at least from"));
-    }
     let events = read_order(&state, order).await?;
-    let before = fold(order, prefix(&events, Cutoff::Version(from), "from")?)?;
-    let after_events = prefix(&events, Cutoff::Version(to), "to")?;
-    let after = fold(order, after_events)?;
+    let before = fold(order, prefix(&events, Cutoff::version(from), "from")?)?;
+    let after = fold(order, prefix(&events, Cutoff::version(to), "to")?)?;
+    let (low, high) = (from.min(to), from.max(to));
     let body = OrderDiff {
         order_id: order.to_string(),
         from,
         to,
         changes: diff::changes(&as_json(&before)?, &as_json(&after)?),
-        events: after_events
+        events: events
             .iter()
-            .filter(|e| e.stream_version > from)
+            .filter(|e| (low + 1..=high).contains(&e.stream_version))
             .map(InternalTimelineEntry::of)
             .collect(),
     };
@@ -216,17 +225,20 @@ fn prefix<'a>(
     field: &'static str,
 ) -> Result<&'a [EventEnvelope], Problem> {
     let last = events.last().map_or(0, |e| e.stream_version);
-    let len = match cutoff {
-        Cutoff::Latest => events.len(),
-        Cutoff::Version(v) if v > last => {
+    let by_version = match cutoff.version {
+        Some(v) if v > last => {
             return Err(bad(
                 field,
                 format!("is past the order's last version ({last})"),
             ))
         }
-        Cutoff::Version(v) => events.partition_point(|e| e.stream_version <= v),
-        Cutoff::RecordedBy(at) => events.iter().take_while(|e| e.recorded_at <= at).count(),
+        Some(v) => events.partition_point(|e| e.stream_version <= v),
+        None => events.len(),
     };
+    let by_moment = cutoff.recorded_by.map_or(events.len(), |at| {
+        events.iter().take_while(|e| e.recorded_at <= at).count()
+    });
+    let len = by_version.min(by_moment);
     Ok(&events[..len])
 }
 

@@ -89,9 +89,6 @@ async fn run(name: &str, base: &str, bearer: &str, log_dir: &Path) -> Option<Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "clean on both APIs until the agent order history endpoints landed on main \
-            (GET /v1/agent/orders/{id}/diff and /history answer 422 to schema-valid requests, \
-            ST202); see infra/contract/README.md, State"]
 async fn both_apis_answer_exactly_what_their_openapi_documents_say() {
     let env = TestEnv::new("contract").await;
     let waybill = env.start(Role::All).await;
