@@ -1,6 +1,7 @@
 //! The order-changes part of the demo: a two-line order whose first line ships while the
 //! customer cancels the second; the demo shows the refund of the cancelled units and the node's
-//! amended task, a line each. (Nodes are simulated by the logistics sandbox.)
+//! amended task, a line each. Then an order whose every line is cancelled, one request at a
+//! time, which cancels the order. (Nodes are simulated by the logistics sandbox.)
 
 use serde_json::json;
 
@@ -86,6 +87,44 @@ pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::
             .and_then(|t| t.iter().rev().find(|e| e["summary"].as_str().is_some_and(|s| s.contains("cancelled"))))
             .and_then(|e| e["summary"].as_str())
             .unwrap_or("-")
+    );
+    every_line_cancelled(client, sandbox, run).await
+}
+
+/// A two-line order whose lines the customer cancels one request at a time: the request that
+/// takes the last units cancels the order too, and every view says cancelled.
+async fn every_line_cancelled(client: &ApiClient, sandbox: &str, run: &str) -> anyhow::Result<()> {
+    let id = place(
+        client,
+        &order(
+            &format!("DEMO-CANCEL-ALL-{run}"),
+            &[SHIPS, CANCELLED],
+            "standard",
+        ),
+        run,
+    )
+    .await?;
+    wait_list(client, sandbox, "tasks", &id, 2).await?;
+    for line_no in [1, 2] {
+        let response = client
+            .post_command(
+                &format!("/v1/orders/{id}/lines/cancel"),
+                &json!({"lines": [{"line_no": line_no, "quantity": 1}], "reason": "customer_request"}),
+                &format!("demo-{run}-cancel-all-{line_no}"),
+            )
+            .await?;
+        anyhow::ensure!(
+            response.status.is_success(),
+            "cancel line {line_no}: {}",
+            response.body
+        );
+    }
+    let view = view_until(client, &id, |v| v["status"] == json!("cancelled")).await?;
+    println!(
+        "  order {id}: both lines cancelled one request at a time -> the order is {} ({}), {:.2} USD refunded",
+        view["status"].as_str().unwrap_or("?"),
+        view["cancellation_reason"].as_str().unwrap_or("?"),
+        view["payment"]["refunded_minor"].as_i64().unwrap_or_default() as f64 / 100.0
     );
     Ok(())
 }

@@ -101,6 +101,30 @@ pub async fn run(client: &ApiClient, logistics_url: &str, run: &str) -> anyhow::
         "  split order: parcel {} delivered, order is {}",
         numbers[1], view["delivery"]
     );
+    // A signed scan dated a year ahead is refused (beyond WAYBILL_WEBHOOK_CLOCK_SKEW_SECS of
+    // receipt), so it cannot take a delivered parcel back to "shipped".
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(365)).to_rfc3339();
+    let refused = client
+        .post_json_plain(
+            &format!("{sandbox}/sandbox/parcels/{}/scan", numbers[1]),
+            &json!({"status_code": "IT", "carrier_time": ahead}),
+        )
+        .await?;
+    let fields: Vec<&str> = refused["waybill_response"]["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    anyhow::ensure!(
+        refused["waybill_status"] == json!(422),
+        "a scan dated {ahead} was not refused: {refused}"
+    );
+    let view = view_until(client, &split, |v| v["version"].as_i64().is_some()).await?;
+    println!(
+        "  a carrier scan dated {ahead}: HTTP {} naming {fields:?}; the order is still {}",
+        refused["waybill_status"], view["delivery"]
+    );
 
     // 2. BOPIS at the Chicago store, the store the customer chose at checkout.
     let mut bopis_order = order(&format!("DEMO-BOPIS-{run}"), &["TEE-RED-M"], "pickup");

@@ -117,6 +117,16 @@ async fn every_refusal_on_both_apis_is_one_problem_vocabulary() {
         .command(ADMIN_KEY)
         .json(&big)
         .expect(413, "payload-too-large", None),
+        // An unknown resource in a path is 404, a stock location too.
+        row(
+            "stock movement at an unknown location",
+            Command,
+            Method::POST,
+            "/v1/inventory/stock/SKU-1/nowhere-1/restock",
+        )
+        .command(ADMIN_KEY)
+        .json(r#"{"quantity":1}"#)
+        .expect(404, "not-found", Some("location")),
         row("order over the limit", Command, Method::POST, "/v1/orders")
             .command(SERVICE_KEY)
             .json(&big)

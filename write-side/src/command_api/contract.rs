@@ -202,6 +202,25 @@ fn declare_particular_rules(document: &mut Value) {
             }
         }
     }
+    // `Email::parse`: one `@` after a non-empty local part, a dotted domain that neither starts
+    // nor ends with a dot, no white space or control character inside (trimmed around).
+    if let Some(email) = schemas
+        .get_mut("CustomerRequest")
+        .and_then(|s| s.pointer_mut("/properties/email"))
+    {
+        let part = "[^@\\s\\u0000-\\u001F\\u007F-\\u009F";
+        email["pattern"] = Value::String(format!(
+            "^{BODY_SPACE}{part}]+@{part}.]{part}]*\\.{part}]*{part}.]{BODY_SPACE}$"
+        ));
+    }
+    // `domain::place`: an order has 1 to `MAX_LINES` lines.
+    if let Some(lines) = schemas
+        .get_mut("PlaceOrderRequest")
+        .and_then(|s| s.pointer_mut("/properties/lines"))
+    {
+        lines["minItems"] = json!(1);
+        lines["maxItems"] = json!(crate::domain::place::MAX_LINES);
+    }
     // `Inventory::adjust`: a delta of zero changes nothing and is refused.
     if let Some(delta) = schemas
         .get_mut("AdjustRequest")
@@ -683,6 +702,37 @@ mod tests {
         let codes = crate::domain::pricing::address::assigned_country_codes().count();
         assert_eq!(codes, 249);
         assert_eq!(pattern.matches('|').count(), codes - 1);
+    }
+
+    #[test]
+    fn the_email_pattern_is_what_the_email_parser_accepts() {
+        let mut document = json!({"components": {"schemas": {"CustomerRequest": {
+            "properties": {"email": {"type": "string"}}}}}});
+        declare_particular_rules(&mut document);
+        let pattern = document
+            .pointer("/components/schemas/CustomerRequest/properties/email/pattern")
+            .and_then(Value::as_str)
+            .expect("the email has a pattern");
+        let regex = regex::Regex::new(pattern).expect("the pattern compiles");
+        for sample in [
+            "a@b.c",
+            "  x.y+z@mail.example.com\u{3000}",
+            "a@b..c",
+            "a@b",
+            "@b.c",
+            "a@.b.c",
+            "a@b.c.",
+            "a b@c.d",
+            "a@b@c.d",
+            "a@b.c\u{85}d",
+            "",
+        ] {
+            assert_eq!(
+                regex.is_match(sample),
+                waybill_schemas::Email::parse(sample).is_ok(),
+                "{sample:?}"
+            );
+        }
     }
 
     #[test]

@@ -57,9 +57,13 @@ impl From<InventoryError> for Problem {
                 field: name,
                 detail,
             } => field(name, detail),
-            InventoryError::UnknownLocation(id) => {
-                field("location_id", format!("location {id} does not exist"))
-            }
+            // Only restock and adjust meet it, where the location is in the path: an unknown
+            // resource in a path is 404, like every other.
+            InventoryError::UnknownLocation(id) => Self::new(
+                ProblemType::NotFound,
+                format!("no location {id}: create it with PUT /v1/inventory/locations/{{id}}"),
+            )
+            .with_field("location"),
             InventoryError::BelowCommitted { .. } => field("delta", error.to_string()),
             InventoryError::KeyReused(_) => Self::new(
                 ProblemType::IdempotencyKeyReused,
@@ -320,6 +324,7 @@ pub async fn put_location(
         (status = 200, description = "Stock after the restock", body = StockLevel),
         (status = 400, description = "missing-idempotency-key or malformed-json", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not-found: no location with this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation-failed (quantity, location_id, sku) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -368,6 +373,7 @@ pub async fn restock(
         (status = 200, description = "Stock after the adjustment", body = StockLevel),
         (status = 400, description = "missing-idempotency-key or malformed-json", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not-found: no location with this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation-failed (delta, reason, location_id) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -41,11 +41,16 @@ pub fn is_serialization_failure(error: &sqlx::Error) -> bool {
 
 /// True when `error` says the connection (or the server behind it) failed, not the statement:
 /// a socket error, or the server ending the session (SQLSTATE class 08, 57P01–57P03 after
-/// `pg_terminate_backend` or a restart). The statement did not run on a live session, so an
-/// attempt on another connection may succeed.
+/// `pg_terminate_backend` or a restart), or a peer that does not speak the protocol (a proxy or
+/// load balancer in front of a database that is down accepts the connection and closes it, which
+/// sqlx reports as an unexpected answer to its SSLRequest). The statement did not run on a live
+/// session, so an attempt on another connection may succeed.
 pub fn is_connection_failure(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(_) => sqlstate(error).is_some_and(|s| {
             s.starts_with("08") || matches!(s.as_str(), "57P01" | "57P02" | "57P03")
         }),
@@ -304,6 +309,10 @@ mod tests {
         assert!(!is_connection_failure(&sqlx::Error::PoolTimedOut));
         assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
         assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        // A proxy in front of a database that is down accepts and closes: sqlx's TLS start-up
+        // reads no answer to its SSLRequest.
+        let closed = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(is_connection_failure(&closed) && is_unavailable(&closed));
     }
 
     #[tokio::test]
