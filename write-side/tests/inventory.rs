@@ -694,11 +694,6 @@ async fn http_refuses_bad_input_naming_the_field_and_other_roles_and_unkeyed_mut
     let cases = [
         (restock.to_owned(), json!({"quantity": -5}), "quantity"),
         (
-            "/v1/inventory/stock/A/NOWHERE/restock".to_owned(),
-            json!({"quantity": 5}),
-            "location_id",
-        ),
-        (
             "/v1/inventory/stock/A/CHI/adjust".to_owned(),
             json!({"delta": -1, "reason": "count"}),
             "delta",
@@ -728,6 +723,22 @@ async fn http_refuses_bad_input_naming_the_field_and_other_roles_and_unkeyed_mut
         );
         assert_eq!(reply.json()["field"], field, "{path}");
     }
+    // A location in the path that was never created is an unknown resource: 404, like any.
+    let unknown = send(
+        &app,
+        "POST",
+        "/v1/inventory/stock/A/NOWHERE/restock",
+        Some("bad-unknown-location"),
+        KEY,
+        json!({"quantity": 5}),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+    assert_eq!(
+        unknown.json()["type"],
+        "https://waybill.dev/problems/not-found"
+    );
+    assert_eq!(unknown.json()["field"], "location");
     assert_eq!(db.count("inventory_movements").await, 0);
     db.drop().await;
 }
