@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use waybill_e2e::{
-    eventually, sample_cancel, sample_order, Api, Role, TestEnv, WaybillProcess, DEFAULT_DEADLINE,
+    eventually, produce, Api, Flow, Role, TestEnv, WaybillProcess, DEFAULT_DEADLINE,
 };
-use waybill_projectors::views::tracking::apply;
+use waybill_projectors::views::tracking::fold;
 use waybill_write_side::event_store::EventStore;
 
 const PARTITIONS: u32 = 8;
@@ -52,46 +52,13 @@ async fn split_among(processes: &[&WaybillProcess]) {
     .await;
 }
 
-/// Places orders (every third one cancelled right after) until `stop`; returns their ids.
-async fn produce(api: Api, worker: usize, stop: Arc<AtomicBool>) -> Vec<String> {
-    let mut placed = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) && n < 1_000 {
-        n += 1;
-        let reference = format!("SHARE-{worker}-{n}");
-        let response = api
-            .place_order(&format!("{reference}-place"), &sample_order(&reference))
-            .await;
-        assert_eq!(response.status, 201, "{}", response.describe());
-        let order_id = response.json()["order_id"]
-            .as_str()
-            .expect("order_id")
-            .to_owned();
-        if n % 3 == 0 {
-            let cancelled = api
-                .cancel_order(
-                    &order_id,
-                    &format!("{reference}-cancel"),
-                    &sample_cancel("customer_request"),
-                )
-                .await;
-            assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-        }
-        placed.push(order_id);
-    }
-    placed
-}
-
 /// The tracking view of `order_id` equals the fold of its events in the log.
 async fn view_is_the_fold(env: &TestEnv, store: &EventStore, order_id: &str) -> Result<(), String> {
     let events = store
         .read_stream(&format!("order-{order_id}"), 1, None)
         .await
         .map_err(|e| e.to_string())?;
-    let mut folded = None;
-    for event in &events {
-        folded = Some(apply(folded.as_ref(), event).map_err(|e| e.to_string())?);
-    }
+    let folded = fold(&events).map_err(|e| e.to_string())?;
     let folded = serde_json::to_value(folded.ok_or("no events")?).map_err(|e| e.to_string())?;
     match env.tracking_hash(order_id).await {
         Some((version, view)) if version == events.len() as i64 && view == folded => Ok(()),
@@ -123,7 +90,14 @@ async fn three_instances_share_a_view_and_a_killed_ones_partitions_pass_to_the_o
     let api = Api::new(&commands.command_url(), &commands.command_url());
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..2)
-        .map(|worker| tokio::spawn(produce(api.clone(), worker, Arc::clone(&stop))))
+        .map(|worker| {
+            let flow = Flow {
+                label: "SHARE",
+                cancel_every: 3,
+                pause: Duration::ZERO,
+            };
+            tokio::spawn(produce(api.clone(), flow, worker, Arc::clone(&stop)))
+        })
         .collect();
     let store = EventStore::new(env.db().clone());
     eventually(
@@ -173,7 +147,13 @@ async fn three_instances_share_a_view_and_a_killed_ones_partitions_pass_to_the_o
     stop.store(true, Ordering::Relaxed);
     let mut orders = Vec::new();
     for producer in producers {
-        orders.extend(producer.await.expect("producer"));
+        orders.extend(
+            producer
+                .await
+                .expect("producer")
+                .into_iter()
+                .map(|p| p.order_id),
+        );
     }
     assert!(orders.len() >= 20, "{} orders placed", orders.len());
 
