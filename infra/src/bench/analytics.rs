@@ -131,14 +131,7 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
     }
     let report = outcome?;
     print_report(&report);
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    let svg_path = args.out.with_extension("svg");
-    std::fs::write(&svg_path, chart(&report))
-        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let svg_path = crate::bench::report::write_with_chart(&args.out, &report, &chart(&report))?;
     cpu::write_chart(
         &args.out,
         &svg_path,

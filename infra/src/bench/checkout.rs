@@ -82,14 +82,7 @@ pub async fn checkout(settings: &Settings, args: &BenchCheckoutArgs) -> anyhow::
     let mut report = CheckoutReport::new(args, baseline, flow);
     report.placement_only_cpu = baseline_cpu;
     println!("{}", report.table());
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    let svg_path = args.out.with_extension("svg");
-    std::fs::write(&svg_path, report.chart())
-        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let svg_path = crate::bench::report::write_with_chart(&args.out, &report, &report.chart())?;
     let mut windows = vec![("whole flow", &report.flow.cpu)];
     if let Some(cpu) = &report.placement_only_cpu {
         windows.insert(0, ("placement only", cpu));

@@ -83,14 +83,8 @@ pub async fn place(settings: &Settings, args: &BenchPlaceArgs) -> anyhow::Result
     let report = outcome?;
 
     println!("{}", report.table());
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    let svg_path = args.out.with_extension("svg");
-    std::fs::write(&svg_path, svg::chart(&report))
-        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let svg_path =
+        crate::bench::report::write_with_chart(&args.out, &report, &svg::chart(&report))?;
     let windows: Vec<(&str, &cpu::CpuReport)> = [
         ("pipeline", report.cpu.as_ref()),
         ("baseline INSERT", report.baseline_cpu.as_ref()),

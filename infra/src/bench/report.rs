@@ -303,6 +303,24 @@ fn timeline(per_second: &[u64], lags: impl Iterator<Item = (Duration, Duration)>
         .collect()
 }
 
+/// Writes `report` as JSON to `out` (making its folder) and `svg` beside it (`out` with the
+/// extension `svg`); returns the chart's path.
+pub fn write_with_chart(
+    out: &std::path::Path,
+    report: &impl serde::Serialize,
+    svg: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let svg_path = out.with_extension("svg");
+    std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    Ok(svg_path)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
