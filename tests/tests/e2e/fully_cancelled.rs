@@ -126,10 +126,23 @@ async fn cancelling_every_line_one_request_at_a_time_cancels_the_order_everywher
         .wait_for_event(&order_id, "PaymentCaptured", 1)
         .await;
 
+    // The fulfillment worker appends to the order meanwhile; a 409 concurrency-conflict says
+    // "retry it", and a client does, with the same key.
     let cancel = |key: &'static str, body: Value| {
         let api = &f.world.api;
         let path = format!("/v1/orders/{order_id}/lines/cancel");
-        async move { api.post_json(&path, SERVICE_KEY, key, &body).await }
+        async move {
+            let mut attempts = 0;
+            loop {
+                let response = api.post_json(&path, SERVICE_KEY, key, &body).await;
+                attempts += 1;
+                let conflict = response.problem_slug().as_deref() == Some("concurrency-conflict");
+                if !conflict || attempts == 5 {
+                    return response;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
     };
     // Some units first: the order is still confirmed.
     let first = cancel(
