@@ -290,6 +290,29 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub lookup_failure_window_secs: u64,
 
+    /// Where the staff screens send actions: the command API's base URL (default: this
+    /// process's own command API when it serves one, else `http://WAYBILL_COMMAND_ADDR`).
+    #[arg(long, env = "WAYBILL_COMMAND_API_URL", global = true)]
+    pub command_api_url: Option<String>,
+    /// The origin browsers reach the staff screens at (`https://console.example.com`): form
+    /// POSTs must come from it, and `https://` makes the session cookie `Secure`. Unset: the
+    /// request's own host.
+    #[arg(long, env = "WAYBILL_CONSOLE_ORIGIN", global = true)]
+    pub console_origin: Option<String>,
+    /// Mark the session cookie `Secure` whatever WAYBILL_CONSOLE_ORIGIN says (TLS is
+    /// terminated in front of the query API).
+    #[arg(
+        long,
+        env = "WAYBILL_CONSOLE_SECURE_COOKIES",
+        global = true,
+        default_value_t = false
+    )]
+    pub console_secure_cookies: bool,
+    /// Longest life of a staff screens session, in seconds (a JWT's own expiry shortens it).
+    #[arg(long, env = "WAYBILL_CONSOLE_SESSION_SECS", global = true, default_value_t = 8 * 3600,
+        value_parser = clap::value_parser!(u64).range(60..=7 * 86_400))]
+    pub console_session_secs: u64,
+
     /// Command API group commit: most commands per transaction (1 = one per command).
     #[arg(long, env = "WAYBILL_COMMIT_BATCH_MAX", global = true)]
     pub commit_batch_max: Option<usize>,

@@ -315,6 +315,11 @@ pub async fn start(
                 let listener = bind(addresses.query, "query API").await?;
                 running.query_addr = Some(listener.local_addr()?);
                 let mut config = query_config(settings, secrets, jwt.clone())?;
+                if settings.command_api_url.is_none() {
+                    if let Some(own) = running.command_addr {
+                        config.screens.command_api_url = Some(format!("http://{own}"));
+                    }
+                }
                 config.readiness = readiness.clone();
                 config.search = search.clone();
                 config.events = Some(waybill_write_side::event_store::EventStore::new(require(
@@ -362,6 +367,17 @@ pub fn query_config(
         waybill_query_api::client_ip::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("WAYBILL_TRUSTED_PROXIES: {e}"))?;
     config.warehouse = Some(settings.warehouse.config());
+    config.screens = waybill_query_api::screens::ScreensConfig {
+        command_api_url: Some(
+            settings
+                .command_api_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.command_addr)),
+        ),
+        session_ttl: std::time::Duration::from_secs(settings.console_session_secs),
+        public_origin: settings.console_origin.clone(),
+        secure_cookies: settings.console_secure_cookies,
+    };
     Ok(config)
 }
 

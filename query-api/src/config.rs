@@ -52,6 +52,8 @@ pub struct QueryApiConfig {
     pub events: Option<waybill_write_side::event_store::EventStore>,
     /// The ClickHouse warehouse the finance endpoints read; `None` answers them 503.
     pub warehouse: Option<waybill_projectors::WarehouseConfig>,
+    /// The staff screens: sessions, cookies, where actions are sent.
+    pub screens: crate::screens::ScreensConfig,
 }
 
 impl QueryApiConfig {
@@ -75,6 +77,7 @@ impl QueryApiConfig {
             search: None,
             events: None,
             warehouse: None,
+            screens: crate::screens::ScreensConfig::default(),
         }
     }
 

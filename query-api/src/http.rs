@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
 use crate::rate_limit::Limiter;
-use crate::{finance, history, me, openapi, page, search, store_credit, tracking};
+use crate::{finance, history, me, openapi, page, screens, search, store_credit, tracking};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -70,6 +70,7 @@ pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
             get(finance::get_reconciliation),
         )
         .route("/v1/finance/metrics", get(finance::get_metrics))
+        .merge(screens::routes())
         .route("/openapi.json", get(openapi::serve_document))
         .route("/health", get(health))
         .route("/live", get(waybill_write_side::readiness::live))

@@ -7,7 +7,8 @@
 //! server-rendered tracking page has live updates and an order-number lookup form (`/track`,
 //! [`page`]). Agents search orders (`GET /v1/search/orders`) in the index the search projector
 //! keeps and read one order's detail (`GET /v1/agent/orders/{id}`). The finance endpoints
-//! (`/v1/finance/...`, role finance) read the ClickHouse warehouse.
+//! (`/v1/finance/...`, role finance) read the ClickHouse warehouse. Staff screens (the agent
+//! console, the finance page) are server-rendered in [`screens`], signed in with a session cookie.
 //!
 //! The crate never installs a tracing subscriber or a metrics recorder; the `waybill` binary does,
 //! and serves `GET /metrics` on its own listener (never this public port). `/live` and `/ready`
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod page;
 pub mod problem;
 pub mod rate_limit;
+pub mod screens;
 pub mod search;
 pub mod store_credit;
 pub mod tracking;

@@ -480,8 +480,21 @@ pub async fn agent_order(
         None => None,
     };
     let wanted = min_version.max(from_token);
-    let index = search_backend(&state)?;
-    let document = wait_for_document(&state, index, order, wanted).await?;
+    let body = load_agent_order(&state, order, wanted).await?;
+    let stale = body.consistency.stale;
+    Ok(with_stale_header(Json(body).into_response(), stale))
+}
+
+/// One order as agents see it (tracking view, search document, full timeline), after waiting
+/// (bounded) for its search document and tracking view to reach `wanted`: the detail endpoint and the console's
+/// order page both read it here.
+pub(crate) async fn load_agent_order(
+    state: &AppState,
+    order: OrderId,
+    wanted: Option<i64>,
+) -> Result<AgentOrderResponse, Problem> {
+    let index = search_backend(state)?;
+    let document = wait_for_document(state, index, order, wanted).await?;
 
     let events = state.config.events.as_ref().ok_or_else(|| {
         tracing::error!("agent order detail requested but no event store is configured");
@@ -495,10 +508,14 @@ pub async fn agent_order(
         return Err(Problem::OrderNotFound);
     }
     let timeline = stream.iter().map(InternalTimelineEntry::of).collect();
-    let tracking = crate::tracking::read_tracking(&state, order).await?;
+    // The tracking view (every event advances its version) is waited for too, so a page
+    // after a command shows the change in both.
+    let mut redis = state.redis.clone();
+    let tracking = crate::tracking::read_until(state, &mut redis, order, wanted).await?;
     let version = document.as_ref().map_or(0, |d| d.version);
-    let stale = wanted.is_some_and(|w| version < w);
-    let body = AgentOrderResponse {
+    let tracking_version = tracking.as_ref().map_or(0, |t| t.version);
+    let stale = wanted.is_some_and(|w| version < w || tracking_version < w);
+    Ok(AgentOrderResponse {
         tracking,
         document,
         timeline,
@@ -507,8 +524,7 @@ pub async fn agent_order(
             requested_version: wanted,
             view_version: version,
         },
-    };
-    Ok(with_stale_header(Json(body).into_response(), stale))
+    })
 }
 
 #[cfg(test)]

@@ -254,15 +254,6 @@ pub(crate) fn requested_version(
     Ok(from_min.max(from_token))
 }
 
-/// The order's tracking view as stored now (no waiting), for the agents' order detail.
-pub(crate) async fn read_tracking(
-    state: &AppState,
-    order: OrderId,
-) -> Result<Option<TrackingView>, Problem> {
-    let mut redis = state.redis.clone();
-    read_view(&mut redis, &state.config.tracking_key(order.as_uuid())).await
-}
-
 /// Reads the view, and while a requested version is not reached, polls until the bound.
 pub(crate) async fn read_until(
     state: &AppState,

@@ -210,6 +210,37 @@ impl Currency {
             width = exp as usize
         )
     }
+
+    /// The inverse of [`Currency::format_minor`] for amounts people type: a non-negative
+    /// decimal with at most this currency's exponent of digits after the point, as minor
+    /// units (`12.5` USD → 1250, `500` JPY → 500; `1.005` USD and `5.5` JPY are refused).
+    pub fn parse_major(&self, raw: &str) -> Result<i64, ValueError> {
+        let raw = raw.trim();
+        let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let exp = usize::from(self.exponent());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) || raw.ends_with('.') {
+            return Err(ValueError::BadCharacters {
+                allowed: "digits and one decimal point",
+            });
+        }
+        if fraction.len() > exp {
+            return Err(ValueError::TooLong { max: exp });
+        }
+        let scale = 10_i64.pow(exp as u32);
+        let whole: i64 = whole.parse().map_err(|_| ValueError::Overflow)?;
+        let fraction: i64 = if fraction.is_empty() {
+            0
+        } else {
+            format!("{fraction:0<exp$}")
+                .parse()
+                .map_err(|_| ValueError::Overflow)?
+        };
+        whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(fraction))
+            .ok_or(ValueError::Overflow)
+    }
 }
 
 impl fmt::Display for Currency {
@@ -433,6 +464,35 @@ impl IdempotencyKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn typed_amounts_parse_by_the_currency_exponent_and_round_trip_with_format_minor() {
+        let usd = Currency::parse("USD").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        assert_eq!(usd.parse_major("12.5"), Ok(1250));
+        assert_eq!(usd.parse_major(" 12.50 "), Ok(1250));
+        assert_eq!(usd.parse_major("7"), Ok(700));
+        assert_eq!(jpy.parse_major("500"), Ok(500));
+        assert_eq!(kwd.parse_major("1.5"), Ok(1500));
+        assert!(
+            usd.parse_major("1.005").is_err(),
+            "more digits than the exponent"
+        );
+        assert!(jpy.parse_major("5.5").is_err());
+        for bad in ["", "-1", "1,00", "1.", ".5", "1e3", "abc"] {
+            assert!(usd.parse_major(bad).is_err(), "{bad:?}");
+        }
+        for minor in [0, 1, 99, 100, 123_456] {
+            for currency in [usd, jpy, kwd] {
+                assert_eq!(
+                    currency.parse_major(&currency.format_minor(minor)),
+                    Ok(minor)
+                );
+            }
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -1,7 +1,8 @@
-//! Headless Chromium driven over the DevTools protocol (CDP), for the tracking-page test: launch
-//! Debian's `chromium` (installed by `infra/scripts/ensure-browser.sh`), open the page target's
-//! websocket and send commands (navigate, evaluate JavaScript, screenshot). A dozen lines of
-//! protocol instead of a CDP crate: the test needs four commands.
+//! Headless Chromium driven over the DevTools protocol (CDP), for the tracking page and the staff
+//! screens: launch Debian's `chromium` (installed by `infra/scripts/ensure-browser.sh`), open the
+//! page target's websocket and send commands (navigate, evaluate JavaScript, screenshot, read
+//! cookies, change the viewport). On top of those, what a person does: fill a field, click and
+//! wait for the next page, wait for a text. A few dozen lines of protocol instead of a CDP crate.
 //!
 //! A missing browser fails the test (with the command that installs it) instead of skipping it,
 //! so CI cannot go green without having run it.
@@ -249,6 +250,85 @@ impl Browser {
     }
 }
 
+/// A JavaScript string literal of `text` (JSON strings are JavaScript strings).
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serialises")
+}
+
+impl Browser {
+    /// Sets the value of the form field `selector` as typing would (fires `input`/`change`).
+    pub async fn fill(&mut self, selector: &str, value: &str) {
+        let done = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e) return false; \
+                 e.focus(); e.value = {val}; \
+                 e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+                 e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
+                sel = js(selector),
+                val = js(value)
+            ))
+            .await;
+        assert_eq!(done, json!(true), "no field {selector} to fill");
+    }
+
+    /// Clicks `selector` and waits until the page it leads to has loaded (a form submit or a
+    /// link): the old document is marked first, so a click that goes nowhere fails the wait.
+    pub async fn click_and_wait(&mut self, selector: &str) {
+        self.eval("window.__waybillOldPage = true").await;
+        let clicked = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e) return false; \
+                 e.click(); return true; }})()",
+                sel = js(selector)
+            ))
+            .await;
+        assert_eq!(clicked, json!(true), "nothing to click at {selector}");
+        self.wait_for(
+            &format!("the page after clicking {selector}"),
+            "window.__waybillOldPage !== true && document.readyState === 'complete'",
+        )
+        .await;
+    }
+
+    /// Waits until the page's visible text contains `text`.
+    pub async fn wait_for_text(&mut self, text: &str) {
+        self.wait_for(
+            &format!("the text {text:?}"),
+            &format!(
+                "document.body !== null && document.body.innerText.includes({})",
+                js(text)
+            ),
+        )
+        .await;
+    }
+
+    /// The page's visible text.
+    pub async fn text(&mut self) -> String {
+        self.eval("document.body ? document.body.innerText : ''")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Makes the viewport `width`×`height` CSS pixels (`mobile`: a phone's touch viewport).
+    pub async fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+    }
+
+    /// Every cookie the browser holds, as CDP reports them (`name`, `value`, `httpOnly`,
+    /// `secure`, `sameSite`, `expires`, ...).
+    pub async fn cookies(&mut self) -> Vec<Value> {
+        self.call("Network.enable", json!({})).await;
+        let result = self.call("Network.getAllCookies", json!({})).await;
+        result["cookies"].as_array().cloned().unwrap_or_default()
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -262,4 +342,13 @@ pub fn artifact_path(name: &str) -> PathBuf {
         .join("target")
         .join("e2e-artifacts")
         .join(name)
+}
+
+/// `target/screens/<name>.png`: the screens' screenshots, for a person to look at.
+pub fn screen_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("screens")
+        .join(format!("{name}.png"))
 }

@@ -29,6 +29,7 @@ mod poll;
 pub mod private_postgres;
 mod process;
 mod redis_server;
+pub mod screens;
 mod secure_nats;
 mod tcp_proxy;
 

@@ -8,13 +8,14 @@ mod dto;
 pub mod handlers;
 mod params;
 
+pub(crate) use dto::csv;
 pub use dto::{
     Cancellations, MetricsResponse, Payout, PayoutLine, PayoutLinesResponse, PayoutsResponse,
     ReconciledItem, ReconciliationResponse, ReconciliationTotal, ReturnRate, StageCount, StageTime,
     SummaryResponse, SummaryRow,
 };
 pub use handlers::{get_metrics, get_payout_lines, get_payouts, get_reconciliation, get_summary};
-pub use params::FinanceParams;
+pub use params::{FinanceParams, Format};
 
 use axum::http::{header, HeaderMap};
 use waybill_projectors::warehouse::finance::Finance;
@@ -52,7 +53,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
 }
 
 /// The warehouse queries, or 503 when no warehouse is configured.
-fn finance(state: &AppState) -> Result<Finance, Problem> {
+pub(crate) fn finance(state: &AppState) -> Result<Finance, Problem> {
     state
         .config
         .warehouse
@@ -64,7 +65,7 @@ fn finance(state: &AppState) -> Result<Finance, Problem> {
 }
 
 /// Logs a warehouse failure and answers 503.
-fn unavailable(error: waybill_projectors::warehouse::WarehouseError) -> Problem {
+pub(crate) fn unavailable(error: waybill_projectors::warehouse::WarehouseError) -> Problem {
     tracing::warn!(%error, "finance query failed");
     Problem::Unavailable {
         what: "the analytics warehouse",

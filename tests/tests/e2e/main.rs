@@ -9,6 +9,7 @@ mod cancellation;
 mod checkout;
 mod checkout_resilience;
 mod compose;
+mod console;
 mod contract;
 mod database_sessions;
 mod edits;
