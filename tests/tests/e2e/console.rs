@@ -209,7 +209,7 @@ async fn staff_screens_admit_only_staff_roles_with_safe_cookies_and_refuse_forge
     assert_eq!(short.get("/console").await.status, 200);
 
     // Every page by role.
-    let mut sessions = vec![
+    let mut sessions = [
         ("agent", agent),
         ("admin", signed_in(&base, ADMIN_KEY).await),
         ("finance", signed_in(&base, FINANCE_KEY).await),
