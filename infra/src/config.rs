@@ -879,6 +879,8 @@ pub enum View {
     Tracking,
     /// The agents' search index (Tantivy: stop the projector first).
     Search,
+    /// The customer notifications' per-order state; sends nothing.
+    Notifications,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -131,6 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             view: View::Tracking,
         } => rebuild::tracking(&settings).await,
         Command::Rebuild { view: View::Search } => rebuild::search(&settings).await,
+        Command::Rebuild {
+            view: View::Notifications,
+        } => rebuild::notifications(&settings).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
         Command::Bench {
             bench: Bench::Place(args),

@@ -1,4 +1,4 @@
-//! `waybill rebuild tracking` and `waybill rebuild search`: replay the event log into a fresh
+//! `waybill rebuild tracking|search|notifications`: replay the event log into a fresh
 //! copy of the view and swap it in, printing progress. The live projector may keep running,
 //! except for a Tantivy search index (one writer per directory: stop the projector first).
 
@@ -71,6 +71,42 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
         report.target,
         report.events,
         report.documents,
+        report.unappliable
+    );
+    Ok(())
+}
+
+/// `waybill rebuild notifications`: rebuilds every order's notification state into a staging
+/// prefix and switches it in order by order, sending nothing. The live projector keeps running.
+pub async fn notifications(settings: &Settings) -> anyhow::Result<()> {
+    let pool = crate::migrate::connect(&settings.database_url, 4).await?;
+    let total = count_events(&pool).await?;
+    let redis = services::connect_redis(&settings.redis_url).await?;
+    let config = services::projector_config(settings);
+    let secrets = crate::secrets::Secrets::resolve(settings)?;
+    let notifications = services::notifications_config(settings, &secrets);
+    eprintln!(
+        "rebuilding notification states under prefix '{}' from {total} events (nothing is sent)",
+        settings.redis_prefix
+    );
+    let started = Instant::now();
+    let mut progress = LogProgress::new("notifications", total.max(0) as u64);
+    let report = waybill_projectors::views::notifications::rebuild_notifications(
+        &config,
+        &notifications,
+        pool,
+        redis,
+        |done| progress.update(done),
+    )
+    .await
+    .context("rebuilding the notifications view")?;
+    progress.finish(report.events);
+    println!(
+        "rebuilt notifications in {:.1}s: {} events, {} order states, {} switched in, {} left out (unappliable), 0 messages sent",
+        started.elapsed().as_secs_f64(),
+        report.events,
+        report.states,
+        report.switched,
         report.unappliable
     );
     Ok(())

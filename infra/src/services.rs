@@ -512,6 +512,17 @@ mod projector {
         config
     }
 
+    /// Where the notifications view writes and how it signs its tracking links.
+    pub fn notifications_config(settings: &Settings, secrets: &Secrets) -> NotificationsConfig {
+        let mut notifications = NotificationsConfig::new(
+            settings.checkout.notifications_dir.clone(),
+            settings.checkout.public_tracking_url.clone(),
+            Vec::new(),
+        );
+        notifications.tracking = secrets.tracking.clone();
+        notifications
+    }
+
     /// What every view needs to start.
     #[derive(Clone)]
     struct Inputs {
@@ -537,15 +548,7 @@ mod projector {
         let inputs = Inputs {
             config: config(settings),
             settings: settings.clone(),
-            notifications: {
-                let mut notifications = NotificationsConfig::new(
-                    settings.checkout.notifications_dir.clone(),
-                    settings.checkout.public_tracking_url.clone(),
-                    Vec::new(),
-                );
-                notifications.tracking = secrets.tracking.clone();
-                notifications
-            },
+            notifications: notifications_config(settings, secrets),
             pool,
             js: async_nats::jetstream::new(nats),
             redis,
@@ -890,6 +893,7 @@ mod sandbox {
 }
 
 pub use projector::config as projector_config;
+pub use projector::notifications_config;
 
 /// A JSON config file at `path`, or the bundled one; `what` names it in errors.
 fn file_or_bundled<T, E: std::fmt::Display>(

@@ -16,6 +16,8 @@ pub mod views;
 pub mod warehouse;
 
 #[cfg(test)]
+mod compliance;
+#[cfg(test)]
 mod testing;
 
 use std::future::Future;

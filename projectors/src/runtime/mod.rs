@@ -16,12 +16,14 @@ mod dead_letter;
 mod lag;
 pub mod leases;
 mod partitions;
+pub mod replay;
 mod stall;
 
 pub use catch_up::{catch_up, fill_gap, CatchUpError};
 pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_stream};
 pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
 pub use partitions::Sharing;
+pub use replay::{replay_log, switch_streams, ReplayError, ReplayReport, SwitchReport};
 pub use stall::{Phase, StallClock};
 
 use std::future::Future;

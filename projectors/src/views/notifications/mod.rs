@@ -18,6 +18,7 @@
 
 mod apply;
 mod email_html;
+mod rebuild;
 mod render;
 mod sink;
 mod store;
@@ -25,6 +26,9 @@ mod store;
 mod tests;
 
 pub use apply::{apply, NotificationState};
+pub use rebuild::{
+    rebuild_notifications, NotificationsRebuildError, NotificationsRebuildReport, Withheld,
+};
 pub use render::{render, Links, Medium, Notification, NotificationKind, OrderContact};
 pub use sink::{FileSink, NotificationSink, SinkError};
 pub use store::NotificationStore;
@@ -128,6 +132,7 @@ pub struct NotificationsProjection<S> {
     sink: S,
     links: Links,
     stale_after: Option<Duration>,
+    replaying: bool,
 }
 
 impl<S: NotificationSink> NotificationsProjection<S> {
@@ -137,7 +142,15 @@ impl<S: NotificationSink> NotificationsProjection<S> {
             sink,
             links: config.links(),
             stale_after: config.stale_after,
+            replaying: false,
         }
+    }
+
+    /// The view as a rebuild runs it: states are written, messages are decided and dropped,
+    /// never handed to the sink (a replay of the log must not mail anyone again).
+    pub fn replaying(mut self) -> Self {
+        self.replaying = true;
+        self
     }
 
     pub fn store(&self) -> &NotificationStore {
@@ -186,6 +199,11 @@ impl<S: NotificationSink> View for NotificationsProjection<S> {
         for mut write in writes {
             outgoing.append(&mut write.state.outgoing);
             states.push((write.expected_version, write.state));
+        }
+        if self.replaying {
+            metrics::counter!("waybill_notifications_replayed_total")
+                .increment(outgoing.len() as u64);
+            outgoing.clear();
         }
         let (fresh, stale) = split_stale(outgoing, Utc::now(), self.stale_after);
         if stale > 0 {

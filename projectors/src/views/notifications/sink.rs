@@ -30,6 +30,8 @@ pub enum SinkError {
     },
     #[error("notification sink task failed: {0}")]
     Task(String),
+    #[error("notification refused: {0}")]
+    Refused(String),
 }
 
 /// Takes messages for delivery. Idempotent per [`Notification::id`]: handing over a message

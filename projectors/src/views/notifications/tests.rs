@@ -369,3 +369,51 @@ fn env_links() -> Links {
         tracking: TrackingKeys::new(SECRET),
     }
 }
+
+#[tokio::test]
+async fn a_rebuild_restores_lost_and_stale_states_and_sends_nothing() {
+    let env = Env::new().await;
+    let orders: Vec<OrderId> = (0..5).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    for order in &orders {
+        log.push(placed_event_with_phone(*order, 1));
+        log.push(cancelled_event(*order, 2));
+    }
+    seed(&env.pool, &log).await;
+    // Live: order 0 stale at v1, order 1 current, the rest lost (a flushed Redis).
+    let links = env.notifications.links();
+    let mut stale = apply(None, &log[0], &links).expect("placed");
+    stale.outgoing.clear();
+    let mut current = apply(None, &log[2], &links).expect("placed");
+    current = apply(Some(&current), &log[3], &links).expect("cancelled");
+    current.outgoing.clear();
+    env.store
+        .compare_and_set(&[(0, stale), (0, current.clone())])
+        .await
+        .expect("seed live states");
+
+    let mut pages = 0;
+    let report = rebuild_notifications(
+        &env.config,
+        &env.notifications,
+        env.pool.clone(),
+        env.store.connection(),
+        |_| pages += 1,
+    )
+    .await
+    .expect("rebuild");
+
+    assert_eq!(report.events, 10);
+    assert_eq!(report.states, 5);
+    assert_eq!(report.switched, 4, "all but the current one: {report:?}");
+    assert!(pages >= 2, "progress after every page");
+    for order in &orders {
+        let state = env.store.get(*order).await.expect("read").expect("state");
+        assert_eq!(state.version, 2);
+        assert_eq!(state.contact.order_id, *order);
+        assert_eq!(state.contact.phone.as_deref(), Some("+1 217 555 0142"));
+    }
+    assert_eq!(env.store.get(orders[1]).await.expect("read"), Some(current));
+    assert_eq!(env.message_files(), BTreeSet::new(), "nothing was sent");
+    env.cleanup().await;
+}

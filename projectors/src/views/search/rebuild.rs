@@ -1,5 +1,5 @@
-//! `rebuild search`: replays the event log into a search index, page by page, committing once
-//! per page.
+//! `rebuild search`: replays the event log into a search index with the runtime's replay
+//! ([`crate::runtime::replay_log`]), page by page, one upsert (commit) per page.
 //!
 //! - Elasticsearch/OpenSearch API: into a new versioned index while the alias keeps serving the
 //!   old one; then the alias is swapped in one call and events recorded since the replay's last
@@ -8,16 +8,17 @@
 //! - Tantivy: in place, after removing every document; Tantivy allows one writer per directory,
 //!   so the search projector must be stopped first (the open fails otherwise).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
-use waybill_schemas::views::OrderDocument;
-use waybill_schemas::{EventEnvelope, OrderId};
+use chrono::Duration;
 use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor};
 
-use crate::runtime::CatchUpError;
+use crate::runtime::replay::resume_after;
+use crate::runtime::{replay_log, ReplayError, ReplayReport};
 
-use super::{apply, ElasticIndex, SearchBackend, SearchError, SearchIndex, TantivyIndex};
+use super::{
+    ElasticIndex, SearchBackend, SearchError, SearchIndex, SearchProjection, TantivyIndex,
+};
 
 /// How far before the replay's last event the post-swap catch-up starts reading again.
 const CATCH_UP_MARGIN_SECS: i64 = 10;
@@ -28,6 +29,8 @@ pub enum SearchRebuildError {
     EventStore(#[from] EventStoreError),
     #[error("writing the search index failed: {0}")]
     Search(#[from] SearchError),
+    #[error("search documents kept changing under the rebuild: {0}")]
+    Contended(String),
 }
 
 /// What a rebuild did.
@@ -52,52 +55,29 @@ pub async fn rebuild_search(
     mut progress: impl FnMut(u64),
 ) -> Result<SearchRebuildReport, SearchRebuildError> {
     let mut report = SearchRebuildReport::default();
-    let mut written = std::collections::HashSet::new();
+    let mut written = BTreeSet::new();
     match backend {
         SearchBackend::Tantivy(index) => {
             index.clear().await?;
             report.target = index.dir().display().to_string();
-            replay(
-                events,
-                &index,
-                None,
-                page_size,
-                &mut report,
-                &mut written,
-                &mut progress,
-            )
-            .await?;
+            let replayed = replay(events, index, None, page_size, &mut progress).await?;
+            report.absorb(replayed, &mut written);
         }
         SearchBackend::Elastic(alias) => {
             let name = alias.create_index().await?;
             let fresh: ElasticIndex = alias.on_index(&name);
-            let last = replay(
-                events,
-                &fresh,
-                None,
-                page_size,
-                &mut report,
-                &mut written,
-                &mut progress,
-            )
-            .await?;
+            let replayed = replay(events, fresh, None, page_size, &mut progress).await?;
+            let last = replayed.last_recorded;
+            let done = replayed.events;
+            report.absorb(replayed, &mut written);
             alias.swap_alias(&name).await?;
-            let from = last.map(|at| ReadAllCursor {
-                recorded_at: at - Duration::seconds(CATCH_UP_MARGIN_SECS),
-                stream_id: String::new(),
-                stream_version: 0,
-            });
-            if from.is_some() {
-                replay(
-                    events,
-                    &alias,
-                    from,
-                    page_size,
-                    &mut report,
-                    &mut written,
-                    &mut progress,
-                )
+            if let Some(last) = last {
+                let from = resume_after(last, Duration::seconds(CATCH_UP_MARGIN_SECS));
+                let caught_up = replay(events, alias, Some(from), page_size, &mut |n| {
+                    progress(done + n)
+                })
                 .await?;
+                report.absorb(caught_up, &mut written);
             }
             report.target = name;
         }
@@ -106,86 +86,37 @@ pub async fn rebuild_search(
     Ok(report)
 }
 
-/// Applies every event after `from` to `index`'s documents, one upsert per page. Returns when
-/// the last event read was recorded.
-async fn replay<I: SearchIndex>(
-    events: &EventStore,
-    index: &I,
-    from: Option<ReadAllCursor>,
-    page_size: i64,
-    report: &mut SearchRebuildReport,
-    written_orders: &mut std::collections::HashSet<String>,
-    progress: &mut impl FnMut(u64),
-) -> Result<Option<DateTime<Utc>>, SearchRebuildError> {
-    let mut cursor = from;
-    let mut last_recorded = None;
-    let mut broken = std::collections::HashSet::new();
-    loop {
-        let (page, next) = events.read_all_page(cursor.take(), page_size).await?;
-        report.events += page.len() as u64;
-        if let Some(last) = page.last() {
-            last_recorded = Some(last.recorded_at);
-        }
-        let mut by_stream: BTreeMap<String, Vec<EventEnvelope>> = BTreeMap::new();
-        for event in page {
-            if OrderId::from_stream_id(&event.stream_id).is_some()
-                && !broken.contains(&event.stream_id)
-            {
-                by_stream
-                    .entry(event.stream_id.clone())
-                    .or_default()
-                    .push(event);
-            }
-        }
-        let ids: Vec<String> = by_stream
-            .keys()
-            .filter_map(|s| OrderId::from_stream_id(s).map(|id| id.to_string()))
-            .collect();
-        let current = index.get(&ids).await?;
-        let mut documents = Vec::new();
-        for ((stream_id, mut stream_events), document) in by_stream.into_iter().zip(current) {
-            stream_events.sort_by_key(|e| e.stream_version);
-            let before = document.as_ref().map_or(0, |d| d.version);
-            match catch_up(events, document, stream_events).await? {
-                Ok(Some(document)) if document.version > before => documents.push(document),
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(stream_id, error = %err, "order left out of the search rebuild");
-                    report.unappliable += 1;
-                    broken.insert(stream_id);
-                }
-            }
-        }
-        let ids: Vec<String> = documents.iter().map(|d| d.order_id.clone()).collect();
-        let written = index.upsert(documents).await?;
-        for (id, written) in ids.into_iter().zip(written) {
-            if written {
-                written_orders.insert(id);
-            }
-        }
-        progress(report.events);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(last_recorded),
-        }
+impl SearchRebuildReport {
+    fn absorb(&mut self, replayed: ReplayReport, written: &mut BTreeSet<String>) {
+        self.events += replayed.events;
+        self.unappliable += replayed.unappliable;
+        written.extend(replayed.written);
     }
 }
 
-/// Applies `events` (ascending) to `document` with the runtime's gap filling. The inner `Err`
-/// means the order's events do not apply or are not all in the log.
-async fn catch_up(
-    store: &EventStore,
-    document: Option<OrderDocument>,
-    events: Vec<EventEnvelope>,
-) -> Result<Result<Option<OrderDocument>, CatchUpError<SearchError>>, SearchRebuildError> {
-    Ok(crate::runtime::catch_up(
-        store,
-        document,
-        |d: &OrderDocument| d.version,
+/// Replays the log after `from` into `index` with the runtime's replay (one upsert per page).
+async fn replay<I: SearchIndex>(
+    events: &EventStore,
+    index: I,
+    from: Option<ReadAllCursor>,
+    page_size: i64,
+    progress: &mut impl FnMut(u64),
+) -> Result<ReplayReport, SearchRebuildError> {
+    replay_log(
         events,
-        apply,
+        &SearchProjection::new(index),
+        from,
+        page_size,
+        progress,
     )
-    .await?)
+    .await
+    .map_err(|error| match error {
+        ReplayError::EventStore(error) => SearchRebuildError::EventStore(error),
+        ReplayError::View(error) => SearchRebuildError::Search(error),
+        contended @ ReplayError::Contended { .. } => {
+            SearchRebuildError::Contended(contended.to_string())
+        }
+    })
 }
 
 /// Opens the configured backend for a rebuild: the Tantivy writer (fails while the projector

@@ -60,11 +60,23 @@ pub enum TrackingError {
 #[derive(Clone)]
 pub struct TrackingProjection {
     store: TrackingStore,
+    indexing: bool,
 }
 
 impl TrackingProjection {
     pub fn new(store: TrackingStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            indexing: true,
+        }
+    }
+    /// The view writing a rebuild's staging copy: views only, no customer or lookup index
+    /// entries (the switch writes those under the live prefix).
+    pub fn staging(store: TrackingStore) -> Self {
+        Self {
+            store,
+            indexing: false,
+        }
     }
     pub fn store(&self) -> &TrackingStore {
         &self.store
@@ -111,7 +123,10 @@ impl View for TrackingProjection {
         // the view write is repaired by the redelivery that writes both again.
         let indexed: Vec<&TrackingView> = writes
             .iter()
-            .filter(|w| w.expected_version == 0 || !w.state.payment.store_credits.is_empty())
+            .filter(|w| {
+                self.indexing
+                    && (w.expected_version == 0 || !w.state.payment.store_credits.is_empty())
+            })
             .map(|w| &w.state)
             .collect();
         self.store.index(&indexed).await?;
