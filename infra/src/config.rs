@@ -253,6 +253,17 @@ pub struct Settings {
         default_value_t = 2_000
     )]
     pub query_max_wait_ms: u64,
+    /// Open tracking pages and read-your-writes waits are woken by the tracking view's change
+    /// announcements (one Redis subscription per query instance); `false` makes them poll
+    /// Redis as before (every 250 ms / 5 ms).
+    #[arg(
+        long,
+        env = "WAYBILL_QUERY_LIVE_PUSH",
+        global = true,
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub query_live_push: bool,
     /// Requests per WAYBILL_QUERY_RATE_WINDOW_SECS per client on the public (customer)
     /// endpoints, counted in Redis across every query API instance; 0 disables the limit.
     #[arg(
@@ -934,6 +945,31 @@ pub enum Bench {
     /// synthetic events; events/s and CPU per event beside a plain table scan and the
     /// pre-index statement.
     LogRead(BenchLogReadArgs),
+    /// Open live tracking pages (server-sent events) on one query instance: idle CPU with and
+    /// without them, and update latency from the event's append to every page.
+    LivePages(BenchLivePagesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchLivePagesArgs {
+    /// Open pages (event streams), spread evenly over the orders.
+    #[arg(long, default_value_t = 10_000)]
+    pub pages: usize,
+    /// Orders placed; each is cancelled once to send its pages an update.
+    #[arg(long, default_value_t = 20)]
+    pub orders: usize,
+    /// Seconds of each idle CPU window (without pages, then with them).
+    #[arg(long, default_value_t = 10)]
+    pub idle_seconds: u64,
+    /// Milliseconds between two cancellations.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Internal: run as the page client the bench starts (reads page URLs on stdin).
+    #[arg(long, hide = true)]
+    pub pages_client: bool,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/live-pages.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

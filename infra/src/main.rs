@@ -162,6 +162,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::LogRead(args),
         } => bench::log_read(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::LivePages(args),
+        } => bench::live_pages(&settings, &args).await,
         Command::Config { .. } => Ok(()),
     }
 }

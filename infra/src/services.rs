@@ -378,6 +378,14 @@ pub fn query_config(
         public_origin: settings.console_origin.clone(),
         secure_cookies: settings.console_secure_cookies,
     };
+    if settings.query_live_push {
+        let client = redis::Client::open(settings.redis_url.as_str())
+            .with_context(|| format!("REDIS_URL {} is not a Redis URL", settings.redis_url))?;
+        config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
+            client,
+            &settings.redis_prefix,
+        ));
+    }
     Ok(config)
 }
 

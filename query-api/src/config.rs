@@ -40,8 +40,13 @@ pub struct QueryApiConfig {
     pub lookup_failures_per_order: Option<Quota>,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (none: the peer is).
     pub trusted_proxies: TrustedProxies,
-    /// How often an open tracking page's event stream checks its order for changes.
+    /// How often an open tracking page's event stream checks its order for changes when there
+    /// is no change feed.
     pub live_poll_interval: Duration,
+    /// The tracking view's change announcements (one Redis subscription per instance): open
+    /// pages and read-your-writes waits re-read when their order changes instead of polling.
+    /// `None`: they poll (`live_poll_interval`, `poll_interval`).
+    pub changes: Option<waybill_projectors::views::tracking::ChangeFeed>,
     /// Whole-request timeout (must exceed `max_wait`).
     pub request_timeout: Duration,
     /// The dependencies `GET /ready` checks (the binary registers what it connected).
@@ -72,6 +77,7 @@ impl QueryApiConfig {
             lookup_failures_per_order: Some(Quota::new(10, Duration::from_secs(3600))),
             trusted_proxies: TrustedProxies::default(),
             live_poll_interval: Duration::from_millis(250),
+            changes: None,
             request_timeout: Duration::from_secs(10),
             readiness: Readiness::new(),
             search: None,

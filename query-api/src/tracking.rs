@@ -263,6 +263,11 @@ pub(crate) async fn read_until(
 ) -> Result<Option<TrackingView>, Problem> {
     let key = state.config.tracking_key(order.as_uuid());
     let deadline = tokio::time::Instant::now() + state.config.max_wait;
+    // Watching starts before the first read, so a write between the two is not missed.
+    let mut watch = match (requested, &state.config.changes) {
+        (Some(_), Some(feed)) => Some(feed.watch(&order.to_string())),
+        _ => None,
+    };
     loop {
         let view = read_view(redis, &key).await?;
         let satisfied = match (&view, requested) {
@@ -273,10 +278,18 @@ pub(crate) async fn read_until(
         if satisfied || tokio::time::Instant::now() >= deadline {
             return Ok(view);
         }
-        tokio::time::sleep_until(
-            (tokio::time::Instant::now() + state.config.poll_interval).min(deadline),
-        )
-        .await;
+        match &mut watch {
+            // Woken by the order's announcement (or the deadline): no polling.
+            Some(watch) => {
+                let _ = tokio::time::timeout_at(deadline, watch.changed()).await;
+            }
+            None => {
+                tokio::time::sleep_until(
+                    (tokio::time::Instant::now() + state.config.poll_interval).min(deadline),
+                )
+                .await
+            }
+        }
     }
 }
 

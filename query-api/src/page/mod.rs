@@ -224,10 +224,18 @@ pub async fn tracking_events(
     let after = resume.or(params.after).unwrap_or(0);
     let poll = state.config.live_poll_interval;
     let opened = Instant::now();
+    let ends = tokio::time::Instant::now() + STREAM_LIFETIME;
     metrics::gauge!("waybill_query_tracking_streams").increment(1.0);
+    // Pushed: the stream sleeps until the change feed announces this order (one Redis
+    // subscription per instance), then re-reads. Without a feed it polls.
+    let watch = state
+        .config
+        .changes
+        .as_ref()
+        .map(|feed| feed.watch(&order.to_string()));
     let stream = futures::stream::unfold(
-        (redis, key, after, StreamGuard),
-        move |(mut redis, key, mut after, guard)| async move {
+        (redis, key, after, watch, StreamGuard),
+        move |(mut redis, key, mut after, mut watch, guard)| async move {
             loop {
                 if opened.elapsed() >= STREAM_LIFETIME {
                     return None;
@@ -239,10 +247,16 @@ pub async fn tracking_events(
                             .event("view")
                             .id(view.version.to_string())
                             .data(render::tracking_main(&view, false));
-                        return Some((Ok(event), (redis, key, after, guard)));
+                        return Some((Ok(event), (redis, key, after, watch, guard)));
                     }
-                    // Errors are logged by read_view; keep the stream and try again.
-                    Ok(_) | Err(_) => tokio::time::sleep(poll).await,
+                    // Errors are logged by read_view; try again after a pause.
+                    Err(_) => tokio::time::sleep(poll).await,
+                    Ok(_) => match &mut watch {
+                        Some(watch) => {
+                            let _ = tokio::time::timeout_at(ends, watch.changed()).await;
+                        }
+                        None => tokio::time::sleep(poll).await,
+                    },
                 }
             }
         },

@@ -20,6 +20,9 @@ use super::{
     ElasticIndex, SearchBackend, SearchError, SearchIndex, SearchProjection, TantivyIndex,
 };
 
+/// Catch-up passes into the new index before the alias moves.
+const PRE_SWITCH_PASSES: usize = 5;
+
 /// How far before the replay's last event the post-swap catch-up starts reading again.
 const CATCH_UP_MARGIN_SECS: i64 = 10;
 
@@ -66,10 +69,28 @@ pub async fn rebuild_search(
         SearchBackend::Elastic(alias) => {
             let name = alias.create_index().await?;
             let fresh: ElasticIndex = alias.on_index(&name);
-            let replayed = replay(events, fresh, None, page_size, &mut progress).await?;
-            let last = replayed.last_recorded;
-            let done = replayed.events;
+            let replayed = replay(events, fresh.clone(), None, page_size, &mut progress).await?;
+            let mut last = replayed.last_recorded;
+            let mut done = replayed.events;
             report.absorb(replayed, &mut written);
+            // Catch the new index up while the old one serves, so that what the live
+            // projector wrote to the old index since the replay began is in the new one
+            // before readers move: a few passes, until one finds nothing new to write.
+            for _ in 0..PRE_SWITCH_PASSES {
+                let Some(at) = last else { break };
+                let from = resume_after(at, Duration::seconds(CATCH_UP_MARGIN_SECS));
+                let pass = replay(events, fresh.clone(), Some(from), page_size, &mut |n| {
+                    progress(done + n)
+                })
+                .await?;
+                let quiet = pass.written.is_empty();
+                last = pass.last_recorded.or(last);
+                done += pass.events;
+                report.absorb(pass, &mut written);
+                if quiet {
+                    break;
+                }
+            }
             alias.swap_alias(&name).await?;
             if let Some(last) = last {
                 let from = resume_after(last, Duration::seconds(CATCH_UP_MARGIN_SECS));

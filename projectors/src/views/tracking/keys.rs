@@ -8,7 +8,9 @@
 //!   time in milliseconds;
 //! - `<prefix>:tracking-lookup:<lookup digest>`: the order id an order number + email or
 //!   postcode finds;
-//! - `<prefix>:store-credit:<customer digest>`: hash of credit id → store credit entry.
+//! - `<prefix>:store-credit:<customer digest>`: hash of credit id → store credit entry;
+//! - `<prefix>:tracking-changes`: the pub/sub channel announcing `<order uuid> <version>` after
+//!   each view write ([`super::changes`]).
 
 use std::fmt::Display;
 
@@ -37,6 +39,11 @@ pub fn lookup_key(prefix: &str, lookup_digest: &str) -> String {
 }
 
 pub use waybill_schemas::views::store_credit_key;
+
+/// `<prefix>:tracking-changes`: the channel on which the projector announces written views.
+pub fn changes_channel(prefix: &str) -> String {
+    format!("{prefix}:tracking-changes")
+}
 
 /// A view read back from its hash fields: the `version` field (what the projector
 /// compares-and-sets) wins over the version inside the JSON. `None` when the view is absent.

@@ -5,6 +5,7 @@
 
 mod apply;
 mod cancellation;
+pub mod changes;
 mod edit;
 mod fulfillment;
 pub mod keys;
@@ -14,6 +15,7 @@ mod store;
 mod tests;
 
 pub use apply::{apply, cancel_reason_words, decline_words, fold};
+pub use changes::{ChangeFeed, Watch};
 pub use keys::{customer_orders_key, lookup_key};
 pub use store::{TrackingStore, TrackingWrite};
 
@@ -137,6 +139,22 @@ impl View for TrackingProjection {
                 view: w.state,
             })
             .collect();
-        self.store.compare_and_set(&writes).await
+        let written = self.store.compare_and_set(&writes).await?;
+        if self.indexing {
+            // Open pages and waiting requests re-read these views now. A failed announcement
+            // costs them only freshness (they re-read when the feed reconnects), so it is
+            // logged, not retried: the views are written.
+            let changed: Vec<(&str, i64)> = writes
+                .iter()
+                .zip(&written)
+                .filter(|(_, written)| **written)
+                .map(|(w, _)| (w.view.order_id.as_str(), w.view.version))
+                .collect();
+            let mut redis = self.store.connection();
+            if let Err(error) = changes::announce(&mut redis, self.store.prefix(), &changed).await {
+                tracing::warn!(%error, views = changed.len(), "tracking changes not announced");
+            }
+        }
+        Ok(written)
     }
 }
