@@ -30,6 +30,7 @@ mod search;
 mod seed;
 mod time_travel;
 mod tracking_page;
+mod views;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -272,6 +273,7 @@ async fn demo(
     order_edits::run(actors.client, &logistics, &run).await?;
     exchanges::resolutions(actors.client, &logistics, &run).await?;
     fulfillment_batching::show(client, &format!("http://{}/metrics", settings.metrics_addr)).await;
+    views::rebuild(settings).await?;
     Ok(())
 }
 

@@ -1,0 +1,12 @@
+//! The read side in the demo: the tracking and notifications views rebuilt from the event log
+//! into a new generation and switched in order by order while everything keeps serving (the
+//! notifications rebuild sends nothing).
+
+use crate::config::Settings;
+
+pub async fn rebuild(settings: &Settings) -> anyhow::Result<()> {
+    println!("\nRebuilding views from the event log while the system keeps serving:");
+    crate::rebuild::tracking(settings).await?;
+    crate::rebuild::notifications(settings).await?;
+    Ok(())
+}
