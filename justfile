@@ -55,6 +55,13 @@ bench-tracking rate="2000" seconds="10":
     infra/scripts/ensure-databases.sh
     cargo run --release -p waybill -- bench tracking --rate {{rate}} --seconds {{seconds}}
 
+# Open live tracking pages (SSE) on one query instance: idle CPU with and without them, update
+# latency from the append; writes bench-results/live-pages.json and .svg.
+bench-live-pages pages="10000":
+    infra/scripts/ensure-services.sh
+    infra/scripts/ensure-databases.sh
+    cargo run --release -p waybill -- bench live-pages --pages {{pages}}
+
 # Search benchmark: 1M synthetic orders into a scratch Tantivy index, then filtered free-text
 # queries against an exact-id baseline (release build); writes bench-results/search.json and .svg.
 bench-search orders="1000000":
