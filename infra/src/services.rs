@@ -379,12 +379,20 @@ pub fn query_config(
         secure_cookies: settings.console_secure_cookies,
     };
     if settings.query_live_push {
-        let client = redis::Client::open(settings.redis_url.as_str())
-            .with_context(|| format!("REDIS_URL {} is not a Redis URL", settings.redis_url))?;
-        config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
-            client,
-            &settings.redis_prefix,
-        ));
+        // One node is enough to subscribe: a cluster delivers a PUBLISH to every node.
+        let first = settings.redis_url.split(',').next().unwrap_or_default().trim();
+        match redis::Client::open(first) {
+            Ok(client) => {
+                config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
+                    client,
+                    &settings.redis_prefix,
+                ))
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "no tracking change feed (REDIS_URL is not one Redis URL): live pages poll"
+            ),
+        }
     }
     Ok(config)
 }
