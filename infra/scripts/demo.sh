@@ -41,6 +41,10 @@ for addr in "$command_addr" "$query_addr" "$sandbox_addr"; do
   fi
 done
 
+# The sandboxes keep their state in files there (a restarted sandbox still knows its captures
+# and parcels: write-side/PAYMENT-SANDBOX.md, State).
+export WAYBILL_SANDBOX_STATE_DIR=${WAYBILL_SANDBOX_STATE_DIR:-$PWD/$state/sandbox-state}
+
 # The sandbox resolves the same generated payment key and webhook secret from $state as
 # `serve all` does, and posts its webhooks to the command API.
 say "starting: waybill serve payment-sandbox (simulated gateway; log: $sandbox_log_file)"

@@ -19,6 +19,7 @@ infra/scripts/ensure-browser.sh   # headless Chromium for the tracking-page brow
 infra/scripts/ensure-clickhouse.sh
 infra/scripts/ensure-search.sh     # osmem-server (OpenSearch API) for the search backend suite
 infra/scripts/ensure-nats-cluster.sh  # nats-server 2.15 for the 3-node JetStream cluster test
+infra/scripts/ensure-clickhouse-cluster.sh  # zookeeper + clickhouse-server for the replicated warehouse test
 infra/scripts/ensure-schemathesis.sh  # the OpenAPI contract fuzzer the e2e contract test runs
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those

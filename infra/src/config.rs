@@ -46,6 +46,13 @@ pub struct Settings {
     )]
     pub db_max_connections: u32,
 
+    /// Where the payment and logistics sandboxes keep their state (`payment-sandbox.json`,
+    /// `logistics-sandbox.json`, replaced atomically after every change), so a restarted
+    /// sandbox still knows its captures and parcels as a real gateway and carrier would.
+    /// Unset: in memory only, forgotten on restart.
+    #[arg(long, env = "WAYBILL_SANDBOX_STATE_DIR", global = true)]
+    pub sandbox_state_dir: Option<std::path::PathBuf>,
+
     /// NATS server, or a cluster's servers comma-separated (`nats://a:4222,nats://b:4222`).
     #[arg(
         long,
@@ -364,7 +371,9 @@ pub struct Settings {
 /// the gateway fee contract reconciliation checks report lines against.
 #[derive(Debug, Clone, Args)]
 pub struct WarehouseSettings {
-    /// HTTP URL of ClickHouse (`infra/scripts/ensure-clickhouse.sh` starts one on 8124).
+    /// HTTP(S) URL of ClickHouse (`infra/scripts/ensure-clickhouse.sh` starts one on 8124), or
+    /// the comma-separated URLs of a cluster's replicas, preferred first: connections fail over
+    /// to the next replica when one is down.
     #[arg(
         long,
         env = "WAYBILL_CLICKHOUSE_URL",
@@ -391,6 +400,15 @@ pub struct WarehouseSettings {
         hide_env_values = true
     )]
     pub clickhouse_password: Option<String>,
+    /// The ClickHouse cluster (its `remote_servers` name) the URLs' replicas form: `migrate`
+    /// then makes replicated tables with a `Distributed` table over them on every replica
+    /// (`infra/scripts/ensure-clickhouse-cluster.sh` starts one called `waybill`). Unset: one
+    /// server.
+    #[arg(long, env = "WAYBILL_CLICKHOUSE_CLUSTER", global = true, value_parser = cluster_name)]
+    pub clickhouse_cluster: Option<String>,
+    /// PEM file of the CA that signed the ClickHouse servers' certificates (for https URLs).
+    #[arg(long, env = "WAYBILL_CLICKHOUSE_CA_FILE", global = true)]
+    pub clickhouse_ca_file: Option<std::path::PathBuf>,
     /// Gateway fee per capture, basis points of the gross.
     #[arg(
         long,
@@ -427,10 +445,18 @@ impl WarehouseSettings {
             &self.clickhouse_url,
             &self.clickhouse_database,
         );
-        match &self.clickhouse_user {
+        let config = match &self.clickhouse_user {
             Some(user) => {
                 config.with_credentials(user, self.clickhouse_password.clone().unwrap_or_default())
             }
+            None => config,
+        };
+        let config = match &self.clickhouse_cluster {
+            Some(cluster) => config.with_cluster(cluster),
+            None => config,
+        };
+        match &self.clickhouse_ca_file {
+            Some(ca_file) => config.with_ca_file(ca_file),
             None => config,
         }
     }
@@ -1154,6 +1180,15 @@ pub struct BenchPlaceArgs {
     /// Concurrent connections of the baseline's pool.
     #[arg(long, default_value_t = 2)]
     pub baseline_connections: u32,
+}
+
+/// A ClickHouse cluster name: it is spliced into `Distributed(…)`, so a plain identifier.
+fn cluster_name(value: &str) -> Result<String, String> {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(value.to_owned())
+    } else {
+        Err("a cluster name is letters, digits and underscores".to_owned())
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,10 @@ enum Need {
     Redis,
     /// An http(s) URL.
     HttpUrl,
+    /// One http(s) URL or a comma-separated list (a cluster's replicas).
+    HttpUrls,
+    /// A PEM file holding at least one certificate, when set.
+    CaFile,
     /// Must be set explicitly, never generated per process.
     Secret,
     /// `key:client_id:role,...`.
@@ -62,7 +66,8 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
     let payment_key = ("WAYBILL_PAYMENT_API_KEY", Secret, true);
     let payment_hook = ("WAYBILL_PAYMENT_WEBHOOK_SECRET", Secret, true);
     let logistics_hook = ("WAYBILL_LOGISTICS_WEBHOOK_SECRET", Secret, true);
-    let clickhouse = ("WAYBILL_CLICKHOUSE_URL", HttpUrl, true);
+    let clickhouse = ("WAYBILL_CLICKHOUSE_URL", HttpUrls, true);
+    let clickhouse_ca = ("WAYBILL_CLICKHOUSE_CA_FILE", CaFile, false);
     let redis = ("REDIS_URL", Redis, true);
     let nats = ("NATS_URL", Nats, true);
     let elastic = ("ELASTICSEARCH_URL", HttpUrl, false);
@@ -98,12 +103,21 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             nats,
             redis,
             clickhouse,
+            clickhouse_ca,
             elastic,
             tracking,
             ("WAYBILL_PUBLIC_TRACKING_URL", HttpUrl, true),
         ],
         Role::Query => vec![
-            database, redis, clickhouse, elastic, api_keys, tracking, jwt, jwks,
+            database,
+            redis,
+            clickhouse,
+            clickhouse_ca,
+            elastic,
+            api_keys,
+            tracking,
+            jwt,
+            jwks,
         ],
         Role::PaymentSandbox => vec![
             payment_key,
@@ -232,6 +246,10 @@ fn validate(need: Need, value: &str) -> Result<(), String> {
             .map(drop)
             .map_err(|e| format!("not a Redis URL: {e}")),
         Need::HttpUrl => http_url(value),
+        Need::HttpUrls => value.split(',').map(str::trim).try_for_each(http_url),
+        Need::CaFile => waybill_projectors::warehouse::replicas::TlsTrust::ca_file(value)
+            .client_config()
+            .map(drop),
         Need::Secret => Ok(()),
         Need::ApiKeys => waybill_schemas::api_keys::ApiKeys::parse(value)
             .map(drop)

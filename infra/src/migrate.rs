@@ -147,7 +147,8 @@ pub async fn migrate_warehouse(
         .with_context(|| {
             format!(
                 "migrating ClickHouse database {} at {} (is it running? infra/scripts/ensure-clickhouse.sh)",
-                warehouse.database, warehouse.url
+                warehouse.database,
+                warehouse.urls.join(", ")
             )
         })?;
     tracing::info!(database = %warehouse.database, "warehouse migrated");

@@ -880,6 +880,7 @@ mod fulfillment {
             carrier_webhook_url: format!("{base}/v1/webhooks/carrier"),
             public_url: format!("http://{addr}"),
             transit_hours_per_zone: 24,
+            state_dir: settings.sandbox_state_dir.clone(),
         }
     }
 }
@@ -904,6 +905,7 @@ mod sandbox {
         config.challenge_validity = Duration::from_secs(c.challenge_timeout_secs);
         config.slow_response = Duration::from_millis(c.payment_slow_ms);
         config.auth_validity = Duration::from_secs(c.payment_auth_validity_secs);
+        config.state_dir = settings.sandbox_state_dir.clone();
         config
     }
 }

@@ -271,11 +271,18 @@ impl TestEnv {
     /// Starts this test's logistics sandbox, sending node and carrier webhooks to
     /// `command_url`.
     pub async fn start_logistics(&self, command_url: &str) -> WaybillProcess {
-        self.start_with(
-            Role::LogisticsSandbox,
-            &[("WAYBILL_LOGISTICS_WEBHOOK_BASE", command_url)],
-        )
-        .await
+        self.start_logistics_with(command_url, &[]).await
+    }
+
+    /// Like [`TestEnv::start_logistics`], with extra environment variables.
+    pub async fn start_logistics_with(
+        &self,
+        command_url: &str,
+        extra: &[(&str, &str)],
+    ) -> WaybillProcess {
+        let mut vars: Vec<(&str, &str)> = vec![("WAYBILL_LOGISTICS_WEBHOOK_BASE", command_url)];
+        vars.extend_from_slice(extra);
+        self.start_with(Role::LogisticsSandbox, &vars).await
     }
 
     /// The types of one order's events, in stream order.

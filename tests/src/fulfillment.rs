@@ -15,14 +15,15 @@ pub struct FulfillmentWorld {
 }
 
 impl FulfillmentWorld {
-    /// Starts everything with the fulfillment worker on (plus `extra` settings); no stock yet.
+    /// Starts everything with the fulfillment worker on (plus `extra` settings, which both
+    /// sandboxes get too); no stock yet.
     pub async fn start(test_name: &str, extra: &[(&str, &str)]) -> Self {
         let mut vars: Vec<(&str, &str)> = vec![("WAYBILL_FULFILLMENT_WORKER", "true")];
         vars.extend_from_slice(extra);
         let world = CheckoutWorld::start(test_name, &vars, &[]).await;
         let logistics = world
             .env
-            .start_logistics(&world.waybill.command_url())
+            .start_logistics_with(&world.waybill.command_url(), extra)
             .await;
         Self { world, logistics }
     }

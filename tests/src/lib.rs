@@ -16,6 +16,7 @@ mod api;
 mod binary;
 pub mod browser;
 pub mod checkout;
+pub mod clickhouse_cluster;
 mod env;
 pub mod fulfillment;
 mod identity_provider;

@@ -27,6 +27,7 @@ pub mod payment;
 pub mod readiness;
 pub mod risk_signals;
 pub mod settlement;
+pub mod state_file;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;

@@ -109,7 +109,7 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
     let base = settings.warehouse.config();
     let extra: Vec<WarehouseConfig> = ["ingest", "direct", "queries"]
         .iter()
-        .map(|suffix| WarehouseConfig::new(&base.url, format!("{}_{suffix}", base.database)))
+        .map(|suffix| base.with_database(format!("{}_{suffix}", base.database)))
         .collect();
     let outcome = run_all(&settings, &secrets, args, &run, render, &extra).await;
     if args.keep {
@@ -119,11 +119,7 @@ pub async fn analytics(settings: &Settings, args: &BenchAnalyticsArgs) -> anyhow
         );
     } else {
         for warehouse in &extra {
-            let _ = warehouse
-                .server_client()
-                .query(&format!("DROP DATABASE IF EXISTS {}", warehouse.database))
-                .execute()
-                .await;
+            let _ = waybill_projectors::warehouse::drop_database(warehouse).await;
         }
         if let Err(error) = scratch.remove(&settings).await {
             eprintln!("cleaning up the scratch environment failed: {error:#}");

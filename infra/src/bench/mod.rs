@@ -276,13 +276,10 @@ impl Scratch {
         .await?;
         let _ = admin.close().await;
 
-        let _ = settings
-            .warehouse
-            .config()
-            .server_client()
-            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
-            .execute()
-            .await;
+        let _ = waybill_projectors::warehouse::drop_database(
+            &settings.warehouse.config().with_database(&self.database),
+        )
+        .await;
 
         let nats = settings.nats_connection("bench")?.connect().await?;
         let js = async_nats::jetstream::new(nats);

@@ -5,7 +5,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use super::{WarehouseConfig, WarehouseError};
+use super::{is_identifier, WarehouseConfig, WarehouseError};
 
 /// `(name, SQL)` in the order they apply.
 pub const MIGRATIONS: &[(&str, &str)] = &[(
@@ -19,16 +19,63 @@ struct Applied {
 }
 
 /// Creates the database if missing and applies the migrations not applied yet. Returns the names
-/// it applied.
+/// it applied (on a cluster: those any replica applied).
+///
+/// On a cluster ([`WarehouseConfig::cluster`]) it runs on every replica in turn, each of which
+/// must be up: each table becomes a `ReplicatedReplacingMergeTree` local table `<name>_local`
+/// (ZooKeeper path `/clickhouse/tables/{shard}/<database>/<name>`, replica `{replica}`: the
+/// servers' macros) and a `Distributed` table `<name>` over it, sharded by its sorting key so
+/// that the versions of one row meet in one shard (where `FINAL` and merges replace them).
+/// Everything else reads and writes `<name>` as on a single server. `schema_migrations` stays a
+/// table of each replica: it records what that replica has applied.
 pub async fn migrate(config: &WarehouseConfig) -> Result<Vec<&'static str>, WarehouseError> {
-    let database = &config.database;
-    if database.is_empty()
-        || !database
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(WarehouseError::BadDatabaseName(database.clone()));
+    if !is_identifier(&config.database) {
+        return Err(WarehouseError::BadDatabaseName(config.database.clone()));
     }
+    let Some(cluster) = &config.cluster else {
+        return migrate_server(config, None).await;
+    };
+    if !is_identifier(cluster) {
+        return Err(WarehouseError::BadClusterName(cluster.clone()));
+    }
+    let mut applied = Vec::new();
+    for index in 0..config.urls.len() {
+        for name in migrate_server(&config.replica(index), Some(cluster)).await? {
+            if !applied.contains(&name) {
+                applied.push(name);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Drops the database made by [`migrate`]: on a cluster, on every replica (which also removes
+/// each replica's tables from ZooKeeper).
+pub async fn drop_database(config: &WarehouseConfig) -> Result<(), WarehouseError> {
+    if !is_identifier(&config.database) {
+        return Err(WarehouseError::BadDatabaseName(config.database.clone()));
+    }
+    let servers = match config.cluster {
+        Some(_) => (0..config.urls.len()).map(|i| config.replica(i)).collect(),
+        None => vec![config.clone()],
+    };
+    for server in servers {
+        server
+            .server_client()
+            .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+            .execute()
+            .await
+            .map_err(WarehouseError::clickhouse("dropping the database"))?;
+    }
+    Ok(())
+}
+
+/// Migrates one server: as a single node (`cluster` `None`) or as a replica of `cluster`.
+async fn migrate_server(
+    config: &WarehouseConfig,
+    cluster: Option<&str>,
+) -> Result<Vec<&'static str>, WarehouseError> {
+    let database = &config.database;
     config
         .server_client()
         .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
@@ -58,8 +105,14 @@ pub async fn migrate(config: &WarehouseConfig) -> Result<Vec<&'static str>, Ware
         if applied.iter().any(|a| a == name) {
             continue;
         }
-        for (index, statement) in statements(sql).enumerate() {
-            client.query(&statement).execute().await.map_err(|source| {
+        let statements: Vec<String> = match cluster {
+            None => statements(sql).collect(),
+            Some(cluster) => statements(sql)
+                .flat_map(|s| cluster_statements(&s, cluster, database))
+                .collect(),
+        };
+        for (index, statement) in statements.iter().enumerate() {
+            client.query(statement).execute().await.map_err(|source| {
                 WarehouseError::Migration {
                     name,
                     index,
@@ -73,10 +126,59 @@ pub async fn migrate(config: &WarehouseConfig) -> Result<Vec<&'static str>, Ware
             .execute()
             .await
             .map_err(WarehouseError::clickhouse("recording a migration"))?;
-        tracing::info!(migration = name, database = %database, "warehouse migration applied");
+        tracing::info!(migration = name, database = %database, cluster, "warehouse migration applied");
         done.push(*name);
     }
     Ok(done)
+}
+
+/// One `CREATE TABLE IF NOT EXISTS <name> (…) ENGINE = ReplacingMergeTree[(<version>)] …
+/// ORDER BY <key>` statement as the two statements of a cluster: the replicated local table
+/// `<name>_local` and the `Distributed` table `<name>` over it, sharded by `cityHash64(<key>)`.
+/// (Every migration statement has that form: a unit test holds them to it.)
+pub fn cluster_statements(statement: &str, cluster: &str, database: &str) -> Vec<String> {
+    const CREATE: &str = "CREATE TABLE IF NOT EXISTS ";
+    const ENGINE: &str = "ENGINE = ReplacingMergeTree";
+    let Some(rest) = statement.strip_prefix(CREATE) else {
+        return vec![statement.to_owned()];
+    };
+    let name_end = rest
+        .find(|c: char| c.is_whitespace() || c == '(')
+        .unwrap_or(rest.len());
+    let (name, body) = rest.split_at(name_end);
+    let Some(engine_at) = body.find(ENGINE) else {
+        return vec![statement.to_owned()];
+    };
+    let after_engine = &body[engine_at + ENGINE.len()..];
+    let (version, tail) = match after_engine.strip_prefix('(') {
+        Some(args) => match args.find(')') {
+            Some(close) => (Some(args[..close].trim()), &args[close + 1..]),
+            None => (None, after_engine),
+        },
+        None => (None, after_engine),
+    };
+    let path = format!("'/clickhouse/tables/{{shard}}/{database}/{name}'");
+    let engine = match version {
+        Some(version) if !version.is_empty() => {
+            format!("ENGINE = ReplicatedReplacingMergeTree({path}, '{{replica}}', {version})")
+        }
+        _ => format!("ENGINE = ReplicatedReplacingMergeTree({path}, '{{replica}}')"),
+    };
+    let key = tail
+        .rsplit_once("ORDER BY")
+        .map(|(_, key)| {
+            key.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .trim()
+        })
+        .unwrap_or("rand()");
+    let local = format!("{CREATE}{name}_local{}{engine}{tail}", &body[..engine_at]);
+    let distributed = format!(
+        "{CREATE}{name} AS {name}_local \
+         ENGINE = Distributed({cluster}, {database}, {name}_local, cityHash64({key}))"
+    );
+    vec![local, distributed]
 }
 
 /// The statements of a migration file: `--` comment lines dropped, split on `;`.
@@ -111,7 +213,59 @@ mod tests {
                 for banned in ["DateTime64", "Bool", "OR REPLACE", "LowCardinality", "{"] {
                     assert!(!statement.contains(banned), "{name} uses {banned}");
                 }
+                // The form cluster_statements rewrites: one ReplacingMergeTree, one ORDER BY.
+                assert_eq!(
+                    statement.matches("ENGINE = ReplacingMergeTree").count(),
+                    1,
+                    "{name}: {statement}"
+                );
+                assert_eq!(
+                    statement.matches("ORDER BY").count(),
+                    1,
+                    "{name}: {statement}"
+                );
+                let clustered = cluster_statements(&statement, "wb", "db");
+                assert_eq!(clustered.len(), 2, "{name}: {statement}");
+                assert!(
+                    clustered[0].contains(
+                        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/"
+                    ),
+                    "{}",
+                    clustered[0]
+                );
+                assert!(
+                    clustered[1].contains("ENGINE = Distributed(wb, db, "),
+                    "{}",
+                    clustered[1]
+                );
             }
         }
+    }
+
+    #[test]
+    fn a_table_becomes_a_replicated_local_table_and_a_distributed_one() {
+        let statement = "CREATE TABLE IF NOT EXISTS ledger_entries (\n    entry_id String,\n    day Date,\n    version UInt64\n) ENGINE = ReplacingMergeTree(version)\nPARTITION BY toYYYYMM(day)\nORDER BY entry_id";
+        let clustered = cluster_statements(statement, "waybill", "wh");
+        assert_eq!(
+            clustered,
+            vec![
+                "CREATE TABLE IF NOT EXISTS ledger_entries_local (\n    entry_id String,\n    day Date,\n    version UInt64\n) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/wh/ledger_entries', '{replica}', version)\nPARTITION BY toYYYYMM(day)\nORDER BY entry_id".to_owned(),
+                "CREATE TABLE IF NOT EXISTS ledger_entries AS ledger_entries_local ENGINE = Distributed(waybill, wh, ledger_entries_local, cityHash64(entry_id))".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_compound_sorting_key_shards_by_all_its_columns() {
+        let clustered = cluster_statements(
+            "CREATE TABLE IF NOT EXISTS line_facts (order_id String, line_no UInt32, version UInt64) ENGINE = ReplacingMergeTree(version)\nORDER BY (order_id, line_no)",
+            "c",
+            "d",
+        );
+        assert!(
+            clustered[1].ends_with("cityHash64(order_id, line_no))"),
+            "{}",
+            clustered[1]
+        );
     }
 }

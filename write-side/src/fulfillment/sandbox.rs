@@ -1,6 +1,11 @@
 //! The logistics sandbox: a SIMULATED warehouse management system and carrier in one process
 //! (`waybill serve logistics-sandbox`), for development, tests and the demo. It moves no parcels
-//! and keeps everything in memory. It answers the adapter's calls (`/wms/v1/tasks`,
+//! and, with a state directory ([`LogisticsSandboxConfig::state_dir`]), keeps its tasks, parcels
+//! and answered idempotency keys in a file replaced atomically ([`crate::state_file`]) after
+//! every request that changes something and before that request is answered, so a restarted
+//! sandbox still knows every parcel it labelled (a driver endpoint's webhook goes out before the
+//! save; a crash in between forgets that one report, which the driver can repeat). Without
+//! one it keeps everything in memory. It answers the adapter's calls (`/wms/v1/tasks`,
 //! `/wms/v1/tasks/{task_id}/cancel` (refused once the task is packed), `/carrier/v1/labels`, `/carrier/v1/parcels/{tracking}/retry`, idempotent per
 //! `Idempotency-Key`), and offers driver endpoints that act like a node or a carrier would:
 //! `POST /sandbox/nodes/{fulfillment_id}/report`, `POST /sandbox/parcels/{tracking}/scan` and
@@ -15,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +35,7 @@ use super::logistics::{
     ReturnLabelRequest, TaskAccepted, TaskCancel, TaskRequest, SIGNATURE_HEADER,
 };
 use crate::payment::webhook::sign;
+use crate::state_file::{StateFile, StateFileError};
 
 #[derive(Debug, Clone)]
 pub struct LogisticsSandboxConfig {
@@ -42,9 +48,23 @@ pub struct LogisticsSandboxConfig {
     pub public_url: String,
     /// Simulated transit hours per zone of distance (+1) for label ETAs.
     pub transit_hours_per_zone: i64,
+    /// Where the state is saved (`logistics-sandbox.json`); `None`: in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "logistics-sandbox";
+
+/// What the sandbox saves.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    seq: u64,
+    tasks: Vec<Task>,
+    parcels: Vec<Parcel>,
+    answers: HashMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Task {
     task_id: String,
     order_id: OrderId,
@@ -58,7 +78,7 @@ struct Task {
     cancelled: Vec<FulfillmentLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Parcel {
     tracking_number: String,
     order_id: OrderId,
@@ -83,17 +103,20 @@ struct Sandbox {
     config: Arc<LogisticsSandboxConfig>,
     inner: Arc<Mutex<Inner>>,
     http: reqwest::Client,
+    state_file: Option<Arc<StateFile>>,
 }
 
 impl Inner {
-    fn new() -> Self {
+    /// The saved state under a new run id (ids made from now on differ from every earlier
+    /// process's, saved or not).
+    fn restore(saved: Persisted) -> Self {
         let random = uuid::Uuid::now_v7().simple().to_string();
         Self {
             run: random[random.len() - 6..].to_ascii_uppercase(),
-            seq: 0,
-            tasks: Vec::new(),
-            parcels: Vec::new(),
-            answers: HashMap::new(),
+            seq: saved.seq,
+            tasks: saved.tasks,
+            parcels: saved.parcels,
+            answers: saved.answers,
         }
     }
 }
@@ -102,15 +125,70 @@ impl Sandbox {
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    async fn save(&self) -> Result<(), StateFileError> {
+        let Some(file) = &self.state_file else {
+            return Ok(());
+        };
+        file.save(|| {
+            let inner = self.inner();
+            let persisted = Persisted {
+                seq: inner.seq,
+                tasks: inner.tasks.clone(),
+                parcels: inner.parcels.clone(),
+                answers: inner.answers.clone(),
+            };
+            serde_json::to_vec(&persisted).unwrap_or_default()
+        })
+        .await
+    }
 }
 
-pub fn router(config: LogisticsSandboxConfig) -> Router {
+/// Saves the state after every request that may change it, before its answer leaves.
+async fn save_after_change(
+    State(sandbox): State<Sandbox>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let response = next.run(request).await;
+    if changes {
+        if let Err(error) = sandbox.save().await {
+            tracing::error!(%error, "logistics sandbox state not saved");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the sandbox could not save its state: {error}"),
+            );
+        }
+    }
+    response
+}
+
+/// The sandbox's routes, its state loaded from the state directory when it has one.
+pub fn router(config: LogisticsSandboxConfig) -> Result<Router, StateFileError> {
+    let state_file = match &config.state_dir {
+        Some(dir) => Some(Arc::new(StateFile::open(dir, STATE_FILE)?)),
+        None => None,
+    };
+    let saved: Persisted = match &state_file {
+        Some(file) => file.load()?.unwrap_or_default(),
+        None => Persisted::default(),
+    };
+    if let Some(file) = &state_file {
+        tracing::info!(
+            path = %file.path().display(),
+            tasks = saved.tasks.len(),
+            parcels = saved.parcels.len(),
+            "logistics sandbox state loaded"
+        );
+    }
     let sandbox = Sandbox {
         config: Arc::new(config),
-        inner: Arc::new(Mutex::new(Inner::new())),
+        inner: Arc::new(Mutex::new(Inner::restore(saved))),
         http: reqwest::Client::new(),
+        state_file,
     };
-    Router::new()
+    Ok(Router::new()
         .route("/wms/v1/tasks", post(create_task))
         .route("/wms/v1/tasks/{task_id}/cancel", post(cancel_task_lines))
         .route("/carrier/v1/labels", post(create_label))
@@ -124,7 +202,11 @@ pub fn router(config: LogisticsSandboxConfig) -> Router {
         .route("/sandbox/parcels/{tracking}/scan", post(carrier_scan))
         .route("/sandbox/returns/{return_id}/report", post(return_report))
         .route("/health", get(|| async { "ok" }))
-        .with_state(sandbox)
+        .layer(axum::middleware::from_fn_with_state(
+            sandbox.clone(),
+            save_after_change,
+        ))
+        .with_state(sandbox))
 }
 
 pub async fn serve(
@@ -132,8 +214,9 @@ pub async fn serve(
     config: LogisticsSandboxConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "logistics sandbox (simulated WMS + carrier, in memory) listening");
-    axum::serve(listener, router(config))
+    tracing::info!(addr = ?listener.local_addr().ok(), state_dir = ?config.state_dir, "logistics sandbox (simulated WMS + carrier) listening");
+    let router = router(config).map_err(std::io::Error::other)?;
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

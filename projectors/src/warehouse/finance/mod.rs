@@ -9,6 +9,11 @@
 //! - fees: Σ fees of settlement report lines by transaction date, on the order's channel
 //!   (an account fee that names no order has channel `""`);
 //! - net = captures − refunds − chargebacks − fees.
+//!
+//! On a cluster these tables are `Distributed`. A subquery after `IN` is written `GLOBAL IN`:
+//! a plain one would be sent to the remote replicas as text and run there in the connection's
+//! default database, not Waybill's (ClickHouse 18.16 answers "Table default.… doesn't exist").
+//! Joins are always between subqueries, which run where the query started.
 
 use chrono::NaiveDate;
 use clickhouse::{Client, Row};
@@ -173,7 +178,7 @@ impl Finance {
                        AND channel = '' AND {entries_in_range}) \
                ANY LEFT JOIN ( \
                  SELECT order_id, channel AS order_channel FROM order_facts FINAL \
-                 WHERE order_id IN (SELECT order_id FROM ledger_entries \
+                 WHERE order_id GLOBAL IN (SELECT order_id FROM ledger_entries \
                                     WHERE channel = '' AND {entries_in_range}) \
                ) USING order_id \
              ) \

@@ -3,7 +3,7 @@
 //! the webhook event it causes: `dispute.opened`, `dispute.won`, `dispute.lost`.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use waybill_schemas::{Money, OrderId};
 
 use super::state::{new_id, Ledger, Refusal};
@@ -12,7 +12,7 @@ use crate::payment::webhook::{DisputeDecided, DisputeOpened, GatewayEventKind};
 /// How long the merchant has to send evidence.
 pub const EVIDENCE_WINDOW_DAYS: i64 = 7;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeStatus {
     Open,
@@ -20,7 +20,7 @@ pub enum DisputeStatus {
     Lost,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct DisputeRecord {
     pub(super) id: String,
     pub(super) capture_id: String,

@@ -33,7 +33,21 @@ enum Entry {
     Done([u8; 32], StoredResponse),
 }
 
-/// Keys to their requests and answers. Kept for the sandbox's lifetime.
+/// One answered key as it is saved.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SavedAnswer {
+    key: String,
+    fingerprint: String,
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// The content types answers are stored with.
+const KNOWN_CONTENT_TYPES: [&str; 2] = ["application/json", crate::payment::wire::PROBLEM_JSON];
+
+/// Keys to their requests and answers. Kept for the sandbox's lifetime (and across restarts
+/// when the sandbox has a state directory).
 #[derive(Debug, Default)]
 pub struct IdempotencyStore {
     entries: HashMap<String, Entry>,
@@ -71,6 +85,47 @@ impl IdempotencyStore {
                 *entry = Entry::Done(fingerprint, response);
             }
         }
+    }
+
+    /// The answered keys (for saving; keys still in flight are not: their request never
+    /// answered, so after a restart its retry runs again).
+    pub fn snapshot(&self) -> Vec<SavedAnswer> {
+        self.entries
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                Entry::Done(fingerprint, response) => Some(SavedAnswer {
+                    key: key.clone(),
+                    fingerprint: hex::encode(fingerprint),
+                    status: response.status,
+                    content_type: response.content_type.to_owned(),
+                    body: String::from_utf8_lossy(&response.body).into_owned(),
+                }),
+                Entry::InFlight(_) => None,
+            })
+            .collect()
+    }
+
+    /// A store answering the saved keys as before.
+    pub fn restore(saved: Vec<SavedAnswer>) -> Self {
+        let entries = saved
+            .into_iter()
+            .filter_map(|answer| {
+                let mut fingerprint = [0u8; 32];
+                hex::decode_to_slice(&answer.fingerprint, &mut fingerprint).ok()?;
+                let content_type = KNOWN_CONTENT_TYPES
+                    .iter()
+                    .find(|known| **known == answer.content_type)
+                    .copied()
+                    .unwrap_or("application/json");
+                let response = StoredResponse {
+                    status: answer.status,
+                    content_type,
+                    body: Bytes::from(answer.body),
+                };
+                Some((answer.key, Entry::Done(fingerprint, response)))
+            })
+            .collect();
+        Self { entries }
     }
 
     /// Forgets a key whose request failed without effect, so a retry runs again.
@@ -117,6 +172,26 @@ mod tests {
         assert_eq!(store.begin("k", fingerprint("A", b"2")), Begin::Mismatch);
         store.finish("k", answer("{}"));
         assert_eq!(store.begin("k", fingerprint("B", b"1")), Begin::Mismatch);
+    }
+
+    #[test]
+    fn a_restored_store_replays_what_was_answered_and_forgets_what_was_in_flight() {
+        let mut store = IdempotencyStore::default();
+        let print = fingerprint("A", b"1");
+        assert_eq!(store.begin("done", print), Begin::New);
+        store.finish("done", answer("{\"id\":7}"));
+        assert_eq!(store.begin("running", print), Begin::New);
+        let saved = serde_json::to_vec(&store.snapshot()).expect("json");
+        let mut restored = IdempotencyStore::restore(serde_json::from_slice(&saved).expect("back"));
+        assert_eq!(
+            restored.begin("done", print),
+            Begin::Replay(answer("{\"id\":7}"))
+        );
+        assert_eq!(
+            restored.begin("done", fingerprint("A", b"2")),
+            Begin::Mismatch
+        );
+        assert_eq!(restored.begin("running", print), Begin::New);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The sandbox gateway: a SIMULATED card gateway that speaks Waybill's gateway protocol, for
-//! development, tests, the demo and the benchmark. It moves no money and keeps everything in
-//! memory; a restart forgets every authorization.
+//! development, tests, the demo and the benchmark. It moves no money. With a state directory
+//! ([`SandboxConfig::state_dir`]) it keeps its authorizations, captures, refunds, disputes,
+//! answered idempotency keys and settlement quirks in a file replaced atomically after every
+//! change ([`crate::state_file`]), saved before it answers or sends the webhook the change
+//! causes: a restarted sandbox knows every capture it ever confirmed, as a real gateway does.
+//! Without one it keeps everything in memory and a restart forgets it all.
 //!
 //! [`state`] is the ledger (what each test card does, what may be captured, voided, refunded),
 //! [`idempotency`] replays answers per `Idempotency-Key`, [`routes`] is the HTTP shell,
@@ -22,9 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::net::TcpListener;
 
+use crate::payment::webhook::GatewayEventKind;
+use crate::state_file::{StateFile, StateFileError};
 use delivery::{DeliverySettings, Webhooks};
 use idempotency::IdempotencyStore;
 use state::{Ledger, Policy};
@@ -52,6 +58,8 @@ pub struct SandboxConfig {
     pub webhook_initial_backoff: Duration,
     /// Timeout of one webhook POST (default 5 s).
     pub webhook_timeout: Duration,
+    /// Where the state is saved (`payment-sandbox.json`); `None`: in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl SandboxConfig {
@@ -72,6 +80,7 @@ impl SandboxConfig {
             webhook_max_attempts: 8,
             webhook_initial_backoff: Duration::from_millis(200),
             webhook_timeout: Duration::from_secs(5),
+            state_dir: None,
         }
     }
 }
@@ -85,7 +94,21 @@ pub struct Sandbox {
     webhooks: Arc<Webhooks>,
     /// The awkward cases settlement reports contain (switched by an operator endpoint).
     quirks: Mutex<Vec<settlement::Quirk>>,
+    /// Where the state is saved, if anywhere.
+    state_file: Option<StateFile>,
 }
+
+/// What the sandbox saves: everything but webhook deliveries (a delivery still queued when
+/// the process dies is not sent again; Waybill has the operation's answer already).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Persisted {
+    ledger: state::LedgerSnapshot,
+    answers: Vec<idempotency::SavedAnswer>,
+    quirks: Vec<settlement::Quirk>,
+}
+
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "payment-sandbox";
 
 impl Sandbox {
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -101,15 +124,43 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Saves the state (after a change, before answering it or sending its webhooks).
+    async fn save(&self) -> Result<(), StateFileError> {
+        let Some(file) = &self.state_file else {
+            return Ok(());
+        };
+        file.save(|| {
+            let persisted = Persisted {
+                ledger: self.ledger().snapshot(),
+                answers: self.idempotency().snapshot(),
+                quirks: self.quirks().clone(),
+            };
+            serde_json::to_vec(&persisted).unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Saves the state, then queues the webhooks of the change. A failed save is logged and
+    /// the webhooks are still sent (what happened, happened; the next save writes it).
+    async fn commit(&self, events: Vec<GatewayEventKind>, now: DateTime<Utc>) {
+        if let Err(error) = self.save().await {
+            tracing::error!(%error, "sandbox state not saved");
+        }
+        for event in events {
+            self.webhooks.emit(event, now);
+        }
+    }
 }
 
 fn delta(duration: Duration) -> TimeDelta {
     TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
 }
 
-/// The sandbox's routes, with its webhook delivery and challenge-expiry tasks started. Call it
-/// inside a Tokio runtime; the tasks end once the router (and every clone) is dropped.
-pub fn router(config: SandboxConfig) -> Router {
+/// The sandbox's routes, with its webhook delivery and challenge-expiry tasks started, and its
+/// state loaded from the state directory when it has one. Call it inside a Tokio runtime; the
+/// tasks end once the router (and every clone) is dropped.
+pub fn router(config: SandboxConfig) -> Result<Router, StateFileError> {
     let policy = Policy {
         public_url: config.public_url.clone(),
         auth_validity: delta(config.auth_validity),
@@ -124,15 +175,31 @@ pub fn router(config: SandboxConfig) -> Router {
     });
     let sweep_every =
         (config.challenge_validity / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let state_file = match &config.state_dir {
+        Some(dir) => Some(StateFile::open(dir, STATE_FILE)?),
+        None => None,
+    };
+    let saved: Persisted = match &state_file {
+        Some(file) => file.load()?.unwrap_or_default(),
+        None => Persisted::default(),
+    };
+    if let Some(file) = &state_file {
+        tracing::info!(
+            path = %file.path().display(),
+            answers = saved.answers.len(),
+            "payment sandbox state loaded"
+        );
+    }
     let sandbox = Arc::new(Sandbox {
         config,
-        ledger: Mutex::new(Ledger::new(policy)),
-        idempotency: Mutex::new(IdempotencyStore::default()),
+        ledger: Mutex::new(Ledger::restore(policy, saved.ledger)),
+        idempotency: Mutex::new(IdempotencyStore::restore(saved.answers)),
         webhooks,
-        quirks: Mutex::new(Vec::new()),
+        quirks: Mutex::new(saved.quirks),
+        state_file,
     });
     tokio::spawn(expire_challenges(Arc::downgrade(&sandbox), sweep_every));
-    routes::routes(sandbox)
+    Ok(routes::routes(sandbox))
 }
 
 /// Serves the sandbox on `listener` until `shutdown` completes.
@@ -144,9 +211,11 @@ pub async fn serve(
     tracing::info!(
         addr = ?listener.local_addr().ok(),
         public_url = %config.public_url,
-        "sandbox payment gateway (simulated, in memory) listening"
+        state_dir = ?config.state_dir,
+        "sandbox payment gateway (simulated) listening"
     );
-    axum::serve(listener, router(config))
+    let router = router(config).map_err(std::io::Error::other)?;
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -162,8 +231,8 @@ async fn expire_challenges(sandbox: Weak<Sandbox>, every: Duration) {
         };
         let now = Utc::now();
         let expired = sandbox.ledger().expire_challenges(now);
-        for event in expired {
-            sandbox.webhooks.emit(event, now);
+        if !expired.is_empty() {
+            sandbox.commit(expired, now).await;
         }
     }
 }

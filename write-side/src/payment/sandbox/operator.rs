@@ -71,7 +71,7 @@ async fn open_dispute(
     let opened = sandbox.ledger().open_dispute(&capture_id, &reason, now);
     match opened {
         Ok((dispute, event)) => {
-            sandbox.webhooks.emit(event, now);
+            sandbox.commit(vec![event], now).await;
             (StatusCode::CREATED, Json(dispute)).into_response()
         }
         Err(refusal) => refuse(&problem_for(&refusal)),
@@ -97,9 +97,7 @@ async fn decide_dispute(
     let decided = sandbox.ledger().decide_dispute(&id, won, now);
     match decided {
         Ok((dispute, event)) => {
-            if let Some(event) = event {
-                sandbox.webhooks.emit(event, now);
-            }
+            sandbox.commit(event.into_iter().collect(), now).await;
             Json(dispute).into_response()
         }
         Err(refusal) => refuse(&problem_for(&refusal)),
@@ -199,5 +197,6 @@ async fn set_quirks(
     let names: Vec<&str> = quirks.iter().map(|q| q.name()).collect();
     let answer = Json(serde_json::json!({ "quirks": names })).into_response();
     *sandbox.quirks() = quirks;
+    sandbox.commit(Vec::new(), Utc::now()).await;
     answer
 }

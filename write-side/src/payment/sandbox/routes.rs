@@ -235,9 +235,6 @@ pub(super) async fn idempotent(
         }
         let now = Utc::now();
         let outcome = operation(&task_sandbox, now);
-        for event in outcome.events {
-            task_sandbox.webhooks.emit(event, now);
-        }
         if outcome.response.status >= 500 {
             task_sandbox.idempotency().abandon(&task_key);
         } else {
@@ -245,6 +242,8 @@ pub(super) async fn idempotent(
                 .idempotency()
                 .finish(&task_key, outcome.response.clone());
         }
+        // Saved (the change and its answer) before the webhooks go and the answer is sent.
+        task_sandbox.commit(outcome.events, now).await;
         outcome.response
     });
     match task.await {
@@ -467,17 +466,16 @@ fn amount_route<T: Serialize + Send + 'static>(
     )
 }
 
-/// Settles a challenge and queues its webhook; shared by the JSON route and the HTML page.
-fn settle(
+/// Settles a challenge, saves and queues its webhook; shared by the JSON route and the HTML
+/// page.
+async fn settle(
     sandbox: &Sandbox,
     id: &str,
     result: ChallengeResult,
 ) -> Result<crate::payment::wire::Authorization, Refusal> {
     let now = Utc::now();
     let (authorization, event) = sandbox.ledger().complete_challenge(id, result, now)?;
-    if let Some(event) = event {
-        sandbox.webhooks.emit(event, now);
-    }
+    sandbox.commit(event.into_iter().collect(), now).await;
     Ok(authorization)
 }
 
@@ -490,7 +488,7 @@ async fn complete_challenge(
         Ok(completion) => completion,
         Err(_) => return refuse(&invalid("result", "must be \"pass\" or \"fail\"")),
     };
-    match settle(&sandbox, &id, completion.result) {
+    match settle(&sandbox, &id, completion.result).await {
         Ok(authorization) => Json(authorization).into_response(),
         Err(refusal) => refuse(&problem_for(&refusal)),
     }
@@ -509,7 +507,7 @@ async fn challenge_page_answer(
     Path(id): Path<String>,
     Form(completion): Form<ChallengeCompletion>,
 ) -> Response {
-    match settle(&sandbox, &id, completion.result) {
+    match settle(&sandbox, &id, completion.result).await {
         Ok(authorization) => challenge::page(&authorization, None).into_response(),
         Err(Refusal::NotFound { .. }) => challenge::not_found().into_response(),
         Err(refusal) => {

@@ -27,7 +27,7 @@ pub const CONVERSION_RATE_PER_MILLE: i64 = 920;
 /// An awkward case the report can be switched to contain. Each touches a different line so
 /// they can be combined: the 1st capture of the day goes missing, the 2nd is off by a cent,
 /// the 3rd settles converted; quirks without enough captures do nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Quirk {
     /// The day's first capture is left out.
     Missing,

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use waybill_schemas::{Money, OrderId};
 
@@ -120,7 +121,7 @@ pub struct Policy {
     pub challenge_validity: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Stage {
     Challenge { until: DateTime<Utc> },
     Authorized { until: DateTime<Utc> },
@@ -128,7 +129,7 @@ enum Stage {
     Voided,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AuthorizationRecord {
     id: String,
     order_id: OrderId,
@@ -141,7 +142,7 @@ struct AuthorizationRecord {
     created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct CaptureRecord {
     pub(super) id: String,
     pub(super) authorization_id: String,
@@ -151,7 +152,7 @@ pub(super) struct CaptureRecord {
     pub(super) created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct RefundRecord {
     pub(super) id: String,
     pub(super) order_id: OrderId,
@@ -171,6 +172,17 @@ pub struct Ledger {
     pending_challenges: HashSet<String>,
 }
 
+/// Everything the ledger holds but its policy: what the sandbox saves and restores
+/// ([`super::persisted`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LedgerSnapshot {
+    authorizations: HashMap<String, AuthorizationRecord>,
+    captures: HashMap<String, CaptureRecord>,
+    refunds: Vec<RefundRecord>,
+    disputes: HashMap<String, super::disputes::DisputeRecord>,
+    pending_challenges: HashSet<String>,
+}
+
 pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", Uuid::now_v7().simple())
 }
@@ -184,6 +196,29 @@ impl Ledger {
             refunds: Vec::new(),
             disputes: HashMap::new(),
             pending_challenges: HashSet::new(),
+        }
+    }
+
+    /// A ledger holding what `snapshot` held, under `policy`.
+    pub fn restore(policy: Policy, snapshot: LedgerSnapshot) -> Self {
+        Self {
+            policy,
+            authorizations: snapshot.authorizations,
+            captures: snapshot.captures,
+            refunds: snapshot.refunds,
+            disputes: snapshot.disputes,
+            pending_challenges: snapshot.pending_challenges,
+        }
+    }
+
+    /// A copy of everything the ledger holds (for saving).
+    pub fn snapshot(&self) -> LedgerSnapshot {
+        LedgerSnapshot {
+            authorizations: self.authorizations.clone(),
+            captures: self.captures.clone(),
+            refunds: self.refunds.clone(),
+            disputes: self.disputes.clone(),
+            pending_challenges: self.pending_challenges.clone(),
         }
     }
 

@@ -1,0 +1,254 @@
+//! Waybill's warehouse on a replicated ClickHouse (two 18.16 replicas of one shard coordinated
+//! by ZooKeeper, from `infra/scripts/ensure-clickhouse-cluster.sh`), reached over HTTPS with a
+//! private CA and a user with a password: orders are captured while the analytics view ingests
+//! them, the preferred replica is killed with -9 in the middle and started again, and afterwards
+//! the finance summary equals the event log, read through both replicas and from each alone.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+use waybill_e2e::clickhouse_cluster::ClickHouseCluster;
+use waybill_e2e::{eventually, Role, FINANCE_KEY};
+
+/// Replication catch-up after a restart waits for ZooKeeper to expire the dead replica's
+/// session (about 30 s) before the restarted one takes part again.
+const CONVERGE: Duration = Duration::from_secs(150);
+
+/// Today's finance summary summed over channels: `(captures, orders, gross sales)`.
+async fn summary(query_url: &str) -> Result<(i64, i64, i64), String> {
+    let today = chrono::Utc::now().date_naive();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{query_url}/v1/finance/summary?from={today}&to={today}"
+        ))
+        .bearer_auth(FINANCE_KEY)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {body}"));
+    }
+    let mut totals = (0, 0, 0);
+    for row in body["items"].as_array().into_iter().flatten() {
+        let n = |f: &str| row[f].as_i64().unwrap_or(0);
+        totals.0 += n("captures");
+        totals.1 += n("orders");
+        totals.2 += n("gross_sales");
+    }
+    Ok(totals)
+}
+
+/// The same three sums from the event log.
+async fn log_totals(world: &CheckoutWorld) -> (i64, i64, i64) {
+    let pool = world.env.db();
+    let sum = |event_type: &'static str, path: &'static str| async move {
+        let total: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT sum((payload #>> '{{{path}}}')::bigint)::bigint FROM events WHERE event_type = $1"
+        ))
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+        .expect("sum over the event log");
+        total.unwrap_or(0)
+    };
+    let orders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
+            .fetch_one(pool)
+            .await
+            .expect("orders");
+    (
+        sum("PaymentCaptured", "amount,minor").await,
+        orders,
+        sum("OrderPlaced", "totals,grand_total,minor").await,
+    )
+}
+
+async fn summary_equals_the_log(what: &str, query_url: &str, log: (i64, i64, i64)) {
+    eventually(what, CONVERGE, || async {
+        let seen = summary(query_url).await?;
+        if seen == log {
+            Ok(())
+        } else {
+            Err(format!(
+                "finance (captures, orders, gross) {seen:?}, event log {log:?}"
+            ))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_during_ingest_loses_nothing_and_each_replica_answers_the_event_logs_totals(
+) {
+    let dir = std::env::temp_dir().join(format!(
+        "waybill-e2e-clickhouse-cluster-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let cluster = ClickHouseCluster::start(&dir);
+    let urls = cluster.https_urls();
+    let settings = cluster.waybill_settings(&urls);
+    let extra: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let world = CheckoutWorld::start("clickhouse_cluster", &extra, &[("CHC-1", 1_000)]).await;
+    let database = world.env.clickhouse_database.clone();
+
+    // `serve all` migrates the cluster (as it starts serving): replicated local tables and
+    // Distributed ones, on both replicas.
+    for replica in [1, 2] {
+        let sql = format!(
+            "SELECT name, engine FROM system.tables WHERE database = '{database}' \
+             AND name IN ('order_facts', 'order_facts_local') ORDER BY name"
+        );
+        eventually(
+            &format!("the warehouse tables on replica {replica}"),
+            Duration::from_secs(60),
+            || async {
+                let engines = cluster.query(replica, &sql).await?;
+                if engines
+                    == "order_facts\tDistributed\norder_facts_local\tReplicatedReplacingMergeTree"
+                {
+                    Ok(())
+                } else {
+                    Err(format!("tables: {engines:?}"))
+                }
+            },
+        )
+        .await;
+    }
+
+    // Orders flow; the preferred replica dies with -9 once the warehouse has some of them, and
+    // comes back a little later while orders still flow.
+    let mut placed = Vec::new();
+    let mut killed_after = None;
+    let mut restarted_after = None;
+    for i in 0..36u32 {
+        let body = order(&format!("CHC-{i}"), "CHC-1", 1 + i % 3, cards::APPROVED);
+        let response = world.place(&body).await;
+        placed.push(response["order_id"].as_str().expect("order id").to_owned());
+        if killed_after.is_none() && i >= 8 {
+            let (captures, _, _) = summary(&world.waybill.query_url())
+                .await
+                .unwrap_or_default();
+            if captures > 0 {
+                cluster.kill_hard(1);
+                killed_after = Some(i + 1);
+            }
+        }
+        if restarted_after.is_none() && killed_after.is_some_and(|k| i + 1 >= k + 12) {
+            cluster.restart(1).await;
+            restarted_after = Some(i + 1);
+        }
+    }
+    let killed_after = killed_after.expect("the warehouse had captures before the kill");
+    let restarted_after = restarted_after.expect("the replica was restarted while orders flowed");
+    for id in &placed {
+        let events = world.settled(id, None).await;
+        assert!(
+            events.iter().any(|e| e == "PaymentCaptured"),
+            "order {id}: {events:?}"
+        );
+    }
+    let log = log_totals(&world).await;
+    assert_eq!(log.1, placed.len() as i64);
+    assert!(log.0 > 0);
+
+    // Through the cluster as configured (both replicas, failover)…
+    summary_equals_the_log(
+        "the finance summary over both replicas equals the event log",
+        &world.waybill.query_url(),
+        log,
+    )
+    .await;
+    // …and from each replica alone: a query API that knows only that one.
+    for replica in [1, 2] {
+        let only = cluster.waybill_settings(&urls[replica - 1..replica]);
+        let only: Vec<(&str, &str)> = only.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let query = world.env.start_with(Role::Query, &only).await;
+        summary_equals_the_log(
+            &format!("the finance summary read from replica {replica} alone equals the event log"),
+            &query.query_url(),
+            log,
+        )
+        .await;
+        let facts = cluster
+            .query(
+                replica,
+                &format!("SELECT count() FROM {database}.order_facts_local FINAL"),
+            )
+            .await
+            .expect("count on the replica");
+        assert_eq!(
+            facts,
+            placed.len().to_string(),
+            "order facts on replica {replica}"
+        );
+    }
+
+    // Both replicas active again in ZooKeeper's eyes.
+    eventually("both replicas active", CONVERGE, || async {
+        let active = cluster
+            .query(
+                2,
+                &format!(
+                    "SELECT min(active_replicas) FROM system.replicas WHERE database = '{database}'"
+                ),
+            )
+            .await?;
+        if active == "2" {
+            Ok(())
+        } else {
+            Err(format!("active replicas: {active}"))
+        }
+    })
+    .await;
+
+    // What was configured is what protects it: TLS without the CA, or a wrong password, fails.
+    let untrusted = reqwest::Client::new()
+        .post(format!("{}/", urls[1]))
+        .body("SELECT 1")
+        .send()
+        .await;
+    assert!(untrusted.is_err(), "a client without the CA connected");
+    let wrong = cluster
+        .query(2, "SELECT 1")
+        .await
+        .expect("the right password works");
+    assert_eq!(wrong, "1");
+    let refused = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(cluster.setting("WAYBILL_CLICKHOUSE_CA_FILE")).expect("CA"),
+            )
+            .expect("PEM"),
+        )
+        .build()
+        .expect("client")
+        .post(format!("{}/", urls[1]))
+        .header(
+            "X-ClickHouse-User",
+            cluster.setting("WAYBILL_CLICKHOUSE_USER"),
+        )
+        .header("X-ClickHouse-Key", "not-the-password")
+        .body("SELECT 1")
+        .send()
+        .await
+        .expect("an answer");
+    assert!(
+        !refused.status().is_success(),
+        "a wrong password was accepted"
+    );
+
+    eprintln!(
+        "clickhouse cluster: {} orders, replica 1 killed after {killed_after} and restarted \
+         after {restarted_after}; log totals (captures, orders, gross) {log:?}",
+        placed.len()
+    );
+    drop(world);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
