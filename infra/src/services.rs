@@ -380,7 +380,12 @@ pub fn query_config(
     };
     if settings.query_live_push {
         // One node is enough to subscribe: a cluster delivers a PUBLISH to every node.
-        let first = settings.redis_url.split(',').next().unwrap_or_default().trim();
+        let first = settings
+            .redis_url
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim();
         match redis::Client::open(first) {
             Ok(client) => {
                 config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
