@@ -493,6 +493,17 @@ pub(crate) async fn load_agent_order(
     order: OrderId,
     wanted: Option<i64>,
 ) -> Result<AgentOrderResponse, Problem> {
+    load_agent_order_with_events(state, order, wanted)
+        .await
+        .map(|(order, _)| order)
+}
+
+/// [`load_agent_order`] and the order's stored events it was made from.
+pub(crate) async fn load_agent_order_with_events(
+    state: &AppState,
+    order: OrderId,
+    wanted: Option<i64>,
+) -> Result<(AgentOrderResponse, Vec<EventEnvelope>), Problem> {
     let index = search_backend(state)?;
     let document = wait_for_document(state, index, order, wanted).await?;
 
@@ -515,7 +526,7 @@ pub(crate) async fn load_agent_order(
     let version = document.as_ref().map_or(0, |d| d.version);
     let tracking_version = tracking.as_ref().map_or(0, |t| t.version);
     let stale = wanted.is_some_and(|w| version < w || tracking_version < w);
-    Ok(AgentOrderResponse {
+    let response = AgentOrderResponse {
         tracking,
         document,
         timeline,
@@ -524,7 +535,8 @@ pub(crate) async fn load_agent_order(
             requested_version: wanted,
             view_version: version,
         },
-    })
+    };
+    Ok((response, stream))
 }
 
 #[cfg(test)]

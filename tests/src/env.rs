@@ -159,6 +159,19 @@ impl TestEnv {
             .expect("run waybill migrate")
     }
 
+    /// Runs `waybill <args>` (a one-shot command such as `reconcile`) with this test's
+    /// environment and returns what it did, success or not.
+    pub async fn run_command(&self, args: &[&str]) -> std::process::Output {
+        let mut command = tokio::process::Command::new(waybill_binary());
+        command.args(args).kill_on_drop(true);
+        self.apply_env(&mut command, &[]);
+        command
+            .current_dir(&self.log_dir)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("run waybill {args:?}: {e}"))
+    }
+
     /// The environment every process of this test runs with (on top of a cleared environment),
     /// plus `extra` (later entries win).
     pub fn process_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -26,6 +26,7 @@ mod order_edits;
 mod report;
 mod returns;
 mod scenario;
+mod screens;
 mod search;
 mod seed;
 mod time_travel;
@@ -266,6 +267,17 @@ async fn demo(
     // reconciliation show them.
     let order_ids: Vec<String> = followed.iter().map(|o| o.id.clone()).collect();
     finance::show(settings, client, &order_ids).await?;
+    let api_keys = Secrets::resolve(settings)?.api_keys;
+    let staff = key_with_role(&api_keys, &["agent", "admin"])
+        .context("WAYBILL_API_KEYS has no agent or admin key to open the console with")?;
+    screens::show(
+        &client.query_base,
+        &staff,
+        key_with_role(&api_keys, &["finance", "admin"]).as_deref(),
+        &settings.secrets_dir.join(crate::secrets::DEV_API_KEY_FILE),
+        &order_ids,
+    )
+    .await?;
     let logistics = format!("http://{}", settings.fulfillment.logistics_sandbox_addr);
     fulfillment::run(actors.client, &logistics, &run).await?;
     returns::run(actors.client, &logistics, &run).await?;

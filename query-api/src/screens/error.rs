@@ -36,6 +36,14 @@ pub enum ScreenError {
 }
 
 impl ScreenError {
+    /// A query string that does not parse (a parameter given twice, bad percent-encoding).
+    pub fn bad_query() -> Self {
+        Self::BadInput {
+            field: "query",
+            detail: "is not a valid query string".to_owned(),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::SignInRequired { .. } => StatusCode::SEE_OTHER,

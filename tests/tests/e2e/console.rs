@@ -80,6 +80,24 @@ pub async fn indexed(api: &Api, placed: &Placed) {
     .await;
 }
 
+/// Opens `start` (a screen), is sent to the sign-in form, pastes the credential and presses the
+/// button, as a person would; ends back on `start`.
+pub async fn sign_in_with_browser(
+    browser: &mut waybill_e2e::browser::Browser,
+    base: &str,
+    credential: &str,
+    start: &str,
+) {
+    browser.navigate(&format!("{base}{start}")).await;
+    browser.wait_for_text("Sign in to Waybill").await;
+    browser.fill("#credential", credential).await;
+    browser
+        .click_and_wait("form.card button[type=submit]")
+        .await;
+    let path = browser.eval("location.pathname").await;
+    assert_eq!(path, json!(start), "back on {start} after signing in");
+}
+
 fn signed_in_client(base: &str) -> StaffClient {
     let mut client = StaffClient::new(base);
     client.origin = PUBLIC_ORIGIN.to_owned();
@@ -447,6 +465,214 @@ mod browser {
         browser.wait_for_text("2 orders").await;
         browser
             .screenshot(&screen_path("console-search-phone"))
+            .await;
+    }
+
+    /// Refunds part of a captured order and approves a held one, through the console in
+    /// Chromium; a second submission of the same confirmed form does nothing more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_refunds_part_of_an_order_sees_it_on_the_timeline_and_approves_a_review() {
+        use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+        use waybill_e2e::screens::StaffClient;
+
+        let world =
+            CheckoutWorld::start("console_agent", &[], &[("CON-1", 10), ("WATCH-1", 10)]).await;
+        let placed = world
+            .place(&order("CON-REFUND-1", "CON-1", 2, cards::APPROVED))
+            .await;
+        let paid = placed["order_id"].as_str().expect("id").to_owned();
+        let events = world.settled(&paid, None).await;
+        assert_eq!(events.last().map(String::as_str), Some("PaymentCaptured"));
+        // 1 × 2,500.00 USD: over the review threshold.
+        let mut big = order("CON-REVIEW-1", "WATCH-1", 1, cards::APPROVED);
+        big["lines"][0]["unit_price_minor"] = json!(250_000);
+        let held = world.place(&big).await;
+        let held = held["order_id"].as_str().expect("id").to_owned();
+        world.settled(&held, Some("review")).await;
+        let base = world.api.query_url.clone();
+
+        let mut browser = Browser::launch(&world.env.log_dir).await;
+        browser.viewport(1280, 900, false).await;
+        sign_in(&mut browser, &base, AGENT_KEY).await;
+
+        // Search, open the order.
+        browser.fill("#q", "CON-REFUND-1").await;
+        browser
+            .click_and_wait("form[role=search] button[type=submit]")
+            .await;
+        browser.wait_for_text("1 orders").await;
+        browser
+            .click_and_wait("table a[href^='/console/orders/']")
+            .await;
+        browser.wait_for_text("Order CON-REFUND-1").await;
+        let text = browser.text().await;
+        for section in [
+            "Payment",
+            "Lines",
+            "Shipments",
+            "Returns",
+            "Refunds",
+            "Risk",
+            "Timeline (",
+        ] {
+            assert!(
+                text.contains(section),
+                "the order page has {section}: {text}"
+            );
+        }
+        assert!(text.contains("No refund."), "{text}");
+        browser
+            .screenshot(&screen_path("console-order-laptop"))
+            .await;
+
+        // Refund 5.00 of it: the confirmation step says exactly what will happen.
+        browser.fill("#refund-amount", "5.00").await;
+        browser.fill("#refund-reason", "damaged box").await;
+        browser
+            .click_and_wait("#action-refund button[type=submit]")
+            .await;
+        browser
+            .wait_for_text("Refund 5.00 USD to the original payment, reason: damaged box.")
+            .await;
+        assert_eq!(
+            world
+                .env
+                .event_types_of_order(&paid)
+                .await
+                .iter()
+                .filter(|t| *t == "RefundRequested")
+                .count(),
+            0,
+            "nothing is sent before it is confirmed"
+        );
+        browser
+            .screenshot(&screen_path("console-refund-confirm"))
+            .await;
+        // What a second click would send: the same form, same idempotency key, same session.
+        let fields = browser
+            .eval(
+                "Array.from(new FormData(document.querySelector('form[action$=\"/actions/refund\"]')).entries())",
+            )
+            .await;
+        let session = browser
+            .cookies()
+            .await
+            .into_iter()
+            .find(|c| c["name"] == "waybill_console")
+            .and_then(|c| c["value"].as_str().map(str::to_owned))
+            .expect("session cookie");
+        browser.click_and_wait("#confirm").await;
+        browser
+            .wait_for_text("Refund requested. The page shows the order with it.")
+            .await;
+        let refunds = browser
+            .eval("document.getElementById('refunds').innerText")
+            .await;
+        let refunds = refunds.as_str().unwrap_or_default();
+        assert!(
+            refunds.contains("5.00 USD") && refunds.contains("damaged box"),
+            "{refunds}"
+        );
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#timeline li[data-event=RefundRequested]') !== null")
+                .await,
+            json!(true),
+            "the refund is on the timeline"
+        );
+        browser
+            .screenshot(&screen_path("console-order-after-refund"))
+            .await;
+
+        let mut again = StaffClient::new(&base);
+        again.set_cookie("waybill_console", &session);
+        let pairs: Vec<(String, String)> = fields
+            .as_array()
+            .expect("form entries")
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap_or_default().to_owned(),
+                    p[1].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resent = again
+            .post(&format!("/console/orders/{paid}/actions/refund"), &borrowed)
+            .await;
+        assert_eq!(resent.status, 303, "{}", resent.body);
+        assert_eq!(
+            world
+                .env
+                .event_types_of_order(&paid)
+                .await
+                .iter()
+                .filter(|t| *t == "RefundRequested")
+                .count(),
+            1,
+            "the same confirmed form sent twice refunds once"
+        );
+        world.wait_for_event(&paid, "PaymentRefunded", 1).await;
+        browser
+            .navigate(&format!("{base}/console/orders/{paid}"))
+            .await;
+        browser.wait_for_text("refunded").await;
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#timeline li[data-event=PaymentRefunded]') !== null")
+                .await,
+            json!(true)
+        );
+        assert!(browser.text().await.contains("5.00 USD"));
+
+        // The held order: find it by its status facet, approve it.
+        browser
+            .navigate(&format!("{base}/console?status=in_review"))
+            .await;
+        browser.wait_for_text("CON-REVIEW-1").await;
+        browser
+            .click_and_wait("table a[href^='/console/orders/']")
+            .await;
+        browser.wait_for_text("Decide the review").await;
+        let reasons = browser
+            .eval("document.getElementById('risk-reasons').innerText")
+            .await;
+        assert!(
+            !reasons.as_str().unwrap_or_default().is_empty(),
+            "risk reasons are shown"
+        );
+        browser.fill("#review-note", "called the customer").await;
+        browser
+            .click_and_wait("#action-review button[type=submit]")
+            .await;
+        browser
+            .wait_for_text("Approve order CON-REVIEW-1 after review.")
+            .await;
+        browser.click_and_wait("#confirm").await;
+        browser
+            .wait_for_text("Review decision recorded. The page shows the order with it.")
+            .await;
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#timeline li[data-event=RiskReviewResolved]') !== null")
+                .await,
+            json!(true)
+        );
+        assert!(
+            !browser.text().await.contains("Decide the review"),
+            "no longer held"
+        );
+        browser.viewport(390, 844, true).await;
+        browser
+            .navigate(&format!("{base}/console/orders/{held}"))
+            .await;
+        browser.wait_for_text("Review resolved").await;
+        browser
+            .screenshot(&screen_path("console-order-phone"))
             .await;
     }
 }

@@ -16,6 +16,7 @@ mod database_sessions;
 mod edits;
 mod exchanges;
 mod finance;
+mod finance_page;
 mod fulfillment;
 mod fully_cancelled;
 mod idempotency;

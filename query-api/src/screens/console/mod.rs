@@ -6,6 +6,7 @@
 //!   action to the command API ([`actions`] decides what each form means).
 
 pub mod actions;
+pub mod notifications;
 pub mod order_page;
 pub mod search_page;
 

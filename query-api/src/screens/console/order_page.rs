@@ -8,6 +8,7 @@
 //! the order page with the answer's consistency token, which waits (bounded) until the views
 //! show the change.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,8 @@ use crate::problem::Problem;
 use crate::screens::csrf::PostedForm;
 use crate::screens::layout::{csrf_field, page};
 use crate::screens::{command_client, require_role, url_encode, ScreenError, Session};
-use crate::search::{load_agent_order, AgentOrderResponse, InternalTimelineEntry};
+use crate::search::{load_agent_order_with_events, AgentOrderResponse, InternalTimelineEntry};
+use waybill_projectors::views::notifications::Notification;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct OrderParams {
@@ -48,16 +50,45 @@ fn problem(error: Problem) -> ScreenError {
     }
 }
 
+struct Loaded {
+    order: AgentOrderResponse,
+    view: TrackingView,
+    notifications: Vec<Notification>,
+}
+
 async fn load(
     state: &AppState,
     order: OrderId,
     wanted: Option<i64>,
-) -> Result<(AgentOrderResponse, TrackingView), ScreenError> {
-    let loaded = load_agent_order(state, order, wanted)
+) -> Result<Loaded, ScreenError> {
+    let (loaded, events) = load_agent_order_with_events(state, order, wanted)
         .await
         .map_err(problem)?;
     let view = loaded.tracking.clone().ok_or(ScreenError::NotFound)?;
-    Ok((loaded, view))
+    Ok(Loaded {
+        notifications: super::notifications::sent(&events, &state.config.tracking),
+        order: loaded,
+        view,
+    })
+}
+
+fn notifications(sent: &[Notification]) -> Markup {
+    html! {
+        section aria-labelledby="h-notifications" {
+            h2 id="h-notifications" { "Notifications sent" }
+            @if sent.is_empty() { p class="muted" { "None." } } @else {
+                ul id="notifications" {
+                    @for n in sent {
+                        li {
+                            time { (n.occurred_at.format("%Y-%m-%d %H:%M UTC")) } " · "
+                            (n.kind.title()) " · " (n.medium.as_str()) " to " (n.to)
+                            @if let Some(subject) = &n.subject { " · “" (subject) "”" }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn events<'a>(
@@ -402,9 +433,10 @@ pub async fn order_page(
     State(state): State<AppState>,
     session: Session,
     Path(raw_id): Path<String>,
-    Query(params): Query<OrderParams>,
+    params: Result<Query<OrderParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
     let order = order_id(&raw_id)?;
     let wanted = match params
         .consistency_token
@@ -422,7 +454,11 @@ pub async fn order_page(
             }
         },
     };
-    let (loaded, view) = load(&state, order, wanted).await?;
+    let Loaded {
+        order: loaded,
+        view,
+        notifications: sent,
+    } = load(&state, order, wanted).await?;
     let done = params.done.as_deref().and_then(Action::parse);
     let main = html! {
         p { a href="/console" { "← Orders" } }
@@ -439,6 +475,7 @@ pub async fn order_page(
         (shipments(&view))
         (returns_and_refunds(&loaded, &view))
         (risk_and_disputes(&loaded))
+        (notifications(&sent))
         (actions(&session, &loaded, &view))
         (timeline(&loaded))
     };
@@ -504,7 +541,7 @@ pub async fn order_action(
     require_role(&session, ROLES)?;
     let order = order_id(&raw_id)?;
     let action = Action::parse(&slug).ok_or(ScreenError::NotFound)?;
-    let (_, view) = load(&state, order, None).await?;
+    let view = load(&state, order, None).await?.view;
     let prepared = prepare(action, &view, &form)?;
     if form.get("step").map(String::as_str) != Some("confirm") {
         return Ok(confirm_page(

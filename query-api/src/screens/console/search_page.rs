@@ -3,6 +3,7 @@
 //! and the API accept exactly the same filters; facet counts link to the same search narrowed
 //! by that value, and the next page follows the index's cursor.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::{html, Markup};
@@ -146,7 +147,7 @@ fn results(hits: &[SearchHit]) -> Markup {
                             }
                             td data-label="Status" { span class="badge" { (status_word(d)) } }
                             td data-label="Channel" { (d.channel.as_str()) }
-                            td data-label="Customer" { (d.customer.name) br; span class="muted" { (d.customer.email) } }
+                            td data-label="Customer" { span { (d.customer.name) br; span class="muted" { (d.customer.email) } } }
                             td data-label="Total" class="num" { (money(d.grand_total_minor, &d.currency)) }
                             td data-label="Placed" { (d.created_at.format("%Y-%m-%d %H:%M")) }
                         }
@@ -169,9 +170,10 @@ pub fn status_word(document: &waybill_schemas::views::OrderDocument) -> String {
 pub async fn search(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<SearchParams>,
+    params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
     let mut params = params;
     for value in [
         &mut params.q,

@@ -16,7 +16,9 @@ const LEFT: f64 = 70.0;
 const BOTTOM: f64 = 28.0;
 const TOP: f64 = 10.0;
 /// Bar colours, matching the legend swatches in the stylesheet (`.swatch-N`).
-const COLOURS: [&str; 5] = ["#0b5394", "#a4161a", "#7a4b00", "#1e6b2f", "#6a1b9a"];
+const COLOURS: [&str; 6] = [
+    "#0b5394", "#a4161a", "#7a4b00", "#4a4a4a", "#1e6b2f", "#6a1b9a",
+];
 
 /// A grouped bar chart: one group per category, one bar per series; `label` formats an amount
 /// (the currency's exponent) for the axis and each bar's tooltip.

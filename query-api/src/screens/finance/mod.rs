@@ -15,6 +15,7 @@ pub mod chart;
 
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -169,6 +170,7 @@ fn charts(data: &Data) -> Markup {
                     Series { name: "collected", values: column(0) },
                     Series { name: "refunded", values: column(1) },
                     Series { name: "chargebacks", values: column(2) },
+                    Series { name: "fees", values: column(3) },
                     Series { name: "net", values: column(4) },
                     Series { name: "payouts", values: column(5) },
                 ],
@@ -188,7 +190,7 @@ fn summary_table(rows: &[SummaryRow]) -> Markup {
                 tbody {
                     @for r in rows {
                         tr {
-                            td data-label="Day" { (r.day) }
+                            td data-label="Day" class="day" { (r.day) }
                             td data-label="Channel" { (r.channel) }
                             td data-label="Currency" { (r.currency) }
                             td data-label="Orders" class="num" { (r.orders) }
@@ -214,7 +216,7 @@ fn payouts_table(rows: &[Payout]) -> Markup {
                     tbody {
                         @for p in rows {
                             tr {
-                                td data-label="Paid on" { (p.paid_on) }
+                                td data-label="Paid on" class="day" { (p.paid_on) }
                                 td data-label="Payout" { (p.payout_id) }
                                 td data-label="Transactions" class="num" { (p.transaction_count) }
                                 td data-label="Gross" class="num" { (money(p.gross, &p.currency)) }
@@ -238,7 +240,7 @@ fn discrepancies_table(rows: &[ReconciledItem]) -> Markup {
                     tbody {
                         @for r in rows {
                             tr {
-                                td data-label="Day" { (r.day) }
+                                td data-label="Day" class="day" { (r.day) }
                                 td data-label="Outcome" { span class="badge bad" { (r.outcome.replace('_', " ")) } }
                                 td data-label="Order" {
                                     @if r.order_id.is_empty() { span class="muted" { "unknown (" (r.transaction_id) ")" } }
@@ -284,12 +286,17 @@ fn filters(params: &FinanceParams) -> Markup {
 pub async fn finance_page(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<FinanceParams>,
+    params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
-    let params = cleaned(params);
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
+    let mut params = cleaned(params);
     let data = read(&state, &params).await?;
     let query = query_of(&params);
+    // Show the range the page covers, defaults included.
+    let range = params.range(Utc::now().date_naive()).map_err(problem)?;
+    params.from = Some(range.from.to_string());
+    params.to = Some(range.to.to_string());
     let main = html! {
         h1 { "Finance" }
         (filters(&params))
@@ -320,9 +327,10 @@ pub async fn finance_page(
 pub async fn summary_csv(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<FinanceParams>,
+    params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
     let data = read(&state, &cleaned(params)).await?;
     Ok(no_store(csv("finance-summary", &data.summary)))
 }
@@ -331,9 +339,10 @@ pub async fn summary_csv(
 pub async fn payouts_csv(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<FinanceParams>,
+    params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
     let data = read(&state, &cleaned(params)).await?;
     Ok(no_store(csv("payouts", &data.payouts)))
 }
@@ -342,9 +351,10 @@ pub async fn payouts_csv(
 pub async fn reconciliation_csv(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<FinanceParams>,
+    params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
     require_role(&session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
     let data = read(&state, &cleaned(params)).await?;
     Ok(no_store(csv("reconciliation", &data.discrepancies)))
 }
