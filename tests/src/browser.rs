@@ -250,12 +250,6 @@ impl Browser {
     }
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
-}
-
 /// A JavaScript string literal of `text` (JSON strings are JavaScript strings).
 fn js(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
@@ -324,42 +318,6 @@ impl Browser {
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
         )
         .await;
-    }
-
-    /// Clicks the download link `selector` as a person would and returns the file the browser
-    /// saved (into `dir`), once it is complete.
-    pub async fn download(&mut self, selector: &str, dir: &Path) -> PathBuf {
-        std::fs::create_dir_all(dir).expect("create the download directory");
-        self.call(
-            "Page.setDownloadBehavior",
-            json!({"behavior": "allow", "downloadPath": dir.display().to_string()}),
-        )
-        .await;
-        let before: Vec<PathBuf> = files_in(dir);
-        let clicked = self
-            .eval(&format!(
-                "(() => {{ const e = document.querySelector({sel}); if (!e) return false; \
-                 e.click(); return true; }})()",
-                sel = js(selector)
-            ))
-            .await;
-        assert_eq!(clicked, json!(true), "no download link at {selector}");
-        eventually(
-            &format!("the download of {selector}"),
-            Duration::from_secs(30),
-            || {
-                let before = before.clone();
-                async move {
-                    files_in(dir)
-                        .into_iter()
-                        .find(|f| {
-                            !before.contains(f) && f.extension().is_none_or(|e| e != "crdownload")
-                        })
-                        .ok_or_else(|| format!("in {}: {:?}", dir.display(), files_in(dir)))
-                }
-            },
-        )
-        .await
     }
 
     /// Every cookie the browser holds, as CDP reports them (`name`, `value`, `httpOnly`,

@@ -43,7 +43,10 @@ async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downlo
         .await;
     assert_eq!(imported.status, 201, "{}", imported.describe());
     let query_url = world.waybill.query_url();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
     let mismatched = eventually("the report reconciled", SETTLE, || async {
         let output = world
             .env
@@ -106,16 +109,38 @@ async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downlo
     );
     browser.screenshot(&screen_path("finance-laptop")).await;
 
-    // The CSV is what the link downloads, with this session.
-    let downloads = world.env.log_dir.join("downloads");
-    let file = browser
-        .download("#download-reconciliation", &downloads)
+    // The CSV is what the link downloads: fetched with this browser's session cookie (the
+    // page's CSP allows no script to fetch it, and headless downloads do not finish reliably).
+    let href = browser
+        .eval("document.getElementById('download-reconciliation').href")
         .await;
-    assert_eq!(
-        file.file_name().and_then(|n| n.to_str()),
-        Some("reconciliation.csv")
+    let href = href.as_str().expect("the download link").to_owned();
+    assert!(
+        href.starts_with(&format!("{query_url}/finance/reconciliation.csv?")),
+        "{href}"
     );
-    let csv = std::fs::read_to_string(&file).expect("the downloaded CSV");
+    let session = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "waybill_console")
+        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .expect("session cookie");
+    let response = client
+        .get(&href)
+        .header("cookie", format!("waybill_console={session}"))
+        .send()
+        .await
+        .expect("download the CSV");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename=\"reconciliation.csv\"")
+    );
+    let csv = response.text().await.expect("the CSV");
     let header = csv.lines().next().unwrap_or_default();
     assert!(
         header.contains("outcome") && header.contains("order_id"),
@@ -129,6 +154,16 @@ async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downlo
         csv.lines().count(),
         2,
         "header and the one discrepancy: {csv}"
+    );
+    let anonymous = client
+        .get(&href)
+        .send()
+        .await
+        .expect("GET without a session");
+    assert_eq!(
+        anonymous.status(),
+        303,
+        "no session, no CSV: off to sign in"
     );
 
     // The drill-down: the order's timeline, with its capture.
