@@ -9,6 +9,7 @@
 //! ClickHouse [`warehouse`]), each plugged into the runtime through [`runtime::View`].
 //! [`rebuild`] replays the event log into a fresh copy of a view and swaps it in.
 
+pub mod desk;
 pub mod rebuild;
 pub mod reconciliation;
 pub mod runtime;

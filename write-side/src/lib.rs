@@ -14,6 +14,7 @@ pub mod checkout;
 pub mod command_api;
 pub mod commands;
 pub mod commit_batcher;
+pub mod desk;
 pub mod domain;
 pub mod event_store;
 pub mod fulfillment;

@@ -65,6 +65,12 @@ impl WorkList {
         Self { table }
     }
 
+    /// How many rows are due at `now`: the work list's backlog (for operations).
+    pub async fn due_count(&self, pool: &PgPool, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+        let statement = format!("SELECT count(*) FROM {} WHERE due_at <= $1", self.table);
+        retry::serializable(|| sqlx::query_scalar(&statement).bind(now).fetch_one(pool)).await
+    }
+
     /// Makes the flows of `orders` due now, creating rows that do not exist. Called in the same
     /// transaction as the events that need the flow's attention.
     pub async fn wake(

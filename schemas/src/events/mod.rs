@@ -8,6 +8,7 @@
 
 mod charge;
 mod chargeback;
+pub mod desk;
 mod exchange;
 mod fulfillment;
 mod inventory;
@@ -29,6 +30,7 @@ pub use charge::{ExtraChargeCaptured, ExtraChargeDeclined, ExtraChargeRequested}
 pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
+pub use desk::DeskEntryResolved;
 pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
     effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
@@ -176,6 +178,7 @@ order_events! {
     ExchangeReplacementRequested = 1,
     OrderEdited = 1,
     PaymentCaptureFailed = 1,
+    DeskEntryResolved = 1,
 }
 
 impl OrderEventKind {

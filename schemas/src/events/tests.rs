@@ -96,6 +96,10 @@ fn checked_in_json_schemas_match_the_rust_types() {
         ),
         ("PayoutRecorded.v1.schema.json", schema_for!(PayoutRecorded)),
         (
+            "DeskEntryResolved.v1.schema.json",
+            schema_for!(DeskEntryResolved),
+        ),
+        (
             "FulfillmentRouted.v1.schema.json",
             schema_for!(FulfillmentRouted),
         ),
@@ -551,6 +555,16 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
             order_id,
             capture_mode: CaptureMode::Immediate,
             confirmed_at: at,
+        }),
+        // Lives in a desk entry's stream, not the order's; one of each kind all the same.
+        OrderEvent::DeskEntryResolved(DeskEntryResolved {
+            entry_id: uuid::Uuid::now_v7(),
+            kind: "failed_handoff".into(),
+            order_id: Some(order_id),
+            action: "retry_handoff".into(),
+            note: Some("asked the carrier to collect again".into()),
+            automatic: false,
+            resolved_at: at,
         }),
     ]
     .into_iter()

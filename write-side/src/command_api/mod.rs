@@ -8,6 +8,7 @@
 mod body_check;
 mod cancellation;
 mod checkout;
+mod desk;
 pub mod contract;
 mod edits;
 mod fulfillment;
@@ -256,6 +257,12 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             post(returns::record_inspection),
         )
         .route("/v1/reviews", get(checkout::review_queue))
+        .route("/v1/desk/entries", get(desk::list_entries))
+        .route("/v1/desk/entries/{entry_id}", get(desk::get_entry))
+        .route(
+            "/v1/desk/entries/{entry_id}/resolve",
+            post(desk::resolve_entry),
+        )
         .route("/v1/webhooks/payments", post(checkout::payment_webhook))
         .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
         .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))

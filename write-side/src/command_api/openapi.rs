@@ -158,6 +158,18 @@ pub struct ReviewOrderRequest {
     note: Option<String>,
 }
 
+/// `POST /v1/desk/entries/{entry_id}/resolve` body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ResolveEntryRequest {
+    /// What was done; one of the entry's `allowed_actions`.
+    #[schema(pattern = "^(retry_handoff|reroute|extend|void|contact_customer|replay|discard|acknowledge)$")]
+    action: String,
+    /// Why, or what the customer was told (at most 1,000 characters).
+    #[schema(max_length = 1000)]
+    note: Option<String>,
+}
+
 /// `POST /v1/orders/{id}/refunds` body.
 #[allow(dead_code)]
 #[derive(ToSchema)]
@@ -365,6 +377,7 @@ pub struct InspectionLineRequest {
         super::returns::record_inspection,
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock,
+        super::desk::list_entries, super::desk::get_entry, super::desk::resolve_entry,
         crate::readiness::live, super::handlers::ready
     ),
     components(schemas(
@@ -384,6 +397,9 @@ pub struct InspectionLineRequest {
         ChargeRequestBody, crate::commands::ChargeResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
+        ResolveEntryRequest, crate::commands::ResolveResponse, super::desk::EntryPage,
+        crate::desk::Entry, crate::desk::Resolution, crate::desk::EntryKind, crate::desk::Action,
+        crate::desk::EntryStatus,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel,

@@ -312,6 +312,11 @@ impl From<CommandError> for Problem {
                 format!("the order has no return {id}"),
             )
             .with_field("return_id"),
+            CommandError::EntryNotFound(id) => Self::new(
+                ProblemType::NotFound,
+                format!("there is no desk entry {id}"),
+            )
+            .with_field("entry_id"),
             CommandError::Conflict(id) => Self::new(
                 ProblemType::ConcurrencyConflict,
                 format!("order {id} kept changing while this command was decided; retry it"),

@@ -8,6 +8,7 @@ mod cancel;
 mod cancel_lines;
 mod charge;
 mod decide;
+mod desk;
 mod dispute;
 mod edit;
 mod place;
@@ -22,6 +23,7 @@ pub use cancel::cancel_order;
 pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse};
 pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
+pub use desk::{parse_resolution, resolve_desk_entry, ResolveBody, ResolveResponse};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use edit::{edit_order, preview_edit, AddedStockResponse, EditResponse, EditedLineResponse};
 pub use place::{place_order, place_parsed_order};
@@ -109,6 +111,8 @@ pub enum CommandError {
     DisputeNotFound(String),
     #[error("return {0} not found")]
     ReturnNotFound(String),
+    #[error("desk entry {0} not found")]
+    EntryNotFound(String),
     /// A system Waybill depends on (the payment gateway) failed; retrying may work.
     #[error("upstream failure: {0}")]
     Upstream(String),

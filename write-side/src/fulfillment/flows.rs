@@ -13,6 +13,11 @@ pub use crate::work_list::{Claimed, Release};
 /// The fulfillment flows' work list.
 const FLOWS: WorkList = WorkList::new("fulfillment_flows");
 
+/// How many flows are due at `now` (the fulfillment worker's backlog).
+pub async fn due_count(pool: &PgPool, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    FLOWS.due_count(pool, now).await
+}
+
 /// Starts (or wakes) the fulfillment flow of every order confirmed in `events`. Called in the
 /// transaction that appends them.
 pub async fn start_confirmed(

@@ -10,6 +10,14 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use waybill_schemas::EventEnvelope;
 
+/// Rows not yet published (the relay's backlog).
+pub async fn pending_count(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    crate::event_store::retry::serializable(|| {
+        sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(pool)
+    })
+    .await
+}
+
 /// Inserts one outbox row per event with one statement.
 pub async fn insert(
     conn: &mut PgConnection,

@@ -110,7 +110,12 @@ fn apply_order(
             event_type: other.event_type().to_owned(),
             version: event.stream_version,
         }),
-        (Some(_), OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_)) => {
+        (
+            Some(_),
+            OrderEvent::SettlementReportImported(_)
+            | OrderEvent::PayoutRecorded(_)
+            | OrderEvent::DeskEntryResolved(_),
+        ) => {
             Err(wrong_stream(event))
         }
         (Some(state), other) => {
@@ -485,6 +490,7 @@ fn change(state: &mut OrderAnalytics, event: &EventEnvelope, decoded: &OrderEven
         | OrderEvent::ChargebackEvidenceSubmitted(_)
         | OrderEvent::SettlementReportImported(_)
         | OrderEvent::PayoutRecorded(_)
+        | OrderEvent::DeskEntryResolved(_)
         | OrderEvent::InventoryReservationFailed(_)
         | OrderEvent::InventoryAllocated(_)
         | OrderEvent::InventoryReleased(_)

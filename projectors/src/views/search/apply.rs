@@ -272,7 +272,9 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         | OrderEvent::PickupCompleted(_)
         | OrderEvent::ShipmentTracked(_) => {}
         // Settlement and payout events live in streams of their own, never an order's.
-        OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
+        OrderEvent::SettlementReportImported(_)
+        | OrderEvent::PayoutRecorded(_)
+        | OrderEvent::DeskEntryResolved(_) => {}
         OrderEvent::OrderCancelled(cancelled) => {
             document.status = TrackingStatus::Cancelled;
             remove_tag(document, "payment_action_required");

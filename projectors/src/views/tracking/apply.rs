@@ -320,7 +320,9 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::ChargebackEvidenceSubmitted(_)
         | OrderEvent::ChargebackWon(_) => None,
         // Not order events (settlement streams); the view never handles those streams.
-        OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => None,
+        OrderEvent::SettlementReportImported(_)
+        | OrderEvent::PayoutRecorded(_)
+        | OrderEvent::DeskEntryResolved(_) => None,
         OrderEvent::OrderConfirmed(confirmed) => {
             if view.status != TrackingStatus::Cancelled {
                 view.status = TrackingStatus::Confirmed;

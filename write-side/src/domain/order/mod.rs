@@ -347,7 +347,9 @@ impl Order {
             | OrderEvent::ExtraChargeDeclined(_)
             | OrderEvent::StoreCreditIssued(_) => {}
             // Not order events; never in an order stream.
-            OrderEvent::SettlementReportImported(_) | OrderEvent::PayoutRecorded(_) => {}
+            OrderEvent::SettlementReportImported(_)
+            | OrderEvent::PayoutRecorded(_)
+            | OrderEvent::DeskEntryResolved(_) => {}
             // Fulfillment has its own fold (`domain::fulfillment`); checkout only needs to know
             // that something shipped, for capture on shipment.
             OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => state.shipped = true,
