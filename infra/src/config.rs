@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod desk;
 mod nats;
 mod search;
+pub use desk::DeskSettings;
 pub use nats::{NatsSettings, NatsSettingsError};
 pub use search::ElasticSettings;
 
@@ -358,6 +360,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub fulfillment: FulfillmentSettings,
+
+    #[command(flatten)]
+    pub desk: DeskSettings,
 
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
@@ -891,14 +896,18 @@ pub enum ProjectorView {
     Analytics,
     /// Customer notifications.
     Notifications,
+    /// The exceptions desk (order watches in Postgres), with its detector and the operations
+    /// sampler.
+    Desk,
 }
 
 impl ProjectorView {
-    pub const ALL: [ProjectorView; 4] = [
+    pub const ALL: [ProjectorView; 5] = [
         ProjectorView::Tracking,
         ProjectorView::Notifications,
         ProjectorView::Search,
         ProjectorView::Analytics,
+        ProjectorView::Desk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -907,6 +916,7 @@ impl ProjectorView {
             Self::Search => "search",
             Self::Analytics => "analytics",
             Self::Notifications => "notifications",
+            Self::Desk => "desk",
         }
     }
 }

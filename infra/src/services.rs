@@ -687,6 +687,27 @@ mod projector {
             ProjectorView::Analytics => {
                 run_analytics(config, settings.warehouse.config(), pool, js, stop).await
             }
+            ProjectorView::Desk => {
+                let desk = settings.desk.config(
+                    &settings.nats_stream,
+                    Duration::from_secs(settings.checkout.review_timeout_secs),
+                );
+                let ops = settings.desk.ops(&settings.nats_stream);
+                let view = waybill_projectors::desk::DeskProjection::new(
+                    waybill_projectors::desk::DeskStore::new(pool.clone()),
+                );
+                tokio::try_join!(
+                    waybill_projectors::run_projector(config, pool.clone(), js.clone(), view, stop),
+                    waybill_projectors::desk::run_detector(
+                        desk,
+                        pool.clone(),
+                        js.clone(),
+                        shutdown.wait()
+                    ),
+                    waybill_projectors::desk::ops::run_sampler(ops, pool, js, shutdown.wait()),
+                )
+                .map(|_| ())
+            }
         }
     }
 

@@ -154,9 +154,15 @@ mod tests {
     #[test]
     fn declines_at_their_usual_rate_or_too_few_to_matter_are_no_spike() {
         // Busy channel: 20 per window is normal, 40 is not 3 times that.
-        assert_eq!(detect(SignalKind::Decline, &[20, 22, 18, 20, 40], &policy()), None);
+        assert_eq!(
+            detect(SignalKind::Decline, &[20, 22, 18, 20, 40], &policy()),
+            None
+        );
         // Quiet channel: 4 declines are fewer than spike_min.
-        assert_eq!(detect(SignalKind::Decline, &[0, 0, 0, 0, 4], &policy()), None);
+        assert_eq!(
+            detect(SignalKind::Decline, &[0, 0, 0, 0, 4], &policy()),
+            None
+        );
         // 60 against 20 is.
         assert!(detect(SignalKind::Decline, &[20, 22, 18, 20, 60], &policy()).is_some());
     }
@@ -170,15 +176,19 @@ mod tests {
     #[test]
     fn a_drop_in_confirmations_is_judged_on_the_last_complete_window() {
         // The window in progress (last, 0) is ignored; the complete one before it (2) is judged.
-        let drop = detect(SignalKind::Confirmation, &[30, 28, 32, 30, 2, 0], &policy())
-            .expect("drop");
+        let drop =
+            detect(SignalKind::Confirmation, &[30, 28, 32, 30, 2, 0], &policy()).expect("drop");
         assert_eq!(drop.kind, AnomalyKind::ConfirmationDrop);
         assert_eq!(drop.count, 2);
         assert_eq!(drop.baseline, 30.0);
         assert_eq!(drop.windows_ago, 1);
         // An ordinary window followed by a window just begun is no drop.
         assert_eq!(
-            detect(SignalKind::Confirmation, &[30, 28, 32, 30, 29, 0], &policy()),
+            detect(
+                SignalKind::Confirmation,
+                &[30, 28, 32, 30, 29, 0],
+                &policy()
+            ),
             None
         );
     }

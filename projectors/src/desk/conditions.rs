@@ -218,7 +218,9 @@ mod tests {
     use crate::desk::watch::{ParcelIssue, NO_NODE};
 
     fn t(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().unwrap()
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0)
+            .single()
+            .unwrap()
     }
 
     fn watch(stage: Stage) -> Watch {
@@ -269,7 +271,10 @@ mod tests {
         let w = watch(Stage::Fulfillment);
         let limits = limits(Stage::Fulfillment, "wh-east", vec![20_000, 25_000, 30_000]);
         let before = conditions(&w, &limits, &DeadlinePolicy::default(), t(35));
-        assert!(!only(&before, EntryKind::StageOverdue).due, "25 s in, limit 30 s");
+        assert!(
+            !only(&before, EntryKind::StageOverdue).due,
+            "25 s in, limit 30 s"
+        );
         let after = conditions(&w, &limits, &DeadlinePolicy::default(), t(41));
         let overdue = only(&after, EntryKind::StageOverdue);
         assert!(overdue.due);
@@ -305,8 +310,14 @@ mod tests {
         w.reservation_expires_at = Some(t(10 + 600));
         let policy = DeadlinePolicy::default();
         let found = conditions(&w, &Limits::default(), &policy, t(10));
-        assert!(only(&found, EntryKind::AuthorizationExpiring).due, "23 h < 24 h");
-        assert!(!only(&found, EntryKind::ReservationExpiring).due, "10 min > 5 min");
+        assert!(
+            only(&found, EntryKind::AuthorizationExpiring).due,
+            "23 h < 24 h"
+        );
+        assert!(
+            !only(&found, EntryKind::ReservationExpiring).due,
+            "10 min > 5 min"
+        );
         let later = conditions(&w, &Limits::default(), &policy, t(10 + 301));
         let reservation = only(&later, EntryKind::ReservationExpiring);
         assert!(reservation.due);
@@ -324,8 +335,20 @@ mod tests {
             review_warn: Duration::from_secs(600),
             ..DeadlinePolicy::default()
         };
-        assert!(!only(&conditions(&w, &Limits::default(), &policy, t(2999)), EntryKind::ReviewDeadline).due);
-        assert!(only(&conditions(&w, &Limits::default(), &policy, t(3000)), EntryKind::ReviewDeadline).due);
+        assert!(
+            !only(
+                &conditions(&w, &Limits::default(), &policy, t(2999)),
+                EntryKind::ReviewDeadline
+            )
+            .due
+        );
+        assert!(
+            only(
+                &conditions(&w, &Limits::default(), &policy, t(3000)),
+                EntryKind::ReviewDeadline
+            )
+            .due
+        );
     }
 
     #[test]
@@ -347,13 +370,21 @@ mod tests {
         let exception = only(&found, EntryKind::CarrierException);
         assert!(exception.due);
         assert_eq!(exception.key, "carrier_exception:0190:ce_9");
-        assert_eq!(only(&found, EntryKind::FailedHandoff).suggested, Action::RetryHandoff);
+        assert_eq!(
+            only(&found, EntryKind::FailedHandoff).suggested,
+            Action::RetryHandoff
+        );
     }
 
     #[test]
     fn a_delivered_or_ended_order_has_no_stage_condition() {
         for stage in [Stage::Delivered, Stage::Ended] {
-            let found = conditions(&watch(stage), &Limits::default(), &DeadlinePolicy::default(), t(1_000_000));
+            let found = conditions(
+                &watch(stage),
+                &Limits::default(),
+                &DeadlinePolicy::default(),
+                t(1_000_000),
+            );
             assert!(found.is_empty(), "{stage:?}: {found:?}");
         }
     }

@@ -23,7 +23,9 @@ use super::conditions::{conditions, DeadlinePolicy};
 use super::learning::{LearningPolicy, Limits};
 use super::watch::SignalKind;
 use super::{DeskError, DeskStore};
-use crate::runtime::{dead_letter_stream_name, HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
+use crate::runtime::{
+    dead_letter_stream_name, HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT,
+};
 
 /// The actor of automatic resolutions.
 pub const DESK_ACTOR: &str = "desk";
@@ -142,7 +144,8 @@ impl Detector {
         self.gauges().await?;
         self.passes += 1;
         if self.passes % 720 == 1 {
-            let signals_kept = self.config.anomaly.window * (self.config.anomaly.baseline_windows as u32 + 2);
+            let signals_kept =
+                self.config.anomaly.window * (self.config.anomaly.baseline_windows as u32 + 2);
             self.store
                 .prune(
                     now - history,
@@ -154,7 +157,9 @@ impl Detector {
     }
 
     async fn open(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<bool, DeskError> {
-        let opened = entries::open(self.store.pool(), entry, now).await?.is_some();
+        let opened = entries::open(self.store.pool(), entry, now)
+            .await?
+            .is_some();
         if opened {
             metrics::counter!("waybill_desk_entries_opened_total", "kind" => entry.kind.as_str())
                 .increment(1);
@@ -286,10 +291,16 @@ impl Detector {
         let mut cleared = 0;
         for entry in entries::open_of_kinds(self.store.pool(), &[EntryKind::DeadLetter]).await? {
             let gone = entry.details["dead_letter_stream"] == name.as_str()
-                && entry.details["sequence"].as_u64().is_some_and(|s| s < first || info.state.messages == 0);
+                && entry.details["sequence"]
+                    .as_u64()
+                    .is_some_and(|s| s < first || info.state.messages == 0);
             if gone
                 && self
-                    .clear(&entry, "the message is no longer in the dead-letter stream", now)
+                    .clear(
+                        &entry,
+                        "the message is no longer in the dead-letter stream",
+                        now,
+                    )
                     .await?
             {
                 cleared += 1;
@@ -307,7 +318,10 @@ impl Detector {
         let since = DateTime::<Utc>::from_timestamp(oldest * window, 0).unwrap_or(now);
         let mut series: BTreeMap<(String, SignalKind), Vec<u64>> = BTreeMap::new();
         for (channel, signal, bucket, count) in self.store.signal_counts(window, since).await? {
-            let Some(at) = usize::try_from(bucket - oldest).ok().filter(|i| *i as i64 <= current - oldest) else {
+            let Some(at) = usize::try_from(bucket - oldest)
+                .ok()
+                .filter(|i| *i as i64 <= current - oldest)
+            else {
                 continue;
             };
             series

@@ -162,7 +162,9 @@ mod tests {
         assert_eq!(learned.limit, Duration::from_secs(60));
         assert!(learned.learned);
         let mut policy = policy(30, 60_000);
-        policy.defaults.insert(Stage::Validation, Duration::from_secs(1));
+        policy
+            .defaults
+            .insert(Stage::Validation, Duration::from_secs(1));
         assert_eq!(
             limit(Stage::Validation, &[], &policy).limit,
             Duration::from_secs(60)

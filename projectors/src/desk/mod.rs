@@ -90,7 +90,11 @@ impl View for DeskProjection {
         self.store.load(stream_ids).await
     }
 
-    fn apply(&self, state: Option<&DeskState>, event: &EventEnvelope) -> Result<DeskState, DeskError> {
+    fn apply(
+        &self,
+        state: Option<&DeskState>,
+        event: &EventEnvelope,
+    ) -> Result<DeskState, DeskError> {
         let decoded = event.decode().map_err(|e| DeskError::Decode {
             stream_id: event.stream_id.clone(),
             version: event.stream_version,

@@ -71,7 +71,12 @@ struct Seen {
 }
 
 /// Pure: a consumer's stall in seconds and its delivery rate, from its previous sample.
-fn progress(previous: Option<Seen>, delivered: u64, pending: u64, now: DateTime<Utc>) -> (Seen, f64, f64) {
+fn progress(
+    previous: Option<Seen>,
+    delivered: u64,
+    pending: u64,
+    now: DateTime<Utc>,
+) -> (Seen, f64, f64) {
     let moved = previous.is_none_or(|p| delivered != p.delivered);
     let moved_at = if moved || pending == 0 {
         now
@@ -176,7 +181,10 @@ impl Sampler {
             }
         }
         let backlogs = [
-            ("outbox", waybill_write_side::outbox::pending_count(&self.pool).await),
+            (
+                "outbox",
+                waybill_write_side::outbox::pending_count(&self.pool).await,
+            ),
             (
                 "checkout",
                 waybill_write_side::checkout::flows::due_count(&self.pool, now).await,
@@ -214,7 +222,11 @@ impl Sampler {
 }
 
 /// Appends `samples` taken at `at`.
-pub async fn store(pool: &PgPool, samples: &[Sample], at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn store(
+    pool: &PgPool,
+    samples: &[Sample],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let metrics: Vec<&str> = samples.iter().map(|s| s.metric).collect();
     let labels: Vec<&str> = samples.iter().map(|s| s.label.as_str()).collect();
     let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
@@ -256,7 +268,9 @@ pub async fn series(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<Series>, 
     let mut out: Vec<Series> = Vec::new();
     for (metric, label, at, value) in rows {
         match out.last_mut() {
-            Some(last) if last.metric == metric && last.label == label => last.points.push((at, value)),
+            Some(last) if last.metric == metric && last.label == label => {
+                last.points.push((at, value))
+            }
             _ => out.push(Series {
                 metric,
                 label,
@@ -295,7 +309,9 @@ mod tests {
     use super::*;
 
     fn t(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().unwrap()
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0)
+            .single()
+            .unwrap()
     }
 
     #[test]

@@ -89,7 +89,9 @@ impl DeskStore {
             .iter()
             .map(|id| match by_id.remove(id) {
                 None => Ok(None),
-                Some((version, _)) if id.starts_with(waybill_schemas::events::desk::DESK_STREAM_PREFIX) => {
+                Some((version, _))
+                    if id.starts_with(waybill_schemas::events::desk::DESK_STREAM_PREFIX) =>
+                {
                     Ok(Some(DeskState::Entry {
                         version,
                         resolution: None,
@@ -231,8 +233,7 @@ impl DeskStore {
     /// Watches of orders still in progress.
     pub async fn active_watches(&self) -> Result<Vec<Watch>, DeskError> {
         let rows: Vec<Value> = retry::serializable(|| {
-            sqlx::query_scalar("SELECT state FROM desk_watches WHERE active")
-                .fetch_all(&self.pool)
+            sqlx::query_scalar("SELECT state FROM desk_watches WHERE active").fetch_all(&self.pool)
         })
         .await?;
         Ok(rows
@@ -308,13 +309,22 @@ impl DeskStore {
         Ok(rows
             .into_iter()
             .filter_map(|(channel, signal, bucket, count)| {
-                Some((channel, SignalKind::parse(&signal)?, bucket, count.max(0) as u64))
+                Some((
+                    channel,
+                    SignalKind::parse(&signal)?,
+                    bucket,
+                    count.max(0) as u64,
+                ))
             })
             .collect())
     }
 
     /// Deletes samples finished and signals counted before `before`.
-    pub async fn prune(&self, samples_before: DateTime<Utc>, signals_before: DateTime<Utc>) -> Result<(), DeskError> {
+    pub async fn prune(
+        &self,
+        samples_before: DateTime<Utc>,
+        signals_before: DateTime<Utc>,
+    ) -> Result<(), DeskError> {
         retry::serializable(|| async {
             let mut tx = retry::begin(&self.pool).await?;
             sqlx::query("DELETE FROM desk_stage_samples WHERE finished_at < $1")

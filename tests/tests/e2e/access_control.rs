@@ -75,6 +75,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/orders/{missing}/edits/preview",                    [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/review",                           [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "GET",  "/v1/reviews",                                           [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (C, "GET",  "/v1/desk/entries",                                      [401, 403, 403, OK,  403, OK,  403, OK,  401, 401]),
+    (C, "GET",  "/v1/desk/entries/{missing}",                            [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
+    (C, "POST", "/v1/desk/entries/{missing}/resolve",                    [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "POST", "/v1/webhooks/payments",                                 [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
     (C, "PUT",  "/v1/inventory/locations/acl-{n}",                       [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "GET",  "/v1/inventory/stock/ACL-SKU",                           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
@@ -120,6 +123,9 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     }
     if path.ends_with("/cancel") {
         return Some(json!({"reason": "customer_request", "note": null}));
+    }
+    if path.ends_with("/resolve") {
+        return Some(json!({"action": "acknowledge", "note": "acl"}));
     }
     if path.ends_with("/review") {
         return Some(json!({"decision": "approve", "note": "acl"}));

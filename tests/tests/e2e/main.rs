@@ -13,6 +13,7 @@ mod compose;
 mod console;
 mod contract;
 mod database_sessions;
+mod desk;
 mod edits;
 mod exchanges;
 mod finance;

@@ -37,7 +37,9 @@ pub struct EntryListParams {
     pub status: Option<String>,
     /// One kind: stage_overdue, carrier_exception, failed_handoff, authorization_expiring,
     /// reservation_expiring, review_deadline, dead_letter, anomaly.
-    #[param(pattern = "^(stage_overdue|carrier_exception|failed_handoff|authorization_expiring|reservation_expiring|review_deadline|dead_letter|anomaly)$")]
+    #[param(
+        pattern = "^(stage_overdue|carrier_exception|failed_handoff|authorization_expiring|reservation_expiring|review_deadline|dead_letter|anomaly)$"
+    )]
     pub kind: Option<String>,
     /// The sales channel (`web`, `app`, `pos`, `marketplace`).
     #[param(max_length = 64)]
@@ -86,7 +88,10 @@ fn number(field: &str, raw: Option<&str>, default: i64, range: (i64, i64)) -> Re
             .ok()
             .filter(|n| (range.0..=range.1).contains(n))
             .ok_or_else(|| {
-                Problem::field(field, format!("must be an integer from {} to {}", range.0, range.1))
+                Problem::field(
+                    field,
+                    format!("must be an integer from {} to {}", range.0, range.1),
+                )
             }),
     }
 }
@@ -97,7 +102,12 @@ pub fn parse_filter(params: &EntryListParams) -> Result<EntryFilter, Problem> {
         None | Some("open") => Some(EntryStatus::Open),
         Some("resolved") => Some(EntryStatus::Resolved),
         Some("all") => None,
-        Some(_) => return Err(Problem::field("status", "must be one of: open, resolved, all")),
+        Some(_) => {
+            return Err(Problem::field(
+                "status",
+                "must be one of: open, resolved, all",
+            ))
+        }
     };
     let kind = params
         .kind

@@ -8,8 +8,8 @@
 mod body_check;
 mod cancellation;
 mod checkout;
-mod desk;
 pub mod contract;
+mod desk;
 mod edits;
 mod fulfillment;
 mod handlers;

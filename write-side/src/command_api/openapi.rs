@@ -163,7 +163,9 @@ pub struct ReviewOrderRequest {
 #[derive(ToSchema)]
 pub struct ResolveEntryRequest {
     /// What was done; one of the entry's `allowed_actions`.
-    #[schema(pattern = "^(retry_handoff|reroute|extend|void|contact_customer|replay|discard|acknowledge)$")]
+    #[schema(
+        pattern = "^(retry_handoff|reroute|extend|void|contact_customer|replay|discard|acknowledge)$"
+    )]
     action: String,
     /// Why, or what the customer was told (at most 1,000 characters).
     #[schema(max_length = 1000)]

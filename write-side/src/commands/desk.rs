@@ -95,16 +95,16 @@ pub async fn resolve_desk_entry(
         .ok_or_else(|| CommandError::EntryNotFound(raw_entry_id.to_owned()))?;
     if !entry.kind.allowed().contains(&request.action) {
         let allowed: Vec<&str> = entry.kind.allowed().iter().map(|a| a.as_str()).collect();
-        return Err(CommandError::Validation(crate::domain::ValidationErrors(vec![
-            crate::domain::FieldError {
+        return Err(CommandError::Validation(crate::domain::ValidationErrors(
+            vec![crate::domain::FieldError {
                 field: "action".to_owned(),
                 detail: format!(
                     "a {} entry takes one of: {}",
                     entry.kind.as_str(),
                     allowed.join(", ")
                 ),
-            },
-        ])));
+            }],
+        )));
     }
     if let Some(done) = &entry.resolution {
         return Err(already_resolved(entry_id, done.action, &done.resolved_by));
@@ -142,13 +142,9 @@ pub async fn resolve_desk_entry(
         events: stamped,
         wake_flow: None,
     };
-    let span = tracing::info_span!("desk.resolve", entry_id = %entry_id, action = request.action.as_str());
-    match services
-        .batcher
-        .commit(commit)
-        .instrument(span)
-        .await
-    {
+    let span =
+        tracing::info_span!("desk.resolve", entry_id = %entry_id, action = request.action.as_str());
+    match services.batcher.commit(commit).instrument(span).await {
         CommitOutcome::Committed => Ok(Reply::Fresh(stored)),
         CommitOutcome::IdempotencyKeyTaken => services.answer_from_stored(ctx).await,
         // Resolved by someone else (or by the desk) meanwhile.
@@ -177,8 +173,8 @@ mod tests {
 
     #[test]
     fn a_resolution_names_an_action_an_agent_may_take() {
-        let ok = parse_resolution(&json!({"action": "retry_handoff", "note": "called DHL"}))
-            .unwrap();
+        let ok =
+            parse_resolution(&json!({"action": "retry_handoff", "note": "called DHL"})).unwrap();
         assert_eq!(ok.action, Action::RetryHandoff);
         assert_eq!(ok.note.as_deref(), Some("called DHL"));
         assert_eq!(

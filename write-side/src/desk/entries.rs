@@ -87,7 +87,8 @@ pub struct EntryFilter {
     pub offset: i64,
 }
 
-const COLUMNS: &str = "entry_id, dedupe_key, kind, order_id, channel, reason, suggested_action, details, \
+const COLUMNS: &str =
+    "entry_id, dedupe_key, kind, order_id, channel, reason, suggested_action, details, \
     status, opened_at, resolved_at, resolved_by, resolution, resolution_note, resolution_event_id";
 
 type Row = (
@@ -186,22 +187,22 @@ pub async fn list(pool: &PgPool, filter: &EntryFilter) -> Result<(Vec<Entry>, i6
     let count = format!("SELECT count(*) FROM desk_entries WHERE {condition}");
     let rows: Vec<Row> = retry::serializable(|| {
         sqlx::query_as(&select)
-        .bind(status)
-        .bind(kind)
-        .bind(&filter.channel)
-        .bind(filter.order_id)
-        .bind(filter.limit)
-        .bind(filter.offset)
-        .fetch_all(pool)
+            .bind(status)
+            .bind(kind)
+            .bind(&filter.channel)
+            .bind(filter.order_id)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(pool)
     })
     .await?;
     let total: i64 = retry::serializable(|| {
         sqlx::query_scalar(&count)
-        .bind(status)
-        .bind(kind)
-        .bind(&filter.channel)
-        .bind(filter.order_id)
-        .fetch_one(pool)
+            .bind(status)
+            .bind(kind)
+            .bind(&filter.channel)
+            .bind(filter.order_id)
+            .fetch_one(pool)
     })
     .await?;
     Ok((rows.into_iter().filter_map(entry_of).collect(), total))
@@ -210,12 +211,8 @@ pub async fn list(pool: &PgPool, filter: &EntryFilter) -> Result<(Vec<Entry>, i6
 /// One entry.
 pub async fn get(pool: &PgPool, entry_id: Uuid) -> Result<Option<Entry>, sqlx::Error> {
     let select = format!("SELECT {COLUMNS} FROM desk_entries WHERE entry_id = $1");
-    let row: Option<Row> = retry::serializable(|| {
-        sqlx::query_as(&select)
-        .bind(entry_id)
-        .fetch_optional(pool)
-    })
-    .await?;
+    let row: Option<Row> =
+        retry::serializable(|| sqlx::query_as(&select).bind(entry_id).fetch_optional(pool)).await?;
     Ok(row.and_then(entry_of))
 }
 
@@ -224,12 +221,8 @@ pub async fn open_of_kinds(pool: &PgPool, kinds: &[EntryKind]) -> Result<Vec<Ent
     let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     let select =
         format!("SELECT {COLUMNS} FROM desk_entries WHERE status = 'open' AND kind = ANY($1)");
-    let rows: Vec<Row> = retry::serializable(|| {
-        sqlx::query_as(&select)
-        .bind(&kinds)
-        .fetch_all(pool)
-    })
-    .await?;
+    let rows: Vec<Row> =
+        retry::serializable(|| sqlx::query_as(&select).bind(&kinds).fetch_all(pool)).await?;
     Ok(rows.into_iter().filter_map(entry_of).collect())
 }
 

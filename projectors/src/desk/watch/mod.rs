@@ -227,7 +227,11 @@ pub enum WatchError {
 }
 
 /// The watch after `event` (the next version of its order stream).
-pub fn apply(state: Option<&Watch>, event: &EventEnvelope, decoded: &OrderEvent) -> Result<Watch, WatchError> {
+pub fn apply(
+    state: Option<&Watch>,
+    event: &EventEnvelope,
+    decoded: &OrderEvent,
+) -> Result<Watch, WatchError> {
     let mut watch = match (state, decoded) {
         (None, OrderEvent::OrderPlaced(placed)) => {
             return Ok(Watch {

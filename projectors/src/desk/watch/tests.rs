@@ -3,7 +3,7 @@ use waybill_schemas::{OrderEvent, OrderId};
 
 use super::*;
 use crate::testing::{
-    at, authorized_event, captured_event, cancelled_event, confirmed_event, declined_event,
+    at, authorized_event, cancelled_event, captured_event, confirmed_event, declined_event,
     envelope, placed_event, reserved_event, review_resolved, risk_assessed,
 };
 
@@ -55,7 +55,10 @@ fn an_order_moves_through_its_stages_and_each_finished_stage_is_one_sample() {
             (Stage::Confirmation, 3_000),
         ]
     );
-    assert!(watch.samples.iter().all(|s| s.channel == "web" && s.node == NO_NODE));
+    assert!(watch
+        .samples
+        .iter()
+        .all(|s| s.channel == "web" && s.node == NO_NODE));
     // Confirmed: the reservation became an allocation; the authorization waits for capture.
     assert_eq!(watch.reservation_expires_at, None);
     assert!(watch.authorization_expires_at.is_some());
@@ -103,7 +106,12 @@ fn declines_are_counted_and_a_cancellation_ends_the_watch_with_nothing_pending()
     assert_eq!(watch.reservation_expires_at, None);
     assert_eq!(watch.signals[0].kind, SignalKind::Decline);
     // Nothing after the end changes it.
-    let later = apply(Some(&watch), &captured_event(order, 6, 100), &captured_event(order, 6, 100).decode().unwrap()).unwrap();
+    let later = apply(
+        Some(&watch),
+        &captured_event(order, 6, 100),
+        &captured_event(order, 6, 100).decode().unwrap(),
+    )
+    .unwrap();
     assert_eq!(later.stage, Stage::Ended);
     assert_eq!(later.version, 6);
 }

@@ -115,9 +115,7 @@ fn apply_order(
             OrderEvent::SettlementReportImported(_)
             | OrderEvent::PayoutRecorded(_)
             | OrderEvent::DeskEntryResolved(_),
-        ) => {
-            Err(wrong_stream(event))
-        }
+        ) => Err(wrong_stream(event)),
         (Some(state), other) => {
             let mut next = state.clone();
             next.fact.version = version;
