@@ -179,7 +179,7 @@ impl DeskStore {
                         ..
                     } => {
                         entries::mark_resolved(
-                            &mut *tx,
+                            &mut tx,
                             &pending.event,
                             &pending.actor,
                             pending.event_id,

@@ -83,7 +83,6 @@ fn number(field: &str, raw: Option<&str>, default: i64, range: (i64, i64)) -> Re
     match raw {
         None => Ok(default),
         Some(raw) => raw
-            .trim()
             .parse::<i64>()
             .ok()
             .filter(|n| (range.0..=range.1).contains(n))
@@ -98,7 +97,7 @@ fn number(field: &str, raw: Option<&str>, default: i64, range: (i64, i64)) -> Re
 
 /// Reads the list filters.
 pub fn parse_filter(params: &EntryListParams) -> Result<EntryFilter, Problem> {
-    let status = match params.status.as_deref().map(str::trim) {
+    let status = match params.status.as_deref() {
         None | Some("open") => Some(EntryStatus::Open),
         Some("resolved") => Some(EntryStatus::Resolved),
         Some("all") => None,
@@ -113,7 +112,7 @@ pub fn parse_filter(params: &EntryListParams) -> Result<EntryFilter, Problem> {
         .kind
         .as_deref()
         .map(|raw| {
-            EntryKind::parse(raw.trim()).ok_or_else(|| {
+            EntryKind::parse(raw).ok_or_else(|| {
                 let known: Vec<&str> = EntryKind::ALL.iter().map(|k| k.as_str()).collect();
                 Problem::field("kind", format!("must be one of: {}", known.join(", ")))
             })
@@ -136,7 +135,10 @@ pub fn parse_filter(params: &EntryListParams) -> Result<EntryFilter, Problem> {
         .order_id
         .as_deref()
         .map(|raw| {
-            Uuid::parse_str(raw.trim()).map_err(|_| Problem::field("order_id", "must be a UUID"))
+            Uuid::parse_str(raw)
+                .ok()
+                .filter(|_| raw.len() == 36)
+                .ok_or_else(|| Problem::field("order_id", "must be a UUID"))
         })
         .transpose()?;
     Ok(EntryFilter {

@@ -302,15 +302,11 @@ pub fn apply(
             watch.enter(Stage::Fulfillment, event);
         }
         OrderEvent::FulfillmentRouted(routed) => watch.node = routed.node_id.clone(),
-        OrderEvent::ShipmentCreated(_) => {
-            if watch.stage == Stage::Fulfillment {
-                watch.enter(Stage::InTransit, event)
-            }
+        OrderEvent::ShipmentCreated(_) if watch.stage == Stage::Fulfillment => {
+            watch.enter(Stage::InTransit, event)
         }
-        OrderEvent::PickupReady(_) => {
-            if watch.stage == Stage::Fulfillment {
-                watch.enter(Stage::Pickup, event)
-            }
+        OrderEvent::PickupReady(_) if watch.stage == Stage::Fulfillment => {
+            watch.enter(Stage::Pickup, event)
         }
         OrderEvent::PickupCompleted(_) => watch.enter(Stage::Delivered, event),
         OrderEvent::ShipmentTracked(scan) => {
@@ -332,15 +328,15 @@ pub fn apply(
                 _ => {}
             }
         }
-        OrderEvent::ShipmentExceptionHandled(handled) => {
-            if handled.action == ExceptionAction::Alert {
-                watch.failed_handoffs.push(ParcelIssue {
-                    shipment_id: handled.shipment_id.clone(),
-                    carrier_event_id: handled.carrier_event_id.clone(),
-                    detail: handled.detail.clone(),
-                    at: handled.handled_at,
-                });
-            }
+        OrderEvent::ShipmentExceptionHandled(handled)
+            if handled.action == ExceptionAction::Alert =>
+        {
+            watch.failed_handoffs.push(ParcelIssue {
+                shipment_id: handled.shipment_id.clone(),
+                carrier_event_id: handled.carrier_event_id.clone(),
+                detail: handled.detail.clone(),
+                at: handled.handled_at,
+            });
         }
         OrderEvent::OrderCancelled(_) | OrderEvent::OrderClosed(_) => {
             watch.enter(Stage::Ended, event)
