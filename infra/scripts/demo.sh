@@ -57,6 +57,10 @@ echo $! >"$sandbox_pid_file"
 WAYBILL_LOGISTICS_WEBHOOK_BASE=http://$command_addr setsid nohup "$bin" serve logistics-sandbox >>"$state/logistics-sandbox.log" 2>&1 </dev/null & echo $! >"$state/logistics-sandbox.pid"
 say "starting: waybill serve all (log: $log_file)"
 # A short fulfillment hold (the edit window before routing) so the demo can edit an order.
+# The desk raises every review at once (its warning window is the whole review time) and the
+# operations page samples every 2 s, so both have something to show after a short run.
+WAYBILL_DESK_REVIEW_WARN_SECS=${WAYBILL_DESK_REVIEW_WARN_SECS:-172800} \
+WAYBILL_OPS_SAMPLE_MS=${WAYBILL_OPS_SAMPLE_MS:-2000} \
 WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr} \
 WAYBILL_FULFILLMENT_HOLD_SECS=${WAYBILL_FULFILLMENT_HOLD_SECS:-4} \
   setsid nohup "$bin" serve all >>"$log_file" 2>&1 </dev/null &
@@ -90,6 +94,7 @@ cat <<INFO
   log           $log_file
   events        psql -h 127.0.0.1 -U postgres waybill -c 'SELECT stream_id, stream_version, event_type FROM events'
   views         redis-cli --scan --pattern '${WAYBILL_REDIS_PREFIX:-waybill}:tracking:*'
+  desk          http://$query_addr/console/desk   (agents: stuck and at-risk orders; admins also /ops)
 Stop it with: infra/scripts/stop.sh
 INFO
 exit "$status"

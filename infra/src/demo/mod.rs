@@ -15,6 +15,7 @@
 //! exchange and as store credit, and [`fulfillment_batching`] says how many transactions the
 //! fulfillment side's writes took.
 
+mod desk;
 mod edits;
 mod exchanges;
 mod finance;
@@ -286,6 +287,7 @@ async fn demo(
     exchanges::resolutions(actors.client, &logistics, &run).await?;
     fulfillment_batching::show(client, &format!("http://{}/metrics", settings.metrics_addr)).await;
     views::rebuild(settings).await?;
+    desk::show(actors.agent).await?;
     Ok(())
 }
 

@@ -35,9 +35,19 @@ pub const NAV: &[NavItem] = &[
         roles: super::console::ROLES,
     },
     NavItem {
+        path: super::desk::PATH,
+        label: "Desk",
+        roles: super::desk::ROLES,
+    },
+    NavItem {
         path: "/finance",
         label: "Finance",
         roles: super::finance::ROLES,
+    },
+    NavItem {
+        path: super::ops::PATH,
+        label: "Operations",
+        roles: super::ops::ROLES,
     },
 ];
 

@@ -15,9 +15,11 @@
 pub mod command_client;
 pub mod console;
 pub mod csrf;
+pub mod desk;
 pub mod error;
 pub mod finance;
 pub mod layout;
+pub mod ops;
 pub mod seal;
 pub mod session;
 pub mod sign_in;
@@ -111,4 +113,6 @@ pub fn routes() -> Router<AppState> {
         .route(layout::STYLESHEET_PATH, get(stylesheet))
         .merge(console::routes())
         .merge(finance::routes())
+        .merge(desk::routes())
+        .merge(ops::routes())
 }

@@ -105,6 +105,8 @@ async fn stuck_and_at_risk_orders_reach_the_desk_and_leave_it_when_they_move_on(
         let placed = world.place(&review_order(&format!("DESK-REV-{n}"))).await;
         let id = placed["order_id"].as_str().expect("id").to_owned();
         world.settled(&id, Some("review")).await;
+        // Near its deadline at once (the warning window is the whole review time).
+        entry_when(api, "review_deadline", Some(&id), "open", is_open).await;
         let decided = api
             .post_json(
                 &format!("/v1/orders/{id}/review"),

@@ -1,0 +1,72 @@
+//! The exceptions desk in the demo: waits (up to 20 s) for the desk to list what the run left
+//! on it — the parcel the carrier could not hand over, the reviews waiting for an agent (the
+//! demo script raises every review at once) — prints them by kind with their reasons, and
+//! where the desk and operations screens are.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::client::ApiClient;
+
+/// How long the demo waits for the desk to show something.
+const WAIT: Duration = Duration::from_secs(20);
+
+pub async fn show(agent: &ApiClient) -> anyhow::Result<()> {
+    println!("\nExceptions desk (found on the event stream, not by agents noticing):");
+    let started = Instant::now();
+    let items = loop {
+        let (status, body) = agent
+            .command_get("/v1/desk/entries?status=all&limit=100")
+            .await?;
+        anyhow::ensure!(status.is_success(), "desk entries: HTTP {status}: {body}");
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() || started.elapsed() > WAIT {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for entry in &items {
+        let counts = by_kind.entry(text(&entry["kind"])).or_default();
+        if entry["status"] == "open" {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+    }
+    for (kind, (open, resolved)) in &by_kind {
+        println!(
+            "  {kind:<24} {open} open, {resolved} resolved (by an agent or cleared by the desk)"
+        );
+    }
+    for entry in items.iter().filter(|e| e["status"] == "open").take(5) {
+        println!(
+            "  - {}: {} (suggested: {})",
+            text(&entry["kind"]),
+            text(&entry["reason"]),
+            text(&entry["suggested_action"])
+        );
+    }
+    if items.is_empty() {
+        println!("  (nothing yet: the desk looks every WAYBILL_DESK_TICK_MS)");
+    }
+    println!(
+        "  Desk:       {}/console/desk   (sign in as an agent or admin; resolve an entry there)",
+        agent.query_base
+    );
+    println!(
+        "  Operations: {}/ops   (admin: per-view lag and stalls, throughput, dead letters, backlogs)",
+        agent.query_base
+    );
+    println!(
+        "  API:        {}/v1/desk/entries   (role agent or admin)",
+        agent.command_base
+    );
+    Ok(())
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or("?").to_owned()
+}
