@@ -91,7 +91,27 @@ pub struct Settings {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
-    /// Prefix of every Redis key (`<prefix>:tracking:<order id>`).
+    /// Treat `REDIS_URL` as the seed of a Redis Cluster even when it names one node (several
+    /// comma-separated URLs always mean a cluster).
+    #[arg(
+        long,
+        env = "WAYBILL_REDIS_CLUSTER",
+        global = true,
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub redis_cluster: bool,
+    /// Replicas a view write must reach (Redis `WAIT`) before its events are acknowledged; 1 on
+    /// a cluster with replicas so a failover loses no acknowledged view write, 0 (default) on a
+    /// node without replicas.
+    #[arg(
+        long,
+        env = "WAYBILL_REDIS_WAIT_REPLICAS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub redis_wait_replicas: u32,
+    /// Prefix of every Redis key (`<prefix>:tracking:{<order id>}`).
     #[arg(
         long,
         env = "WAYBILL_REDIS_PREFIX",
@@ -764,6 +784,13 @@ impl Settings {
             elastic: self.elastic.options(),
             prefix: self.redis_prefix.clone(),
         }
+    }
+
+    /// Where Redis is: one node, or a cluster's seed nodes.
+    pub fn redis(&self) -> anyhow::Result<waybill_projectors::RedisTarget> {
+        waybill_projectors::RedisTarget::parse(&self.redis_url, self.redis_cluster)
+            .map(|target| target.with_wait_replicas(self.redis_wait_replicas))
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))
     }
 
     /// The views this process's projector runs (all unless `--view` names some).

@@ -242,7 +242,7 @@ fn validate(need: Need, value: &str) -> Result<(), String> {
     match need {
         Need::Postgres => postgres(value),
         Need::Nats => nats(value),
-        Need::Redis => redis::Client::open(value)
+        Need::Redis => waybill_projectors::RedisTarget::parse(value, false)
             .map(drop)
             .map_err(|e| format!("not a Redis URL: {e}")),
         Need::HttpUrl => http_url(value),

@@ -1,9 +1,9 @@
 //! The `/ready` probes of a process: one per dependency it connected to (Postgres, NATS, Redis,
 //! ClickHouse, the search index), so every role checks exactly what it uses.
 
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use waybill_projectors::views::search::SearchBackend;
+use waybill_projectors::RedisConnection;
 use waybill_projectors::WarehouseConfig;
 use waybill_write_side::readiness::Readiness;
 
@@ -11,7 +11,7 @@ use waybill_write_side::readiness::Readiness;
 pub struct Dependencies<'a> {
     pub postgres: Option<&'a PgPool>,
     pub nats: Option<&'a async_nats::Client>,
-    pub redis: Option<&'a ConnectionManager>,
+    pub redis: Option<&'a RedisConnection>,
     pub clickhouse: Option<WarehouseConfig>,
     pub search: Option<&'a SearchBackend>,
 }

@@ -14,7 +14,7 @@ use waybill_write_side::event_store::EventStore;
 pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
     let total = count_events(&pool).await?;
-    let redis = services::connect_redis(&settings.redis_url).await?;
+    let redis = services::connect_redis(settings).await?;
     let config = services::projector_config(settings);
     eprintln!(
         "rebuilding tracking views under prefix '{}' from {total} events",

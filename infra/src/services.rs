@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use waybill_projectors::RedisConnection;
 use waybill_query_api::rate_limit::Quota;
 use waybill_query_api::{ApiKeys, QueryApiConfig};
 use waybill_schemas::jwt::JwtVerifier;
@@ -19,9 +19,6 @@ use waybill_write_side::outbox::relay::{self, RelayConfig};
 use crate::config::Settings;
 use crate::secrets::Secrets;
 use crate::shutdown::Shutdown;
-
-/// Longest a Redis command may go unanswered before it fails (and the connection is remade).
-const REDIS_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One part of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +155,7 @@ pub async fn start(
         .iter()
         .any(|p| matches!(p, Part::Projector | Part::Query));
     let redis = if needs_redis {
-        Some(connect_redis(&settings.redis_url).await?)
+        Some(connect_redis(settings).await?)
     } else {
         None
     };
@@ -379,44 +376,27 @@ pub fn query_config(
         secure_cookies: settings.console_secure_cookies,
     };
     if settings.query_live_push {
-        // One node is enough to subscribe: a cluster delivers a PUBLISH to every node.
-        let first = settings
-            .redis_url
-            .split(',')
-            .next()
-            .unwrap_or_default()
-            .trim();
-        match redis::Client::open(first) {
-            Ok(client) => {
-                config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
-                    client,
-                    &settings.redis_prefix,
-                ))
-            }
-            Err(error) => tracing::warn!(
-                %error,
-                "no tracking change feed (REDIS_URL is not one Redis URL): live pages poll"
-            ),
-        }
+        let clients = settings
+            .redis()?
+            .clients()
+            .with_context(|| format!("REDIS_URL {} is not a Redis URL", settings.redis_url))?;
+        config.changes = Some(waybill_projectors::views::tracking::ChangeFeed::start(
+            clients,
+            &settings.redis_prefix,
+        ));
     }
     Ok(config)
 }
 
-/// A Redis connection that reconnects by itself. While Redis is down a command fails within
-/// about a second (a connection attempt is bounded, and retried once) instead of waiting out
-/// a long backoff, so readers answer 503 at once; a command that gets no answer gives up after
-/// [`REDIS_RESPONSE_TIMEOUT`], and any failed command makes the next one reconnect.
-pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(std::time::Duration::from_secs(1))
-        .set_response_timeout(REDIS_RESPONSE_TIMEOUT)
-        .set_number_of_retries(1)
-        .set_max_delay(500);
-    redis::Client::open(url)
-        .with_context(|| format!("REDIS_URL {url} is not a Redis URL"))?
-        .get_connection_manager_with_config(config)
+/// A Redis connection (one node or a cluster, see `waybill_projectors::redis_connection`)
+/// that reconnects by itself: while Redis is down a command fails within about a second, so
+/// readers answer 503 at once, and the next command tries again.
+pub async fn connect_redis(settings: &Settings) -> anyhow::Result<RedisConnection> {
+    let target = settings.redis()?;
+    target
+        .connect()
         .await
-        .with_context(|| format!("connecting to Redis at {url}"))
+        .with_context(|| format!("connecting to {target}"))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -552,7 +532,7 @@ mod projector {
         notifications: NotificationsConfig,
         pool: PgPool,
         js: async_nats::jetstream::Context,
-        redis: ConnectionManager,
+        redis: RedisConnection,
         search: Option<SearchBackend>,
     }
 
@@ -561,7 +541,7 @@ mod projector {
         secrets: &Secrets,
         pool: PgPool,
         nats: async_nats::Client,
-        redis: ConnectionManager,
+        redis: RedisConnection,
         search: Option<SearchBackend>,
         shutdown: &Shutdown,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {

@@ -12,6 +12,7 @@
 pub mod desk;
 pub mod rebuild;
 pub mod reconciliation;
+pub mod redis_connection;
 pub mod runtime;
 pub mod views;
 pub mod warehouse;
@@ -24,10 +25,10 @@ mod testing;
 use std::future::Future;
 
 use async_nats::jetstream;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 pub use rebuild::{rebuild_tracking, RebuildError, RebuildReport};
+pub use redis_connection::{RedisConnection, RedisTarget};
 pub use runtime::{run_projector, ProjectorConfig, View};
 pub use views::analytics::{AnalyticsProjection, AnalyticsStore};
 pub use views::notifications::{
@@ -41,7 +42,7 @@ pub async fn run_tracking_projector(
     config: ProjectorConfig,
     pool: PgPool,
     js: jetstream::Context,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let view = TrackingProjection::new(TrackingStore::new(redis, config.redis_prefix.clone()));
@@ -55,7 +56,7 @@ pub async fn run_notifications_projector(
     notifications: NotificationsConfig,
     pool: PgPool,
     js: jetstream::Context,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let view = NotificationsProjection::new(

@@ -9,7 +9,7 @@
 //! sees the old view or the whole rebuilt one; the staging keys are deleted at the end. The
 //! live projector keeps running throughout.
 
-use redis::aio::ConnectionManager;
+use crate::redis_connection::RedisConnection;
 use sqlx::PgPool;
 use uuid::Uuid;
 use waybill_write_side::event_store::{EventStore, EventStoreError};
@@ -56,7 +56,7 @@ pub struct RebuildReport {
 pub async fn rebuild_tracking(
     config: &ProjectorConfig,
     pool: PgPool,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     progress: impl FnMut(u64),
 ) -> Result<RebuildReport, RebuildError> {
     let events = EventStore::new(pool);

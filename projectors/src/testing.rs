@@ -415,9 +415,12 @@ pub fn isolated_config() -> ProjectorConfig {
     }
 }
 
-pub async fn redis() -> redis::aio::ConnectionManager {
-    let client = redis::Client::open("redis://127.0.0.1:6379").expect("redis url");
-    redis::aio::ConnectionManager::new(client)
+/// The test Redis: `REDIS_URL` (one node, or a cluster's seeds), default the machine's 6379.
+pub async fn redis() -> crate::RedisConnection {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    crate::RedisTarget::parse(&url, false)
+        .expect("REDIS_URL")
+        .connect()
         .await
         .expect("redis up")
 }

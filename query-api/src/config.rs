@@ -17,7 +17,7 @@ pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
 pub struct QueryApiConfig {
-    /// Redis key prefix; the tracking view of an order lives at `<prefix>:tracking:<uuid>`.
+    /// Redis key prefix; the tracking view of an order lives at `<prefix>:tracking:{<uuid>}`.
     pub redis_prefix: String,
     /// Secrets and lifetime of customer tracking tokens (the command API and the
     /// notifications sign with the same ones).

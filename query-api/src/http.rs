@@ -11,8 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use redis::aio::ConnectionManager;
 use tower_http::trace::TraceLayer;
+use waybill_projectors::RedisConnection;
 
 use crate::config::QueryApiConfig;
 use crate::problem::Problem;
@@ -23,14 +23,14 @@ use crate::{finance, history, me, openapi, page, screens, search, store_credit, 
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) config: QueryApiConfig,
-    pub(crate) redis: ConnectionManager,
+    pub(crate) redis: RedisConnection,
     pub(crate) rate_limiter: Option<Limiter>,
     pub(crate) lookup_limiter: Option<Limiter>,
     pub(crate) lookup_order_limiter: Option<Limiter>,
 }
 
 /// The query API's routes. Serve it with connect info (as [`serve`] does) for the per-IP limit.
-pub fn router(config: QueryApiConfig, redis: ConnectionManager) -> Router {
+pub fn router(config: QueryApiConfig, redis: RedisConnection) -> Router {
     let request_timeout = config.request_timeout;
     let api_keys = config.api_keys.clone();
     let state = AppState {
@@ -114,7 +114,7 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: QueryApiConfig,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = router(config, redis);

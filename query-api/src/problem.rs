@@ -135,6 +135,12 @@ fn unreachable(error: &redis::RedisError) -> bool {
                 | ErrorKind::TryAgain
                 | ErrorKind::ClusterDown
                 | ErrorKind::MasterDown
+                // A cluster failing over: a slot's master is gone and its replica not yet
+                // promoted, or the slot moved while the client's retries ran out.
+                | ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Moved
+                | ErrorKind::Ask
+                | ErrorKind::ReadOnly
         )
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use waybill_projectors::RedisConnection;
 
 /// `limit` hits per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,14 +47,14 @@ return {count, ttl}
 pub struct Limiter {
     scope: &'static str,
     quota: Quota,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: Arc<str>,
     take: Arc<redis::Script>,
     local: LocalBuckets,
 }
 
 impl Limiter {
-    pub fn new(scope: &'static str, quota: Quota, redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(scope: &'static str, quota: Quota, redis: RedisConnection, prefix: &str) -> Self {
         Self {
             scope,
             quota,

@@ -12,10 +12,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use waybill_projectors::views::tracking::keys as tracking_keys;
+use waybill_projectors::RedisConnection;
 use waybill_schemas::views::{ConsistencyToken, TrackingView};
 use waybill_schemas::OrderId;
 use waybill_write_side::command_api::problem::Path;
@@ -257,7 +257,7 @@ pub(crate) fn requested_version(
 /// Reads the view, and while a requested version is not reached, polls until the bound.
 pub(crate) async fn read_until(
     state: &AppState,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConnection,
     order: OrderId,
     requested: Option<i64>,
 ) -> Result<Option<TrackingView>, Problem> {
@@ -294,7 +294,7 @@ pub(crate) async fn read_until(
 }
 
 pub(crate) async fn read_view(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConnection,
     key: &str,
 ) -> Result<Option<TrackingView>, Problem> {
     let (version, view): (Option<i64>, Option<String>) = redis::cmd("HMGET")

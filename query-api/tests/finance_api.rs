@@ -52,7 +52,7 @@ async fn app(warehouse: &WarehouseConfig) -> Router {
     let mut config = QueryApiConfig::new("test-finance", b"secret".to_vec());
     config.api_keys = ApiKeys::parse(KEYS).unwrap();
     config.warehouse = Some(warehouse.clone());
-    waybill_query_api::router(config, redis)
+    waybill_query_api::router(config, redis.into())
 }
 
 async fn get(app: &Router, uri: &str, key: Option<&str>) -> (StatusCode, String, String) {

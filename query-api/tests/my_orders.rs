@@ -60,7 +60,7 @@ async fn write_order(
         "cancellation_reason": null, "timeline": [],
         "access": {"customer": customer_digest(customer), "lookup": []}
     });
-    let key = format!("{prefix}:tracking:{order}");
+    let key = waybill_projectors::views::tracking::keys::view_key(prefix, order);
     let index = format!("{prefix}:customer-orders:{}", customer_digest(customer));
     let _: () = redis::pipe()
         .cmd("HSET")
@@ -102,7 +102,7 @@ async fn a_customer_pages_through_exactly_their_orders_newest_first() {
         .unwrap()
         .with_jwt(JWT_SECRET);
     config.rate_limit = None;
-    let app = waybill_query_api::router(config, redis.clone());
+    let app = waybill_query_api::router(config, redis.clone().into());
 
     // Seven orders of cust-1, three of them in the same millisecond; one of cust-2.
     let base = 1_790_000_000_000_i64;

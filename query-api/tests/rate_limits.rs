@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use waybill_query_api::rate_limit::{Limiter, Quota};
 
-async fn redis() -> redis::aio::ConnectionManager {
+/// Redis as the binary reaches it: `REDIS_URL` may name one node or a cluster's seeds.
+async fn redis() -> waybill_projectors::RedisConnection {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    redis::Client::open(url)
+    waybill_projectors::RedisTarget::parse(&url, false)
         .expect("REDIS_URL")
-        .get_connection_manager()
+        .connect()
         .await
         .expect("Redis answers")
 }
@@ -96,7 +97,7 @@ async fn with_redis_unreachable_each_process_limits_on_its_own() {
     let limiter = Limiter::new(
         "ip",
         Quota::new(3, Duration::from_secs(60)),
-        connection.expect("private redis-server answers"),
+        connection.expect("private redis-server answers").into(),
         "fallback",
     );
     assert!(limiter.take("c").await.is_ok(), "counted in Redis");

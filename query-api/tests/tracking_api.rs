@@ -43,7 +43,7 @@ async fn harness_with(configure: impl FnOnce(&mut QueryApiConfig)) -> Harness {
     config.api_keys = ApiKeys::parse("agent-key:ann:agent,fin-key:fred:finance").unwrap();
     configure(&mut config);
     Harness {
-        app: waybill_query_api::router(config, redis.clone()),
+        app: waybill_query_api::router(config, redis.clone().into()),
         redis,
         prefix,
     }
@@ -102,7 +102,7 @@ fn view(order: OrderId, version: i64) -> TrackingView {
 /// Writes the hash the way the projector lays it out; keys expire so tests leave nothing behind.
 async fn write_view(redis: &mut ConnectionManager, prefix: &str, order: OrderId, version: i64) {
     let json = serde_json::to_string(&view(order, version)).unwrap();
-    let key = format!("{prefix}:tracking:{order}");
+    let key = waybill_projectors::views::tracking::keys::view_key(prefix, order);
     let _: () = redis::pipe()
         .cmd("HSET")
         .arg(&key)

@@ -419,14 +419,18 @@ impl TestEnv {
         ids
     }
 
+    /// A connection to the test's Redis as the binary makes it (`redis_url` may list a
+    /// cluster's nodes).
+    pub async fn redis(&self) -> waybill_projectors::RedisConnection {
+        redis_connection(&self.redis_url)
+            .await
+            .expect("connect to the test's Redis")
+    }
+
     /// The tracking hash of one order in Redis: (`version`, `view` JSON), if written.
     pub async fn tracking_hash(&self, order_id: &str) -> Option<(i64, serde_json::Value)> {
-        let client = redis::Client::open(self.redis_url.as_str()).expect("redis url");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis");
-        let key = format!("{}:tracking:{order_id}", self.redis_prefix);
+        let mut conn = self.redis().await;
+        let key = waybill_projectors::views::tracking::keys::view_key(&self.redis_prefix, order_id);
         let (version, view): (Option<i64>, Option<String>) = redis::cmd("HMGET")
             .arg(&key)
             .arg("version")
@@ -437,6 +441,15 @@ impl TestEnv {
         let view = serde_json::from_str(&view?).expect("tracking view is JSON");
         Some((version?, view))
     }
+}
+
+/// Connects to the Redis node or cluster `url` names.
+async fn redis_connection(url: &str) -> Result<waybill_projectors::RedisConnection, String> {
+    waybill_projectors::RedisTarget::parse(url, false)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Connects to one of the servers in `url` (comma-separated), failing at once when none answers.
@@ -499,18 +512,8 @@ impl Drop for TestEnv {
                     .body(format!("DROP DATABASE IF EXISTS {clickhouse_database}"))
                     .send()
                     .await;
-                if let Ok(client) = redis::Client::open(redis_url.as_str()) {
-                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                        let keys: Vec<String> = redis::cmd("KEYS")
-                            .arg(format!("{redis_prefix}:*"))
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap_or_default();
-                        if !keys.is_empty() {
-                            let _: Result<i64, _> =
-                                redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-                        }
-                    }
+                if let Ok(redis) = redis_connection(&redis_url).await {
+                    let _ = redis.delete_matching(format!("{redis_prefix}:*")).await;
                 }
             });
         });

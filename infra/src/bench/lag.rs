@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use waybill_projectors::RedisConnection;
 
 /// How often outstanding orders are checked; the lag's resolution.
 const POLL: Duration = Duration::from_millis(2);
@@ -32,7 +32,7 @@ pub struct LagResult {
 }
 
 pub fn spawn(
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
 ) -> (mpsc::UnboundedSender<Accepted>, JoinHandle<LagResult>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -40,7 +40,7 @@ pub fn spawn(
 }
 
 async fn sample(
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     prefix: String,
     mut rx: mpsc::UnboundedReceiver<Accepted>,
 ) -> LagResult {
@@ -56,7 +56,7 @@ async fn sample(
         loop {
             match rx.try_recv() {
                 Ok(accepted) => pending.push((
-                    format!("{prefix}:tracking:{}", accepted.order_id),
+                    waybill_projectors::views::tracking::keys::view_key(&prefix, accepted.order_id),
                     accepted.at,
                 )),
                 Err(mpsc::error::TryRecvError::Empty) => break,

@@ -131,7 +131,7 @@ async fn run_bench(
         .context("WAYBILL_API_KEYS has no key with role service, agent or admin for the bench")?;
     let client = ApiClient::new(command_addr, query_addr, key, args.clients)?;
     client.wait_ready(Duration::from_secs(30)).await?;
-    let redis = services::connect_redis(&settings.redis_url).await?;
+    let redis = services::connect_redis(settings).await?;
 
     eprintln!(
         "bench place: {} orders, {} clients, {} (run {run})",
@@ -287,29 +287,10 @@ impl Scratch {
         let dead_letters = waybill_projectors::runtime::dead_letter_stream_name(&self.stream);
         let _ = js.delete_stream(&dead_letters).await;
 
-        let mut redis = services::connect_redis(&settings.redis_url).await?;
-        let pattern = format!("{}:*", self.redis_prefix);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut redis)
-                .await?;
-            if !keys.is_empty() {
-                let _: i64 = redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async(&mut redis)
-                    .await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let redis = services::connect_redis(settings).await?;
+        redis
+            .delete_matching(format!("{}:*", self.redis_prefix))
+            .await?;
         Ok(())
     }
 }

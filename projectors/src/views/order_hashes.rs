@@ -1,16 +1,18 @@
-//! The Redis layout the order views share: one hash per order at `<prefix>:<view>:<order uuid>`
-//! with the fields `version` (the last stream version applied) and `view` (the state as JSON).
+//! The Redis layout the order views share: one hash per order at `<prefix>:<view>:{<order uuid>}`
+//! (the order id is the key's hash tag, so on a Redis Cluster all of an order's keys share one
+//! slot and the compare-and-set script touches one node) with the fields `version` (the last stream version applied) and `view` (the state as JSON).
 //! Reads and writes for a whole batch go in one pipeline each; every write is a compare-and-set
 //! on `version`, run as a Lua script so the check and the write are one atomic step. Each view's
 //! store wraps an [`OrderHashes`] and turns a [`HashError`] into its own error.
 
 use std::fmt::Display;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use waybill_schemas::OrderId;
+
+use crate::redis_connection::{KeyScan, RedisConnection};
 
 /// Writes `view` only if the stored version equals the expected one (missing counts as 0).
 const COMPARE_AND_SET: &str = r"
@@ -39,14 +41,14 @@ pub enum HashError {
 /// One view's hashes under one key prefix.
 #[derive(Clone)]
 pub struct OrderHashes {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
     view: &'static str,
     cas: Script,
 }
 
 impl OrderHashes {
-    pub fn new(redis: ConnectionManager, prefix: String, view: &'static str) -> Self {
+    pub fn new(redis: RedisConnection, prefix: String, view: &'static str) -> Self {
         Self {
             redis,
             prefix,
@@ -55,7 +57,7 @@ impl OrderHashes {
         }
     }
 
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.redis.clone()
     }
 
@@ -63,9 +65,9 @@ impl OrderHashes {
         &self.prefix
     }
 
-    /// `<prefix>:<view>:<order uuid>`.
+    /// `<prefix>:<view>:{<order uuid>}`.
     pub fn key(&self, order_id: impl Display) -> String {
-        format!("{}:{}:{order_id}", self.prefix, self.view)
+        order_key(&self.prefix, self.view, order_id)
     }
 
     /// The match pattern for every key of this view under this prefix.
@@ -137,40 +139,25 @@ impl OrderHashes {
             );
         }
         let written: Vec<i64> = pipe.query_async(&mut self.redis.clone()).await?;
+        self.redis.await_replicas().await?;
         Ok(written.into_iter().map(|w| w == 1).collect())
     }
 
-    /// Deletes every key of this view under this prefix.
+    /// Deletes every key of this view under this prefix (key by key: on a cluster a multi-key
+    /// delete may not span slots).
     pub async fn delete_all(&self) -> Result<u64, HashError> {
-        let mut deleted = 0;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys) = self.scan_keys(cursor).await?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut self.redis.clone())
-                    .await?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
+        Ok(self.redis.delete_matching(self.key_pattern()).await?)
     }
 
-    /// One page of this view's keys: `(next cursor, keys)`; cursor 0 ends the scan.
-    pub async fn scan_keys(&self, cursor: u64) -> Result<(u64, Vec<String>), HashError> {
-        Ok(redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(self.key_pattern())
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut self.redis.clone())
-            .await?)
+    /// Every key of this view under this prefix, page by page (each master's on a cluster).
+    pub fn scan(&self) -> KeyScan {
+        self.redis.scan(self.key_pattern())
     }
+}
+
+/// `<prefix>:<view>:{<order uuid>}`: the order id in braces is the Redis Cluster hash tag.
+pub fn order_key(prefix: &str, view: &str, order_id: impl Display) -> String {
+    format!("{prefix}:{view}:{{{order_id}}}")
 }
 
 /// `state` as the JSON stored under `key`.

@@ -36,6 +36,7 @@ mod projector_views;
 mod query_outage;
 mod rate_limits;
 mod rebuild_live;
+mod redis_cluster;
 mod relay_crash;
 mod returns;
 mod sandbox_state;

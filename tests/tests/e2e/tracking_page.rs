@@ -440,16 +440,13 @@ async fn the_lookup_form_redirects_to_the_signed_link_only_for_matching_details(
     }
 
     // Nothing in Redis names the customer's email or postcode in a key.
-    let mut redis = redis::Client::open(env.redis_url.as_str())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
+    let keys: Vec<String> = env
+        .redis()
         .await
-        .expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", env.redis_prefix))
-        .query_async(&mut redis)
+        .scan(format!("{}:*", env.redis_prefix))
+        .collect_all()
         .await
-        .expect("KEYS");
+        .expect("SCAN");
     assert!(
         keys.iter().any(|k| k.contains(":tracking-lookup:")),
         "{keys:?}"

@@ -5,7 +5,6 @@
 //! messages it decides are dropped, and the sink it holds ([`Withheld`]) refuses anything it
 //! is handed. The live projector keeps running and keeps sending what is new.
 
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
 use waybill_write_side::event_store::{EventStore, EventStoreError};
@@ -74,7 +73,7 @@ pub async fn rebuild_notifications(
     config: &ProjectorConfig,
     notifications: &NotificationsConfig,
     pool: PgPool,
-    redis: ConnectionManager,
+    redis: crate::redis_connection::RedisConnection,
     progress: impl FnMut(u64),
 ) -> Result<NotificationsRebuildReport, NotificationsRebuildError> {
     let events = EventStore::new(pool);

@@ -1,11 +1,11 @@
 //! Reading and writing notification states in Redis, in the layout of
-//! [`crate::views::order_hashes`] under `<prefix>:notifications:<order uuid>`.
+//! [`crate::views::order_hashes`] under `<prefix>:notifications:{<order uuid>}`.
 
-use redis::aio::ConnectionManager;
 use waybill_schemas::OrderId;
 
 use super::apply::NotificationState;
 use super::NotificationError;
+use crate::redis_connection::RedisConnection;
 use crate::views::order_hashes::{HashError, OrderHashes};
 
 /// The notification states under one key prefix.
@@ -25,18 +25,18 @@ impl From<HashError> for NotificationError {
 }
 
 impl NotificationStore {
-    pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             hashes: OrderHashes::new(redis, prefix.into(), "notifications"),
         }
     }
 
     /// The Redis connection this store uses.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.hashes.connection()
     }
 
-    /// `<prefix>:notifications:<order uuid>`.
+    /// `<prefix>:notifications:{<order uuid>}`.
     pub fn key(&self, order_id: OrderId) -> String {
         self.hashes.key(order_id)
     }

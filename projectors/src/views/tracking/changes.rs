@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use super::keys;
+use crate::redis_connection::RedisConnection;
 
 /// Publishes `(order id, version)` for views just written, one round trip.
 pub async fn announce(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConnection,
     prefix: &str,
     written: &[(&str, i64)],
 ) -> redis::RedisResult<()> {
@@ -91,9 +91,11 @@ impl Watch {
 }
 
 impl ChangeFeed {
-    /// Subscribes to `prefix`'s announcements on the Redis server of `client`, in a task that
-    /// reconnects (100 ms doubling to 5 s) for as long as the feed or a clone of it lives.
-    pub fn start(client: redis::Client, prefix: &str) -> Self {
+    /// Subscribes to `prefix`'s announcements on the Redis server of `clients` (one node, or
+    /// the nodes of a cluster, which broadcasts a `PUBLISH` to every node: any one will do), in
+    /// a task that reconnects (100 ms doubling to 5 s, to the next node) for as long as the feed
+    /// or a clone of it lives.
+    pub fn start(clients: Vec<redis::Client>, prefix: &str) -> Self {
         let (epoch, _) = watch::channel(0);
         let inner = Arc::new(Inner {
             orders: Mutex::new(Registry {
@@ -103,7 +105,7 @@ impl ChangeFeed {
             epoch,
         });
         tokio::spawn(subscribe(
-            client,
+            clients,
             keys::changes_channel(prefix),
             Arc::downgrade(&inner),
         ));
@@ -182,12 +184,15 @@ impl Inner {
     }
 }
 
-async fn subscribe(client: redis::Client, channel: String, feed: Weak<Inner>) {
+async fn subscribe(clients: Vec<redis::Client>, channel: String, feed: Weak<Inner>) {
     let mut failures: u32 = 0;
+    let mut next = 0;
     loop {
-        if feed.strong_count() == 0 {
+        if feed.strong_count() == 0 || clients.is_empty() {
             return;
         }
+        let client = &clients[next % clients.len()];
+        next += 1;
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
@@ -234,8 +239,11 @@ mod tests {
     async fn a_watcher_wakes_on_its_orders_announcement_only_and_leaves_no_trace() {
         let prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
         let client = redis::Client::open("redis://127.0.0.1:6379").expect("redis url");
-        let feed = ChangeFeed::start(client.clone(), &prefix);
-        let mut redis = ConnectionManager::new(client).await.expect("redis up");
+        let feed = ChangeFeed::start(vec![client.clone()], &prefix);
+        let mut redis: RedisConnection = redis::aio::ConnectionManager::new(client)
+            .await
+            .expect("redis up")
+            .into();
         tokio::time::timeout(Duration::from_secs(10), feed.subscribed())
             .await
             .expect("subscribed");

@@ -2,7 +2,7 @@
 //! and every reader (the query API's tracking answer, page, `/track` form, `/v1/me`) build
 //! their keys and read their fields through these functions.
 //!
-//! - `<prefix>:tracking:<order uuid>`: hash with `version` (the last stream version applied,
+//! - `<prefix>:tracking:{<order uuid>}`: hash with `version` (the last stream version applied,
 //!   the compare-and-set field) and `view` (the [`TrackingView`] JSON);
 //! - `<prefix>:customer-orders:<customer digest>`: sorted set of order ids scored by placement
 //!   time in milliseconds;
@@ -23,9 +23,9 @@ pub const VERSION_FIELD: &str = "version";
 /// Hash field holding the view's JSON.
 pub const VIEW_FIELD: &str = "view";
 
-/// `<prefix>:tracking:<order uuid>`.
+/// `<prefix>:tracking:{<order uuid>}` (the order id is the Redis Cluster hash tag).
 pub fn view_key(prefix: &str, order_id: impl Display) -> String {
-    format!("{prefix}:{VIEW_SEGMENT}:{order_id}")
+    crate::views::order_hashes::order_key(prefix, VIEW_SEGMENT, order_id)
 }
 
 /// `<prefix>:customer-orders:<customer digest>`: a customer's orders by placement time.
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn keys_follow_the_documented_layout() {
-        assert_eq!(view_key("w", "abc"), "w:tracking:abc");
+        assert_eq!(view_key("w", "abc"), "w:tracking:{abc}");
         assert_eq!(customer_orders_key("w", "d"), "w:customer-orders:d");
         assert_eq!(lookup_key("w", "d"), "w:tracking-lookup:d");
         assert_eq!(store_credit_key("w", "d"), "w:store-credit:d");

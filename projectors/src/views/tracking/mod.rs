@@ -1,4 +1,4 @@
-//! The customer tracking view: one Redis hash per order at `<prefix>:tracking:<order uuid>` with
+//! The customer tracking view: one Redis hash per order at `<prefix>:tracking:{<order uuid>}` with
 //! the fields `version` (the last stream version applied) and `view` (the
 //! [`waybill_schemas::views::TrackingView`] JSON); [`keys`] owns the layout, for this
 //! projector (the only writer) and the query API (which reads through it). Writes go through a compare-and-set script so a stale or duplicate write never regresses it.

@@ -12,12 +12,12 @@
 //! writes are idempotent (SET / ZADD of the same member), so they are written before the view's
 //! compare-and-set and simply repeated on redelivery.
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use waybill_schemas::views::{StoreCreditEntry, TrackingView};
 
 use super::keys::{customer_orders_key, lookup_key, store_credit_key, VIEW_SEGMENT};
 use super::TrackingError;
+use crate::redis_connection::{KeyScan, RedisConnection};
 use crate::views::order_hashes::{encode, HashError, OrderHashes};
 
 /// Writes `view` unless the stored one is newer: used by a rebuild to replace views it
@@ -56,7 +56,7 @@ impl From<HashError> for TrackingError {
 }
 
 impl TrackingStore {
-    pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             hashes: OrderHashes::new(redis, prefix.into(), VIEW_SEGMENT),
             replace: Script::new(REPLACE_UNLESS_NEWER),
@@ -64,7 +64,7 @@ impl TrackingStore {
     }
 
     /// The Redis connection this store uses.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.hashes.connection()
     }
 
@@ -72,7 +72,7 @@ impl TrackingStore {
         self.hashes.prefix()
     }
 
-    /// `<prefix>:tracking:<order uuid>`.
+    /// `<prefix>:tracking:{<order uuid>}`.
     pub fn key(&self, order_id: &str) -> String {
         self.hashes.key(order_id)
     }
@@ -133,6 +133,7 @@ impl TrackingStore {
             pipe.invoke_script(self.replace.key(key).arg(view.version).arg(json));
         }
         let written: Vec<i64> = pipe.query_async(&mut self.connection()).await?;
+        self.connection().await_replicas().await?;
         Ok(written.into_iter().map(|w| w == 1).collect())
     }
 
@@ -196,8 +197,8 @@ impl TrackingStore {
         Ok(self.hashes.delete_all().await?)
     }
 
-    /// One page of keys under this prefix: `(next cursor, keys)`; cursor 0 ends the scan.
-    pub async fn scan_keys(&self, cursor: u64) -> Result<(u64, Vec<String>), TrackingError> {
-        Ok(self.hashes.scan_keys(cursor).await?)
+    /// Every tracking key under this prefix, page by page (each master's on a cluster).
+    pub fn scan(&self) -> KeyScan {
+        self.hashes.scan()
     }
 }

@@ -390,15 +390,7 @@ async fn rebuild_replays_the_log_into_fresh_views_and_swaps_them_in() {
         env.store.connection(),
         format!("{}:rebuild-*", env.config.redis_prefix),
     );
-    let (mut cursor, mut left) = (0, Vec::new());
-    loop {
-        let (next, keys) = staging.scan_keys(cursor).await.expect("scan");
-        left.extend(keys);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let left = staging.scan().collect_all().await.expect("scan");
     assert_eq!(left, Vec::<String>::new(), "staging copy removed");
     env.cleanup().await;
 }
@@ -580,7 +572,7 @@ async fn a_store_outage_delays_nothing_beyond_the_outage() {
     let connection = redis::aio::ConnectionManager::new(client.clone())
         .await
         .expect("private redis");
-    env.store = TrackingStore::new(connection, env.config.redis_prefix.clone());
+    env.store = TrackingStore::new(connection.into(), env.config.redis_prefix.clone());
     let first = OrderId::new_v7();
     let waiting: Vec<OrderId> = (0..5).map(|_| OrderId::new_v7()).collect();
     let mut log = vec![placed_event(first, 1), cancelled_event(first, 2)];
