@@ -81,7 +81,7 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
 pub async fn notifications(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
     let total = count_events(&pool).await?;
-    let redis = services::connect_redis(&settings.redis_url).await?;
+    let redis = services::connect_redis(settings).await?;
     let config = services::projector_config(settings);
     let secrets = crate::secrets::Secrets::resolve(settings)?;
     let notifications = services::notifications_config(settings, &secrets);
