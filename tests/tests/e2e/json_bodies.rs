@@ -35,6 +35,7 @@ fn endpoints() -> Vec<Endpoint> {
             .replace("{id}", ORDER)
             .replace("{dispute_id}", OTHER)
             .replace("{return_id}", OTHER)
+            .replace("{entry_id}", OTHER)
             .replace("{sku}", "TEE-1")
             .replace("{location}", "wh-1"),
         caller,
@@ -43,6 +44,7 @@ fn endpoints() -> Vec<Endpoint> {
     let admin = Caller::Key(ADMIN_KEY);
     vec![
         e("post", "/v1/orders", service),
+        e("post", "/v1/desk/entries/{entry_id}/resolve", admin),
         e("post", "/v1/orders/{id}/cancel", service),
         e("post", "/v1/orders/{id}/lines/cancel", service),
         e("post", "/v1/orders/{id}/edits", admin),

@@ -1097,9 +1097,10 @@ mod tests {
         .collect();
         let kinds: std::collections::HashSet<&str> =
             later.iter().map(|e| e.event_type.as_str()).collect();
-        // Placement, plus the two settlement events that never reach an order stream.
+        // Placement, plus the two settlement events and the desk's resolution, which never reach
+        // an order stream.
         assert_eq!(
-            kinds.len() + 3,
+            kinds.len() + 4,
             waybill_schemas::events::OrderEventKind::ALL.len(),
             "every event kind is covered"
         );
