@@ -329,9 +329,7 @@ pub async fn summary_csv(
     session: Session,
     params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
-    require_role(&session, ROLES)?;
-    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
-    let data = read(&state, &cleaned(params)).await?;
+    let data = read_allowed(&state, &session, params).await?;
     Ok(no_store(csv("finance-summary", &data.summary)))
 }
 
@@ -341,9 +339,7 @@ pub async fn payouts_csv(
     session: Session,
     params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
-    require_role(&session, ROLES)?;
-    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
-    let data = read(&state, &cleaned(params)).await?;
+    let data = read_allowed(&state, &session, params).await?;
     Ok(no_store(csv("payouts", &data.payouts)))
 }
 
@@ -353,10 +349,19 @@ pub async fn reconciliation_csv(
     session: Session,
     params: Result<Query<FinanceParams>, QueryRejection>,
 ) -> Result<Response, ScreenError> {
-    require_role(&session, ROLES)?;
-    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
-    let data = read(&state, &cleaned(params)).await?;
+    let data = read_allowed(&state, &session, params).await?;
     Ok(no_store(csv("reconciliation", &data.discrepancies)))
+}
+
+/// The finance data a CSV download serves, once the session's role and the query are checked.
+async fn read_allowed(
+    state: &AppState,
+    session: &Session,
+    params: Result<Query<FinanceParams>, QueryRejection>,
+) -> Result<Data, ScreenError> {
+    require_role(session, ROLES)?;
+    let Query(params) = params.map_err(|_| ScreenError::bad_query())?;
+    read(state, &cleaned(params)).await
 }
 
 fn no_store(mut response: Response) -> Response {
