@@ -4,7 +4,8 @@
 # release binary, starts `waybill serve all` and our simulated payment gateway (`waybill serve
 # payment-sandbox`, webhooks to the command API) in the background (replacing ones this script
 # started before), runs `waybill demo` against them, and prints where to look. The services keep
-# running; stop them with infra/scripts/stop.sh.
+# running; stop them with infra/scripts/stop.sh. `demo.sh --cluster` runs the demo on the cluster
+# stack instead (infra/scripts/cluster.sh).
 set -euo pipefail
 
 say() { printf '[demo] %s\n' "$*"; }
@@ -13,6 +14,12 @@ die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 scripts=infra/scripts
+
+# `demo.sh --cluster`: the same demo on the cluster stack (every engine clustered, every role
+# twice): infra/scripts/cluster.sh.
+if [ "${1:-}" = --cluster ]; then
+  exec "$scripts/cluster.sh" start
+fi
 
 "$scripts/ensure-toolchain.sh"
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

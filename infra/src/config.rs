@@ -857,6 +857,20 @@ pub enum Command {
         #[command(subcommand)]
         config: ConfigCommand,
     },
+    /// Spread TCP connections over several instances of a role on one machine (the load
+    /// balancer of `infra/scripts/cluster.sh`; a deployment brings its own).
+    Balance(BalanceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BalanceArgs {
+    /// Where to accept connections.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// An instance to forward connections to (repeat, or comma-separated); taken in turn, one
+    /// that refuses connections skipped.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub upstream: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -171,9 +171,15 @@ pub fn check(role: Role, env: &HashMap<String, String>) -> Vec<Finding> {
         let Some(long) = arg.get_long() else {
             continue;
         };
+        let mut alone = arg.clone().env(None::<&'static str>).global(false);
+        // A switch (`--projector-partitioned`) takes no value on the command line; from the
+        // environment clap gives the variable's value to the switch's own parser.
+        if !arg.get_action().takes_values() {
+            alone = alone.action(clap::ArgAction::Set);
+        }
         let single = clap::Command::new("waybill")
             .no_binary_name(true)
-            .arg(arg.clone().env(None::<&'static str>).global(false));
+            .arg(alone);
         if let Err(e) = single.try_get_matches_from([format!("--{long}={value}")]) {
             findings.push(Finding {
                 setting: name.to_owned(),
@@ -448,6 +454,20 @@ mod tests {
             );
         }
         assert_eq!(findings.len(), 6, "{findings:?}");
+    }
+
+    #[test]
+    fn a_switch_set_from_the_environment_takes_a_boolean_word() {
+        let mut env = valid();
+        for word in ["true", "false"] {
+            env.insert("WAYBILL_PROJECTOR_PARTITIONED".into(), word.into());
+            assert_eq!(check(Role::Projector, &env), vec![], "{word}");
+        }
+        env.insert("WAYBILL_PROJECTOR_PARTITIONED".into(), "treu".into());
+        assert_eq!(
+            settings_named(&check(Role::Projector, &env)),
+            vec!["WAYBILL_PROJECTOR_PARTITIONED"]
+        );
     }
 
     #[test]

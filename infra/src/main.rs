@@ -3,6 +3,7 @@
 //! them for multi-process deploys. `migrate`, `rebuild tracking`, `demo` and `bench` (place,
 //! flash-sale, checkout) are the operational and developer commands. See `waybill --help`.
 
+mod balance;
 mod bench;
 mod client;
 mod config;
@@ -75,9 +76,10 @@ fn main() -> ExitCode {
         _ => "waybill-cli",
     };
     let filter = match &cli.command {
-        Command::Demo(_) | Command::Bench { .. } | Command::Settlement { .. } => {
-            telemetry::QUIET_FILTER
-        }
+        Command::Demo(_)
+        | Command::Bench { .. }
+        | Command::Settlement { .. }
+        | Command::Balance(_) => telemetry::QUIET_FILTER,
         _ => telemetry::SERVICE_FILTER,
     };
     let telemetry = match Telemetry::init(
@@ -166,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bench: Bench::LivePages(args),
         } => bench::live_pages(&settings, &args).await,
         Command::Config { .. } => Ok(()),
+        Command::Balance(args) => balance::run(&args).await,
     }
 }
 

@@ -33,6 +33,11 @@ impl ClickHouseCluster {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(DEFAULT_BASE);
+        Self::start_at(dir, base)
+    }
+
+    /// Starts (or finds running) the cluster of `dir` on the script's ports from `base`.
+    pub fn start_at(dir: &Path, base: u16) -> ClickHouseCluster {
         let mut cluster = ClickHouseCluster {
             script: script(),
             dir: dir.to_owned(),

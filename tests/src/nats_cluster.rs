@@ -228,16 +228,7 @@ impl NatsCluster {
                             continue;
                         }
                     };
-                    let leader = jsz["account_details"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|account| {
-                            account["stream_detail"].as_array().into_iter().flatten()
-                        })
-                        .find(|detail| detail["name"] == stream)
-                        .and_then(|detail| detail["cluster"]["leader"].as_str())
-                        .map(str::to_owned);
+                    let leader = stream_leader_in(&jsz, stream);
                     let running = |name: &str| {
                         self.nodes
                             .iter()
@@ -256,6 +247,18 @@ impl NatsCluster {
         )
         .await
     }
+}
+
+/// The leader of `stream` as one node's `/jsz?streams=1` names it.
+pub(crate) fn stream_leader_in(jsz: &serde_json::Value, stream: &str) -> Option<String> {
+    jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|detail| detail["name"] == stream)
+        .and_then(|detail| detail["cluster"]["leader"].as_str())
+        .map(str::to_owned)
 }
 
 impl Drop for NatsCluster {

@@ -158,8 +158,12 @@ pub async fn delete_expired(
     .await
 }
 
+/// The lease whose turns decide which command API sweeps.
+pub const SWEEP_LEASE: &str = "idempotency-sweep";
+
 /// Keeps idempotency records for `retention`, then deletes them, checking every `every` until
-/// `shutdown`. A retry later than the retention is treated as a new request.
+/// `shutdown`. A retry later than the retention is treated as a new request. With several
+/// command APIs, one sweeps per period (a turn of [`SWEEP_LEASE`]); the others skip it.
 pub async fn sweep_expired(
     pool: PgPool,
     retention: std::time::Duration,
@@ -170,13 +174,24 @@ pub async fn sweep_expired(
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
     loop {
         let mut removed = 0_u64;
-        loop {
-            match delete_expired(&pool, Utc::now() - retention, 1_000).await {
-                Ok(0) => break,
-                Ok(n) => removed += n,
-                Err(err) => {
-                    tracing::warn!(error = %err, "idempotency sweep failed; retrying later");
-                    break;
+        // Every command API runs this loop; one of them sweeps per period.
+        let turn = crate::migrations::lease::claim_turn(&pool, SWEEP_LEASE, every.mul_f64(0.9));
+        let mine = match turn.await {
+            Ok(mine) => mine,
+            Err(err) => {
+                tracing::warn!(error = %err, "idempotency sweep: claiming the turn failed; sweeping anyway");
+                true
+            }
+        };
+        if mine {
+            loop {
+                match delete_expired(&pool, Utc::now() - retention, 1_000).await {
+                    Ok(0) => break,
+                    Ok(n) => removed += n,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "idempotency sweep failed; retrying later");
+                        break;
+                    }
                 }
             }
         }

@@ -272,14 +272,24 @@ async fn scan(
     tracking: &str,
     scan: Value,
 ) -> anyhow::Result<Value> {
-    let answer = client
-        .post_json_plain(&format!("{sandbox}/sandbox/parcels/{tracking}/scan"), &scan)
-        .await?;
-    anyhow::ensure!(
-        answer["waybill_status"] == json!(200),
-        "scan {scan}: {answer}"
-    );
-    Ok(answer)
+    let until = tokio::time::Instant::now() + WAIT;
+    loop {
+        let answer: Value = client
+            .post_json_plain(&format!("{sandbox}/sandbox/parcels/{tracking}/scan"), &scan)
+            .await?;
+        // 409: the parcel's label is bought but its shipment not yet recorded (with several
+        // fulfillment workers another process may still be appending it): the carrier sends
+        // the scan again, as real carriers redeliver a webhook.
+        let not_yet = answer["waybill_status"] == json!(409);
+        if !not_yet || tokio::time::Instant::now() >= until {
+            anyhow::ensure!(
+                answer["waybill_status"] == json!(200),
+                "scan {scan}: {answer}"
+            );
+            return Ok(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub(super) async fn view_until(

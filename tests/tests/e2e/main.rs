@@ -6,6 +6,7 @@ mod access_control;
 mod bad_input;
 mod cancel;
 mod cancellation;
+mod chaos;
 mod checkout;
 mod checkout_resilience;
 mod clickhouse_cluster;

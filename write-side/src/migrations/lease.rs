@@ -145,6 +145,15 @@ async fn create_table(pool: &PgPool) -> Result<(), sqlx::Error> {
     }
 }
 
+/// One turn of a periodic job that only one of several processes should run (the idempotency
+/// sweep of every command API): true for the first caller after the last turn lapsed, which
+/// then holds lease `name` for `ttl` without renewing it; false for everyone else meanwhile.
+/// A process killed during its turn leaves the lease to lapse, and the next caller runs the job.
+pub async fn claim_turn(pool: &PgPool, name: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+    create_table(pool).await?;
+    claim(pool, name, Uuid::now_v7(), ttl).await
+}
+
 async fn claim(
     pool: &PgPool,
     name: &str,
@@ -260,6 +269,28 @@ mod tests {
         .expect("claim");
         assert_ne!(next.holder, dead);
         next.release().await.expect("release");
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn a_turn_goes_to_one_caller_until_it_lapses() {
+        let db = TestDatabase::create("lease").await;
+        let ttl = Duration::from_millis(400);
+        let (a, b) = tokio::join!(
+            claim_turn(&db.pool, "sweep", ttl),
+            claim_turn(&db.pool, "sweep", ttl)
+        );
+        assert_eq!(
+            [a.expect("claim"), b.expect("claim")]
+                .iter()
+                .filter(|won| **won)
+                .count(),
+            1,
+            "exactly one of two callers at once gets the turn"
+        );
+        assert!(!claim_turn(&db.pool, "sweep", ttl).await.expect("claim"));
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        assert!(claim_turn(&db.pool, "sweep", ttl).await.expect("claim"));
         db.drop().await;
     }
 
