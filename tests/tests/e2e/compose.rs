@@ -160,6 +160,14 @@ fn every_compose_service_runs_a_real_role_with_a_valid_configuration() {
         for volume in service["volumes"].as_sequence().into_iter().flatten() {
             let volume = scalar(volume);
             let source = volume.split(':').next().unwrap_or_default();
+            if source.starts_with("./") {
+                // A file of the repository, relative to the compose file.
+                assert!(
+                    infra().join(source).is_file(),
+                    "{name} mounts {source}, which is not in infra/"
+                );
+                continue;
+            }
             assert!(
                 declared_volumes.contains(source),
                 "{name} mounts undeclared volume {source}"
@@ -256,6 +264,75 @@ fn every_compose_service_runs_a_real_role_with_a_valid_configuration() {
     assert!(
         cockroach.len() >= 3,
         "a cockroach profile with a cluster: {cockroach:?}"
+    );
+
+    // The ClickHouse cluster profile: ZooKeeper and two replicas whose configuration names the
+    // cluster, ZooKeeper and both replicas; Waybill's settings for it pass the config check.
+    let in_profile = |profile: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| {
+                services[n.as_str()]["profiles"]
+                    .as_sequence()
+                    .is_some_and(|p| p.iter().any(|p| scalar(p) == profile))
+            })
+            .cloned()
+            .collect()
+    };
+    let clickhouse_cluster = in_profile("clickhouse-cluster");
+    assert!(
+        clickhouse_cluster.contains(&"zookeeper".to_owned()),
+        "{clickhouse_cluster:?}"
+    );
+    let replicas: Vec<&String> = clickhouse_cluster
+        .iter()
+        .filter(|n| {
+            interpolate(&scalar(&services[n.as_str()]["image"]))
+                .is_ok_and(|i| i.starts_with("clickhouse/"))
+        })
+        .collect();
+    assert_eq!(
+        replicas.len(),
+        2,
+        "two ClickHouse replicas: {clickhouse_cluster:?}"
+    );
+    for replica in &replicas {
+        let config = services[replica.as_str()]["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(scalar)
+            .find(|v| v.contains("config.d/"))
+            .unwrap_or_else(|| panic!("{replica} mounts a config.d file"));
+        let file = infra().join(config.split(':').next().unwrap_or_default());
+        let xml = std::fs::read_to_string(&file).expect("the replica's configuration");
+        for needed in [
+            "<waybill>",
+            "<host>zookeeper</host>",
+            "clickhouse-r1",
+            "clickhouse-r2",
+            "from_env=\"CLICKHOUSE_REPLICA\"",
+        ] {
+            assert!(xml.contains(needed), "{} lacks {needed}", file.display());
+        }
+        let env = service_env(&services[replica.as_str()]);
+        assert_eq!(env.get("CLICKHOUSE_REPLICA"), Some(*replica));
+    }
+    let mut clustered = service_env(&services["projector-analytics"]);
+    clustered.insert(
+        "WAYBILL_CLICKHOUSE_URL".into(),
+        replicas
+            .iter()
+            .map(|r| format!("http://{r}:8123"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    clustered.insert("WAYBILL_CLICKHOUSE_CLUSTER".into(), "waybill".into());
+    let output = config_check("projector", &clustered);
+    assert!(
+        output.status.success(),
+        "the analytics projector on the ClickHouse cluster profile:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
