@@ -147,4 +147,4 @@ p = report["placement_ms_per_order"]
 print(f"\nplacement path (command API, relay, projectors, query API): single node {p['single_node_services']:.3f} ms/order,"
       f" cluster stack {p['cluster_placement_roles']:.3f} ms/order (balancers included)")
 PYEOF
-say "wrote $out/capacity.json, capacity-single.json, capacity-cluster.json"
+say "wrote $out/capacity.json, capacity-single.json, capacity-cluster.json; the cluster stack keeps running (WAYBILL_CLUSTER_DIR=$dir infra/scripts/cluster.sh stop)"

@@ -213,6 +213,7 @@ pub async fn act_as_returning_customers(
         .fetch_all(&pool)
         .await
         .unwrap_or_default();
+        let mut due: Vec<(String, String)> = Vec::new();
         for (order_id, placed) in closed {
             let picked = returning
                 .lock()
@@ -222,9 +223,15 @@ pub async fn act_as_returning_customers(
                 continue;
             }
             let sku = placed["lines"][0]["sku"].as_str().unwrap_or_default();
-            send_back(&http, &command_url, &sandbox, &bearer, &order_id, sku).await;
-            opened.push(order_id);
+            due.push((order_id, sku.to_owned()));
         }
+        // Customers act independently: several returns on their way at once.
+        futures::stream::iter(&due)
+            .for_each_concurrent(8, |(order_id, sku)| {
+                send_back(&http, &command_url, &sandbox, &bearer, order_id, sku)
+            })
+            .await;
+        opened.extend(due.into_iter().map(|(order_id, _)| order_id));
         if stopping {
             return opened;
         }
