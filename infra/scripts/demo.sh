@@ -101,7 +101,11 @@ cat <<INFO
   log           $log_file
   events        psql -h 127.0.0.1 -U postgres waybill -c 'SELECT stream_id, stream_version, event_type FROM events'
   views         redis-cli --scan --pattern '${WAYBILL_REDIS_PREFIX:-waybill}:tracking:*'
-  desk          http://$query_addr/console/desk   (agents: stuck and at-risk orders; admins also /ops)
+  console       http://$query_addr/console   (agents and admins: search, order pages, actions)
+  desk          http://$query_addr/console/desk   (agents and admins: stuck and at-risk orders, resolutions that act)
+  finance       http://$query_addr/finance   (finance and admins: money per day, reconciliation, CSV)
+  operations    http://$query_addr/ops   (admins: per-view lag and stalls, throughput, dead letters, backlogs)
+  sign in       paste the dev admin key from $state/dev-api-key (or a key of WAYBILL_API_KEYS with the role)
 Stop it with: infra/scripts/stop.sh
 INFO
 exit "$status"

@@ -469,6 +469,13 @@ mod commands {
                 )
                 .map_err(|e| tracing::warn!(error = %e, "no payment gateway for evidence and settlement imports"))
                 .ok();
+                config.logistics = waybill_write_side::fulfillment::logistics::LogisticsClient::new(
+                    &settings.fulfillment.wms_url,
+                    &settings.fulfillment.carrier_url,
+                    std::time::Duration::from_secs(5),
+                )
+                .map_err(|e| tracing::warn!(error = %e, "no carrier for the exceptions desk's actions"))
+                .ok();
                 config
             });
         let stop = shutdown.wait();

@@ -112,9 +112,13 @@ pub struct DetailParams {
     pub consistency_token: Option<String>,
 }
 
-/// One event of the order's stream, as recorded (internal: risk scores, decline codes…).
+/// One event about the order, as recorded (internal: risk scores, decline codes…).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InternalTimelineEntry {
+    /// The order's stream, or `desk-<entry id>` for what was done about the order from the
+    /// exceptions desk (`DeskEntryResolved`).
+    pub stream_id: String,
+    /// The event's version in its stream.
     pub version: i64,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
@@ -130,6 +134,7 @@ impl InternalTimelineEntry {
     /// The entry for one stored event, its payload upcast to the current schema version.
     pub(crate) fn of(event: &EventEnvelope) -> Self {
         Self {
+            stream_id: event.stream_id.clone(),
             version: event.stream_version,
             event_type: event.event_type.clone(),
             occurred_at: event.occurred_at,
@@ -518,7 +523,11 @@ pub(crate) async fn load_agent_order_with_events(
     if stream.is_empty() && document.is_none() {
         return Err(Problem::OrderNotFound);
     }
-    let timeline = stream.iter().map(InternalTimelineEntry::of).collect();
+    let desk = desk_resolutions(events, order).await?;
+    let timeline = merge_by_time(
+        stream.iter().map(InternalTimelineEntry::of).collect(),
+        desk.iter().map(InternalTimelineEntry::of).collect(),
+    );
     // The tracking view (every event advances its version) is waited for too, so a page
     // after a command shows the change in both.
     let mut redis = state.redis.clone();
@@ -539,10 +548,91 @@ pub(crate) async fn load_agent_order_with_events(
     Ok((response, stream))
 }
 
+/// The order's events in their stream order, with each of `others` (in time order) placed
+/// before the first order event recorded after it.
+fn merge_by_time(
+    order: Vec<InternalTimelineEntry>,
+    mut others: Vec<InternalTimelineEntry>,
+) -> Vec<InternalTimelineEntry> {
+    others.sort_by_key(|e| e.recorded_at);
+    let mut others = others.into_iter().peekable();
+    let mut merged = Vec::with_capacity(order.len() + others.len());
+    for event in order {
+        while let Some(other) = others.next_if(|o| o.recorded_at < event.recorded_at) {
+            merged.push(other);
+        }
+        merged.push(event);
+    }
+    merged.extend(others);
+    merged
+}
+
+/// The events of the streams of the order's desk entries (`DeskEntryResolved`): what was
+/// decided or done about the order from the exceptions desk, read from the event store (the
+/// entry rows only say which streams), so a resolution shows as soon as it is committed.
+async fn desk_resolutions(
+    events: &waybill_write_side::event_store::EventStore,
+    order: OrderId,
+) -> Result<Vec<EventEnvelope>, Problem> {
+    let ids = waybill_write_side::desk::entries::ids_of_order(events.pool(), order.as_uuid())
+        .await
+        .map_err(|error| {
+            Problem::event_store(&waybill_write_side::event_store::EventStoreError::Database(
+                error,
+            ))
+        })?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let streams: Vec<String> = ids
+        .into_iter()
+        .map(waybill_schemas::events::desk::desk_stream_id)
+        .collect();
+    let found = events
+        .read_streams(&streams)
+        .await
+        .map_err(|error| Problem::event_store(&error))?;
+    Ok(streams
+        .iter()
+        .filter_map(|s| found.get(s))
+        .flatten()
+        .cloned()
+        .collect())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn entry(stream: &str, version: i64, second: u32) -> InternalTimelineEntry {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 6, 12, 0, second).unwrap();
+        InternalTimelineEntry {
+            stream_id: stream.into(),
+            version,
+            event_type: "E".into(),
+            occurred_at: at,
+            recorded_at: at,
+            actor: "agent:a".into(),
+            payload: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_desk_resolution_joins_the_order_timeline_where_its_time_puts_it() {
+        let merged = merge_by_time(
+            vec![entry("o", 1, 1), entry("o", 2, 3), entry("o", 3, 3)],
+            vec![entry("desk-2", 1, 9), entry("desk-1", 1, 3)],
+        );
+        let order: Vec<(&str, i64)> = merged
+            .iter()
+            .map(|e| (e.stream_id.as_str(), e.version))
+            .collect();
+        assert_eq!(
+            order,
+            [("o", 1), ("o", 2), ("o", 3), ("desk-1", 1), ("desk-2", 1)]
+        );
+    }
 
     fn field_of(params: SearchParams) -> &'static str {
         match parse_search(&params).unwrap_err() {

@@ -290,6 +290,17 @@ impl Browser {
         .await;
     }
 
+    /// Opens the staff screen `start` (a path under `base`), is sent to the sign-in form,
+    /// pastes `credential` and presses the button, as a person would; ends back on `start`.
+    pub async fn sign_in(&mut self, base: &str, credential: &str, start: &str) {
+        self.navigate(&format!("{base}{start}")).await;
+        self.wait_for_text("Sign in to Waybill").await;
+        self.fill("#credential", credential).await;
+        self.click_and_wait("form.card button[type=submit]").await;
+        let path = self.eval("location.pathname").await;
+        assert_eq!(path, json!(start), "back on {start} after signing in");
+    }
+
     /// Waits until the page's visible text contains `text`.
     pub async fn wait_for_text(&mut self, text: &str) {
         self.wait_for(

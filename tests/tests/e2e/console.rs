@@ -17,6 +17,7 @@ const PUBLIC_ORIGIN: &str = "https://console.waybill.test";
 
 const AGENTS: &[&str] = &["agent", "admin"];
 const FINANCE: &[&str] = &["finance", "admin"];
+const ADMINS: &[&str] = &["admin"];
 
 /// Every screen page (for the order `order`) and the roles that may open it.
 fn pages(order: &str) -> Vec<(String, &'static [&'static str])> {
@@ -29,11 +30,35 @@ fn pages(order: &str) -> Vec<(String, &'static [&'static str])> {
         ("/finance/payouts.csv".to_owned(), FINANCE),
         ("/finance/reconciliation.csv".to_owned(), FINANCE),
         (format!("/finance/orders/{order}"), FINANCE),
+        ("/console/desk".to_owned(), AGENTS),
+        ("/console/desk?status=all&kind=anomaly".to_owned(), AGENTS),
+        ("/ops".to_owned(), ADMINS),
+        ("/ops?minutes=1440".to_owned(), ADMINS),
     ]
 }
 
-/// Every console action (each a POST to the order) and the fields of its first step.
-fn actions(order: &str) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+/// A desk entry for the matrix to act on, opened the way the detector opens one (an anomaly:
+/// the desk never clears those by itself).
+async fn matrix_entry(env: &TestEnv) -> uuid::Uuid {
+    use waybill_write_side::desk::{entries, Action, EntryKind, NewEntry};
+    let entry = NewEntry {
+        dedupe_key: format!("anomaly:web:matrix:{}", uuid::Uuid::now_v7()),
+        kind: EntryKind::Anomaly,
+        order_id: None,
+        channel: Some("web".to_owned()),
+        reason: "a matrix test's anomaly".to_owned(),
+        suggested_action: Action::Acknowledge,
+        details: json!({"anomaly": "decline_spike"}),
+    };
+    entries::open(env.db(), &entry, chrono::Utc::now())
+        .await
+        .expect("open the entry")
+        .expect("a new entry")
+}
+
+/// Every console action (a POST to the order, or to the desk entry `entry`) and the fields of
+/// its first step.
+fn actions(order: &str, entry: uuid::Uuid) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
     let at = |slug: &str| format!("/console/orders/{order}/actions/{slug}");
     vec![
         (at("refund"), vec![("amount", "1.00"), ("reason", "matrix")]),
@@ -60,6 +85,10 @@ fn actions(order: &str) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
             at("evidence"),
             vec![("dispute_id", "d-1"), ("text", "proof")],
         ),
+        (
+            format!("/console/desk/entries/{entry}/resolve"),
+            vec![("action", "acknowledge"), ("note", "matrix")],
+        ),
     ]
 }
 
@@ -78,24 +107,6 @@ pub async fn indexed(api: &Api, placed: &Placed) {
             .ok_or(response.describe())
     })
     .await;
-}
-
-/// Opens `start` (a screen), is sent to the sign-in form, pastes the credential and presses the
-/// button, as a person would; ends back on `start`.
-pub async fn sign_in_with_browser(
-    browser: &mut waybill_e2e::browser::Browser,
-    base: &str,
-    credential: &str,
-    start: &str,
-) {
-    browser.navigate(&format!("{base}{start}")).await;
-    browser.wait_for_text("Sign in to Waybill").await;
-    browser.fill("#credential", credential).await;
-    browser
-        .click_and_wait("form.card button[type=submit]")
-        .await;
-    let path = browser.eval("location.pathname").await;
-    assert_eq!(path, json!(start), "back on {start} after signing in");
 }
 
 fn signed_in_client(base: &str) -> StaffClient {
@@ -123,6 +134,7 @@ async fn staff_screens_admit_only_staff_roles_with_safe_cookies_and_refuse_forge
     let placed = place(&api, "console-matrix-1", &sample_order("WEB-MATRIX-1")).await;
     let order = placed.order_id.clone();
     indexed(&api, &placed).await;
+    let entry = matrix_entry(&env).await;
 
     // Anonymous: every page sends the visitor to sign in, and back afterwards; every action too.
     for (path, _) in pages(&order) {
@@ -134,7 +146,7 @@ async fn staff_screens_admit_only_staff_roles_with_safe_cookies_and_refuse_forge
             "anonymous {path} goes to sign-in: {to}"
         );
     }
-    for (path, mut fields) in actions(&order) {
+    for (path, mut fields) in actions(&order, entry) {
         fields.push(("csrf", "x"));
         fields.push(("idempotency_key", "matrix-anonymous"));
         let answer = StaffClient::new(&base).post(&path, &fields).await;
@@ -259,7 +271,7 @@ async fn staff_screens_admit_only_staff_roles_with_safe_cookies_and_refuse_forge
     // without the session's token or from another origin is refused; agents get the
     // confirmation step (nothing is sent before it is confirmed).
     let events_before = env.events_of_order(&order).await;
-    for (path, fields) in actions(&order) {
+    for (path, fields) in actions(&order, entry) {
         for (role, client) in sessions.iter_mut() {
             let csrf = client.get("/console/sign-in").await;
             assert_eq!(csrf.status, 303, "{role} is signed in");
@@ -303,6 +315,15 @@ async fn staff_screens_admit_only_staff_roles_with_safe_cookies_and_refuse_forge
         env.events_of_order(&order).await,
         events_before,
         "no refused or unconfirmed action changed the order"
+    );
+    let resolutions: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = $1")
+        .bind(format!("desk-{entry}"))
+        .fetch_one(env.db())
+        .await
+        .expect("the entry's stream");
+    assert_eq!(
+        resolutions, 0,
+        "no refused or unconfirmed action resolved the entry"
     );
 
     // Forged POSTs are refused and change nothing; the real one signs out everywhere.
@@ -378,16 +399,6 @@ mod browser {
         order
     }
 
-    /// Signs in through the form as a person would: paste the credential, press the button.
-    pub async fn sign_in(browser: &mut Browser, base: &str, credential: &str) {
-        browser.navigate(&format!("{base}/console")).await;
-        browser.wait_for_text("Sign in to Waybill").await;
-        browser.fill("#credential", credential).await;
-        browser
-            .click_and_wait("form.card button[type=submit]")
-            .await;
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_agent_signs_in_with_chromium_and_searches_with_filters_and_facets() {
         let env = TestEnv::new("console_browser_search").await;
@@ -411,7 +422,7 @@ mod browser {
 
         let mut browser = Browser::launch(&env.log_dir).await;
         browser.viewport(1280, 800, false).await;
-        sign_in(&mut browser, &api.query_url, AGENT_KEY).await;
+        browser.sign_in(&api.query_url, AGENT_KEY, "/console").await;
         browser.wait_for_text("2 orders").await;
         let cookies = browser.cookies().await;
         let session = cookies
@@ -493,7 +504,7 @@ mod browser {
 
         let mut browser = Browser::launch(&world.env.log_dir).await;
         browser.viewport(1280, 900, false).await;
-        sign_in(&mut browser, &base, AGENT_KEY).await;
+        browser.sign_in(&base, AGENT_KEY, "/console").await;
 
         // Search, open the order.
         browser.fill("#q", "CON-REFUND-1").await;

@@ -190,6 +190,80 @@ async fn stuck_and_at_risk_orders_reach_the_desk_and_leave_it_when_they_move_on(
     )
     .await;
 
+    // Another challenge nobody passes: the agent voids it from the desk, which cancels the
+    // order in the same commit as the resolution; the checkout flow then releases the stock.
+    let abandoned = world
+        .place(&order("DESK-3DS-VOID", "TEE-RED-M", 1, cards::THREE_DS))
+        .await;
+    let abandoned_id = abandoned["order_id"].as_str().expect("id").to_owned();
+    world
+        .settled(&abandoned_id, Some("payment_challenge"))
+        .await;
+    let at_risk = entry_when(
+        api,
+        "reservation_expiring",
+        Some(&abandoned_id),
+        "open",
+        is_open,
+    )
+    .await;
+    let voided = api
+        .post_json(
+            &format!(
+                "/v1/desk/entries/{}/resolve",
+                at_risk["entry_id"].as_str().unwrap()
+            ),
+            AGENT_KEY,
+            "desk-void-1",
+            &json!({"action": "void", "note": "customer gave up on 3-D Secure"}),
+        )
+        .await;
+    assert_eq!(voided.status, 200, "{}", voided.describe());
+    let voided = voided.json();
+    assert_eq!(
+        voided["effect"],
+        json!("cancels the order: its authorization is voided and its stock released")
+    );
+    assert_eq!(
+        voided["order_events"][0]["event_type"],
+        json!("OrderCancelled")
+    );
+    assert!(voided["consistency_token"].is_string(), "{voided}");
+    let after_void = world.settled(&abandoned_id, None).await;
+    assert!(
+        after_void.iter().any(|t| t == "OrderCancelled")
+            && after_void.iter().any(|t| t == "InventoryReleased"),
+        "the void cancelled the order and the flow released its stock: {after_void:?}"
+    );
+    let (cancel_actor, cancel_note): (String, Value) = sqlx::query_as(
+        "SELECT actor_id, payload->'note' FROM events WHERE stream_id = $1 AND event_type = 'OrderCancelled'",
+    )
+    .bind(format!("order-{abandoned_id}"))
+    .fetch_one(world.env.db())
+    .await
+    .expect("the cancellation");
+    assert_eq!(cancel_actor, "e2e-agent");
+    assert!(
+        cancel_note
+            .as_str()
+            .unwrap_or_default()
+            .contains("customer gave up on 3-D Secure"),
+        "{cancel_note}"
+    );
+    // An order already cancelled refuses a second void: the entry's action is not done twice.
+    let overdue_void = api
+        .post_json(
+            &format!(
+                "/v1/desk/entries/{}/resolve",
+                at_risk["entry_id"].as_str().unwrap()
+            ),
+            AGENT_KEY,
+            "desk-void-2",
+            &json!({"action": "void"}),
+        )
+        .await;
+    assert_eq!(overdue_void.status, 409, "{}", overdue_void.describe());
+
     // A parcel the carrier cannot hand over: an exception, then a failed handoff once the
     // automatic retry gave up. Its authorization was on the desk until capture at shipment.
     let shipped = world
@@ -259,7 +333,12 @@ async fn stuck_and_at_risk_orders_reach_the_desk_and_leave_it_when_they_move_on(
     )
     .await;
 
-    // An agent records what was done: one event, the agent its actor, once.
+    // The carrier's automatic retry was its one.
+    let retries_at_carrier = |parcels: Vec<Value>| parcels[0]["handoff_retries"].as_u64();
+    assert_eq!(retries_at_carrier(f.parcels(&shipped_id, 1).await), Some(1));
+
+    // An agent retries the handoff from the desk: the carrier is asked again, the order records
+    // the retry, the resolution is one event with the agent its actor, once.
     let entry_id = failed["entry_id"].as_str().unwrap().to_owned();
     let path = format!("/v1/desk/entries/{entry_id}/resolve");
     let body = json!({"action": "retry_handoff", "note": "asked the carrier to collect tomorrow"});
@@ -270,12 +349,43 @@ async fn stuck_and_at_risk_orders_reach_the_desk_and_leave_it_when_they_move_on(
     let answer = resolved.json();
     assert_eq!(answer["status"], json!("resolved"));
     assert_eq!(answer["resolved_by"], json!("e2e-agent"));
+    assert_eq!(
+        answer["effect"],
+        json!("asks the carrier to attempt the parcel's handoff again")
+    );
+    assert_eq!(
+        answer["order_events"][0]["event_type"],
+        json!("ShipmentExceptionHandled")
+    );
     let replay = api
         .post_json(&path, AGENT_KEY, "desk-resolve-1", &body)
         .await;
     assert_eq!(replay.status, 200);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.json()["event_id"], answer["event_id"]);
+    assert_eq!(
+        retries_at_carrier(f.parcels(&shipped_id, 1).await),
+        Some(2),
+        "the desk asked the carrier once more, and the replay did not ask again"
+    );
+    let retried: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT actor_id, payload FROM events WHERE stream_id = $1 \
+         AND event_type = 'ShipmentExceptionHandled' ORDER BY stream_version",
+    )
+    .bind(format!("order-{shipped_id}"))
+    .fetch_all(world.env.db())
+    .await
+    .expect("exception handling");
+    let (retry_actor, retry) = retried.last().expect("the desk's retry");
+    assert_eq!(retry_actor, "e2e-agent");
+    assert_eq!(retry["action"], json!("retry_handoff"));
+    assert!(
+        retry["detail"]
+            .as_str()
+            .unwrap()
+            .contains("e2e-agent asked the carrier"),
+        "{retry}"
+    );
     let again = api
         .post_json(
             &path,
@@ -429,4 +539,224 @@ async fn dead_letters_and_a_decline_spike_reach_the_desk_and_an_agent_resolves_o
             .any(|l| l.starts_with("waybill_desk_open_entries")),
         "open entries exported"
     );
+}
+
+/// Headless Chromium on the desk and the operations page, as an agent and an admin would use
+/// them, with screenshots at laptop and phone width (`target/screens/desk-*.png`, `ops-*.png`).
+mod browser {
+    use serde_json::{json, Value};
+    use waybill_e2e::browser::{screen_path, Browser};
+    use waybill_e2e::checkout::{cards, order, CheckoutWorld};
+    use waybill_e2e::{ADMIN_KEY, AGENT_KEY};
+
+    use super::{entry_when, is_open, DESK_DEADLINE, QUICK_DESK};
+
+    /// Opens `url` again and again until `check` accepts what the page evaluates `expression`
+    /// to (the desk and the ops page show what the projector applied by the time they are
+    /// rendered). A browser is borrowed mutably, so this polls by hand rather than through
+    /// `eventually`.
+    async fn reload_until(
+        browser: &mut Browser,
+        url: &str,
+        expression: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let until = tokio::time::Instant::now() + DESK_DEADLINE;
+        loop {
+            browser.navigate(url).await;
+            browser
+                .wait_for("the page", "document.readyState === 'complete'")
+                .await;
+            let value = browser.eval(expression).await;
+            if check(&value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "{url}: {expression} still gives {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    fn text_has(text: &'static str) -> impl Fn(&Value) -> bool {
+        move |v| v.as_str().is_some_and(|t| t.contains(text))
+    }
+
+    const BODY_TEXT: &str = "document.body ? document.body.innerText : ''";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_voids_an_order_from_the_desk_and_an_admin_reads_the_operations_charts() {
+        let mut settings = QUICK_DESK.to_vec();
+        // A reservation is on the desk as soon as it is held (the warning window is its TTL).
+        settings.push(("WAYBILL_DESK_RESERVATION_WARN_SECS", "900"));
+        let world = CheckoutWorld::start("desk_browser", &settings, &[("DESK-TEE", 10)]).await;
+        let api = &world.api;
+        let placed = world
+            .place(&order("DESK-WEB-3DS", "DESK-TEE", 1, cards::THREE_DS))
+            .await;
+        let order_id = placed["order_id"].as_str().expect("id").to_owned();
+        world.settled(&order_id, Some("payment_challenge")).await;
+        let entry = entry_when(
+            api,
+            "reservation_expiring",
+            Some(&order_id),
+            "open",
+            is_open,
+        )
+        .await;
+        let entry_id = entry["entry_id"].as_str().expect("entry id").to_owned();
+        let card = format!("#entry-{entry_id}");
+        let base = api.query_url.clone();
+
+        // The agent opens the desk: the entry says why it is there and what is suggested.
+        let mut browser = Browser::launch(&world.env.log_dir).await;
+        browser.viewport(1280, 900, false).await;
+        browser.sign_in(&base, AGENT_KEY, "/console/desk").await;
+        browser.wait_for_text("Reservation expiring").await;
+        let text = browser.text().await;
+        assert!(text.contains("not confirmed"), "the reason: {text}");
+        assert!(
+            text.contains("Extend the deadline"),
+            "the suggestion: {text}"
+        );
+        browser.screenshot(&screen_path("desk-laptop")).await;
+
+        // Void it: the confirmation says the order will be cancelled, nothing is sent before.
+        browser.fill(&format!("#action-{entry_id}"), "void").await;
+        browser
+            .fill(
+                &format!("#note-{entry_id}"),
+                "customer abandoned 3-D Secure",
+            )
+            .await;
+        browser
+            .click_and_wait(&format!("{card} form.resolve button[type=submit]"))
+            .await;
+        browser.wait_for_text("Confirm").await;
+        let summary = browser
+            .eval("document.querySelector('#confirm-summary').innerText")
+            .await;
+        let summary = summary.as_str().unwrap_or_default().to_owned();
+        assert!(
+            summary.contains(
+                "This cancels the order: its authorization is voided and its stock released"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("customer abandoned 3-D Secure"),
+            "{summary}"
+        );
+        let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = $1")
+            .bind(format!("desk-{entry_id}"))
+            .fetch_one(world.env.db())
+            .await
+            .expect("count");
+        assert_eq!(before, 0, "nothing is recorded before the confirmation");
+        browser.screenshot(&screen_path("desk-confirm")).await;
+        browser.click_and_wait("#confirm").await;
+        browser
+            .wait_for_text("Reservation expiring resolved: Void and cancel")
+            .await;
+
+        // The entry shows as resolved, with what it did and who did it.
+        reload_until(
+            &mut browser,
+            &format!("{base}/console/desk?status=resolved&kind=reservation_expiring"),
+            BODY_TEXT,
+            text_has(
+                "cancels the order: its authorization is voided and its stock released) by e2e-agent",
+            ),
+        )
+        .await;
+        let badge = browser
+            .eval(&format!(
+                "document.querySelector('{card} .badge').innerText"
+            ))
+            .await;
+        assert_eq!(badge, json!("resolved"));
+        browser
+            .screenshot(&screen_path("desk-resolved-laptop"))
+            .await;
+
+        // The order's own timeline has the resolution beside the cancellation it made.
+        browser.click_and_wait(&format!("{card} .facts a")).await;
+        browser.wait_for_text("Timeline").await;
+        let timeline: Value = browser
+            .eval(
+                "Array.from(document.querySelectorAll('#timeline li')).map(li => \
+                 [li.dataset.event, li.className, li.innerText])",
+            )
+            .await;
+        let rows = timeline.as_array().cloned().unwrap_or_default();
+        let desk_row = rows
+            .iter()
+            .find(|r| r[0] == json!("DeskEntryResolved"))
+            .unwrap_or_else(|| panic!("no desk resolution on the timeline: {timeline}"));
+        assert_eq!(desk_row[1], json!("desk"));
+        let said = desk_row[2].as_str().unwrap_or_default();
+        assert!(said.contains("exceptions desk"), "{said}");
+        assert!(said.contains("agent:e2e-agent"), "{said}");
+        assert!(
+            said.contains("Void and cancel (reservation_expiring) — customer abandoned 3-D Secure"),
+            "{said}"
+        );
+        assert!(
+            rows.iter().any(|r| r[0] == json!("OrderCancelled")),
+            "the void cancelled the order: {timeline}"
+        );
+        browser
+            .screenshot(&screen_path("desk-order-timeline"))
+            .await;
+
+        // The same desk at phone width.
+        browser.viewport(390, 844, true).await;
+        browser
+            .navigate(&format!("{base}/console/desk?status=all"))
+            .await;
+        browser.wait_for_text("Exceptions desk").await;
+        let overflow = browser
+            .eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        assert_eq!(overflow, json!(true), "nothing wider than the phone");
+        browser.screenshot(&screen_path("desk-phone")).await;
+
+        // An admin opens the operations page: a chart per metric, with lines.
+        browser.call("Network.clearBrowserCookies", json!({})).await;
+        browser.viewport(1280, 900, false).await;
+        browser.sign_in(&base, ADMIN_KEY, "/ops").await;
+        let ops = format!("{base}/ops?minutes=15");
+        // Lag, stalls, throughput, events/s and backlogs have samples from the start: at least
+        // five charts with a line of two points or more.
+        reload_until(
+            &mut browser,
+            &ops,
+            "[document.querySelectorAll('svg.chart').length, \
+             Array.from(document.querySelectorAll('svg.chart polyline')) \
+               .filter(p => p.getAttribute('points').split(' ').length > 1).length]",
+            |counts| counts[0].as_u64() >= Some(5) && counts[1].as_u64() >= Some(5),
+        )
+        .await;
+        let text = browser.text().await;
+        for title in [
+            "Lag per view",
+            "Stalls per view",
+            "Delivered per view",
+            "Events appended",
+            "Work-list backlogs",
+            "Latest values",
+        ] {
+            assert!(text.contains(title), "{title} on /ops: {text}");
+        }
+        browser.screenshot(&screen_path("ops-laptop")).await;
+        browser.viewport(390, 844, true).await;
+        browser.navigate(&ops).await;
+        browser.wait_for_text("Operations").await;
+        let overflow = browser
+            .eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        assert_eq!(overflow, json!(true), "nothing wider than the phone");
+        browser.screenshot(&screen_path("ops-phone")).await;
+    }
 }

@@ -8,8 +8,6 @@ use waybill_e2e::browser::{screen_path, Browser};
 use waybill_e2e::checkout::{cards, order, CheckoutWorld, SETTLE};
 use waybill_e2e::{eventually, FINANCE_KEY};
 
-use crate::console::sign_in_with_browser;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downloads_the_csv() {
     let world = CheckoutWorld::start("finance_page", &[], &[("FIN-1", 10)]).await;
@@ -82,7 +80,7 @@ async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downlo
 
     let mut browser = Browser::launch(&world.env.log_dir).await;
     browser.viewport(1280, 900, false).await;
-    sign_in_with_browser(&mut browser, &query_url, FINANCE_KEY, "/finance").await;
+    browser.sign_in(&query_url, FINANCE_KEY, "/finance").await;
     browser
         .wait_for_text("Reconciliation discrepancies (1)")
         .await;

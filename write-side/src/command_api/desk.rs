@@ -231,11 +231,17 @@ pub async fn get_entry(
     post,
     path = "/v1/desk/entries/{entry_id}/resolve",
     tag = "desk",
-    description = "Records what was done about an entry (one of the entry's `allowed_actions`) \
-        as a `DeskEntryResolved` event in the entry's stream `desk-<entry id>`, with the caller \
-        as its actor. Requires `Idempotency-Key`: a repeat answers the first response. Role \
-        `agent` or `admin`. 409 `invalid-transition` when the entry was resolved already. The \
-        entry shows the resolution once the desk projector applied the event.",
+    description = "Resolves an entry with one of its `allowed_actions`, doing what the action \
+        does where Waybill can: `void` cancels the entry's order (the same decision as \
+        `POST /v1/orders/{id}/cancel`; the checkout flow then voids the authorization and \
+        releases the stock), `retry_handoff` asks the carrier to attempt the parcel's handoff \
+        again and records `ShipmentExceptionHandled` on the order; the other actions record \
+        the decision only. The action's events and a `DeskEntryResolved` event in the entry's \
+        stream `desk-<entry id>` are committed together, with the caller as actor. Requires \
+        `Idempotency-Key`: a repeat answers the first response. Role `agent` or `admin`. 409 \
+        `invalid-transition` when the entry was resolved already or the order refuses the \
+        action; 502 when the carrier cannot be reached (the entry stays open). The entry shows \
+        the resolution once the desk projector applied the event.",
     params(
         ("entry_id" = String, Path, description = "Entry id (UUID)"),
         ("Idempotency-Key" = String, Header, description = "Makes the request safe to retry")
@@ -245,7 +251,8 @@ pub async fn get_entry(
         (status = 200, description = "Resolution recorded", body = commands::ResolveResponse),
         (status = 403, description = "forbidden (not agent or admin)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not-found (entry_id)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "invalid-transition (already resolved)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid-transition (already resolved, or the order refuses the action)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "gateway-unavailable (the carrier could not be reached or refused; retry with the same key)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation-failed (action, note) or idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -93,6 +93,9 @@ pub struct CommandApiConfig {
     /// The routing rules: which shipping methods are collected at a store and which stores
     /// offer pickup (`shipping.pickup_location` of `POST /v1/orders`).
     pub routing: Arc<RoutingConfig>,
+    /// The carrier and WMS the exceptions desk's actions go through (a parcel's handoff
+    /// retried); `None`: those actions answer 502 and the entry stays open.
+    pub logistics: Option<crate::fulfillment::logistics::LogisticsClient>,
 }
 
 impl CommandApiConfig {
@@ -121,6 +124,7 @@ impl CommandApiConfig {
             routing: Arc::new(
                 RoutingConfig::bundled().expect("the bundled routing config parses (tested)"),
             ),
+            logistics: None,
         }
     }
 }
@@ -220,6 +224,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             tracking: config.tracking,
             returns_policy: config.returns_policy,
             routing: config.routing,
+            logistics: config.logistics,
         },
         api_keys: Arc::new(config.api_keys),
         body_limit: config.body_limit,

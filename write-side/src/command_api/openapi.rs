@@ -162,7 +162,9 @@ pub struct ReviewOrderRequest {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct ResolveEntryRequest {
-    /// What was done; one of the entry's `allowed_actions`.
+    /// What to do; one of the entry's `allowed_actions`. `void` cancels the entry's order (its
+    /// authorization is voided and its stock released), `retry_handoff` asks the carrier to
+    /// attempt the parcel's handoff again; the others record the decision only.
     #[schema(
         pattern = "^(retry_handoff|reroute|extend|void|contact_customer|replay|discard|acknowledge)$"
     )]
@@ -399,7 +401,8 @@ pub struct InspectionLineRequest {
         ChargeRequestBody, crate::commands::ChargeResponse,
         EvidenceRequestBody, crate::commands::EvidenceResponse,
         ImportRequestBody, crate::commands::ImportResponse, crate::commands::PayoutResponse,
-        ResolveEntryRequest, crate::commands::ResolveResponse, super::desk::EntryPage,
+        ResolveEntryRequest, crate::commands::ResolveResponse, crate::commands::OrderEventRef,
+        super::desk::EntryPage,
         crate::desk::Entry, crate::desk::Resolution, crate::desk::EntryKind, crate::desk::Action,
         crate::desk::EntryStatus,
         super::inventory::LocationRequest,

@@ -325,7 +325,7 @@ impl From<CommandError> for Problem {
                 tracing::warn!(%detail, "upstream failed");
                 Self::new(
                     ProblemType::GatewayUnavailable,
-                    "the payment gateway could not be reached; retry with the same Idempotency-Key",
+                    "a system Waybill calls (the payment gateway, the carrier) could not be reached or refused; retry with the same Idempotency-Key",
                 )
             }
             CommandError::Unavailable(detail) => {

@@ -23,7 +23,7 @@ pub use cancel::cancel_order;
 pub use cancel_lines::{cancel_lines, CancelLinesResponse, CancelledLineResponse};
 pub use charge::{charge_order, parse_charge, ChargeBody, ChargeResponse};
 pub use decide::{decide_and_commit, refusal};
-pub use desk::{parse_resolution, resolve_desk_entry, ResolveBody, ResolveResponse};
+pub use desk::{parse_resolution, resolve_desk_entry, OrderEventRef, ResolveBody, ResolveResponse};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use edit::{edit_order, preview_edit, AddedStockResponse, EditResponse, EditedLineResponse};
 pub use place::{place_order, place_parsed_order};
@@ -65,6 +65,9 @@ pub struct CommandServices {
     pub returns_policy: Arc<crate::domain::returns::ReturnsPolicy>,
     /// Which shipping methods are collected at a store, and which stores offer pickup.
     pub routing: Arc<crate::domain::fulfillment::RoutingConfig>,
+    /// The carrier (and WMS) an exceptions-desk resolution acts through (`None`: actions that
+    /// need it answer 502).
+    pub logistics: Option<crate::fulfillment::logistics::LogisticsClient>,
 }
 
 /// Who is asking, under which idempotency key, for which exact request.

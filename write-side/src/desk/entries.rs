@@ -216,6 +216,19 @@ pub async fn get(pool: &PgPool, entry_id: Uuid) -> Result<Option<Entry>, sqlx::E
     Ok(row.and_then(entry_of))
 }
 
+/// The ids of every entry about `order_id` (open or resolved), oldest first: their streams
+/// `desk-<id>` hold what was done about the order from the desk.
+pub async fn ids_of_order(pool: &PgPool, order_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    retry::serializable(|| {
+        sqlx::query_scalar(
+            "SELECT entry_id FROM desk_entries WHERE order_id = $1 ORDER BY opened_at, entry_id",
+        )
+        .bind(order_id)
+        .fetch_all(pool)
+    })
+    .await
+}
+
 /// Open entries of these kinds (the detector checks whether their condition is still there).
 pub async fn open_of_kinds(pool: &PgPool, kinds: &[EntryKind]) -> Result<Vec<Entry>, sqlx::Error> {
     let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();

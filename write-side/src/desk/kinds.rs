@@ -1,4 +1,5 @@
-//! What the desk can find, what it suggests for each, and what an agent may do about it.
+//! What the desk can find, what it suggests for each, what an agent may do about it, and what
+//! resolving with each action does besides recording the decision ([`Effect`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +131,36 @@ impl Action {
         Self::ALL.iter().copied().find(|a| a.as_str() == raw)
     }
 
+    /// What resolving an entry with this action does, besides recording the decision as a
+    /// `DeskEntryResolved` event. The one place that says which actions act and which only
+    /// record, and why: the command, the desk screen's confirmation step and the docs read it.
+    pub fn effect(self) -> Effect {
+        match self {
+            Self::Void => Effect::CancelOrder,
+            Self::RetryHandoff => Effect::RetryHandoff,
+            Self::Reroute => Effect::Recorded(
+                "units a node or a carrier holds are re-routed by the fulfillment flow itself once \
+                 they are given back (the node's short-pick report, the carrier's return to \
+                 sender); nothing takes them away on an agent's word",
+            ),
+            Self::Extend => Effect::Recorded(
+                "no deadline can be moved yet: the gateway protocol has no authorization \
+                 extension, and reservations and reviews have no extension command; extend it \
+                 with the gateway or warehouse and record it here",
+            ),
+            Self::ContactCustomer => Effect::Recorded(
+                "Waybill writes to customers only about order events; contact them yourself and \
+                 note how",
+            ),
+            Self::Replay | Self::Discard => Effect::Recorded(
+                "dead letters sit in the projectors' JetStream dead-letter streams, which the \
+                 command API does not reach; the desk clears the entry when the message ages out",
+            ),
+            Self::Acknowledge => Effect::Recorded("acknowledging is the decision itself"),
+            Self::Cleared => Effect::Recorded("the condition went away by itself"),
+        }
+    }
+
     /// A short label for screens.
     pub fn label(self) -> &'static str {
         match self {
@@ -142,6 +173,34 @@ impl Action {
             Self::Discard => "Discard the message",
             Self::Acknowledge => "Acknowledge",
             Self::Cleared => "Cleared by itself",
+        }
+    }
+}
+
+/// What resolving with an action does (see [`Action::effect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Cancels the entry's order with the same decision as `POST /v1/orders/{id}/cancel`; the
+    /// checkout flow then voids its authorization and releases its reservation (an order the
+    /// aggregate will not cancel any more is refused, and the entry stays open).
+    CancelOrder,
+    /// Asks the carrier to attempt the parcel's handoff again (the fulfillment worker's own
+    /// call, `POST /carrier/v1/parcels/{tracking}/retry`) and records it on the order as
+    /// `ShipmentExceptionHandled` (`retry_handoff`).
+    RetryHandoff,
+    /// Only the decision is recorded, for the reason given.
+    Recorded(&'static str),
+}
+
+impl Effect {
+    /// What the agent is told before confirming.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CancelOrder => {
+                "cancels the order: its authorization is voided and its stock released"
+            }
+            Self::RetryHandoff => "asks the carrier to attempt the parcel's handoff again",
+            Self::Recorded(_) => "records the decision only",
         }
     }
 }
@@ -166,6 +225,14 @@ mod tests {
         for action in Action::ALL {
             assert_eq!(Action::parse(action.as_str()), Some(*action));
         }
+        // The actions that act: voiding cancels the order, a retry asks the carrier again.
+        assert_eq!(Action::Void.effect(), Effect::CancelOrder);
+        assert_eq!(Action::RetryHandoff.effect(), Effect::RetryHandoff);
+        let acting: Vec<_> = Action::ALL
+            .iter()
+            .filter(|a| !matches!(a.effect(), Effect::Recorded(_)))
+            .collect();
+        assert_eq!(acting, [&Action::RetryHandoff, &Action::Void]);
         assert_eq!(EntryKind::parse("stuck"), None);
     }
 }

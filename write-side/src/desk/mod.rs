@@ -8,4 +8,4 @@ pub mod entries;
 pub mod kinds;
 
 pub use entries::{Entry, EntryFilter, EntryStatus, NewEntry, Resolution};
-pub use kinds::{Action, EntryKind};
+pub use kinds::{Action, Effect, EntryKind};

@@ -243,7 +243,10 @@ fn judge(
     let Some(entry) = entry else {
         if line.kind == "fee" {
             finding.outcome = Outcome::FeeMismatch;
-            finding.detail = format!("unexpected fee line of {} {}", line.fee, line.currency);
+            finding.detail = format!(
+                "unexpected fee line of {}",
+                amount(line.fee, &line.currency)
+            );
         } else {
             finding.outcome = Outcome::MissingInLedger;
             finding.detail = format!("{} {} is not in the ledger", line.kind, line.gateway_txn_id);
@@ -261,28 +264,48 @@ fn judge(
     finding.report_amount = reported;
     if reported_currency != entry.currency || reported != expected {
         finding.outcome = Outcome::AmountMismatch;
+        // The difference is only a number of one currency when both sides are in it.
+        let difference = if reported_currency == entry.currency {
+            format!(
+                " (difference {})",
+                amount(reported - expected, &entry.currency)
+            )
+        } else {
+            String::new()
+        };
         finding.detail = format!(
-            "ledger {expected} {}, report {reported} {reported_currency} (difference {})",
-            entry.currency,
-            reported - expected
+            "ledger {}, report {}{difference}",
+            amount(expected, &entry.currency),
+            amount(reported, reported_currency),
         );
         return finding;
     }
     if line.fee != expected_fee {
         finding.outcome = Outcome::FeeMismatch;
         finding.detail = format!(
-            "fee {} {} where the schedule gives {expected_fee}",
-            line.fee, line.currency
+            "fee {} where the schedule gives {}",
+            amount(line.fee, &line.currency),
+            amount(expected_fee, &line.currency)
         );
         return finding;
     }
     if !line.original_currency.is_empty() {
         finding.detail = format!(
-            "converted: {} {} settled as {} {}",
-            line.original_amount, line.original_currency, line.gross, line.currency
+            "converted: {} settled as {}",
+            amount(line.original_amount, &line.original_currency),
+            amount(line.gross, &line.currency)
         );
     }
     finding
+}
+
+/// `minor` units of the currency `code` as people read them (`31.56 USD`, `3156 JPY`); a code
+/// Waybill does not know is shown as it came, with the bare number of minor units.
+fn amount(minor: i64, code: &str) -> String {
+    match Currency::parse(code) {
+        Ok(currency) => format!("{} {}", currency.format_minor(minor), currency.code()),
+        Err(_) => format!("{minor} (minor units) {code}"),
+    }
 }
 
 #[cfg(test)]

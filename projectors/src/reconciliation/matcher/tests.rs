@@ -113,12 +113,22 @@ fn every_awkward_case_yields_exactly_its_discrepancy() {
     );
     let cent = &findings[0];
     assert_eq!((cent.ledger_amount, cent.report_amount), (5_000, 4_999));
+    // Amounts in words by the currency's exponent, never minor units labelled as a currency.
+    assert_eq!(
+        cent.detail,
+        format!(
+            "ledger 50.00 {c}, report 49.99 {c} (difference -0.01 {c})",
+            c = cent.currency
+        )
+    );
     assert_eq!(cent.order_id, "order-of-cap_cent");
     assert_eq!(cent.channel, "web");
     let eur = &findings[3];
     assert!(eur.detail.contains("converted"), "{}", eur.detail);
     let fee = &findings[4];
     assert_eq!((fee.expected_fee, fee.report_fee), (88, 500));
+    assert!(fee.detail.contains("fee 5.00 "), "{}", fee.detail);
+    assert!(fee.detail.contains("gives 0.88 "), "{}", fee.detail);
     let missing = &findings[5];
     assert_eq!((missing.ledger_amount, missing.report_amount), (7_000, 0));
 }

@@ -323,16 +323,34 @@ pub(crate) fn timeline(loaded: &AgentOrderResponse) -> Markup {
             h2 id="h-timeline" { "Timeline (" (loaded.timeline.len()) " events)" }
             ol class="timeline" id="timeline" {
                 @for e in loaded.timeline.iter().rev() {
-                    li data-event=(e.event_type) {
-                        time datetime=(e.occurred_at.to_rfc3339()) { (e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC")) " · v" (e.version) " · " (e.actor) }
+                    @let desk = e.stream_id.starts_with(waybill_schemas::events::desk::DESK_STREAM_PREFIX);
+                    li data-event=(e.event_type) class=[desk.then_some("desk")] {
+                        time datetime=(e.occurred_at.to_rfc3339()) { (e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        @if desk { " · exceptions desk" } @else { " · v" (e.version) }
+                        " · " (e.actor)
                         details {
-                            summary { (e.event_type) }
+                            summary {
+                                (e.event_type)
+                                @if desk { ": " (desk_summary(&e.payload)) }
+                            }
                             pre { (serde_json::to_string_pretty(&e.payload).unwrap_or_default()) }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// What a `DeskEntryResolved` says, in words: the action (its label) and the note.
+fn desk_summary(payload: &Value) -> String {
+    let action = payload["action"]
+        .as_str()
+        .and_then(waybill_write_side::desk::Action::parse)
+        .map_or_else(|| text(&payload["action"]), |a| a.label().to_owned());
+    match payload["note"].as_str() {
+        Some(note) => format!("{action} ({}) — {note}", text(&payload["kind"])),
+        None => format!("{action} ({})", text(&payload["kind"])),
     }
 }
 

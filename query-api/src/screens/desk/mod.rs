@@ -4,7 +4,10 @@
 //! /console/desk/entries/{id}/resolve` shows what will be recorded and asks for confirmation;
 //! the confirmed form (`step=confirm`) is sent to the command API's
 //! `POST /v1/desk/entries/{id}/resolve` with the agent's own credential and the idempotency key
-//! minted when the list was rendered, so a double click records one resolution.
+//! minted when the list was rendered, so a double click records one resolution. Where the
+//! action exists the command API does it with the resolution (`void` cancels the order,
+//! `retry_handoff` asks the carrier again: `Action::effect`); the confirmation says what will
+//! happen, and the order's page shows the resolution on its timeline.
 
 use std::collections::HashMap;
 
@@ -19,7 +22,9 @@ use serde_json::json;
 use uuid::Uuid;
 use waybill_schemas::api_keys::Role;
 use waybill_schemas::IdempotencyKey;
-use waybill_write_side::desk::{entries, Action, Entry, EntryFilter, EntryKind, EntryStatus};
+use waybill_write_side::desk::{
+    entries, Action, Effect, Entry, EntryFilter, EntryKind, EntryStatus,
+};
 
 use crate::http::AppState;
 use crate::screens::csrf::PostedForm;
@@ -45,6 +50,34 @@ pub struct DeskParams {
     pub kind: Option<String>,
     /// The entry just resolved (after the redirect).
     pub done: Option<String>,
+    /// The action it was resolved with (until the desk has applied the resolution).
+    pub action: Option<String>,
+}
+
+/// The entry just resolved, for the notice at the top.
+struct Done {
+    kind_label: &'static str,
+    action: Action,
+    /// The desk projector has marked the entry resolved.
+    applied: bool,
+    order_id: Option<Uuid>,
+}
+
+impl Done {
+    fn of(entry: &Entry, action: Option<&str>) -> Self {
+        let action = entry
+            .resolution
+            .as_ref()
+            .map(|r| r.action)
+            .or_else(|| action.and_then(Action::parse))
+            .unwrap_or(entry.suggested_action);
+        Self {
+            kind_label: kind_label(entry.kind),
+            action,
+            applied: entry.resolution.is_some(),
+            order_id: entry.order_id,
+        }
+    }
 }
 
 fn kind_label(kind: EntryKind) -> &'static str {
@@ -111,16 +144,29 @@ pub async fn desk_page(
     let (items, total) = entries::list(pool(&state)?, &filter)
         .await
         .map_err(database)?;
-    let done = params
+    let done = match params
         .done
         .as_deref()
-        .and_then(|raw| Uuid::parse_str(raw).ok());
+        .and_then(|raw| Uuid::parse_str(raw).ok())
+    {
+        Some(id) => entries::get(pool(&state)?, id)
+            .await
+            .map_err(database)?
+            .map(|entry| Done::of(&entry, params.action.as_deref())),
+        None => None,
+    };
     let status_value = params.status.as_deref().unwrap_or("open");
     let main = html! {
         h1 { "Exceptions desk" }
         p class="hint" { "Orders stuck or at risk and other problems, found on the event stream. Each entry says why it is here and what the desk suggests; recording what you did resolves it (the desk also resolves entries whose problem went away)." }
-        @if let Some(done) = done {
-            p class="notice" role="status" id="done" { "Resolution of entry " (done) " recorded. The list shows it once the desk has applied it." }
+        @if let Some(done) = &done {
+            p class="notice" role="status" id="done" {
+                (done.kind_label) " resolved: " (done.action.label()) ". "
+                @if done.applied { "The entry is marked resolved." } @else { "The list shows it once the desk has applied it." }
+                @if let Some(order) = &done.order_id {
+                    " " a href={ "/console/orders/" (order) "#timeline" } id="done-order" { "See it on the order's timeline" }
+                }
+            }
         }
         form method="get" action=(PATH) class="filters" aria-label="Filter the desk" {
             div {
@@ -174,7 +220,9 @@ fn entry_card(session: &Session, entry: &Entry) -> Markup {
             }
             @if let Some(done) = &entry.resolution {
                 p class="resolution" {
-                    (done.action.label()) " by " (done.resolved_by) " at "
+                    (done.action.label())
+                    @if !matches!(done.action.effect(), Effect::Recorded(_)) { " (" (done.action.effect().describe()) ")" }
+                    " by " (done.resolved_by) " at "
                     time datetime=(done.resolved_at.to_rfc3339()) { (done.resolved_at.format("%Y-%m-%d %H:%M:%S UTC")) }
                     @if let Some(note) = &done.note { " — " (note) }
                 }
@@ -254,9 +302,14 @@ fn confirm_page(
         }
         p class="reason" { (kind_label(entry.kind)) ": " (entry.reason) }
         p id="confirm-summary" {
-            "Record “" (resolution.action.label()) "” for this entry"
+            "Resolve this entry with “" (resolution.action.label()) "”"
             @if let Some(note) = &resolution.note { ", with the note “" (note) "”" }
-            ". It is recorded as an event with you as its actor, and the entry leaves the desk."
+            ". "
+            @match resolution.action.effect() {
+                Effect::Recorded(why) => { "This records the decision only: " (why) ". " }
+                effect => { strong { "This " (effect.describe()) "." } " " }
+            }
+            "It is recorded as events with you as their actor, and the entry leaves the desk."
         }
         form method="post" action={ "/console/desk/entries/" (id) "/resolve" } class="card" {
             (csrf_field(session))
@@ -308,7 +361,11 @@ pub async fn resolve(
     .await?
     {
         Ok(_) => {
-            let to = format!("{PATH}?done={}", url_encode(&id.to_string()));
+            let to = format!(
+                "{PATH}?done={}&action={}",
+                url_encode(&id.to_string()),
+                resolution.action.as_str()
+            );
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(value) = axum::http::HeaderValue::from_str(&to) {
                 response

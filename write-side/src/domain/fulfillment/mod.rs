@@ -98,6 +98,13 @@ pub enum FulfillmentCommand {
         action: ExceptionAction,
         detail: String,
     },
+    /// An agent asks the carrier to attempt a parcel's handoff once more (from the exceptions
+    /// desk, after the automatic retries gave up): allowed while the parcel's latest scan is an
+    /// exception, recorded as a retry answering that scan.
+    RetryHandoffByAgent {
+        shipment_id: String,
+        detail: String,
+    },
     Close,
     /// A pickup was not collected in time: its units are cancelled, worth `value` (the order
     /// aggregate's price of them, see `OrderState::cancellation_value`).
@@ -496,6 +503,31 @@ impl Fulfillment {
                         order_id,
                         shipment_id: shipment_id.clone(),
                         action: *action,
+                        carrier_event_id: carrier_event_id.clone(),
+                        detail: detail.clone(),
+                        handled_at: now,
+                    },
+                )])
+            }
+            C::RetryHandoffByAgent {
+                shipment_id,
+                detail,
+            } => {
+                let s = self
+                    .shipment(shipment_id)
+                    .ok_or_else(|| FulfillmentError::UnknownShipment(shipment_id.clone()))?;
+                let Some((CarrierStatus::Exception, _, carrier_event_id)) = &s.status else {
+                    return Err(FulfillmentError::NotAllowed {
+                        id: shipment_id.clone(),
+                        action: "handed over again",
+                        why: "its latest scan is not an exception",
+                    });
+                };
+                Ok(vec![OrderEvent::ShipmentExceptionHandled(
+                    ShipmentExceptionHandled {
+                        order_id,
+                        shipment_id: shipment_id.clone(),
+                        action: ExceptionAction::RetryHandoff,
                         carrier_event_id: carrier_event_id.clone(),
                         detail: detail.clone(),
                         handled_at: now,
