@@ -79,14 +79,17 @@ pub async fn show(agent: &ApiClient) -> anyhow::Result<()> {
 /// `void` for an order whose reservation or authorization runs out), through the command API
 /// as the agent; returns its order.
 async fn act_on_one(agent: &ApiClient, items: &[Value]) -> anyhow::Result<Option<String>> {
-    let pick = items.iter().filter(|e| e["status"] == "open").find_map(|e| {
-        let action = match e["kind"].as_str()? {
-            "failed_handoff" => "retry_handoff",
-            "reservation_expiring" | "authorization_expiring" => "void",
-            _ => return None,
-        };
-        Some((e, action))
-    });
+    let pick = items
+        .iter()
+        .filter(|e| e["status"] == "open")
+        .find_map(|e| {
+            let action = match e["kind"].as_str()? {
+                "failed_handoff" => "retry_handoff",
+                "reservation_expiring" | "authorization_expiring" => "void",
+                _ => return None,
+            };
+            Some((e, action))
+        });
     let Some((entry, action)) = pick else {
         println!("  (no open entry with an action that acts: resolve one on the desk)");
         return Ok(None);
