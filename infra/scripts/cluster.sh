@@ -103,9 +103,22 @@ WAYBILL_JWT_SECRET=$(r)
 WAYBILL_PAYMENT_API_KEY=$(r)
 WAYBILL_PAYMENT_WEBHOOK_SECRET=$(r)
 WAYBILL_LOGISTICS_WEBHOOK_SECRET=$(r)
+WAYBILL_WEBHOOK_SEALING_KEY=$(openssl rand -hex 32)
+WAYBILL_PII_MASTER_KEY=$(openssl rand -hex 32)
 EOF
     )
     say "made the stack's secrets ($file, mode 600)"
+  fi
+  # A stack made before the webhook sealing key existed gets one (the rest stays).
+  if ! grep -q '^WAYBILL_WEBHOOK_SEALING_KEY=' "$file"; then
+    (umask 077; echo "WAYBILL_WEBHOOK_SEALING_KEY=$(openssl rand -hex 32)" >>"$file")
+  fi
+  # ... and a master key of personal data: the one its processes generated into $dir before
+  # `serve` required it to be set, so the data keys they wrapped still open.
+  if ! grep -q '^WAYBILL_PII_MASTER_KEY=' "$file"; then
+    local generated
+    generated=$(cat "$dir/pii-master-key" 2>/dev/null || openssl rand -hex 32)
+    (umask 077; echo "WAYBILL_PII_MASTER_KEY=$generated" >>"$file")
   fi
   # Values set in the environment win over the file.
   local name value
@@ -126,6 +139,9 @@ engines_env() {
   export ELASTICSEARCH_URL=http://127.0.0.1:$osmem_port
   export WAYBILL_PROJECTOR_PARTITIONED=true
   export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/waybill_cluster}
+  # Twelve processes share one Postgres (100 connections by default): a few each is plenty
+  # for this stack and leaves room for everything else on the machine.
+  export WAYBILL_DB_MAX_CONNECTIONS=${WAYBILL_DB_MAX_CONNECTIONS:-6}
   export WAYBILL_PAYMENT_SANDBOX_ADDR=127.0.0.1:$payment_port
   export WAYBILL_PAYMENT_GATEWAY_URL=http://127.0.0.1:$payment_port
   export WAYBILL_LOGISTICS_SANDBOX_ADDR=127.0.0.1:$logistics_port

@@ -26,6 +26,7 @@ fi
 "$scripts/ensure-services.sh"
 "$scripts/ensure-databases.sh"
 "$scripts/ensure-clickhouse.sh"
+"$scripts/ensure-smtp.sh"   # aiosmtpd: the local SMTP server customer emails are delivered to
 
 say "building the release binary (cargo build --release -p waybill; the first build takes a few minutes)"
 cargo build --release -p waybill
@@ -60,12 +61,30 @@ WAYBILL_PAYMENT_SANDBOX_ADDR=$sandbox_addr \
   setsid nohup "$bin" serve payment-sandbox >>"$sandbox_log_file" 2>&1 </dev/null &
 echo $! >"$sandbox_pid_file"
 
+# Customer notifications go out for real: email over SMTP to a local aiosmtpd that keeps every
+# message in a Maildir, text messages to our simulated SMS provider (`serve sms-sandbox`).
+smtp_addr=${WAYBILL_DEMO_SMTP_ADDR:-127.0.0.1:8025}
+sms_addr=${WAYBILL_SMS_SANDBOX_ADDR:-127.0.0.1:8093}
+maildir=$PWD/$state/maildir
+say "starting: aiosmtpd on $smtp_addr (Maildir $maildir) and waybill serve sms-sandbox on $sms_addr (simulated)"
+setsid nohup "${WAYBILL_SMTP_VENV:-$PWD/$state/venv-aiosmtpd}/bin/aiosmtpd" -n -l "$smtp_addr" -c aiosmtpd.handlers.Mailbox "$maildir" \
+  >>"$state/smtp.log" 2>&1 </dev/null & echo $! >"$state/smtp.pid"
+WAYBILL_SMS_SANDBOX_ADDR=$sms_addr setsid nohup "$bin" serve sms-sandbox >>"$state/sms-sandbox.log" 2>&1 </dev/null & echo $! >"$state/sms-sandbox.pid"
+export WAYBILL_SMTP_HOST=${WAYBILL_SMTP_HOST:-${smtp_addr%:*}} WAYBILL_SMTP_PORT=${WAYBILL_SMTP_PORT:-${smtp_addr##*:}}
+export WAYBILL_SMTP_SECURITY=${WAYBILL_SMTP_SECURITY:-plain} WAYBILL_SMS_URL=${WAYBILL_SMS_URL:-http://$sms_addr}
+
 # Our simulated WMS + carrier (write-side/FULFILLMENT.md); webhooks go to the command API.
 WAYBILL_LOGISTICS_WEBHOOK_BASE=http://$command_addr setsid nohup "$bin" serve logistics-sandbox >>"$state/logistics-sandbox.log" 2>&1 </dev/null & echo $! >"$state/logistics-sandbox.pid"
 say "starting: waybill serve all (log: $log_file)"
 # A short fulfillment hold (the edit window before routing) so the demo can edit an order.
 # The desk raises every review at once (its warning window is the whole review time) and the
 # operations page samples every 2 s, so both have something to show after a short run.
+# Webhook deliveries give an event up after 3 attempts (default 12, about 25 minutes), so the
+# demo's refused event becomes a dead letter within seconds and can be redelivered.
+# One process on a developer machine: without WAYBILL_PII_MASTER_KEY it may seal personal data
+# under a master key generated into .waybill/pii-master-key (a served role refuses otherwise).
+WAYBILL_ALLOW_GENERATED_PII_KEY=${WAYBILL_ALLOW_GENERATED_PII_KEY:-true} \
+WAYBILL_WEBHOOK_MAX_ATTEMPTS=${WAYBILL_WEBHOOK_MAX_ATTEMPTS:-3} \
 WAYBILL_DESK_REVIEW_WARN_SECS=${WAYBILL_DESK_REVIEW_WARN_SECS:-172800} \
 WAYBILL_OPS_SAMPLE_MS=${WAYBILL_OPS_SAMPLE_MS:-2000} \
 WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbox_addr} \
@@ -90,6 +109,17 @@ export WAYBILL_PAYMENT_GATEWAY_URL=${WAYBILL_PAYMENT_GATEWAY_URL:-http://$sandbo
 status=0
 "$bin" demo || status=$?
 
+emails=$(find "$maildir/new" "$maildir/cur" -type f 2>/dev/null | wc -l)
+say "the SMTP server received $emails emails (Maildir $maildir); the newest:"
+find "$maildir/new" -type f -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -3 | while read -r _ file; do
+  printf '  %s | %s | %s\n' "$(grep -m1 '^To:' "$file")" "$(grep -m1 '^Content-Language:' "$file")" "$(grep -m1 '^Message-ID:' "$file")"
+done
+# Routing what-if: today's recorded routing decisions replayed with a candidate config.
+say "running: waybill routing simulate (today's decisions with write-side/fulfillment-routing.candidate.json: carbon weight x10, wh-west disabled)"
+today=$(date -u +%F)
+"$bin" routing simulate --config write-side/fulfillment-routing.candidate.json \
+  --from "$today" --to "$today" --out "$state/routing-simulation" || status=$?
+
 cat <<INFO
 
 [demo] Waybill is running (pid $(cat "$pid_file")). Where to look:
@@ -106,6 +136,10 @@ cat <<INFO
   finance       http://$query_addr/finance   (finance and admins: money per day, reconciliation, CSV)
   operations    http://$query_addr/ops   (admins: per-view lag and stalls, throughput, dead letters, backlogs)
   sign in       paste the dev admin key from $state/dev-api-key (or a key of WAYBILL_API_KEYS with the role)
+  emails        $maildir   (aiosmtpd on $smtp_addr; every customer email as received over SMTP)
+  texts         http://$sms_addr/v1/messages   (SMS sandbox, simulated; Bearer \$(cat $state/sms-api-key))
+  routing sim   $state/routing-simulation/index.html   (also POST /v1/routing/simulations, admin)
+  event feed    http://$command_addr/v1/events?after=0   (admins: the pull feed; webhooks: /v1/subscriptions)
 Stop it with: infra/scripts/stop.sh
 INFO
 exit "$status"

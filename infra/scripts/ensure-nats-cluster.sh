@@ -61,9 +61,18 @@ start() {
       -P "$pidfile" -l "$dir/n$n.log" </dev/null >/dev/null 2>&1 &
     say "started node n$n (client port $((base + n - 1)))"
   done
-  local deadline=$((SECONDS + 30))
-  until curl -fsS "http://127.0.0.1:$((base + 20))/jsz" 2>/dev/null | grep -q '"cluster_size": *3'; do
-    [ $SECONDS -lt $deadline ] || die "the JetStream meta cluster did not form within 30 s (logs in $dir)"
+  # Formed when a node reports a meta cluster of three (a node just restarted may still be
+  # catching up while the other two already do); a restart under load can take a while.
+  local deadline=$((SECONDS + 60)) formed=""
+  until [ -n "$formed" ]; do
+    for n in 1 2 3; do
+      if curl -fsS "http://127.0.0.1:$((base + 20 + n - 1))/jsz" 2>/dev/null | grep -q '"cluster_size": *3'; then
+        formed=n$n
+        break
+      fi
+    done
+    [ -n "$formed" ] && break
+    [ $SECONDS -lt $deadline ] || die "the JetStream meta cluster did not form within 60 s (logs in $dir)"
     sleep 0.2
   done
   say "JetStream meta cluster of 3 nodes is up"

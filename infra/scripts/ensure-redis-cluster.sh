@@ -7,7 +7,9 @@
 #                                              and its cluster bus on BASE+N-1+10000; data, config
 #                                              and logs under DIR/nN. Nodes already running from DIR
 #                                              are left alone, a stopped one is started again (it
-#                                              rejoins with its nodes.conf), and the cluster is
+#                                              rejoins with its nodes.conf; a stopped master only
+#                                              once its replica took over, see await_failover_of),
+#                                              and the cluster is
 #                                              created only if it was not yet. Waits until every
 #                                              slot is served (cluster_state:ok) and every
 #                                              replica is in sync with its master, and prints
@@ -35,6 +37,39 @@ cluster_info() {
   redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r'
 }
 
+# A node restarts empty (no persistence). If it was a master still holding its slots, it would
+# come back as their master with nothing in them, and its replica would copy that emptiness:
+# every key of those slots lost. So a stopped master is started again only once a live replica
+# has taken its slots over (it then rejoins as that replica's replica and copies the data back).
+# Without a live replica nothing can take over, and it starts at once (its keys are gone either
+# way). Gives up waiting after 30 s and starts it anyway, saying so.
+await_failover_of() {
+  local dir=$1 base=$2 n=$3 me peer view deadline told=""
+  [ -f "$dir/n$n/nodes.conf" ] || return 0
+  me=$(awk '/myself/ { print $1 }' "$dir/n$n/nodes.conf")
+  [ -n "$me" ] || return 0
+  deadline=$((SECONDS + 30))
+  while :; do
+    view=""
+    for peer in $(seq 1 $NODES); do
+      [ "$peer" = "$n" ] && continue
+      view=$(redis-cli -h 127.0.0.1 -p $((base + peer - 1)) cluster nodes 2>/dev/null | tr -d '\r') && [ -n "$view" ] && break
+    done
+    [ -n "$view" ] || return 0
+    # Still a master with slots in the others' view, with a replica alive to take them?
+    awk -v me="$me" '$1 == me && $3 ~ /master/ && NF >= 9 { held = 1 }
+                     $4 == me && $3 ~ /slave/ && $3 !~ /fail/ { replica = 1 }
+                     END { exit !(held && replica) }' <<<"$view" || return 0
+    if [ $SECONDS -ge $deadline ]; then
+      say "node n$n: its replica has not taken over its slots after 30 s; starting it anyway"
+      return 0
+    fi
+    [ -n "$told" ] || say "node n$n was a master: waiting for its replica to take over its slots before starting it"
+    told=yes
+    sleep 0.5
+  done
+}
+
 start() {
   local dir=$1 base=${2:-15100} n port
   mkdir -p "$dir"
@@ -47,6 +82,7 @@ start() {
       say "node n$n already running (pid $(cat "$pidfile"), port $port)"
       continue
     fi
+    await_failover_of "$dir" "$base" "$n"
     redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --pidfile "$pidfile" \
       --dir "$dir/n$n" --logfile "$dir/n$n/redis.log" --save "" --appendonly no \
       --cluster-enabled yes --cluster-config-file "$dir/n$n/nodes.conf" \

@@ -37,3 +37,5 @@ stop_one() {
 stop_one "waybill serve all" "$root/.waybill/serve.pid"
 stop_one "payment sandbox" "$root/.waybill/payment-sandbox.pid"
 stop_one "logistics sandbox" "$root/.waybill/logistics-sandbox.pid"
+stop_one "SMS sandbox" "$root/.waybill/sms-sandbox.pid"
+stop_one "SMTP server (aiosmtpd)" "$root/.waybill/smtp.pid"

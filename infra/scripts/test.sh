@@ -21,6 +21,7 @@ infra/scripts/ensure-search.sh     # osmem-server (OpenSearch API) for the searc
 infra/scripts/ensure-nats-cluster.sh  # nats-server 2.15 for the 3-node JetStream cluster test
 infra/scripts/ensure-clickhouse-cluster.sh  # zookeeper + clickhouse-server for the replicated warehouse test
 infra/scripts/ensure-schemathesis.sh  # the OpenAPI contract fuzzer the e2e contract test runs
+infra/scripts/ensure-smtp.sh  # aiosmtpd, the local SMTP server the notifications test delivers email to
 
 # Tests drop their databases; one that failed midway leaves its database behind. Remove those
 # (names: waybill_<suite>_<hex>, nobody connected) so they do not pile up on a developer machine.

@@ -264,6 +264,9 @@ impl ApiClient {
             .await
     }
 
+    /// Sends the command; a `409 concurrency-conflict` (the order changed while the command was
+    /// decided: the API says to retry with the same key) is sent again, up to
+    /// [`CONFLICT_ATTEMPTS`] times with a growing pause, as any client of the API should.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -271,10 +274,30 @@ impl ApiClient {
         body: &Value,
         idempotency_key: &str,
     ) -> anyhow::Result<CommandResponse> {
-        let response = request
+        let request = request
             .bearer_auth(&self.key)
             .header("Idempotency-Key", idempotency_key)
-            .json(body)
+            .json(body);
+        let mut attempt = 1;
+        loop {
+            let again = request
+                .try_clone()
+                .context("a JSON request can be sent again")?;
+            let response = self.send_once(again, url).await?;
+            if attempt >= CONFLICT_ATTEMPTS || !is_concurrency_conflict(&response) {
+                return Ok(response);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        let response = request
             .send()
             .await
             .with_context(|| format!("request to {url}"))?;
@@ -302,6 +325,17 @@ impl ApiClient {
             self.query_base
         )
     }
+}
+
+/// Times a command answered `409 concurrency-conflict` is sent before that answer is returned.
+const CONFLICT_ATTEMPTS: u32 = 6;
+
+/// A `409` whose problem type is `concurrency-conflict`.
+fn is_concurrency_conflict(response: &CommandResponse) -> bool {
+    response.status == reqwest::StatusCode::CONFLICT
+        && response.body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/concurrency-conflict"))
 }
 
 impl ApiClient {
@@ -342,6 +376,18 @@ impl ApiClient {
         .await
     }
 
+    /// `PATCH <command API><path>` with this client's key and an Idempotency-Key.
+    pub async fn patch_command(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> anyhow::Result<CommandResponse> {
+        let url = format!("{}{path}", self.command_base);
+        self.send(self.http.patch(&url), &url, body, idempotency_key)
+            .await
+    }
+
     /// A call to the payment sandbox's operator routes with the gateway's API key.
     pub async fn gateway_call(
         &self,
@@ -361,5 +407,30 @@ impl ApiClient {
             .with_context(|| format!("calling {url}"))?;
         let status = response.status();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+#[cfg(test)]
+mod conflict_tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value) -> CommandResponse {
+        CommandResponse {
+            status: reqwest::StatusCode::from_u16(status).expect("status"),
+            replayed: false,
+            body,
+            raw: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_concurrency_conflict_is_sent_again() {
+        let conflict =
+            serde_json::json!({"type": "https://waybill.dev/problems/concurrency-conflict"});
+        assert!(is_concurrency_conflict(&answer(409, conflict.clone())));
+        let cancelled =
+            serde_json::json!({"type": "https://waybill.dev/problems/order-already-cancelled"});
+        assert!(!is_concurrency_conflict(&answer(409, cancelled)));
+        assert!(!is_concurrency_conflict(&answer(422, conflict)));
     }
 }

@@ -10,9 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod desk;
 mod nats;
 mod search;
+mod webhooks;
 pub use desk::DeskSettings;
 pub use nats::{NatsSettings, NatsSettingsError};
 pub use search::ElasticSettings;
+pub use webhooks::WebhookSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -232,6 +234,31 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub tracking_secret: Option<String>,
+    /// Master key the per-customer data keys of personal event fields are wrapped under: 64 hex
+    /// characters (`openssl rand -hex 32`), or any text of at least 32 characters (hashed). The
+    /// same in every process that writes or reads events; losing it loses every customer's
+    /// personal data. Unset: `serve` refuses to start a role that reads or writes events unless
+    /// `WAYBILL_ALLOW_GENERATED_PII_KEY` is set; other commands (and `serve` with it) use a key
+    /// generated into `<secrets dir>/pii-master-key` (development only).
+    #[arg(
+        long,
+        env = "WAYBILL_PII_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub pii_master_key: Option<String>,
+    /// Lets `serve` run a role that reads or writes personal data without
+    /// `WAYBILL_PII_MASTER_KEY`, with a master key generated into `<secrets dir>/pii-master-key`
+    /// (one developer machine: `infra/scripts/demo.sh` sets it). Without it such a role refuses
+    /// to start: a generated key is not shared by the other processes of a deployment and is
+    /// lost with the directory, and every customer's personal data with it.
+    #[arg(
+        long,
+        env = "WAYBILL_ALLOW_GENERATED_PII_KEY",
+        global = true,
+        default_value_t = false
+    )]
+    pub allow_generated_pii_key: bool,
     /// The tracking secret before the last rotation: links it signed keep working until they
     /// expire. Unset: no previous secret.
     #[arg(
@@ -383,6 +410,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub desk: DeskSettings,
+
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
 
     /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); spans are exported as JSON when set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
@@ -753,6 +783,69 @@ pub struct CheckoutSettings {
         default_value = ".waybill/notifications"
     )]
     pub notifications_dir: PathBuf,
+    /// The SMTP server customer emails go to (unset: emails are written to the notifications
+    /// directory instead).
+    #[arg(long, env = "WAYBILL_SMTP_HOST", global = true)]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "WAYBILL_SMTP_PORT", global = true, default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `starttls`, `tls` (implicit, port 465) or `plain` (only for a relay on a trusted
+    /// network, or the local test server).
+    #[arg(long, env = "WAYBILL_SMTP_SECURITY", global = true, default_value = "starttls", value_parser = ["starttls", "tls", "plain"])]
+    pub smtp_security: String,
+    #[arg(long, env = "WAYBILL_SMTP_USERNAME", global = true)]
+    pub smtp_username: Option<String>,
+    #[arg(
+        long,
+        env = "WAYBILL_SMTP_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// The sender of customer emails.
+    #[arg(
+        long,
+        env = "WAYBILL_NOTIFICATIONS_FROM",
+        global = true,
+        default_value = "Waybill <orders@waybill.localhost>"
+    )]
+    pub notifications_from: String,
+    /// Base URL of the SMS provider's HTTP API (the sandbox: `waybill serve sms-sandbox`);
+    /// unset: text messages are written to the notifications directory instead.
+    #[arg(long, env = "WAYBILL_SMS_URL", global = true)]
+    pub sms_url: Option<String>,
+    /// API key for the SMS provider. Unset: generated into `<secrets dir>/sms-api-key`.
+    #[arg(
+        long,
+        env = "WAYBILL_SMS_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub sms_api_key: Option<String>,
+    /// The sender name or number customers see on text messages.
+    #[arg(
+        long,
+        env = "WAYBILL_SMS_SENDER",
+        global = true,
+        default_value = "Waybill"
+    )]
+    pub sms_sender: String,
+    /// Where `serve sms-sandbox` listens.
+    #[arg(
+        long,
+        env = "WAYBILL_SMS_SANDBOX_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8093"
+    )]
+    pub sms_sandbox_addr: SocketAddr,
+    /// The SMS sandbox answers the first this many sends with 503 (to see retries).
+    #[arg(
+        long,
+        env = "WAYBILL_SMS_SANDBOX_FAIL_FIRST",
+        global = true,
+        default_value_t = 0
+    )]
+    pub sms_sandbox_fail_first: u32,
     /// Public base URL of the tracking pages, used in links sent to customers.
     #[arg(
         long,
@@ -860,6 +953,56 @@ pub enum Command {
     /// Spread TCP connections over several instances of a role on one machine (the load
     /// balancer of `infra/scripts/cluster.sh`; a deployment brings its own).
     Balance(BalanceArgs),
+    /// Fulfillment routing tools.
+    Routing {
+        #[command(subcommand)]
+        routing: RoutingCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Replay the routing decisions recorded in a window with a candidate routing config and
+    /// report, per order and in aggregate, the change in cost, ETA, carbon and split rate
+    /// (JSON, CSV and an HTML page with charts in `--out`).
+    Simulate(RoutingSimulateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoutingSimulateArgs {
+    /// The candidate routing config (same format as `write-side/fulfillment-routing.json`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Start of the window: YYYY-MM-DD (00:00 UTC) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_window_start)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// End of the window: YYYY-MM-DD (that whole day, UTC) or an RFC 3339 time (exclusive).
+    #[arg(long, value_parser = parse_window_end)]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Directory for `simulation.json`, `orders.csv` and `index.html`.
+    #[arg(long, default_value = "routing-simulation")]
+    pub out: PathBuf,
+}
+
+/// `--from`: a day starts at its midnight UTC.
+fn parse_window_start(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    parse_window(raw, 0)
+}
+
+/// `--to`: a day ends at the next midnight (the whole day is in the window).
+fn parse_window_end(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    parse_window(raw, 1)
+}
+
+fn parse_window(raw: &str, days_after: i64) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(
+            day.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(days_after)
+        );
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("{raw:?} is neither YYYY-MM-DD nor an RFC 3339 time"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -924,6 +1067,10 @@ pub enum Role {
     Fulfillment,
     /// Our simulated WMS and carrier (for development, demos and tests; moves no parcels).
     LogisticsSandbox,
+    /// Our simulated SMS provider (for development, demos and tests; sends no text message).
+    SmsSandbox,
+    /// The webhook delivery worker (event subscriptions).
+    Webhooks,
 }
 
 /// One view of the projector.
@@ -940,15 +1087,18 @@ pub enum ProjectorView {
     /// The exceptions desk (order watches in Postgres), with its detector and the operations
     /// sampler.
     Desk,
+    /// The event feed (positions for the pull feed and webhook deliveries, in Postgres).
+    Feed,
 }
 
 impl ProjectorView {
-    pub const ALL: [ProjectorView; 5] = [
+    pub const ALL: [ProjectorView; 6] = [
         ProjectorView::Tracking,
         ProjectorView::Notifications,
         ProjectorView::Search,
         ProjectorView::Analytics,
         ProjectorView::Desk,
+        ProjectorView::Feed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -958,6 +1108,7 @@ impl ProjectorView {
             Self::Analytics => "analytics",
             Self::Notifications => "notifications",
             Self::Desk => "desk",
+            Self::Feed => "feed",
         }
     }
 }
@@ -969,6 +1120,8 @@ pub enum View {
     Search,
     /// The customer notifications' per-order state; sends nothing.
     Notifications,
+    /// The ClickHouse analytics tables (finance, metrics), blue/green while they serve.
+    Analytics,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1025,6 +1178,50 @@ pub enum Bench {
     /// Open live tracking pages (server-sent events) on one query instance: idle CPU with and
     /// without them, and update latency from the event's append to every page.
     LivePages(BenchLivePagesArgs),
+    /// Replay recorded routing decisions with a candidate config (`waybill routing simulate`)
+    /// on a scratch database seeded with N decisions; decisions/s on every core beside one
+    /// thread.
+    RoutingSim(BenchRoutingSimArgs),
+    /// The webhook delivery worker draining N orders' events to a local receiver that checks
+    /// signatures and order per order; deliveries/s and CPU per delivery beside plain signed
+    /// POSTs of the same events; `--outage-secs` takes the receiver down for a while.
+    Webhooks(BenchWebhooksArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchWebhooksArgs {
+    /// Orders whose events (five each) are in the scratch feed before delivery starts.
+    #[arg(long, default_value_t = 20_000)]
+    pub orders: u64,
+    /// Subscriptions (endpoints), all on the one receiver; each gets every event.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub subscriptions: u64,
+    /// Take the receiver down for this many seconds once a third of the deliveries arrived
+    /// (0: no outage).
+    #[arg(long, default_value_t = 0)]
+    pub outage_secs: u64,
+    /// Skip the baseline (plain signed POSTs without the feed and the ledger).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// JSON report path; the SVG charts are written next to it.
+    #[arg(long, default_value = "bench-results/webhooks.json")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchRoutingSimArgs {
+    /// Recorded decisions (one order each) seeded into the scratch log.
+    #[arg(long, default_value_t = 100_000)]
+    pub orders: u64,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// JSON report path; the SVG chart is written next to it.
+    #[arg(long, default_value = "bench-results/routing-sim.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,6 +48,10 @@ enum Need {
     Secret,
     /// `key:client_id:role,...`.
     ApiKeys,
+    /// Set explicitly like a [`Need::Secret`], and usable as a sealing key (the webhook sealing
+    /// key, the master key of personal data): 64 hex digits (32 bytes) or a passphrase of at
+    /// least 32 characters.
+    SealingKey,
     /// A file that must exist and parse, when set.
     RoutingFile,
     ReturnsFile,
@@ -74,6 +78,9 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
     let jwks = ("WAYBILL_JWKS_URL", HttpUrl, false);
     let routing = ("WAYBILL_ROUTING_CONFIG", RoutingFile, false);
     let returns = ("WAYBILL_RETURNS_POLICY", ReturnsFile, false);
+    let sealing = ("WAYBILL_WEBHOOK_SEALING_KEY", SealingKey, true);
+    // Every role that reads or writes events with personal fields (`secrets::serves_personal_data`).
+    let pii = ("WAYBILL_PII_MASTER_KEY", SealingKey, true);
     match role {
         Role::Commands => vec![
             database,
@@ -87,8 +94,10 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             logistics_hook,
             routing,
             returns,
+            sealing,
+            pii,
         ],
-        Role::Checkout => vec![database, gateway, payment_key, returns],
+        Role::Checkout => vec![database, gateway, payment_key, returns, pii],
         Role::Fulfillment => vec![
             database,
             ("WAYBILL_WMS_URL", HttpUrl, true),
@@ -96,6 +105,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             logistics_hook,
             routing,
             returns,
+            pii,
         ],
         Role::Relay => vec![database, nats],
         Role::Projector => vec![
@@ -107,6 +117,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             elastic,
             tracking,
             ("WAYBILL_PUBLIC_TRACKING_URL", HttpUrl, true),
+            pii,
         ],
         Role::Query => vec![
             database,
@@ -118,16 +129,19 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
             tracking,
             jwt,
             jwks,
+            pii,
         ],
         Role::PaymentSandbox => vec![
             payment_key,
             payment_hook,
             ("WAYBILL_PAYMENT_WEBHOOK_URL", HttpUrl, true),
         ],
+        Role::SmsSandbox => vec![],
         Role::LogisticsSandbox => vec![
             logistics_hook,
             ("WAYBILL_LOGISTICS_WEBHOOK_BASE", HttpUrl, true),
         ],
+        Role::Webhooks => vec![database, sealing, pii],
         Role::All => {
             let mut all: Vec<(&'static str, Need, bool)> = Vec::new();
             for role in [
@@ -137,6 +151,7 @@ fn needs(role: Role) -> Vec<(&'static str, Need, bool)> {
                 Role::Relay,
                 Role::Projector,
                 Role::Query,
+                Role::Webhooks,
             ] {
                 for need in needs(role) {
                     if !all.iter().any(|(name, ..)| *name == need.0) {
@@ -196,7 +211,7 @@ pub fn check(role: Role, env: &HashMap<String, String>) -> Vec<Finding> {
             .map(str::to_owned);
         let value = match (value, need) {
             (Some(value), _) => value,
-            (None, Need::Secret | Need::ApiKeys) if required => {
+            (None, Need::Secret | Need::SealingKey | Need::ApiKeys) if required => {
                 findings.push(Finding {
                     setting: name.to_owned(),
                     problem: "not set: each process would generate its own, so the processes \
@@ -257,6 +272,9 @@ fn validate(need: Need, value: &str) -> Result<(), String> {
             .client_config()
             .map(drop),
         Need::Secret => Ok(()),
+        Need::SealingKey => waybill_write_side::subscriptions::seal::SealingKey::parse(value)
+            .map(drop)
+            .map_err(|_| "malformed: expected 64 hex digits or at least 32 characters".to_owned()),
         Need::ApiKeys => waybill_schemas::api_keys::ApiKeys::parse(value)
             .map(drop)
             .map_err(|e| format!("malformed: {e} (expected key:client_id:role,...)")),
@@ -411,6 +429,14 @@ mod tests {
             ),
             ("WAYBILL_LOGISTICS_WEBHOOK_BASE", "http://commands:8080"),
             ("WAYBILL_PARTITIONS", "16"),
+            (
+                "WAYBILL_WEBHOOK_SEALING_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+            (
+                "WAYBILL_PII_MASTER_KEY",
+                "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -438,6 +464,7 @@ mod tests {
         env.insert("DATABASE_URL".into(), "mysql://db/waybill".into());
         env.insert("REDIS_URL".into(), "redis//nope".into());
         env.insert("WAYBILL_API_KEYS".into(), "only-a-key".into());
+        env.insert("WAYBILL_WEBHOOK_SEALING_KEY".into(), "short".into());
         let findings = check(Role::All, &env);
         let named = settings_named(&findings);
         for setting in [
@@ -447,13 +474,14 @@ mod tests {
             "DATABASE_URL",
             "REDIS_URL",
             "WAYBILL_API_KEYS",
+            "WAYBILL_WEBHOOK_SEALING_KEY",
         ] {
             assert!(
                 named.contains(&setting),
                 "{setting} not named in {findings:?}"
             );
         }
-        assert_eq!(findings.len(), 6, "{findings:?}");
+        assert_eq!(findings.len(), 7, "{findings:?}");
     }
 
     #[test]
@@ -485,6 +513,28 @@ mod tests {
         );
         // The relay uses neither.
         assert_eq!(check(Role::Relay, &env), vec![]);
+    }
+
+    #[test]
+    fn the_master_key_of_personal_data_is_named_by_every_role_that_reads_or_writes_events() {
+        use clap::ValueEnum;
+        let mut env = valid();
+        env.remove("WAYBILL_PII_MASTER_KEY");
+        for role in Role::value_variants() {
+            let named = check(*role, &env)
+                .iter()
+                .any(|f| f.setting == "WAYBILL_PII_MASTER_KEY");
+            assert_eq!(
+                named,
+                crate::secrets::serves_personal_data(*role),
+                "{role:?}"
+            );
+        }
+        env.insert("WAYBILL_PII_MASTER_KEY".into(), "too-short".into());
+        let findings = check(Role::Projector, &env);
+        assert_eq!(settings_named(&findings), vec!["WAYBILL_PII_MASTER_KEY"]);
+        assert!(findings[0].problem.contains("malformed"), "{findings:?}");
+        assert!(!findings[0].problem.contains("too-short"), "{findings:?}");
     }
 
     #[test]

@@ -18,18 +18,22 @@ mod progress;
 mod readiness;
 mod rebuild;
 mod reconcile;
+mod routing;
 mod secrets;
 mod services;
 mod settlement;
 mod shutdown;
 mod telemetry;
+mod webhook_receiver;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use config::{Bench, Cli, Command, ConfigCommand, Role, Settings, Settlement, View};
+use config::{
+    Bench, Cli, Command, ConfigCommand, Role, RoutingCommand, Settings, Settlement, View,
+};
 use secrets::Secrets;
 use services::{Addresses, Part};
 use shutdown::Shutdown;
@@ -72,6 +76,8 @@ fn main() -> ExitCode {
             Role::PaymentSandbox => "waybill-payment-sandbox",
             Role::Fulfillment => "waybill-fulfillment",
             Role::LogisticsSandbox => "waybill-logistics-sandbox",
+            Role::SmsSandbox => "waybill-sms-sandbox",
+            Role::Webhooks => "waybill-webhooks",
         },
         _ => "waybill-cli",
     };
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
         | Command::Bench { .. }
         | Command::Settlement { .. }
         | Command::Balance(_) => telemetry::QUIET_FILTER,
+        Command::Routing { .. } => telemetry::QUIET_FILTER,
         _ => telemetry::SERVICE_FILTER,
     };
     let telemetry = match Telemetry::init(
@@ -123,6 +130,11 @@ fn check_config(role: Role) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
+    if !matches!(cli.command, Command::Config { .. } | Command::Balance(_)) {
+        let serving =
+            matches!(cli.command, Command::Serve { role } if secrets::serves_personal_data(role));
+        secrets::install_pii_master_key(&settings, serving)?;
+    }
     match cli.command {
         Command::Migrate => {
             migrate::migrate_all(&settings.database_url, &settings.warehouse.config()).await
@@ -136,6 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild {
             view: View::Notifications,
         } => rebuild::notifications(&settings).await,
+        Command::Rebuild {
+            view: View::Analytics,
+        } => rebuild::analytics(&settings).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
         Command::Bench {
             bench: Bench::Place(args),
@@ -167,6 +182,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::LivePages(args),
         } => bench::live_pages(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::RoutingSim(args),
+        } => bench::routing_sim(&settings, &args).await,
+        Command::Bench {
+            bench: Bench::Webhooks(args),
+        } => bench::webhooks(&settings, &args).await,
+        Command::Routing {
+            routing: RoutingCommand::Simulate(args),
+        } => routing::simulate(&settings, &args).await,
         Command::Config { .. } => Ok(()),
         Command::Balance(args) => balance::run(&args).await,
     }
@@ -188,6 +212,8 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         Role::PaymentSandbox => &[Part::PaymentSandbox],
         Role::Fulfillment => &[Part::Fulfillment],
         Role::LogisticsSandbox => &[Part::LogisticsSandbox],
+        Role::SmsSandbox => &[Part::SmsSandbox],
+        Role::Webhooks => &[Part::Webhooks],
     };
     if role == Role::All {
         migrate::migrate(&settings.database_url).await?;
@@ -201,24 +227,28 @@ async fn serve(settings: &Settings, role: Role) -> anyhow::Result<()> {
         query: settings.query_addr,
         payment_sandbox: settings.checkout.payment_sandbox_addr,
         logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
+        sms_sandbox: settings.checkout.sms_sandbox_addr,
     };
     let running = services::start(settings, &secrets, parts, addresses, &shutdown).await?;
     // Every role of the system (not the simulated sandboxes) serves `/metrics`, `/live` and
     // `/ready` on its own listener, apart from the public API ports.
-    let worker_metrics =
-        (!matches!(role, Role::PaymentSandbox | Role::LogisticsSandbox)).then(|| {
-            let stop = shutdown.wait();
-            let addr = settings.metrics_addr;
-            let shutdown = shutdown.clone();
-            let readiness = running.readiness.clone();
-            tokio::spawn(async move {
-                let result = metrics::serve_metrics(addr, render, readiness, stop).await;
-                if result.is_err() {
-                    shutdown.trigger();
-                }
-                result
-            })
-        });
+    let worker_metrics = (!matches!(
+        role,
+        Role::PaymentSandbox | Role::LogisticsSandbox | Role::SmsSandbox
+    ))
+    .then(|| {
+        let stop = shutdown.wait();
+        let addr = settings.metrics_addr;
+        let shutdown = shutdown.clone();
+        let readiness = running.readiness.clone();
+        tokio::spawn(async move {
+            let result = metrics::serve_metrics(addr, render, readiness, stop).await;
+            if result.is_err() {
+                shutdown.trigger();
+            }
+            result
+        })
+    });
     tracing::info!(
         parts = ?parts.iter().map(Part::name).collect::<Vec<_>>(),
         command = ?running.command_addr,

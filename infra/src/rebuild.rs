@@ -1,6 +1,6 @@
-//! `waybill rebuild tracking|search|notifications`: replay the event log into a fresh
-//! copy of the view and swap it in, printing progress. The live projector may keep running,
-//! except for a Tantivy search index (one writer per directory: stop the projector first).
+//! `waybill rebuild tracking|search|notifications|analytics`: replay the event log into a
+//! fresh copy of the view and swap it in, printing progress. The live projector keeps
+//! running.
 
 use std::time::Instant;
 
@@ -38,15 +38,16 @@ pub async fn tracking(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `waybill rebuild search`: replays the event log into the search index (a new index behind
-/// the alias for Elasticsearch, in place for Tantivy, which needs the search projector stopped).
+/// `waybill rebuild search`: replays the event log into a new generation of the search index
+/// (a new index behind the alias for Elasticsearch; a new generation directory for Tantivy,
+/// which the running search projector adopts, or the rebuild switches in when none runs).
 pub async fn search(settings: &Settings) -> anyhow::Result<()> {
     let pool = crate::migrate::connect(&settings.database_url, 4).await?;
     let total = count_events(&pool).await?;
     let search = settings.search();
     let backend = waybill_projectors::views::search::open_for_rebuild(&search)
         .await
-        .context("opening the search index for writing (with Tantivy, stop `serve projector` / `serve all` first)")?;
+        .context("opening the search index")?;
     eprintln!(
         "rebuilding the search view ({}) from {total} events",
         match &search.elasticsearch_url {
@@ -65,11 +66,13 @@ pub async fn search(settings: &Settings) -> anyhow::Result<()> {
         .await
         .context("rebuilding the search view")?;
     progress.finish(report.events);
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "rebuilt search in {:.1}s into {}: {} events, {} documents, {} orders left out (unappliable)",
-        started.elapsed().as_secs_f64(),
+        "rebuilt search in {seconds:.1}s into {} (switched in by {}): {} events ({:.0} events/s), {} documents, {} orders left out (unappliable)",
         report.target,
+        report.switched_by,
         report.events,
+        report.events as f64 / seconds.max(0.001),
         report.documents,
         report.unappliable
     );
@@ -107,6 +110,43 @@ pub async fn notifications(settings: &Settings) -> anyhow::Result<()> {
         report.events,
         report.states,
         report.switched,
+        report.unappliable
+    );
+    Ok(())
+}
+
+/// `waybill rebuild analytics`: replays the event log into a new generation of the warehouse's
+/// analytics tables while the live ones serve, catches it up, switches it in with one rename
+/// per server and drops the old one. The live projector keeps running.
+pub async fn analytics(settings: &Settings) -> anyhow::Result<()> {
+    let pool = crate::migrate::connect(&settings.database_url, 4).await?;
+    let total = count_events(&pool).await?;
+    let warehouse = settings.warehouse.config();
+    crate::migrate::migrate_warehouse(&warehouse).await?;
+    eprintln!(
+        "rebuilding the analytics tables of ClickHouse database {} from {total} events",
+        warehouse.database
+    );
+    let started = Instant::now();
+    let events = EventStore::new(pool);
+    let page = services::projector_config(settings).rebuild_page;
+    let mut progress = LogProgress::new("analytics", total.max(0) as u64);
+    let report = waybill_projectors::views::analytics::rebuild_analytics(
+        &events,
+        &warehouse,
+        page,
+        |done| progress.update(done),
+    )
+    .await
+    .context("rebuilding the analytics view")?;
+    progress.finish(report.events);
+    println!(
+        "rebuilt analytics in {:.1}s via {}: {} events, {} streams, {} repaired after the switch, {} left out (unappliable)",
+        started.elapsed().as_secs_f64(),
+        report.generation,
+        report.events,
+        report.streams,
+        report.repaired,
         report.unappliable
     );
     Ok(())

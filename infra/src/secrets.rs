@@ -17,8 +17,11 @@ pub const DEV_API_KEY_FILE: &str = "dev-api-key";
 pub const TRACKING_SECRET_FILE: &str = "tracking-secret";
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 pub const PAYMENT_API_KEY_FILE: &str = "payment-api-key";
+const SMS_API_KEY_FILE: &str = "sms-api-key";
 pub const PAYMENT_WEBHOOK_SECRET_FILE: &str = "payment-webhook-secret";
 pub const LOGISTICS_WEBHOOK_SECRET_FILE: &str = "logistics-webhook-secret";
+pub const WEBHOOK_SEALING_KEY_FILE: &str = "webhook-sealing-key";
+pub const PII_MASTER_KEY_FILE: &str = "pii-master-key";
 
 /// The keys and secret a process runs with.
 #[derive(Clone)]
@@ -37,6 +40,10 @@ pub struct Secrets {
     pub payment_webhook_secret: Vec<u8>,
     /// The HMAC secret of node (WMS) and carrier webhooks.
     pub logistics_webhook_secret: Vec<u8>,
+    /// The key Waybill presents to the SMS provider (and the SMS sandbox expects).
+    pub sms_api_key: String,
+    /// The key webhook subscriptions' secrets are sealed under.
+    pub webhook_sealing_key: waybill_write_side::subscriptions::seal::SealingKey,
 }
 
 impl Secrets {
@@ -93,7 +100,17 @@ impl Secrets {
             LOGISTICS_WEBHOOK_SECRET_FILE,
         )?
         .into_bytes();
+        let sms_api_key =
+            configured_or_generated(checkout.sms_api_key.as_deref(), dir, SMS_API_KEY_FILE)?;
+        let webhook_sealing_key =
+            waybill_write_side::subscriptions::seal::SealingKey::parse(&configured_or_generated(
+                settings.webhooks.webhook_sealing_key.as_deref(),
+                dir,
+                WEBHOOK_SEALING_KEY_FILE,
+            )?)
+            .context("WAYBILL_WEBHOOK_SEALING_KEY")?;
         Ok(Self {
+            sms_api_key,
             client_key: client_key(&api_keys),
             api_keys,
             tracking,
@@ -101,8 +118,52 @@ impl Secrets {
             payment_api_key,
             payment_webhook_secret,
             logistics_webhook_secret,
+            webhook_sealing_key,
         })
     }
+}
+
+/// Installs the master key of personal data (`WAYBILL_PII_MASTER_KEY`, or the dev key in the
+/// secrets directory) for the whole process: every event write seals personal fields under a
+/// data key it wraps, every read opens them (see `waybill_write_side::pii`). Every command that
+/// touches the event log runs this first. `serving` (a long-running role that reads or writes
+/// events: one process of what may be a deployment of many) refuses the generated dev key
+/// unless `WAYBILL_ALLOW_GENERATED_PII_KEY` says this is a developer machine.
+pub fn install_pii_master_key(settings: &Settings, serving: bool) -> anyhow::Result<()> {
+    let set = settings
+        .pii_master_key
+        .as_deref()
+        .is_some_and(|v| !v.trim().is_empty());
+    if serving && !set && !settings.allow_generated_pii_key {
+        anyhow::bail!(
+            "WAYBILL_PII_MASTER_KEY is not set. Customers' personal data in events is sealed \
+             under data keys wrapped with this master key; a key generated into {} would not be \
+             shared by the other processes of a deployment and would be lost with that \
+             directory, and the personal data with it. Set WAYBILL_PII_MASTER_KEY (64 hex \
+             digits: openssl rand -hex 32) to the same value in every process, or set \
+             WAYBILL_ALLOW_GENERATED_PII_KEY=true on a developer machine.",
+            settings.secrets_dir.join(PII_MASTER_KEY_FILE).display()
+        );
+    }
+    let configured = configured_or_generated(
+        settings.pii_master_key.as_deref(),
+        &settings.secrets_dir,
+        PII_MASTER_KEY_FILE,
+    )?;
+    let key = waybill_write_side::subscriptions::seal::SealingKey::parse(&configured)
+        .context("WAYBILL_PII_MASTER_KEY")?;
+    waybill_write_side::pii::install(key);
+    Ok(())
+}
+
+/// Whether `serve <role>` reads or writes events that hold personal data (the sandboxes do
+/// not, and the relay publishes outbox rows as stored, sealed).
+pub fn serves_personal_data(role: crate::config::Role) -> bool {
+    use crate::config::Role;
+    !matches!(
+        role,
+        Role::Relay | Role::PaymentSandbox | Role::LogisticsSandbox | Role::SmsSandbox
+    )
 }
 
 /// The configured value, or the dev secret `name` in `dir` (generated once).

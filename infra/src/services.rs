@@ -33,17 +33,22 @@ pub enum Part {
     Fulfillment,
     /// Our simulated WMS + carrier; never part of `all`.
     LogisticsSandbox,
+    /// Our simulated SMS provider; never part of `all`.
+    SmsSandbox,
+    /// The webhook delivery worker.
+    Webhooks,
 }
 
 impl Part {
     /// What `serve all` runs.
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Commands,
         Part::Checkout,
         Part::Fulfillment,
         Part::Relay,
         Part::Projector,
         Part::Query,
+        Part::Webhooks,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -56,6 +61,8 @@ impl Part {
             Part::PaymentSandbox => "payment sandbox",
             Part::Fulfillment => "fulfillment worker",
             Part::LogisticsSandbox => "logistics sandbox",
+            Part::SmsSandbox => "SMS sandbox",
+            Part::Webhooks => "webhook delivery worker",
         }
     }
 }
@@ -67,6 +74,7 @@ pub struct Addresses {
     pub query: SocketAddr,
     pub payment_sandbox: SocketAddr,
     pub logistics_sandbox: SocketAddr,
+    pub sms_sandbox: SocketAddr,
 }
 
 /// Services running in this process.
@@ -77,6 +85,7 @@ pub struct Running {
     /// The search index this process writes or reads (benchmarks sample it directly).
     pub search: Option<waybill_projectors::views::search::SearchBackend>,
     pub logistics_sandbox_addr: Option<SocketAddr>,
+    pub sms_sandbox_addr: Option<SocketAddr>,
     /// The dependencies this process uses, for `/ready` (on its APIs and metrics listener).
     pub readiness: waybill_write_side::readiness::Readiness,
     tasks: JoinSet<(Part, anyhow::Result<()>)>,
@@ -131,6 +140,7 @@ pub async fn start(
                 | Part::Relay
                 | Part::Projector
                 | Part::Query
+                | Part::Webhooks
         )
     });
     let pool = if needs_db {
@@ -219,6 +229,7 @@ pub async fn start(
         payment_sandbox_addr: None,
         search: search.clone(),
         logistics_sandbox_addr: None,
+        sms_sandbox_addr: None,
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -292,6 +303,34 @@ pub async fn start(
                             .await
                             .context("logistics sandbox");
                     (Part::LogisticsSandbox, result)
+                });
+            }
+            Part::SmsSandbox => {
+                let listener = bind(addresses.sms_sandbox, "SMS sandbox").await?;
+                running.sms_sandbox_addr = Some(listener.local_addr()?);
+                let config = waybill_projectors::sms_sandbox::SmsSandboxConfig {
+                    api_key: secrets.sms_api_key.clone(),
+                    fail_first: settings.checkout.sms_sandbox_fail_first,
+                    state_dir: settings.sandbox_state_dir.clone(),
+                };
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    let result = waybill_projectors::sms_sandbox::serve(listener, config, stop)
+                        .await
+                        .context("SMS sandbox");
+                    (Part::SmsSandbox, result)
+                });
+            }
+            Part::Webhooks => {
+                let pool = require(&pool)?;
+                let key = secrets.webhook_sealing_key.clone();
+                let config = settings.webhooks.worker();
+                let stop = shutdown.wait();
+                running.tasks.spawn(async move {
+                    let result =
+                        waybill_write_side::subscriptions::delivery::run(pool, key, config, stop)
+                            .await;
+                    (Part::Webhooks, result)
                 });
             }
             Part::Projector => {
@@ -433,6 +472,7 @@ mod commands {
                 let keys = keys.with_jwt_verifier(jwt);
                 let mut config = CommandApiConfig::new(keys, Vec::new());
                 config.tracking = secrets.tracking.clone();
+                config.sealing_key = Some(secrets.webhook_sealing_key.clone());
                 config.readiness = readiness;
                 config.idempotency_retention = std::time::Duration::from_secs(
                     settings.idempotency_retention_hours.saturating_mul(3600),
@@ -520,14 +560,42 @@ mod projector {
         config
     }
 
-    /// Where the notifications view writes and how it signs its tracking links.
+    /// Where the notifications view sends (SMTP and the SMS provider when configured, else
+    /// files) and how it signs its tracking links.
     pub fn notifications_config(settings: &Settings, secrets: &Secrets) -> NotificationsConfig {
+        use waybill_projectors::views::notifications::{SmsConfig, SmtpConfig, SmtpSecurity};
+        let checkout = &settings.checkout;
         let mut notifications = NotificationsConfig::new(
-            settings.checkout.notifications_dir.clone(),
-            settings.checkout.public_tracking_url.clone(),
+            checkout.notifications_dir.clone(),
+            checkout.public_tracking_url.clone(),
             Vec::new(),
         );
         notifications.tracking = secrets.tracking.clone();
+        notifications.smtp = checkout.smtp_host.as_ref().map(|host| {
+            let from_domain = checkout
+                .notifications_from
+                .rsplit_once('@')
+                .map(|(_, domain)| domain.trim_end_matches('>').trim().to_owned())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "waybill.localhost".to_owned());
+            SmtpConfig {
+                host: host.clone(),
+                port: checkout.smtp_port,
+                security: SmtpSecurity::parse(&checkout.smtp_security)
+                    .unwrap_or(SmtpSecurity::StartTls),
+                username: checkout.smtp_username.clone(),
+                password: checkout.smtp_password.clone(),
+                from: checkout.notifications_from.clone(),
+                message_id_domain: from_domain,
+                timeout: Duration::from_secs(10),
+            }
+        });
+        notifications.sms = checkout.sms_url.as_ref().map(|url| SmsConfig {
+            base_url: url.clone(),
+            api_key: secrets.sms_api_key.clone(),
+            sender: checkout.sms_sender.clone(),
+            timeout: Duration::from_secs(10),
+        });
         notifications
     }
 
@@ -664,15 +732,22 @@ mod projector {
                         .filter(|_| settings.search().elasticsearch_url.is_some()),
                     ..config
                 };
+                let marker =
+                    waybill_projectors::views::search::SearchStoreMarker::new(index.clone());
                 let mut projection = SearchProjection::new(index);
                 if settings.search_commit_ms > 0 {
                     projection = projection
                         .with_commit_interval(Duration::from_millis(settings.search_commit_ms));
                 }
-                waybill_projectors::run_projector(config, pool, js, projection, stop).await
+                waybill_projectors::run_self_healing(config, pool, js, projection, marker, stop)
+                    .await
             }
             ProjectorView::Analytics => {
                 run_analytics(config, settings.warehouse.config(), pool, js, stop).await
+            }
+            ProjectorView::Feed => {
+                let view = waybill_projectors::views::feed::FeedProjection::new(pool.clone());
+                waybill_projectors::run_projector(config, pool, js, view, stop).await
             }
             ProjectorView::Desk => {
                 let desk = settings.desk.config(

@@ -14,6 +14,7 @@ pub mod rebuild;
 pub mod reconciliation;
 pub mod redis_connection;
 pub mod runtime;
+pub mod sms_sandbox;
 pub mod views;
 pub mod warehouse;
 
@@ -37,7 +38,8 @@ pub use views::notifications::{
 pub use views::tracking::{TrackingProjection, TrackingStore};
 pub use warehouse::WarehouseConfig;
 
-/// Runs the tracking projector (durable consumer `tracking`) until `shutdown` completes.
+/// Runs the tracking projector (durable consumer `tracking`) until `shutdown` completes, and
+/// beside it the store's self-healing ([`run_self_healing`]).
 pub async fn run_tracking_projector(
     config: ProjectorConfig,
     pool: PgPool,
@@ -45,12 +47,43 @@ pub async fn run_tracking_projector(
     redis: RedisConnection,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let view = TrackingProjection::new(TrackingStore::new(redis, config.redis_prefix.clone()));
-    run_projector(config, pool, js, view, shutdown).await
+    let view = TrackingProjection::new(TrackingStore::new(
+        redis.clone(),
+        config.redis_prefix.clone(),
+    ));
+    let marker = views::tracking::store_marker(redis, &config.redis_prefix);
+    run_self_healing(config, pool, js, view, marker, shutdown).await
+}
+
+/// Runs `view`'s projector until `shutdown` completes, and beside it its store's self-healing
+/// ([`runtime::keep_filled`]): a store found without its generation marker (new, flushed,
+/// restarted empty) is filled again from the event log while the projector keeps applying.
+pub async fn run_self_healing<V: View + Clone, M: runtime::StoreMarker>(
+    config: ProjectorConfig,
+    pool: PgPool,
+    js: jetstream::Context,
+    view: V,
+    marker: M,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let heal = runtime::keep_filled(
+        waybill_write_side::event_store::EventStore::new(pool.clone()),
+        view.clone(),
+        marker,
+        config.self_heal.clone(),
+        config.rebuild_page,
+    );
+    tokio::select! {
+        result = run_projector(config, pool, js, view, shutdown) => result,
+        () = heal => Ok(()),
+    }
 }
 
 /// Runs the notifications projector (durable consumer `notifications`) until `shutdown`
-/// completes, writing messages with the development [`FileSink`] into `notifications.dir`.
+/// completes, delivering through [`views::notifications::Delivery`] (the sent-once ledger):
+/// email over SMTP when `notifications.smtp` is set, text messages to the SMS provider when
+/// `notifications.sms` is, and otherwise into the development [`FileSink`] in
+/// `notifications.dir`.
 pub async fn run_notifications_projector(
     config: ProjectorConfig,
     notifications: NotificationsConfig,
@@ -59,9 +92,10 @@ pub async fn run_notifications_projector(
     redis: RedisConnection,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let delivery = notifications.delivery(pool.clone())?;
     let view = NotificationsProjection::new(
         NotificationStore::new(redis, config.redis_prefix.clone()),
-        FileSink::new(notifications.dir.clone()),
+        delivery,
         &notifications,
     );
     run_projector(config, pool, js, view, shutdown).await
@@ -69,7 +103,10 @@ pub async fn run_notifications_projector(
 
 /// Runs the analytics projector (durable consumer `analytics`, batches of
 /// [`views::analytics::BATCH`] with a [`views::analytics::LINGER`]) into the warehouse until
-/// `shutdown` completes. The warehouse must be migrated ([`warehouse::migrate`]).
+/// `shutdown` completes, and beside it the warehouse's self-healing ([`run_self_healing`] with
+/// the marker in the warehouse, [`views::analytics::AnalyticsStoreMarker`]): a database or
+/// view table dropped is made again and filled from the event log. The warehouse must be
+/// migrated ([`warehouse::migrate`]).
 pub async fn run_analytics_projector(
     config: ProjectorConfig,
     warehouse: WarehouseConfig,
@@ -83,5 +120,6 @@ pub async fn run_analytics_projector(
         ..config
     };
     let view = AnalyticsProjection::new(AnalyticsStore::new(warehouse.client()));
-    run_projector(config, pool, js, view, shutdown).await
+    let marker = views::analytics::AnalyticsStoreMarker::new(warehouse);
+    run_self_healing(config, pool, js, view, marker, shutdown).await
 }

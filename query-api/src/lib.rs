@@ -15,6 +15,7 @@
 //! ([`waybill_write_side::readiness`]) answer here with the dependencies the binary registered.
 
 pub mod auth;
+mod catching_up;
 pub mod client_ip;
 mod config;
 pub mod finance;

@@ -65,7 +65,7 @@ pub struct MyOrders {
         (status = 401, description = "No valid Bearer JWT", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a customer (staff roles have no orders of their own)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or they lost their data and are being filled again from the event log (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.my_orders", skip_all)]
 pub async fn my_orders(
@@ -103,6 +103,7 @@ pub async fn my_orders(
         })
         .transpose()?;
 
+    crate::catching_up::lists_complete(&state).await?;
     let key = state
         .config
         .customer_orders_key(&customer_digest(&principal.client_id));

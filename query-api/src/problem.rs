@@ -35,6 +35,10 @@ pub enum Problem {
     /// A store this endpoint reads is down; the cause is logged, never returned.
     #[error("{what} unavailable")]
     Unavailable { what: &'static str },
+    /// The views lost their data and are being filled again from the event log; what was
+    /// asked for exists there.
+    #[error("{what} catching up")]
+    CatchingUp { what: &'static str },
 }
 
 impl Problem {
@@ -50,6 +54,7 @@ impl Problem {
             Self::Timeout => ProblemType::Timeout,
             Self::Internal => ProblemType::Internal,
             Self::Unavailable { .. } => ProblemType::Unavailable,
+            Self::CatchingUp { .. } => ProblemType::ViewCatchingUp,
         }
     }
 
@@ -81,6 +86,10 @@ impl Problem {
                 format!("role {role} may not read {what}")
             }
             Self::Unavailable { what } => format!("{what} cannot be read right now; retry later"),
+            Self::CatchingUp { what } => format!(
+                "{what} are being filled again from the event log after a loss; what you asked \
+                 for is in the log: retry after the Retry-After seconds"
+            ),
         };
         ProblemBody::new(self.kind(), detail)
     }
@@ -185,6 +194,20 @@ mod tests {
             "https://waybill.dev/problems/validation-failed"
         );
         assert_eq!(body.detail, "min_version must be a positive integer");
+    }
+
+    #[test]
+    fn catching_up_is_503_with_retry_after() {
+        let response = Problem::CatchingUp {
+            what: "the order views",
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(
+            Problem::CatchingUp { what: "x" }.body().type_uri,
+            "https://waybill.dev/problems/view-catching-up"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use waybill_projectors::views::search::{
-    Cursor, SearchBackend, SearchIndex, SearchQuery, Sort, MAX_LIMIT,
+    Cursor, SearchBackend, SearchError, SearchIndex, SearchQuery, Sort, MAX_LIMIT,
 };
 use waybill_schemas::api_keys::Role;
 use waybill_schemas::views::{
@@ -192,6 +192,27 @@ pub(crate) fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(),
     }
 }
 
+/// A search the index could not answer: 503 while the server cannot be reached, answers
+/// 5xx/429, or has lost the index (404; the search projector makes it again and fills it), since
+/// each comes back by itself; anything else 500.
+fn search_failed(error: SearchError) -> Problem {
+    match &error {
+        SearchError::Elastic {
+            status: 0 | 404 | 429 | 500..,
+            ..
+        } => {
+            tracing::warn!(%error, "search index unavailable");
+            Problem::Unavailable {
+                what: "the search index",
+            }
+        }
+        _ => {
+            tracing::error!(%error, "search failed");
+            Problem::Internal
+        }
+    }
+}
+
 fn search_backend(state: &AppState) -> Result<&SearchBackend, Problem> {
     state.config.search.as_ref().ok_or_else(|| {
         tracing::error!("search requested but no search index is configured");
@@ -357,8 +378,8 @@ async fn wait_for_document(
             .get_searchable(&ids)
             .await
             .map_err(|error| {
-                tracing::error!(%error, order_id = %order, "reading the search index failed");
-                Problem::Internal
+                tracing::debug!(order_id = %order, "reading the search index failed");
+                search_failed(error)
             })?
             .pop()
             .flatten();
@@ -403,6 +424,7 @@ fn with_stale_header(mut response: Response, stale: bool) -> Response {
         (status = 422, description = "A parameter is invalid (`field` names it)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The search index cannot be read right now (`unavailable`), or is being filled again from the event log after its store lost its data (`view-catching-up`); `Retry-After` says when to try again", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.search", skip_all)]
@@ -416,6 +438,7 @@ pub async fn search_orders(
     let query = parse_search(&params)?;
     let wanted = token("consistency_token", params.consistency_token.as_deref())?;
     let index = search_backend(&state)?;
+    crate::catching_up::search_complete(&state, index).await?;
     let started = Instant::now();
     let consistency = match wanted {
         Some(wanted) => {
@@ -430,10 +453,7 @@ pub async fn search_orders(
         }
         None => None,
     };
-    let page = index.search(&query).await.map_err(|error| {
-        tracing::error!(%error, "search failed");
-        Problem::Internal
-    })?;
+    let page = index.search(&query).await.map_err(search_failed)?;
     metrics::histogram!("waybill_query_search_seconds", "backend" => index.backend())
         .record(started.elapsed().as_secs_f64());
     let stale = consistency.as_ref().is_some_and(|c| c.stale);
@@ -459,7 +479,7 @@ pub async fn search_orders(
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not agent or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The event store is unavailable; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the search index is unavailable; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.agent_order", skip_all, fields(order_id = %raw_id))]

@@ -44,7 +44,7 @@ pub struct MyStoreCredit {
         (status = 401, description = "No valid Bearer JWT", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a customer (staff roles have no credit of their own)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or they lost their data and are being filled again from the event log (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.my_store_credit", skip_all)]
 pub async fn my_store_credit(
@@ -54,6 +54,7 @@ pub async fn my_store_credit(
 ) -> Result<Response, Problem> {
     check_rate(&state, client_ip).await?;
     let principal = signed_in_customer(&state, &headers)?;
+    crate::catching_up::lists_complete(&state).await?;
     let key = store_credit_key(
         &state.config.redis_prefix,
         &customer_digest(&principal.client_id),

@@ -92,7 +92,7 @@ impl FromRequestParts<AppState> for ClientIp {
         (status = 403, description = "API key role may not read tracking", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or the token does not belong to it (indistinguishable)", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or the views lost their data and are being filled again from the event log, this order included (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.tracking", skip_all, fields(order_id = %raw_id))]
@@ -154,7 +154,7 @@ pub async fn get_tracking(
 
     let mut redis = state.redis.clone();
     let started = Instant::now();
-    let outcome = read_until(&state, &mut redis, order, requested).await?;
+    let outcome = read_tracking(&state, &mut redis, order, requested).await?;
     metrics::histogram!("waybill_query_tracking_wait_seconds")
         .record(started.elapsed().as_secs_f64());
     // Another customer's order is answered exactly like a missing one.
@@ -252,6 +252,23 @@ pub(crate) fn requested_version(
         })
         .transpose()?;
     Ok(from_min.max(from_token))
+}
+
+/// [`read_until`] for a reader that needs the view: `None` only when the order is not found,
+/// 503 `view-catching-up` while the views are filled again after a loss and the order exists.
+pub(crate) async fn read_tracking(
+    state: &AppState,
+    redis: &mut RedisConnection,
+    order: OrderId,
+    requested: Option<i64>,
+) -> Result<Option<TrackingView>, Problem> {
+    match read_until(state, redis, order, requested).await? {
+        Some(view) => Ok(Some(view)),
+        None => {
+            let key = state.config.tracking_key(order.as_uuid());
+            crate::catching_up::missing_view(state, &key, order).await
+        }
+    }
 }
 
 /// Reads the view, and while a requested version is not reached, polls until the bound.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod fees;
 pub mod json_body;
 pub mod jwt;
+pub mod notifications;
 pub mod problem;
 pub mod subject;
 pub mod upcast;

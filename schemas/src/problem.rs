@@ -84,11 +84,14 @@ pub enum ProblemType {
     DatabaseUnavailable,
     /// Webhooks of this kind have no secret configured.
     WebhooksNotConfigured,
+    /// The view holding the answer lost its data and is being filled again from the event log;
+    /// the order exists. Retry after `Retry-After`.
+    ViewCatchingUp,
 }
 
 impl ProblemType {
     /// Every type, in the order the documents list them.
-    pub const ALL: [ProblemType; 33] = [
+    pub const ALL: [ProblemType; 34] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::MalformedRequest,
@@ -122,6 +125,7 @@ impl ProblemType {
         Self::Unavailable,
         Self::DatabaseUnavailable,
         Self::WebhooksNotConfigured,
+        Self::ViewCatchingUp,
     ];
 
     /// The slug at the end of `type`.
@@ -160,6 +164,7 @@ impl ProblemType {
             Self::Unavailable => "unavailable",
             Self::DatabaseUnavailable => "database-unavailable",
             Self::WebhooksNotConfigured => "webhooks-not-configured",
+            Self::ViewCatchingUp => "view-catching-up",
         }
     }
 
@@ -195,7 +200,8 @@ impl ProblemType {
             Self::Timeout
             | Self::Unavailable
             | Self::DatabaseUnavailable
-            | Self::WebhooksNotConfigured => 503,
+            | Self::WebhooksNotConfigured
+            | Self::ViewCatchingUp => 503,
         }
     }
 
@@ -235,6 +241,7 @@ impl ProblemType {
             Self::Unavailable => "Service unavailable",
             Self::DatabaseUnavailable => "Database unavailable",
             Self::WebhooksNotConfigured => "Webhooks are not configured",
+            Self::ViewCatchingUp => "The view is catching up with the event log",
         }
     }
 

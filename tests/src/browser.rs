@@ -301,6 +301,32 @@ impl Browser {
         assert_eq!(path, json!(start), "back on {start} after signing in");
     }
 
+    /// Waits until a console page after an action says `done` and that it shows the order
+    /// with it. While it says the views have not caught up yet (a loaded machine), reloads the
+    /// page as the notice asks, until the deadline.
+    pub async fn wait_for_result(&mut self, done: &str) {
+        let shown = format!("{done} The page shows the order with it.");
+        let stale = format!("{done} The views have not caught up yet");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text().await;
+            if text.contains(&shown) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("gave up waiting for {shown:?}; page text:\n{text}");
+            }
+            if text.contains(&stale) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                self.eval("location.reload()").await;
+                self.wait_for("document loaded", "document.readyState === 'complete'")
+                    .await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
     /// Waits until the page's visible text contains `text`.
     pub async fn wait_for_text(&mut self, text: &str) {
         self.wait_for(
@@ -323,12 +349,15 @@ impl Browser {
     }
 
     /// Makes the viewport `width`×`height` CSS pixels (`mobile`: a phone's touch viewport).
+    /// Scrollbars are hidden, so a full-page screenshot is laid out at exactly `width`.
     pub async fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
         self.call(
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
         )
         .await;
+        self.call("Emulation.setScrollbarsHidden", json!({"hidden": true}))
+            .await;
     }
 
     /// Every cookie the browser holds, as CDP reports them (`name`, `value`, `httpOnly`,

@@ -23,6 +23,10 @@ const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8124";
 
+/// The master key personal fields' data keys are wrapped under, in every test's processes and
+/// in the test process (one key for all tests, so tests sharing a process agree on it).
+pub const PII_MASTER_KEY: &str = "e2e-pii-master-key-shared-by-every-test-process";
+
 pub struct TestEnv {
     /// Short random hex shared by every name below.
     pub id: String,
@@ -80,6 +84,10 @@ impl TestEnv {
 
     /// Creates and migrates a fresh database for the test called `test_name`.
     pub async fn new(test_name: &str) -> TestEnv {
+        waybill_write_side::pii::install(
+            waybill_write_side::subscriptions::seal::SealingKey::parse(PII_MASTER_KEY)
+                .expect("a valid master key"),
+        );
         let simple = uuid::Uuid::now_v7().simple().to_string();
         // The tail of a UUIDv7 is random; its head is the clock.
         let id = simple[simple.len() - 12..].to_owned();
@@ -209,6 +217,17 @@ impl TestEnv {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        // The subscriptions' sealing key, shared by this test's processes.
+        vars.push((
+            "WAYBILL_WEBHOOK_SEALING_KEY".to_owned(),
+            format!("e2e-webhook-sealing-key-of-{}", self.database),
+        ));
+        // The master key of personal data's data keys, shared by this test's processes (and
+        // installed in the test process itself, which reads the log too).
+        vars.push((
+            "WAYBILL_PII_MASTER_KEY".to_owned(),
+            PII_MASTER_KEY.to_owned(),
+        ));
         vars.push((
             "WAYBILL_PAYMENT_SANDBOX_ADDR".to_owned(),
             self.payment_sandbox_addr.to_string(),
@@ -314,18 +333,16 @@ impl TestEnv {
 
     /// The payloads of one order's events of type `event_type`, in stream order.
     pub async fn payloads_of(&self, order_id: &str, event_type: &str) -> Vec<serde_json::Value> {
-        let stream = format!("order-{order_id}");
-        retry::serializable(|| {
-            sqlx::query_scalar::<_, serde_json::Value>(
-                "SELECT payload FROM events WHERE stream_id = $1 AND event_type = $2 \
-                 ORDER BY stream_version",
-            )
-            .bind(&stream)
-            .bind(event_type)
-            .fetch_all(&self.pool)
-        })
-        .await
-        .expect("read payloads of an order")
+        // Read as every reader of the log reads them: personal fields (names, notes, reasons)
+        // opened with the test's master key.
+        waybill_write_side::event_store::EventStore::new(self.pool.clone())
+            .read_stream(&format!("order-{order_id}"), 1, None)
+            .await
+            .expect("read payloads of an order")
+            .into_iter()
+            .filter(|e| e.event_type == event_type)
+            .map(|e| e.payload)
+            .collect()
     }
 
     /// The test database.

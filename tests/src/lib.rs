@@ -35,7 +35,9 @@ mod redis_cluster;
 mod redis_server;
 pub mod screens;
 mod secure_nats;
+pub mod smtp_server;
 mod tcp_proxy;
+pub mod webhook_receiver;
 
 pub use api::{Api, HttpResponse, ADMIN_KEY, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 pub use binary::{assert_succeeded, waybill_binary};
@@ -52,3 +54,4 @@ pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_server::RedisServer;
 pub use secure_nats::SecureNats;
 pub use tcp_proxy::TcpProxy;
+pub use webhook_receiver::WebhookReceiver;

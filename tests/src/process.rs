@@ -27,6 +27,10 @@ pub enum Role {
     PaymentSandbox,
     /// The simulated WMS + carrier.
     LogisticsSandbox,
+    /// The simulated SMS provider.
+    SmsSandbox,
+    /// The webhook delivery worker.
+    Webhooks,
 }
 
 impl Role {
@@ -40,6 +44,8 @@ impl Role {
             Role::Checkout => "checkout",
             Role::PaymentSandbox => "payment-sandbox",
             Role::LogisticsSandbox => "logistics-sandbox",
+            Role::SmsSandbox => "sms-sandbox",
+            Role::Webhooks => "webhooks",
         }
     }
 }
@@ -60,8 +66,11 @@ pub struct WaybillProcess {
 /// Ports tests pick from: below the kernel's ephemeral range (32768–60999 here), so a port
 /// picked now and bound by a child process later cannot meanwhile be handed out by the kernel to
 /// some other connection or `bind(0)`; tests running in parallel pick at random, so they
-/// rarely try the same one, and a taken port is skipped.
-const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// rarely try the same one, and a taken port is skipped. Above 26000: the fixed ports of the
+/// tests' own clusters are 15000–15999, and a Redis Cluster node binds its bus port 10000
+/// above its client port (25000–25999), at start and again after a restart; a port picked
+/// there was taken by a restarted Redis node before the NATS node it was picked for restarted.
+const TEST_PORTS: std::ops::Range<u16> = 26_000..32_000;
 
 pub(crate) fn free_port() -> SocketAddr {
     use std::hash::{BuildHasher, Hasher};
@@ -176,6 +185,18 @@ impl WaybillProcess {
         format!("http://{addr}")
     }
 
+    /// The SMS sandbox this process runs or talks to (`WAYBILL_SMS_SANDBOX_ADDR`).
+    pub fn sms_url(&self) -> String {
+        let addr = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "WAYBILL_SMS_SANDBOX_ADDR")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("127.0.0.1:8093");
+        format!("http://{addr}")
+    }
+
     pub fn metrics_url(&self) -> String {
         format!("http://{}", self.metrics_addr)
     }
@@ -195,11 +216,12 @@ impl WaybillProcess {
             ],
             Role::Commands => vec![format!("{}/health", self.command_url())],
             Role::Query => vec![format!("{}/health", self.query_url())],
-            Role::Relay | Role::Projector | Role::Checkout => {
+            Role::Relay | Role::Projector | Role::Checkout | Role::Webhooks => {
                 vec![format!("{}/health", self.metrics_url())]
             }
             Role::PaymentSandbox => vec![format!("{}/health", self.sandbox_url())],
             Role::LogisticsSandbox => vec![format!("{}/health", self.logistics_url())],
+            Role::SmsSandbox => vec![format!("{}/health", self.sms_url())],
         }
     }
 
@@ -210,7 +232,7 @@ impl WaybillProcess {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("http client");
-        let worker = matches!(self.role, Role::Relay | Role::Projector);
+        let worker = matches!(self.role, Role::Relay | Role::Projector | Role::Webhooks);
         let until = tokio::time::Instant::now() + READY_DEADLINE;
         for url in self.readiness_urls() {
             loop {

@@ -80,6 +80,9 @@ pub enum CommitOutcome {
     StreamConflict { stream_id: String },
     /// The database failed; nothing written. The message is for logs, not clients.
     Failed(String),
+    /// The database could not be used (connections kept failing, no connection to be had);
+    /// nothing written. Answered 503: the client retries with the same key.
+    Unavailable(String),
 }
 
 struct Pending {
@@ -208,6 +211,10 @@ async fn commit_one(pool: &PgPool, request: &CommitRequest) -> CommitOutcome {
                 .map(|e| e.stream_id.clone())
                 .unwrap_or_default(),
         };
+    }
+    if retry::is_unavailable(&error) {
+        tracing::warn!(error = %error, "command commit failed: database unavailable");
+        return CommitOutcome::Unavailable(error.to_string());
     }
     tracing::error!(error = %error, "command commit failed");
     CommitOutcome::Failed(error.to_string())

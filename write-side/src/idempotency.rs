@@ -117,6 +117,36 @@ pub async fn insert_new(
     .await
 }
 
+/// Replaces each of `texts` by `replacement` in the stored responses that name one of
+/// `mentions` (an erasure: the customer's personal values in the responses about their orders),
+/// in the caller's transaction. Longest text first, so a name inside an address line goes with
+/// the line.
+pub async fn scrub_responses(
+    conn: &mut PgConnection,
+    mentions: &[String],
+    texts: &[String],
+    replacement: &str,
+) -> Result<(), sqlx::Error> {
+    let mut texts: Vec<&String> = texts.iter().collect();
+    texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for text in texts {
+        sqlx::query(
+            "UPDATE idempotency_records r \
+             SET response_body = \
+                 convert_to(replace(convert_from(r.response_body, 'UTF8'), $2, $3), 'UTF8') \
+             WHERE position(convert_to($2, 'UTF8') IN r.response_body) > 0 \
+               AND EXISTS (SELECT 1 FROM UNNEST($1::text[]) AS o \
+                           WHERE position(convert_to(o, 'UTF8') IN r.response_body) > 0)",
+        )
+        .bind(mentions)
+        .bind(text)
+        .bind(replacement)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Deletes the records of `keys` (`(scope, key)` pairs) inserted earlier in the same transaction
 /// by commands that turned out not to be carried out.
 pub async fn delete(conn: &mut PgConnection, keys: &[(&str, &str)]) -> Result<(), sqlx::Error> {

@@ -23,12 +23,16 @@ pub mod inventory;
 pub mod jwks;
 pub mod migrations;
 pub mod nats;
+pub mod notification_preferences;
 pub mod outbox;
 pub mod payment;
+pub mod pii;
 pub mod readiness;
 pub mod risk_signals;
+pub mod routing_simulation;
 pub mod settlement;
 pub mod state_file;
+pub mod subscriptions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace_context;

@@ -151,6 +151,21 @@ pub async fn record_orders(
         .collect())
 }
 
+/// Deletes every signal of `orders` (an erasure: the identifiers are the customer's email and
+/// IP), in the caller's transaction. Their velocity no longer counts towards later orders.
+pub async fn forget_orders(
+    conn: &mut sqlx::PgConnection,
+    orders: &[Uuid],
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM risk_signals WHERE order_id = ANY($1)")
+            .bind(orders)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Deletes signals recorded before `cutoff` (older than the longest window), in batches;
 /// returns how many rows went.
 pub async fn purge_before(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {

@@ -8,6 +8,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 
+/// The master key of personal data in tests that use the event store directly.
+pub const TEST_PII_MASTER_KEY: &str = "unit-test-pii-master-key-of-every-test-process";
+
 /// The Postgres server tests use: `DATABASE_URL`'s server, else the local default.
 pub fn server_options() -> PgConnectOptions {
     let url = std::env::var("DATABASE_URL")
@@ -42,7 +45,13 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     /// `waybill_<label>_<uuid>`; `label` names the suite, so leftovers say where they came from.
+    /// Installs a master key of personal data for the test process (appending an event that
+    /// holds personal fields is refused without one).
     pub async fn create(label: &str) -> Self {
+        crate::pii::install(
+            crate::subscriptions::seal::SealingKey::parse(TEST_PII_MASTER_KEY)
+                .expect("a valid master key"),
+        );
         let name = format!("waybill_{label}_{}", uuid::Uuid::now_v7().simple());
         let mut admin = server_options()
             .database("postgres")

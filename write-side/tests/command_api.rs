@@ -72,10 +72,17 @@ async fn an_order_without_taxes_or_shipping_price_is_enriched_and_the_event_carr
     assert_eq!(totals["shipping_minor"], 1500);
     assert_eq!(totals["discount_minor"], 500 + 1500);
     assert_eq!(totals["grand_total_minor"], 3000 - 2000 + 188 + 1500);
-    let (payload,): (Value,) = sqlx::query_as("SELECT payload FROM events")
+    let (stream, stored): (String, Value) = sqlx::query_as("SELECT stream_id, payload FROM events")
         .fetch_one(&db.pool)
         .await
         .expect("event row");
+    // Stored with the personal fields sealed; the event store's reads open them.
+    assert!(!stored.to_string().contains("62701"), "{stored}");
+    let events = waybill_write_side::event_store::EventStore::new(db.pool.clone())
+        .read_stream(&stream, 1, None)
+        .await
+        .expect("read the order");
+    let payload = &events[0].payload;
     assert_eq!(
         payload["discounts"],
         json!([{"code": "WELCOME5", "amount": {"minor": 500, "currency": "USD"}},

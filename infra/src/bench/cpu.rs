@@ -414,6 +414,7 @@ fn color(process: &str) -> &'static str {
         p if p == Role::Services.label() => "#1f77b4",
         p if p == Role::PaymentSandbox.label() => "#9467bd",
         p if p == Role::LogisticsSandbox.label() => "#8c564b",
+        p if p == Role::WebhookReceiver.label() => "#e377c2",
         p if p == Role::Driver.label() => "#7f7f7f",
         "postgres" => "#2ca02c",
         "nats-server" => "#ff7f0e",

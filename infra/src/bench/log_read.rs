@@ -30,7 +30,7 @@ use crate::progress::LogProgress;
 /// The goal for reading the log.
 const GOAL_EVENTS_PER_SEC: f64 = 50_000.0;
 /// Versions per generated order stream.
-const VERSIONS: i64 = 5;
+pub(super) const VERSIONS: i64 = 5;
 /// Distinct payloads the generated events cycle through.
 const PAYLOADS: usize = 64;
 /// Rows per fill statement.
@@ -250,7 +250,7 @@ async fn sorted_pages(
 
 /// Fills the log with `n` events: order streams of [`VERSIONS`] events, recorded a microsecond
 /// apart, payloads from real placements. Returns the average payload size in bytes.
-async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
+pub(super) async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
     let payloads = placed_payloads()?;
     let avg =
         payloads.iter().map(|p| p.to_string().len()).sum::<usize>() as f64 / payloads.len() as f64;

@@ -21,10 +21,12 @@ mod load;
 mod log_read;
 pub mod report;
 mod roles;
+mod routing_sim;
 mod search;
 mod search_lag;
 pub mod svg;
 mod tracking;
+mod webhooks;
 
 pub use analytics::analytics;
 pub use checkout::checkout;
@@ -32,8 +34,10 @@ pub use flash_sale::flash_sale;
 pub use lifecycle::lifecycle;
 pub use live_pages::live_pages;
 pub use log_read::log_read;
+pub use routing_sim::routing_sim;
 pub use search::search;
 pub use tracking::tracking;
+pub use webhooks::webhooks;
 
 use std::time::Duration;
 
@@ -254,6 +258,11 @@ impl Scratch {
             payment_api_key: format!("bench-gateway-{run}"),
             payment_webhook_secret: format!("bench-webhooks-{run}").into_bytes(),
             logistics_webhook_secret: format!("bench-logistics-{run}").into_bytes(),
+            sms_api_key: format!("bench-sms-{run}"),
+            webhook_sealing_key: waybill_write_side::subscriptions::seal::SealingKey::parse(
+                &hex::encode(rand::random::<[u8; 32]>()),
+            )
+            .unwrap_or_else(|_| unreachable!("32 random bytes in hex are a key")),
         };
         (s, secrets)
     }

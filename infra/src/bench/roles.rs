@@ -27,6 +27,8 @@ pub enum Role {
     Services,
     PaymentSandbox,
     LogisticsSandbox,
+    /// The integrator's end of `bench webhooks`: the receiver the deliveries go to.
+    WebhookReceiver,
     /// The rest of the bench process: the load driver and the bench's observers.
     Driver,
 }
@@ -35,6 +37,7 @@ pub enum Role {
 const SERVICES_THREAD: &str = "waybill-svc";
 const PAYMENT_THREAD: &str = "sandbox-pay";
 const LOGISTICS_THREAD: &str = "sandbox-logi";
+const RECEIVER_THREAD: &str = "sandbox-hooks";
 /// Threads the search index (Tantivy) starts for its writer: indexing workers, the segment
 /// updater and merges. Only the services' projector opens a writer.
 const SEARCH_INDEX_THREADS: &[&str] = &["thrd-tantivy", "segment_update", "merge_thread"];
@@ -50,6 +53,8 @@ impl Role {
             Role::PaymentSandbox
         } else if comm.starts_with(LOGISTICS_THREAD) {
             Role::LogisticsSandbox
+        } else if comm.starts_with(RECEIVER_THREAD) {
+            Role::WebhookReceiver
         } else {
             Role::Driver
         }
@@ -60,6 +65,7 @@ impl Role {
             Role::Services => "waybill services",
             Role::PaymentSandbox => "payment sandbox",
             Role::LogisticsSandbox => "logistics sandbox",
+            Role::WebhookReceiver => "webhook receiver",
             Role::Driver => "load driver + bench",
         }
     }
@@ -77,11 +83,13 @@ impl Role {
         static SERVICES: OnceLock<Runtime> = OnceLock::new();
         static PAYMENT: OnceLock<Runtime> = OnceLock::new();
         static LOGISTICS: OnceLock<Runtime> = OnceLock::new();
+        static RECEIVER: OnceLock<Runtime> = OnceLock::new();
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let (cell, name, workers) = match self {
             Role::Services => (&SERVICES, SERVICES_THREAD, cores),
             Role::PaymentSandbox => (&PAYMENT, PAYMENT_THREAD, 1),
             Role::LogisticsSandbox => (&LOGISTICS, LOGISTICS_THREAD, 1),
+            Role::WebhookReceiver => (&RECEIVER, RECEIVER_THREAD, 1),
             Role::Driver => return Handle::current(),
         };
         cell.get_or_init(|| {
@@ -112,6 +120,7 @@ pub(super) async fn start(
         query: any_port,
         payment_sandbox: any_port,
         logistics_sandbox: any_port,
+        sms_sandbox: any_port,
     };
     let role = parts
         .first()
@@ -145,13 +154,19 @@ mod tests {
         assert_eq!(Role::of_thread("merge_thread_0"), Role::Services);
         assert_eq!(Role::of_thread("sandbox-pay"), Role::PaymentSandbox);
         assert_eq!(Role::of_thread("sandbox-logi"), Role::LogisticsSandbox);
+        assert_eq!(Role::of_thread("sandbox-hooks"), Role::WebhookReceiver);
         assert_eq!(Role::of_thread("tokio-runtime-w"), Role::Driver);
         assert_eq!(Role::of_thread("waybill"), Role::Driver);
     }
 
     #[test]
     fn parts_run_on_their_role_runtime_whose_threads_carry_its_name() {
-        for role in [Role::Services, Role::PaymentSandbox, Role::LogisticsSandbox] {
+        for role in [
+            Role::Services,
+            Role::PaymentSandbox,
+            Role::LogisticsSandbox,
+            Role::WebhookReceiver,
+        ] {
             let name = role
                 .handle()
                 .block_on(async {

@@ -17,12 +17,14 @@
 
 mod desk;
 mod edits;
+mod erasure;
 mod exchanges;
 mod finance;
 mod follow;
 mod fulfillment;
 mod fulfillment_batching;
 mod money;
+mod notifications;
 mod order_edits;
 mod report;
 mod returns;
@@ -30,6 +32,7 @@ mod scenario;
 mod screens;
 mod search;
 mod seed;
+mod subscriptions;
 mod time_travel;
 mod tracking_page;
 mod views;
@@ -73,6 +76,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
             query: settings.query_addr,
             payment_sandbox: settings.checkout.payment_sandbox_addr,
             logistics_sandbox: settings.fulfillment.logistics_sandbox_addr,
+            sms_sandbox: settings.checkout.sms_sandbox_addr,
         };
         // What `serve all` runs, plus our simulated gateway the checkout worker talks to.
         let parts: Vec<Part> = Part::ALL
@@ -151,6 +155,15 @@ async fn demo(
 ) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
     seed::seed(actors.client, &run).await?;
+    let admin_key = key_with_role(&Secrets::resolve(settings)?.api_keys, &["admin"]);
+    let admin = admin_key.map(|key| client.with_key(key));
+    let integrator = match &admin {
+        Some(admin) => Some(subscriptions::register(admin, &run).await?),
+        None => {
+            println!("WAYBILL_API_KEYS has no admin key: no webhook subscription in this demo");
+            None
+        }
+    };
 
     let mix = scenario::plan(args.orders);
     let mut factory = OrderFactory::new(
@@ -288,6 +301,13 @@ async fn demo(
     fulfillment_batching::show(client, &format!("http://{}/metrics", settings.metrics_addr)).await;
     views::rebuild(settings).await?;
     desk::show(actors.agent).await?;
+    notifications::show(settings, actors.agent, jwt_secret, &followed).await?;
+    if let (Some(integrator), Some(admin)) = (&integrator, &admin) {
+        integrator.show(admin, actors.agent, &followed).await?;
+    }
+    if let (Some(admin), Some(template)) = (&admin, placed.first()) {
+        erasure::show(actors.client, admin, actors.agent, template, &run).await?;
+    }
     Ok(())
 }
 

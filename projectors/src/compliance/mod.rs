@@ -91,6 +91,14 @@ macro_rules! compliance_suite {
         }
 
         #[tokio::test]
+        async fn messages_handed_back_more_often_than_max_deliver_are_still_applied() {
+            crate::compliance::messages_handed_back_more_often_than_max_deliver_are_still_applied::<
+                $subject,
+            >()
+            .await;
+        }
+
+        #[tokio::test]
         async fn a_rebuild_into_a_new_generation_equals_the_live_fold_and_sends_nothing() {
             crate::compliance::a_rebuild_into_a_new_generation_equals_the_live_fold_and_sends_nothing::<
                 $subject,
@@ -454,8 +462,26 @@ impl<V: View + Clone> View for AbandonAfterStore<V> {
         let () = std::future::pending().await;
         written
     }
+    fn scrubs_on_erasure(&self) -> bool {
+        self.inner.scrubs_on_erasure()
+    }
+
+    fn forget(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.forget(stream_ids)
+    }
+
+    fn purge(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.purge()
+    }
+
     fn commit_interval(&self) -> Option<Duration> {
         self.inner.commit_interval()
+    }
+    fn confirm_stored(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.confirm_stored()
     }
     fn commit(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
         self.inner.commit()
@@ -496,6 +522,94 @@ where
     let sent: BTreeSet<String> = h.subject.deliveries().into_iter().collect();
     assert_eq!(sent, messages, "no message lost to the kill");
 
+    running.stop().await;
+    h.cleanup().await;
+}
+
+/// Every message is delivered and handed back unprocessed more often than `max_deliver` (what
+/// partition moves, killed instances and batches slower than `ack_wait` do to messages in
+/// hand) before the projector sees it; the view still ends in the fold, nothing
+/// dead-lettered. A consumer made by an earlier version with a server-side limit gets it lifted.
+pub(crate) async fn messages_handed_back_more_often_than_max_deliver_are_still_applied<S: Subject>()
+where
+    StateOf<S>: PartialEq + Debug,
+{
+    use futures::StreamExt;
+
+    let h = Harness::<S>::new().await;
+    let (orders, delivered) = scenario(&h, 3).await;
+    let durable = h.subject.live().name().to_owned();
+    let stream =
+        h.js.get_stream(&h.config.stream_name)
+            .await
+            .expect("stream");
+    // As an earlier version made it: the server gives up after `max_deliver` deliveries.
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            max_deliver: h.config.max_deliver,
+            filter_subject: format!("{}.v1.>", h.config.subject_root),
+            ..Default::default()
+        })
+        .await
+        .expect("a limited consumer");
+    for event in &delivered {
+        h.publish(event).await;
+    }
+    let consumer = crate::runtime::consumer::ensure_consumer(
+        &h.js,
+        &h.config,
+        &durable,
+        &format!("{}.v1.>", h.config.subject_root),
+    )
+    .await
+    .expect("the consumer, its limit lifted");
+    assert_eq!(consumer.cached_info().config.max_deliver, -1);
+    // Each message handed back unprocessed on more deliveries than `max_deliver`.
+    let mut handed_back: std::collections::HashMap<u64, i64> = Default::default();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while handed_back.len() < delivered.len()
+        || handed_back.values().any(|&n| n <= h.config.max_deliver)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages stopped coming back: {handed_back:?}"
+        );
+        let mut batch = consumer
+            .fetch()
+            .max_messages(delivered.len())
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(message) = batch.next().await {
+            let message = message.expect("message");
+            let sequence = message.info().expect("a JetStream message").stream_sequence;
+            message
+                .ack_with(jetstream::AckKind::Nak(None))
+                .await
+                .expect("hand back");
+            *handed_back.entry(sequence).or_default() += 1;
+        }
+    }
+
+    let running = h.start(h.subject.live());
+    h.wait_until_all_acked().await;
+    let (folded, _) = h.fold(&orders).await;
+    assert_eq!(h.stored(&h.subject.live(), &orders).await, folded);
+    let dead =
+        h.js.get_stream(crate::runtime::consumer::dead_letter_stream_name(
+            &h.config.stream_name,
+        ))
+        .await
+        .expect("dead-letter stream")
+        .info()
+        .await
+        .expect("dead-letter info")
+        .state
+        .messages;
+    assert_eq!(dead, 0, "nothing dead-lettered");
     running.stop().await;
     h.cleanup().await;
 }

@@ -1,14 +1,11 @@
-//! The connection layer against a real Redis Cluster: 3 masters and 3 replicas of Debian's
-//! redis-server started by `infra/scripts/ensure-redis-cluster.sh` on ports 15130–15135 (bus
-//! 25130–25135), stopped again at the end.
+//! The connection layer against real Redis Clusters: 3 masters and 3 replicas of Debian's
+//! redis-server started by `infra/scripts/ensure-redis-cluster.sh`, one cluster per test (ports
+//! 15130–15135 and 15140–15145, bus ports 10000 above), stopped again at the end.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use super::RedisTarget;
-
-/// Client port of the first node of this test's cluster.
-const BASE_PORT: u16 = 15130;
 
 struct Cluster {
     dir: PathBuf,
@@ -16,14 +13,15 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// Node N serves clients on `base` + N - 1.
+    fn start(base: u16) -> Cluster {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../infra/scripts/ensure-redis-cluster.sh");
-        let dir = std::env::temp_dir().join(format!("waybill-redis-cluster-{BASE_PORT}"));
+        let dir = std::env::temp_dir().join(format!("waybill-redis-cluster-{base}"));
         let output = Command::new(&script)
             .arg("start")
             .arg(&dir)
-            .arg(BASE_PORT.to_string())
+            .arg(base.to_string())
             .output()
             .expect("run ensure-redis-cluster.sh");
         assert!(
@@ -51,7 +49,7 @@ impl Drop for Cluster {
 
 #[tokio::test]
 async fn pipelines_spanning_slots_answer_in_order_and_scans_reach_every_master() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(15130);
     let target = RedisTarget::parse(&cluster.url, false).expect("REDIS_URL");
     assert!(target.is_cluster(), "{}", cluster.url);
     assert_eq!(
@@ -126,4 +124,114 @@ async fn pipelines_spanning_slots_answer_in_order_and_scans_reach_every_master()
         .await
         .expect("scan")
         .is_empty());
+}
+
+/// The pid of the node serving clients on `port`.
+fn pid_of(cluster: &Cluster, base: u16, port: u16) -> String {
+    let pidfile = cluster.dir.join(format!("n{}/redis.pid", port - base + 1));
+    std::fs::read_to_string(pidfile)
+        .expect("the node's pid file")
+        .trim()
+        .to_owned()
+}
+
+fn signal(pid: &str, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The port of a replica of the master on `master_port`.
+async fn replica_of(master_port: u16) -> u16 {
+    let mut direct = redis::Client::open(format!("redis://127.0.0.1:{master_port}"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("master answers");
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut direct)
+        .await
+        .expect("INFO replication");
+    info.lines()
+        .find_map(|line| line.strip_prefix("slave0:"))
+        .and_then(|fields| fields.split(',').find_map(|f| f.strip_prefix("port=")))
+        .and_then(|port| port.parse().ok())
+        .expect("the master has a replica")
+}
+
+#[tokio::test]
+async fn writes_count_as_durable_only_when_the_connected_replicas_confirm_them() {
+    const BASE: u16 = 15140;
+    let cluster = Cluster::start(BASE);
+    let prefix = format!("wait-test-{}", uuid::Uuid::now_v7().simple());
+    let target = RedisTarget::parse(&cluster.url, false)
+        .expect("REDIS_URL")
+        .with_wait_replicas(1);
+    let connection = target.connect().await.expect("connect");
+    let write = || {
+        let connection = connection.clone();
+        let prefix = prefix.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            for i in 0..30 {
+                pipe.set(format!("{prefix}:{{k{i}}}"), i).ignore();
+            }
+            pipe.query_async::<()>(&mut connection.clone())
+                .await
+                .expect("writes over the cluster");
+            connection.await_replicas().await
+        }
+    };
+
+    // Each master has one replica, which confirms.
+    write().await.expect("one replica per master confirms");
+
+    // A replica that is connected but does not answer (stopped): the writes are not durable.
+    let master: u16 = cluster
+        .url
+        .split(',')
+        .next()
+        .expect("a master")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse()
+        .expect("port number");
+    let replica = replica_of(master).await;
+    let replica_pid = pid_of(&cluster, BASE, replica);
+    signal(&replica_pid, "-STOP");
+    let refused = write().await;
+    signal(&replica_pid, "-CONT");
+    let error = refused.expect_err("a write its connected replica did not confirm is not durable");
+    assert_eq!(error.kind(), redis::ErrorKind::TryAgain, "{error}");
+    assert!(
+        error.to_string().contains(&format!(":{master}: 0 of 1")),
+        "{error}"
+    );
+    write()
+        .await
+        .expect("confirmed once the replica runs again");
+
+    // A master whose replica is gone keeps its writes alone, and the view goes on.
+    signal(&replica_pid, "-9");
+    let alone = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match write().await {
+            Ok(()) => break,
+            // Until the master sees the replica's connection closed.
+            Err(error) if tokio::time::Instant::now() < alone => {
+                assert_eq!(error.kind(), redis::ErrorKind::TryAgain, "{error}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("a master without replicas still refused: {error}"),
+        }
+    }
+
+    connection
+        .delete_matching(format!("{prefix}:*"))
+        .await
+        .expect("delete");
 }

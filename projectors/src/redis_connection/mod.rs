@@ -184,26 +184,75 @@ impl RedisConnection {
     }
 
     /// Waits until the configured number of replicas has every write made so far on this
-    /// connection (`WAIT`, sent to every master on a cluster), at most a second. Fewer replicas
-    /// answering (one is down) is logged, not an error: the write is on its master, and the
-    /// view keeps going rather than stalling until the replica is back.
+    /// connection (`WAIT`, sent to each master on a cluster), at most a second.
+    ///
+    /// A master whose replicas are connected but did not confirm in time is an error
+    /// (`TryAgain`): the caller must not acknowledge what it wrote, because a write that only its
+    /// master holds is lost if that master dies before copying it. The view retries, and the
+    /// redelivered event finds the write on the master that survives or applies it there again.
+    /// A master with fewer connected replicas than asked for (its replica died, or took over
+    /// and the old master has not rejoined yet) needs only those it has: there is nowhere else
+    /// to copy the write, and stalling every view until a replica returns would turn one lost
+    /// node into an outage. That is logged.
     pub async fn await_replicas(&self) -> RedisResult<()> {
         if self.1 == 0 {
             return Ok(());
         }
-        let acknowledged: i64 = redis::cmd("WAIT")
-            .arg(self.1)
-            .arg(WAIT_TIMEOUT_MS)
-            .query_async(&mut self.clone())
-            .await?;
-        if acknowledged < i64::from(self.1) {
+        let wait = redis::cmd("WAIT").arg(self.1).arg(WAIT_TIMEOUT_MS).clone();
+        let short: Vec<(Node, i64)> = match &self.0 {
+            Inner::Single(connection) => {
+                let acknowledged: i64 = wait.query_async(&mut connection.clone()).await?;
+                vec![(None, acknowledged)]
+            }
+            Inner::Cluster(connection) => {
+                let answers = connection
+                    .clone()
+                    .route_command(&wait, all_masters())
+                    .await?;
+                per_node(answers)?
+            }
+        }
+        .into_iter()
+        .filter(|(_, acknowledged)| *acknowledged < i64::from(self.1))
+        .collect();
+        for (node, acknowledged) in short {
+            let connected = self.connected_replicas(node.clone()).await?;
+            let needed = i64::from(self.1).min(connected);
+            let shown = node.map_or_else(|| "the node".to_owned(), |(h, p)| format!("{h}:{p}"));
+            if acknowledged < needed {
+                return Err(RedisError::from((
+                    redis::ErrorKind::TryAgain,
+                    "Redis replicas did not confirm the writes in time",
+                    format!(
+                        "{shown}: {acknowledged} of {needed} connected replicas within {WAIT_TIMEOUT_MS} ms"
+                    ),
+                )));
+            }
             tracing::warn!(
-                acknowledged,
+                master = %shown,
+                connected,
                 wanted = self.1,
-                "Redis replicas did not confirm view writes in time"
+                "a Redis master has fewer replicas than WAYBILL_REDIS_WAIT_REPLICAS asks for: \
+                 its writes are kept by it alone"
             );
         }
         Ok(())
+    }
+
+    /// `connected_slaves` of `INFO replication` on `node` (the one node if `None`).
+    async fn connected_replicas(&self, node: Node) -> RedisResult<i64> {
+        let info = redis::cmd("INFO").arg("replication").clone();
+        let text: String = match (&self.0, node) {
+            (Inner::Cluster(connection), Some((host, port))) => {
+                let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+                    redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
+                );
+                let value = connection.clone().route_command(&info, routing).await?;
+                redis::from_redis_value(&value)?
+            }
+            _ => info.query_async(&mut self.clone()).await?,
+        };
+        Ok(connected_slaves(&text))
     }
 
     /// Every key matching `pattern`, page by page: one node's `SCAN`, or each master's in turn
@@ -266,6 +315,42 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
+/// Every master of a cluster, each answer kept apart (keyed by the node's address).
+fn all_masters() -> redis::cluster_routing::RoutingInfo {
+    redis::cluster_routing::RoutingInfo::MultiNode((
+        redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+        None,
+    ))
+}
+
+/// A node's `(host, port)`; `None` for the one node of a single-node connection.
+type Node = Option<(String, u16)>;
+
+/// The per-node integers of a command sent to every master: the node and its answer.
+fn per_node(answers: Value) -> RedisResult<Vec<(Node, i64)>> {
+    let Value::Map(pairs) = answers else {
+        return Ok(vec![(None, redis::from_redis_value(&answers)?)]);
+    };
+    pairs
+        .into_iter()
+        .map(|(address, answer)| {
+            let address: String = redis::from_redis_value(&address)?;
+            let node = address
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
+            Ok((node, redis::from_redis_value(&answer)?))
+        })
+        .collect()
+}
+
+/// The `connected_slaves:<n>` line of `INFO replication` (0 when absent).
+fn connected_slaves(info: &str) -> i64 {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +379,25 @@ mod tests {
             RedisTarget::parse(" , ", false),
             Err(TargetError::Empty)
         ));
+    }
+
+    #[test]
+    fn replicas_and_per_master_answers_are_read_from_what_redis_sends() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=…\r\n";
+        assert_eq!(connected_slaves(info), 2);
+        assert_eq!(connected_slaves("# Replication\r\nrole:slave\r\n"), 0);
+        let answers = Value::Map(vec![
+            (Value::BulkString(b"127.0.0.1:7000".to_vec()), Value::Int(1)),
+            (Value::BulkString(b"127.0.0.1:7001".to_vec()), Value::Int(0)),
+        ]);
+        assert_eq!(
+            per_node(answers).expect("per node"),
+            vec![
+                (Some(("127.0.0.1".to_owned(), 7000)), 1),
+                (Some(("127.0.0.1".to_owned(), 7001)), 0)
+            ]
+        );
+        assert_eq!(per_node(Value::Int(1)).expect("one"), vec![(None, 1)]);
     }
 
     #[test]

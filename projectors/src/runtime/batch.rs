@@ -24,6 +24,8 @@ pub(crate) struct Processor<V: View> {
     pub clock: std::sync::Arc<StallClock>,
     /// Messages whose writes wait for the view's next commit (views with a commit interval).
     pub uncommitted: std::sync::Mutex<Uncommitted>,
+    /// When [`View::between_batches`] is called next.
+    pub between_batches_due: std::sync::Mutex<tokio::time::Instant>,
 }
 
 /// Messages settled as applied whose writes no commit has made durable yet.
@@ -89,6 +91,9 @@ struct StreamPlan<S> {
     counts: Counts,
 }
 
+/// The event whose orders every view holding personal fields re-projects.
+const ERASURE: &str = "CustomerErased";
+
 impl<V: View> Processor<V> {
     /// Settles every message of the batch. Returns `true` if `shutdown` fired while the view or
     /// event store was unavailable (the unsettled messages are then handed back at once).
@@ -103,6 +108,68 @@ impl<V: View> Processor<V> {
         stopped
     }
 
+    /// Re-projects the orders a `CustomerErased` names, when this view keeps personal fields:
+    /// read from the log now, they hold only the erased stand-ins.
+    async fn scrub_erased(&self, envelope: &EventEnvelope) -> Fate {
+        if !self.view.scrubs_on_erasure() {
+            return Fate::Ack;
+        }
+        let erased = match envelope.decode() {
+            Ok(waybill_schemas::OrderEvent::CustomerErased(erased)) => erased,
+            Ok(_) | Err(_) => return Fate::Fail("not a CustomerErased payload".into()),
+        };
+        let streams: Vec<String> = erased.orders.iter().map(|o| o.stream_id()).collect();
+        if let Err(err) = self.view.forget(&streams).await {
+            return Fate::Fail(format!("forgetting erased orders: {err}"));
+        }
+        let report = match super::replay::refold_streams(&self.events, &self.view, &streams).await {
+            Ok(report) => report,
+            Err(err) => return Fate::Fail(format!("re-projecting erased orders: {err}")),
+        };
+        if let Err(err) = self.view.purge().await {
+            return Fate::Fail(format!("purging erased orders: {err}"));
+        }
+        tracing::info!(
+            view = self.view.name(),
+            orders = streams.len(),
+            rewritten = report.switched,
+            "erased customer's orders re-projected"
+        );
+        Fate::Ack
+    }
+
+    /// Opens the personal fields of the batch's events (one key-store read); when they cannot
+    /// be opened, those messages fail and come back later (`true` then).
+    async fn open_personal_fields(
+        &self,
+        envelopes: &mut [Option<EventEnvelope>],
+        fates: &mut [Option<Fate>],
+    ) -> bool {
+        let personal: Vec<usize> = (0..envelopes.len())
+            .filter(|&i| {
+                fates[i].is_none()
+                    && envelopes[i].as_ref().is_some_and(|e| {
+                        waybill_write_side::pii::fields::is_personal(&e.event_type)
+                    })
+            })
+            .collect();
+        if personal.is_empty() {
+            return false;
+        }
+        let mut opened: Vec<EventEnvelope> = personal
+            .iter()
+            .filter_map(|&i| envelopes[i].take())
+            .collect();
+        let result = waybill_write_side::pii::open_envelopes(self.events.pool(), &mut opened).await;
+        for (&i, envelope) in personal.iter().zip(opened) {
+            if let Err(err) = &result {
+                fates[i] = Some(Fate::Fail(format!("personal fields do not open: {err}")));
+            }
+            envelopes[i] = Some(envelope);
+        }
+        result.is_err()
+    }
+
     async fn settle<S>(&self, messages: &[jetstream::Message], shutdown: &mut S) -> bool
     where
         S: Future<Output = ()> + Unpin,
@@ -112,6 +179,10 @@ impl<V: View> Processor<V> {
         let mut by_stream: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, message) in messages.iter().enumerate() {
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+                Ok(envelope) if envelope.event_type == ERASURE => {
+                    fates[i] = Some(self.scrub_erased(&envelope).await);
+                    envelopes.push(Some(envelope));
+                }
                 Ok(envelope) => {
                     if self.view.handles(&envelope.stream_id) {
                         by_stream
@@ -128,6 +199,12 @@ impl<V: View> Processor<V> {
                     envelopes.push(None);
                 }
             }
+        }
+        if self.open_personal_fields(&mut envelopes, &mut fates).await {
+            for indexes in by_stream.values_mut() {
+                indexes.retain(|&i| fates[i].is_none());
+            }
+            by_stream.retain(|_, indexes| !indexes.is_empty());
         }
         for indexes in by_stream.values_mut() {
             indexes.sort_by_key(|&i| envelopes[i].as_ref().map_or(0, |e| e.stream_version));
@@ -254,6 +331,35 @@ impl<V: View> Processor<V> {
         self.clock.progressed();
     }
 
+    /// When [`View::between_batches`] is due next.
+    pub fn between_batches_due(&self) -> tokio::time::Instant {
+        *self
+            .between_batches_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls [`View::between_batches`] if it is due and nothing stored waits for a commit.
+    pub async fn between_batches_if_due(&self) {
+        let now = tokio::time::Instant::now();
+        if self.between_batches_due() > now || self.commit_due().is_some() {
+            return;
+        }
+        *self
+            .between_batches_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = now + self.config.between_batches;
+        self.clock.set_phase(Phase::Switching);
+        let outcome = self
+            .view
+            .between_batches(&self.events, self.config.rebuild_page)
+            .await;
+        if let Err(error) = outcome {
+            tracing::warn!(view = self.view.name(), %error, "view work between batches failed; trying again later");
+        }
+        self.clock.set_phase(Phase::Waiting);
+    }
+
     /// Settles what was decided and naks the rest without delay: the server hands those out
     /// again at once (to this projector after a restart, or to another instance) instead of
     /// after `ack_wait`.
@@ -306,6 +412,9 @@ impl<V: View> Processor<V> {
         }
         let stream_ids: Vec<String> = writes.iter().map(|w| w.stream_id.clone()).collect();
         let results = if writes.is_empty() {
+            if counts.duplicates > 0 {
+                guarded(self.config.store_timeout, self.view.confirm_stored()).await?;
+            }
             Vec::new()
         } else {
             guarded(self.config.store_timeout, self.view.store(writes)).await?

@@ -35,8 +35,15 @@ pub async fn ensure_dead_letter_stream(
 }
 
 /// The durable pull consumer `durable` on the event stream (created if absent): explicit acks,
-/// `max_deliver` attempts, one subject filter (`<root>.v1.>` for a whole view,
-/// `<root>.v1.<partition>.>` for one partition; multi-filter is ignored by nats-server 2.9).
+/// one subject filter (`<root>.v1.>` for a whole view, `<root>.v1.<partition>.>` for one
+/// partition; multi-filter is ignored by nats-server 2.9), and **no delivery limit on the
+/// server**. The server counts every delivery, also those that end without a verdict: messages
+/// handed back when a partition moves, in hand when an instance is killed, or past `ack_wait`
+/// behind a slow batch. With a server-side `max_deliver` it would silently stop delivering a
+/// message that churn alone had used up, and the view would never get it (a chaos run lost
+/// the last events of orders that way). Giving up is the runtime's decision instead: a message
+/// whose processing *failed* on or after its `max_deliver`-th delivery goes to the dead-letter
+/// stream (`batch.rs`). A consumer made with a limit by an earlier version has it lifted.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     config: &ProjectorConfig,
@@ -51,24 +58,37 @@ pub async fn ensure_consumer(
             stream: config.stream_name.clone(),
             detail: err.to_string(),
         })?;
-    stream
-        .get_or_create_consumer(
-            view,
-            consumer::pull::Config {
-                durable_name: Some(view.to_owned()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: config.ack_wait,
-                max_deliver: config.max_deliver,
-                filter_subject: filter.to_owned(),
-                max_ack_pending: i64::try_from(config.batch.saturating_mul(4)).unwrap_or(2_000),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            },
-        )
+    let wanted = consumer::pull::Config {
+        durable_name: Some(view.to_owned()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: config.ack_wait,
+        max_deliver: UNLIMITED_DELIVERIES,
+        filter_subject: filter.to_owned(),
+        max_ack_pending: i64::try_from(config.batch.saturating_mul(4)).unwrap_or(2_000),
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    let failed = |err: &dyn std::fmt::Display| RuntimeError::Consumer {
+        stream: config.stream_name.clone(),
+        consumer: view.to_owned(),
+        detail: err.to_string(),
+    };
+    let found: consumer::PullConsumer = stream
+        .get_or_create_consumer(view, wanted.clone())
         .await
-        .map_err(|err| RuntimeError::Consumer {
-            stream: config.stream_name.clone(),
-            consumer: view.to_owned(),
-            detail: err.to_string(),
-        })
+        .map_err(|err| failed(&err))?;
+    if found.cached_info().config.max_deliver == UNLIMITED_DELIVERIES {
+        return Ok(found);
+    }
+    // Made by an earlier version with a delivery limit: `max_deliver` is editable, and creating
+    // the durable again with the new value updates it in place (its position is kept).
+    let updated = stream
+        .create_consumer(wanted)
+        .await
+        .map_err(|err| failed(&err))?;
+    tracing::info!(consumer = view, "delivery limit of the consumer lifted");
+    Ok(updated)
 }
+
+/// `max_deliver` of a consumer the server redelivers to without limit.
+const UNLIMITED_DELIVERIES: i64 = -1;

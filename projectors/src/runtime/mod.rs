@@ -11,12 +11,13 @@
 
 mod batch;
 pub mod catch_up;
-mod consumer;
+pub(crate) mod consumer;
 mod dead_letter;
 mod lag;
 pub mod leases;
 mod partitions;
 pub mod replay;
+pub mod self_heal;
 mod stall;
 
 pub use catch_up::{catch_up, fill_gap, CatchUpError};
@@ -24,6 +25,7 @@ pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_
 pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
 pub use partitions::Sharing;
 pub use replay::{replay_log, switch_streams, ReplayError, ReplayReport, SwitchReport};
+pub use self_heal::{keep_filled, SelfHeal, StoreMarker, StoreState};
 pub use stall::{Phase, StallClock};
 
 use std::future::Future;
@@ -47,7 +49,8 @@ pub struct ProjectorConfig {
     pub subject_root: String,
     /// Redis key prefix (`waybill`).
     pub redis_prefix: String,
-    /// Deliveries of one message before it is dead-lettered.
+    /// A message whose processing fails on this delivery or a later one is dead-lettered
+    /// (the server itself redelivers without limit: see [`consumer::ensure_consumer`]).
     pub max_deliver: i64,
     /// Messages per fetch.
     pub batch: usize,
@@ -78,6 +81,10 @@ pub struct ProjectorConfig {
     /// `Some`: the view consumes per partition, on the partitions this instance holds leases
     /// on, so several instances share it ([`Sharing`]). `None`: one consumer for all.
     pub sharing: Option<Sharing>,
+    /// How a view that keeps its store filled ([`keep_filled`]) checks and refills it.
+    pub self_heal: SelfHeal,
+    /// How often the runtime calls [`View::between_batches`].
+    pub between_batches: Duration,
 }
 
 impl ProjectorConfig {
@@ -114,6 +121,8 @@ impl Default for ProjectorConfig {
             stall_warn: Duration::from_secs(1),
             dead_letter_limits: waybill_write_side::nats::StreamLimits::DEAD_LETTERS,
             sharing: None,
+            self_heal: SelfHeal::default(),
+            between_batches: Duration::from_secs(1),
         }
     }
 }
@@ -159,6 +168,29 @@ pub trait View: Send + Sync + 'static {
         writes: Vec<ViewWrite<Self::State>>,
     ) -> impl Future<Output = Result<Vec<bool>, Self::Error>> + Send;
 
+    /// Whether the view re-projects the orders a `CustomerErased` event names (views that
+    /// keep personal fields of orders: tracking, search, analytics). A view that only appends
+    /// (the feed) or sends (notifications) answers `false` and is scrubbed otherwise.
+    fn scrubs_on_erasure(&self) -> bool {
+        false
+    }
+
+    /// Before an erased customer's orders are re-projected: drops what the view keeps of these
+    /// streams beyond its states (files), or states the re-projection could not overwrite.
+    fn forget(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = stream_ids;
+        async { Ok(()) }
+    }
+
+    /// After the re-projection: physically removes what it replaced, where the store keeps
+    /// replaced data until it compacts (a search index's deleted documents).
+    fn purge(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async { Ok(()) }
+    }
+
     /// `Some(interval)`: stored writes become durable only at [`View::commit`], which the
     /// runtime calls at most `interval` after the first write it has not committed (a refresh
     /// interval), acknowledging the messages after the commit that contains them. `None` (the
@@ -167,9 +199,32 @@ pub trait View: Send + Sync + 'static {
         None
     }
 
+    /// Called before messages are acknowledged as duplicates (their events were in the stored
+    /// state, nothing was written this round): makes sure what the store holds is durable.
+    /// Needed where `store` can fail after its write reached the store (a Redis write that its
+    /// replicas did not confirm: the redelivery finds the write on the master, and
+    /// acknowledging it then would lose it with that master). The default does nothing.
+    fn confirm_stored(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async { Ok(()) }
+    }
+
     /// Makes every write stored since the last commit durable. An error means those writes are
     /// lost: their messages are handed back and applied again.
     fn commit(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Called between two batches, with nothing stored left uncommitted, at most every
+    /// [`ProjectorConfig::between_batches`] (also while no messages come): a view whose store
+    /// a rebuild replaces under the consumer's feet switches here (the embedded search index
+    /// adopts a rebuilt generation, catching it up from `events`, `page` events per read). An
+    /// error is logged and the call made again next time. The default does nothing.
+    fn between_batches(
+        &self,
+        events: &EventStore,
+        page: i64,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (events, page);
         async { Ok(()) }
     }
 }
@@ -274,6 +329,7 @@ pub(crate) async fn run_consumer<V: View>(
         config: config.clone(),
         clock: clock.clone(),
         uncommitted: Default::default(),
+        between_batches_due: std::sync::Mutex::new(Instant::now() + config.between_batches),
     };
 
     let mut failures: u32 = 0;
@@ -314,6 +370,11 @@ pub(crate) async fn run_consumer<V: View>(
                 }
                 () = sleep_until(commit_due) => {
                     processor.commit().await;
+                    processor.between_batches_if_due().await;
+                    continue;
+                }
+                () = tokio::time::sleep_until(processor.between_batches_due()), if commit_due.is_none() => {
+                    processor.between_batches_if_due().await;
                     continue;
                 }
                 chunk = chunks.next() => chunk,
@@ -343,6 +404,7 @@ pub(crate) async fn run_consumer<V: View>(
             {
                 processor.commit().await;
             }
+            processor.between_batches_if_due().await;
         }
     }
     // What was stored is committed (or handed back) before the projector stops.

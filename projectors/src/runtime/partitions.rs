@@ -251,8 +251,27 @@ impl<V: View> View for Shared<V> {
         self.0.store(writes)
     }
 
+    fn scrubs_on_erasure(&self) -> bool {
+        self.0.scrubs_on_erasure()
+    }
+
+    fn forget(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.0.forget(stream_ids)
+    }
+
+    fn purge(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.0.purge()
+    }
+
     fn commit_interval(&self) -> Option<Duration> {
         self.0.commit_interval()
+    }
+
+    fn confirm_stored(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.0.confirm_stored()
     }
 
     fn commit(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {

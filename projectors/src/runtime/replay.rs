@@ -45,6 +45,12 @@ pub struct ReplayReport {
 
 /// Replays every event after `from` (`None`: the whole log) into `view`, `page` events per
 /// read; `progress` gets the number of events read so far after every page.
+///
+/// The replay ends at the log's head as it was when the replay began: it stops after the
+/// first page that reaches an event recorded later. A replay that chased the head instead
+/// would never end while orders arrive faster than it reads (a loaded machine, a slow store).
+/// What is recorded after the start is the live projector's, which fills each stream it
+/// touches from the log; callers that switch generations catch up in further bounded passes.
 pub async fn replay_log<V: View>(
     events: &EventStore,
     view: &V,
@@ -55,9 +61,11 @@ pub async fn replay_log<V: View>(
     let mut report = ReplayReport::default();
     let mut cursor = from;
     let mut broken: HashSet<String> = HashSet::new();
+    let horizon = Utc::now();
     loop {
         let (batch, next) = events.read_all_page(cursor.take(), page).await?;
         report.events += batch.len() as u64;
+        let past_horizon = batch.last().is_some_and(|last| last.recorded_at > horizon);
         if let Some(last) = batch.last() {
             report.last_recorded = Some(last.recorded_at);
         }
@@ -105,8 +113,8 @@ pub async fn replay_log<V: View>(
         }
         progress(report.events);
         match next {
-            Some(next) => cursor = Some(next),
-            None => break,
+            Some(next) if !past_horizon => cursor = Some(next),
+            _ => break,
         }
     }
     report.streams = report.written.len() as u64;
@@ -170,12 +178,65 @@ where
     let ids: Vec<String> = streams.iter().cloned().collect();
     for chunk in ids.chunks(SWITCH_CHUNK) {
         let rebuilt = green.load(chunk).await.map_err(ReplayError::View)?;
-        let mut pending: Vec<(String, V::State)> = chunk
+        let pending: Vec<(String, V::State)> = chunk
             .iter()
             .cloned()
             .zip(rebuilt)
             .filter_map(|(id, state)| state.map(|s| (id, s)))
             .collect();
+        switch_states(events, live, pending, &mut report, |a, b| a == b).await?;
+    }
+    Ok(report)
+}
+
+/// Re-projects `streams` into `view` from the whole log, replacing what the view holds for
+/// them (a customer's orders after an erasure: their personal fields now read as erased, and
+/// the view keeps nothing it projected from them before). Returns how many it rewrote.
+pub async fn refold_streams<V: View>(
+    events: &EventStore,
+    view: &V,
+    streams: &[String],
+) -> Result<SwitchReport, ReplayError<V::Error>> {
+    let mut report = SwitchReport::default();
+    let wanted: Vec<String> = streams
+        .iter()
+        .filter(|s| view.handles(s))
+        .cloned()
+        .collect();
+    for chunk in wanted.chunks(SWITCH_CHUNK) {
+        let mut logged = events.read_streams(chunk).await?;
+        let mut pending = Vec::new();
+        for stream_id in chunk {
+            let stream_events = logged.remove(stream_id).unwrap_or_default();
+            match super::catch_up(events, None, V::version_of, stream_events, |s, e| {
+                view.apply(s, e)
+            })
+            .await?
+            {
+                Ok(Some(state)) => pending.push((stream_id.clone(), state)),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(view = view.name(), stream_id, error = %err, "stream left as it was by the re-projection");
+                    report.unappliable += 1;
+                }
+            }
+        }
+        switch_states(events, view, pending, &mut report, |_, _| false).await?;
+    }
+    Ok(report)
+}
+
+/// Writes each of `pending` (a stream and a state rebuilt from the log) over the live state of
+/// `live`, in compare-and-set rounds (see [`switch_streams`]); a live state `same` as the
+/// rebuilt one at its version is left alone.
+async fn switch_states<V: View>(
+    events: &EventStore,
+    live: &V,
+    mut pending: Vec<(String, V::State)>,
+    report: &mut SwitchReport,
+    same: impl Fn(&V::State, &V::State) -> bool,
+) -> Result<(), ReplayError<V::Error>> {
+    {
         for _ in 0..CAS_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -206,7 +267,7 @@ where
                     }
                     report.caught_up += 1;
                 }
-                if current.as_ref() == Some(&state) {
+                if current.as_ref().is_some_and(|c| same(c, &state)) {
                     continue;
                 }
                 writes.push(ViewWrite {
@@ -240,7 +301,7 @@ where
             });
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Compare-and-set rounds for a stream another writer keeps moving (the live projector, when a

@@ -29,6 +29,8 @@ pub enum Phase {
     FetchBackoff = 3,
     /// Waiting for the view's durable commit before acknowledging.
     Committing = 4,
+    /// Between batches, the view switching its store (a rebuilt generation adopted).
+    Switching = 5,
 }
 
 impl Phase {
@@ -38,6 +40,7 @@ impl Phase {
             2 => Self::StoreBackoff,
             3 => Self::FetchBackoff,
             4 => Self::Committing,
+            5 => Self::Switching,
             _ => Self::Waiting,
         }
     }
@@ -49,6 +52,7 @@ impl Phase {
             Self::StoreBackoff => "retrying an unavailable store",
             Self::FetchBackoff => "retrying the pull subscription",
             Self::Committing => "committing",
+            Self::Switching => "switching to a rebuilt store",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! [`crate::runtime`] feeds every view through the [`crate::runtime::View`] trait.
 
 pub mod analytics;
+pub mod feed;
 pub mod notifications;
 pub mod order_hashes;
 pub mod search;
+pub mod store_marker;
 pub mod tracking;

@@ -8,10 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::{is_identifier, WarehouseConfig, WarehouseError};
 
 /// `(name, SQL)` in the order they apply.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_analytics",
-    include_str!("../../clickhouse/migrations/0001_analytics.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_analytics",
+        include_str!("../../clickhouse/migrations/0001_analytics.sql"),
+    ),
+    (
+        "0002_view_markers",
+        include_str!("../../clickhouse/migrations/0002_view_markers.sql"),
+    ),
+];
 
 #[derive(Debug, Row, Serialize, Deserialize)]
 struct Applied {
@@ -55,11 +61,7 @@ pub async fn drop_database(config: &WarehouseConfig) -> Result<(), WarehouseErro
     if !is_identifier(&config.database) {
         return Err(WarehouseError::BadDatabaseName(config.database.clone()));
     }
-    let servers = match config.cluster {
-        Some(_) => (0..config.urls.len()).map(|i| config.replica(i)).collect(),
-        None => vec![config.clone()],
-    };
-    for server in servers {
+    for server in servers(config) {
         server
             .server_client()
             .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
@@ -68,6 +70,43 @@ pub async fn drop_database(config: &WarehouseConfig) -> Result<(), WarehouseErro
             .map_err(WarehouseError::clickhouse("dropping the database"))?;
     }
     Ok(())
+}
+
+/// Makes every table of the migrations exist again, even where `schema_migrations` says
+/// they were made (tables dropped by hand, a database dropped under a running process): runs
+/// [`migrate`], then every migration statement (each is `CREATE TABLE IF NOT EXISTS`) on every
+/// server. Used by the analytics view's self-healing before it fills its store again.
+pub async fn restore_schema(config: &WarehouseConfig) -> Result<(), WarehouseError> {
+    migrate(config).await?;
+    for server in servers(config) {
+        let client = server.client();
+        for (name, sql) in MIGRATIONS {
+            let statements: Vec<String> = match &config.cluster {
+                None => statements(sql).collect(),
+                Some(cluster) => statements(sql)
+                    .flat_map(|s| cluster_statements(&s, cluster, &config.database))
+                    .collect(),
+            };
+            for (index, statement) in statements.iter().enumerate() {
+                client.query(statement).execute().await.map_err(|source| {
+                    WarehouseError::Migration {
+                        name,
+                        index,
+                        source,
+                    }
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each server DDL must run on: every replica of a cluster, else the one server.
+pub(crate) fn servers(config: &WarehouseConfig) -> Vec<WarehouseConfig> {
+    match config.cluster {
+        Some(_) => (0..config.urls.len()).map(|i| config.replica(i)).collect(),
+        None => vec![config.clone()],
+    }
 }
 
 /// Migrates one server: as a single node (`cluster` `None`) or as a replica of `cluster`.

@@ -9,11 +9,12 @@
 //! a write-and-read-back test with exact values ([`rows`]' tests).
 
 pub mod finance;
+pub mod generation;
 mod migrate;
 pub mod replicas;
 pub mod rows;
 
-pub use migrate::{cluster_statements, drop_database, migrate, MIGRATIONS};
+pub use migrate::{cluster_statements, drop_database, migrate, restore_schema, MIGRATIONS};
 
 use std::sync::{Arc, OnceLock};
 

@@ -46,7 +46,7 @@ fn params(raw: Result<Query<FinanceParams>, QueryRejection>) -> Result<FinancePa
         (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable, or its analytics tables are being filled again from the event log after a loss (`view-catching-up`); with Retry-After", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.summary", skip_all)]
@@ -64,7 +64,8 @@ pub async fn get_summary(
         channel: params.channel()?,
         currency: params.currency()?,
     };
-    let rows = finance(&state)?
+    let rows = finance(&state)
+        .await?
         .daily_summary(range, &filter, page)
         .await
         .map_err(unavailable)?;
@@ -92,7 +93,7 @@ pub async fn get_summary(
         (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable, or its analytics tables are being filled again from the event log after a loss (`view-catching-up`); with Retry-After", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.payouts", skip_all)]
@@ -106,7 +107,8 @@ pub async fn get_payouts(
     let range = params.range(Utc::now().date_naive())?;
     let page = params.page()?;
     let format = params.format()?;
-    let rows = finance(&state)?
+    let rows = finance(&state)
+        .await?
         .payouts(range, page)
         .await
         .map_err(unavailable)?;
@@ -134,7 +136,7 @@ pub async fn get_payouts(
         (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable, or its analytics tables are being filled again from the event log after a loss (`view-catching-up`); with Retry-After", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.payout_lines", skip_all, fields(payout_id = %payout_id))]
@@ -154,7 +156,8 @@ pub async fn get_payout_lines(
     }
     let page = params.page()?;
     let format = params.format()?;
-    let rows = finance(&state)?
+    let rows = finance(&state)
+        .await?
         .payout_lines(&payout_id, page)
         .await
         .map_err(unavailable)?;
@@ -194,7 +197,7 @@ fn sanitize(raw: &str) -> String {
         (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable, or its analytics tables are being filled again from the event log after a loss (`view-catching-up`); with Retry-After", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.reconciliation", skip_all)]
@@ -210,7 +213,7 @@ pub async fn get_reconciliation(
     let format = params.format()?;
     let outcomes = params.outcomes()?;
     let names: Vec<&str> = outcomes.iter().map(|o| o.as_str()).collect();
-    let finance = finance(&state)?;
+    let finance = finance(&state).await?;
     let rows = finance
         .reconciliation(range, &names, page)
         .await
@@ -244,7 +247,7 @@ pub async fn get_reconciliation(
         (status = 422, description = "A bad parameter, named in `field`", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key's role is not finance or admin", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The warehouse is unavailable", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The warehouse is unavailable, or its analytics tables are being filled again from the event log after a loss (`view-catching-up`); with Retry-After", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(name = "query.finance.metrics", skip_all)]
@@ -257,7 +260,7 @@ pub async fn get_metrics(
     let params = params(raw)?;
     let range = params.range(Utc::now().date_naive())?;
     let format = params.format()?;
-    let finance = finance(&state)?;
+    let finance = finance(&state).await?;
     let stages = finance.orders_per_stage(range).await.map_err(unavailable)?;
     let times = finance.time_in_stage(range).await.map_err(unavailable)?;
     let cancellations = finance.cancellations(range).await.map_err(unavailable)?;

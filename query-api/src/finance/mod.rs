@@ -52,16 +52,20 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// The warehouse queries, or 503 when no warehouse is configured.
-pub(crate) fn finance(state: &AppState) -> Result<Finance, Problem> {
-    state
+/// The warehouse queries: 503 when no warehouse is configured, and 503 `view-catching-up`
+/// while the analytics tables are being filled again after a loss
+/// ([`crate::catching_up::analytics_complete`]): figures read then would be short without
+/// saying so.
+pub(crate) async fn finance(state: &AppState) -> Result<Finance, Problem> {
+    let warehouse = state
         .config
         .warehouse
         .as_ref()
-        .map(|w| Finance::new(w.client()))
         .ok_or(Problem::Unavailable {
             what: "the analytics warehouse",
-        })
+        })?;
+    crate::catching_up::analytics_complete(state, warehouse).await?;
+    Ok(Finance::new(warehouse.client()))
 }
 
 /// Logs a warehouse failure and answers 503.

@@ -31,7 +31,7 @@ use crate::http::AppState;
 use crate::problem::Problem;
 use crate::rate_limit::retry_after_secs;
 use crate::tracking::{
-    check_rate, read_until, read_view, requested_version, ClientIp, TrackingParams,
+    check_rate, read_tracking, read_view, requested_version, ClientIp, TrackingParams,
 };
 
 /// How long one event stream stays open; the browser then reconnects with `Last-Event-ID`.
@@ -150,7 +150,7 @@ fn authorized_order(state: &AppState, raw_id: &str, token: Option<&str>) -> Opti
         (status = 200, description = "The tracking page (HTML)", content_type = "text/html"),
         (status = 404, description = "Friendly page: no such order, or the token does not belong to it (indistinguishable)", content_type = "text/html"),
         (status = 429, description = "Rate limited", content_type = "text/html"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or they lost their data and are being filled again from the event log (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_page", skip_all, fields(order_id = %raw_id))]
 pub async fn tracking_page(
@@ -171,7 +171,7 @@ pub async fn tracking_page(
     // A malformed consistency token is ignored here: the page still shows the order.
     let requested = requested_version(order, &params).unwrap_or(None);
     let mut redis = state.redis.clone();
-    let view = match read_until(&state, &mut redis, order, requested).await {
+    let view = match read_tracking(&state, &mut redis, order, requested).await {
         Ok(Some(view)) => view,
         Ok(None) => return not_found(),
         Err(problem) => return problem.into_response(),
@@ -195,7 +195,7 @@ pub async fn tracking_page(
         (status = 200, description = "text/event-stream: `view` events (id = view version, data = the page's `<main>` HTML) whenever the order moves", content_type = "text/event-stream"),
         (status = 404, description = "No such order, or the token does not belong to it", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or they lost their data and are being filled again from the event log (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_events", skip_all, fields(order_id = %raw_id))]
 pub async fn tracking_events(
@@ -214,7 +214,11 @@ pub async fn tracking_events(
         authorized_order(&state, &raw_id, params.token.as_deref()).ok_or(Problem::OrderNotFound)?;
     let mut redis = state.redis.clone();
     let key = state.config.tracking_key(order.as_uuid());
-    if read_view(&mut redis, &key).await?.is_none() {
+    if read_view(&mut redis, &key).await?.is_none()
+        && crate::catching_up::missing_view(&state, &key, order)
+            .await?
+            .is_none()
+    {
         return Err(Problem::OrderNotFound);
     }
     let resume = headers
@@ -289,7 +293,7 @@ pub async fn lookup_form(State(state): State<AppState>, ClientIp(client_ip): Cli
         (status = 303, description = "Found: redirect to the order's signed tracking link"),
         (status = 404, description = "No order matches (the form again, with a message)", content_type = "text/html"),
         (status = 429, description = "Too many lookups from this client, or too many failed lookups of this order number from any client", content_type = "text/html"),
-        (status = 503, description = "Redis (the order views) cannot be read right now; retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis (the order views) cannot be read right now (`unavailable`), or they lost their data and are being filled again from the event log (`view-catching-up`); retry after the `Retry-After` seconds", body = waybill_write_side::command_api::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "query.tracking_lookup", skip_all)]
 pub async fn lookup(
@@ -354,6 +358,10 @@ pub async fn lookup(
         }
     };
     let Some(order) = order else {
+        // While the views are filled again after a loss, the index may not hold this order yet.
+        if let Err(problem) = crate::catching_up::lists_complete(&state).await {
+            return problem.into_response();
+        }
         if let Some((limiter, subject)) = &order_limit {
             // Over the limit or not, this answer is the same 404; the next lookup is refused.
             let _ = limiter.take(subject).await;

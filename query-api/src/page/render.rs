@@ -244,7 +244,7 @@ fn return_card(ret: &TrackingReturn, money: &dyn Fn(i64) -> String) -> Markup {
         div class="card" {
             h3 { "Return " (ret.rma) }
             p { (return_words(ret.status)) }
-            p { (units.to_string()) " item(s)" }
+            p { (crate::screens::plural::count(units, "item", "items")) }
             @if let Some(url) = label {
                 p { a href=(url) { "Print your return label" } }
                 p { (ret.instructions.as_deref().unwrap_or_default()) }
@@ -268,7 +268,7 @@ fn return_card(ret: &TrackingReturn, money: &dyn Fn(i64) -> String) -> Markup {
                     "waiting"
                 };
                 p {
-                    "Exchange: " (n.to_string()) " replacement item(s) (" (skus.join(", ")) "), "
+                    "Exchange: " (crate::screens::plural::count(n, "replacement item", "replacement items")) " (" (skus.join(", ")) "), "
                     (sending) "; price difference: " (difference)
                 }
             } @else if ret.refunded_minor > 0 {
@@ -556,7 +556,7 @@ mod tests {
             false,
         );
         assert!(
-            html.contains("Exchange: 1 replacement item(s) (MUG-XL), being prepared; price difference: 5.00 EUR charged to your card"),
+            html.contains("Exchange: 1 replacement item (MUG-XL), being prepared; price difference: 5.00 EUR charged to your card"),
             "{html}"
         );
         assert!(html.contains("30.00 EUR paid (including 5.00 EUR for an exchange); 7.00 EUR given as store credit"), "{html}");
@@ -641,7 +641,7 @@ mod tests {
         assert!(page.contains("Label ready: send the items back"), "{page}");
         assert!(page.contains("href=\"https://carrier.example/labels/RT1?a=1&amp;b=2\""));
         assert!(page.contains("Drop it at any &lt;parcelco&gt; point."));
-        assert!(page.contains("2 item(s)"));
+        assert!(page.contains("2 items"));
         assert!(page.contains("Return fees: 4.95 EUR"));
         assert!(page.contains("Expected refund 20.05 EUR"));
         let rejected = tracking_main(

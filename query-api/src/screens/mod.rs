@@ -12,6 +12,7 @@
 //! Templates are maud (escapes by default). No front-end build step and no script: every screen
 //! works with plain links and forms.
 
+pub mod chart;
 pub mod command_client;
 pub mod console;
 pub mod csrf;
@@ -20,9 +21,11 @@ pub mod error;
 pub mod finance;
 pub mod layout;
 pub mod ops;
+pub mod plural;
 pub mod seal;
 pub mod session;
 pub mod sign_in;
+pub mod table;
 
 use std::time::Duration;
 

@@ -9,10 +9,12 @@
 mod charge;
 mod chargeback;
 pub mod desk;
+mod erasure;
 mod exchange;
 mod fulfillment;
 mod inventory;
 mod line_cancellation;
+mod notification;
 mod order_cancelled;
 mod order_confirmed;
 mod order_edit;
@@ -21,6 +23,7 @@ mod payment;
 mod refund;
 mod returns;
 mod risk;
+mod routing;
 pub mod settlement;
 mod store_credit;
 
@@ -31,6 +34,7 @@ pub use chargeback::{
     ChargebackEvidenceSubmitted, ChargebackLost, ChargebackOpened, ChargebackWon,
 };
 pub use desk::DeskEntryResolved;
+pub use erasure::CustomerErased;
 pub use exchange::{ExchangeReplacementRequested, ReplacementUnit, FIRST_REPLACEMENT_LINE};
 pub use fulfillment::{
     effective_scan_time, CarrierStatus, ExceptionAction, FulfillmentLine,
@@ -44,6 +48,7 @@ pub use inventory::{
     InventoryReserved, ReleaseReason, ReservedLine, Shortage,
 };
 pub use line_cancellation::{CancelledUnits, CancelledUnitsReleased, OrderLinesCancelled};
+pub use notification::NotificationResendRequested;
 pub use order_cancelled::{CancelReason, OrderCancelled};
 pub use order_confirmed::{CaptureMode, OrderConfirmed};
 pub use order_edit::{EditMoneyAction, OrderEdited};
@@ -61,6 +66,10 @@ pub use returns::{
     ReturnResolution, ReturnRestocked,
 };
 pub use risk::{ReviewDecision, RiskAssessed, RiskDecision, RiskReason, RiskReviewResolved};
+pub use routing::{
+    CandidateLocation, RoutedShare, RoutingCandidate, RoutingDecided, RoutingOutcome,
+    RoutingShipTo, TransitMean,
+};
 pub use settlement::{
     PayoutRecorded, SettlementLine, SettlementLineKind, SettlementReportImported,
 };
@@ -179,6 +188,9 @@ order_events! {
     OrderEdited = 1,
     PaymentCaptureFailed = 1,
     DeskEntryResolved = 1,
+    NotificationResendRequested = 1,
+    RoutingDecided = 1,
+    CustomerErased = 1,
 }
 
 impl OrderEventKind {

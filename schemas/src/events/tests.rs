@@ -99,6 +99,12 @@ fn checked_in_json_schemas_match_the_rust_types() {
             "DeskEntryResolved.v1.schema.json",
             schema_for!(DeskEntryResolved),
         ),
+        ("RoutingDecided.v1.schema.json", schema_for!(RoutingDecided)),
+        ("CustomerErased.v1.schema.json", schema_for!(CustomerErased)),
+        (
+            "NotificationResendRequested.v1.schema.json",
+            schema_for!(NotificationResendRequested),
+        ),
         (
             "FulfillmentRouted.v1.schema.json",
             schema_for!(FulfillmentRouted),
@@ -566,6 +572,24 @@ fn sample_lifecycle() -> Vec<OrderEvent> {
             automatic: false,
             resolved_at: at,
         }),
+        OrderEvent::NotificationResendRequested(NotificationResendRequested {
+            order_id,
+            resend_id: uuid::Uuid::now_v7(),
+            kind: crate::notifications::NotificationKind::OrderConfirmed,
+            medium: Some(crate::notifications::Medium::Email),
+            reason: Some("the customer cannot find the email".into()),
+            requested_at: at,
+        }),
+        OrderEvent::RoutingDecided(sample_routing_decided(order_id, at)),
+        // Lives in an erasure stream, not the order's; one of each kind all the same.
+        OrderEvent::CustomerErased(CustomerErased {
+            customer_digest: crate::access::customer_digest("c-42"),
+            guest: false,
+            orders: vec![order_id],
+            keys_destroyed: 1,
+            requested_by: "ops".into(),
+            erased_at: at,
+        }),
     ]
     .into_iter()
     .chain(money_events(order_id))
@@ -788,6 +812,55 @@ fn settlement_payloads_refuse_an_unknown_line_kind() {
         OrderId::from_stream_id(&settlement::payout_stream_id("sandbox", "po_1")),
         None
     );
+}
+
+/// A routing decision: one warehouse with the allocation, a store with free stock.
+fn sample_routing_decided(order_id: OrderId, at: chrono::DateTime<Utc>) -> RoutingDecided {
+    RoutingDecided {
+        order_id,
+        cause: RouteCause::Confirmation,
+        decided_at: at,
+        config_version: "sha256:0123456789abcdef".into(),
+        shipping_method: "standard".into(),
+        pickup_location: None,
+        ship_to: RoutingShipTo {
+            country: "US".into(),
+            postal_zone: 1,
+        },
+        lines: vec![FulfillmentLine {
+            line_no: 1,
+            sku: Sku::parse("TEE-RED-M").unwrap(),
+            quantity: Quantity::parse(2).unwrap(),
+        }],
+        allocated: Some(vec![RoutingCandidate {
+            node_id: "wh-east".into(),
+            location: CandidateLocation::Warehouse,
+            distance: 1,
+            units: [(1, 2)].into_iter().collect(),
+        }]),
+        free_stock: vec![RoutingCandidate {
+            node_id: "store-soho".into(),
+            location: CandidateLocation::Store,
+            distance: 0,
+            units: [(1, 5)].into_iter().collect(),
+        }],
+        transit: vec![TransitMean {
+            carrier: "parcelco".into(),
+            distance: 1,
+            hours: 30,
+        }],
+        outcome: RoutingOutcome {
+            routes: vec![RoutedShare {
+                node_id: "wh-east".into(),
+                carrier: "parcelco".into(),
+                units: 2,
+                cost_minor: 650,
+                co2_grams: 240,
+                eta: at,
+            }],
+            unroutable_units: 0,
+        },
+    }
 }
 
 /// One of each fulfillment event.

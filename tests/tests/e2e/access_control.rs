@@ -12,8 +12,8 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 use waybill_e2e::{
-    sample_order, Api, IdentityProvider, Role, TestEnv, ADMIN_KEY, AGENT_KEY, FINANCE_KEY,
-    SERVICE_KEY,
+    eventually, sample_order, Api, IdentityProvider, Role, TestEnv, ADMIN_KEY, AGENT_KEY,
+    FINANCE_KEY, SERVICE_KEY,
 };
 use waybill_schemas::jwt::testing::TestSigner;
 
@@ -84,6 +84,9 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/restock",          [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/inventory/stock/ACL-SKU/acl-home/adjust",           [401, 403, 403, 403, 403, OK,  OK,  403, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/refunds",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
+    (C, "POST", "/v1/orders/{missing}/notifications/resend",             [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
+    (C, "GET",  "/v1/me/notification-preferences",                       [401, OK,  OK,  403, 403, 403, 403, 403, 401, 401]),
+    (C, "PUT",  "/v1/me/notification-preferences",                       [401, OK,  OK,  403, 403, 403, 403, 403, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/charges",                          [401, 403, 403, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/disputes/dp_acl/evidence",         [401, 403, 403, 404, 404, 404, 403, 404, 401, 401]),
     // Order A is not delivered: callers allowed past access get 422 naming lines[0].quantity.
@@ -92,6 +95,18 @@ const MATRIX: &[(Service, &str, &str, [u16; 10])] = &[
     (C, "POST", "/v1/orders/{missing}/returns",                          [401, 404, 404, 404, 403, 404, 404, 404, 401, 401]),
     (C, "POST", "/v1/orders/{missing}/returns/{missing}-R1/inspection",  [401, 403, 403, 404, 403, 404, 403, 404, 401, 401]),
     (C, "POST", "/v1/settlement/imports",                                [401, 403, 403, 403, 422, 422, 403, 403, 401, 401]),
+    (C, "POST", "/v1/subscriptions",                                     [401, 403, 403, 403, 403, OK,  403, 403, 401, 401]),
+    (C, "GET",  "/v1/subscriptions",                                     [401, 403, 403, 403, 403, OK,  403, 403, 401, 401]),
+    (C, "GET",  "/v1/subscriptions/{missing}",                           [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    (C, "PATCH", "/v1/subscriptions/{missing}",                          [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    (C, "DELETE", "/v1/subscriptions/{missing}",                         [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    (C, "GET",  "/v1/subscriptions/{missing}/dead-letters",              [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    (C, "POST", "/v1/subscriptions/{missing}/dead-letters/{missing}/redeliver", [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    (C, "GET",  "/v1/events?limit=5",                                    [401, 403, 403, 403, 403, OK,  403, 403, 401, 401]),
+    (C, "POST", "/v1/routing/simulations",                               [401, 403, 403, 403, 403, OK,  403, 403, 401, 401]),
+    (C, "POST", "/v1/customers/{missing}/erasure",                       [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
+    // A guest no checkout was placed with: past the admin check, 404 naming `email`.
+    (C, "POST", "/v1/guests/erasure",                                    [401, 403, 403, 403, 403, 404, 403, 403, 401, 401]),
     (C, "GET",  "/health",                                               [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/openapi.json",                                         [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
     (C, "GET",  "/live",                                                 [OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK ]),
@@ -121,6 +136,12 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     if path.ends_with("/edits") || path.ends_with("/edits/preview") {
         return Some(json!({"changes": [{"line_no": 1, "quantity": 1}]}));
     }
+    if path == "/v1/subscriptions" {
+        return Some(json!({"url": format!("https://acl.example/hooks/{n}")}));
+    }
+    if path.starts_with("/v1/subscriptions/") && !path.ends_with("/redeliver") {
+        return Some(json!({"status": "paused"}));
+    }
     if path.ends_with("/cancel") {
         return Some(json!({"reason": "customer_request", "note": null}));
     }
@@ -138,6 +159,12 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     }
     if path.ends_with("/adjust") {
         return Some(json!({"delta": 1, "reason": "count"}));
+    }
+    if path.ends_with("/notifications/resend") {
+        return Some(json!({"kind": "order_confirmed", "reason": "acl"}));
+    }
+    if path == "/v1/me/notification-preferences" {
+        return Some(json!({"media": ["email"], "locale": "de"}));
     }
     if path.ends_with("/refunds") {
         return Some(json!({"amount_minor": 100, "currency": "USD", "reason": "acl"}));
@@ -157,6 +184,21 @@ fn body_for(path: &str, n: usize) -> Option<Value> {
     if path == "/v1/settlement/imports" {
         // Past authorization, an unreadable report is refused naming its line: 422.
         return Some(json!({"gateway": "sandbox", "date": "2026-11-25", "csv": "not,a,report"}));
+    }
+    if path == "/v1/routing/simulations" {
+        // The bundled routing config over the last day (any decisions recorded by the test).
+        let config: Value =
+            serde_json::from_str(include_str!("../../../write-side/fulfillment-routing.json"))
+                .expect("bundled routing config");
+        let now = chrono::Utc::now();
+        return Some(json!({
+            "config": config,
+            "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+            "to": (now + chrono::Duration::minutes(5)).to_rfc3339(),
+        }));
+    }
+    if path == "/v1/guests/erasure" {
+        return Some(json!({"email": format!("nobody-{n}@acl.example")}));
     }
     if path == "/v1/webhooks/payments" {
         return Some(json!({"id": "evt-acl", "type": "authorization.succeeded"}));
@@ -210,6 +252,23 @@ async fn every_role_reaches_exactly_the_endpoints_it_may() {
     for order in [&order_a, &order_b] {
         crate::tracking_at_as_service(&api, order).await;
     }
+    // The analytics view has filled its new store (finance answers 503 view-catching-up until
+    // then), so the table below sees each role's answer, not the view's state.
+    eventually(
+        "the finance summary answered",
+        std::time::Duration::from_secs(60),
+        || async {
+            match api
+                .query_get("/v1/finance/summary", &[], Some(FINANCE_KEY))
+                .await
+                .status
+            {
+                503 => Err("503".to_owned()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
     // The home location for the inventory rows.
     let home = api
         .put_json(

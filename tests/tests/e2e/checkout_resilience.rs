@@ -313,17 +313,25 @@ async fn customers_cancelling_while_the_flow_runs_leave_no_stock_or_hold_behind(
             .await;
         ids.push(placed["order_id"].as_str().unwrap_or_default().to_owned());
     }
-    // Three concurrent cancels per order, racing each other and the flow.
+    // Three concurrent cancels per order, racing each other and the flow. A 503 with
+    // Retry-After (the database pool busy on a loaded machine) is asked again with the same
+    // key, as a client does.
     let api = &world.api;
     let cancels = ids.iter().flat_map(|id| {
         (0..3).map(move |k| async move {
-            api.cancel_order(
-                id,
-                &format!("cancel-{id}-{k}"),
-                &sample_cancel("customer_request"),
-            )
-            .await
-            .status
+            let key = format!("cancel-{id}-{k}");
+            let mut attempts = 0;
+            loop {
+                let answer = api
+                    .cancel_order(id, &key, &sample_cancel("customer_request"))
+                    .await;
+                attempts += 1;
+                if answer.status != 503 || answer.header("retry-after").is_none() || attempts == 20
+                {
+                    return answer.status;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
         })
     });
     let statuses = futures::future::join_all(cancels).await;

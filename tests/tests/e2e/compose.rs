@@ -347,6 +347,7 @@ fn compose_secrets_come_from_an_ignored_file_with_an_example() {
         "WAYBILL_API_KEYS",
         "WAYBILL_TRACKING_SECRET",
         "WAYBILL_JWT_SECRET",
+        "WAYBILL_PII_MASTER_KEY",
         "POSTGRES_PASSWORD",
         "CLICKHOUSE_PASSWORD",
     ] {
@@ -372,6 +373,46 @@ fn config_check_names_what_a_service_lost() {
     for named in ["WAYBILL_API_KEYS", "WAYBILL_PARTITIONS", "REDIS_URL"] {
         assert!(stderr.contains(named), "{named} not named in:\n{stderr}");
     }
+}
+
+/// A served role that reads or writes events does not start without the master key of
+/// personal data (a key generated per process would not be shared, and would be lost with its
+/// directory): it exits at once naming the setting and the developer switch, and generates
+/// nothing. `config check` names it too.
+#[tokio::test]
+async fn serve_refuses_a_role_without_the_master_key_of_personal_data() {
+    let compose = compose();
+    let mut env = service_env(&compose["services"]["projector-tracking"]);
+    env.remove("WAYBILL_PII_MASTER_KEY");
+    let secrets = std::env::temp_dir().join(format!("waybill-pii-{}", uuid::Uuid::now_v7()));
+    env.insert("WAYBILL_SECRETS_DIR".into(), secrets.display().to_string());
+    let check = config_check("projector", &env);
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("WAYBILL_PII_MASTER_KEY"), "{stderr}");
+
+    let child = tokio::process::Command::new(waybill_binary())
+        .args(["serve", "projector"])
+        .env_clear()
+        .envs(&env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start waybill serve projector");
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("serve projector exits instead of starting without the master key")
+        .expect("its output");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for named in ["WAYBILL_PII_MASTER_KEY", "WAYBILL_ALLOW_GENERATED_PII_KEY"] {
+        assert!(stderr.contains(named), "{named} not named in:\n{stderr}");
+    }
+    assert!(
+        !secrets.join("pii-master-key").exists(),
+        "a master key was generated"
+    );
 }
 
 #[test]

@@ -457,7 +457,14 @@ mod browser {
         browser
             .click_and_wait("form[role=search] button[type=submit]")
             .await;
-        browser.wait_for_text("1 orders").await;
+        browser.wait_for_text("1 order").await;
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#results-heading').innerText")
+                .await,
+            json!("1 order"),
+            "a count of one is singular"
+        );
         browser.wait_for_text("WEB-GRACE-1").await;
         assert!(!browser.text().await.contains("APP-ALAN-2"));
         browser
@@ -511,7 +518,14 @@ mod browser {
         browser
             .click_and_wait("form[role=search] button[type=submit]")
             .await;
-        browser.wait_for_text("1 orders").await;
+        browser.wait_for_text("1 order").await;
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#results-heading').innerText")
+                .await,
+            json!("1 order"),
+            "a count of one is singular"
+        );
         browser
             .click_and_wait("table a[href^='/console/orders/']")
             .await;
@@ -573,9 +587,7 @@ mod browser {
             .and_then(|c| c["value"].as_str().map(str::to_owned))
             .expect("session cookie");
         browser.click_and_wait("#confirm").await;
-        browser
-            .wait_for_text("Refund requested. The page shows the order with it.")
-            .await;
+        browser.wait_for_result("Refund requested.").await;
         let refunds = browser
             .eval("document.getElementById('refunds').innerText")
             .await;
@@ -649,6 +661,17 @@ mod browser {
             .click_and_wait("table a[href^='/console/orders/']")
             .await;
         browser.wait_for_text("Decide the review").await;
+        // Held for review, nothing captured, not confirmed: only the review is offered.
+        assert_eq!(
+            browser
+                .eval(
+                    "['#action-refund', '#action-store-credit', '#action-cancel-lines'] \
+                       .filter(s => document.querySelector(s) !== null)"
+                )
+                .await,
+            json!([]),
+            "no refund, credit or cancellation offered before anything was captured or confirmed"
+        );
         let reasons = browser
             .eval("document.getElementById('risk-reasons').innerText")
             .await;
@@ -664,9 +687,7 @@ mod browser {
             .wait_for_text("Approve order CON-REVIEW-1 after review.")
             .await;
         browser.click_and_wait("#confirm").await;
-        browser
-            .wait_for_text("Review decision recorded. The page shows the order with it.")
-            .await;
+        browser.wait_for_result("Review decision recorded.").await;
         assert_eq!(
             browser
                 .eval("document.querySelector('#timeline li[data-event=RiskReviewResolved]') !== null")
@@ -682,6 +703,18 @@ mod browser {
             .navigate(&format!("{base}/console/orders/{held}"))
             .await;
         browser.wait_for_text("Review resolved").await;
+        let fits = browser
+            .eval(
+                "[document.documentElement.scrollWidth <= window.innerWidth, \
+                  Array.from(document.querySelectorAll('table')) \
+                    .filter(t => t.scrollWidth > t.parentElement.clientWidth).length]",
+            )
+            .await;
+        assert_eq!(
+            fits,
+            json!([true, 0]),
+            "nothing wider than the phone: {fits}"
+        );
         browser
             .screenshot(&screen_path("console-order-phone"))
             .await;

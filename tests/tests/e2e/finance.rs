@@ -11,20 +11,31 @@ use waybill_e2e::Role;
 use waybill_e2e::{eventually, HttpResponse, TestEnv, AGENT_KEY, FINANCE_KEY, SERVICE_KEY};
 
 /// `GET <query API><path>` with an optional bearer key.
+/// A finance read as a client makes it: a `503 view-catching-up` (the analytics view is filling
+/// its store from the log, as it does when a process starts on a new database) is asked again
+/// after a moment, up to a minute.
 async fn finance_get(query_url: &str, path: &str, bearer: Option<&str>) -> HttpResponse {
     let client = reqwest::Client::new();
-    let mut request = client.get(format!("{query_url}{path}"));
-    if let Some(key) = bearer {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.expect("finance request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("body");
-    HttpResponse {
-        status,
-        headers,
-        body,
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut request = client.get(format!("{query_url}{path}"));
+        if let Some(key) = bearer {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("finance request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("body");
+        let catching_up =
+            status == 503 && String::from_utf8_lossy(&body).contains("/view-catching-up");
+        if !catching_up || tokio::time::Instant::now() >= deadline {
+            return HttpResponse {
+                status,
+                headers,
+                body,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

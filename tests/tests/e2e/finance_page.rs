@@ -179,5 +179,14 @@ async fn a_finance_user_finds_the_days_discrepancy_opens_its_timeline_and_downlo
     browser
         .wait_for_text("Reconciliation discrepancies (1)")
         .await;
+    // Nothing scrolls sideways on a phone: not the page, not a table (they stack).
+    let fits = browser
+        .eval(
+            "[document.documentElement.scrollWidth <= window.innerWidth, \
+              Array.from(document.querySelectorAll('table')) \
+                .filter(t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)]",
+        )
+        .await;
+    assert_eq!(fits, json!([true, []]), "wider than the phone: {fits}");
     browser.screenshot(&screen_path("finance-phone")).await;
 }

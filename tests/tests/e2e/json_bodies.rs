@@ -14,6 +14,8 @@ const OTHER: &str = "0190f0c4-0000-7000-8000-000000000002";
 #[derive(Clone, Copy)]
 enum Caller {
     Key(&'static str),
+    /// A signed-in customer (a JWT of this test).
+    Customer,
     PaymentWebhook,
     LogisticsWebhook,
 }
@@ -36,6 +38,7 @@ fn endpoints() -> Vec<Endpoint> {
             .replace("{dispute_id}", OTHER)
             .replace("{return_id}", OTHER)
             .replace("{entry_id}", OTHER)
+            .replace("{subscription_id}", OTHER)
             .replace("{sku}", "TEE-1")
             .replace("{location}", "wh-1"),
         caller,
@@ -50,6 +53,8 @@ fn endpoints() -> Vec<Endpoint> {
         e("post", "/v1/orders/{id}/edits", admin),
         e("post", "/v1/orders/{id}/edits/preview", admin),
         e("post", "/v1/orders/{id}/review", admin),
+        e("post", "/v1/orders/{id}/notifications/resend", admin),
+        e("put", "/v1/me/notification-preferences", Caller::Customer),
         e("post", "/v1/orders/{id}/refunds", admin),
         e("post", "/v1/orders/{id}/charges", admin),
         e(
@@ -58,6 +63,8 @@ fn endpoints() -> Vec<Endpoint> {
             admin,
         ),
         e("post", "/v1/settlement/imports", admin),
+        e("post", "/v1/routing/simulations", admin),
+        e("post", "/v1/guests/erasure", admin),
         e("post", "/v1/orders/{id}/returns", admin),
         e(
             "post",
@@ -74,6 +81,8 @@ fn endpoints() -> Vec<Endpoint> {
             admin,
         ),
         e("post", "/v1/inventory/stock/{sku}/{location}/adjust", admin),
+        e("post", "/v1/subscriptions", admin),
+        e("patch", "/v1/subscriptions/{subscription_id}", admin),
     ]
 }
 
@@ -114,6 +123,7 @@ async fn send(
     let client = reqwest::Client::new();
     let mut request = match endpoint.method {
         "put" => client.put(&url),
+        "patch" => client.patch(&url),
         _ => client.post(&url),
     }
     .header("content-type", "application/json")
@@ -128,6 +138,7 @@ async fn send(
     };
     request = match endpoint.caller {
         Caller::Key(bearer) => request.bearer_auth(bearer),
+        Caller::Customer => request.bearer_auth(env.jwt("json-customer", "customer")),
         Caller::PaymentWebhook => request.header(
             "waybill-gateway-signature",
             sign(&env.payment_webhook_secret),
@@ -219,6 +230,7 @@ async fn repeated_keys_and_control_characters_are_refused_on_every_json_endpoint
         "outbox",
         "idempotency_records",
         "inventory_locations",
+        "notification_preferences",
     ] {
         let rows = env.count_rows(table).await;
         if rows != 0 {

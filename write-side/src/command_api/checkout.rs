@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use super::problem::{Path, Query, RawBody};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
-use waybill_schemas::api_keys::{Principal, Role};
+use waybill_schemas::api_keys::Role;
 use waybill_schemas::events::RiskReason;
 use waybill_schemas::OrderId;
 
@@ -230,7 +230,7 @@ async fn list_reviews(
     headers: &HeaderMap,
     params: ReviewQueueParams,
 ) -> Result<ReviewQueue, Problem> {
-    let principal = authenticate(state, headers)?;
+    let principal = super::request::authenticate(state, headers)?;
     if !matches!(principal.role, Role::Agent | Role::Admin) {
         return Err(Problem::forbidden());
     }
@@ -288,14 +288,4 @@ async fn list_reviews(
         .then(|| waiting.last().map(|(id, _)| id.to_string()))
         .flatten();
     Ok(ReviewQueue { items, next_cursor })
-}
-
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Problem> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state
-        .api_keys
-        .authenticate_header(authorization)
-        .ok_or_else(Problem::unauthorized)
 }

@@ -204,14 +204,17 @@ fn declare_particular_rules(document: &mut Value) {
     }
     // `Email::parse`: one `@` after a non-empty local part, a dotted domain that neither starts
     // nor ends with a dot, no white space or control character inside (trimmed around).
-    if let Some(email) = schemas
-        .get_mut("CustomerRequest")
-        .and_then(|s| s.pointer_mut("/properties/email"))
-    {
-        let part = "[^@\\s\\u0000-\\u001F\\u007F-\\u009F";
-        email["pattern"] = Value::String(format!(
-            "^{BODY_SPACE}{part}]+@{part}.]{part}]*\\.{part}]*{part}.]{BODY_SPACE}$"
-        ));
+    // The same in a guest's erasure, which takes what placement took.
+    for name in ["CustomerRequest", "GuestErasureRequest"] {
+        if let Some(email) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut("/properties/email"))
+        {
+            let part = "[^@\\s\\u0000-\\u001F\\u007F-\\u009F";
+            email["pattern"] = Value::String(format!(
+                "^{BODY_SPACE}{part}]+@{part}.]{part}]*\\.{part}]*{part}.]{BODY_SPACE}$"
+            ));
+        }
     }
     // `domain::place`: an order has 1 to `MAX_LINES` lines.
     if let Some(lines) = schemas
@@ -291,6 +294,7 @@ fn declare_particular_rules(document: &mut Value) {
             edit["properties"][list]["maxItems"] = json!(crate::domain::edit_request::MAX_LINES);
         }
     }
+    subscription_rules(schemas);
     // `domain::returns` request parsing: a resolution object names its kind.
     if let Some(resolution) = schemas
         .get_mut("ReturnRequestBody")
@@ -309,6 +313,57 @@ fn declare_particular_rules(document: &mut Value) {
             object.remove("type");
         }
     }
+}
+
+/// `subscriptions::request`: event types are order event names (at most one of each kind); the
+/// URL an absolute http(s) URL with a host, no credentials and no fragment (the pattern states a
+/// plain subset of what the URL parser takes); the description any text, empty included; a change
+/// changes at least one member.
+fn subscription_rules(schemas: &mut Map<String, Value>) {
+    use waybill_schemas::OrderEventKind;
+    let names: Vec<Value> = OrderEventKind::ALL
+        .iter()
+        .map(|kind| Value::String(kind.name().to_owned()))
+        .collect();
+    for name in ["CreateSubscriptionRequest", "UpdateSubscriptionRequest"] {
+        let Some(schema) = schemas.get_mut(name) else {
+            continue;
+        };
+        if let Some(types) = schema.pointer_mut("/properties/event_types") {
+            types["items"] = json!({"type": "string", "enum": names});
+            types["maxItems"] = json!(OrderEventKind::ALL.len());
+        }
+        if let Some(url) = schema.pointer_mut("/properties/url") {
+            url["pattern"] = Value::String(SUBSCRIPTION_URL_PATTERN.to_owned());
+        }
+        // Any text the body rule lets through, empty included.
+        if let Some(description) = schema.pointer_mut("/properties/description") {
+            description["pattern"] = Value::String(NO_CONTROL_PATTERN.to_owned());
+        }
+    }
+    if let Some(update) = schemas
+        .get_mut("UpdateSubscriptionRequest")
+        .and_then(Value::as_object_mut)
+    {
+        let members = ["url", "event_types", "description", "secret", "status"];
+        let any: Vec<Value> = members.iter().map(|m| json!({"required": [m]})).collect();
+        update.insert("anyOf".to_owned(), Value::Array(any));
+    }
+}
+
+/// Absolute http(s) URLs of a plain shape: a lower-case host name, an optional port, a path and
+/// a query of unreserved characters.
+pub const SUBSCRIPTION_URL_PATTERN: &str = "^https?://[a-z]([a-z0-9-]{0,30}[a-z0-9])?(\\.[a-z]([a-z0-9-]{0,30}[a-z0-9])?){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,8}(\\?[A-Za-z0-9._~=&-]{0,100})?$";
+
+/// The `types` parameter of the pull feed: comma-separated order event names, blanks around
+/// and empty entries ignored.
+pub fn feed_types_pattern() -> String {
+    let names: Vec<&str> = waybill_schemas::OrderEventKind::ALL
+        .iter()
+        .map(|kind| kind.name())
+        .collect();
+    let one = format!("[ \\t]*({})?[ \\t]*", names.join("|"));
+    format!("^{one}(,{one})*$")
 }
 
 /// Every object of a request body (and a body documented as raw JSON) takes members it does not
@@ -433,6 +488,11 @@ fn complete_operation(operation: &mut Map<String, Value>) {
                 if let Some(pattern) = pattern {
                     parameter["schema"] = json!({"type": "string", "pattern": pattern});
                 }
+            }
+            // The pull feed's event types: names of order events (`subscription_rules`).
+            if parameter["in"] == "query" && parameter["name"] == "types" {
+                parameter["schema"] =
+                    json!({"type": "string", "maxLength": 4096, "pattern": feed_types_pattern()});
             }
             // A currency in a query string is one of the codes the server knows.
             if parameter["in"] == "query" && parameter["name"] == "currency" {

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -65,18 +65,10 @@ pub struct EntryPage {
 
 /// The caller's role, when it is an agent or admin.
 fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = state
-        .api_keys
-        .authenticate_header(authorization)
-        .ok_or_else(Problem::unauthorized)?;
-    if matches!(principal.role, Role::Agent | Role::Admin) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden())
-    }
+    super::request::require_role(state, headers, |role| {
+        matches!(role, Role::Agent | Role::Admin)
+    })
+    .map(drop)
 }
 
 fn number(field: &str, raw: Option<&str>, default: i64, range: (i64, i64)) -> Result<i64, Problem> {

@@ -140,7 +140,7 @@ pub(super) fn finish(
 }
 
 /// The stored status, headers and body, exactly.
-fn to_response(stored: StoredResponse, replayed: bool) -> Response {
+pub(super) fn to_response(stored: StoredResponse, replayed: bool) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();

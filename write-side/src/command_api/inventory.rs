@@ -76,6 +76,10 @@ impl From<InventoryError> for Problem {
             InventoryError::NotEnoughAt { .. } => {
                 Self::new(ProblemType::NotEnoughStock, error.to_string())
             }
+            InventoryError::Database(ref db) if crate::event_store::retry::is_unavailable(db) => {
+                tracing::warn!(error = %error, "inventory request failed: database unavailable");
+                Self::database_unavailable()
+            }
             InventoryError::Stopped | InventoryError::Database(_) => {
                 tracing::error!(error = %error, "inventory request failed");
                 Self::internal()

@@ -11,15 +11,19 @@ mod checkout;
 pub mod contract;
 mod desk;
 mod edits;
+mod erasure;
 mod fulfillment;
 mod handlers;
 mod inventory;
 mod money;
+mod notifications;
 pub mod openapi;
 pub mod problem;
 mod request;
 mod returns;
+mod routing;
 pub mod shared_document;
+mod subscriptions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -96,6 +100,9 @@ pub struct CommandApiConfig {
     /// The carrier and WMS the exceptions desk's actions go through (a parcel's handoff
     /// retried); `None`: those actions answer 502 and the entry stays open.
     pub logistics: Option<crate::fulfillment::logistics::LogisticsClient>,
+    /// The key webhook subscriptions' secrets are sealed under (`None`: the subscription
+    /// endpoints that need it answer 503 `webhooks-not-configured`).
+    pub sealing_key: Option<crate::subscriptions::seal::SealingKey>,
 }
 
 impl CommandApiConfig {
@@ -125,6 +132,7 @@ impl CommandApiConfig {
                 RoutingConfig::bundled().expect("the bundled routing config parses (tested)"),
             ),
             logistics: None,
+            sealing_key: None,
         }
     }
 }
@@ -144,6 +152,8 @@ pub struct AppState {
     webhook_clock_skew: chrono::Duration,
     /// Group commit of node and carrier webhooks (`None`: one transaction each).
     logistics_batcher: Option<WebhookBatcher>,
+    /// Seals webhook subscriptions' secrets.
+    sealing_key: Option<Arc<crate::subscriptions::seal::SealingKey>>,
 }
 
 /// The running command API's background work: the commit batcher's workers. They finish once
@@ -237,6 +247,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             .then(|| config.logistics_webhook_secret.into()),
         webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
+        sealing_key: config.sealing_key.map(Arc::new),
     };
     let api_keys = (*state.api_keys).clone();
     let router = Router::new()
@@ -256,10 +267,21 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
             post(money::submit_evidence),
         )
         .route("/v1/settlement/imports", post(money::import_settlement))
+        .route("/v1/routing/simulations", post(routing::simulate))
         .route("/v1/orders/{id}/returns", post(returns::request_return))
         .route(
             "/v1/orders/{id}/returns/{return_id}/inspection",
             post(returns::record_inspection),
+        )
+        .route(
+            "/v1/orders/{id}/notifications/resend",
+            post(notifications::resend),
+        )
+        .route("/v1/customers/{id}/erasure", post(erasure::erase_customer))
+        .route("/v1/guests/erasure", post(erasure::erase_guest))
+        .route(
+            "/v1/me/notification-preferences",
+            get(notifications::get_preferences).put(notifications::put_preferences),
         )
         .route("/v1/reviews", get(checkout::review_queue))
         .route("/v1/desk/entries", get(desk::list_entries))
@@ -272,6 +294,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         .route("/v1/webhooks/wms", post(fulfillment::wms_webhook))
         .route("/v1/webhooks/carrier", post(fulfillment::carrier_webhook))
         .merge(inventory::routes())
+        .merge(subscriptions::routes())
         .layer(middleware::from_fn_with_state(
             config.body_limit,
             body_check::refuse_unreadable_json,

@@ -240,7 +240,7 @@ pub struct ImportRequestBody {
     csv: Option<String>,
 }
 
-struct ApiKeyAuth;
+pub(super) struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -255,7 +255,7 @@ impl Modify for ApiKeyAuth {
 /// What the layer in front of every endpoint refuses in a JSON body
 /// (`super::body_check`), added to every operation that takes one, so the document cannot
 /// forget an endpoint either.
-struct JsonBodyRules;
+pub(super) struct JsonBodyRules;
 
 const DUPLICATE_KEY: &str = "duplicate-key: an object names the same key twice (`field` is its \
     path, e.g. `lines[0].sku`)";
@@ -382,6 +382,10 @@ pub struct InspectionLineRequest {
         super::inventory::put_location, super::inventory::restock, super::inventory::adjust,
         super::inventory::get_stock,
         super::desk::list_entries, super::desk::get_entry, super::desk::resolve_entry,
+        super::notifications::get_preferences, super::notifications::put_preferences,
+        super::notifications::resend,
+        super::erasure::erase_customer, super::erasure::erase_guest,
+        super::routing::simulate,
         crate::readiness::live, super::handlers::ready
     ),
     components(schemas(
@@ -405,6 +409,15 @@ pub struct InspectionLineRequest {
         super::desk::EntryPage,
         crate::desk::Entry, crate::desk::Resolution, crate::desk::EntryKind, crate::desk::Action,
         crate::desk::EntryStatus,
+        super::notifications::PreferencesRequest, super::notifications::MediumName,
+        super::notifications::ResendRequest, crate::commands::PreferencesResponse,
+        crate::commands::ResendResponse, crate::commands::ErasureResponse,
+        super::erasure::GuestErasureRequest, crate::commands::GuestErasureResponse,
+        super::routing::SimulationRequest, super::routing::SimulationResponse,
+        super::routing::OrderRow, crate::domain::fulfillment::simulation::Aggregate,
+        crate::domain::fulfillment::simulation::SideTotals,
+        crate::domain::fulfillment::simulation::OrderDelta,
+        crate::domain::fulfillment::simulation::OrderMeasure,
         super::inventory::LocationRequest,
         super::inventory::RestockRequest, super::inventory::AdjustRequest,
         super::inventory::StockResponse, crate::inventory::StockLevel,
@@ -418,7 +431,9 @@ pub struct CommandApiDoc;
 /// The document as served: the handlers' annotations completed with what every operation can
 /// answer ([`super::contract::complete`]).
 pub fn document() -> serde_json::Value {
-    let mut document = serde_json::to_value(CommandApiDoc::openapi()).unwrap_or_default();
+    let mut doc = CommandApiDoc::openapi();
+    doc.merge(super::subscriptions::SubscriptionsDoc::openapi());
+    let mut document = serde_json::to_value(doc).unwrap_or_default();
     super::contract::complete(&mut document);
     document
 }

@@ -317,6 +317,16 @@ impl From<CommandError> for Problem {
                 format!("there is no desk entry {id}"),
             )
             .with_field("entry_id"),
+            CommandError::CustomerNotFound(id) => Self::new(
+                ProblemType::NotFound,
+                format!("customer {id} has no orders to erase"),
+            )
+            .with_field("id"),
+            CommandError::GuestNotFound => Self::new(
+                ProblemType::NotFound,
+                "no guest checkout was placed with this email",
+            )
+            .with_field("email"),
             CommandError::Conflict(id) => Self::new(
                 ProblemType::ConcurrencyConflict,
                 format!("order {id} kept changing while this command was decided; retry it"),

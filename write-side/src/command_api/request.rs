@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
 use uuid::Uuid;
-use waybill_schemas::api_keys::Role;
+use waybill_schemas::api_keys::{Principal, Role};
 use waybill_schemas::IdempotencyKey;
 
 use super::problem::Problem;
@@ -89,6 +89,23 @@ impl FromRequest<AppState> for PlaceOrderInput {
     }
 }
 
+/// A keyed JSON command a signed-in customer sends about themselves (Bearer JWT with role
+/// `customer`): their notification preferences.
+pub struct CustomerCommandInput {
+    pub ctx: CommandContext,
+    pub body: Value,
+}
+
+impl FromRequest<AppState> for CustomerCommandInput {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let (ctx, body) = read(request, state, |role| role == Role::Customer).await?;
+        let body = serde_json::from_slice(&body).map_err(malformed)?;
+        Ok(Self { ctx, body })
+    }
+}
+
 /// A keyed JSON command on money (refunds, dispute evidence, settlement imports): like
 /// [`CommandInput`], but the `finance` role gets through too; each handler then names exactly
 /// which roles it serves.
@@ -107,23 +124,69 @@ impl FromRequest<AppState> for MoneyCommandInput {
     }
 }
 
+/// A keyed request whose body may be left out (a delete, an action without options): like
+/// [`CommandInput`], but an empty body needs no `Content-Type`; a body sent must be JSON.
+pub struct KeyedInput {
+    pub ctx: CommandContext,
+}
+
+impl FromRequest<AppState> for KeyedInput {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let (ctx, body) = read_checked(request, state, Role::may_command, true).await?;
+        if !body.is_empty() {
+            serde_json::from_slice::<Value>(&body).map_err(malformed)?;
+        }
+        Ok(Self { ctx })
+    }
+}
+
 /// The checks every command request passes, then its context and raw body.
 async fn read(
     request: Request,
     state: &AppState,
     allowed: fn(Role) -> bool,
 ) -> Result<(CommandContext, Bytes), Problem> {
-    let headers = request.headers();
+    read_checked(request, state, allowed, false).await
+}
+
+/// [`read`], with the body optional when `body_optional` (then only a body sent must be JSON).
+/// The caller named by the `Authorization` header's Bearer API key: 401 without a valid one.
+#[allow(clippy::result_large_err)] // Problem is the handlers' error type, as in the modules using it
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Problem> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = state
+    state
         .api_keys
         .authenticate_header(authorization)
-        .ok_or_else(Problem::unauthorized)?;
-    if !allowed(principal.role) {
-        return Err(Problem::forbidden());
+        .ok_or_else(Problem::unauthorized)
+}
+
+/// The caller, when its role is `allowed`: 401 without a valid key, 403 with another role.
+#[allow(clippy::result_large_err)]
+pub(crate) fn require_role(
+    state: &AppState,
+    headers: &HeaderMap,
+    allowed: fn(Role) -> bool,
+) -> Result<Principal, Problem> {
+    let principal = authenticate(state, headers)?;
+    if allowed(principal.role) {
+        Ok(principal)
+    } else {
+        Err(Problem::forbidden())
     }
+}
+
+async fn read_checked(
+    request: Request,
+    state: &AppState,
+    allowed: fn(Role) -> bool,
+    body_optional: bool,
+) -> Result<(CommandContext, Bytes), Problem> {
+    let headers = request.headers();
+    let principal = require_role(state, headers, allowed)?;
     let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => {
             return Err(Problem::missing_idempotency_key(
@@ -140,13 +203,17 @@ async fn read(
                 )
             })?,
     };
-    if !is_json(headers) {
+    let json = is_json(headers);
+    if !json && !body_optional {
         return Err(Problem::unsupported_media_type());
     }
     let correlation_id = correlation_id(headers);
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let body = read_body(request, state.body_limit).await?;
+    if !json && !body.is_empty() {
+        return Err(Problem::unsupported_media_type());
+    }
     let ctx = CommandContext {
         actor: principal.actor(),
         role: principal.role,

@@ -61,7 +61,9 @@ pub async fn decide_and_commit(
                     "an order command hit a channel reference".into(),
                 ))
             }
-            CommitOutcome::Failed(e) => return Err(CommandError::Internal(e)),
+            failed @ (CommitOutcome::Failed(_) | CommitOutcome::Unavailable(_)) => {
+                return Err(failed.into())
+            }
         }
     }
     Err(CommandError::Conflict(order_id))

@@ -216,7 +216,7 @@ pub async fn resolve_desk_entry(
                     ));
                 }
             }
-            other => return Err(CommandError::Internal(format!("{other:?}"))),
+            other => return Err(other.into()),
         }
     }
     match entry.order_id {

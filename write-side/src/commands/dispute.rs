@@ -134,7 +134,7 @@ pub async fn submit_evidence(
             CommitOutcome::Committed => return Ok(Reply::Fresh(response)),
             CommitOutcome::IdempotencyKeyTaken => return services.answer_from_stored(ctx).await,
             CommitOutcome::StreamConflict { .. } => continue,
-            other => return Err(CommandError::Internal(format!("{other:?}"))),
+            other => return Err(other.into()),
         }
     }
     Err(CommandError::Conflict(order_id))

@@ -141,7 +141,14 @@ pub async fn preview_edit(
     for line in &edit.add {
         let available: i64 = crate::inventory::read_stock(&services.pool, &line.sku)
             .await
-            .map_err(|e| CommandError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                crate::inventory::InventoryError::Database(db)
+                    if crate::event_store::retry::is_unavailable(&db) =>
+                {
+                    CommandError::Unavailable(db.to_string())
+                }
+                other => CommandError::Internal(other.to_string()),
+            })?
             .iter()
             .map(|level| level.available.max(0))
             .sum();

@@ -11,6 +11,8 @@ mod decide;
 mod desk;
 mod dispute;
 mod edit;
+mod erasure;
+mod notifications;
 mod place;
 mod refund;
 mod resolution;
@@ -26,6 +28,11 @@ pub use decide::{decide_and_commit, refusal};
 pub use desk::{parse_resolution, resolve_desk_entry, OrderEventRef, ResolveBody, ResolveResponse};
 pub use dispute::{submit_evidence, EvidenceResponse};
 pub use edit::{edit_order, preview_edit, AddedStockResponse, EditResponse, EditedLineResponse};
+pub use erasure::{erase_customer, erase_guest, ErasureResponse, GuestErasureResponse};
+pub use notifications::{
+    parse_resend, resend_notification, set_notification_preferences, PreferencesResponse,
+    ResendBody, ResendResponse,
+};
 pub use place::{place_order, place_parsed_order};
 pub use refund::{parse_refund, refund_order, RefundBody, RefundDestination};
 pub use responses::{
@@ -116,6 +123,12 @@ pub enum CommandError {
     ReturnNotFound(String),
     #[error("desk entry {0} not found")]
     EntryNotFound(String),
+    #[error("customer {0} has no orders to erase")]
+    CustomerNotFound(String),
+    /// No guest checkout was placed with the email of a guest's erasure (the email is not
+    /// repeated: it is personal data).
+    #[error("no guest checkout was placed with this email")]
+    GuestNotFound,
     /// A system Waybill depends on (the payment gateway) failed; retrying may work.
     #[error("upstream failure: {0}")]
     Upstream(String),
@@ -134,6 +147,18 @@ impl From<EventStoreError> for CommandError {
         match e {
             EventStoreError::Database(e) => e.into(),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A commit outcome the caller has no answer of its own for: the database being unavailable
+/// is 503, anything else a failure on our side.
+impl From<CommitOutcome> for CommandError {
+    fn from(outcome: CommitOutcome) -> Self {
+        match outcome {
+            CommitOutcome::Unavailable(detail) => Self::Unavailable(detail),
+            CommitOutcome::Failed(detail) => Self::Internal(detail),
+            other => Self::Internal(format!("{other:?}")),
         }
     }
 }
@@ -235,7 +260,7 @@ impl CommandServices {
         match self.commit(ctx, order_id, request).await {
             CommitOutcome::Committed => Ok(Reply::Fresh(response)),
             CommitOutcome::IdempotencyKeyTaken => self.answer_from_stored(ctx).await,
-            other => Err(CommandError::Internal(format!("{other:?}"))),
+            other => Err(other.into()),
         }
     }
 }

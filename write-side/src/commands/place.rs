@@ -75,7 +75,7 @@ pub async fn place_parsed_order(
             existing_order(services, ctx, order_id).await
         }
         CommitOutcome::StreamConflict { .. } => Err(CommandError::Conflict(order_id)),
-        CommitOutcome::Failed(e) => Err(CommandError::Internal(e)),
+        failed @ (CommitOutcome::Failed(_) | CommitOutcome::Unavailable(_)) => Err(failed.into()),
     }
 }
 

@@ -435,7 +435,9 @@ async fn decide_return(
                     "a return hit a channel reference".into(),
                 ))
             }
-            CommitOutcome::Failed(e) => return Err(CommandError::Internal(e)),
+            failed @ (CommitOutcome::Failed(_) | CommitOutcome::Unavailable(_)) => {
+                return Err(failed.into())
+            }
         }
     }
     Err(CommandError::Conflict(order_id))

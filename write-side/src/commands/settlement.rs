@@ -243,7 +243,7 @@ pub async fn import_settlement(
             CommitOutcome::IdempotencyKeyTaken => return services.answer_from_stored(ctx).await,
             // Imported (or a payout recorded) meanwhile by someone else: look again.
             CommitOutcome::StreamConflict { .. } => continue,
-            other => return Err(CommandError::Internal(format!("{other:?}"))),
+            other => return Err(other.into()),
         }
     }
     Err(CommandError::Internal(format!(

@@ -250,6 +250,23 @@ pub async fn open_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Erro
     .await
 }
 
+/// Forgets the resolution notes of the entries about `orders` (an erasure: a note is free text
+/// that may name the customer; the events that carried them are sealed under the orders' data
+/// keys), in the caller's transaction.
+pub async fn forget_notes(
+    conn: &mut sqlx::PgConnection,
+    orders: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE desk_entries SET resolution_note = NULL \
+         WHERE order_id = ANY($1) AND resolution_note IS NOT NULL",
+    )
+    .bind(orders)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records the resolution `event` (by `actor`) on its entry, inside the caller's transaction
 /// (the desk projector's, with its position). Applying it again changes nothing.
 pub async fn mark_resolved(

@@ -7,6 +7,7 @@
 //! through the [`crate::commit_batcher`], which writes many commands' rows per transaction with
 //! the same statements.
 
+pub mod decisions;
 pub mod retry;
 pub mod rows;
 
@@ -134,7 +135,12 @@ impl EventStore {
                 .fetch_all(&self.pool)
         })
         .await?;
-        rows.into_iter().map(EventEnvelope::try_from).collect()
+        let mut events = rows
+            .into_iter()
+            .map(EventEnvelope::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::pii::open_envelopes(&self.pool, &mut events).await?;
+        Ok(events)
     }
 
     /// Every event of each of `stream_ids`, grouped by stream in version order (one query).
@@ -149,10 +155,14 @@ impl EventStore {
         let rows: Vec<EventRow<serde_json::Value>> =
             retry::serializable(|| sqlx::query_as(&sql).bind(stream_ids).fetch_all(&self.pool))
                 .await?;
+        let mut events = rows
+            .into_iter()
+            .map(EventEnvelope::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::pii::open_envelopes(&self.pool, &mut events).await?;
         let mut streams: std::collections::HashMap<String, Vec<EventEnvelope>> =
             std::collections::HashMap::with_capacity(stream_ids.len());
-        for row in rows {
-            let envelope = EventEnvelope::try_from(row)?;
+        for envelope in events {
             streams
                 .entry(envelope.stream_id.clone())
                 .or_default()
@@ -195,10 +205,11 @@ impl EventStore {
                 .await?
             }
         };
-        let events = rows
+        let mut events = rows
             .into_iter()
             .map(EventEnvelope::try_from)
             .collect::<Result<Vec<_>, _>>()?;
+        crate::pii::open_envelopes(&self.pool, &mut events).await?;
         let next = if (events.len() as i64) < limit {
             None
         } else {

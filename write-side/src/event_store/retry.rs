@@ -216,6 +216,11 @@ where
             Err(e) if is_connection_failure(&e) && tries < MAX_ATTEMPTS => {
                 metrics::counter!("waybill_db_connection_retries_total").increment(1);
                 tracing::info!(error = %e, "database connection failed; retrying on another");
+                // One dead pooled connection is retried at once; a server that keeps ending
+                // sessions (a restart, a failover) is given a moment, up to ~1 s in all.
+                if tries > 1 {
+                    tokio::time::sleep(backoff(tries)).await;
+                }
             }
             result => return result,
         }

@@ -22,8 +22,9 @@ const UNNEST_EVENTS: &str =
        $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
        $13::text[], $14::text[]) AS x(s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p)";
 
-/// Inserts `events` with one statement. A duplicate `(stream_id, stream_version)` fails the
-/// statement with a unique violation on `events_pkey`: that is the concurrency check.
+/// Inserts `events` with one statement, their personal fields sealed ([`crate::pii`]) in the
+/// same transaction. A duplicate `(stream_id, stream_version)` fails the statement with a
+/// unique violation on `events_pkey`: that is the concurrency check.
 pub async fn insert_events(
     conn: &mut PgConnection,
     events: &[&EventEnvelope],
@@ -31,15 +32,22 @@ pub async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
+    let sealed = crate::pii::seal_for_insert(&mut *conn, events)
+        .await
+        .map_err(crate::pii::PiiError::into_sqlx)?;
     let sql = format!("INSERT INTO events ({COLUMNS}) {UNNEST_EVENTS}");
-    bind_events(sqlx::query(&sql), events).execute(conn).await?;
+    bind_events(sqlx::query(&sql), events, &sealed)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// Binds the columns of `events` as the 14 arrays of [`UNNEST_EVENTS`].
+/// Binds the columns of `events` as the 14 arrays of [`UNNEST_EVENTS`], each payload replaced
+/// by its sealed form where `sealed` holds one.
 fn bind_events<'q>(
     query: sqlx::query::Query<'q, Postgres, PgArguments>,
     events: &[&EventEnvelope],
+    sealed: &[Option<serde_json::Value>],
 ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
     let n = events.len();
     let mut stream_ids = Vec::with_capacity(n);
@@ -56,7 +64,7 @@ fn bind_events<'q>(
     let mut actor_ids = Vec::with_capacity(n);
     let mut channels: Vec<Option<String>> = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
-    for e in events {
+    for (e, sealed) in events.iter().zip(sealed) {
         stream_ids.push(e.stream_id.clone());
         versions.push(e.stream_version);
         event_ids.push(e.event_id);
@@ -71,7 +79,8 @@ fn bind_events<'q>(
         actor_ids.push(e.actor.id.clone());
         channels.push(e.channel.map(|c| c.as_str().to_owned()));
         // `to_string` straight through serde, not the `Display` adapter.
-        payloads.push(serde_json::to_string(&e.payload).unwrap_or_else(|_| "null".into()));
+        let payload = sealed.as_ref().unwrap_or(&e.payload);
+        payloads.push(serde_json::to_string(payload).unwrap_or_else(|_| "null".into()));
     }
     query
         .bind(stream_ids)

@@ -79,6 +79,7 @@ async fn routed_order(db: &TestDatabase, store: &EventStore, now: DateTime<Utc>)
     let route = FulfillmentCommand::Route {
         plan,
         cause: waybill_schemas::events::RouteCause::Confirmation,
+        decided: None,
     };
     assert!(matches!(flow.decide(route, now), Ok(true)));
     store_round(&db.pool, store, &mut [&mut flow], now)

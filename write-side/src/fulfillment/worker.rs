@@ -25,12 +25,13 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use waybill_schemas::events::{ExceptionAction, FulfillmentLine, RouteCause};
+use waybill_schemas::events::{ExceptionAction, FulfillmentLine, RouteCause, RoutingShipTo};
 use waybill_schemas::{Actor, OrderId};
 
+use crate::domain::fulfillment::decision::RoutingInputs;
 use crate::domain::fulfillment::flow::{next_step, FulfillmentPolicy, FulfillmentStep};
 use crate::domain::fulfillment::routing::{
-    Candidate, LocationType, RoutePlan, RouteRequest, RoutingConfig, TransitHistory,
+    Candidate, LocationType, RoutePlan, RoutingConfig, TransitHistory,
 };
 use crate::domain::fulfillment::{Fulfillment, FulfillmentCommand, Label};
 use crate::domain::returns::{ReturnCommand, ReturnLabel, ReturnsPolicy};
@@ -272,36 +273,39 @@ pub(super) async fn take_step(
         FulfillmentStep::Route => {
             super::withdraw::release_edited_units(services, order_id, state, now).await?;
             let lines: Vec<FulfillmentLine> = state.to_route();
-            let plan = plan_route(services, shared, order, state, &lines, None).await?;
-            FulfillmentCommand::Route {
-                plan,
-                cause: RouteCause::Confirmation,
-            }
-            .into()
+            let inputs = routing_inputs(services, shared, order, state, lines, None).await?;
+            decide_route(services, order_id, &inputs, RouteCause::Confirmation).into()
         }
         FulfillmentStep::Reroute {
             fulfillment_id,
             node_id,
             missing,
         } => {
-            let plan = plan_route(services, shared, order, state, &missing, Some(&node_id)).await?;
-            move_allocation(services, order_id, state, &fulfillment_id, &node_id, &plan).await?;
-            FulfillmentCommand::Route {
-                plan,
-                cause: RouteCause::ShortPick {
-                    from_fulfillment_id: fulfillment_id,
+            let inputs =
+                routing_inputs(services, shared, order, state, missing, Some(&node_id)).await?;
+            let command = decide_route(
+                services,
+                order_id,
+                &inputs,
+                RouteCause::ShortPick {
+                    from_fulfillment_id: fulfillment_id.clone(),
                 },
+            );
+            if let FulfillmentCommand::Route { plan, .. } = &command {
+                move_allocation(services, order_id, state, &fulfillment_id, &node_id, plan).await?;
             }
-            .into()
+            command.into()
         }
         FulfillmentStep::RouteReplacement { return_id, lines } => {
             // Replacement units hold no allocation: route them over nodes with free stock
             // (no node excluded).
-            let plan = plan_route(services, shared, order, state, &lines, Some("")).await?;
-            FulfillmentCommand::Route {
-                plan,
-                cause: RouteCause::Exchange { return_id },
-            }
+            let inputs = routing_inputs(services, shared, order, state, lines, Some("")).await?;
+            decide_route(
+                services,
+                order_id,
+                &inputs,
+                RouteCause::Exchange { return_id },
+            )
             .into()
         }
         FulfillmentStep::Submit { fulfillment_id } => {
@@ -533,16 +537,35 @@ impl Decided {
     }
 }
 
-/// Routes `lines`: first over the nodes holding the order's allocation, then what is left over
-/// nodes with free stock; `exclude` is a node that just came up short.
-async fn plan_route(
+/// Plans the route from `inputs` with the live config: the command recording the plan and the
+/// decision (`RoutingDecided`, what the routing simulator replays).
+fn decide_route(
+    services: &FulfillmentServices,
+    order_id: OrderId,
+    inputs: &RoutingInputs,
+    cause: RouteCause,
+) -> FulfillmentCommand {
+    let plan = inputs.plan(&services.routing);
+    let decided = inputs.record(order_id, cause.clone(), &services.routing.version, &plan);
+    FulfillmentCommand::Route {
+        plan,
+        cause,
+        decided: Some(Box::new(decided)),
+    }
+}
+
+/// What routing `lines` reads: the nodes holding the order's allocation (unless `exclude` is
+/// set: a node that just came up short, or `""` for replacement units, which hold none), the
+/// free stock of the lines' SKUs elsewhere (one read, kept whole so a replay with another
+/// config finds the stock this one did not need), transit history and the clock.
+async fn routing_inputs(
     services: &FulfillmentServices,
     shared: &SharedReads,
     order: &Order,
     state: &Fulfillment,
-    lines: &[FulfillmentLine],
+    lines: Vec<FulfillmentLine>,
     exclude: Option<&str>,
-) -> Result<RoutePlan, FulfillmentError> {
+) -> Result<RoutingInputs, FulfillmentError> {
     let placed = order
         .state()
         .ok_or_else(|| FulfillmentError::Inconsistent("order not placed".into()))?
@@ -553,23 +576,8 @@ async fn plan_route(
     )
     .map_err(|e| FulfillmentError::Inconsistent(e.to_string()))?;
     let locations = shared.locations(&services.pool).await?;
-    let history = shared.history(&services.pool).await?;
-    let now = Utc::now();
-    let route = |lines: &[FulfillmentLine], candidates: &[Candidate], history: &TransitHistory| {
-        services.routing.route(&RouteRequest {
-            shipping_method: &state.shipping_method,
-            pickup_location: state.pickup_location.as_deref(),
-            lines,
-            candidates,
-            history,
-            now,
-        })
-    };
-    let mut plan = RoutePlan {
-        routes: Vec::new(),
-        unroutable: lines.to_vec(),
-    };
-    if exclude.is_none() {
+    let history = shared.history(&services.pool).await?.clone();
+    let allocated = exclude.is_none().then(|| {
         let mut allocated: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
         for line in &state.allocated {
             *allocated
@@ -578,40 +586,39 @@ async fn plan_route(
                 .entry(line.line_no)
                 .or_default() += line.quantity.get();
         }
-        let candidates = candidates(locations, &ship_to, allocated);
-        plan = route(lines, &candidates, history);
-    }
-    if !plan.unroutable.is_empty() {
-        let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
-        for line in &plan.unroutable {
-            for level in inventory::read_stock(&services.pool, &line.sku).await? {
-                // A node already in the plan may still have free units of the rest (an edit's
-                // added units, a replacement beside the allocation): they join its route below.
-                if Some(level.location_id.as_str()) == exclude || level.available <= 0 {
-                    continue;
-                }
-                let units = u32::try_from(level.available).unwrap_or(u32::MAX);
-                *free
-                    .entry(level.location_id)
-                    .or_default()
-                    .entry(line.line_no)
-                    .or_default() += units;
+        candidates(locations, &ship_to, allocated)
+    });
+    let skus: Vec<_> = lines.iter().map(|l| l.sku.clone()).collect();
+    let levels = inventory::read_stock_of(&services.pool, &skus).await?;
+    let mut free: BTreeMap<String, BTreeMap<u32, u32>> = BTreeMap::new();
+    for line in &lines {
+        for level in levels.iter().filter(|l| l.sku == line.sku.as_str()) {
+            // A node already holding allocated units may have free units of the rest too (an
+            // edit's added units, a replacement beside the allocation): they join its route.
+            if Some(level.location_id.as_str()) == exclude || level.available <= 0 {
+                continue;
             }
+            let units = u32::try_from(level.available).unwrap_or(u32::MAX);
+            *free
+                .entry(level.location_id.clone())
+                .or_default()
+                .entry(line.line_no)
+                .or_default() += units;
         }
-        let candidates = candidates(locations, &ship_to, free);
-        let rest = route(&plan.unroutable, &candidates, history);
-        for extra in rest.routes {
-            match plan.routes.iter_mut().find(|r| r.node_id == extra.node_id) {
-                // One fulfillment order per node: the free units ride with the allocated ones.
-                Some(same) => {
-                    same.lines = crate::domain::fulfillment::add(&same.lines, &extra.lines)
-                }
-                None => plan.routes.push(extra),
-            }
-        }
-        plan.unroutable = rest.unroutable;
     }
-    Ok(plan)
+    Ok(RoutingInputs {
+        shipping_method: state.shipping_method.clone(),
+        pickup_location: state.pickup_location.clone(),
+        ship_to: RoutingShipTo {
+            country: ship_to.country.as_str().to_owned(),
+            postal_zone: zones::postal_zone(&ship_to.postal_code),
+        },
+        lines,
+        allocated,
+        free_stock: candidates(locations, &ship_to, free),
+        history,
+        now: Utc::now(),
+    })
 }
 
 fn candidates(

@@ -15,6 +15,8 @@ pub mod allocation;
 mod reserver;
 mod stock_ledger;
 mod store;
+
+pub use store::forget_ship_postal_codes;
 pub mod zones;
 
 use std::fmt;
@@ -538,6 +540,12 @@ pub async fn read_locations(pool: &PgPool) -> Result<Vec<Location>, InventoryErr
 /// Stock of `sku` at every location, read without the writer (for re-routing a short pick).
 pub async fn read_stock(pool: &PgPool, sku: &Sku) -> Result<Vec<StockLevel>, InventoryError> {
     Ok(store::stock_levels(pool, sku.as_str()).await?)
+}
+
+/// Stock of each of `skus` at every location, in one read (what routing records as free stock).
+pub async fn read_stock_of(pool: &PgPool, skus: &[Sku]) -> Result<Vec<StockLevel>, InventoryError> {
+    let skus: Vec<String> = skus.iter().map(|s| s.as_str().to_owned()).collect();
+    Ok(store::stock_levels_of(pool, &skus).await?)
 }
 
 fn unexpected(answer: Answer) -> InventoryError {

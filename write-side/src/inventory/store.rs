@@ -136,6 +136,27 @@ pub(super) async fn stock_levels(pool: &PgPool, sku: &str) -> Result<Vec<StockLe
     Ok(rows.iter().map(StockRow::level).collect())
 }
 
+/// Stock of every sku of `skus` at every location (no locks).
+pub(super) async fn stock_levels_of(
+    pool: &PgPool,
+    skus: &[String],
+) -> Result<Vec<StockLevel>, sqlx::Error> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<StockRow> = retry::serializable(|| async {
+        sqlx::query_as(
+            "SELECT sku, location_id, on_hand, reserved, allocated FROM inventory_stock \
+             WHERE sku = ANY($1) ORDER BY sku, location_id",
+        )
+        .bind(skus)
+        .fetch_all(pool)
+        .await
+    })
+    .await?;
+    Ok(rows.iter().map(StockRow::level).collect())
+}
+
 /// Locks and returns the stock rows of `skus` (in key order, so writers never deadlock).
 pub(super) async fn lock_stock(
     conn: &mut PgConnection,
@@ -321,4 +342,21 @@ pub(super) async fn insert_movements(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Replaces the postal code the reservations of `orders` were routed for with `erased` (an
+/// erasure), in the caller's transaction; the country stays, for reports and routing.
+pub async fn forget_ship_postal_codes(
+    conn: &mut PgConnection,
+    orders: &[Uuid],
+    erased: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE inventory_reservations SET ship_postal_code = $2 WHERE order_id = ANY($1)",
+    )
+    .bind(orders)
+    .bind(erased)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

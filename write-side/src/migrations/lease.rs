@@ -134,13 +134,21 @@ impl MigrationLease {
     }
 }
 
-/// `CREATE TABLE IF NOT EXISTS` run by two sessions at once can still fail on Postgres (the
-/// catalog's unique index on type names, 23505, or 42P07); the table exists then, so that is
-/// success.
+/// `CREATE TABLE IF NOT EXISTS` run by two sessions at once can still fail on Postgres: the
+/// catalog's unique index on type names (23505), the table (42P07), or, on Postgres 15, the
+/// table's row type found by the second session after its own existence check (42710, "type
+/// … already exists"). The table exists then, so that is success.
 async fn create_table(pool: &PgPool) -> Result<(), sqlx::Error> {
     match retry::serializable_idempotent(|| sqlx::query(CREATE_TABLE).execute(pool)).await {
         Ok(_) => Ok(()),
-        Err(e) if matches!(retry::sqlstate(&e).as_deref(), Some("23505" | "42P07")) => Ok(()),
+        Err(e)
+            if matches!(
+                retry::sqlstate(&e).as_deref(),
+                Some("23505" | "42P07" | "42710")
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

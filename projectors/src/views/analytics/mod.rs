@@ -12,12 +12,17 @@
 //! rows instead of adding to them.
 
 mod apply;
+mod marker;
+pub mod rebuild;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{apply, entry_kind, status};
-pub use store::AnalyticsStore;
+pub use marker::AnalyticsStoreMarker;
+pub use rebuild::{rebuild_analytics, AnalyticsRebuildError, AnalyticsRebuildReport};
+pub(crate) use store::string_list;
+pub use store::{AnalyticsStore, TABLES};
 
 use waybill_schemas::events::settlement::{PAYOUT_STREAM_PREFIX, SETTLEMENT_STREAM_PREFIX};
 use waybill_schemas::events::DecodeError;

@@ -21,6 +21,24 @@ use crate::warehouse::rows::{
 };
 use crate::warehouse::WarehouseError;
 
+/// The tables this view writes and nothing else does: what a rebuild fills and switches, and
+/// what the view's self-healing makes sure exists. (`reconciliation_results` is the
+/// reconciliation runner's, `view_markers` the markers'.) `order_facts` and `stream_positions`
+/// hold the positions.
+pub const TABLES: &[&str] = &[
+    "order_facts",
+    "line_facts",
+    "ledger_entries",
+    "shipments",
+    "returns",
+    "settlement_lines",
+    "payouts",
+    "stream_positions",
+];
+
+/// The tables holding the view's positions (see [`TABLES`]).
+pub const POSITION_TABLES: &[&str] = &["order_facts", "stream_positions"];
+
 /// The analytics tables of one warehouse database.
 #[derive(Clone)]
 pub struct AnalyticsStore {

@@ -3,10 +3,12 @@
 //! the consumer runtime delivers events here once each and in stream order (filling gaps from
 //! the event store), so each message is decided exactly once per order version.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 use waybill_schemas::{EventEnvelope, OrderEvent};
 
-use super::render::{render, Links, Notification, OrderContact};
+use super::render::{address, Draft, Links, Message, Notification, NotificationKind, OrderContact};
 use super::NotificationError;
 
 /// What the notifications view keeps per order.
@@ -15,6 +17,12 @@ pub struct NotificationState {
     /// The last stream version applied.
     pub version: i64,
     pub contact: OrderContact,
+    /// The latest message of each kind the order had, for a resend.
+    #[serde(default)]
+    pub latest: BTreeMap<NotificationKind, Message>,
+    /// `<kind>:<shipment id>` of every carrier message sent: a repeated scan sends nothing.
+    #[serde(default)]
+    pub announced: BTreeSet<String>,
     /// Messages decided since the state was loaded. The store hands them to the sink before it
     /// writes the state; they are never stored.
     #[serde(skip)]
@@ -33,33 +41,69 @@ pub fn apply(
         version: event.stream_version,
         source,
     })?;
-    match (state, &decoded) {
-        (None, OrderEvent::OrderPlaced(placed)) => {
-            let contact = OrderContact::from_placed(placed);
-            let outgoing = render(&contact, &decoded, event, links);
-            Ok(NotificationState {
+    let mut next = match (state, &decoded) {
+        (None, OrderEvent::OrderPlaced(placed)) => NotificationState {
+            version: event.stream_version,
+            contact: OrderContact::from_placed(placed),
+            latest: BTreeMap::new(),
+            announced: BTreeSet::new(),
+            outgoing: Vec::new(),
+        },
+        (Some(_), OrderEvent::OrderPlaced(_)) => {
+            return Err(NotificationError::AlreadyPlaced {
+                stream_id: event.stream_id.clone(),
                 version: event.stream_version,
-                contact,
-                outgoing,
             })
         }
-        (Some(_), OrderEvent::OrderPlaced(_)) => Err(NotificationError::AlreadyPlaced {
-            stream_id: event.stream_id.clone(),
-            version: event.stream_version,
-        }),
-        (None, other) => Err(NotificationError::NotPlaced {
-            stream_id: event.stream_id.clone(),
-            event_type: other.event_type().to_owned(),
-            version: event.stream_version,
-        }),
+        (None, other) => {
+            return Err(NotificationError::NotPlaced {
+                stream_id: event.stream_id.clone(),
+                event_type: other.event_type().to_owned(),
+                version: event.stream_version,
+            })
+        }
         (Some(state), _) => {
             let mut next = state.clone();
             next.version = event.stream_version;
-            next.outgoing
-                .extend(render(&state.contact, &decoded, event, links));
-            Ok(next)
+            next
+        }
+    };
+    let contact = next.contact.clone();
+    let link = links.tracking_link(contact.order_id, event.occurred_at);
+    let draft = |message: Message| Draft {
+        contact: contact.clone(),
+        message,
+        link: link.clone(),
+    };
+    if let OrderEvent::NotificationResendRequested(resend) = &decoded {
+        // Said again as of the request: a fresh link, the request's id as its identity.
+        if let Some(message) = next.latest.get(&resend.kind).cloned() {
+            let messages = address(event, draft(message))
+                .into_iter()
+                .filter(|m| resend.medium.is_none_or(|only| m.medium == only))
+                .map(|mut m| {
+                    m.requested = resend.medium.is_some();
+                    m
+                });
+            next.outgoing.extend(messages);
+        }
+        return Ok(next);
+    }
+    let Some(message) = Message::of_event(&decoded) else {
+        return Ok(next);
+    };
+    if let Some(shipment) = message.shipment() {
+        if !next
+            .announced
+            .insert(format!("{}:{shipment}", message.kind().as_str()))
+        {
+            return Ok(next);
         }
     }
+    next.latest.insert(message.kind(), message.clone());
+    let messages = address(event, draft(message));
+    next.outgoing.extend(messages);
+    Ok(next)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub fn email_html(message: &Notification) -> String {
     let subject = message.subject.as_deref().unwrap_or("Your order");
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(message.locale.as_str()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -70,6 +70,9 @@ mod tests {
             subject: Some(subject.into()),
             body: body.into(),
             occurred_at: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap(),
+            locale: crate::views::notifications::render::Locale::En,
+            requested: false,
+            draft: crate::views::notifications::render::test_draft(OrderId::from_uuid(Uuid::nil())),
         }
     }
 

@@ -1,8 +1,16 @@
 //! Customer notifications: a view on the shared consumer runtime (durable consumer
 //! `notifications`) that turns order events into messages for the customer and hands them to a
 //! [`NotificationSink`]: order received, action required (3-D Secure, with the challenge link),
-//! order confirmed (with the signed tracking link), payment failed, order cancelled. Email always;
-//! a short text message too when the customer gave a phone number.
+//! order confirmed (with the signed tracking link), payment failed, order cancelled, shipped,
+//! out for delivery, ready for pickup, delivered, refund issued, and any of those again when an
+//! agent asks ([`NotificationResendRequested`](waybill_schemas::events::NotificationResendRequested)).
+//! Email always; a short text message too when the customer gave a phone number; each customer's
+//! preferences (media, locale: English or German, [`templates`]) apply at delivery.
+//!
+//! Sending for real is [`Delivery`]: email over SMTP ([`SmtpMailer`], lettre), text messages
+//! over an SMS provider's HTTP API ([`SmsClient`]; ours is the simulated
+//! [`crate::sms_sandbox`]), with retries and backoff, and a sent-once [`ledger`] in Postgres:
+//! a message goes out once per event and medium whatever happens to Redis or NATS.
 //!
 //! The view keeps, per order, the contact details from `OrderPlaced` and the last version applied,
 //! in Redis at `<prefix>:notifications:<order uuid>`, so later events need no event-store lookup
@@ -13,24 +21,40 @@
 //! [`NotificationsConfig::stale_after`] when first seen (a new consumer reading the whole
 //! history) update the state but send nothing.
 //!
-//! In development the sink is [`FileSink`]: messages become files in a directory with an
-//! `index.html`; nothing is sent anywhere.
+//! In development the channels can be [`FileSink`]: messages become files in a directory with an
+//! `index.html`; nothing is sent anywhere (the ledger still records them).
 
 mod apply;
+pub mod channel;
+mod delivery;
+#[cfg(test)]
+mod delivery_tests;
 mod email_html;
+pub mod ledger;
 mod rebuild;
-mod render;
+pub mod render;
 mod sink;
+pub mod sms;
+pub mod smtp;
 mod store;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{apply, NotificationState};
+pub use channel::{Accepted, Channel, RetryPolicy, SendError};
+pub use delivery::Delivery;
+pub use ledger::{Claim, DeliveryRecord, Ledger};
 pub use rebuild::{
     rebuild_notifications, NotificationsRebuildError, NotificationsRebuildReport, Withheld,
 };
-pub use render::{render, Links, Medium, Notification, NotificationKind, OrderContact};
+pub use render::{
+    address, render, Draft, Links, Locale, Medium, Message, Notification, NotificationKind,
+    OrderContact,
+};
 pub use sink::{FileSink, NotificationSink, SinkError};
+pub use sms::{SmsClient, SmsConfig};
+pub use smtp::{SmtpConfig, SmtpMailer, SmtpSecurity};
 pub use store::NotificationStore;
 
 use std::future::Future;
@@ -59,6 +83,12 @@ pub struct NotificationsConfig {
     /// Messages for events older than this when first processed are not delivered; `None`
     /// delivers everything.
     pub stale_after: Option<Duration>,
+    /// Email over SMTP; `None`: emails go to files in `dir`.
+    pub smtp: Option<SmtpConfig>,
+    /// Text messages to the SMS provider; `None`: to files in `dir`.
+    pub sms: Option<SmsConfig>,
+    /// Retries of a provider call.
+    pub retry: RetryPolicy,
 }
 
 impl NotificationsConfig {
@@ -73,7 +103,25 @@ impl NotificationsConfig {
             public_tracking_base_url: public_tracking_base_url.into(),
             tracking: TrackingKeys::new(tracking_secret),
             stale_after: Some(Duration::from_secs(24 * 3600)),
+            smtp: None,
+            sms: None,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// The sink that sends for real: the configured channels (files where none is set) behind
+    /// the sent-once ledger in `pool`'s database.
+    pub fn delivery(&self, pool: sqlx::PgPool) -> anyhow::Result<Delivery> {
+        let files = FileSink::new(self.dir.clone());
+        let email: Arc<dyn Channel> = match &self.smtp {
+            Some(smtp) => Arc::new(SmtpMailer::new(smtp)?),
+            None => Arc::new(files.clone()),
+        };
+        let sms: Arc<dyn Channel> = match &self.sms {
+            Some(sms) => Arc::new(SmsClient::new(sms.clone())?),
+            None => Arc::new(files),
+        };
+        Ok(Delivery::new(pool, email, sms).with_retry(self.retry))
     }
 
     pub fn links(&self) -> Links {
@@ -91,6 +139,8 @@ impl std::fmt::Debug for NotificationsConfig {
             .field("public_tracking_base_url", &self.public_tracking_base_url)
             .field("tracking", &self.tracking)
             .field("stale_after", &self.stale_after)
+            .field("smtp", &self.smtp)
+            .field("sms", &self.sms)
             .finish()
     }
 }
@@ -170,6 +220,21 @@ impl<S: NotificationSink> View for NotificationsProjection<S> {
         OrderId::from_stream_id(stream_id).is_some()
     }
 
+    fn scrubs_on_erasure(&self) -> bool {
+        true
+    }
+
+    async fn forget(&self, stream_ids: &[String]) -> Result<(), NotificationError> {
+        let orders = stream_ids
+            .iter()
+            .filter_map(|s| OrderId::from_stream_id(s))
+            .collect();
+        self.sink
+            .forget(orders)
+            .await
+            .map_err(NotificationError::from)
+    }
+
     fn version_of(state: &NotificationState) -> i64 {
         state.version
     }
@@ -225,7 +290,7 @@ impl<S: NotificationSink> View for NotificationsProjection<S> {
             .increment(1);
         }
         // Delivered before the state moves on: a crash in between re-delivers (the sink
-        // de-duplicates), it never loses a message.
+        // de-duplicates: `Delivery` by its ledger), it never loses a message.
         self.sink.deliver(fresh).await?;
         self.store.compare_and_set(&states).await
     }

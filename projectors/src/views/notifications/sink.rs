@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use maud::{html, DOCTYPE};
 use uuid::Uuid;
+use waybill_schemas::OrderId;
 
 use super::email_html::email_html;
 use super::render::{Medium, Notification, NotificationKind};
@@ -32,6 +33,10 @@ pub enum SinkError {
     Task(String),
     #[error("notification refused: {0}")]
     Refused(String),
+    /// A provider, the ledger or the preferences cannot be used right now; the batch is tried
+    /// again.
+    #[error("notifications cannot be delivered right now: {0}")]
+    Unavailable(String),
 }
 
 /// Takes messages for delivery. Idempotent per [`Notification::id`]: handing over a message
@@ -41,6 +46,13 @@ pub trait NotificationSink: Send + Sync + 'static {
         &self,
         messages: Vec<Notification>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Removes whatever the sink keeps of the messages of `orders` (an erasure). Providers
+    /// that only send keep nothing.
+    fn forget(&self, orders: Vec<OrderId>) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = orders;
+        async { Ok(()) }
+    }
 }
 
 /// Development sink: `<dir>/<occurred_at>-<order_id>-<kind>-<event_id>.<medium>.txt` per
@@ -98,6 +110,11 @@ impl FileSink {
         )
     }
 
+    /// Writes one message and the index (what [`super::channel::Channel`] does for a file).
+    pub fn write_one(&self, message: &Notification) -> Result<(), SinkError> {
+        self.write_all(std::slice::from_ref(message))
+    }
+
     fn write_all(&self, messages: &[Notification]) -> Result<(), SinkError> {
         let io = |source| SinkError::Io {
             path: self.dir.clone(),
@@ -132,6 +149,36 @@ impl FileSink {
         write_replacing(&self.dir.join("index.html"), html.as_bytes())
     }
 
+    /// Deletes the message files of `orders` (and their HTML twins) and writes the index again.
+    pub fn forget_orders(&self, orders: &[OrderId]) -> Result<(), SinkError> {
+        let io = |source| SinkError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut guard = self
+            .listing
+            .lock()
+            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))?;
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let marks: Vec<String> = orders.iter().map(|o| format!("-{o}-")).collect();
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            if name
+                .to_str()
+                .is_some_and(|n| marks.iter().any(|m| n.contains(m.as_str())))
+            {
+                std::fs::remove_file(entry.path()).map_err(io)?;
+            }
+        }
+        let listing = guard.insert(self.read_listing()?);
+        write_replacing(&self.dir.join("index.html"), index_html(listing).as_bytes())
+    }
+
     /// The message files already in the directory.
     fn read_listing(&self) -> Result<Listing, SinkError> {
         let io = |source| SinkError::Io {
@@ -157,6 +204,13 @@ impl NotificationSink for FileSink {
         }
         let sink = self.clone();
         tokio::task::spawn_blocking(move || sink.write_all(&messages))
+            .await
+            .map_err(|err| SinkError::Task(err.to_string()))?
+    }
+
+    async fn forget(&self, orders: Vec<OrderId>) -> Result<(), SinkError> {
+        let sink = self.clone();
+        tokio::task::spawn_blocking(move || sink.forget_orders(&orders))
             .await
             .map_err(|err| SinkError::Task(err.to_string()))?
     }
@@ -312,6 +366,9 @@ mod tests {
             subject: Some("Your order WEB-1 is confirmed".into()),
             body: "Hello Ada,\n\nIt is confirmed.\n".into(),
             occurred_at: at(seconds),
+            locale: crate::views::notifications::render::Locale::En,
+            requested: false,
+            draft: crate::views::notifications::render::test_draft(OrderId::new_v7()),
         }
     }
 

@@ -270,7 +270,11 @@ fn change(document: &mut OrderDocument, event: &OrderEvent) {
         | OrderEvent::FulfillmentLinesCancelled(_)
         | OrderEvent::PickupReady(_)
         | OrderEvent::PickupCompleted(_)
-        | OrderEvent::ShipmentTracked(_) => {}
+        | OrderEvent::ShipmentTracked(_)
+        // A message sent again changes nothing searchable.
+        | OrderEvent::NotificationResendRequested(_) => {}
+        | OrderEvent::RoutingDecided(_)
+        | OrderEvent::CustomerErased(_) => {}
         // Settlement and payout events live in streams of their own, never an order's.
         OrderEvent::SettlementReportImported(_)
         | OrderEvent::PayoutRecorded(_)

@@ -64,18 +64,45 @@ impl ElasticIndex {
             target: alias.clone(),
             alias,
         };
-        if index.alias_indices().await?.is_empty() {
-            let initial = format!("{}-initial", index.alias);
-            index.create_index_named(&initial, true).await?;
-            let add = json!({"actions": [{"add": {"index": initial, "alias": index.alias}}]});
+        index.ensure_alias().await?;
+        Ok(index)
+    }
+
+    /// Makes the alias and its first index when the alias resolves to no index (the first
+    /// start, or a store that lost its indices): the first index has a fixed name
+    /// (`<alias>-initial`) and is created only if absent, so processes doing this at once agree.
+    pub async fn ensure_alias(&self) -> Result<(), SearchError> {
+        if self.alias_indices().await?.is_empty() {
+            let initial = format!("{}-initial", self.alias);
+            self.create_index_named(&initial, true).await?;
+            let add = json!({"actions": [{"add": {"index": initial, "alias": self.alias}}]});
             Self::check(
-                index
-                    .client
+                self.client
                     .send(Method::POST, "/_aliases", &Body::Json(add))
                     .await?,
             )?;
         }
-        Ok(index)
+        Ok(())
+    }
+
+    /// The index holding the search store's generation marker ([`super::marker`]).
+    pub(crate) fn marker_index(&self) -> String {
+        format!("{}-marker", self.alias)
+    }
+
+    /// One request to the cluster, answered with its status and JSON body.
+    pub(crate) async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Body,
+    ) -> Result<(u16, Value), SearchError> {
+        self.client.send(method, path, body).await
+    }
+
+    /// The body of a 2xx answer, or the answer as an error.
+    pub(crate) fn checked(answer: (u16, Value)) -> Result<Value, SearchError> {
+        Self::check(answer)
     }
 
     pub fn alias(&self) -> &str {
@@ -196,17 +223,23 @@ impl ElasticIndex {
         &self,
         documents: &[OrderDocument],
         which: &[usize],
+        version_type: &str,
     ) -> Result<String, SearchError> {
         let mut body = String::new();
         for &i in which {
             let document = &documents[i];
             let id = document.order_id.to_lowercase();
-            let action = json!({"index": {
+            let mut action = json!({"index": {
                 "_index": self.target,
                 "_id": id,
                 "version": document.version,
-                "version_type": "external",
+                "version_type": version_type,
             }});
+            // Through the alias, a write never makes an index of the alias's name (with
+            // guessed mappings) when the alias is gone: it fails until the alias is back.
+            if self.target == self.alias {
+                action["index"]["require_alias"] = json!(true);
+            }
             let source = Source {
                 document,
                 order_id: id,
@@ -430,6 +463,34 @@ impl SearchIndex for ElasticIndex {
     }
 
     async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        self.write(documents, "external").await
+    }
+
+    /// Writes at the documents' own versions even where the index holds those versions
+    /// (`external_gte`): an erased customer's orders re-projected.
+    async fn replace(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        self.write(documents, "external_gte").await
+    }
+
+    /// Drops deleted and replaced documents from the index's segments.
+    async fn purge(&self) -> Result<(), SearchError> {
+        let path = format!("/{}/_forcemerge?only_expunge_deletes=true", self.target);
+        Self::check(self.client.send(Method::POST, &path, &Body::Empty).await?)?;
+        Ok(())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        self.search_page(query).await
+    }
+}
+
+impl ElasticIndex {
+    /// One bulk request per attempt, documents refused with 429/5xx sent again.
+    async fn write(
+        &self,
+        documents: Vec<OrderDocument>,
+        version_type: &str,
+    ) -> Result<Vec<bool>, SearchError> {
         if documents.is_empty() {
             return Ok(Vec::new());
         }
@@ -438,7 +499,7 @@ impl SearchIndex for ElasticIndex {
         let mut attempt = 0;
         while !pending.is_empty() {
             attempt += 1;
-            let body = self.bulk_body(&documents, &pending)?;
+            let body = self.bulk_body(&documents, &pending, version_type)?;
             let (status, response) = self
                 .client
                 .send(Method::POST, "/_bulk", &Body::NdJson(body))
@@ -492,7 +553,7 @@ impl SearchIndex for ElasticIndex {
         Ok(written.into_iter().map(|w| w.unwrap_or(false)).collect())
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+    async fn search_page(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
         let body = Self::check(
             self.client
                 .send(

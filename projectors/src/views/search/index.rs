@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use waybill_schemas::views::OrderDocument;
+use waybill_write_side::event_store::EventStore;
 
 use super::elastic::ElasticIndex;
 use super::query::{SearchPage, SearchQuery};
@@ -50,6 +51,28 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
         self.upsert(documents)
     }
 
+    /// Writes documents at their own versions even where the index holds those versions (a
+    /// re-projection of an erased customer's orders); durable when it returns.
+    fn replace(
+        &self,
+        documents: Vec<OrderDocument>,
+    ) -> impl Future<Output = Result<Vec<bool>, SearchError>> + Send {
+        self.upsert(documents)
+    }
+
+    /// Deletes the documents of these orders for good (staged ones included), so that a
+    /// re-projection of an erased customer's orders writes them afresh.
+    fn forget(&self, ids: Vec<String>) -> impl Future<Output = Result<(), SearchError>> + Send {
+        let _ = ids;
+        async { Ok(()) }
+    }
+
+    /// Rewrites the index without the documents deleted or replaced so far (their text stays
+    /// on disk until then).
+    fn purge(&self) -> impl Future<Output = Result<(), SearchError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Makes every staged document durable and searchable. An error means the staged
     /// documents are lost and their events must be applied again.
     fn commit(&self) -> impl Future<Output = Result<(), SearchError>> + Send {
@@ -60,6 +83,19 @@ pub trait SearchIndex: Clone + Send + Sync + 'static {
         &self,
         query: &SearchQuery,
     ) -> impl Future<Output = Result<SearchPage, SearchError>> + Send;
+
+    /// Called by the projector between two batches with nothing staged: the embedded index
+    /// adopts a generation `waybill rebuild search` built beside the live one, if one is
+    /// offered (`tantivy_rebuild.rs`), reading the log `page` events at a time. Other backends
+    /// switch without the projector (the alias).
+    fn between_batches(
+        &self,
+        events: &EventStore,
+        page: i64,
+    ) -> impl Future<Output = Result<(), SearchError>> + Send {
+        let _ = (events, page);
+        async { Ok(()) }
+    }
 }
 
 /// The configured backend.
@@ -140,10 +176,38 @@ impl SearchIndex for SearchBackend {
         }
     }
 
+    async fn replace(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
+        match self {
+            Self::Tantivy(index) => index.replace(documents).await,
+            Self::Elastic(index) => index.replace(documents).await,
+        }
+    }
+
+    async fn forget(&self, ids: Vec<String>) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => index.forget(ids).await,
+            Self::Elastic(index) => index.forget(ids).await,
+        }
+    }
+
+    async fn purge(&self) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => index.purge().await,
+            Self::Elastic(index) => index.purge().await,
+        }
+    }
+
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
         match self {
             Self::Tantivy(index) => index.search(query).await,
             Self::Elastic(index) => index.search(query).await,
+        }
+    }
+
+    async fn between_batches(&self, events: &EventStore, page: i64) -> Result<(), SearchError> {
+        match self {
+            Self::Tantivy(index) => index.between_batches(events, page).await,
+            Self::Elastic(index) => index.between_batches(events, page).await,
         }
     }
 }

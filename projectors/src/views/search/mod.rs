@@ -8,7 +8,11 @@
 //! `index.rs` (the [`SearchIndex`] trait), the backends `tantivy_index.rs` (embedded, default)
 //! and `elastic.rs` (Elasticsearch/OpenSearch API, over `elastic_client.rs`: nodes with
 //! failover, authentication, TLS, index layout and retries), `tests.rs` (one suite run against
-//! both) and `elastic_tests.rs` (the cluster behaviours of the Elasticsearch backend). Every write carries the order's stream version and never regresses a document.
+//! both) and `elastic_tests.rs` (the cluster behaviours of the Elasticsearch backend).
+//! `rebuild.rs` rebuilds either backend into a new generation while the projector runs; for
+//! Tantivy the directory's generations are `generations.rs` and their switch
+//! `tantivy_rebuild.rs` (tested in `rebuild_tests.rs`). Every write carries the order's stream
+//! version and never regresses a document.
 
 mod apply;
 mod elastic;
@@ -16,13 +20,18 @@ mod elastic_client;
 #[cfg(test)]
 mod elastic_tests;
 pub mod fields;
+pub mod generations;
 mod highlight;
 mod index;
+pub mod marker;
 #[cfg(test)]
 pub(crate) mod osmem;
 mod query;
 mod rebuild;
+#[cfg(test)]
+mod rebuild_tests;
 mod tantivy_index;
+mod tantivy_rebuild;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +40,7 @@ pub use elastic::{alias_name, ElasticIndex, INDEX_DEFINITION};
 pub use elastic_client::{ElasticAuth, ElasticOptions};
 pub use highlight::highlight;
 pub use index::{SearchBackend, SearchIndex};
+pub use marker::SearchStoreMarker;
 pub use query::{Cursor, SearchPage, SearchQuery, Sort, SortField, MAX_LIMIT};
 pub use rebuild::{open_for_rebuild, rebuild_search, SearchRebuildError, SearchRebuildReport};
 pub use tantivy_index::TantivyIndex;
@@ -70,6 +80,10 @@ pub enum SearchError {
     Io { dir: String, source: std::io::Error },
     #[error("this search index was opened read-only")]
     ReadOnly,
+    #[error("this search index generation was replaced by a rebuilt one")]
+    Retired,
+    #[error("reading the event log: {0}")]
+    EventLog(String),
     #[error("the search index writer panicked earlier")]
     WriterPoisoned,
     #[error("search worker: {0}")]
@@ -160,6 +174,24 @@ impl<I: SearchIndex> View for SearchProjection<I> {
         VIEW_NAME
     }
 
+    fn scrubs_on_erasure(&self) -> bool {
+        true
+    }
+
+    fn forget(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<(), SearchError>> + Send {
+        let ids: Vec<String> = stream_ids.iter().map(|s| order_uuid(s)).collect();
+        let index = self.index.clone();
+        async move { index.forget(ids).await }
+    }
+
+    fn purge(&self) -> impl Future<Output = Result<(), SearchError>> + Send {
+        let index = self.index.clone();
+        async move { index.purge().await }
+    }
+
     fn handles(&self, stream_id: &str) -> bool {
         OrderId::from_stream_id(stream_id).is_some()
     }
@@ -190,11 +222,30 @@ impl<I: SearchIndex> View for SearchProjection<I> {
     /// a newer version reports `false`: the runtime reloads it and finds its events to be
     /// duplicates.
     async fn store(&self, writes: Vec<ViewWrite<OrderDocument>>) -> Result<Vec<bool>, SearchError> {
-        let documents = writes.into_iter().map(|w| w.state).collect();
-        match self.commit_interval {
-            Some(_) => self.index.stage(documents).await,
-            None => self.index.upsert(documents).await,
+        // A write at the version the view already holds is a re-projection (an erased
+        // customer's orders): written over the document, never refused as a duplicate.
+        let (rewrites, writes): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .enumerate()
+            .partition(|(_, w)| w.expected_version > 0 && w.expected_version == w.state.version);
+        let mut written = vec![false; rewrites.len() + writes.len()];
+        if !rewrites.is_empty() {
+            let (at, documents): (Vec<usize>, Vec<OrderDocument>) =
+                rewrites.into_iter().map(|(i, w)| (i, w.state)).unzip();
+            for (i, ok) in at.into_iter().zip(self.index.replace(documents).await?) {
+                written[i] = ok;
+            }
         }
+        let (at, documents): (Vec<usize>, Vec<OrderDocument>) =
+            writes.into_iter().map(|(i, w)| (i, w.state)).unzip();
+        let stored = match self.commit_interval {
+            Some(_) => self.index.stage(documents).await?,
+            None => self.index.upsert(documents).await?,
+        };
+        for (i, ok) in at.into_iter().zip(stored) {
+            written[i] = ok;
+        }
+        Ok(written)
     }
 
     fn commit_interval(&self) -> Option<std::time::Duration> {
@@ -203,5 +254,15 @@ impl<I: SearchIndex> View for SearchProjection<I> {
 
     async fn commit(&self) -> Result<(), SearchError> {
         self.index.commit().await
+    }
+
+    /// A rebuilt generation of the embedded index is adopted here (see
+    /// [`SearchIndex::between_batches`]).
+    fn between_batches(
+        &self,
+        events: &waybill_write_side::event_store::EventStore,
+        page: i64,
+    ) -> impl Future<Output = Result<(), SearchError>> + Send {
+        self.index.between_batches(events, page)
     }
 }

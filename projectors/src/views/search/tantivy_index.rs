@@ -8,11 +8,16 @@
 //! document stores its order's stream version; the writer reads it before every update and
 //! skips a document whose stored version is the same or newer. Other processes (the query API
 //! when run on its own) open the directory with a reader that reloads when a commit lands.
+//!
+//! The directory holds generations of the index (`generations.rs`): the handle reads and
+//! writes the live one. A rebuild's generation replaces it in the projector's handle
+//! ([`TantivyIndex::switch_to`], every clone at once), and a reader follows `CURRENT` to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
@@ -31,11 +36,14 @@ use tantivy::{
     Term,
 };
 use waybill_schemas::views::{FacetCount, OrderDocument, SearchFacets, SearchHit};
+use waybill_write_side::event_store::EventStore;
 
 use super::fields::{boost, enum_word, fuzziness, query_terms, IndexFields, QueryTerm, TextMatch};
+use super::generations::{Generation, Layout};
 use super::highlight::highlight;
 use super::index::SearchIndex;
 use super::query::{Cursor, SearchPage, SearchQuery, SortField};
+use super::tantivy_rebuild::Adoption;
 use super::SearchError;
 
 /// Writer memory budget (Tantivy flushes a segment when it is used up).
@@ -83,17 +91,38 @@ struct Writer {
     staged: HashMap<String, OrderDocument>,
 }
 
+/// One generation's index, opened for writing or reading.
 struct Inner {
     dir: PathBuf,
+    /// `None`: nothing to open yet (a reader of a directory no writer has made an index in);
+    /// an empty index in memory answers meanwhile.
+    generation: Option<Generation>,
     index: Index,
     reader: IndexReader,
-    writer: Option<Mutex<Writer>>,
+    /// `None`: opened for reading. `Some(None)`: retired, this generation was replaced.
+    writer: Option<Mutex<Option<Writer>>>,
     fields: Fields,
 }
 
-/// A Tantivy index directory, opened for writing (the projector) or reading. Cheap to clone.
+/// The index handle: the live generation, which a rebuild's adoption replaces (every clone
+/// sees the new one at once) and a reader follows from the `CURRENT` file.
+struct Shared {
+    layout: Layout,
+    live: RwLock<Arc<Inner>>,
+    /// Order ids written to the live generation since an adoption began catching a rebuilt
+    /// generation up in the background (`None`: no adoption under way).
+    touched: Mutex<Option<HashSet<String>>>,
+    /// The adoption under way (the projector's handle).
+    adoption: tokio::sync::Mutex<Option<Adoption>>,
+}
+
+/// A Tantivy index directory, opened for writing (the projector) or reading. Cheap to clone;
+/// clones share the live generation.
 #[derive(Clone)]
-pub struct TantivyIndex(Arc<Inner>);
+pub struct TantivyIndex(Arc<Shared>);
+
+/// How often a reader looks at `CURRENT` for a new live generation.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 fn tantivy_err(dir: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
     move |source| SearchError::Tantivy {
@@ -102,7 +131,18 @@ fn tantivy_err(dir: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_
     }
 }
 
-fn open_index(dir: &Path) -> Result<(Index, Fields), SearchError> {
+fn other_schema(dir: &Path, e: impl std::fmt::Display) -> SearchError {
+    SearchError::Tantivy {
+        dir: dir.display().to_string(),
+        detail: format!(
+            "the index was made with other fields ({e}): run `waybill rebuild search` \
+             to make it anew"
+        ),
+    }
+}
+
+/// Opens (creating if needed) the index in `dir`, for its writer.
+fn open_or_create(dir: &Path) -> Result<(Index, Fields), SearchError> {
     std::fs::create_dir_all(dir).map_err(|source| SearchError::Io {
         dir: dir.display().to_string(),
         source,
@@ -113,36 +153,30 @@ fn open_index(dir: &Path) -> Result<(Index, Fields), SearchError> {
     })?;
     let (schema, fields) = schema();
     let index = Index::open_or_create(directory, schema).map_err(|e| match e {
-        tantivy::TantivyError::SchemaError(_) => SearchError::Tantivy {
-            dir: dir.display().to_string(),
-            detail: format!(
-                "the index was made with other fields ({e}): run `waybill rebuild search` \
-                 (the search projector stopped) to make it anew"
-            ),
-        },
+        tantivy::TantivyError::SchemaError(_) => other_schema(dir, e),
         e => tantivy_err(dir)(e),
     })?;
     Ok((index, fields))
 }
 
-/// Whether the directory holds an index made with another schema (an earlier version's
-/// fields).
-fn holds_other_schema(dir: &Path) -> bool {
-    let Ok(directory) = MmapDirectory::open(dir) else {
-        return false;
-    };
-    match Index::open(directory) {
-        Ok(index) => index.schema() != schema().0,
-        Err(_) => false,
+/// Opens the index a writer made in `dir`, for reading (never creates one).
+fn open_existing(dir: &Path) -> Result<(Index, Fields), SearchError> {
+    let directory = MmapDirectory::open(dir).map_err(|e| SearchError::Tantivy {
+        dir: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let index = Index::open(directory).map_err(tantivy_err(dir))?;
+    let (schema, fields) = schema();
+    if index.schema() != schema {
+        return Err(other_schema(dir, "schema differs"));
     }
+    Ok((index, fields))
 }
 
-impl TantivyIndex {
-    /// Opens (creating if needed) the index in `dir` with its single writer. Fails while
-    /// another process holds the writer.
-    pub fn open_writer(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
-        let dir = dir.into();
-        let (index, fields) = open_index(&dir)?;
+impl Inner {
+    fn open_writer(layout: &Layout, generation: Generation) -> Result<Self, SearchError> {
+        let dir = layout.dir(&generation);
+        let (index, fields) = open_or_create(&dir)?;
         let writer: IndexWriter = index
             .writer_with_num_threads(1, WRITER_HEAP)
             .map_err(tantivy_err(&dir))?;
@@ -151,76 +185,337 @@ impl TantivyIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(tantivy_err(&dir))?;
-        Ok(Self(Arc::new(Inner {
+        Ok(Self {
             dir,
+            generation: Some(generation),
             index,
             reader,
-            writer: Some(Mutex::new(Writer {
+            writer: Some(Mutex::new(Some(Writer {
                 writer,
                 staged: HashMap::new(),
-            })),
+            }))),
             fields,
-        })))
+        })
     }
 
-    /// Like [`Self::open_writer`], but an index made with other fields (an earlier version's)
-    /// is removed first: for a rebuild, which replays everything anyway.
-    pub fn open_writer_for_rebuild(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
-        let dir = dir.into();
-        if holds_other_schema(&dir) {
-            tracing::warn!(dir = %dir.display(), "search index has other fields: making it anew");
-            std::fs::remove_dir_all(&dir).map_err(|source| SearchError::Io {
-                dir: dir.display().to_string(),
-                source,
-            })?;
+    /// The live generation for a reader: the one `CURRENT` names, else the root's index, else
+    /// (no writer made one yet) an empty index in memory.
+    fn open_reader(layout: &Layout) -> Result<Self, SearchError> {
+        let generation = layout.current()?;
+        if !layout.has_index(&generation) {
+            return Self::in_memory(layout);
         }
-        Self::open_writer(dir)
-    }
-
-    /// Opens (creating if needed) the index in `dir` for searching only; the reader picks up
-    /// the writer's commits by itself.
-    pub fn open_reader(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
-        let dir = dir.into();
-        let (index, fields) = open_index(&dir)?;
+        let dir = layout.dir(&generation);
+        let (index, fields) = open_existing(&dir)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(tantivy_err(&dir))?;
-        Ok(Self(Arc::new(Inner {
+        Ok(Self {
             dir,
+            generation: Some(generation),
             index,
             reader,
             writer: None,
             fields,
-        })))
+        })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.0.dir
+    /// An empty index in memory, standing for a directory without one.
+    fn in_memory(layout: &Layout) -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        let index = Index::create_in_ram(schema);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err(layout.base()))?;
+        Ok(Self {
+            dir: layout.base().to_path_buf(),
+            generation: None,
+            index,
+            reader,
+            writer: None,
+            fields,
+        })
     }
 
-    /// Removes every document (a rebuild starts from nothing), committed.
-    pub async fn clear(&self) -> Result<(), SearchError> {
-        let inner = self.0.clone();
+    /// The writer, locked (`None` inside once retired); `ReadOnly` for a reader.
+    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Option<Writer>>, SearchError> {
+        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+        writer.lock().map_err(|_| SearchError::WriterPoisoned)
+    }
+}
+
+impl TantivyIndex {
+    /// Opens (creating if needed) the live generation of the index in `dir` with its single
+    /// writer. Fails while another process holds the writer.
+    pub fn open_writer(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let layout = Layout::new(dir);
+        // A rebuild that ran without a projector may switch generations while this opens:
+        // the writer is kept only if the generation it opened is still the live one.
+        for _ in 0..5 {
+            let generation = layout.current()?;
+            let inner = Inner::open_writer(&layout, generation.clone())?;
+            if layout.current()? == generation {
+                return Ok(Self::holding(layout, inner));
+            }
+        }
+        Err(SearchError::Tantivy {
+            dir: layout.base().display().to_string(),
+            detail: "the live generation kept changing while the writer opened".to_owned(),
+        })
+    }
+
+    /// Opens (creating) one generation with its writer, whether live or not: a rebuild's new
+    /// generation, which nobody reads until it is switched in.
+    pub(super) fn open_generation_writer(
+        layout: &Layout,
+        generation: &Generation,
+    ) -> Result<Self, SearchError> {
+        let inner = Inner::open_writer(layout, generation.clone())?;
+        Ok(Self::holding(layout.clone(), inner))
+    }
+
+    fn holding(layout: Layout, inner: Inner) -> Self {
+        Self(Arc::new(Shared {
+            layout,
+            live: RwLock::new(Arc::new(inner)),
+            touched: Mutex::new(None),
+            adoption: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Opens the index in `dir` for searching only: the reader picks up the writer's commits
+    /// by itself, and follows `CURRENT` to a new generation within [`FOLLOW_EVERY`], so a
+    /// rebuild switched in is seen whole (never half-built), and never after an older one.
+    pub fn open_reader(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let layout = Layout::new(dir);
+        // The directory is there for the writer to come (and answers the readiness probe).
+        std::fs::create_dir_all(layout.base()).map_err(|source| SearchError::Io {
+            dir: layout.base().display().to_string(),
+            source,
+        })?;
+        let inner = Inner::open_reader(&layout)?;
+        let index = Self::holding(layout, inner);
+        let shared = Arc::downgrade(&index.0);
+        std::thread::Builder::new()
+            .name("waybill-search-generation-follower".to_owned())
+            .spawn(move || {
+                while let Some(shared) = shared.upgrade() {
+                    if let Err(error) = shared.follow() {
+                        tracing::debug!(%error, "search index generation not followed yet");
+                    }
+                    drop(shared);
+                    std::thread::sleep(FOLLOW_EVERY);
+                }
+            })
+            .map_err(|source| SearchError::Io {
+                dir: index.0.layout.base().display().to_string(),
+                source,
+            })?;
+        Ok(index)
+    }
+
+    /// The directory without opening its live generation (an empty index in memory stands in
+    /// for it): what a rebuild needs, which writes a generation of its own.
+    pub fn detached(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
+        let layout = Layout::new(dir);
+        let inner = Inner::in_memory(&layout)?;
+        Ok(Self::holding(layout, inner))
+    }
+
+    /// Whether this handle holds the live generation's writer.
+    pub(super) fn writes(&self) -> bool {
+        self.0.live().writer.is_some() && self.generation().is_some()
+    }
+
+    /// The live generation's directory.
+    pub fn dir(&self) -> PathBuf {
+        self.0.live().dir.clone()
+    }
+
+    /// The configured directory, which holds every generation.
+    pub fn base(&self) -> &Path {
+        self.0.layout.base()
+    }
+
+    /// The live generation's name (`root` for an index made before generations, `None` for
+    /// a reader that has found no index yet).
+    pub fn generation(&self) -> Option<String> {
+        self.0
+            .live()
+            .generation
+            .as_ref()
+            .map(|g| g.name().to_owned())
+    }
+
+    pub(super) fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// The adoption of a rebuilt generation under way in this (the projector's) handle.
+    pub(super) fn adoption(&self) -> &tokio::sync::Mutex<Option<Adoption>> {
+        &self.0.adoption
+    }
+
+    /// From now on, remembers the orders written to the live generation (`Some`) until
+    /// tracking stops (`None`); returns those remembered so far and starts afresh.
+    pub(super) fn track_writes(&self, on: bool) -> Vec<String> {
+        let mut touched = self
+            .0
+            .touched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seen = touched.take().unwrap_or_default();
+        if on {
+            *touched = Some(HashSet::new());
+        }
+        seen.into_iter().collect()
+    }
+
+    /// The order ids of `documents` to remember as written, if writes are tracked.
+    fn tracked_ids(&self, documents: &[OrderDocument]) -> Option<Vec<String>> {
+        let touched = self
+            .0
+            .touched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        touched.as_ref()?;
+        Some(
+            documents
+                .iter()
+                .map(|d| d.order_id.to_lowercase())
+                .collect(),
+        )
+    }
+
+    fn remember(&self, ids: Option<Vec<String>>, written: &[bool]) {
+        let Some(ids) = ids else { return };
+        let mut touched = self
+            .0
+            .touched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(touched) = touched.as_mut() {
+            touched.extend(
+                ids.into_iter()
+                    .zip(written)
+                    .filter_map(|(id, ok)| ok.then_some(id)),
+            );
+        }
+    }
+
+    /// Makes the latest commit visible now (instead of when the reload thread notices it),
+    /// and for a reader the generation `CURRENT` names now.
+    pub fn reload(&self) -> Result<(), SearchError> {
+        if self.0.live().writer.is_none() {
+            self.0.follow()?;
+        }
+        let live = self.0.live();
+        live.reader.reload().map_err(tantivy_err(&live.dir))
+    }
+
+    /// Makes `green` (a generation opened with [`Self::open_generation_writer`], caught up
+    /// and committed) the live one of this writer: `CURRENT` names it, every clone of this
+    /// handle reads and writes it from now on, the old generation's writer is dropped and its
+    /// directory removed.
+    pub(super) async fn switch_to(&self, green: TantivyIndex) -> Result<(), SearchError> {
+        let shared = self.0.clone();
         blocking(move || {
-            let writer = inner.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-            let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
-            writer.staged.clear();
-            writer
-                .writer
-                .delete_all_documents()
-                .map_err(tantivy_err(&inner.dir))?;
-            writer.writer.commit().map_err(tantivy_err(&inner.dir))?;
-            inner.reader.reload().map_err(tantivy_err(&inner.dir))?;
+            let green = green.0.live();
+            let generation = green.generation.clone().ok_or(SearchError::ReadOnly)?;
+            shared.layout.switch_to(&generation)?;
+            let retired = {
+                let mut live = shared
+                    .live
+                    .write()
+                    .map_err(|_| SearchError::WriterPoisoned)?;
+                std::mem::replace(&mut *live, green)
+            };
+            // Dropping the writer waits for its merges and releases the directory's lock.
+            if let Ok(mut writer) = retired.lock_writer() {
+                writer.take();
+            }
+            if let Some(old) = &retired.generation {
+                shared.layout.remove(old)?;
+            }
+            tracing::info!(
+                dir = %shared.layout.base().display(),
+                generation = generation.name(),
+                retired = retired.generation.as_ref().map_or("none", |g| g.name()),
+                "search index generation switched"
+            );
             Ok(())
         })
         .await
     }
 
-    /// Makes the latest commit visible now (instead of when the reload thread notices it).
-    pub fn reload(&self) -> Result<(), SearchError> {
-        self.0.reader.reload().map_err(tantivy_err(&self.0.dir))
+    /// Runs `work` on the live generation's writer, on a blocking thread; a generation retired
+    /// in the meantime hands over to the one that replaced it.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner, &mut Writer) -> Result<T, SearchError> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let shared = self.0.clone();
+        blocking(move || {
+            for _ in 0..3 {
+                let inner = shared.live();
+                let mut guard = inner.lock_writer()?;
+                if let Some(writer) = guard.as_mut() {
+                    return work(&inner, writer);
+                }
+            }
+            Err(SearchError::Retired)
+        })
+        .await
+    }
+
+    /// Runs `read` on the live generation, on a blocking thread (again on the new one if the
+    /// generation was retired meanwhile).
+    async fn on_live<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Inner) -> Result<T, SearchError> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let shared = self.0.clone();
+        blocking(move || {
+            let mut outcome = Err(SearchError::Retired);
+            for _ in 0..3 {
+                outcome = read(&shared.live());
+                if !matches!(outcome, Err(SearchError::Retired)) {
+                    break;
+                }
+            }
+            outcome
+        })
+        .await
+    }
+}
+
+impl Shared {
+    fn live(&self) -> Arc<Inner> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// A reader: opens the generation `CURRENT` names if it is not the one being read.
+    fn follow(&self) -> Result<(), SearchError> {
+        let wanted = self.layout.current()?;
+        let live = self.live();
+        if live.generation.as_ref() == Some(&wanted) || !self.layout.has_index(&wanted) {
+            return Ok(());
+        }
+        let inner = Arc::new(Inner::open_reader(&self.layout)?);
+        *self.live.write().map_err(|_| SearchError::WriterPoisoned)? = inner;
+        tracing::info!(
+            dir = %self.layout.base().display(),
+            generation = wanted.name(),
+            "search index reader moved to a new generation"
+        );
+        Ok(())
     }
 }
 
@@ -301,9 +596,11 @@ impl Inner {
     /// Adds each document newer than what the index (staged documents included) holds, without
     /// committing: searches and [`SearchIndex::get`] of other processes do not see it until
     /// [`Inner::commit`]; `get` in this process does.
-    fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
-        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-        let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+    fn stage(
+        &self,
+        writer: &mut Writer,
+        documents: Vec<OrderDocument>,
+    ) -> Result<Vec<bool>, SearchError> {
         let searcher = self.reader.searcher();
         let mut results = Vec::with_capacity(documents.len());
         for document in documents {
@@ -332,9 +629,7 @@ impl Inner {
 
     /// Makes every staged document durable and searchable (one Tantivy commit). A failed
     /// commit drops the staged documents (rolled back): their events must be applied again.
-    fn commit(&self) -> Result<(), SearchError> {
-        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-        let mut writer = writer.lock().map_err(|_| SearchError::WriterPoisoned)?;
+    fn commit(&self, writer: &mut Writer) -> Result<(), SearchError> {
         if writer.staged.is_empty() {
             return Ok(());
         }
@@ -347,7 +642,47 @@ impl Inner {
         self.reader.reload().map_err(tantivy_err(&self.dir))
     }
 
-    /// The staged (else stored) documents of these orders.
+    /// Deletes the documents of `ids` (staged ones included) and commits.
+    fn forget(&self, writer: &mut Writer, ids: &[String]) -> Result<(), SearchError> {
+        for id in ids {
+            let id = id.to_lowercase();
+            writer
+                .writer
+                .delete_term(Term::from_field_text(self.fields.order_id, &id));
+            writer.staged.remove(&id);
+        }
+        let committed = writer.writer.commit().map(drop);
+        writer.staged.clear();
+        if let Err(err) = committed {
+            let _ = writer.writer.rollback();
+            return Err(tantivy_err(&self.dir)(err));
+        }
+        self.reader.reload().map_err(tantivy_err(&self.dir))
+    }
+
+    /// Merges every segment into one, which leaves deleted documents behind, and removes the
+    /// files no segment uses any more.
+    fn purge(&self, writer: &mut Writer) -> Result<(), SearchError> {
+        let segments = self
+            .index
+            .searchable_segment_ids()
+            .map_err(tantivy_err(&self.dir))?;
+        if !segments.is_empty() {
+            writer
+                .writer
+                .merge(&segments)
+                .wait()
+                .map_err(tantivy_err(&self.dir))?;
+        }
+        self.reader.reload().map_err(tantivy_err(&self.dir))?;
+        writer
+            .writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(tantivy_err(&self.dir))?;
+        Ok(())
+    }
+
     /// The committed documents only: what a search sees.
     fn get_committed(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
         let searcher = self.reader.searcher();
@@ -356,16 +691,21 @@ impl Inner {
             .collect()
     }
 
+    /// The staged (else stored) documents of these orders.
     fn get(&self, ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
         let searcher = self.reader.searcher();
-        let staged = match &self.writer {
-            Some(writer) => Some(writer.lock().map_err(|_| SearchError::WriterPoisoned)?),
+        let guard = match &self.writer {
+            Some(_) => Some(self.lock_writer()?),
+            None => None,
+        };
+        let staged = match &guard {
+            Some(guard) => Some(guard.as_ref().ok_or(SearchError::Retired)?),
             None => None,
         };
         ids.iter()
             .map(|id| {
                 let id = id.to_lowercase();
-                match staged.as_ref().and_then(|w| w.staged.get(&id)) {
+                match staged.and_then(|w| w.staged.get(&id)) {
                     Some(document) => Ok(Some(document.clone())),
                     None => self.load(&searcher, &id),
                 }
@@ -693,43 +1033,64 @@ impl SearchIndex for TantivyIndex {
     }
 
     async fn get(&self, order_ids: &[String]) -> Result<Vec<Option<OrderDocument>>, SearchError> {
-        let inner = self.0.clone();
         let ids = order_ids.to_vec();
-        blocking(move || inner.get(&ids)).await
+        self.on_live(move |inner| inner.get(&ids)).await
     }
 
     async fn get_searchable(
         &self,
         order_ids: &[String],
     ) -> Result<Vec<Option<OrderDocument>>, SearchError> {
-        let inner = self.0.clone();
         let ids = order_ids.to_vec();
-        blocking(move || inner.get_committed(&ids)).await
+        self.on_live(move |inner| inner.get_committed(&ids)).await
     }
 
     async fn upsert(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
-        let inner = self.0.clone();
-        blocking(move || {
-            let written = inner.stage(documents)?;
-            inner.commit()?;
-            Ok(written)
-        })
-        .await
+        let ids = self.tracked_ids(&documents);
+        let written = self
+            .on_writer(move |inner, writer| {
+                let written = inner.stage(writer, documents)?;
+                inner.commit(writer)?;
+                Ok(written)
+            })
+            .await?;
+        self.remember(ids, &written);
+        Ok(written)
     }
 
     async fn stage(&self, documents: Vec<OrderDocument>) -> Result<Vec<bool>, SearchError> {
-        let inner = self.0.clone();
-        blocking(move || inner.stage(documents)).await
+        let ids = self.tracked_ids(&documents);
+        let written = self
+            .on_writer(move |inner, writer| inner.stage(writer, documents))
+            .await?;
+        self.remember(ids, &written);
+        Ok(written)
     }
 
     async fn commit(&self) -> Result<(), SearchError> {
-        let inner = self.0.clone();
-        blocking(move || inner.commit()).await
+        self.on_writer(|inner, writer| inner.commit(writer)).await
+    }
+
+    async fn forget(&self, ids: Vec<String>) -> Result<(), SearchError> {
+        self.on_writer(move |inner, writer| inner.forget(writer, &ids))
+            .await
+    }
+
+    async fn purge(&self) -> Result<(), SearchError> {
+        self.on_writer(|inner, writer| inner.purge(writer)).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
-        let inner = self.0.clone();
         let query = query.clone();
-        blocking(move || inner.search(&query)).await
+        self.on_live(move |inner| inner.search(&query)).await
+    }
+
+    async fn between_batches(&self, events: &EventStore, page: i64) -> Result<(), SearchError> {
+        if !self.writes() {
+            return Ok(());
+        }
+        super::tantivy_rebuild::adopt_offered(self, events, page)
+            .await
+            .map(drop)
     }
 }

@@ -129,8 +129,10 @@ fn placed_view(event: &EventEnvelope, placed: &OrderPlaced) -> TrackingView {
 }
 
 /// The digests the order is indexed by: its customer id, and its order number with the
-/// customer's email or a delivery/billing postcode (the `/track` lookup form).
+/// customer's email or a delivery/billing postcode (the `/track` lookup form). An erased
+/// customer's email and postcodes (their stand-ins) find nothing.
 fn access_of(placed: &OrderPlaced) -> TrackingAccess {
+    use waybill_write_side::pii::fields::{ERASED_EMAIL, ERASED_TEXT};
     let number = &placed.channel_order_ref;
     let mut lookup: Vec<String> = [
         LookupProof::Email(placed.customer.email.as_str()),
@@ -143,6 +145,12 @@ fn access_of(placed: &OrderPlaced) -> TrackingAccess {
             .iter()
             .map(|billing| LookupProof::Postcode(&billing.postal_code)),
     )
+    .filter(|proof| {
+        !matches!(
+            proof,
+            LookupProof::Email(ERASED_EMAIL) | LookupProof::Postcode(ERASED_TEXT)
+        )
+    })
     .filter_map(|proof| lookup_digest(number, proof))
     .collect();
     lookup.dedup();
@@ -318,7 +326,13 @@ fn change(view: &mut TrackingView, event: &OrderEvent) -> Option<String> {
         | OrderEvent::RefundFailed(_)
         | OrderEvent::ChargebackOpened(_)
         | OrderEvent::ChargebackEvidenceSubmitted(_)
-        | OrderEvent::ChargebackWon(_) => None,
+        | OrderEvent::ChargebackWon(_)
+        // The routing decision's inputs, for the routing simulator; routes follow as their own
+        // events.
+        | OrderEvent::RoutingDecided(_)
+        | OrderEvent::CustomerErased(_) => None,
+        // A message sent again: the customer sees the message itself, the agent the event.
+        OrderEvent::NotificationResendRequested(_) => None,
         // Not order events (settlement streams); the view never handles those streams.
         OrderEvent::SettlementReportImported(_)
         | OrderEvent::PayoutRecorded(_)
@@ -1094,13 +1108,28 @@ mod tests {
                 .into_iter()
                 .map(|e| envelope(order, 2, e)),
         )
+        .chain(std::iter::once(envelope(order, 2, routing_decided(order))))
+        .chain(std::iter::once(envelope(
+            order,
+            2,
+            OrderEvent::NotificationResendRequested(
+                waybill_schemas::events::NotificationResendRequested {
+                    order_id: order,
+                    resend_id: uuid::Uuid::now_v7(),
+                    kind: waybill_schemas::notifications::NotificationKind::OrderConfirmed,
+                    medium: None,
+                    reason: None,
+                    requested_at: chrono::Utc::now(),
+                },
+            ),
+        )))
         .collect();
         let kinds: std::collections::HashSet<&str> =
             later.iter().map(|e| e.event_type.as_str()).collect();
-        // Placement, plus the two settlement events and the desk's resolution, which never reach
-        // an order stream.
+        // Placement, plus the two settlement events, the desk's resolution and the erasure,
+        // which never reach an order stream.
         assert_eq!(
-            kinds.len() + 4,
+            kinds.len() + 5,
             waybill_schemas::events::OrderEventKind::ALL.len(),
             "every event kind is covered"
         );
@@ -1110,6 +1139,31 @@ mod tests {
             assert_eq!(view.version, 2, "{}", event.event_type);
             assert_eq!(view.updated_at, event.occurred_at, "{}", event.event_type);
         }
+    }
+
+    /// A routing decision's record: the view shows the routes, not the inputs.
+    fn routing_decided(order: OrderId) -> OrderEvent {
+        use waybill_schemas::events::{RouteCause, RoutingDecided, RoutingOutcome, RoutingShipTo};
+        OrderEvent::RoutingDecided(RoutingDecided {
+            order_id: order,
+            cause: RouteCause::Confirmation,
+            decided_at: chrono::Utc::now(),
+            config_version: "sha256:0000000000000000".into(),
+            shipping_method: "standard".into(),
+            pickup_location: None,
+            ship_to: RoutingShipTo {
+                country: "US".into(),
+                postal_zone: 1,
+            },
+            lines: Vec::new(),
+            allocated: Some(Vec::new()),
+            free_stock: Vec::new(),
+            transit: Vec::new(),
+            outcome: RoutingOutcome {
+                routes: Vec::new(),
+                unroutable_units: 0,
+            },
+        })
     }
 
     #[test]

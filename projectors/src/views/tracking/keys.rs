@@ -10,7 +10,10 @@
 //!   postcode finds;
 //! - `<prefix>:store-credit:<customer digest>`: hash of credit id → store credit entry;
 //! - `<prefix>:tracking-changes`: the pub/sub channel announcing `<order uuid> <version>` after
-//!   each view write ([`super::changes`]).
+//!   each view write ([`super::changes`]);
+//! - `<prefix>:view-store:tracking`: the store's generation marker (and `…:filler`, the lease
+//!   of the instance filling it), [`crate::views::store_marker`]: gone means the store lost
+//!   its data and is being filled again from the event log.
 
 use std::fmt::Display;
 
@@ -45,6 +48,11 @@ pub fn changes_channel(prefix: &str) -> String {
     format!("{prefix}:tracking-changes")
 }
 
+/// `<prefix>:view-store:tracking`: the generation marker of the store holding these keys.
+pub fn store_marker_key(prefix: &str) -> String {
+    format!("{prefix}:view-store:{VIEW_SEGMENT}")
+}
+
 /// A view read back from its hash fields: the `version` field (what the projector
 /// compares-and-sets) wins over the version inside the JSON. `None` when the view is absent.
 pub fn decode_view(
@@ -71,5 +79,8 @@ mod tests {
         assert_eq!(customer_orders_key("w", "d"), "w:customer-orders:d");
         assert_eq!(lookup_key("w", "d"), "w:tracking-lookup:d");
         assert_eq!(store_credit_key("w", "d"), "w:store-credit:d");
+        assert_eq!(store_marker_key("w"), "w:view-store:tracking");
+        // Outside the view's own key pattern (`w:tracking:*`), which scans and deletes walk.
+        assert!(!store_marker_key("w").starts_with("w:tracking:"));
     }
 }

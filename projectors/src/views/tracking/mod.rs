@@ -30,6 +30,15 @@ use crate::runtime::{View, ViewWrite};
 /// The durable consumer and dead-letter name of this view.
 pub const VIEW_NAME: &str = "tracking";
 
+/// The generation marker of the tracking views under `prefix`: the projector keeps the store
+/// filled through it, readers ask it whether a missing view means "not found" or "catching up".
+pub fn store_marker(
+    redis: crate::RedisConnection,
+    prefix: &str,
+) -> crate::views::store_marker::RedisStoreMarker {
+    crate::views::store_marker::RedisStoreMarker::new(redis, keys::store_marker_key(prefix))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrackingError {
     #[error("event {event_type} v{version} of {stream_id} cannot be decoded: {source}")]
@@ -91,6 +100,23 @@ impl View for TrackingProjection {
 
     fn name(&self) -> &str {
         VIEW_NAME
+    }
+
+    fn scrubs_on_erasure(&self) -> bool {
+        true
+    }
+
+    /// The `/track` lookups of the erased orders go: they were digests of the email and
+    /// postcodes. The re-projection then rewrites the views with the stand-ins.
+    async fn forget(&self, stream_ids: &[String]) -> Result<(), TrackingError> {
+        let views: Vec<TrackingView> = self
+            .store
+            .load_streams(stream_ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        self.store.forget_lookups(&views).await
     }
 
     fn handles(&self, stream_id: &str) -> bool {
@@ -156,5 +182,9 @@ impl View for TrackingProjection {
             }
         }
         Ok(written)
+    }
+
+    async fn confirm_stored(&self) -> Result<(), TrackingError> {
+        Ok(self.store.connection().await_replicas().await?)
     }
 }

@@ -192,6 +192,21 @@ impl TrackingStore {
         Ok(())
     }
 
+    /// Deletes the `/track` lookup keys of `views` (an erased customer's orders: their digests
+    /// were made from the email and postcodes the erasure removed).
+    pub async fn forget_lookups(&self, views: &[TrackingView]) -> Result<(), TrackingError> {
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for digest in views.iter().flat_map(|v| &v.access.lookup) {
+            pipe.del(lookup_key(self.prefix(), digest)).ignore();
+            any = true;
+        }
+        if any {
+            pipe.query_async::<()>(&mut self.connection()).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every tracking key under this prefix (used to drop a rebuild's staging copy).
     pub async fn delete_all(&self) -> Result<u64, TrackingError> {
         Ok(self.hashes.delete_all().await?)

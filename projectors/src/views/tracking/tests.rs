@@ -16,7 +16,7 @@ use waybill_write_side::outbox::relay::{
 use waybill_write_side::trace_context::TRACEPARENT;
 
 use super::*;
-use crate::runtime::{dead_letter_stream_name, ProjectorConfig, HEADER_ERROR};
+use crate::runtime::{dead_letter_stream_name, ProjectorConfig, StoreMarker, HEADER_ERROR};
 use crate::testing::{
     cancelled_event, fresh_database, isolated_config, placed_event, redis, seed, seed_with_outbox,
 };
@@ -57,6 +57,18 @@ impl Env {
             .await
             .expect("event stream");
         let store = TrackingStore::new(redis().await, config.redis_prefix.clone());
+        // These tests seed the log with events they publish later, one by one, to watch the
+        // consumer: the store is marked as already filled, so the projector's self-healing
+        // (which fills a store without a marker from the whole log) leaves it to the consumer.
+        let marker = store_marker(store.connection(), &config.redis_prefix);
+        assert!(marker
+            .begin("filled-before-the-test")
+            .await
+            .expect("marker"));
+        assert!(marker
+            .finish("filled-before-the-test")
+            .await
+            .expect("marker"));
         Self {
             config,
             js,
@@ -150,6 +162,10 @@ impl Env {
             .delete_stream(dead_letter_stream_name(&self.config.stream_name))
             .await;
         let _ = self.store.delete_all().await;
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(keys::store_marker_key(&self.config.redis_prefix))
+            .query_async(&mut self.store.connection())
+            .await;
     }
 }
 
@@ -395,6 +411,67 @@ async fn rebuild_replays_the_log_into_fresh_views_and_swaps_them_in() {
     env.cleanup().await;
 }
 
+/// A replay ends at the head of the log as it was when it began, so it ends however fast
+/// orders arrive: here every event after the first ten is recorded an hour after the replay
+/// starts (as orders arriving during it would be), and the replay stops after the page that
+/// reaches them instead of reading on.
+#[tokio::test]
+async fn a_replay_stops_at_the_head_of_the_log_as_it_was_when_it_began() {
+    let env = Env::new().await;
+    let before: Vec<OrderId> = (0..10).map(|_| OrderId::new_v7()).collect();
+    let later: Vec<OrderId> = (0..40).map(|_| OrderId::new_v7()).collect();
+    seed(
+        &env.pool,
+        &before
+            .iter()
+            .map(|o| placed_event(*o, 1))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    let arriving: Vec<_> = later
+        .iter()
+        .map(|o| EventEnvelope {
+            recorded_at: in_an_hour,
+            ..placed_event(*o, 1)
+        })
+        .collect();
+    seed(&env.pool, &arriving).await;
+
+    let events = waybill_write_side::event_store::EventStore::new(env.pool.clone());
+    let view = TrackingProjection::new(env.store.clone());
+    let report = crate::runtime::replay_log(&events, &view, None, 4, |_| {})
+        .await
+        .expect("replay");
+    // Pages of 4: the third page (events 9..12) is the first to reach a later event.
+    assert_eq!(report.events, 12, "{report:?}");
+    for order in &before {
+        assert!(
+            env.store
+                .get(&order.to_string())
+                .await
+                .expect("read")
+                .is_some(),
+            "an order recorded before the replay began is replayed"
+        );
+    }
+    let mut replayed_later = 0;
+    for order in &later {
+        replayed_later += usize::from(
+            env.store
+                .get(&order.to_string())
+                .await
+                .expect("read")
+                .is_some(),
+        );
+    }
+    assert_eq!(
+        replayed_later, 2,
+        "only the later events on the last page read"
+    );
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn committed_events_flow_through_the_relay_into_tracking_views() {
     let env = Env::new().await;
@@ -615,6 +692,97 @@ async fn a_store_outage_delays_nothing_beyond_the_outage() {
         "views applied {took:?} after the store answered again (ack_wait is 30 s)"
     );
     env.wait_until_all_acked().await;
+    running.stop().await;
+    env.cleanup().await;
+}
+
+/// Issue 13.7: a Redis `FLUSHALL` and a restart without persistence used to leave every view
+/// missing until someone ran `rebuild tracking`. The projector now finds its store's generation
+/// marker gone and fills the store again from the log while it keeps applying; orders that get
+/// no new event come back too. The log here is never published, so only the fill can write
+/// these views.
+#[tokio::test]
+async fn a_store_that_lost_its_data_is_filled_again_from_the_log() {
+    let mut env = Env::new().await;
+    env.config.self_heal.check = Duration::from_millis(100);
+    env.config.self_heal.lease = Duration::from_millis(500);
+    let mut private = PrivateRedis::start();
+    let client = redis::Client::open(private.url()).expect("redis url");
+    let connection = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .expect("private redis");
+    env.store = TrackingStore::new(connection.into(), env.config.redis_prefix.clone());
+    let marker = store_marker(env.store.connection(), &env.config.redis_prefix);
+    let orders: Vec<OrderId> = (0..12).map(|_| OrderId::new_v7()).collect();
+    let mut log = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        log.push(placed_event(*order, 1));
+        if i % 3 == 0 {
+            log.push(cancelled_event(*order, 2));
+        }
+    }
+    seed(&env.pool, &log).await;
+    let expected: Vec<TrackingView> = orders
+        .iter()
+        .map(|order| {
+            let stream: Vec<&EventEnvelope> = log
+                .iter()
+                .filter(|e| e.stream_id == order.stream_id())
+                .collect();
+            fold(stream).expect("fold").expect("a view")
+        })
+        .collect();
+    let all_back = |what: &'static str| {
+        let env = &env;
+        let expected = &expected;
+        let marker = &marker;
+        async move {
+            let deadline = tokio::time::Instant::now() + DEADLINE;
+            loop {
+                let ready = marker.read().await.is_ok_and(|s| s.is_ready());
+                let mut equal = 0;
+                for view in expected {
+                    if let Ok(Some(stored)) = env.store.get(&view.order_id).await {
+                        if &stored == view {
+                            equal += 1;
+                        }
+                    }
+                }
+                if ready && equal == expected.len() {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: {equal} of {} views equal to the fold, marker ready: {ready}",
+                    expected.len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    let running = env.start();
+    all_back("a new store is filled from the log").await;
+    let first = marker.read().await.expect("marker");
+
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .expect("flushall");
+    all_back("after FLUSHALL").await;
+    let second = marker.read().await.expect("marker");
+    assert_ne!(first, second, "a new generation after the loss");
+
+    // A restart without persistence: the same port, an empty server.
+    private.stop();
+    private.spawn();
+    all_back("after a restart without persistence").await;
+    assert_ne!(second, marker.read().await.expect("marker"));
+
     running.stop().await;
     env.cleanup().await;
 }

@@ -2,8 +2,6 @@
 //! the order page rendered) becomes the command API request it stands for and a sentence for
 //! the confirmation step, or the field that is wrong. Amounts are typed in the order currency's
 //! major units and read by [`Currency::parse_major`] (the inverse of how they are shown).
-//!
-//! Not offered because the command API has no endpoint for it: resending a notification.
 
 use std::collections::HashMap;
 
@@ -28,16 +26,19 @@ pub enum Action {
     Inspection,
     /// Answer a dispute (chargeback) with evidence.
     Evidence,
+    /// Send a customer notification again.
+    ResendNotification,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Review,
         Action::CancelLines,
         Action::Refund,
         Action::StoreCredit,
         Action::Inspection,
         Action::Evidence,
+        Action::ResendNotification,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -48,6 +49,7 @@ impl Action {
             Self::StoreCredit => "store-credit",
             Self::Inspection => "inspection",
             Self::Evidence => "evidence",
+            Self::ResendNotification => "resend-notification",
         }
     }
 
@@ -64,6 +66,9 @@ impl Action {
             Self::StoreCredit => "Store credit issued.",
             Self::Inspection => "Inspection recorded.",
             Self::Evidence => "Dispute evidence submitted.",
+            Self::ResendNotification => {
+                "Resend recorded: the message goes out once the notifications view applies it."
+            }
         }
     }
 }
@@ -242,6 +247,30 @@ pub fn prepare(
                     ),
                 )
             }
+            Action::ResendNotification => {
+                let kinds: Vec<&str> = waybill_schemas::notifications::NotificationKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
+                let kind = one_of(fields, "kind", &kinds)?;
+                let medium = match optional(fields, "medium") {
+                    None | Some("any") => None,
+                    Some(_) => Some(one_of(fields, "medium", &["email", "sms"])?),
+                };
+                let title = waybill_schemas::notifications::NotificationKind::from_name(&kind)
+                    .map_or(kind.as_str(), |k| k.title());
+                (
+                    format!("/v1/orders/{order}/notifications/resend"),
+                    json!({"kind": kind, "medium": medium, "reason": note}),
+                    format!(
+                        "Send the “{title}” message of order {} again{}.",
+                        view.channel_order_ref,
+                        medium
+                            .as_deref()
+                            .map_or(String::new(), |m| format!(" by {m} only"))
+                    ),
+                )
+            }
             Action::Evidence => {
                 let dispute_id = field(fields, "dispute_id")?.to_owned();
                 let text = field(fields, "text")?.to_owned();
@@ -364,6 +393,47 @@ mod tests {
         for action in Action::ALL {
             assert_eq!(Action::parse(action.slug()), Some(action));
         }
-        assert_eq!(Action::parse("resend-notification"), None);
+        assert_eq!(Action::parse("resend-everything"), None);
+    }
+
+    #[test]
+    fn a_resend_names_a_kind_and_at_most_one_medium() {
+        let prepared = prepare(
+            Action::ResendNotification,
+            &view(),
+            &fields(&[
+                ("kind", "order_confirmed"),
+                ("medium", "sms"),
+                ("note", "lost it"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            prepared.path,
+            "/v1/orders/0190f0c4-0000-7000-8000-000000000001/notifications/resend"
+        );
+        assert_eq!(
+            prepared.body,
+            json!({"kind": "order_confirmed", "medium": "sms", "reason": "lost it"})
+        );
+        assert_eq!(
+            prepared.summary,
+            "Send the “Order confirmed” message of order W-1 again by sms only."
+        );
+        let any = prepare(
+            Action::ResendNotification,
+            &view(),
+            &fields(&[("kind", "shipped"), ("medium", "any")]),
+        )
+        .unwrap();
+        assert_eq!(any.body["medium"], Value::Null);
+        assert!(matches!(
+            prepare(
+                Action::ResendNotification,
+                &view(),
+                &fields(&[("kind", "spam")])
+            ),
+            Err(ScreenError::BadInput { field: "kind", .. })
+        ));
     }
 }

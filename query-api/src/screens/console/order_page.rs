@@ -18,6 +18,7 @@ use serde_json::Value;
 use waybill_schemas::views::{ConsistencyToken, TrackingStatus, TrackingView};
 use waybill_schemas::OrderId;
 use waybill_write_side::command_api::problem::Path;
+use waybill_write_side::domain::order::{Offers, Order};
 
 use super::actions::{prepare, Action, Fields, Prepared};
 use super::search_page::money;
@@ -26,6 +27,8 @@ use crate::http::AppState;
 use crate::problem::Problem;
 use crate::screens::csrf::PostedForm;
 use crate::screens::layout::{csrf_field, page};
+use crate::screens::plural::count;
+use crate::screens::table::{stacked, Column};
 use crate::screens::{command_client, require_role, url_encode, ScreenError, Session};
 use crate::search::{load_agent_order_with_events, AgentOrderResponse, InternalTimelineEntry};
 use waybill_projectors::views::notifications::Notification;
@@ -54,6 +57,21 @@ struct Loaded {
     order: AgentOrderResponse,
     view: TrackingView,
     notifications: Vec<Notification>,
+    /// What the order's state admits, by the command side's own rules.
+    offers: Offers,
+}
+
+/// The order's offers: its stream folded into the write side's order state, asked
+/// [`OrderState::offers`](waybill_write_side::domain::order::OrderState::offers).
+fn offers(events: &[waybill_schemas::EventEnvelope]) -> Result<Offers, ScreenError> {
+    let decoded = waybill_write_side::fulfillment::append::decode(events).map_err(|error| {
+        tracing::error!(%error, "an order stream does not decode");
+        ScreenError::Internal
+    })?;
+    Order::from_events(&decoded)
+        .state()
+        .map(|state| state.offers())
+        .ok_or(ScreenError::NotFound)
 }
 
 async fn load(
@@ -66,6 +84,7 @@ async fn load(
         .map_err(problem)?;
     let view = loaded.tracking.clone().ok_or(ScreenError::NotFound)?;
     Ok(Loaded {
+        offers: offers(&events)?,
         notifications: super::notifications::sent(&events, &state.config.tracking),
         order: loaded,
         view,
@@ -174,24 +193,20 @@ fn lines(view: &TrackingView) -> Markup {
     html! {
         section aria-labelledby="h-lines" {
             h2 id="h-lines" { "Lines" }
-            div class="table-wrap" {
-                table class="stack" {
-                    thead { tr { th { "#" } th { "SKU" } th { "Item" } th class="num" { "Qty" } th class="num" { "Cancelled" } th class="num" { "Unit price" } th class="num" { "Total" } } }
-                    tbody {
-                        @for line in &view.lines {
-                            tr {
-                                td data-label="#" { (line.line_no) }
-                                td data-label="SKU" { (line.sku) }
-                                td data-label="Item" { (line.name) }
-                                td data-label="Qty" class="num" { (line.quantity) }
-                                td data-label="Cancelled" class="num" { (line.cancelled_quantity) }
-                                td data-label="Unit price" class="num" { (m(line.unit_price_minor)) }
-                                td data-label="Total" class="num" { (m(line.total_minor)) }
-                            }
-                        }
-                    }
-                }
-            }
+            (stacked(
+                Some("lines"),
+                None,
+                &[Column::text("#"), Column::text("SKU"), Column::text("Item"), Column::num("Qty"), Column::num("Cancelled"), Column::num("Unit price"), Column::num("Total")],
+                view.lines.iter().map(|line| vec![
+                    html! { (line.line_no) },
+                    html! { (line.sku) },
+                    html! { (line.name) },
+                    html! { (line.quantity) },
+                    html! { (line.cancelled_quantity) },
+                    html! { (m(line.unit_price_minor)) },
+                    html! { (m(line.total_minor)) },
+                ]),
+            ))
             dl class="facts" {
                 dt { "Subtotal" } dd { (m(view.totals.subtotal_minor)) }
                 dt { "Discounts" } dd { (m(view.totals.discount_minor)) }
@@ -249,30 +264,28 @@ fn returns_and_refunds(loaded: &AgentOrderResponse, view: &TrackingView) -> Mark
             h2 id="h-refunds" { "Refunds" }
             @let requested: Vec<_> = events(loaded, "RefundRequested").collect();
             @if requested.is_empty() { p class="muted" { "No refund." } } @else {
-                div class="table-wrap" {
-                    table class="stack" id="refunds" {
-                        thead { tr { th { "Requested (UTC)" } th class="num" { "Amount" } th { "Kind" } th { "Reason" } th { "By" } th { "Outcome" } } }
-                        tbody {
-                            @for e in requested {
-                                @let id = &e.payload["refund_id"];
-                                @let refunded = events(loaded, "PaymentRefunded").any(|r| &r.payload["refund_id"] == id);
-                                @let failed = events(loaded, "RefundFailed").find(|r| &r.payload["refund_id"] == id);
-                                tr {
-                                    td data-label="Requested" { (e.occurred_at.format("%Y-%m-%d %H:%M")) }
-                                    td data-label="Amount" class="num" { (amount(&e.payload["amount"])) }
-                                    td data-label="Kind" { (text(&e.payload["kind"])) }
-                                    td data-label="Reason" { (text(&e.payload["reason"])) }
-                                    td data-label="By" { (text(&e.payload["requested_by"])) }
-                                    td data-label="Outcome" {
-                                        @if refunded { span class="badge ok" { "refunded" } }
-                                        @else if let Some(f) = failed { span class="badge bad" { "failed: " (text(&f.payload["message"])) } }
-                                        @else { span class="badge warn" { "pending" } }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                (stacked(
+                    Some("refunds"),
+                    None,
+                    &[Column::day("Requested (UTC)"), Column::num("Amount"), Column::text("Kind"), Column::text("Reason"), Column::text("By"), Column::text("Outcome")],
+                    requested.iter().map(|e| {
+                        let id = &e.payload["refund_id"];
+                        let refunded = events(loaded, "PaymentRefunded").any(|r| &r.payload["refund_id"] == id);
+                        let failed = events(loaded, "RefundFailed").find(|r| &r.payload["refund_id"] == id);
+                        vec![
+                            html! { (e.occurred_at.format("%Y-%m-%d %H:%M")) },
+                            html! { (amount(&e.payload["amount"])) },
+                            html! { (text(&e.payload["kind"])) },
+                            html! { (text(&e.payload["reason"])) },
+                            html! { (text(&e.payload["requested_by"])) },
+                            html! {
+                                @if refunded { span class="badge ok" { "refunded" } }
+                                @else if let Some(f) = failed { span class="badge bad" { "failed: " (text(&f.payload["message"])) } }
+                                @else { span class="badge warn" { "pending" } }
+                            },
+                        ]
+                    }),
+                ))
             }
             @for e in events(loaded, "StoreCreditIssued") {
                 p { "Store credit " (amount(&e.payload["amount"])) " to " (text(&e.payload["customer_id"])) ": " (text(&e.payload["reason"])) }
@@ -320,7 +333,7 @@ fn risk_and_disputes(loaded: &AgentOrderResponse) -> Markup {
 pub(crate) fn timeline(loaded: &AgentOrderResponse) -> Markup {
     html! {
         section aria-labelledby="h-timeline" {
-            h2 id="h-timeline" { "Timeline (" (loaded.timeline.len()) " events)" }
+            h2 id="h-timeline" { "Timeline (" (count(loaded.timeline.len() as u64, "event", "events")) ")" }
             ol class="timeline" id="timeline" {
                 @for e in loaded.timeline.iter().rev() {
                     @let desk = e.stream_id.starts_with(waybill_schemas::events::desk::DESK_STREAM_PREFIX);
@@ -384,22 +397,47 @@ fn input(id: &str, name: &str, label: &str, kind: &str, extra_hint: Option<&str>
     }
 }
 
-fn actions(session: &Session, loaded: &AgentOrderResponse, view: &TrackingView) -> Markup {
+/// The action forms the order's state admits ([`Offers`]): a form is shown only when the
+/// command API would accept its command for this order now.
+fn actions(
+    session: &Session,
+    loaded: &AgentOrderResponse,
+    view: &TrackingView,
+    sent: &[Notification],
+    offers: &Offers,
+) -> Markup {
+    let mut kinds: Vec<_> = sent.iter().map(|n| n.kind).collect();
+    kinds.sort();
+    kinds.dedup();
     let order = view.order_id.as_str();
     let currency = view.currency.as_str();
+    let m = |minor| money(minor, currency);
     let returns: Vec<String> = events(loaded, "ReturnRequested")
         .map(|e| text(&e.payload["return_id"]))
         .collect();
-    let disputes: Vec<String> = events(loaded, "ChargebackOpened")
-        .map(|e| text(&e.payload["dispute_id"]))
-        .collect();
     let line_options = html! { @for l in &view.lines { option value=(l.line_no) { "#" (l.line_no) " " (l.name) " (" (l.sku) ")" } } };
+    let cancellable = html! {
+        @for l in view.lines.iter().filter(|l| offers.cancel_lines.contains_key(&l.line_no)) {
+            option value=(l.line_no) { "#" (l.line_no) " " (l.name) " (" (l.sku) "), up to " (offers.cancel_lines[&l.line_no]) }
+        }
+    };
+    let nothing = !offers.review
+        && offers.refund.is_none()
+        && offers.store_credit.is_none()
+        && offers.cancel_lines.is_empty()
+        && returns.is_empty()
+        && offers.evidence.is_empty()
+        && kinds.is_empty();
     html! {
         section aria-labelledby="h-actions" class="actions" {
             h2 id="h-actions" { "Actions" }
-            p class="hint" { "Each action asks for confirmation before it is sent. Resending a notification is not offered: the command API has no endpoint for it yet." }
+            @if nothing {
+                p id="no-actions" { "Nothing can be done to this order in its present state." }
+            } @else {
+                p class="hint" { "Each action asks for confirmation before it is sent. Only what this order's state admits is offered." }
+            }
             div class="grid" {
-                @if view.status == TrackingStatus::InReview {
+                @if offers.review {
                     (action_form(session, order, Action::Review, "Decide the review", html! {
                         label for="review-decision" { "Decision" }
                         select id="review-decision" name="decision" { option value="approve" { "Approve" } option value="reject" { "Reject" } }
@@ -407,21 +445,27 @@ fn actions(session: &Session, loaded: &AgentOrderResponse, view: &TrackingView) 
                         input id="review-note" name="note" type="text";
                     }))
                 }
-                (action_form(session, order, Action::Refund, "Refund part of the order", html! {
-                    (input("refund", "amount", &format!("Amount ({currency})"), "text", Some("Back to the original payment, e.g. 12.50")))
-                    (input("refund", "reason", "Reason", "text", None))
-                }))
-                (action_form(session, order, Action::StoreCredit, "Goodwill store credit", html! {
-                    (input("credit", "amount", &format!("Amount ({currency})"), "text", Some("Credited to the customer's account")))
-                    (input("credit", "reason", "Reason", "text", None))
-                }))
-                (action_form(session, order, Action::CancelLines, "Cancel units of a line", html! {
-                    label for="cancel-line_no" { "Line" }
-                    select id="cancel-line_no" name="line_no" { (line_options) }
-                    (input("cancel", "quantity", "Units", "number", None))
-                    label for="cancel-reason" { "Reason" }
-                    select id="cancel-reason" name="reason" { option value="customer_request" { "Customer request" } option value="out_of_stock" { "Out of stock" } option value="fraud" { "Fraud" } option value="other" { "Other" } }
-                }))
+                @if let Some(refundable) = offers.refund {
+                    (action_form(session, order, Action::Refund, "Refund part of the order", html! {
+                        (input("refund", "amount", &format!("Amount ({currency})"), "text", Some(format!("Back to the original payment, up to {}", m(refundable.minor)).as_str())))
+                        (input("refund", "reason", "Reason", "text", None))
+                    }))
+                }
+                @if let Some(creditable) = offers.store_credit {
+                    (action_form(session, order, Action::StoreCredit, "Goodwill store credit", html! {
+                        (input("credit", "amount", &format!("Amount ({currency})"), "text", Some(format!("Credited to the customer's account, up to {}", m(creditable.minor)).as_str())))
+                        (input("credit", "reason", "Reason", "text", None))
+                    }))
+                }
+                @if !offers.cancel_lines.is_empty() {
+                    (action_form(session, order, Action::CancelLines, "Cancel units of a line", html! {
+                        label for="cancel-line_no" { "Line" }
+                        select id="cancel-line_no" name="line_no" { (cancellable) }
+                        (input("cancel", "quantity", "Units", "number", None))
+                        label for="cancel-reason" { "Reason" }
+                        select id="cancel-reason" name="reason" { option value="customer_request" { "Customer request" } option value="out_of_stock" { "Out of stock" } option value="fraud" { "Fraud" } option value="other" { "Other" } }
+                    }))
+                }
                 @if !returns.is_empty() {
                     (action_form(session, order, Action::Inspection, "Record a return inspection", html! {
                         label for="inspect-return_id" { "Return" }
@@ -433,12 +477,26 @@ fn actions(session: &Session, loaded: &AgentOrderResponse, view: &TrackingView) 
                         (input("inspect", "resellable", "Back to stock (of accepted)", "number", None))
                     }))
                 }
-                @if !disputes.is_empty() {
+                @if !offers.evidence.is_empty() {
                     (action_form(session, order, Action::Evidence, "Answer a dispute", html! {
                         label for="evidence-dispute_id" { "Dispute" }
-                        select id="evidence-dispute_id" name="dispute_id" { @for d in &disputes { option value=(d) { (d) } } }
+                        select id="evidence-dispute_id" name="dispute_id" { @for d in &offers.evidence { option value=(d) { (d) } } }
                         label for="evidence-text" { "Evidence" }
                         textarea id="evidence-text" name="text" required {}
+                    }))
+                }
+                @if !kinds.is_empty() {
+                    (action_form(session, order, Action::ResendNotification, "Resend a notification", html! {
+                        label for="resend-kind" { "Message" }
+                        select id="resend-kind" name="kind" { @for k in &kinds { option value=(k.as_str()) { (k.title()) } } }
+                        label for="resend-medium" { "By" }
+                        select id="resend-medium" name="medium" {
+                            option value="any" { "the customer's chosen media" }
+                            option value="email" { "email only" }
+                            option value="sms" { "text message only" }
+                        }
+                        label for="resend-note" { "Reason (optional)" }
+                        input id="resend-note" name="note" type="text";
                     }))
                 }
             }
@@ -476,6 +534,7 @@ pub async fn order_page(
         order: loaded,
         view,
         notifications: sent,
+        offers,
     } = load(&state, order, wanted).await?;
     let done = params.done.as_deref().and_then(Action::parse);
     let main = html! {
@@ -494,7 +553,7 @@ pub async fn order_page(
         (returns_and_refunds(&loaded, &view))
         (risk_and_disputes(&loaded))
         (notifications(&sent))
-        (actions(&session, &loaded, &view))
+        (actions(&session, &loaded, &view, &sent, &offers))
         (timeline(&loaded))
     };
     Ok(page(

@@ -3,6 +3,7 @@
 //! and the API accept exactly the same filters; facet counts link to the same search narrowed
 //! by that value, and the next page follows the index's cursor.
 
+use crate::screens::table::{stacked, Column};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -130,32 +131,33 @@ fn filters(params: &SearchParams) -> Markup {
 }
 
 fn results(hits: &[SearchHit]) -> Markup {
-    html! {
-        div class="table-wrap" {
-            table class="stack" {
-                caption class="muted" { "Matching orders" }
-                thead { tr { th { "Order" } th { "Status" } th { "Channel" } th { "Customer" } th class="num" { "Total" } th { "Placed (UTC)" } } }
-                tbody {
-                    @for hit in hits {
-                        @let d = &hit.document;
-                        tr {
-                            td data-label="Order" {
-                                a href={ "/console/orders/" (d.order_id) } { (d.channel_order_ref) }
-                                @for h in &hit.highlights {
-                                    div class="muted" { (h.field) ": " (highlighted(&h.fragment)) }
-                                }
-                            }
-                            td data-label="Status" { span class="badge" { (status_word(d)) } }
-                            td data-label="Channel" { (d.channel.as_str()) }
-                            td data-label="Customer" { span { (d.customer.name) br; span class="muted" { (d.customer.email) } } }
-                            td data-label="Total" class="num" { (money(d.grand_total_minor, &d.currency)) }
-                            td data-label="Placed" { (d.created_at.format("%Y-%m-%d %H:%M")) }
-                        }
+    let columns = [
+        Column::text("Order"),
+        Column::text("Status"),
+        Column::text("Channel"),
+        Column::text("Customer"),
+        Column::num("Total"),
+        Column::day("Placed (UTC)"),
+    ];
+    let rows = hits.iter().map(|hit| {
+        let d = &hit.document;
+        vec![
+            html! {
+                div {
+                    a href={ "/console/orders/" (d.order_id) } { (d.channel_order_ref) }
+                    @for h in &hit.highlights {
+                        div class="muted" { (h.field) ": " (highlighted(&h.fragment)) }
                     }
                 }
-            }
-        }
-    }
+            },
+            html! { span class="badge" { (status_word(d)) } },
+            html! { (d.channel.as_str()) },
+            html! { span { (d.customer.name) br; span class="muted" { (d.customer.email) } } },
+            html! { (money(d.grand_total_minor, &d.currency)) },
+            html! { (d.created_at.format("%Y-%m-%d %H:%M")) },
+        ]
+    });
+    stacked(None, Some("Matching orders"), &columns, rows)
 }
 
 /// The status as one word the badge shows (the search document's own serialisation).
@@ -216,7 +218,7 @@ pub async fn search(
                 (facet("Channel", "channel", &found.facets.channel, &params))
             }
             section aria-labelledby="results-heading" {
-                h2 id="results-heading" { (found.total) " orders" }
+                h2 id="results-heading" { (crate::screens::plural::count(found.total, "order", "orders")) }
                 @if found.hits.is_empty() {
                     p { "No order matches. Try fewer words or filters." }
                 } @else {

@@ -188,7 +188,7 @@ pub async fn desk_page(
             }
             div { button type="submit" { "Show" } }
         }
-        p id="desk-count" { (total) " entries" @if total > PAGE { " (the newest " (PAGE) " shown)" } }
+        p id="desk-count" { (crate::screens::plural::count(u64::try_from(total).unwrap_or(0), "entry", "entries")) @if total > PAGE { " (the newest " (PAGE) " shown)" } }
         @if items.is_empty() {
             p class="notice" { "Nothing on the desk." }
         }

@@ -11,8 +11,6 @@
 //! Every amount is shown through [`waybill_schemas::Money`]'s formatting (the currency's
 //! exponent), never as raw minor units.
 
-pub mod chart;
-
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
@@ -32,10 +30,11 @@ use crate::finance::{
 };
 use crate::http::AppState;
 use crate::problem::Problem;
+use crate::screens::chart::bars::{bars, Series};
 use crate::screens::console::search_page::money;
 use crate::screens::layout::page;
+use crate::screens::table::{stacked, Column};
 use crate::screens::{require_role, url_encode, ScreenError, Session};
-use chart::{bars, Series};
 
 /// Who may open the finance page.
 pub const ROLES: &[Role] = &[Role::Finance, Role::Admin];
@@ -95,7 +94,7 @@ async fn read(state: &AppState, params: &FinanceParams) -> Result<Data, ScreenEr
         channel: params.channel().map_err(problem)?,
         currency: params.currency().map_err(problem)?,
     };
-    let warehouse = finance(state).map_err(problem)?;
+    let warehouse = finance(state).await.map_err(problem)?;
     let summary = warehouse
         .daily_summary(range, &filter, ROWS)
         .await
@@ -182,83 +181,95 @@ fn charts(data: &Data) -> Markup {
 }
 
 fn summary_table(rows: &[SummaryRow]) -> Markup {
-    html! {
-        div class="table-wrap" {
-            table class="stack" id="summary" {
-                caption class="muted" { "Per day, channel and currency" }
-                thead { tr { th { "Day" } th { "Channel" } th { "Currency" } th class="num" { "Orders" } th class="num" { "Collected" } th class="num" { "Refunded" } th class="num" { "Chargebacks" } th class="num" { "Fees" } th class="num" { "Net" } } }
-                tbody {
-                    @for r in rows {
-                        tr {
-                            td data-label="Day" class="day" { (r.day) }
-                            td data-label="Channel" { (r.channel) }
-                            td data-label="Currency" { (r.currency) }
-                            td data-label="Orders" class="num" { (r.orders) }
-                            td data-label="Collected" class="num" { (money(r.captures, &r.currency)) }
-                            td data-label="Refunded" class="num" { (money(r.refunds, &r.currency)) }
-                            td data-label="Chargebacks" class="num" { (money(r.chargebacks, &r.currency)) }
-                            td data-label="Fees" class="num" { (money(r.fees, &r.currency)) }
-                            td data-label="Net" class="num" { strong { (money(r.net, &r.currency)) } }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let columns = [
+        Column::day("Day"),
+        Column::text("Channel"),
+        Column::text("Currency"),
+        Column::num("Orders"),
+        Column::num("Collected"),
+        Column::num("Refunded"),
+        Column::num("Chargebacks"),
+        Column::num("Fees"),
+        Column::num("Net"),
+    ];
+    let cells = rows.iter().map(|r| {
+        vec![
+            html! { (r.day) },
+            html! { (r.channel) },
+            html! { (r.currency) },
+            html! { (r.orders) },
+            html! { (money(r.captures, &r.currency)) },
+            html! { (money(r.refunds, &r.currency)) },
+            html! { (money(r.chargebacks, &r.currency)) },
+            html! { (money(r.fees, &r.currency)) },
+            html! { strong { (money(r.net, &r.currency)) } },
+        ]
+    });
+    stacked(
+        Some("summary"),
+        Some("Per day, channel and currency"),
+        &columns,
+        cells,
+    )
 }
 
 fn payouts_table(rows: &[Payout]) -> Markup {
-    html! {
-        @if rows.is_empty() { p class="muted" { "No payout in this range." } } @else {
-            div class="table-wrap" {
-                table class="stack" id="payouts" {
-                    thead { tr { th { "Paid on" } th { "Payout" } th class="num" { "Transactions" } th class="num" { "Gross" } th class="num" { "Fees" } th class="num" { "Amount" } } }
-                    tbody {
-                        @for p in rows {
-                            tr {
-                                td data-label="Paid on" class="day" { (p.paid_on) }
-                                td data-label="Payout" { (p.payout_id) }
-                                td data-label="Transactions" class="num" { (p.transaction_count) }
-                                td data-label="Gross" class="num" { (money(p.gross, &p.currency)) }
-                                td data-label="Fees" class="num" { (money(p.fees, &p.currency)) }
-                                td data-label="Amount" class="num" { (money(p.amount, &p.currency)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    if rows.is_empty() {
+        return html! { p class="muted" { "No payout in this range." } };
     }
+    let columns = [
+        Column::day("Paid on"),
+        Column::text("Payout"),
+        Column::num("Transactions"),
+        Column::num("Gross"),
+        Column::num("Fees"),
+        Column::num("Amount"),
+    ];
+    let cells = rows.iter().map(|p| {
+        vec![
+            html! { (p.paid_on) },
+            html! { (p.payout_id) },
+            html! { (p.transaction_count) },
+            html! { (money(p.gross, &p.currency)) },
+            html! { (money(p.fees, &p.currency)) },
+            html! { (money(p.amount, &p.currency)) },
+        ]
+    });
+    stacked(Some("payouts"), None, &columns, cells)
 }
 
 fn discrepancies_table(rows: &[ReconciledItem]) -> Markup {
-    html! {
-        @if rows.is_empty() { p { "No discrepancy: every ledger entry matches the gateway's report." } } @else {
-            div class="table-wrap" {
-                table class="stack" id="discrepancies" {
-                    thead { tr { th { "Day" } th { "Outcome" } th { "Order" } th { "Kind" } th { "Channel" } th class="num" { "Ledger" } th class="num" { "Report" } th class="num" { "Fee expected / reported" } th { "Detail" } } }
-                    tbody {
-                        @for r in rows {
-                            tr {
-                                td data-label="Day" class="day" { (r.day) }
-                                td data-label="Outcome" { span class="badge bad" { (r.outcome.replace('_', " ")) } }
-                                td data-label="Order" {
-                                    @if r.order_id.is_empty() { span class="muted" { "unknown (" (r.transaction_id) ")" } }
-                                    @else { a href={ "/finance/orders/" (r.order_id) } { "Timeline of " (r.order_id.get(..8).unwrap_or(&r.order_id)) "…" } }
-                                }
-                                td data-label="Kind" { (r.kind) }
-                                td data-label="Channel" { (r.channel) }
-                                td data-label="Ledger" class="num" { (money(r.ledger_amount, &r.currency)) }
-                                td data-label="Report" class="num" { (money(r.report_amount, &r.currency)) }
-                                td data-label="Fee" class="num" { (money(r.expected_fee, &r.currency)) " / " (money(r.report_fee, &r.currency)) }
-                                td data-label="Detail" { (r.detail) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    if rows.is_empty() {
+        return html! { p { "No discrepancy: every ledger entry matches the gateway's report." } };
     }
+    let columns = [
+        Column::day("Day"),
+        Column::text("Outcome"),
+        Column::text("Order"),
+        Column::text("Kind"),
+        Column::text("Channel"),
+        Column::num("Ledger"),
+        Column::num("Report"),
+        Column::num("Fee expected / reported"),
+        Column::text("Detail"),
+    ];
+    let cells = rows.iter().map(|r| {
+        vec![
+            html! { (r.day) },
+            html! { span class="badge bad" { (r.outcome.replace('_', " ")) } },
+            html! {
+                @if r.order_id.is_empty() { span class="muted" { "unknown (" (r.transaction_id) ")" } }
+                @else { a href={ "/finance/orders/" (r.order_id) } { "Timeline of " (r.order_id.get(..8).unwrap_or(&r.order_id)) "…" } }
+            },
+            html! { (r.kind) },
+            html! { (r.channel) },
+            html! { (money(r.ledger_amount, &r.currency)) },
+            html! { (money(r.report_amount, &r.currency)) },
+            html! { (money(r.expected_fee, &r.currency)) " / " (money(r.report_fee, &r.currency)) },
+            html! { (r.detail) },
+        ]
+    });
+    stacked(Some("discrepancies"), None, &columns, cells)
 }
 
 fn filters(params: &FinanceParams) -> Markup {

@@ -2,9 +2,8 @@
 //! of what the operations sampler recorded (`projectors/src/desk/ops.rs`, with the desk view of
 //! `serve projector`): each view's lag and stalls, delivery throughput, events appended per
 //! second, dead letters, and the backlogs of the outbox and the checkout and fulfillment work
-//! lists. Charts are SVG drawn on the server; the table under them has the latest numbers.
-
-pub mod chart;
+//! lists. Charts are SVG drawn on the server ([`crate::screens::chart`]), each on a time axis
+//! spanning its samples; the table under them has the latest numbers.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -17,7 +16,9 @@ use waybill_projectors::desk::ops::{metric, series, Series};
 use waybill_schemas::api_keys::Role;
 
 use crate::http::AppState;
+use crate::screens::chart::{self, lines::Line};
 use crate::screens::layout::page;
+use crate::screens::table::{stacked, Column};
 use crate::screens::{require_role, ScreenError, Session};
 
 /// Who may open the operations page.
@@ -67,17 +68,25 @@ pub async fn ops_page(
         .as_ref()
         .map(|store| store.pool())
         .ok_or(ScreenError::Unavailable)?;
-    let to = Utc::now();
-    let from = to - chrono::Duration::minutes(minutes);
+    let from = Utc::now() - chrono::Duration::minutes(minutes);
     let all = series(pool, from).await.map_err(|error| {
         tracing::warn!(%error, "reading operations samples failed");
         ScreenError::Unavailable
     })?;
     let of = |name: &str| -> Vec<&Series> { all.iter().filter(|s| s.metric == name).collect() };
-    let latest: Vec<(&str, &Series)> = CHARTS
-        .iter()
-        .flat_map(|(name, _, _)| of(name).into_iter().map(move |s| (*name, s)))
-        .collect();
+    // The latest value of every series, named by its chart's title and unit.
+    let latest_rows = CHARTS.iter().flat_map(|(name, title, unit)| {
+        of(name).into_iter().filter_map(move |s| {
+            s.points.last().map(|(at, value)| {
+                vec![
+                    html! { (title) },
+                    html! { (s.label) },
+                    html! { (chart::number(*value)) " " (unit) },
+                    html! { time datetime=(at.to_rfc3339()) { (at.format("%H:%M:%S")) } },
+                ]
+            })
+        })
+    });
     let main = html! {
         h1 { "Operations" }
         p class="hint" {
@@ -87,36 +96,26 @@ pub async fn ops_page(
         @if all.is_empty() {
             p class="notice warn" id="no-samples" { "No samples yet: is a projector with the desk view running?" }
         }
-        div class="grid" {
+        div class="grid charts" {
             @for (i, (name, title, unit)) in CHARTS.iter().enumerate() {
                 @let found = of(name);
                 section aria-labelledby={ "ops-h-" (i) } {
                     h2 id={ "ops-h-" (i) } { (title) }
-                    @if found.is_empty() {
-                        p class="muted" { "No samples." }
-                    } @else {
-                        @let lines: Vec<chart::Line<'_>> = found.iter().map(|s| chart::Line { label: &s.label, points: &s.points }).collect();
-                        (chart::lines(&format!("ops-{name}"), title, unit, &lines, from, to))
+                    @let drawn: Vec<Line<'_>> = found.iter().map(|s| Line { label: &s.label, points: &s.points }).collect();
+                    @match chart::lines::lines(&format!("ops-{name}"), title, unit, &drawn) {
+                        Some(chart) => { (chart) }
+                        None => { p class="muted" { "No samples." } }
                     }
                 }
             }
         }
         h2 { "Latest values" }
-        div class="table-wrap" {
-            table id="ops-latest" {
-                thead { tr { th scope="col" { "Metric" } th scope="col" { "Of" } th scope="col" class="num" { "Value" } th scope="col" { "At" } } }
-                tbody {
-                    @for (name, s) in &latest {
-                        @if let Some((at, value)) = s.points.last() {
-                            tr data-metric=(name) data-label=(s.label) {
-                                td { (name) } td { (s.label) } td class="num" { (chart::number(*value)) }
-                                td { time datetime=(at.to_rfc3339()) { (at.format("%H:%M:%S")) } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (stacked(
+            Some("ops-latest"),
+            None,
+            &[Column::text("Metric"), Column::text("Of"), Column::num("Value"), Column::text("At (UTC)")],
+            latest_rows,
+        ))
     };
     Ok(page(&session, "Operations", PATH, main))
 }

@@ -14,8 +14,10 @@
 //! [`flow::next_step`] is the fulfillment process manager's decision.
 
 pub mod carrier;
+pub mod decision;
 pub mod flow;
 pub mod routing;
+pub mod simulation;
 mod state;
 
 #[cfg(test)]
@@ -62,6 +64,9 @@ pub enum FulfillmentCommand {
     Route {
         plan: RoutePlan,
         cause: RouteCause,
+        /// The decision's inputs and outcome (`RoutingDecided`), recorded ahead of the routes
+        /// when the plan is recorded.
+        decided: Option<Box<waybill_schemas::events::RoutingDecided>>,
     },
     RecordSubmission {
         fulfillment_id: String,
@@ -307,7 +312,11 @@ impl Fulfillment {
             }
             // Decided before the stage checks above.
             C::RecordWithdrawal { .. } => Ok(vec![]),
-            C::Route { plan, cause } => self.route(order_id, plan, cause, now),
+            C::Route {
+                plan,
+                cause,
+                decided,
+            } => self.route(order_id, plan, cause, decided.as_deref(), now),
             C::RecordSubmission {
                 fulfillment_id,
                 wms_task_id,
@@ -578,6 +587,7 @@ impl Fulfillment {
         order_id: OrderId,
         plan: &RoutePlan,
         cause: &RouteCause,
+        decided: Option<&waybill_schemas::events::RoutingDecided>,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderEvent>, FulfillmentError> {
         let from = match cause {
@@ -646,29 +656,28 @@ impl Fulfillment {
                 Some(format!("{return_id}-X"))
             }
         };
-        let mut events: Vec<OrderEvent> = plan
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                OrderEvent::FulfillmentRouted(FulfillmentRouted {
-                    order_id,
-                    fulfillment_id: Self::fulfillment_id(order_id, self.orders.len() + i + 1),
-                    node_id: r.node_id.clone(),
-                    node_kind: r.node_kind,
-                    carrier: r.carrier.clone(),
-                    zone_distance: r.zone_distance,
-                    lines: r.lines.clone(),
-                    rule: r.rule.clone(),
-                    score: r.score.clone(),
-                    total_score: r.total_score,
-                    eta: r.eta,
-                    cause: cause.clone(),
-                    pickup: r.pickup.clone(),
-                    routed_at: now,
-                })
-            })
+        let mut events: Vec<OrderEvent> = decided
+            .map(|d| OrderEvent::RoutingDecided(d.clone()))
+            .into_iter()
             .collect();
+        events.extend(plan.routes.iter().enumerate().map(|(i, r)| {
+            OrderEvent::FulfillmentRouted(FulfillmentRouted {
+                order_id,
+                fulfillment_id: Self::fulfillment_id(order_id, self.orders.len() + i + 1),
+                node_id: r.node_id.clone(),
+                node_kind: r.node_kind,
+                carrier: r.carrier.clone(),
+                zone_distance: r.zone_distance,
+                lines: r.lines.clone(),
+                rule: r.rule.clone(),
+                score: r.score.clone(),
+                total_score: r.total_score,
+                eta: r.eta,
+                cause: cause.clone(),
+                pickup: r.pickup.clone(),
+                routed_at: now,
+            })
+        }));
         if !plan.unroutable.is_empty() {
             events.push(OrderEvent::FulfillmentLinesCancelled(
                 FulfillmentLinesCancelled {

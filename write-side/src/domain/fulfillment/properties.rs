@@ -121,6 +121,7 @@ fn run_step(
             Some(FulfillmentCommand::Route {
                 plan,
                 cause: RouteCause::Confirmation,
+                decided: None,
             })
         }
         FulfillmentStep::Reroute {
@@ -146,6 +147,7 @@ fn run_step(
                 cause: RouteCause::ShortPick {
                     from_fulfillment_id: fulfillment_id,
                 },
+                decided: None,
             })
         }
         FulfillmentStep::RouteReplacement { return_id, lines } => {
@@ -160,6 +162,7 @@ fn run_step(
             Some(FulfillmentCommand::Route {
                 plan,
                 cause: RouteCause::Exchange { return_id },
+                decided: None,
             })
         }
         FulfillmentStep::Submit { fulfillment_id } => Some(FulfillmentCommand::RecordSubmission {

@@ -16,14 +16,18 @@
 //!
 //! The best pair takes every unit it has of the remaining lines; the next best takes from what
 //! is left, until nothing is left or no node has any. Ties go to the smaller node id, then
-//! carrier. Pure: stock, distances, learned transit times and the clock come in as data.
+//! carrier. A node marked `disabled` serves nothing. Pure: stock, distances, learned transit
+//! times and the clock come in as data.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde::Deserialize;
-use waybill_schemas::events::{FulfillmentLine, NodeKind, PickupPoint, ScorePart};
-use waybill_schemas::Quantity;
+use sha2::{Digest, Sha256};
+use waybill_schemas::events::{
+    CandidateLocation, FulfillmentLine, NodeKind, PickupPoint, RoutingCandidate, ScorePart,
+};
+use waybill_schemas::{Currency, Quantity};
 
 /// The routing rules, weights, nodes and carriers.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +41,18 @@ pub struct RoutingConfig {
     #[serde(default)]
     pub nodes: Vec<NodeSettings>,
     pub default_node: NodeDefaults,
+    /// The currency of the carriers' costs (default USD).
+    #[serde(default = "default_currency")]
+    pub currency: Currency,
+    /// `sha256:` and the first 16 hex digits of the text it was parsed from (set by
+    /// [`RoutingConfig::parse`]; recorded with every decision).
+    #[serde(skip)]
+    pub version: String,
+}
+
+fn default_currency() -> Currency {
+    // A code in the table, tested below.
+    Currency::parse("USD").unwrap_or_else(|_| unreachable!("USD is a known currency"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -84,6 +100,9 @@ pub struct NodeSettings {
     /// Set for stores that hand out BOPIS orders.
     #[serde(default)]
     pub pickup: Option<PickupPoint>,
+    /// A disabled node serves nothing (its units go elsewhere or stay unroutable).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -97,24 +116,13 @@ pub struct NodeDefaults {
 /// The carrier name of a BOPIS fulfillment order (no parcel leaves the store).
 pub const PICKUP_CARRIER: &str = "in_store";
 
-/// The kind of inventory location a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocationType {
-    Warehouse,
-    Store,
-    ThirdParty,
-}
+/// The kind of inventory location a node is (as recorded in `RoutingDecided`).
+pub type LocationType = CandidateLocation;
 
-/// A place that may serve the order, with the units of each order line it can give.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub node_id: String,
-    pub location: LocationType,
-    /// Zone distance to the customer.
-    pub distance: u32,
-    /// Units it can give, by order line number.
-    pub units: BTreeMap<u32, u32>,
-}
+/// A place that may serve the order (zone distance to the customer), with the units of each
+/// order line it can give: the same type `RoutingDecided` records, so a replay routes exactly
+/// what was routed.
+pub type Candidate = RoutingCandidate;
 
 /// Transit hours learned per carrier and zone distance: (deliveries, total hours).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -156,6 +164,10 @@ pub struct Route {
     pub total_score: i64,
     pub eta: DateTime<Utc>,
     pub pickup: Option<PickupPoint>,
+    /// The carrier's cost in minor units of [`RoutingConfig::currency`] (0 for a pickup).
+    pub cost_minor: i64,
+    /// Grams CO₂e of the parcel (0 for a pickup).
+    pub co2_grams: i64,
 }
 
 /// The routing decision: the routes and the units no allowed node has.
@@ -165,45 +177,150 @@ pub struct RoutePlan {
     pub unroutable: Vec<FulfillmentLine>,
 }
 
+/// Why a routing config was refused; each names the field (a path such as `weights.carbon`
+/// or `nodes[2].carriers[0]`) that was wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RoutingConfigError {
-    #[error("routing config is not valid JSON for its schema: {0}")]
-    Parse(String),
-    #[error("routing config names carrier {carrier} (in {place}) that it does not define")]
-    UnknownCarrier { carrier: String, place: String },
+    #[error("routing config field {field}: {detail}")]
+    Parse { field: String, detail: String },
+    #[error("routing config names carrier {carrier} at {field} that it does not define")]
+    UnknownCarrier { carrier: String, field: String },
     #[error("routing config has no rules")]
     NoRules,
+    #[error("routing config field {field} must be between {min} and {max}")]
+    OutOfRange { field: String, min: i64, max: i64 },
 }
 
+impl RoutingConfigError {
+    /// The field (path inside the config) that was wrong; empty for the config as a whole.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Parse { field, .. }
+            | Self::UnknownCarrier { field, .. }
+            | Self::OutOfRange { field, .. } => field,
+            Self::NoRules => "rules",
+        }
+    }
+}
+
+/// Largest weight: with the other bounds no score can overflow.
+const MAX_WEIGHT: i64 = 1_000_000;
+/// Largest carrier cost (base or per zone), minor units.
+const MAX_COST: i64 = 10_000_000;
+/// Largest grams per zone, hours per zone and handling hours.
+const MAX_GRAMS: i64 = 1_000_000;
+const MAX_HOURS: i64 = 10_000;
+
 impl RoutingConfig {
-    /// Parses and checks the config (every carrier named is defined, at least one rule).
+    /// Parses and checks the config: every carrier named is defined, at least one rule,
+    /// weights, costs, grams and hours within bounds (so no score overflows), cut-offs 0-23.
     pub fn parse(json: &str) -> Result<Self, RoutingConfigError> {
-        let config: Self =
-            serde_json::from_str(json).map_err(|e| RoutingConfigError::Parse(e.to_string()))?;
-        if config.rules.is_empty() {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let mut config: Self =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                RoutingConfigError::Parse {
+                    field: if path == "." { String::new() } else { path },
+                    detail: e.into_inner().to_string(),
+                }
+            })?;
+        deserializer.end().map_err(|e| RoutingConfigError::Parse {
+            field: String::new(),
+            detail: e.to_string(),
+        })?;
+        config.version = format!(
+            "sha256:{}",
+            &hex::encode(Sha256::digest(json.as_bytes()))[..16]
+        );
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), RoutingConfigError> {
+        if self.rules.is_empty() {
             return Err(RoutingConfigError::NoRules);
         }
-        let known = |name: &String| config.carriers.iter().any(|c| &c.carrier == name);
-        let named = config
+        let range = |field: String, value: i64, max: i64| {
+            if (0..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(RoutingConfigError::OutOfRange { field, min: 0, max })
+            }
+        };
+        let w = self.weights;
+        for (name, value) in [
+            ("stock", w.stock),
+            ("distance", w.distance),
+            ("cost", w.cost),
+            ("cutoff", w.cutoff),
+            ("eta", w.eta),
+            ("carbon", w.carbon),
+        ] {
+            range(format!("weights.{name}"), value, MAX_WEIGHT)?;
+        }
+        for (i, c) in self.carriers.iter().enumerate() {
+            range(
+                format!("carriers[{i}].base_cost_minor"),
+                c.base_cost_minor,
+                MAX_COST,
+            )?;
+            range(
+                format!("carriers[{i}].cost_per_zone_minor"),
+                c.cost_per_zone_minor,
+                MAX_COST,
+            )?;
+            range(
+                format!("carriers[{i}].co2_grams_per_zone"),
+                c.co2_grams_per_zone,
+                MAX_GRAMS,
+            )?;
+            range(
+                format!("carriers[{i}].default_transit_hours_per_zone"),
+                c.default_transit_hours_per_zone,
+                MAX_HOURS,
+            )?;
+        }
+        range(
+            "default_node.cutoff_hour_utc".into(),
+            i64::from(self.default_node.cutoff_hour_utc),
+            23,
+        )?;
+        range(
+            "default_node.handling_hours".into(),
+            self.default_node.handling_hours,
+            MAX_HOURS,
+        )?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(hour) = node.cutoff_hour_utc {
+                range(format!("nodes[{i}].cutoff_hour_utc"), i64::from(hour), 23)?;
+            }
+            if let Some(hours) = node.handling_hours {
+                range(format!("nodes[{i}].handling_hours"), hours, MAX_HOURS)?;
+            }
+        }
+        let known = |name: &String| self.carriers.iter().any(|c| &c.carrier == name);
+        let named = self
             .default_node
             .carriers
             .iter()
-            .map(|c| (c, "default_node".to_owned()))
-            .chain(config.nodes.iter().flat_map(|node| {
+            .enumerate()
+            .map(|(j, c)| (c, format!("default_node.carriers[{j}]")))
+            .chain(self.nodes.iter().enumerate().flat_map(|(i, node)| {
                 node.carriers
                     .iter()
                     .flatten()
-                    .map(move |c| (c, node.node_id.clone()))
+                    .enumerate()
+                    .map(move |(j, c)| (c, format!("nodes[{i}].carriers[{j}]")))
             }));
-        for (carrier, place) in named {
+        for (carrier, field) in named {
             if !known(carrier) {
                 return Err(RoutingConfigError::UnknownCarrier {
                     carrier: carrier.clone(),
-                    place,
+                    field,
                 });
             }
         }
-        Ok(config)
+        Ok(())
     }
 
     /// The config checked into the repository.
@@ -315,6 +432,9 @@ impl RoutingConfig {
         request: &RouteRequest<'_>,
     ) -> Vec<(Route, Vec<(u32, u32)>)> {
         let settings = self.node(&candidate.node_id);
+        if settings.is_some_and(|s| s.disabled) {
+            return Vec::new();
+        }
         let pickup = settings.and_then(|s| s.pickup.clone());
         let kind = match candidate.location {
             LocationType::Warehouse => NodeKind::Warehouse,
@@ -389,34 +509,37 @@ impl RoutingConfig {
             ]
         };
         let delay = handling + if past_cutoff { 24 } else { 0 };
-        let build = |carrier: &str, mut score: Vec<ScorePart>, hours: i64| {
-            let total_score = score.iter().map(|p| p.points).sum();
-            score.sort_by(|a, b| a.factor.cmp(&b.factor));
-            (
-                Route {
-                    node_id: candidate.node_id.clone(),
-                    node_kind: kind,
-                    carrier: carrier.to_owned(),
-                    zone_distance: candidate.distance,
-                    lines: Vec::new(),
-                    rule: rule.name.clone(),
-                    score,
-                    total_score,
-                    eta: request.now + Duration::hours(hours),
-                    pickup: if kind == NodeKind::PickupStore {
-                        pickup.clone()
-                    } else {
-                        None
+        let build =
+            |carrier: &str, mut score: Vec<ScorePart>, hours: i64, cost: i64, grams: i64| {
+                let total_score = score.iter().map(|p| p.points).sum();
+                score.sort_by(|a, b| a.factor.cmp(&b.factor));
+                (
+                    Route {
+                        node_id: candidate.node_id.clone(),
+                        node_kind: kind,
+                        carrier: carrier.to_owned(),
+                        zone_distance: candidate.distance,
+                        lines: Vec::new(),
+                        rule: rule.name.clone(),
+                        score,
+                        total_score,
+                        eta: request.now + Duration::hours(hours),
+                        pickup: if kind == NodeKind::PickupStore {
+                            pickup.clone()
+                        } else {
+                            None
+                        },
+                        cost_minor: cost,
+                        co2_grams: grams,
                     },
-                },
-                gives.clone(),
-            )
-        };
+                    gives.clone(),
+                )
+            };
         if kind == NodeKind::PickupStore {
             let mut score = base(delay);
             score.push(part("cost", "no carrier".into(), 0));
             score.push(part("carbon", "no carrier".into(), 0));
-            return vec![build(PICKUP_CARRIER, score, delay)];
+            return vec![build(PICKUP_CARRIER, score, delay, 0, 0)];
         }
         carriers
             .into_iter()
@@ -435,7 +558,7 @@ impl RoutingConfig {
                     format!("{grams} g CO2e"),
                     grams * w.carbon / 100,
                 ));
-                build(&carrier.carrier, score, hours)
+                build(&carrier.carrier, score, hours, cost, grams)
             })
             .collect()
     }
@@ -500,10 +623,39 @@ mod tests {
         assert!(!config.rules.is_empty());
         let broken = include_str!("../../../fulfillment-routing.json")
             .replace("\"carriers\": [\"parcelco\"", "\"carriers\": [\"nobody\"");
-        assert!(matches!(
-            RoutingConfig::parse(&broken),
-            Err(RoutingConfigError::UnknownCarrier { .. })
-        ));
+        let error = RoutingConfig::parse(&broken).unwrap_err();
+        assert!(matches!(error, RoutingConfigError::UnknownCarrier { .. }));
+        // The first list that named parcelco: the default node's.
+        assert_eq!(error.field(), "default_node.carriers[0]");
+    }
+
+    #[test]
+    fn a_bad_config_is_refused_naming_the_field() {
+        let bundled = include_str!("../../../fulfillment-routing.json");
+        let field = |json: String| RoutingConfig::parse(&json).unwrap_err().field().to_owned();
+        assert_eq!(
+            field(bundled.replace("\"carbon\": 5", "\"carbon\": \"lots\"")),
+            "weights.carbon"
+        );
+        assert_eq!(
+            field(bundled.replace("\"carbon\": 5", "\"carbon\": -5")),
+            "weights.carbon"
+        );
+        assert_eq!(
+            field(bundled.replace("\"eta\": 2", "\"eta\": 2, \"speed\": 1")),
+            "weights.speed"
+        );
+        assert_eq!(
+            field(bundled.replace("\"cutoff_hour_utc\": 18", "\"cutoff_hour_utc\": 24")),
+            "nodes[0].cutoff_hour_utc"
+        );
+        assert_eq!(
+            field(bundled.replace(
+                "\"base_cost_minor\": 500",
+                "\"base_cost_minor\": 9000000000"
+            )),
+            "carriers[0].base_cost_minor"
+        );
     }
 
     #[test]

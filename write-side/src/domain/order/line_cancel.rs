@@ -269,7 +269,7 @@ impl OrderState {
         Ok(events)
     }
 
-    fn ensure_cancellable_stage(&self, action: &'static str) -> Result<(), OrderError> {
+    pub(super) fn ensure_cancellable_stage(&self, action: &'static str) -> Result<(), OrderError> {
         let order_id = self.order_id();
         if self.is_cancelled() {
             return Err(OrderError::AlreadyCancelled(order_id));

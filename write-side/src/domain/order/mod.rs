@@ -25,6 +25,7 @@ mod edit;
 mod error;
 mod lifecycle;
 mod line_cancel;
+mod offers;
 mod payment;
 mod refund;
 mod risk;
@@ -41,6 +42,7 @@ pub use commands::OrderCommand;
 pub use edit::{edit_charge_id, edit_refund_id, EditOrder, LineChange, NewLine};
 pub use error::OrderError;
 pub use line_cancel::{CancelLines, LineQuantity};
+pub use offers::Offers;
 pub use state::{
     Authorization, Capture, CaptureFailure, Challenge, Decline, OrderState, OrderStatus,
     PaymentState, Reservation, ReservationState, Review, RiskAssessment, RiskState, Void,
@@ -346,10 +348,15 @@ impl Order {
             | OrderEvent::ExtraChargeCaptured(_)
             | OrderEvent::ExtraChargeDeclined(_)
             | OrderEvent::StoreCreditIssued(_) => {}
+            // A customer message sent again changes nothing about the order.
+            OrderEvent::NotificationResendRequested(_) => {}
             // Not order events; never in an order stream.
             OrderEvent::SettlementReportImported(_)
             | OrderEvent::PayoutRecorded(_)
             | OrderEvent::DeskEntryResolved(_) => {}
+            // The routing decision's inputs, kept for the routing simulator; the routes follow.
+            OrderEvent::RoutingDecided(_) => {}
+            OrderEvent::CustomerErased(_) => {}
             // Fulfillment has its own fold (`domain::fulfillment`); checkout only needs to know
             // that something shipped, for capture on shipment.
             OrderEvent::ShipmentCreated(_) | OrderEvent::PickupCompleted(_) => state.shipped = true,

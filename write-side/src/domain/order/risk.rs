@@ -6,7 +6,7 @@ use waybill_schemas::events::{
 };
 use waybill_schemas::OrderEvent;
 
-use super::{OrderError, OrderState, RiskState};
+use super::{OrderError, OrderState};
 
 impl OrderState {
     /// The same decision recorded again is a no-op (the score may differ on a rerun; the
@@ -60,15 +60,7 @@ impl OrderState {
                 format_args!("review decision {}", decision.as_str()),
             ));
         }
-        self.ensure_not_cancelled(action)?;
-        let risk = self.risk();
-        if risk != RiskState::InReview {
-            return Err(OrderError::BlockedByRisk {
-                order_id: self.order_id(),
-                action,
-                risk,
-            });
-        }
+        self.ensure_reviewable(action)?;
         Ok(vec![OrderEvent::RiskReviewResolved(RiskReviewResolved {
             order_id: self.order_id(),
             decision,
