@@ -235,15 +235,22 @@ impl<'a> StockLedger<'a> {
         self.changed_stock.push(key);
     }
 
+    /// An order's rows that still hold units, in the table's key order (line, location):
+    /// rows held earlier in the same batch come in the plan's order, rows read back from the
+    /// table in key order, and every decision over them (which hold a cancellation releases
+    /// first) must not depend on which it was.
     fn active_rows(&self, order: Uuid) -> Vec<usize> {
-        self.reservations
-            .get(&order)
-            .map(|rows| {
-                (0..rows.len())
-                    .filter(|i| rows[*i].state != RELEASED)
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(rows) = self.reservations.get(&order) else {
+            return Vec::new();
+        };
+        let mut active: Vec<usize> = (0..rows.len())
+            .filter(|i| rows[*i].state != RELEASED)
+            .collect();
+        active.sort_by(|a, b| {
+            (rows[*a].line_no, &rows[*a].location_id)
+                .cmp(&(rows[*b].line_no, &rows[*b].location_id))
+        });
+        active
     }
 
     fn reserve(&mut self, request: &ReserveRequest) -> ReserveOutcome {
