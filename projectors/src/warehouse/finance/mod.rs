@@ -14,6 +14,15 @@
 //! a plain one would be sent to the remote replicas as text and run there in the connection's
 //! default database, not Waybill's (ClickHouse 18.16 answers "Table default.… doesn't exist").
 //! Joins are always between subqueries, which run where the query started.
+//!
+//! No query reads one of the analytics view's tables twice. A rebuild switches those tables
+//! with `RENAME TABLE` while readers run, and ClickHouse 18.16 queues lock requests first in,
+//! first out: a query holding a table's read lock that asks for it again (a second `FROM`, a
+//! `GLOBAL IN` subquery) waits behind the rename, which waits for that query — a deadlock no
+//! timeout or `KILL QUERY` ends, that stalls every later reader and writer of the table until
+//! the server restarts. Where a figure needs a table twice it takes two queries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use clickhouse::{Client, Row};
@@ -111,6 +120,104 @@ pub struct CancellationRow {
     pub cancelled: u64,
 }
 
+/// The stage spans of [`Finance::time_in_stage`]: name, start column, end column (by name).
+const STAGE_SPANS: [(&str, &str, &str); 5] = [
+    ("authorized_to_confirmed", "authorized_at", "confirmed_at"),
+    ("confirmed_to_captured", "confirmed_at", "captured_at"),
+    ("placed_to_authorized", "placed_at", "authorized_at"),
+    ("placed_to_cancelled", "placed_at", "cancelled_at"),
+    ("placed_to_reserved", "placed_at", "reserved_at"),
+];
+
+/// Orders looked up per query when the daily summary finds the channels of ledger entries
+/// that name none.
+const CHANNEL_LOOKUP_CHUNK: usize = 1_000;
+
+/// Orders placed per day, channel and currency (the daily summary's first query).
+#[derive(Debug, Row, Deserialize)]
+struct OrdersPlacedRow {
+    day: u16,
+    channel: String,
+    currency: String,
+    orders: u64,
+    gross: i64,
+}
+
+/// Ledger sums per day, channel and currency; per order where the entries name no channel.
+#[derive(Debug, Row, Deserialize)]
+struct LedgerSumRow {
+    day: u16,
+    channel: String,
+    order_id: String,
+    currency: String,
+    captures: i64,
+    refunds: i64,
+    fees: i64,
+    chargebacks: i64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct OrderChannelRow {
+    order_id: String,
+    channel: String,
+}
+
+/// The daily summary rows from its three queries' answers, ordered by day, channel and
+/// currency; a ledger entry naming no channel counts on its order's (`""` when the order is
+/// unknown, as an account fee is).
+fn sum_daily(
+    orders: &[OrdersPlacedRow],
+    entries: &[LedgerSumRow],
+    channels: &HashMap<String, String>,
+) -> Vec<DailySummaryRow> {
+    let mut out: BTreeMap<(u16, String, String), DailySummaryRow> = BTreeMap::new();
+    for placed in orders {
+        let row = summary_row(&mut out, placed.day, &placed.channel, &placed.currency);
+        row.orders += placed.orders;
+        row.gross_sales += placed.gross;
+    }
+    for entry in entries {
+        let channel = if entry.channel.is_empty() {
+            channels.get(&entry.order_id).map_or("", String::as_str)
+        } else {
+            entry.channel.as_str()
+        };
+        let row = summary_row(&mut out, entry.day, channel, &entry.currency);
+        row.captures += entry.captures;
+        row.refunds += entry.refunds;
+        row.fees += entry.fees;
+        row.chargebacks += entry.chargebacks;
+    }
+    out.into_values()
+        .map(|mut row| {
+            row.net = row.captures - row.refunds - row.chargebacks - row.fees;
+            row
+        })
+        .collect()
+}
+
+/// The row of `day`, `channel` and `currency` in `rows`, zero until something counts on it.
+fn summary_row<'a>(
+    rows: &'a mut BTreeMap<(u16, String, String), DailySummaryRow>,
+    day: u16,
+    channel: &str,
+    currency: &str,
+) -> &'a mut DailySummaryRow {
+    rows.entry((day, channel.to_owned(), currency.to_owned()))
+        .or_insert_with(|| DailySummaryRow {
+            day,
+            channel: channel.to_owned(),
+            currency: currency.to_owned(),
+            orders: 0,
+            gross_sales: 0,
+            captures: 0,
+            refunds: 0,
+            fees: 0,
+            chargebacks: 0,
+            net: 0,
+        })
+}
+
 /// The warehouse's finance queries.
 #[derive(Clone)]
 pub struct Finance {
@@ -139,65 +246,83 @@ impl Finance {
     }
 
     /// Gross sales, captures, refunds, fees, chargebacks and net per day, channel and currency.
+    ///
+    /// Three queries, each reading one table once (see the module doc): the orders placed,
+    /// the ledger entries summed per day, channel and currency (per order where the entry
+    /// names no channel), and the channels of those orders; summed and paged here (a page of
+    /// days × channels × currencies is small).
     pub async fn daily_summary(
         &self,
         range: DateRange,
         filter: &SummaryFilter,
         page: Page,
     ) -> Result<Vec<DailySummaryRow>, WarehouseError> {
-        let mut having = Vec::new();
-        if let Some(channel) = &filter.channel {
-            having.push(format!("channel = {}", quoted(channel)));
-        }
-        if let Some(currency) = &filter.currency {
-            having.push(format!("currency = {}", quoted(currency)));
-        }
-        let having = if having.is_empty() {
-            String::new()
-        } else {
-            format!("HAVING {}", having.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT day, channel, currency, sum(ord) AS orders, sum(gross) AS gross_sales, \
-               sum(cap) AS captures, sum(ref) AS refunds, sum(fee) AS fees, sum(cb) AS chargebacks, \
-               sum(cap) - sum(ref) - sum(cb) - sum(fee) AS net \
-             FROM ( \
-               SELECT toDate(placed_at) AS day, channel, currency, toUInt64(1) AS ord, \
-                 toInt64(grand_total) AS gross, toInt64(0) AS cap, toInt64(0) AS ref, \
-                 toInt64(0) AS fee, toInt64(0) AS cb \
-               FROM order_facts FINAL WHERE {orders_in_range} \
-               UNION ALL \
-               SELECT day, channel, currency, {ledger_columns} \
-               FROM ledger_entries FINAL \
-               WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') AND channel != '' \
-                 AND {entries_in_range} \
-               UNION ALL \
-               SELECT day, order_channel AS channel, currency, {ledger_columns} \
-               FROM (SELECT day, currency, kind, amount, order_id FROM ledger_entries FINAL \
-                     WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') \
-                       AND channel = '' AND {entries_in_range}) \
-               ANY LEFT JOIN ( \
-                 SELECT order_id, channel AS order_channel FROM order_facts FINAL \
-                 WHERE order_id GLOBAL IN (SELECT order_id FROM ledger_entries \
-                                    WHERE channel = '' AND {entries_in_range}) \
-               ) USING order_id \
-             ) \
-             GROUP BY day, channel, currency {having} \
-             ORDER BY day, channel, currency {page}",
-            orders_in_range = between("toDate(placed_at)", range),
-            entries_in_range = between("day", range),
-            ledger_columns = "toUInt64(0) AS ord, toInt64(0) AS gross, \
-                 toInt64(if(kind = 'capture', amount, 0)) AS cap, \
-                 toInt64(if(kind = 'refund', amount, 0)) AS ref, \
-                 toInt64(if(kind = 'fee', amount, 0)) AS fee, \
-                 toInt64(if(kind = 'chargeback_lost', amount, 0)) AS cb",
-            page = page_sql(page),
-        );
-        self.client
-            .query(&sql)
+        let orders: Vec<OrdersPlacedRow> = self
+            .client
+            .query(&format!(
+                "SELECT toDate(placed_at) AS day, channel, currency, count() AS orders, \
+                   toInt64(sum(grand_total)) AS gross \
+                 FROM order_facts FINAL WHERE {} GROUP BY day, channel, currency",
+                between("toDate(placed_at)", range)
+            ))
             .fetch_all()
             .await
-            .map_err(WarehouseError::clickhouse("daily summary"))
+            .map_err(WarehouseError::clickhouse("daily summary: orders"))?;
+        let entries: Vec<LedgerSumRow> = self
+            .client
+            .query(&format!(
+                "SELECT day, channel, if(channel = '', order_id, '') AS order_id, currency, \
+                   toInt64(sumIf(amount, kind = 'capture')) AS captures, \
+                   toInt64(sumIf(amount, kind = 'refund')) AS refunds, \
+                   toInt64(sumIf(amount, kind = 'fee')) AS fees, \
+                   toInt64(sumIf(amount, kind = 'chargeback_lost')) AS chargebacks \
+                 FROM ledger_entries FINAL \
+                 WHERE kind IN ('capture', 'refund', 'fee', 'chargeback_lost') AND {} \
+                 GROUP BY day, channel, order_id, currency",
+                between("day", range)
+            ))
+            .fetch_all()
+            .await
+            .map_err(WarehouseError::clickhouse("daily summary: ledger"))?;
+        let unnamed: BTreeSet<String> = entries
+            .iter()
+            .filter(|e| e.channel.is_empty() && !e.order_id.is_empty())
+            .map(|e| e.order_id.clone())
+            .collect();
+        let channels = self.order_channels(&unnamed).await?;
+        let mut rows = sum_daily(&orders, &entries, &channels);
+        rows.retain(|row| {
+            filter.channel.as_ref().is_none_or(|c| &row.channel == c)
+                && filter.currency.as_ref().is_none_or(|c| &row.currency == c)
+        });
+        Ok(rows
+            .into_iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(page.limit as usize)
+            .collect())
+    }
+
+    /// The channel of each of `orders` the warehouse knows.
+    async fn order_channels(
+        &self,
+        orders: &BTreeSet<String>,
+    ) -> Result<HashMap<String, String>, WarehouseError> {
+        let ids: Vec<&String> = orders.iter().collect();
+        let mut channels = HashMap::new();
+        for chunk in ids.chunks(CHANNEL_LOOKUP_CHUNK) {
+            let list: Vec<String> = chunk.iter().map(|id| quoted(id)).collect();
+            let rows: Vec<OrderChannelRow> = self
+                .client
+                .query(&format!(
+                    "SELECT order_id, channel FROM order_facts FINAL WHERE order_id IN ({})",
+                    list.join(",")
+                ))
+                .fetch_all()
+                .await
+                .map_err(WarehouseError::clickhouse("daily summary: order channels"))?;
+            channels.extend(rows.into_iter().map(|r| (r.order_id, r.channel)));
+        }
+        Ok(channels)
     }
 
     /// Payouts paid in the range with the sums of the report lines each settles.
@@ -323,41 +448,48 @@ impl Finance {
             .map_err(WarehouseError::clickhouse("orders per stage"))
     }
 
-    /// p50 / p95 seconds spent from one stage to the next, for orders placed in the range.
+    /// p50 / p95 seconds spent from one stage to the next, for orders placed in the range:
+    /// one pass over the orders (one read of the table, see the module doc).
     pub async fn time_in_stage(
         &self,
         range: DateRange,
     ) -> Result<Vec<StageTimeRow>, WarehouseError> {
-        let stages = [
-            ("placed_to_reserved", "placed_at", "reserved_at"),
-            ("placed_to_authorized", "placed_at", "authorized_at"),
-            ("authorized_to_confirmed", "authorized_at", "confirmed_at"),
-            ("confirmed_to_captured", "confirmed_at", "captured_at"),
-            ("placed_to_cancelled", "placed_at", "cancelled_at"),
-        ];
-        let parts: Vec<String> = stages
+        let columns: Vec<String> = STAGE_SPANS
             .iter()
-            .map(|(stage, start, end)| {
+            .map(|(_, start, end)| {
+                let both = format!("isNotNull({start}) AND isNotNull({end})");
+                let d = format!("toInt64(assumeNotNull({end})) - toInt64(assumeNotNull({start}))");
                 format!(
-                    "SELECT '{stage}' AS stage, count() AS orders, \
-                       toUInt32(quantileExact(0.5)(d)) AS p50_seconds, \
-                       toUInt32(quantileExact(0.95)(d)) AS p95_seconds \
-                     FROM (SELECT toInt64(assumeNotNull({end})) - toInt64(assumeNotNull({start})) AS d \
-                           FROM order_facts FINAL \
-                           WHERE {in_range} AND isNotNull({start}) AND isNotNull({end}))",
-                    in_range = between("toDate(placed_at)", range),
+                    "countIf({both}), toUInt32(quantileExactIf(0.5)({d}, {both})), \
+                     toUInt32(quantileExactIf(0.95)({d}, {both}))"
                 )
             })
             .collect();
         let sql = format!(
-            "SELECT stage, orders, p50_seconds, p95_seconds FROM ({}) ORDER BY stage",
-            parts.join(" UNION ALL ")
+            "SELECT [{}] FROM order_facts FINAL WHERE {}",
+            columns
+                .iter()
+                .map(|c| format!("tuple({c})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            between("toDate(placed_at)", range)
         );
-        self.client
+        let spans: Vec<(u64, u32, u32)> = self
+            .client
             .query(&sql)
-            .fetch_all()
+            .fetch_one()
             .await
-            .map_err(WarehouseError::clickhouse("time in stage"))
+            .map_err(WarehouseError::clickhouse("time in stage"))?;
+        Ok(STAGE_SPANS
+            .iter()
+            .zip(spans)
+            .map(|((stage, _, _), (orders, p50, p95))| StageTimeRow {
+                stage: (*stage).to_owned(),
+                orders,
+                p50_seconds: p50,
+                p95_seconds: p95,
+            })
+            .collect())
     }
 
     /// Units returned per SKU and reason against units sold of that SKU (orders placed in the
