@@ -161,6 +161,14 @@ impl Browser {
 
     /// Sends one CDP command and returns its `result` (events in between are ignored).
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, &params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error}"),
+        }
+    }
+
+    /// Sends one CDP command: its `result`, or the `error` DevTools answered with.
+    async fn try_call(&mut self, method: &str, params: &Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({"id": id, "method": method, "params": params});
@@ -186,17 +194,22 @@ impl Browser {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no answer to {method}"));
-        if let Some(error) = answer.get("error") {
-            panic!("{method} failed: {error}");
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
         }
-        answer["result"].clone()
     }
 
-    /// Opens `url` in the page and waits until the document has loaded.
+    /// Opens `url` in the page and waits until the new document has loaded: the old one is
+    /// marked first, so the wait cannot end on the page being left.
     pub async fn navigate(&mut self, url: &str) {
+        let _ = self.eval_settled("window.__waybillOldPage = true").await;
         self.call("Page.navigate", json!({"url": url})).await;
-        self.wait_for("document loaded", "document.readyState === 'complete'")
-            .await;
+        self.wait_for(
+            &format!("{url} to load"),
+            "window.__waybillOldPage !== true && document.readyState === 'complete'",
+        )
+        .await;
     }
 
     /// Evaluates `expression` in the page and returns its value.
@@ -213,12 +226,26 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Polls `expression` until it is `true` (or the deadline panics with `what`).
+    /// Evaluates `expression` unless the page is between documents (a navigation replaced the
+    /// context it would run in): `None` then, and the caller asks again.
+    async fn eval_settled(&mut self, expression: &str) -> Option<Value> {
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        match self.try_call("Runtime.evaluate", &params).await {
+            Ok(result) if result.get("exceptionDetails").is_none() => {
+                Some(result["result"]["value"].clone())
+            }
+            Ok(result) => panic!("{expression} threw: {}", result["exceptionDetails"]),
+            Err(error) if between_documents(&error) => None,
+            Err(error) => panic!("Runtime.evaluate failed: {error}"),
+        }
+    }
+
+    /// Polls `expression` until it is `true` (or the deadline panics with `what`); a poll that
+    /// lands while the page navigates counts as not yet.
     pub async fn wait_for(&mut self, what: &str, expression: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let value = self.eval(expression).await;
-            if value == json!(true) {
+            if self.eval_settled(expression).await == Some(json!(true)) {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -248,6 +275,18 @@ impl Browser {
         }
         std::fs::write(path, png).expect("write the screenshot");
     }
+}
+
+/// Whether a DevTools error says the page was between documents when the command ran.
+fn between_documents(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or_default();
+    [
+        "Inspected target navigated or closed",
+        "Execution context was destroyed",
+        "Cannot find context with specified id",
+    ]
+    .iter()
+    .any(|known| message.contains(known))
 }
 
 /// A JavaScript string literal of `text` (JSON strings are JavaScript strings).
