@@ -136,6 +136,11 @@ engines_env() {
   # A view write is acknowledged only once a replica has it: a master killed right after loses
   # nothing its replica takes over.
   export WAYBILL_REDIS_WAIT_REPLICAS=${WAYBILL_REDIS_WAIT_REPLICAS:-1}
+  # WAIT cannot promise that every failover keeps every confirmed write (Redis replicates
+  # asynchronously): the views audit themselves against the log more often here, so one that
+  # lost a write converges within seconds.
+  export WAYBILL_PROJECTOR_AUDIT_SECONDS=${WAYBILL_PROJECTOR_AUDIT_SECONDS:-5}
+  export WAYBILL_PROJECTOR_AUDIT_SETTLE_SECONDS=${WAYBILL_PROJECTOR_AUDIT_SETTLE_SECONDS:-10}
   export ELASTICSEARCH_URL=http://127.0.0.1:$osmem_port
   export WAYBILL_PROJECTOR_PARTITIONED=true
   export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/waybill_cluster}

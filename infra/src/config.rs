@@ -178,6 +178,25 @@ pub struct Settings {
         default_value_t = 1_000
     )]
     pub projector_stall_warn_ms: u64,
+    /// How often each view compares the streams the log changed with its store and fills those
+    /// it is behind on (a store that lost confirmed writes, as a Redis failover can); seconds,
+    /// 0 turns the audit off.
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_AUDIT_SECONDS",
+        global = true,
+        default_value_t = 15
+    )]
+    pub projector_audit_seconds: u64,
+    /// Streams changed less than this long ago are left to the live path by the audit
+    /// (seconds).
+    #[arg(
+        long,
+        env = "WAYBILL_PROJECTOR_AUDIT_SETTLE_SECONDS",
+        global = true,
+        default_value_t = 15
+    )]
+    pub projector_audit_settle_seconds: u64,
     /// Views consume per partition (`<root>.v1.<partition>`) under leases held in the event
     /// store's database, so several `serve projector` processes of one view share its work
     /// and take over a dead one's partitions. Not for the embedded (Tantivy) search index,

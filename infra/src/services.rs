@@ -550,6 +550,8 @@ mod projector {
             &settings.redis_prefix,
         );
         config.stall_warn = Duration::from_millis(settings.projector_stall_warn_ms);
+        config.audit.every = Duration::from_secs(settings.projector_audit_seconds);
+        config.audit.settle = Duration::from_secs(settings.projector_audit_settle_seconds);
         config.dead_letter_limits = settings.nats.dead_letter_limits();
         if settings.projector_partitioned {
             config.sharing = Some(waybill_projectors::runtime::Sharing::new(

@@ -26,6 +26,7 @@ mod testing;
 use std::future::Future;
 
 use async_nats::jetstream;
+use runtime::StoreMarker;
 use sqlx::PgPool;
 
 pub use rebuild::{rebuild_tracking, RebuildError, RebuildReport};
@@ -57,7 +58,9 @@ pub async fn run_tracking_projector(
 
 /// Runs `view`'s projector until `shutdown` completes, and beside it its store's self-healing
 /// ([`runtime::keep_filled`]): a store found without its generation marker (new, flushed,
-/// restarted empty) is filled again from the event log while the projector keeps applying.
+/// restarted empty) is filled again from the event log while the projector keeps applying;
+/// and its audit ([`runtime::keep_converged`]): streams the store lost writes of (a failover
+/// that promoted a replica without them) are filled again from the log.
 pub async fn run_self_healing<V: View + Clone, M: runtime::StoreMarker>(
     config: ProjectorConfig,
     pool: PgPool,
@@ -66,16 +69,27 @@ pub async fn run_self_healing<V: View + Clone, M: runtime::StoreMarker>(
     marker: M,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let marker = std::sync::Arc::new(marker);
     let heal = runtime::keep_filled(
         waybill_write_side::event_store::EventStore::new(pool.clone()),
         view.clone(),
-        marker,
+        marker.clone(),
         config.self_heal.clone(),
         config.rebuild_page,
+    );
+    let audit = runtime::keep_converged(
+        waybill_write_side::event_store::EventStore::new(pool.clone()),
+        view.clone(),
+        config.audit.clone(),
+        || {
+            let marker = marker.clone();
+            async move { marker.state().await.is_ok_and(|state| state.is_ready()) }
+        },
     );
     tokio::select! {
         result = run_projector(config, pool, js, view, shutdown) => result,
         () = heal => Ok(()),
+        () = audit => Ok(()),
     }
 }
 

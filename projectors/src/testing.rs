@@ -407,6 +407,12 @@ pub fn isolated_config() -> ProjectorConfig {
         retry_delay: std::time::Duration::from_millis(20),
         fetch_expiry: std::time::Duration::from_millis(300),
         rebuild_page: 7,
+        // Tests hold views behind the log on purpose to watch the consumer fill gaps; the
+        // audit, which would fill them too, runs only where a test turns it on.
+        audit: crate::runtime::Audit {
+            every: std::time::Duration::ZERO,
+            ..crate::runtime::Audit::default()
+        },
         ..ProjectorConfig::new(
             format!("PROJ_{tag}"),
             format!("proj{tag}"),

@@ -9,6 +9,7 @@
 //! are the messages acknowledged. A view that cannot be written (store down) is retried in
 //! process, keeping its messages in progress, so outages do not burn delivery attempts.
 
+pub mod audit;
 mod batch;
 pub mod catch_up;
 pub(crate) mod consumer;
@@ -20,6 +21,7 @@ pub mod replay;
 pub mod self_heal;
 mod stall;
 
+pub use audit::{keep_converged, Audit};
 pub use catch_up::{catch_up, fill_gap, CatchUpError};
 pub use consumer::{dead_letter_stream_name, ensure_consumer, ensure_dead_letter_stream};
 pub use dead_letter::{HEADER_DELIVERIES, HEADER_ERROR, HEADER_ORIGINAL_SUBJECT};
@@ -85,6 +87,9 @@ pub struct ProjectorConfig {
     pub self_heal: SelfHeal,
     /// How often the runtime calls [`View::between_batches`].
     pub between_batches: Duration,
+    /// How a view compares itself with the log and fills what its store lost
+    /// ([`keep_converged`]).
+    pub audit: Audit,
 }
 
 impl ProjectorConfig {
@@ -123,6 +128,7 @@ impl Default for ProjectorConfig {
             sharing: None,
             self_heal: SelfHeal::default(),
             between_batches: Duration::from_secs(1),
+            audit: Audit::default(),
         }
     }
 }
@@ -153,6 +159,22 @@ pub trait View: Send + Sync + 'static {
         &self,
         stream_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Option<Self::State>>, Self::Error>> + Send;
+    /// The stored versions of these streams, in the same order (0: nothing applied yet): what
+    /// the anti-entropy audit ([`audit`]) compares with the log. The default loads the states;
+    /// a store that can answer the version alone overrides it.
+    fn versions(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<i64>, Self::Error>> + Send {
+        async move {
+            Ok(self
+                .load(stream_ids)
+                .await?
+                .iter()
+                .map(|state| state.as_ref().map_or(0, Self::version_of))
+                .collect())
+        }
+    }
     /// The state after `event`, which is exactly the next version of its stream. An error makes
     /// the event poison: it is retried and then dead-lettered.
     fn apply(

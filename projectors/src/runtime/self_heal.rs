@@ -62,6 +62,31 @@ pub trait StoreMarker: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
+/// A marker shared by the self-heal and the audit of one view.
+impl<M: StoreMarker> StoreMarker for std::sync::Arc<M> {
+    type Error = M::Error;
+
+    fn state(&self) -> impl Future<Output = Result<StoreState, Self::Error>> + Send {
+        M::state(self)
+    }
+
+    fn begin(&self, generation: &str) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        M::begin(self, generation)
+    }
+
+    fn finish(&self, generation: &str) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        M::finish(self, generation)
+    }
+
+    fn lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        M::lease(self, holder, ttl)
+    }
+}
+
 /// How often the marker is read and the fill reports progress.
 #[derive(Debug, Clone)]
 pub struct SelfHeal {

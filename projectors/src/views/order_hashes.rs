@@ -91,6 +91,24 @@ impl OrderHashes {
         self.load_keys(keys).await
     }
 
+    /// The stored versions of these order streams (0: none), in order, with one round trip
+    /// that reads only the `version` field (the compare-and-set field).
+    pub async fn versions(&self, stream_ids: &[String]) -> Result<Vec<i64>, HashError> {
+        if stream_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for stream_id in stream_ids {
+            let order =
+                OrderId::from_stream_id(stream_id).ok_or_else(|| HashError::NotAnOrder {
+                    stream_id: stream_id.clone(),
+                })?;
+            pipe.hget(self.key(order), "version");
+        }
+        let versions: Vec<Option<i64>> = pipe.query_async(&mut self.redis.clone()).await?;
+        Ok(versions.into_iter().map(|v| v.unwrap_or(0)).collect())
+    }
+
     /// The states at these keys, with one round trip.
     pub async fn load_keys<T: DeserializeOwned>(
         &self,

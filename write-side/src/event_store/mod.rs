@@ -101,6 +101,16 @@ pub struct ReadAllCursor {
     pub stream_version: i64,
 }
 
+/// A stream that changed in a span of the log: [`EventStore::streams_changed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedStream {
+    pub stream_id: String,
+    /// The highest version recorded in the span.
+    pub version: i64,
+    /// When that version was recorded.
+    pub changed_at: DateTime<Utc>,
+}
+
 /// Reads and appends events.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -228,6 +238,38 @@ impl EventStore {
             sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool)
         })
         .await?)
+    }
+
+    /// The streams with events recorded in `(after, until]`, each with the highest version
+    /// recorded in that span and when, the least recently changed first, at most `limit`
+    /// (what a view's anti-entropy audit compares itself with). An index range scan on
+    /// `events_log_order`.
+    pub async fn streams_changed(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ChangedStream>, EventStoreError> {
+        let rows: Vec<(String, i64, DateTime<Utc>)> = retry::serializable(|| {
+            sqlx::query_as(
+                "SELECT stream_id, max(stream_version), max(recorded_at) AS changed_at FROM events \
+                 WHERE recorded_at > $1 AND recorded_at <= $2 \
+                 GROUP BY stream_id ORDER BY changed_at, stream_id LIMIT $3",
+            )
+            .bind(after)
+            .bind(until)
+            .bind(limit)
+            .fetch_all(&self.pool)
+        })
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(stream_id, version, changed_at)| ChangedStream {
+                stream_id,
+                version,
+                changed_at,
+            })
+            .collect())
     }
 
     /// The stream's current version (0 when it has no events).

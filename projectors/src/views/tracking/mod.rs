@@ -134,6 +134,13 @@ impl View for TrackingProjection {
         self.store.load_streams(stream_ids)
     }
 
+    fn versions(
+        &self,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<i64>, TrackingError>> + Send {
+        self.store.versions(stream_ids)
+    }
+
     fn apply(
         &self,
         state: Option<&TrackingView>,

@@ -96,6 +96,11 @@ impl TrackingStore {
         Ok(self.hashes.load_streams(stream_ids).await?)
     }
 
+    /// The stored versions of these order streams (0: none), in order, with one round trip.
+    pub async fn versions(&self, stream_ids: &[String]) -> Result<Vec<i64>, TrackingError> {
+        Ok(self.hashes.versions(stream_ids).await?)
+    }
+
     /// The views at these keys, with one round trip.
     pub async fn load_keys(
         &self,
