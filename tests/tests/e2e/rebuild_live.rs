@@ -91,7 +91,12 @@ async fn rebuild(env: &TestEnv, extra: &[(&str, &str)], view: &str) -> String {
     for (key, value) in env.process_env(extra) {
         command.env(key, value);
     }
-    let output = command.output().await.expect("run waybill rebuild");
+    // A rebuild that has not finished in five minutes is stuck (a lock cycle in a store, say):
+    // the test says which one instead of running into the runner's timeout.
+    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("waybill rebuild {view} did not finish within 300 s"))
+        .expect("run waybill rebuild");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
