@@ -104,6 +104,14 @@ struct Inner {
     fields: Fields,
 }
 
+impl Drop for Inner {
+    /// However a generation's last handle goes (closed, retired, a view restarted in this
+    /// process), its writer's merges end before the directory's lock is free for another.
+    fn drop(&mut self) {
+        self.release_writer();
+    }
+}
+
 /// The index handle: the live generation, which a rebuild's adoption replaces (every clone
 /// sees the new one at once) and a reader follows from the `CURRENT` file.
 struct Shared {
@@ -246,6 +254,22 @@ impl Inner {
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
         writer.lock().map_err(|_| SearchError::WriterPoisoned)
     }
+
+    /// Takes this generation's writer out and lets it go only once its merges have finished
+    /// (blocking). Dropping a Tantivy writer stops it but leaves the merges it began running,
+    /// and one that ends after the directory's lock has passed to the next writer still acts
+    /// on the directory (it removes the files of what it merged away): seen as an order with
+    /// two documents, at two versions, in a generation adopted after a rebuild.
+    fn release_writer(&self) {
+        let Ok(mut slot) = self.lock_writer() else {
+            return;
+        };
+        if let Some(writer) = slot.take() {
+            if let Err(error) = writer.writer.wait_merging_threads() {
+                tracing::warn!(dir = %self.dir.display(), %error, "search index merges failed while its writer closed");
+            }
+        }
+    }
 }
 
 impl TantivyIndex {
@@ -324,6 +348,12 @@ impl TantivyIndex {
         let layout = Layout::new(dir);
         let inner = Inner::in_memory(&layout)?;
         Ok(Self::holding(layout, inner))
+    }
+
+    /// Lets go of this handle's writer once its merges have finished (blocking; see
+    /// [`Inner::release_writer`]). Other clones of the handle can no longer write.
+    pub(super) fn release_writer(&self) {
+        self.0.live().release_writer();
     }
 
     /// Whether this handle holds the live generation's writer.
@@ -434,10 +464,8 @@ impl TantivyIndex {
                     .map_err(|_| SearchError::WriterPoisoned)?;
                 std::mem::replace(&mut *live, green)
             };
-            // Dropping the writer waits for its merges and releases the directory's lock.
-            if let Ok(mut writer) = retired.lock_writer() {
-                writer.take();
-            }
+            // The old writer goes once its merges have finished; that releases its lock.
+            retired.release_writer();
             if let Some(old) = &retired.generation {
                 shared.layout.remove(old)?;
             }

@@ -173,10 +173,14 @@ async fn give_up(
     })
 }
 
-/// Drops a generation's handle on a blocking thread: the writer waits for its merges and then
-/// lets go of the directory's lock.
+/// Drops a generation's handle on a blocking thread, its writer once its merges have finished
+/// (so no merge of it acts on the directory after the next writer took the lock).
 async fn close(index: TantivyIndex) {
-    let _ = tokio::task::spawn_blocking(move || drop(index)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        index.release_writer();
+        drop(index);
+    })
+    .await;
 }
 
 /// An adoption under way in the projector: the offered generation, caught up in the
