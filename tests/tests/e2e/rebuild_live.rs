@@ -82,6 +82,62 @@ struct FinanceSeen {
     violations: Vec<String>,
 }
 
+/// Orders flowing while a rebuild runs: 15 placed first (a log to rebuild from), then one
+/// every 40 ms, every other one cancelled, until `stop`; `orders` lists every order placed.
+struct OrderFlow {
+    orders: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl OrderFlow {
+    async fn start(api: &Api, label: &str) -> Self {
+        let orders: Arc<Mutex<Vec<String>>> = Arc::default();
+        let place_one = |api: Api, n: u32, label: String| async move {
+            place(
+                &api,
+                &format!("{label}-{n}"),
+                &sample_order(&format!("{}-{n}", label.to_uppercase())),
+            )
+            .await
+            .order_id
+        };
+        for n in 0..15 {
+            let order = place_one(api.clone(), n, label.to_owned()).await;
+            orders.lock().expect("lock").push(order);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (api, orders, stop, label) =
+                (api.clone(), orders.clone(), stop.clone(), label.to_owned());
+            tokio::spawn(async move {
+                let mut n = 100;
+                while !stop.load(Ordering::Relaxed) {
+                    let order = place_one(api.clone(), n, label.clone()).await;
+                    if n % 2 == 0 {
+                        let cancelled = api
+                            .cancel_order(
+                                &order,
+                                &format!("{label}-cancel-{n}"),
+                                &sample_cancel("customer_request"),
+                            )
+                            .await;
+                        assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
+                    }
+                    orders.lock().expect("lock").push(order);
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                }
+            })
+        };
+        Self {
+            orders,
+            stop,
+            writer,
+        }
+    }
+}
+
 async fn rebuild(env: &TestEnv, extra: &[(&str, &str)], view: &str) -> String {
     let mut command = tokio::process::Command::new(waybill_binary());
     command
@@ -117,47 +173,13 @@ async fn every_view_rebuilds_while_orders_flow_and_readers_never_see_a_gap() {
     let waybill = env.start_with(Role::All, &extra).await;
     let api = waybill.api();
 
-    // A log to rebuild from.
-    let orders: Arc<Mutex<Vec<String>>> = Arc::default();
-    for n in 0..15 {
-        let placed = place(
-            &api,
-            &format!("live-{n}"),
-            &sample_order(&format!("RL-{n}")),
-        )
-        .await;
-        orders.lock().expect("lock").push(placed.order_id);
-    }
-
-    // Orders keep coming (every other one cancelled) while a reader polls every order seen.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (api, orders, stop) = (api.clone(), orders.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut n = 100;
-            while !stop.load(Ordering::Relaxed) {
-                let placed = place(
-                    &api,
-                    &format!("live-{n}"),
-                    &sample_order(&format!("RL-{n}")),
-                )
-                .await;
-                if n % 2 == 0 {
-                    let cancelled = api
-                        .cancel_order(
-                            &placed.order_id,
-                            &format!("live-cancel-{n}"),
-                            &sample_cancel("customer_request"),
-                        )
-                        .await;
-                    assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-                }
-                orders.lock().expect("lock").push(placed.order_id);
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(40)).await;
-            }
-        })
-    };
+    // A log to rebuild from, and orders that keep coming (every other one cancelled) while a
+    // reader polls every order seen.
+    let OrderFlow {
+        orders,
+        stop,
+        writer,
+    } = OrderFlow::start(&api, "live").await;
     let violations: Violations = Arc::default();
     let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let reader = {
@@ -342,35 +364,11 @@ async fn search_on_tantivy_rebuilds_while_serve_all_runs_and_readers_never_see_a
         ),
     ];
 
-    let orders: Arc<Mutex<Vec<String>>> = Arc::default();
-    for n in 0..15 {
-        let placed = place(&api, &format!("tv-{n}"), &sample_order(&format!("TV-{n}"))).await;
-        orders.lock().expect("lock").push(placed.order_id);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (api, orders, stop) = (api.clone(), orders.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut n = 100;
-            while !stop.load(Ordering::Relaxed) {
-                let placed =
-                    place(&api, &format!("tv-{n}"), &sample_order(&format!("TV-{n}"))).await;
-                if n % 2 == 0 {
-                    let cancelled = api
-                        .cancel_order(
-                            &placed.order_id,
-                            &format!("tv-cancel-{n}"),
-                            &sample_cancel("customer_request"),
-                        )
-                        .await;
-                    assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-                }
-                orders.lock().expect("lock").push(placed.order_id);
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(40)).await;
-            }
-        })
-    };
+    let OrderFlow {
+        orders,
+        stop,
+        writer,
+    } = OrderFlow::start(&api, "tv").await;
     let violations: Violations = Arc::default();
     let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut watchers = Vec::new();
