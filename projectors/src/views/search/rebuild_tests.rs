@@ -327,6 +327,14 @@ async fn a_rebuild_switches_in_while_the_live_view_applies_and_readers_never_go_
             report.target,
             "CURRENT names the rebuilt generation"
         );
+        // The projector writes `CURRENT` first (the durable pointer) and moves its handle
+        // right after; the rebuild returns on seeing `CURRENT`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while live.generation().as_deref() != Some(current.name())
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(live.generation().as_deref(), Some(current.name()));
         generations.push(current);
         tokio::time::sleep(Duration::from_millis(300)).await;
