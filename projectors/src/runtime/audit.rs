@@ -86,6 +86,7 @@ where
     let mut ticks = tokio::time::interval(audit.every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    let mut failures: u32 = 0;
     loop {
         ticks.tick().await;
         if !ready().await {
@@ -94,6 +95,7 @@ where
         let until = Utc::now() - chrono_duration(audit.settle);
         match pass(&events, &view, checked_until, until, audit.limit).await {
             Ok((report, reached)) => {
+                failures = 0;
                 checked_until = reached;
                 metrics::counter!("waybill_view_audit_checked_total", "view" => name.clone())
                     .increment(report.checked as u64);
@@ -108,13 +110,19 @@ where
                         .collect();
                     tracing::warn!(view = %name, repaired = report.repaired.len(),
                         streams = ?shown,
-                        "view was behind the event log (its store lost confirmed writes): filled from the log");
+                        "view was behind the event log by more than the settle time (a store that lost confirmed writes, or a consumer that lags): filled from the log");
                 }
             }
             Err(error) => {
-                // The store or the log is down: the consumer reports that; the same span is
-                // read again next time.
-                tracing::debug!(view = %name, %error, "view audit postponed");
+                // The store or the log is down: the same span is read again next time. Said at
+                // WARN from the third pass in a row that fails, so a view that cannot be
+                // checked for long shows up.
+                failures += 1;
+                if failures >= 3 {
+                    tracing::warn!(view = %name, %error, failures, "view audit postponed again");
+                } else {
+                    tracing::debug!(view = %name, %error, "view audit postponed");
+                }
             }
         }
     }
