@@ -44,7 +44,7 @@ pub use binary::{assert_succeeded, waybill_binary};
 pub use env::TestEnv;
 pub use identity_provider::IdentityProvider;
 pub use nats_cluster::NatsCluster;
-pub use order_flow::{assert_views_equal_the_log, produce, Flow, Produced};
+pub use order_flow::{assert_views_equal_the_log, produce, produce_listed, Flow, Produced};
 pub use orders::{sample_cancel, sample_order, SampleTotals, SAMPLE_TOTALS};
 pub use osmem::Osmem;
 pub use otlp::{OtlpReceiver, ReceivedSpan};

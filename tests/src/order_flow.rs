@@ -1,10 +1,11 @@
 //! A steady flow of orders for the crash and failover tests, and what it must leave behind:
-//! [`produce`] places orders (every `cancel_every`-th one cancelled at once) until told to stop,
+//! [`produce`] places orders (every `cancel_every`-th one cancelled at once) until told to stop
+//! ([`produce_listed`] also lists them as they are placed),
 //! and [`assert_views_equal_the_log`] checks that each order's tracking view holds each of its
 //! versions exactly once and ends in the right status.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::Api;
@@ -32,6 +33,18 @@ pub struct Flow {
 
 /// Places orders until `stop` is set (at most 2,000).
 pub async fn produce(api: Api, flow: Flow, worker: usize, stop: Arc<AtomicBool>) -> Vec<Produced> {
+    produce_listed(api, flow, worker, stop, Arc::default()).await
+}
+
+/// [`produce`], adding each order's id to `listed` as soon as it is placed (and cancelled, if
+/// it is one of those), for readers that watch the orders while they flow.
+pub async fn produce_listed(
+    api: Api,
+    flow: Flow,
+    worker: usize,
+    stop: Arc<AtomicBool>,
+    listed: Arc<Mutex<Vec<String>>>,
+) -> Vec<Produced> {
     let mut produced = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) && n < 2000 {
@@ -57,6 +70,7 @@ pub async fn produce(api: Api, flow: Flow, worker: usize, stop: Arc<AtomicBool>)
             assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
             versions = 2;
         }
+        listed.lock().expect("lock").push(order_id.clone());
         produced.push(Produced { order_id, versions });
         if !flow.pause.is_zero() {
             tokio::time::sleep(flow.pause).await;

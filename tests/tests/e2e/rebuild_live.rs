@@ -20,11 +20,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use waybill_e2e::{
-    eventually, sample_cancel, sample_order, waybill_binary, Api, Osmem, Role, TestEnv, AGENT_KEY,
-    FINANCE_KEY,
+    eventually, produce_listed, waybill_binary, Api, Flow, Osmem, Produced, Role, TestEnv,
+    AGENT_KEY, FINANCE_KEY,
 };
-
-use crate::place;
 
 /// What a reader saw go wrong.
 type Violations = Arc<Mutex<Vec<String>>>;
@@ -82,54 +80,40 @@ struct FinanceSeen {
     violations: Vec<String>,
 }
 
-/// Orders flowing while a rebuild runs: 15 placed first (a log to rebuild from), then one
-/// every 40 ms, every other one cancelled, until `stop`; `orders` lists every order placed.
+/// Orders flowing while a rebuild runs ([`produce_listed`]: one every 40 ms, every other one
+/// cancelled, until `stop`), started once 15 are placed (a log to rebuild from); `orders`
+/// lists every order placed.
 struct OrderFlow {
     orders: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
-    writer: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<Vec<Produced>>,
 }
 
 impl OrderFlow {
-    async fn start(api: &Api, label: &str) -> Self {
+    async fn start(api: &Api, label: &'static str) -> Self {
         let orders: Arc<Mutex<Vec<String>>> = Arc::default();
-        let place_one = |api: Api, n: u32, label: String| async move {
-            place(
-                &api,
-                &format!("{label}-{n}"),
-                &sample_order(&format!("{}-{n}", label.to_uppercase())),
-            )
-            .await
-            .order_id
-        };
-        for n in 0..15 {
-            let order = place_one(api.clone(), n, label.to_owned()).await;
-            orders.lock().expect("lock").push(order);
-        }
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (api, orders, stop, label) =
-                (api.clone(), orders.clone(), stop.clone(), label.to_owned());
-            tokio::spawn(async move {
-                let mut n = 100;
-                while !stop.load(Ordering::Relaxed) {
-                    let order = place_one(api.clone(), n, label.clone()).await;
-                    if n % 2 == 0 {
-                        let cancelled = api
-                            .cancel_order(
-                                &order,
-                                &format!("{label}-cancel-{n}"),
-                                &sample_cancel("customer_request"),
-                            )
-                            .await;
-                        assert_eq!(cancelled.status, 200, "{}", cancelled.describe());
-                    }
-                    orders.lock().expect("lock").push(order);
-                    n += 1;
-                    tokio::time::sleep(Duration::from_millis(40)).await;
-                }
-            })
+        let flow = Flow {
+            label,
+            cancel_every: 2,
+            pause: Duration::from_millis(40),
         };
+        let writer = tokio::spawn(produce_listed(
+            api.clone(),
+            flow,
+            0,
+            stop.clone(),
+            orders.clone(),
+        ));
+        eventually("15 orders placed", Duration::from_secs(60), || async {
+            let placed = orders.lock().expect("lock").len();
+            if placed >= 15 {
+                Ok(())
+            } else {
+                Err(format!("{placed} placed"))
+            }
+        })
+        .await;
         Self {
             orders,
             stop,
