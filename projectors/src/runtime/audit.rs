@@ -28,7 +28,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use waybill_write_side::event_store::{ChangedStream, EventStore};
 
-use super::{catch_up, View, ViewWrite};
+use super::replay::bring_level;
+use super::View;
 
 /// How a view audits itself against the log.
 #[derive(Debug, Clone)]
@@ -162,9 +163,11 @@ pub async fn pass<V: View>(
             .filter(|(logged, stored)| *stored < logged.version)
             .map(|(logged, _)| logged.stream_id.clone())
             .collect();
-        if !behind.is_empty() {
-            repair(events, view, &behind, &mut report).await?;
-        }
+        let levelled = bring_level(events, view, &behind)
+            .await
+            .map_err(|e| e.to_string())?;
+        report.repaired.extend(levelled.written);
+        report.unappliable += levelled.unappliable;
     }
     Ok((report, reached))
 }
@@ -189,57 +192,6 @@ fn reached(
         }
         _ => until,
     }
-}
-
-/// Brings `streams` up to the log the way the live path fills a gap, one compare-and-set each.
-async fn repair<V: View>(
-    events: &EventStore,
-    view: &V,
-    streams: &[String],
-    report: &mut AuditReport,
-) -> Result<(), String> {
-    let states = view.load(streams).await.map_err(|e| e.to_string())?;
-    let mut logged = events
-        .read_streams(streams)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut writes = Vec::new();
-    for (stream_id, state) in streams.iter().zip(states) {
-        let stored = state.as_ref().map_or(0, V::version_of);
-        let stream_events = logged.remove(stream_id).unwrap_or_default();
-        match catch_up(events, state, V::version_of, stream_events, |s, e| {
-            view.apply(s, e)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        {
-            Ok(Some(state)) if V::version_of(&state) > stored => writes.push(ViewWrite {
-                stream_id: stream_id.clone(),
-                expected_version: stored,
-                state,
-            }),
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(view = view.name(), stream_id, %error, "stream behind the log does not apply; left to the consumer");
-                report.unappliable += 1;
-            }
-        }
-    }
-    if writes.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = writes.iter().map(|w| w.stream_id.clone()).collect();
-    let written = view.store(writes).await.map_err(|e| e.to_string())?;
-    if view.commit_interval().is_some() {
-        view.commit().await.map_err(|e| e.to_string())?;
-    }
-    report.repaired.extend(
-        ids.into_iter()
-            .zip(written)
-            .filter(|(_, written)| *written)
-            .map(|(id, _)| id),
-    );
-    Ok(())
 }
 
 fn chrono_duration(duration: Duration) -> chrono::Duration {

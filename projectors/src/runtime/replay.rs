@@ -189,6 +189,69 @@ where
     Ok(report)
 }
 
+/// What [`bring_level`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levelled {
+    /// Streams written forward (compare-and-sets that won).
+    pub written: Vec<String>,
+    /// Streams whose missing events do not apply (left as they were, logged).
+    pub unappliable: usize,
+}
+
+/// Brings `streams` in `view` level with their log, the way the live path fills a gap: each
+/// stored state is loaded, the events it lacks are applied in order, and the new state is
+/// written by one compare-and-set on the stored version (then committed, for a view that
+/// commits on a policy). A write that loses its compare-and-set was overtaken by another
+/// writer and is left to it. For a view's audit and a rebuilt generation's last passes.
+pub async fn bring_level<V: View>(
+    events: &EventStore,
+    view: &V,
+    streams: &[String],
+) -> Result<Levelled, ReplayError<V::Error>> {
+    let mut levelled = Levelled::default();
+    if streams.is_empty() {
+        return Ok(levelled);
+    }
+    let states = view.load(streams).await.map_err(ReplayError::View)?;
+    let mut logged = events.read_streams(streams).await?;
+    let mut writes = Vec::new();
+    for (stream_id, state) in streams.iter().zip(states) {
+        let stored = state.as_ref().map_or(0, V::version_of);
+        let stream_events = logged.remove(stream_id).unwrap_or_default();
+        match super::catch_up(events, state, V::version_of, stream_events, |s, e| {
+            view.apply(s, e)
+        })
+        .await?
+        {
+            Ok(Some(state)) if V::version_of(&state) > stored => writes.push(ViewWrite {
+                stream_id: stream_id.clone(),
+                expected_version: stored,
+                state,
+            }),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(view = view.name(), stream_id, %error, "stream behind the log does not apply; left as it is");
+                levelled.unappliable += 1;
+            }
+        }
+    }
+    if writes.is_empty() {
+        return Ok(levelled);
+    }
+    let ids: Vec<String> = writes.iter().map(|w| w.stream_id.clone()).collect();
+    let written = view.store(writes).await.map_err(ReplayError::View)?;
+    if view.commit_interval().is_some() {
+        view.commit().await.map_err(ReplayError::View)?;
+    }
+    levelled.written = ids
+        .into_iter()
+        .zip(written)
+        .filter(|(_, written)| *written)
+        .map(|(id, _)| id)
+        .collect();
+    Ok(levelled)
+}
+
 /// Re-projects `streams` into `view` from the whole log, replacing what the view holds for
 /// them (a customer's orders after an erasure: their personal fields now read as erased, and
 /// the view keeps nothing it projected from them before). Returns how many it rewrote.

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use waybill_write_side::event_store::EventStore;
 
-use crate::runtime::replay::resume_after;
-use crate::runtime::{catch_up, replay_log, ReplayError, View, ViewWrite};
+use crate::runtime::replay::{bring_level, resume_after};
+use crate::runtime::{replay_log, ReplayError};
 
 use super::generations::{Generation, NextGeneration};
 use super::rebuild::{
@@ -363,7 +363,7 @@ async fn abandon(live: &TantivyIndex, adoption: Adoption) {
 }
 
 /// Brings these orders in `green` level with their log (read by stream, each brought forward
-/// from the version `green` holds with the runtime's `catch_up`), one upsert per chunk.
+/// from the version `green` holds: [`bring_level`]), one upsert per chunk.
 async fn refold(
     events: EventStore,
     green: TantivyIndex,
@@ -375,48 +375,10 @@ async fn refold(
         .filter_map(|id| waybill_schemas::OrderId::parse(id).ok())
         .map(|id| id.stream_id())
         .collect();
-    let log_error = |error: waybill_write_side::event_store::EventStoreError| {
-        SearchError::EventLog(error.to_string())
-    };
     for chunk in streams.chunks(REFOLD_CHUNK) {
-        let states = view.load(chunk).await?;
-        let mut logged = events.read_streams(chunk).await.map_err(log_error)?;
-        let mut writes = Vec::new();
-        for (stream_id, state) in chunk.iter().zip(states) {
-            let before = state.as_ref().map_or(0, |d| d.version);
-            let newer: Vec<_> = logged
-                .remove(stream_id)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| e.stream_version > before)
-                .collect();
-            if newer.is_empty() {
-                continue;
-            }
-            let folded = catch_up(
-                &events,
-                state,
-                |d| d.version,
-                newer,
-                |s, e| view.apply(s, e),
-            )
+        bring_level(&events, &view, chunk)
             .await
-            .map_err(log_error)?;
-            match folded {
-                Ok(Some(state)) if state.version > before => writes.push(ViewWrite {
-                    stream_id: stream_id.clone(),
-                    expected_version: before,
-                    state,
-                }),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(stream_id, %error, "order left behind by the adoption's catch-up");
-                }
-            }
-        }
-        if !writes.is_empty() {
-            view.store(writes).await?;
-        }
+            .map_err(replay_error)?;
     }
     Ok(())
 }
