@@ -19,16 +19,20 @@
 //! - no multi-key command spans slots (deletes go key by key in a pipeline).
 
 mod cluster;
+mod masters;
+mod replaceable;
 mod scan;
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 pub use cluster::slot;
+pub use replaceable::TIMEOUTS_BEFORE_REPLACING;
 pub use scan::KeyScan;
+
+use replaceable::Replaceable;
 
 /// A command that gets no answer gives up after this long (a hung server, a network partition).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -126,9 +130,8 @@ impl RedisTarget {
                 .min_retry_wait(50)
                 .max_retry_wait(500)
                 .build()?;
-            let connection = client.get_async_connection().await?;
             Ok(RedisConnection(
-                Inner::Cluster(connection),
+                Inner::Cluster(Replaceable::connect(client).await?),
                 self.wait_replicas,
             ))
         } else {
@@ -174,7 +177,7 @@ const WAIT_TIMEOUT_MS: u64 = 1000;
 #[derive(Clone)]
 enum Inner {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(std::sync::Arc<Replaceable>),
 }
 
 impl RedisConnection {
@@ -186,73 +189,93 @@ impl RedisConnection {
     /// Waits until the configured number of replicas has every write made so far on this
     /// connection (`WAIT`, sent to each master on a cluster), at most a second.
     ///
-    /// A master whose replicas are connected but did not confirm in time is an error
-    /// (`TryAgain`): the caller must not acknowledge what it wrote, because a write that only its
-    /// master holds is lost if that master dies before copying it. The view retries, and the
-    /// redelivered event finds the write on the master that survives or applies it there again.
-    /// A master with fewer connected replicas than asked for (its replica died, or took over
-    /// and the old master has not rejoined yet) needs only those it has: there is nowhere else
-    /// to copy the write, and stalling every view until a replica returns would turn one lost
-    /// node into an outage. That is logged.
+    /// Each master is first asked how many of its replicas are *online* (in sync, so able to
+    /// confirm; `INFO replication`), and its `WAIT` asks for no more than those. A master
+    /// whose online replicas did not all confirm in time is an error (`TryAgain`): the caller
+    /// must not acknowledge what it wrote, because a write that only its master holds is lost if
+    /// that master dies before copying it. The view retries, and the redelivered event finds the
+    /// write on the master that survives or applies it there again. A master with fewer online
+    /// replicas than asked for (its replica died, or took over and the old master is still
+    /// rejoining or copying) needs only those it has, and none means no `WAIT` at all: there is
+    /// nowhere else to copy the write, and stalling every view until a replica returns would
+    /// turn one lost node into an outage. That is logged (at most every 10 s).
+    ///
+    /// Never `WAIT` for a replica that cannot answer: `WAIT` blocks the connection it is sent on
+    /// for its whole timeout, and that connection is the one every view and reader of the
+    /// process shares. A `WAIT` of a second per batch on a master without a replica queued
+    /// every other command behind it, faster than they were served, so after a failover every
+    /// Redis command of the process timed out for minutes
+    /// (`cluster_tests::a_master_killed_and_restarted_under_load_…`).
     pub async fn await_replicas(&self) -> RedisResult<()> {
         if self.1 == 0 {
             return Ok(());
         }
-        let wait = redis::cmd("WAIT").arg(self.1).arg(WAIT_TIMEOUT_MS).clone();
-        let short: Vec<(Node, i64)> = match &self.0 {
-            Inner::Single(connection) => {
-                let acknowledged: i64 = wait.query_async(&mut connection.clone()).await?;
-                vec![(None, acknowledged)]
-            }
-            Inner::Cluster(connection) => {
-                let answers = connection
-                    .clone()
-                    .route_command(&wait, all_masters())
-                    .await?;
-                per_node(answers)?
-            }
+        let nodes: Vec<Node> = match &self.0 {
+            Inner::Single(_) => vec![None],
+            Inner::Cluster(_) => masters::of(self).await?.into_iter().map(Some).collect(),
+        };
+        let confirmations = nodes.into_iter().map(|node| self.confirm_on(node));
+        futures::future::try_join_all(confirmations).await?;
+        Ok(())
+    }
+
+    /// [`Self::await_replicas`] on one node (a cluster's master, or the one node).
+    async fn confirm_on(&self, node: Node) -> RedisResult<()> {
+        let online = self.online_replicas(node.clone()).await?;
+        let needed = i64::from(self.1).min(online);
+        let shown = node
+            .clone()
+            .map_or_else(|| "the node".to_owned(), |(h, p)| format!("{h}:{p}"));
+        if online < i64::from(self.1) {
+            warn_alone(&shown, online, self.1);
         }
-        .into_iter()
-        .filter(|(_, acknowledged)| *acknowledged < i64::from(self.1))
-        .collect();
-        for (node, acknowledged) in short {
-            let connected = self.connected_replicas(node.clone()).await?;
-            let needed = i64::from(self.1).min(connected);
-            let shown = node.map_or_else(|| "the node".to_owned(), |(h, p)| format!("{h}:{p}"));
-            if acknowledged < needed {
-                return Err(RedisError::from((
-                    redis::ErrorKind::TryAgain,
-                    "Redis replicas did not confirm the writes in time",
-                    format!(
-                        "{shown}: {acknowledged} of {needed} connected replicas within {WAIT_TIMEOUT_MS} ms"
-                    ),
-                )));
-            }
-            tracing::warn!(
-                master = %shown,
-                connected,
-                wanted = self.1,
-                "a Redis master has fewer replicas than WAYBILL_REDIS_WAIT_REPLICAS asks for: \
-                 its writes are kept by it alone"
-            );
+        if needed == 0 {
+            return Ok(());
+        }
+        let wait = redis::cmd("WAIT").arg(needed).arg(WAIT_TIMEOUT_MS).clone();
+        let answer = self.on_node(&wait, node).await?;
+        let acknowledged: i64 = redis::from_redis_value(&answer)?;
+        if acknowledged < needed {
+            return Err(RedisError::from((
+                redis::ErrorKind::TryAgain,
+                "Redis replicas did not confirm the writes in time",
+                format!(
+                    "{shown}: {acknowledged} of {needed} online replicas within {WAIT_TIMEOUT_MS} ms"
+                ),
+            )));
         }
         Ok(())
     }
 
-    /// `connected_slaves` of `INFO replication` on `node` (the one node if `None`).
-    async fn connected_replicas(&self, node: Node) -> RedisResult<i64> {
-        let info = redis::cmd("INFO").arg("replication").clone();
-        let text: String = match (&self.0, node) {
-            (Inner::Cluster(connection), Some((host, port))) => {
-                let routing = redis::cluster_routing::RoutingInfo::SingleNode(
-                    redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
-                );
-                let value = connection.clone().route_command(&info, routing).await?;
-                redis::from_redis_value(&value)?
+    /// `cmd` on `node` by its address (the one node if `None`).
+    pub(super) async fn on_node(&self, cmd: &Cmd, node: Node) -> RedisResult<Value> {
+        match (&self.0, node) {
+            (Inner::Cluster(cluster), Some((host, port))) => {
+                let answer = cluster
+                    .get()
+                    .route_command(cmd, by_address(host, port))
+                    .await;
+                cluster.observe(&answer);
+                answer
             }
-            _ => info.query_async(&mut self.clone()).await?,
-        };
-        Ok(connected_slaves(&text))
+            _ => cmd.query_async(&mut self.clone()).await,
+        }
+    }
+
+    /// How many times a cluster connection that stopped answering was replaced (0 for a single
+    /// node).
+    pub fn replacements(&self) -> u64 {
+        match &self.0 {
+            Inner::Single(_) => 0,
+            Inner::Cluster(cluster) => cluster.replacements(),
+        }
+    }
+
+    /// The replicas of `node` that are online (in sync) by its `INFO replication`.
+    async fn online_replicas(&self, node: Node) -> RedisResult<i64> {
+        let info = redis::cmd("INFO").arg("replication").clone();
+        let text: String = redis::from_redis_value(&self.on_node(&info, node).await?)?;
+        Ok(online_replicas(&text))
     }
 
     /// Every key matching `pattern`, page by page: one node's `SCAN`, or each master's in turn
@@ -291,7 +314,11 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Inner::Single(c) => c.req_packed_command(cmd),
-            Inner::Cluster(c) => c.req_packed_command(cmd),
+            Inner::Cluster(cluster) => Box::pin(async move {
+                let answer = cluster.get().req_packed_command(cmd).await;
+                cluster.observe(&answer);
+                answer
+            }),
         }
     }
 
@@ -303,52 +330,67 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Inner::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Inner::Cluster(c) => Box::pin(cluster::pipeline(c, pipeline, offset, count)),
+            Inner::Cluster(replaceable) => Box::pin(async move {
+                let answers =
+                    cluster::pipeline(&mut replaceable.get(), pipeline, offset, count).await;
+                replaceable.observe(&answers);
+                answers
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match &self.0 {
             Inner::Single(c) => c.get_db(),
-            Inner::Cluster(c) => c.get_db(),
+            Inner::Cluster(cluster) => cluster.get().get_db(),
         }
     }
 }
 
-/// Every master of a cluster, each answer kept apart (keyed by the node's address).
-fn all_masters() -> redis::cluster_routing::RoutingInfo {
-    redis::cluster_routing::RoutingInfo::MultiNode((
-        redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
-        None,
-    ))
+/// One node of a cluster, by its address.
+fn by_address(host: String, port: u16) -> redis::cluster_routing::RoutingInfo {
+    redis::cluster_routing::RoutingInfo::SingleNode(
+        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
+    )
 }
 
 /// A node's `(host, port)`; `None` for the one node of a single-node connection.
 type Node = Option<(String, u16)>;
 
-/// The per-node integers of a command sent to every master: the node and its answer.
-fn per_node(answers: Value) -> RedisResult<Vec<(Node, i64)>> {
-    let Value::Map(pairs) = answers else {
-        return Ok(vec![(None, redis::from_redis_value(&answers)?)]);
-    };
-    pairs
-        .into_iter()
-        .map(|(address, answer)| {
-            let address: String = redis::from_redis_value(&address)?;
-            let node = address
-                .rsplit_once(':')
-                .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
-            Ok((node, redis::from_redis_value(&answer)?))
+/// The `slaveN:…,state=online,…` lines of `INFO replication`: replicas in sync with their
+/// master (one still copying the data set, `wait_bgsave` or `send_bulk`, cannot confirm).
+fn online_replicas(info: &str) -> i64 {
+    info.lines()
+        .filter(|line| {
+            line.trim_start().starts_with("slave")
+                && line.split(',').any(|field| field.trim() == "state=online")
         })
-        .collect()
+        .count() as i64
 }
 
-/// The `connected_slaves:<n>` line of `INFO replication` (0 when absent).
-fn connected_slaves(info: &str) -> i64 {
-    info.lines()
-        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+/// When the last "fewer replicas than asked for" warning was logged (seconds since the epoch).
+static LAST_ALONE_WARNING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs, at most every 10 s, that a master keeps its writes with fewer replicas than wanted.
+fn warn_alone(master: &str, online: i64, wanted: u32) {
+    use std::sync::atomic::Ordering;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_ALONE_WARNING.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST_ALONE_WARNING
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            master,
+            online,
+            wanted,
+            "a Redis master has fewer online replicas than WAYBILL_REDIS_WAIT_REPLICAS asks for: \
+             its writes are kept by fewer copies until they return (logged at most every 10 s)"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -382,22 +424,18 @@ mod tests {
     }
 
     #[test]
-    fn replicas_and_per_master_answers_are_read_from_what_redis_sends() {
-        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=…\r\n";
-        assert_eq!(connected_slaves(info), 2);
-        assert_eq!(connected_slaves("# Replication\r\nrole:slave\r\n"), 0);
-        let answers = Value::Map(vec![
-            (Value::BulkString(b"127.0.0.1:7000".to_vec()), Value::Int(1)),
-            (Value::BulkString(b"127.0.0.1:7001".to_vec()), Value::Int(0)),
-        ]);
+    fn only_replicas_in_sync_count_as_able_to_confirm() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=127.0.0.1,port=7003,state=online,offset=42,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=7004,state=wait_bgsave,offset=0,lag=0\r\n\
+                    master_replid:abc\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(online_replicas("# Replication\r\nrole:slave\r\n"), 0);
         assert_eq!(
-            per_node(answers).expect("per node"),
-            vec![
-                (Some(("127.0.0.1".to_owned(), 7000)), 1),
-                (Some(("127.0.0.1".to_owned(), 7001)), 0)
-            ]
+            online_replicas("role:master\r\nconnected_slaves:0\r\nslave_read_only:1\r\n"),
+            0,
+            "settings named slave… are not replicas"
         );
-        assert_eq!(per_node(Value::Int(1)).expect("one"), vec![(None, 1)]);
     }
 
     #[test]
