@@ -197,6 +197,85 @@ async fn read_all_page_pages_through_equal_recorded_at_in_log_order() {
     db.drop().await;
 }
 
+/// Pages read ahead ([`EventStore::log_pages`]) come in log order, each event once, whatever
+/// how far ahead the reader runs; a horizon ends the read after the first page past it; and a
+/// caller that stops early leaves nothing running.
+#[tokio::test]
+async fn log_pages_read_ahead_in_log_order_up_to_a_horizon() {
+    let db = TestDb::create("write").await;
+    let store = EventStore::new(db.pool.clone());
+    let mut appended: Vec<(String, i64)> = Vec::new();
+    for i in 0..9 {
+        let id = OrderId::new_v7();
+        let events = store
+            .append(&id.stream_id(), 0, placed(id, &format!("P-{i}")), &meta())
+            .await
+            .expect("append");
+        appended.extend(events.into_iter().map(|e| (e.stream_id, e.stream_version)));
+    }
+    // Three runs of equal recorded_at, so page boundaries fall inside them.
+    sqlx::query(
+        "UPDATE events SET recorded_at = timestamptz '2026-01-01T00:00:00Z' \
+                + (SELECT count(*) FROM events e2 WHERE e2.stream_id < events.stream_id) / 3 \
+                  * interval '1 second'",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("recorded_at in runs");
+    let (in_order, _) = store.read_all_page(None, 1_000).await.expect("whole log");
+    let in_order: Vec<(String, i64)> = in_order
+        .into_iter()
+        .map(|e| (e.stream_id, e.stream_version))
+        .collect();
+    let mut sorted = appended.clone();
+    sorted.sort();
+    let mut by_key = in_order.clone();
+    by_key.sort();
+    assert_eq!(by_key, sorted, "the reference read has every event");
+
+    for (page, ahead) in [(1, 1), (2, 4), (4, 2), (100, 2)] {
+        let mut pages = store.log_pages(None, page, ahead, None);
+        let mut seen = Vec::new();
+        while let Some(batch) = pages.next().await {
+            let batch = batch.expect("page");
+            assert!(!batch.is_empty() && batch.len() <= page as usize);
+            seen.extend(batch.into_iter().map(|e| (e.stream_id, e.stream_version)));
+        }
+        assert_eq!(
+            seen, in_order,
+            "page {page}, ahead {ahead}: log order, each once"
+        );
+    }
+
+    // The horizon at the first run's time: the read ends with the page that passes it.
+    let horizon = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc);
+    let mut pages = store.log_pages(None, 2, 2, Some(horizon));
+    let mut seen = 0;
+    while let Some(batch) = pages.next().await {
+        seen += batch.expect("page").len();
+    }
+    let first_run = in_order.len().min(
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE recorded_at <= '2026-01-01T00:00:00Z'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("count") as usize,
+    );
+    assert!(
+        seen > first_run && seen <= first_run + 2,
+        "read {seen} events: the {first_run} up to the horizon and the rest of the page that passed it"
+    );
+
+    // Stopping after one page: the reader task is stopped with the pages.
+    let mut pages = store.log_pages(None, 1, 2, None);
+    assert!(pages.next().await.is_some());
+    drop(pages);
+    db.drop().await;
+}
+
 /// A page deep into a large log is an index range scan after the cursor, not a sort of the
 /// whole table (what made every rebuild page cost more than the one before).
 #[tokio::test]

@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 use waybill_write_side::domain::{parse_place_order, Order, OrderCommand};
-use waybill_write_side::event_store::{EventStore, ReadAllCursor};
+use waybill_write_side::event_store::{EventStore, ReadAllCursor, READ_AHEAD};
 
 use super::cpu::{self, CpuReport};
 use super::roles::Role;
@@ -175,19 +175,12 @@ async fn read_all(
     let mut progress = LogProgress::new("log-read", total);
     let started = Instant::now();
     let (mut read, mut pages) = (0u64, 0u64);
-    let mut cursor: Option<ReadAllCursor> = None;
-    loop {
-        let (batch, next) = events
-            .read_all_page(cursor.take(), page)
-            .await
-            .context("reading a page of the log")?;
+    let mut log = events.log_pages(None, page, READ_AHEAD, None);
+    while let Some(batch) = log.next().await {
+        let batch = batch.context("reading a page of the log")?;
         read += batch.len() as u64;
         pages += 1;
         progress.update(read);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
     }
     let elapsed = started.elapsed();
     progress.finish(read);

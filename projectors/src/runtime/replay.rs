@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use waybill_schemas::EventEnvelope;
-use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor};
+use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor, READ_AHEAD};
 
 use super::{View, ViewWrite};
 
@@ -44,7 +44,8 @@ pub struct ReplayReport {
 }
 
 /// Replays every event after `from` (`None`: the whole log) into `view`, `page` events per
-/// read; `progress` gets the number of events read so far after every page.
+/// read (the next pages read while one is applied); `progress` gets the number of events read
+/// so far after every page.
 ///
 /// The replay ends at the log's head as it was when the replay began: it stops after the
 /// first page that reaches an event recorded later. A replay that chased the head instead
@@ -59,13 +60,11 @@ pub async fn replay_log<V: View>(
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, ReplayError<V::Error>> {
     let mut report = ReplayReport::default();
-    let mut cursor = from;
     let mut broken: HashSet<String> = HashSet::new();
-    let horizon = Utc::now();
-    loop {
-        let (batch, next) = events.read_all_page(cursor.take(), page).await?;
+    let mut pages = events.log_pages(from, page, READ_AHEAD, Some(Utc::now()));
+    while let Some(batch) = pages.next().await {
+        let batch = batch?;
         report.events += batch.len() as u64;
-        let past_horizon = batch.last().is_some_and(|last| last.recorded_at > horizon);
         if let Some(last) = batch.last() {
             report.last_recorded = Some(last.recorded_at);
         }
@@ -112,10 +111,6 @@ pub async fn replay_log<V: View>(
             }
         }
         progress(report.events);
-        match next {
-            Some(next) if !past_horizon => cursor = Some(next),
-            _ => break,
-        }
     }
     report.streams = report.written.len() as u64;
     Ok(report)

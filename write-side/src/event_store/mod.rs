@@ -8,6 +8,8 @@
 //! the same statements.
 
 pub mod decisions;
+mod log_pages;
+pub use log_pages::{LogPages, READ_AHEAD};
 pub mod retry;
 pub mod rows;
 

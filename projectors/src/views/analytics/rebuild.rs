@@ -21,7 +21,7 @@
 use std::collections::BTreeSet;
 
 use chrono::Duration;
-use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor};
+use waybill_write_side::event_store::{EventStore, EventStoreError, ReadAllCursor, READ_AHEAD};
 
 use super::{AnalyticsError, AnalyticsProjection, AnalyticsStore, TABLES};
 use crate::runtime::replay::{refold_streams, resume_after};
@@ -170,24 +170,18 @@ async fn repair(
 ) -> Result<(), AnalyticsRebuildError> {
     let view = AnalyticsProjection::new(AnalyticsStore::new(live.client()));
     let mut touched = BTreeSet::new();
-    let mut cursor = Some(from);
     // Up to the head as of now: what is recorded later goes to the switched-in tables through
     // the live projector (and a read chasing the head might never end).
-    let horizon = chrono::Utc::now();
-    loop {
-        let (batch, next) = events.read_all_page(cursor.take(), page).await?;
+    let mut pages = events.log_pages(Some(from), page, READ_AHEAD, Some(chrono::Utc::now()));
+    while let Some(batch) = pages.next().await {
+        let batch = batch?;
         report.events += batch.len() as u64;
-        let past_horizon = batch.last().is_some_and(|last| last.recorded_at > horizon);
         touched.extend(
             batch
                 .into_iter()
                 .filter(|e| view.handles(&e.stream_id))
                 .map(|e| e.stream_id),
         );
-        match next {
-            Some(next) if !past_horizon => cursor = Some(next),
-            _ => break,
-        }
     }
     let streams: Vec<String> = touched.into_iter().collect();
     let refolded = refold_streams(events, &view, &streams).await?;
