@@ -1,13 +1,15 @@
 //! `waybill bench log-read`: how fast a rebuild or a catch-up reads the whole event log. Fills a
 //! scratch database with N events (every one carrying a real `OrderPlaced` payload, the largest
 //! event, five versions per order), then reads the log to the end through
-//! `EventStore::read_all_page` (keyset pages on the `events_log_order` index, decoded into
-//! envelopes as a rebuild gets them) on the services runtime, and reports events/s and CPU per
-//! event per process. Two baselines in the same run: one streaming `SELECT *` of the table (what
-//! Postgres and the driver deliver without paging or decoding), and a few pages of the statement
-//! `read_all_page` ran before the index (`cursor IS NULL OR (...) > cursor`, which sorts the
-//! table for every page), started half way through the log. Writes a JSON report with a bar
-//! chart and the CPU chart beside it.
+//! `EventStore::log_pages` (keyset pages on the `events_log_order` index, fetched ahead and
+//! decoded into envelopes on several cores, as a rebuild gets them) on the services runtime, and
+//! reports events/s and CPU per event per process. Three baselines in the same run: the same
+//! pages read one at a time with `EventStore::read_all_page` (fetch, decode, then the next: how
+//! rebuilds read before), one streaming `SELECT *` of the table (what Postgres and the driver
+//! deliver without paging or decoding), and a few pages of the statement `read_all_page` ran
+//! before the index (`cursor IS NULL OR (...) > cursor`, which sorts the table for every page),
+//! started half way through the log. Writes a JSON report with a bar chart and the CPU chart
+//! beside it.
 
 use std::time::{Duration, Instant};
 
@@ -67,9 +69,12 @@ struct LogReadReport {
     events: u64,
     page: i64,
     payload_bytes_avg: f64,
-    /// The keyset read of the whole log, decoded into envelopes.
+    /// The keyset read of the whole log, decoded into envelopes (`log_pages`).
     keyset: Pass,
     keyset_cpu: CpuReport,
+    /// The same pages one at a time (`read_all_page`).
+    baseline_one_at_a_time: Pass,
+    baseline_one_at_a_time_cpu: CpuReport,
     /// One streaming `SELECT *` of the table, rows not decoded.
     baseline_scan: Pass,
     baseline_scan_cpu: CpuReport,
@@ -106,6 +111,7 @@ pub async fn log_read(settings: &Settings, args: &BenchLogReadArgs) -> anyhow::R
         ),
         &[
             ("keyset pages", &report.keyset_cpu),
+            ("one page at a time", &report.baseline_one_at_a_time_cpu),
             ("SELECT * (baseline)", &report.baseline_scan_cpu),
         ],
     )
@@ -134,6 +140,17 @@ async fn run_bench(database_url: &str, args: &BenchLogReadArgs) -> anyhow::Resul
         "the keyset read returned {read} of {total} events"
     );
 
+    eprintln!("baseline: the same pages one at a time (read_all_page)");
+    let before = cpu::Snapshot::start();
+    let reader = events.clone();
+    let (read, pages, elapsed) = Role::Services
+        .handle()
+        .spawn(async move { read_one_at_a_time(&reader, page, total).await })
+        .await
+        .context("the reader panicked")??;
+    let baseline_one_at_a_time_cpu = cpu::Snapshot::take().since(&before, "event", read);
+    let baseline_one_at_a_time = Pass::new(read, pages, elapsed);
+
     eprintln!("baseline: one streaming SELECT * of the table");
     let before = cpu::Snapshot::start();
     let started = Instant::now();
@@ -159,6 +176,8 @@ async fn run_bench(database_url: &str, args: &BenchLogReadArgs) -> anyhow::Resul
         goal_met: keyset.events_per_sec >= GOAL_EVENTS_PER_SEC,
         keyset,
         keyset_cpu,
+        baseline_one_at_a_time,
+        baseline_one_at_a_time_cpu,
         baseline_scan,
         baseline_scan_cpu,
         baseline_sorted_pages,
@@ -181,6 +200,35 @@ async fn read_all(
         read += batch.len() as u64;
         pages += 1;
         progress.update(read);
+    }
+    let elapsed = started.elapsed();
+    progress.finish(read);
+    Ok((read, pages, elapsed))
+}
+
+/// The baseline: [`read_all`]'s pages read one at a time, each fetched and decoded before the
+/// next is asked for.
+async fn read_one_at_a_time(
+    events: &EventStore,
+    page: i64,
+    total: u64,
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let mut progress = LogProgress::new("one-at-a-time", total);
+    let started = Instant::now();
+    let (mut read, mut pages) = (0u64, 0u64);
+    let mut cursor: Option<ReadAllCursor> = None;
+    loop {
+        let (batch, next) = events
+            .read_all_page(cursor.take(), page)
+            .await
+            .context("reading a page of the log")?;
+        read += batch.len() as u64;
+        pages += 1;
+        progress.update(read);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
     }
     let elapsed = started.elapsed();
     progress.finish(read);
@@ -317,7 +365,11 @@ fn table(report: &LogReadReport) -> String {
         "bench log-read: {} events, {} per page, payload {:.0} B on average\n",
         report.events, report.page, report.payload_bytes_avg
     );
-    out.push_str(&row("keyset pages (read_all_page)", &report.keyset));
+    out.push_str(&row("keyset pages (log_pages)", &report.keyset));
+    out.push_str(&row(
+        "baseline: pages one at a time",
+        &report.baseline_one_at_a_time,
+    ));
     out.push_str(&row("baseline: one SELECT * stream", &report.baseline_scan));
     out.push_str(&row(
         "baseline: pre-index sorted pages",
@@ -350,6 +402,11 @@ fn chart(report: &LogReadReport) -> String {
         "events/s",
         &[
             bar("keyset pages", &report.keyset, "#2b7a3d"),
+            bar(
+                "one page at a time",
+                &report.baseline_one_at_a_time,
+                "#b7791f",
+            ),
             bar("SELECT * stream", &report.baseline_scan, "#6b7280"),
             bar("pre-index pages", &report.baseline_sorted_pages, "#b42318"),
         ],

@@ -438,3 +438,58 @@ async fn search_on_tantivy_rebuilds_while_serve_all_runs_and_readers_never_see_a
         }
     }
 }
+
+/// `waybill bench log-read` at a test's size, as an operator runs it: the log the rebuilds read
+/// (pages fetched ahead and decoded on several cores) gives every event once, as many as the
+/// same pages read one at a time, and the report carries events/s, CPU per event per process
+/// and its charts.
+#[tokio::test]
+async fn bench_log_read_reads_every_event_with_pages_read_ahead_as_one_at_a_time_does() {
+    let env = TestEnv::new("log_read_bench").await;
+    let out = env.log_dir.join("log-read.json");
+    let output = env
+        .run_command(&[
+            "bench",
+            "log-read",
+            "--events",
+            "3000",
+            "--page",
+            "250",
+            "--sorted-pages",
+            "1",
+            "--out",
+            out.to_str().expect("path"),
+        ])
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("the bench's report")).expect("JSON");
+    assert_eq!(report["events"], 3_000, "{report}");
+    for pass in ["keyset", "baseline_one_at_a_time", "baseline_scan"] {
+        assert_eq!(report[pass]["events"], 3_000, "{pass}: {report}");
+        assert!(
+            report[pass]["events_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
+            "{pass}: {report}"
+        );
+    }
+    assert_eq!(
+        report["keyset"]["pages"], 12,
+        "3,000 events in pages of 250: {report}"
+    );
+    assert!(
+        report["keyset_cpu"]["processes"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty()),
+        "CPU per process: {report}"
+    );
+    assert!(stdout.contains("keyset pages (log_pages)"), "{stdout}");
+    for chart in ["log-read.svg", "log-read-cpu.svg"] {
+        let svg = std::fs::read_to_string(env.log_dir.join(chart)).expect("chart written");
+        assert!(svg.starts_with("<svg"), "{chart}");
+    }
+}

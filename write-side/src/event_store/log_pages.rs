@@ -1,8 +1,11 @@
 //! The whole log, page after page in log order, with the next pages already being read while
-//! the caller works on the current one: a task reads up to `ahead` pages ahead of the caller
-//! (each with [`EventStore::read_all_page`]: a keyset range scan, decoded and with personal
-//! fields opened), so a rebuild's view writes and the log's reads overlap instead of taking
-//! turns. Memory stays bounded by `ahead` pages. Dropping [`LogPages`] stops the task.
+//! the caller works on the current one, so a rebuild's view writes and the log's reads overlap
+//! instead of taking turns. Reading a page is two halves: fetching its rows (a keyset range
+//! scan, payloads as their stored text) and decoding them (payloads parsed, personal fields
+//! opened), which costs the most. A reader task fetches page after page and hands each page's
+//! decoding to a task of its own, so up to `ahead` pages decode at once, on as many cores, while
+//! the next rows are fetched; the caller gets the pages in log order. Memory stays bounded by
+//! about `ahead` + 1 pages. Dropping [`LogPages`] stops the reader.
 //!
 //! A horizon bounds the read: it ends after the first page that reaches an event recorded
 //! later than the horizon, so a read started while orders arrive ends (one chasing the head
@@ -10,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use waybill_schemas::EventEnvelope;
 
 use super::{EventStore, EventStoreError, ReadAllCursor};
@@ -20,15 +24,29 @@ pub const READ_AHEAD: usize = 2;
 
 /// Pages of the log in log order, read ahead; see the module doc.
 pub struct LogPages {
-    pages: mpsc::Receiver<Result<Vec<EventEnvelope>, EventStoreError>>,
-    reader: tokio::task::JoinHandle<()>,
+    pages: mpsc::Receiver<Result<Decoding, EventStoreError>>,
+    reader: JoinHandle<()>,
 }
+
+/// A page being decoded by a task of its own.
+type Decoding = JoinHandle<Result<Vec<EventEnvelope>, EventStoreError>>;
 
 impl LogPages {
     /// The next page, `None` once the log (or the horizon) was reached. A failed read is
     /// answered once; the pages after it are not read.
     pub async fn next(&mut self) -> Option<Result<Vec<EventEnvelope>, EventStoreError>> {
-        self.pages.recv().await
+        let decoding = match self.pages.recv().await? {
+            Ok(decoding) => decoding,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(match decoding.await {
+            Ok(decoded) => decoded,
+            // A decoding task panicked (or the runtime is shutting down): nothing to go on with.
+            Err(error) => std::panic::resume_unwind(match error.try_into_panic() {
+                Ok(panic) => panic,
+                Err(error) => Box::new(error.to_string()),
+            }),
+        })
     }
 }
 
@@ -54,18 +72,21 @@ impl EventStore {
         let reader = tokio::spawn(async move {
             let mut cursor = from;
             loop {
-                let read = events.read_all_page(cursor.take(), page).await;
-                let (batch, next) = match read {
-                    Ok(read) => read,
+                let (rows, next) = match events.fetch_log_rows(cursor.take(), page).await {
+                    Ok(fetched) => fetched,
                     Err(error) => {
                         let _ = sender.send(Err(error)).await;
                         return;
                     }
                 };
-                let past_horizon = horizon.is_some_and(|horizon| {
-                    batch.last().is_some_and(|last| last.recorded_at > horizon)
-                });
-                if batch.is_empty() || sender.send(Ok(batch)).await.is_err() {
+                let Some(last) = rows.last() else {
+                    return;
+                };
+                let past_horizon =
+                    horizon.is_some_and(|horizon| last.cursor().recorded_at > horizon);
+                let decoder = events.clone();
+                let decoding = tokio::spawn(async move { decoder.decode_log_rows(rows).await });
+                if sender.send(Ok(decoding)).await.is_err() {
                     return;
                 }
                 match next {

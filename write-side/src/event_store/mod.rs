@@ -20,7 +20,7 @@ use uuid::Uuid;
 use waybill_schemas::{Actor, Channel, EventEnvelope, NewEvent};
 
 use crate::outbox;
-use rows::{EventRow, COLUMNS};
+use rows::{EventRow, COLUMNS, COLUMNS_TEXT_PAYLOAD};
 
 /// Why the event store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -197,10 +197,21 @@ impl EventStore {
         after: Option<ReadAllCursor>,
         limit: i64,
     ) -> Result<(Vec<EventEnvelope>, Option<ReadAllCursor>), EventStoreError> {
+        let (rows, next) = self.fetch_log_rows(after, limit).await?;
+        Ok((self.decode_log_rows(rows).await?, next))
+    }
+
+    /// The rows of [`Self::read_all_page`], payloads as the stored text (not parsed yet), and
+    /// the cursor for the next page.
+    pub(crate) async fn fetch_log_rows(
+        &self,
+        after: Option<ReadAllCursor>,
+        limit: i64,
+    ) -> Result<(Vec<EventRow<String>>, Option<ReadAllCursor>), EventStoreError> {
         let limit = limit.max(1);
-        let rows: Vec<EventRow<serde_json::Value>> = match &after {
+        let rows: Vec<EventRow<String>> = match &after {
             None => {
-                let sql = format!("SELECT {COLUMNS} FROM events {LOG_ORDER} LIMIT $1");
+                let sql = format!("SELECT {COLUMNS_TEXT_PAYLOAD} FROM events {LOG_ORDER} LIMIT $1");
                 retry::serializable(|| sqlx::query_as(&sql).bind(limit).fetch_all(&self.pool))
                     .await?
             }
@@ -217,21 +228,26 @@ impl EventStore {
                 .await?
             }
         };
+        let next = if (rows.len() as i64) < limit {
+            None
+        } else {
+            rows.last().map(EventRow::cursor)
+        };
+        Ok((rows, next))
+    }
+
+    /// Envelopes of rows [`Self::fetch_log_rows`] fetched: payloads parsed, personal fields
+    /// opened.
+    pub(crate) async fn decode_log_rows(
+        &self,
+        rows: Vec<EventRow<String>>,
+    ) -> Result<Vec<EventEnvelope>, EventStoreError> {
         let mut events = rows
             .into_iter()
             .map(EventEnvelope::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         crate::pii::open_envelopes(&self.pool, &mut events).await?;
-        let next = if (events.len() as i64) < limit {
-            None
-        } else {
-            events.last().map(|e| ReadAllCursor {
-                recorded_at: e.recorded_at,
-                stream_id: e.stream_id.clone(),
-                stream_version: e.stream_version,
-            })
-        };
-        Ok((events, next))
+        Ok(events)
     }
 
     /// How many events the log holds (for a rebuild's progress and ETA).
@@ -348,7 +364,7 @@ pub async fn already_stored(pool: &PgPool, events: &[&EventEnvelope]) -> Result<
 /// log order, at most `$4` (public so a test can check its plan).
 pub fn read_all_after_sql() -> String {
     format!(
-        "SELECT {COLUMNS} FROM events \
+        "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events \
          WHERE (recorded_at, stream_id, stream_version) > ($1, $2, $3) {LOG_ORDER} LIMIT $4"
     )
 }

@@ -10,10 +10,19 @@ use waybill_schemas::{Actor, Channel, EventEnvelope};
 
 use super::EventStoreError;
 
-pub(crate) const COLUMNS: &str =
-    "stream_id, stream_version, event_id, event_type, schema_version, \
-    occurred_at, recorded_at, correlation_id, causation_id, traceparent, actor_kind, actor_id, \
-    channel, payload";
+/// Every column of `events` but the payload, in [`EventRow`]'s order.
+macro_rules! head_columns {
+    () => {
+        "stream_id, stream_version, event_id, event_type, schema_version, \
+        occurred_at, recorded_at, correlation_id, causation_id, traceparent, actor_kind, actor_id, \
+        channel"
+    };
+}
+
+pub(crate) const COLUMNS: &str = concat!(head_columns!(), ", payload");
+/// [`COLUMNS`] with the payload as its stored text, for [`EventRow<String>`].
+pub(crate) const COLUMNS_TEXT_PAYLOAD: &str =
+    concat!(head_columns!(), ", payload::text AS payload");
 
 /// `SELECT` of the `events` columns from the 14 arrays [`bind_events`] binds as `$1..$14`.
 const UNNEST_EVENTS: &str =
@@ -190,24 +199,58 @@ impl<P> EventRow<P> {
     }
 }
 
+impl<P> EventRow<P> {
+    /// The keyset position of this row in the log.
+    pub(crate) fn cursor(&self) -> super::ReadAllCursor {
+        super::ReadAllCursor {
+            recorded_at: self.recorded_at,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+        }
+    }
+}
+
+impl TryFrom<EventRow<String>> for EventEnvelope {
+    type Error = EventStoreError;
+    /// Parses the payload selected as text (`payload::text`), for readers that decode rows
+    /// away from the task that fetched them ([`super::LogPages`]).
+    fn try_from(row: EventRow<String>) -> Result<Self, EventStoreError> {
+        let (stream_id, stream_version) = (row.stream_id.clone(), row.stream_version);
+        let (head, text) = row.split()?;
+        let payload = serde_json::from_str(&text).map_err(|error| EventStoreError::Corrupt {
+            stream_id,
+            stream_version,
+            detail: format!("payload is not JSON: {error}"),
+        })?;
+        Ok(head.with_payload(payload))
+    }
+}
+
 impl TryFrom<EventRow<serde_json::Value>> for EventEnvelope {
     type Error = EventStoreError;
     fn try_from(row: EventRow<serde_json::Value>) -> Result<Self, EventStoreError> {
         let (head, payload) = row.split()?;
-        Ok(EventEnvelope {
-            event_id: head.event_id,
-            stream_id: head.stream_id,
-            stream_version: head.stream_version,
-            event_type: head.event_type,
-            schema_version: head.schema_version,
-            occurred_at: head.occurred_at,
-            recorded_at: head.recorded_at,
-            correlation_id: head.correlation_id,
-            causation_id: head.causation_id,
-            traceparent: head.traceparent,
-            actor: head.actor,
-            channel: head.channel,
+        Ok(head.with_payload(payload))
+    }
+}
+
+impl EnvelopeHead {
+    /// The envelope of these fields and `payload`.
+    fn with_payload(self, payload: serde_json::Value) -> EventEnvelope {
+        EventEnvelope {
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            traceparent: self.traceparent,
+            actor: self.actor,
+            channel: self.channel,
             payload,
-        })
+        }
     }
 }
