@@ -180,6 +180,19 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("run waybill {args:?}: {e}"))
     }
 
+    /// [`Self::run_command`] that must succeed: answers what it printed, and fails the test
+    /// with its output when it exits with an error.
+    pub async fn run_ok(&self, args: &[&str]) -> String {
+        let output = self.run_command(args).await;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "waybill {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
     /// The environment every process of this test runs with (on top of a cleared environment),
     /// plus `extra` (later entries win).
     pub fn process_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {

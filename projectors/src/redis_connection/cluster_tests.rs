@@ -15,21 +15,8 @@ struct Cluster {
 impl Cluster {
     /// Node N serves clients on `base` + N - 1.
     fn start(base: u16) -> Cluster {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../infra/scripts/ensure-redis-cluster.sh");
         let dir = std::env::temp_dir().join(format!("waybill-redis-cluster-{base}"));
-        let output = Command::new(&script)
-            .arg("start")
-            .arg(&dir)
-            .arg(base.to_string())
-            .output()
-            .expect("run ensure-redis-cluster.sh");
-        assert!(
-            output.status.success(),
-            "ensure-redis-cluster.sh failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = run_script(&["start", &dir.to_string_lossy(), &base.to_string()]);
         let url = stdout
             .lines()
             .find_map(|line| line.strip_prefix("REDIS_URL="))
@@ -37,13 +24,36 @@ impl Cluster {
             .to_owned();
         Cluster { dir, url }
     }
+
+    /// Starts the stopped nodes again (the script waits for a stopped master's replica to take
+    /// over first, and for every replica to be in sync).
+    fn restart_stopped(&self, base: u16) {
+        run_script(&["start", &self.dir.to_string_lossy(), &base.to_string()]);
+    }
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/scripts/ensure-redis-cluster.sh")
+}
+
+/// Runs `ensure-redis-cluster.sh` with `args`; answers what it printed, failing on an error.
+fn run_script(args: &[&str]) -> String {
+    let output = Command::new(script())
+        .args(args)
+        .output()
+        .expect("run ensure-redis-cluster.sh");
+    assert!(
+        output.status.success(),
+        "ensure-redis-cluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../infra/scripts/ensure-redis-cluster.sh");
-        let _ = Command::new(script).arg("stop").arg(&self.dir).output();
+        // Not run_script: a failure here must not panic while a test unwinds.
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).output();
     }
 }
 
@@ -309,19 +319,7 @@ async fn a_master_killed_and_restarted_under_load_leaves_every_command_answering
     let restarting = cluster.clone();
     tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_secs(5));
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../infra/scripts/ensure-redis-cluster.sh");
-        let output = Command::new(&script)
-            .arg("start")
-            .arg(&restarting.dir)
-            .arg(BASE.to_string())
-            .output()
-            .expect("run ensure-redis-cluster.sh");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        restarting.restart_stopped(BASE);
     })
     .await
     .expect("restart");

@@ -64,8 +64,13 @@ async fn log_lines_of_a_request_carry_its_trace_id_and_order() {
             Vec::new(),
         )
         .await;
+    // Right after start the tracking store may still be filling from the log (the order was
+    // placed meanwhile): the documented answer then is 503 `view-catching-up` with Retry-After.
+    let catching_up = tracked.status == 503
+        && tracked.header("retry-after").is_some()
+        && tracked.text().contains("/problems/view-catching-up");
     assert!(
-        tracked.status == 200 || tracked.status == 404,
+        tracked.status == 200 || tracked.status == 404 || catching_up,
         "{}",
         tracked.describe()
     );

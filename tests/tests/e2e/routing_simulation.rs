@@ -211,9 +211,9 @@ async fn a_candidate_config_replays_recorded_decisions_per_order_and_in_aggregat
     let dir = w.env.log_dir.join("routing-sim");
     let candidate_file = w.env.log_dir.join("candidate.json");
     std::fs::write(&candidate_file, candidate().to_string()).expect("candidate file");
-    let output = w
+    let stdout = w
         .env
-        .run_command(&[
+        .run_ok(&[
             "routing",
             "simulate",
             "--config",
@@ -226,12 +226,6 @@ async fn a_candidate_config_replays_recorded_decisions_per_order_and_in_aggregat
             dir.to_str().expect("path"),
         ])
         .await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(stdout.contains("3 orders (3 decisions)"), "{stdout}");
     let file: Value = serde_json::from_slice(&std::fs::read(dir.join("simulation.json")).unwrap())
         .expect("simulation.json");
