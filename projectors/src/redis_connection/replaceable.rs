@@ -11,7 +11,8 @@
 //!
 //! So the connection is held behind a lock and watched: [`TIMEOUTS_BEFORE_REPLACING`] commands
 //! in a row that timed out (no answer at all, not an error answer) replace it with a new one
-//! built from the seed nodes, at most once per [`REPLACE_AT_MOST_EVERY`]. Commands in flight
+//! built from the seed nodes, at most once per [`REPLACE_AT_MOST_EVERY`]; each replacement is
+//! counted in `waybill_redis_connection_replacements_total`. Commands in flight
 //! finish on the old one (they time out); the next ones use the new one. A command that got any
 //! answer counts as the connection working.
 //!
@@ -97,6 +98,7 @@ impl Replaceable {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = connection;
                 self.replacements.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("waybill_redis_connection_replacements_total").increment(1);
                 tracing::info!("the Redis Cluster connection was replaced");
             }
             Ok(Err(error)) => {
