@@ -1,6 +1,6 @@
 //! The connection layer against real Redis Clusters: 3 masters and 3 replicas of Debian's
 //! redis-server started by `infra/scripts/ensure-redis-cluster.sh`, one cluster per test (ports
-//! 15130–15135 and 15140–15145, bus ports 10000 above), stopped again at the end.
+//! 15130–15135, 15140–15145 and 15150–15155, bus ports 10000 above), stopped again at the end.
 
 use std::path::PathBuf;
 use std::process::Command;
