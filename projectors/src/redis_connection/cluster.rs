@@ -14,7 +14,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisResult, Value};
 
 /// Number of hash slots of a Redis Cluster.
-const SLOTS: u16 = 16384;
+pub(super) const SLOTS: u16 = 16384;
 /// Slot pipelines in flight at once.
 const CONCURRENT_SLOTS: usize = 64;
 

@@ -4,6 +4,7 @@
 
 use redis::{ErrorKind, RedisError, RedisResult, Value};
 
+use super::cluster::SLOTS;
 use super::RedisConnection;
 
 /// The masters serving the cluster's slots, as one of its nodes sees them.
@@ -14,9 +15,6 @@ pub(super) async fn of(connection: &RedisConnection) -> RedisResult<Vec<(String,
         .await?;
     from_cluster_slots(&answer)
 }
-
-/// Number of hash slots of a Redis Cluster.
-const SLOTS: i64 = 16_384;
 
 /// The distinct masters `(host, port)` of a `CLUSTER SLOTS` answer, in the order first named.
 /// An answer whose ranges do not cover every slot (a failover under way, a master lost) is an
@@ -50,7 +48,7 @@ pub(super) fn from_cluster_slots(answer: &Value) -> RedisResult<Vec<(String, u16
             masters.push((host, port));
         }
     }
-    if covered != SLOTS {
+    if covered != i64::from(SLOTS) {
         return Err(RedisError::from((
             ErrorKind::TryAgain,
             "the Redis Cluster does not serve every slot",

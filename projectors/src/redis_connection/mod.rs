@@ -29,7 +29,6 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 pub use cluster::slot;
-pub use replaceable::TIMEOUTS_BEFORE_REPLACING;
 pub use scan::KeyScan;
 
 use replaceable::Replaceable;
@@ -210,13 +209,18 @@ impl RedisConnection {
         if self.1 == 0 {
             return Ok(());
         }
-        let nodes: Vec<Node> = match &self.0 {
-            Inner::Single(_) => vec![None],
-            Inner::Cluster(_) => masters::of(self).await?.into_iter().map(Some).collect(),
-        };
+        let nodes = self.key_nodes().await?;
         let confirmations = nodes.into_iter().map(|node| self.confirm_on(node));
         futures::future::try_join_all(confirmations).await?;
         Ok(())
+    }
+
+    /// The nodes that hold keys: the one node (`None`), or each master of a cluster.
+    pub(super) async fn key_nodes(&self) -> RedisResult<Vec<Node>> {
+        Ok(match &self.0 {
+            Inner::Single(_) => vec![None],
+            Inner::Cluster(_) => masters::of(self).await?.into_iter().map(Some).collect(),
+        })
     }
 
     /// [`Self::await_replicas`] on one node (a cluster's master, or the one node).

@@ -4,7 +4,7 @@
 
 use redis::RedisResult;
 
-use super::{Inner, RedisConnection};
+use super::RedisConnection;
 
 /// Keys per `SCAN` call (a hint to the server).
 const PAGE: usize = 1000;
@@ -31,15 +31,9 @@ impl KeyScan {
     /// The next page of keys (possibly empty), or `None` once every node was walked.
     pub async fn next_page(&mut self) -> RedisResult<Option<Vec<String>>> {
         if self.nodes.is_none() {
-            let nodes = match &self.connection.0 {
-                Inner::Single(_) => vec![None],
-                Inner::Cluster(_) => super::masters::of(&self.connection)
-                    .await?
-                    .into_iter()
-                    .map(Some)
-                    .rev()
-                    .collect(),
-            };
+            let mut nodes = self.connection.key_nodes().await?;
+            // Walked from the back: the first node is scanned first.
+            nodes.reverse();
             self.nodes = Some(nodes);
         }
         let Some(nodes) = self.nodes.as_mut() else {

@@ -79,18 +79,19 @@ impl EventStore {
                         return;
                     }
                 };
-                let Some(last) = rows.last() else {
+                if rows.is_empty() {
                     return;
-                };
-                let past_horizon =
-                    horizon.is_some_and(|horizon| last.cursor().recorded_at > horizon);
+                }
                 let decoder = events.clone();
                 let decoding = tokio::spawn(async move { decoder.decode_log_rows(rows).await });
                 if sender.send(Ok(decoding)).await.is_err() {
                     return;
                 }
+                // `next` is the page's last row: past the horizon, this page was the last.
                 match next {
-                    Some(next) if !past_horizon => cursor = Some(next),
+                    Some(next) if horizon.is_none_or(|horizon| next.recorded_at <= horizon) => {
+                        cursor = Some(next)
+                    }
                     _ => return,
                 }
             }

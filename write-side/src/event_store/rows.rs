@@ -166,6 +166,15 @@ pub(crate) struct EnvelopeHead {
 }
 
 impl<P> EventRow<P> {
+    /// The keyset position of this row in the log.
+    pub(crate) fn cursor(&self) -> super::ReadAllCursor {
+        super::ReadAllCursor {
+            recorded_at: self.recorded_at,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+        }
+    }
+
     /// The decoded envelope fields and the payload as selected.
     pub(crate) fn split(self) -> Result<(EnvelopeHead, P), EventStoreError> {
         let corrupt = |what: &str| EventStoreError::Corrupt {
@@ -199,27 +208,15 @@ impl<P> EventRow<P> {
     }
 }
 
-impl<P> EventRow<P> {
-    /// The keyset position of this row in the log.
-    pub(crate) fn cursor(&self) -> super::ReadAllCursor {
-        super::ReadAllCursor {
-            recorded_at: self.recorded_at,
-            stream_id: self.stream_id.clone(),
-            stream_version: self.stream_version,
-        }
-    }
-}
-
 impl TryFrom<EventRow<String>> for EventEnvelope {
     type Error = EventStoreError;
     /// Parses the payload selected as text (`payload::text`), for readers that decode rows
     /// away from the task that fetched them ([`super::LogPages`]).
     fn try_from(row: EventRow<String>) -> Result<Self, EventStoreError> {
-        let (stream_id, stream_version) = (row.stream_id.clone(), row.stream_version);
         let (head, text) = row.split()?;
         let payload = serde_json::from_str(&text).map_err(|error| EventStoreError::Corrupt {
-            stream_id,
-            stream_version,
+            stream_id: head.stream_id.clone(),
+            stream_version: head.stream_version,
             detail: format!("payload is not JSON: {error}"),
         })?;
         Ok(head.with_payload(payload))
