@@ -375,11 +375,16 @@ stop_pidfiles() {
   say "stopped ${names[*]}"
 }
 
-stop() {
+# Waybill's role processes and the balancers (not the sandboxes, not the engines).
+stop_roles() {
   local name role port metrics files=()
   for name in balancer-command balancer-query; do files+=("$roles_dir/$name.pid"); done
   while read -r name role port metrics; do files+=("$roles_dir/$name.pid"); done < <(instances)
   stop_pidfiles "${files[@]}"
+}
+
+stop() {
+  stop_roles
   stop_pidfiles "$roles_dir/payment-sandbox.pid" "$roles_dir/logistics-sandbox.pid" "$dir/osmem.pid"
   "$scripts/ensure-clickhouse-cluster.sh" stop "$dir/clickhouse" || true
   "$scripts/ensure-redis-cluster.sh" stop "$dir/redis" || true
@@ -424,6 +429,7 @@ WAYBILL_CLICKHOUSE_USER=$WAYBILL_CLICKHOUSE_USER
 WAYBILL_CLICKHOUSE_PASSWORD=$WAYBILL_CLICKHOUSE_PASSWORD
 ELASTICSEARCH_URL=$ELASTICSEARCH_URL
 DATABASE_URL=$DATABASE_URL
+METRICS_URLS=$(instances | awk '{ printf "%shttp://127.0.0.1:%s/metrics", sep, $4; sep="," }')
 EOF
     if [ -n "$demo" ]; then
       say "[3/3] the demo on the cluster stack"
@@ -432,5 +438,6 @@ EOF
     ;;
   status) redis_url=""; status ;;
   stop) stop ;;
-  *) die "usage: $0 start [--no-demo] | status | stop" ;;
+  stop-roles) stop_roles; say "Waybill's processes stopped (sandboxes and engines still run)" ;;
+  *) die "usage: $0 start [--no-demo] | status | stop | stop-roles" ;;
 esac

@@ -1376,6 +1376,20 @@ pub struct BenchLifecycleArgs {
     /// refund), 0 to 1.
     #[arg(long, default_value_t = 0.2)]
     pub return_share: f64,
+    /// Drive services already running (the cluster stack) instead of starting them in this
+    /// process: one run with the stack's own settings, no baseline. Placements go to
+    /// WAYBILL_COMMAND_ADDR with a key of WAYBILL_API_KEYS; stock is seeded into DATABASE_URL.
+    /// The stack must close delivered orders at once (WAYBILL_AUTO_CLOSE_DAYS=0).
+    #[arg(long, requires = "sandbox_url")]
+    pub external: bool,
+    /// With --external: the stack's logistics sandbox (its WMS and carrier), whose driver
+    /// endpoints pack and deliver the run's orders.
+    #[arg(long)]
+    pub sandbox_url: Option<String>,
+    /// With --external: `/metrics` pages (comma-separated) to read the tracking lag and the
+    /// fulfillment counters from, e.g. every projector, fulfillment worker and command API.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics_url: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

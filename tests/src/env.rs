@@ -170,9 +170,18 @@ impl TestEnv {
     /// Runs `waybill <args>` (a one-shot command such as `reconcile`) with this test's
     /// environment and returns what it did, success or not.
     pub async fn run_command(&self, args: &[&str]) -> std::process::Output {
+        self.run_command_with(args, &[]).await
+    }
+
+    /// [`Self::run_command`] with `extra` settings on top of the test's environment.
+    pub async fn run_command_with(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> std::process::Output {
         let mut command = tokio::process::Command::new(waybill_binary());
         command.args(args).kill_on_drop(true);
-        self.apply_env(&mut command, &[]);
+        self.apply_env(&mut command, extra);
         command
             .current_dir(&self.log_dir)
             .output()
@@ -183,7 +192,12 @@ impl TestEnv {
     /// [`Self::run_command`] that must succeed: answers what it printed, and fails the test
     /// with its output when it exits with an error.
     pub async fn run_ok(&self, args: &[&str]) -> String {
-        let output = self.run_command(args).await;
+        self.run_ok_with(args, &[]).await
+    }
+
+    /// [`Self::run_ok`] with `extra` settings on top of the test's environment.
+    pub async fn run_ok_with(&self, args: &[&str], extra: &[(&str, &str)]) -> String {
+        let output = self.run_command_with(args, extra).await;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),

@@ -154,7 +154,7 @@ pub(super) async fn whole_flow(
     let (mut settings, secrets) = scratch.settings(settings, run);
     let pool = crate::migrate::migrate(&settings.database_url).await?;
     add_progress_index(&pool).await?;
-    seed_stock(&pool, args.orders).await?;
+    seed_stock(&pool, args.orders, run).await?;
 
     // The sandbox needs the command API's address for its webhooks and the checkout worker the
     // sandbox's: start them in that order on ports the OS picks.
@@ -363,7 +363,9 @@ async fn order_times(pool: &PgPool) -> anyhow::Result<Vec<OrderTimes>> {
 }
 
 /// One US warehouse with ten units per order of every SKU (an order takes at most 3 × 3).
-pub(super) async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<()> {
+/// Stocks the bench SKUs for `orders` orders at the bench warehouse; the restocks' keys name
+/// the run, so a database other runs stocked (`--external`) is stocked again.
+pub(super) async fn seed_stock(pool: &PgPool, orders: usize, run: &str) -> anyhow::Result<()> {
     let inventory = Inventory::spawn(pool.clone(), InventoryConfig::default());
     let location = LocationId::parse(LOCATION)?;
     inventory
@@ -383,7 +385,7 @@ pub(super) async fn seed_stock(pool: &PgPool, orders: usize) -> anyhow::Result<(
                 Sku::parse(sku)?,
                 location.clone(),
                 units,
-                &format!("bench-seed-{sku}"),
+                &format!("bench-seed-{run}-{sku}"),
                 Utc::now(),
             )
             .await?;

@@ -28,18 +28,22 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::checkout::{api_client, finish_scratch, order_bodies, seed_stock, start, whole_flow};
 use super::checkout_report::{metric, CheckoutRun};
 use super::cpu::{self, CpuReport};
+use super::lag::Accepted;
 use super::lifecycle_returns::{self, ReturnsRun};
 use super::report::Percentiles;
 use super::svg::{self, Series};
 use super::{load, Scratch, PLACEMENT_PARTS};
 use crate::client::ApiClient;
 use crate::config::{BenchCheckoutArgs, BenchLifecycleArgs, FulfillmentCommit, Settings};
+use crate::secrets::Secrets;
 use crate::services::Part;
 use crate::shutdown::Shutdown;
 
@@ -167,6 +171,16 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
         keep: args.keep,
     };
 
+    if args.external {
+        eprintln!(
+            "bench lifecycle --external: placement → delivery → close on the running services, {} orders, {} clients",
+            args.orders, args.clients
+        );
+        let mut outcome = external_lifecycle(settings, &run, args, &bodies).await?;
+        outcome.fulfillment_commit = "as deployed".to_owned();
+        return finish(args, None, vec![outcome]);
+    }
+
     let baseline = if args.no_baseline {
         None
     } else {
@@ -205,6 +219,15 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
         outcome.fulfillment_commit = commit_name(*mode).to_owned();
         runs.push(outcome);
     }
+    finish(args, baseline, runs)
+}
+
+/// Prints the runs and writes the report and its charts.
+fn finish(
+    args: &BenchLifecycleArgs,
+    baseline: Option<CheckoutRun>,
+    runs: Vec<LifecycleRun>,
+) -> anyhow::Result<()> {
     let report = LifecycleReport {
         orders: args.orders,
         clients: args.clients,
@@ -281,7 +304,7 @@ async fn whole_lifecycle(
     sqlx::query("CREATE INDEX IF NOT EXISTS bench_lifecycle_progress ON events (event_type) WHERE event_type = 'OrderClosed'")
         .execute(&pool)
         .await?;
-    seed_stock(&pool, args.orders).await?;
+    seed_stock(&pool, args.orders, run).await?;
     settings.fulfillment.auto_close_days = 0.0;
 
     let shutdown = Shutdown::new();
@@ -309,14 +332,15 @@ async fn whole_lifecycle(
     )
     .await?;
 
+    let client = api_client(&api, &secrets, args.clients)?;
+    let metrics = MetricsSource::InProcess(render.clone());
     let outcome = drive(
         &pool,
-        &api,
-        &secrets,
+        client,
         run,
         args,
         bodies,
-        render,
+        &metrics,
         &format!("http://{logistics}"),
     )
     .await;
@@ -335,58 +359,165 @@ async fn whole_lifecycle(
     Ok(result)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    pool: &PgPool,
-    api: &crate::services::Running,
-    secrets: &crate::secrets::Secrets,
+/// The lifecycle on services already running (`--external`, the cluster stack): placements
+/// through `WAYBILL_COMMAND_ADDR` with a key of `WAYBILL_API_KEYS`, stock seeded into
+/// `DATABASE_URL` under a warehouse of its own, the nodes and the carrier acted through
+/// `--sandbox-url`, the tracking lag and fulfillment counters read from `--metrics-url` pages.
+/// The stack must close delivered orders at once (`WAYBILL_AUTO_CLOSE_DAYS=0`). Every count
+/// is of this run's orders only; the processes' CPU is metered from outside (capacity.sh).
+async fn external_lifecycle(
+    settings: &Settings,
     run: &str,
     args: &BenchLifecycleArgs,
     bodies: &[bytes::Bytes],
-    render: &waybill_query_api::MetricsRender,
+) -> anyhow::Result<LifecycleRun> {
+    let sandbox = args
+        .sandbox_url
+        .clone()
+        .context("--external needs --sandbox-url (the stack's logistics sandbox)")?;
+    let secrets = Secrets::resolve(settings)?;
+    let key = secrets
+        .client_key
+        .clone()
+        .context("WAYBILL_API_KEYS has no key with role service, agent or admin for the bench")?;
+    let client = ApiClient::new(
+        settings.command_addr,
+        settings.query_addr,
+        key,
+        args.clients,
+    )?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&settings.database_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    seed_stock(&pool, args.orders, run).await?;
+    let metrics = MetricsSource::Scraped {
+        client: client.clone(),
+        urls: args.metrics_url.clone(),
+    };
+    let outcome = drive(&pool, client, run, args, bodies, &metrics, &sandbox).await;
+    pool.close().await;
+    outcome
+}
+
+/// The order streams a run placed, added as the command API accepts them: every count and time
+/// of the run is of these only, so a run on a database with other orders (`--external`)
+/// measures its own.
+#[derive(Default)]
+pub struct RunOrders {
+    streams: std::sync::Mutex<Vec<String>>,
+}
+
+impl RunOrders {
+    /// Collects the accepted orders `load` reports until it stops sending.
+    fn collect(self: Arc<Self>, mut accepted: mpsc::UnboundedReceiver<Accepted>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(order) = accepted.recv().await {
+                self.lock().push(format!("order-{}", order.order_id));
+            }
+        })
+    }
+
+    /// The streams accepted so far.
+    pub fn streams(&self) -> Vec<String> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where the run's metrics come from: this process's registry, or the running services'
+/// `/metrics` pages read one after another (counters add up over them).
+#[derive(Clone)]
+enum MetricsSource {
+    InProcess(waybill_query_api::MetricsRender),
+    Scraped {
+        client: ApiClient,
+        urls: Vec<String>,
+    },
+}
+
+impl MetricsSource {
+    async fn text(&self) -> String {
+        match self {
+            Self::InProcess(render) => render(),
+            Self::Scraped { client, urls } => {
+                let mut text = String::new();
+                for url in urls {
+                    match client.get_text(url).await {
+                        Ok(page) => text.push_str(&page),
+                        Err(error) => tracing::debug!(%url, %error, "metrics page not read"),
+                    }
+                    text.push('\n');
+                }
+                text
+            }
+        }
+    }
+}
+
+async fn drive(
+    pool: &PgPool,
+    client: ApiClient,
+    run: &str,
+    args: &BenchLifecycleArgs,
+    bodies: &[bytes::Bytes],
+    metrics: &MetricsSource,
     sandbox: &str,
 ) -> anyhow::Result<LifecycleRun> {
-    let client = api_client(api, secrets, args.clients)?;
+    let orders = Arc::new(RunOrders::default());
     client.wait_ready(Duration::from_secs(30)).await?;
-    let metrics_before = render();
+    let since: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    let metrics_before = metrics.text().await;
     let cpu_before = cpu::Snapshot::start();
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = tokio::spawn(act_as_nodes_and_carrier(
         client.clone(),
         sandbox.to_owned(),
+        sandbox_cursors(&client, sandbox).await?,
         stop_rx.clone(),
     ));
-    let lag = tokio::spawn(sample_lag(render.clone(), stop_rx.clone()));
+    let lag = tokio::spawn(sample_lag(metrics.clone(), stop_rx.clone()));
     let customers = tokio::spawn(lifecycle_returns::act_as_returning_customers(
         pool.clone(),
         client.clone(),
         sandbox.to_owned(),
         args.return_share,
+        orders.clone(),
         stop_rx,
     ));
 
     let placed = Arc::new(AtomicU64::new(0));
-    let (lag_tx, _) = mpsc::unbounded_channel();
+    let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
+    let collected = orders.clone().collect(accepted_rx);
     let load = load::run_bodies(
         &client,
         bodies.to_vec(),
         args.clients,
         run,
-        lag_tx,
+        accepted_tx,
         placed,
         false,
     )
     .await?;
+    collected.await.context("collecting the accepted orders")?;
     let accepted = load.accepted;
     let expected_returns = lifecycle_returns::expected_returns(accepted, args.return_share);
     let deadline = Instant::now() + Duration::from_secs(args.deadline_secs);
     let started = Instant::now();
     loop {
-        let closed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderClosed'")
-                .fetch_one(pool)
-                .await?;
-        let refunded = lifecycle_returns::refunded(pool).await?;
+        let closed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'OrderClosed' AND stream_id = ANY($1)",
+        )
+        .bind(&orders.streams())
+        .fetch_one(pool)
+        .await?;
+        let refunded = lifecycle_returns::refunded(pool, &orders).await?;
         eprintln!(
             "  {:>5.1}s after the load: {closed}/{accepted} closed, {refunded}/{expected_returns} returns refunded",
             started.elapsed().as_secs_f64()
@@ -400,13 +531,18 @@ async fn drive(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let cpu_after = cpu::Snapshot::take();
-    let fulfillment = FulfillmentStats::between(&metrics_before, &render());
+    let fulfillment = FulfillmentStats::between(&metrics_before, &metrics.text().await);
     let _ = stop_tx.send(true);
     node.await.context("driver panicked")??;
     let lag = lag.await.context("lag sampler panicked")??;
     let opened = customers.await.context("returning customers panicked")??;
-    let mut run = measure(pool, accepted, &lag, fulfillment, (&cpu_before, &cpu_after)).await?;
-    run.returns = lifecycle_returns::measure(pool, expected_returns, opened).await?;
+    let window = Window {
+        orders: &orders,
+        since,
+        cpu: (&cpu_before, &cpu_after),
+    };
+    let mut run = measure(pool, &window, accepted, &lag, fulfillment).await?;
+    run.returns = lifecycle_returns::measure(pool, &orders, expected_returns, opened).await?;
     Ok(run)
 }
 
@@ -418,10 +554,9 @@ const DRIVER_CONCURRENCY: usize = 64;
 async fn act_as_nodes_and_carrier(
     client: ApiClient,
     sandbox: String,
+    (mut tasks_seen, mut parcels_seen): (usize, usize),
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut tasks_seen = 0usize;
-    let mut parcels_seen = 0usize;
     let mut to_pack: Vec<String> = Vec::new();
     let mut to_deliver: Vec<String> = Vec::new();
     while !*stop.borrow() {
@@ -468,6 +603,18 @@ async fn act_as_nodes_and_carrier(
     Ok(())
 }
 
+/// How many WMS tasks and parcels the sandbox already has before the run places anything: the
+/// driver starts past them, so a sandbox that served other orders (`--external`) is no
+/// concern of the run's.
+async fn sandbox_cursors(client: &ApiClient, sandbox: &str) -> anyhow::Result<(usize, usize)> {
+    let count = |page: Value, key: &str| page[key].as_array().map_or(0, Vec::len);
+    let tasks = client.get_json(&format!("{sandbox}/sandbox/tasks")).await?;
+    let parcels = client
+        .get_json(&format!("{sandbox}/sandbox/parcels"))
+        .await?;
+    Ok((count(tasks, "tasks"), count(parcels, "parcels")))
+}
+
 /// Posts one driver request per id, concurrently; returns the ids Waybill did not take.
 async fn send_all(
     client: &ApiClient,
@@ -489,20 +636,25 @@ async fn send_all(
         .await
 }
 
-/// Samples the tracking projector's lag gauge every 100 ms until told to stop: (when, ms).
+/// Samples the tracking projector's lag gauge every 100 ms until told to stop: (when, ms), the
+/// highest over the processes when several project tracking.
 async fn sample_lag(
-    render: waybill_query_api::MetricsRender,
+    metrics: MetricsSource,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<(DateTime<Utc>, f64)>> {
     let mut samples = Vec::new();
     while !*stop.borrow() {
-        let text = render();
-        if let Some(seconds) = text.lines().find_map(|line| {
-            let rest = line.strip_prefix("waybill_projector_lag_seconds{")?;
-            rest.contains("view=\"tracking\"")
-                .then(|| rest.rsplit(' ').next()?.parse::<f64>().ok())
-                .flatten()
-        }) {
+        let text = metrics.text().await;
+        if let Some(seconds) = text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("waybill_projector_lag_seconds{")?;
+                rest.contains("view=\"tracking\"")
+                    .then(|| rest.rsplit(' ').next()?.parse::<f64>().ok())
+                    .flatten()
+            })
+            .reduce(f64::max)
+        {
             samples.push((Utc::now(), seconds.max(0.0) * 1_000.0));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -510,26 +662,41 @@ async fn sample_lag(
     Ok(samples)
 }
 
+/// What a run's measurement covers: its orders, the time it started (by the database's clock)
+/// and the CPU snapshots around it.
+struct Window<'a> {
+    orders: &'a RunOrders,
+    since: DateTime<Utc>,
+    cpu: (&'a cpu::Snapshot, &'a cpu::Snapshot),
+}
+
 async fn measure(
     pool: &PgPool,
+    window: &Window<'_>,
     accepted: u64,
     lag_samples: &[(DateTime<Utc>, f64)],
     fulfillment: FulfillmentStats,
-    cpu: (&cpu::Snapshot, &cpu::Snapshot),
 ) -> anyhow::Result<LifecycleRun> {
+    // Every event appended since the run began (on a shared database, others' too).
     let (events, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-        sqlx::query_as("SELECT count(*), min(recorded_at), max(recorded_at) FROM events")
-            .fetch_one(pool)
-            .await?;
+        sqlx::query_as(
+            "SELECT count(*), min(recorded_at), max(recorded_at) FROM events WHERE recorded_at >= $1",
+        )
+        .bind(window.since)
+        .fetch_one(pool)
+        .await?;
     let columns: Vec<String> = STAGES
         .iter()
         .map(|(_, event)| format!("min(recorded_at) FILTER (WHERE event_type = '{event}')"))
         .collect();
     let sql = format!(
-        "SELECT ARRAY[{}] FROM events WHERE stream_id LIKE 'order-%' GROUP BY stream_id",
+        "SELECT ARRAY[{}] FROM events WHERE stream_id = ANY($1) GROUP BY stream_id",
         columns.join(", ")
     );
-    let rows: Vec<(Vec<Option<DateTime<Utc>>>,)> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    let rows: Vec<(Vec<Option<DateTime<Utc>>>,)> = sqlx::query_as(&sql)
+        .bind(&window.orders.streams())
+        .fetch_all(pool)
+        .await?;
     let mut latency = Histogram::<u64>::new(3).context("histogram")?;
     let mut gaps: Vec<Histogram<u64>> = (1..STAGES.len())
         .map(|_| Histogram::<u64>::new(3))
@@ -590,7 +757,7 @@ async fn measure(
             })
             .collect(),
         fulfillment,
-        cpu: cpu.1.since(cpu.0, "lifecycle", closed),
+        cpu: window.cpu.1.since(window.cpu.0, "lifecycle", closed),
         timeline: timeline(first_placed, &placed_at, &closed_at, lag_samples),
         returns: lifecycle_returns::ReturnsRun::none(),
     })

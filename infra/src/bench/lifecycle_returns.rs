@@ -6,6 +6,7 @@
 //! return is complete at its `PaymentRefunded`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use super::lifecycle::RunOrders;
 use super::report::Percentiles;
 use crate::client::ApiClient;
 
@@ -77,6 +79,7 @@ pub async fn act_as_returning_customers(
     client: ApiClient,
     sandbox: String,
     share: f64,
+    orders: Arc<RunOrders>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
     let mut seen: HashSet<String> = HashSet::new();
@@ -85,8 +88,9 @@ pub async fn act_as_returning_customers(
         let rows: Vec<(String, Value)> = sqlx::query_as(
             "SELECT c.stream_id, p.payload FROM events c \
              JOIN events p ON p.stream_id = c.stream_id AND p.event_type = 'OrderPlaced' \
-             WHERE c.event_type = 'OrderClosed'",
+             WHERE c.event_type = 'OrderClosed' AND c.stream_id = ANY($1)",
         )
+        .bind(&orders.streams())
         .fetch_all(&pool)
         .await?;
         let mut fresh: Vec<Candidate> = Vec::new();
@@ -159,12 +163,14 @@ async fn send_back(client: &ApiClient, sandbox: &str, c: Candidate) -> bool {
     true
 }
 
-/// Returns refunded so far (for the driver's completion check).
-pub async fn refunded(pool: &PgPool) -> anyhow::Result<u64> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'PaymentRefunded'")
-            .fetch_one(pool)
-            .await?;
+/// Returns of the run's orders refunded so far (for the driver's completion check).
+pub async fn refunded(pool: &PgPool, orders: &RunOrders) -> anyhow::Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'PaymentRefunded' AND stream_id = ANY($1)",
+    )
+    .bind(&orders.streams())
+    .fetch_one(pool)
+    .await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -172,13 +178,20 @@ pub async fn refunded(pool: &PgPool) -> anyhow::Result<u64> {
 type ReturnTimes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// Reads the returns of a finished run from the event store.
-pub async fn measure(pool: &PgPool, expected: u64, opened: u64) -> anyhow::Result<ReturnsRun> {
+pub async fn measure(
+    pool: &PgPool,
+    orders: &RunOrders,
+    expected: u64,
+    opened: u64,
+) -> anyhow::Result<ReturnsRun> {
     let rows: Vec<ReturnTimes> = sqlx::query_as(
         "SELECT min(recorded_at) FILTER (WHERE event_type = 'ReturnRequested'), \
                 min(recorded_at) FILTER (WHERE event_type = 'PaymentRefunded') \
          FROM events WHERE event_type IN ('ReturnRequested', 'PaymentRefunded') \
+           AND stream_id = ANY($1) \
          GROUP BY stream_id",
     )
+    .bind(&orders.streams())
     .fetch_all(pool)
     .await?;
     let mut latency = Histogram::<u64>::new(3)?;

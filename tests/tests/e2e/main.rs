@@ -4,6 +4,7 @@
 
 mod access_control;
 mod bad_input;
+mod bench_external;
 mod cancel;
 mod cancellation;
 mod chaos;
