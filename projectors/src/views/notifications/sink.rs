@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use maud::{html, DOCTYPE};
 use uuid::Uuid;
@@ -21,6 +22,9 @@ use super::render::{Medium, Notification, NotificationKind};
 
 /// Newest messages listed in `index.html`; older ones stay in the directory.
 const INDEX_LIMIT: usize = 500;
+
+/// `index.html` is written again at most this often (see [`FileSink`]).
+pub const INDEX_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -56,25 +60,33 @@ pub trait NotificationSink: Send + Sync + 'static {
 }
 
 /// Development sink: `<dir>/<occurred_at>-<order_id>-<kind>-<event_id>.<medium>.txt` per
-/// message (To, Subject, body) and `<dir>/index.html`. Files are written to a temporary name
-/// and renamed, so a reader never sees half a message and a redelivered event replaces its own
-/// file instead of adding one.
+/// message (To, Subject, body) and `<dir>/index.html`. A new message's file is created and
+/// written in place (one file creation per file: creating a temporary file and renaming it as
+/// well cost about as much as the rest of the view). A redelivered event replaces its own file
+/// through a temporary file and a rename instead of adding one; a crash in the middle of a
+/// first write can leave a cut file, which that redelivery then replaces whole (the ledger
+/// records a message as sent only once its files are written).
 ///
-/// The index lists the newest [`INDEX_LIMIT`] messages. The sink reads the directory once, on
-/// its first delivery, and then keeps the listing itself, so a delivery costs the same however
-/// many messages the directory holds. (A second process writing the same directory is only
-/// seen after a restart.)
+/// The index lists the newest [`INDEX_LIMIT`] messages and is written again at most every
+/// [`INDEX_INTERVAL`]: a burst of messages costs one index, not one per message, and a message
+/// is listed at most that long after its file was written. The sink reads the directory once,
+/// on its first delivery, and then keeps the listing itself, so a delivery costs the same
+/// however many messages the directory holds. (A second process writing the same directory is
+/// only seen after a restart.)
 #[derive(Debug, Clone)]
 pub struct FileSink {
     dir: PathBuf,
     listing: Arc<Mutex<Option<Listing>>>,
 }
 
-/// What the index shows: the newest file names, and how many message files there are.
+/// What the index shows: the newest file names, and how many message files there are; and
+/// when the index was last written, and whether a write of it is scheduled.
 #[derive(Debug, Default)]
 struct Listing {
     newest: BTreeSet<String>,
     total: usize,
+    written_at: Option<Instant>,
+    scheduled: bool,
 }
 
 impl Listing {
@@ -121,32 +133,72 @@ impl FileSink {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let mut guard = self
-            .listing
-            .lock()
-            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))?;
+        let mut guard = self.lock()?;
         let listing = match guard.as_mut() {
             Some(listing) => listing,
             None => guard.insert(self.read_listing()?),
         };
         for message in messages {
             let name = Self::file_name(message);
-            let path = self.dir.join(&name);
-            let existed = path.exists();
-            write_replacing(&path, file_text(message).as_bytes())?;
+            let created = write_file(&self.dir.join(&name), file_text(message).as_bytes())?;
             if message.medium == Medium::Email {
-                write_replacing(
+                write_file(
                     &self.dir.join(html_twin(&name)),
                     email_html(message).as_bytes(),
                 )?;
             }
-            if !existed {
+            if created {
                 listing.total += 1;
             }
             listing.add(name);
         }
-        let html = index_html(listing);
-        write_replacing(&self.dir.join("index.html"), html.as_bytes())
+        let now = Instant::now();
+        let wait = listing
+            .written_at
+            .map_or(Duration::ZERO, |at| INDEX_INTERVAL.saturating_sub(now - at));
+        if listing.scheduled {
+            return Ok(());
+        }
+        // Outside a runtime (nothing could write it later) the index is written at once.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !wait.is_zero() => {
+                listing.scheduled = true;
+                let sink = self.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let written = tokio::task::spawn_blocking(move || sink.flush_index()).await;
+                    match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => tracing::warn!(%error, "notification index not written"),
+                        Err(error) => tracing::warn!(%error, "notification index task failed"),
+                    }
+                });
+                Ok(())
+            }
+            _ => self.write_index(listing),
+        }
+    }
+
+    /// Writes the index now if a write of it is scheduled (what the scheduled write does; a
+    /// caller that must see every message listed at once calls it too).
+    pub fn flush_index(&self) -> Result<(), SinkError> {
+        let mut guard = self.lock()?;
+        match guard.as_mut() {
+            Some(listing) if listing.scheduled => self.write_index(listing),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_index(&self, listing: &mut Listing) -> Result<(), SinkError> {
+        listing.scheduled = false;
+        listing.written_at = Some(Instant::now());
+        write_replacing(&self.dir.join("index.html"), index_html(listing).as_bytes())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Listing>>, SinkError> {
+        self.listing
+            .lock()
+            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))
     }
 
     /// Deletes the message files of `orders` (and their HTML twins) and writes the index again.
@@ -155,10 +207,7 @@ impl FileSink {
             path: self.dir.clone(),
             source,
         };
-        let mut guard = self
-            .listing
-            .lock()
-            .map_err(|_| SinkError::Task("file sink listing poisoned".to_owned()))?;
+        let mut guard = self.lock()?;
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -176,7 +225,7 @@ impl FileSink {
             }
         }
         let listing = guard.insert(self.read_listing()?);
-        write_replacing(&self.dir.join("index.html"), index_html(listing).as_bytes())
+        self.write_index(listing)
     }
 
     /// The message files already in the directory.
@@ -230,6 +279,26 @@ fn file_text(message: &Notification) -> String {
         message.body.trim_end()
     ));
     text
+}
+
+/// Writes `bytes` to `path`: in place when there is no such file yet (answers true), else
+/// through [`write_replacing`] (false).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<bool, SinkError> {
+    let io = |source| SinkError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut file) => file.write_all(bytes).map(|()| true).map_err(io),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            write_replacing(path, bytes).map(|()| false)
+        }
+        Err(error) => Err(io(error)),
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
@@ -478,6 +547,7 @@ mod tests {
         sink.deliver(vec![new.clone()]).await.expect("deliver");
         std::fs::write(dir.join("notes.txt"), "not a message").expect("stray file");
         sink.deliver(vec![old.clone()]).await.expect("redeliver");
+        sink.flush_index().expect("index");
 
         let index = std::fs::read_to_string(dir.join("index.html")).expect("index");
         let new_at = index.find(&FileSink::file_name(&new)).expect("new listed");
@@ -486,6 +556,46 @@ mod tests {
         assert!(index.contains(">Order cancelled</a>"));
         assert!(!index.contains("notes.txt"));
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_messages_rewrites_the_index_once_and_lists_every_message_soon_after() {
+        let dir = scratch_dir();
+        let sink = FileSink::new(&dir);
+        let first = message(1, NotificationKind::OrderReceived, Medium::Email);
+        let started = Instant::now();
+        sink.deliver(vec![first.clone()]).await.expect("deliver");
+        let index = || std::fs::read_to_string(dir.join("index.html")).expect("index");
+        assert!(
+            index().contains(&FileSink::file_name(&first)),
+            "the first message is listed at once"
+        );
+
+        let burst: Vec<Notification> = (2..12)
+            .map(|n| message(n, NotificationKind::OrderConfirmed, Medium::Sms))
+            .collect();
+        for m in &burst {
+            sink.deliver(vec![m.clone()]).await.expect("deliver");
+            assert!(
+                dir.join(FileSink::file_name(m)).exists(),
+                "its file at once"
+            );
+        }
+        // Within the interval the index was not written again for each message.
+        let listed_now = index().matches("<tr><td>").count();
+        if started.elapsed() < INDEX_INTERVAL / 2 {
+            assert_eq!(listed_now, 1, "the burst waits for the scheduled write");
+        }
+        // The scheduled write lists them all.
+        let deadline = Instant::now() + INDEX_INTERVAL + Duration::from_secs(5);
+        while index().matches("<tr><td>").count() < 11 {
+            assert!(Instant::now() < deadline, "never listed: {}", index());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for m in &burst {
+            assert!(index().contains(&FileSink::file_name(m)));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
