@@ -41,7 +41,9 @@ if [ -z "${WAYBILL_BIN:-}" ]; then
   export WAYBILL_BIN=$root/target/release/waybill
 fi
 bin=$WAYBILL_BIN
-build=$(case "$bin" in */release/*) echo release ;; *) echo debug ;; esac)
+# The build the binary came from, for the report: a path under target/debug is a debug build;
+# say WAYBILL_BUILD=debug for a debug binary copied elsewhere.
+build=${WAYBILL_BUILD:-$(case "$bin" in */debug/*) echo debug ;; *) echo release ;; esac)}
 
 infra/scripts/ensure-services.sh >&2
 infra/scripts/ensure-databases.sh >&2

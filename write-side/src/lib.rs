@@ -19,6 +19,7 @@ pub mod domain;
 pub mod event_store;
 pub mod fulfillment;
 pub mod idempotency;
+pub mod idle_backoff;
 pub mod inventory;
 pub mod jwks;
 pub mod migrations;

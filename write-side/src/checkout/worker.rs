@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::{flows, run_pass, CheckoutServices};
+use crate::idle_backoff::IdleBackoff;
 
 /// How often risk signals older than a few velocity windows are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -15,7 +16,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How the loop paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Wait between polls when nothing was due.
+    /// Wait after a pass that did not fill its batch; empty polls wait longer, up to
+    /// [`crate::idle_backoff::IDLE_CEILING`].
     pub poll_interval: Duration,
     /// How often expired reservations are swept directly in the inventory.
     pub sweep_interval: Duration,
@@ -72,7 +74,7 @@ async fn run_loop(
     let mut last_sweep = Instant::now();
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
     let mut last_purge = Instant::now();
-    let mut idle_polls: u32 = 0;
+    let mut pace = IdleBackoff::new(config.poll_interval);
     loop {
         let started = Instant::now();
         let claimed = match run_pass(&services, Utc::now()).await {
@@ -111,15 +113,10 @@ async fn run_loop(
                 metrics::gauge!("waybill_checkout_flows_due").set(due as f64);
             }
         }
-        // Idle polls back off (×2 per empty claim, up to 4 × the interval) so idle loops do
-        // not keep Postgres busy; any claimed work resets the pace.
-        idle_polls = if claimed == 0 {
-            (idle_polls + 1).min(3)
-        } else {
-            0
-        };
+        // Idle polls back off (see idle_backoff) so idle loops do not keep Postgres busy; a
+        // full batch polls again at once.
+        let pause = pace.after_poll(claimed);
         if (claimed as i64) < services.batch {
-            let pause = config.poll_interval * (1 << idle_polls.saturating_sub(1)).min(4);
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(pause) => {}

@@ -37,6 +37,7 @@ use crate::domain::fulfillment::{Fulfillment, FulfillmentCommand, Label};
 use crate::domain::returns::{ReturnCommand, ReturnLabel, ReturnsPolicy};
 use crate::domain::Order;
 use crate::event_store::EventStore;
+use crate::idle_backoff::IdleBackoff;
 use crate::inventory::{self, zones, Inventory, Location, LocationId, LocationKind, ShipTo};
 
 use super::append::{self, Stored};
@@ -74,7 +75,8 @@ pub struct FulfillmentServices {
     pub batch: i64,
     /// External calls (or, per step, orders) in flight at once within a pass.
     pub concurrency: usize,
-    /// How long to sleep when nothing is due.
+    /// How long to sleep after the first empty pass; later ones sleep longer, up to
+    /// [`crate::idle_backoff::IDLE_CEILING`].
     pub idle_poll: Duration,
     pub commit: CommitMode,
 }
@@ -82,18 +84,20 @@ pub struct FulfillmentServices {
 /// Runs passes until `stop` resolves.
 pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
+    let mut pace = IdleBackoff::new(services.idle_poll);
     loop {
-        let busy = match run_pass(&services).await {
-            Ok(n) => n > 0,
+        let found = match run_pass(&services).await {
+            Ok(n) => n,
             Err(error) => {
                 tracing::warn!(%error, "fulfillment pass failed; retrying");
-                false
+                0
             }
         };
-        if !busy {
+        let pause = pace.after_poll(found);
+        if found == 0 {
             tokio::select! {
                 () = &mut stop => return,
-                () = tokio::time::sleep(services.idle_poll) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         } else if futures::FutureExt::now_or_never(&mut stop).is_some() {
             return;

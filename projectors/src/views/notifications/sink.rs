@@ -180,12 +180,17 @@ impl FileSink {
     }
 
     /// Writes the index now if a write of it is scheduled (what the scheduled write does; a
-    /// caller that must see every message listed at once calls it too).
+    /// caller that must see every message listed at once calls it too). A directory removed in
+    /// the meantime (a finished bench's) is left removed: the next message creates it again.
     pub fn flush_index(&self) -> Result<(), SinkError> {
         let mut guard = self.lock()?;
         match guard.as_mut() {
-            Some(listing) if listing.scheduled => self.write_index(listing),
-            _ => Ok(()),
+            Some(listing) if listing.scheduled && self.dir.is_dir() => self.write_index(listing),
+            Some(listing) => {
+                listing.scheduled = false;
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
