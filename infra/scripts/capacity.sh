@@ -8,7 +8,8 @@
 # 1. single node: `bench place` (ORDERS) and `bench lifecycle --runs rounds` (LIFECYCLES, 20 %
 #    returned) with the services in the bench process on the machine's Postgres, NATS, Redis and
 #    ClickHouse, CPU split by thread;
-# 2. cluster stack (infra/scripts/cluster.sh): its Waybill processes are restarted so delivered
+# 2. cluster stack (infra/scripts/cluster.sh; stopped while the single-node benches run, since
+#    their server rows count every postgres and nats-server process): started so delivered
 #    orders close at once and confirmed ones route at once, as the single-node lifecycle runs
 #    (WAYBILL_AUTO_CLOSE_DAYS=0, WAYBILL_FULFILLMENT_HOLD_SECS=0); then `bench place --external`
 #    and `bench lifecycle --external` through the command APIs' balancer, while every process
@@ -49,15 +50,21 @@ infra/scripts/ensure-services.sh >&2
 infra/scripts/ensure-databases.sh >&2
 infra/scripts/ensure-clickhouse.sh >&2
 
+dir=${WAYBILL_CLUSTER_DIR:-$root/.waybill/cluster}
+# The single-node benches count every postgres and nats-server process of the machine: a
+# cluster stack left running (even idle) would be counted in them. Stop it first.
+if [ -d "$dir" ]; then
+  say "stopping the cluster stack while the single-node benches run"
+  WAYBILL_CLUSTER_DIR=$dir infra/scripts/cluster.sh stop >&2
+fi
+
 say "[1/4] single node: bench place, $orders orders, $clients clients ($build build)"
 "$bin" bench place --orders "$orders" --clients "$clients" --no-baseline --out "$out/capacity-single.json" >&2
 say "[2/4] single node: bench lifecycle, $lifecycles orders, $clients clients"
 "$bin" bench lifecycle --orders "$lifecycles" --clients "$clients" --runs rounds --no-baseline \
   --out "$out/capacity-lifecycle-single.json" >&2
 
-say "cluster stack: (re)starting its Waybill processes with auto-close and the fulfillment hold at 0"
-dir=${WAYBILL_CLUSTER_DIR:-$root/.waybill/cluster}
-WAYBILL_CLUSTER_DIR=$dir infra/scripts/cluster.sh stop-roles >&2
+say "cluster stack: starting it with auto-close and the fulfillment hold at 0"
 settings=$(WAYBILL_CLUSTER_DIR=$dir WAYBILL_AUTO_CLOSE_DAYS=0 WAYBILL_FULFILLMENT_HOLD_SECS=0 \
   infra/scripts/cluster.sh start --no-demo)
 setting() { sed -n "s/^$1=//p" <<<"$settings"; }

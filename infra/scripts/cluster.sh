@@ -173,13 +173,16 @@ start_engines() {
   "$scripts/ensure-nats-cluster.sh" start "$dir/nats" "$base" >/dev/null
   redis_url=$("$scripts/ensure-redis-cluster.sh" start "$dir/redis" "$redis_base" | sed -n 's/^REDIS_URL=//p')
   [ -n "$redis_url" ] || die "ensure-redis-cluster.sh printed no REDIS_URL"
-  local line
+  local line clickhouse
+  clickhouse=$("$scripts/ensure-clickhouse-cluster.sh" start "$dir/clickhouse" "$clickhouse_base") ||
+    die "the ClickHouse cluster did not start (logs under $dir/clickhouse)"
   while IFS= read -r line; do
     case $line in
       WAYBILL_CLICKHOUSE_URL=* | WAYBILL_CLICKHOUSE_CLUSTER=* | WAYBILL_CLICKHOUSE_USER=* | WAYBILL_CLICKHOUSE_PASSWORD=*)
         export "${line?}" ;;
     esac
-  done < <("$scripts/ensure-clickhouse-cluster.sh" start "$dir/clickhouse" "$clickhouse_base")
+  done <<<"$clickhouse"
+  [ -n "${WAYBILL_CLICKHOUSE_URL:-}" ] || die "ensure-clickhouse-cluster.sh printed no WAYBILL_CLICKHOUSE_URL"
   start_osmem
 }
 

@@ -185,18 +185,27 @@ start_replica() {
   # Ports and paths are in config.d, not on the command line: the cluster definition decides
   # which replica is this server by the tcp_port of the configuration file. A server killed a
   # moment ago may still be exiting, and the new one then refuses to start ("pid file exists"):
-  # launch again until one answers.
-  local deadline=$((SECONDS + 60))
+  # launch again until one answers. A server that runs but has not answered 30 s after its
+  # launch is wedged (seen here with 18.16 after a stop and start: alive, threads parked on
+  # futexes, no listener, nothing logged): it is killed and launched again.
+  local deadline=$((SECONDS + 120)) launched=$SECONDS
   until ch_answers "$http"; do
     if ! running "$home/ch.pid"; then
-      ((SECONDS < deadline)) || { tail -n 30 "$home/log/err.log" "$home/log/stderr.log" >&2 || true; die "replica r$n did not start within 60s (logs: $home/log/)"; }
+      ((SECONDS < deadline)) || { tail -n 30 "$home/log/err.log" "$home/log/stderr.log" >&2 || true; die "replica r$n did not start within 120s (logs: $home/log/)"; }
       rm -f "$home/ch.pid"
       clickhouse-server --config-file="$home/config.xml" --daemon --pid-file="$home/ch.pid" \
         2>>"$home/log/stderr.log" || true
+      launched=$SECONDS
       sleep 1
       continue
     fi
-    ((SECONDS < deadline)) || { tail -n 30 "$home/log/err.log" >&2 || true; die "replica r$n did not answer within 60s (logs: $home/log/)"; }
+    ((SECONDS < deadline)) || { tail -n 30 "$home/log/err.log" >&2 || true; die "replica r$n did not answer within 120s (logs: $home/log/)"; }
+    if ((SECONDS - launched >= 30)); then
+      say "replica r$n (pid $(cat "$home/ch.pid")) runs but has not answered for 30 s: killing it and launching it again"
+      kill -9 "$(cat "$home/ch.pid")" 2>/dev/null || true
+      sleep 1
+      continue
+    fi
     sleep 0.2
   done
   say "replica r$n is up (http $http, https $((base + 4 * n + 1)))"

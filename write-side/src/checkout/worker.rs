@@ -74,7 +74,8 @@ async fn run_loop(
     let mut last_sweep = Instant::now();
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
     let mut last_purge = Instant::now();
-    let mut pace = IdleBackoff::new(config.poll_interval);
+    // The working pace doubles up to 4 × the interval; idle loops slow down further.
+    let mut pace = IdleBackoff::new(config.poll_interval, config.poll_interval * 4);
     loop {
         let started = Instant::now();
         let claimed = match run_pass(&services, Utc::now()).await {
@@ -115,7 +116,7 @@ async fn run_loop(
         }
         // Idle polls back off (see idle_backoff) so idle loops do not keep Postgres busy; a
         // full batch polls again at once.
-        let pause = pace.after_poll(claimed);
+        let pause = pace.after_poll(claimed, Instant::now());
         if (claimed as i64) < services.batch {
             tokio::select! {
                 _ = &mut shutdown => return,

@@ -84,7 +84,8 @@ pub struct FulfillmentServices {
 /// Runs passes until `stop` resolves.
 pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
-    let mut pace = IdleBackoff::new(services.idle_poll);
+    // A fixed working pace; idle loops slow down.
+    let mut pace = IdleBackoff::new(services.idle_poll, services.idle_poll);
     loop {
         let found = match run_pass(&services).await {
             Ok(n) => n,
@@ -93,7 +94,7 @@ pub async fn run_worker(services: FulfillmentServices, stop: impl Future<Output 
                 0
             }
         };
-        let pause = pace.after_poll(found);
+        let pause = pace.after_poll(found, std::time::Instant::now());
         if found == 0 {
             tokio::select! {
                 () = &mut stop => return,
