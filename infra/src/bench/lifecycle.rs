@@ -514,7 +514,7 @@ async fn drive(
         let closed: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE event_type = 'OrderClosed' AND stream_id = ANY($1)",
         )
-        .bind(&orders.streams())
+        .bind(orders.streams())
         .fetch_one(pool)
         .await?;
         let refunded = lifecycle_returns::refunded(pool, &orders).await?;
@@ -694,7 +694,7 @@ async fn measure(
         columns.join(", ")
     );
     let rows: Vec<(Vec<Option<DateTime<Utc>>>,)> = sqlx::query_as(&sql)
-        .bind(&window.orders.streams())
+        .bind(window.orders.streams())
         .fetch_all(pool)
         .await?;
     let mut latency = Histogram::<u64>::new(3).context("histogram")?;

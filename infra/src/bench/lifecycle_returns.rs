@@ -90,7 +90,7 @@ pub async fn act_as_returning_customers(
              JOIN events p ON p.stream_id = c.stream_id AND p.event_type = 'OrderPlaced' \
              WHERE c.event_type = 'OrderClosed' AND c.stream_id = ANY($1)",
         )
-        .bind(&orders.streams())
+        .bind(orders.streams())
         .fetch_all(&pool)
         .await?;
         let mut fresh: Vec<Candidate> = Vec::new();
@@ -168,7 +168,7 @@ pub async fn refunded(pool: &PgPool, orders: &RunOrders) -> anyhow::Result<u64> 
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE event_type = 'PaymentRefunded' AND stream_id = ANY($1)",
     )
-    .bind(&orders.streams())
+    .bind(orders.streams())
     .fetch_one(pool)
     .await?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -191,7 +191,7 @@ pub async fn measure(
            AND stream_id = ANY($1) \
          GROUP BY stream_id",
     )
-    .bind(&orders.streams())
+    .bind(orders.streams())
     .fetch_all(pool)
     .await?;
     let mut latency = Histogram::<u64>::new(3)?;
