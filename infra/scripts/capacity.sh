@@ -195,8 +195,8 @@ report = {
     "note": "shared 2-core machine; CPU per unit is the figure to compare, throughput follows the other load",
     "place": {
         "orders": orders,
-        "single_node": {"orders_per_sec": single.get("throughput_per_sec"), "cpu": single["cpu"]},
-        "cluster": {"orders_per_sec": cluster.get("throughput_per_sec"), **place, "capacity": capacity},
+        "single_node": {"orders_per_sec": single.get("orders_per_sec"), "cpu": single["cpu"]},
+        "cluster": {"orders_per_sec": cluster.get("orders_per_sec"), **place, "capacity": capacity},
         "placement_ms_per_order": placement,
         "cluster_over_single": ratio(placement["cluster_placement_roles"], placement["single_node_services"]),
     },
