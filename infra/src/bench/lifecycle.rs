@@ -17,6 +17,10 @@
 //! every return was refunded. Throughput and latency are read
 //! from the event store afterwards; tracking lag is the projector's
 //! `waybill_projector_lag_seconds{view="tracking"}` gauge, sampled every 100 ms during the run.
+//!
+//! `--external` runs one lifecycle run on services already running (the cluster stack, from
+//! `infra/scripts/capacity.sh`) instead: see [`external_lifecycle`]. Every count and time of a
+//! run, in either mode, is of the orders the run placed ([`RunOrders`]).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
