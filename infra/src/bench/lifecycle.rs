@@ -166,15 +166,6 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
     let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
     let render = crate::metrics::install()?;
     let bodies = order_bodies(&run, args.orders)?;
-    let checkout_args = BenchCheckoutArgs {
-        orders: args.orders,
-        clients: args.clients,
-        out: args.out.clone(),
-        deadline_secs: args.deadline_secs,
-        no_baseline: true,
-        keep: args.keep,
-    };
-
     if args.external {
         eprintln!(
             "bench lifecycle --external: placement → delivery → close on the running services, {} orders, {} clients",
@@ -184,6 +175,15 @@ pub async fn lifecycle(settings: &Settings, args: &BenchLifecycleArgs) -> anyhow
         outcome.fulfillment_commit = "as deployed".to_owned();
         return finish(args, None, vec![outcome]);
     }
+
+    let checkout_args = BenchCheckoutArgs {
+        orders: args.orders,
+        clients: args.clients,
+        out: args.out.clone(),
+        deadline_secs: args.deadline_secs,
+        no_baseline: true,
+        keep: args.keep,
+    };
 
     let baseline = if args.no_baseline {
         None
