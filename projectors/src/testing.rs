@@ -354,7 +354,7 @@ pub async fn seed(pool: &PgPool, events: &[EventEnvelope]) {
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, \
              occurred_at, recorded_at, correlation_id, causation_id, traceparent, actor_kind, \
              actor_id, channel, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)",
         )
         .bind(&e.stream_id)
         .bind(e.stream_version)
@@ -374,7 +374,7 @@ pub async fn seed(pool: &PgPool, events: &[EventEnvelope]) {
         })
         .bind(&e.actor.id)
         .bind(e.channel.map(|c| c.as_str()))
-        .bind(&e.payload)
+        .bind(e.payload.as_str())
         .execute(pool)
         .await
         .expect("insert event");

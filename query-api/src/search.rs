@@ -144,10 +144,10 @@ impl InternalTimelineEntry {
                 waybill_projectors::views::search::fields::enum_word(&event.actor.kind),
                 event.actor.id
             ),
-            payload: event
-                .decode()
-                .map(|e| e.to_payload())
-                .unwrap_or_else(|_| event.payload.clone()),
+            payload: match event.decode() {
+                Ok(decoded) => decoded.to_payload().to_value(),
+                Err(_) => event.payload.to_value(),
+            },
         }
     }
 }

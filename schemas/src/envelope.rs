@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::events::{DecodeError, OrderEvent};
+use crate::payload::Payload;
 use crate::values::Channel;
 
 /// Who caused an event.
@@ -60,13 +61,16 @@ pub struct EventEnvelope {
     pub traceparent: Option<String>,
     pub actor: Actor,
     pub channel: Option<Channel>,
-    pub payload: serde_json::Value,
+    // The payload as JSON text, read straight into the typed event by `decode` (a plain comment:
+    // the published schema of the envelope is unchanged, the payload is any JSON).
+    #[schemars(with = "serde_json::Value")]
+    pub payload: Payload,
 }
 
 impl EventEnvelope {
     /// The typed event, with old payload versions upcast to the current one.
     pub fn decode(&self) -> Result<OrderEvent, DecodeError> {
-        OrderEvent::decode_ref(&self.event_type, self.schema_version, &self.payload)
+        OrderEvent::decode_payload(&self.event_type, self.schema_version, &self.payload)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod fees;
 pub mod json_body;
 pub mod jwt;
 pub mod notifications;
+pub mod payload;
 pub mod problem;
 pub mod subject;
 pub mod upcast;
@@ -23,6 +24,7 @@ pub mod views;
 
 pub use envelope::{Actor, EventEnvelope, NewEvent};
 pub use events::{OrderEvent, OrderEventKind};
+pub use payload::Payload;
 pub use problem::ProblemType;
 pub use values::{
     Channel, Currency, Email, IdempotencyKey, Money, OrderId, Quantity, Sku, ValueError,

@@ -368,7 +368,7 @@ impl TestEnv {
             .expect("read payloads of an order")
             .into_iter()
             .filter(|e| e.event_type == event_type)
-            .map(|e| e.payload)
+            .map(|e| e.payload.to_value())
             .collect()
     }
 

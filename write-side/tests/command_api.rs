@@ -82,7 +82,7 @@ async fn an_order_without_taxes_or_shipping_price_is_enriched_and_the_event_carr
         .read_stream(&stream, 1, None)
         .await
         .expect("read the order");
-    let payload = &events[0].payload;
+    let payload = &events[0].payload.to_value();
     assert_eq!(
         payload["discounts"],
         json!([{"code": "WELCOME5", "amount": {"minor": 500, "currency": "USD"}},

@@ -2,8 +2,8 @@
 //! scratch database with N events (every one carrying a real `OrderPlaced` payload, the largest
 //! event, five versions per order), then reads the log to the end through
 //! `EventStore::log_pages` (keyset pages on the `events_log_order` index, fetched ahead and
-//! decoded into envelopes on several cores, as a rebuild gets them) on the services runtime, and
-//! reports events/s and CPU per event per process. Three baselines in the same run: the same
+//! decoded into envelopes on several cores, as a rebuild gets them) on the services runtime,
+//! decodes each into its typed event (what a view folds), and reports events/s and CPU per event per process. Three baselines in the same run: the same
 //! pages read one at a time with `EventStore::read_all_page` (fetch, decode, then the next: how
 //! rebuilds read before), one streaming `SELECT *` of the table (what Postgres and the driver
 //! deliver without paging or decoding), and a few pages of the statement `read_all_page` ran
@@ -197,6 +197,7 @@ async fn read_all(
     let mut log = events.log_pages(None, page, READ_AHEAD, None);
     while let Some(batch) = log.next().await {
         let batch = batch.context("reading a page of the log")?;
+        decode_all(&batch)?;
         read += batch.len() as u64;
         pages += 1;
         progress.update(read);
@@ -204,6 +205,17 @@ async fn read_all(
     let elapsed = started.elapsed();
     progress.finish(read);
     Ok((read, pages, elapsed))
+}
+
+/// Decodes every envelope of a page into its typed event, as each view of a rebuild does before
+/// folding it: the read is measured up to what a view consumes.
+fn decode_all(batch: &[waybill_schemas::EventEnvelope]) -> anyhow::Result<()> {
+    for envelope in batch {
+        envelope
+            .decode()
+            .with_context(|| format!("{} v{}", envelope.stream_id, envelope.stream_version))?;
+    }
+    Ok(())
 }
 
 /// The baseline: [`read_all`]'s pages read one at a time, each fetched and decoded before the
@@ -222,6 +234,7 @@ async fn read_one_at_a_time(
             .read_all_page(cursor.take(), page)
             .await
             .context("reading a page of the log")?;
+        decode_all(&batch)?;
         read += batch.len() as u64;
         pages += 1;
         progress.update(read);
@@ -348,7 +361,7 @@ fn placed_payloads() -> anyhow::Result<Vec<serde_json::Value>> {
                 .map_err(|e| anyhow::anyhow!("placement refused the factory's order: {e:?}"))?;
             events
                 .first()
-                .map(|e| e.to_payload())
+                .map(|e| e.to_payload().to_value())
                 .context("placement decided no event")
         })
         .collect()

@@ -227,7 +227,7 @@ async fn first_payload(
     Ok(events
         .into_iter()
         .find(|e| e.event_type == event_type)
-        .map(|e| e.payload))
+        .map(|e| e.payload.to_value()))
 }
 
 pub(super) async fn wait_view(

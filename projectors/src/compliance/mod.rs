@@ -380,7 +380,8 @@ where
     let poisoned = OrderId::new_v7();
     let healthy = OrderId::new_v7();
     let mut bad = placed_event(poisoned, 1);
-    bad.payload = serde_json::json!({"order_id": poisoned.to_string(), "lines": "not a list"});
+    bad.payload =
+        serde_json::json!({"order_id": poisoned.to_string(), "lines": "not a list"}).into();
     let good = lifecycle(healthy, 1);
     seed(h.events.pool(), &good).await;
 

@@ -76,6 +76,7 @@ pub use settlement::{
 
 pub use store_credit::StoreCreditIssued;
 
+use crate::payload::Payload;
 use crate::upcast;
 
 /// Declares [`OrderEvent`] and [`OrderEventKind`] from one list of `Name = current version`, so
@@ -222,30 +223,33 @@ impl OrderEvent {
         self.kind().current_version()
     }
 
-    /// The payload JSON as stored (current version).
-    pub fn to_payload(&self) -> serde_json::Value {
-        // Serializing these plain structs cannot fail.
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    /// The payload as stored (current version), serialized once.
+    pub fn to_payload(&self) -> Payload {
+        Payload::serialize(self)
     }
 
-    /// Like [`OrderEvent::decode`] for a borrowed payload: one already at the current version is
-    /// read in place, without copying its tree first; older ones are copied and upcast.
-    pub fn decode_ref(
+    /// Decodes a stored payload of any known version into the current event type: one at the
+    /// current version is read straight from its text; older ones go through a JSON tree and
+    /// the upcasters.
+    pub fn decode_payload(
         event_type: &str,
         schema_version: i32,
-        payload: &serde_json::Value,
+        payload: &Payload,
     ) -> Result<Self, DecodeError> {
         let kind = OrderEventKind::from_name(event_type)
             .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
         let version = kind.current_version();
         if schema_version != version {
-            return Self::decode(event_type, schema_version, payload.clone());
+            return Self::decode(event_type, schema_version, payload.to_value());
         }
-        deserialize_current(kind, payload).map_err(|source| DecodeError::Payload {
-            event_type: event_type.to_owned(),
-            version,
-            source,
-        })
+        let mut reader = serde_json::Deserializer::from_str(payload.as_str());
+        deserialize_current(kind, &mut reader)
+            .and_then(|event| reader.end().map(|()| event))
+            .map_err(|source| DecodeError::Payload {
+                event_type: event_type.to_owned(),
+                version,
+                source,
+            })
     }
 
     /// Decodes a stored payload of any known version into the current event type.

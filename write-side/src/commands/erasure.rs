@@ -199,7 +199,7 @@ async fn erase_subject(
     let logged = services.store.read_streams(&streams).await?;
     let mut texts = Vec::new();
     for event in logged.values().flatten() {
-        fields::personal_texts(&event.event_type, &event.payload, &mut texts);
+        fields::personal_texts(&event.event_type, &event.payload.to_value(), &mut texts);
     }
     let orders: Vec<OrderId> = streams
         .iter()

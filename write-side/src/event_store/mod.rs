@@ -20,7 +20,7 @@ use uuid::Uuid;
 use waybill_schemas::{Actor, Channel, EventEnvelope, NewEvent};
 
 use crate::outbox;
-use rows::{EventRow, COLUMNS, COLUMNS_TEXT_PAYLOAD};
+use rows::{EventRow, COLUMNS_TEXT_PAYLOAD};
 
 /// Why the event store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,10 +136,10 @@ impl EventStore {
         to: Option<i64>,
     ) -> Result<Vec<EventEnvelope>, EventStoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+            "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
              AND ($3::bigint IS NULL OR stream_version <= $3) ORDER BY stream_version"
         );
-        let rows: Vec<EventRow<serde_json::Value>> = retry::serializable(|| {
+        let rows: Vec<EventRow<String>> = retry::serializable(|| {
             sqlx::query_as(&sql)
                 .bind(stream_id)
                 .bind(from)
@@ -161,10 +161,10 @@ impl EventStore {
         stream_ids: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<EventEnvelope>>, EventStoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1) \
+            "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events WHERE stream_id = ANY($1) \
              ORDER BY stream_id, stream_version"
         );
-        let rows: Vec<EventRow<serde_json::Value>> =
+        let rows: Vec<EventRow<String>> =
             retry::serializable(|| sqlx::query_as(&sql).bind(stream_ids).fetch_all(&self.pool))
                 .await?;
         let mut events = rows

@@ -6,7 +6,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 use waybill_schemas::envelope::ActorKind;
-use waybill_schemas::{Actor, Channel, EventEnvelope};
+use waybill_schemas::{Actor, Channel, EventEnvelope, Payload};
 
 use super::EventStoreError;
 
@@ -20,9 +20,19 @@ macro_rules! head_columns {
 }
 
 pub(crate) const COLUMNS: &str = concat!(head_columns!(), ", payload");
-/// [`COLUMNS`] with the payload as its stored text, for [`EventRow<String>`].
+/// [`COLUMNS`] with the payload as its stored text, for [`EventRow<String>`]: what readers
+/// select (the payload stays text until it is decoded into its typed event).
 pub(crate) const COLUMNS_TEXT_PAYLOAD: &str =
     concat!(head_columns!(), ", payload::text AS payload");
+
+/// [`COLUMNS_TEXT_PAYLOAD`] of the `events` table joined as `alias`.
+pub(crate) fn qualified_columns(alias: &str) -> String {
+    COLUMNS_TEXT_PAYLOAD
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// `SELECT` of the `events` columns from the 14 arrays [`bind_events`] binds as `$1..$14`.
 const UNNEST_EVENTS: &str =
@@ -56,7 +66,7 @@ pub async fn insert_events(
 fn bind_events<'q>(
     query: sqlx::query::Query<'q, Postgres, PgArguments>,
     events: &[&EventEnvelope],
-    sealed: &[Option<serde_json::Value>],
+    sealed: &[Option<Payload>],
 ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
     let n = events.len();
     let mut stream_ids = Vec::with_capacity(n);
@@ -87,9 +97,8 @@ fn bind_events<'q>(
         actor_kinds.push(actor_kind_str(e.actor.kind).to_owned());
         actor_ids.push(e.actor.id.clone());
         channels.push(e.channel.map(|c| c.as_str().to_owned()));
-        // `to_string` straight through serde, not the `Display` adapter.
         let payload = sealed.as_ref().unwrap_or(&e.payload);
-        payloads.push(serde_json::to_string(payload).unwrap_or_else(|_| "null".into()));
+        payloads.push(payload.as_str().to_owned());
     }
     query
         .bind(stream_ids)
@@ -127,8 +136,8 @@ pub(crate) fn actor_kind(raw: &str) -> Option<ActorKind> {
     })
 }
 
-/// One row of `events`, as selected with [`COLUMNS`], the payload as `P`: a JSON tree for
-/// readers that decode it, the stored text for the relay that passes it on untouched.
+/// One row of `events`, as selected with [`COLUMNS_TEXT_PAYLOAD`], the payload as `P` (the
+/// stored text).
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow<P> {
     stream_id: String,
@@ -210,11 +219,10 @@ impl<P> EventRow<P> {
 
 impl TryFrom<EventRow<String>> for EventEnvelope {
     type Error = EventStoreError;
-    /// Parses the payload selected as text (`payload::text`), for readers that decode rows
-    /// away from the task that fetched them ([`super::LogPages`]).
+    /// Takes the payload selected as text (`payload::text`), checked to be JSON.
     fn try_from(row: EventRow<String>) -> Result<Self, EventStoreError> {
         let (head, text) = row.split()?;
-        let payload = serde_json::from_str(&text).map_err(|error| EventStoreError::Corrupt {
+        let payload = Payload::from_text(text).map_err(|error| EventStoreError::Corrupt {
             stream_id: head.stream_id.clone(),
             stream_version: head.stream_version,
             detail: format!("payload is not JSON: {error}"),
@@ -223,17 +231,9 @@ impl TryFrom<EventRow<String>> for EventEnvelope {
     }
 }
 
-impl TryFrom<EventRow<serde_json::Value>> for EventEnvelope {
-    type Error = EventStoreError;
-    fn try_from(row: EventRow<serde_json::Value>) -> Result<Self, EventStoreError> {
-        let (head, payload) = row.split()?;
-        Ok(head.with_payload(payload))
-    }
-}
-
 impl EnvelopeHead {
     /// The envelope of these fields and `payload`.
-    fn with_payload(self, payload: serde_json::Value) -> EventEnvelope {
+    fn with_payload(self, payload: Payload) -> EventEnvelope {
         EventEnvelope {
             event_id: self.event_id,
             stream_id: self.stream_id,

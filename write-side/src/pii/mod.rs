@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use waybill_schemas::EventEnvelope;
+use waybill_schemas::{EventEnvelope, Payload};
 
 use crate::event_store::{retry, EventStoreError};
 use crate::subscriptions::seal::SealingKey;
@@ -78,24 +78,30 @@ pub fn key_store() -> Option<&'static PgKeyStore> {
 pub async fn seal_for_insert(
     conn: &mut PgConnection,
     events: &[&EventEnvelope],
-) -> Result<Vec<Option<Value>>, PiiError> {
+) -> Result<Vec<Option<Payload>>, PiiError> {
     let mut out = vec![None; events.len()];
     if !events.iter().any(|e| fields::is_personal(&e.event_type)) {
         return Ok(out);
     }
+    // The personal events' payloads as trees, each parsed once for reading and sealing.
+    let trees: Vec<Option<Value>> = events
+        .iter()
+        .map(|e| fields::is_personal(&e.event_type).then(|| e.payload.to_value()))
+        .collect();
     let store = key_store().ok_or(PiiError::NoMasterKey)?;
     // Subjects of the orders placed here; the key of every other order from `pii_streams`.
     let mut placed: Vec<(String, String)> = Vec::new();
     let mut others: Vec<String> = Vec::new();
-    for e in events.iter().filter(|e| fields::is_personal(&e.event_type)) {
+    for (e, payload) in events.iter().zip(&trees) {
+        let Some(payload) = payload else { continue };
         if e.event_type == "OrderPlaced" {
-            let subject = match fields::placed_by(&e.stream_id, &e.payload) {
+            let subject = match fields::placed_by(&e.stream_id, payload) {
                 fields::PlacedBy::Customer(id) => fields::customer_subject(&id),
                 fields::PlacedBy::Guest(email) => store.guest_subject(&email),
                 fields::PlacedBy::Order(subject) => subject,
             };
             placed.push((e.stream_id.clone(), subject));
-        } else if let Some(stream) = fields::key_stream(&e.event_type, &e.stream_id, &e.payload) {
+        } else if let Some(stream) = fields::key_stream(&e.event_type, &e.stream_id, payload) {
             if !others.contains(&stream) {
                 others.push(stream);
             }
@@ -140,22 +146,19 @@ pub async fn seal_for_insert(
             by_stream.insert(stream, (key_id, key));
         }
     }
-    for (slot, e) in out.iter_mut().zip(events) {
-        if !fields::is_personal(&e.event_type) {
-            continue;
-        }
+    for ((slot, e), payload) in out.iter_mut().zip(events).zip(trees) {
+        let Some(mut payload) = payload else { continue };
         // An order from before sealing began has no key: its events stay as they were.
-        let Some((key_id, key)) = fields::key_stream(&e.event_type, &e.stream_id, &e.payload)
+        let Some((key_id, key)) = fields::key_stream(&e.event_type, &e.stream_id, &payload)
             .and_then(|stream| by_stream.get(&stream))
         else {
             continue;
         };
-        let mut payload = e.payload.clone();
         match key {
             Some(key) => fields::seal(&e.event_type, &mut payload, *key_id, key),
             None => fields::erase(&e.event_type, &mut payload),
         }
-        *slot = Some(payload);
+        *slot = Some(Payload::from_value(&payload));
     }
     Ok(out)
 }
@@ -165,13 +168,24 @@ pub async fn open_envelopes(
     pool: &PgPool,
     events: &mut [EventEnvelope],
 ) -> Result<(), EventStoreError> {
-    let mut ids = Vec::new();
-    for e in events.iter() {
-        fields::key_ids(&e.event_type, &e.payload, &mut ids);
-    }
     let Some(first) = events.iter().find(|e| fields::is_personal(&e.event_type)) else {
         return Ok(());
     };
+    // Only payloads with a marker in their text have anything to open.
+    let marker = format!("\"{}\"", fields::MARKER);
+    let mut trees: Vec<Option<Value>> = events
+        .iter()
+        .map(|e| {
+            (fields::is_personal(&e.event_type) && e.payload.as_str().contains(&marker))
+                .then(|| e.payload.to_value())
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (e, payload) in events.iter().zip(&trees) {
+        if let Some(payload) = payload {
+            fields::key_ids(&e.event_type, payload, &mut ids);
+        }
+    }
     if ids.is_empty() {
         return Ok(());
     }
@@ -192,12 +206,12 @@ pub async fn open_envelopes(
     })
     .await?;
     let keys = keys.map_err(|err| corrupt(first, err))?;
-    for e in events.iter_mut() {
-        if fields::is_personal(&e.event_type) {
-            if let Err(err) = fields::open(&e.event_type, &mut e.payload, &keys) {
-                return Err(corrupt(e, err));
-            }
+    for (e, payload) in events.iter_mut().zip(trees.iter_mut()) {
+        let Some(payload) = payload else { continue };
+        if let Err(err) = fields::open(&e.event_type, payload, &keys) {
+            return Err(corrupt(e, err));
         }
+        e.payload = Payload::from_value(payload);
     }
     Ok(())
 }

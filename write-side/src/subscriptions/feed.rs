@@ -12,7 +12,7 @@ use uuid::Uuid;
 use waybill_schemas::{EventEnvelope, OrderId};
 
 use crate::event_store::retry;
-use crate::event_store::rows::{EventRow, COLUMNS};
+use crate::event_store::rows::{qualified_columns, EventRow};
 use crate::event_store::EventStoreError;
 
 /// One event the feed view adds: which event, in its stream's order.
@@ -161,7 +161,7 @@ impl FeedEvent {
                 serde_json::to_value(&event).unwrap_or(Value::Null),
             ),
             // Not a known type (an event newer than this binary): as stored.
-            Err(_) => (envelope.schema_version, envelope.payload),
+            Err(_) => (envelope.schema_version, envelope.payload.to_value()),
         };
         Self {
             position,
@@ -196,7 +196,7 @@ pub struct FeedPage {
 struct FeedRow {
     position: i64,
     #[sqlx(flatten)]
-    event: EventRow<Value>,
+    event: EventRow<String>,
 }
 
 /// Up to `limit` events after `after`, only of `types` when it is not empty, in feed order.
@@ -206,11 +206,7 @@ pub async fn read_after(
     limit: i64,
     types: &[String],
 ) -> Result<FeedPage, EventStoreError> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("e.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = qualified_columns("e");
     let sql = format!(
         "SELECT f.position, {columns} FROM event_feed f \
          JOIN events e ON e.stream_id = f.stream_id AND e.stream_version = f.stream_version \
@@ -269,11 +265,7 @@ pub async fn read_positions(
     if positions.is_empty() {
         return Ok(Default::default());
     }
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("e.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = qualified_columns("e");
     let sql = format!(
         "SELECT f.position, {columns} FROM event_feed f \
          JOIN events e ON e.stream_id = f.stream_id AND e.stream_version = f.stream_version \

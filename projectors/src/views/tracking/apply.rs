@@ -1185,7 +1185,7 @@ mod tests {
     fn a_payload_that_does_not_match_its_schema_is_a_decode_error() {
         let order = OrderId::new_v7();
         let mut event = placed_event(order, 1);
-        event.payload = serde_json::json!({"garbage": true});
+        event.payload = serde_json::json!({"garbage": true}).into();
         let err = apply(None, &event).expect_err("bad payload");
         assert!(matches!(err, TrackingError::Decode { .. }));
     }

@@ -279,7 +279,8 @@ async fn poison_events_go_to_the_dead_letter_subject_and_the_projector_keeps_goi
     let poisoned = OrderId::new_v7();
     let healthy = OrderId::new_v7();
     let mut bad = placed_event(poisoned, 1);
-    bad.payload = serde_json::json!({"order_id": poisoned.to_string(), "lines": "not a list"});
+    bad.payload =
+        serde_json::json!({"order_id": poisoned.to_string(), "lines": "not a list"}).into();
     let good = [placed_event(healthy, 1), cancelled_event(healthy, 2)];
     seed(&env.pool, &good).await;
 
