@@ -319,7 +319,7 @@ pub(super) async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
              schema_version, occurred_at, recorded_at, correlation_id, actor_kind, actor_id, \
              channel, payload) \
              SELECT 'order-' || md5(((i - 1) / $3)::text)::uuid, (i - 1) % $3 + 1, \
-                    gen_random_uuid(), 'OrderPlaced', 1, $4, $4 + make_interval(secs => i / 1e6), \
+                    gen_random_uuid(), 'OrderPlaced', $6, $4, $4 + make_interval(secs => i / 1e6), \
                     gen_random_uuid(), 'service', 'bench', 'web', \
                     ($5::jsonb[])[1 + ((i - 1) / $3) % array_length($5::jsonb[], 1)] \
              FROM generate_series($1::bigint, $2::bigint) AS i",
@@ -329,6 +329,7 @@ pub(super) async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
         .bind(VERSIONS)
         .bind(Utc::now() - chrono::Duration::days(1))
         .bind(&payloads)
+        .bind(waybill_schemas::OrderEventKind::OrderPlaced.current_version())
         .execute(pool)
         .await
         .context("filling the scratch log")?;
@@ -424,4 +425,20 @@ fn chart(report: &LogReadReport) -> String {
             bar("pre-index pages", &report.baseline_sorted_pages, "#b42318"),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_payloads_decode_into_their_typed_events() {
+        for payload in placed_payloads().unwrap() {
+            let stored = waybill_schemas::Payload::from_value(&payload);
+            let version = waybill_schemas::OrderEventKind::OrderPlaced.current_version();
+            let decoded =
+                waybill_schemas::OrderEvent::decode_payload("OrderPlaced", version, &stored);
+            assert!(decoded.is_ok(), "{decoded:?}\n{payload:#}");
+        }
+    }
 }
