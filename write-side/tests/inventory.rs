@@ -157,6 +157,66 @@ async fn flash_sale_under_backorder_reserves_100_and_back_orders_900() {
     db.drop().await;
 }
 
+/// Two inventory services, each with its own connection pool and its own batching writer (what
+/// two `serve checkout` processes run), reserve one hot SKU at once: together they sell exactly
+/// the stock, and the rows agree with the stock columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_racing_for_one_sku_sell_exactly_the_stock() {
+    let db = TestDb::create("inventory").await;
+    let second_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(waybill_write_side::testing::server_options().database(&db.name))
+        .await
+        .expect("second pool");
+    // Small batches, so the two writers' transactions interleave on the stock row many times
+    // (with whole batches the first commit could sell everything before the other writes).
+    let small_batches = || InventoryConfig {
+        batch_max: 8,
+        ..config(OutOfStock::Reject)
+    };
+    let writers = [
+        Inventory::spawn(db.pool.clone(), small_batches()),
+        Inventory::spawn(second_pool.clone(), small_batches()),
+    ];
+    location(&writers[0], "HOT", 5).await;
+    restock(&writers[0], "FLASH-2", "HOT", 150).await;
+    // One sale through each writer first: both are connected and have written the row before
+    // the race (otherwise the first to connect can sell everything on its own).
+    for writer in &writers {
+        let first = writer
+            .reserve(request(OrderId::new_v7(), "50000", &[("FLASH-2", 1)]))
+            .await
+            .expect("first sale");
+        assert!(
+            matches!(first, ReserveOutcome::Reserved { .. }),
+            "{first:?}"
+        );
+    }
+
+    let tasks: Vec<_> = (0..1_000)
+        .map(|n| {
+            let inventory = writers[n % 2].clone();
+            tokio::spawn(async move {
+                inventory
+                    .reserve(request(OrderId::new_v7(), "50000", &[("FLASH-2", 1)]))
+                    .await
+            })
+        })
+        .collect();
+    let (mut reserved, mut insufficient) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task").expect("reserve") {
+            ReserveOutcome::Reserved { .. } => reserved += 1,
+            ReserveOutcome::Insufficient { .. } => insufficient += 1,
+        }
+    }
+    assert_eq!((reserved, insufficient), (148, 852));
+    assert_eq!(level(&db, "FLASH-2", "HOT").await, (150, 150, 0));
+    assert_rows_match_stock(&db).await;
+    second_pool.close().await;
+    db.drop().await;
+}
+
 fn taken(outcome: &ReserveOutcome) -> Vec<(u32, String, u32)> {
     match outcome {
         ReserveOutcome::Reserved { lines, .. } => lines

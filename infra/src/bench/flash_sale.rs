@@ -2,6 +2,9 @@
 //! by side in one run on a scratch database:
 //! - `batching`: every order through the inventory service's single writer (one serializable
 //!   transaction per batch, decisions in memory against the locked row);
+//! - `two writers`: the same orders split between two inventory services, each with its own
+//!   connection pool and batching writer (what two `serve checkout` processes run; here in one
+//!   OS process), racing for one SKU;
 //! - `baseline`: one SERIALIZABLE transaction per reservation doing a conditional UPDATE
 //!   (`... WHERE available >= 1`) plus the reservation row, retried on SQLSTATE 40001.
 //!
@@ -32,6 +35,7 @@ use crate::migrate::quote_ident;
 
 const LOCATION: &str = "FLASH-DC";
 const BATCHED_SKU: &str = "FLASH-BATCHED";
+const TWO_WRITERS_SKU: &str = "FLASH-TWO-WRITERS";
 const BASELINE_SKU: &str = "FLASH-BASELINE";
 /// The decisions per second issue 3 asks for on one hot SKU.
 const GOAL_DECISIONS_PER_S: f64 = 1_000.0;
@@ -42,6 +46,7 @@ pub struct FlashSaleReport {
     pub stock: u32,
     pub goal_decisions_per_s: f64,
     pub batching: Run,
+    pub two_writers: Run,
     pub baseline: Run,
 }
 
@@ -89,7 +94,7 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
     let _ = admin.close().await;
     let report = outcome?;
 
-    for r in [&report.batching, &report.baseline] {
+    for r in [&report.batching, &report.two_writers, &report.baseline] {
         println!(
             "{:<9} {:>9.0} decisions/s  reserved {:>6}  rejected {:>6}  failed {:>4}  oversold {}  \
              retries {:>6}  p50 {:>7.1} ms  p99 {:>7.1} ms",
@@ -130,6 +135,7 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
         "decisions/s",
         &[
             bar(&report.batching, "batching writer", "#1f77b4"),
+            bar(&report.two_writers, "two writers", "#2ca02c"),
             bar(&report.baseline, "tx per request", "#ff7f0e"),
         ],
     );
@@ -137,6 +143,7 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
         .with_context(|| format!("writing {}", chart_path.display()))?;
     let windows: Vec<(&str, &CpuReport)> = [
         ("batching writer", &report.batching),
+        ("two writers", &report.two_writers),
         ("tx per request", &report.baseline),
     ]
     .into_iter()
@@ -180,7 +187,7 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
             active: true,
         })
         .await?;
-    for sku in [BATCHED_SKU, BASELINE_SKU] {
+    for sku in [BATCHED_SKU, TWO_WRITERS_SKU, BASELINE_SKU] {
         inventory
             .restock(
                 Sku::parse(sku)?,
@@ -197,8 +204,30 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         args.orders, args.stock
     );
     let before = cpu::Snapshot::start();
-    let mut batching = batched(&inventory, &pool, args).await?;
+    let mut batching = batched(std::slice::from_ref(&inventory), &pool, BATCHED_SKU, args).await?;
     batching.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
+    eprintln!(
+        "flash sale: {} orders for {} units, two writers with pools of their own",
+        args.orders, args.stock
+    );
+    let second_pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(args.clients).unwrap_or(16).max(2))
+        .connect(url)
+        .await?;
+    let second = {
+        let _services = Role::Services.handle().enter();
+        Inventory::spawn(
+            second_pool.clone(),
+            InventoryConfig {
+                batch_max: args.batch_max,
+                ..InventoryConfig::default()
+            },
+        )
+    };
+    let before = cpu::Snapshot::start();
+    let mut two_writers = batched(&[inventory, second], &pool, TWO_WRITERS_SKU, args).await?;
+    two_writers.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
+    second_pool.close().await;
     eprintln!(
         "flash sale: {} orders for {} units, baseline ({} clients)",
         args.orders, args.stock, args.clients
@@ -212,22 +241,25 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         stock: args.stock,
         goal_decisions_per_s: GOAL_DECISIONS_PER_S,
         batching,
+        two_writers,
         baseline,
     })
 }
 
+/// Every order through `writers` (the n-th order to writer n mod their number), all at once.
 async fn batched(
-    inventory: &Inventory,
+    writers: &[Inventory],
     pool: &PgPool,
+    sku_name: &str,
     args: &BenchFlashSaleArgs,
 ) -> anyhow::Result<Run> {
-    let sku = Sku::parse(BATCHED_SKU)?;
+    let sku = Sku::parse(sku_name)?;
     let ship_to = ShipTo::new("US", "50000")?;
     let one = Quantity::parse(1)?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.orders)
-        .map(|_| {
-            let inventory = inventory.clone();
+        .map(|n| {
+            let inventory = writers[n % writers.len()].clone();
             let request = ReserveRequest {
                 order_id: OrderId::new_v7(),
                 ship_to: ship_to.clone(),
@@ -255,8 +287,13 @@ async fn batched(
             Err(_) => tally.failed += 1,
         }
     }
+    let design = if writers.len() == 1 {
+        "batching".to_owned()
+    } else {
+        format!("{} writers", writers.len())
+    };
     tally
-        .finish("batching", started.elapsed(), pool, BATCHED_SKU, args)
+        .finish(&design, started.elapsed(), pool, sku_name, args)
         .await
 }
 
