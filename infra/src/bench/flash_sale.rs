@@ -161,22 +161,26 @@ pub async fn flash_sale(settings: &Settings, args: &BenchFlashSaleArgs) -> anyho
     Ok(())
 }
 
-async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSaleReport> {
+/// A connection pool of its own and an inventory service (batching writer) on it. The writer
+/// runs on the services' runtime, so its CPU is told apart from the clients'.
+async fn writer(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<(PgPool, Inventory)> {
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(args.clients).unwrap_or(16).max(2))
         .connect(url)
         .await?;
-    // The writer on the services' runtime, so its CPU is told apart from the clients'.
-    let inventory = {
-        let _services = Role::Services.handle().enter();
-        Inventory::spawn(
-            pool.clone(),
-            InventoryConfig {
-                batch_max: args.batch_max,
-                ..InventoryConfig::default()
-            },
-        )
-    };
+    let _services = Role::Services.handle().enter();
+    let inventory = Inventory::spawn(
+        pool.clone(),
+        InventoryConfig {
+            batch_max: args.batch_max,
+            ..InventoryConfig::default()
+        },
+    );
+    Ok((pool, inventory))
+}
+
+async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSaleReport> {
+    let (pool, inventory) = writer(url, args).await?;
     inventory
         .upsert_location(&Location {
             location_id: LocationId::parse(LOCATION)?,
@@ -210,20 +214,7 @@ async fn measure(url: &str, args: &BenchFlashSaleArgs) -> anyhow::Result<FlashSa
         "flash sale: {} orders for {} units, two writers with pools of their own",
         args.orders, args.stock
     );
-    let second_pool = PgPoolOptions::new()
-        .max_connections(u32::try_from(args.clients).unwrap_or(16).max(2))
-        .connect(url)
-        .await?;
-    let second = {
-        let _services = Role::Services.handle().enter();
-        Inventory::spawn(
-            second_pool.clone(),
-            InventoryConfig {
-                batch_max: args.batch_max,
-                ..InventoryConfig::default()
-            },
-        )
-    };
+    let (second_pool, second) = writer(url, args).await?;
     let before = cpu::Snapshot::start();
     let mut two_writers = batched(&[inventory, second], &pool, TWO_WRITERS_SKU, args).await?;
     two_writers.cpu = Some(cpu::Snapshot::take().since(&before, "decision", args.orders as u64));
