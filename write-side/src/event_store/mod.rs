@@ -139,7 +139,7 @@ impl EventStore {
             "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
              AND ($3::bigint IS NULL OR stream_version <= $3) ORDER BY stream_version"
         );
-        let rows: Vec<EventRow<String>> = retry::serializable(|| {
+        let rows: Vec<EventRow> = retry::serializable(|| {
             sqlx::query_as(&sql)
                 .bind(stream_id)
                 .bind(from)
@@ -164,7 +164,7 @@ impl EventStore {
             "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events WHERE stream_id = ANY($1) \
              ORDER BY stream_id, stream_version"
         );
-        let rows: Vec<EventRow<String>> =
+        let rows: Vec<EventRow> =
             retry::serializable(|| sqlx::query_as(&sql).bind(stream_ids).fetch_all(&self.pool))
                 .await?;
         let mut events = rows
@@ -207,9 +207,9 @@ impl EventStore {
         &self,
         after: Option<ReadAllCursor>,
         limit: i64,
-    ) -> Result<(Vec<EventRow<String>>, Option<ReadAllCursor>), EventStoreError> {
+    ) -> Result<(Vec<EventRow>, Option<ReadAllCursor>), EventStoreError> {
         let limit = limit.max(1);
-        let rows: Vec<EventRow<String>> = match &after {
+        let rows: Vec<EventRow> = match &after {
             None => {
                 let sql = format!("SELECT {COLUMNS_TEXT_PAYLOAD} FROM events {LOG_ORDER} LIMIT $1");
                 retry::serializable(|| sqlx::query_as(&sql).bind(limit).fetch_all(&self.pool))
@@ -240,7 +240,7 @@ impl EventStore {
     /// opened.
     pub(crate) async fn decode_log_rows(
         &self,
-        rows: Vec<EventRow<String>>,
+        rows: Vec<EventRow>,
     ) -> Result<Vec<EventEnvelope>, EventStoreError> {
         let mut events = rows
             .into_iter()

@@ -20,7 +20,7 @@ macro_rules! head_columns {
 }
 
 pub(crate) const COLUMNS: &str = concat!(head_columns!(), ", payload");
-/// [`COLUMNS`] with the payload as its stored text, for [`EventRow<String>`]: what readers
+/// [`COLUMNS`] with the payload as its stored text, for [`EventRow`]: what readers
 /// select (the payload stays text until it is decoded into its typed event).
 pub(crate) const COLUMNS_TEXT_PAYLOAD: &str =
     concat!(head_columns!(), ", payload::text AS payload");
@@ -136,10 +136,10 @@ pub(crate) fn actor_kind(raw: &str) -> Option<ActorKind> {
     })
 }
 
-/// One row of `events`, as selected with [`COLUMNS_TEXT_PAYLOAD`], the payload as `P` (the
-/// stored text).
+/// One row of `events`, as selected with [`COLUMNS_TEXT_PAYLOAD`]: the payload as its stored
+/// text.
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow<P> {
+pub(crate) struct EventRow {
     stream_id: String,
     stream_version: i64,
     event_id: Uuid,
@@ -153,7 +153,7 @@ pub(crate) struct EventRow<P> {
     actor_kind: String,
     actor_id: String,
     channel: Option<String>,
-    payload: P,
+    payload: String,
 }
 
 /// Every [`EventEnvelope`] field but the payload, decoded from its columns. Serializes with the
@@ -174,7 +174,7 @@ pub(crate) struct EnvelopeHead {
     pub channel: Option<Channel>,
 }
 
-impl<P> EventRow<P> {
+impl EventRow {
     /// The keyset position of this row in the log.
     pub(crate) fn cursor(&self) -> super::ReadAllCursor {
         super::ReadAllCursor {
@@ -185,7 +185,7 @@ impl<P> EventRow<P> {
     }
 
     /// The decoded envelope fields and the payload as selected.
-    pub(crate) fn split(self) -> Result<(EnvelopeHead, P), EventStoreError> {
+    pub(crate) fn split(self) -> Result<(EnvelopeHead, String), EventStoreError> {
         let corrupt = |what: &str| EventStoreError::Corrupt {
             stream_id: self.stream_id.clone(),
             stream_version: self.stream_version,
@@ -217,10 +217,10 @@ impl<P> EventRow<P> {
     }
 }
 
-impl TryFrom<EventRow<String>> for EventEnvelope {
+impl TryFrom<EventRow> for EventEnvelope {
     type Error = EventStoreError;
     /// Takes the payload selected as text (`payload::text`), checked to be JSON.
-    fn try_from(row: EventRow<String>) -> Result<Self, EventStoreError> {
+    fn try_from(row: EventRow) -> Result<Self, EventStoreError> {
         let (head, text) = row.split()?;
         let payload = Payload::from_text(text).map_err(|error| EventStoreError::Corrupt {
             stream_id: head.stream_id.clone(),

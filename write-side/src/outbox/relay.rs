@@ -416,7 +416,7 @@ async fn claim(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
 ) -> Result<Vec<Outgoing>, RelayError> {
-    let rows: Vec<EventRow<String>> = sqlx::query_as(
+    let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT e.stream_id, e.stream_version, e.event_id, e.event_type, e.schema_version, \
                 e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent, \
                 e.actor_kind, e.actor_id, e.channel, e.payload::text AS payload \
@@ -438,9 +438,9 @@ struct Outgoing {
     payload: String,
 }
 
-impl TryFrom<EventRow<String>> for Outgoing {
+impl TryFrom<EventRow> for Outgoing {
     type Error = RelayError;
-    fn try_from(row: EventRow<String>) -> Result<Self, RelayError> {
+    fn try_from(row: EventRow) -> Result<Self, RelayError> {
         let (head, payload) = row.split().map_err(RelayError::Unreadable)?;
         Ok(Self { head, payload })
     }

@@ -196,7 +196,7 @@ pub struct FeedPage {
 struct FeedRow {
     position: i64,
     #[sqlx(flatten)]
-    event: EventRow<String>,
+    event: EventRow,
 }
 
 /// Up to `limit` events after `after`, only of `types` when it is not empty, in feed order.
