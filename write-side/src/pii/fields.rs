@@ -22,8 +22,16 @@ use uuid::Uuid;
 use super::PiiError;
 use crate::subscriptions::seal::SealingKey;
 
+/// The marker key, spelled once for [`MARKER`] and its quoted form.
+macro_rules! marker {
+    () => {
+        "$pii"
+    };
+}
 /// The key of a marker object.
-pub const MARKER: &str = "$pii";
+pub const MARKER: &str = marker!();
+/// [`MARKER`] as it appears in JSON text.
+const MARKER_KEY: &str = concat!("\"", marker!(), "\"");
 /// What a personal text field reads as once its customer was erased.
 pub const ERASED_TEXT: &str = "[erased]";
 /// What a personal email reads as once its customer was erased (still a valid [`Email`]).
@@ -116,6 +124,14 @@ fn fields(event_type: &str) -> &'static [Field] {
         "ChargebackEvidenceSubmitted" => &[(&["text"], StandIn::Text)],
         _ => &[],
     }
+}
+
+/// True when a payload of `event_type`, as JSON text, can hold a sealed field: the event kind
+/// holds personal data and the text names the marker key. Postgres `jsonb` and serde_json write
+/// the key as is (neither escapes `$`), so a payload without it has nothing to open; a text
+/// that quotes it in a value only costs a parse.
+pub fn may_hold_markers(event_type: &str, text: &str) -> bool {
+    is_personal(event_type) && text.contains(MARKER_KEY)
 }
 
 /// True when events of `event_type` can hold personal data.
@@ -349,6 +365,17 @@ mod tests {
 
     fn key() -> SealingKey {
         SealingKey::parse(&"ab".repeat(32)).unwrap()
+    }
+
+    #[test]
+    fn only_a_personal_payload_whose_text_names_the_marker_key_may_hold_markers() {
+        let clear = placed().to_string();
+        let mut sealed = placed();
+        seal("OrderPlaced", &mut sealed, Uuid::now_v7(), &key());
+        let sealed = sealed.to_string();
+        assert!(may_hold_markers("OrderPlaced", &sealed));
+        assert!(!may_hold_markers("OrderPlaced", &clear));
+        assert!(!may_hold_markers("OrderConfirmed", &sealed));
     }
 
     #[test]

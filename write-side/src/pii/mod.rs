@@ -172,11 +172,10 @@ pub async fn open_envelopes(
         return Ok(());
     };
     // Only payloads with a marker in their text have anything to open.
-    let marker = format!("\"{}\"", fields::MARKER);
     let mut trees: Vec<Option<Value>> = events
         .iter()
         .map(|e| {
-            (fields::is_personal(&e.event_type) && e.payload.as_str().contains(&marker))
+            fields::may_hold_markers(&e.event_type, e.payload.as_str())
                 .then(|| e.payload.to_value())
         })
         .collect();
