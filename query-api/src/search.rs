@@ -145,7 +145,7 @@ impl InternalTimelineEntry {
                 event.actor.id
             ),
             payload: match event.decode() {
-                Ok(decoded) => decoded.to_payload().to_value(),
+                Ok(decoded) => serde_json::to_value(&decoded).unwrap_or(serde_json::Value::Null),
                 Err(_) => event.payload.to_value(),
             },
         }
