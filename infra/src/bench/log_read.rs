@@ -3,10 +3,11 @@
 //! event, five versions per order), then reads the log to the end through
 //! `EventStore::log_pages` (keyset pages on the `events_log_order` index, fetched ahead and
 //! decoded into envelopes on several cores, as a rebuild gets them) on the services runtime,
-//! decodes each into its typed event (what a view folds), and reports events/s and CPU per event per process. Three baselines in the same run: the same
-//! pages read one at a time with `EventStore::read_all_page` (fetch, decode, then the next: how
-//! rebuilds read before), one streaming `SELECT *` of the table (what Postgres and the driver
-//! deliver without paging or decoding), and a few pages of the statement `read_all_page` ran
+//! decodes each into its typed event (what a view folds), and reports events/s and CPU per
+//! event per process. Three baselines in the same run: the same pages read one at a time with
+//! `EventStore::read_all_page` (fetch, decode, then the next: how rebuilds read before), one
+//! streaming `SELECT *` of the table (what Postgres and the driver deliver without paging or
+//! decoding), and a few pages of the statement `read_all_page` ran
 //! before the index (`cursor IS NULL OR (...) > cursor`, which sorts the table for every page),
 //! started half way through the log. Writes a JSON report with a bar chart and the CPU chart
 //! beside it.
