@@ -13,9 +13,12 @@
 //! a value of the field's own type (`"[erased]"`, `null`, an `.invalid` email), so an erased
 //! event still decodes into its typed shape and every fold, projection and rebuild reads it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use base64::Engine as _;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -262,25 +265,6 @@ fn is_marker(value: &Value) -> bool {
     value.as_object().is_some_and(|o| o.contains_key(MARKER))
 }
 
-fn parse_marker(value: &Value) -> Option<(Uuid, &str)> {
-    let sealed = value.as_object()?.get(MARKER)?.as_str()?;
-    let (key, body) = sealed.split_once('.')?;
-    Some((Uuid::parse_str(key).ok()?, body))
-}
-
-/// The data keys the markers of `payload` were sealed under.
-pub fn key_ids(event_type: &str, payload: &Value, into: &mut Vec<Uuid>) {
-    for (path, _) in fields(event_type) {
-        each(payload, path, &mut |field| {
-            if let Some((key, _)) = parse_marker(field) {
-                if !into.contains(&key) {
-                    into.push(key);
-                }
-            }
-        });
-    }
-}
-
 /// The text of each personal field of an opened `payload` (of `event_type`), added to `into`
 /// once: what an erasure looks for in the copies it scrubs.
 pub fn personal_texts(event_type: &str, payload: &Value, into: &mut Vec<String>) {
@@ -296,55 +280,138 @@ pub fn personal_texts(event_type: &str, payload: &Value, into: &mut Vec<String>)
     }
 }
 
-/// Opens every marker of `payload` (of `event_type`): with its key when `keys` holds it live,
-/// as its stand-in when `keys` holds it erased (`None`). A key `keys` does not know is an
-/// error, as is a marker that does not open under its key.
-pub fn open(
-    event_type: &str,
-    payload: &mut Value,
-    keys: &HashMap<Uuid, Option<SealingKey>>,
-) -> Result<(), PiiError> {
-    let mut failure = None;
-    for (path, _) in fields(event_type) {
-        each_mut(payload, path, &mut |field| {
-            if failure.is_some() {
-                return;
-            }
-            match open_field(field, keys) {
-                Ok(Some(opened)) => *field = opened,
-                Ok(None) => {}
-                Err(e) => failure = Some(e),
-            }
-        });
-    }
-    failure.map_or(Ok(()), Err)
+/// A sealed field found in a payload's JSON text: where its marker object stands in the text,
+/// the data key it was sealed under, and what it holds.
+#[derive(Debug)]
+pub struct SealedField<'a> {
+    at: Range<usize>,
+    key_id: Uuid,
+    sealed: String,
+    erased: Option<&'a RawValue>,
 }
 
-/// The value a marker opens to (`None`: `field` is no marker).
-fn open_field(
-    field: &Value,
-    keys: &HashMap<Uuid, Option<SealingKey>>,
-) -> Result<Option<Value>, PiiError> {
-    let Some((key_id, body)) = parse_marker(field) else {
-        return Ok(None);
-    };
-    Ok(Some(match keys.get(&key_id) {
-        None => return Err(PiiError::UnknownKey(key_id)),
-        Some(None) => field
-            .as_object()
-            .and_then(|o| o.get("erased"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        Some(Some(key)) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|_| PiiError::DoesNotOpen(key_id))?;
-            let plain = key
-                .open(key_id, &bytes)
-                .map_err(|_| PiiError::DoesNotOpen(key_id))?;
-            serde_json::from_str(&plain).map_err(|_| PiiError::DoesNotOpen(key_id))?
+impl SealedField<'_> {
+    pub fn key_id(&self) -> Uuid {
+        self.key_id
+    }
+
+    /// The JSON text the field opens to: with its key when `keys` holds it live, as its stand-in
+    /// when `keys` holds it erased (`None`).
+    fn opened(&self, keys: &HashMap<Uuid, Option<SealingKey>>) -> Result<String, PiiError> {
+        match keys.get(&self.key_id) {
+            None => Err(PiiError::UnknownKey(self.key_id)),
+            Some(None) => Ok(self.erased.map_or("null", RawValue::get).to_owned()),
+            Some(Some(key)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&self.sealed)
+                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
+                let plain = key
+                    .open(self.key_id, &bytes)
+                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
+                serde_json::from_str::<IgnoredAny>(&plain)
+                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
+                Ok(plain)
+            }
         }
-    }))
+    }
+}
+
+/// The sealed fields of a payload of `event_type` given as JSON text, in text order. Only the
+/// event kind's personal paths are looked at (an object with a marker key anywhere else is
+/// data, not a marker), and only the objects on those paths are parsed: the rest of the text is
+/// skipped over, not built into a tree.
+pub fn sealed_fields<'a>(event_type: &str, text: &'a str) -> Vec<SealedField<'a>> {
+    let paths: Vec<&[&str]> = fields(event_type).iter().map(|(path, _)| *path).collect();
+    let mut found = Vec::new();
+    values_at(text, &paths, &mut found);
+    let mut sealed: Vec<SealedField<'a>> = found
+        .into_iter()
+        .filter_map(|value| {
+            let (key_id, sealed, erased) = parse_marker(value)?;
+            let start = value.as_ptr() as usize - text.as_ptr() as usize;
+            Some(SealedField {
+                at: start..start + value.len(),
+                key_id,
+                sealed,
+                erased,
+            })
+        })
+        .collect();
+    sealed.sort_by_key(|field| field.at.start);
+    sealed
+}
+
+/// The JSON text of each value at `paths` in `json` (a slice of one text: the values found are
+/// slices of it too); absent fields, and steps into something that is not an object or array,
+/// are skipped.
+fn values_at<'a>(json: &'a str, paths: &[&[&str]], found: &mut Vec<&'a str>) {
+    if paths.iter().any(|path| path.is_empty()) {
+        found.push(json);
+        return;
+    }
+    let rests = |step: &str| -> Vec<&[&str]> {
+        paths
+            .iter()
+            .filter(|path| path[0] == step)
+            .map(|path| &path[1..])
+            .collect()
+    };
+    if paths.iter().all(|path| path[0] == EACH) {
+        if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(json) {
+            let rests = rests(EACH);
+            for item in items {
+                values_at(item.get(), &rests, found);
+            }
+        }
+        return;
+    }
+    let Ok(object) = serde_json::from_str::<BTreeMap<String, &RawValue>>(json) else {
+        return;
+    };
+    let mut steps: Vec<&str> = Vec::new();
+    for path in paths {
+        if !steps.contains(&path[0]) {
+            steps.push(path[0]);
+        }
+    }
+    for step in steps {
+        if let Some(value) = object.get(step) {
+            values_at(value.get(), &rests(step), found);
+        }
+    }
+}
+
+/// The key id, sealed text and stand-in of a marker object given as JSON text (`None`: it is
+/// no marker).
+fn parse_marker(json: &str) -> Option<(Uuid, String, Option<&RawValue>)> {
+    if !json.starts_with('{') {
+        return None;
+    }
+    let object = serde_json::from_str::<BTreeMap<String, &RawValue>>(json).ok()?;
+    let sealed: String = serde_json::from_str(object.get(MARKER)?.get()).ok()?;
+    let (key, body) = sealed.split_once('.')?;
+    let key_id = Uuid::parse_str(key).ok()?;
+    let body = body.to_owned();
+    Some((key_id, body, object.get("erased").copied()))
+}
+
+/// `text` (a payload's JSON) with each of its `sealed` fields (from [`sealed_fields`] of that
+/// text) opened in place. A key `keys` does not know is an error, as is a marker that does not
+/// open under its key.
+pub fn open(
+    text: &str,
+    sealed: &[SealedField<'_>],
+    keys: &HashMap<Uuid, Option<SealingKey>>,
+) -> Result<String, PiiError> {
+    let mut opened = String::with_capacity(text.len());
+    let mut copied = 0;
+    for field in sealed {
+        opened.push_str(&text[copied..field.at.start]);
+        opened.push_str(&field.opened(keys)?);
+        copied = field.at.end;
+    }
+    opened.push_str(&text[copied..]);
+    Ok(opened)
 }
 
 #[cfg(test)]
@@ -365,6 +432,57 @@ mod tests {
 
     fn key() -> SealingKey {
         SealingKey::parse(&"ab".repeat(32)).unwrap()
+    }
+
+    /// Opens the markers of a tree the way a reader does: through its text.
+    fn open_tree(
+        event_type: &str,
+        payload: &mut Value,
+        keys: &HashMap<Uuid, Option<SealingKey>>,
+    ) -> Result<(), PiiError> {
+        let text = payload.to_string();
+        let sealed = sealed_fields(event_type, &text);
+        *payload = serde_json::from_str(&open(&text, &sealed, keys)?).unwrap();
+        Ok(())
+    }
+
+    #[test]
+    fn a_payload_opens_from_text_spaced_and_ordered_as_postgres_writes_it() {
+        let key_id = Uuid::now_v7();
+        let mut payload = placed();
+        seal("OrderPlaced", &mut payload, key_id, &key());
+        // jsonb writes `{"a": 1, "b": 2}`: a space after each colon and comma. Writers may
+        // also escape what needs no escape: every dot (all inside strings) spelled `\u002e`.
+        let spaced = serde_json::to_string_pretty(&payload)
+            .unwrap()
+            .replace('.', "\\u002e");
+        assert!(spaced.contains("\\u002e"), "{spaced}");
+        let sealed = sealed_fields("OrderPlaced", &spaced);
+        assert_eq!(sealed.len(), 8);
+        let keys = HashMap::from([(key_id, Some(key()))]);
+        let opened: Value = serde_json::from_str(&open(&spaced, &sealed, &keys).unwrap()).unwrap();
+        assert_eq!(opened, placed());
+    }
+
+    #[test]
+    fn a_marker_shaped_object_off_the_personal_paths_is_data_left_as_it_is() {
+        let key_id = Uuid::now_v7();
+        let mut payload = placed();
+        seal("OrderPlaced", &mut payload, key_id, &key());
+        let lookalike = payload["customer"]["name"].clone();
+        payload["customer"]["customer_id"] = lookalike.clone();
+        payload["metadata"] = json!({"note": lookalike});
+        let text = payload.to_string();
+        let keys = HashMap::from([(key_id, Some(key()))]);
+        let opened: Value = serde_json::from_str(
+            &open(&text, &sealed_fields("OrderPlaced", &text), &keys).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(opened["customer"]["name"], "Ada Lovelace");
+        assert_eq!(opened["customer"]["customer_id"], lookalike);
+        assert_eq!(opened["metadata"]["note"], lookalike);
+        assert!(sealed_fields("OrderConfirmed", &text).is_empty());
+        assert!(sealed_fields("OrderPlaced", "not json").is_empty());
     }
 
     #[test]
@@ -396,11 +514,13 @@ mod tests {
             assert!(!text.contains(personal), "{personal} left in {text}");
         }
         assert!(text.contains("\"GB\"") && text.contains("c-1") && text.contains("1000"));
-        let mut ids = Vec::new();
-        key_ids("OrderPlaced", &payload, &mut ids);
-        assert_eq!(ids, vec![key_id]);
+        let ids: Vec<Uuid> = sealed_fields("OrderPlaced", &text)
+            .iter()
+            .map(SealedField::key_id)
+            .collect();
+        assert_eq!(ids, vec![key_id; 8], "one per sealed, non-null field");
         let keys = HashMap::from([(key_id, Some(key()))]);
-        open("OrderPlaced", &mut payload, &keys).unwrap();
+        open_tree("OrderPlaced", &mut payload, &keys).unwrap();
         assert_eq!(payload, placed());
         let mut texts = Vec::new();
         personal_texts("OrderPlaced", &payload, &mut texts);
@@ -423,7 +543,7 @@ mod tests {
         let key_id = Uuid::now_v7();
         let mut payload = placed();
         seal("OrderPlaced", &mut payload, key_id, &key());
-        open(
+        open_tree(
             "OrderPlaced",
             &mut payload,
             &HashMap::from([(key_id, None)]),
@@ -447,11 +567,11 @@ mod tests {
         let mut payload = placed();
         seal("OrderPlaced", &mut payload, key_id, &key());
         let mut unknown = payload.clone();
-        assert!(open("OrderPlaced", &mut unknown, &HashMap::new()).is_err());
+        assert!(open_tree("OrderPlaced", &mut unknown, &HashMap::new()).is_err());
         let wrong = SealingKey::parse(&"cd".repeat(32)).unwrap();
         let keys = HashMap::from([(key_id, Some(wrong))]);
         assert!(matches!(
-            open("OrderPlaced", &mut payload, &keys),
+            open_tree("OrderPlaced", &mut payload, &keys),
             Err(PiiError::DoesNotOpen(_))
         ));
     }
@@ -515,7 +635,7 @@ mod tests {
             );
             let mut texts = Vec::new();
             let mut opened = payload.clone();
-            open(
+            open_tree(
                 event_type,
                 &mut opened,
                 &HashMap::from([(key_id, Some(key()))]),
@@ -524,7 +644,7 @@ mod tests {
             assert_eq!(opened, original, "{event_type}");
             personal_texts(event_type, &opened, &mut texts);
             assert_eq!(texts.len(), 1, "{event_type}: {texts:?}");
-            open(event_type, &mut payload, &HashMap::from([(key_id, None)])).unwrap();
+            open_tree(event_type, &mut payload, &HashMap::from([(key_id, None)])).unwrap();
             let mut direct = original.clone();
             erase(event_type, &mut direct);
             assert_eq!(payload, direct, "{event_type}");

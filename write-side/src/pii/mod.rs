@@ -39,6 +39,8 @@ pub enum PiiError {
     DoesNotOpen(Uuid),
     #[error("a personal field is sealed under data key {0}, which the key store does not know")]
     UnknownKey(Uuid),
+    #[error("the payload with its personal fields opened is not JSON: {0}")]
+    Opened(serde_json::Error),
     #[error("personal fields are sealed but this process has no master key")]
     NoMasterKey,
     #[error("key store database error: {0}")]
@@ -171,18 +173,23 @@ pub async fn open_envelopes(
     let Some(first) = events.iter().find(|e| fields::is_personal(&e.event_type)) else {
         return Ok(());
     };
-    // Only payloads with a marker in their text have anything to open.
-    let mut trees: Vec<Option<Value>> = events
+    // Only payloads with a marker in their text have anything to open; only the objects on
+    // their personal paths are parsed (no tree of the whole payload).
+    let sealed: Vec<Vec<fields::SealedField<'_>>> = events
         .iter()
         .map(|e| {
-            fields::may_hold_markers(&e.event_type, e.payload.as_str())
-                .then(|| e.payload.to_value())
+            let text = e.payload.as_str();
+            if fields::may_hold_markers(&e.event_type, text) {
+                fields::sealed_fields(&e.event_type, text)
+            } else {
+                Vec::new()
+            }
         })
         .collect();
     let mut ids = Vec::new();
-    for (e, payload) in events.iter().zip(&trees) {
-        if let Some(payload) = payload {
-            fields::key_ids(&e.event_type, payload, &mut ids);
+    for field in sealed.iter().flatten() {
+        if !ids.contains(&field.key_id()) {
+            ids.push(field.key_id());
         }
     }
     if ids.is_empty() {
@@ -205,12 +212,22 @@ pub async fn open_envelopes(
     })
     .await?;
     let keys = keys.map_err(|err| corrupt(first, err))?;
-    for (e, payload) in events.iter_mut().zip(trees.iter_mut()) {
-        let Some(payload) = payload else { continue };
-        if let Err(err) = fields::open(&e.event_type, payload, &keys) {
-            return Err(corrupt(e, err));
+    let mut opened = Vec::with_capacity(events.len());
+    for (e, sealed) in events.iter().zip(&sealed) {
+        if sealed.is_empty() {
+            opened.push(None);
+            continue;
         }
-        e.payload = Payload::from_value(payload);
+        let text =
+            fields::open(e.payload.as_str(), sealed, &keys).map_err(|err| corrupt(e, err))?;
+        let payload = Payload::from_text(text).map_err(|err| corrupt(e, PiiError::Opened(err)))?;
+        opened.push(Some(payload));
+    }
+    drop(sealed);
+    for (e, payload) in events.iter_mut().zip(opened) {
+        if let Some(payload) = payload {
+            e.payload = payload;
+        }
     }
     Ok(())
 }
