@@ -93,9 +93,19 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
             })
         })
         .acquire_timeout(Duration::from_secs(10))
-        .connect(database_url)
+        .connect_with(session_options(database_url)?)
         .await
         .context("connecting to the event store database")
+}
+
+/// How each session of the event store pool starts: SERIALIZABLE by default (as the database
+/// Waybill creates is set up too), so a statement run outside an explicit transaction (an
+/// append of one statement) is a SERIALIZABLE transaction of its own on any database.
+fn session_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = database_url
+        .parse()
+        .context("parsing the event store database URL")?;
+    Ok(options.options([("default_transaction_isolation", "serializable")]))
 }
 
 /// Ensures the database and applies every migration.
@@ -163,6 +173,33 @@ pub fn quote_ident(name: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A pool's sessions are SERIALIZABLE even on a database whose own default is not (the
+    /// server's `postgres` database keeps Postgres's READ COMMITTED): an append of one statement
+    /// outside a transaction relies on it.
+    #[tokio::test]
+    async fn pool_sessions_are_serializable_whatever_the_database_default() {
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/waybill".to_owned());
+        let (server, _) = server.split_once('?').unwrap_or((&server, ""));
+        let (server, _) = server.rsplit_once('/').unwrap();
+        let pool = connect(&format!("{server}/postgres"), 1).await.unwrap();
+        let database: String = sqlx::query_scalar(
+            "SELECT coalesce((SELECT unnest(setconfig) FROM pg_db_role_setting s \
+             JOIN pg_database d ON d.oid = s.setdatabase AND s.setrole = 0 \
+             WHERE d.datname = 'postgres' LIMIT 1), 'none')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(!database.contains("serializable"), "{database}");
+        let isolation: String = sqlx::query_scalar("SHOW transaction_isolation")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(isolation, "serializable");
+        pool.close().await;
+    }
 
     #[test]
     fn identifiers_are_quoted() {

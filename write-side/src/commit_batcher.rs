@@ -31,7 +31,6 @@ use crate::channel_orders::{self, ChannelOrder};
 use crate::checkout;
 use crate::event_store::{self, retry};
 use crate::idempotency::{self, IdempotencyRecord};
-use crate::outbox;
 
 /// How the batcher groups commands.
 #[derive(Debug, Clone)]
@@ -354,8 +353,7 @@ async fn write_rows(
         .filter(|(_, outcome)| outcome.is_none())
         .flat_map(|(request, _)| request.events.iter())
         .collect();
-    event_store::rows::insert_events(conn, &events).await?;
-    outbox::insert(conn, &events, now).await?;
+    event_store::rows::insert_events_and_outbox(conn, &events, now).await?;
     let woken: Vec<OrderId> = requests
         .iter()
         .zip(&outcomes)

@@ -597,7 +597,7 @@ async fn an_append_repeated_after_an_ambiguous_commit_recognises_its_own_commit(
     let written = retry::serializable_idempotent(|| async {
         let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let mut tx = retry::begin(&db.pool).await?;
-        rows::insert_events(&mut tx, &refs).await?;
+        rows::insert_events_and_outbox(&mut tx, &refs, Utc::now()).await?;
         retry::commit(tx).await?;
         if attempt == 1 {
             // Committed, but the client never heard so.

@@ -11,7 +11,6 @@ use waybill_schemas::{Actor, EventEnvelope, NewEvent, OrderId};
 
 use crate::domain::{Order, OrderCommand};
 use crate::event_store::{self, retry, EventMeta, EventStore, EventStoreError};
-use crate::outbox;
 
 use super::flows;
 
@@ -133,8 +132,7 @@ pub async fn store_all(
     let refs: Vec<&EventEnvelope> = batches.iter().flatten().collect();
     let written = retry::serializable_idempotent(|| async {
         let mut tx = retry::begin(pool).await?;
-        event_store::rows::insert_events(&mut tx, &refs).await?;
-        outbox::insert(&mut tx, &refs, now).await?;
+        event_store::rows::insert_events_and_outbox(&mut tx, &refs, now).await?;
         crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
         retry::commit(tx).await
     })
@@ -217,8 +215,7 @@ async fn store_retrying(
                 }
                 flows::wake(&mut tx, &[order_id], now).await?;
             }
-            event_store::rows::insert_events(&mut tx, &refs).await?;
-            outbox::insert(&mut tx, &refs, now).await?;
+            event_store::rows::insert_events_and_outbox(&mut tx, &refs, now).await?;
             crate::fulfillment::flows::start_confirmed(&mut tx, &refs, now).await?;
             retry::commit(tx).await?;
             Ok(true)

@@ -22,7 +22,6 @@ use super::{CommandContext, CommandError, CommandServices, Reply};
 use crate::domain::fields::{object, Errors, BODY};
 use crate::event_store::{new_events, retry, rows, stamp};
 use crate::idempotency::{self, StoredResponse};
-use crate::outbox;
 use crate::pii::{self, fields};
 
 /// Longest customer id accepted (the channel's id, as `OrderPlaced` carries it).
@@ -230,8 +229,7 @@ async fn erase_subject(
         let event_id = new[0].event_id;
         let envelopes = stamp(&stream_id, version.unwrap_or(0), new, &ctx.meta(None), now);
         let refs: Vec<_> = envelopes.iter().collect();
-        rows::insert_events(&mut tx, &refs).await?;
-        outbox::insert(&mut tx, &refs, now).await?;
+        rows::insert_events_and_outbox(&mut tx, &refs, now).await?;
         scrub_copies(&mut tx, &orders, &texts).await?;
         let response = respond(&Erased {
             event_id,

@@ -19,7 +19,6 @@ use tracing::Instrument;
 use uuid::Uuid;
 use waybill_schemas::{Actor, Channel, EventEnvelope, NewEvent};
 
-use crate::outbox;
 use rows::{EventRow, COLUMNS_TEXT_PAYLOAD};
 
 /// Why the event store refused or failed.
@@ -302,7 +301,8 @@ impl EventStore {
     }
 
     /// Appends `events` after `expected_version`, with their outbox rows, in one SERIALIZABLE
-    /// transaction. Returns the stored envelopes. A stream not at `expected_version` →
+    /// transaction: a single statement when no event holds personal fields (the pool's sessions
+    /// default to SERIALIZABLE, as `waybill`'s pools and the databases it creates do). Returns the stored envelopes. A stream not at `expected_version` →
     /// [`EventStoreError::Conflict`]; nothing is written then.
     pub async fn append(
         &self,
@@ -320,10 +320,24 @@ impl EventStore {
         let envelopes = stamp(stream_id, expected_version, events, meta, Utc::now());
         let refs: Vec<&EventEnvelope> = envelopes.iter().collect();
         let written = retry::serializable_idempotent(|| async {
-            let mut tx = retry::begin(&self.pool).await?;
-            rows::insert_events(&mut tx, &refs).await?;
-            outbox::insert(&mut tx, &refs, Utc::now()).await?;
-            retry::commit(tx).await
+            if refs
+                .iter()
+                .any(|e| crate::pii::fields::is_personal(&e.event_type))
+            {
+                // Sealing reads (and may write) the key store: in the events' transaction.
+                let mut tx = retry::begin(&self.pool).await?;
+                rows::insert_events_and_outbox(&mut tx, &refs, Utc::now()).await?;
+                retry::commit(tx).await
+            } else {
+                // One statement, its own transaction: one round trip instead of four.
+                let mut conn = self.pool.acquire().await?;
+                retry::single_statement(rows::insert_events_and_outbox(
+                    &mut conn,
+                    &refs,
+                    Utc::now(),
+                ))
+                .await
+            }
         })
         .instrument(span)
         .await;

@@ -87,6 +87,21 @@ pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
     }
 }
 
+/// Runs `statement`, one statement outside any transaction: it commits on its own (as its own
+/// transaction at the session's default isolation, SERIALIZABLE for Waybill's pools), so a
+/// connection failure while it is in flight leaves its outcome unknown, reported as an
+/// ambiguous commit (40003) as [`commit`] does.
+pub async fn single_statement<T>(
+    statement: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match statement.await {
+        Err(e) if is_connection_failure(&e) => Err(ambiguous_commit(format!(
+            "outcome unknown: the connection failed while a statement was committing: {e}"
+        ))),
+        other => other,
+    }
+}
+
 /// A database error made on the client side with a SQLSTATE of its choosing: an ambiguous
 /// commit the client saw (the connection failing during COMMIT) rather than the server reported.
 #[derive(Debug)]

@@ -41,12 +41,14 @@ const UNNEST_EVENTS: &str =
        $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
        $13::text[], $14::text[]) AS x(s, v, id, t, sv, oa, ra, co, ca, tp, ak, ai, ch, p)";
 
-/// Inserts `events` with one statement, their personal fields sealed ([`crate::pii`]) in the
-/// same transaction. A duplicate `(stream_id, stream_version)` fails the statement with a
-/// unique violation on `events_pkey`: that is the concurrency check.
-pub async fn insert_events(
+/// Inserts `events` and their outbox rows (created at `now`) with one statement, their personal
+/// fields sealed ([`crate::pii`]) first on the same connection. A duplicate
+/// `(stream_id, stream_version)` fails the statement with a unique violation on `events_pkey`:
+/// that is the concurrency check. Neither table is written unless both are.
+pub async fn insert_events_and_outbox(
     conn: &mut PgConnection,
     events: &[&EventEnvelope],
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
@@ -54,8 +56,13 @@ pub async fn insert_events(
     let sealed = crate::pii::seal_for_insert(&mut *conn, events)
         .await
         .map_err(crate::pii::PiiError::into_sqlx)?;
-    let sql = format!("INSERT INTO events ({COLUMNS}) {UNNEST_EVENTS}");
+    let sql = format!(
+        "WITH stored AS (INSERT INTO events ({COLUMNS}) {UNNEST_EVENTS} \
+         RETURNING event_id, stream_id, stream_version) {}",
+        crate::outbox::insert_stored("$15")
+    );
     bind_events(sqlx::query(&sql), events, &sealed)
+        .bind(now)
         .execute(conn)
         .await?;
     Ok(())

@@ -15,7 +15,6 @@ use waybill_schemas::{Actor, EventEnvelope, OrderEvent, OrderId};
 
 use crate::domain::fulfillment::Fulfillment;
 use crate::event_store::{self, retry, EventMeta, EventStoreError};
-use crate::outbox;
 
 use super::flows;
 
@@ -226,8 +225,7 @@ async fn write_rows(
     }
     let events: Vec<&EventEnvelope> = orders.iter().flat_map(|o| o.envelopes.iter()).collect();
     if !events.is_empty() {
-        event_store::rows::insert_events(conn, &events).await?;
-        outbox::insert(conn, &events, now).await?;
+        event_store::rows::insert_events_and_outbox(conn, &events, now).await?;
     }
     let checkout: Vec<OrderId> = orders
         .iter()
