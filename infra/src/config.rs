@@ -1277,6 +1277,10 @@ pub struct BenchLogReadArgs {
     #[arg(long, default_value_t = 5)]
     pub sorted_pages: u32,
     /// Keep the scratch database afterwards.
+    /// Store the payloads with their personal fields sealed under data keys, as placements are
+    /// stored, so the read opens them as every reader of a real log does.
+    #[arg(long)]
+    pub sealed: bool,
     #[arg(long)]
     pub keep: bool,
     /// JSON report path; the SVG charts are written next to it.

@@ -70,6 +70,9 @@ struct LogReadReport {
     events: u64,
     page: i64,
     payload_bytes_avg: f64,
+    /// Whether the payloads' personal fields were stored sealed (`--sealed`), so each read
+    /// opened them.
+    sealed: bool,
     /// The keyset read of the whole log, decoded into envelopes (`log_pages`).
     keyset: Pass,
     keyset_cpu: CpuReport,
@@ -120,7 +123,7 @@ pub async fn log_read(settings: &Settings, args: &BenchLogReadArgs) -> anyhow::R
 
 async fn run_bench(database_url: &str, args: &BenchLogReadArgs) -> anyhow::Result<LogReadReport> {
     let pool = crate::migrate::migrate(database_url).await?;
-    let payload_bytes_avg = fill(&pool, args.events).await?;
+    let payload_bytes_avg = fill(&pool, args.events, args.sealed).await?;
     let events = EventStore::new(pool.clone());
     let total = events.count().await.context("counting events")?.max(0) as u64;
 
@@ -174,6 +177,7 @@ async fn run_bench(database_url: &str, args: &BenchLogReadArgs) -> anyhow::Resul
         events: total,
         page: args.page,
         payload_bytes_avg,
+        sealed: args.sealed,
         goal_met: keyset.events_per_sec >= GOAL_EVENTS_PER_SEC,
         keyset,
         keyset_cpu,
@@ -304,9 +308,14 @@ async fn sorted_pages(
 }
 
 /// Fills the log with `n` events: order streams of [`VERSIONS`] events, recorded a microsecond
-/// apart, payloads from real placements. Returns the average payload size in bytes.
-pub(super) async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
-    let payloads = placed_payloads()?;
+/// apart, payloads from real placements, their personal fields sealed under one data key per
+/// payload when `sealed` (as the event store stores a placement). Returns the average payload
+/// size in bytes.
+pub(super) async fn fill(pool: &sqlx::PgPool, n: u64, sealed: bool) -> anyhow::Result<f64> {
+    let mut payloads = placed_payloads()?;
+    if sealed {
+        seal(pool, &mut payloads).await?;
+    }
     let avg =
         payloads.iter().map(|p| p.to_string().len()).sum::<usize>() as f64 / payloads.len() as f64;
     let payloads: Vec<sqlx::types::Json<serde_json::Value>> =
@@ -345,6 +354,26 @@ pub(super) async fn fill(pool: &sqlx::PgPool, n: u64) -> anyhow::Result<f64> {
     Ok(avg)
 }
 
+/// Seals the personal fields of each of `payloads` under a data key of its own (made in the key
+/// store of `pool`'s database, as a first order of a customer makes one).
+async fn seal(pool: &sqlx::PgPool, payloads: &mut [serde_json::Value]) -> anyhow::Result<()> {
+    use waybill_write_side::pii::{self, fields, KeyStore as _};
+    let store = pii::key_store().context("no master key of personal data installed")?;
+    let subjects: Vec<String> = (0..payloads.len())
+        .map(|n| fields::customer_subject(&format!("bench-log-read-{n}")))
+        .collect();
+    let mut conn = pool.acquire().await.context("connecting to seal")?;
+    let keys = store
+        .live_keys(&mut conn, &subjects)
+        .await
+        .context("making the data keys")?;
+    for (payload, subject) in payloads.iter_mut().zip(&subjects) {
+        let key = keys.get(subject).context("a data key was not made")?;
+        fields::seal("OrderPlaced", payload, key.key_id, &key.key);
+    }
+    Ok(())
+}
+
 /// `OrderPlaced` payloads decided by the domain from the bench's order factory.
 fn placed_payloads() -> anyhow::Result<Vec<serde_json::Value>> {
     let mut factory = OrderFactory::new(13, "log-read");
@@ -377,8 +406,15 @@ fn table(report: &LogReadReport) -> String {
         )
     };
     let mut out = format!(
-        "bench log-read: {} events, {} per page, payload {:.0} B on average\n",
-        report.events, report.page, report.payload_bytes_avg
+        "bench log-read: {} events, {} per page, payload {:.0} B on average{}\n",
+        report.events,
+        report.page,
+        report.payload_bytes_avg,
+        if report.sealed {
+            ", personal fields sealed (opened on read)"
+        } else {
+            ""
+        }
     );
     out.push_str(&row("keyset pages (log_pages)", &report.keyset));
     out.push_str(&row(

@@ -164,7 +164,7 @@ async fn run_bench(
 ) -> anyhow::Result<WebhooksReport> {
     let pool = crate::migrate::migrate(&settings.database_url).await?;
     let events = args.orders * VERSIONS as u64;
-    let payload_bytes_avg = log_read::fill(&pool, events).await?;
+    let payload_bytes_avg = log_read::fill(&pool, events, false).await?;
     fill_feed(&pool).await?;
 
     let mut receiver = Role::WebhookReceiver

@@ -487,3 +487,36 @@ async fn bench_log_read_reads_every_event_with_pages_read_ahead_as_one_at_a_time
         assert!(svg.starts_with("<svg"), "{chart}");
     }
 }
+
+/// `waybill bench log-read --sealed`: the placements are stored with their personal fields
+/// sealed under data keys, and the read opens every one of them before decoding it into its
+/// typed event (a sealed field left closed is an object where the event has a string, and the
+/// bench fails on it).
+#[tokio::test]
+async fn bench_log_read_sealed_opens_every_payload_it_reads() {
+    let env = TestEnv::new("log_read_sealed").await;
+    let out = env.log_dir.join("log-read-sealed.json");
+    let stdout = env
+        .run_ok(&[
+            "bench",
+            "log-read",
+            "--events",
+            "1000",
+            "--page",
+            "250",
+            "--sorted-pages",
+            "1",
+            "--sealed",
+            "--out",
+            out.to_str().expect("path"),
+        ])
+        .await;
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("the bench's report")).expect("JSON");
+    assert_eq!(report["sealed"], true, "{report}");
+    assert_eq!(report["keyset"]["events"], 1_000, "{report}");
+    assert!(
+        stdout.contains("personal fields sealed (opened on read)"),
+        "{stdout}"
+    );
+}
