@@ -186,12 +186,13 @@ pub async fn open_envelopes(
             }
         })
         .collect();
-    let mut ids = Vec::new();
-    for field in sealed.iter().flatten() {
-        if !ids.contains(&field.key_id()) {
-            ids.push(field.key_id());
-        }
-    }
+    let mut ids: Vec<Uuid> = sealed
+        .iter()
+        .flatten()
+        .map(fields::SealedField::key_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
     if ids.is_empty() {
         return Ok(());
     }
