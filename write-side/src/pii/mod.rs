@@ -17,9 +17,11 @@
 
 pub mod fields;
 pub mod key_store;
+pub mod recent;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
 
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -165,7 +167,27 @@ pub async fn seal_for_insert(
     Ok(out)
 }
 
-/// Opens the personal fields of `events` in place (one key-store read for all of them).
+/// Payloads opened a moment ago in this process ([`recent`]).
+static RECENT: LazyLock<Mutex<recent::Recent>> = LazyLock::new(Mutex::default);
+
+fn recently_opened() -> MutexGuard<'static, recent::Recent> {
+    // A reader that panicked while holding it left whole entries behind: still usable.
+    RECENT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a payload of a batch holds to open.
+enum Found<'a> {
+    /// Nothing sealed.
+    Clear,
+    /// Opened a moment ago by another reader: the data keys it was opened with.
+    Recent(Vec<Uuid>),
+    /// Its sealed fields, found in its text.
+    Sealed(Vec<fields::SealedField<'a>>),
+}
+
+/// Opens the personal fields of `events` in place (one key-store read for all of them). A
+/// payload another reader of this process opened a moment ago is taken from [`recent`] when the
+/// key-store read says its keys are all still live; the others are opened in their text.
 pub async fn open_envelopes(
     pool: &PgPool,
     events: &mut [EventEnvelope],
@@ -173,24 +195,40 @@ pub async fn open_envelopes(
     let Some(first) = events.iter().find(|e| fields::is_personal(&e.event_type)) else {
         return Ok(());
     };
+    let now = Instant::now();
+    let has_markers =
+        |e: &EventEnvelope| fields::may_hold_markers(&e.event_type, e.payload.as_str());
+    let recent_keys: Vec<Option<Vec<Uuid>>> = {
+        let mut recent = recently_opened();
+        recent.purge(now);
+        events
+            .iter()
+            .map(|e| {
+                has_markers(e)
+                    .then(|| recent.key_ids(e.event_id, e.payload.as_str().len(), now))
+                    .flatten()
+            })
+            .collect()
+    };
     // Only payloads with a marker in their text have anything to open; only the objects on
     // their personal paths are parsed (no tree of the whole payload).
-    let sealed: Vec<Vec<fields::SealedField<'_>>> = events
+    let found: Vec<Found<'_>> = events
         .iter()
-        .map(|e| {
-            let text = e.payload.as_str();
-            if fields::may_hold_markers(&e.event_type, text) {
-                fields::sealed_fields(&e.event_type, text)
-            } else {
-                Vec::new()
-            }
+        .zip(recent_keys)
+        .map(|(e, recent)| match recent {
+            _ if !has_markers(e) => Found::Clear,
+            Some(key_ids) => Found::Recent(key_ids),
+            None => Found::Sealed(fields::sealed_fields(&e.event_type, e.payload.as_str())),
         })
         .collect();
-    let mut ids: Vec<Uuid> = sealed
-        .iter()
-        .flatten()
-        .map(fields::SealedField::key_id)
-        .collect();
+    let mut ids: Vec<Uuid> = Vec::new();
+    for found in &found {
+        match found {
+            Found::Clear => {}
+            Found::Recent(key_ids) => ids.extend(key_ids),
+            Found::Sealed(sealed) => ids.extend(sealed.iter().map(fields::SealedField::key_id)),
+        }
+    }
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
@@ -213,18 +251,55 @@ pub async fn open_envelopes(
     })
     .await?;
     let keys = keys.map_err(|err| corrupt(first, err))?;
-    let mut opened = Vec::with_capacity(events.len());
-    for (e, sealed) in events.iter().zip(&sealed) {
+    let mut opened: Vec<Option<Payload>> = {
+        let mut recent = recently_opened();
+        events
+            .iter()
+            .zip(&found)
+            .map(|(e, found)| match found {
+                Found::Recent(_) => recent.opened(e.event_id, e.payload.as_str().len(), &keys, now),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut newly_opened = Vec::new();
+    for ((e, found), slot) in events.iter().zip(&found).zip(opened.iter_mut()) {
+        let found_again;
+        let sealed = match found {
+            _ if slot.is_some() => continue,
+            Found::Clear => continue,
+            Found::Sealed(sealed) => sealed,
+            // Its entry went (an erased key, or too old): opened from its text after all.
+            Found::Recent(_) => {
+                found_again = fields::sealed_fields(&e.event_type, e.payload.as_str());
+                &found_again
+            }
+        };
         if sealed.is_empty() {
-            opened.push(None);
             continue;
         }
         let text =
             fields::open(e.payload.as_str(), sealed, &keys).map_err(|err| corrupt(e, err))?;
         let payload = Payload::from_text(text).map_err(|err| corrupt(e, PiiError::Opened(err)))?;
-        opened.push(Some(payload));
+        let mut key_ids: Vec<Uuid> = sealed.iter().map(fields::SealedField::key_id).collect();
+        key_ids.sort_unstable();
+        key_ids.dedup();
+        if key_ids
+            .iter()
+            .all(|id| matches!(keys.get(id), Some(Some(_))))
+        {
+            let sealed_len = e.payload.as_str().len();
+            newly_opened.push((e.event_id, sealed_len, key_ids, payload.clone()));
+        }
+        *slot = Some(payload);
     }
-    drop(sealed);
+    if !newly_opened.is_empty() {
+        let mut recent = recently_opened();
+        for (event_id, sealed_len, key_ids, payload) in newly_opened {
+            recent.insert(event_id, sealed_len, key_ids, payload, now);
+        }
+    }
+    drop(found);
     for (e, payload) in events.iter_mut().zip(opened) {
         if let Some(payload) = payload {
             e.payload = payload;
