@@ -696,3 +696,53 @@ async fn a_real_serialization_failure_is_retried_and_the_retry_wins() {
     assert_eq!(n, 2, "both increments applied, none lost");
     db.drop().await;
 }
+
+/// A payload the readers of this process opened a moment ago is reused only while its data key
+/// is live: once the key is destroyed, the very next read opens the customer's fields as their
+/// stand-ins, never the text opened before.
+#[tokio::test]
+async fn a_destroyed_key_shows_at_the_next_read_even_for_a_payload_opened_a_moment_ago() {
+    use waybill_write_side::pii::{self, fields};
+    let db = TestDb::create("write").await;
+    let store = EventStore::new(db.pool.clone());
+    let id = OrderId::new_v7();
+    let appended = store
+        .append(&id.stream_id(), 0, placed(id, "ERASE-1"), &meta())
+        .await
+        .expect("append");
+    let stored: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_id = $1")
+        .bind(appended[0].event_id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("stored payload");
+    assert!(stored.contains("\"$pii\""), "stored sealed: {stored}");
+    let name = |events: &[EventEnvelope]| events[0].payload.to_value()["customer"]["name"].clone();
+    let original = appended[0].payload.to_value()["customer"]["name"].clone();
+    assert!(original.is_string() && original != json!(fields::ERASED_TEXT));
+    for _ in 0..2 {
+        let read = store
+            .read_stream(&id.stream_id(), 1, None)
+            .await
+            .expect("read");
+        assert_eq!(name(&read), original, "opened while the key is live");
+    }
+    let subject: String = sqlx::query_scalar(
+        "SELECT k.subject FROM pii_keys k JOIN pii_streams s ON s.key_id = k.key_id \
+         WHERE s.stream_id = $1",
+    )
+    .bind(id.stream_id())
+    .fetch_one(&db.pool)
+    .await
+    .expect("the order's key");
+    let mut tx = db.pool.begin().await.expect("begin");
+    pii::destroy_subject(&mut tx, &subject)
+        .await
+        .expect("destroy the key");
+    tx.commit().await.expect("commit");
+    let read = store
+        .read_stream(&id.stream_id(), 1, None)
+        .await
+        .expect("read");
+    assert_eq!(name(&read), json!(fields::ERASED_TEXT), "erased at once");
+    db.drop().await;
+}
