@@ -302,8 +302,9 @@ impl EventStore {
 
     /// Appends `events` after `expected_version`, with their outbox rows, in one SERIALIZABLE
     /// transaction: a single statement when no event holds personal fields (the pool's sessions
-    /// default to SERIALIZABLE, as `waybill`'s pools and the databases it creates do). Returns the stored envelopes. A stream not at `expected_version` →
-    /// [`EventStoreError::Conflict`]; nothing is written then.
+    /// default to SERIALIZABLE, as `waybill`'s pools and the databases it creates do). Returns
+    /// the stored envelopes. A stream not at `expected_version` → [`EventStoreError::Conflict`];
+    /// nothing is written then.
     pub async fn append(
         &self,
         stream_id: &str,

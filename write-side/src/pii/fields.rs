@@ -316,6 +316,14 @@ impl SealedField<'_> {
     }
 }
 
+/// The data keys `sealed` fields were sealed under, each once.
+pub fn key_ids(sealed: &[SealedField<'_>]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = sealed.iter().map(SealedField::key_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The sealed fields of a payload of `event_type` given as JSON text, in text order. Only the
 /// event kind's personal paths are looked at (an object with a marker key anywhere else is
 /// data, not a marker), and only the objects on those paths are parsed: the rest of the text is

@@ -196,37 +196,38 @@ pub async fn open_envelopes(
         return Ok(());
     };
     let now = Instant::now();
-    let has_markers =
-        |e: &EventEnvelope| fields::may_hold_markers(&e.event_type, e.payload.as_str());
-    let recent_keys: Vec<Option<Vec<Uuid>>> = {
+    // Payloads opened a moment ago by another reader of this process need no parse; only
+    // payloads with a marker in their text have anything to open.
+    let mut found: Vec<Found<'_>> = {
         let mut recent = recently_opened();
         recent.purge(now);
         events
             .iter()
             .map(|e| {
-                has_markers(e)
-                    .then(|| recent.key_ids(e.event_id, e.payload.as_str().len(), now))
-                    .flatten()
+                let text = e.payload.as_str();
+                if !fields::may_hold_markers(&e.event_type, text) {
+                    Found::Clear
+                } else if let Some(key_ids) = recent.key_ids(e.event_id, text.len(), now) {
+                    Found::Recent(key_ids)
+                } else {
+                    // Found below, outside the lock.
+                    Found::Sealed(Vec::new())
+                }
             })
             .collect()
     };
-    // Only payloads with a marker in their text have anything to open; only the objects on
-    // their personal paths are parsed (no tree of the whole payload).
-    let found: Vec<Found<'_>> = events
-        .iter()
-        .zip(recent_keys)
-        .map(|(e, recent)| match recent {
-            _ if !has_markers(e) => Found::Clear,
-            Some(key_ids) => Found::Recent(key_ids),
-            None => Found::Sealed(fields::sealed_fields(&e.event_type, e.payload.as_str())),
-        })
-        .collect();
+    // Only the objects on the personal paths are parsed (no tree of the whole payload).
+    for (e, found) in events.iter().zip(found.iter_mut()) {
+        if let Found::Sealed(sealed) = found {
+            *sealed = fields::sealed_fields(&e.event_type, e.payload.as_str());
+        }
+    }
     let mut ids: Vec<Uuid> = Vec::new();
     for found in &found {
         match found {
             Found::Clear => {}
             Found::Recent(key_ids) => ids.extend(key_ids),
-            Found::Sealed(sealed) => ids.extend(sealed.iter().map(fields::SealedField::key_id)),
+            Found::Sealed(sealed) => ids.extend(fields::key_ids(sealed)),
         }
     }
     ids.sort_unstable();
@@ -281,13 +282,8 @@ pub async fn open_envelopes(
         let text =
             fields::open(e.payload.as_str(), sealed, &keys).map_err(|err| corrupt(e, err))?;
         let payload = Payload::from_text(text).map_err(|err| corrupt(e, PiiError::Opened(err)))?;
-        let mut key_ids: Vec<Uuid> = sealed.iter().map(fields::SealedField::key_id).collect();
-        key_ids.sort_unstable();
-        key_ids.dedup();
-        if key_ids
-            .iter()
-            .all(|id| matches!(keys.get(id), Some(Some(_))))
-        {
+        let key_ids = fields::key_ids(sealed);
+        if recent::all_live(&key_ids, &keys) {
             let sealed_len = e.payload.as_str().len();
             newly_opened.push((e.event_id, sealed_len, key_ids, payload.clone()));
         }

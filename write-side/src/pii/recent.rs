@@ -21,6 +21,14 @@ pub const CAPACITY: usize = 8_192;
 /// How long an opened payload may be reused.
 pub const RECENT_FOR: Duration = Duration::from_secs(30);
 
+/// True when every one of `key_ids` is live in `keys` (a batch's key-store read): what a
+/// payload opened with them must meet to be kept or reused.
+pub fn all_live(key_ids: &[Uuid], keys: &HashMap<Uuid, Option<SealingKey>>) -> bool {
+    key_ids
+        .iter()
+        .all(|id| matches!(keys.get(id), Some(Some(_))))
+}
+
 /// One opened payload: the length of the sealed text it was opened from (a cheap check that the
 /// text is the one opened), the data keys of its sealed fields, and the opened text.
 #[derive(Debug)]
@@ -80,11 +88,7 @@ impl Recent {
         now: Instant,
     ) -> Option<Payload> {
         let entry = self.entry(event_id, sealed_len, now)?;
-        if entry
-            .key_ids
-            .iter()
-            .all(|id| matches!(keys.get(id), Some(Some(_))))
-        {
+        if all_live(&entry.key_ids, keys) {
             return Some(entry.opened.clone());
         }
         self.entries.remove(&event_id);
