@@ -746,3 +746,155 @@ async fn a_destroyed_key_shows_at_the_next_read_even_for_a_payload_opened_a_mome
     assert_eq!(name(&read), json!(fields::ERASED_TEXT), "erased at once");
     db.drop().await;
 }
+
+/// `read_streams` keeps what it read and fetches only newer events next time: events another
+/// process appended since still show, in order and once, and the cached placement's personal
+/// fields are opened at every read, so destroying the customer's key shows at the next read.
+#[tokio::test]
+async fn read_streams_adds_what_was_appended_since_its_last_read_and_opens_it_every_time() {
+    use waybill_write_side::pii::{self, fields};
+    let db = TestDb::create("write").await;
+    let reader = EventStore::new(db.pool.clone());
+    let writer = EventStore::new(db.pool.clone());
+    let (a, b) = (OrderId::new_v7(), OrderId::new_v7());
+    writer
+        .append(&a.stream_id(), 0, placed(a, "CACHE-A"), &meta())
+        .await
+        .expect("append a");
+    let name = |events: &[EventEnvelope]| events[0].payload.to_value()["customer"]["name"].clone();
+
+    let first = reader
+        .read_streams(&[a.stream_id(), b.stream_id()])
+        .await
+        .expect("first read");
+    assert_eq!(first.len(), 1, "b has no events yet: {:?}", first.keys());
+    let original = name(&first[&a.stream_id()]);
+    assert!(original.is_string() && original != json!(fields::ERASED_TEXT));
+
+    writer
+        .append(&a.stream_id(), 1, cancelled(a), &meta())
+        .await
+        .expect("append a's cancel");
+    writer
+        .append(&b.stream_id(), 0, placed(b, "CACHE-B"), &meta())
+        .await
+        .expect("append b");
+    // The same stream twice in one call reads it once.
+    let second = reader
+        .read_streams(&[a.stream_id(), b.stream_id(), a.stream_id()])
+        .await
+        .expect("second read");
+    let versions = |events: &[EventEnvelope]| -> Vec<i64> {
+        events.iter().map(|e| e.stream_version).collect()
+    };
+    assert_eq!(versions(&second[&a.stream_id()]), vec![1, 2]);
+    assert_eq!(second[&a.stream_id()][1].event_type, "OrderCancelled");
+    assert_eq!(versions(&second[&b.stream_id()]), vec![1]);
+    assert_eq!(
+        name(&second[&a.stream_id()]),
+        original,
+        "the cached placement opened"
+    );
+    assert_eq!(
+        second[&a.stream_id()],
+        writer
+            .read_stream(&a.stream_id(), 1, None)
+            .await
+            .expect("a read of the whole stream"),
+        "the cached prefix and the new events are the stream as stored"
+    );
+
+    let subject: String = sqlx::query_scalar(
+        "SELECT k.subject FROM pii_keys k JOIN pii_streams s ON s.key_id = k.key_id \
+         WHERE s.stream_id = $1",
+    )
+    .bind(a.stream_id())
+    .fetch_one(&db.pool)
+    .await
+    .expect("a's key");
+    let mut tx = db.pool.begin().await.expect("begin");
+    pii::destroy_subject(&mut tx, &subject)
+        .await
+        .expect("destroy the key");
+    tx.commit().await.expect("commit");
+    let third = reader
+        .read_streams(&[a.stream_id()])
+        .await
+        .expect("third read");
+    assert_eq!(versions(&third[&a.stream_id()]), vec![1, 2]);
+    assert_eq!(
+        name(&third[&a.stream_id()]),
+        json!(fields::ERASED_TEXT),
+        "erased at once, though the placement came from the cache"
+    );
+    db.drop().await;
+}
+
+/// Stores of one process on one database share what they read, and a cached prefix is checked
+/// against the stored events at every read: a stream whose stored events are no longer the
+/// cached ones (a database restored or recreated under the same name) is read whole again.
+#[tokio::test]
+async fn read_streams_never_answers_from_a_cache_the_database_no_longer_matches() {
+    let db = TestDb::create("write").await;
+    let first_reader = EventStore::new(db.pool.clone());
+    let other_reader = EventStore::new(db.pool.clone());
+    let id = OrderId::new_v7();
+    let stream = id.stream_id();
+    first_reader
+        .append(&stream, 0, placed(id, "CACHE-OLD"), &meta())
+        .await
+        .expect("append");
+    first_reader
+        .append(&stream, 1, cancelled(id), &meta())
+        .await
+        .expect("append the cancel");
+    let before = first_reader
+        .read_streams(std::slice::from_ref(&stream))
+        .await
+        .expect("read");
+    assert_eq!(before[&stream].len(), 2);
+
+    // The stream's rows are replaced behind the process's back by other events at the same
+    // versions (what a restore of another backup looks like to a running process).
+    sqlx::query("DELETE FROM outbox WHERE stream_id = $1")
+        .bind(&stream)
+        .execute(&db.pool)
+        .await
+        .expect("clear the outbox rows");
+    sqlx::query("DELETE FROM events WHERE stream_id = $1")
+        .bind(&stream)
+        .execute(&db.pool)
+        .await
+        .expect("clear the stream");
+    first_reader
+        .append(&stream, 0, placed(id, "CACHE-NEW"), &meta())
+        .await
+        .expect("append again");
+    first_reader
+        .append(&stream, 1, cancelled(id), &meta())
+        .await
+        .expect("append the cancel again");
+    first_reader
+        .append(&stream, 2, cancelled(id), &meta())
+        .await
+        .expect("a third event");
+
+    // The other store shares the first one's cache; both read what is stored now.
+    for reader in [&other_reader, &first_reader] {
+        let after = reader
+            .read_streams(std::slice::from_ref(&stream))
+            .await
+            .expect("read again");
+        let stored = reader
+            .read_stream(&stream, 1, None)
+            .await
+            .expect("the stream as stored");
+        assert_eq!(after[&stream], stored);
+        assert_eq!(after[&stream].len(), 3);
+        assert_eq!(
+            after[&stream][0].payload.to_value()["channel_order_ref"],
+            json!("CACHE-NEW")
+        );
+    }
+    db.drop().await;
+}

@@ -12,6 +12,10 @@ mod log_pages;
 pub use log_pages::{LogPages, READ_AHEAD};
 pub mod retry;
 pub mod rows;
+pub mod stream_cache;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -20,6 +24,7 @@ use uuid::Uuid;
 use waybill_schemas::{Actor, Channel, EventEnvelope, NewEvent};
 
 use rows::{EventRow, COLUMNS_TEXT_PAYLOAD};
+use stream_cache::StreamCache;
 
 /// Why the event store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +121,22 @@ pub struct ChangedStream {
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pool: PgPool,
+    /// The streams [`EventStore::read_streams`] read lately, shared by every store of this
+    /// process on the same database.
+    streams: Arc<Mutex<StreamCache>>,
 }
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            streams: stream_cache::of_database(&pool),
+            pool,
+        }
+    }
+
+    fn stream_cache(&self) -> MutexGuard<'_, StreamCache> {
+        // A reader that panicked while holding it left whole entries behind: still usable.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -155,25 +171,105 @@ impl EventStore {
     }
 
     /// Every event of each of `stream_ids`, grouped by stream in version order (one query).
+    ///
+    /// Streams this process read lately from the same database are cached as stored
+    /// ([`stream_cache`]): the query then fetches the cached prefix's last event and the events
+    /// above it. That last event must be the one cached (same id at the same version), or the
+    /// prefix is dropped and the stream read whole: a database restored or recreated under the
+    /// same name is never answered from memory. Personal fields are opened at every read, so an
+    /// erased subject reads as erased at once.
     pub async fn read_streams(
         &self,
         stream_ids: &[String],
-    ) -> Result<std::collections::HashMap<String, Vec<EventEnvelope>>, EventStoreError> {
+    ) -> Result<HashMap<String, Vec<EventEnvelope>>, EventStoreError> {
+        let mut ids: Vec<&str> = stream_ids.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let prefixes: Vec<Arc<[EventEnvelope]>> = {
+            let mut cache = self.stream_cache();
+            ids.iter().map(|id| cache.prefix(id)).collect()
+        };
+        let from: Vec<i64> = prefixes
+            .iter()
+            .map(|p| p.last().map_or(1, |e| e.stream_version))
+            .collect();
+        let mut tails = self.read_from(&ids, &from).await?;
+        let mut stale: Vec<&str> = Vec::new();
+        for (id, prefix) in ids.iter().zip(&prefixes) {
+            let Some(last) = prefix.last() else { continue };
+            let overlap = tails.get_mut(*id).filter(|tail| {
+                tail.first().is_some_and(|first| {
+                    first.event_id == last.event_id && first.stream_version == last.stream_version
+                })
+            });
+            match overlap {
+                Some(tail) => {
+                    tail.remove(0);
+                }
+                None => stale.push(id),
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(
+                streams = stale.len(),
+                "cached stream prefixes differ from the stored events; reading those streams whole"
+            );
+            let whole = self.read_from(&stale, &vec![1; stale.len()]).await?;
+            let mut cache = self.stream_cache();
+            for id in &stale {
+                cache.forget(id);
+                tails.remove(*id);
+            }
+            tails.extend(whole);
+        }
+        // Every stream's events in one list, so the data keys are read once for all of them.
+        let mut events: Vec<EventEnvelope> = Vec::new();
+        for (id, prefix) in ids.iter().zip(prefixes) {
+            let tail = tails.remove(*id).unwrap_or_default();
+            let start = events.len();
+            if !stale.contains(id) {
+                events.extend_from_slice(&prefix);
+            }
+            let grew = !tail.is_empty();
+            events.extend(tail);
+            if grew {
+                self.stream_cache().store(id, &events[start..]);
+            }
+        }
+        crate::pii::open_envelopes(&self.pool, &mut events).await?;
+        let mut streams: HashMap<String, Vec<EventEnvelope>> = HashMap::with_capacity(ids.len());
+        for envelope in events {
+            streams
+                .entry(envelope.stream_id.clone())
+                .or_default()
+                .push(envelope);
+        }
+        Ok(streams)
+    }
+
+    /// The stored events of each of `ids` from version `from` (same index) on, sealed, by
+    /// stream in version order.
+    async fn read_from(
+        &self,
+        ids: &[&str],
+        from: &[i64],
+    ) -> Result<HashMap<String, Vec<EventEnvelope>>, EventStoreError> {
         let sql = format!(
-            "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events WHERE stream_id = ANY($1) \
+            "SELECT {COLUMNS_TEXT_PAYLOAD} FROM events \
+             JOIN UNNEST($1::text[], $2::bigint[]) AS x(s, v) \
+             ON stream_id = x.s AND stream_version >= x.v \
              ORDER BY stream_id, stream_version"
         );
-        let rows: Vec<EventRow> =
-            retry::serializable(|| sqlx::query_as(&sql).bind(stream_ids).fetch_all(&self.pool))
-                .await?;
-        let mut events = rows
-            .into_iter()
-            .map(EventEnvelope::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        crate::pii::open_envelopes(&self.pool, &mut events).await?;
-        let mut streams: std::collections::HashMap<String, Vec<EventEnvelope>> =
-            std::collections::HashMap::with_capacity(stream_ids.len());
-        for envelope in events {
+        let rows: Vec<EventRow> = retry::serializable(|| {
+            sqlx::query_as(&sql)
+                .bind(ids)
+                .bind(from)
+                .fetch_all(&self.pool)
+        })
+        .await?;
+        let mut streams: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
+        for row in rows {
+            let envelope = EventEnvelope::try_from(row)?;
             streams
                 .entry(envelope.stream_id.clone())
                 .or_default()
