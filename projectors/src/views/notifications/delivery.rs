@@ -8,8 +8,9 @@
 //!    good is skipped, one claimed by another live sender makes the batch fail for now (the
 //!    projector tries it again, and takes over once that claim lapses);
 //! 3. sends what it claimed through the medium's [`Channel`] with retries and backoff
-//!    ([`RetryPolicy`]), a few at a time, and records each outcome in the ledger: `sent` with
-//!    the provider's id, or `failed` when the provider refused it for good. A provider still
+//!    ([`RetryPolicy`]), a few at a time, and records the outcomes of each few in the ledger in
+//!    one statement: `sent` with the provider's id, or `failed` when the provider refused it
+//!    for good. A provider still
 //!    failing after the retries fails the batch, so its events are not acknowledged and come
 //!    back; what was sent meanwhile is `sent` in the ledger and is skipped then.
 
@@ -21,7 +22,7 @@ use tracing::Instrument;
 use waybill_write_side::notification_preferences;
 
 use super::channel::{Channel, RetryPolicy, SendError};
-use super::ledger::{Claim, Ledger};
+use super::ledger::{Claim, Ledger, Settled};
 use super::render::{Medium, Notification};
 use super::sink::{NotificationSink, SinkError};
 
@@ -109,8 +110,12 @@ impl Delivery {
             .collect())
     }
 
-    /// Sends one claimed message and records the outcome; `Err` when it should be tried again.
-    async fn send_claimed(&self, message: &Notification, attempt: i32) -> Result<(), SinkError> {
+    /// Sends one claimed message through its medium's channel, with the retries.
+    async fn send_claimed(
+        &self,
+        message: &Notification,
+        attempt: i32,
+    ) -> Result<String, SendError> {
         let span = tracing::info_span!(
             "notification.send",
             order_id = %message.order_id,
@@ -119,45 +124,59 @@ impl Delivery {
             medium = message.medium.as_str(),
             attempt
         );
-        self.send_and_record(message).instrument(span).await
+        self.retry
+            .send(self.channel(message.medium), message)
+            .instrument(span)
+            .await
+            .map(|accepted| accepted.provider_id)
     }
 
-    async fn send_and_record(&self, message: &Notification) -> Result<(), SinkError> {
-        let unavailable = |e: sqlx::Error| SinkError::Unavailable(format!("ledger: {e}"));
-        match self.retry.send(self.channel(message.medium), message).await {
-            Ok(accepted) => {
-                self.ledger
-                    .mark_sent(message, &accepted.provider_id)
-                    .await
-                    .map_err(unavailable)?;
-                metrics::counter!(
-                    "waybill_notifications_sent_total",
-                    "kind" => message.kind.as_str(),
-                    "medium" => message.medium.as_str()
-                )
-                .increment(1);
-                tracing::info!(provider_id = %accepted.provider_id, "notification sent");
-                Ok(())
-            }
-            Err(SendError::Permanent(error)) => {
-                self.ledger
-                    .mark_refused(message, &error)
-                    .await
-                    .map_err(unavailable)?;
-                metrics::counter!("waybill_notifications_refused_total", "medium" => message.medium.as_str())
+    /// Records what became of messages sent together, in one ledger statement; the first
+    /// message to be tried again (`Err`) once the others are recorded.
+    async fn record(
+        &self,
+        sent: &[(&Notification, Result<String, SendError>)],
+    ) -> Result<(), SinkError> {
+        let settled: Vec<(&Notification, Settled<'_>)> = sent
+            .iter()
+            .filter_map(|(message, outcome)| match outcome {
+                Ok(provider_id) => Some((*message, Settled::Sent { provider_id })),
+                Err(SendError::Permanent(error)) => Some((*message, Settled::Refused { error })),
+                Err(SendError::Transient(_)) => None,
+            })
+            .collect();
+        self.ledger
+            .settle(&settled)
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("ledger: {e}")))?;
+        let mut retry = None;
+        for (message, outcome) in sent {
+            let (order_id, id, medium) = (message.order_id, message.id(), message.medium.as_str());
+            match outcome {
+                Ok(provider_id) => {
+                    metrics::counter!(
+                        "waybill_notifications_sent_total",
+                        "kind" => message.kind.as_str(),
+                        "medium" => medium
+                    )
                     .increment(1);
-                tracing::warn!(%error, "notification refused by the provider; not retried");
-                Ok(())
-            }
-            Err(SendError::Transient(error)) => {
-                // Best effort: the error is for operators; the claim holds either way.
-                let _ = self.ledger.note_error(message, &error).await;
-                Err(SinkError::Unavailable(format!(
-                    "{} provider: {error}",
-                    message.medium.as_str()
-                )))
+                    tracing::info!(%order_id, message = %id, medium, %provider_id, "notification sent");
+                }
+                Err(SendError::Permanent(error)) => {
+                    metrics::counter!("waybill_notifications_refused_total", "medium" => medium)
+                        .increment(1);
+                    tracing::warn!(%order_id, message = %id, medium, %error, "notification refused by the provider; not retried");
+                }
+                Err(SendError::Transient(error)) => {
+                    // Best effort: the error is for operators; the claim holds either way.
+                    let _ = self.ledger.note_error(message, error).await;
+                    retry.get_or_insert_with(|| {
+                        SinkError::Unavailable(format!("{medium} provider: {error}"))
+                    });
+                }
             }
         }
+        retry.map_or(Ok(()), Err)
     }
 }
 
@@ -201,15 +220,17 @@ impl NotificationSink for Delivery {
                 Claim::HeldElsewhere => held += 1,
             }
         }
-        let mut outcomes = Vec::with_capacity(to_send.len());
+        let mut retry = None;
         for chunk in to_send.chunks(CONCURRENCY) {
-            let mut sends = Vec::with_capacity(chunk.len());
-            for &(message, attempt) in chunk {
-                sends.push(self.send_claimed(message, attempt));
+            let sends = chunk.iter().map(|&(message, attempt)| async move {
+                (message, self.send_claimed(message, attempt).await)
+            });
+            let sent = futures::future::join_all(sends).await;
+            if let Err(error) = self.record(&sent).await {
+                retry.get_or_insert(error);
             }
-            outcomes.extend(futures::future::join_all(sends).await);
         }
-        if let Some(error) = outcomes.into_iter().find_map(Result::err) {
+        if let Some(error) = retry {
             return Err(error);
         }
         if held > 0 {

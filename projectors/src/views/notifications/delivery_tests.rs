@@ -14,10 +14,12 @@ use waybill_write_side::notification_preferences::{self, Preferences};
 use super::*;
 use crate::testing::*;
 
-/// Records every message it is asked to send; refuses addresses containing "refuse".
+/// Records every message it is asked to send; refuses addresses containing "refuse", and is
+/// busy for those containing "busy" while `busy` is set.
 #[derive(Clone, Default)]
 struct Phone {
     sent: Arc<Mutex<Vec<Notification>>>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Channel for Phone {
@@ -25,6 +27,9 @@ impl Channel for Phone {
         Box::pin(async move {
             if message.to.contains("refuse") {
                 return Err(SendError::Permanent("550 no such user".into()));
+            }
+            if message.to.contains("busy") && self.busy.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(SendError::Transient("421 try again later".into()));
             }
             self.sent.lock().expect("lock").push(message.clone());
             Ok(Accepted {
@@ -225,6 +230,67 @@ async fn a_refused_message_is_recorded_as_failed_and_never_tried_again() {
         .last_error
         .as_deref()
         .is_some_and(|e| e.contains("550")));
+}
+
+/// Messages sent together are settled together: the accepted one `sent`, the refused one
+/// `failed`, and the one whose provider was busy stays claimed with its error noted and is the
+/// only one sent when the batch comes back.
+#[tokio::test]
+async fn messages_sent_together_are_each_recorded_by_their_outcome() {
+    let pool = fresh_database().await;
+    let orders = [OrderId::new_v7(), OrderId::new_v7(), OrderId::new_v7()];
+    let mut messages: Vec<Notification> = orders
+        .iter()
+        .map(|&order| placement_messages(order).swap_remove(0))
+        .collect();
+    messages[1].to = "refuse@example.com".into();
+    messages[2].to = "busy@example.com".into();
+    let (email, sms) = (Phone::default(), Phone::default());
+    email.busy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let delivery = delivery(&pool, &email, &sms).with_retry(RetryPolicy {
+        attempts: 1,
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+    });
+    let status = |records: &[DeliveryRecord]| -> (String, Option<String>, Option<String>) {
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        (
+            r.status.clone(),
+            r.provider_id.clone(),
+            r.last_error.clone(),
+        )
+    };
+    let error = delivery
+        .deliver(messages.clone())
+        .await
+        .expect_err("the busy provider makes the batch come back");
+    assert!(error.to_string().contains("421"), "{error}");
+    let ledger = delivery.ledger();
+    let sent = status(&ledger.of_order(orders[0]).await.expect("ledger"));
+    assert_eq!(sent.0, "sent");
+    assert_eq!(sent.1, Some(format!("p-{}", messages[0].id())));
+    let refused = status(&ledger.of_order(orders[1]).await.expect("ledger"));
+    assert_eq!(refused.0, "failed");
+    assert!(refused.2.is_some_and(|e| e.contains("550")));
+    let busy = status(&ledger.of_order(orders[2]).await.expect("ledger"));
+    assert_eq!(busy.0, "sending");
+    assert!(busy.2.is_some_and(|e| e.contains("421")));
+
+    email.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    delivery
+        .deliver(messages.clone())
+        .await
+        .expect("settled once the provider is back");
+    assert_eq!(
+        email.ids(),
+        vec![messages[0].id(), messages[2].id()],
+        "each accepted once, the refused one never"
+    );
+    assert_eq!(
+        status(&ledger.of_order(orders[2]).await.expect("ledger")).0,
+        "sent"
+    );
 }
 
 #[test]

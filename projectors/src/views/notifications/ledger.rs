@@ -7,12 +7,14 @@
 //!
 //! A claim is held by one sender (`claimed_by`, unique per process) for [`Ledger::claim_for`]
 //! and may be taken over after that. What remains: a sender killed after the provider accepted a
-//! message and before [`Ledger::mark_sent`] committed leaves a `sending` row; once its claim
+//! message and before [`Ledger::settle`] committed leaves a `sending` row; once its claim
 //! lapses the message is sent again with the same identity (`Message-ID` for email,
 //! `Idempotency-Key` for SMS), so a provider that de-duplicates by it (the SMS sandbox does,
 //! like real SMS APIs) drops the repeat, and a mail client that de-duplicates by Message-ID
 //! shows one. An SMTP server does not de-duplicate: that window (milliseconds per message) is
-//! the one place a second email can still happen, and only under a crash inside it.
+//! the one place a second email can still happen, and only under a crash inside it. The
+//! messages a sender sends at once are settled together, so that window is as long as the
+//! slowest of them.
 //!
 //! Every statement runs SERIALIZABLE with the event store's retry (CockroachDB semantics).
 
@@ -26,6 +28,33 @@ use waybill_schemas::OrderId;
 use waybill_write_side::event_store::retry;
 
 use super::render::{Medium, Notification};
+
+/// How a message the provider answered ended, for [`Ledger::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled<'a> {
+    /// The provider accepted it under `provider_id`.
+    Sent { provider_id: &'a str },
+    /// The provider refused it for good.
+    Refused { error: &'a str },
+}
+
+impl Settled<'_> {
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Refused { .. } => "failed",
+        }
+    }
+}
+
+const SETTLE: &str = "UPDATE notification_deliveries d \
+       SET status = x.status, provider_id = COALESCE(x.provider_id, d.provider_id), \
+           last_error = COALESCE(x.error, d.last_error), \
+           sent_at = CASE WHEN x.status = 'sent' THEN now() ELSE d.sent_at END, \
+           claimed_until = now() \
+      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+           AS x(event_id, medium, status, provider_id, error) \
+     WHERE d.event_id = x.event_id AND d.medium = x.medium AND d.status = 'sending'";
 
 /// What a claim found for one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,22 +193,48 @@ impl Ledger {
             .collect())
     }
 
-    /// The provider accepted the message (`provider_id`: its id for it).
-    pub async fn mark_sent(
+    /// Records how each of `outcomes` ended, in one statement: `sent` with the provider's id,
+    /// or `failed` for a message the provider refused for good (it is not tried again). A row
+    /// another sender took over meanwhile (no longer `sending`) is left as it is.
+    pub async fn settle(
         &self,
-        message: &Notification,
-        provider_id: &str,
+        outcomes: &[(&Notification, Settled<'_>)],
     ) -> Result<(), sqlx::Error> {
-        self.settle(message, "sent", Some(provider_id), None).await
-    }
-
-    /// The provider refused the message for good; it is not tried again.
-    pub async fn mark_refused(
-        &self,
-        message: &Notification,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
-        self.settle(message, "failed", None, Some(error)).await
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<Uuid> = outcomes.iter().map(|(m, _)| m.event_id).collect();
+        let media: Vec<&str> = outcomes.iter().map(|(m, _)| m.medium.as_str()).collect();
+        let statuses: Vec<&str> = outcomes.iter().map(|(_, s)| s.status()).collect();
+        let provider_ids: Vec<Option<&str>> = outcomes
+            .iter()
+            .map(|(_, s)| match s {
+                Settled::Sent { provider_id } => Some(*provider_id),
+                Settled::Refused { .. } => None,
+            })
+            .collect();
+        let errors: Vec<Option<String>> = outcomes
+            .iter()
+            .map(|(_, s)| match s {
+                Settled::Sent { .. } => None,
+                Settled::Refused { error } => Some(truncated(error)),
+            })
+            .collect();
+        // One statement, its own SERIALIZABLE transaction; repeating it after an unknown
+        // outcome changes nothing more (only `sending` rows are touched).
+        retry::serializable_idempotent(|| {
+            retry::single_statement(
+                sqlx::query(SETTLE)
+                    .bind(&events)
+                    .bind(&media)
+                    .bind(&statuses)
+                    .bind(&provider_ids)
+                    .bind(&errors)
+                    .execute(&self.pool),
+            )
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sending failed for now: the error is noted, the claim stays this sender's until it
@@ -195,37 +250,6 @@ impl Ledger {
             .bind(event_id)
             .bind(medium)
             .bind(truncated(error))
-            .execute(&mut *tx)
-            .await?;
-            retry::commit(tx).await
-        })
-        .await
-    }
-
-    async fn settle(
-        &self,
-        message: &Notification,
-        status: &str,
-        provider_id: Option<&str>,
-        error: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        let (event_id, medium) = (message.event_id, message.medium.as_str());
-        let error = error.map(truncated);
-        retry::serializable_idempotent(|| async {
-            let mut tx = retry::begin(&self.pool).await?;
-            sqlx::query(
-                "UPDATE notification_deliveries \
-                    SET status = $3, provider_id = COALESCE($4, provider_id), \
-                        last_error = COALESCE($5, last_error), \
-                        sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END, \
-                        claimed_until = now() \
-                  WHERE event_id = $1 AND medium = $2 AND status = 'sending'",
-            )
-            .bind(event_id)
-            .bind(medium)
-            .bind(status)
-            .bind(provider_id)
-            .bind(error.as_deref())
             .execute(&mut *tx)
             .await?;
             retry::commit(tx).await
