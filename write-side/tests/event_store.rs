@@ -697,12 +697,29 @@ async fn a_real_serialization_failure_is_retried_and_the_retry_wins() {
     db.drop().await;
 }
 
+/// Destroys the data key the personal fields of `stream` are sealed under, as an erasure does.
+async fn destroy_key_of(pool: &sqlx::PgPool, stream: &str) {
+    let subject: String = sqlx::query_scalar(
+        "SELECT k.subject FROM pii_keys k JOIN pii_streams s ON s.key_id = k.key_id \
+         WHERE s.stream_id = $1",
+    )
+    .bind(stream)
+    .fetch_one(pool)
+    .await
+    .expect("the stream's key");
+    let mut tx = pool.begin().await.expect("begin");
+    waybill_write_side::pii::destroy_subject(&mut tx, &subject)
+        .await
+        .expect("destroy the key");
+    tx.commit().await.expect("commit");
+}
+
 /// A payload the readers of this process opened a moment ago is reused only while its data key
 /// is live: once the key is destroyed, the very next read opens the customer's fields as their
 /// stand-ins, never the text opened before.
 #[tokio::test]
 async fn a_destroyed_key_shows_at_the_next_read_even_for_a_payload_opened_a_moment_ago() {
-    use waybill_write_side::pii::{self, fields};
+    use waybill_write_side::pii::fields;
     let db = TestDb::create("write").await;
     let store = EventStore::new(db.pool.clone());
     let id = OrderId::new_v7();
@@ -726,19 +743,7 @@ async fn a_destroyed_key_shows_at_the_next_read_even_for_a_payload_opened_a_mome
             .expect("read");
         assert_eq!(name(&read), original, "opened while the key is live");
     }
-    let subject: String = sqlx::query_scalar(
-        "SELECT k.subject FROM pii_keys k JOIN pii_streams s ON s.key_id = k.key_id \
-         WHERE s.stream_id = $1",
-    )
-    .bind(id.stream_id())
-    .fetch_one(&db.pool)
-    .await
-    .expect("the order's key");
-    let mut tx = db.pool.begin().await.expect("begin");
-    pii::destroy_subject(&mut tx, &subject)
-        .await
-        .expect("destroy the key");
-    tx.commit().await.expect("commit");
+    destroy_key_of(&db.pool, &id.stream_id()).await;
     let read = store
         .read_stream(&id.stream_id(), 1, None)
         .await
@@ -752,7 +757,7 @@ async fn a_destroyed_key_shows_at_the_next_read_even_for_a_payload_opened_a_mome
 /// fields are opened at every read, so destroying the customer's key shows at the next read.
 #[tokio::test]
 async fn read_streams_adds_what_was_appended_since_its_last_read_and_opens_it_every_time() {
-    use waybill_write_side::pii::{self, fields};
+    use waybill_write_side::pii::fields;
     let db = TestDb::create("write").await;
     let reader = EventStore::new(db.pool.clone());
     let writer = EventStore::new(db.pool.clone());
@@ -804,19 +809,7 @@ async fn read_streams_adds_what_was_appended_since_its_last_read_and_opens_it_ev
         "the cached prefix and the new events are the stream as stored"
     );
 
-    let subject: String = sqlx::query_scalar(
-        "SELECT k.subject FROM pii_keys k JOIN pii_streams s ON s.key_id = k.key_id \
-         WHERE s.stream_id = $1",
-    )
-    .bind(a.stream_id())
-    .fetch_one(&db.pool)
-    .await
-    .expect("a's key");
-    let mut tx = db.pool.begin().await.expect("begin");
-    pii::destroy_subject(&mut tx, &subject)
-        .await
-        .expect("destroy the key");
-    tx.commit().await.expect("commit");
+    destroy_key_of(&db.pool, &a.stream_id()).await;
     let third = reader
         .read_streams(&[a.stream_id()])
         .await
