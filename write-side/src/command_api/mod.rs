@@ -137,9 +137,21 @@ impl CommandApiConfig {
     }
 }
 
-/// Shared by every handler.
+/// Shared by every handler. Handlers and middleware take it by value (axum clones the state for
+/// each of them per request), so it is one reference-counted pointer to [`Shared`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler reads through [`AppState`].
+pub struct Shared {
     services: CommandServices,
     inventory: Inventory,
     api_keys: Arc<ApiKeys>,
@@ -225,7 +237,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         handles.extend(workers);
         batcher
     });
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         inventory: inventory.clone(),
         services: CommandServices {
             store: EventStore::new(pool.clone()),
@@ -248,7 +260,7 @@ pub fn router(config: CommandApiConfig, pool: PgPool) -> (Router, CommandApiWork
         webhook_clock_skew: config.webhook_clock_skew,
         logistics_batcher,
         sealing_key: config.sealing_key.map(Arc::new),
-    };
+    }));
     let api_keys = (*state.api_keys).clone();
     let router = Router::new()
         .route("/v1/orders", post(handlers::place_order))
