@@ -201,7 +201,6 @@ async fn run_bench(
     Ok(report)
 }
 
-/// Names of the throwaway database, stream and Redis prefix of an in-process run.
 /// Where a run's development message files go: the memory-backed `/dev/shm` where the machine
 /// has it, else the temporary directory. Deployments send over SMTP and an SMS provider; the
 /// file sink is development's. On this machine's ext4 (no journal) a new file's cost is the
@@ -217,6 +216,7 @@ fn message_files_root() -> std::path::PathBuf {
     }
 }
 
+/// Names of the throwaway database, stream and Redis prefix of an in-process run.
 pub(crate) struct Scratch {
     database: String,
     database_url: String,

@@ -10,9 +10,9 @@
 //! 3. sends what it claimed through the medium's [`Channel`] with retries and backoff
 //!    ([`RetryPolicy`]), a few at a time, and records the outcomes of each few in the ledger in
 //!    one statement: `sent` with the provider's id, or `failed` when the provider refused it
-//!    for good. A provider still
-//!    failing after the retries fails the batch, so its events are not acknowledged and come
-//!    back; what was sent meanwhile is `sent` in the ledger and is skipped then.
+//!    for good. A provider still failing after the retries fails the batch, so its events are
+//!    not acknowledged and come back; what was sent meanwhile is `sent` in the ledger and is
+//!    skipped then.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
