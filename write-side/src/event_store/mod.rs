@@ -224,16 +224,19 @@ impl EventStore {
         }
         // Every stream's events in one list, so the data keys are read once for all of them.
         let mut events: Vec<EventEnvelope> = Vec::new();
-        for (id, prefix) in ids.iter().zip(prefixes) {
-            let tail = tails.remove(*id).unwrap_or_default();
-            let start = events.len();
-            if !stale.contains(id) {
-                events.extend_from_slice(&prefix);
-            }
-            let grew = !tail.is_empty();
-            events.extend(tail);
-            if grew {
-                self.stream_cache().store(id, &events[start..]);
+        {
+            let mut cache = self.stream_cache();
+            for (id, prefix) in ids.iter().zip(prefixes) {
+                let tail = tails.remove(*id).unwrap_or_default();
+                let start = events.len();
+                if !stale.contains(id) {
+                    events.extend_from_slice(&prefix);
+                }
+                let grew = !tail.is_empty();
+                events.extend(tail);
+                if grew {
+                    cache.store(id, &events[start..]);
+                }
             }
         }
         crate::pii::open_envelopes(&self.pool, &mut events).await?;
