@@ -122,7 +122,8 @@ pub fn conditions(
                 "channel": key.channel,
                 "node": key.node,
                 "entered_at": watch.entered_at,
-                "elapsed_ms": elapsed.as_millis() as u64,
+                // Rounded up, so an overdue stage never shows as long as its limit.
+                "elapsed_ms": u64::try_from(elapsed.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
                 "limit_ms": limit.limit.as_millis() as u64,
                 "learned": limit.learned,
                 "samples": limit.samples,
@@ -286,6 +287,18 @@ mod tests {
              (the p99 of the last 3 orders on web at wh-east)"
         );
         assert_eq!(overdue.details["limit_ms"], 30_000);
+    }
+
+    #[test]
+    fn an_overdue_stage_shows_more_time_spent_than_its_limit_even_within_a_millisecond() {
+        let w = watch(Stage::Fulfillment);
+        let limits = limits(Stage::Fulfillment, "wh-east", vec![20_000, 25_000, 30_000]);
+        let now = t(40) + chrono::Duration::microseconds(300);
+        let found = conditions(&w, &limits, &DeadlinePolicy::default(), now);
+        let overdue = only(&found, EntryKind::StageOverdue);
+        assert!(overdue.due, "30.0003 s in, limit 30 s");
+        assert_eq!(overdue.details["limit_ms"], 30_000);
+        assert_eq!(overdue.details["elapsed_ms"], 30_001);
     }
 
     #[test]
