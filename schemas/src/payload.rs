@@ -42,6 +42,11 @@ impl Payload {
         self.0.get()
     }
 
+    /// The JSON text as a raw JSON value.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+
     /// The payload as a generic JSON tree (for editing or showing it).
     pub fn to_value(&self) -> Value {
         // Validated JSON text always parses.

@@ -8,19 +8,29 @@
 //! +44 ..."), so all of them are sealed under the order's data key and erased with it.
 //!
 //! A sealed field keeps its place in the payload and becomes a marker object
-//! `{"$pii": "<key id>.<base64 nonce‖ciphertext of the field's JSON>", "erased": <stand-in>}`.
-//! Opening puts the field's JSON back; when the key was erased it puts the stand-in instead,
+//! `{"$pii": "<key id>#<index>", "erased": <stand-in>}`. The fields of one payload are sealed
+//! together: the JSON array of their values is one ciphertext (base64 of nonce‖ciphertext),
+//! kept in the marker of index 0 as `"sealed"`, so opening an event decrypts once however many
+//! fields it has. Markers written before fields were sealed together hold their own ciphertext
+//! (`{"$pii": "<key id>.<base64 nonce‖ciphertext of the field's JSON>", "erased": …}`) and
+//! open as they always did. Opening puts each field's JSON back; when the key was erased it puts
+//! the stand-in instead,
 //! a value of the field's own type (`"[erased]"`, `null`, an `.invalid` email), so an erased
 //! event still decodes into its typed shape and every fold, projection and rebuild reads it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::de::IgnoredAny;
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+use waybill_schemas::Payload;
 
 use super::PiiError;
 use crate::subscriptions::seal::SealingKey;
@@ -35,6 +45,10 @@ macro_rules! marker {
 pub const MARKER: &str = marker!();
 /// [`MARKER`] as it appears in JSON text.
 const MARKER_KEY: &str = concat!("\"", marker!(), "\"");
+/// The key of a marker's stand-in.
+const ERASED_KEY: &str = "erased";
+/// The key of the marker holding the ciphertext of every field of its payload ([`seal`]).
+const SEALED_KEY: &str = "sealed";
 /// What a personal text field reads as once its customer was erased.
 pub const ERASED_TEXT: &str = "[erased]";
 /// What a personal email reads as once its customer was erased (still a valid [`Email`]).
@@ -232,18 +246,70 @@ fn each<'a>(payload: &'a Value, path: &[&str], f: &mut impl FnMut(&'a Value)) {
     }
 }
 
-/// Seals each present, non-null personal field of `payload` (of `event_type`) under `key`.
+/// Seals the present, non-null personal fields of `payload` (of `event_type`) under `key`, all
+/// in one ciphertext: the JSON array of their values, in path order, is sealed once and kept in
+/// the first field's marker (`"sealed"`); every field's marker names its place in that array
+/// (`"<key id>#<index>"`). A payload that already holds a marker has its other fields sealed
+/// one by one ([`seal_each`]), so that no two arrays of one key ever share a payload.
 pub fn seal(event_type: &str, payload: &mut Value, key_id: Uuid, key: &SealingKey) {
+    let plain = {
+        let mut values: Vec<&Value> = Vec::new();
+        let mut marked = false;
+        for (path, _) in fields(event_type) {
+            each(payload, path, &mut |field| {
+                if is_marker(field) {
+                    marked = true;
+                } else if !field.is_null() {
+                    values.push(field);
+                }
+            });
+        }
+        if marked {
+            None
+        } else if values.is_empty() {
+            return;
+        } else {
+            // A tree of JSON values always serializes.
+            Some(serde_json::to_string(&values).unwrap_or_else(|_| "[]".into()))
+        }
+    };
+    let Some(plain) = plain else {
+        seal_each(event_type, payload, key_id, key);
+        return;
+    };
+    let mut sealed = Some(BASE64.encode(key.seal(key_id, &plain)));
+    let mut index = 0usize;
+    for (path, stand_in) in fields(event_type) {
+        each_mut(payload, path, &mut |field| {
+            if field.is_null() {
+                return;
+            }
+            let mut marker = Map::new();
+            marker.insert(MARKER.into(), Value::String(format!("{key_id}#{index}")));
+            marker.insert(ERASED_KEY.into(), stand_in.value());
+            if let Some(sealed) = sealed.take() {
+                marker.insert(SEALED_KEY.into(), Value::String(sealed));
+            }
+            index += 1;
+            *field = Value::Object(marker);
+        });
+    }
+}
+
+/// Seals each present, non-null personal field of `payload` that is no marker yet in a
+/// ciphertext of its own (`"<key id>.<base64 nonce‖ciphertext of the field's JSON>"`): how
+/// every field was sealed before [`seal`] sealed them together. Such markers open as before.
+pub fn seal_each(event_type: &str, payload: &mut Value, key_id: Uuid, key: &SealingKey) {
     for (path, stand_in) in fields(event_type) {
         each_mut(payload, path, &mut |field| {
             if field.is_null() || is_marker(field) {
                 return;
             }
             let plain = serde_json::to_string(field).unwrap_or_else(|_| "null".into());
-            let sealed = base64::engine::general_purpose::STANDARD.encode(key.seal(key_id, &plain));
+            let sealed = BASE64.encode(key.seal(key_id, &plain));
             let mut marker = Map::new();
             marker.insert(MARKER.into(), Value::String(format!("{key_id}.{sealed}")));
-            marker.insert("erased".into(), stand_in.value());
+            marker.insert(ERASED_KEY.into(), stand_in.value());
             *field = Value::Object(marker);
         });
     }
@@ -280,13 +346,25 @@ pub fn personal_texts(event_type: &str, payload: &Value, into: &mut Vec<String>)
     }
 }
 
-/// A sealed field found in a payload's JSON text: where its marker object stands in the text,
-/// the data key it was sealed under, and what it holds.
+/// What a marker holds of its field.
+#[derive(Debug)]
+enum Body<'a> {
+    /// The field's own ciphertext (base64 of nonce‖ciphertext of its JSON): [`seal_each`].
+    Own(Cow<'a, str>),
+    /// Element `index` of the payload's array sealed under the same key ([`seal`]); the marker
+    /// of element 0 holds that array's ciphertext (`sealed`).
+    Shared {
+        index: usize,
+        sealed: Option<Cow<'a, str>>,
+    },
+}
+
+/// A sealed field found in a payload's JSON text: the data key it was sealed under, what its
+/// marker holds, and its stand-in.
 #[derive(Debug)]
 pub struct SealedField<'a> {
-    at: Range<usize>,
     key_id: Uuid,
-    sealed: String,
+    body: Body<'a>,
     erased: Option<&'a RawValue>,
 }
 
@@ -294,68 +372,233 @@ impl SealedField<'_> {
     pub fn key_id(&self) -> Uuid {
         self.key_id
     }
+}
 
-    /// The JSON text the field opens to: with its key when `keys` holds it live, as its stand-in
-    /// when `keys` holds it erased (`None`).
-    fn opened(&self, keys: &HashMap<Uuid, Option<SealingKey>>) -> Result<String, PiiError> {
-        match keys.get(&self.key_id) {
-            None => Err(PiiError::UnknownKey(self.key_id)),
-            Some(None) => Ok(self.erased.map_or("null", RawValue::get).to_owned()),
-            Some(Some(key)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(&self.sealed)
-                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
-                let plain = key
-                    .open(self.key_id, &bytes)
-                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
-                serde_json::from_str::<IgnoredAny>(&plain)
-                    .map_err(|_| PiiError::DoesNotOpen(self.key_id))?;
-                Ok(plain)
+/// A key of a JSON object, borrowed from the text unless it holds an escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The entries of a JSON object in text order, each value kept as its text.
+struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+/// A marker object's fields, as its text holds them.
+#[derive(Deserialize)]
+struct MarkerText<'a> {
+    #[serde(rename = "$pii", borrow)]
+    pii: Cow<'a, str>,
+    #[serde(borrow, default)]
+    erased: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sealed: Option<Cow<'a, str>>,
+}
+
+/// A payload's JSON text as far as opening it needs: the objects and arrays on the event kind's
+/// personal paths taken apart down to their sealed fields, everything else kept as its text.
+#[derive(Debug)]
+enum Node<'a> {
+    Text(&'a RawValue),
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+    Array(Vec<Node<'a>>),
+    /// The sealed field at this index of [`SealedPayload::fields`].
+    Field(usize),
+}
+
+/// The sealed fields of one payload, and where they stand in it ([`sealed_fields`]).
+#[derive(Debug)]
+pub struct SealedPayload<'a> {
+    tree: Node<'a>,
+    fields: Vec<SealedField<'a>>,
+}
+
+impl SealedPayload<'_> {
+    /// True when the payload holds no sealed field.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The data keys its fields were sealed under, each once.
+    pub fn key_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.fields.iter().map(SealedField::key_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The payload with each sealed field opened: with its key when `keys` holds it live, as
+    /// its stand-in when `keys` holds it erased (`None`). A key `keys` does not know is an
+    /// error, as is a marker that does not open under its key. The payload is written from its
+    /// parts, which are JSON already: it is not parsed again.
+    pub fn open(&self, keys: &HashMap<Uuid, Option<SealingKey>>) -> Result<Payload, PiiError> {
+        let live = |key_id: Uuid| match keys.get(&key_id) {
+            None => Err(PiiError::UnknownKey(key_id)),
+            Some(key) => Ok(key.as_ref()),
+        };
+        // Each ciphertext opened once: the shared arrays (one per key), then the fields sealed
+        // one by one.
+        let mut plains: Vec<(Uuid, Option<usize>, String)> = Vec::new();
+        for (at, field) in self.fields.iter().enumerate() {
+            let Some(key) = live(field.key_id)? else {
+                continue;
+            };
+            let (sealed, own) = match &field.body {
+                Body::Own(sealed) => (sealed, Some(at)),
+                Body::Shared {
+                    sealed: Some(sealed),
+                    ..
+                } => {
+                    if plains
+                        .iter()
+                        .any(|(id, own, _)| *id == field.key_id && own.is_none())
+                    {
+                        return Err(PiiError::DoesNotOpen(field.key_id));
+                    }
+                    (sealed, None)
+                }
+                Body::Shared { sealed: None, .. } => continue,
+            };
+            plains.push((field.key_id, own, open_text(key, field.key_id, sealed)?));
+        }
+        let mut arrays: Vec<(Uuid, Vec<&RawValue>)> = Vec::new();
+        let mut owns: Vec<(usize, &RawValue)> = Vec::new();
+        for (key_id, own, plain) in &plains {
+            let does_not_open = |_| PiiError::DoesNotOpen(*key_id);
+            match own {
+                None => arrays.push((*key_id, serde_json::from_str(plain).map_err(does_not_open)?)),
+                Some(at) => owns.push((*at, serde_json::from_str(plain).map_err(does_not_open)?)),
+            }
+        }
+        let mut values: Vec<Option<&RawValue>> = Vec::with_capacity(self.fields.len());
+        for (at, field) in self.fields.iter().enumerate() {
+            let does_not_open = || PiiError::DoesNotOpen(field.key_id);
+            let value = match (live(field.key_id)?, &field.body) {
+                (None, _) => field.erased,
+                (Some(_), Body::Own(_)) => owns.iter().find(|(own, _)| *own == at).map(|o| o.1),
+                (Some(_), Body::Shared { index, .. }) => Some(
+                    arrays
+                        .iter()
+                        .find(|(id, _)| *id == field.key_id)
+                        .and_then(|(_, array)| array.get(*index).copied())
+                        .ok_or_else(does_not_open)?,
+                ),
+            };
+            values.push(value);
+        }
+        Ok(Payload::serialize(&Opened {
+            node: &self.tree,
+            values: &values,
+        }))
+    }
+}
+
+/// The JSON text `sealed` (base64 of nonce‖ciphertext) opens to under `key`.
+fn open_text(key: &SealingKey, key_id: Uuid, sealed: &str) -> Result<String, PiiError> {
+    let bytes = BASE64
+        .decode(sealed)
+        .map_err(|_| PiiError::DoesNotOpen(key_id))?;
+    key.open(key_id, &bytes)
+        .map_err(|_| PiiError::DoesNotOpen(key_id))
+}
+
+/// A [`Node`] written out with its fields' opened values (`None`: `null`).
+struct Opened<'t, 'a> {
+    node: &'t Node<'a>,
+    values: &'t [Option<&'t RawValue>],
+}
+
+impl Serialize for Opened<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let at = |node| Opened {
+            node,
+            values: self.values,
+        };
+        match self.node {
+            Node::Text(text) => text.serialize(serializer),
+            Node::Field(index) => self
+                .values
+                .get(*index)
+                .copied()
+                .flatten()
+                .serialize(serializer),
+            Node::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&at(item))?;
+                }
+                seq.end()
+            }
+            Node::Object(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key.as_ref(), &at(value))?;
+                }
+                map.end()
             }
         }
     }
 }
 
-/// The data keys `sealed` fields were sealed under, each once.
-pub fn key_ids(sealed: &[SealedField<'_>]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = sealed.iter().map(SealedField::key_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// The sealed fields of a payload of `event_type` given as JSON text, in text order. Only the
-/// event kind's personal paths are looked at (an object with a marker key anywhere else is
-/// data, not a marker), and only the objects on those paths are parsed: the rest of the text is
+/// The sealed fields of a payload of `event_type` given as JSON text. Only the event kind's
+/// personal paths are looked at (an object with a marker key anywhere else is data, not a
+/// marker), and only the objects on those paths are taken apart: the rest of the text is
 /// skipped over, not built into a tree.
-pub fn sealed_fields<'a>(event_type: &str, text: &'a str) -> Vec<SealedField<'a>> {
+pub fn sealed_fields<'a>(event_type: &str, payload: &'a Payload) -> SealedPayload<'a> {
     let paths: Vec<&[&str]> = fields(event_type).iter().map(|(path, _)| *path).collect();
-    let mut found = Vec::new();
-    values_at(text, &paths, &mut found);
-    let mut sealed: Vec<SealedField<'a>> = found
-        .into_iter()
-        .filter_map(|value| {
-            let (key_id, sealed, erased) = parse_marker(value)?;
-            let start = value.as_ptr() as usize - text.as_ptr() as usize;
-            Some(SealedField {
-                at: start..start + value.len(),
-                key_id,
-                sealed,
-                erased,
-            })
-        })
-        .collect();
-    sealed.sort_by_key(|field| field.at.start);
-    sealed
+    let mut fields = Vec::new();
+    let json = payload.as_raw();
+    let tree = node(json, &paths, &mut fields).unwrap_or(Node::Text(json));
+    SealedPayload { tree, fields }
 }
 
-/// The JSON text of each value at `paths` in `json` (a slice of one text: the values found are
-/// slices of it too); absent fields, and steps into something that is not an object or array,
-/// are skipped.
-fn values_at<'a>(json: &'a str, paths: &[&[&str]], found: &mut Vec<&'a str>) {
+/// `json` taken apart along `paths` down to the sealed fields at their ends, adding those to
+/// `fields`; `None` when no sealed field is under it (then it is written out as its text).
+/// Absent fields, and steps into something that is not an object or array, are skipped.
+fn node<'a>(
+    json: &'a RawValue,
+    paths: &[&[&str]],
+    fields: &mut Vec<SealedField<'a>>,
+) -> Option<Node<'a>> {
     if paths.iter().any(|path| path.is_empty()) {
-        found.push(json);
-        return;
+        let field = parse_marker(json.get())?;
+        fields.push(field);
+        return Some(Node::Field(fields.len() - 1));
     }
     let rests = |step: &str| -> Vec<&[&str]> {
         paths
@@ -365,61 +608,61 @@ fn values_at<'a>(json: &'a str, paths: &[&[&str]], found: &mut Vec<&'a str>) {
             .collect()
     };
     if paths.iter().all(|path| path[0] == EACH) {
-        if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(json) {
-            let rests = rests(EACH);
-            for item in items {
-                values_at(item.get(), &rests, found);
-            }
-        }
-        return;
+        let items = serde_json::from_str::<Vec<&RawValue>>(json.get()).ok()?;
+        let rests = rests(EACH);
+        let before = fields.len();
+        let items: Vec<Node<'a>> = items
+            .into_iter()
+            .map(|item| node(item, &rests, fields).unwrap_or(Node::Text(item)))
+            .collect();
+        return (fields.len() > before).then_some(Node::Array(items));
     }
-    let Ok(object) = serde_json::from_str::<BTreeMap<String, &RawValue>>(json) else {
-        return;
-    };
-    let mut steps: Vec<&str> = Vec::new();
-    for path in paths {
-        if !steps.contains(&path[0]) {
-            steps.push(path[0]);
-        }
-    }
-    for step in steps {
-        if let Some(value) = object.get(step) {
-            values_at(value.get(), &rests(step), found);
-        }
-    }
+    let Entries(entries) = serde_json::from_str(json.get()).ok()?;
+    let before = fields.len();
+    let entries: Vec<(Cow<'a, str>, Node<'a>)> = entries
+        .into_iter()
+        .map(|(Key(key), value)| {
+            let taken = paths
+                .iter()
+                .any(|path| path[0] == key)
+                .then(|| node(value, &rests(&key), fields))
+                .flatten();
+            (key, taken.unwrap_or(Node::Text(value)))
+        })
+        .collect();
+    (fields.len() > before).then_some(Node::Object(entries))
 }
 
-/// The key id, sealed text and stand-in of a marker object given as JSON text (`None`: it is
-/// no marker).
-fn parse_marker(json: &str) -> Option<(Uuid, String, Option<&RawValue>)> {
+/// The sealed field a marker object given as JSON text holds (`None`: it is no marker).
+fn parse_marker(json: &str) -> Option<SealedField<'_>> {
     if !json.starts_with('{') {
         return None;
     }
-    let object = serde_json::from_str::<BTreeMap<String, &RawValue>>(json).ok()?;
-    let sealed: String = serde_json::from_str(object.get(MARKER)?.get()).ok()?;
-    let (key, body) = sealed.split_once('.')?;
-    let key_id = Uuid::parse_str(key).ok()?;
-    let body = body.to_owned();
-    Some((key_id, body, object.get("erased").copied()))
-}
-
-/// `text` (a payload's JSON) with each of its `sealed` fields (from [`sealed_fields`] of that
-/// text) opened in place. A key `keys` does not know is an error, as is a marker that does not
-/// open under its key.
-pub fn open(
-    text: &str,
-    sealed: &[SealedField<'_>],
-    keys: &HashMap<Uuid, Option<SealingKey>>,
-) -> Result<String, PiiError> {
-    let mut opened = String::with_capacity(text.len());
-    let mut copied = 0;
-    for field in sealed {
-        opened.push_str(&text[copied..field.at.start]);
-        opened.push_str(&field.opened(keys)?);
-        copied = field.at.end;
+    let marker: MarkerText<'_> = serde_json::from_str(json).ok()?;
+    let erased = marker.erased;
+    if let Some((key, index)) = marker.pii.split_once('#') {
+        let key_id = Uuid::parse_str(key).ok()?;
+        let index = index.parse().ok()?;
+        return Some(SealedField {
+            key_id,
+            body: Body::Shared {
+                index,
+                sealed: marker.sealed,
+            },
+            erased,
+        });
     }
-    opened.push_str(&text[copied..]);
-    Ok(opened)
+    let dot = marker.pii.find('.')?;
+    let key_id = Uuid::parse_str(&marker.pii[..dot]).ok()?;
+    let body = match marker.pii {
+        Cow::Borrowed(pii) => Cow::Borrowed(&pii[dot + 1..]),
+        Cow::Owned(pii) => Cow::Owned(pii[dot + 1..].to_owned()),
+    };
+    Some(SealedField {
+        key_id,
+        body: Body::Own(body),
+        erased,
+    })
 }
 
 #[cfg(test)]
@@ -448,10 +691,14 @@ mod tests {
         payload: &mut Value,
         keys: &HashMap<Uuid, Option<SealingKey>>,
     ) -> Result<(), PiiError> {
-        let text = payload.to_string();
-        let sealed = sealed_fields(event_type, &text);
-        *payload = serde_json::from_str(&open(&text, &sealed, keys)?).unwrap();
+        let text = Payload::from_value(payload);
+        *payload = sealed_fields(event_type, &text).open(keys)?.to_value();
         Ok(())
+    }
+
+    /// The payload of JSON `text`.
+    fn payload_text(text: &str) -> Payload {
+        Payload::from_text(text.to_owned()).unwrap()
     }
 
     #[test]
@@ -460,16 +707,21 @@ mod tests {
         let mut payload = placed();
         seal("OrderPlaced", &mut payload, key_id, &key());
         // jsonb writes `{"a": 1, "b": 2}`: a space after each colon and comma. Writers may
-        // also escape what needs no escape: every dot (all inside strings) spelled `\u002e`.
+        // also escape what needs no escape: every dot (all inside strings) spelled `\u002e`,
+        // every slash (base64 has them) `\/`, and a letter of a key `\u006f`.
         let spaced = serde_json::to_string_pretty(&payload)
             .unwrap()
-            .replace('.', "\\u002e");
-        assert!(spaced.contains("\\u002e"), "{spaced}");
+            .replace('.', "\\u002e")
+            .replace('/', "\\/")
+            .replace("\"customer\"", "\"cust\\u006fmer\"");
+        for escaped in ["\\u002e", "\\/", "\\u006f"] {
+            assert!(spaced.contains(escaped), "{spaced}");
+        }
+        let spaced = payload_text(&spaced);
         let sealed = sealed_fields("OrderPlaced", &spaced);
-        assert_eq!(sealed.len(), 8);
+        assert_eq!(sealed.fields.len(), 8);
         let keys = HashMap::from([(key_id, Some(key()))]);
-        let opened: Value = serde_json::from_str(&open(&spaced, &sealed, &keys).unwrap()).unwrap();
-        assert_eq!(opened, placed());
+        assert_eq!(sealed.open(&keys).unwrap().to_value(), placed());
     }
 
     #[test]
@@ -480,17 +732,17 @@ mod tests {
         let lookalike = payload["customer"]["name"].clone();
         payload["customer"]["customer_id"] = lookalike.clone();
         payload["metadata"] = json!({"note": lookalike});
-        let text = payload.to_string();
+        let text = Payload::from_value(&payload);
         let keys = HashMap::from([(key_id, Some(key()))]);
-        let opened: Value = serde_json::from_str(
-            &open(&text, &sealed_fields("OrderPlaced", &text), &keys).unwrap(),
-        )
-        .unwrap();
+        let opened = sealed_fields("OrderPlaced", &text)
+            .open(&keys)
+            .unwrap()
+            .to_value();
         assert_eq!(opened["customer"]["name"], "Ada Lovelace");
         assert_eq!(opened["customer"]["customer_id"], lookalike);
         assert_eq!(opened["metadata"]["note"], lookalike);
         assert!(sealed_fields("OrderConfirmed", &text).is_empty());
-        assert!(sealed_fields("OrderPlaced", "not json").is_empty());
+        assert!(sealed_fields("OrderPlaced", &payload_text("\"no object\"")).is_empty());
     }
 
     #[test]
@@ -522,7 +774,9 @@ mod tests {
             assert!(!text.contains(personal), "{personal} left in {text}");
         }
         assert!(text.contains("\"GB\"") && text.contains("c-1") && text.contains("1000"));
+        let text = Payload::from_value(&payload);
         let ids: Vec<Uuid> = sealed_fields("OrderPlaced", &text)
+            .fields
             .iter()
             .map(SealedField::key_id)
             .collect();
@@ -686,5 +940,136 @@ mod tests {
             key_stream("RefundRequested", "order-x", &json!({})),
             Some("order-x".to_owned())
         );
+    }
+
+    /// The marker objects of a sealed `OrderPlaced` payload, in path order.
+    fn markers(payload: &Value) -> Vec<Value> {
+        let mut found = Vec::new();
+        for (path, _) in ORDER_PLACED {
+            each(payload, path, &mut |field| {
+                if is_marker(field) {
+                    found.push(field.clone());
+                }
+            });
+        }
+        found
+    }
+
+    #[test]
+    fn every_personal_field_of_a_payload_is_sealed_in_one_ciphertext() {
+        let key_id = Uuid::now_v7();
+        let mut payload = placed();
+        seal("OrderPlaced", &mut payload, key_id, &key());
+        let markers = markers(&payload);
+        let refs: Vec<&str> = markers
+            .iter()
+            .map(|m| m[MARKER].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (0..8).map(|i| format!("{key_id}#{i}")).collect();
+        assert_eq!(refs, expected);
+        let holders: Vec<&Value> = markers
+            .iter()
+            .filter(|m| m.get(SEALED_KEY).is_some())
+            .collect();
+        assert_eq!(holders.len(), 1, "one ciphertext: {markers:?}");
+        assert!(markers[0].get(SEALED_KEY).is_some());
+        let sealed = BASE64
+            .decode(markers[0][SEALED_KEY].as_str().unwrap())
+            .unwrap();
+        let array: Vec<Value> =
+            serde_json::from_str(&key().open(key_id, &sealed).unwrap()).unwrap();
+        assert_eq!(array[0], "Ada Lovelace");
+        assert_eq!(array[7], "203.0.113.9");
+        assert_eq!(markers[1][ERASED_KEY], ERASED_EMAIL);
+    }
+
+    #[test]
+    fn fields_sealed_one_by_one_before_open_as_they_always_did() {
+        let key_id = Uuid::now_v7();
+        let mut payload = placed();
+        seal_each("OrderPlaced", &mut payload, key_id, &key());
+        let markers = markers(&payload);
+        assert_eq!(markers.len(), 8);
+        assert!(markers.iter().all(|m| m.get(SEALED_KEY).is_none()
+            && m[MARKER]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{key_id}."))));
+        let mut opened = payload.clone();
+        open_tree(
+            "OrderPlaced",
+            &mut opened,
+            &HashMap::from([(key_id, Some(key()))]),
+        )
+        .unwrap();
+        assert_eq!(opened, placed());
+        open_tree(
+            "OrderPlaced",
+            &mut payload,
+            &HashMap::from([(key_id, None)]),
+        )
+        .unwrap();
+        let mut erased = placed();
+        erase("OrderPlaced", &mut erased);
+        assert_eq!(payload, erased);
+    }
+
+    #[test]
+    fn a_payload_already_holding_a_marker_has_its_other_fields_sealed_one_by_one() {
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let other = SealingKey::parse(&"cd".repeat(32)).unwrap();
+        let mut payload = placed();
+        let mut name = json!({"customer": {"name": "Ada Lovelace"}});
+        seal("OrderPlaced", &mut name, first, &key());
+        payload["customer"]["name"] = name["customer"]["name"].clone();
+        seal("OrderPlaced", &mut payload, second, &other);
+        let refs: Vec<String> = markers(&payload)
+            .iter()
+            .map(|m| m[MARKER].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(refs[0], format!("{first}#0"));
+        assert!(refs[1..]
+            .iter()
+            .all(|r| r.starts_with(&format!("{second}."))));
+        let keys = HashMap::from([(first, Some(key())), (second, Some(other))]);
+        open_tree("OrderPlaced", &mut payload, &keys).unwrap();
+        assert_eq!(payload, placed());
+    }
+
+    #[test]
+    fn markers_rearranged_in_the_text_do_not_open() {
+        let key_id = Uuid::now_v7();
+        let keys = HashMap::from([(key_id, Some(key()))]);
+        let mut sealed = placed();
+        seal("OrderPlaced", &mut sealed, key_id, &key());
+        // The holder of the ciphertext copied onto a second field: two ciphertexts of one key.
+        let mut twice = sealed.clone();
+        twice["customer"]["email"] = twice["customer"]["name"].clone();
+        // A field pointing past the end of the array.
+        let mut past = sealed.clone();
+        past["customer"]["email"][MARKER] = json!(format!("{key_id}#8"));
+        // The ciphertext gone.
+        let mut lost = sealed.clone();
+        lost["customer"]["name"]
+            .as_object_mut()
+            .unwrap()
+            .remove(SEALED_KEY);
+        for (what, mut payload) in [("twice", twice), ("past", past), ("lost", lost)] {
+            assert!(
+                matches!(
+                    open_tree("OrderPlaced", &mut payload, &keys),
+                    Err(PiiError::DoesNotOpen(id)) if id == key_id
+                ),
+                "{what}"
+            );
+        }
+        // Erased, the stand-ins need no ciphertext at all.
+        let mut lost = sealed.clone();
+        lost["customer"]["name"]
+            .as_object_mut()
+            .unwrap()
+            .remove(SEALED_KEY);
+        open_tree("OrderPlaced", &mut lost, &HashMap::from([(key_id, None)])).unwrap();
+        assert_eq!(lost["customer"]["name"], ERASED_TEXT);
     }
 }

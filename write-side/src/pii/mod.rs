@@ -41,8 +41,6 @@ pub enum PiiError {
     DoesNotOpen(Uuid),
     #[error("a personal field is sealed under data key {0}, which the key store does not know")]
     UnknownKey(Uuid),
-    #[error("the payload with its personal fields opened is not JSON: {0}")]
-    Opened(serde_json::Error),
     #[error("personal fields are sealed but this process has no master key")]
     NoMasterKey,
     #[error("key store database error: {0}")]
@@ -182,7 +180,7 @@ enum Found<'a> {
     /// Opened a moment ago by another reader: the data keys it was opened with.
     Recent(Vec<Uuid>),
     /// Its sealed fields, found in its text.
-    Sealed(Vec<fields::SealedField<'a>>),
+    Sealed(fields::SealedPayload<'a>),
 }
 
 /// Opens the personal fields of `events` in place (one key-store read for all of them). A
@@ -198,36 +196,42 @@ pub async fn open_envelopes(
     let now = Instant::now();
     // Payloads opened a moment ago by another reader of this process need no parse; only
     // payloads with a marker in their text have anything to open.
-    let mut found: Vec<Found<'_>> = {
+    let marked: Vec<bool> = events
+        .iter()
+        .map(|e| fields::may_hold_markers(&e.event_type, e.payload.as_str()))
+        .collect();
+    let recents: Vec<Option<Vec<Uuid>>> = {
         let mut recent = recently_opened();
         recent.purge(now);
         events
             .iter()
-            .map(|e| {
-                let text = e.payload.as_str();
-                if !fields::may_hold_markers(&e.event_type, text) {
-                    Found::Clear
-                } else if let Some(key_ids) = recent.key_ids(e.event_id, text.len(), now) {
-                    Found::Recent(key_ids)
-                } else {
-                    // Found below, outside the lock.
-                    Found::Sealed(Vec::new())
-                }
+            .zip(&marked)
+            .map(|(e, marked)| {
+                let len = e.payload.as_str().len();
+                marked
+                    .then(|| recent.key_ids(e.event_id, len, now))
+                    .flatten()
             })
             .collect()
     };
-    // Only the objects on the personal paths are parsed (no tree of the whole payload).
-    for (e, found) in events.iter().zip(found.iter_mut()) {
-        if let Found::Sealed(sealed) = found {
-            *sealed = fields::sealed_fields(&e.event_type, e.payload.as_str());
-        }
-    }
+    // Only the objects on the personal paths are parsed (no tree of the whole payload), outside
+    // the lock.
+    let found: Vec<Found<'_>> = events
+        .iter()
+        .zip(marked)
+        .zip(recents)
+        .map(|((e, marked), recent)| match recent {
+            _ if !marked => Found::Clear,
+            Some(key_ids) => Found::Recent(key_ids),
+            None => Found::Sealed(fields::sealed_fields(&e.event_type, &e.payload)),
+        })
+        .collect();
     let mut ids: Vec<Uuid> = Vec::new();
     for found in &found {
         match found {
             Found::Clear => {}
             Found::Recent(key_ids) => ids.extend(key_ids),
-            Found::Sealed(sealed) => ids.extend(fields::key_ids(sealed)),
+            Found::Sealed(sealed) => ids.extend(sealed.key_ids()),
         }
     }
     ids.sort_unstable();
@@ -272,17 +276,15 @@ pub async fn open_envelopes(
             Found::Sealed(sealed) => sealed,
             // Its entry went (an erased key, or too old): opened from its text after all.
             Found::Recent(_) => {
-                found_again = fields::sealed_fields(&e.event_type, e.payload.as_str());
+                found_again = fields::sealed_fields(&e.event_type, &e.payload);
                 &found_again
             }
         };
         if sealed.is_empty() {
             continue;
         }
-        let text =
-            fields::open(e.payload.as_str(), sealed, &keys).map_err(|err| corrupt(e, err))?;
-        let payload = Payload::from_text(text).map_err(|err| corrupt(e, PiiError::Opened(err)))?;
-        let key_ids = fields::key_ids(sealed);
+        let payload = sealed.open(&keys).map_err(|err| corrupt(e, err))?;
+        let key_ids = sealed.key_ids();
         if recent::all_live(&key_ids, &keys) {
             let sealed_len = e.payload.as_str().len();
             newly_opened.push((e.event_id, sealed_len, key_ids, payload.clone()));
