@@ -136,25 +136,26 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-/// An object key, borrowed from the body when it has no escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
+/// An object key of JSON text, borrowed from the text when it has no escapes (reading keys
+/// without allocating: request bodies here, stored payloads where personal fields are opened).
+pub struct ObjectKey<'de>(pub std::borrow::Cow<'de, str>);
 
-impl<'de> de::Deserialize<'de> for Key<'de> {
+impl<'de> de::Deserialize<'de> for ObjectKey<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+            type Value = ObjectKey<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object key")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<ObjectKey<'de>, E> {
+                Ok(ObjectKey(v.into()))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(v.to_owned().into()))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectKey<'de>, E> {
+                Ok(ObjectKey(v.to_owned().into()))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ObjectKey<'de>, E> {
+                Ok(ObjectKey(v.into()))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -206,8 +207,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<Key<'de>> = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
+        let mut seen: Vec<ObjectKey<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<ObjectKey<'de>>()? {
             {
                 let path = Path::Key(self.path, &key.0);
                 if seen.iter().any(|k| k.0 == key.0) {

@@ -24,12 +24,13 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+use waybill_schemas::json_body::ObjectKey;
 use waybill_schemas::Payload;
 
 use super::PiiError;
@@ -374,30 +375,8 @@ impl SealedField<'_> {
     }
 }
 
-/// A key of a JSON object, borrowed from the text unless it holds an escape.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
 /// The entries of a JSON object in text order, each value kept as its text.
-struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+struct Entries<'a>(Vec<(ObjectKey<'a>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -621,7 +600,7 @@ fn node<'a>(
     let before = fields.len();
     let entries: Vec<(Cow<'a, str>, Node<'a>)> = entries
         .into_iter()
-        .map(|(Key(key), value)| {
+        .map(|(ObjectKey(key), value)| {
             let taken = paths
                 .iter()
                 .any(|path| path[0] == key)
