@@ -253,31 +253,26 @@ fn each<'a>(payload: &'a Value, path: &[&str], f: &mut impl FnMut(&'a Value)) {
 /// (`"<key id>#<index>"`). A payload that already holds a marker has its other fields sealed
 /// one by one ([`seal_each`]), so that no two arrays of one key ever share a payload.
 pub fn seal(event_type: &str, payload: &mut Value, key_id: Uuid, key: &SealingKey) {
-    let plain = {
-        let mut values: Vec<&Value> = Vec::new();
-        let mut marked = false;
-        for (path, _) in fields(event_type) {
-            each(payload, path, &mut |field| {
-                if is_marker(field) {
-                    marked = true;
-                } else if !field.is_null() {
-                    values.push(field);
-                }
-            });
-        }
-        if marked {
-            None
-        } else if values.is_empty() {
-            return;
-        } else {
-            // A tree of JSON values always serializes.
-            Some(serde_json::to_string(&values).unwrap_or_else(|_| "[]".into()))
-        }
-    };
-    let Some(plain) = plain else {
+    let mut values: Vec<&Value> = Vec::new();
+    let mut marked = false;
+    for (path, _) in fields(event_type) {
+        each(payload, path, &mut |field| {
+            if is_marker(field) {
+                marked = true;
+            } else if !field.is_null() {
+                values.push(field);
+            }
+        });
+    }
+    if marked {
         seal_each(event_type, payload, key_id, key);
         return;
-    };
+    }
+    if values.is_empty() {
+        return;
+    }
+    // A tree of JSON values always serializes.
+    let plain = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
     let mut sealed = Some(BASE64.encode(key.seal(key_id, &plain)));
     let mut index = 0usize;
     for (path, stand_in) in fields(event_type) {
@@ -450,40 +445,38 @@ impl SealedPayload<'_> {
             None => Err(PiiError::UnknownKey(key_id)),
             Some(key) => Ok(key.as_ref()),
         };
-        // Each ciphertext opened once: the shared arrays (one per key), then the fields sealed
-        // one by one.
-        let mut plains: Vec<(Uuid, Option<usize>, String)> = Vec::new();
+        // Each ciphertext opened once: the array of the fields sealed together (one per key),
+        // and the text of each field sealed on its own.
+        let mut arrays: Vec<(Uuid, String)> = Vec::new();
+        let mut owns: Vec<(usize, Uuid, String)> = Vec::new();
         for (at, field) in self.fields.iter().enumerate() {
             let Some(key) = live(field.key_id)? else {
                 continue;
             };
-            let (sealed, own) = match &field.body {
-                Body::Own(sealed) => (sealed, Some(at)),
+            match &field.body {
+                Body::Own(sealed) => {
+                    owns.push((at, field.key_id, open_text(key, field.key_id, sealed)?));
+                }
                 Body::Shared {
                     sealed: Some(sealed),
                     ..
                 } => {
-                    if plains
-                        .iter()
-                        .any(|(id, own, _)| *id == field.key_id && own.is_none())
-                    {
+                    if arrays.iter().any(|(id, _)| *id == field.key_id) {
                         return Err(PiiError::DoesNotOpen(field.key_id));
                     }
-                    (sealed, None)
+                    arrays.push((field.key_id, open_text(key, field.key_id, sealed)?));
                 }
-                Body::Shared { sealed: None, .. } => continue,
-            };
-            plains.push((field.key_id, own, open_text(key, field.key_id, sealed)?));
-        }
-        let mut arrays: Vec<(Uuid, Vec<&RawValue>)> = Vec::new();
-        let mut owns: Vec<(usize, &RawValue)> = Vec::new();
-        for (key_id, own, plain) in &plains {
-            let does_not_open = |_| PiiError::DoesNotOpen(*key_id);
-            match own {
-                None => arrays.push((*key_id, serde_json::from_str(plain).map_err(does_not_open)?)),
-                Some(at) => owns.push((*at, serde_json::from_str(plain).map_err(does_not_open)?)),
+                Body::Shared { sealed: None, .. } => {}
             }
         }
+        let arrays: Vec<(Uuid, Vec<&RawValue>)> = arrays
+            .iter()
+            .map(|(key_id, plain)| Ok((*key_id, parse_plain(*key_id, plain)?)))
+            .collect::<Result<_, PiiError>>()?;
+        let owns: Vec<(usize, &RawValue)> = owns
+            .iter()
+            .map(|(at, key_id, plain)| Ok((*at, parse_plain(*key_id, plain)?)))
+            .collect::<Result<_, PiiError>>()?;
         let mut values: Vec<Option<&RawValue>> = Vec::with_capacity(self.fields.len());
         for (at, field) in self.fields.iter().enumerate() {
             let does_not_open = || PiiError::DoesNotOpen(field.key_id);
@@ -514,6 +507,11 @@ fn open_text(key: &SealingKey, key_id: Uuid, sealed: &str) -> Result<String, Pii
         .map_err(|_| PiiError::DoesNotOpen(key_id))?;
     key.open(key_id, &bytes)
         .map_err(|_| PiiError::DoesNotOpen(key_id))
+}
+
+/// The JSON an opened ciphertext of `key_id` holds, read from its text.
+fn parse_plain<'p, T: Deserialize<'p>>(key_id: Uuid, plain: &'p str) -> Result<T, PiiError> {
+    serde_json::from_str(plain).map_err(|_| PiiError::DoesNotOpen(key_id))
 }
 
 /// A [`Node`] written out with its fields' opened values (`None`: `null`).
